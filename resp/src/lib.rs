@@ -1,0 +1,1 @@
+//! RESP reading and encoding (being written).

@@ -1,0 +1,1 @@
+//! Redis Streams data model (being written).
