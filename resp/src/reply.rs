@@ -1,0 +1,268 @@
+//! Reply values and their RESP2 / RESP3 encoding.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A reply to a client, independent of the protocol version it will be encoded in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A simple string (`+...`); must not contain CR or LF.
+    Simple(Bytes),
+    /// An error line without the leading `-`, e.g. `ERR syntax error`.
+    Error(Bytes),
+    /// An integer.
+    Int(i64),
+    /// A bulk string.
+    Bulk(Bytes),
+    /// A missing value: `$-1` in RESP2, `_` in RESP3.
+    Null,
+    /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
+    NullArray,
+    /// An array.
+    Array(Vec<Reply>),
+    /// A map in RESP3; a flat key, value, ... array in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3; an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double in RESP3; a bulk string in RESP2.
+    Double(f64),
+    /// A boolean in RESP3; the integer 1 or 0 in RESP2.
+    Bool(bool),
+    /// Verbatim text (`=` with a 3-letter format) in RESP3; a bulk string in RESP2.
+    Verbatim(&'static str, Bytes),
+    /// An out-of-band push in RESP3; an array in RESP2.
+    Push(Vec<Reply>),
+    /// Bytes already encoded for this client's protocol, written as they are.
+    Raw(Bytes),
+}
+
+impl Reply {
+    /// A bulk string from anything byte-like.
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+
+    /// A simple string from a static text.
+    pub fn simple(s: &'static str) -> Reply {
+        Reply::Simple(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// An error reply from its full text (code first, e.g. `ERR ...`).
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply::Error(Bytes::from(text.into()))
+    }
+
+    /// An error reply from a static text.
+    pub fn static_error(text: &'static str) -> Reply {
+        Reply::Error(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// Whether this reply is an error.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends the encoding of this reply to `out`, in RESP3 when `resp3` is set.
+    pub fn encode(&self, out: &mut BytesMut, resp3: bool) {
+        match self {
+            Reply::Ok => out.put_slice(b"+OK\r\n"),
+            Reply::Simple(s) => line(out, b'+', s),
+            Reply::Error(e) => line(out, b'-', &sanitize(e)),
+            Reply::Int(n) => {
+                out.put_u8(b':');
+                put_int(out, *n);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Null if resp3 => out.put_slice(b"_\r\n"),
+            Reply::Null => out.put_slice(b"$-1\r\n"),
+            Reply::NullArray if resp3 => out.put_slice(b"_\r\n"),
+            Reply::NullArray => out.put_slice(b"*-1\r\n"),
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                items.iter().for_each(|i| i.encode(out, resp3));
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    header(out, b'%', pairs.len());
+                } else {
+                    header(out, b'*', pairs.len() * 2);
+                }
+                for (k, v) in pairs {
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
+            }
+            Reply::Set(items) => {
+                header(out, if resp3 { b'~' } else { b'*' }, items.len());
+                items.iter().for_each(|i| i.encode(out, resp3));
+            }
+            Reply::Push(items) => {
+                header(out, if resp3 { b'>' } else { b'*' }, items.len());
+                items.iter().for_each(|i| i.encode(out, resp3));
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            Reply::Verbatim(format, text) if resp3 => {
+                header(out, b'=', text.len() + 4);
+                out.put_slice(format.as_bytes());
+                out.put_u8(b':');
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Verbatim(_, text) => bulk(out, text),
+            Reply::Raw(bytes) => out.put_slice(bytes),
+        }
+    }
+
+    /// The encoding of this reply as a fresh buffer.
+    pub fn to_bytes(&self, resp3: bool) -> Bytes {
+        let mut out = BytesMut::new();
+        self.encode(&mut out, resp3);
+        out.freeze()
+    }
+}
+
+impl From<Bytes> for Reply {
+    fn from(b: Bytes) -> Self {
+        Reply::Bulk(b)
+    }
+}
+
+impl From<i64> for Reply {
+    fn from(n: i64) -> Self {
+        Reply::Int(n)
+    }
+}
+
+/// Redis replaces CR and LF in error lines with spaces so the framing cannot break.
+fn sanitize(e: &Bytes) -> std::borrow::Cow<'_, [u8]> {
+    if e.iter().any(|&c| c == b'\r' || c == b'\n') {
+        std::borrow::Cow::Owned(
+            e.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(&e[..])
+    }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
+    out.reserve(body.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(body);
+    out.put_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, prefix: u8, len: usize) {
+    out.put_u8(prefix);
+    put_int(out, len as i64);
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, body: &[u8]) {
+    out.reserve(body.len() + 16);
+    header(out, b'$', body.len());
+    out.put_slice(body);
+    out.put_slice(b"\r\n");
+}
+
+fn put_int(out: &mut BytesMut, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let neg = n < 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        out.put_u8(b'-');
+    }
+    out.put_slice(&digits[i..]);
+}
+
+/// Formats a double as Redis does (`%.17g`-like, `inf`, `-inf`, `nan`).
+fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if d == d.trunc() && d.abs() < 1e17 {
+        format!("{}", d as i64)
+    } else {
+        format!("{d}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, resp3: bool) -> String {
+        String::from_utf8(r.to_bytes(resp3).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(enc(&Reply::Ok, false), "+OK\r\n");
+        assert_eq!(enc(&Reply::Int(-42), false), ":-42\r\n");
+        assert_eq!(
+            enc(&Reply::Int(i64::MIN), false),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(enc(&Reply::bulk("ab"), false), "$2\r\nab\r\n");
+        assert_eq!(enc(&Reply::Null, false), "$-1\r\n");
+        assert_eq!(enc(&Reply::Null, true), "_\r\n");
+        assert_eq!(enc(&Reply::NullArray, false), "*-1\r\n");
+        assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(3.0), false), "$1\r\n3\r\n");
+        assert_eq!(enc(&Reply::Bool(true), true), "#t\r\n");
+        assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
+    }
+
+    #[test]
+    fn aggregates_by_protocol() {
+        let m = Reply::Map(vec![(Reply::bulk("k"), Reply::Int(1))]);
+        assert_eq!(enc(&m, true), "%1\r\n$1\r\nk\r\n:1\r\n");
+        assert_eq!(enc(&m, false), "*2\r\n$1\r\nk\r\n:1\r\n");
+        let p = Reply::Push(vec![Reply::bulk("a")]);
+        assert_eq!(enc(&p, true), ">1\r\n$1\r\na\r\n");
+        assert_eq!(enc(&p, false), "*1\r\n$1\r\na\r\n");
+        let v = Reply::Verbatim("txt", Bytes::from("hi"));
+        assert_eq!(enc(&v, true), "=6\r\ntxt:hi\r\n");
+        assert_eq!(enc(&v, false), "$2\r\nhi\r\n");
+    }
+
+    #[test]
+    fn an_independent_decoder_reads_what_we_encode() {
+        use redis_protocol::resp3::decode::complete::decode_bytes;
+        let r = Reply::Map(vec![(
+            Reply::bulk("a"),
+            Reply::Array(vec![Reply::Int(1), Reply::Null, Reply::Double(0.5)]),
+        )]);
+        let bytes = r.to_bytes(true);
+        let (frame, used) = decode_bytes(&bytes).unwrap().unwrap();
+        assert_eq!(used, bytes.len());
+        assert!(matches!(
+            frame,
+            redis_protocol::resp3::types::BytesFrame::Map { .. }
+        ));
+    }
+}
