@@ -226,7 +226,7 @@ impl<S: Subscriber> Registry<S> {
         fanout
     }
 
-    /// PUBSUB CHANNELS [pattern]: active channels (those with a subscriber), matching `pattern`
+    /// `PUBSUB CHANNELS [pattern]`: active channels (those with a subscriber), matching `pattern`
     /// if given; order unspecified (sort outside the lock if wanted).
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
         names_matching(&self.channels, pattern)
@@ -242,7 +242,7 @@ impl<S: Subscriber> Registry<S> {
         self.patterns.len()
     }
 
-    /// PUBSUB SHARDCHANNELS [pattern]: active shard channels, matching `pattern` if given.
+    /// `PUBSUB SHARDCHANNELS [pattern]`: active shard channels, matching `pattern` if given.
     pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
         names_matching(&self.shard_channels, pattern)
     }
@@ -387,4 +387,357 @@ fn names_matching<S>(
         .filter(|name| pattern.is_none_or(|pattern| glob_match(pattern, name)))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::encode::Protocol::{Resp2, Resp3};
+    use crate::subscriber::tests::Inbox;
+
+    fn sorted(mut names: Vec<Bytes>) -> Vec<Bytes> {
+        names.sort();
+        names
+    }
+
+    fn change(changed: bool, count: usize) -> SubscriptionChange {
+        SubscriptionChange { changed, count }
+    }
+
+    fn left(list: &[Unsubscribed]) -> Vec<(&[u8], usize)> {
+        list.iter().map(|u| (&u.name[..], u.count)).collect()
+    }
+
+    #[test]
+    fn subscribe_counts_channels_and_patterns_together() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        assert_eq!(reg.subscribe(&a, b"x"), change(true, 1));
+        assert_eq!(reg.subscribe(&a, b"y"), change(true, 2));
+        assert_eq!(reg.subscribe(&a, b"x"), change(false, 2));
+        assert_eq!(reg.psubscribe(&a, b"p*"), change(true, 3));
+        assert_eq!(reg.psubscribe(&a, b"p*"), change(false, 3));
+        assert_eq!(reg.subscription_count(1), 3);
+        assert_eq!(reg.unsubscribe(1, b"x"), change(true, 2));
+        assert_eq!(reg.unsubscribe(1, b"x"), change(false, 2));
+        assert_eq!(reg.punsubscribe(1, b"nope"), change(false, 2));
+        assert_eq!(reg.punsubscribe(1, b"p*"), change(true, 1));
+        assert_eq!(reg.unsubscribe(1, b"y"), change(true, 0));
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn shard_channels_have_their_own_count_and_namespace() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp3);
+        assert_eq!(reg.subscribe(&a, b"x"), change(true, 1));
+        assert_eq!(reg.ssubscribe(&a, b"x"), change(true, 1));
+        assert_eq!(reg.ssubscribe(&a, b"y"), change(true, 2));
+        assert_eq!(reg.subscription_count(1), 1);
+        assert_eq!(reg.shard_subscription_count(1), 2);
+        assert_eq!(reg.numsub(b"x"), 1);
+        assert_eq!(reg.shard_numsub(b"x"), 1);
+        assert_eq!(reg.sunsubscribe(1, b"x"), change(true, 1));
+        assert_eq!(reg.numsub(b"x"), 1);
+        assert_eq!(reg.shard_numsub(b"x"), 0);
+        assert_eq!(reg.shard_channel_count(), 1);
+    }
+
+    #[test]
+    fn unsubscribing_an_unknown_client_reports_zero() {
+        let mut reg: Registry<Inbox> = Registry::new();
+        assert_eq!(reg.unsubscribe(9, b"x"), change(false, 0));
+        assert_eq!(reg.sunsubscribe(9, b"x"), change(false, 0));
+        assert!(reg.unsubscribe_all(9).is_empty());
+        assert_eq!(reg.remove_client(9), 0);
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn unsubscribe_all_leaves_in_subscription_order_with_falling_counts() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        for name in [&b"c"[..], b"a", b"d", b"b"] {
+            reg.subscribe(&a, name);
+        }
+        reg.psubscribe(&a, b"p1");
+        reg.psubscribe(&a, b"p0");
+        // Patterns still count while channels are left.
+        let out = reg.unsubscribe_all(1);
+        assert_eq!(
+            left(&out),
+            [(&b"c"[..], 5), (b"a", 4), (b"d", 3), (b"b", 2)]
+        );
+        assert!(reg.unsubscribe_all(1).is_empty());
+        assert_eq!(reg.subscription_count(1), 2);
+        assert_eq!(
+            left(&reg.punsubscribe_all(1)),
+            [(&b"p1"[..], 1), (b"p0", 0)]
+        );
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn resubscribing_moves_a_name_to_the_end_of_the_order() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        reg.subscribe(&a, b"a");
+        reg.subscribe(&a, b"b");
+        reg.unsubscribe(1, b"a");
+        reg.subscribe(&a, b"a");
+        assert_eq!(left(&reg.unsubscribe_all(1)), [(&b"b"[..], 1), (b"a", 0)]);
+    }
+
+    #[test]
+    fn sunsubscribe_all_leaves_only_shard_channels() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        reg.ssubscribe(&a, b"s1");
+        reg.ssubscribe(&a, b"s2");
+        reg.subscribe(&a, b"c");
+        assert_eq!(
+            left(&reg.sunsubscribe_all(1)),
+            [(&b"s1"[..], 1), (b"s2", 0)]
+        );
+        assert_eq!(reg.subscription_count(1), 1);
+        assert!(reg.is_subscribed(1));
+        assert_eq!(reg.shard_channel_count(), 0);
+    }
+
+    #[test]
+    fn entries_disappear_with_their_last_subscriber() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        let b = Inbox::new(2, Resp2);
+        reg.subscribe(&a, b"x");
+        reg.subscribe(&b, b"x");
+        reg.psubscribe(&a, b"x*");
+        reg.psubscribe(&b, b"x*");
+        assert_eq!((reg.channel_count(), reg.numpat()), (1, 1));
+        assert_eq!(reg.numsub(b"x"), 2);
+        reg.unsubscribe(1, b"x");
+        reg.punsubscribe(1, b"x*");
+        assert_eq!((reg.channel_count(), reg.numpat()), (1, 1));
+        assert!(!reg.is_subscribed(1));
+        reg.unsubscribe(2, b"x");
+        reg.punsubscribe(2, b"x*");
+        assert_eq!((reg.channel_count(), reg.pattern_count()), (0, 0));
+        assert_eq!(reg.numsub(b"x"), 0);
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn remove_client_leaves_nothing_behind() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        let b = Inbox::new(2, Resp3);
+        for i in 0..50u32 {
+            reg.subscribe(&a, format!("c{i}").as_bytes());
+            reg.psubscribe(&a, format!("p{i}*").as_bytes());
+            reg.ssubscribe(&a, format!("s{i}").as_bytes());
+        }
+        reg.subscribe(&b, b"c7");
+        assert_eq!(reg.remove_client(1), 150);
+        assert_eq!(reg.remove_client(1), 0);
+        assert_eq!(reg.channels(None), [Bytes::from_static(b"c7")]);
+        assert_eq!((reg.numpat(), reg.shard_channel_count()), (0, 0));
+        assert_eq!(reg.remove_client(2), 1);
+        assert!(reg.is_empty());
+        assert!(reg.publish(b"c7", b"m").is_empty());
+    }
+
+    #[test]
+    fn channel_listing_with_and_without_pattern() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        for name in [&b"news.tech"[..], b"news.art", b"sport", b""] {
+            reg.subscribe(&a, name);
+        }
+        reg.ssubscribe(&a, b"news.shard");
+        reg.psubscribe(&a, b"news.*");
+        assert_eq!(reg.channels(None).len(), 4);
+        assert_eq!(
+            sorted(reg.channels(Some(b"news.*"))),
+            [
+                Bytes::from_static(b"news.art"),
+                Bytes::from_static(b"news.tech")
+            ]
+        );
+        assert_eq!(reg.channels(Some(b"*")).len(), 4);
+        assert!(reg.channels(Some(b"x*")).is_empty());
+        assert_eq!(
+            reg.shard_channels(Some(b"news.*")),
+            [Bytes::from_static(b"news.shard")]
+        );
+    }
+
+    #[test]
+    fn publish_counts_channel_and_every_matching_pattern() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        let b = Inbox::new(2, Resp2);
+        reg.subscribe(&a, b"news.tech");
+        reg.psubscribe(&a, b"news.*");
+        reg.psubscribe(&a, b"*.tech");
+        reg.psubscribe(&a, b"sport.*");
+        reg.psubscribe(&b, b"news.*");
+        let outcome = reg.publish(b"news.tech", b"hi").deliver();
+        assert_eq!(outcome.receivers, 4);
+        assert!(outcome.over_limit.is_empty());
+        let got = a.frames();
+        assert_eq!(got.len(), 3);
+        // The channel's message comes first, then one pmessage per matching pattern.
+        assert_eq!(
+            &got[0][..],
+            b"*3\r\n$7\r\nmessage\r\n$9\r\nnews.tech\r\n$2\r\nhi\r\n"
+        );
+        let mut patterns: Vec<&[u8]> = got[1..].iter().map(|f| &f[..]).collect();
+        patterns.sort();
+        assert_eq!(
+            patterns,
+            [
+                &b"*4\r\n$8\r\npmessage\r\n$6\r\n*.tech\r\n$9\r\nnews.tech\r\n$2\r\nhi\r\n"[..],
+                b"*4\r\n$8\r\npmessage\r\n$6\r\nnews.*\r\n$9\r\nnews.tech\r\n$2\r\nhi\r\n",
+            ]
+        );
+        assert_eq!(b.frames().len(), 1);
+        assert_eq!(reg.publish(b"weather", b"x").receivers(), 0);
+    }
+
+    #[test]
+    fn publish_does_not_reach_shard_subscribers_and_spublish_skips_patterns() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp3);
+        reg.ssubscribe(&a, b"s");
+        reg.psubscribe(&a, b"*");
+        assert_eq!(reg.publish(b"s", b"1").deliver().receivers, 1);
+        assert_eq!(reg.spublish(b"s", b"2").deliver().receivers, 1);
+        assert_eq!(reg.spublish(b"other", b"3").receivers(), 0);
+        let got = a.frames();
+        assert_eq!(
+            &got[0][..],
+            b">4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\ns\r\n$1\r\n1\r\n"
+        );
+        assert_eq!(
+            &got[1][..],
+            b">3\r\n$8\r\nsmessage\r\n$1\r\ns\r\n$1\r\n2\r\n"
+        );
+    }
+
+    #[test]
+    fn one_encoding_is_shared_per_protocol() {
+        let mut reg = Registry::new();
+        let subs = [
+            Inbox::new(1, Resp2),
+            Inbox::new(2, Resp3),
+            Inbox::new(3, Resp2),
+            Inbox::new(4, Resp3),
+        ];
+        for sub in &subs {
+            reg.subscribe(sub, b"ch");
+            reg.psubscribe(sub, b"c*");
+            reg.ssubscribe(sub, b"ch");
+        }
+        assert_eq!(reg.publish(b"ch", b"payload").deliver().receivers, 8);
+        assert_eq!(reg.spublish(b"ch", b"payload").deliver().receivers, 4);
+        let frames: Vec<Vec<Bytes>> = subs.iter().map(Inbox::frames).collect();
+        // Per subscriber: message, pmessage, smessage.
+        #[allow(clippy::needless_range_loop)]
+        for kind in 0..3 {
+            // Same protocol: same memory. Different protocol: different frame.
+            assert_eq!(frames[0][kind].as_ptr(), frames[2][kind].as_ptr());
+            assert_eq!(frames[1][kind].as_ptr(), frames[3][kind].as_ptr());
+            assert_ne!(frames[0][kind], frames[1][kind]);
+        }
+        assert_eq!(frames[0][0][0], b'*');
+        assert_eq!(frames[1][0][0], b'>');
+    }
+
+    #[test]
+    fn fanout_hands_out_shared_frames_before_delivery() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        let b = Inbox::new(2, Resp2);
+        reg.subscribe(&a, b"ch");
+        reg.subscribe(&b, b"ch");
+        let fanout = reg.publish(b"ch", b"m");
+        let [(first, x), (second, y)] = fanout.deliveries() else {
+            panic!("expected two deliveries");
+        };
+        assert_eq!((first.id, second.id), (1, 2));
+        assert_eq!(x.as_ptr(), y.as_ptr());
+        // Nothing is delivered until asked.
+        assert!(a.frames().is_empty());
+        assert_eq!(fanout.deliver().receivers, 2);
+        assert_eq!(a.frames().len(), 1);
+    }
+
+    #[test]
+    fn over_limit_subscribers_are_reported_once_and_still_counted() {
+        let mut reg = Registry::new();
+        let fast = Inbox::new(1, Resp2);
+        let slow = Inbox::with_limit(2, Resp2, 1);
+        for sub in [&fast, &slow] {
+            reg.subscribe(sub, b"ch");
+            reg.psubscribe(sub, b"c*");
+            reg.psubscribe(sub, b"*h");
+        }
+        let outcome = reg.publish(b"ch", b"m").deliver();
+        assert_eq!(outcome.receivers, 6);
+        assert_eq!(outcome.over_limit, [2]);
+        assert_eq!(fast.frames().len(), 3);
+        assert_eq!(slow.frames().len(), 1);
+        // The registry keeps them; the server's disconnect path removes them.
+        assert!(reg.is_subscribed(2));
+        reg.remove_client(2);
+        let outcome = reg.publish(b"ch", b"m").deliver();
+        assert_eq!((outcome.receivers, outcome.over_limit.len()), (3, 0));
+    }
+
+    #[test]
+    fn subscribers_receive_in_subscription_order() {
+        let mut reg = Registry::new();
+        let subs: Vec<Inbox> = [5, 3, 9, 1]
+            .into_iter()
+            .map(|id| Inbox::new(id, Resp2))
+            .collect();
+        for sub in &subs {
+            reg.subscribe(sub, b"ch");
+        }
+        reg.unsubscribe(3, b"ch");
+        let order: Vec<u64> = reg
+            .publish(b"ch", b"m")
+            .deliveries()
+            .iter()
+            .map(|(s, _)| s.id)
+            .collect();
+        assert_eq!(order, [5, 9, 1]);
+    }
+
+    #[test]
+    fn names_are_binary_safe() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        reg.subscribe(&a, b"\x00\xff\r\n");
+        reg.psubscribe(&a, b"\x00*");
+        assert_eq!(reg.publish(b"\x00\xff\r\n", b"\r\n").deliver().receivers, 2);
+        assert_eq!(
+            &a.frames()[0][..],
+            b"*3\r\n$7\r\nmessage\r\n$4\r\n\x00\xff\r\n\r\n$2\r\n\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn stored_names_do_not_pin_the_callers_buffer() {
+        let mut reg = Registry::new();
+        let a = Inbox::new(1, Resp2);
+        let read_buffer = Bytes::from(vec![b'x'; 4096]);
+        let name = read_buffer.slice(0..3);
+        reg.subscribe(&a, &name);
+        let stored = reg.channels(None);
+        assert_eq!(stored[0], name);
+        assert_ne!(stored[0].as_ptr(), name.as_ptr());
+    }
 }
