@@ -117,7 +117,7 @@ fn match_class(pattern: &[u8], mut i: usize, byte: u8) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, match_one};
 
     fn m(pattern: &str, subject: &str) -> bool {
         glob_match(pattern.as_bytes(), subject.as_bytes())
@@ -311,5 +311,49 @@ mod tests {
         assert!(m(r"*\*", "a*"));
         assert!(m("user:*:[^x]?", "user:42:ab"));
         assert!(!m("user:*:[^x]?", "user:42:xb"));
+    }
+
+    /// Exhaustive backtracking over the same tokens: tries every run length for every star.
+    /// Exponential, so only for tiny inputs; it pins that keeping only the latest star as the
+    /// backtrack point changes no answer.
+    fn oracle(pattern: &[u8], p: usize, subject: &[u8], s: usize) -> bool {
+        match pattern.get(p) {
+            None => s == subject.len(),
+            Some(b'*') => (s..=subject.len()).any(|end| oracle(pattern, p + 1, subject, end)),
+            Some(_) => match subject.get(s) {
+                None => false,
+                Some(&byte) => match_one(pattern, p, byte)
+                    .is_some_and(|next| oracle(pattern, next, subject, s + 1)),
+            },
+        }
+    }
+
+    #[test]
+    fn agrees_with_exhaustive_backtracking_on_random_inputs() {
+        const PATTERN_BYTES: &[u8] = b"ab*?[]^-\\";
+        const SUBJECT_BYTES: &[u8] = b"ab-]^*\\";
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            // xorshift64: deterministic, no dependency.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..200_000 {
+            let pattern: Vec<u8> = (0..next(9))
+                .map(|_| PATTERN_BYTES[next(PATTERN_BYTES.len())])
+                .collect();
+            let subject: Vec<u8> = (0..next(7))
+                .map(|_| SUBJECT_BYTES[next(SUBJECT_BYTES.len())])
+                .collect();
+            assert_eq!(
+                glob_match(&pattern, &subject),
+                oracle(&pattern, 0, &subject, 0),
+                "pattern {:?} subject {:?}",
+                String::from_utf8_lossy(&pattern),
+                String::from_utf8_lossy(&subject),
+            );
+        }
     }
 }

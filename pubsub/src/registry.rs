@@ -394,7 +394,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
-    use crate::encode::Protocol::{Resp2, Resp3};
+    use crate::encode::Protocol::{self, Resp2, Resp3};
     use crate::subscriber::tests::Inbox;
 
     fn sorted(mut names: Vec<Bytes>) -> Vec<Bytes> {
@@ -739,5 +739,31 @@ mod tests {
         let stored = reg.channels(None);
         assert_eq!(stored[0], name);
         assert_ne!(stored[0].as_ptr(), name.as_ptr());
+    }
+
+    #[test]
+    fn registry_and_fanout_can_cross_threads_with_a_thread_safe_handle() {
+        #[derive(Clone)]
+        struct Handle(std::sync::Arc<std::sync::Mutex<Vec<Bytes>>>);
+        impl Subscriber for Handle {
+            fn id(&self) -> u64 {
+                1
+            }
+            fn protocol(&self) -> Protocol {
+                Resp2
+            }
+            fn deliver(&self, frame: &Bytes) -> crate::Delivery {
+                match self.0.lock() {
+                    Ok(mut queue) => {
+                        queue.push(frame.clone());
+                        crate::Delivery::Accepted
+                    }
+                    Err(_) => crate::Delivery::OverLimit,
+                }
+            }
+        }
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Registry<Handle>>();
+        send_sync::<Fanout<Handle>>();
     }
 }
