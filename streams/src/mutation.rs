@@ -1,0 +1,223 @@
+//! Mutation records: every change of state a command makes, in order, so persistence
+//! can journal them and [`Stream::apply`] can rebuild identical state from them.
+
+use bytes::Bytes;
+
+use crate::group::{Consumer, ConsumerGroup, PendingEntry};
+use crate::id::StreamId;
+use crate::node::NodeLimits;
+use crate::stream::Stream;
+
+/// One change of a stream's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// XADD appended an entry (and bumped length, entries-added, last-id); `new_node`
+    /// records whether it opened a node, so replay rebuilds the same nodes whatever
+    /// the node limits are at replay time.
+    EntryAdded {
+        /// The new entry's ID.
+        id: StreamId,
+        /// Fields and values, flattened.
+        fields: Vec<Bytes>,
+        /// Whether the entry opened a new node.
+        new_node: bool,
+    },
+    /// XDEL deleted these IDs (all were live; max-deleted-id and first-id follow).
+    EntriesDeleted {
+        /// Deleted IDs, in command order.
+        ids: Vec<StreamId>,
+    },
+    /// A trim removed every live entry with ID `<= through` (and whole nodes ending
+    /// at or before it).
+    Trimmed {
+        /// Highest ID (tombstones included) the trim dropped or flagged.
+        through: StreamId,
+    },
+    /// XSETID set the stream's metadata.
+    StreamMeta {
+        /// last-generated-id.
+        last_id: StreamId,
+        /// entries-added.
+        entries_added: u64,
+        /// max-deleted-entry-id.
+        max_deleted_id: StreamId,
+    },
+    /// XGROUP CREATE.
+    GroupCreated {
+        /// Group name.
+        group: Bytes,
+        /// last-delivered-id.
+        last_id: StreamId,
+        /// entries-read.
+        entries_read: Option<u64>,
+    },
+    /// The group's last-delivered-id / entries-read changed.
+    GroupUpdated {
+        /// Group name.
+        group: Bytes,
+        /// last-delivered-id.
+        last_id: StreamId,
+        /// entries-read.
+        entries_read: Option<u64>,
+    },
+    /// XGROUP DESTROY (consumers and PEL go with it).
+    GroupDestroyed {
+        /// Group name.
+        group: Bytes,
+    },
+    /// A consumer was created or its times changed.
+    ConsumerUpserted {
+        /// Group name.
+        group: Bytes,
+        /// Consumer name.
+        consumer: Bytes,
+        /// seen-time.
+        seen_time: u64,
+        /// active-time.
+        active_time: Option<u64>,
+    },
+    /// XGROUP DELCONSUMER (its pending entries were removed by preceding records).
+    ConsumerDeleted {
+        /// Group name.
+        group: Bytes,
+        /// Consumer name.
+        consumer: Bytes,
+    },
+    /// A pending entry was created, re-delivered or moved to another consumer.
+    PendingUpserted {
+        /// Group name.
+        group: Bytes,
+        /// Entry ID.
+        id: StreamId,
+        /// Owner after the change.
+        consumer: Bytes,
+        /// Last delivery, Unix ms.
+        delivery_time: u64,
+        /// Deliveries.
+        delivery_count: u64,
+    },
+    /// A pending entry left the PEL (XACK, deleted entry found by XCLAIM/XAUTOCLAIM,
+    /// DELCONSUMER).
+    PendingRemoved {
+        /// Group name.
+        group: Bytes,
+        /// Entry ID.
+        id: StreamId,
+    },
+}
+
+impl Stream {
+    /// Replays one record. Records produced by this crate's commands, applied in order
+    /// to an empty stream, rebuild identical state (nodes included); a record that does
+    /// not fit the state (e.g. an unknown group) is ignored.
+    pub fn apply(&mut self, m: &Mutation) {
+        match m {
+            Mutation::EntryAdded {
+                id,
+                fields,
+                new_node,
+            } => {
+                if *id > self.last_id {
+                    self.append(*id, fields, &NodeLimits::default(), Some(*new_node));
+                }
+            }
+            Mutation::EntriesDeleted { ids } => {
+                self.delete_ids(ids);
+            }
+            Mutation::Trimmed { through } => self.trim_through(*through),
+            Mutation::StreamMeta {
+                last_id,
+                entries_added,
+                max_deleted_id,
+            } => {
+                self.last_id = *last_id;
+                self.entries_added = *entries_added;
+                self.max_deleted_id = *max_deleted_id;
+            }
+            Mutation::GroupCreated {
+                group,
+                last_id,
+                entries_read,
+            }
+            | Mutation::GroupUpdated {
+                group,
+                last_id,
+                entries_read,
+            } => {
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(ConsumerGroup::default);
+                g.last_id = *last_id;
+                g.entries_read = *entries_read;
+            }
+            Mutation::GroupDestroyed { group } => {
+                self.groups.remove(group);
+            }
+            Mutation::ConsumerUpserted {
+                group,
+                consumer,
+                seen_time,
+                active_time,
+            } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    let c = g
+                        .consumers
+                        .entry(consumer.clone())
+                        .or_insert_with(Consumer::default);
+                    c.seen_time = *seen_time;
+                    c.active_time = *active_time;
+                }
+            }
+            Mutation::ConsumerDeleted { group, consumer } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    if let Some(c) = g.consumers.remove(consumer) {
+                        for id in c.pending {
+                            g.pel.remove(&id);
+                        }
+                    }
+                }
+            }
+            Mutation::PendingUpserted {
+                group,
+                id,
+                consumer,
+                delivery_time,
+                delivery_count,
+            } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    if let Some(prev) = g.pel.get(id) {
+                        if prev.consumer != *consumer {
+                            let owner = prev.consumer.clone();
+                            if let Some(c) = g.consumers.get_mut(&owner) {
+                                c.pending.remove(id);
+                            }
+                        }
+                    }
+                    g.pel.insert(
+                        *id,
+                        PendingEntry {
+                            consumer: consumer.clone(),
+                            delivery_time: *delivery_time,
+                            delivery_count: *delivery_count,
+                        },
+                    );
+                    g.consumers
+                        .entry(consumer.clone())
+                        .or_insert_with(Consumer::default)
+                        .pending
+                        .insert(*id);
+                }
+            }
+            Mutation::PendingRemoved { group, id } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    if let Some(nack) = g.pel.remove(id) {
+                        if let Some(c) = g.consumers.get_mut(&nack.consumer) {
+                            c.pending.remove(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! The stream: packed nodes of entries plus Redis's metadata, and the entry commands
+//! (XADD, XLEN, XRANGE/XREVRANGE, XDEL, XSETID, XREAD).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::entry::Entry;
+use crate::error::StreamError;
+use crate::group::ConsumerGroup;
+use crate::id::{IdSpec, ReadId, StreamId};
+use crate::mutation::Mutation;
+use crate::node::{Node, NodeLimits};
+use crate::trim::TrimArgs;
+
+/// One Redis stream: its entries, metadata and consumer groups.
+///
+/// Invariants: `length` is the number of live entries; every node holds entries in ID
+/// order, all above the previous node's; `last_id` is at least every entry's ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stream {
+    /// Nodes keyed by their master (first) entry ID.
+    pub(crate) nodes: BTreeMap<StreamId, Node>,
+    /// Live (not deleted) entries.
+    pub(crate) length: u64,
+    /// Last generated ID (`last-generated-id`); XSETID may move it past the top entry.
+    pub(crate) last_id: StreamId,
+    /// First live entry ID (`recorded-first-entry-id`), `0-0` when empty.
+    pub(crate) first_id: StreamId,
+    /// Largest ID ever deleted by XDEL (`max-deleted-entry-id`), `0-0` if none.
+    pub(crate) max_deleted_id: StreamId,
+    /// Count of entries ever added (`entries-added`).
+    pub(crate) entries_added: u64,
+    /// Consumer groups by name (byte order, as Redis's radix tree lists them).
+    pub(crate) groups: BTreeMap<Bytes, ConsumerGroup>,
+}
+
+/// What XADD did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddOutcome {
+    /// The new entry's ID (the reply).
+    pub id: StreamId,
+    /// Entries removed by the trim options, if any.
+    pub trimmed: u64,
+}
+
+impl Stream {
+    /// An empty stream (what XADD, XGROUP CREATE MKSTREAM create).
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
+    /// XLEN: live entries.
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    /// True when the stream has no live entries (the key may still exist).
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// `last-generated-id`.
+    pub fn last_id(&self) -> StreamId {
+        self.last_id
+    }
+
+    /// `recorded-first-entry-id`.
+    pub fn first_id(&self) -> StreamId {
+        self.first_id
+    }
+
+    /// `max-deleted-entry-id`.
+    pub fn max_deleted_id(&self) -> StreamId {
+        self.max_deleted_id
+    }
+
+    /// `entries-added`.
+    pub fn entries_added(&self) -> u64 {
+        self.entries_added
+    }
+
+    /// Number of nodes (`radix-tree-keys`).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Approximate heap bytes held by entries (node buffers only).
+    pub fn entry_heap_bytes(&self) -> usize {
+        self.nodes.values().map(Node::heap_bytes).sum()
+    }
+
+    /// XADD: appends one entry (`fields` flattened field, value, ...), then trims if
+    /// `trim` is given. `now_ms` is the caller's clock; auto IDs never go backwards.
+    ///
+    /// # Errors
+    /// Redis's XADD errors: odd/empty fields, `LIMIT` without `~`, ID `0-0`, exhausted
+    /// IDs, an ID not above the top item. Nothing changes on error.
+    pub fn add(
+        &mut self,
+        spec: IdSpec,
+        fields: &[Bytes],
+        trim: Option<&TrimArgs>,
+        now_ms: u64,
+        limits: &NodeLimits,
+        out: &mut Vec<Mutation>,
+    ) -> Result<AddOutcome, StreamError> {
+        if fields.is_empty() || fields.len() % 2 != 0 {
+            return Err(StreamError::WrongArity("xadd"));
+        }
+        if let Some(t) = trim {
+            t.validate()?;
+        }
+        if let IdSpec::Explicit(id) = spec {
+            if id.is_zero() {
+                return Err(StreamError::XAddZeroId);
+            }
+        }
+        if self.last_id == StreamId::MAX {
+            return Err(StreamError::IdsExhausted);
+        }
+        let last = self.last_id;
+        let id = match spec {
+            IdSpec::Auto if now_ms > last.ms => StreamId::new(now_ms, 0),
+            IdSpec::Auto => last.next().ok_or(StreamError::IdsExhausted)?,
+            IdSpec::AutoSeq(ms) if ms == last.ms => {
+                if last.seq == u64::MAX {
+                    return Err(StreamError::XAddIdTooSmall);
+                }
+                StreamId::new(ms, last.seq + 1)
+            }
+            IdSpec::AutoSeq(ms) => StreamId::new(ms, 0),
+            IdSpec::Explicit(id) => id,
+        };
+        if id <= last {
+            return Err(StreamError::XAddIdTooSmall);
+        }
+        let new_node = self.append(id, fields, limits, None);
+        out.push(Mutation::EntryAdded {
+            id,
+            fields: fields.to_vec(),
+            new_node,
+        });
+        let trimmed = match trim {
+            Some(t) => self.trim(t, limits, out)?,
+            None => 0,
+        };
+        Ok(AddOutcome { id, trimmed })
+    }
+
+    /// Appends an entry with a valid ID, opening a new node when the tail is full (or
+    /// when `force_new_node` says so, on replay). Returns whether a node was opened.
+    pub(crate) fn append(
+        &mut self,
+        id: StreamId,
+        fields: &[Bytes],
+        limits: &NodeLimits,
+        force_new_node: Option<bool>,
+    ) -> bool {
+        let incoming: u64 = fields.iter().map(|f| f.len() as u64).sum();
+        let mut new_node = true;
+        if let Some((_, tail)) = self.nodes.iter_mut().next_back() {
+            new_node = force_new_node.unwrap_or_else(|| tail.is_full(incoming, limits));
+            if new_node {
+                tail.shrink();
+            }
+        }
+        if new_node {
+            let mut node = Node::new(fields);
+            node.push(id, id, fields);
+            self.nodes.insert(id, node);
+        } else if let Some((master, tail)) = self.nodes.iter_mut().next_back() {
+            tail.push(*master, id, fields);
+        }
+        self.length += 1;
+        self.entries_added += 1;
+        self.last_id = id;
+        if self.length == 1 {
+            self.first_id = id;
+        }
+        new_node
+    }
+
+    /// XRANGE (`rev == false`, `start..=end`) and XREVRANGE (`rev == true`, from `end`
+    /// down to `start`): live entries, at most `count` if given (`Some(0)` gives none).
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        count: Option<usize>,
+        rev: bool,
+    ) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let limit = count.unwrap_or(usize::MAX);
+        if limit == 0 || start > end {
+            return out;
+        }
+        if rev {
+            self.for_each_rev(start, end, |node, e| {
+                out.push(Entry {
+                    id: e.id,
+                    fields: node.fields(e),
+                });
+                out.len() < limit
+            });
+        } else {
+            self.for_each(start, end, |node, e| {
+                out.push(Entry {
+                    id: e.id,
+                    fields: node.fields(e),
+                });
+                out.len() < limit
+            });
+        }
+        out
+    }
+
+    /// Visits live entries in `start..=end` in order until `f` returns false.
+    pub(crate) fn for_each(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        mut f: impl FnMut(&Node, &crate::node::RawEntry) -> bool,
+    ) {
+        let first_key = self
+            .nodes
+            .range(..=start)
+            .next_back()
+            .map_or(StreamId::MIN, |(k, _)| *k);
+        for (master, node) in self.nodes.range(first_key..) {
+            if *master > end {
+                return;
+            }
+            for e in node.iter(*master) {
+                if e.id > end {
+                    return;
+                }
+                if e.id < start || e.is_deleted() {
+                    continue;
+                }
+                if !f(node, &e) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Visits live entries in `start..=end` from the highest down until `f` returns false.
+    fn for_each_rev(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        mut f: impl FnMut(&Node, &crate::node::RawEntry) -> bool,
+    ) {
+        for (master, node) in self.nodes.range(..=end).rev() {
+            let entries: Vec<_> = node.iter(*master).collect();
+            for e in entries.iter().rev() {
+                if e.id < start {
+                    return;
+                }
+                if e.id > end || e.is_deleted() {
+                    continue;
+                }
+                if !f(node, e) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The live entry with this ID.
+    pub fn get(&self, id: StreamId) -> Option<Entry> {
+        let (master, node) = self.nodes.range(..=id).next_back()?;
+        let e = node.find_live(*master, id)?;
+        Some(Entry {
+            id,
+            fields: node.fields(&e),
+        })
+    }
+
+    /// True if a live entry has this ID.
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.nodes
+            .range(..=id)
+            .next_back()
+            .is_some_and(|(master, node)| node.find_live(*master, id).is_some())
+    }
+
+    /// The first live entry.
+    pub fn first_entry(&self) -> Option<Entry> {
+        self.range(StreamId::MIN, StreamId::MAX, Some(1), false)
+            .pop()
+    }
+
+    /// The last live entry.
+    pub fn last_entry(&self) -> Option<Entry> {
+        self.range(StreamId::MIN, StreamId::MAX, Some(1), true)
+            .pop()
+    }
+
+    /// The ID of the last live entry (Redis's streamLastValidID).
+    pub(crate) fn last_live_id(&self) -> Option<StreamId> {
+        let mut found = None;
+        self.for_each_rev(StreamId::MIN, StreamId::MAX, |_, e| {
+            found = Some(e.id);
+            false
+        });
+        found
+    }
+
+    /// The ID of the first live entry.
+    pub(crate) fn first_live_id(&self) -> Option<StreamId> {
+        let mut found = None;
+        self.for_each(StreamId::MIN, StreamId::MAX, |_, e| {
+            found = Some(e.id);
+            false
+        });
+        found
+    }
+
+    /// Recomputes `first_id` after entries left (0-0 when empty).
+    pub(crate) fn refresh_first_id(&mut self) {
+        self.first_id = if self.length == 0 {
+            StreamId::MIN
+        } else {
+            self.first_live_id().unwrap_or(StreamId::MIN)
+        };
+    }
+
+    /// Deletes one live entry, dropping its node when it was the node's last live one.
+    pub(crate) fn delete_entry(&mut self, id: StreamId) -> bool {
+        let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else {
+            return false;
+        };
+        let Some(e) = node.find_live(master, id) else {
+            return false;
+        };
+        if node.live <= 1 {
+            self.nodes.remove(&master);
+        } else {
+            node.mark_deleted(&e);
+        }
+        self.length = self.length.saturating_sub(1);
+        true
+    }
+
+    /// XDEL: deletes the given IDs; returns how many were actually deleted.
+    pub fn delete(&mut self, ids: &[StreamId], out: &mut Vec<Mutation>) -> u64 {
+        let deleted = self.delete_ids(ids);
+        if !deleted.is_empty() {
+            let n = deleted.len() as u64;
+            out.push(Mutation::EntriesDeleted { ids: deleted });
+            return n;
+        }
+        0
+    }
+
+    /// XDEL's effect, shared with replay: returns the IDs deleted.
+    pub(crate) fn delete_ids(&mut self, ids: &[StreamId]) -> Vec<StreamId> {
+        let mut deleted = Vec::new();
+        let mut first_gone = false;
+        for &id in ids {
+            if self.delete_entry(id) {
+                first_gone |= id == self.first_id;
+                if id > self.max_deleted_id {
+                    self.max_deleted_id = id;
+                }
+                deleted.push(id);
+            }
+        }
+        if !deleted.is_empty() && (self.length == 0 || first_gone) {
+            self.refresh_first_id();
+        }
+        deleted
+    }
+
+    /// XSETID: moves last-generated-id, optionally entries-added and max-deleted-id.
+    ///
+    /// # Errors
+    /// Redis's XSETID errors, checked in Redis's order.
+    pub fn set_id(
+        &mut self,
+        id: StreamId,
+        entries_added: Option<i64>,
+        max_deleted: Option<StreamId>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), StreamError> {
+        if entries_added.is_some_and(|n| n < 0) {
+            return Err(StreamError::EntriesAddedNegative);
+        }
+        if max_deleted.is_some_and(|m| id < m) {
+            return Err(StreamError::SetIdBelowGivenMaxDeleted);
+        }
+        if id < self.max_deleted_id {
+            return Err(StreamError::SetIdBelowCurrentMaxDeleted);
+        }
+        let entries_added = entries_added.map(|n| n as u64);
+        if self.length > 0 {
+            if let Some(top) = self.last_live_id() {
+                if id < top {
+                    return Err(StreamError::SetIdBelowTop);
+                }
+            }
+            if entries_added.is_some_and(|n| self.length > n) {
+                return Err(StreamError::SetIdEntriesAddedBelowLength);
+            }
+        }
+        self.last_id = id;
+        if let Some(n) = entries_added {
+            self.entries_added = n;
+        }
+        if let Some(m) = max_deleted.filter(|m| !m.is_zero()) {
+            self.max_deleted_id = m;
+        }
+        out.push(Mutation::StreamMeta {
+            last_id: self.last_id,
+            entries_added: self.entries_added,
+            max_deleted_id: self.max_deleted_id,
+        });
+        Ok(())
+    }
+
+    /// Resolves an XREAD ID to the exclusive lower bound to read after: `$` is the last
+    /// generated ID, `+` the ID just below the last live entry (so that entry is read).
+    /// Resolve before blocking so a re-run after wake-up cannot miss entries.
+    /// `>` is not an XREAD ID; it resolves like `$`.
+    pub fn resolve_read_id(&self, id: ReadId) -> StreamId {
+        match id {
+            ReadId::Id(id) => id,
+            ReadId::Last | ReadId::New => self.last_id,
+            ReadId::LastEntry => match self.last_live_id() {
+                Some(top) => top.prev().unwrap_or(StreamId::MIN),
+                None => self.last_id,
+            },
+        }
+    }
+
+    /// XREAD for one stream: live entries strictly after `after`, at most `count`
+    /// (`None` or `Some(0)`: all). Empty means "nothing to serve" (block or omit).
+    pub fn read_after(&self, after: StreamId, count: Option<usize>) -> Vec<Entry> {
+        let Some(start) = after.next() else {
+            return Vec::new();
+        };
+        let count = count.filter(|&c| c > 0);
+        self.range(start, StreamId::MAX, count, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn fv() -> Vec<Bytes> {
+        vec![b("f"), b("v")]
+    }
+
+    fn add(s: &mut Stream, spec: IdSpec, now: u64) -> Result<StreamId, StreamError> {
+        s.add(
+            spec,
+            &fv(),
+            None,
+            now,
+            &NodeLimits::default(),
+            &mut Vec::new(),
+        )
+        .map(|o| o.id)
+    }
+
+    fn id(ms: u64, seq: u64) -> StreamId {
+        StreamId::new(ms, seq)
+    }
+
+    #[test]
+    fn xadd_auto_ids_never_go_backwards() {
+        let mut s = Stream::new();
+        assert_eq!(add(&mut s, IdSpec::Auto, 100), Ok(id(100, 0)));
+        assert_eq!(add(&mut s, IdSpec::Auto, 100), Ok(id(100, 1)));
+        assert_eq!(add(&mut s, IdSpec::Auto, 50), Ok(id(100, 2)));
+        assert_eq!(add(&mut s, IdSpec::Auto, 101), Ok(id(101, 0)));
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.entries_added(), 4);
+        assert_eq!(s.first_id(), id(100, 0));
+    }
+
+    #[test]
+    fn xadd_auto_seq_and_explicit_errors() {
+        let mut s = Stream::new();
+        assert_eq!(add(&mut s, IdSpec::AutoSeq(0), 0), Ok(id(0, 1)));
+        assert_eq!(add(&mut s, IdSpec::AutoSeq(5), 0), Ok(id(5, 0)));
+        assert_eq!(add(&mut s, IdSpec::AutoSeq(5), 0), Ok(id(5, 1)));
+        assert_eq!(
+            add(&mut s, IdSpec::AutoSeq(4), 0),
+            Err(StreamError::XAddIdTooSmall)
+        );
+        assert_eq!(
+            add(&mut s, IdSpec::Explicit(id(5, 1)), 0),
+            Err(StreamError::XAddIdTooSmall)
+        );
+        assert_eq!(
+            StreamError::XAddIdTooSmall.to_string(),
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+        );
+        assert_eq!(
+            add(&mut s, IdSpec::Explicit(id(0, 0)), 0),
+            Err(StreamError::XAddZeroId)
+        );
+        assert_eq!(
+            add(&mut s, IdSpec::Explicit(id(5, u64::MAX)), 0),
+            Ok(id(5, u64::MAX))
+        );
+        assert_eq!(
+            add(&mut s, IdSpec::AutoSeq(5), 0),
+            Err(StreamError::XAddIdTooSmall)
+        );
+        assert_eq!(add(&mut s, IdSpec::Auto, 0), Ok(id(6, 0)));
+        assert_eq!(
+            add(&mut s, IdSpec::Explicit(StreamId::MAX), 0),
+            Ok(StreamId::MAX)
+        );
+        assert_eq!(add(&mut s, IdSpec::Auto, 0), Err(StreamError::IdsExhausted));
+        assert_eq!(
+            add(&mut s, IdSpec::Explicit(id(9, 9)), 0),
+            Err(StreamError::IdsExhausted)
+        );
+        let r = s.add(
+            IdSpec::Auto,
+            &[b("f")],
+            None,
+            0,
+            &NodeLimits::default(),
+            &mut Vec::new(),
+        );
+        assert_eq!(r.map(|o| o.id), Err(StreamError::WrongArity("xadd")));
+    }
+
+    #[test]
+    fn xrange_bounds_count_and_reverse() {
+        let mut s = Stream::new();
+        for i in 1..=250u64 {
+            add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
+        }
+        assert_eq!(s.node_count(), 3);
+        let all = s.range(StreamId::MIN, StreamId::MAX, None, false);
+        assert_eq!(all.len(), 250);
+        assert_eq!(all[0].fields, fv());
+        let r = s.range(id(99, 0), id(102, u64::MAX), None, false);
+        assert_eq!(
+            r.iter().map(|e| e.id.ms).collect::<Vec<_>>(),
+            vec![99, 100, 101, 102]
+        );
+        let r = s.range(id(99, 0), id(102, u64::MAX), Some(2), true);
+        assert_eq!(
+            r.iter().map(|e| e.id.ms).collect::<Vec<_>>(),
+            vec![102, 101]
+        );
+        assert!(s.range(id(5, 0), id(4, 0), None, false).is_empty());
+        assert!(
+            s.range(StreamId::MIN, StreamId::MAX, Some(0), false)
+                .is_empty()
+        );
+        assert_eq!(s.last_entry().unwrap().id, id(250, 0));
+    }
+
+    #[test]
+    fn xdel_marks_tombstones_and_drops_empty_nodes() {
+        let mut s = Stream::new();
+        for i in 1..=150u64 {
+            add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(s.delete(&[id(1, 0), id(1, 0), id(999, 0)], &mut out), 1);
+        assert_eq!(s.first_id(), id(2, 0));
+        assert_eq!(s.max_deleted_id(), id(1, 0));
+        let ids: Vec<_> = (2..=100).map(|i| id(i, 0)).collect();
+        assert_eq!(s.delete(&ids, &mut out), 99);
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(s.len(), 50);
+        assert_eq!(s.first_id(), id(101, 0));
+        // A node closes on entries counted with tombstones.
+        s.delete(&[id(150, 0)], &mut out);
+        add(&mut s, IdSpec::Explicit(id(151, 0)), 0).unwrap();
+        assert_eq!(s.node_count(), 1);
+    }
+
+    #[test]
+    fn xsetid_errors_and_effects() {
+        let mut s = Stream::new();
+        let mut out = Vec::new();
+        add(&mut s, IdSpec::Explicit(id(5, 0)), 0).unwrap();
+        assert_eq!(
+            s.set_id(id(4, 0), None, None, &mut out),
+            Err(StreamError::SetIdBelowTop)
+        );
+        assert_eq!(
+            s.set_id(id(6, 0), Some(0), None, &mut out),
+            Err(StreamError::SetIdEntriesAddedBelowLength)
+        );
+        assert_eq!(
+            s.set_id(id(6, 0), None, Some(id(7, 0)), &mut out),
+            Err(StreamError::SetIdBelowGivenMaxDeleted)
+        );
+        assert_eq!(
+            s.set_id(id(6, 0), Some(-1), None, &mut out),
+            Err(StreamError::EntriesAddedNegative)
+        );
+        s.set_id(id(9, 0), Some(10), Some(id(3, 0)), &mut out)
+            .unwrap();
+        assert_eq!(
+            (s.last_id(), s.entries_added(), s.max_deleted_id()),
+            (id(9, 0), 10, id(3, 0))
+        );
+        assert_eq!(
+            s.set_id(id(2, 0), None, None, &mut out),
+            Err(StreamError::SetIdBelowCurrentMaxDeleted)
+        );
+        // Last ID may move below last_id as long as it stays above the top entry.
+        s.set_id(id(5, 0), None, None, &mut out).unwrap();
+        assert_eq!(add(&mut s, IdSpec::Auto, 0), Ok(id(5, 1)));
+    }
+
+    #[test]
+    fn xread_resolves_dollar_and_plus() {
+        let mut s = Stream::new();
+        assert_eq!(s.resolve_read_id(ReadId::LastEntry), StreamId::MIN);
+        for i in 1..=3u64 {
+            add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
+        }
+        assert!(
+            s.read_after(s.resolve_read_id(ReadId::Last), None)
+                .is_empty()
+        );
+        let r = s.read_after(s.resolve_read_id(ReadId::LastEntry), None);
+        assert_eq!(r.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id(3, 0)]);
+        assert_eq!(s.read_after(id(1, 0), Some(1))[0].id, id(2, 0));
+        assert_eq!(s.read_after(id(1, 0), Some(0)).len(), 2);
+        assert!(s.read_after(StreamId::MAX, None).is_empty());
+    }
+
+    #[test]
+    fn nodes_close_on_bytes_like_redis() {
+        // Each entry carries a 100-byte value; Redis closes a 4096-byte node once
+        // lpBytes + 101 >= 4096.
+        let mut s = Stream::new();
+        let v = Bytes::from(vec![b'x'; 100]);
+        for i in 1..=100u64 {
+            s.add(
+                IdSpec::Explicit(id(i, 0)),
+                &[b("f"), v.clone()],
+                None,
+                0,
+                &NodeLimits::default(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        }
+        // Master: header 7 + count 2 + deleted 2 + numfields 2 + "f" 3 + term 2 = 18;
+        // each entry: flags 2 + ms 2 + seq 2 + value (2+100, backlen 1) 103 + lp-count 2
+        // = 111. Node n entries weighs 18 + 111n (counts < 128), closes when
+        // 18 + 111n + 101 >= 4096, i.e. at n = 36.
+        let sizes: Vec<u64> = s.nodes.values().map(|n| n.live).collect();
+        assert_eq!(sizes[0], 36);
+        assert_eq!(sizes.iter().sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn small_entries_stay_compact() {
+        let mut s = Stream::new();
+        for i in 0..10_000u64 {
+            s.add(
+                IdSpec::Auto,
+                &[b("field"), Bytes::from(i.to_string())],
+                None,
+                1_700_000_000_000 + i / 3,
+                &NodeLimits::default(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        }
+        let per_entry = s.entry_heap_bytes() as f64 / 10_000.0;
+        assert!(per_entry < 16.0, "{per_entry} bytes per entry");
+    }
+}

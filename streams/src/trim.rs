@@ -1,0 +1,300 @@
+//! Trimming (XTRIM, and XADD's MAXLEN/MINID options), exactly as Redis's streamTrim.
+
+use crate::error::StreamError;
+use crate::id::StreamId;
+use crate::mutation::Mutation;
+use crate::node::NodeLimits;
+use crate::stream::Stream;
+
+/// What to trim to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrimStrategy {
+    /// Keep at most this many entries.
+    MaxLen(u64),
+    /// Remove entries with IDs below this one.
+    MinId(StreamId),
+}
+
+/// The trim options XADD and XTRIM share (Redis's streamAddTrimArgs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrimArgs {
+    /// MAXLEN or MINID and its threshold.
+    pub strategy: TrimStrategy,
+    /// `~`: remove whole nodes only.
+    pub approx: bool,
+    /// `LIMIT n` (only with `~`; 0 = no limit). `None`: the default for the mode.
+    pub limit: Option<u64>,
+}
+
+impl TrimArgs {
+    /// Exact trim (`=` or no modifier), no limit.
+    pub fn exact(strategy: TrimStrategy) -> TrimArgs {
+        TrimArgs {
+            strategy,
+            approx: false,
+            limit: None,
+        }
+    }
+
+    /// Approximate trim (`~`) with the default limit.
+    pub fn approx(strategy: TrimStrategy) -> TrimArgs {
+        TrimArgs {
+            strategy,
+            approx: true,
+            limit: None,
+        }
+    }
+
+    /// Refuses LIMIT with an exact trim, as Redis does.
+    ///
+    /// # Errors
+    /// [`StreamError::LimitWithoutApprox`].
+    pub fn validate(&self) -> Result<(), StreamError> {
+        if self.limit.is_some() && !self.approx {
+            return Err(StreamError::LimitWithoutApprox);
+        }
+        Ok(())
+    }
+
+    /// The work limit Redis uses: LIMIT if given, else 100 x stream-node-max-entries
+    /// (10000 if that is 0, at most 1000000) for `~`, unlimited (0) for exact trims.
+    pub fn effective_limit(&self, limits: &NodeLimits) -> u64 {
+        match (self.limit, self.approx) {
+            (Some(l), _) => l,
+            (None, true) => {
+                let l = limits.max_entries.saturating_mul(100);
+                if l == 0 { 10_000 } else { l.min(1_000_000) }
+            }
+            (None, false) => 0,
+        }
+    }
+}
+
+impl Stream {
+    /// XTRIM (and XADD's trim step): returns the number of entries removed.
+    ///
+    /// # Errors
+    /// [`StreamError::LimitWithoutApprox`]; nothing changes on error.
+    pub fn trim(
+        &mut self,
+        args: &TrimArgs,
+        limits: &NodeLimits,
+        out: &mut Vec<Mutation>,
+    ) -> Result<u64, StreamError> {
+        args.validate()?;
+        let limit = args.effective_limit(limits);
+        let mut removed = 0u64;
+        // Highest ID (tombstones included) of what was dropped or flagged: replaying
+        // "drop/flag everything up to here" rebuilds the same nodes.
+        let mut through: Option<StreamId> = None;
+        loop {
+            if let TrimStrategy::MaxLen(max) = args.strategy {
+                if self.length <= max {
+                    break;
+                }
+            }
+            let Some((&master, node)) = self.nodes.iter_mut().next() else {
+                break;
+            };
+            let entries = node.live;
+            if limit != 0 && removed + entries > limit {
+                break;
+            }
+            let node_last = node.last_id(master);
+            let remove_node = match args.strategy {
+                TrimStrategy::MaxLen(max) => self.length - entries >= max,
+                TrimStrategy::MinId(min) => node_last < min,
+            };
+            if remove_node {
+                self.nodes.remove(&master);
+                self.length -= entries;
+                removed += entries;
+                through = Some(node_last);
+                continue;
+            }
+            if args.approx {
+                break;
+            }
+            // Flag entries inside the head node one by one.
+            let raws: Vec<_> = node.iter(master).collect();
+            for e in raws {
+                let stop = match args.strategy {
+                    TrimStrategy::MaxLen(max) => self.length <= max,
+                    TrimStrategy::MinId(min) => e.id >= min,
+                };
+                if stop {
+                    break;
+                }
+                if !e.is_deleted() {
+                    node.mark_deleted(&e);
+                    self.length -= 1;
+                    removed += 1;
+                    through = Some(e.id);
+                }
+            }
+            break;
+        }
+        self.refresh_first_id();
+        if let Some(through) = through {
+            out.push(Mutation::Trimmed { through });
+        }
+        Ok(removed)
+    }
+
+    /// Replays a trim: drops head nodes whose last ID is `<= through` and flags live
+    /// entries `<= through` in the next one.
+    pub(crate) fn trim_through(&mut self, through: StreamId) {
+        while let Some((&master, node)) = self.nodes.iter_mut().next() {
+            if node.last_id(master) <= through {
+                self.length -= node.live;
+                self.nodes.remove(&master);
+                continue;
+            }
+            let raws: Vec<_> = node.iter(master).take_while(|e| e.id <= through).collect();
+            for e in raws {
+                if !e.is_deleted() {
+                    node.mark_deleted(&e);
+                    self.length -= 1;
+                }
+            }
+            break;
+        }
+        self.refresh_first_id();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::id::IdSpec;
+
+    fn filled(n: u64) -> Stream {
+        let mut s = Stream::new();
+        for i in 1..=n {
+            s.add(
+                IdSpec::Explicit(StreamId::new(i, 0)),
+                &[Bytes::from_static(b"f"), Bytes::from_static(b"v")],
+                None,
+                0,
+                &NodeLimits::default(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        }
+        s
+    }
+
+    fn trim(s: &mut Stream, args: TrimArgs) -> u64 {
+        s.trim(&args, &NodeLimits::default(), &mut Vec::new())
+            .unwrap()
+    }
+
+    #[test]
+    fn exact_maxlen_trims_to_the_entry() {
+        let mut s = filled(250);
+        assert_eq!(trim(&mut s, TrimArgs::exact(TrimStrategy::MaxLen(10))), 240);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.first_id(), StreamId::new(241, 0));
+        assert_eq!(s.node_count(), 1);
+    }
+
+    #[test]
+    fn approx_maxlen_removes_whole_nodes_only() {
+        let mut s = filled(250);
+        assert_eq!(
+            trim(&mut s, TrimArgs::approx(TrimStrategy::MaxLen(10))),
+            200
+        );
+        assert_eq!(s.len(), 50);
+        assert_eq!(trim(&mut s, TrimArgs::approx(TrimStrategy::MaxLen(10))), 0);
+        let mut s = filled(250);
+        assert_eq!(trim(&mut s, TrimArgs::approx(TrimStrategy::MaxLen(160))), 0);
+        assert_eq!(
+            trim(&mut s, TrimArgs::approx(TrimStrategy::MaxLen(150))),
+            100
+        );
+    }
+
+    #[test]
+    fn approx_limit_caps_the_work() {
+        let mut s = filled(1000);
+        let args = TrimArgs {
+            strategy: TrimStrategy::MaxLen(0),
+            approx: true,
+            limit: Some(250),
+        };
+        assert_eq!(trim(&mut s, args), 200);
+        let limits = NodeLimits {
+            max_bytes: 4096,
+            max_entries: 3,
+        };
+        assert_eq!(
+            TrimArgs::approx(TrimStrategy::MaxLen(0)).effective_limit(&limits),
+            300
+        );
+        let big = NodeLimits {
+            max_bytes: 4096,
+            max_entries: 1 << 40,
+        };
+        assert_eq!(
+            TrimArgs::approx(TrimStrategy::MaxLen(0)).effective_limit(&big),
+            1_000_000
+        );
+    }
+
+    #[test]
+    fn limit_needs_approx() {
+        let mut s = filled(3);
+        let args = TrimArgs {
+            strategy: TrimStrategy::MaxLen(0),
+            approx: false,
+            limit: Some(5),
+        };
+        assert_eq!(
+            s.trim(&args, &NodeLimits::default(), &mut Vec::new()),
+            Err(StreamError::LimitWithoutApprox)
+        );
+        assert_eq!(
+            StreamError::LimitWithoutApprox.to_string(),
+            "ERR syntax error, LIMIT cannot be used without the special ~ option"
+        );
+    }
+
+    #[test]
+    fn minid_exact_and_approx() {
+        let mut s = filled(250);
+        assert_eq!(
+            trim(
+                &mut s,
+                TrimArgs::approx(TrimStrategy::MinId(StreamId::new(150, 0)))
+            ),
+            100
+        );
+        assert_eq!(
+            trim(
+                &mut s,
+                TrimArgs::exact(TrimStrategy::MinId(StreamId::new(150, 0)))
+            ),
+            49
+        );
+        assert_eq!(s.first_id(), StreamId::new(150, 0));
+        assert_eq!(s.len(), 101);
+    }
+
+    #[test]
+    fn minid_can_leave_an_all_tombstone_node_like_redis() {
+        let mut s = filled(5);
+        s.delete(&[StreamId::new(5, 0)], &mut Vec::new());
+        let removed = trim(
+            &mut s,
+            TrimArgs::exact(TrimStrategy::MinId(StreamId::new(5, 0))),
+        );
+        assert_eq!(removed, 4);
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(s.first_id(), StreamId::MIN);
+    }
+}
