@@ -559,20 +559,20 @@ impl Stream {
             last_id: g.last_id,
             entries_read: g.entries_read,
         });
-        if !noack && !result.is_empty() {
-            if let Some(c) = self
+        if !noack
+            && !result.is_empty()
+            && let Some(c) = self
                 .groups
                 .get_mut(gname)
                 .and_then(|g| g.consumers.get_mut(cname))
-            {
-                c.active_time = Some(now_ms);
-                out.push(Mutation::ConsumerUpserted {
-                    group: gname.clone(),
-                    consumer: cname.clone(),
-                    seen_time: c.seen_time,
-                    active_time: c.active_time,
-                });
-            }
+        {
+            c.active_time = Some(now_ms);
+            out.push(Mutation::ConsumerUpserted {
+                group: gname.clone(),
+                consumer: cname.clone(),
+                seen_time: c.seen_time,
+                active_time: c.active_time,
+            });
         }
         Some(result)
     }
@@ -754,17 +754,16 @@ impl Stream {
             }
         };
         let (gname, cname) = self.touch_consumer(group, consumer, now_ms, out);
-        if let Some(last) = args.last_id {
-            if let Some(g) = self.groups.get_mut(&gname) {
-                if last > g.last_id {
-                    g.last_id = last;
-                    out.push(Mutation::GroupUpdated {
-                        group: gname.clone(),
-                        last_id: last,
-                        entries_read: g.entries_read,
-                    });
-                }
-            }
+        if let Some(last) = args.last_id
+            && let Some(g) = self.groups.get_mut(&gname)
+            && last > g.last_id
+        {
+            g.last_id = last;
+            out.push(Mutation::GroupUpdated {
+                group: gname.clone(),
+                last_id: last,
+                entries_read: g.entries_read,
+            });
         }
         let mut claimed = Claimed::new(args.just_id);
         for &id in &args.ids {
@@ -786,19 +785,16 @@ impl Stream {
                 continue;
             };
             let mut forced = false;
-            if !g.pel.contains_key(&id) {
+            if let std::collections::btree_map::Entry::Vacant(e) = g.pel.entry(id) {
                 if !args.force {
                     continue;
                 }
                 // FORCE creates the NACK as a first delivery to nobody.
-                g.pel.insert(
-                    id,
-                    PendingEntry {
-                        consumer: Bytes::new(),
-                        delivery_time: now_ms,
-                        delivery_count: 1,
-                    },
-                );
+                e.insert(PendingEntry {
+                    consumer: Bytes::new(),
+                    delivery_time: now_ms,
+                    delivery_count: 1,
+                });
                 forced = true;
             }
             let Some(nack) = g.pel.get_mut(&id) else {
@@ -807,10 +803,11 @@ impl Stream {
             if !forced && min_idle > 0 && idle_ms(now_ms, nack.delivery_time) < min_idle {
                 continue;
             }
-            if !forced && nack.consumer != cname {
-                if let Some(old) = g.consumers.get_mut(&nack.consumer) {
-                    old.pending.remove(&id);
-                }
+            if !forced
+                && nack.consumer != cname
+                && let Some(old) = g.consumers.get_mut(&nack.consumer)
+            {
+                old.pending.remove(&id);
             }
             nack.delivery_time = delivery_time;
             match args.retry_count {
@@ -888,10 +885,7 @@ impl Stream {
         let mut deleted = Vec::new();
         let mut cursor = args.start;
         let mut next = StreamId::MIN;
-        loop {
-            let Some(g) = self.groups.get(&gname) else {
-                break;
-            };
+        while let Some(g) = self.groups.get(&gname) {
             let Some(id) = g.pel.range(cursor..).next().map(|(id, _)| *id) else {
                 break;
             };
@@ -909,10 +903,10 @@ impl Stream {
                 break;
             };
             let Some(entry) = entry else {
-                if let Some(nack) = g.pel.remove(&id) {
-                    if let Some(c) = g.consumers.get_mut(&nack.consumer) {
-                        c.pending.remove(&id);
-                    }
+                if let Some(nack) = g.pel.remove(&id)
+                    && let Some(c) = g.consumers.get_mut(&nack.consumer)
+                {
+                    c.pending.remove(&id);
                 }
                 out.push(Mutation::PendingRemoved {
                     group: gname.clone(),
@@ -934,10 +928,10 @@ impl Stream {
                 }
                 continue;
             }
-            if nack.consumer != cname {
-                if let Some(old) = g.consumers.get_mut(&nack.consumer) {
-                    old.pending.remove(&id);
-                }
+            if nack.consumer != cname
+                && let Some(old) = g.consumers.get_mut(&nack.consumer)
+            {
+                old.pending.remove(&id);
             }
             nack.delivery_time = now_ms;
             if !args.just_id {
@@ -1017,10 +1011,10 @@ impl Stream {
         if self.entries_added == 0 {
             return Some(0);
         }
-        if let Some(read) = g.entries_read {
-            if !self.range_has_tombstones(g.last_id, None) {
-                return Some(self.entries_added.saturating_sub(read));
-            }
+        if let Some(read) = g.entries_read
+            && !self.range_has_tombstones(g.last_id, None)
+        {
+            return Some(self.entries_added.saturating_sub(read));
         }
         self.estimate_entries_read(g.last_id)
             .map(|read| self.entries_added.saturating_sub(read))

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::group::{Consumer, ConsumerGroup, PendingEntry};
+use crate::group::{Consumer, PendingEntry};
 use crate::id::StreamId;
 use crate::node::NodeLimits;
 use crate::stream::Stream;
@@ -144,10 +144,7 @@ impl Stream {
                 last_id,
                 entries_read,
             } => {
-                let g = self
-                    .groups
-                    .entry(group.clone())
-                    .or_insert_with(ConsumerGroup::default);
+                let g = self.groups.entry(group.clone()).or_default();
                 g.last_id = *last_id;
                 g.entries_read = *entries_read;
             }
@@ -170,11 +167,11 @@ impl Stream {
                 }
             }
             Mutation::ConsumerDeleted { group, consumer } => {
-                if let Some(g) = self.groups.get_mut(group) {
-                    if let Some(c) = g.consumers.remove(consumer) {
-                        for id in c.pending {
-                            g.pel.remove(&id);
-                        }
+                if let Some(g) = self.groups.get_mut(group)
+                    && let Some(c) = g.consumers.remove(consumer)
+                {
+                    for id in c.pending {
+                        g.pel.remove(&id);
                     }
                 }
             }
@@ -186,12 +183,12 @@ impl Stream {
                 delivery_count,
             } => {
                 if let Some(g) = self.groups.get_mut(group) {
-                    if let Some(prev) = g.pel.get(id) {
-                        if prev.consumer != *consumer {
-                            let owner = prev.consumer.clone();
-                            if let Some(c) = g.consumers.get_mut(&owner) {
-                                c.pending.remove(id);
-                            }
+                    if let Some(prev) = g.pel.get(id)
+                        && prev.consumer != *consumer
+                    {
+                        let owner = prev.consumer.clone();
+                        if let Some(c) = g.consumers.get_mut(&owner) {
+                            c.pending.remove(id);
                         }
                     }
                     g.pel.insert(
@@ -210,12 +207,11 @@ impl Stream {
                 }
             }
             Mutation::PendingRemoved { group, id } => {
-                if let Some(g) = self.groups.get_mut(group) {
-                    if let Some(nack) = g.pel.remove(id) {
-                        if let Some(c) = g.consumers.get_mut(&nack.consumer) {
-                            c.pending.remove(id);
-                        }
-                    }
+                if let Some(g) = self.groups.get_mut(group)
+                    && let Some(nack) = g.pel.remove(id)
+                    && let Some(c) = g.consumers.get_mut(&nack.consumer)
+                {
+                    c.pending.remove(id);
                 }
             }
         }

@@ -290,12 +290,12 @@ impl Node {
 
     /// Flags a live entry deleted and moves it from the live to the deleted count.
     pub(crate) fn mark_deleted(&mut self, e: &RawEntry) {
-        if let Some(f) = self.data.get_mut(e.flag_pos) {
-            if *f & FLAG_DELETED == 0 {
-                *f |= FLAG_DELETED;
-                self.live = self.live.saturating_sub(1);
-                self.deleted += 1;
-            }
+        if let Some(f) = self.data.get_mut(e.flag_pos)
+            && *f & FLAG_DELETED == 0
+        {
+            *f |= FLAG_DELETED;
+            self.live = self.live.saturating_sub(1);
+            self.deleted += 1;
         }
     }
 

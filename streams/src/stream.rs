@@ -105,16 +105,16 @@ impl Stream {
         limits: &NodeLimits,
         out: &mut Vec<Mutation>,
     ) -> Result<AddOutcome, StreamError> {
-        if fields.is_empty() || fields.len() % 2 != 0 {
+        if fields.is_empty() || !fields.len().is_multiple_of(2) {
             return Err(StreamError::WrongArity("xadd"));
         }
         if let Some(t) = trim {
             t.validate()?;
         }
-        if let IdSpec::Explicit(id) = spec {
-            if id.is_zero() {
-                return Err(StreamError::XAddZeroId);
-            }
+        if let IdSpec::Explicit(id) = spec
+            && id.is_zero()
+        {
+            return Err(StreamError::XAddZeroId);
         }
         if self.last_id == StreamId::MAX {
             return Err(StreamError::IdsExhausted);
@@ -396,10 +396,10 @@ impl Stream {
         }
         let entries_added = entries_added.map(|n| n as u64);
         if self.length > 0 {
-            if let Some(top) = self.last_live_id() {
-                if id < top {
-                    return Err(StreamError::SetIdBelowTop);
-                }
+            if let Some(top) = self.last_live_id()
+                && id < top
+            {
+                return Err(StreamError::SetIdBelowTop);
             }
             if entries_added.is_some_and(|n| self.length > n) {
                 return Err(StreamError::SetIdEntriesAddedBelowLength);

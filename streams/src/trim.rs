@@ -88,10 +88,10 @@ impl Stream {
         // "drop/flag everything up to here" rebuilds the same nodes.
         let mut through: Option<StreamId> = None;
         loop {
-            if let TrimStrategy::MaxLen(max) = args.strategy {
-                if self.length <= max {
-                    break;
-                }
+            if let TrimStrategy::MaxLen(max) = args.strategy
+                && self.length <= max
+            {
+                break;
             }
             let Some((&master, node)) = self.nodes.iter_mut().next() else {
                 break;
