@@ -94,6 +94,8 @@ pub struct RequestReader {
     remaining: usize,
     /// Announced length of the bulk being read, once its header is consumed.
     bulk_len: Option<usize>,
+    /// Bytes held in `argv` (counted against the query buffer limit).
+    argv_bytes: usize,
 }
 
 impl RequestReader {
@@ -105,6 +107,11 @@ impl RequestReader {
     /// Whether a request has been started but not completed.
     pub fn in_request(&self) -> bool {
         self.remaining > 0
+    }
+
+    /// Bytes of a request in progress already moved out of the read buffer.
+    pub fn buffered_bytes(&self) -> usize {
+        self.argv_bytes
     }
 
     /// Bytes the reader still needs for the bulk in progress, if it knows.
@@ -144,6 +151,7 @@ impl RequestReader {
                     return Ok(None);
                 }
             }
+            self.argv_bytes = 0;
             return Ok(Some(std::mem::take(&mut self.argv)));
         }
     }
@@ -225,6 +233,7 @@ impl RequestReader {
         let arg = buf.split_to(len).freeze();
         // Redis skips the two bytes after the payload without checking them.
         buf.advance(2);
+        self.argv_bytes += arg.len();
         self.argv.push(arg);
         self.bulk_len = None;
         self.remaining -= 1;

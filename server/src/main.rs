@@ -1,1 +1,98 @@
-fn main() {}
+//! `brooklet-server`: parses flags and config, starts the server, stops on a signal.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "Usage: brooklet-server [/path/to/brooklet.conf] [--config FILE] [--directive value ...]"
+        );
+        println!(
+            "Directives use redis.conf names, e.g. --port 6379 --bind 127.0.0.1 --dir ./brooklet-data"
+        );
+        println!(
+            "  --requirepass PASS --appendfsync always|everysec|no --maxclients N --loglevel LEVEL"
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!(
+            "Brooklet server v={} (Redis protocol 7.4.0 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut config = brooklet_server::Config::default();
+    if let Err(e) = config.apply_args(&args) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    init_logging(&config.loglevel);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match brooklet_server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let trigger = server.trigger();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("received a shutdown signal, shutting down");
+            trigger.shutdown();
+        });
+        server.wait().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Maps Redis's log levels onto tracing's and logs to stderr.
+fn init_logging(level: &str) {
+    let filter = match level {
+        "debug" => "debug",
+        "verbose" => "info",
+        "notice" => "info",
+        "warning" => "warn",
+        _ => "off",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}

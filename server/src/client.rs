@@ -1,0 +1,214 @@
+//! Clients: the shared handle other tasks see (CLIENT LIST/KILL, pub/sub delivery) and the
+//! connection-local state only the connection's own task touches.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+use crate::keyspace::lock;
+
+/// Something sent to a connection's task from elsewhere.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Bytes already encoded for the client's protocol (a pub/sub message).
+    Frame(Bytes),
+    /// Close the connection (CLIENT KILL, output limit, shutdown).
+    Kill,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The part of a client other tasks may read or signal.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique, increasing client id (CLIENT ID).
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address the client connected to.
+    pub laddr: SocketAddr,
+    /// Socket file descriptor, for CLIENT LIST's `fd=`.
+    pub fd: i64,
+    /// When the connection was accepted.
+    pub created: Instant,
+    /// Milliseconds since the epoch of the last command.
+    pub last_interaction_ms: AtomicU64,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Whether the client speaks RESP3.
+    pub resp3: AtomicBool,
+    /// Index in the command table of the last command run (`cmd=`), or usize::MAX.
+    pub last_cmd: AtomicUsize,
+    /// Bytes queued to this client from elsewhere and not yet written.
+    pub queued_bytes: AtomicUsize,
+    /// Channels + patterns subscribed (for `sub=`/`psub=`/`ssub=` and the pubsub flag).
+    pub subs: [AtomicUsize; 3],
+    /// Whether the client is inside MULTI (`multi=` shows the queue length).
+    pub multi_len: AtomicUsize,
+    /// Number of watched keys.
+    pub watching: AtomicUsize,
+    /// Whether the client is blocked on keys.
+    pub blocked: AtomicBool,
+    /// Name, library name and version (CLIENT SETNAME / SETINFO).
+    pub names: Mutex<ClientNames>,
+    /// Channel into the connection's task.
+    pub tx: mpsc::UnboundedSender<Outbound>,
+}
+
+/// The client's self-reported names.
+#[derive(Debug, Default, Clone)]
+pub struct ClientNames {
+    /// CLIENT SETNAME.
+    pub name: Bytes,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: Bytes,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: Bytes,
+}
+
+impl ClientHandle {
+    /// Queues pre-encoded bytes for this client; false when the connection is gone.
+    pub fn push_frame(&self, frame: Bytes) -> bool {
+        self.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
+        self.tx.send(Outbound::Frame(frame)).is_ok()
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        let _ = self.tx.send(Outbound::Kill);
+    }
+
+    /// Whether the client is in pub/sub mode (any channel, pattern or shard channel).
+    pub fn is_pubsub(&self) -> bool {
+        self.subs.iter().any(|s| s.load(Ordering::Relaxed) > 0)
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Default)]
+pub struct ClientRegistry {
+    clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+    /// Connected clients, kept apart from the map so the hot path reads one atomic.
+    pub connected: AtomicUsize,
+}
+
+impl ClientRegistry {
+    /// A fresh client id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds a client.
+    pub fn insert(&self, client: Arc<ClientHandle>) {
+        lock(&self.clients).insert(client.id, client);
+        self.connected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes a client.
+    pub fn remove(&self, id: u64) {
+        if lock(&self.clients).remove(&id).is_some() {
+            self.connected.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A snapshot of every client, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        let mut v: Vec<_> = lock(&self.clients).values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// One client by id.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        lock(&self.clients).get(&id).cloned()
+    }
+}
+
+/// Redis's CLIENT REPLY modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Replies are sent.
+    On,
+    /// Replies are dropped until ON.
+    Off,
+    /// The next command's reply is dropped.
+    Skip,
+    /// Set by SKIP: drop this command's reply, then back to On.
+    SkipThis,
+}
+
+/// State of a MULTI block.
+#[derive(Debug, Default)]
+pub struct MultiState {
+    /// Queued commands (full argv with the name).
+    pub queue: Vec<(usize, Vec<Bytes>)>,
+    /// Set when a command failed to queue: EXEC aborts.
+    pub aborted: bool,
+}
+
+/// Connection-local client state: only the connection's task reads or writes it.
+pub struct Client {
+    /// The shared half.
+    pub handle: Arc<ClientHandle>,
+    /// Selected database.
+    pub db: usize,
+    /// Whether RESP3 is on.
+    pub resp3: bool,
+    /// Whether the client has authenticated (or no password is required).
+    pub authenticated: bool,
+    /// Inside MULTI when Some.
+    pub multi: Option<MultiState>,
+    /// Set while EXEC runs its queue.
+    pub in_exec: bool,
+    /// Keys watched, with the flag that a write to one of them raises.
+    pub watched: Vec<(usize, Bytes)>,
+    /// Raised when a watched key changes.
+    pub watch_dirty: Arc<AtomicBool>,
+    /// CLIENT REPLY mode.
+    pub reply_mode: ReplyMode,
+}
+
+impl Client {
+    /// Local state for a freshly accepted connection.
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        Client {
+            handle,
+            db: 0,
+            resp3: false,
+            authenticated,
+            multi: None,
+            in_exec: false,
+            watched: Vec::new(),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            reply_mode: ReplyMode::On,
+        }
+    }
+
+    /// The client id.
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+
+    /// Selects a database, mirroring it into the shared handle.
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db, Ordering::Relaxed);
+    }
+
+    /// Switches protocol, mirroring it into the shared handle.
+    pub fn set_resp3(&mut self, on: bool) {
+        self.resp3 = on;
+        self.handle.resp3.store(on, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,490 @@
+//! CLIENT and its subcommands.
+
+use bytes::Bytes;
+use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
+
+use brooklet_resp::{Args, Reply};
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc, table};
+use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
+use crate::keyspace::lock;
+
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+    summary: &'static str,
+    since: &'static str,
+    syntax: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: Some(handler),
+        subcommands: &[],
+        doc: Doc {
+            group: "connection",
+            summary,
+            since,
+            complexity: "O(1)",
+            syntax,
+        },
+    }
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
+    name: "client",
+    arity: -2,
+    flags: 0,
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+    handler: None,
+    subcommands: &[
+        sub(
+            "id",
+            2,
+            FAST,
+            id,
+            "Returns the unique client ID of the connection.",
+            "5.0.0",
+            "",
+        ),
+        sub(
+            "setname",
+            3,
+            FAST,
+            setname,
+            "Sets the connection name.",
+            "2.6.9",
+            "connection-name",
+        ),
+        sub(
+            "getname",
+            2,
+            FAST,
+            getname,
+            "Returns the name of the connection.",
+            "2.6.9",
+            "",
+        ),
+        sub(
+            "list",
+            -2,
+            ADMIN,
+            list,
+            "Lists open connections.",
+            "2.4.0",
+            "[TYPE normal|master|replica|pubsub] [ID client-id ...]",
+        ),
+        sub(
+            "info",
+            2,
+            0,
+            info,
+            "Returns information about the connection.",
+            "6.2.0",
+            "",
+        ),
+        sub(
+            "kill",
+            -3,
+            ADMIN,
+            kill,
+            "Terminates open connections.",
+            "2.4.0",
+            "ip:port | [ID client-id] [TYPE normal|master|replica|pubsub] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage]",
+        ),
+        sub(
+            "setinfo",
+            4,
+            FAST,
+            setinfo,
+            "Sets information specific to the client or connection.",
+            "7.2.0",
+            "LIB-NAME libname | LIB-VER libver",
+        ),
+        sub(
+            "reply",
+            3,
+            FAST,
+            reply,
+            "Instructs the server whether to reply to commands.",
+            "3.2.0",
+            "ON|OFF|SKIP",
+        ),
+        sub(
+            "no-evict",
+            3,
+            FAST,
+            on_off,
+            "Sets the client eviction mode of the connection.",
+            "7.0.0",
+            "ON|OFF",
+        ),
+        sub(
+            "no-touch",
+            3,
+            FAST,
+            on_off,
+            "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+            "7.2.0",
+            "ON|OFF",
+        ),
+        sub(
+            "help",
+            2,
+            FAST,
+            help,
+            "Returns helpful text about the different subcommands.",
+            "5.0.0",
+            "",
+        ),
+    ],
+    doc: Doc {
+        group: "connection",
+        summary: "A container for client connection commands.",
+        since: "2.4.0",
+        complexity: "Depends on subcommand.",
+        syntax: "",
+    },
+}];
+
+/// Locks the calling client's names.
+pub(crate) fn lock_names<'a>(ctx: &'a Ctx<'_>) -> MutexGuard<'a, ClientNames> {
+    lock(&ctx.client.handle.names)
+}
+
+/// Refuses names with spaces, newlines or other special characters, as Redis does.
+pub(crate) fn validate_name(name: &[u8]) -> Result<(), CommandError> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CommandError::msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+fn id(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(Reply::Int(ctx.client.id() as i64))
+}
+
+fn setname(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    validate_name(&argv[2])?;
+    lock_names(ctx).name = argv[2].clone();
+    Ok(Reply::Ok)
+}
+
+fn getname(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let name = lock_names(ctx).name.clone();
+    Ok(if name.is_empty() {
+        Reply::Null
+    } else {
+        Reply::Bulk(name)
+    })
+}
+
+fn setinfo(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let value = argv[3].clone();
+    if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CommandError::text(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(&argv[2]).to_ascii_lowercase()
+        )));
+    }
+    let mut names = lock_names(ctx);
+    if argv[2].eq_ignore_ascii_case(b"lib-name") {
+        names.lib_name = value;
+    } else if argv[2].eq_ignore_ascii_case(b"lib-ver") {
+        names.lib_ver = value;
+    } else {
+        return Err(CommandError::text(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(&argv[2])
+        )));
+    }
+    Ok(Reply::Ok)
+}
+
+fn reply(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mode = &argv[2];
+    ctx.client.reply_mode = if mode.eq_ignore_ascii_case(b"on") {
+        ReplyMode::On
+    } else if mode.eq_ignore_ascii_case(b"off") {
+        ReplyMode::Off
+    } else if mode.eq_ignore_ascii_case(b"skip") {
+        ReplyMode::Skip
+    } else {
+        return Err(CommandError::syntax());
+    };
+    Ok(Reply::Ok)
+}
+
+/// CLIENT NO-EVICT / NO-TOUCH: accepted; Brooklet neither evicts nor tracks LRU.
+fn on_off(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv[2].eq_ignore_ascii_case(b"on") || argv[2].eq_ignore_ascii_case(b"off") {
+        Ok(Reply::Ok)
+    } else {
+        Err(CommandError::syntax())
+    }
+}
+
+fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut line = describe(&ctx.client.handle);
+    line.push('\n');
+    Ok(Reply::Verbatim("txt", Bytes::from(line)))
+}
+
+fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut args = Args::new(&argv[2..]);
+    let mut kind: Option<Bytes> = None;
+    let mut ids: Option<Vec<u64>> = None;
+    while !args.is_empty() {
+        if args.eat_keyword("TYPE") {
+            let t = args.next_bytes()?.to_ascii_lowercase();
+            if !matches!(
+                &t[..],
+                b"normal" | b"master" | b"replica" | b"slave" | b"pubsub"
+            ) {
+                return Err(CommandError::text(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(&t)
+                )));
+            }
+            kind = Some(Bytes::from(t));
+        } else if args.eat_keyword("ID") {
+            let mut v = Vec::new();
+            while !args.is_empty() {
+                let n = args
+                    .next_i64()
+                    .map_err(|_| CommandError::msg("ERR Invalid client ID"))?;
+                v.push(n.max(0) as u64);
+            }
+            if v.is_empty() {
+                return Err(CommandError::syntax());
+            }
+            ids = Some(v);
+        } else {
+            return Err(CommandError::syntax());
+        }
+    }
+    let mut out = String::new();
+    for c in ctx.shared.clients.all() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            continue;
+        }
+        if let Some(k) = &kind {
+            let pubsub = c.is_pubsub();
+            let matches = match &k[..] {
+                b"pubsub" => pubsub,
+                b"normal" => !pubsub,
+                _ => false,
+            };
+            if !matches {
+                continue;
+            }
+        }
+        out.push_str(&describe(&c));
+        out.push('\n');
+    }
+    Ok(Reply::Verbatim("txt", Bytes::from(out)))
+}
+
+/// One CLIENT LIST line, with Redis 7.4's fields in Redis's order.
+fn describe(c: &ClientHandle) -> String {
+    let names = lock(&c.names).clone();
+    let now = now_ms();
+    let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
+    let mut flags = String::new();
+    if c.is_pubsub() {
+        flags.push('P');
+    }
+    let multi_len = c.multi_len.load(Ordering::Relaxed);
+    if multi_len > 0 {
+        flags.push('x');
+    }
+    if c.blocked.load(Ordering::Relaxed) {
+        flags.push('b');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let last = c.last_cmd.load(Ordering::Relaxed);
+    let cmd = table()
+        .entries
+        .get(last)
+        .map(|e| e.full_name.as_str())
+        .unwrap_or("NULL");
+    let omem = c.queued_bytes.load(Ordering::Relaxed);
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        String::from_utf8_lossy(&names.name),
+        c.created.elapsed().as_secs(),
+        idle,
+        flags,
+        c.db.load(Ordering::Relaxed),
+        c.subs[0].load(Ordering::Relaxed),
+        c.subs[1].load(Ordering::Relaxed),
+        c.subs[2].load(Ordering::Relaxed),
+        if multi_len > 0 { multi_len as i64 } else { -1 },
+        c.watching.load(Ordering::Relaxed),
+        omem,
+        cmd,
+        if c.resp3.load(Ordering::Relaxed) {
+            3
+        } else {
+            2
+        },
+        String::from_utf8_lossy(&names.lib_name),
+        String::from_utf8_lossy(&names.lib_ver),
+    )
+}
+
+/// One CLIENT KILL filter.
+type ClientFilter = Box<dyn Fn(&ClientHandle) -> bool>;
+
+fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    // The old form: CLIENT KILL ip:port, answered OK or an error.
+    if argv.len() == 3 {
+        let addr = &argv[2];
+        let target = ctx
+            .shared
+            .clients
+            .all()
+            .into_iter()
+            .find(|c| c.addr.to_string().as_bytes() == &addr[..]);
+        return match target {
+            Some(c) => {
+                kill_one(ctx, &c);
+                Ok(Reply::Ok)
+            }
+            None => Err(CommandError::msg("ERR No such client")),
+        };
+    }
+    let mut args = Args::new(&argv[2..]);
+    let mut filters: Vec<ClientFilter> = Vec::new();
+    let mut skipme = true;
+    while !args.is_empty() {
+        let key = args.next_bytes()?.to_ascii_lowercase();
+        let value = args.next_bytes()?.clone();
+        match &key[..] {
+            b"id" => {
+                let id = brooklet_resp::parse_int(&value)
+                    .filter(|n| *n > 0)
+                    .ok_or(CommandError::msg("ERR client-id should be greater than 0"))?
+                    as u64;
+                filters.push(Box::new(move |c| c.id == id));
+            }
+            b"addr" => filters.push(Box::new(move |c| {
+                c.addr.to_string().as_bytes() == &value[..]
+            })),
+            b"laddr" => filters.push(Box::new(move |c| {
+                c.laddr.to_string().as_bytes() == &value[..]
+            })),
+            b"user" => {
+                let is_default = &value[..] == b"default";
+                if !is_default {
+                    return Err(CommandError::text(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(&value)
+                    )));
+                }
+            }
+            b"type" => {
+                let t = value.to_ascii_lowercase();
+                let want_pubsub = match &t[..] {
+                    b"pubsub" => true,
+                    b"normal" => false,
+                    b"master" | b"replica" | b"slave" => {
+                        filters.push(Box::new(|_| false));
+                        continue;
+                    }
+                    _ => {
+                        return Err(CommandError::text(format!(
+                            "ERR Unknown client type '{}'",
+                            String::from_utf8_lossy(&value)
+                        )));
+                    }
+                };
+                filters.push(Box::new(move |c| c.is_pubsub() == want_pubsub));
+            }
+            b"skipme" => {
+                skipme = match &value.to_ascii_lowercase()[..] {
+                    b"yes" => true,
+                    b"no" => false,
+                    _ => return Err(CommandError::syntax()),
+                }
+            }
+            b"maxage" => {
+                let secs = brooklet_resp::parse_int(&value).ok_or(CommandError::syntax())?;
+                filters.push(Box::new(move |c| {
+                    c.created.elapsed().as_secs() as i64 >= secs
+                }));
+            }
+            _ => return Err(CommandError::syntax()),
+        }
+    }
+    let me = ctx.client.id();
+    let mut killed = 0;
+    for c in ctx.shared.clients.all() {
+        if skipme && c.id == me {
+            continue;
+        }
+        if filters.iter().all(|f| f(&c)) {
+            kill_one(ctx, &c);
+            killed += 1;
+        }
+    }
+    Ok(Reply::Int(killed))
+}
+
+fn kill_one(ctx: &mut Ctx<'_>, c: &ClientHandle) {
+    if c.id == ctx.client.id() {
+        // Killing oneself: Redis answers first, then closes.
+        ctx.close = true;
+    } else {
+        c.kill();
+    }
+}
+
+fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(super::help_reply(
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are: ID, TYPE, USER, ADDR, LADDR, SKIPME, MAXAGE.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options: TYPE <type>, ID <id> [...].",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "NO-EVICT (ON|OFF)",
+            "    Accepted for compatibility; Brooklet does not evict clients.",
+            "NO-TOUCH (ON|OFF)",
+            "    Accepted for compatibility; Brooklet keeps no LRU/LFU.",
+        ],
+    ))
+}

@@ -1,0 +1,236 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET.
+
+use bytes::Bytes;
+
+use brooklet_resp::{Args, Reply};
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc};
+
+/// The Redis version Brooklet reports, so clients enable the features they gate on it.
+pub const REDIS_VERSION: &str = "7.4.0";
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+    doc: Doc,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: Some(handler),
+        subcommands: &[],
+        doc,
+    }
+}
+
+const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
+    Doc {
+        group: "connection",
+        summary,
+        since,
+        complexity: "O(1)",
+        syntax,
+    }
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "ping",
+        -1,
+        FAST | SUBSCRIBED,
+        ping,
+        doc(
+            "Returns the server's liveliness response.",
+            "1.0.0",
+            "[message]",
+        ),
+    ),
+    spec(
+        "echo",
+        2,
+        FAST,
+        echo,
+        doc("Returns the given string.", "1.0.0", "message"),
+    ),
+    spec(
+        "hello",
+        -1,
+        FAST | NO_AUTH,
+        hello,
+        doc(
+            "Handshakes with the Redis server.",
+            "6.0.0",
+            "[protover [AUTH username password] [SETNAME clientname]]",
+        ),
+    ),
+    spec(
+        "auth",
+        -2,
+        FAST | NO_AUTH,
+        auth,
+        doc(
+            "Authenticates the connection.",
+            "1.0.0",
+            "[username] password",
+        ),
+    ),
+    spec(
+        "select",
+        2,
+        FAST | LOADING,
+        select,
+        doc("Changes the selected database.", "1.0.0", "index"),
+    ),
+    spec(
+        "quit",
+        -1,
+        FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
+        quit,
+        doc("Closes the connection.", "1.0.0", ""),
+    ),
+    spec(
+        "reset",
+        1,
+        FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
+        reset,
+        doc("Resets the connection.", "6.2.0", ""),
+    ),
+];
+
+fn ping(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 2 {
+        return Err(CommandError::msg(
+            "ERR wrong number of arguments for 'ping' command",
+        ));
+    }
+    // A RESP2 subscriber gets a two-element array, as Redis does.
+    if !ctx.client.resp3 && ctx.client.handle.is_pubsub() {
+        let msg = argv.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]));
+    }
+    Ok(match argv.get(1) {
+        Some(msg) => Reply::Bulk(msg.clone()),
+        None => Reply::simple("PONG"),
+    })
+}
+
+fn echo(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(Reply::Bulk(argv[1].clone()))
+}
+
+/// Checks a password for a user; only the `default` user exists.
+fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CommandError> {
+    let config = ctx.shared.config();
+    let ok = user == b"default" && config.requirepass.as_deref().is_none_or(|p| p == pass);
+    if ok {
+        Ok(())
+    } else {
+        Err(CommandError::msg(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
+    }
+}
+
+fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let (user, pass) = match argv {
+        [_, pass] => (&b"default"[..], pass),
+        [_, user, pass] => (&user[..], pass),
+        _ => return Err(CommandError::syntax()),
+    };
+    if argv.len() == 2 && ctx.shared.config().requirepass.is_none() {
+        return Err(CommandError::msg(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    }
+    check_password(ctx, user, pass)?;
+    ctx.client.authenticated = true;
+    Ok(Reply::Ok)
+}
+
+fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut args = Args::new(&argv[1..]);
+    let mut resp3 = ctx.client.resp3;
+    if let Some(v) = args.peek() {
+        let ver = brooklet_resp::parse_int(v).ok_or(CommandError::msg(
+            "ERR Protocol version is not an integer or out of range",
+        ))?;
+        args.next_bytes()?;
+        resp3 = match ver {
+            2 => false,
+            3 => true,
+            _ => return Err(CommandError::msg("NOPROTO unsupported protocol version")),
+        };
+    }
+    let mut credentials = None;
+    let mut name = None;
+    while let Some(opt) = args.peek() {
+        if args.eat_keyword("AUTH") && args.remaining() >= 2 {
+            credentials = Some((args.next_bytes()?.clone(), args.next_bytes()?.clone()));
+        } else if args.eat_keyword("SETNAME") && args.remaining() >= 1 {
+            name = Some(args.next_bytes()?.clone());
+        } else {
+            return Err(CommandError::text(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if let Some((user, pass)) = &credentials {
+        check_password(ctx, user, pass)?;
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Err(CommandError::msg(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(name) = name {
+        super::client::validate_name(&name)?;
+        super::client::lock_names(ctx).name = name;
+    }
+    ctx.client.set_resp3(resp3);
+    let field = |k: &'static str, v: Reply| (Reply::bulk(k), v);
+    Ok(Reply::Map(vec![
+        field("server", Reply::bulk("redis")),
+        field("version", Reply::bulk(REDIS_VERSION)),
+        field("proto", Reply::Int(if resp3 { 3 } else { 2 })),
+        field("id", Reply::Int(ctx.client.id() as i64)),
+        field("mode", Reply::bulk("standalone")),
+        field("role", Reply::bulk("master")),
+        field("modules", Reply::Array(Vec::new())),
+        field("brooklet_version", Reply::bulk(env!("CARGO_PKG_VERSION"))),
+    ]))
+}
+
+fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let idx = Args::new(&argv[1..]).next_i64()?;
+    if idx < 0 || idx as usize >= ctx.shared.keyspace.count() {
+        return Err(CommandError::msg("ERR DB index is out of range"));
+    }
+    ctx.client.select(idx as usize);
+    Ok(Reply::Ok)
+}
+
+fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    ctx.close = true;
+    Ok(Reply::Ok)
+}
+
+fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    super::tx::discard_state(ctx);
+    super::unsubscribe_all(ctx);
+    ctx.client.select(0);
+    ctx.client.set_resp3(false);
+    ctx.client.reply_mode = crate::client::ReplyMode::On;
+    ctx.client.authenticated = ctx.shared.config().requirepass.is_none();
+    super::client::lock_names(ctx).name = Bytes::new();
+    Ok(Reply::simple("RESET"))
+}

@@ -1,0 +1,190 @@
+//! Generic key commands: TYPE, DEL, UNLINK, EXISTS, KEYS, SCAN.
+
+use bytes::Bytes;
+
+use brooklet_pubsub::glob_match;
+use brooklet_resp::{Args, Reply};
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc};
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+    doc: Doc,
+) -> CommandSpec {
+    super::command(name, arity, flags, keys, handler, doc)
+}
+
+const fn doc(
+    summary: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    syntax: &'static str,
+) -> Doc {
+    Doc::new("generic", summary, since, complexity, syntax)
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "type",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        type_cmd,
+        doc(
+            "Determines the type of value stored at a key.",
+            "1.0.0",
+            "O(1)",
+            "key",
+        ),
+    ),
+    spec(
+        "del",
+        -2,
+        WRITE,
+        (1, -1, 1),
+        del,
+        doc(
+            "Deletes one or more keys.",
+            "1.0.0",
+            "O(N)",
+            "key [key ...]",
+        ),
+    ),
+    spec(
+        "unlink",
+        -2,
+        WRITE | FAST,
+        (1, -1, 1),
+        del,
+        doc(
+            "Asynchronously deletes one or more keys.",
+            "4.0.0",
+            "O(1)",
+            "key [key ...]",
+        ),
+    ),
+    spec(
+        "exists",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        exists,
+        doc(
+            "Determines whether one or more keys exist.",
+            "1.0.0",
+            "O(N)",
+            "key [key ...]",
+        ),
+    ),
+    spec(
+        "keys",
+        2,
+        READONLY,
+        (0, 0, 0),
+        keys,
+        doc(
+            "Returns all key names that match a pattern.",
+            "1.0.0",
+            "O(N)",
+            "pattern",
+        ),
+    ),
+    spec(
+        "scan",
+        -2,
+        READONLY,
+        (0, 0, 0),
+        scan,
+        doc(
+            "Iterates over the key names in the database.",
+            "2.8.0",
+            "O(1) for every call. O(N) for a complete iteration.",
+            "cursor [MATCH pattern] [COUNT count] [TYPE type]",
+        ),
+    ),
+];
+
+fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let shard = ctx.db().lock(&argv[1]);
+    let name = shard.get(&argv[1]).map(|v| v.type_name()).unwrap_or("none");
+    Ok(Reply::simple(name))
+}
+
+fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut removed = 0;
+    for key in &argv[1..] {
+        let gone = ctx.db().lock(key).remove(key).is_some();
+        if gone {
+            removed += 1;
+            ctx.key_changed(key);
+        }
+    }
+    Ok(Reply::Int(removed))
+}
+
+fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let db = ctx.db();
+    let found = argv[1..]
+        .iter()
+        .filter(|k| db.lock(k).contains_key(*k))
+        .count();
+    Ok(Reply::Int(found as i64))
+}
+
+fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let pattern = &argv[1];
+    let all = &pattern[..] == b"*";
+    let mut out = Vec::new();
+    ctx.db().for_each(|k, _| {
+        if all || glob_match(pattern, k) {
+            out.push(Reply::Bulk(k.clone()));
+        }
+    });
+    Ok(Reply::Array(out))
+}
+
+fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let cursor = std::str::from_utf8(&argv[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CommandError::msg("ERR invalid cursor"))?;
+    let mut args = Args::new(&argv[2..]);
+    let mut pattern: Option<Bytes> = None;
+    let mut count = 10usize;
+    let mut kind: Option<Bytes> = None;
+    while !args.is_empty() {
+        if args.eat_keyword("MATCH") {
+            pattern = Some(args.next_bytes()?.clone());
+        } else if args.eat_keyword("COUNT") {
+            let n = args.next_i64()?;
+            if n < 1 {
+                return Err(CommandError::syntax());
+            }
+            count = n as usize;
+        } else if args.eat_keyword("TYPE") {
+            kind = Some(args.next_bytes()?.to_ascii_lowercase().into());
+        } else {
+            return Err(CommandError::syntax());
+        }
+    }
+    let mut out = Vec::new();
+    let next = ctx.db().scan(cursor, count, |k, v| {
+        let type_ok = kind
+            .as_ref()
+            .is_none_or(|t| t[..] == *v.type_name().as_bytes());
+        let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k));
+        if type_ok && match_ok {
+            out.push(Reply::Bulk(k.clone()));
+        }
+    });
+    Ok(Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(out),
+    ]))
+}

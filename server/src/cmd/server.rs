@@ -1,0 +1,421 @@
+//! Server commands: INFO, CONFIG, DBSIZE, FLUSHALL, FLUSHDB, TIME, SHUTDOWN.
+
+use bytes::Bytes;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use brooklet_pubsub::glob_match;
+use brooklet_resp::Reply;
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc, table};
+use crate::config::{ConfigError, PARAMETERS};
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+    summary: &'static str,
+    since: &'static str,
+    syntax: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: Some(handler),
+        subcommands: &[],
+        doc: Doc {
+            group: "server",
+            summary,
+            since,
+            complexity: "O(1)",
+            syntax,
+        },
+    }
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "info",
+        -1,
+        LOADING,
+        info,
+        "Returns information and statistics about the server.",
+        "1.0.0",
+        "[section [section ...]]",
+    ),
+    CommandSpec {
+        name: "config",
+        arity: -2,
+        flags: 0,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: None,
+        subcommands: &[
+            spec(
+                "get",
+                -3,
+                ADMIN | LOADING,
+                config_get,
+                "Returns the effective values of configuration parameters.",
+                "2.0.0",
+                "parameter [parameter ...]",
+            ),
+            spec(
+                "set",
+                -4,
+                ADMIN | LOADING,
+                config_set,
+                "Sets configuration parameters in-flight.",
+                "2.0.0",
+                "parameter value [parameter value ...]",
+            ),
+            spec(
+                "resetstat",
+                2,
+                ADMIN | LOADING,
+                config_resetstat,
+                "Resets the server's statistics.",
+                "2.0.0",
+                "",
+            ),
+            spec(
+                "help",
+                2,
+                LOADING,
+                config_help,
+                "Returns helpful text about the different subcommands.",
+                "5.0.0",
+                "",
+            ),
+        ],
+        doc: Doc {
+            group: "server",
+            summary: "A container for server configuration commands.",
+            since: "2.0.0",
+            complexity: "Depends on subcommand.",
+            syntax: "",
+        },
+    },
+    spec(
+        "dbsize",
+        1,
+        READONLY | FAST,
+        dbsize,
+        "Returns the number of keys in the database.",
+        "1.0.0",
+        "",
+    ),
+    spec(
+        "flushall",
+        -1,
+        WRITE,
+        flushall,
+        "Removes all keys from all databases.",
+        "1.0.0",
+        "[ASYNC|SYNC]",
+    ),
+    spec(
+        "flushdb",
+        -1,
+        WRITE,
+        flushdb,
+        "Remove all keys from the current database.",
+        "1.0.0",
+        "[ASYNC|SYNC]",
+    ),
+    spec(
+        "time",
+        1,
+        FAST | LOADING,
+        time,
+        "Returns the server time.",
+        "2.6.0",
+        "",
+    ),
+    spec(
+        "shutdown",
+        -1,
+        ADMIN | NO_MULTI | LOADING,
+        shutdown,
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+        "1.0.0",
+        "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+    ),
+    CommandSpec {
+        name: "command",
+        arity: -1,
+        flags: LOADING,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: Some(super::docs::command_all),
+        subcommands: &[
+            spec(
+                "count",
+                2,
+                LOADING,
+                super::docs::count,
+                "Returns a count of commands.",
+                "2.8.13",
+                "",
+            ),
+            spec(
+                "docs",
+                -2,
+                LOADING,
+                super::docs::docs,
+                "Returns documentary information about one, multiple or all commands.",
+                "7.0.0",
+                "[command-name [command-name ...]]",
+            ),
+            spec(
+                "info",
+                -2,
+                LOADING,
+                super::docs::info,
+                "Returns information about one, multiple or all commands.",
+                "2.8.13",
+                "[command-name [command-name ...]]",
+            ),
+            spec(
+                "list",
+                -2,
+                LOADING,
+                super::docs::list,
+                "Returns a list of command names.",
+                "7.0.0",
+                "[FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]",
+            ),
+            spec(
+                "help",
+                2,
+                LOADING,
+                super::docs::help,
+                "Returns helpful text about the different subcommands.",
+                "5.0.0",
+                "",
+            ),
+        ],
+        doc: Doc {
+            group: "server",
+            summary: "Returns detailed information about all commands.",
+            since: "2.8.13",
+            complexity: "O(N) where N is the total number of Redis commands",
+            syntax: "",
+        },
+    },
+];
+
+fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(Reply::Int(ctx.db().len() as i64))
+}
+
+fn flush_mode(argv: &[Bytes]) -> Result<(), CommandError> {
+    match argv {
+        [_] => Ok(()),
+        [_, m] if m.eq_ignore_ascii_case(b"async") || m.eq_ignore_ascii_case(b"sync") => Ok(()),
+        _ => Err(CommandError::syntax()),
+    }
+}
+
+/// Empties one database and reports every removed key as changed.
+fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
+    for key in ctx.shared.keyspace.db(db).flush() {
+        ctx.touched.push((db, key));
+    }
+    // Waiters on keys that never existed are left alone, as in Redis.
+}
+
+fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    flush_mode(argv)?;
+    for db in 0..ctx.shared.keyspace.count() {
+        flush_db(ctx, db);
+    }
+    Ok(Reply::Ok)
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    flush_mode(argv)?;
+    flush_db(ctx, ctx.client.db);
+    Ok(Reply::Ok)
+}
+
+fn time(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Reply::Array(vec![
+        Reply::bulk(now.as_secs().to_string()),
+        Reply::bulk(now.subsec_micros().to_string()),
+    ]))
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    for a in &argv[1..] {
+        let ok = ["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|k| a.eq_ignore_ascii_case(k.as_bytes()));
+        if !ok {
+            return Err(CommandError::syntax());
+        }
+        if a.eq_ignore_ascii_case(b"abort") {
+            return Err(CommandError::msg("ERR No shutdown in progress."));
+        }
+    }
+    tracing::info!("user requested shutdown...");
+    ctx.shared.begin_shutdown();
+    ctx.close = true;
+    // Redis answers a successful SHUTDOWN by closing the connection, with no reply.
+    Ok(Reply::Raw(Bytes::new()))
+}
+
+fn config_get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let config = ctx.shared.config();
+    let mut pairs = Vec::new();
+    for name in PARAMETERS {
+        let wanted = argv[2..]
+            .iter()
+            .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()));
+        if let Some(v) = config.get(name).filter(|_| wanted) {
+            pairs.push((Reply::bulk(*name), Reply::bulk(v)));
+        }
+    }
+    Ok(Reply::Map(pairs))
+}
+
+fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if !argv.len().is_multiple_of(2) {
+        return Err(CommandError::msg(
+            "ERR wrong number of arguments for 'config|set' command",
+        ));
+    }
+    // All or nothing, as Redis applies a multi-parameter CONFIG SET.
+    let mut next = ctx.shared.config().clone();
+    for pair in argv[2..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        next.set_at_runtime(&name, &[&value]).map_err(|e| match e {
+            ConfigError::UnknownDirective(_) => {
+                CommandError::text(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
+            }
+            ConfigError::Immutable(_) => CommandError::text(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+            )),
+            ConfigError::BadValue { reason, .. } => {
+                CommandError::text(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
+            }
+        })?;
+    }
+    *ctx.shared.config_mut() = next;
+    Ok(Reply::Ok)
+}
+
+fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    ctx.shared.stats.reset();
+    for s in &ctx.shared.command_stats {
+        for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+    Ok(Reply::Ok)
+}
+
+fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(super::help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+        ],
+    ))
+}
+
+/// INFO sections in the order Redis prints them; `default` leaves out the last two.
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+    "commandstats",
+    "errorstats",
+];
+
+fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut wanted: Vec<&str> = Vec::new();
+    let asked: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    if asked.is_empty() {
+        wanted.extend(
+            SECTIONS
+                .iter()
+                .filter(|s| !matches!(**s, "commandstats" | "errorstats")),
+        );
+    }
+    for a in &asked {
+        match a.as_str() {
+            "all" | "everything" => wanted.extend(SECTIONS),
+            "default" => wanted.extend(
+                SECTIONS
+                    .iter()
+                    .filter(|s| !matches!(**s, "commandstats" | "errorstats")),
+            ),
+            other => wanted.extend(SECTIONS.iter().filter(|s| **s == other)),
+        }
+    }
+    let mut out = String::new();
+    for section in SECTIONS.iter().filter(|s| wanted.contains(s)) {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        crate::info::write_section(ctx, section, &mut out);
+    }
+    Ok(Reply::Verbatim("txt", Bytes::from(out)))
+}
+
+/// Appends `name:value\r\n`.
+pub(crate) fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, "{name}:{value}\r\n");
+}
+
+/// Command names in table order with their counters, for INFO commandstats.
+pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
+    for (i, e) in table().entries.iter().enumerate() {
+        let s = &ctx.shared.command_stats[i];
+        let calls = s.calls.load(Ordering::Relaxed);
+        let rejected = s.rejected.load(Ordering::Relaxed);
+        let failed = s.failed.load(Ordering::Relaxed);
+        if calls + rejected + failed == 0 {
+            continue;
+        }
+        let usec = s.usec.load(Ordering::Relaxed);
+        let per = if calls > 0 {
+            usec as f64 / calls as f64
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+            e.full_name
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+use brooklet_resp::Reply;
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc};
+use crate::client::MultiState;
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+    doc: Doc,
+) -> CommandSpec {
+    super::command(name, arity, flags, keys, handler, doc)
+}
+
+const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
+    Doc::new("transactions", summary, since, "O(1)", syntax)
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "multi",
+        1,
+        FAST | NOT_QUEUED,
+        (0, 0, 0),
+        multi,
+        doc("Starts a transaction.", "1.2.0", ""),
+    ),
+    spec(
+        "exec",
+        1,
+        NOT_QUEUED,
+        (0, 0, 0),
+        exec,
+        doc("Executes all commands in a transaction.", "1.2.0", ""),
+    ),
+    spec(
+        "discard",
+        1,
+        FAST | NOT_QUEUED,
+        (0, 0, 0),
+        discard,
+        doc("Discards a transaction.", "2.0.0", ""),
+    ),
+    spec(
+        "watch",
+        -2,
+        FAST | NOT_QUEUED,
+        (1, -1, 1),
+        watch,
+        doc(
+            "Monitors changes to keys to determine the execution of a transaction.",
+            "2.2.0",
+            "key [key ...]",
+        ),
+    ),
+    spec(
+        "unwatch",
+        1,
+        FAST,
+        (0, 0, 0),
+        unwatch,
+        doc("Forgets about watched keys of a transaction.", "2.2.0", ""),
+    ),
+];
+
+fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    if ctx.client.multi.is_some() {
+        return Err(CommandError::msg("ERR MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(MultiState::default());
+    ctx.client.handle.multi_len.store(0, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let Some(state) = ctx.client.multi.take() else {
+        return Err(CommandError::msg("ERR EXEC without MULTI"));
+    };
+    ctx.client.handle.multi_len.store(0, Ordering::Relaxed);
+    let dirty = ctx.client.watch_dirty.load(Ordering::Acquire);
+    unwatch_all(ctx);
+    if state.aborted {
+        return Err(CommandError::msg(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    if dirty {
+        return Ok(Reply::NullArray);
+    }
+    Ok(Reply::Array(super::exec_queue(ctx, state.queue)))
+}
+
+fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    if ctx.client.multi.is_none() {
+        return Err(CommandError::msg("ERR DISCARD without MULTI"));
+    }
+    discard_state(ctx);
+    Ok(Reply::Ok)
+}
+
+/// Drops a MULTI in progress and every watch (DISCARD, RESET).
+pub(crate) fn discard_state(ctx: &mut Ctx<'_>) {
+    ctx.client.multi = None;
+    ctx.client.handle.multi_len.store(0, Ordering::Relaxed);
+    unwatch_all(ctx);
+}
+
+fn watch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if ctx.client.multi.is_some() {
+        return Err(CommandError::msg("ERR WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.client.db;
+    for key in &argv[1..] {
+        if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
+            continue;
+        }
+        ctx.shared
+            .watches
+            .watch(db, key.clone(), ctx.client.id(), &ctx.client.watch_dirty);
+        ctx.client.watched.push((db, key.clone()));
+    }
+    ctx.client
+        .handle
+        .watching
+        .store(ctx.client.watched.len(), Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+fn unwatch(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    unwatch_all(ctx);
+    Ok(Reply::Ok)
+}
+
+/// Forgets every watched key and clears the dirty flag.
+pub(crate) fn unwatch_all(ctx: &mut Ctx<'_>) {
+    let keys = std::mem::take(&mut ctx.client.watched);
+    ctx.shared.watches.unwatch(ctx.client.id(), &keys);
+    ctx.client.watch_dirty.store(false, Ordering::Release);
+    ctx.client.handle.watching.store(0, Ordering::Relaxed);
+}

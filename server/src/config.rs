@@ -1,0 +1,591 @@
+//! Server configuration: defaults, `--directive value` flags, redis.conf-style files, and the
+//! CONFIG GET / SET view of the same parameters under the same names.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// When the persistence layer fsyncs (Redis's `appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before each write's reply, with group commit.
+    Always,
+    /// About once a second.
+    Everysec,
+    /// Left to the operating system.
+    No,
+}
+
+/// Limits on a class of client's pending output (`client-output-buffer-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Disconnect at once above this many bytes (0 = no limit).
+    pub hard: u64,
+    /// Disconnect when above this many bytes for `soft_seconds` (0 = no limit).
+    pub soft: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
+}
+
+/// Every configurable parameter, named as in redis.conf.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `bind`: addresses to listen on.
+    pub bind: Vec<String>,
+    /// `port`: TCP port; 0 picks a free one.
+    pub port: u16,
+    /// `dir`: the data directory.
+    pub dir: PathBuf,
+    /// `requirepass`: password of the `default` user; None = no authentication.
+    pub requirepass: Option<Vec<u8>>,
+    /// `appendfsync`: durability policy.
+    pub appendfsync: Fsync,
+    /// `maxclients`: connected clients allowed at once.
+    pub maxclients: usize,
+    /// `loglevel`: debug, verbose, notice, warning or nothing.
+    pub loglevel: String,
+    /// `databases`: number of SELECT-able databases.
+    pub databases: usize,
+    /// `proto-max-bulk-len`: largest bulk string a client may send.
+    pub proto_max_bulk_len: u64,
+    /// `client-query-buffer-limit`: largest unprocessed input a client may accumulate.
+    pub client_query_buffer_limit: u64,
+    /// `stream-node-max-entries`: entries per stream node (0 = unlimited).
+    pub stream_node_max_entries: u64,
+    /// `stream-node-max-bytes`: bytes per stream node (0 = unlimited).
+    pub stream_node_max_bytes: u64,
+    /// `notify-keyspace-events`: keyspace notification classes, Redis's flag letters.
+    pub notify_keyspace_events: String,
+    /// `client-output-buffer-limit` for normal clients.
+    pub output_limit_normal: OutputLimit,
+    /// `client-output-buffer-limit` for pub/sub clients.
+    pub output_limit_pubsub: OutputLimit,
+    /// `timeout`: close idle clients after this many seconds (0 = never).
+    pub timeout: u64,
+    /// `protected-mode`: refuse non-loopback clients when no password is set.
+    pub protected_mode: bool,
+    /// `enable-debug-command`: no, yes or local.
+    pub enable_debug_command: String,
+    /// `tcp-keepalive`: seconds between keepalive probes (0 = off).
+    pub tcp_keepalive: u64,
+    /// `hz`: background task frequency, reported for compatibility.
+    pub hz: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["127.0.0.1".into()],
+            port: 6379,
+            dir: PathBuf::from("./brooklet-data"),
+            requirepass: None,
+            appendfsync: Fsync::Everysec,
+            maxclients: 10_000,
+            loglevel: "notice".into(),
+            databases: 16,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
+            notify_keyspace_events: String::new(),
+            output_limit_normal: OutputLimit {
+                hard: 0,
+                soft: 0,
+                soft_seconds: 0,
+            },
+            output_limit_pubsub: OutputLimit {
+                hard: 32 * 1024 * 1024,
+                soft: 8 * 1024 * 1024,
+                soft_seconds: 60,
+            },
+            timeout: 0,
+            protected_mode: true,
+            enable_debug_command: "no".into(),
+            tcp_keepalive: 300,
+            hz: 10,
+        }
+    }
+}
+
+/// Every parameter name CONFIG GET knows, in the order it lists them.
+pub const PARAMETERS: &[&str] = &[
+    "bind",
+    "port",
+    "dir",
+    "requirepass",
+    "appendfsync",
+    "appendonly",
+    "save",
+    "maxclients",
+    "loglevel",
+    "databases",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "stream-node-max-entries",
+    "stream-node-max-bytes",
+    "notify-keyspace-events",
+    "client-output-buffer-limit",
+    "timeout",
+    "protected-mode",
+    "enable-debug-command",
+    "tcp-keepalive",
+    "hz",
+    "maxmemory",
+];
+
+/// Parameters that only take effect at start-up; CONFIG SET refuses them.
+const IMMUTABLE: &[&str] = &[
+    "bind",
+    "port",
+    "dir",
+    "databases",
+    "enable-debug-command",
+    "appendonly",
+    "daemonize",
+];
+
+/// Why a directive could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// No such parameter, or the wrong number of values.
+    UnknownDirective(String),
+    /// The value is not acceptable for the parameter.
+    BadValue { name: String, reason: String },
+    /// The parameter cannot be changed at run time.
+    Immutable(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownDirective(name) => {
+                write!(f, "Bad directive or wrong number of arguments: '{name}'")
+            }
+            ConfigError::BadValue { name, reason } => write!(f, "'{name}': {reason}"),
+            ConfigError::Immutable(name) => write!(f, "'{name}' can't be set while running"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Looks up a parameter's current value as CONFIG GET shows it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "bind" => self.bind.join(" "),
+            "port" => self.port.to_string(),
+            "dir" => self.dir.display().to_string(),
+            "requirepass" => self
+                .requirepass
+                .as_deref()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+            "appendfsync" => match self.appendfsync {
+                Fsync::Always => "always",
+                Fsync::Everysec => "everysec",
+                Fsync::No => "no",
+            }
+            .into(),
+            // No journal is written yet: say so rather than pretend.
+            "appendonly" => "no".into(),
+            "save" => String::new(),
+            "maxclients" => self.maxclients.to_string(),
+            "loglevel" => self.loglevel.clone(),
+            "databases" => self.databases.to_string(),
+            "proto-max-bulk-len" => self.proto_max_bulk_len.to_string(),
+            "client-query-buffer-limit" => self.client_query_buffer_limit.to_string(),
+            "stream-node-max-entries" => self.stream_node_max_entries.to_string(),
+            "stream-node-max-bytes" => self.stream_node_max_bytes.to_string(),
+            "notify-keyspace-events" => self.notify_keyspace_events.clone(),
+            "client-output-buffer-limit" => {
+                let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
+                format!(
+                    "normal {} replica 268435456 67108864 60 pubsub {}",
+                    l(&self.output_limit_normal),
+                    l(&self.output_limit_pubsub)
+                )
+            }
+            "timeout" => self.timeout.to_string(),
+            "protected-mode" => yes_no(self.protected_mode).into(),
+            "enable-debug-command" => self.enable_debug_command.clone(),
+            "tcp-keepalive" => self.tcp_keepalive.to_string(),
+            "hz" => self.hz.to_string(),
+            "maxmemory" => "0".into(),
+            _ => return None,
+        })
+    }
+
+    /// Sets a parameter from its values (most take one; `bind` and `save` take several).
+    pub fn set(&mut self, name: &str, values: &[&str]) -> Result<(), ConfigError> {
+        let name = name.to_ascii_lowercase();
+        let bad = |reason: &str| ConfigError::BadValue {
+            name: name.clone(),
+            reason: reason.into(),
+        };
+        let one = || match values {
+            [v] => Ok(*v),
+            _ => Err(ConfigError::UnknownDirective(name.clone())),
+        };
+        match name.as_str() {
+            "bind" => {
+                if values.is_empty() {
+                    return Err(ConfigError::UnknownDirective(name));
+                }
+                self.bind = values.iter().map(|v| v.to_string()).collect();
+            }
+            "port" => {
+                self.port = one()?
+                    .parse()
+                    .map_err(|_| bad("argument must be between 0 and 65535"))?
+            }
+            "dir" => self.dir = PathBuf::from(one()?),
+            "requirepass" => {
+                let v = one()?;
+                self.requirepass = if v.is_empty() {
+                    None
+                } else {
+                    Some(v.as_bytes().to_vec())
+                };
+            }
+            "appendfsync" => {
+                self.appendfsync = match one()?.to_ascii_lowercase().as_str() {
+                    "always" => Fsync::Always,
+                    "everysec" => Fsync::Everysec,
+                    "no" => Fsync::No,
+                    _ => {
+                        return Err(bad(
+                            "argument(s) must be one of the following: always, everysec, no",
+                        ));
+                    }
+                }
+            }
+            "maxclients" => {
+                self.maxclients = parse_range(one()?, 1, 1_000_000).map_err(|r| bad(&r))? as usize
+            }
+            "loglevel" => {
+                let v = one()?.to_ascii_lowercase();
+                if !["debug", "verbose", "notice", "warning", "nothing"].contains(&v.as_str()) {
+                    return Err(bad(
+                        "argument(s) must be one of the following: debug, verbose, notice, warning, nothing",
+                    ));
+                }
+                self.loglevel = v;
+            }
+            "databases" => {
+                self.databases = parse_range(one()?, 1, 1_000_000).map_err(|r| bad(&r))? as usize
+            }
+            "proto-max-bulk-len" => {
+                self.proto_max_bulk_len =
+                    parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?;
+                if self.proto_max_bulk_len < 1024 * 1024 {
+                    return Err(bad("argument must be a memory value of at least 1mb"));
+                }
+            }
+            "client-query-buffer-limit" => {
+                self.client_query_buffer_limit =
+                    parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?;
+                if self.client_query_buffer_limit < 1024 * 1024 {
+                    return Err(bad("argument must be a memory value of at least 1mb"));
+                }
+            }
+            "stream-node-max-entries" => {
+                self.stream_node_max_entries =
+                    parse_range(one()?, 0, i64::MAX).map_err(|r| bad(&r))? as u64
+            }
+            "stream-node-max-bytes" => {
+                self.stream_node_max_bytes =
+                    parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?
+            }
+            "notify-keyspace-events" => {
+                let v = one()?;
+                if !v.chars().all(|c| "gx$lshzxeKEtmdnA".contains(c)) {
+                    return Err(bad("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."));
+                }
+                self.notify_keyspace_events = v.to_string();
+            }
+            "client-output-buffer-limit" => self.set_output_limits(values).map_err(|r| bad(&r))?,
+            "timeout" => {
+                self.timeout =
+                    parse_range(one()?, 0, i64::from(i32::MAX)).map_err(|r| bad(&r))? as u64
+            }
+            "protected-mode" => {
+                self.protected_mode =
+                    parse_yes_no(one()?).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?
+            }
+            "enable-debug-command" => {
+                let v = one()?.to_ascii_lowercase();
+                if !["no", "yes", "local"].contains(&v.as_str()) {
+                    return Err(bad(
+                        "argument(s) must be one of the following: no, yes, local",
+                    ));
+                }
+                self.enable_debug_command = v;
+            }
+            "tcp-keepalive" => {
+                self.tcp_keepalive =
+                    parse_range(one()?, 0, i64::from(i32::MAX)).map_err(|r| bad(&r))? as u64
+            }
+            "hz" => self.hz = parse_range(one()?, 1, 500).map_err(|r| bad(&r))? as u64,
+            // Accepted so redis.conf files written for Redis load; Brooklet has no use for them.
+            "appendonly" | "daemonize" => {
+                parse_yes_no(one()?).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?;
+            }
+            "save" => {}
+            "maxmemory" => {
+                parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?;
+            }
+            _ => return Err(ConfigError::UnknownDirective(name)),
+        }
+        Ok(())
+    }
+
+    /// CONFIG SET's view: refuses start-up-only parameters.
+    pub fn set_at_runtime(&mut self, name: &str, values: &[&str]) -> Result<(), ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        if IMMUTABLE.contains(&lower.as_str()) {
+            return Err(ConfigError::Immutable(lower));
+        }
+        if self.get(&lower).is_none() {
+            return Err(ConfigError::UnknownDirective(lower));
+        }
+        self.set(&lower, values)
+    }
+
+    fn set_output_limits(&mut self, values: &[&str]) -> Result<(), String> {
+        // One value holding the whole spec (CONFIG SET) or the words themselves (a conf line).
+        let words: Vec<&str> = if values.len() == 1 {
+            values[0].split_whitespace().collect()
+        } else {
+            values.to_vec()
+        };
+        if words.is_empty() || !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        for spec in words.chunks(4) {
+            let parse = |s: &str| {
+                parse_memory(s).ok_or(
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+                )
+            };
+            let limit = OutputLimit {
+                hard: parse(spec[1])?,
+                soft: parse(spec[2])?,
+                soft_seconds: parse(spec[3])?,
+            };
+            match spec[0].to_ascii_lowercase().as_str() {
+                "normal" => self.output_limit_normal = limit,
+                "pubsub" => self.output_limit_pubsub = limit,
+                "replica" | "slave" => {}
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a redis.conf-style file: one `directive value...` per line, `#` comments.
+    pub fn load_file(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "Fatal error, can't open config file '{}': {e}",
+                path.display()
+            )
+        })?;
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = split_config_line(line).ok_or_else(|| {
+                config_file_error(n + 1, raw, "Unbalanced quotes in configuration line")
+            })?;
+            let Some((name, values)) = words.split_first() else {
+                continue;
+            };
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            self.set(name, &values)
+                .map_err(|e| config_file_error(n + 1, raw, &e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Applies `--directive value ...` command-line arguments (and `--config FILE`).
+    pub fn apply_args(&mut self, args: &[String]) -> Result<(), String> {
+        let mut i = 0;
+        while i < args.len() {
+            let Some(name) = args[i].strip_prefix("--") else {
+                if i == 0 {
+                    // A bare first argument is a config file, as with redis-server.
+                    self.load_file(std::path::Path::new(&args[0]))?;
+                    i += 1;
+                    continue;
+                }
+                return Err(format!(
+                    "Unexpected argument '{}': directives are written --name value",
+                    args[i]
+                ));
+            };
+            let mut j = i + 1;
+            while j < args.len() && !args[j].starts_with("--") {
+                j += 1;
+            }
+            let values: Vec<&str> = args[i + 1..j].iter().map(String::as_str).collect();
+            if name == "config" {
+                let [file] = values.as_slice() else {
+                    return Err("--config takes one file name".into());
+                };
+                self.load_file(std::path::Path::new(file))?;
+            } else {
+                self.set(name, &values)
+                    .map_err(|e| format!("Invalid argument --{name}: {e}"))?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+}
+
+fn config_file_error(line_no: usize, line: &str, reason: &str) -> String {
+    format!(
+        "\n*** FATAL CONFIG FILE ERROR (Brooklet {}) ***\nReading the configuration file, at line {line_no}\n>>> '{line}'\n{reason}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Splits a config line on whitespace, honouring double and single quotes.
+fn split_config_line(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            return Some(words);
+        };
+        let mut word = String::new();
+        if first == '"' || first == '\'' {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    c if c == first => break,
+                    '\\' if first == '"' => word.push(chars.next()?),
+                    c => word.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+        }
+        words.push(word);
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn parse_yes_no(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_range(v: &str, min: i64, max: i64) -> Result<i64, String> {
+    match v.parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        )),
+    }
+}
+
+/// Parses a memory value as redis.conf does: `1024`, `100k`, `1kb`, `32mb`, `1gb`.
+pub fn parse_memory(v: &str) -> Option<u64> {
+    let lower = v.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_files_use_the_same_names() {
+        let mut c = Config::default();
+        c.apply_args(&[
+            "--port".into(),
+            "0".into(),
+            "--appendfsync".into(),
+            "always".into(),
+        ])
+        .unwrap();
+        assert_eq!(c.port, 0);
+        assert_eq!(c.appendfsync, Fsync::Always);
+        let dir = std::env::temp_dir().join(format!("brooklet-conf-{}", std::process::id()));
+        std::fs::write(&dir, "# comment\nport 7000\n\nbogus 1\n").unwrap();
+        let err = c.load_file(&dir).unwrap_err();
+        assert!(
+            err.contains("at line 4") && err.contains("bogus 1"),
+            "{err}"
+        );
+        assert_eq!(c.port, 7000);
+        std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn output_limits_and_memory_units() {
+        let mut c = Config::default();
+        c.set_at_runtime("client-output-buffer-limit", &["pubsub 1mb 512kb 10"])
+            .unwrap();
+        assert_eq!(
+            c.output_limit_pubsub,
+            OutputLimit {
+                hard: 1 << 20,
+                soft: 512 << 10,
+                soft_seconds: 10
+            }
+        );
+        assert!(
+            c.get("client-output-buffer-limit")
+                .unwrap()
+                .contains("pubsub 1048576 524288 10")
+        );
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("12x"), None);
+        assert!(matches!(
+            c.set_at_runtime("port", &["1"]),
+            Err(ConfigError::Immutable(_))
+        ));
+        assert!(matches!(
+            c.set_at_runtime("nope", &["1"]),
+            Err(ConfigError::UnknownDirective(_))
+        ));
+    }
+}

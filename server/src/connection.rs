@@ -1,0 +1,287 @@
+//! One task per connection: read, cut requests, execute them all, write the replies in one go.
+
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use brooklet_resp::{Limits, RequestReader};
+
+use crate::blocking::Waiter;
+use crate::client::{Client, ClientHandle, Outbound, now_ms};
+use crate::cmd::{self, BlockSpec, Outcome};
+use crate::state::Shared;
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why a connection loop ended.
+enum End {
+    /// Peer closed or the socket failed.
+    Gone,
+    /// We decided to close (QUIT, protocol error, kill, limit).
+    Closed,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
+    let _ = socket.set_nodelay(true);
+    let (Ok(addr), Ok(laddr)) = (socket.peer_addr(), socket.local_addr()) else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let handle = Arc::new(ClientHandle {
+        id: shared.clients.next_id(),
+        addr,
+        laddr,
+        fd: raw_fd(&socket),
+        created: Instant::now(),
+        last_interaction_ms: AtomicU64::new(now_ms()),
+        db: AtomicUsize::new(0),
+        resp3: AtomicBool::new(false),
+        last_cmd: AtomicUsize::new(usize::MAX),
+        queued_bytes: AtomicUsize::new(0),
+        subs: Default::default(),
+        multi_len: AtomicUsize::new(0),
+        watching: AtomicUsize::new(0),
+        blocked: AtomicBool::new(false),
+        names: Default::default(),
+        tx,
+    });
+    shared
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let authenticated = shared.config().requirepass.is_none();
+    let mut client = Client::new(handle.clone(), authenticated);
+    shared.clients.insert(handle.clone());
+    let mut conn = Conn {
+        shared: &shared,
+        socket,
+        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: BytesMut::with_capacity(READ_CHUNK),
+        reader: RequestReader::new(),
+    };
+    // The loop ends either way; how it ended changes nothing in the clean-up.
+    let _ = conn.run(&mut client, &mut rx).await;
+    crate::cmd::disconnect_cleanup(&shared, &mut client);
+    shared.clients.remove(handle.id);
+}
+
+#[cfg(unix)]
+fn raw_fd(socket: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(socket.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &TcpStream) -> i64 {
+    -1
+}
+
+struct Conn<'a> {
+    shared: &'a Arc<Shared>,
+    socket: TcpStream,
+    inbuf: BytesMut,
+    out: BytesMut,
+    reader: RequestReader,
+}
+
+impl Conn<'_> {
+    async fn run(
+        &mut self,
+        client: &mut Client,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<(), End> {
+        loop {
+            self.process(client, rx).await?;
+            self.flush(client).await?;
+            self.check_query_limit()?;
+            tokio::select! {
+                read = self.read_more() => read?,
+                msg = rx.recv() => self.outbound(client, msg, rx)?,
+            }
+        }
+    }
+
+    /// Executes every complete request in the read buffer, appending replies to `out`.
+    async fn process(
+        &mut self,
+        client: &mut Client,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<(), End> {
+        let max_bulk_len = self.shared.config().proto_max_bulk_len;
+        loop {
+            let limits = Limits {
+                max_bulk_len,
+                unauthenticated: !client.authenticated,
+            };
+            let argv = match self.reader.next_request(&mut self.inbuf, limits) {
+                Ok(Some(argv)) => argv,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let reply = brooklet_resp::Reply::error(e.to_string());
+                    cmd::write_reply(self.shared, client, &reply, &mut self.out);
+                    tracing::debug!(client = client.id(), "protocol error: {e}");
+                    self.flush(client).await?;
+                    return Err(End::Closed);
+                }
+            };
+            client
+                .handle
+                .last_interaction_ms
+                .store(now_ms(), Ordering::Relaxed);
+            match cmd::execute(self.shared, client, argv, &mut self.out) {
+                Outcome::Continue => {}
+                Outcome::Close => {
+                    self.flush(client).await?;
+                    return Err(End::Closed);
+                }
+                Outcome::Block(spec) => self.block(client, rx, spec).await?,
+            }
+        }
+    }
+
+    /// Waits for a blocked command to be served, to time out, or for the client to go away.
+    async fn block(
+        &mut self,
+        client: &mut Client,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+        spec: BlockSpec,
+    ) -> Result<(), End> {
+        let (waiter, mut reply_rx) =
+            Waiter::new(client.id(), client.db, spec.keys, spec.argv, client.resp3);
+        self.shared.blocking.register(&waiter);
+        client.handle.blocked.store(true, Ordering::Relaxed);
+        // Data may have arrived between the command's look and the registration.
+        cmd::rerun_waiter(self.shared, &waiter);
+        self.flush(client).await?;
+        let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+        let result = loop {
+            tokio::select! {
+                reply = &mut reply_rx => break Ok(reply.ok()),
+                _ = sleep_until(deadline) => {
+                    if waiter.slot().take().is_some() {
+                        break Ok(Some(spec.timeout_reply.clone()));
+                    }
+                    // Served at the same moment: the reply is already in the channel.
+                    break Ok((&mut reply_rx).await.ok());
+                }
+                read = self.read_more() => {
+                    if let Err(e) = read {
+                        break Err(e);
+                    }
+                    if let Err(e) = self.check_query_limit() {
+                        break Err(e);
+                    }
+                }
+                msg = rx.recv() => {
+                    if let Err(e) = self.outbound(client, msg, rx) {
+                        break Err(e);
+                    }
+                    if let Err(e) = self.flush(client).await {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        waiter.slot().take();
+        self.shared.blocking.unregister(&waiter);
+        client.handle.blocked.store(false, Ordering::Relaxed);
+        if let Some(reply) = result? {
+            cmd::write_reply(self.shared, client, &reply, &mut self.out);
+        }
+        Ok(())
+    }
+
+    async fn read_more(&mut self) -> Result<(), End> {
+        if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+            let want = self
+                .reader
+                .bulk_bytes_wanted(&self.inbuf)
+                .unwrap_or(0)
+                .clamp(READ_CHUNK, 1 << 20);
+            self.inbuf.reserve(want);
+        }
+        match self.socket.read_buf(&mut self.inbuf).await {
+            Ok(0) | Err(_) => Err(End::Gone),
+            Ok(n) => {
+                self.shared
+                    .stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends a message sent from elsewhere, and every other one already queued, to `out`.
+    fn outbound(
+        &mut self,
+        client: &Client,
+        msg: Option<Outbound>,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<(), End> {
+        let mut next = msg;
+        loop {
+            match next {
+                Some(Outbound::Frame(frame)) => {
+                    client
+                        .handle
+                        .queued_bytes
+                        .fetch_sub(frame.len(), Ordering::Relaxed);
+                    self.out.extend_from_slice(&frame);
+                }
+                Some(Outbound::Kill) | None => return Err(End::Closed),
+            }
+            // Bound one batch so a flood cannot grow the write buffer without limit.
+            if self.out.len() > 1 << 20 {
+                return Ok(());
+            }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(_) => return Ok(()),
+            };
+        }
+    }
+
+    async fn flush(&mut self, _client: &Client) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let n = self.out.len();
+        let result = self.socket.write_all(&self.out).await;
+        self.out.clear();
+        if result.is_err() {
+            return Err(End::Gone);
+        }
+        self.shared
+            .stats
+            .net_output_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn check_query_limit(&self) -> Result<(), End> {
+        let limit = self.shared.config().client_query_buffer_limit;
+        if (self.inbuf.len() + self.reader.buffered_bytes()) as u64 > limit {
+            self.shared
+                .stats
+                .client_query_buffer_limit_disconnections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("closing client that reached max query buffer length ({limit} bytes)");
+            return Err(End::Closed);
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

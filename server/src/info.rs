@@ -1,0 +1,233 @@
+//! The sections of INFO, with Redis's field names.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use crate::cmd::Ctx;
+use crate::cmd::server_fields::{command_stats, field};
+
+/// Appends one INFO section (header included).
+pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
+    let shared = ctx.shared;
+    let config = shared.config();
+    let stats = &shared.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    match section {
+        "server" => {
+            out.push_str("# Server\r\n");
+            field(out, "redis_version", crate::cmd::REDIS_VERSION);
+            field(out, "brooklet_version", env!("CARGO_PKG_VERSION"));
+            field(out, "redis_git_sha1", "00000000");
+            field(out, "redis_git_dirty", 0);
+            field(out, "redis_mode", "standalone");
+            field(
+                out,
+                "os",
+                format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            );
+            field(out, "arch_bits", usize::BITS);
+            field(out, "multiplexing_api", "tokio");
+            field(out, "process_id", std::process::id());
+            field(out, "process_supervised", "no");
+            field(out, "run_id", &shared.run_id);
+            field(out, "tcp_port", shared.local_addr.port());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            field(out, "server_time_usec", now.as_micros());
+            let up = shared.started.elapsed().as_secs();
+            field(out, "uptime_in_seconds", up);
+            field(out, "uptime_in_days", up / 86400);
+            field(out, "hz", config.hz);
+            field(out, "configured_hz", config.hz);
+            field(
+                out,
+                "executable",
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+            field(out, "io_threads_active", 0);
+            field(
+                out,
+                "listener0",
+                format!(
+                    "name=tcp,bind={},port={}",
+                    shared.local_addr.ip(),
+                    shared.local_addr.port()
+                ),
+            );
+        }
+        "clients" => {
+            out.push_str("# Clients\r\n");
+            let all = shared.clients.all();
+            field(out, "connected_clients", all.len());
+            field(out, "cluster_connections", 0);
+            field(out, "maxclients", config.maxclients);
+            field(
+                out,
+                "blocked_clients",
+                shared.blocking.blocked_clients.load(Ordering::Relaxed),
+            );
+            field(out, "tracking_clients", 0);
+            field(
+                out,
+                "pubsub_clients",
+                all.iter().filter(|c| c.is_pubsub()).count(),
+            );
+            field(
+                out,
+                "watching_clients",
+                all.iter()
+                    .filter(|c| c.watching.load(Ordering::Relaxed) > 0)
+                    .count(),
+            );
+            field(
+                out,
+                "clients_in_timeout_table",
+                all.iter()
+                    .filter(|c| c.blocked.load(Ordering::Relaxed))
+                    .count(),
+            );
+            field(
+                out,
+                "total_watched_keys",
+                all.iter()
+                    .map(|c| c.watching.load(Ordering::Relaxed))
+                    .sum::<usize>(),
+            );
+            field(out, "total_blocking_keys", shared.blocking.blocking_keys());
+            field(out, "total_blocking_keys_on_nokey", 0);
+        }
+        "memory" => {
+            out.push_str("# Memory\r\n");
+            // Without a counting allocator the resident set is the honest figure for both.
+            let rss = resident_bytes();
+            field(out, "used_memory", rss);
+            field(out, "used_memory_human", human(rss));
+            field(out, "used_memory_rss", rss);
+            field(out, "used_memory_rss_human", human(rss));
+            field(out, "maxmemory", 0);
+            field(out, "maxmemory_policy", "noeviction");
+            field(out, "mem_allocator", "system");
+        }
+        "persistence" => {
+            out.push_str("# Persistence\r\n");
+            field(out, "loading", 0);
+            field(out, "async_loading", 0);
+            field(out, "rdb_bgsave_in_progress", 0);
+            field(out, "aof_enabled", 0);
+            field(out, "aof_rewrite_in_progress", 0);
+            field(out, "brooklet_persistence", "none (in-memory only)");
+        }
+        "stats" => {
+            out.push_str("# Stats\r\n");
+            field(
+                out,
+                "total_connections_received",
+                load(&stats.connections_received),
+            );
+            field(
+                out,
+                "total_commands_processed",
+                load(&stats.commands_processed),
+            );
+            field(out, "total_net_input_bytes", load(&stats.net_input_bytes));
+            field(out, "total_net_output_bytes", load(&stats.net_output_bytes));
+            field(
+                out,
+                "rejected_connections",
+                load(&stats.rejected_connections),
+            );
+            field(out, "expired_keys", 0);
+            field(out, "evicted_keys", 0);
+            field(
+                out,
+                "client_query_buffer_limit_disconnections",
+                load(&stats.client_query_buffer_limit_disconnections),
+            );
+            field(
+                out,
+                "client_output_buffer_limit_disconnections",
+                load(&stats.client_output_limit_disconnections),
+            );
+            field(out, "total_error_replies", load(&stats.total_error_replies));
+            crate::cmd::pubsub_stats(ctx, out);
+        }
+        "replication" => {
+            out.push_str("# Replication\r\n");
+            field(out, "role", "master");
+            field(out, "connected_slaves", 0);
+            field(out, "master_failover_state", "no-failover");
+            field(out, "master_replid", &shared.run_id);
+            field(out, "master_repl_offset", 0);
+            field(out, "repl_backlog_active", 0);
+        }
+        "cpu" => {
+            out.push_str("# CPU\r\n");
+            let (user, sys) = cpu_seconds();
+            field(out, "used_cpu_sys", format!("{sys:.6}"));
+            field(out, "used_cpu_user", format!("{user:.6}"));
+        }
+        "cluster" => {
+            out.push_str("# Cluster\r\n");
+            field(out, "cluster_enabled", 0);
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            for db in 0..shared.keyspace.count() {
+                let n = shared.keyspace.db(db).len();
+                if n > 0 {
+                    let _ = write!(out, "db{db}:keys={n},expires=0,avg_ttl=0,subexpiry=0\r\n");
+                }
+            }
+        }
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            command_stats(ctx, out);
+        }
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            for (code, n) in stats.errors() {
+                let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.2}G", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.2}M", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.2}K", b as f64 / 1024.0),
+        b => format!("{b}B"),
+    }
+}
+
+/// Resident set size from /proc (0 where /proc is absent).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// User and system CPU seconds from /proc (clock ticks of 1/100 s on Linux).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    (tick(11), tick(12))
+}

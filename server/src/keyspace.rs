@@ -1,0 +1,138 @@
+//! The keyspace: databases split into shards, each a lock around a map from key to value.
+//!
+//! A std `Mutex` (not tokio's) guards each shard: critical sections are short, never cross an
+//! `.await`, and an uncontended std mutex is a couple of atomic operations.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard};
+
+/// Shards per database: enough that two cores rarely meet on one lock.
+const SHARDS: usize = 16;
+
+/// A value stored under a key. Streams will be the only type Brooklet serves; until the
+/// stream commands are wired in, no command can create a value.
+#[derive(Debug)]
+pub enum Value {}
+
+impl Value {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match *self {}
+    }
+}
+
+/// One shard's map.
+pub type Shard = HashMap<Bytes, Value>;
+
+/// One SELECT-able database.
+pub struct Db {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl Db {
+    fn new() -> Self {
+        Db {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Locks the shard that owns `key`.
+    pub fn lock(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
+        let idx = (self.hash(key) as usize) % SHARDS;
+        lock(&self.shards[idx])
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Removes every key; returns the keys that existed (so watchers and waiters can be told).
+    pub fn flush(&self) -> Vec<Bytes> {
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            let map = std::mem::take(&mut *lock(shard));
+            removed.extend(map.into_keys());
+        }
+        removed
+    }
+
+    /// Visits every key with its value, shard by shard (each shard locked while visited).
+    pub fn for_each(&self, mut f: impl FnMut(&Bytes, &Value)) {
+        for shard in self.shards.iter() {
+            for (k, v) in lock(shard).iter() {
+                f(k, v);
+            }
+        }
+    }
+
+    /// One SCAN step: keys of one shard whose position is past `cursor`, at most about `count`.
+    ///
+    /// The cursor is the shard index in the top 4 bits and a 60-bit key hash below, and keys are
+    /// visited in hash order inside a shard, so a key present for the whole scan is returned
+    /// even when the map is resized between calls.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Bytes, &Value)) -> u64 {
+        const HASH_BITS: u32 = 60;
+        const HASH_MASK: u64 = (1 << HASH_BITS) - 1;
+        let mut shard_idx = (cursor >> HASH_BITS) as usize;
+        let mut after = cursor & HASH_MASK;
+        let mut visited = 0;
+        while shard_idx < SHARDS {
+            let shard = lock(&self.shards[shard_idx]);
+            let mut keys: Vec<(u64, &Bytes, &Value)> = shard
+                .iter()
+                .map(|(k, v)| ((self.hash(k) & HASH_MASK).max(1), k, v))
+                .filter(|(h, _, _)| *h > after)
+                .collect();
+            keys.sort_unstable_by_key(|(h, _, _)| *h);
+            for (h, k, v) in keys {
+                if visited >= count {
+                    // Resume at this hash: step back one so it is included next time.
+                    return ((shard_idx as u64) << HASH_BITS) | (h - 1);
+                }
+                f(k, v);
+                visited += 1;
+            }
+            shard_idx += 1;
+            after = 0;
+        }
+        0
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: a panic in one command must not wedge a shard.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every database of the server.
+pub struct Keyspace {
+    dbs: Vec<Db>,
+}
+
+impl Keyspace {
+    /// A keyspace of `databases` empty databases.
+    pub fn new(databases: usize) -> Self {
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+        }
+    }
+
+    /// Database number `idx` (callers validate the index at SELECT time).
+    pub fn db(&self, idx: usize) -> &Db {
+        &self.dbs[idx.min(self.dbs.len() - 1)]
+    }
+
+    /// How many databases there are.
+    pub fn count(&self) -> usize {
+        self.dbs.len()
+    }
+}

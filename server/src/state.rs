@@ -1,0 +1,119 @@
+//! The state every connection shares.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+use crate::blocking::Blocking;
+use crate::client::ClientRegistry;
+use crate::config::Config;
+use crate::keyspace::Keyspace;
+use crate::stats::Stats;
+use crate::watch::Watches;
+
+/// Everything the server's tasks share.
+pub struct Shared {
+    /// Live configuration (CONFIG SET changes it).
+    config: RwLock<Config>,
+    /// All databases.
+    pub keyspace: Keyspace,
+    /// Connected clients.
+    pub clients: ClientRegistry,
+    /// Counters.
+    pub stats: Stats,
+    /// Per-command counters, indexed like the command table.
+    pub command_stats: Vec<crate::stats::CommandStats>,
+    /// WATCHed keys.
+    pub watches: Watches,
+    /// Clients blocked on keys.
+    pub blocking: Blocking,
+    /// Channel, pattern and shard-channel subscriptions.
+    pub pubsub: std::sync::Mutex<brooklet_pubsub::Registry<crate::subscriber::ClientSubscriber>>,
+    /// Commands that touch keys hold it shared; EXEC holds it exclusively so that a
+    /// transaction runs without any other command in between.
+    exec_gate: RwLock<()>,
+    /// Set once shutdown has begun.
+    pub shutting_down: AtomicBool,
+    /// Woken when shutdown begins.
+    pub shutdown: Notify,
+    /// When the server started.
+    pub started: Instant,
+    /// A random 40-hex-digit id for INFO `run_id`.
+    pub run_id: String,
+    /// The address the plain listener is bound to.
+    pub local_addr: std::net::SocketAddr,
+}
+
+impl Shared {
+    /// Shared state for a server listening on `local_addr`.
+    pub fn new(config: Config, local_addr: std::net::SocketAddr) -> Arc<Self> {
+        let keyspace = Keyspace::new(config.databases);
+        Arc::new(Shared {
+            config: RwLock::new(config),
+            keyspace,
+            clients: ClientRegistry::default(),
+            stats: Stats::default(),
+            command_stats: (0..crate::cmd::table().entries.len())
+                .map(|_| Default::default())
+                .collect(),
+            watches: Watches::default(),
+            blocking: Blocking::default(),
+            pubsub: Default::default(),
+            exec_gate: RwLock::new(()),
+            shutting_down: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            started: Instant::now(),
+            run_id: random_hex_id(),
+            local_addr,
+        })
+    }
+
+    /// Reads the live configuration.
+    pub fn config(&self) -> RwLockReadGuard<'_, Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the live configuration.
+    pub fn config_mut(&self) -> RwLockWriteGuard<'_, Config> {
+        self.config.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held by every keyed command outside EXEC.
+    pub fn gate_shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.exec_gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held by EXEC for its whole queue.
+    pub fn gate_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.exec_gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Begins shutdown: the listener stops and every connection is asked to close.
+    pub fn begin_shutdown(&self) {
+        if !self.shutting_down.swap(true, Ordering::SeqCst) {
+            self.shutdown.notify_one();
+            for c in self.clients.all() {
+                c.kill();
+            }
+        }
+    }
+}
+
+/// A run id from the process's randomness (hash seeds are random per process).
+fn random_hex_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(40);
+    while out.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
+}
