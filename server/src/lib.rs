@@ -22,6 +22,7 @@ mod cmd;
 mod connection;
 mod info;
 mod keyspace;
+pub(crate) mod notify;
 mod state;
 mod stats;
 mod subscriber;

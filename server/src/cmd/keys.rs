@@ -7,6 +7,7 @@ use brooklet_resp::{Args, Reply};
 
 use super::flags::*;
 use super::{CommandError, CommandSpec, Ctx, Doc};
+use crate::notify::{EventClass, keyspace_event};
 
 const fn spec(
     name: &'static str,
@@ -123,6 +124,7 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if gone {
             removed += 1;
             ctx.key_changed(key);
+            keyspace_event(ctx.shared, EventClass::Generic, "del", ctx.client.db, key);
         }
     }
     Ok(Reply::Int(removed))
