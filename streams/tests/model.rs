@@ -63,12 +63,6 @@ impl Model {
     fn len(&self) -> u64 {
         self.live().len() as u64
     }
-    fn get(&self, id: StreamId) -> Option<Vec<Bytes>> {
-        self.live()
-            .into_iter()
-            .find(|e| e.id == id)
-            .map(|e| e.fields)
-    }
     fn add(&mut self, id: StreamId, fields: Vec<Bytes>) {
         if self
             .nodes
@@ -99,10 +93,10 @@ impl Model {
     fn trim(&mut self, strategy: TrimStrategy, approx: bool, limit: u64) -> u64 {
         let mut removed = 0;
         loop {
-            if let TrimStrategy::MaxLen(m) = strategy {
-                if self.len() <= m {
-                    break;
-                }
+            if let TrimStrategy::MaxLen(m) = strategy
+                && self.len() <= m
+            {
+                break;
             }
             let Some(first) = self.nodes.first() else {
                 break;
