@@ -1,5 +1,7 @@
 //! XINFO STREAM [FULL], XINFO GROUPS and XINFO CONSUMERS as typed results.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 
 use crate::entry::Entry;
@@ -137,36 +139,49 @@ pub struct ConsumerInfo {
 }
 
 impl Stream {
-    /// Estimated node count of the radix tree Redis would hold for this stream's node
-    /// keys: the nodes of a compressed trie over the 16-byte big-endian master IDs
-    /// (root, one per branching point, one per key), plus one for each multi-byte
-    /// edge, which Redis keeps as a separate compressed node. Exact for the shapes
-    /// tested; otherwise an honest approximation.
+    /// Estimated `radix-tree-nodes`: the node count of the radix tree Redis would
+    /// build over the 16-byte big-endian node keys. We model rax as a compressed trie
+    /// (root, one node per branching prefix, one per key) where an edge leaving a
+    /// branching node and longer than one byte costs one more (compressed) node, while
+    /// a single-child node absorbs its edge. One key gives 2, as in Redis; for other
+    /// shapes it is an estimate (rax's exact splitting is not reproduced).
     pub fn radix_tree_nodes(&self) -> u64 {
         let keys: Vec<[u8; 16]> = self.nodes.keys().map(|k| k.to_be_bytes()).collect();
         if keys.is_empty() {
             return 1;
         }
-        // Branch points are the distinct longest-common-prefixes of neighbours.
-        let mut branches: Vec<(usize, &[u8])> = Vec::new();
+        // Branching prefixes are the longest common prefixes of neighbouring keys.
+        let mut branches: HashSet<(usize, [u8; 16])> = HashSet::new();
         for w in keys.windows(2) {
             let lcp = w[0]
                 .iter()
                 .zip(w[1].iter())
                 .take_while(|(a, b)| a == b)
                 .count();
-            branches.push((lcp, &w[0][..lcp]));
+            let mut p = [0u8; 16];
+            p[..lcp].copy_from_slice(&w[0][..lcp]);
+            branches.insert((lcp, p));
         }
-        branches.sort_unstable();
-        branches.dedup();
-        let mut nodes = 1 + keys.len() as u64;
-        let root_is_branch = branches.iter().any(|(l, _)| *l == 0);
-        nodes += branches.iter().filter(|(l, _)| *l > 0).count() as u64;
-        // Each edge into a key or branch longer than one byte needs a compressed node.
-        let edges = keys.len() as u64 + branches.iter().filter(|(l, _)| *l > 0).count() as u64;
-        nodes += edges;
-        if !root_is_branch && keys.len() > 1 {
-            nodes = nodes.saturating_sub(1);
+        let root_is_branch = branches.contains(&(0, [0u8; 16]));
+        let is_branch = |len: usize, full: &[u8; 16]| {
+            if len == 0 {
+                return root_is_branch;
+            }
+            let mut p = [0u8; 16];
+            p[..len].copy_from_slice(&full[..len]);
+            branches.contains(&(len, p))
+        };
+        // Parent of a trie node = its longest proper prefix that is a branch (or root).
+        let edge_cost = |len: usize, full: &[u8; 16]| -> u64 {
+            let parent = (1..len).rev().find(|&l| is_branch(l, full)).unwrap_or(0);
+            u64::from(is_branch(parent, full) && len - parent > 1)
+        };
+        let mut nodes = 1u64;
+        for (len, p) in branches.iter().filter(|(len, _)| *len > 0) {
+            nodes += 1 + edge_cost(*len, p);
+        }
+        for k in &keys {
+            nodes += 1 + edge_cost(16, k);
         }
         nodes
     }

@@ -505,6 +505,15 @@ fn xinfo_views() {
     read(&mut s, "a", ReadId::New, Some(2), false, 100).unwrap();
     let info = s.info();
     assert_eq!((info.length, info.radix_tree_keys, info.groups), (3, 1, 1));
+    // One key: a compressed root and a leaf, as Redis reports.
+    assert_eq!(info.radix_tree_nodes, 2);
+    assert_eq!(Stream::new().info().radix_tree_nodes, 1);
+    let mut two = stream_with(101);
+    assert_eq!(two.info().radix_tree_keys, 2);
+    // Root (compressed prefix), the branch, and per key a compressed tail plus a leaf.
+    assert_eq!(two.info().radix_tree_nodes, 6);
+    two.delete(&[id(101, 0)], &mut Vec::new());
+    assert_eq!(two.info().radix_tree_nodes, 2);
     assert_eq!(info.first_entry.unwrap().id, id(1, 0));
     assert_eq!(info.last_entry.unwrap().id, id(3, 0));
     assert_eq!(info.recorded_first_entry_id, id(1, 0));
