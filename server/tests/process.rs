@@ -1,0 +1,120 @@
+//! The `brooklet-server` binary as a process: start-up from flags and config files, and
+//! graceful shutdown on signals.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Starts the binary on port 0 and reads the port it logged.
+fn spawn(extra: &[&str]) -> (Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--dir"])
+        .arg(dir.path())
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let port = addr.trim().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx.recv_timeout(LIMIT).expect("the server never logged its port");
+    (child, port, dir)
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < LIMIT, "server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping(port: u16) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).unwrap();
+    buf.to_vec()
+}
+
+#[cfg(unix)]
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sigint_stop_the_server_with_exit_code_zero() {
+    for sig in ["-TERM", "-INT"] {
+        let (mut child, port, _dir) = spawn(&[]);
+        assert_eq!(ping(port), b"+PONG\r\n");
+        // A connected idle client must not keep the server from exiting.
+        let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        signal(&child, sig);
+        assert!(wait_exit(&mut child).success(), "exit after {sig}");
+    }
+}
+
+#[test]
+fn shutdown_command_exits_zero() {
+    let (mut child, port, _dir) = spawn(&[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"SHUTDOWN\r\n").unwrap();
+    assert!(wait_exit(&mut child).success());
+}
+
+#[test]
+fn config_file_and_flags_use_the_same_directives() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("brooklet.conf");
+    std::fs::write(&conf, "# test\nrequirepass \"pw\"\nmaxclients 7\n").unwrap();
+    let (mut child, port, _data) = spawn(&["--config", conf.to_str().unwrap(), "--appendfsync", "no"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.write_all(b"AUTH pw\r\nCONFIG GET maxclients\r\nCONFIG GET appendfsync\r\n").unwrap();
+    let mut got = Vec::new();
+    let expect = b"+OK\r\n*2\r\n$10\r\nmaxclients\r\n$1\r\n7\r\n*2\r\n$11\r\nappendfsync\r\n$2\r\nno\r\n";
+    while got.len() < expect.len() {
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(&got[..], &expect[..]);
+    s.write_all(b"SHUTDOWN\r\n").unwrap();
+    assert!(wait_exit(&mut child).success());
+}
+
+#[test]
+fn a_bad_config_line_stops_start_up_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    std::fs::write(&conf, "port 0\nappendfsync sometimes\n").unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&conf).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at line 2") && err.contains("appendfsync sometimes"), "{err}");
+    let out = Command::new(BIN).args(["--nosuch", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+}
