@@ -27,12 +27,20 @@ fn spawn(extra: &[&str]) -> (Child, u16, tempfile::TempDir) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("listening on ").nth(1) {
-                let port = addr.trim().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                let port = addr
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse::<u16>()
+                    .unwrap();
                 let _ = tx.send(port);
             }
         }
     });
-    let port = rx.recv_timeout(LIMIT).expect("the server never logged its port");
+    let port = rx
+        .recv_timeout(LIMIT)
+        .expect("the server never logged its port");
     (child, port, dir)
 }
 
@@ -58,7 +66,10 @@ fn ping(port: u16) -> Vec<u8> {
 
 #[cfg(unix)]
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -88,12 +99,15 @@ fn config_file_and_flags_use_the_same_directives() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("brooklet.conf");
     std::fs::write(&conf, "# test\nrequirepass \"pw\"\nmaxclients 7\n").unwrap();
-    let (mut child, port, _data) = spawn(&["--config", conf.to_str().unwrap(), "--appendfsync", "no"]);
+    let (mut child, port, _data) =
+        spawn(&["--config", conf.to_str().unwrap(), "--appendfsync", "no"]);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(LIMIT)).unwrap();
-    s.write_all(b"AUTH pw\r\nCONFIG GET maxclients\r\nCONFIG GET appendfsync\r\n").unwrap();
+    s.write_all(b"AUTH pw\r\nCONFIG GET maxclients\r\nCONFIG GET appendfsync\r\n")
+        .unwrap();
     let mut got = Vec::new();
-    let expect = b"+OK\r\n*2\r\n$10\r\nmaxclients\r\n$1\r\n7\r\n*2\r\n$11\r\nappendfsync\r\n$2\r\nno\r\n";
+    let expect =
+        b"+OK\r\n*2\r\n$10\r\nmaxclients\r\n$1\r\n7\r\n*2\r\n$11\r\nappendfsync\r\n$2\r\nno\r\n";
     while got.len() < expect.len() {
         let mut buf = [0u8; 256];
         let n = s.read(&mut buf).unwrap();
@@ -110,10 +124,17 @@ fn a_bad_config_line_stops_start_up_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("bad.conf");
     std::fs::write(&conf, "port 0\nappendfsync sometimes\n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&conf).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("at line 2") && err.contains("appendfsync sometimes"), "{err}");
+    assert!(
+        err.contains("at line 2") && err.contains("appendfsync sometimes"),
+        "{err}"
+    );
     let out = Command::new(BIN).args(["--nosuch", "1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));

@@ -7,36 +7,12 @@ use std::sync::atomic::Ordering;
 use brooklet_resp::{Args, Reply};
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, table};
+use super::{CommandError, CommandSpec, Ctx, Doc, simple, table};
 use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
 use crate::keyspace::lock;
 
-const fn sub(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    handler: super::Handler,
-    summary: &'static str,
-    since: &'static str,
-    syntax: &'static str,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        handler: Some(handler),
-        subcommands: &[],
-        doc: Doc {
-            group: "connection",
-            summary,
-            since,
-            complexity: "O(1)",
-            syntax,
-        },
-    }
+const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
+    Doc::new("connection", summary, since, "O(1)", syntax)
 }
 
 /// This family's commands.
@@ -49,104 +25,114 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
     key_step: 0,
     handler: None,
     subcommands: &[
-        sub(
+        simple(
             "id",
             2,
             FAST,
             id,
-            "Returns the unique client ID of the connection.",
-            "5.0.0",
-            "",
+            doc(
+                "Returns the unique client ID of the connection.",
+                "5.0.0",
+                "",
+            ),
         ),
-        sub(
+        simple(
             "setname",
             3,
             FAST,
             setname,
-            "Sets the connection name.",
-            "2.6.9",
-            "connection-name",
+            doc("Sets the connection name.", "2.6.9", "connection-name"),
         ),
-        sub(
+        simple(
             "getname",
             2,
             FAST,
             getname,
-            "Returns the name of the connection.",
-            "2.6.9",
-            "",
+            doc("Returns the name of the connection.", "2.6.9", ""),
         ),
-        sub(
+        simple(
             "list",
             -2,
             ADMIN,
             list,
-            "Lists open connections.",
-            "2.4.0",
-            "[TYPE normal|master|replica|pubsub] [ID client-id ...]",
+            doc(
+                "Lists open connections.",
+                "2.4.0",
+                "[TYPE normal|master|replica|pubsub] [ID client-id ...]",
+            ),
         ),
-        sub(
+        simple(
             "info",
             2,
             0,
             info,
-            "Returns information about the connection.",
-            "6.2.0",
-            "",
+            doc("Returns information about the connection.", "6.2.0", ""),
         ),
-        sub(
+        simple(
             "kill",
             -3,
             ADMIN,
             kill,
-            "Terminates open connections.",
-            "2.4.0",
-            "ip:port | [ID client-id] [TYPE normal|master|replica|pubsub] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage]",
+            doc(
+                "Terminates open connections.",
+                "2.4.0",
+                "ip:port | [ID client-id] [TYPE normal|master|replica|pubsub] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage]",
+            ),
         ),
-        sub(
+        simple(
             "setinfo",
             4,
             FAST,
             setinfo,
-            "Sets information specific to the client or connection.",
-            "7.2.0",
-            "LIB-NAME libname | LIB-VER libver",
+            doc(
+                "Sets information specific to the client or connection.",
+                "7.2.0",
+                "LIB-NAME libname | LIB-VER libver",
+            ),
         ),
-        sub(
+        simple(
             "reply",
             3,
             FAST,
             reply,
-            "Instructs the server whether to reply to commands.",
-            "3.2.0",
-            "ON|OFF|SKIP",
+            doc(
+                "Instructs the server whether to reply to commands.",
+                "3.2.0",
+                "ON|OFF|SKIP",
+            ),
         ),
-        sub(
+        simple(
             "no-evict",
             3,
             FAST,
             on_off,
-            "Sets the client eviction mode of the connection.",
-            "7.0.0",
-            "ON|OFF",
+            doc(
+                "Sets the client eviction mode of the connection.",
+                "7.0.0",
+                "ON|OFF",
+            ),
         ),
-        sub(
+        simple(
             "no-touch",
             3,
             FAST,
             on_off,
-            "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
-            "7.2.0",
-            "ON|OFF",
+            doc(
+                "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+                "7.2.0",
+                "ON|OFF",
+            ),
         ),
-        sub(
+        simple(
             "help",
             2,
             FAST,
             help,
-            "Returns helpful text about the different subcommands.",
-            "5.0.0",
-            "",
+            doc(
+                "Returns helpful text about the different subcommands.",
+                "5.0.0",
+                "",
+            ),
         ),
     ],
     doc: Doc {

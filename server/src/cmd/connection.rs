@@ -5,30 +5,10 @@ use bytes::Bytes;
 use brooklet_resp::{Args, Reply};
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc};
+use super::{CommandError, CommandSpec, Ctx, Doc, simple};
 
 /// The Redis version Brooklet reports, so clients enable the features they gate on it.
 pub const REDIS_VERSION: &str = "7.4.0";
-
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    handler: super::Handler,
-    doc: Doc,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        handler: Some(handler),
-        subcommands: &[],
-        doc,
-    }
-}
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc {
@@ -42,7 +22,7 @@ const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec(
+    simple(
         "ping",
         -1,
         FAST | SUBSCRIBED,
@@ -53,14 +33,14 @@ pub const COMMANDS: &[CommandSpec] = &[
             "[message]",
         ),
     ),
-    spec(
+    simple(
         "echo",
         2,
         FAST,
         echo,
         doc("Returns the given string.", "1.0.0", "message"),
     ),
-    spec(
+    simple(
         "hello",
         -1,
         FAST | NO_AUTH,
@@ -71,7 +51,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "[protover [AUTH username password] [SETNAME clientname]]",
         ),
     ),
-    spec(
+    simple(
         "auth",
         -2,
         FAST | NO_AUTH,
@@ -82,21 +62,21 @@ pub const COMMANDS: &[CommandSpec] = &[
             "[username] password",
         ),
     ),
-    spec(
+    simple(
         "select",
         2,
         FAST | LOADING,
         select,
         doc("Changes the selected database.", "1.0.0", "index"),
     ),
-    spec(
+    simple(
         "quit",
         -1,
         FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
         quit,
         doc("Closes the connection.", "1.0.0", ""),
     ),
-    spec(
+    simple(
         "reset",
         1,
         FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,

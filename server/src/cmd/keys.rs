@@ -6,19 +6,8 @@ use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc};
+use super::{CommandError, CommandSpec, Ctx, Doc, command};
 use crate::notify::{EventClass, keyspace_event};
-
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    handler: super::Handler,
-    doc: Doc,
-) -> CommandSpec {
-    super::command(name, arity, flags, keys, handler, doc)
-}
 
 const fn doc(
     summary: &'static str,
@@ -31,7 +20,7 @@ const fn doc(
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec(
+    command(
         "type",
         2,
         READONLY | FAST,
@@ -44,7 +33,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "key",
         ),
     ),
-    spec(
+    command(
         "del",
         -2,
         WRITE,
@@ -57,7 +46,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "key [key ...]",
         ),
     ),
-    spec(
+    command(
         "unlink",
         -2,
         WRITE | FAST,
@@ -70,7 +59,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "key [key ...]",
         ),
     ),
-    spec(
+    command(
         "exists",
         -2,
         READONLY | FAST,
@@ -83,7 +72,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "key [key ...]",
         ),
     ),
-    spec(
+    command(
         "keys",
         2,
         READONLY,
@@ -96,7 +85,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "pattern",
         ),
     ),
-    spec(
+    command(
         "scan",
         -2,
         READONLY,

@@ -113,6 +113,17 @@ pub(crate) const fn command(
     }
 }
 
+/// A command with a handler and no key arguments.
+pub(crate) const fn simple(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: Handler,
+    doc: Doc,
+) -> CommandSpec {
+    command(name, arity, flags, (0, 0, 0), handler, doc)
+}
+
 /// One entry of the command table.
 #[derive(Debug)]
 pub struct CommandSpec {

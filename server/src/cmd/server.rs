@@ -8,47 +8,25 @@ use brooklet_pubsub::glob_match;
 use brooklet_resp::Reply;
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, table};
+use super::{CommandError, CommandSpec, Ctx, Doc, simple, table};
 use crate::config::{ConfigError, PARAMETERS};
 
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    handler: super::Handler,
-    summary: &'static str,
-    since: &'static str,
-    syntax: &'static str,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        handler: Some(handler),
-        subcommands: &[],
-        doc: Doc {
-            group: "server",
-            summary,
-            since,
-            complexity: "O(1)",
-            syntax,
-        },
-    }
+const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
+    Doc::new("server", summary, since, "O(1)", syntax)
 }
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec(
+    simple(
         "info",
         -1,
         LOADING,
         info,
-        "Returns information and statistics about the server.",
-        "1.0.0",
-        "[section [section ...]]",
+        doc(
+            "Returns information and statistics about the server.",
+            "1.0.0",
+            "[section [section ...]]",
+        ),
     ),
     CommandSpec {
         name: "config",
@@ -59,41 +37,45 @@ pub const COMMANDS: &[CommandSpec] = &[
         key_step: 0,
         handler: None,
         subcommands: &[
-            spec(
+            simple(
                 "get",
                 -3,
                 ADMIN | LOADING,
                 config_get,
-                "Returns the effective values of configuration parameters.",
-                "2.0.0",
-                "parameter [parameter ...]",
+                doc(
+                    "Returns the effective values of configuration parameters.",
+                    "2.0.0",
+                    "parameter [parameter ...]",
+                ),
             ),
-            spec(
+            simple(
                 "set",
                 -4,
                 ADMIN | LOADING,
                 config_set,
-                "Sets configuration parameters in-flight.",
-                "2.0.0",
-                "parameter value [parameter value ...]",
+                doc(
+                    "Sets configuration parameters in-flight.",
+                    "2.0.0",
+                    "parameter value [parameter value ...]",
+                ),
             ),
-            spec(
+            simple(
                 "resetstat",
                 2,
                 ADMIN | LOADING,
                 config_resetstat,
-                "Resets the server's statistics.",
-                "2.0.0",
-                "",
+                doc("Resets the server's statistics.", "2.0.0", ""),
             ),
-            spec(
+            simple(
                 "help",
                 2,
                 LOADING,
                 config_help,
-                "Returns helpful text about the different subcommands.",
-                "5.0.0",
-                "",
+                doc(
+                    "Returns helpful text about the different subcommands.",
+                    "5.0.0",
+                    "",
+                ),
             ),
         ],
         doc: Doc {
@@ -104,50 +86,52 @@ pub const COMMANDS: &[CommandSpec] = &[
             syntax: "",
         },
     },
-    spec(
+    simple(
         "dbsize",
         1,
         READONLY | FAST,
         dbsize,
-        "Returns the number of keys in the database.",
-        "1.0.0",
-        "",
+        doc("Returns the number of keys in the database.", "1.0.0", ""),
     ),
-    spec(
+    simple(
         "flushall",
         -1,
         WRITE,
         flushall,
-        "Removes all keys from all databases.",
-        "1.0.0",
-        "[ASYNC|SYNC]",
+        doc(
+            "Removes all keys from all databases.",
+            "1.0.0",
+            "[ASYNC|SYNC]",
+        ),
     ),
-    spec(
+    simple(
         "flushdb",
         -1,
         WRITE,
         flushdb,
-        "Remove all keys from the current database.",
-        "1.0.0",
-        "[ASYNC|SYNC]",
+        doc(
+            "Remove all keys from the current database.",
+            "1.0.0",
+            "[ASYNC|SYNC]",
+        ),
     ),
-    spec(
+    simple(
         "time",
         1,
         FAST | LOADING,
         time,
-        "Returns the server time.",
-        "2.6.0",
-        "",
+        doc("Returns the server time.", "2.6.0", ""),
     ),
-    spec(
+    simple(
         "shutdown",
         -1,
         ADMIN | NO_MULTI | LOADING,
         shutdown,
-        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-        "1.0.0",
-        "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+        doc(
+            "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+            "1.0.0",
+            "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+        ),
     ),
     CommandSpec {
         name: "command",
@@ -158,50 +142,56 @@ pub const COMMANDS: &[CommandSpec] = &[
         key_step: 0,
         handler: Some(super::docs::command_all),
         subcommands: &[
-            spec(
+            simple(
                 "count",
                 2,
                 LOADING,
                 super::docs::count,
-                "Returns a count of commands.",
-                "2.8.13",
-                "",
+                doc("Returns a count of commands.", "2.8.13", ""),
             ),
-            spec(
+            simple(
                 "docs",
                 -2,
                 LOADING,
                 super::docs::docs,
-                "Returns documentary information about one, multiple or all commands.",
-                "7.0.0",
-                "[command-name [command-name ...]]",
+                doc(
+                    "Returns documentary information about one, multiple or all commands.",
+                    "7.0.0",
+                    "[command-name [command-name ...]]",
+                ),
             ),
-            spec(
+            simple(
                 "info",
                 -2,
                 LOADING,
                 super::docs::info,
-                "Returns information about one, multiple or all commands.",
-                "2.8.13",
-                "[command-name [command-name ...]]",
+                doc(
+                    "Returns information about one, multiple or all commands.",
+                    "2.8.13",
+                    "[command-name [command-name ...]]",
+                ),
             ),
-            spec(
+            simple(
                 "list",
                 -2,
                 LOADING,
                 super::docs::list,
-                "Returns a list of command names.",
-                "7.0.0",
-                "[FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]",
+                doc(
+                    "Returns a list of command names.",
+                    "7.0.0",
+                    "[FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]",
+                ),
             ),
-            spec(
+            simple(
                 "help",
                 2,
                 LOADING,
                 super::docs::help,
-                "Returns helpful text about the different subcommands.",
-                "5.0.0",
-                "",
+                doc(
+                    "Returns helpful text about the different subcommands.",
+                    "5.0.0",
+                    "",
+                ),
             ),
         ],
         doc: Doc {

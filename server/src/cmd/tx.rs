@@ -6,19 +6,8 @@ use std::sync::atomic::Ordering;
 use brooklet_resp::Reply;
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc};
+use super::{CommandError, CommandSpec, Ctx, Doc, command};
 use crate::client::MultiState;
-
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    handler: super::Handler,
-    doc: Doc,
-) -> CommandSpec {
-    super::command(name, arity, flags, keys, handler, doc)
-}
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc::new("transactions", summary, since, "O(1)", syntax)
@@ -26,7 +15,7 @@ const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec(
+    command(
         "multi",
         1,
         FAST | NOT_QUEUED,
@@ -34,7 +23,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         multi,
         doc("Starts a transaction.", "1.2.0", ""),
     ),
-    spec(
+    command(
         "exec",
         1,
         NOT_QUEUED,
@@ -42,7 +31,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         exec,
         doc("Executes all commands in a transaction.", "1.2.0", ""),
     ),
-    spec(
+    command(
         "discard",
         1,
         FAST | NOT_QUEUED,
@@ -50,7 +39,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         discard,
         doc("Discards a transaction.", "2.0.0", ""),
     ),
-    spec(
+    command(
         "watch",
         -2,
         FAST | NOT_QUEUED,
@@ -62,7 +51,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             "key [key ...]",
         ),
     ),
-    spec(
+    command(
         "unwatch",
         1,
         FAST,
