@@ -8,18 +8,41 @@ use hashbrown::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
+use brooklet_streams::Stream;
+
+use crate::cmd::CommandError;
+
 /// Shards per database: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;
 
-/// A value stored under a key. Streams will be the only type Brooklet serves; until the
-/// stream commands are wired in, no command can create a value.
+/// A value stored under a key. Streams are the only type Brooklet serves; the enum leaves
+/// room for others, and the accessors below are where `-WRONGTYPE` will come from then.
 #[derive(Debug)]
-pub enum Value {}
+pub enum Value {
+    /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one).
+    Stream(Box<Stream>),
+}
 
 impl Value {
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
-        match *self {}
+        match self {
+            Value::Stream(_) => "stream",
+        }
+    }
+
+    /// The stream stored here, or `-WRONGTYPE` for a value of another type.
+    pub fn stream(&self) -> Result<&Stream, CommandError> {
+        match self {
+            Value::Stream(s) => Ok(s),
+        }
+    }
+
+    /// The stream stored here, mutably, or `-WRONGTYPE` for a value of another type.
+    pub fn stream_mut(&mut self) -> Result<&mut Stream, CommandError> {
+        match self {
+            Value::Stream(s) => Ok(s),
+        }
     }
 }
 
@@ -134,5 +157,40 @@ impl Keyspace {
     /// How many databases there are.
     pub fn count(&self) -> usize {
         self.dbs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn scan_with_count_7_visits_each_of_500_keys_exactly_once() {
+        let db = Db::new();
+        for i in 0..500 {
+            let key = Bytes::from(format!("key:{i}"));
+            db.lock(&key)
+                .insert(key.clone(), Value::Stream(Box::new(Stream::new())));
+        }
+        let mut seen: HashMap<Bytes, usize> = HashMap::new();
+        let mut cursor = 0;
+        let mut steps = 0;
+        loop {
+            let mut batch = 0;
+            cursor = db.scan(cursor, 7, |k, v| {
+                assert_eq!(v.type_name(), "stream");
+                *seen.entry(k.clone()).or_default() += 1;
+                batch += 1;
+            });
+            assert!(batch <= 7, "a step returned {batch} keys");
+            steps += 1;
+            if cursor == 0 {
+                break;
+            }
+            assert!(steps < 10_000, "SCAN does not terminate");
+        }
+        assert_eq!(seen.len(), 500);
+        assert!(seen.values().all(|&n| n == 1), "a key was returned twice");
     }
 }

@@ -11,6 +11,10 @@ mod docs;
 mod keys;
 pub(crate) mod server;
 pub(crate) use server as server_fields;
+mod stream;
+mod stream_group;
+mod stream_info;
+mod stream_read;
 mod tx;
 
 use bytes::Bytes;
@@ -202,12 +206,16 @@ impl Table {
 pub fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let families: [&'static [CommandSpec]; 5] = [
+        let families: [&'static [CommandSpec]; 9] = [
             connection::COMMANDS,
             client::COMMANDS,
             tx::COMMANDS,
             server::COMMANDS,
             keys::COMMANDS,
+            stream::COMMANDS,
+            stream_read::COMMANDS,
+            stream_group::COMMANDS,
+            stream_info::COMMANDS,
         ];
         let mut entries = Vec::new();
         for spec in families.into_iter().flatten() {

@@ -1,0 +1,456 @@
+//! The stream entry commands: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID, and the
+//! helpers the other stream families share (replies of IDs and entries, stream lookup,
+//! node limits, keyspace events).
+//!
+//! The semantics live in `brooklet-streams`; a handler here parses argv into typed
+//! arguments, takes the shard lock, calls the stream, drops the lock, then publishes the
+//! keyspace events and records the changed key (which dirties WATCHers and wakes readers).
+
+use bytes::Bytes;
+
+use brooklet_resp::{Args, Reply};
+use brooklet_streams::{
+    Entry, IdSpec, Mutation, NodeLimits, Stream, StreamError, StreamId, TrimArgs, TrimStrategy,
+    parse_range_end, parse_range_start,
+};
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc, command};
+use crate::client::now_ms;
+use crate::keyspace::Value;
+use crate::notify::{EventClass, keyspace_event};
+
+const fn doc(
+    summary: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    syntax: &'static str,
+) -> Doc {
+    Doc::new("stream", summary, since, complexity, syntax)
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    command(
+        "xadd",
+        -5,
+        WRITE | FAST,
+        (1, 1, 1),
+        xadd,
+        doc(
+            "Appends a new message to a stream. Creates the key if it doesn't exist.",
+            "5.0.0",
+            "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
+            "key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
+        ),
+    ),
+    command(
+        "xlen",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        xlen,
+        doc(
+            "Return the number of messages in a stream.",
+            "5.0.0",
+            "O(1)",
+            "key",
+        ),
+    ),
+    command(
+        "xrange",
+        -4,
+        READONLY,
+        (1, 1, 1),
+        xrange,
+        doc(
+            "Returns the messages from a stream within a range of IDs.",
+            "5.0.0",
+            "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).",
+            "key start end [COUNT count]",
+        ),
+    ),
+    command(
+        "xrevrange",
+        -4,
+        READONLY,
+        (1, 1, 1),
+        xrevrange,
+        doc(
+            "Returns the messages from a stream within a range of IDs in reverse order.",
+            "5.0.0",
+            "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).",
+            "key end start [COUNT count]",
+        ),
+    ),
+    command(
+        "xdel",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        xdel,
+        doc(
+            "Returns the number of messages after removing them from a stream.",
+            "5.0.0",
+            "O(1) for each single item to delete in the stream, regardless of the stream size.",
+            "key id [id ...]",
+        ),
+    ),
+    command(
+        "xtrim",
+        -4,
+        WRITE,
+        (1, 1, 1),
+        xtrim,
+        doc(
+            "Deletes messages from the beginning of a stream.",
+            "5.0.0",
+            "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.",
+            "key MAXLEN|MINID [=|~] threshold [LIMIT count]",
+        ),
+    ),
+    command(
+        "xsetid",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        xsetid,
+        doc(
+            "An internal command for replicating stream values.",
+            "5.0.0",
+            "O(1)",
+            "key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]",
+        ),
+    ),
+];
+
+impl From<StreamError> for CommandError {
+    fn from(e: StreamError) -> Self {
+        CommandError::text(e.to_string())
+    }
+}
+
+/// `-ERR no such key`.
+pub(crate) const NO_SUCH_KEY: CommandError = CommandError::msg("ERR no such key");
+
+/// A stream ID as a bulk string.
+pub(crate) fn id_reply(id: StreamId) -> Reply {
+    Reply::Bulk(Bytes::from(id.to_string()))
+}
+
+/// Field-value pairs as a flat array.
+pub(crate) fn fields_reply(fields: Vec<Bytes>) -> Reply {
+    Reply::Array(fields.into_iter().map(Reply::Bulk).collect())
+}
+
+/// One entry as `[id, [field, value, ...]]`.
+pub(crate) fn entry_reply(e: Entry) -> Reply {
+    Reply::Array(vec![id_reply(e.id), fields_reply(e.fields)])
+}
+
+/// Entries as an array of `[id, fields]`.
+pub(crate) fn entries_reply(entries: Vec<Entry>) -> Reply {
+    Reply::Array(entries.into_iter().map(entry_reply).collect())
+}
+
+/// The node limits from `stream-node-max-entries` / `stream-node-max-bytes`.
+pub(crate) fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
+    let config = ctx.shared.config();
+    NodeLimits {
+        max_bytes: config.stream_node_max_bytes,
+        max_entries: config.stream_node_max_entries,
+    }
+}
+
+/// The journal a command records its changes into. Nothing persists it yet (the persistence
+/// issue will write it as one batch under the shard lock); dropping it is correct meanwhile.
+pub(crate) fn journal() -> Vec<Mutation> {
+    Vec::new()
+}
+
+/// Publishes a stream keyspace event for `key` (call after the shard lock is released).
+pub(crate) fn notify(ctx: &Ctx<'_>, event: &str, key: &Bytes) {
+    keyspace_event(ctx.shared, EventClass::Stream, event, ctx.client.db, key);
+}
+
+/// Parses a strict stream ID (no `-`, `+`, `*`).
+pub(crate) fn strict_id(arg: &[u8]) -> Result<StreamId, CommandError> {
+    Ok(StreamId::parse(arg)?)
+}
+
+/// Parses a COUNT-like argument: an integer, negatives clamped to 0, as Redis does.
+pub(crate) fn count_arg(args: &mut Args<'_>) -> Result<u64, CommandError> {
+    Ok(args.next_i64()?.max(0) as u64)
+}
+
+/// XADD's and XTRIM's shared options (Redis's `streamAddTrimArgs`).
+struct AddTrimOptions {
+    trim: Option<TrimArgs>,
+    nomkstream: bool,
+}
+
+/// Parses `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]]` as Redis's
+/// `streamParseAddOrTrimArgsOrReply`, stopping (for XADD) at the first argument that is not
+/// an option, which is the ID.
+///
+/// # Format
+/// After the key: options in any order; for XADD then `*|id field value ...` is left.
+fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, CommandError> {
+    let mut strategy: Option<TrimStrategy> = None;
+    let mut approx = false;
+    let mut limit: Option<i64> = None;
+    let mut nomkstream = false;
+    const BOTH: CommandError = CommandError::msg(
+        "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+    );
+    while let Some(opt) = args.peek() {
+        let more = args.remaining() > 1;
+        if xadd && &opt[..] == b"*" {
+            break;
+        } else if more && args.eat_keyword("MAXLEN") {
+            if strategy.is_some() {
+                return Err(BOTH);
+            }
+            approx = eat_approx(args);
+            let max = args.next_i64()?;
+            if max < 0 {
+                return Err(StreamError::MaxLenNegative.into());
+            }
+            strategy = Some(TrimStrategy::MaxLen(max as u64));
+        } else if more && args.eat_keyword("MINID") {
+            if strategy.is_some() {
+                return Err(BOTH);
+            }
+            approx = eat_approx(args);
+            strategy = Some(TrimStrategy::MinId(strict_id(args.next_bytes()?)?));
+        } else if more && args.eat_keyword("LIMIT") {
+            let n = args.next_i64()?;
+            if n < 0 {
+                return Err(StreamError::LimitNegative.into());
+            }
+            limit = Some(n);
+        } else if xadd && args.eat_keyword("NOMKSTREAM") {
+            nomkstream = true;
+        } else if xadd {
+            break;
+        } else {
+            return Err(CommandError::syntax());
+        }
+    }
+    if limit.is_some_and(|l| l != 0) && strategy.is_none() {
+        return Err(CommandError::msg(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if !xadd && strategy.is_none() {
+        return Err(CommandError::msg(
+            "ERR syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if limit.is_some_and(|l| l != 0) && !approx {
+        return Err(StreamError::LimitWithoutApprox.into());
+    }
+    let trim = strategy.map(|strategy| TrimArgs {
+        strategy,
+        approx,
+        // An explicit LIMIT 0 with an exact trim means "no limit", which is the default.
+        limit: if approx {
+            limit.map(|l| l as u64)
+        } else {
+            None
+        },
+    });
+    Ok(AddTrimOptions { trim, nomkstream })
+}
+
+/// Consumes `~` (returning true) or `=` after MAXLEN / MINID when a threshold follows.
+fn eat_approx(args: &mut Args<'_>) -> bool {
+    if args.remaining() < 2 {
+        return false;
+    }
+    match args.peek().map(|a| &a[..]) {
+        Some(b"~") => {
+            let _ = args.next_bytes();
+            true
+        }
+        Some(b"=") => {
+            let _ = args.next_bytes();
+            false
+        }
+        _ => false,
+    }
+}
+
+/// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...
+fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let key = &argv[1];
+    let mut args = Args::new(&argv[2..]);
+    let opts = parse_add_trim(&mut args, true)?;
+    let id_arg = args.next_bytes()?;
+    let spec = IdSpec::parse(id_arg);
+    if let Err(e) = &spec
+        && *e != StreamError::XAddZeroId
+    {
+        return Err(e.clone().into());
+    }
+    let fields = args.rest();
+    if fields.is_empty() || !fields.len().is_multiple_of(2) {
+        return Err(StreamError::WrongArity("xadd").into());
+    }
+    let spec = spec?;
+    let limits = node_limits(ctx);
+    let now = now_ms();
+    let outcome = {
+        let mut shard = ctx.db().lock(key);
+        let mut out = journal();
+        match shard.get_mut(key) {
+            Some(v) => {
+                v.stream_mut()?
+                    .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?
+            }
+            None if opts.nomkstream => return Ok(Reply::Null),
+            None => {
+                let mut s = Stream::new();
+                let outcome = s.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?;
+                shard.insert(key.clone(), Value::Stream(Box::new(s)));
+                outcome
+            }
+        }
+    };
+    notify(ctx, "xadd", key);
+    if outcome.trimmed > 0 {
+        notify(ctx, "xtrim", key);
+    }
+    ctx.key_changed(key);
+    Ok(id_reply(outcome.id))
+}
+
+/// XLEN key
+fn xlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let shard = ctx.db().lock(&argv[1]);
+    let len = match shard.get(&argv[1]) {
+        Some(v) => v.stream()?.len(),
+        None => 0,
+    };
+    Ok(Reply::Int(len as i64))
+}
+
+fn xrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    range(ctx, argv, false)
+}
+
+fn xrevrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    range(ctx, argv, true)
+}
+
+/// XRANGE key start end [COUNT n] / XREVRANGE key end start [COUNT n]
+fn range(ctx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> Result<Reply, CommandError> {
+    let (start_arg, end_arg) = if rev {
+        (&argv[3], &argv[2])
+    } else {
+        (&argv[2], &argv[3])
+    };
+    let start = parse_range_start(start_arg)?;
+    let end = parse_range_end(end_arg)?;
+    let mut args = Args::new(&argv[4..]);
+    let mut count: Option<u64> = None;
+    while !args.is_empty() {
+        if args.remaining() > 1 && args.eat_keyword("COUNT") {
+            count = Some(count_arg(&mut args)?);
+        } else {
+            return Err(CommandError::syntax());
+        }
+    }
+    let shard = ctx.db().lock(&argv[1]);
+    let Some(v) = shard.get(&argv[1]) else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let s = v.stream()?;
+    if count == Some(0) {
+        return Ok(Reply::NullArray);
+    }
+    let count = count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
+    Ok(entries_reply(s.range(start, end, count, rev)))
+}
+
+/// XDEL key id [id ...]
+fn xdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let key = &argv[1];
+    let deleted = {
+        let mut shard = ctx.db().lock(key);
+        let Some(v) = shard.get_mut(key) else {
+            return Ok(Reply::Int(0));
+        };
+        let s = v.stream_mut()?;
+        let ids = argv[2..]
+            .iter()
+            .map(|a| strict_id(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        s.delete(&ids, &mut journal())
+    };
+    if deleted > 0 {
+        notify(ctx, "xdel", key);
+        ctx.key_changed(key);
+    }
+    Ok(Reply::Int(deleted as i64))
+}
+
+/// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
+fn xtrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let key = &argv[1];
+    let limits = node_limits(ctx);
+    let removed = {
+        let mut shard = ctx.db().lock(key);
+        let Some(v) = shard.get_mut(key) else {
+            return Ok(Reply::Int(0));
+        };
+        let s = v.stream_mut()?;
+        let mut args = Args::new(&argv[2..]);
+        let opts = parse_add_trim(&mut args, false)?;
+        args.finish()?;
+        match opts.trim {
+            Some(t) => s.trim(&t, &limits, &mut journal())?,
+            None => 0,
+        }
+    };
+    if removed > 0 {
+        notify(ctx, "xtrim", key);
+        ctx.key_changed(key);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+/// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]
+fn xsetid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let key = &argv[1];
+    let id = strict_id(&argv[2])?;
+    let mut args = Args::new(&argv[3..]);
+    let mut entries_added = None;
+    let mut max_deleted = None;
+    while !args.is_empty() {
+        let more = args.remaining() > 1;
+        if more && args.eat_keyword("ENTRIESADDED") {
+            let n = args.next_i64()?;
+            if n < 0 {
+                return Err(StreamError::EntriesAddedNegative.into());
+            }
+            entries_added = Some(n);
+        } else if more && args.eat_keyword("MAXDELETEDID") {
+            let m = strict_id(args.next_bytes()?)?;
+            if id < m {
+                return Err(StreamError::SetIdBelowGivenMaxDeleted.into());
+            }
+            max_deleted = Some(m);
+        } else {
+            return Err(CommandError::syntax());
+        }
+    }
+    {
+        let mut shard = ctx.db().lock(key);
+        let s = shard.get_mut(key).ok_or(NO_SUCH_KEY)?.stream_mut()?;
+        s.set_id(id, entries_added, max_deleted, &mut journal())?;
+    }
+    notify(ctx, "xsetid", key);
+    ctx.key_changed(key);
+    Ok(Reply::Ok)
+}

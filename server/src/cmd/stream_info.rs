@@ -1,0 +1,250 @@
+//! XINFO STREAM [FULL [COUNT n]], XINFO GROUPS, XINFO CONSUMERS, XINFO HELP.
+
+use bytes::Bytes;
+
+use brooklet_resp::{Args, Reply};
+use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
+
+use super::flags::*;
+use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply};
+use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
+use crate::client::now_ms;
+
+const fn doc(summary: &'static str, complexity: &'static str, syntax: &'static str) -> Doc {
+    Doc::new("stream", summary, "5.0.0", complexity, syntax)
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
+    name: "xinfo",
+    arity: -2,
+    flags: 0,
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+    handler: None,
+    subcommands: &[
+        command(
+            "consumers",
+            4,
+            READONLY,
+            (2, 2, 1),
+            consumers,
+            doc(
+                "Returns a list of the consumers in a consumer group.",
+                "O(1)",
+                "key group",
+            ),
+        ),
+        command(
+            "groups",
+            3,
+            READONLY,
+            (2, 2, 1),
+            groups,
+            doc(
+                "Returns a list of the consumer groups of a stream.",
+                "O(1)",
+                "key",
+            ),
+        ),
+        command(
+            "stream",
+            -3,
+            READONLY,
+            (2, 2, 1),
+            stream,
+            doc(
+                "Returns information about a stream.",
+                "O(1)",
+                "key [FULL [COUNT count]]",
+            ),
+        ),
+        simple(
+            "help",
+            2,
+            LOADING,
+            help,
+            doc(
+                "Returns helpful text about the different subcommands.",
+                "O(1)",
+                "",
+            ),
+        ),
+    ],
+    doc: doc(
+        "A container for stream introspection commands.",
+        "Depends on subcommand.",
+        "",
+    ),
+}];
+
+const HELP: &[&str] = &[
+    "CONSUMERS <key> <groupname>",
+    "    Show consumers of <groupname>.",
+    "GROUPS <key>",
+    "    Show the stream consumer groups.",
+    "STREAM <key> [FULL [COUNT <count>]",
+    "    Show information about the stream.",
+];
+
+fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(help_reply("XINFO", HELP))
+}
+
+fn field(name: &'static str, value: Reply) -> (Reply, Reply) {
+    (Reply::bulk(name), value)
+}
+
+fn int(n: u64) -> Reply {
+    Reply::Int(n as i64)
+}
+
+fn opt_int(n: Option<u64>) -> Reply {
+    n.map_or(Reply::Null, int)
+}
+
+/// XINFO STREAM key [FULL [COUNT n]]
+fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let key = &argv[2];
+    let mut args = Args::new(&argv[3..]);
+    let mut full = None;
+    if !args.is_empty() {
+        if !args.eat_keyword("FULL") {
+            return Err(CommandError::syntax());
+        }
+        let mut count = INFO_FULL_DEFAULT_COUNT;
+        if !args.is_empty() {
+            if args.remaining() != 2 || !args.eat_keyword("COUNT") {
+                return Err(CommandError::syntax());
+            }
+            count = args.next_i64()?.max(0) as usize;
+        }
+        full = Some(count);
+    }
+    let shard = ctx.db().lock(key);
+    let s = shard.get(key).ok_or(NO_SUCH_KEY)?.stream()?;
+    let Some(count) = full else {
+        let i = s.info();
+        return Ok(Reply::Map(vec![
+            field("length", int(i.length)),
+            field("radix-tree-keys", int(i.radix_tree_keys)),
+            field("radix-tree-nodes", int(i.radix_tree_nodes)),
+            field("last-generated-id", id_reply(i.last_generated_id)),
+            field("max-deleted-entry-id", id_reply(i.max_deleted_entry_id)),
+            field("entries-added", int(i.entries_added)),
+            field(
+                "recorded-first-entry-id",
+                id_reply(i.recorded_first_entry_id),
+            ),
+            field("groups", int(i.groups)),
+            field(
+                "first-entry",
+                i.first_entry.map_or(Reply::Null, entry_reply),
+            ),
+            field("last-entry", i.last_entry.map_or(Reply::Null, entry_reply)),
+        ]));
+    };
+    let i = s.info_full(count);
+    let groups = i
+        .groups
+        .into_iter()
+        .map(|g| {
+            let pending = g
+                .pending
+                .into_iter()
+                .map(|p| {
+                    Reply::Array(vec![
+                        id_reply(p.id),
+                        Reply::Bulk(p.consumer),
+                        int(p.delivery_time),
+                        int(p.delivery_count),
+                    ])
+                })
+                .collect();
+            let consumers = g
+                .consumers
+                .into_iter()
+                .map(|c| {
+                    let pending = c
+                        .pending
+                        .into_iter()
+                        .map(|(id, time, n)| Reply::Array(vec![id_reply(id), int(time), int(n)]))
+                        .collect();
+                    Reply::Map(vec![
+                        field("name", Reply::Bulk(c.name)),
+                        field("seen-time", int(c.seen_time)),
+                        field("active-time", c.active_time.map_or(Reply::Int(-1), int)),
+                        field("pel-count", int(c.pel_count)),
+                        field("pending", Reply::Array(pending)),
+                    ])
+                })
+                .collect();
+            Reply::Map(vec![
+                field("name", Reply::Bulk(g.name)),
+                field("last-delivered-id", id_reply(g.last_delivered_id)),
+                field("entries-read", opt_int(g.entries_read)),
+                field("lag", opt_int(g.lag)),
+                field("pel-count", int(g.pel_count)),
+                field("pending", Reply::Array(pending)),
+                field("consumers", Reply::Array(consumers)),
+            ])
+        })
+        .collect();
+    Ok(Reply::Map(vec![
+        field("length", int(i.length)),
+        field("radix-tree-keys", int(i.radix_tree_keys)),
+        field("radix-tree-nodes", int(i.radix_tree_nodes)),
+        field("last-generated-id", id_reply(i.last_generated_id)),
+        field("max-deleted-entry-id", id_reply(i.max_deleted_entry_id)),
+        field("entries-added", int(i.entries_added)),
+        field(
+            "recorded-first-entry-id",
+            id_reply(i.recorded_first_entry_id),
+        ),
+        field("entries", entries_reply(i.entries)),
+        field("groups", Reply::Array(groups)),
+    ]))
+}
+
+/// XINFO GROUPS key
+fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let key = &argv[2];
+    let shard = ctx.db().lock(key);
+    let s = shard.get(key).ok_or(NO_SUCH_KEY)?.stream()?;
+    Ok(Reply::Array(
+        s.groups_info()
+            .into_iter()
+            .map(|g| {
+                Reply::Map(vec![
+                    field("name", Reply::Bulk(g.name)),
+                    field("consumers", int(g.consumers)),
+                    field("pending", int(g.pending)),
+                    field("last-delivered-id", id_reply(g.last_delivered_id)),
+                    field("entries-read", opt_int(g.entries_read)),
+                    field("lag", opt_int(g.lag)),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+/// XINFO CONSUMERS key group
+fn consumers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let (key, group) = (&argv[2], &argv[3]);
+    let shard = ctx.db().lock(key);
+    let s = shard.get(key).ok_or(NO_SUCH_KEY)?.stream()?;
+    let list = s.consumers_info(key, group, now_ms())?;
+    Ok(Reply::Array(
+        list.into_iter()
+            .map(|c| {
+                Reply::Map(vec![
+                    field("name", Reply::Bulk(c.name)),
+                    field("pending", int(c.pending)),
+                    field("idle", Reply::Int(c.idle_ms)),
+                    field("inactive", Reply::Int(c.inactive_ms)),
+                ])
+            })
+            .collect(),
+    ))
+}
