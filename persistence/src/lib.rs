@@ -1,5 +1,24 @@
-//! fjall-backed persistence for Brooklet.
+//! fjall-backed persistence for Brooklet's streams.
 //!
-//! Not built yet: this crate will own the fjall keyspaces, the key layout, the durability
-//! policy and recovery (see `../shared/ARCHITECTURE.md`). Until then the server keeps its
-//! state in memory only, and says so at start-up.
+//! This crate owns the on-disk layout (see `LAYOUT.md` beside this file), the encoding of
+//! stream entries and group state, the durability policy with group commit, and recovery at
+//! start. It knows stream state only through `brooklet-streams`' public types and its
+//! [`Mutation`](brooklet_streams::Mutation) records; it knows nothing of sockets, commands or
+//! the protocol.
+//!
+//! Every command's changes are written as one fjall write batch ([`Store::write_stream`]), so
+//! counters and pending lists can never drift apart after a crash. A committed batch is in
+//! the operating system's buffers at once (it survives a process crash); when it reaches the
+//! disk depends on the [`FsyncPolicy`].
+
+mod codec;
+mod durability;
+mod error;
+mod keys;
+mod load;
+mod store;
+
+pub use durability::FsyncPolicy;
+pub use error::StoreError;
+pub use load::{LoadedStream, RecoveryReport};
+pub use store::{Store, StoreStats};

@@ -85,6 +85,12 @@ impl Stream {
         self.nodes.len()
     }
 
+    /// The master ID of the first node: entries below it are gone for good, entries from it
+    /// on that are not live are tombstones still holding a slot in their node.
+    pub fn first_node_id(&self) -> Option<StreamId> {
+        self.nodes.keys().next().copied()
+    }
+
     /// Approximate heap bytes held by entries (node buffers only).
     pub fn entry_heap_bytes(&self) -> usize {
         self.nodes.values().map(Node::heap_bytes).sum()

@@ -1,0 +1,156 @@
+//! When committed batches reach the disk: the fsync policy and the group-commit thread.
+//!
+//! Writers commit their batch (a memory operation plus a write into the OS's buffers) inline
+//! and get a sequence number. Under `always`, a writer then waits until the durable sequence
+//! reaches its own: the sync thread reads the committed sequence, fsyncs once, and publishes
+//! that sequence, so one fsync covers every batch committed while the previous one ran.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fjall::{Database, PersistMode};
+
+/// The durability policy (`appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// A write's reply waits for the fsync that covers it.
+    Always,
+    /// fsync about once a second.
+    Everysec,
+    /// Leave it to the operating system.
+    No,
+}
+
+impl FsyncPolicy {
+    fn to_u8(self) -> u8 {
+        match self {
+            FsyncPolicy::Always => 0,
+            FsyncPolicy::Everysec => 1,
+            FsyncPolicy::No => 2,
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::Everysec,
+            _ => FsyncPolicy::No,
+        }
+    }
+}
+
+/// Called with the durable sequence after every fsync.
+pub type OnDurable = Box<dyn Fn(u64) + Send + Sync>;
+
+/// State shared by writers and the sync thread.
+pub struct Durability {
+    policy: AtomicU8,
+    /// Highest sequence whose batch is committed.
+    pub committed: AtomicU64,
+    /// Highest sequence known to be on disk.
+    pub durable: AtomicU64,
+    /// Unix ms of the last successful fsync (0 = none yet).
+    pub last_fsync_ms: AtomicU64,
+    /// Number of fsyncs done.
+    pub fsyncs: AtomicU64,
+    /// Set when an fsync failed: writes must stop being acknowledged.
+    pub failed: AtomicBool,
+    wanted: Mutex<u64>,
+    wake: Condvar,
+    stop: AtomicBool,
+    on_durable: Mutex<Option<OnDurable>>,
+}
+
+impl Durability {
+    /// Fresh state under `policy`.
+    pub fn new(policy: FsyncPolicy) -> Arc<Self> {
+        Arc::new(Durability {
+            policy: AtomicU8::new(policy.to_u8()),
+            committed: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            last_fsync_ms: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            wanted: Mutex::new(0),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            on_durable: Mutex::new(None),
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// Changes the policy at run time (CONFIG SET appendfsync).
+    pub fn set_policy(&self, p: FsyncPolicy) {
+        self.policy.store(p.to_u8(), Ordering::Relaxed);
+        self.wake.notify_all();
+    }
+
+    /// Registers the callback told of each new durable sequence.
+    pub fn set_on_durable(&self, f: OnDurable) {
+        *self.on_durable.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Asks the sync thread to make `seq` durable soon.
+    pub fn request(&self, seq: u64) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        if seq > *wanted {
+            *wanted = seq;
+            self.wake.notify_one();
+        }
+    }
+
+    /// fsyncs now and publishes the durable sequence (SAVE, shutdown, the sync thread).
+    pub fn sync_now(&self, db: &Database) -> fjall::Result<()> {
+        let target = self.committed.load(Ordering::Acquire);
+        if let Err(e) = db.persist(PersistMode::SyncData) {
+            self.failed.store(true, Ordering::Release);
+            return Err(e);
+        }
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        self.last_fsync_ms.store(now, Ordering::Relaxed);
+        self.durable.fetch_max(target, Ordering::AcqRel);
+        if let Some(f) = self.on_durable.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f(self.durable.load(Ordering::Acquire));
+        }
+        Ok(())
+    }
+
+    /// Stops the sync thread.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify_all();
+    }
+
+    /// The sync thread's loop: on request under `always`, every second under `everysec`.
+    pub fn run(self: Arc<Self>, db: Database) {
+        loop {
+            {
+                let wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+                let idle = |w: &mut u64| {
+                    !self.stop.load(Ordering::Acquire) && *w <= self.durable.load(Ordering::Acquire)
+                };
+                let timeout = Duration::from_secs(1);
+                let _unused = self.wake.wait_timeout_while(wanted, timeout, idle);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let behind = self.committed.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
+            let wanted_now = *self.wanted.lock().unwrap_or_else(|p| p.into_inner()) > self.durable.load(Ordering::Acquire);
+            let due = match self.policy() {
+                FsyncPolicy::Always => behind,
+                FsyncPolicy::Everysec => behind,
+                FsyncPolicy::No => wanted_now,
+            };
+            if due && let Err(e) = self.sync_now(&db) {
+                tracing::error!("fsync failed: {e}; writes are no longer acknowledged as durable");
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The store: opening the data directory, writing each command's changes as one batch,
+//! deleting streams and databases, and the numbers INFO shows.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use brooklet_streams::{Mutation, Stream, StreamId};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
+
+use crate::codec::{DELETED, Writer, encode_entry};
+use crate::durability::{Durability, FsyncPolicy, OnDurable};
+use crate::error::StoreError;
+use crate::keys::{consumer_key, db_prefix, entry_key, group_key, pending_key, read_id, split_prefix, stream_prefix};
+use crate::load::{LoadedStream, RecoveryReport};
+
+/// The on-disk format this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The fjall keyspaces, one per class of record.
+pub(crate) struct Keyspaces {
+    /// Format version and other store-wide facts.
+    pub meta: Keyspace,
+    /// One record per stream: last-id, entries-added, max-deleted-id.
+    pub streams: Keyspace,
+    /// One record per entry, ordered by stream then ID.
+    pub entries: Keyspace,
+    /// One record per consumer group.
+    pub groups: Keyspace,
+    /// One record per consumer.
+    pub consumers: Keyspace,
+    /// One record per pending entry.
+    pub pending: Keyspace,
+}
+
+/// Numbers for INFO persistence.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreStats {
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Unix ms of the last fsync (0 = none).
+    pub last_fsync_ms: u64,
+    /// fsyncs done since start.
+    pub fsyncs: u64,
+    /// Batches committed since start.
+    pub committed: u64,
+    /// Batches known durable.
+    pub durable: u64,
+    /// Whether an fsync failed.
+    pub failed: bool,
+}
+
+/// The open data directory.
+pub struct Store {
+    db: Database,
+    ks: Keyspaces,
+    durability: Arc<Durability>,
+    syncer: Option<JoinHandle<()>>,
+    dir: PathBuf,
+    /// Held for the life of the store: a second server on the same directory is refused.
+    _lock: File,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, recovers it, and returns every stream in it.
+    ///
+    /// # Errors
+    /// When the directory is locked by another process, was written by a newer format, or
+    /// cannot be read.
+    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<(Store, Vec<LoadedStream>, RecoveryReport), StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = File::options().create(true).truncate(false).write(true).open(dir.join("brooklet.lock"))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(dir.to_path_buf()));
+        }
+        let engine_dir = dir.join("fjall");
+        let journal_before = journal_bytes(&engine_dir);
+        let db = Database::builder(&engine_dir).open().map_err(|e| match e {
+            fjall::Error::Locked => StoreError::Locked(dir.to_path_buf()),
+            fjall::Error::InvalidVersion(v) => StoreError::Corrupt(format!(
+                "the storage engine does not recognise the format of {} ({v:?})",
+                engine_dir.display()
+            )),
+            other => StoreError::Engine(other),
+        })?;
+        let journal_after = journal_bytes(&engine_dir);
+        let open = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let ks = Keyspaces {
+            meta: open("meta")?,
+            streams: open("streams")?,
+            entries: open("entries")?,
+            groups: open("groups")?,
+            consumers: open("consumers")?,
+            pending: open("pending")?,
+        };
+        check_format(&ks.meta)?;
+        let (streams, mut report) = crate::load::load(&ks)?;
+        report.torn_journal_bytes = journal_before.saturating_sub(journal_after);
+        let durability = Durability::new(policy);
+        let syncer = {
+            let d = durability.clone();
+            let db = db.clone();
+            std::thread::Builder::new().name("brooklet-fsync".into()).spawn(move || d.run(db))?
+        };
+        let store = Store { db, ks, durability, syncer: Some(syncer), dir: dir.to_path_buf(), _lock: lock };
+        Ok((store, streams, report))
+    }
+
+    /// Writes one command's changes to stream `key` as one atomic batch; returns its sequence.
+    ///
+    /// `stream` is the stream after the command; `muts` are the records the command produced.
+    ///
+    /// # Errors
+    /// When the engine refuses the batch (disk full, a failed fsync earlier).
+    pub fn write_stream(&self, db: u32, key: &[u8], stream: &Stream, muts: &[Mutation]) -> Result<u64, StoreError> {
+        let prefix = stream_prefix(db, key);
+        let mut batch = self.db.batch();
+        // Entries added by this batch are kept aside so a trim in the same command (XADD
+        // MAXLEN 0) removes them too, without reading them back from disk.
+        let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        for m in muts {
+            match m {
+                Mutation::EntryAdded { id, fields, new_node } => {
+                    added.insert(*id, encode_entry(fields, *new_node));
+                }
+                Mutation::EntriesDeleted { ids } => {
+                    // The entry stays as a tombstone: its node keeps the slot, and a reload
+                    // must rebuild the same nodes. Tombstones go when a trim passes them.
+                    for id in ids {
+                        let k = entry_key(&prefix, *id);
+                        let value = match added.get_mut(id) {
+                            Some(v) => v,
+                            None => match self.ks.entries.get(&k)? {
+                                Some(v) => added.entry(*id).or_insert_with(|| v.to_vec()),
+                                None => continue,
+                            },
+                        };
+                        if let Some(flags) = value.first_mut() {
+                            *flags |= DELETED;
+                        }
+                    }
+                }
+                Mutation::Trimmed { through } => {
+                    // Entries of dropped nodes go; those of a node the trim only cut into stay
+                    // as tombstones, as the node in memory keeps their slots.
+                    let kept_from = stream.first_node_id().unwrap_or(StreamId::MAX);
+                    added.retain(|id, _| id > through || *id >= kept_from);
+                    for (id, v) in added.range_mut(..=*through) {
+                        if *id >= kept_from && let Some(flags) = v.first_mut() {
+                            *flags |= DELETED;
+                        }
+                    }
+                    let end = entry_key(&prefix, *through);
+                    for kv in self.ks.entries.range(prefix.as_slice()..=end.as_slice()) {
+                        let (k, v) = kv.into_inner()?;
+                        let id = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest));
+                        match id {
+                            Some(id) if id >= kept_from => {
+                                if added.contains_key(&id) {
+                                    continue;
+                                }
+                                let mut v = v.to_vec();
+                                if let Some(flags) = v.first_mut() {
+                                    *flags |= DELETED;
+                                }
+                                added.insert(id, v);
+                            }
+                            _ => batch.remove(&self.ks.entries, k),
+                        }
+                    }
+                }
+                Mutation::StreamMeta { .. } => {}
+                Mutation::GroupCreated { group, last_id, entries_read }
+                | Mutation::GroupUpdated { group, last_id, entries_read } => {
+                    let value = Writer::default().u64(last_id.ms).u64(last_id.seq).opt_u64(*entries_read).0;
+                    batch.insert(&self.ks.groups, group_key(&prefix, group), value);
+                }
+                Mutation::GroupDestroyed { group } => {
+                    let gk = group_key(&prefix, group);
+                    batch.remove(&self.ks.groups, gk.clone());
+                    self.remove_prefix(&mut batch, &self.ks.consumers, &gk)?;
+                    self.remove_prefix(&mut batch, &self.ks.pending, &gk)?;
+                }
+                Mutation::ConsumerUpserted { group, consumer, seen_time, active_time } => {
+                    let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
+                    batch.insert(&self.ks.consumers, consumer_key(&group_key(&prefix, group), consumer), value);
+                }
+                Mutation::ConsumerDeleted { group, consumer } => {
+                    batch.remove(&self.ks.consumers, consumer_key(&group_key(&prefix, group), consumer));
+                }
+                Mutation::PendingUpserted { group, id, consumer, delivery_time, delivery_count } => {
+                    let value = Writer::default().bytes(consumer).u64(*delivery_time).u64(*delivery_count).0;
+                    batch.insert(&self.ks.pending, pending_key(&group_key(&prefix, group), *id), value);
+                }
+                Mutation::PendingRemoved { group, id } => {
+                    batch.remove(&self.ks.pending, pending_key(&group_key(&prefix, group), *id));
+                }
+            }
+        }
+        for (id, value) in added {
+            batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
+        }
+        let last = stream.last_id();
+        let max_deleted = stream.max_deleted_id();
+        let meta = Writer::default().u64(last.ms).u64(last.seq).u64(stream.entries_added()).u64(max_deleted.ms).u64(max_deleted.seq).0;
+        batch.insert(&self.ks.streams, prefix, meta);
+        self.commit(batch)
+    }
+
+    /// Removes a stream and everything stored under it (DEL, a stream emptied by FLUSH).
+    ///
+    /// # Errors
+    /// When the engine refuses the batch.
+    pub fn delete_stream(&self, db: u32, key: &[u8]) -> Result<u64, StoreError> {
+        let prefix = stream_prefix(db, key);
+        let mut batch = self.db.batch();
+        batch.remove(&self.ks.streams, prefix.clone());
+        for ks in [&self.ks.entries, &self.ks.groups, &self.ks.consumers, &self.ks.pending] {
+            self.remove_prefix(&mut batch, ks, &prefix)?;
+        }
+        self.commit(batch)
+    }
+
+    /// Removes every stream of one database (FLUSHDB), or of all (FLUSHALL) when `db` is None.
+    ///
+    /// # Errors
+    /// When the engine refuses the batch.
+    pub fn flush(&self, db: Option<u32>) -> Result<u64, StoreError> {
+        let prefix = db.map(db_prefix).unwrap_or_default();
+        let mut batch = self.db.batch();
+        for ks in [&self.ks.streams, &self.ks.entries, &self.ks.groups, &self.ks.consumers, &self.ks.pending] {
+            self.remove_prefix(&mut batch, ks, &prefix)?;
+        }
+        self.commit(batch)
+    }
+
+    fn remove_prefix(&self, batch: &mut OwnedWriteBatch, ks: &Keyspace, prefix: &[u8]) -> Result<(), StoreError> {
+        for kv in ks.prefix(prefix) {
+            batch.remove(ks, kv.key()?);
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
+        if self.durability.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Corrupt("an earlier fsync failed; refusing further writes".into()));
+        }
+        batch.commit()?;
+        let seq = self.durability.committed.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.durability.policy() == FsyncPolicy::Always {
+            self.durability.request(seq);
+        }
+        Ok(seq)
+    }
+
+    /// fsyncs every committed batch now (SAVE, BGSAVE, shutdown).
+    ///
+    /// # Errors
+    /// When the fsync fails.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        Ok(self.durability.sync_now(&self.db)?)
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.durability.policy()
+    }
+
+    /// Changes the policy (CONFIG SET appendfsync).
+    pub fn set_policy(&self, p: FsyncPolicy) {
+        self.durability.set_policy(p);
+    }
+
+    /// Registers the callback told of each new durable sequence (group-commit waiters).
+    pub fn on_durable(&self, f: OnDurable) {
+        self.durability.set_on_durable(f);
+    }
+
+    /// The highest sequence known to be on disk.
+    pub fn durable_seq(&self) -> u64 {
+        self.durability.durable.load(Ordering::Acquire)
+    }
+
+    /// Numbers for INFO.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            disk_bytes: dir_bytes(&self.dir),
+            last_fsync_ms: self.durability.last_fsync_ms.load(Ordering::Relaxed),
+            fsyncs: self.durability.fsyncs.load(Ordering::Relaxed),
+            committed: self.durability.committed.load(Ordering::Relaxed),
+            durable: self.durability.durable.load(Ordering::Relaxed),
+            failed: self.durability.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.durability.stop();
+        if let Some(t) = self.syncer.take() {
+            let _ = t.join();
+        }
+        if let Err(e) = self.durability.sync_now(&self.db) {
+            tracing::error!("final fsync failed: {e}");
+        }
+    }
+}
+
+fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
+    match meta.get("format")? {
+        None => {
+            meta.insert("format", FORMAT_VERSION.to_be_bytes())?;
+            Ok(())
+        }
+        Some(v) => {
+            let found = crate::keys::read_u32(&v, 0).ok_or_else(|| StoreError::Corrupt("format record".into()))?;
+            if found > FORMAT_VERSION {
+                return Err(StoreError::NewerFormat { found, supported: FORMAT_VERSION });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Bytes of every file below `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    walk(dir, &|_| true)
+}
+
+/// Bytes of the journal files below `dir`.
+fn journal_bytes(dir: &Path) -> u64 {
+    walk(dir, &|p| p.extension().is_some_and(|e| e == "jnl"))
+}
+
+fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&p, keep),
+                Ok(m) if keep(&p) => m.len(),
+                _ => 0,
+            }
+        })
+        .sum()
+}
