@@ -133,6 +133,14 @@ impl From<StreamError> for CommandError {
 /// `-ERR no such key`.
 pub(crate) const NO_SUCH_KEY: CommandError = CommandError::msg("ERR no such key");
 
+/// Redis's reply to a container's subcommand with the wrong arguments (`argv[1]` as typed).
+pub(crate) fn subcommand_syntax(container: &str, argv: &[Bytes]) -> CommandError {
+    CommandError::text(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {container} HELP.",
+        String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
+    ))
+}
+
 /// A stream ID as a bulk string.
 pub(crate) fn id_reply(id: StreamId) -> Reply {
     Reply::Bulk(Bytes::from(id.to_string()))

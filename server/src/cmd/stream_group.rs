@@ -195,12 +195,8 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(help_reply("XGROUP", HELP))
 }
 
-/// Redis's reply to a subcommand with the wrong arguments.
 fn subcommand_syntax(argv: &[Bytes]) -> CommandError {
-    CommandError::text(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-        String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-    ))
+    super::stream::subcommand_syntax("XGROUP", argv)
 }
 
 /// `[MKSTREAM] [ENTRIESREAD n]` after CREATE/SETID's ID (MKSTREAM only for CREATE).

@@ -6,7 +6,7 @@ use brooklet_resp::{Args, Reply};
 use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
 
 use super::flags::*;
-use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply};
+use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply, subcommand_syntax};
 use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
 use crate::client::now_ms;
 
@@ -111,12 +111,12 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut full = None;
     if !args.is_empty() {
         if !args.eat_keyword("FULL") {
-            return Err(CommandError::syntax());
+            return Err(subcommand_syntax("XINFO", argv));
         }
         let mut count = INFO_FULL_DEFAULT_COUNT;
         if !args.is_empty() {
             if args.remaining() != 2 || !args.eat_keyword("COUNT") {
-                return Err(CommandError::syntax());
+                return Err(subcommand_syntax("XINFO", argv));
             }
             count = args.next_i64()?.max(0) as usize;
         }
