@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::keyspace::lock;
 
@@ -63,6 +63,13 @@ pub struct ClientHandle {
     pub names: Mutex<ClientNames>,
     /// Channel into the connection's task.
     pub tx: mpsc::UnboundedSender<Outbound>,
+    /// Set by [`kill`](Self::kill); the connection closes without draining its queue.
+    pub killed: AtomicBool,
+    /// Wakes the connection's task when it is killed, even while it waits on a slow socket.
+    pub kill_signal: Notify,
+    /// Milliseconds since the epoch when the queued output first went over the pub/sub soft
+    /// limit, 0 while under it (Redis's `obuf_soft_limit_reached_time`).
+    pub soft_limit_since_ms: AtomicU64,
 }
 
 /// The client's self-reported names.
@@ -83,9 +90,17 @@ impl ClientHandle {
         self.tx.send(Outbound::Frame(frame)).is_ok()
     }
 
-    /// Asks the connection to close.
+    /// Asks the connection to close. A kill does not queue behind pending pub/sub frames: the
+    /// flag and the signal reach a connection stuck writing to a client that does not read.
     pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill_signal.notify_one();
         let _ = self.tx.send(Outbound::Kill);
+    }
+
+    /// Whether the connection was asked to close.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
     }
 
     /// Whether the client is in pub/sub mode (any channel, pattern or shard channel).

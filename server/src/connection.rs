@@ -50,6 +50,9 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
         blocked: AtomicBool::new(false),
         names: Default::default(),
         tx,
+        killed: AtomicBool::new(false),
+        kill_signal: tokio::sync::Notify::new(),
+        soft_limit_since_ms: AtomicU64::new(0),
     });
     shared
         .stats
@@ -64,6 +67,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         out: BytesMut::with_capacity(READ_CHUNK),
         reader: RequestReader::new(),
+        out_frames: 0,
     };
     // The loop ends either way; how it ended changes nothing in the clean-up.
     let _ = conn.run(&mut client, &mut rx).await;
@@ -88,6 +92,9 @@ struct Conn<'a> {
     inbuf: BytesMut,
     out: BytesMut,
     reader: RequestReader,
+    /// Bytes of pub/sub frames moved into `out` and not yet written: they still count in the
+    /// handle's `queued_bytes` (the output buffer limits see them) until the write completes.
+    out_frames: usize,
 }
 
 impl Conn<'_> {
@@ -96,13 +103,18 @@ impl Conn<'_> {
         client: &mut Client,
         rx: &mut mpsc::UnboundedReceiver<Outbound>,
     ) -> Result<(), End> {
+        let handle = client.handle.clone();
         loop {
+            if handle.is_killed() {
+                return Err(End::Closed);
+            }
             self.process(client, rx).await?;
             self.flush(client).await?;
             self.check_query_limit()?;
             tokio::select! {
                 read = self.read_more() => read?,
                 msg = rx.recv() => self.outbound(client, msg, rx)?,
+                () = handle.kill_signal.notified() => return Err(End::Closed),
             }
         }
     }
@@ -221,7 +233,7 @@ impl Conn<'_> {
     /// Appends a message sent from elsewhere, and every other one already queued, to `out`.
     fn outbound(
         &mut self,
-        client: &Client,
+        _client: &Client,
         msg: Option<Outbound>,
         rx: &mut mpsc::UnboundedReceiver<Outbound>,
     ) -> Result<(), End> {
@@ -229,10 +241,7 @@ impl Conn<'_> {
         loop {
             match next {
                 Some(Outbound::Frame(frame)) => {
-                    client
-                        .handle
-                        .queued_bytes
-                        .fetch_sub(frame.len(), Ordering::Relaxed);
+                    self.out_frames += frame.len();
                     self.out.extend_from_slice(&frame);
                 }
                 Some(Outbound::Kill) | None => return Err(End::Closed),
@@ -248,15 +257,27 @@ impl Conn<'_> {
         }
     }
 
-    async fn flush(&mut self, _client: &Client) -> Result<(), End> {
+    /// Writes `out`; a kill (CLIENT KILL, output limit, shutdown) interrupts a write that a
+    /// client that stopped reading would otherwise hold up forever.
+    async fn flush(&mut self, client: &Client) -> Result<(), End> {
         if self.out.is_empty() {
             return Ok(());
         }
         let n = self.out.len();
-        let result = self.socket.write_all(&self.out).await;
+        let handle = &client.handle;
+        let result = tokio::select! {
+            r = self.socket.write_all(&self.out) => r,
+            () = handle.kill_signal.notified() => return Err(End::Closed),
+        };
         self.out.clear();
         if result.is_err() {
             return Err(End::Gone);
+        }
+        if self.out_frames > 0 {
+            handle
+                .queued_bytes
+                .fetch_sub(self.out_frames, Ordering::Relaxed);
+            self.out_frames = 0;
         }
         self.shared
             .stats

@@ -21,10 +21,25 @@ pub fn publish(shared: &Arc<Shared>, channel: &[u8], payload: &[u8]) -> usize {
     outcome.receivers
 }
 
+/// Publishes `payload` on the shard channel `channel` (SPUBLISH); returns the number of
+/// receivers. Patterns never see shard messages.
+pub fn spublish(shared: &Arc<Shared>, channel: &[u8], payload: &[u8]) -> usize {
+    let outcome = {
+        let registry = lock(&shared.pubsub);
+        registry.spublish(channel, payload).deliver()
+    };
+    disconnect_over_limit(shared, &outcome.over_limit);
+    outcome.receivers
+}
+
 /// Closes clients that went over their pub/sub output buffer limit.
 pub fn disconnect_over_limit(shared: &Arc<Shared>, ids: &[u64]) {
     for id in ids {
         if let Some(c) = shared.clients.get(*id) {
+            // Two publishers may both find it over the limit: count and log it once.
+            if c.killed.swap(true, Ordering::Relaxed) {
+                continue;
+            }
             tracing::warn!(client = id, addr = %c.addr, "client scheduled to be closed ASAP for overcoming of output buffer limits");
             shared
                 .stats

@@ -30,6 +30,8 @@ pub struct Shared {
     pub blocking: Blocking,
     /// Channel, pattern and shard-channel subscriptions.
     pub pubsub: std::sync::Mutex<brooklet_pubsub::Registry<crate::subscriber::ClientSubscriber>>,
+    /// The live `client-output-buffer-limit pubsub` every subscriber is held to.
+    pub pubsub_limits: Arc<crate::subscriber::OutputLimits>,
     /// Commands that touch keys hold it shared; EXEC holds it exclusively so that a
     /// transaction runs without any other command in between.
     exec_gate: RwLock<()>,
@@ -49,6 +51,9 @@ impl Shared {
     /// Shared state for a server listening on `local_addr`.
     pub fn new(config: Config, local_addr: std::net::SocketAddr) -> Arc<Self> {
         let keyspace = Keyspace::new(config.databases);
+        let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
+            &config.output_limit_pubsub,
+        ));
         Arc::new(Shared {
             config: RwLock::new(config),
             keyspace,
@@ -60,6 +65,7 @@ impl Shared {
             watches: Watches::default(),
             blocking: Blocking::default(),
             pubsub: Default::default(),
+            pubsub_limits,
             exec_gate: RwLock::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown: Notify::new(),

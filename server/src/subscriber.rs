@@ -1,20 +1,77 @@
-//! The server's side of the pub/sub registry: a client handle as a subscriber.
+//! The server's side of the pub/sub registry: a client handle as a subscriber, and the live
+//! `client-output-buffer-limit pubsub` it is held to.
 
 use bytes::Bytes;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use brooklet_pubsub::{Delivery, Protocol, Subscriber};
 
-use crate::client::ClientHandle;
+use crate::client::{ClientHandle, now_ms};
+use crate::config::OutputLimit;
+
+/// The live `client-output-buffer-limit pubsub`, shared by every subscriber and read on every
+/// delivery, so a CONFIG SET applies to existing subscriptions at once.
+#[derive(Debug, Default)]
+pub struct OutputLimits {
+    hard: AtomicU64,
+    soft: AtomicU64,
+    soft_seconds: AtomicU64,
+}
+
+impl OutputLimits {
+    /// Limits starting at `limit`.
+    pub fn new(limit: &OutputLimit) -> Self {
+        let limits = OutputLimits::default();
+        limits.set(limit);
+        limits
+    }
+
+    /// Replaces the limits (CONFIG SET).
+    pub fn set(&self, limit: &OutputLimit) {
+        self.hard.store(limit.hard, Ordering::Relaxed);
+        self.soft.store(limit.soft, Ordering::Relaxed);
+        self.soft_seconds
+            .store(limit.soft_seconds, Ordering::Relaxed);
+    }
+
+    /// Whether a client with `used` bytes of pending output is over the limit, as Redis's
+    /// `checkClientOutputBufferLimits` decides: at or above `hard` at once; at or above `soft`
+    /// continuously for more than `soft_seconds` (the first time over starts the clock, which
+    /// is kept in `since_ms` and reset once the client is back under).
+    pub fn exceeded(&self, used: u64, since_ms: &AtomicU64) -> bool {
+        let hard = self.hard.load(Ordering::Relaxed);
+        if hard > 0 && used >= hard {
+            return true;
+        }
+        let soft = self.soft.load(Ordering::Relaxed);
+        if soft == 0 || used < soft {
+            if since_ms.load(Ordering::Relaxed) != 0 {
+                since_ms.store(0, Ordering::Relaxed);
+            }
+            return false;
+        }
+        let now = now_ms().max(1);
+        let since = since_ms.load(Ordering::Relaxed);
+        if since == 0 {
+            since_ms.store(now, Ordering::Relaxed);
+            return false;
+        }
+        let allowed_ms = self
+            .soft_seconds
+            .load(Ordering::Relaxed)
+            .saturating_mul(1000);
+        now.saturating_sub(since) > allowed_ms
+    }
+}
 
 /// A connected client as the pub/sub registry sees it.
 #[derive(Clone, Debug)]
 pub struct ClientSubscriber {
     /// The client.
     pub handle: Arc<ClientHandle>,
-    /// Hard output limit in bytes at subscription time (0 = none).
-    pub hard_limit: usize,
+    /// The server's live pub/sub output limits.
+    pub limits: Arc<OutputLimits>,
 }
 
 impl Subscriber for ClientSubscriber {
@@ -30,15 +87,73 @@ impl Subscriber for ClientSubscriber {
         }
     }
 
+    /// Queues the frame unless the client is already closing, then checks the limits with the
+    /// frame counted, as Redis appends the reply before it checks. The queue is unbounded, so
+    /// the publisher never waits; a client over its limit is reported and the server kills it.
     fn deliver(&self, frame: &Bytes) -> Delivery {
-        let queued = self.handle.queued_bytes.load(Ordering::Relaxed);
-        if self.hard_limit > 0 && queued + frame.len() > self.hard_limit {
-            return Delivery::OverLimit;
+        if self.handle.is_killed() || !self.handle.push_frame(frame.clone()) {
+            // Already on its way out: nothing to queue, nothing to report again.
+            return Delivery::Accepted;
         }
-        if self.handle.push_frame(frame.clone()) {
-            Delivery::Accepted
-        } else {
+        let used = self.handle.queued_bytes.load(Ordering::Relaxed) as u64;
+        if self.limits.exceeded(used, &self.handle.soft_limit_since_ms) {
             Delivery::OverLimit
+        } else {
+            Delivery::Accepted
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(hard: u64, soft: u64, soft_seconds: u64) -> OutputLimits {
+        OutputLimits::new(&OutputLimit {
+            hard,
+            soft,
+            soft_seconds,
+        })
+    }
+
+    #[test]
+    fn hard_limit_is_reached_at_the_limit() {
+        let l = limits(100, 0, 0);
+        let since = AtomicU64::new(0);
+        assert!(!l.exceeded(99, &since));
+        assert!(l.exceeded(100, &since));
+        assert!(!limits(0, 0, 0).exceeded(u64::MAX, &since));
+    }
+
+    #[test]
+    fn soft_limit_needs_to_last_and_resets_when_under() {
+        let l = limits(0, 10, 60);
+        let since = AtomicU64::new(0);
+        assert!(!l.exceeded(10, &since));
+        assert_ne!(since.load(Ordering::Relaxed), 0);
+        assert!(!l.exceeded(20, &since));
+        // Over for longer than allowed.
+        since.store(now_ms() - 61_000, Ordering::Relaxed);
+        assert!(l.exceeded(20, &since));
+        // Back under: the clock restarts.
+        assert!(!l.exceeded(5, &since));
+        assert_eq!(since.load(Ordering::Relaxed), 0);
+        // With zero seconds, the second sighting a millisecond later is enough.
+        let l = limits(0, 10, 0);
+        since.store(now_ms() - 5, Ordering::Relaxed);
+        assert!(l.exceeded(10, &since));
+    }
+
+    #[test]
+    fn set_changes_live_limits() {
+        let l = limits(100, 0, 0);
+        let since = AtomicU64::new(0);
+        assert!(l.exceeded(150, &since));
+        l.set(&OutputLimit {
+            hard: 200,
+            soft: 0,
+            soft_seconds: 0,
+        });
+        assert!(!l.exceeded(150, &since));
     }
 }

@@ -9,6 +9,7 @@ mod connection;
 pub use connection::REDIS_VERSION;
 mod docs;
 mod keys;
+mod pubsub;
 pub(crate) mod server;
 pub(crate) use server as server_fields;
 mod stream;
@@ -206,7 +207,7 @@ impl Table {
 pub fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let families: [&'static [CommandSpec]; 9] = [
+        let families: [&'static [CommandSpec]; 10] = [
             connection::COMMANDS,
             client::COMMANDS,
             tx::COMMANDS,
@@ -216,6 +217,7 @@ pub fn table() -> &'static Table {
             stream_read::COMMANDS,
             stream_group::COMMANDS,
             stream_info::COMMANDS,
+            pubsub::COMMANDS,
         ];
         let mut entries = Vec::new();
         for spec in families.into_iter().flatten() {

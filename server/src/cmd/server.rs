@@ -304,6 +304,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             }
         })?;
     }
+    ctx.shared.pubsub_limits.set(&next.output_limit_pubsub);
     *ctx.shared.config_mut() = next;
     Ok(Reply::Ok)
 }

@@ -1,0 +1,449 @@
+//! Pub/sub: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBLISH, SPUBLISH and PUBSUB's introspection.
+//!
+//! The registry (`brooklet-pubsub`) decides who is subscribed to what and encodes the frames;
+//! this file turns commands into registry calls and confirmations. A subscribe command with N
+//! names answers with N confirmation frames, so the handlers return them all pre-encoded for
+//! the client's protocol as one [`Reply::Raw`] (push frames in RESP3, arrays in RESP2).
+
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering;
+
+use brooklet_pubsub::{Confirmation, Protocol, Registry, SubscriptionChange, Unsubscribed};
+use brooklet_resp::Reply;
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
+use crate::keyspace::lock;
+use crate::subscriber::ClientSubscriber;
+
+const fn doc(
+    summary: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    syntax: &'static str,
+) -> Doc {
+    Doc::new("pubsub", summary, since, complexity, syntax)
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    simple(
+        "subscribe",
+        -2,
+        PUBSUB | SUBSCRIBED | LOADING,
+        subscribe,
+        doc(
+            "Listens for messages published to channels.",
+            "2.0.0",
+            "O(N) where N is the number of channels to subscribe to.",
+            "channel [channel ...]",
+        ),
+    ),
+    simple(
+        "unsubscribe",
+        -1,
+        PUBSUB | SUBSCRIBED | LOADING,
+        unsubscribe,
+        doc(
+            "Stops listening to messages posted to channels.",
+            "2.0.0",
+            "O(N) where N is the number of channels to unsubscribe.",
+            "[channel [channel ...]]",
+        ),
+    ),
+    simple(
+        "psubscribe",
+        -2,
+        PUBSUB | SUBSCRIBED | LOADING,
+        psubscribe,
+        doc(
+            "Listens for messages published to channels that match one or more patterns.",
+            "2.0.0",
+            "O(N) where N is the number of patterns to subscribe to.",
+            "pattern [pattern ...]",
+        ),
+    ),
+    simple(
+        "punsubscribe",
+        -1,
+        PUBSUB | SUBSCRIBED | LOADING,
+        punsubscribe,
+        doc(
+            "Stops listening to messages published to channels that match one or more patterns.",
+            "2.0.0",
+            "O(N) where N is the number of patterns to unsubscribe.",
+            "[pattern [pattern ...]]",
+        ),
+    ),
+    command(
+        "ssubscribe",
+        -2,
+        PUBSUB | SUBSCRIBED | LOADING,
+        (1, -1, 1),
+        ssubscribe,
+        doc(
+            "Listens for messages published to shard channels.",
+            "7.0.0",
+            "O(N) where N is the number of shard channels to subscribe to.",
+            "shardchannel [shardchannel ...]",
+        ),
+    ),
+    command(
+        "sunsubscribe",
+        -1,
+        PUBSUB | SUBSCRIBED | LOADING,
+        (1, -1, 1),
+        sunsubscribe,
+        doc(
+            "Stops listening to messages posted to shard channels.",
+            "7.0.0",
+            "O(N) where N is the number of shard channels to unsubscribe.",
+            "[shardchannel [shardchannel ...]]",
+        ),
+    ),
+    simple(
+        "publish",
+        3,
+        PUBSUB | FAST | LOADING,
+        publish,
+        doc(
+            "Posts a message to a channel.",
+            "2.0.0",
+            "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).",
+            "channel message",
+        ),
+    ),
+    command(
+        "spublish",
+        3,
+        PUBSUB | FAST | LOADING,
+        (1, 1, 1),
+        spublish,
+        doc(
+            "Post a message to a shard channel",
+            "7.0.0",
+            "O(N) where N is the number of clients subscribed to the receiving shard channel.",
+            "shardchannel message",
+        ),
+    ),
+    CommandSpec {
+        name: "pubsub",
+        arity: -2,
+        flags: 0,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: None,
+        subcommands: &[
+            simple(
+                "channels",
+                -2,
+                PUBSUB | LOADING,
+                channels,
+                doc(
+                    "Returns the active channels.",
+                    "2.8.0",
+                    "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)",
+                    "[pattern]",
+                ),
+            ),
+            simple(
+                "numsub",
+                -2,
+                PUBSUB | LOADING,
+                numsub,
+                doc(
+                    "Returns a count of subscribers to channels.",
+                    "2.8.0",
+                    "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
+                    "[channel [channel ...]]",
+                ),
+            ),
+            simple(
+                "numpat",
+                2,
+                PUBSUB | LOADING,
+                numpat,
+                doc(
+                    "Returns a count of unique pattern subscriptions.",
+                    "2.8.0",
+                    "O(1)",
+                    "",
+                ),
+            ),
+            simple(
+                "shardchannels",
+                -2,
+                PUBSUB | LOADING,
+                shardchannels,
+                doc(
+                    "Returns the active shard channels.",
+                    "7.0.0",
+                    "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
+                    "[pattern]",
+                ),
+            ),
+            simple(
+                "shardnumsub",
+                -2,
+                PUBSUB | LOADING,
+                shardnumsub,
+                doc(
+                    "Returns the count of subscribers of shard channels.",
+                    "7.0.0",
+                    "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
+                    "[shardchannel [shardchannel ...]]",
+                ),
+            ),
+            simple(
+                "help",
+                2,
+                LOADING,
+                help,
+                doc(
+                    "Returns helpful text about the different subcommands.",
+                    "6.2.0",
+                    "O(1)",
+                    "",
+                ),
+            ),
+        ],
+        doc: doc(
+            "A container for Pub/Sub commands.",
+            "2.8.0",
+            "Depends on subcommand.",
+            "",
+        ),
+    },
+];
+
+/// Which of the three namespaces a command works on; indexes `ClientHandle::subs`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Channel = 0,
+    Pattern = 1,
+    Shard = 2,
+}
+
+impl Kind {
+    fn subscribed(self) -> Confirmation {
+        match self {
+            Kind::Channel => Confirmation::Subscribe,
+            Kind::Pattern => Confirmation::PSubscribe,
+            Kind::Shard => Confirmation::SSubscribe,
+        }
+    }
+
+    fn unsubscribed(self) -> Confirmation {
+        match self {
+            Kind::Channel => Confirmation::Unsubscribe,
+            Kind::Pattern => Confirmation::PUnsubscribe,
+            Kind::Shard => Confirmation::SUnsubscribe,
+        }
+    }
+}
+
+type Registered = Registry<ClientSubscriber>;
+
+fn protocol(ctx: &Ctx<'_>) -> Protocol {
+    if ctx.client.resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    }
+}
+
+fn subscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    subscribe_kind(ctx, Kind::Channel, &argv[1..])
+}
+
+fn psubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    subscribe_kind(ctx, Kind::Pattern, &argv[1..])
+}
+
+fn ssubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    subscribe_kind(ctx, Kind::Shard, &argv[1..])
+}
+
+fn unsubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    unsubscribe_kind(ctx, Kind::Channel, &argv[1..])
+}
+
+fn punsubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    unsubscribe_kind(ctx, Kind::Pattern, &argv[1..])
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    unsubscribe_kind(ctx, Kind::Shard, &argv[1..])
+}
+
+/// Subscribes to every name in order, one confirmation each with the running count.
+fn subscribe_kind(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> Result<Reply, CommandError> {
+    let protocol = protocol(ctx);
+    let me = ClientSubscriber {
+        handle: ctx.client.handle.clone(),
+        limits: ctx.shared.pubsub_limits.clone(),
+    };
+    let mut out = BytesMut::new();
+    let mut added = 0;
+    {
+        let mut registry = lock(&ctx.shared.pubsub);
+        for name in names {
+            let change: SubscriptionChange = match kind {
+                Kind::Channel => registry.subscribe(&me, name),
+                Kind::Pattern => registry.psubscribe(&me, name),
+                Kind::Shard => registry.ssubscribe(&me, name),
+            };
+            added += usize::from(change.changed);
+            brooklet_pubsub::write_confirmation(
+                &mut out,
+                protocol,
+                kind.subscribed(),
+                Some(name),
+                change.count,
+            );
+        }
+    }
+    ctx.client.handle.subs[kind as usize].fetch_add(added, Ordering::Relaxed);
+    Ok(Reply::Raw(out.freeze()))
+}
+
+/// Unsubscribes from the given names, or from every name of the kind when none is given; with
+/// nothing to leave it still confirms once, with a null name.
+fn unsubscribe_kind(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> Result<Reply, CommandError> {
+    let protocol = protocol(ctx);
+    let id = ctx.client.id();
+    let confirmation = kind.unsubscribed();
+    let mut out = BytesMut::new();
+    let mut removed = 0;
+    {
+        let mut registry = lock(&ctx.shared.pubsub);
+        if names.is_empty() {
+            let left: Vec<Unsubscribed> = match kind {
+                Kind::Channel => registry.unsubscribe_all(id),
+                Kind::Pattern => registry.punsubscribe_all(id),
+                Kind::Shard => registry.sunsubscribe_all(id),
+            };
+            removed = left.len();
+            for u in &left {
+                brooklet_pubsub::write_confirmation(
+                    &mut out,
+                    protocol,
+                    confirmation,
+                    Some(&u.name),
+                    u.count,
+                );
+            }
+            if left.is_empty() {
+                let count = count_of(&registry, kind, id);
+                brooklet_pubsub::write_confirmation(&mut out, protocol, confirmation, None, count);
+            }
+        } else {
+            for name in names {
+                let change = match kind {
+                    Kind::Channel => registry.unsubscribe(id, name),
+                    Kind::Pattern => registry.punsubscribe(id, name),
+                    Kind::Shard => registry.sunsubscribe(id, name),
+                };
+                removed += usize::from(change.changed);
+                brooklet_pubsub::write_confirmation(
+                    &mut out,
+                    protocol,
+                    confirmation,
+                    Some(name),
+                    change.count,
+                );
+            }
+        }
+    }
+    ctx.client.handle.subs[kind as usize].fetch_sub(removed, Ordering::Relaxed);
+    Ok(Reply::Raw(out.freeze()))
+}
+
+/// The count a confirmation of `kind` carries: channels plus patterns, or shard channels.
+fn count_of(registry: &Registered, kind: Kind, id: u64) -> usize {
+    match kind {
+        Kind::Channel | Kind::Pattern => registry.subscription_count(id),
+        Kind::Shard => registry.shard_subscription_count(id),
+    }
+}
+
+fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let receivers = crate::notify::publish(ctx.shared, &argv[1], &argv[2]);
+    Ok(Reply::Int(receivers as i64))
+}
+
+fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let receivers = crate::notify::spublish(ctx.shared, &argv[1], &argv[2]);
+    Ok(Reply::Int(receivers as i64))
+}
+
+/// Redis's answer to a PUBSUB subcommand given too many arguments.
+fn wrong_args(argv: &[Bytes]) -> CommandError {
+    CommandError::text(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+        String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
+    ))
+}
+
+fn channels(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 3 {
+        return Err(wrong_args(argv));
+    }
+    let pattern = argv.get(2).map(|p| &p[..]);
+    let names = lock(&ctx.shared.pubsub).channels(pattern);
+    Ok(Reply::Array(names.into_iter().map(Reply::Bulk).collect()))
+}
+
+fn shardchannels(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 3 {
+        return Err(wrong_args(argv));
+    }
+    let pattern = argv.get(2).map(|p| &p[..]);
+    let names = lock(&ctx.shared.pubsub).shard_channels(pattern);
+    Ok(Reply::Array(names.into_iter().map(Reply::Bulk).collect()))
+}
+
+/// `channel, count, ...` in the order asked, a flat array in RESP2 and RESP3 alike (as Redis).
+fn numsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let registry = lock(&ctx.shared.pubsub);
+    let mut out = Vec::with_capacity((argv.len() - 2) * 2);
+    for channel in &argv[2..] {
+        out.push(Reply::Bulk(channel.clone()));
+        out.push(Reply::Int(registry.numsub(channel) as i64));
+    }
+    Ok(Reply::Array(out))
+}
+
+fn shardnumsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let registry = lock(&ctx.shared.pubsub);
+    let mut out = Vec::with_capacity((argv.len() - 2) * 2);
+    for channel in &argv[2..] {
+        out.push(Reply::Bulk(channel.clone()));
+        out.push(Reply::Int(registry.shard_numsub(channel) as i64));
+    }
+    Ok(Reply::Array(out))
+}
+
+fn numpat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(Reply::Int(lock(&ctx.shared.pubsub).numpat() as i64))
+}
+
+fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(help_reply(
+        "PUBSUB",
+        &[
+            "CHANNELS [<pattern>]",
+            "    Return the currently active channels matching a <pattern> (default: '*').",
+            "NUMPAT",
+            "    Return number of subscriptions to patterns.",
+            "NUMSUB [<channel> ...]",
+            "    Return the number of subscribers for the specified channels, excluding",
+            "    pattern subscriptions(default: no channels).",
+            "SHARDCHANNELS [<pattern>]",
+            "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Return the number of subscribers for the specified shard level channel(s)",
+        ],
+    ))
+}
