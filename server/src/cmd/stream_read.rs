@@ -101,14 +101,11 @@ fn parse(argv: &[Bytes], xreadgroup: bool) -> Result<ReadArgs<'_>, CommandError>
         } else if more >= 1 && args.eat_keyword("STREAMS") {
             let rest = args.rest();
             if !rest.len().is_multiple_of(2) {
-                let (name, symbol) = if xreadgroup {
-                    ("xreadgroup", '>')
+                return Err(CommandError::msg(if xreadgroup {
+                    "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."
                 } else {
-                    ("xread", '$')
-                };
-                return Err(CommandError::text(format!(
-                    "ERR Unbalanced '{name}' list of streams: for each stream key an ID or '{symbol}' must be specified."
-                )));
+                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
+                }));
             }
             streams = Some(argv.len() - rest.len());
             break;
