@@ -1125,3 +1125,69 @@ fn generic_key_commands_see_streams() {
     run(&mut c, &["FLUSHALL"]);
     assert_eq!(int(&mut c, &["DBSIZE"]), 0);
 }
+
+#[test]
+fn stream_commands_publish_redis_keyspace_events() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    run(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let mut sub = server.raw();
+    sub.send_cmd(&[b"PSUBSCRIBE", b"__keyevent@0__:*"]);
+    let _ = sub.read2();
+    let script: &[&[&str]] = &[
+        &["XADD", "s", "1", "f", "v"],
+        &["XADD", "s", "MAXLEN", "1", "2", "f", "v"],
+        &["XDEL", "s", "2"],
+        &["XDEL", "s", "99"],
+        &["XADD", "s", "3", "f", "v"],
+        &["XTRIM", "s", "MAXLEN", "0"],
+        &["XTRIM", "s", "MAXLEN", "0"],
+        &["XSETID", "s", "10"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "c"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "c"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "new", "STREAMS", "m", "0"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XADD", "n", "NOMKSTREAM", "*", "f", "v"],
+        &["XADD", "last", "*", "f", "v"],
+    ];
+    for args in script {
+        let mut command = cmd(args[0]);
+        for a in &args[1..] {
+            command.arg(*a);
+        }
+        let _: Value = command.query(&mut c).unwrap();
+    }
+    let expected = [
+        ("xadd", "s"),
+        ("xadd", "s"),
+        ("xtrim", "s"),
+        ("xdel", "s"),
+        ("xadd", "s"),
+        ("xtrim", "s"),
+        ("xsetid", "s"),
+        ("xgroup-create", "s"),
+        ("xgroup-create", "m"),
+        ("xgroup-createconsumer", "s"),
+        ("xgroup-delconsumer", "s"),
+        ("xgroup-setid", "s"),
+        ("xgroup-createconsumer", "m"),
+        ("xgroup-destroy", "s"),
+        ("xadd", "last"),
+    ];
+    for (event, key) in expected {
+        let F2::Array(parts) = sub.read2() else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            parts[2],
+            F2::BulkString(format!("__keyevent@0__:{event}").into_bytes())
+        );
+        assert_eq!(parts[3], F2::BulkString(key.as_bytes().to_vec()));
+    }
+}

@@ -181,6 +181,12 @@ pub(crate) fn notify(ctx: &Ctx<'_>, event: &str, key: &Bytes) {
     keyspace_event(ctx.shared, EventClass::Stream, event, ctx.client.db, key);
 }
 
+/// Whether `consumer` exists in `group` of `s` (to tell when a command created it).
+pub(crate) fn has_consumer(s: &Stream, group: &[u8], consumer: &[u8]) -> bool {
+    s.group(group)
+        .is_some_and(|g| g.consumers().contains_key(consumer))
+}
+
 /// Parses a strict stream ID (no `-`, `+`, `*`).
 pub(crate) fn strict_id(arg: &[u8]) -> Result<StreamId, CommandError> {
     Ok(StreamId::parse(arg)?)

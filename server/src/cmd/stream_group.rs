@@ -10,7 +10,7 @@ use brooklet_streams::{
 };
 
 use super::flags::*;
-use super::stream::{entry_reply, id_reply, journal, notify, strict_id};
+use super::stream::{entry_reply, has_consumer, id_reply, journal, notify, strict_id};
 use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
 use crate::client::now_ms;
 use crate::keyspace::Value;
@@ -512,7 +512,13 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             )));
         }
     }
+    let existed = has_consumer(s, group, consumer);
     let claimed = s.claim(key, group, consumer, &claim, now_ms(), &mut journal())?;
+    let created = !existed && has_consumer(s, group, consumer);
+    drop(shard);
+    if created {
+        notify(ctx, "xgroup-createconsumer", key);
+    }
     Ok(claimed_reply(claimed))
 }
 
@@ -539,7 +545,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             return Err(CommandError::syntax());
         }
     }
-    let outcome = {
+    let (outcome, created) = {
         let mut shard = ctx.db().lock(key);
         let s = match shard.get_mut(key) {
             Some(v) => v.stream_mut()?,
@@ -551,8 +557,13 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             count,
             just_id,
         };
-        s.auto_claim(key, group, consumer, &a, now_ms(), &mut journal())?
+        let existed = has_consumer(s, group, consumer);
+        let outcome = s.auto_claim(key, group, consumer, &a, now_ms(), &mut journal())?;
+        (outcome, !existed && has_consumer(s, group, consumer))
     };
+    if created {
+        notify(ctx, "xgroup-createconsumer", key);
+    }
     Ok(Reply::Array(vec![
         id_reply(outcome.next),
         claimed_reply(outcome.claimed),

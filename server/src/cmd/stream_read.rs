@@ -14,7 +14,7 @@ use brooklet_resp::{ArgError, Args, Reply};
 use brooklet_streams::{MaybeEntry, ReadId, StreamError, StreamId};
 
 use super::flags::*;
-use super::stream::{entries_reply, fields_reply, id_reply, journal};
+use super::stream::{entries_reply, fields_reply, has_consumer, id_reply, journal, notify};
 use super::{BlockSpec, CommandError, CommandSpec, Ctx, Doc, command};
 use crate::client::now_ms;
 
@@ -258,12 +258,14 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     }
     let now = now_ms();
     let mut served = Vec::new();
+    let mut created = Vec::new();
     for (key, id) in a.keys.iter().zip(read_ids) {
         let mut shard = db.lock(key);
         let Some(v) = shard.get_mut(key) else {
             continue;
         };
         let s = v.stream_mut()?;
+        let existed = has_consumer(s, group, consumer);
         let count = Some(a.count);
         let got = s.read_group(
             key,
@@ -275,10 +277,17 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             now,
             &mut journal(),
         )?;
+        if !existed && has_consumer(s, group, consumer) {
+            created.push(key);
+        }
         if let Some(entries) = got {
             let body = Reply::Array(entries.into_iter().map(maybe_entry_reply).collect());
             served.push((key.clone(), body));
         }
+    }
+    // Consumers created on first use are announced as XGROUP CREATECONSUMER would.
+    for key in created {
+        notify(ctx, "xgroup-createconsumer", key);
     }
     if !served.is_empty() {
         return Ok(streams_reply(ctx, served));
