@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use brooklet_resp::{Limits, RequestReader};
 
-use crate::blocking::Waiter;
+use crate::blocking::{Served, Waiter};
 use crate::client::{Client, ClientHandle, Outbound, now_ms};
 use crate::cmd::{self, BlockSpec, Outcome};
 use crate::state::Shared;
@@ -146,7 +146,12 @@ impl Conn<'_> {
                 .handle
                 .last_interaction_ms
                 .store(now_ms(), Ordering::Relaxed);
-            match cmd::execute(self.shared, client, argv, &mut self.out) {
+            let reply_at = self.out.len();
+            let outcome = cmd::execute(self.shared, client, argv, &mut self.out);
+            // Messages published while the command ran (to oneself by one's own PUBLISH, say)
+            // go before its reply, as Redis writes them straight into the reply buffer.
+            self.messages_before_reply(reply_at, rx)?;
+            match outcome {
                 Outcome::Continue => {}
                 Outcome::Close => {
                     self.flush(client).await?;
@@ -174,10 +179,10 @@ impl Conn<'_> {
         let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
         let result = loop {
             tokio::select! {
-                reply = &mut reply_rx => break Ok(reply.ok()),
+                served = &mut reply_rx => break Ok(served.ok()),
                 _ = sleep_until(deadline) => {
                     if waiter.slot().take().is_some() {
-                        break Ok(Some(spec.timeout_reply.clone()));
+                        break Ok(Some(Served { reply: spec.timeout_reply.clone(), write_seq: 0 }));
                     }
                     // Served at the same moment: the reply is already in the channel.
                     break Ok((&mut reply_rx).await.ok());
@@ -203,9 +208,36 @@ impl Conn<'_> {
         waiter.slot().take();
         self.shared.blocking.unregister(&waiter);
         client.handle.blocked.store(false, Ordering::Relaxed);
-        if let Some(reply) = result? {
-            cmd::write_reply(self.shared, client, &reply, &mut self.out);
+        if let Some(served) = result? {
+            client.write_seq = client.write_seq.max(served.write_seq);
+            cmd::write_reply(self.shared, client, &served.reply, &mut self.out);
         }
+        Ok(())
+    }
+
+    /// Moves the frames already queued for this client in front of the reply that starts at
+    /// `reply_at` in `out`; a no-op (one failed `try_recv`) when nothing is queued.
+    fn messages_before_reply(
+        &mut self,
+        reply_at: usize,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<(), End> {
+        let Ok(first) = rx.try_recv() else {
+            return Ok(());
+        };
+        let reply = self.out.split_off(reply_at);
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Outbound::Frame(frame) => {
+                    self.out_frames += frame.len();
+                    self.out.extend_from_slice(&frame);
+                }
+                Outbound::Kill => return Err(End::Closed),
+            }
+            next = rx.try_recv().ok();
+        }
+        self.out.unsplit(reply);
         Ok(())
     }
 
@@ -263,6 +295,7 @@ impl Conn<'_> {
         if self.out.is_empty() {
             return Ok(());
         }
+        self.wait_durable(client.write_seq).await?;
         let n = self.out.len();
         let handle = &client.handle;
         let result = tokio::select! {
@@ -284,6 +317,27 @@ impl Conn<'_> {
             .net_output_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Under `appendfsync always`, holds replies back until the store has fsynced the
+    /// client's latest write; one fsync covers every client waiting meanwhile (group commit).
+    async fn wait_durable(&self, seq: u64) -> Result<(), End> {
+        let store = &self.shared.store;
+        if seq == 0 || store.policy() != brooklet_persistence::FsyncPolicy::Always {
+            return Ok(());
+        }
+        let mut durable = self.shared.durable.subscribe();
+        loop {
+            if *durable.borrow_and_update() >= seq {
+                return Ok(());
+            }
+            if store.failed() {
+                // Never acknowledge what may not be on disk: drop the connection instead.
+                tracing::error!("closing a client whose writes could not be made durable");
+                return Err(End::Closed);
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), durable.changed()).await;
+        }
     }
 
     fn check_query_limit(&self) -> Result<(), End> {

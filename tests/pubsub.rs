@@ -1,0 +1,813 @@
+//! End-to-end tests of pub/sub: every command and reply shape in RESP2 and RESP3, the
+//! subscribed-mode rules, glob patterns, PUBSUB introspection, keyspace notifications, and slow
+//! subscribers cut off at the output buffer limit without hurting anyone else.
+//!
+//! A subscription is ready once its confirmation was read; nothing here sleeps to wait for one.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use brooklet::{RawConn, TestServer, error_text};
+use redis::{Value, cmd};
+use redis_protocol::resp2::types::OwnedFrame as F2;
+use redis_protocol::resp3::types::OwnedFrame as F3;
+
+/// A RESP2 array of bulk strings and integers, written as the bytes Redis sends.
+fn frame2(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+    for p in parts {
+        p.write(&mut out, false);
+    }
+    out
+}
+
+/// The same as a RESP3 push frame.
+fn push3(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut out = format!(">{}\r\n", parts.len()).into_bytes();
+    for p in parts {
+        p.write(&mut out, true);
+    }
+    out
+}
+
+enum Part<'a> {
+    B(&'a [u8]),
+    I(i64),
+    Nil,
+}
+use Part::{B, I, Nil};
+
+impl Part<'_> {
+    fn write(&self, out: &mut Vec<u8>, resp3: bool) {
+        match self {
+            B(b) => {
+                out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            I(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
+            Nil if resp3 => out.extend_from_slice(b"_\r\n"),
+            Nil => out.extend_from_slice(b"$-1\r\n"),
+        }
+    }
+}
+
+/// Reads exactly `want.len()` bytes and compares them (exact RESP3 bytes, push frames included).
+fn expect_bytes(raw: &mut RawConn, want: &[u8]) {
+    let mut got = vec![0u8; want.len()];
+    raw.stream.read_exact(&mut got).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(want),
+        "unexpected bytes"
+    );
+}
+
+fn int2(raw: &mut RawConn) -> i64 {
+    match raw.read2() {
+        F2::Integer(i) => i,
+        other => panic!("expected an integer, got {other:?}"),
+    }
+}
+
+/// Polls `f` until it holds, for at most 10 s (for effects of a disconnect, which the server
+/// processes asynchronously).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}
+
+fn numsub(c: &mut redis::Connection, channel: &str) -> i64 {
+    let v: (String, i64) = cmd("PUBSUB").arg("NUMSUB").arg(channel).query(c).unwrap();
+    v.1
+}
+
+#[test]
+fn resp2_confirmations_messages_and_counts_are_redis_bytes() {
+    let server = TestServer::start();
+    let mut sub = server.raw();
+    let mut publisher = server.client(false);
+
+    sub.send_cmd(&[b"SUBSCRIBE", b"a", b"b", b"a"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"subscribe"), B(b"a"), I(1)]));
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"subscribe"), B(b"b"), I(2)]));
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"subscribe"), B(b"a"), I(2)]));
+    sub.send_cmd(&[b"PSUBSCRIBE", b"a*"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"psubscribe"), B(b"a*"), I(3)]));
+    // Shard channels have their own count.
+    sub.send_cmd(&[b"SSUBSCRIBE", b"s"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"ssubscribe"), B(b"s"), I(1)]));
+
+    let n: i64 = cmd("PUBLISH")
+        .arg("a")
+        .arg("hi")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 2, "once through the channel, once through the pattern");
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"message"), B(b"a"), B(b"hi")]));
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"pmessage"), B(b"a*"), B(b"a"), B(b"hi")])
+    );
+    let n: i64 = cmd("SPUBLISH")
+        .arg("s")
+        .arg("x")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"smessage"), B(b"s"), B(b"x")]));
+    // PUBLISH never reaches shard subscribers, SPUBLISH never reaches patterns.
+    let n: i64 = cmd("PUBLISH")
+        .arg("s")
+        .arg("x")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 0);
+    let n: i64 = cmd("SPUBLISH")
+        .arg("a")
+        .arg("x")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 0);
+
+    sub.send_cmd(&[b"UNSUBSCRIBE", b"nope", b"a"]);
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"unsubscribe"), B(b"nope"), I(3)])
+    );
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"unsubscribe"), B(b"a"), I(2)]));
+    sub.send_cmd(&[b"UNSUBSCRIBE"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"unsubscribe"), B(b"b"), I(1)]));
+    // Nothing left: one confirmation with a nil channel and the remaining count.
+    sub.send_cmd(&[b"UNSUBSCRIBE"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"unsubscribe"), Nil, I(1)]));
+    sub.send_cmd(&[b"PUNSUBSCRIBE"]);
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"punsubscribe"), B(b"a*"), I(0)])
+    );
+    sub.send_cmd(&[b"SUNSUBSCRIBE", b"zz"]);
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"sunsubscribe"), B(b"zz"), I(1)])
+    );
+    sub.send_cmd(&[b"SUNSUBSCRIBE"]);
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"sunsubscribe"), B(b"s"), I(0)])
+    );
+    sub.send_cmd(&[b"SUNSUBSCRIBE"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"sunsubscribe"), Nil, I(0)]));
+    sub.send_cmd(&[b"PUNSUBSCRIBE"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"punsubscribe"), Nil, I(0)]));
+    // Out of subscribed mode: ordinary commands again.
+    sub.send_cmd(&[b"ECHO", b"back"]);
+    assert_eq!(sub.read2(), F2::BulkString(b"back".to_vec()));
+}
+
+#[test]
+fn resp2_subscribed_mode_allows_only_subscription_commands_ping_quit_reset() {
+    let server = TestServer::start();
+    let mut sub = server.raw();
+    sub.send_cmd(&[b"SSUBSCRIBE", b"s"]);
+    sub.read2();
+    for (args, name) in [
+        (&[&b"ECHO"[..], b"x"][..], "echo"),
+        (&[b"PUBLISH", b"c", b"m"], "publish"),
+        (&[b"PUBSUB", b"NUMPAT"], "pubsub|numpat"),
+        (&[b"GET", b"k"], "get"),
+    ] {
+        sub.send_cmd(args);
+        let reply = sub.read2();
+        if name == "get" {
+            // Unknown commands are refused as unknown before anything else.
+            assert!(
+                error_text(&reply)
+                    .unwrap()
+                    .starts_with("ERR unknown command")
+            );
+            continue;
+        }
+        assert_eq!(
+            error_text(&reply).unwrap(),
+            format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            )
+        );
+    }
+    sub.send_cmd(&[b"PING"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"pong"), B(b"")]));
+    sub.send_cmd(&[b"PING", b"hey"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"pong"), B(b"hey")]));
+    sub.send_cmd(&[b"SUBSCRIBE", b"c"]);
+    assert_eq!(sub.read_raw2(), frame2(&[B(b"subscribe"), B(b"c"), I(1)]));
+    // RESET leaves every subscription.
+    sub.send_cmd(&[b"RESET"]);
+    assert_eq!(sub.read2(), F2::SimpleString(b"RESET".to_vec()));
+    sub.send_cmd(&[b"PING"]);
+    assert_eq!(sub.read2(), F2::SimpleString(b"PONG".to_vec()));
+    let mut c = server.client(false);
+    assert_eq!(numsub(&mut c, "c"), 0);
+    let shard: Vec<Value> = cmd("PUBSUB").arg("SHARDCHANNELS").query(&mut c).unwrap();
+    assert!(shard.is_empty());
+    // QUIT is allowed and answered.
+    sub.send_cmd(&[b"SUBSCRIBE", b"c"]);
+    sub.read2();
+    sub.send_cmd(&[b"QUIT"]);
+    assert_eq!(sub.read2(), F2::SimpleString(b"OK".to_vec()));
+    assert!(sub.is_closed());
+}
+
+#[test]
+fn resp3_pushes_interleave_with_ordinary_replies() {
+    let server = TestServer::start();
+    let mut sub = server.raw();
+    sub.send_cmd(&[b"HELLO", b"3"]);
+    sub.read3();
+    sub.send_cmd(&[b"SUBSCRIBE", b"a", b"b"]);
+    expect_bytes(
+        &mut sub,
+        &[
+            push3(&[B(b"subscribe"), B(b"a"), I(1)]),
+            push3(&[B(b"subscribe"), B(b"b"), I(2)]),
+        ]
+        .concat(),
+    );
+    sub.send_cmd(&[b"PSUBSCRIBE", b"*"]);
+    expect_bytes(&mut sub, &push3(&[B(b"psubscribe"), B(b"*"), I(3)]));
+    sub.send_cmd(&[b"SSUBSCRIBE", b"s"]);
+    expect_bytes(&mut sub, &push3(&[B(b"ssubscribe"), B(b"s"), I(1)]));
+
+    // Every command stays allowed; PING is an ordinary PONG.
+    sub.send_cmd(&[b"ECHO", b"e"]);
+    expect_bytes(&mut sub, b"$1\r\ne\r\n");
+    sub.send_cmd(&[b"PING"]);
+    expect_bytes(&mut sub, b"+PONG\r\n");
+
+    // Publishing to oneself: the messages come before PUBLISH's own reply, as in Redis.
+    sub.send_cmd(&[b"PUBLISH", b"a", b"m"]);
+    expect_bytes(
+        &mut sub,
+        &[
+            push3(&[B(b"message"), B(b"a"), B(b"m")]),
+            push3(&[B(b"pmessage"), B(b"*"), B(b"a"), B(b"m")]),
+            b":2\r\n".to_vec(),
+        ]
+        .concat(),
+    );
+    sub.send_cmd(&[b"SPUBLISH", b"s", b"q"]);
+    expect_bytes(
+        &mut sub,
+        &[
+            push3(&[B(b"smessage"), B(b"s"), B(b"q")]),
+            b":1\r\n".to_vec(),
+        ]
+        .concat(),
+    );
+
+    // A message from someone else arrives before the reply to the next command.
+    let mut publisher = server.client(true);
+    let n: i64 = cmd("PUBLISH")
+        .arg("b")
+        .arg("x")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 2);
+    sub.send_cmd(&[b"PUBSUB", b"NUMSUB", b"a", b"zz"]);
+    expect_bytes(
+        &mut sub,
+        &[
+            push3(&[B(b"message"), B(b"b"), B(b"x")]),
+            push3(&[B(b"pmessage"), B(b"*"), B(b"b"), B(b"x")]),
+            // NUMSUB is a flat array in RESP3 too.
+            frame2(&[B(b"a"), I(1), B(b"zz"), I(0)]),
+        ]
+        .concat(),
+    );
+
+    sub.send_cmd(&[b"UNSUBSCRIBE"]);
+    expect_bytes(
+        &mut sub,
+        &[
+            push3(&[B(b"unsubscribe"), B(b"a"), I(2)]),
+            push3(&[B(b"unsubscribe"), B(b"b"), I(1)]),
+        ]
+        .concat(),
+    );
+    sub.send_cmd(&[b"UNSUBSCRIBE"]);
+    expect_bytes(&mut sub, &push3(&[B(b"unsubscribe"), Nil, I(1)]));
+    sub.send_cmd(&[b"PUNSUBSCRIBE", b"*"]);
+    expect_bytes(&mut sub, &push3(&[B(b"punsubscribe"), B(b"*"), I(0)]));
+    sub.send_cmd(&[b"SUNSUBSCRIBE"]);
+    expect_bytes(&mut sub, &push3(&[B(b"sunsubscribe"), B(b"s"), I(0)]));
+    sub.send_cmd(&[b"SUNSUBSCRIBE"]);
+    expect_bytes(&mut sub, &push3(&[B(b"sunsubscribe"), Nil, I(0)]));
+    // Still decodable as RESP3 by an independent decoder.
+    sub.send_cmd(&[b"SUBSCRIBE", b"z"]);
+    match sub.read3() {
+        F3::Push { data, .. } => assert_eq!(data.len(), 3),
+        other => panic!("expected a push, got {other:?}"),
+    }
+}
+
+#[test]
+fn redis_crate_pubsub_api_in_resp2() {
+    let server = TestServer::start();
+    let mut publisher = server.client(false);
+    let mut conn = server.client(false);
+    let mut ps = conn.as_pubsub();
+    ps.subscribe("news").unwrap();
+    ps.psubscribe("n*").unwrap();
+    let n: i64 = cmd("PUBLISH")
+        .arg("news")
+        .arg(&b"\x00bin\r\n"[..])
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 2);
+    let m = ps.get_message().unwrap();
+    assert_eq!(m.get_channel_name(), "news");
+    assert_eq!(m.get_payload_bytes(), b"\x00bin\r\n");
+    assert!(!m.from_pattern());
+    let m = ps.get_message().unwrap();
+    assert!(m.from_pattern());
+    assert_eq!(m.get_pattern::<String>().unwrap(), "n*");
+    assert_eq!(m.get_channel_name(), "news");
+    ps.unsubscribe("news").unwrap();
+    ps.punsubscribe("n*").unwrap();
+    drop(ps);
+    // Out of subscribed mode, the same connection runs commands again.
+    let pong: String = cmd("PING").query(&mut conn).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn redis_crate_resp3_push_sender_receives_messages() {
+    let server = TestServer::start();
+    let mut publisher = server.client(true);
+    let mut conn = server.client(true);
+    let (tx, rx) = std::sync::mpsc::channel();
+    conn.set_push_sender(tx);
+    conn.subscribe_resp3("ch").unwrap();
+    conn.psubscribe_resp3("c?").unwrap();
+    // The confirmations precede this PONG, so both subscriptions are live once it arrives.
+    let _: String = cmd("PING").query(&mut conn).unwrap();
+    let n: i64 = cmd("PUBLISH")
+        .arg("ch")
+        .arg("hello")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 2);
+    // The pushes arrive before the reply to the next command.
+    let _: String = cmd("PING").query(&mut conn).unwrap();
+    let mut kinds = Vec::new();
+    while let Ok(push) = rx.recv_timeout(Duration::from_millis(100)) {
+        kinds.push((format!("{:?}", push.kind), push.data));
+    }
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["Subscribe", "PSubscribe", "Message", "PMessage"]);
+    assert_eq!(
+        kinds[2].1,
+        [
+            Value::BulkString(b"ch".to_vec()),
+            Value::BulkString(b"hello".to_vec())
+        ]
+    );
+    assert_eq!(
+        kinds[3].1,
+        [
+            Value::BulkString(b"c?".to_vec()),
+            Value::BulkString(b"ch".to_vec()),
+            Value::BulkString(b"hello".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn glob_patterns_follow_redis_rules_and_each_match_is_one_delivery() {
+    let server = TestServer::start();
+    let mut sub = server.raw();
+    let patterns: &[&[u8]] = &[
+        b"h?llo",
+        b"h*llo",
+        b"h[ae]llo",
+        b"h[^e]llo",
+        b"h[a-b]llo",
+        b"h\\*llo",
+        b"*",
+        b"\x00*\xff",
+    ];
+    let mut args: Vec<&[u8]> = vec![b"PSUBSCRIBE"];
+    args.extend_from_slice(patterns);
+    sub.send_cmd(&args);
+    for (i, p) in patterns.iter().enumerate() {
+        assert_eq!(
+            sub.read_raw2(),
+            frame2(&[B(b"psubscribe"), B(p), I(i as i64 + 1)])
+        );
+    }
+    let mut publisher = server.raw();
+    let cases: &[(&[u8], &[&[u8]])] = &[
+        (b"hello", &[b"h?llo", b"h*llo", b"h[ae]llo", b"*"]),
+        (
+            b"hallo",
+            &[
+                b"h?llo",
+                b"h*llo",
+                b"h[ae]llo",
+                b"h[^e]llo",
+                b"h[a-b]llo",
+                b"*",
+            ],
+        ),
+        (b"hllo", &[b"h*llo", b"*"]),
+        (
+            b"h*llo",
+            &[b"h?llo", b"h*llo", b"h[^e]llo", b"h\\*llo", b"*"],
+        ),
+        (b"\x00mid\xff", &[b"*", b"\x00*\xff"]),
+        (b"", &[b"*"]),
+    ];
+    for (channel, matching) in cases {
+        publisher.send_cmd(&[b"PUBLISH", channel, b"p"]);
+        assert_eq!(
+            int2(&mut publisher),
+            matching.len() as i64,
+            "receivers of {:?}",
+            String::from_utf8_lossy(channel)
+        );
+        let mut got: Vec<Vec<u8>> = (0..matching.len()).map(|_| sub.read_raw2()).collect();
+        let mut want: Vec<Vec<u8>> = matching
+            .iter()
+            .map(|p| frame2(&[B(b"pmessage"), B(p), B(channel), B(b"p")]))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+    // PUNSUBSCRIBE compares patterns byte for byte; it does not match them.
+    sub.send_cmd(&[b"PUNSUBSCRIBE", b"hello", b"h?llo"]);
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"punsubscribe"), B(b"hello"), I(8)])
+    );
+    assert_eq!(
+        sub.read_raw2(),
+        frame2(&[B(b"punsubscribe"), B(b"h?llo"), I(7)])
+    );
+    let mut c = server.client(false);
+    let numpat: i64 = cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
+    assert_eq!(numpat, 7);
+}
+
+#[test]
+fn pubsub_introspection_and_disconnect_cleanup() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    let mut a = server.raw();
+    let mut b = server.raw();
+    a.send_cmd(&[b"SUBSCRIBE", b"news.tech", b"news.art", b"sport"]);
+    for _ in 0..3 {
+        a.read2();
+    }
+    a.send_cmd(&[b"PSUBSCRIBE", b"news.*"]);
+    a.read2();
+    a.send_cmd(&[b"SSUBSCRIBE", b"shard.a"]);
+    a.read2();
+    b.send_cmd(&[b"SUBSCRIBE", b"news.tech"]);
+    b.read2();
+    b.send_cmd(&[b"PSUBSCRIBE", b"news.*", b"x*"]);
+    b.read2();
+    b.read2();
+
+    let mut all: Vec<String> = cmd("PUBSUB").arg("CHANNELS").query(&mut c).unwrap();
+    all.sort();
+    assert_eq!(all, ["news.art", "news.tech", "sport"]);
+    let mut news: Vec<String> = cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("news.*")
+        .query(&mut c)
+        .unwrap();
+    news.sort();
+    assert_eq!(news, ["news.art", "news.tech"]);
+    let counts: Vec<Value> = cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("news.tech")
+        .arg("sport")
+        .arg("none")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        counts,
+        [
+            Value::BulkString(b"news.tech".to_vec()),
+            Value::Int(2),
+            Value::BulkString(b"sport".to_vec()),
+            Value::Int(1),
+            Value::BulkString(b"none".to_vec()),
+            Value::Int(0),
+        ]
+    );
+    let empty: Vec<Value> = cmd("PUBSUB").arg("NUMSUB").query(&mut c).unwrap();
+    assert!(empty.is_empty());
+    let numpat: i64 = cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
+    assert_eq!(numpat, 2, "distinct patterns");
+    let shard: Vec<String> = cmd("PUBSUB").arg("SHARDCHANNELS").query(&mut c).unwrap();
+    assert_eq!(shard, ["shard.a"]);
+    let shard: Vec<String> = cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .arg("x*")
+        .query(&mut c)
+        .unwrap();
+    assert!(shard.is_empty());
+    let counts: (String, i64) = cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg("shard.a")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(counts, ("shard.a".into(), 1));
+    let n: i64 = cmd("PUBLISH")
+        .arg("news.tech")
+        .arg("m")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 4);
+
+    // INFO and CLIENT LIST see the subscriptions.
+    assert_eq!(info_field(&mut c, "stats", "pubsub_channels"), "3");
+    assert_eq!(info_field(&mut c, "stats", "pubsub_patterns"), "2");
+    assert_eq!(info_field(&mut c, "stats", "pubsubshard_channels"), "1");
+    assert_eq!(info_field(&mut c, "clients", "pubsub_clients"), "2");
+    let list: String = cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+    assert!(list.contains("sub=3 psub=1 ssub=1"), "{list}");
+    assert!(list.contains("sub=1 psub=2 ssub=0"), "{list}");
+
+    // Errors as Redis words them.
+    let err = cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("a")
+        .arg("b")
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP."
+        ),
+        "{err}"
+    );
+    let err = cmd("PUBSUB")
+        .arg("NUMPAT")
+        .arg("x")
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("wrong number of arguments for 'pubsub|numpat' command"),
+        "{err}"
+    );
+    let err = cmd("PUBSUB").arg("FOO").query::<Value>(&mut c).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown subcommand 'FOO'. Try PUBSUB HELP."),
+        "{err}"
+    );
+    let help: Vec<String> = cmd("PUBSUB").arg("HELP").query(&mut c).unwrap();
+    assert!(help[0].starts_with("PUBSUB <subcommand>"));
+    assert!(help.iter().any(|l| l.starts_with("SHARDNUMSUB")));
+
+    // A disconnect removes every subscription of the client.
+    drop(a);
+    eventually("a's subscriptions to go", || {
+        numsub(&mut c, "news.tech") == 1
+    });
+    assert_eq!(numsub(&mut c, "sport"), 0);
+    let shard: Vec<String> = cmd("PUBSUB").arg("SHARDCHANNELS").query(&mut c).unwrap();
+    assert!(shard.is_empty());
+    let n: i64 = cmd("PUBLISH")
+        .arg("news.tech")
+        .arg("m")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 2);
+    drop(b);
+    eventually("b's subscriptions to go", || {
+        numsub(&mut c, "news.tech") == 0
+            && cmd("PUBSUB").arg("NUMPAT").query::<i64>(&mut c).unwrap() == 0
+    });
+    assert_eq!(info_field(&mut c, "clients", "pubsub_clients"), "0");
+    assert_eq!(info_field(&mut c, "stats", "pubsub_channels"), "0");
+}
+
+#[test]
+fn slow_subscriber_is_cut_off_while_a_reading_one_gets_every_message_in_order() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 256kb 128kb 1")
+        .query(&mut admin)
+        .unwrap();
+
+    // The slow subscriber never reads after its confirmation.
+    let mut slow = server.raw();
+    slow.send_cmd(&[b"SUBSCRIBE", b"flood"]);
+    slow.read2();
+    let mut fast = server.raw();
+    fast.send_cmd(&[b"SUBSCRIBE", b"flood"]);
+    fast.read2();
+
+    const MESSAGES: usize = 20_000;
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0usize;
+        while seen < MESSAGES {
+            let frame = fast.read2();
+            let F2::Array(parts) = frame else {
+                panic!("expected a message, got {frame:?}");
+            };
+            let F2::BulkString(payload) = &parts[2] else {
+                panic!("expected a payload");
+            };
+            let n: usize = std::str::from_utf8(&payload[..8]).unwrap().parse().unwrap();
+            assert_eq!(n, seen, "messages out of order or lost");
+            seen += 1;
+        }
+        (seen, fast)
+    });
+
+    // 20 000 messages of 1 KiB: far more than the slow client's socket buffers hold.
+    let mut publisher = server.raw();
+    let filler = vec![b'x'; 1016];
+    for batch in 0..MESSAGES / 100 {
+        let mut out = Vec::new();
+        for i in batch * 100..(batch + 1) * 100 {
+            let payload = [format!("{i:08}").as_bytes(), &filler].concat();
+            out.extend_from_slice(
+                format!(
+                    "*3\r\n$7\r\nPUBLISH\r\n$5\r\nflood\r\n${}\r\n",
+                    payload.len()
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(&payload);
+            out.extend_from_slice(b"\r\n");
+        }
+        publisher.send(&out);
+        for _ in 0..100 {
+            let n = int2(&mut publisher);
+            assert!(n == 1 || n == 2, "receivers: {n}");
+        }
+    }
+    let (seen, _fast) = reader.join().unwrap();
+    assert_eq!(seen, MESSAGES);
+
+    eventually("the slow subscriber to be disconnected", || {
+        info_field(
+            &mut admin,
+            "stats",
+            "client_output_buffer_limit_disconnections",
+        ) == "1"
+    });
+    eventually("its subscription to go", || {
+        numsub(&mut admin, "flood") == 1
+    });
+    // What the slow client can still read ends with the connection closed, not a hang.
+    assert!(slow.is_closed());
+    let n: i64 = cmd("PUBLISH")
+        .arg("flood")
+        .arg("after")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn output_limit_config_set_applies_to_existing_subscribers() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    let mut slow = server.raw();
+    slow.send_cmd(&[b"SUBSCRIBE", b"c"]);
+    slow.read2();
+    // Subscribed under the default 32 MB limit, then lowered: the new limit applies.
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 64kb 0 0")
+        .query(&mut admin)
+        .unwrap();
+    let big = vec![b'y'; 64 * 1024];
+    let mut publisher = server.raw();
+    let mut sent = 0;
+    while info_field(
+        &mut admin,
+        "stats",
+        "client_output_buffer_limit_disconnections",
+    ) == "0"
+    {
+        assert!(
+            sent < 1000,
+            "64 MB sent and the subscriber still not cut off"
+        );
+        publisher.send_cmd(&[b"PUBLISH", b"c", &big]);
+        int2(&mut publisher);
+        sent += 1;
+    }
+    assert!(slow.is_closed());
+}
+
+#[test]
+fn keyspace_notifications_follow_the_configured_flags() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    let mut sub = server.raw();
+    sub.send_cmd(&[b"PSUBSCRIBE", b"__key*@0__:*"]);
+    sub.read2();
+    let set_flags = |c: &mut redis::Connection, flags: &str| {
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg(flags)
+            .query(c)
+            .unwrap();
+    };
+    let make_key = |c: &mut redis::Connection| {
+        let _: String = cmd("XADD")
+            .arg("k")
+            .arg("*")
+            .arg("f")
+            .arg("v")
+            .query(c)
+            .unwrap();
+    };
+    // Every channel up to the PING's pong was published between the two.
+    let notifications = |sub: &mut RawConn| {
+        sub.send_cmd(&[b"PING"]);
+        let mut got = Vec::new();
+        loop {
+            let F2::Array(parts) = sub.read2() else {
+                panic!("expected an array");
+            };
+            let text: Vec<String> = parts
+                .iter()
+                .map(|p| match p {
+                    F2::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            if text[0] == "pong" {
+                return got;
+            }
+            got.push((text[2].clone(), text[3].clone()));
+        }
+    };
+
+    // Off by default.
+    make_key(&mut c);
+    let _: i64 = cmd("DEL").arg("k").query(&mut c).unwrap();
+    assert!(notifications(&mut sub).is_empty());
+
+    // Classes without K or E publish nothing; K or E without the class neither.
+    for flags in ["g", "A", "KE", "Kt"] {
+        set_flags(&mut c, "");
+        make_key(&mut c);
+        set_flags(&mut c, flags);
+        let _: i64 = cmd("DEL").arg("k").query(&mut c).unwrap();
+        assert!(notifications(&mut sub).is_empty(), "flags {flags}");
+    }
+
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("Kg", &[("__keyspace@0__:k", "del")]),
+        ("Eg", &[("__keyevent@0__:del", "k")]),
+        (
+            "KEA",
+            &[("__keyspace@0__:k", "del"), ("__keyevent@0__:del", "k")],
+        ),
+    ];
+    for (flags, want) in cases {
+        set_flags(&mut c, "");
+        make_key(&mut c);
+        set_flags(&mut c, flags);
+        let n: i64 = cmd("DEL").arg("k").arg("missing").query(&mut c).unwrap();
+        assert_eq!(n, 1);
+        let got = notifications(&mut sub);
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want, "flags {flags}");
+    }
+    // Deleting nothing notifies nothing.
+    let _: i64 = cmd("DEL").arg("missing").query(&mut c).unwrap();
+    assert!(notifications(&mut sub).is_empty());
+}
