@@ -1191,3 +1191,97 @@ fn stream_commands_publish_redis_keyspace_events() {
         assert_eq!(parts[3], F2::BulkString(key.as_bytes().to_vec()));
     }
 }
+
+#[test]
+fn xclaim_options_set_idle_retry_count_force_and_last_id() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    for id in 1..=3 {
+        run(
+            &mut c,
+            &["XADD", "s", &id.to_string(), "f", &id.to_string()],
+        );
+    }
+    run(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
+    run(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    assert_eq!(
+        run(
+            &mut c,
+            &[
+                "XCLAIM",
+                "s",
+                "g",
+                "bob",
+                "0",
+                "1",
+                "RETRYCOUNT",
+                "7",
+                "IDLE",
+                "50000",
+                "JUSTID"
+            ]
+        ),
+        Value::Array(vec![bulk("1-0")])
+    );
+    let Value::Array(idle) = run(
+        &mut c,
+        &["XPENDING", "s", "g", "IDLE", "40000", "-", "+", "10"],
+    ) else {
+        panic!()
+    };
+    let Value::Array(p) = &idle[0] else { panic!() };
+    assert_eq!(
+        (&p[0], &p[1], &p[3]),
+        (&bulk("1-0"), &bulk("bob"), &Value::Int(7))
+    );
+    let Value::Int(ms) = p[2] else { panic!() };
+    assert!((50_000..60_000).contains(&ms), "idle {ms}");
+    // FORCE creates a pending entry for an existing entry, never for a missing one.
+    assert_eq!(
+        run(&mut c, &["XCLAIM", "s", "g", "carol", "0", "2", "FORCE"]),
+        Value::Array(vec![entry("2-0", &["f", "2"])])
+    );
+    assert_eq!(
+        run(&mut c, &["XCLAIM", "s", "g", "carol", "0", "9", "FORCE"]),
+        Value::Array(vec![])
+    );
+    run(
+        &mut c,
+        &[
+            "XCLAIM", "s", "g", "carol", "0", "3", "FORCE", "JUSTID", "LASTID", "100",
+        ],
+    );
+    let Value::Array(groups) = run(&mut c, &["XINFO", "GROUPS", "s"]) else {
+        panic!()
+    };
+    let g = as_map(groups[0].clone());
+    assert_eq!(g[3], ("last-delivered-id".into(), bulk("100-0")));
+    assert_eq!(g[2], ("pending".into(), Value::Int(3)));
+    assert_eq!(
+        err(
+            &mut c,
+            &["XCLAIM", "s", "g", "dave", "0", "2", "RETRYCOUNT", "abc"]
+        ),
+        "ERR Invalid RETRYCOUNT option argument for XCLAIM"
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &["XCLAIM", "s", "g", "dave", "0", "2", "LASTID", "abc"]
+        ),
+        "ERR Invalid stream ID specified as stream command argument"
+    );
+}
