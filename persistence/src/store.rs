@@ -264,6 +264,11 @@ impl Store {
         Ok(self.durability.sync_now(&self.db)?)
     }
 
+    /// Whether an fsync has failed (writes can no longer be acknowledged as durable).
+    pub fn failed(&self) -> bool {
+        self.durability.failed.load(Ordering::Acquire)
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> FsyncPolicy {
         self.durability.policy()
@@ -294,6 +299,14 @@ impl Store {
             durable: self.durability.durable.load(Ordering::Relaxed),
             failed: self.durability.failed.load(Ordering::Relaxed),
         }
+    }
+
+    /// Loads every stream from the store again (DEBUG RELOAD).
+    ///
+    /// # Errors
+    /// When a record cannot be read or decoded.
+    pub fn load_all(&self) -> Result<(Vec<LoadedStream>, RecoveryReport), StoreError> {
+        crate::load::load(&self.ks)
     }
 
     /// The data directory.

@@ -18,6 +18,16 @@ use brooklet_resp::Reply;
 
 use crate::keyspace::lock;
 
+/// The answer to a blocked command, from whoever served it.
+#[derive(Debug)]
+pub struct Served {
+    /// The reply to send.
+    pub reply: Reply,
+    /// Store sequence of the re-run's write (XREADGROUP's pending entries), 0 if none: under
+    /// `appendfsync always` the reply waits until it is on disk.
+    pub write_seq: u64,
+}
+
 /// One blocked command.
 pub struct Waiter {
     /// The blocked client.
@@ -31,7 +41,7 @@ pub struct Waiter {
     /// Whether the client speaks RESP3.
     pub resp3: bool,
     /// Where the reply goes; None once served or timed out.
-    slot: Mutex<Option<oneshot::Sender<Reply>>>,
+    slot: Mutex<Option<oneshot::Sender<Served>>>,
 }
 
 impl Waiter {
@@ -42,7 +52,7 @@ impl Waiter {
         keys: Vec<Bytes>,
         argv: Vec<Bytes>,
         resp3: bool,
-    ) -> (Arc<Waiter>, oneshot::Receiver<Reply>) {
+    ) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
         let (tx, rx) = oneshot::channel();
         let w = Waiter {
             client_id,
@@ -56,7 +66,7 @@ impl Waiter {
     }
 
     /// Locks the reply slot; Some while the waiter still waits.
-    pub fn slot(&self) -> MutexGuard<'_, Option<oneshot::Sender<Reply>>> {
+    pub fn slot(&self) -> MutexGuard<'_, Option<oneshot::Sender<Served>>> {
         lock(&self.slot)
     }
 }

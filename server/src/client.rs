@@ -192,6 +192,8 @@ pub struct Client {
     pub watch_dirty: Arc<AtomicBool>,
     /// CLIENT REPLY mode.
     pub reply_mode: ReplyMode,
+    /// Store sequence of this client's latest write; replies wait for it under `always`.
+    pub write_seq: u64,
 }
 
 impl Client {
@@ -207,6 +209,7 @@ impl Client {
             watched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             reply_mode: ReplyMode::On,
+            write_seq: 0,
         }
     }
 

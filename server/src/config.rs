@@ -186,8 +186,8 @@ impl Config {
                 Fsync::No => "no",
             }
             .into(),
-            // No journal is written yet: say so rather than pretend.
-            "appendonly" => "no".into(),
+            // Every write is journaled by the store; there is no way to turn it off.
+            "appendonly" => "yes".into(),
             "save" => String::new(),
             "maxclients" => self.maxclients.to_string(),
             "loglevel" => self.loglevel.clone(),

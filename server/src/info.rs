@@ -113,12 +113,53 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");
+            let st = shared.store.stats();
+            let rec = &shared.recovery;
             field(out, "loading", 0);
             field(out, "async_loading", 0);
+            field(
+                out,
+                "rdb_changes_since_last_save",
+                st.committed.saturating_sub(st.durable),
+            );
             field(out, "rdb_bgsave_in_progress", 0);
-            field(out, "aof_enabled", 0);
+            field(
+                out,
+                "rdb_last_save_time",
+                shared.last_save.load(Ordering::Relaxed),
+            );
+            field(out, "rdb_last_bgsave_status", "ok");
+            // Brooklet's meaning: every write is journaled to the fjall store, always on.
+            field(out, "aof_enabled", 1);
             field(out, "aof_rewrite_in_progress", 0);
-            field(out, "brooklet_persistence", "none (in-memory only)");
+            field(
+                out,
+                "aof_last_write_status",
+                if st.failed { "err" } else { "ok" },
+            );
+            field(
+                out,
+                "appendfsync",
+                config.get("appendfsync").unwrap_or_default(),
+            );
+            field(out, "brooklet_store_dir", config.dir.display());
+            field(out, "brooklet_disk_bytes", st.disk_bytes);
+            field(out, "brooklet_batches_committed", st.committed);
+            field(out, "brooklet_batches_durable", st.durable);
+            field(out, "brooklet_fsyncs", st.fsyncs);
+            field(out, "brooklet_last_fsync_ms", st.last_fsync_ms);
+            field(out, "brooklet_loaded_streams", rec.streams);
+            field(out, "brooklet_loaded_entries", rec.entries);
+            field(
+                out,
+                "brooklet_load_seconds",
+                format!("{:.3}", rec.elapsed.as_secs_f64()),
+            );
+            field(
+                out,
+                "brooklet_torn_journal_bytes_dropped",
+                rec.torn_journal_bytes,
+            );
         }
         "stats" => {
             out.push_str("# Stats\r\n");

@@ -45,11 +45,29 @@ pub struct Shared {
     pub run_id: String,
     /// The address the plain listener is bound to.
     pub local_addr: std::net::SocketAddr,
+    /// The fjall store every write goes to.
+    pub store: brooklet_persistence::Store,
+    /// The highest store sequence known to be on disk (group-commit waiters watch it).
+    pub durable: tokio::sync::watch::Sender<u64>,
+    /// Unix seconds of the last SAVE (or of start-up).
+    pub last_save: std::sync::atomic::AtomicU64,
+    /// What recovery found at start-up.
+    pub recovery: brooklet_persistence::RecoveryReport,
 }
 
 impl Shared {
     /// Shared state for a server listening on `local_addr`.
-    pub fn new(config: Config, local_addr: std::net::SocketAddr) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        local_addr: std::net::SocketAddr,
+        store: brooklet_persistence::Store,
+        recovery: brooklet_persistence::RecoveryReport,
+    ) -> Arc<Self> {
+        let (durable, _) = tokio::sync::watch::channel(store.durable_seq());
+        let notify = durable.clone();
+        store.on_durable(Box::new(move |seq| {
+            notify.send_replace(seq);
+        }));
         let keyspace = Keyspace::new(config.databases);
         let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
             &config.output_limit_pubsub,
@@ -72,6 +90,10 @@ impl Shared {
             started: Instant::now(),
             run_id: random_hex_id(),
             local_addr,
+            store,
+            durable,
+            last_save: std::sync::atomic::AtomicU64::new(crate::client::now_ms() / 1000),
+            recovery,
         })
     }
 
@@ -122,4 +144,14 @@ fn random_hex_id() -> String {
     }
     out.truncate(40);
     out
+}
+
+/// The store's fsync policy for a configured `appendfsync`.
+pub fn fsync_policy(f: crate::config::Fsync) -> brooklet_persistence::FsyncPolicy {
+    use brooklet_persistence::FsyncPolicy;
+    match f {
+        crate::config::Fsync::Always => FsyncPolicy::Always,
+        crate::config::Fsync::Everysec => FsyncPolicy::Everysec,
+        crate::config::Fsync::No => FsyncPolicy::No,
+    }
 }

@@ -109,7 +109,14 @@ fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut removed = 0;
     for key in &argv[1..] {
-        let gone = ctx.db().lock(key).remove(key).is_some();
+        let gone = {
+            let mut shard = ctx.db().lock(key);
+            let gone = shard.remove(key).is_some();
+            if gone {
+                ctx.persist_delete(key)?;
+            }
+            gone
+        };
         if gone {
             removed += 1;
             ctx.key_changed(key);

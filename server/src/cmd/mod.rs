@@ -9,6 +9,7 @@ mod connection;
 pub use connection::REDIS_VERSION;
 mod docs;
 mod keys;
+mod persist;
 mod pubsub;
 pub(crate) mod server;
 pub(crate) use server as server_fields;
@@ -60,6 +61,8 @@ pub mod flags {
     pub const MOVABLE_KEYS: u32 = 1 << 10;
     /// Allowed while loading or stale (reported only).
     pub const LOADING: u32 = 1 << 11;
+    /// Runs with every other keyed command held off, as EXEC does (FLUSHALL, DEBUG RELOAD).
+    pub const EXCLUSIVE: u32 = 1 << 12;
 }
 
 /// Documentation of a command (COMMAND DOCS and redis-cli hints).
@@ -207,12 +210,13 @@ impl Table {
 pub fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let families: [&'static [CommandSpec]; 10] = [
+        let families: [&'static [CommandSpec]; 11] = [
             connection::COMMANDS,
             client::COMMANDS,
             tx::COMMANDS,
             server::COMMANDS,
             keys::COMMANDS,
+            persist::COMMANDS,
             stream::COMMANDS,
             stream_read::COMMANDS,
             stream_group::COMMANDS,
@@ -331,6 +335,9 @@ pub struct Ctx<'a> {
     pub block: Option<BlockSpec>,
     /// Set by QUIT or a kill of oneself.
     pub close: bool,
+    /// Store sequence of this command's last write (0 = none): under `appendfsync always`
+    /// its reply waits until the store says this sequence is on disk.
+    pub write_seq: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -340,6 +347,7 @@ impl<'a> Ctx<'a> {
             shared,
             client,
             touched: Vec::new(),
+            write_seq: 0,
             block: None,
             close: false,
         }
@@ -348,6 +356,37 @@ impl<'a> Ctx<'a> {
     /// The selected database.
     pub fn db(&self) -> &'a crate::keyspace::Db {
         self.shared.keyspace.db(self.client.db)
+    }
+
+    /// Writes a command's changes to the stream at `key` as one batch. Call it with the shard
+    /// lock still held, so batches reach the store in the order the changes were made.
+    pub fn persist(
+        &mut self,
+        key: &[u8],
+        stream: &brooklet_streams::Stream,
+        muts: &[brooklet_streams::Mutation],
+    ) -> Result<(), CommandError> {
+        if muts.is_empty() {
+            return Ok(());
+        }
+        let seq = self
+            .shared
+            .store
+            .write_stream(self.client.db as u32, key, stream, muts)
+            .map_err(store_error)?;
+        self.write_seq = self.write_seq.max(seq);
+        Ok(())
+    }
+
+    /// Removes the stream at `key` from the store (DEL, UNLINK); call with the shard lock held.
+    pub fn persist_delete(&mut self, key: &[u8]) -> Result<(), CommandError> {
+        let seq = self
+            .shared
+            .store
+            .delete_stream(self.client.db as u32, key)
+            .map_err(store_error)?;
+        self.write_seq = self.write_seq.max(seq);
+        Ok(())
     }
 
     /// Records that `key` of the selected database changed.
@@ -445,8 +484,10 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         touched,
         block,
         close,
+        write_seq,
         ..
     } = ctx;
+    client.write_seq = client.write_seq.max(write_seq);
     after_write(shared, &touched);
     if let Some(block) = block {
         return (None, Outcome::Block(block));
@@ -503,7 +544,10 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
     let started = Instant::now();
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
-    let result = if keyed && !ctx.client.in_exec {
+    let result = if entry.spec.flags & flags::EXCLUSIVE != 0 && !ctx.client.in_exec {
+        let _gate = ctx.shared.gate_exclusive();
+        handler(ctx, argv)
+    } else if keyed && !ctx.client.in_exec {
         let _gate = ctx.shared.gate_shared();
         handler(ctx, argv)
     } else {
@@ -558,7 +602,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     client.resp3 = waiter.resp3;
     let mut ctx = Ctx::new(shared, &mut client);
     let reply = call(&mut ctx, idx, &waiter.argv);
-    let Ctx { touched, block, .. } = ctx;
+    let Ctx { touched, block, write_seq, .. } = ctx;
     for (db, key) in &touched {
         shared.watches.touch(*db, key);
     }
@@ -566,7 +610,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
         return;
     }
     if let Some(tx) = slot.take() {
-        let _ = tx.send(reply);
+        let _ = tx.send(crate::blocking::Served { reply, write_seq });
     }
     drop(slot);
     shared.blocking.unregister(waiter);
@@ -610,6 +654,7 @@ pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> 
             }
             touched.extend(inner.touched);
             ctx.close |= inner.close;
+            ctx.write_seq = ctx.write_seq.max(inner.write_seq);
             replies.push(reply);
         }
         ctx.client.in_exec = false;
@@ -655,4 +700,30 @@ pub(crate) fn pubsub_stats(ctx: &Ctx<'_>, out: &mut String) {
     server::field(out, "pubsub_channels", registry.channel_count());
     server::field(out, "pubsub_patterns", registry.pattern_count());
     server::field(out, "pubsubshard_channels", registry.shard_channel_count());
+}
+
+/// The error a client sees when the store refuses a write (as Redis's MISCONF for a failing AOF).
+pub(crate) fn store_error(e: brooklet_persistence::StoreError) -> CommandError {
+    tracing::error!("write to the store failed: {e}");
+    CommandError::text(format!("MISCONF Errors writing to the data directory: {e}"))
+}
+
+/// Puts the streams recovered from the store into the keyspace (start-up, DEBUG RELOAD).
+pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::LoadedStream>) {
+    for l in loaded {
+        let db = l.db as usize;
+        if db >= shared.keyspace.count() {
+            tracing::warn!(
+                "stream '{}' of database {db} is not loaded: only {} databases are configured",
+                String::from_utf8_lossy(&l.key),
+                shared.keyspace.count()
+            );
+            continue;
+        }
+        shared
+            .keyspace
+            .db(db)
+            .lock(&l.key)
+            .insert(l.key, crate::keyspace::Value::Stream(Box::new(l.stream)));
+    }
 }

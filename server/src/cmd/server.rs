@@ -96,7 +96,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     simple(
         "flushall",
         -1,
-        WRITE,
+        WRITE | EXCLUSIVE,
         flushall,
         doc(
             "Removes all keys from all databases.",
@@ -107,7 +107,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     simple(
         "flushdb",
         -1,
-        WRITE,
+        WRITE | EXCLUSIVE,
         flushdb,
         doc(
             "Remove all keys from the current database.",
@@ -217,6 +217,7 @@ fn flush_mode(argv: &[Bytes]) -> Result<(), CommandError> {
 }
 
 /// Empties one database and reports every removed key as changed.
+/// Empties one database in memory (the store is flushed by the caller first).
 fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
     for key in ctx.shared.keyspace.db(db).flush() {
         ctx.touched.push((db, key));
@@ -226,6 +227,8 @@ fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
 
 fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     flush_mode(argv)?;
+    let seq = ctx.shared.store.flush(None).map_err(super::store_error)?;
+    ctx.write_seq = ctx.write_seq.max(seq);
     for db in 0..ctx.shared.keyspace.count() {
         flush_db(ctx, db);
     }
@@ -234,6 +237,12 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     flush_mode(argv)?;
+    let seq = ctx
+        .shared
+        .store
+        .flush(Some(ctx.client.db as u32))
+        .map_err(super::store_error)?;
+    ctx.write_seq = ctx.write_seq.max(seq);
     flush_db(ctx, ctx.client.db);
     Ok(Reply::Ok)
 }
@@ -305,6 +314,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         })?;
     }
     ctx.shared.pubsub_limits.set(&next.output_limit_pubsub);
+    ctx.shared
+        .store
+        .set_policy(crate::state::fsync_policy(next.appendfsync));
     *ctx.shared.config_mut() = next;
     Ok(Reply::Ok)
 }

@@ -170,8 +170,8 @@ pub(crate) fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
     }
 }
 
-/// The journal a command records its changes into. Nothing persists it yet (the persistence
-/// issue will write it as one batch under the shard lock); dropping it is correct meanwhile.
+/// The journal a command records its changes into; the handler hands it to `Ctx::persist`
+/// with the shard lock still held, so it reaches the store as one batch, in order.
 pub(crate) fn journal() -> Vec<Mutation> {
     Vec::new()
 }
@@ -317,7 +317,7 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let outcome = {
         let mut shard = ctx.db().lock(key);
         let mut out = journal();
-        match shard.get_mut(key) {
+        let outcome = match shard.get_mut(key) {
             Some(v) => {
                 v.stream_mut()?
                     .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?
@@ -329,7 +329,11 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 shard.insert(key.clone(), Value::Stream(Box::new(s)));
                 outcome
             }
+        };
+        if let Some(v) = shard.get(key) {
+            ctx.persist(key, v.stream()?, &out)?;
         }
+        outcome
     };
     notify(ctx, "xadd", key);
     if outcome.trimmed > 0 {
@@ -400,7 +404,10 @@ fn xdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             .iter()
             .map(|a| strict_id(a))
             .collect::<Result<Vec<_>, _>>()?;
-        s.delete(&ids, &mut journal())
+        let mut out = journal();
+        let deleted = s.delete(&ids, &mut out);
+        ctx.persist(key, s, &out)?;
+        deleted
     };
     if deleted > 0 {
         notify(ctx, "xdel", key);
@@ -422,10 +429,13 @@ fn xtrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut args = Args::new(&argv[2..]);
         let opts = parse_add_trim(&mut args, false)?;
         args.finish()?;
-        match opts.trim {
-            Some(t) => s.trim(&t, &limits, &mut journal())?,
+        let mut out = journal();
+        let removed = match opts.trim {
+            Some(t) => s.trim(&t, &limits, &mut out)?,
             None => 0,
-        }
+        };
+        ctx.persist(key, s, &out)?;
+        removed
     };
     if removed > 0 {
         notify(ctx, "xtrim", key);
@@ -462,7 +472,9 @@ fn xsetid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     {
         let mut shard = ctx.db().lock(key);
         let s = shard.get_mut(key).ok_or(NO_SUCH_KEY)?.stream_mut()?;
-        s.set_id(id, entries_added, max_deleted, &mut journal())?;
+        let mut out = journal();
+        s.set_id(id, entries_added, max_deleted, &mut out)?;
+        ctx.persist(key, s, &out)?;
     }
     notify(ctx, "xsetid", key);
     ctx.key_changed(key);

@@ -252,15 +252,19 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             return Err(subcommand_syntax(argv));
         }
         let start = start_id(&argv[4])?;
+        let mut out = journal();
         match shard.get_mut(key) {
             Some(v) => v
                 .stream_mut()?
-                .create_group(group, start, entries_read, &mut journal())?,
+                .create_group(group, start, entries_read, &mut out)?,
             None => {
                 let mut s = Stream::new();
-                s.create_group(group, start, entries_read, &mut journal())?;
+                s.create_group(group, start, entries_read, &mut out)?;
                 shard.insert(key.clone(), Value::Stream(Box::new(s)));
             }
+        }
+        if let Some(v) = shard.get(key) {
+            ctx.persist(key, v.stream()?, &out)?;
         }
     }
     notify(ctx, "xgroup-create", key);
@@ -282,7 +286,9 @@ fn setid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             return Err(subcommand_syntax(argv));
         }
         let start = start_id(&argv[4])?;
-        s.set_group_id(key, group, start, entries_read, &mut journal())?;
+        let mut out = journal();
+        s.set_group_id(key, group, start, entries_read, &mut out)?;
+        ctx.persist(key, s, &out)?;
     }
     notify(ctx, "xgroup-setid", key);
     ctx.key_changed(key);
@@ -296,7 +302,10 @@ fn destroy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let destroyed = {
         let mut shard = ctx.db().lock(key);
         let s = shard.get_mut(key).ok_or_else(key_missing)?.stream_mut()?;
-        s.destroy_group(group, &mut journal())
+        let mut out = journal();
+        let destroyed = s.destroy_group(group, &mut out);
+        ctx.persist(key, s, &out)?;
+        destroyed
     };
     if destroyed {
         notify(ctx, "xgroup-destroy", key);
@@ -311,7 +320,10 @@ fn createconsumer(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErr
     let created = {
         let mut shard = ctx.db().lock(key);
         let s = shard.get_mut(key).ok_or_else(key_missing)?.stream_mut()?;
-        s.create_consumer(key, group, consumer, now_ms(), &mut journal())?
+        let mut out = journal();
+        let created = s.create_consumer(key, group, consumer, now_ms(), &mut out)?;
+        ctx.persist(key, s, &out)?;
+        created
     };
     if created {
         notify(ctx, "xgroup-createconsumer", key);
@@ -328,10 +340,10 @@ fn delconsumer(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError>
         let s = shard.get_mut(key).ok_or_else(key_missing)?.stream_mut()?;
         let g = s.group(group).ok_or_else(|| no_group(key, group))?;
         let existed = g.consumers().contains_key(&consumer[..]);
-        (
-            existed,
-            s.delete_consumer(key, group, consumer, &mut journal())?,
-        )
+        let mut out = journal();
+        let pending = s.delete_consumer(key, group, consumer, &mut out)?;
+        ctx.persist(key, s, &out)?;
+        (existed, pending)
     };
     if existed {
         notify(ctx, "xgroup-delconsumer", key);
@@ -357,7 +369,10 @@ fn xack(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             .iter()
             .map(|a| strict_id(a))
             .collect::<Result<Vec<_>, _>>()?;
-        s.ack(group, &ids, &mut journal())
+        let mut out = journal();
+        let acked = s.ack(group, &ids, &mut out);
+        ctx.persist(key, s, &out)?;
+        acked
     };
     Ok(Reply::Int(acked as i64))
 }
@@ -513,7 +528,9 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
     }
     let existed = has_consumer(s, group, consumer);
-    let claimed = s.claim(key, group, consumer, &claim, now_ms(), &mut journal())?;
+    let mut out = journal();
+    let claimed = s.claim(key, group, consumer, &claim, now_ms(), &mut out)?;
+    ctx.persist(key, s, &out)?;
     let created = !existed && has_consumer(s, group, consumer);
     drop(shard);
     if created {
@@ -558,7 +575,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             just_id,
         };
         let existed = has_consumer(s, group, consumer);
-        let outcome = s.auto_claim(key, group, consumer, &a, now_ms(), &mut journal())?;
+        let mut out = journal();
+        let outcome = s.auto_claim(key, group, consumer, &a, now_ms(), &mut out)?;
+        ctx.persist(key, s, &out)?;
         (outcome, !existed && has_consumer(s, group, consumer))
     };
     if created {

@@ -267,6 +267,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let s = v.stream_mut()?;
         let existed = has_consumer(s, group, consumer);
         let count = Some(a.count);
+        let mut out = journal();
         let got = s.read_group(
             key,
             group,
@@ -275,8 +276,9 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             count,
             a.noack,
             now,
-            &mut journal(),
+            &mut out,
         )?;
+        ctx.persist(key, s, &out)?;
         if !existed && has_consumer(s, group, consumer) {
             created.push(key);
         }

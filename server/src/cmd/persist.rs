@@ -1,0 +1,148 @@
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE, DEBUG RELOAD / LOADAOF.
+
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+use brooklet_resp::Reply;
+
+use super::flags::*;
+use super::{CommandError, CommandSpec, Ctx, Doc, simple, store_error};
+use crate::client::now_ms;
+
+const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
+    Doc::new("server", summary, since, "O(1)", syntax)
+}
+
+/// This family's commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    simple(
+        "save",
+        1,
+        ADMIN | NO_MULTI,
+        save,
+        doc("Synchronously saves the database(s) to disk.", "1.0.0", ""),
+    ),
+    simple(
+        "bgsave",
+        -1,
+        ADMIN,
+        bgsave,
+        doc(
+            "Asynchronously saves the database(s) to disk.",
+            "1.0.0",
+            "[SCHEDULE]",
+        ),
+    ),
+    simple(
+        "lastsave",
+        1,
+        FAST | LOADING,
+        lastsave,
+        doc(
+            "Returns the Unix timestamp of the last successful save to disk.",
+            "1.0.0",
+            "",
+        ),
+    ),
+    simple(
+        "debug",
+        -2,
+        ADMIN | NO_MULTI | EXCLUSIVE,
+        debug,
+        doc(
+            "A container for debugging commands.",
+            "1.0.0",
+            "subcommand [argument ...]",
+        ),
+    ),
+];
+
+/// fsyncs everything committed, as SAVE promises for Redis's snapshot.
+fn sync(ctx: &Ctx<'_>) -> Result<(), CommandError> {
+    ctx.shared.store.sync().map_err(store_error)?;
+    ctx.shared
+        .last_save
+        .store(now_ms() / 1000, Ordering::Relaxed);
+    Ok(())
+}
+
+fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    sync(ctx)?;
+    Ok(Reply::Ok)
+}
+
+fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 2
+        || argv
+            .get(1)
+            .is_some_and(|a| !a.eq_ignore_ascii_case(b"schedule"))
+    {
+        return Err(CommandError::syntax());
+    }
+    // The store has no snapshot to write: an fsync is all a save needs, and it is quick.
+    sync(ctx)?;
+    Ok(Reply::simple("Background saving started"))
+}
+
+fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    Ok(Reply::Int(
+        ctx.shared.last_save.load(Ordering::Relaxed) as i64
+    ))
+}
+
+/// Whether DEBUG is enabled for this client (`enable-debug-command`: no, yes, local).
+fn debug_allowed(ctx: &Ctx<'_>) -> bool {
+    match ctx.shared.config().enable_debug_command.as_str() {
+        "yes" => true,
+        "local" => ctx.client.handle.addr.ip().is_loopback(),
+        _ => false,
+    }
+}
+
+fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if !debug_allowed(ctx) {
+        return Err(CommandError::msg(
+            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ));
+    }
+    let sub = argv[1].to_ascii_lowercase();
+    match &sub[..] {
+        b"reload" | b"loadaof" => {
+            reload(ctx)?;
+            Ok(Reply::Ok)
+        }
+        b"help" => Ok(super::help_reply(
+            "DEBUG",
+            &[
+                "RELOAD",
+                "    fsync, drop every stream from memory and load them again from disk.",
+                "LOADAOF",
+                "    The same as RELOAD (the name Redis's own tests use).",
+            ],
+        )),
+        _ => Err(CommandError::text(format!(
+            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&argv[1])
+        ))),
+    }
+}
+
+/// Drops the in-memory state and loads it again from the store, in place. Runs under the
+/// exclusive gate, so no other command sees the keyspace half-loaded.
+fn reload(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    sync(ctx)?;
+    let (loaded, report) = ctx.shared.store.load_all().map_err(store_error)?;
+    for db in 0..ctx.shared.keyspace.count() {
+        for key in ctx.shared.keyspace.db(db).flush() {
+            ctx.touched.push((db, key));
+        }
+    }
+    super::install_loaded(ctx.shared, loaded);
+    tracing::info!(
+        "DB reloaded by DEBUG RELOAD: {} streams, {} entries in {:.3} seconds",
+        report.streams,
+        report.entries,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
