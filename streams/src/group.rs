@@ -1006,18 +1006,19 @@ impl Stream {
         None
     }
 
-    /// The group's lag (Redis's streamCGLag): `None` when unknown.
-    pub(crate) fn group_lag(&self, g: &ConsumerGroup) -> Option<u64> {
+    /// The group's lag (Redis's streamCGLag): `None` when unknown. Negative when
+    /// ENTRIESREAD was set above entries-added, as Redis reports it (a signed difference).
+    pub(crate) fn group_lag(&self, g: &ConsumerGroup) -> Option<i64> {
         if self.entries_added == 0 {
             return Some(0);
         }
+        let lag = |read: u64| (self.entries_added as i64).wrapping_sub(read as i64);
         if let Some(read) = g.entries_read
             && !self.range_has_tombstones(g.last_id, None)
         {
-            return Some(self.entries_added.saturating_sub(read));
+            return Some(lag(read));
         }
-        self.estimate_entries_read(g.last_id)
-            .map(|read| self.entries_added.saturating_sub(read))
+        self.estimate_entries_read(g.last_id).map(lag)
     }
 }
 

@@ -71,7 +71,7 @@ pub struct GroupInfoFull {
     /// `entries-read` (nil when unknown).
     pub entries_read: Option<u64>,
     /// `lag` (nil when unknown).
-    pub lag: Option<u64>,
+    pub lag: Option<i64>,
     /// `pel-count`.
     pub pel_count: u64,
     /// `pending`: the first COUNT pending entries.
@@ -122,7 +122,7 @@ pub struct GroupInfo {
     /// `entries-read` (nil when unknown).
     pub entries_read: Option<u64>,
     /// `lag` (nil when unknown).
-    pub lag: Option<u64>,
+    pub lag: Option<i64>,
 }
 
 /// One row of XINFO CONSUMERS.

@@ -495,6 +495,18 @@ fn lag_and_entries_read_follow_redis_rules() {
 }
 
 #[test]
+fn lag_is_negative_when_entries_read_exceeds_entries_added() {
+    // Redis: XADD e 1 a 1, XDEL e 1, XGROUP CREATE e g 0 ENTRIESREAD 5 -> lag -4.
+    let mut s = stream_with(1);
+    let mut out = Vec::new();
+    s.delete(&[id(1, 0)], &mut out);
+    s.create_group(b"g", GroupStartId::Id(StreamId::MIN), Some(5), &mut out)
+        .unwrap();
+    assert_eq!(s.groups_info()[0].lag, Some(-4));
+    assert_eq!(s.info_full(0).groups[0].lag, Some(-4));
+}
+
+#[test]
 fn xinfo_views() {
     let mut s = stream_with(3);
     let mut out = Vec::new();

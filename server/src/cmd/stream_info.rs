@@ -104,6 +104,10 @@ fn opt_int(n: Option<u64>) -> Reply {
     n.map_or(Reply::Null, int)
 }
 
+fn opt_signed(n: Option<i64>) -> Reply {
+    n.map_or(Reply::Null, Reply::Int)
+}
+
 /// XINFO STREAM key [FULL [COUNT n]]
 fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[2];
@@ -184,7 +188,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 field("name", Reply::Bulk(g.name)),
                 field("last-delivered-id", id_reply(g.last_delivered_id)),
                 field("entries-read", opt_int(g.entries_read)),
-                field("lag", opt_int(g.lag)),
+                field("lag", opt_signed(g.lag)),
                 field("pel-count", int(g.pel_count)),
                 field("pending", Reply::Array(pending)),
                 field("consumers", Reply::Array(consumers)),
@@ -222,7 +226,7 @@ fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                     field("pending", int(g.pending)),
                     field("last-delivered-id", id_reply(g.last_delivered_id)),
                     field("entries-read", opt_int(g.entries_read)),
-                    field("lag", opt_int(g.lag)),
+                    field("lag", opt_signed(g.lag)),
                 ])
             })
             .collect(),
