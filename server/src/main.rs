@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handlers are installed before the listener exists, so a signal sent as soon as the
+        // server answers is never met by the default action (killing the process).
+        let signals = Signals::install();
         let server = match brooklet_server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
         };
         let trigger = server.trigger();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             tracing::info!("received a shutdown signal, shutting down");
             trigger.shutdown();
         });
@@ -58,25 +61,43 @@ fn main() -> ExitCode {
     })
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened for from start-up on.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = (self.term, self.int);
+            tokio::select! {
+                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
+                _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

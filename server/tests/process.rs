@@ -11,21 +11,31 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Starts the binary on port 0 and reads the port it logged.
-fn spawn(extra: &[&str]) -> (Child, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+/// A server process and what it has logged so far.
+struct Proc {
+    child: Child,
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Starts the binary on port 0 over `dir` and reads the port it logged.
+fn start_on(dir: &std::path::Path, extra: &[&str]) -> Proc {
     let mut child = Command::new(BIN)
         .args(["--port", "0", "--dir"])
-        .arg(dir.path())
+        .arg(dir)
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
             if let Some(addr) = line.split("listening on ").nth(1) {
                 let port = addr
                     .trim()
@@ -41,7 +51,14 @@ fn spawn(extra: &[&str]) -> (Child, u16, tempfile::TempDir) {
     let port = rx
         .recv_timeout(LIMIT)
         .expect("the server never logged its port");
-    (child, port, dir)
+    Proc { child, port, log }
+}
+
+/// Starts the binary on port 0 with a fresh data directory.
+fn spawn(extra: &[&str]) -> (Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start_on(dir.path(), extra);
+    (p.child, p.port, dir)
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
@@ -211,17 +228,12 @@ fn crash_load(port: u16, client: usize, deadline: Instant) -> Acked {
 #[test]
 fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap().to_string();
     let mut all_added: Vec<String> = Vec::new();
     let mut all_acked: Vec<String> = Vec::new();
     for (round, kill_after_ms) in [150u64, 400, 50, 700].into_iter().enumerate() {
-        let mut child = Command::new(BIN)
-            .args(["--port", "0", "--appendfsync", "always", "--dir", &data])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let port = read_port(&mut child);
+        let Proc {
+            mut child, port, ..
+        } = start_on(dir.path(), &["--appendfsync", "always"]);
         if round == 0 {
             let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
                 .unwrap()
@@ -249,13 +261,9 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
             all_acked.extend(a.acked);
         }
         // Restart and check every acknowledged write is there and the state is consistent.
-        let mut child = Command::new(BIN)
-            .args(["--port", "0", "--appendfsync", "always", "--dir", &data])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let port = read_port(&mut child);
+        let Proc {
+            mut child, port, ..
+        } = start_on(dir.path(), &["--appendfsync", "always"]);
         let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
             .unwrap()
             .get_connection()
@@ -322,24 +330,323 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
     );
 }
 
-/// Reads the port a child logged.
-fn read_port(child: &mut Child) -> u16 {
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let port = addr
-                    .trim()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
+fn connect(port: u16) -> redis::Connection {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let conn = c.get_connection_with_timeout(LIMIT).unwrap();
+    conn.set_read_timeout(Some(LIMIT)).unwrap();
+    conn
+}
+
+fn q(conn: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(conn).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Everything a client can read about the state, minus the clock-relative idle times.
+fn snapshot(conn: &mut redis::Connection) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in ["0", "3"] {
+        q(conn, &["SELECT", db]);
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(conn).unwrap();
+        keys.sort();
+        for k in keys {
+            out.push(format!(
+                "{db} {k} range {:?}",
+                q(conn, &["XRANGE", &k, "-", "+"])
+            ));
+            out.push(format!(
+                "{db} {k} full {:?}",
+                q(conn, &["XINFO", "STREAM", &k, "FULL"])
+            ));
+            out.push(format!(
+                "{db} {k} info {:?}",
+                q(conn, &["XINFO", "STREAM", &k])
+            ));
+            let groups: Vec<redis::Value> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&k)
+                .query(conn)
+                .unwrap();
+            out.push(format!("{db} {k} groups {groups:?}"));
+            for g in ["g1", "g2"] {
+                let Ok(summary) = redis::cmd("XPENDING")
+                    .arg(&k)
+                    .arg(g)
+                    .query::<redis::Value>(conn)
+                else {
+                    continue;
+                };
+                out.push(format!("{db} {k} {g} pending {summary:?}"));
+                let ext: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+                    .arg(&k)
+                    .arg(g)
+                    .arg("-")
+                    .arg("+")
+                    .arg(1000)
+                    .query(conn)
                     .unwrap();
-                let _ = tx.send(port);
+                let ext: Vec<_> = ext
+                    .ids
+                    .iter()
+                    .map(|p| (p.id.clone(), p.consumer.clone(), p.times_delivered))
+                    .collect();
+                out.push(format!("{db} {k} {g} pel {ext:?}"));
+                let consumers: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(&k)
+                    .arg(g)
+                    .query(conn)
+                    .unwrap();
+                let consumers: Vec<_> = consumers
+                    .consumers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.pending))
+                    .collect();
+                out.push(format!("{db} {k} {g} consumers {consumers:?}"));
             }
         }
-    });
-    rx.recv_timeout(LIMIT)
-        .expect("the server never logged its port")
+    }
+    q(conn, &["SELECT", "0"]);
+    out
+}
+
+#[test]
+fn every_stream_and_group_change_survives_a_process_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start_on(dir.path(), &["--stream-node-max-entries", "5"]);
+    let before = {
+        let mut c = connect(p.port);
+        for i in 1..=40 {
+            q(
+                &mut c,
+                &[
+                    "XADD",
+                    "orders",
+                    &format!("{i}-1"),
+                    "item",
+                    &format!("i{i}"),
+                    "qty",
+                    &i.to_string(),
+                ],
+            );
+        }
+        q(&mut c, &["XADD", "orders", "41-*", "item", "last"]);
+        q(&mut c, &["XDEL", "orders", "3-1", "17-1"]);
+        q(&mut c, &["XTRIM", "orders", "MAXLEN", "=", "33"]);
+        q(&mut c, &["XTRIM", "orders", "MINID", "~", "12"]);
+        q(&mut c, &["XGROUP", "CREATE", "orders", "g1", "0"]);
+        q(
+            &mut c,
+            &["XGROUP", "CREATE", "orders", "g2", "$", "ENTRIESREAD", "3"],
+        );
+        q(
+            &mut c,
+            &["XGROUP", "CREATECONSUMER", "orders", "g1", "idle-one"],
+        );
+        q(
+            &mut c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g1",
+                "alice",
+                "COUNT",
+                "6",
+                "STREAMS",
+                "orders",
+                ">",
+            ],
+        );
+        q(
+            &mut c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g1",
+                "bob",
+                "COUNT",
+                "4",
+                "STREAMS",
+                "orders",
+                ">",
+            ],
+        );
+        q(
+            &mut c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g1",
+                "alice",
+                "STREAMS",
+                "orders",
+                "0",
+            ],
+        );
+        q(
+            &mut c,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g1",
+                "carol",
+                "NOACK",
+                "COUNT",
+                "2",
+                "STREAMS",
+                "orders",
+                ">",
+            ],
+        );
+        q(&mut c, &["XACK", "orders", "g1", "13-1", "14-1", "14-1"]);
+        q(
+            &mut c,
+            &[
+                "XCLAIM",
+                "orders",
+                "g1",
+                "bob",
+                "0",
+                "15-1",
+                "RETRYCOUNT",
+                "7",
+            ],
+        );
+        q(
+            &mut c,
+            &["XAUTOCLAIM", "orders", "g1", "dave", "0", "0", "COUNT", "2"],
+        );
+        q(&mut c, &["XGROUP", "DELCONSUMER", "orders", "g1", "carol"]);
+        q(
+            &mut c,
+            &[
+                "XGROUP",
+                "SETID",
+                "orders",
+                "g2",
+                "20-1",
+                "ENTRIESREAD",
+                "9",
+            ],
+        );
+        q(
+            &mut c,
+            &[
+                "XSETID",
+                "orders",
+                "41-5",
+                "ENTRIESADDED",
+                "60",
+                "MAXDELETEDID",
+                "30-0",
+            ],
+        );
+        q(&mut c, &["XGROUP", "CREATE", "gone", "g1", "$", "MKSTREAM"]);
+        q(&mut c, &["DEL", "gone"]);
+        q(&mut c, &["XADD", "empty", "*", "a", "b"]);
+        q(&mut c, &["XTRIM", "empty", "MAXLEN", "0"]);
+        q(&mut c, &["SELECT", "3"]);
+        q(&mut c, &["XADD", "other", "1-1", "k", "v"]);
+        q(&mut c, &["XADD", "flushed", "1-1", "k", "v"]);
+        q(&mut c, &["SELECT", "5"]);
+        q(&mut c, &["XADD", "wiped", "1-1", "k", "v"]);
+        q(&mut c, &["FLUSHDB"]);
+        q(&mut c, &["SELECT", "3"]);
+        q(&mut c, &["DEL", "flushed"]);
+        let s = snapshot(&mut c);
+        let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+        s
+    };
+    assert!(wait_exit(&mut p.child).success());
+    let mut p = start_on(dir.path(), &["--stream-node-max-entries", "5"]);
+    let mut c = connect(p.port);
+    let after = snapshot(&mut c);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a);
+    }
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 2, "orders and empty in db 0");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    assert!(wait_exit(&mut p.child).success());
+}
+
+#[test]
+fn a_second_server_on_the_same_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_on(dir.path(), &[]);
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another brooklet-server"), "{err}");
+    assert_eq!(ping(first.port), b"+PONG\r\n");
+    signal(&first.child, "-TERM");
+    assert!(wait_exit(&mut first.child).success());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_torn_journal_tail_is_dropped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start_on(dir.path(), &["--appendfsync", "always"]);
+    {
+        let mut c = connect(p.port);
+        for i in 1..=50 {
+            q(&mut c, &["XADD", "s", &format!("{i}-0"), "f", "v"]);
+        }
+    }
+    signal(&p.child, "-KILL");
+    let _ = wait_exit(&mut p.child);
+    // A write torn half-way: garbage after the last complete batch of the newest journal.
+    let mut journals: Vec<_> = walk_files(&dir.path().join("fjall"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "jnl"))
+        .collect();
+    journals.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).unwrap());
+    let newest = journals.last().expect("no journal file");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(newest)
+        .unwrap();
+    f.write_all(&[0xA5; 777]).unwrap();
+    drop(f);
+    let mut p = start_on(dir.path(), &[]);
+    let mut c = connect(p.port);
+    let len: i64 = redis::cmd("XLEN").arg("s").query(&mut c).unwrap();
+    assert_eq!(len, 50, "acknowledged entries lost to the torn tail");
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    let dropped: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("brooklet_torn_journal_bytes_dropped:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "{info}");
+    assert!(
+        p.log.lock().unwrap().contains("torn or corrupt"),
+        "not reported in the log"
+    );
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    let _ = wait_exit(&mut p.child);
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
