@@ -221,6 +221,24 @@ fn xadd_and_xtrim_trim_exactly_and_by_whole_nodes() {
     assert_eq!(int(&mut c, &["XTRIM", "a", "MINID", "245"]), 4);
     assert_eq!(int(&mut c, &["XLEN", "a"]), 6);
     assert_eq!(int(&mut c, &["XTRIM", "nokey", "MAXLEN", "0"]), 0);
+    // Options are checked before the key: a bad XTRIM on a missing key is still an error.
+    assert_eq!(
+        err(&mut c, &["XTRIM", "nokey", "FOO", "1"]),
+        "ERR syntax error"
+    );
+    // Any LIMIT, even 0, needs `~`.
+    assert_eq!(
+        err(&mut c, &["XTRIM", "a", "MAXLEN", "1", "LIMIT", "0"]),
+        "ERR syntax error, LIMIT cannot be used without the special ~ option"
+    );
+    assert_eq!(
+        err(&mut c, &["XADD", "a", "LIMIT", "0", "*", "f", "v"]),
+        "ERR syntax error, LIMIT cannot be used without the special ~ option"
+    );
+    assert_eq!(
+        int(&mut c, &["XTRIM", "a", "MAXLEN", "~", "1", "LIMIT", "0"]),
+        0
+    );
     assert_eq!(
         err(&mut c, &["XTRIM", "a", "LIMIT", "5"]),
         "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"

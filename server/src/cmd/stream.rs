@@ -261,7 +261,8 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
             "ERR syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if limit.is_some_and(|l| l != 0) && !approx {
+    // Any LIMIT, even 0, needs `~`; only a non-zero one needs a strategy (Redis's order).
+    if limit.is_some() && !approx {
         return Err(StreamError::LimitWithoutApprox.into());
     }
     let trim = strategy.map(|strategy| TrimArgs {
@@ -420,15 +421,16 @@ fn xdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn xtrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[1];
     let limits = node_limits(ctx);
+    // The options are checked before the key is looked up, as Redis does.
+    let mut args = Args::new(&argv[2..]);
+    let opts = parse_add_trim(&mut args, false)?;
+    args.finish()?;
     let removed = {
         let mut shard = ctx.db().lock(key);
         let Some(v) = shard.get_mut(key) else {
             return Ok(Reply::Int(0));
         };
         let s = v.stream_mut()?;
-        let mut args = Args::new(&argv[2..]);
-        let opts = parse_add_trim(&mut args, false)?;
-        args.finish()?;
         let mut out = journal();
         let removed = match opts.trim {
             Some(t) => s.trim(&t, &limits, &mut out)?,

@@ -268,16 +268,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let existed = has_consumer(s, group, consumer);
         let count = Some(a.count);
         let mut out = journal();
-        let got = s.read_group(
-            key,
-            group,
-            consumer,
-            id,
-            count,
-            a.noack,
-            now,
-            &mut out,
-        )?;
+        let got = s.read_group(key, group, consumer, id, count, a.noack, now, &mut out)?;
         ctx.persist(key, s, &out)?;
         if !existed && has_consumer(s, group, consumer) {
             created.push(key);
