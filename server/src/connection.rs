@@ -298,20 +298,26 @@ impl Conn<'_> {
         self.wait_durable(client.write_seq).await?;
         let n = self.out.len();
         let handle = &client.handle;
-        let result = tokio::select! {
-            r = self.socket.write_all(&self.out) => r,
-            () = handle.kill_signal.notified() => return Err(End::Closed),
-        };
+        let mut written = 0;
+        while written < n {
+            let result = tokio::select! {
+                r = self.socket.write(&self.out[written..]) => r,
+                () = handle.kill_signal.notified() => return Err(End::Closed),
+            };
+            let Ok(sent @ 1..) = result else {
+                self.out.clear();
+                return Err(End::Gone);
+            };
+            written += sent;
+            // Pub/sub frames leave the output limit's count as the socket takes them, so a
+            // client that keeps reading is never held to a batch it has not been sent yet.
+            let frames = sent.min(self.out_frames);
+            if frames > 0 {
+                handle.queued_bytes.fetch_sub(frames, Ordering::Relaxed);
+                self.out_frames -= frames;
+            }
+        }
         self.out.clear();
-        if result.is_err() {
-            return Err(End::Gone);
-        }
-        if self.out_frames > 0 {
-            handle
-                .queued_bytes
-                .fetch_sub(self.out_frames, Ordering::Relaxed);
-            self.out_frames = 0;
-        }
         self.shared
             .stats
             .net_output_bytes
