@@ -1303,3 +1303,38 @@ fn xclaim_options_set_idle_retry_count_force_and_last_id() {
         "ERR Invalid stream ID specified as stream command argument"
     );
 }
+
+#[test]
+fn blocked_xread_keeps_waiting_when_its_key_is_deleted() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    run(&mut c, &["XADD", "s", "5", "f", "old"]);
+    let waiting = spawn_query(&server, true, &["XREAD", "BLOCK", "0", "STREAMS", "s", "+"]);
+    // `+` on a non-empty stream reads its last entry at once.
+    assert_eq!(
+        waiting.recv_timeout(WAIT).unwrap().unwrap(),
+        Value::Map(vec![(
+            bulk("s"),
+            Value::Array(vec![entry("5-0", &["f", "old"])])
+        )])
+    );
+    let waiting = spawn_query(
+        &server,
+        false,
+        &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
+    );
+    wait_blocked(&mut c, 1);
+    run(&mut c, &["DEL", "s"]);
+    assert!(waiting.recv_timeout(Duration::from_millis(200)).is_err());
+    assert_eq!(info_field(&mut c, "clients", "blocked_clients"), 1);
+    // `$` was resolved to 5-0 when it blocked: a recreated stream is served above it.
+    run(&mut c, &["XADD", "s", "3", "f", "low"]);
+    run(&mut c, &["XADD", "s", "6", "f", "high"]);
+    assert_eq!(
+        waiting.recv_timeout(WAIT).unwrap().unwrap(),
+        Value::Array(vec![Value::Array(vec![
+            bulk("s"),
+            Value::Array(vec![entry("6-0", &["f", "high"])])
+        ])])
+    );
+}
