@@ -807,6 +807,13 @@ fn keyspace_notifications_follow_the_configured_flags() {
             .collect();
         assert_eq!(got, want, "flags {flags}");
     }
+    // CONFIG GET shows the flags as Redis spells them.
+    let got: (String, String) = cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got.1, "AKE");
     // Deleting nothing notifies nothing.
     let _: i64 = cmd("DEL").arg("missing").query(&mut c).unwrap();
     assert!(notifications(&mut sub).is_empty());

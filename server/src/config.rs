@@ -301,7 +301,7 @@ impl Config {
                 if !v.chars().all(|c| "gx$lshzxeKEtmdnA".contains(c)) {
                     return Err(bad("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."));
                 }
-                self.notify_keyspace_events = v.to_string();
+                self.notify_keyspace_events = crate::notify::canonical_keyspace_events(v);
             }
             "client-output-buffer-limit" => self.set_output_limits(values).map_err(|r| bad(&r))?,
             "timeout" => {
