@@ -50,6 +50,9 @@ pub struct Durability {
     pub committed: AtomicU64,
     /// Highest sequence known to be on disk.
     pub durable: AtomicU64,
+    /// Highest sequence known to be in the operating system's buffers (survives a crash of
+    /// the process, not of the machine).
+    pub in_os: AtomicU64,
     /// Unix ms of the last successful fsync (0 = none yet).
     pub last_fsync_ms: AtomicU64,
     /// Number of fsyncs done.
@@ -69,6 +72,7 @@ impl Durability {
             policy: AtomicU8::new(policy.to_u8()),
             committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),
+            in_os: AtomicU64::new(0),
             last_fsync_ms: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             failed: AtomicBool::new(false),
@@ -115,9 +119,26 @@ impl Durability {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         self.last_fsync_ms.store(now, Ordering::Relaxed);
         self.durable.fetch_max(target, Ordering::AcqRel);
+        self.in_os.fetch_max(target, Ordering::AcqRel);
         if let Some(f) = self.on_durable.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             f(self.durable.load(Ordering::Acquire));
         }
+        Ok(())
+    }
+
+    /// Hands every committed batch to the operating system (one write for all of them), if
+    /// `seq` is not there yet. Replies are sent after this, so a crash of the process loses
+    /// nothing acknowledged whatever the policy.
+    pub fn flush_to_os(&self, db: &Database, seq: u64) -> fjall::Result<()> {
+        if self.in_os.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let target = self.committed.load(Ordering::Acquire);
+        if let Err(e) = db.persist(PersistMode::Buffer) {
+            self.failed.store(true, Ordering::Release);
+            return Err(e);
+        }
+        self.in_os.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
 

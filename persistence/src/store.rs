@@ -78,7 +78,9 @@ impl Store {
         }
         let engine_dir = dir.join("fjall");
         let journal_before = journal_bytes(&engine_dir);
-        let db = Database::builder(&engine_dir).open().map_err(|e| match e {
+        // One background worker: with more, fjall's worker 0 hands every compaction request
+        // back to the queue, and on a small machine that ping-pong costs a core under load.
+        let db = Database::builder(&engine_dir).worker_threads(1).open().map_err(|e| match e {
             fjall::Error::Locked => StoreError::Locked(dir.to_path_buf()),
             fjall::Error::InvalidVersion(v) => StoreError::Corrupt(format!(
                 "the storage engine does not recognise the format of {} ({v:?})",
@@ -117,7 +119,7 @@ impl Store {
     /// When the engine refuses the batch (disk full, a failed fsync earlier).
     pub fn write_stream(&self, db: u32, key: &[u8], stream: &Stream, muts: &[Mutation]) -> Result<u64, StoreError> {
         let prefix = stream_prefix(db, key);
-        let mut batch = self.db.batch();
+        let mut batch = self.batch();
         // Entries added by this batch are kept aside so a trim in the same command (XADD
         // MAXLEN 0) removes them too, without reading them back from disk.
         let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
@@ -216,7 +218,7 @@ impl Store {
     /// When the engine refuses the batch.
     pub fn delete_stream(&self, db: u32, key: &[u8]) -> Result<u64, StoreError> {
         let prefix = stream_prefix(db, key);
-        let mut batch = self.db.batch();
+        let mut batch = self.batch();
         batch.remove(&self.ks.streams, prefix.clone());
         for ks in [&self.ks.entries, &self.ks.groups, &self.ks.consumers, &self.ks.pending] {
             self.remove_prefix(&mut batch, ks, &prefix)?;
@@ -230,7 +232,7 @@ impl Store {
     /// When the engine refuses the batch.
     pub fn flush(&self, db: Option<u32>) -> Result<u64, StoreError> {
         let prefix = db.map(db_prefix).unwrap_or_default();
-        let mut batch = self.db.batch();
+        let mut batch = self.batch();
         for ks in [&self.ks.streams, &self.ks.entries, &self.ks.groups, &self.ks.consumers, &self.ks.pending] {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
@@ -242,6 +244,21 @@ impl Store {
             batch.remove(ks, kv.key()?);
         }
         Ok(())
+    }
+
+    /// A batch whose commit only appends to the journal's buffer: handing it to the OS is
+    /// done once for many batches by [`Store::flush_to_os`], and fsyncing by the sync thread.
+    fn batch(&self) -> OwnedWriteBatch {
+        self.db.batch().durability(None)
+    }
+
+    /// Makes sure batch `seq` is at least in the operating system's buffers (call before
+    /// acknowledging it); one write covers every batch committed meanwhile.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn flush_to_os(&self, seq: u64) -> Result<(), StoreError> {
+        Ok(self.durability.flush_to_os(&self.db, seq)?)
     }
 
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {

@@ -325,12 +325,20 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Under `appendfsync always`, holds replies back until the store has fsynced the
-    /// client's latest write; one fsync covers every client waiting meanwhile (group commit).
+    /// Holds replies back until the client's latest write is safe enough to acknowledge: in
+    /// the operating system's buffers (survives a crash of the process), and under
+    /// `appendfsync always` on disk. One write and one fsync cover every client waiting
+    /// meanwhile (group commit).
     async fn wait_durable(&self, seq: u64) -> Result<(), End> {
         let store = &self.shared.store;
-        if seq == 0 || store.policy() != brooklet_persistence::FsyncPolicy::Always {
+        if seq == 0 {
             return Ok(());
+        }
+        if store.policy() != brooklet_persistence::FsyncPolicy::Always {
+            return store.flush_to_os(seq).map_err(|e| {
+                tracing::error!("closing a client whose writes could not be handed to the OS: {e}");
+                End::Closed
+            });
         }
         let mut durable = self.shared.durable.subscribe();
         loop {
@@ -342,7 +350,8 @@ impl Conn<'_> {
                 tracing::error!("closing a client whose writes could not be made durable");
                 return Err(End::Closed);
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), durable.changed()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), durable.changed()).await;
         }
     }
 

@@ -1,5 +1,28 @@
 //! The sections of INFO, with Redis's field names.
 
+use std::sync::atomic::AtomicBool;
+
+/// Set by the binary when jemalloc is the global allocator, so `used_memory` can be read from
+/// its statistics (in-process test servers run on the system allocator and report RSS).
+static JEMALLOC: AtomicBool = AtomicBool::new(false);
+
+/// Tells INFO that jemalloc is the global allocator.
+pub fn allocator_is_jemalloc() {
+    JEMALLOC.store(true, Ordering::Relaxed);
+}
+
+/// Bytes allocated by the server: jemalloc's count when it is the allocator, else RSS.
+pub fn used_memory() -> (u64, &'static str) {
+    if JEMALLOC.load(Ordering::Relaxed) {
+        // The statistics are cached per epoch: advance it to read current figures.
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+        if let Ok(n) = tikv_jemalloc_ctl::stats::allocated::read() {
+            return (n as u64, "jemalloc");
+        }
+    }
+    (resident_bytes(), "libc")
+}
+
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -101,15 +124,15 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         "memory" => {
             out.push_str("# Memory\r\n");
-            // Without a counting allocator the resident set is the honest figure for both.
+            let (used, allocator) = used_memory();
             let rss = resident_bytes();
-            field(out, "used_memory", rss);
-            field(out, "used_memory_human", human(rss));
+            field(out, "used_memory", used);
+            field(out, "used_memory_human", human(used));
             field(out, "used_memory_rss", rss);
             field(out, "used_memory_rss_human", human(rss));
             field(out, "maxmemory", 0);
             field(out, "maxmemory_policy", "noeviction");
-            field(out, "mem_allocator", "system");
+            field(out, "mem_allocator", allocator);
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");

@@ -20,7 +20,7 @@ mod blocking;
 mod client;
 mod cmd;
 mod connection;
-mod info;
+pub mod info;
 mod keyspace;
 pub(crate) mod notify;
 mod state;

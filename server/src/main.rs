@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+// Redis's own allocator: glibc malloc showed as 15% of the server's CPU under XADD load, and
+// jemalloc's statistics give INFO an honest `used_memory`.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     init_logging(&config.loglevel);
+    brooklet_server::info::allocator_is_jemalloc();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
