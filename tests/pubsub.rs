@@ -818,3 +818,41 @@ fn keyspace_notifications_follow_the_configured_flags() {
     let _: i64 = cmd("DEL").arg("missing").query(&mut c).unwrap();
     assert!(notifications(&mut sub).is_empty());
 }
+
+#[test]
+fn soft_output_limit_disconnects_only_after_its_seconds() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    // No hard limit: only staying over 64 KiB for more than a second gets a client cut off.
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 0 64kb 1")
+        .query(&mut admin)
+        .unwrap();
+    let mut slow = server.raw();
+    slow.send_cmd(&[b"SUBSCRIBE", b"c"]);
+    slow.read2();
+    let mut publisher = server.raw();
+    let big = vec![b'z'; 64 * 1024];
+    let started = Instant::now();
+    let disconnections = |admin: &mut redis::Connection| {
+        info_field(admin, "stats", "client_output_buffer_limit_disconnections")
+    };
+    // The limit is checked when a message is queued, so keep publishing (paced: the point is
+    // time spent over the soft limit, not volume) until the client is cut off.
+    while disconnections(&mut admin) == "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never cut off by the soft limit"
+        );
+        publisher.send_cmd(&[b"PUBLISH", b"c", &big]);
+        int2(&mut publisher);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "cut off before the soft limit's second was up"
+    );
+    assert!(slow.is_closed());
+}
