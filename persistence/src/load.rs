@@ -52,7 +52,7 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
     let started = Instant::now();
     let mut report = RecoveryReport::default();
     let mut streams: StreamMap = HashMap::new();
-    let mut metas = Vec::new();
+    let mut metas: HashMap<(u32, Bytes), (StreamId, u64, StreamId)> = HashMap::new();
     for kv in ks.streams.iter() {
         let (k, v) = kv.into_inner()?;
         let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("stream"))?;
@@ -65,7 +65,7 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
         let max_deleted_id = StreamId::new(r.u64()?, r.u64()?);
         let key = Bytes::copy_from_slice(key);
         streams.insert((db, key.clone()), Stream::new());
-        metas.push(((db, key), Mutation::StreamMeta { last_id, entries_added, max_deleted_id }));
+        metas.insert((db, key), (last_id, entries_added, max_deleted_id));
     }
     let mut tombstones: HashMap<(u32, Bytes), Vec<StreamId>> = HashMap::new();
     for kv in ks.entries.iter() {
@@ -75,6 +75,14 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
         let (fields, flags) = decode_entry(&v)?;
         let stream = find(&mut streams, db, key)?;
         stream.apply(&Mutation::EntryAdded { id, fields, new_node: flags & NEW_NODE != 0 });
+        // Entries past the recorded last-id were added by plain XADDs since the record was
+        // written: they advance last-id and entries-added.
+        if let Some(meta) = metas.get_mut(&(db, Bytes::copy_from_slice(key)))
+            && id > meta.0
+        {
+            meta.0 = id;
+            meta.1 += 1;
+        }
         if flags & DELETED != 0 {
             tombstones.entry((db, Bytes::copy_from_slice(key))).or_default().push(id);
         } else {
@@ -89,9 +97,9 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
         }
     }
     // Metadata after entries: replaying an entry refuses IDs at or below last-id.
-    for (k, m) in &metas {
-        if let Some(s) = streams.get_mut(k) {
-            s.apply(m);
+    for (k, (last_id, entries_added, max_deleted_id)) in metas {
+        if let Some(s) = streams.get_mut(&k) {
+            s.apply(&Mutation::StreamMeta { last_id, entries_added, max_deleted_id });
         }
     }
     for kv in ks.groups.iter() {

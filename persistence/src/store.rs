@@ -17,6 +17,14 @@ use crate::error::StoreError;
 use crate::keys::{consumer_key, db_prefix, entry_key, group_key, pending_key, read_id, split_prefix, stream_prefix};
 use crate::load::{LoadedStream, RecoveryReport};
 
+/// Block cache for reads that miss memory. Streams are served from memory, so the store reads
+/// only at start-up and for trims: a small cache is enough.
+const BLOCK_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Largest memtable per keyspace before it is flushed to a table. fjall's default (64 MiB per
+/// keyspace) would hold a second, much less compact copy of recent entries in memory.
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// The on-disk format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -80,7 +88,11 @@ impl Store {
         let journal_before = journal_bytes(&engine_dir);
         // One background worker: with more, fjall's worker 0 hands every compaction request
         // back to the queue, and on a small machine that ping-pong costs a core under load.
-        let db = Database::builder(&engine_dir).worker_threads(1).open().map_err(|e| match e {
+        let db = Database::builder(&engine_dir)
+            .worker_threads(1)
+            .cache_size(BLOCK_CACHE_BYTES)
+            .open()
+            .map_err(|e| match e {
             fjall::Error::Locked => StoreError::Locked(dir.to_path_buf()),
             fjall::Error::InvalidVersion(v) => StoreError::Corrupt(format!(
                 "the storage engine does not recognise the format of {} ({v:?})",
@@ -89,7 +101,7 @@ impl Store {
             other => StoreError::Engine(other),
         })?;
         let journal_after = journal_bytes(&engine_dir);
-        let open = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let open = |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES));
         let ks = Keyspaces {
             meta: open("meta")?,
             streams: open("streams")?,
@@ -205,10 +217,17 @@ impl Store {
         for (id, value) in added {
             batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
         }
-        let last = stream.last_id();
-        let max_deleted = stream.max_deleted_id();
-        let meta = Writer::default().u64(last.ms).u64(last.seq).u64(stream.entries_added()).u64(max_deleted.ms).u64(max_deleted.seq).0;
-        batch.insert(&self.ks.streams, prefix, meta);
+        // A plain XADD to an existing stream leaves the stream record alone: recovery derives
+        // last-id and entries-added from the entries after it (see LAYOUT.md), which halves
+        // the writes of the hottest command. Anything else rewrites the record.
+        let plain_add = muts.iter().all(|m| matches!(m, Mutation::EntryAdded { .. }))
+            && stream.entries_added() > muts.len() as u64;
+        if !plain_add {
+            let last = stream.last_id();
+            let max_deleted = stream.max_deleted_id();
+            let meta = Writer::default().u64(last.ms).u64(last.seq).u64(stream.entries_added()).u64(max_deleted.ms).u64(max_deleted.seq).0;
+            batch.insert(&self.ks.streams, prefix, meta);
+        }
         self.commit(batch)
     }
 
