@@ -37,8 +37,12 @@ pub struct RecoveryReport {
     pub pending: u64,
     /// Bytes of journal the engine dropped as a torn or corrupt tail.
     pub torn_journal_bytes: u64,
-    /// How long loading took.
+    /// How long loading the streams took.
     pub elapsed: Duration,
+    /// How long the storage engine took to open (journal replay included).
+    pub engine_open: Duration,
+    /// Journal bytes found at start-up (what the engine had to replay).
+    pub journal_replayed_bytes: u64,
 }
 
 type StreamMap = HashMap<(u32, Bytes), Stream>;

@@ -86,6 +86,7 @@ impl Store {
         }
         let engine_dir = dir.join("fjall");
         let journal_before = journal_bytes(&engine_dir);
+        let opening = std::time::Instant::now();
         // One background worker: with more, fjall's worker 0 hands every compaction request
         // back to the queue, and on a small machine that ping-pong costs a core under load.
         let db = Database::builder(&engine_dir)
@@ -100,6 +101,7 @@ impl Store {
             )),
             other => StoreError::Engine(other),
         })?;
+        let engine_open = opening.elapsed();
         let journal_after = journal_bytes(&engine_dir);
         let open = |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES));
         let ks = Keyspaces {
@@ -113,6 +115,8 @@ impl Store {
         check_format(&ks.meta)?;
         let (streams, mut report) = crate::load::load(&ks)?;
         report.torn_journal_bytes = journal_before.saturating_sub(journal_after);
+        report.journal_replayed_bytes = journal_before;
+        report.engine_open = engine_open;
         let durability = Durability::new(policy);
         let syncer = {
             let d = durability.clone();

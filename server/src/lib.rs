@@ -109,6 +109,11 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         );
     }
     tracing::info!(
+        "store opened in {:.3} seconds ({} journal bytes replayed)",
+        report.engine_open.as_secs_f64(),
+        report.journal_replayed_bytes
+    );
+    tracing::info!(
         "DB loaded from disk: {} streams, {} entries, {} groups, {} pending entries in {:.3} seconds",
         report.streams,
         report.entries,
