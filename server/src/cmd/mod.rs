@@ -602,7 +602,12 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     client.resp3 = waiter.resp3;
     let mut ctx = Ctx::new(shared, &mut client);
     let reply = call(&mut ctx, idx, &waiter.argv);
-    let Ctx { touched, block, write_seq, .. } = ctx;
+    let Ctx {
+        touched,
+        block,
+        write_seq,
+        ..
+    } = ctx;
     for (db, key) in &touched {
         shared.watches.touch(*db, key);
     }
