@@ -38,7 +38,9 @@ fn inline_commands_and_pipelines_are_answered_in_order() {
     assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
     let mut batch = Vec::new();
     for i in 0..1000 {
-        batch.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        batch.extend_from_slice(
+            format!("*2\r\n$4\r\nECHO\r\n${}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+        );
     }
     raw.send(&batch);
     for i in 0..1000 {
@@ -51,13 +53,25 @@ fn unknown_commands_and_wrong_arity_get_redis_errors() {
     let server = TestServer::start();
     let mut raw = server.raw();
     raw.send_cmd(&[b"foo", b"bar", b"baz"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR unknown command 'foo', with args beginning with: 'bar' 'baz' ");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR unknown command 'foo', with args beginning with: 'bar' 'baz' "
+    );
     raw.send_cmd(&[b"ECHO"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR wrong number of arguments for 'echo' command");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR wrong number of arguments for 'echo' command"
+    );
     raw.send_cmd(&[b"CLIENT", b"nope"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR unknown subcommand 'nope'. Try CLIENT HELP.");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR unknown subcommand 'nope'. Try CLIENT HELP."
+    );
     raw.send_cmd(&[b"CLIENT", b"SETNAME"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR wrong number of arguments for 'client|setname' command");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR wrong number of arguments for 'client|setname' command"
+    );
     // The connection stays usable after errors.
     raw.send_cmd(&[b"PING"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
@@ -68,8 +82,15 @@ fn hello_switches_protocol_and_reports_the_version() {
     let server = TestServer::start();
     let mut raw = server.raw();
     raw.send_cmd(&[b"HELLO", b"3", b"SETNAME", b"me"]);
-    let F3::Map { data, .. } = raw.read3() else { panic!("HELLO 3 did not answer with a map") };
-    let get = |k: &str| data.iter().find(|(key, _)| key.as_str() == Some(k)).map(|(_, v)| v.clone()).unwrap();
+    let F3::Map { data, .. } = raw.read3() else {
+        panic!("HELLO 3 did not answer with a map")
+    };
+    let get = |k: &str| {
+        data.iter()
+            .find(|(key, _)| key.as_str() == Some(k))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
     assert_eq!(get("server").as_str(), Some("redis"));
     assert_eq!(get("version").as_str(), Some("7.4.0"));
     assert!(matches!(get("proto"), F3::Number { data: 3, .. }));
@@ -86,7 +107,9 @@ fn hello_switches_protocol_and_reports_the_version() {
     raw.send_cmd(&[b"HELLO", b"3", b"SETNAME", b"x"]);
     let _ = raw.read3();
     raw.send_cmd(&[b"CLIENT", b"SETNAME", b"bad name"]);
-    assert!(matches!(raw.read3(), F3::SimpleError { data, .. } if data.contains("cannot contain spaces")));
+    assert!(
+        matches!(raw.read3(), F3::SimpleError { data, .. } if data.contains("cannot contain spaces"))
+    );
 }
 
 #[test]
@@ -94,18 +117,30 @@ fn auth_gates_commands_until_the_password_is_given() {
     let server = TestServer::start_with(|c| c.requirepass = Some(b"s3cret".to_vec()));
     let mut raw = server.raw();
     raw.send_cmd(&[b"PING"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "NOAUTH Authentication required.");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "NOAUTH Authentication required."
+    );
     raw.send_cmd(&[b"AUTH", b"wrong"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "WRONGPASS invalid username-password pair or user is disabled.");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
     raw.send_cmd(&[b"HELLO", b"3"]);
-    assert!(error_text(&raw.read2()).unwrap().starts_with("NOAUTH HELLO must be called"));
+    assert!(
+        error_text(&raw.read2())
+            .unwrap()
+            .starts_with("NOAUTH HELLO must be called")
+    );
     raw.send_cmd(&[b"AUTH", b"default", b"s3cret"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
     raw.send_cmd(&[b"PING"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
     // redis-crate clients authenticate through the URL.
     let client = redis::Client::open(format!("redis://:s3cret@{}/", server.addr())).unwrap();
-    let mut c = client.get_connection_with_timeout(brooklet::IO_TIMEOUT).unwrap();
+    let mut c = client
+        .get_connection_with_timeout(brooklet::IO_TIMEOUT)
+        .unwrap();
     let pong: String = cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
 }
@@ -115,7 +150,11 @@ fn auth_without_a_password_configured_is_an_error() {
     let server = TestServer::start();
     let mut raw = server.raw();
     raw.send_cmd(&[b"AUTH", b"x"]);
-    assert!(error_text(&raw.read2()).unwrap().starts_with("ERR AUTH <password> called without any password configured"));
+    assert!(
+        error_text(&raw.read2())
+            .unwrap()
+            .starts_with("ERR AUTH <password> called without any password configured")
+    );
 }
 
 #[test]
@@ -123,11 +162,17 @@ fn unauthenticated_clients_get_the_tighter_limits_and_others_are_served() {
     let server = TestServer::start_with(|c| c.requirepass = Some(b"pw".to_vec()));
     let mut bad = server.raw();
     bad.send(b"*11\r\n");
-    assert_eq!(error_text(&bad.read2()).unwrap(), "ERR Protocol error: unauthenticated multibulk length");
+    assert_eq!(
+        error_text(&bad.read2()).unwrap(),
+        "ERR Protocol error: unauthenticated multibulk length"
+    );
     assert!(bad.is_closed());
     let mut bad = server.raw();
     bad.send(b"*1\r\n$16385\r\n");
-    assert_eq!(error_text(&bad.read2()).unwrap(), "ERR Protocol error: unauthenticated bulk length");
+    assert_eq!(
+        error_text(&bad.read2()).unwrap(),
+        "ERR Protocol error: unauthenticated bulk length"
+    );
     assert!(bad.is_closed());
     let mut good = server.raw();
     good.send_cmd(&[b"AUTH", b"pw"]);
@@ -142,7 +187,10 @@ fn oversized_bulk_length_is_refused_and_the_client_closed() {
     let server = TestServer::start();
     let mut bad = server.raw();
     bad.send(b"*1\r\n$536870913\r\n");
-    assert_eq!(error_text(&bad.read2()).unwrap(), "ERR Protocol error: invalid bulk length");
+    assert_eq!(
+        error_text(&bad.read2()).unwrap(),
+        "ERR Protocol error: invalid bulk length"
+    );
     assert!(bad.is_closed());
     let mut c = server.client(false);
     let pong: String = cmd("PING").query(&mut c).unwrap();
@@ -154,15 +202,27 @@ fn oversized_multibulk_count_is_refused_and_a_huge_legal_one_costs_nothing() {
     let server = TestServer::start();
     let mut bad = server.raw();
     bad.send(b"*3000000000\r\n");
-    assert_eq!(error_text(&bad.read2()).unwrap(), "ERR Protocol error: invalid multibulk length");
+    assert_eq!(
+        error_text(&bad.read2()).unwrap(),
+        "ERR Protocol error: invalid multibulk length"
+    );
     assert!(bad.is_closed());
     // A legal but huge count is only a promise: the server keeps waiting without allocating.
     let mut waiting = server.raw();
     waiting.send(b"*100000000\r\n");
     let mut c = server.client(false);
     let info: String = cmd("INFO").arg("memory").query(&mut c).unwrap();
-    let rss: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory_rss:")).unwrap().trim().parse().unwrap();
-    assert!(rss < 512 * 1024 * 1024, "rss {rss} after a *100000000 header");
+    let rss: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory_rss:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        rss < 512 * 1024 * 1024,
+        "rss {rss} after a *100000000 header"
+    );
     let pong: String = cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
 }
@@ -172,11 +232,17 @@ fn garbage_gets_a_protocol_error_and_a_close() {
     let server = TestServer::start();
     let mut bad = server.raw();
     bad.send(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n");
-    assert_eq!(error_text(&bad.read2()).unwrap(), "ERR Protocol error: expected '$', got 'f'");
+    assert_eq!(
+        error_text(&bad.read2()).unwrap(),
+        "ERR Protocol error: expected '$', got 'f'"
+    );
     assert!(bad.is_closed());
     let mut bad = server.raw();
     bad.send(b"ECHO \"unbalanced\r\n");
-    assert_eq!(error_text(&bad.read2()).unwrap(), "ERR Protocol error: unbalanced quotes in request");
+    assert_eq!(
+        error_text(&bad.read2()).unwrap(),
+        "ERR Protocol error: unbalanced quotes in request"
+    );
     assert!(bad.is_closed());
     let mut c = server.client(true);
     let pong: String = cmd("PING").query(&mut c).unwrap();
@@ -187,7 +253,12 @@ fn garbage_gets_a_protocol_error_and_a_close() {
 fn query_buffer_over_the_limit_closes_the_client() {
     let server = TestServer::start();
     let mut admin = server.client(false);
-    let _: () = cmd("CONFIG").arg("SET").arg("client-query-buffer-limit").arg("1mb").query(&mut admin).unwrap();
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("client-query-buffer-limit")
+        .arg("1mb")
+        .query(&mut admin)
+        .unwrap();
     let mut bad = server.raw();
     // A legal 4 MB bulk announced, then 2 MB of it sent: over the 1 MB limit before it completes.
     bad.send(b"*2\r\n$4\r\nECHO\r\n$4194304\r\n");
@@ -199,9 +270,15 @@ fn query_buffer_over_the_limit_closes_the_client() {
             break;
         }
     }
-    assert!(closed || bad.is_closed(), "client past the query buffer limit was not closed");
+    assert!(
+        closed || bad.is_closed(),
+        "client past the query buffer limit was not closed"
+    );
     let info: String = cmd("INFO").arg("stats").query(&mut admin).unwrap();
-    assert!(info.contains("client_query_buffer_limit_disconnections:1"), "{info}");
+    assert!(
+        info.contains("client_query_buffer_limit_disconnections:1"),
+        "{info}"
+    );
 }
 
 #[test]
@@ -212,7 +289,10 @@ fn maxclients_refuses_the_extra_client_with_redis_error() {
     b.send_cmd(&[b"PING"]);
     assert_eq!(b.read2(), F2::SimpleString(b"PONG".to_vec()));
     let mut extra = server.raw();
-    assert_eq!(error_text(&extra.read2()).unwrap(), "ERR max number of clients reached");
+    assert_eq!(
+        error_text(&extra.read2()).unwrap(),
+        "ERR max number of clients reached"
+    );
     assert!(extra.is_closed());
     let pong: String = cmd("PING").query(&mut a).unwrap();
     assert_eq!(pong, "PONG");
@@ -224,7 +304,10 @@ fn select_and_database_scoped_commands() {
     let mut c = server.client(false);
     let _: () = cmd("SELECT").arg(15).query(&mut c).unwrap();
     let err = cmd("SELECT").arg(16).query::<()>(&mut c).unwrap_err();
-    assert!(err.to_string().contains("DB index is out of range"), "{err}");
+    assert!(
+        err.to_string().contains("DB index is out of range"),
+        "{err}"
+    );
     let n: i64 = cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(n, 0);
     let keys: Vec<String> = cmd("KEYS").arg("*").query(&mut c).unwrap();
@@ -248,23 +331,63 @@ fn client_subcommands() {
     let server = TestServer::start();
     let mut c = server.client(false);
     let id: i64 = cmd("CLIENT").arg("ID").query(&mut c).unwrap();
-    let _: () = cmd("CLIENT").arg("SETNAME").arg("worker").query(&mut c).unwrap();
-    let _: () = cmd("CLIENT").arg("SETINFO").arg("LIB-NAME").arg("mylib").query(&mut c).unwrap();
-    let _: () = cmd("CLIENT").arg("NO-EVICT").arg("on").query(&mut c).unwrap();
-    let _: () = cmd("CLIENT").arg("NO-TOUCH").arg("off").query(&mut c).unwrap();
+    let _: () = cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("worker")
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("CLIENT")
+        .arg("SETINFO")
+        .arg("LIB-NAME")
+        .arg("mylib")
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("CLIENT")
+        .arg("NO-EVICT")
+        .arg("on")
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("CLIENT")
+        .arg("NO-TOUCH")
+        .arg("off")
+        .query(&mut c)
+        .unwrap();
     let list: String = cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
-    let mine = list.lines().find(|l| l.starts_with(&format!("id={id} "))).unwrap();
-    for field in ["name=worker", "cmd=client|list", "lib-name=mylib", "db=0", "resp=2", "flags=N", "user=default"] {
+    let mine = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap();
+    for field in [
+        "name=worker",
+        "cmd=client|list",
+        "lib-name=mylib",
+        "db=0",
+        "resp=2",
+        "flags=N",
+        "user=default",
+    ] {
         assert!(mine.contains(field), "{field} missing from {mine}");
     }
     let info: String = cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
-    assert!(info.contains(&format!("id={id} ")) && info.contains("cmd=client|info"), "{info}");
+    assert!(
+        info.contains(&format!("id={id} ")) && info.contains("cmd=client|info"),
+        "{info}"
+    );
     let mut other = server.client(false);
     let other_id: i64 = cmd("CLIENT").arg("ID").query(&mut other).unwrap();
-    let killed: i64 = cmd("CLIENT").arg("KILL").arg("ID").arg(other_id).query(&mut c).unwrap();
+    let killed: i64 = cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(other_id)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(killed, 1);
     assert!(cmd("PING").query::<String>(&mut other).is_err());
-    let err = cmd("CLIENT").arg("KILL").arg("1.2.3.4:5").query::<()>(&mut c).unwrap_err();
+    let err = cmd("CLIENT")
+        .arg("KILL")
+        .arg("1.2.3.4:5")
+        .query::<()>(&mut c)
+        .unwrap_err();
     assert!(err.to_string().contains("No such client"), "{err}");
     let name: Option<String> = cmd("CLIENT").arg("GETNAME").query(&mut c).unwrap();
     assert_eq!(name.as_deref(), Some("worker"));
@@ -297,23 +420,42 @@ fn multi_exec_discard_and_errors() {
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
     assert_eq!(raw.read2(), F2::SimpleString(b"QUEUED".to_vec()));
     assert_eq!(raw.read2(), F2::SimpleString(b"QUEUED".to_vec()));
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR MULTI calls can not be nested");
-    assert_eq!(raw.read2(), F2::Array(vec![F2::SimpleString(b"PONG".to_vec()), bulk("x")]));
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR MULTI calls can not be nested"
+    );
+    assert_eq!(
+        raw.read2(),
+        F2::Array(vec![F2::SimpleString(b"PONG".to_vec()), bulk("x")])
+    );
     raw.send_cmd(&[b"EXEC"]);
     assert_eq!(error_text(&raw.read2()).unwrap(), "ERR EXEC without MULTI");
     raw.send_cmd(&[b"DISCARD"]);
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR DISCARD without MULTI");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR DISCARD without MULTI"
+    );
     raw.send_cmd(&[b"MULTI"]);
     raw.send_cmd(&[b"NOSUCH"]);
     raw.send_cmd(&[b"EXEC"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
-    assert!(error_text(&raw.read2()).unwrap().starts_with("ERR unknown command 'NOSUCH'"));
-    assert_eq!(error_text(&raw.read2()).unwrap(), "EXECABORT Transaction discarded because of previous errors.");
+    assert!(
+        error_text(&raw.read2())
+            .unwrap()
+            .starts_with("ERR unknown command 'NOSUCH'")
+    );
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "EXECABORT Transaction discarded because of previous errors."
+    );
     raw.send_cmd(&[b"MULTI"]);
     raw.send_cmd(&[b"WATCH", b"k"]);
     raw.send_cmd(&[b"DISCARD"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
-    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR WATCH inside MULTI is not allowed");
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR WATCH inside MULTI is not allowed"
+    );
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
 }
 
@@ -321,7 +463,14 @@ fn multi_exec_discard_and_errors() {
 fn redis_crate_atomic_pipelines_work() {
     let server = TestServer::start();
     let mut c = server.client(true);
-    let (a, b): (String, String) = redis::pipe().atomic().cmd("ECHO").arg("a").cmd("ECHO").arg("b").query(&mut c).unwrap();
+    let (a, b): (String, String) = redis::pipe()
+        .atomic()
+        .cmd("ECHO")
+        .arg("a")
+        .cmd("ECHO")
+        .arg("b")
+        .query(&mut c)
+        .unwrap();
     assert_eq!((a.as_str(), b.as_str()), ("a", "b"));
 }
 
@@ -331,14 +480,34 @@ fn command_introspection_for_clients_and_redis_cli() {
     let mut c = server.client(false);
     let count: i64 = cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
     assert!(count >= 25, "{count}");
-    let info: Value = cmd("COMMAND").arg("INFO").arg("echo").arg("nosuch").query(&mut c).unwrap();
-    let Value::Array(items) = info else { panic!("{info:?}") };
+    let info: Value = cmd("COMMAND")
+        .arg("INFO")
+        .arg("echo")
+        .arg("nosuch")
+        .query(&mut c)
+        .unwrap();
+    let Value::Array(items) = info else {
+        panic!("{info:?}")
+    };
     assert_eq!(items.len(), 2);
     assert_eq!(items[1], Value::Nil);
-    let docs: Value = cmd("COMMAND").arg("DOCS").arg("client").query(&mut c).unwrap();
+    let docs: Value = cmd("COMMAND")
+        .arg("DOCS")
+        .arg("client")
+        .query(&mut c)
+        .unwrap();
     let text = format!("{docs:?}");
-    assert!(text.contains("summary") && text.contains("client|setname") && text.contains("arguments"), "{text}");
-    let list: Vec<String> = cmd("COMMAND").arg("LIST").arg("FILTERBY").arg("PATTERN").arg("client*").query(&mut c).unwrap();
+    assert!(
+        text.contains("summary") && text.contains("client|setname") && text.contains("arguments"),
+        "{text}"
+    );
+    let list: Vec<String> = cmd("COMMAND")
+        .arg("LIST")
+        .arg("FILTERBY")
+        .arg("PATTERN")
+        .arg("client*")
+        .query(&mut c)
+        .unwrap();
     assert!(list.contains(&"client|kill".to_string()), "{list:?}");
 }
 
@@ -347,29 +516,77 @@ fn info_and_config_answer_what_clients_and_benchmarks_ask() {
     let server = TestServer::start();
     let mut c = server.client(false);
     let info: String = cmd("INFO").query(&mut c).unwrap();
-    for field in ["redis_version:7.4.0", "arch_bits:", "cluster_enabled:0", "role:master", "connected_clients:1", "brooklet_version:"] {
+    for field in [
+        "redis_version:7.4.0",
+        "arch_bits:",
+        "cluster_enabled:0",
+        "role:master",
+        "connected_clients:1",
+        "brooklet_version:",
+    ] {
         assert!(info.contains(field), "{field} missing");
     }
     assert!(!info.contains("# Commandstats"));
     let all: String = cmd("INFO").arg("everything").query(&mut c).unwrap();
-    assert!(all.contains("cmdstat_info:calls=") && all.contains("# Errorstats"), "{all}");
+    assert!(
+        all.contains("cmdstat_info:calls=") && all.contains("# Errorstats"),
+        "{all}"
+    );
     let _ = cmd("NOPE").query::<()>(&mut c);
     let errors: String = cmd("INFO").arg("errorstats").query(&mut c).unwrap();
     assert!(errors.contains("errorstat_ERR:count=1"), "{errors}");
     let save: Vec<String> = cmd("CONFIG").arg("GET").arg("save").query(&mut c).unwrap();
     assert_eq!(save, ["save", ""]);
-    let got: Vec<String> = cmd("CONFIG").arg("GET").arg("appendfsync").arg("maxclient*").query(&mut c).unwrap();
+    let got: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .arg("maxclient*")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(got, ["appendfsync", "everysec", "maxclients", "10000"]);
-    let _: () = cmd("CONFIG").arg("SET").arg("appendfsync").arg("always").arg("stream-node-max-entries").arg("50").query(&mut c).unwrap();
-    let got: Vec<String> = cmd("CONFIG").arg("GET").arg("appendfsync").query(&mut c).unwrap();
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("always")
+        .arg("stream-node-max-entries")
+        .arg("50")
+        .query(&mut c)
+        .unwrap();
+    let got: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(got, ["appendfsync", "always"]);
-    let err = cmd("CONFIG").arg("SET").arg("appendfsync").arg("sometimes").query::<()>(&mut c).unwrap_err();
-    assert!(err.to_string().contains("CONFIG SET failed (possibly related to argument 'appendfsync')"), "{err}");
-    let err = cmd("CONFIG").arg("SET").arg("nosuch").arg("1").query::<()>(&mut c).unwrap_err();
-    assert!(err.to_string().contains("Unknown option or number of arguments for CONFIG SET - 'nosuch'"), "{err}");
+    let err = cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("sometimes")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("CONFIG SET failed (possibly related to argument 'appendfsync')"),
+        "{err}"
+    );
+    let err = cmd("CONFIG")
+        .arg("SET")
+        .arg("nosuch")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Unknown option or number of arguments for CONFIG SET - 'nosuch'"),
+        "{err}"
+    );
     let _: () = cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
     let mut resp3 = server.client(true);
-    let map: Value = cmd("CONFIG").arg("GET").arg("port").query(&mut resp3).unwrap();
+    let map: Value = cmd("CONFIG")
+        .arg("GET")
+        .arg("port")
+        .query(&mut resp3)
+        .unwrap();
     assert!(matches!(map, Value::Map(_)), "{map:?}");
 }
 
@@ -384,7 +601,9 @@ fn quit_reset_and_time() {
     raw.send_cmd(&[b"RESET"]);
     assert_eq!(raw.read3().as_str(), Some("RESET"));
     raw.send_cmd(&[b"TIME"]);
-    let F2::Array(t) = raw.read2() else { panic!("TIME is not an array in RESP2 after RESET") };
+    let F2::Array(t) = raw.read2() else {
+        panic!("TIME is not an array in RESP2 after RESET")
+    };
     assert_eq!(t.len(), 2);
     raw.send_cmd(&[b"QUIT"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
@@ -399,12 +618,17 @@ fn shutdown_command_stops_the_server() {
     raw.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
     assert!(raw.is_closed());
     server.stop();
-    assert!(std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_err());
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_err()
+    );
 }
 
 #[test]
 fn redis_cli_talks_to_the_server() {
-    let Ok(out) = std::process::Command::new("redis-cli").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("redis-cli")
+        .arg("--version")
+        .output()
+    else {
         println!("SKIPPED: redis-cli is not installed (.ci/run installs redis-tools)");
         return;
     };
@@ -412,7 +636,11 @@ fn redis_cli_talks_to_the_server() {
     let server = TestServer::start();
     let port = server.addr().port().to_string();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port]).args(args).output().unwrap();
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
     assert_eq!(run(&["PING"]).trim(), "PONG");

@@ -55,7 +55,10 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.buf.len() < n {
-            return Err(StoreError::Corrupt(format!("truncated {} record", self.what)));
+            return Err(StoreError::Corrupt(format!(
+                "truncated {} record",
+                self.what
+            )));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -65,12 +68,19 @@ impl<'a> Reader<'a> {
     /// Reads a u64.
     pub fn u64(&mut self) -> Result<u64, StoreError> {
         let b = self.take(8)?;
-        Ok(u64::from_be_bytes(b.try_into().map_err(|_| StoreError::Corrupt(self.what.into()))?))
+        Ok(u64::from_be_bytes(
+            b.try_into()
+                .map_err(|_| StoreError::Corrupt(self.what.into()))?,
+        ))
     }
 
     /// Reads an optional u64.
     pub fn opt_u64(&mut self) -> Result<Option<u64>, StoreError> {
-        Ok(if self.u8()? == 1 { Some(self.u64()?) } else { None })
+        Ok(if self.u8()? == 1 {
+            Some(self.u64()?)
+        } else {
+            None
+        })
     }
 
     /// Reads a byte.
@@ -81,10 +91,12 @@ impl<'a> Reader<'a> {
     /// Reads a length-prefixed byte string.
     pub fn bytes(&mut self) -> Result<Bytes, StoreError> {
         let len = self.take(4)?;
-        let len = u32::from_be_bytes(len.try_into().map_err(|_| StoreError::Corrupt(self.what.into()))?) as usize;
+        let len = u32::from_be_bytes(
+            len.try_into()
+                .map_err(|_| StoreError::Corrupt(self.what.into()))?,
+        ) as usize;
         Ok(Bytes::copy_from_slice(self.take(len)?))
     }
-
 }
 
 /// Flag bit: the entry opened a node.
@@ -108,7 +120,11 @@ pub fn encode_entry(fields: &[Bytes], new_node: bool) -> Vec<u8> {
 pub fn decode_entry(value: &[u8]) -> Result<(Vec<Bytes>, u8), StoreError> {
     let mut r = Reader::new(value, "entry");
     let flags = r.u8()?;
-    let n = u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| StoreError::Corrupt("entry".into()))?) as usize;
+    let n = u32::from_be_bytes(
+        r.take(4)?
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("entry".into()))?,
+    ) as usize;
     let mut fields = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
         fields.push(r.bytes()?);

@@ -116,11 +116,19 @@ impl Durability {
             return Err(e);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         self.last_fsync_ms.store(now, Ordering::Relaxed);
         self.durable.fetch_max(target, Ordering::AcqRel);
         self.in_os.fetch_max(target, Ordering::AcqRel);
-        if let Some(f) = self.on_durable.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(f) = self
+            .on_durable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             f(self.durable.load(Ordering::Acquire));
         }
         Ok(())
@@ -162,8 +170,10 @@ impl Durability {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let behind = self.committed.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
-            let wanted_now = *self.wanted.lock().unwrap_or_else(|p| p.into_inner()) > self.durable.load(Ordering::Acquire);
+            let behind =
+                self.committed.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
+            let wanted_now = *self.wanted.lock().unwrap_or_else(|p| p.into_inner())
+                > self.durable.load(Ordering::Acquire);
             let due = match self.policy() {
                 FsyncPolicy::Always => behind,
                 FsyncPolicy::Everysec => behind,

@@ -78,7 +78,11 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
         let id = read_id(rest).ok_or_else(|| corrupt("entry"))?;
         let (fields, flags) = decode_entry(&v)?;
         let stream = find(&mut streams, db, key)?;
-        stream.apply(&Mutation::EntryAdded { id, fields, new_node: flags & NEW_NODE != 0 });
+        stream.apply(&Mutation::EntryAdded {
+            id,
+            fields,
+            new_node: flags & NEW_NODE != 0,
+        });
         // Entries past the recorded last-id were added by plain XADDs since the record was
         // written: they advance last-id and entries-added.
         if let Some(meta) = metas.get_mut(&(db, Bytes::copy_from_slice(key)))
@@ -88,7 +92,10 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
             meta.1 += 1;
         }
         if flags & DELETED != 0 {
-            tombstones.entry((db, Bytes::copy_from_slice(key))).or_default().push(id);
+            tombstones
+                .entry((db, Bytes::copy_from_slice(key)))
+                .or_default()
+                .push(id);
         } else {
             report.entries += 1;
         }
@@ -103,7 +110,11 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
     // Metadata after entries: replaying an entry refuses IDs at or below last-id.
     for (k, (last_id, entries_added, max_deleted_id)) in metas {
         if let Some(s) = streams.get_mut(&k) {
-            s.apply(&Mutation::StreamMeta { last_id, entries_added, max_deleted_id });
+            s.apply(&Mutation::StreamMeta {
+                last_id,
+                entries_added,
+                max_deleted_id,
+            });
         }
     }
     for kv in ks.groups.iter() {
@@ -117,7 +128,11 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
         let last_id = StreamId::new(r.u64()?, r.u64()?);
         let entries_read = r.opt_u64()?;
         let group = Bytes::copy_from_slice(group);
-        find(&mut streams, db, key)?.apply(&Mutation::GroupCreated { group, last_id, entries_read });
+        find(&mut streams, db, key)?.apply(&Mutation::GroupCreated {
+            group,
+            last_id,
+            entries_read,
+        });
         report.groups += 1;
     }
     for kv in ks.consumers.iter() {
@@ -148,18 +163,32 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
         let consumer = r.bytes()?;
         let delivery_time = r.u64()?;
         let delivery_count = r.u64()?;
-        let m = Mutation::PendingUpserted { group: Bytes::copy_from_slice(group), id, consumer, delivery_time, delivery_count };
+        let m = Mutation::PendingUpserted {
+            group: Bytes::copy_from_slice(group),
+            id,
+            consumer,
+            delivery_time,
+            delivery_count,
+        };
         find(&mut streams, db, key)?.apply(&m);
         report.pending += 1;
     }
     report.streams = streams.len() as u64;
     report.elapsed = started.elapsed();
-    let out = streams.into_iter().map(|((db, key), stream)| LoadedStream { db, key, stream }).collect();
+    let out = streams
+        .into_iter()
+        .map(|((db, key), stream)| LoadedStream { db, key, stream })
+        .collect();
     Ok((out, report))
 }
 
 fn find<'a>(streams: &'a mut StreamMap, db: u32, key: &[u8]) -> Result<&'a mut Stream, StoreError> {
     streams
         .get_mut(&(db, Bytes::copy_from_slice(key)))
-        .ok_or_else(|| StoreError::Corrupt(format!("a record of stream '{}' with no stream record", String::from_utf8_lossy(key))))
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "a record of stream '{}' with no stream record",
+                String::from_utf8_lossy(key)
+            ))
+        })
 }

@@ -14,7 +14,10 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 use crate::codec::{DELETED, Writer, encode_entry};
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
 use crate::error::StoreError;
-use crate::keys::{consumer_key, db_prefix, entry_key, group_key, pending_key, read_id, split_prefix, stream_prefix};
+use crate::keys::{
+    consumer_key, db_prefix, entry_key, group_key, pending_key, read_id, split_prefix,
+    stream_prefix,
+};
 use crate::load::{LoadedStream, RecoveryReport};
 
 /// Block cache for reads that miss memory. Streams are served from memory, so the store reads
@@ -78,9 +81,16 @@ impl Store {
     /// # Errors
     /// When the directory is locked by another process, was written by a newer format, or
     /// cannot be read.
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<(Store, Vec<LoadedStream>, RecoveryReport), StoreError> {
+    pub fn open(
+        dir: &Path,
+        policy: FsyncPolicy,
+    ) -> Result<(Store, Vec<LoadedStream>, RecoveryReport), StoreError> {
         std::fs::create_dir_all(dir)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(dir.join("brooklet.lock"))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("brooklet.lock"))?;
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked(dir.to_path_buf()));
         }
@@ -94,16 +104,20 @@ impl Store {
             .cache_size(BLOCK_CACHE_BYTES)
             .open()
             .map_err(|e| match e {
-            fjall::Error::Locked => StoreError::Locked(dir.to_path_buf()),
-            fjall::Error::InvalidVersion(v) => StoreError::Corrupt(format!(
-                "the storage engine does not recognise the format of {} ({v:?})",
-                engine_dir.display()
-            )),
-            other => StoreError::Engine(other),
-        })?;
+                fjall::Error::Locked => StoreError::Locked(dir.to_path_buf()),
+                fjall::Error::InvalidVersion(v) => StoreError::Corrupt(format!(
+                    "the storage engine does not recognise the format of {} ({v:?})",
+                    engine_dir.display()
+                )),
+                other => StoreError::Engine(other),
+            })?;
         let engine_open = opening.elapsed();
         let journal_after = journal_bytes(&engine_dir);
-        let open = |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES));
+        let open = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
+        };
         let ks = Keyspaces {
             meta: open("meta")?,
             streams: open("streams")?,
@@ -121,9 +135,18 @@ impl Store {
         let syncer = {
             let d = durability.clone();
             let db = db.clone();
-            std::thread::Builder::new().name("brooklet-fsync".into()).spawn(move || d.run(db))?
+            std::thread::Builder::new()
+                .name("brooklet-fsync".into())
+                .spawn(move || d.run(db))?
         };
-        let store = Store { db, ks, durability, syncer: Some(syncer), dir: dir.to_path_buf(), _lock: lock };
+        let store = Store {
+            db,
+            ks,
+            durability,
+            syncer: Some(syncer),
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        };
         Ok((store, streams, report))
     }
 
@@ -133,7 +156,13 @@ impl Store {
     ///
     /// # Errors
     /// When the engine refuses the batch (disk full, a failed fsync earlier).
-    pub fn write_stream(&self, db: u32, key: &[u8], stream: &Stream, muts: &[Mutation]) -> Result<u64, StoreError> {
+    pub fn write_stream(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &Stream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
         let prefix = stream_prefix(db, key);
         let mut batch = self.batch();
         // Entries added by this batch are kept aside so a trim in the same command (XADD
@@ -141,7 +170,11 @@ impl Store {
         let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
         for m in muts {
             match m {
-                Mutation::EntryAdded { id, fields, new_node } => {
+                Mutation::EntryAdded {
+                    id,
+                    fields,
+                    new_node,
+                } => {
                     added.insert(*id, encode_entry(fields, *new_node));
                 }
                 Mutation::EntriesDeleted { ids } => {
@@ -167,7 +200,9 @@ impl Store {
                     let kept_from = stream.first_node_id().unwrap_or(StreamId::MAX);
                     added.retain(|id, _| id > through || *id >= kept_from);
                     for (id, v) in added.range_mut(..=*through) {
-                        if *id >= kept_from && let Some(flags) = v.first_mut() {
+                        if *id >= kept_from
+                            && let Some(flags) = v.first_mut()
+                        {
                             *flags |= DELETED;
                         }
                     }
@@ -191,9 +226,21 @@ impl Store {
                     }
                 }
                 Mutation::StreamMeta { .. } => {}
-                Mutation::GroupCreated { group, last_id, entries_read }
-                | Mutation::GroupUpdated { group, last_id, entries_read } => {
-                    let value = Writer::default().u64(last_id.ms).u64(last_id.seq).opt_u64(*entries_read).0;
+                Mutation::GroupCreated {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+                | Mutation::GroupUpdated {
+                    group,
+                    last_id,
+                    entries_read,
+                } => {
+                    let value = Writer::default()
+                        .u64(last_id.ms)
+                        .u64(last_id.seq)
+                        .opt_u64(*entries_read)
+                        .0;
                     batch.insert(&self.ks.groups, group_key(&prefix, group), value);
                 }
                 Mutation::GroupDestroyed { group } => {
@@ -202,19 +249,48 @@ impl Store {
                     self.remove_prefix(&mut batch, &self.ks.consumers, &gk)?;
                     self.remove_prefix(&mut batch, &self.ks.pending, &gk)?;
                 }
-                Mutation::ConsumerUpserted { group, consumer, seen_time, active_time } => {
+                Mutation::ConsumerUpserted {
+                    group,
+                    consumer,
+                    seen_time,
+                    active_time,
+                } => {
                     let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
-                    batch.insert(&self.ks.consumers, consumer_key(&group_key(&prefix, group), consumer), value);
+                    batch.insert(
+                        &self.ks.consumers,
+                        consumer_key(&group_key(&prefix, group), consumer),
+                        value,
+                    );
                 }
                 Mutation::ConsumerDeleted { group, consumer } => {
-                    batch.remove(&self.ks.consumers, consumer_key(&group_key(&prefix, group), consumer));
+                    batch.remove(
+                        &self.ks.consumers,
+                        consumer_key(&group_key(&prefix, group), consumer),
+                    );
                 }
-                Mutation::PendingUpserted { group, id, consumer, delivery_time, delivery_count } => {
-                    let value = Writer::default().bytes(consumer).u64(*delivery_time).u64(*delivery_count).0;
-                    batch.insert(&self.ks.pending, pending_key(&group_key(&prefix, group), *id), value);
+                Mutation::PendingUpserted {
+                    group,
+                    id,
+                    consumer,
+                    delivery_time,
+                    delivery_count,
+                } => {
+                    let value = Writer::default()
+                        .bytes(consumer)
+                        .u64(*delivery_time)
+                        .u64(*delivery_count)
+                        .0;
+                    batch.insert(
+                        &self.ks.pending,
+                        pending_key(&group_key(&prefix, group), *id),
+                        value,
+                    );
                 }
                 Mutation::PendingRemoved { group, id } => {
-                    batch.remove(&self.ks.pending, pending_key(&group_key(&prefix, group), *id));
+                    batch.remove(
+                        &self.ks.pending,
+                        pending_key(&group_key(&prefix, group), *id),
+                    );
                 }
             }
         }
@@ -224,12 +300,20 @@ impl Store {
         // A plain XADD to an existing stream leaves the stream record alone: recovery derives
         // last-id and entries-added from the entries after it (see LAYOUT.md), which halves
         // the writes of the hottest command. Anything else rewrites the record.
-        let plain_add = muts.iter().all(|m| matches!(m, Mutation::EntryAdded { .. }))
+        let plain_add = muts
+            .iter()
+            .all(|m| matches!(m, Mutation::EntryAdded { .. }))
             && stream.entries_added() > muts.len() as u64;
         if !plain_add {
             let last = stream.last_id();
             let max_deleted = stream.max_deleted_id();
-            let meta = Writer::default().u64(last.ms).u64(last.seq).u64(stream.entries_added()).u64(max_deleted.ms).u64(max_deleted.seq).0;
+            let meta = Writer::default()
+                .u64(last.ms)
+                .u64(last.seq)
+                .u64(stream.entries_added())
+                .u64(max_deleted.ms)
+                .u64(max_deleted.seq)
+                .0;
             batch.insert(&self.ks.streams, prefix, meta);
         }
         self.commit(batch)
@@ -243,7 +327,12 @@ impl Store {
         let prefix = stream_prefix(db, key);
         let mut batch = self.batch();
         batch.remove(&self.ks.streams, prefix.clone());
-        for ks in [&self.ks.entries, &self.ks.groups, &self.ks.consumers, &self.ks.pending] {
+        for ks in [
+            &self.ks.entries,
+            &self.ks.groups,
+            &self.ks.consumers,
+            &self.ks.pending,
+        ] {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
         self.commit(batch)
@@ -256,13 +345,24 @@ impl Store {
     pub fn flush(&self, db: Option<u32>) -> Result<u64, StoreError> {
         let prefix = db.map(db_prefix).unwrap_or_default();
         let mut batch = self.batch();
-        for ks in [&self.ks.streams, &self.ks.entries, &self.ks.groups, &self.ks.consumers, &self.ks.pending] {
+        for ks in [
+            &self.ks.streams,
+            &self.ks.entries,
+            &self.ks.groups,
+            &self.ks.consumers,
+            &self.ks.pending,
+        ] {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
         self.commit(batch)
     }
 
-    fn remove_prefix(&self, batch: &mut OwnedWriteBatch, ks: &Keyspace, prefix: &[u8]) -> Result<(), StoreError> {
+    fn remove_prefix(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        ks: &Keyspace,
+        prefix: &[u8],
+    ) -> Result<(), StoreError> {
         for kv in ks.prefix(prefix) {
             batch.remove(ks, kv.key()?);
         }
@@ -286,7 +386,9 @@ impl Store {
 
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
         if self.durability.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Corrupt("an earlier fsync failed; refusing further writes".into()));
+            return Err(StoreError::Corrupt(
+                "an earlier fsync failed; refusing further writes".into(),
+            ));
         }
         batch.commit()?;
         let seq = self.durability.committed.fetch_add(1, Ordering::AcqRel) + 1;
@@ -374,9 +476,13 @@ fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
             Ok(())
         }
         Some(v) => {
-            let found = crate::keys::read_u32(&v, 0).ok_or_else(|| StoreError::Corrupt("format record".into()))?;
+            let found = crate::keys::read_u32(&v, 0)
+                .ok_or_else(|| StoreError::Corrupt("format record".into()))?;
             if found > FORMAT_VERSION {
-                return Err(StoreError::NewerFormat { found, supported: FORMAT_VERSION });
+                return Err(StoreError::NewerFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
             }
             Ok(())
         }
@@ -394,7 +500,9 @@ fn journal_bytes(dir: &Path) -> u64 {
 }
 
 fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| {

@@ -5,14 +5,22 @@
 use bytes::Bytes;
 
 use brooklet_persistence::{FsyncPolicy, Store, StoreError};
-use brooklet_streams::{GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, Stream, StreamId, TrimArgs, TrimStrategy};
+use brooklet_streams::{
+    GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, Stream, StreamId, TrimArgs, TrimStrategy,
+};
 
 fn fields(i: u64) -> Vec<Bytes> {
     vec![Bytes::from("f"), Bytes::from(format!("value-{i}"))]
 }
 
 /// Runs `f` on the stream and writes what it did.
-fn step(store: &Store, db: u32, key: &[u8], s: &mut Stream, f: impl FnOnce(&mut Stream, &mut Vec<Mutation>)) {
+fn step(
+    store: &Store,
+    db: u32,
+    key: &[u8],
+    s: &mut Stream,
+    f: impl FnOnce(&mut Stream, &mut Vec<Mutation>),
+) {
     let mut muts = Vec::new();
     f(s, &mut muts);
     store.write_stream(db, key, s, &muts).unwrap();
@@ -20,7 +28,10 @@ fn step(store: &Store, db: u32, key: &[u8], s: &mut Stream, f: impl FnOnce(&mut 
 
 fn reopen(dir: &std::path::Path) -> Vec<(u32, Bytes, Stream)> {
     let (_store, streams, _report) = Store::open(dir, FsyncPolicy::Always).unwrap();
-    let mut v: Vec<_> = streams.into_iter().map(|l| (l.db, l.key, l.stream)).collect();
+    let mut v: Vec<_> = streams
+        .into_iter()
+        .map(|l| (l.db, l.key, l.stream))
+        .collect();
     v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     v
 }
@@ -36,14 +47,33 @@ fn every_kind_of_change_survives_a_reopen() {
         assert!(loaded.is_empty());
         for i in 1..=350 {
             step(&store, 0, b"orders", &mut s, |s, out| {
-                s.add(IdSpec::Explicit(StreamId::new(i, 0)), &fields(i), None, 0, &limits, out).unwrap();
+                s.add(
+                    IdSpec::Explicit(StreamId::new(i, 0)),
+                    &fields(i),
+                    None,
+                    0,
+                    &limits,
+                    out,
+                )
+                .unwrap();
             });
         }
         step(&store, 0, b"orders", &mut s, |s, out| {
-            s.create_group(b"workers", GroupStartId::Id(StreamId::MIN), None, out).unwrap();
+            s.create_group(b"workers", GroupStartId::Id(StreamId::MIN), None, out)
+                .unwrap();
         });
         step(&store, 0, b"orders", &mut s, |s, out| {
-            s.read_group(b"orders", b"workers", b"alice", ReadId::New, Some(20), false, 1000, out).unwrap();
+            s.read_group(
+                b"orders",
+                b"workers",
+                b"alice",
+                ReadId::New,
+                Some(20),
+                false,
+                1000,
+                out,
+            )
+            .unwrap();
         });
         step(&store, 0, b"orders", &mut s, |s, out| {
             s.ack(b"workers", &[StreamId::new(1, 0), StreamId::new(2, 0)], out);
@@ -52,24 +82,45 @@ fn every_kind_of_change_survives_a_reopen() {
             s.delete(&[StreamId::new(10, 0), StreamId::new(300, 0)], out);
         });
         step(&store, 0, b"orders", &mut s, |s, out| {
-            let trim = TrimArgs { strategy: TrimStrategy::MaxLen(200), approx: true, limit: None };
+            let trim = TrimArgs {
+                strategy: TrimStrategy::MaxLen(200),
+                approx: true,
+                limit: None,
+            };
             s.trim(&trim, &limits, out).unwrap();
         });
         step(&store, 0, b"orders", &mut s, |s, out| {
             // An exact trim cuts into a node: its trimmed entries become tombstones.
-            let trim = TrimArgs { strategy: TrimStrategy::MaxLen(190), approx: false, limit: None };
+            let trim = TrimArgs {
+                strategy: TrimStrategy::MaxLen(190),
+                approx: false,
+                limit: None,
+            };
             assert!(s.trim(&trim, &limits, out).unwrap() > 0);
         });
         step(&store, 0, b"orders", &mut s, |s, out| {
-            s.create_group(b"gone", GroupStartId::Last, None, out).unwrap();
+            s.create_group(b"gone", GroupStartId::Last, None, out)
+                .unwrap();
         });
         step(&store, 0, b"orders", &mut s, |s, out| {
             assert!(s.destroy_group(b"gone", out));
         });
         // XADD MAXLEN 0 in another database: the entry it adds is trimmed in the same batch.
         step(&store, 5, b"orders", &mut other, |s, out| {
-            let trim = TrimArgs { strategy: TrimStrategy::MaxLen(0), approx: false, limit: None };
-            s.add(IdSpec::Explicit(StreamId::new(9, 9)), &fields(9), Some(&trim), 0, &limits, out).unwrap();
+            let trim = TrimArgs {
+                strategy: TrimStrategy::MaxLen(0),
+                approx: false,
+                limit: None,
+            };
+            s.add(
+                IdSpec::Explicit(StreamId::new(9, 9)),
+                &fields(9),
+                Some(&trim),
+                0,
+                &limits,
+                out,
+            )
+            .unwrap();
         });
         assert_eq!(other.len(), 0);
     }
@@ -78,7 +129,10 @@ fn every_kind_of_change_survives_a_reopen() {
     assert_eq!((loaded[0].0, &loaded[0].1[..]), (0, &b"orders"[..]));
     assert_eq!(loaded[0].2, s, "stream in db 0 differs after reopen");
     assert_eq!(loaded[1].0, 5);
-    assert_eq!(loaded[1].2, other, "emptied stream in db 5 differs after reopen");
+    assert_eq!(
+        loaded[1].2, other,
+        "emptied stream in db 5 differs after reopen"
+    );
 }
 
 #[test]
@@ -90,8 +144,17 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
         for (db, key) in [(0, &b"a"[..]), (0, b"ab"), (1, b"a")] {
             let mut s = Stream::new();
             step(&store, db, key, &mut s, |s, out| {
-                s.add(IdSpec::Explicit(StreamId::new(1, 1)), &fields(1), None, 0, &limits, out).unwrap();
-                s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out).unwrap();
+                s.add(
+                    IdSpec::Explicit(StreamId::new(1, 1)),
+                    &fields(1),
+                    None,
+                    0,
+                    &limits,
+                    out,
+                )
+                .unwrap();
+                s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out)
+                    .unwrap();
             });
         }
         store.delete_stream(0, b"a").unwrap();
@@ -119,9 +182,14 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
 fn a_second_store_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (_first, _, _) = Store::open(dir.path(), FsyncPolicy::Everysec).unwrap();
-    let err = Store::open(dir.path(), FsyncPolicy::Everysec).err().unwrap();
+    let err = Store::open(dir.path(), FsyncPolicy::Everysec)
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::Locked(_)), "{err}");
-    assert!(err.to_string().contains("in use by another brooklet-server"));
+    assert!(
+        err.to_string()
+            .contains("in use by another brooklet-server")
+    );
 }
 
 #[test]
@@ -132,13 +200,28 @@ fn a_newer_format_is_refused_not_misread() {
     }
     {
         // Stamp the directory as written by a future format, through the engine itself.
-        let db = fjall::Database::builder(dir.path().join("fjall")).open().unwrap();
-        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).unwrap();
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
         meta.insert("format", 99u32.to_be_bytes()).unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
-    let err = Store::open(dir.path(), FsyncPolicy::Everysec).err().unwrap();
-    assert!(matches!(err, StoreError::NewerFormat { found: 99, supported: 1 }), "{err}");
+    let err = Store::open(dir.path(), FsyncPolicy::Everysec)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerFormat {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -153,13 +236,24 @@ fn always_makes_each_commit_durable_through_the_sync_thread() {
     let mut seq = 0;
     for i in 1..=5 {
         let mut out = Vec::new();
-        s.add(IdSpec::Explicit(StreamId::new(i, 0)), &fields(i), None, 0, &NodeLimits::default(), &mut out).unwrap();
+        s.add(
+            IdSpec::Explicit(StreamId::new(i, 0)),
+            &fields(i),
+            None,
+            0,
+            &NodeLimits::default(),
+            &mut out,
+        )
+        .unwrap();
         seq = store.write_stream(0, b"k", &s, &out).unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.durable_seq() < seq {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(rx.recv_timeout(left).is_ok(), "sequence {seq} never became durable");
+        assert!(
+            rx.recv_timeout(left).is_ok(),
+            "sequence {seq} never became durable"
+        );
     }
     assert!(store.stats().fsyncs >= 1);
 }
@@ -169,14 +263,20 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
 
 #[test]
 fn random_command_sequences_reload_identically() {
-    let limits = NodeLimits { max_entries: 7, max_bytes: 300 };
+    let limits = NodeLimits {
+        max_entries: 7,
+        max_bytes: 300,
+    };
     for seed in 1..=6u64 {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = Lcg(seed);
@@ -191,30 +291,64 @@ fn random_command_sequences_reload_identically() {
                         0..=3 => {
                             next_ms += 1 + rng.next(3);
                             let trim = match rng.next(4) {
-                                0 => Some(TrimArgs { strategy: TrimStrategy::MaxLen(rng.next(40)), approx: rng.next(2) == 0, limit: None }),
+                                0 => Some(TrimArgs {
+                                    strategy: TrimStrategy::MaxLen(rng.next(40)),
+                                    approx: rng.next(2) == 0,
+                                    limit: None,
+                                }),
                                 _ => None,
                             };
                             let f = fields(rng.next(1000));
-                            s.add(IdSpec::Explicit(StreamId::new(next_ms, 0)), &f, trim.as_ref(), 0, &limits, out).unwrap();
+                            s.add(
+                                IdSpec::Explicit(StreamId::new(next_ms, 0)),
+                                &f,
+                                trim.as_ref(),
+                                0,
+                                &limits,
+                                out,
+                            )
+                            .unwrap();
                         }
                         4 => {
-                            let ids: Vec<_> = (0..3).map(|_| StreamId::new(rng.next(next_ms + 1), 0)).collect();
+                            let ids: Vec<_> = (0..3)
+                                .map(|_| StreamId::new(rng.next(next_ms + 1), 0))
+                                .collect();
                             s.delete(&ids, out);
                         }
                         5 => {
                             let min = StreamId::new(rng.next(next_ms + 1), 0);
-                            let trim = TrimArgs { strategy: TrimStrategy::MinId(min), approx: rng.next(2) == 0, limit: None };
+                            let trim = TrimArgs {
+                                strategy: TrimStrategy::MinId(min),
+                                approx: rng.next(2) == 0,
+                                limit: None,
+                            };
                             s.trim(&trim, &limits, out).unwrap();
                         }
                         6 => {
-                            let _ = s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out);
+                            let _ =
+                                s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out);
                         }
                         7 => {
-                            let c = if rng.next(2) == 0 { &b"alice"[..] } else { b"bob" };
-                            let _ = s.read_group(b"k", b"g", c, ReadId::New, Some(1 + rng.next(4)), false, 10 * next_ms, out);
+                            let c = if rng.next(2) == 0 {
+                                &b"alice"[..]
+                            } else {
+                                b"bob"
+                            };
+                            let _ = s.read_group(
+                                b"k",
+                                b"g",
+                                c,
+                                ReadId::New,
+                                Some(1 + rng.next(4)),
+                                false,
+                                10 * next_ms,
+                                out,
+                            );
                         }
                         8 => {
-                            let ids: Vec<_> = (0..2).map(|_| StreamId::new(rng.next(next_ms + 1), 0)).collect();
+                            let ids: Vec<_> = (0..2)
+                                .map(|_| StreamId::new(rng.next(next_ms + 1), 0))
+                                .collect();
                             s.ack(b"g", &ids, out);
                         }
                         _ => {
@@ -227,7 +361,10 @@ fn random_command_sequences_reload_identically() {
             }
             let loaded = reopen(dir.path());
             assert_eq!(loaded.len(), 1, "seed {seed} round {round}");
-            assert_eq!(loaded[0].2, s, "seed {seed} round {round}: reloaded stream differs");
+            assert_eq!(
+                loaded[0].2, s,
+                "seed {seed} round {round}: reloaded stream differs"
+            );
         }
     }
 }
