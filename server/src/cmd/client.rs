@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use brooklet_resp::{Args, Reply};
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, simple, table};
+use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
 use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
 use crate::keyspace::lock;
 
@@ -16,15 +16,9 @@ const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -
 }
 
 /// This family's commands.
-pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
-    name: "client",
-    arity: -2,
-    flags: 0,
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-    handler: None,
-    subcommands: &[
+pub const COMMANDS: &[CommandSpec] = &[container(
+    "client",
+    &[
         simple(
             "id",
             2,
@@ -135,14 +129,14 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
             ),
         ),
     ],
-    doc: Doc {
+    Doc {
         group: "connection",
         summary: "A container for client connection commands.",
         since: "2.4.0",
         complexity: "Depends on subcommand.",
         syntax: "",
     },
-}];
+)];
 
 /// Locks the calling client's names.
 pub(crate) fn lock_names<'a>(ctx: &'a Ctx<'_>) -> MutexGuard<'a, ClientNames> {

@@ -121,6 +121,25 @@ pub(crate) const fn command(
     }
 }
 
+/// A container (CLIENT, CONFIG, XGROUP...): its subcommands have the handlers.
+pub(crate) const fn container(
+    name: &'static str,
+    subcommands: &'static [CommandSpec],
+    doc: Doc,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity: -2,
+        flags: 0,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        handler: None,
+        subcommands,
+        doc,
+    }
+}
+
 /// A command with a handler and no key arguments.
 pub(crate) const fn simple(
     name: &'static str,

@@ -12,7 +12,7 @@ use brooklet_pubsub::{Confirmation, Protocol, Registry, SubscriptionChange, Unsu
 use brooklet_resp::Reply;
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
+use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
 use crate::keyspace::lock;
 use crate::subscriber::ClientSubscriber;
 
@@ -126,15 +126,9 @@ pub const COMMANDS: &[CommandSpec] = &[
             "shardchannel message",
         ),
     ),
-    CommandSpec {
-        name: "pubsub",
-        arity: -2,
-        flags: 0,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        handler: None,
-        subcommands: &[
+    container(
+        "pubsub",
+        &[
             simple(
                 "channels",
                 -2,
@@ -208,13 +202,13 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ),
             ),
         ],
-        doc: doc(
+        doc(
             "A container for Pub/Sub commands.",
             "2.8.0",
             "Depends on subcommand.",
             "",
         ),
-    },
+    ),
 ];
 
 /// Which of the three namespaces a command works on; indexes `ClientHandle::subs`.

@@ -8,7 +8,7 @@ use brooklet_pubsub::glob_match;
 use brooklet_resp::Reply;
 
 use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, simple, table};
+use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
 use crate::config::{ConfigError, PARAMETERS};
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
@@ -28,15 +28,9 @@ pub const COMMANDS: &[CommandSpec] = &[
             "[section [section ...]]",
         ),
     ),
-    CommandSpec {
-        name: "config",
-        arity: -2,
-        flags: 0,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        handler: None,
-        subcommands: &[
+    container(
+        "config",
+        &[
             simple(
                 "get",
                 -3,
@@ -78,14 +72,14 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ),
             ),
         ],
-        doc: Doc {
+        Doc {
             group: "server",
             summary: "A container for server configuration commands.",
             since: "2.0.0",
             complexity: "Depends on subcommand.",
             syntax: "",
         },
-    },
+    ),
     simple(
         "dbsize",
         1,

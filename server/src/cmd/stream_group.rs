@@ -11,7 +11,7 @@ use brooklet_streams::{
 
 use super::flags::*;
 use super::stream::{entry_reply, has_consumer, id_reply, journal, notify, strict_id};
-use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
+use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
 use crate::client::now_ms;
 use crate::keyspace::Value;
 
@@ -26,15 +26,9 @@ const fn doc(
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "xgroup",
-        arity: -2,
-        flags: 0,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        handler: None,
-        subcommands: &[
+    container(
+        "xgroup",
+        &[
             command(
                 "create",
                 -5,
@@ -113,13 +107,13 @@ pub const COMMANDS: &[CommandSpec] = &[
                 ),
             ),
         ],
-        doc: doc(
+        doc(
             "A container for consumer groups commands.",
             "5.0.0",
             "Depends on subcommand.",
             "",
         ),
-    },
+    ),
     command(
         "xack",
         -4,

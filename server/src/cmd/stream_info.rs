@@ -7,7 +7,7 @@ use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
 
 use super::flags::*;
 use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply, subcommand_syntax};
-use super::{CommandError, CommandSpec, Ctx, Doc, command, help_reply, simple};
+use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
 use crate::client::now_ms;
 
 const fn doc(summary: &'static str, complexity: &'static str, syntax: &'static str) -> Doc {
@@ -15,15 +15,9 @@ const fn doc(summary: &'static str, complexity: &'static str, syntax: &'static s
 }
 
 /// This family's commands.
-pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
-    name: "xinfo",
-    arity: -2,
-    flags: 0,
-    first_key: 0,
-    last_key: 0,
-    key_step: 0,
-    handler: None,
-    subcommands: &[
+pub const COMMANDS: &[CommandSpec] = &[container(
+    "xinfo",
+    &[
         command(
             "consumers",
             4,
@@ -72,12 +66,12 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
             ),
         ),
     ],
-    doc: doc(
+    doc(
         "A container for stream introspection commands.",
         "Depends on subcommand.",
         "",
     ),
-}];
+)];
 
 const HELP: &[&str] = &[
     "CONSUMERS <key> <groupname>",
