@@ -111,12 +111,32 @@ impl Conn<'_> {
             self.process(client, rx).await?;
             self.flush(client).await?;
             self.check_query_limit()?;
+            let idle_limit = self.idle_limit(client);
             tokio::select! {
                 read = self.read_more() => read?,
                 msg = rx.recv() => self.outbound(client, msg, rx)?,
                 () = handle.kill_signal.notified() => return Err(End::Closed),
+                () = sleep_until(idle_limit) => {
+                    if self.idle_limit(client).is_some_and(|t| t <= tokio::time::Instant::now()) {
+                        tracing::debug!(client = client.id(), "closing idle client");
+                        return Err(End::Closed);
+                    }
+                }
             }
         }
+    }
+
+    /// When this client, idle since its last command, reaches `timeout` (Redis's rule: blocked
+    /// and subscribed clients are never closed for idleness); None without a timeout.
+    fn idle_limit(&self, client: &Client) -> Option<tokio::time::Instant> {
+        let timeout = self.shared.config().timeout;
+        if timeout == 0 || client.handle.is_pubsub() {
+            return None;
+        }
+        let idle_ms =
+            now_ms().saturating_sub(client.handle.last_interaction_ms.load(Ordering::Relaxed));
+        let left = (timeout * 1000).saturating_sub(idle_ms);
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(left))
     }
 
     /// Executes every complete request in the read buffer, appending replies to `out`.

@@ -123,6 +123,14 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     );
     let shared = Shared::new(config, local_addr, store, report);
     cmd::install_loaded(&shared, loaded);
+    {
+        let config = shared.config();
+        if config.protected_mode && config.requirepass.is_none() && !local_addr.ip().is_loopback() {
+            tracing::warn!(
+                "protected mode is on and no password is set: clients from other hosts will be refused. Set requirepass, or start with --protected-mode no"
+            );
+        }
+    }
     tracing::info!(
         "Brooklet {} listening on {local_addr}",
         env!("CARGO_PKG_VERSION")
@@ -141,14 +149,21 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         if shared.shutting_down.load(Ordering::SeqCst) {
             break;
         }
-        let Ok((socket, _)) = accepted else { continue };
+        let Ok((socket, peer)) = accepted else {
+            continue;
+        };
+        if protected_mode_refuses(&shared.config(), peer.ip()) {
+            tracing::warn!(%peer, "refused a client from outside the loopback interface: protected mode is on and no password is set");
+            tokio::spawn(refuse(socket, PROTECTED_MODE_DENIED));
+            continue;
+        }
         let maxclients = shared.config().maxclients;
         if shared.clients.connected.load(Ordering::Relaxed) >= maxclients {
             shared
                 .stats
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(socket));
+            tokio::spawn(refuse(socket, b"-ERR max number of clients reached\r\n"));
             continue;
         }
         connections.spawn(connection::serve(shared.clone(), socket));
@@ -171,10 +186,55 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     tracing::info!("Brooklet is now ready to exit, bye bye...");
 }
 
-async fn refuse(mut socket: tokio::net::TcpStream) {
+/// Answers a refused connection with one error line and closes it.
+async fn refuse(mut socket: tokio::net::TcpStream, error: &'static [u8]) {
     use tokio::io::AsyncWriteExt;
-    let _ = socket
-        .write_all(b"-ERR max number of clients reached\r\n")
-        .await;
+    let _ = socket.write_all(error).await;
     let _ = socket.shutdown().await;
+}
+
+/// Redis's reply to a client refused by protected mode.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode, as Redis has it: with no password set, only loopback clients are served.
+fn protected_mode_refuses(config: &Config, peer: std::net::IpAddr) -> bool {
+    let peer = match peer {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(peer),
+        v4 => v4,
+    };
+    config.protected_mode && config.requirepass.is_none() && !peer.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_outside_clients_without_a_password() {
+        let outside: std::net::IpAddr = "192.0.2.7"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let mut c = Config::default();
+        assert!(protected_mode_refuses(&c, outside));
+        assert!(!protected_mode_refuses(
+            &c,
+            std::net::Ipv4Addr::LOCALHOST.into()
+        ));
+        assert!(!protected_mode_refuses(
+            &c,
+            std::net::Ipv6Addr::LOCALHOST.into()
+        ));
+        assert!(!protected_mode_refuses(&c, mapped));
+        c.requirepass = Some(b"pw".to_vec());
+        assert!(!protected_mode_refuses(&c, outside));
+        c.requirepass = None;
+        c.protected_mode = false;
+        assert!(!protected_mode_refuses(&c, outside));
+    }
 }
