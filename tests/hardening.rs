@@ -45,3 +45,104 @@ fn idle_clients_are_closed_after_timeout_but_subscribers_and_blocked_readers_are
     assert_eq!(n, 1, "the subscriber was closed for idleness");
     let _ = subscriber.read2();
 }
+
+fn connected(c: &mut redis::Connection) -> u64 {
+    let info: String = cmd("INFO").arg("clients").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn thousands_of_clients_connecting_and_leaving_leave_nothing_behind() {
+    let server = TestServer::start();
+    let mut watcher = server.client(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = server.addr();
+            std::thread::spawn(move || {
+                for _ in 0..500 {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    std::io::Write::write_all(&mut s, b"PING\r\n").unwrap();
+                    let mut buf = [0u8; 7];
+                    s.set_read_timeout(Some(brooklet::IO_TIMEOUT)).unwrap();
+                    std::io::Read::read_exact(&mut s, &mut buf).unwrap();
+                    assert_eq!(&buf, b"+PONG\r\n");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    // Disconnects are noticed asynchronously: wait, bounded, for the count to settle.
+    let settle = Instant::now() + Duration::from_secs(10);
+    while connected(&mut watcher) != 1 && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(connected(&mut watcher), 1);
+}
+
+#[test]
+fn half_sent_frames_that_never_complete_do_not_stop_other_clients() {
+    let server = TestServer::start();
+    let mut stalled = Vec::new();
+    for i in 0..200 {
+        let mut c = server.raw();
+        // Every stage of a frame left hanging: header, bulk length, half a bulk.
+        let partial: &[u8] = match i % 3 {
+            0 => b"*2\r\n",
+            1 => b"*2\r\n$4\r\nECHO\r\n$100",
+            _ => b"*2\r\n$4\r\nECHO\r\n$10\r\nabc",
+        };
+        c.send(partial);
+        stalled.push(c);
+    }
+    let mut c = server.client(true);
+    for _ in 0..100 {
+        let pong: String = cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+    // Completing one of them still works: the server kept its state.
+    stalled[2].send(b"defghij\r\n");
+    assert_eq!(stalled[2].read2(), F2::BulkString(b"abcdefghij".to_vec()));
+}
+
+#[test]
+fn a_pipeline_of_100000_commands_in_one_write_is_answered_in_order() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let mut batch = Vec::with_capacity(100_000 * 14);
+    for _ in 0..100_000 {
+        batch.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    }
+    // Write on a thread: the server answers while we are still sending.
+    let mut writer = raw.stream.try_clone().unwrap();
+    let sender =
+        std::thread::spawn(move || std::io::Write::write_all(&mut writer, &batch).unwrap());
+    for _ in 0..100_000 {
+        assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
+    }
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_command_with_a_million_arguments_is_served() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    let mut exists = cmd("EXISTS");
+    for i in 0..1_000_000 {
+        exists.arg(i);
+    }
+    let n: i64 = exists.query(&mut c).unwrap();
+    assert_eq!(n, 0);
+    let pong: String = cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+}

@@ -15,6 +15,9 @@ use crate::client::{Client, ClientHandle, Outbound, now_ms};
 use crate::cmd::{self, BlockSpec, Outcome};
 use crate::state::Shared;
 
+/// Pending reply bytes at which replies are written before the rest of a pipeline runs.
+const OUT_FLUSH_AT: usize = 256 * 1024;
+
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -178,6 +181,11 @@ impl Conn<'_> {
                     return Err(End::Closed);
                 }
                 Outcome::Block(spec) => self.block(client, rx, spec).await?,
+            }
+            // A long pipeline of large replies is written as it grows: a client that does not
+            // read then stalls its own connection (TCP backpressure) instead of growing memory.
+            if self.out.len() >= OUT_FLUSH_AT {
+                self.flush(client).await?;
             }
         }
     }
