@@ -1,0 +1,445 @@
+//! Consumer-group benchmark: producers XADD to one stream while consumers of one group loop
+//! `XREADGROUP GROUP g cI COUNT 100 BLOCK 100 STREAMS s >` and XACK what they got, against any
+//! Redis-protocol server on this machine.
+//!
+//! ```text
+//! cargo bench --bench consume -- 127.0.0.1:6379 [--seconds 5] [--producers 2] [--window 16]
+//!                                [--consumers 4] [--max-entries 5000000]
+//! ```
+//!
+//! Reports entries per second end to end (entries consumed and acknowledged, divided by the time
+//! from the first XADD to the last delivery) and the p50/p99 latency from the moment a producer
+//! wrote the XADD to the moment a consumer read the entry. Each entry carries its send time
+//! (nanoseconds since an `Instant` shared by all threads of this process) in its one field, so
+//! no clock is shared between processes. Each producer keeps `--window` XADDs in flight (writes
+//! a batch, then reads its replies). Producing stops after `--seconds` or `--max-entries`,
+//! whichever comes first; consumers then drain what is left, for at most 10 s. Only loopback
+//! addresses are accepted. The last line (`result ...`) is for scripts (benches/compare).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const STREAM: &[u8] = b"consume-bench";
+const GROUP: &[u8] = b"g";
+const DRAIN: Duration = Duration::from_secs(10);
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    base().elapsed().as_nanos() as u64
+}
+
+#[derive(Clone, Copy)]
+struct Options {
+    addr: SocketAddr,
+    seconds: u64,
+    producers: usize,
+    window: usize,
+    consumers: usize,
+    max_entries: u64,
+}
+
+fn number<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
+    v.and_then(|v| v.parse().ok())
+        .ok_or(format!("{name} takes a number"))
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut addr = None;
+    let mut o = Options {
+        addr: SocketAddr::from(([127, 0, 0, 1], 6379)),
+        seconds: 5,
+        producers: 2,
+        window: 16,
+        consumers: 4,
+        max_entries: 5_000_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seconds" => o.seconds = number(args.next(), "--seconds")?,
+            "--producers" => o.producers = number(args.next(), "--producers")?,
+            "--window" => o.window = number(args.next(), "--window")?,
+            "--consumers" => o.consumers = number(args.next(), "--consumers")?,
+            "--max-entries" => o.max_entries = number(args.next(), "--max-entries")?,
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            other if addr.is_none() && !other.starts_with('-') => {
+                let parsed: SocketAddr = other
+                    .parse()
+                    .map_err(|e| format!("bad address {other}: {e}"))?;
+                if !parsed.ip().is_loopback() {
+                    return Err("only loopback addresses (127.0.0.1) are allowed".into());
+                }
+                addr = Some(parsed);
+            }
+            other => return Err(format!("unexpected argument {other}")),
+        }
+    }
+    if o.producers == 0 || o.window == 0 || o.consumers == 0 {
+        return Err("--producers, --window and --consumers must be positive".into());
+    }
+    o.addr = addr.ok_or(
+        "usage: consume HOST:PORT [--seconds N] [--producers N] [--window N] [--consumers N] \
+         [--max-entries N]",
+    )?;
+    Ok(o)
+}
+
+fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A RESP2 reply. (Payloads of some variants are only read through `Debug`, in error messages.)
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Value {
+    Nil,
+    Int(i64),
+    Simple(Vec<u8>),
+    Error(String),
+    Bulk(Vec<u8>),
+    Array(Vec<Value>),
+}
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    line: Vec<u8>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Conn {
+            reader: BufReader::with_capacity(1 << 16, s.try_clone()?),
+            writer: s,
+            line: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
+        let mut out = Vec::new();
+        command(&mut out, args);
+        self.send(&out)?;
+        self.read()
+    }
+
+    fn read(&mut self) -> std::io::Result<Value> {
+        let bad = |what: &str| std::io::Error::other(format!("bad reply: {what}"));
+        self.line.clear();
+        if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if !self.line.ends_with(b"\r\n") || self.line.len() < 3 {
+            return Err(bad("truncated line"));
+        }
+        let body = &self.line[1..self.line.len() - 2];
+        let int = |b: &[u8]| -> std::io::Result<i64> {
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("not a number"))
+        };
+        match self.line[0] {
+            b'+' => Ok(Value::Simple(body.to_vec())),
+            b'-' => Ok(Value::Error(String::from_utf8_lossy(body).into_owned())),
+            b':' => Ok(Value::Int(int(body)?)),
+            b'$' => {
+                let len = int(body)?;
+                if len < 0 {
+                    return Ok(Value::Nil);
+                }
+                let mut data = vec![0u8; len as usize + 2];
+                self.reader.read_exact(&mut data)?;
+                data.truncate(len as usize);
+                Ok(Value::Bulk(data))
+            }
+            b'*' => {
+                let len = int(body)?;
+                if len < 0 {
+                    return Ok(Value::Nil);
+                }
+                let mut items = Vec::with_capacity(len as usize);
+                for _ in 0..len {
+                    items.push(self.read()?);
+                }
+                Ok(Value::Array(items))
+            }
+            _ => Err(bad("unknown type byte")),
+        }
+    }
+}
+
+struct Shared {
+    produced: AtomicU64,
+    consumed: AtomicU64,
+    producing_done: AtomicBool,
+    /// now_ns() of the last delivery seen by any consumer.
+    last_delivery_ns: AtomicU64,
+}
+
+fn producer(opts: &Options, shared: &Shared, quota: u64, deadline: Instant) -> Result<(), String> {
+    let mut conn = Conn::open(opts.addr).map_err(|e| e.to_string())?;
+    let mut batch = Vec::new();
+    let mut sent = 0u64;
+    while sent < quota && Instant::now() < deadline {
+        let n = (opts.window as u64).min(quota - sent);
+        batch.clear();
+        for _ in 0..n {
+            let ts = now_ns().to_string();
+            command(&mut batch, &[b"XADD", STREAM, b"*", b"t", ts.as_bytes()]);
+        }
+        conn.send(&batch).map_err(|e| e.to_string())?;
+        for _ in 0..n {
+            match conn.read().map_err(|e| e.to_string())? {
+                Value::Bulk(_) => {}
+                other => return Err(format!("unexpected XADD reply: {other:?}")),
+            }
+        }
+        sent += n;
+        shared.produced.fetch_add(n, Ordering::AcqRel);
+    }
+    Ok(())
+}
+
+struct Consumed {
+    latencies_ns: Vec<u64>,
+    error: Option<String>,
+}
+
+fn consumer(opts: &Options, shared: &Shared, index: usize) -> Consumed {
+    let mut got = Consumed {
+        latencies_ns: Vec::new(),
+        error: None,
+    };
+    if let Err(e) = consume_loop(opts, shared, index, &mut got.latencies_ns) {
+        got.error = Some(e);
+    }
+    got
+}
+
+fn consume_loop(
+    opts: &Options,
+    shared: &Shared,
+    index: usize,
+    latencies: &mut Vec<u64>,
+) -> Result<(), String> {
+    let mut conn = Conn::open(opts.addr).map_err(|e| e.to_string())?;
+    let name = format!("c{index}");
+    let mut read = Vec::new();
+    command(
+        &mut read,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            GROUP,
+            name.as_bytes(),
+            b"COUNT",
+            b"100",
+            b"BLOCK",
+            b"100",
+            b"STREAMS",
+            STREAM,
+            b">",
+        ],
+    );
+    let mut drain_deadline: Option<Instant> = None;
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if shared.producing_done.load(Ordering::Acquire) {
+            if shared.consumed.load(Ordering::Acquire) >= shared.produced.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let d = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() > d {
+                return Err("gave up draining after 10 s".into());
+            }
+        }
+        conn.send(&read).map_err(|e| e.to_string())?;
+        let reply = conn.read().map_err(|e| e.to_string())?;
+        let received = now_ns();
+        let streams = match reply {
+            Value::Nil => continue,
+            Value::Array(streams) => streams,
+            other => return Err(format!("unexpected XREADGROUP reply: {other:?}")),
+        };
+        ids.clear();
+        for stream in streams {
+            let Value::Array(mut pair) = stream else {
+                return Err("unexpected stream element".into());
+            };
+            let Some(Value::Array(entries)) = pair.pop() else {
+                return Err("unexpected entry list".into());
+            };
+            for entry in entries {
+                let Value::Array(mut e) = entry else {
+                    return Err("unexpected entry".into());
+                };
+                let fields = e.pop();
+                let Some(Value::Bulk(id)) = e.pop() else {
+                    return Err("entry without an id".into());
+                };
+                if let Some(Value::Array(mut f)) = fields
+                    && let Some(Value::Bulk(ts)) = f.pop()
+                    && let Some(sent) = std::str::from_utf8(&ts)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                {
+                    latencies.push(received.saturating_sub(sent));
+                }
+                ids.push(id);
+            }
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        shared
+            .last_delivery_ns
+            .fetch_max(received, Ordering::AcqRel);
+        let mut args: Vec<&[u8]> = vec![b"XACK", STREAM, GROUP];
+        args.extend(ids.iter().map(|i| i.as_slice()));
+        match conn.call(&args).map_err(|e| e.to_string())? {
+            Value::Int(n) if n as usize == ids.len() => {}
+            other => return Err(format!("unexpected XACK reply: {other:?}")),
+        }
+        shared
+            .consumed
+            .fetch_add(ids.len() as u64, Ordering::AcqRel);
+    }
+}
+
+fn percentile_us(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+fn run(opts: &Options) -> Result<(), String> {
+    let mut admin = Conn::open(opts.addr).map_err(|e| format!("connect: {e}"))?;
+    admin.call(&[b"DEL", STREAM]).map_err(|e| e.to_string())?;
+    match admin
+        .call(&[b"XGROUP", b"CREATE", STREAM, GROUP, b"$", b"MKSTREAM"])
+        .map_err(|e| e.to_string())?
+    {
+        Value::Simple(_) => {}
+        other => return Err(format!("XGROUP CREATE failed: {other:?}")),
+    }
+
+    let opts = Arc::new(*opts);
+    let shared = Arc::new(Shared {
+        produced: AtomicU64::new(0),
+        consumed: AtomicU64::new(0),
+        producing_done: AtomicBool::new(false),
+        last_delivery_ns: AtomicU64::new(0),
+    });
+    let consumers: Vec<_> = (0..opts.consumers)
+        .map(|i| {
+            let (opts, shared) = (opts.clone(), shared.clone());
+            thread::spawn(move || consumer(&opts, &shared, i))
+        })
+        .collect();
+    // Let the consumers block before the first entry is written.
+    thread::sleep(Duration::from_millis(50));
+
+    let start_ns = now_ns();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(opts.seconds);
+    let quota = opts.max_entries.div_ceil(opts.producers as u64);
+    let producers: Vec<_> = (0..opts.producers)
+        .map(|_| {
+            let (opts, shared) = (opts.clone(), shared.clone());
+            thread::spawn(move || producer(&opts, &shared, quota, deadline))
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for p in producers {
+        match p.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(format!("producer: {e}")),
+            Err(_) => errors.push("producer panicked".into()),
+        }
+    }
+    let produce_secs = started.elapsed().as_secs_f64();
+    shared.producing_done.store(true, Ordering::Release);
+    let mut latencies = Vec::new();
+    for c in consumers {
+        match c.join() {
+            Ok(got) => {
+                latencies.extend(got.latencies_ns);
+                errors.extend(got.error.map(|e| format!("consumer: {e}")));
+            }
+            Err(_) => errors.push("consumer panicked".into()),
+        }
+    }
+    latencies.sort_unstable();
+    let _ = admin.call(&[b"DEL", STREAM]);
+
+    let produced = shared.produced.load(Ordering::Acquire);
+    let consumed = shared.consumed.load(Ordering::Acquire);
+    let end_ns = shared
+        .last_delivery_ns
+        .load(Ordering::Acquire)
+        .max(start_ns + 1);
+    let e2e_secs = (end_ns - start_ns) as f64 / 1e9;
+    let eps = consumed as f64 / e2e_secs;
+    let (p50, p99) = (
+        percentile_us(&latencies, 0.50),
+        percentile_us(&latencies, 0.99),
+    );
+    println!(
+        "consume against {}: {} producers ({} XADDs in flight each), {} consumers, {} s",
+        opts.addr, opts.producers, opts.window, opts.consumers, opts.seconds
+    );
+    println!(
+        "produced {produced} ({:.0}/s), consumed and acked {consumed} in {e2e_secs:.2} s \
+         ({eps:.0}/s end to end), XADD-to-delivery p50 {p50:.1} us, p99 {p99:.1} us",
+        produced as f64 / produce_secs
+    );
+    for e in &errors {
+        println!("error: {e}");
+    }
+    println!(
+        "result entries_per_s={eps:.0} p50_us={p50:.1} p99_us={p99:.1} produced_per_s={:.0} \
+         produced={produced} consumed={consumed} errors={}",
+        produced as f64 / produce_secs,
+        errors.len()
+    );
+    Ok(())
+}
+
+fn main() {
+    let opts = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    base();
+    if let Err(e) = run(&opts) {
+        eprintln!("consume: {e}");
+        std::process::exit(1);
+    }
+}
