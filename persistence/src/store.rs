@@ -95,7 +95,7 @@ impl Store {
             return Err(StoreError::Locked(dir.to_path_buf()));
         }
         let engine_dir = dir.join("fjall");
-        let journal_before = journal_bytes(&engine_dir);
+        let journals_before = journal_sizes(&engine_dir);
         let opening = std::time::Instant::now();
         // One background worker: with more, fjall's worker 0 hands every compaction request
         // back to the queue, and on a small machine that ping-pong costs a core under load.
@@ -112,7 +112,7 @@ impl Store {
                 other => StoreError::Engine(other),
             })?;
         let engine_open = opening.elapsed();
-        let journal_after = journal_bytes(&engine_dir);
+        let journals_after = journal_sizes(&engine_dir);
         let open = |name: &str| {
             db.keyspace(name, || {
                 KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
@@ -128,8 +128,18 @@ impl Store {
         };
         check_format(&ks.meta)?;
         let (streams, mut report) = crate::load::load(&ks)?;
-        report.torn_journal_bytes = journal_before.saturating_sub(journal_after);
-        report.journal_replayed_bytes = journal_before;
+        // A journal the engine cut short at recovery lost a torn tail; journals it deleted
+        // (already flushed into tables) lost nothing.
+        report.torn_journal_bytes = journals_before
+            .iter()
+            .filter_map(|(path, before)| {
+                journals_after
+                    .iter()
+                    .find(|(p, _)| p == path)
+                    .map(|(_, after)| before.saturating_sub(*after))
+            })
+            .sum();
+        report.journal_replayed_bytes = journals_before.iter().map(|(_, n)| n).sum();
         report.engine_open = engine_open;
         let durability = Durability::new(policy);
         let syncer = {
@@ -494,9 +504,21 @@ fn dir_bytes(dir: &Path) -> u64 {
     walk(dir, &|_| true)
 }
 
-/// Bytes of the journal files below `dir`.
-fn journal_bytes(dir: &Path) -> u64 {
-    walk(dir, &|p| p.extension().is_some_and(|e| e == "jnl"))
+/// Every journal file below `dir` with its size.
+fn journal_sizes(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) if p.extension().is_some_and(|x| x == "jnl") => out.push((p, m.len())),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> u64 {
