@@ -649,3 +649,24 @@ fn redis_cli_talks_to_the_server() {
     assert!(run(&["INFO", "server"]).contains("redis_version:7.4.0"));
     assert!(run(&["NOSUCH"]).contains("unknown command"));
 }
+
+#[test]
+fn an_unknown_subcommand_inside_multi_aborts_the_transaction() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.send_cmd(&[b"MULTI"]);
+    raw.send_cmd(&[b"CLIENT", b"NOSUCH"]);
+    raw.send_cmd(&[b"ECHO", b"x"]);
+    raw.send_cmd(&[b"EXEC"]);
+    assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
+    assert!(
+        error_text(&raw.read2())
+            .unwrap()
+            .starts_with("ERR unknown subcommand")
+    );
+    assert_eq!(raw.read2(), F2::SimpleString(b"QUEUED".to_vec()));
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "EXECABORT Transaction discarded because of previous errors."
+    );
+}

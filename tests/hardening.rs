@@ -146,3 +146,94 @@ fn a_command_with_a_million_arguments_is_served() {
     let pong: String = cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+#[test]
+fn overlong_stream_names_are_refused_and_the_connection_lives() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    let long = "k".repeat(70_000);
+    let err = cmd("XADD")
+        .arg(&long)
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("longer than 16384 bytes"), "{err}");
+    let _: String = cmd("XADD")
+        .arg("s")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    let err = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("s")
+        .arg(&long)
+        .arg("0")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("longer than"), "{err}");
+    // A large field value is fine: values are not part of any storage key.
+    let big = "v".repeat(200_000);
+    let _: String = cmd("XADD")
+        .arg("s")
+        .arg("*")
+        .arg("f")
+        .arg(&big)
+        .query(&mut c)
+        .unwrap();
+    let n: i64 = cmd("XLEN").arg("s").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn watch_multi_exec_never_loses_a_concurrent_update() {
+    let server = TestServer::start();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = server.url(false);
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url)
+                    .unwrap()
+                    .get_connection_with_timeout(brooklet::IO_TIMEOUT)
+                    .unwrap();
+                c.set_read_timeout(Some(brooklet::IO_TIMEOUT)).unwrap();
+                let mut committed = 0;
+                for _ in 0..150 {
+                    let _: () = cmd("WATCH").arg("counter").query(&mut c).unwrap();
+                    let len: i64 = cmd("XLEN").arg("counter").query(&mut c).unwrap();
+                    let res: Option<(String,)> = redis::pipe()
+                        .atomic()
+                        .cmd("XADD")
+                        .arg("counter")
+                        .arg("*")
+                        .arg("seen")
+                        .arg(len)
+                        .query(&mut c)
+                        .unwrap();
+                    committed += usize::from(res.is_some());
+                }
+                committed
+            })
+        })
+        .collect();
+    let committed: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let mut c = server.client(false);
+    let entries: redis::streams::StreamRangeReply = cmd("XRANGE")
+        .arg("counter")
+        .arg("-")
+        .arg("+")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(entries.ids.len(), committed);
+    // Each committed EXEC saw the length it extended: the values are 0, 1, 2, ... exactly once.
+    let mut seen: Vec<i64> = entries
+        .ids
+        .iter()
+        .map(|e| e.get::<i64>("seen").unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..committed as i64).collect::<Vec<_>>());
+}

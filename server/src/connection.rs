@@ -72,10 +72,28 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
         reader: RequestReader::new(),
         out_frames: 0,
     };
+    // Even if a command panics and ends this task, the client must not stay registered
+    // (a ghost in CLIENT LIST, subscriptions receiving messages nobody reads).
+    let _registered = Registered {
+        shared: shared.clone(),
+        id: handle.id,
+    };
     // The loop ends either way; how it ended changes nothing in the clean-up.
     let _ = conn.run(&mut client, &mut rx).await;
     crate::cmd::disconnect_cleanup(&shared, &mut client);
-    shared.clients.remove(handle.id);
+}
+
+/// Removes a client from the registry and the pub/sub registry when its task ends.
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        crate::keyspace::lock(&self.shared.pubsub).remove_client(self.id);
+        self.shared.clients.remove(self.id);
+    }
 }
 
 #[cfg(unix)]

@@ -475,12 +475,17 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
                     truncate_arg(&argv[1]),
                     table.entries[idx].full_name.to_ascii_uppercase()
                 );
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
                 return (Some(Reply::error(e)), Outcome::Continue);
             }
         }
     }
     let stat = &shared.command_stats[idx];
-    if let Some(err) = precheck(shared, client, idx, spec, argv.len()) {
+    let refusal = precheck(shared, client, idx, spec, argv.len())
+        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
+    if let Some(err) = refusal {
         stat.rejected.fetch_add(1, Ordering::Relaxed);
         if let Some(m) = client.multi.as_mut() {
             m.aborted = true;
@@ -519,6 +524,27 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
             Outcome::Continue
         },
     )
+}
+
+/// Longest stream key, group or consumer name Brooklet accepts: the store's keys are built
+/// from all three and fjall refuses keys over 64 KiB.
+const MAX_NAME_LEN: usize = 16 * 1024;
+
+/// Refuses stream commands whose key, group or consumer name the store could not hold. XADD's
+/// later arguments are field values (stored as values, any size); every other stream
+/// command's arguments are names, IDs, numbers or keywords.
+fn name_too_long(full_name: &str, argv: &[Bytes]) -> Option<String> {
+    if !full_name.starts_with('x') {
+        return None;
+    }
+    let names = if full_name == "xadd" {
+        &argv[1..argv.len().min(2)]
+    } else {
+        &argv[1..]
+    };
+    names.iter().any(|a| a.len() > MAX_NAME_LEN).then(|| {
+        format!("ERR key, group or consumer name longer than {MAX_NAME_LEN} bytes (a Brooklet storage limit)")
+    })
 }
 
 /// Checks arity, authentication and subscribed mode; Some(error text) refuses the command.
@@ -563,14 +589,22 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
     let started = Instant::now();
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
+    // Watchers are dirtied before the gate is released, so an EXEC (which checks its flag
+    // under the exclusive gate) can never run between this write and the dirtying.
     let result = if entry.spec.flags & flags::EXCLUSIVE != 0 && !ctx.client.in_exec {
         let _gate = ctx.shared.gate_exclusive();
-        handler(ctx, argv)
+        let r = handler(ctx, argv);
+        touch_watchers(ctx);
+        r
     } else if keyed && !ctx.client.in_exec {
         let _gate = ctx.shared.gate_shared();
-        handler(ctx, argv)
+        let r = handler(ctx, argv);
+        touch_watchers(ctx);
+        r
     } else {
-        handler(ctx, argv)
+        let r = handler(ctx, argv);
+        touch_watchers(ctx);
+        r
     };
     let stat = &ctx.shared.command_stats[idx];
     stat.calls.fetch_add(1, Ordering::Relaxed);
@@ -586,6 +620,13 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
             stat.failed.fetch_add(1, Ordering::Relaxed);
             e.into()
         }
+    }
+}
+
+/// Marks the clients watching the keys this command changed.
+fn touch_watchers(ctx: &Ctx<'_>) {
+    for (db, key) in &ctx.touched {
+        ctx.shared.watches.touch(*db, key);
     }
 }
 
@@ -663,12 +704,16 @@ fn truncate_arg(a: &[u8]) -> String {
 }
 
 /// Runs a transaction's queued commands under the exclusive gate.
-pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> Vec<Reply> {
+/// None when a watched key changed (checked under the gate, so no write can slip in after).
+pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> Option<Vec<Reply>> {
     let shared = ctx.shared;
     let mut replies = Vec::with_capacity(queue.len());
     let mut touched = Vec::new();
     {
         let _gate = shared.gate_exclusive();
+        if ctx.client.watch_dirty.load(Ordering::Acquire) {
+            return None;
+        }
         ctx.client.in_exec = true;
         for (idx, argv) in queue {
             let mut inner = Ctx::new(shared, ctx.client);
@@ -684,7 +729,7 @@ pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> 
         ctx.client.in_exec = false;
     }
     ctx.touched.extend(touched);
-    replies
+    Some(replies)
 }
 
 /// A HELP reply: the header line, the given lines, and the HELP line, as Redis formats them.

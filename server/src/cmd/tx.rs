@@ -75,17 +75,15 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(CommandError::msg("ERR EXEC without MULTI"));
     };
     ctx.client.handle.multi_len.store(0, Ordering::Relaxed);
-    let dirty = ctx.client.watch_dirty.load(Ordering::Acquire);
-    unwatch_all(ctx);
     if state.aborted {
+        unwatch_all(ctx);
         return Err(CommandError::msg(
             "EXECABORT Transaction discarded because of previous errors.",
         ));
     }
-    if dirty {
-        return Ok(Reply::NullArray);
-    }
-    Ok(Reply::Array(super::exec_queue(ctx, state.queue)))
+    let replies = super::exec_queue(ctx, state.queue);
+    unwatch_all(ctx);
+    Ok(replies.map(Reply::Array).unwrap_or(Reply::NullArray))
 }
 
 fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
