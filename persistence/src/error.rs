@@ -16,6 +16,13 @@ pub enum StoreError {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// The directory was written by an older format this build does not read.
+    OlderFormat {
+        /// Format version found on disk.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
     /// Stored bytes could not be decoded.
     Corrupt(String),
     /// The storage engine failed.
@@ -35,6 +42,10 @@ impl fmt::Display for StoreError {
             StoreError::NewerFormat { found, supported } => write!(
                 f,
                 "the data directory was written by a newer Brooklet (format {found}; this build reads up to {supported}); refusing to open it"
+            ),
+            StoreError::OlderFormat { found, supported } => write!(
+                f,
+                "the data directory was written by an older Brooklet (format {found}; this build reads format {supported}); refusing to open it rather than misread it"
             ),
             StoreError::Corrupt(what) => write!(f, "corrupt data: {what}"),
             StoreError::Engine(e) => write!(f, "storage engine error: {e}"),

@@ -27,6 +27,11 @@ pub fn entry_key(prefix: &[u8], id: StreamId) -> Vec<u8> {
     out
 }
 
+/// A node record's key: stream prefix + the node's first entry ID.
+pub fn node_key(prefix: &[u8], master: StreamId) -> Vec<u8> {
+    entry_key(prefix, master)
+}
+
 /// A group's key: stream prefix + name length + name.
 pub fn group_key(prefix: &[u8], group: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 4 + group.len() + 16);

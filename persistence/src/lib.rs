@@ -16,9 +16,10 @@ mod durability;
 mod error;
 mod keys;
 mod load;
+mod source;
 mod store;
 
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use load::{LoadedStream, RecoveryReport};
-pub use store::{Store, StoreStats};
+pub use store::{DEFAULT_STREAM_CACHE_BYTES, Store, StoreStats};

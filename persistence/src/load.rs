@@ -1,17 +1,22 @@
-//! Recovery: rebuilding every stream from the store at start-up.
+//! Recovery: rebuilding every stream's metadata from the store at start-up.
 //!
-//! Records are replayed through `Stream::apply`, the same code that defines what each
-//! mutation means, so a reloaded stream is built by the rules that built the original.
+//! Only metadata is read: stream records, node records, groups, consumers and pending
+//! entries, plus the entries of each stream's last node (appends to it do not rewrite its
+//! record). Every other entry stays on disk until a command needs it, so start-up time and
+//! memory follow the number of nodes, not of entries.
 
 use bytes::Bytes;
 use hashbrown::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use brooklet_streams::{Mutation, Stream, StreamId};
+use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId, StreamMeta};
 
-use crate::codec::{DELETED, NEW_NODE, Reader, decode_entry};
+use crate::codec::Reader;
 use crate::error::StoreError;
-use crate::keys::{read_id, split_name, split_prefix};
+use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
+use crate::source::CacheMisses;
 use crate::store::Keyspaces;
 
 /// A stream found in the store.
@@ -29,8 +34,10 @@ pub struct LoadedStream {
 pub struct RecoveryReport {
     /// Streams loaded.
     pub streams: u64,
-    /// Entries loaded.
+    /// Live entries in them (most stay on disk).
     pub entries: u64,
+    /// Nodes (runs of entries) in them.
+    pub nodes: u64,
     /// Consumer groups loaded.
     pub groups: u64,
     /// Pending entries loaded.
@@ -51,12 +58,35 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("malformed {what} key"))
 }
 
-/// Loads every stream.
-pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport), StoreError> {
+/// Loads every stream's metadata; `budget` is the `stream-cache-bytes` their sources share.
+pub(crate) fn load(
+    ks: &Keyspaces,
+    budget: &Arc<AtomicUsize>,
+    misses: &Arc<CacheMisses>,
+) -> Result<(Vec<LoadedStream>, RecoveryReport), StoreError> {
     let started = Instant::now();
     let mut report = RecoveryReport::default();
+    let mut nodes: HashMap<(u32, Bytes), Vec<NodeMeta>> = HashMap::new();
+    for kv in ks.nodes.iter() {
+        let (k, v) = kv.into_inner()?;
+        let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("node"))?;
+        let master = read_id(rest).ok_or_else(|| corrupt("node"))?;
+        let mut r = Reader::new(&v, "node");
+        let node = NodeMeta {
+            master,
+            last: StreamId::new(r.u64()?, r.u64()?),
+            live: r.u64()?,
+            deleted: r.u64()?,
+            first_live: StreamId::new(r.u64()?, r.u64()?),
+            last_live: StreamId::new(r.u64()?, r.u64()?),
+        };
+        nodes
+            .entry((db, Bytes::copy_from_slice(key)))
+            .or_default()
+            .push(node);
+        report.nodes += 1;
+    }
     let mut streams: StreamMap = HashMap::new();
-    let mut metas: HashMap<(u32, Bytes), (StreamId, u64, StreamId)> = HashMap::new();
     for kv in ks.streams.iter() {
         let (k, v) = kv.into_inner()?;
         let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("stream"))?;
@@ -64,58 +94,28 @@ pub(crate) fn load(ks: &Keyspaces) -> Result<(Vec<LoadedStream>, RecoveryReport)
             return Err(corrupt("stream"));
         }
         let mut r = Reader::new(&v, "stream");
-        let last_id = StreamId::new(r.u64()?, r.u64()?);
-        let entries_added = r.u64()?;
-        let max_deleted_id = StreamId::new(r.u64()?, r.u64()?);
+        let meta = StreamMeta {
+            last_id: StreamId::new(r.u64()?, r.u64()?),
+            entries_added: r.u64()?,
+            max_deleted_id: StreamId::new(r.u64()?, r.u64()?),
+        };
         let key = Bytes::copy_from_slice(key);
-        streams.insert((db, key.clone()), Stream::new());
-        metas.insert((db, key), (last_id, entries_added, max_deleted_id));
+        let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
+        let source = crate::store::source(ks, budget, misses, stream_prefix(db, &key));
+        let stream = Stream::restore(meta, &its_nodes, source).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "stream '{}': {e}",
+                String::from_utf8_lossy(&key)
+            ))
+        })?;
+        report.entries += stream.len();
+        streams.insert((db, key), stream);
     }
-    let mut tombstones: HashMap<(u32, Bytes), Vec<StreamId>> = HashMap::new();
-    for kv in ks.entries.iter() {
-        let (k, v) = kv.into_inner()?;
-        let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("entry"))?;
-        let id = read_id(rest).ok_or_else(|| corrupt("entry"))?;
-        let (fields, flags) = decode_entry(&v)?;
-        let stream = find(&mut streams, db, key)?;
-        stream.apply(&Mutation::EntryAdded {
-            id,
-            fields,
-            new_node: flags & NEW_NODE != 0,
-        });
-        // Entries past the recorded last-id were added by plain XADDs since the record was
-        // written: they advance last-id and entries-added.
-        if let Some(meta) = metas.get_mut(&(db, Bytes::copy_from_slice(key)))
-            && id > meta.0
-        {
-            meta.0 = id;
-            meta.1 += 1;
-        }
-        if flags & DELETED != 0 {
-            tombstones
-                .entry((db, Bytes::copy_from_slice(key)))
-                .or_default()
-                .push(id);
-        } else {
-            report.entries += 1;
-        }
-    }
-    // Deletions after every entry is in place: deleting a node's last live entry drops the
-    // node, and the entries after it must still find it while they are appended.
-    for (k, ids) in tombstones {
-        if let Some(s) = streams.get_mut(&k) {
-            s.apply(&Mutation::EntriesDeleted { ids });
-        }
-    }
-    // Metadata after entries: replaying an entry refuses IDs at or below last-id.
-    for (k, (last_id, entries_added, max_deleted_id)) in metas {
-        if let Some(s) = streams.get_mut(&k) {
-            s.apply(&Mutation::StreamMeta {
-                last_id,
-                entries_added,
-                max_deleted_id,
-            });
-        }
+    if let Some(((_, key), _)) = nodes.iter().next() {
+        return Err(StoreError::Corrupt(format!(
+            "node records of stream '{}', which has no stream record",
+            String::from_utf8_lossy(key)
+        )));
     }
     for kv in ks.groups.iter() {
         let (k, v) = kv.into_inner()?;

@@ -5,31 +5,35 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use brooklet_streams::{Mutation, Stream, StreamId};
+use brooklet_streams::{EntrySource, Mutation, NodeMeta, Stream, StreamId};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 
 use crate::codec::{DELETED, Writer, encode_entry};
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
 use crate::error::StoreError;
 use crate::keys::{
-    consumer_key, db_prefix, entry_key, group_key, pending_key, read_id, split_prefix,
+    consumer_key, db_prefix, entry_key, group_key, node_key, pending_key, read_id, split_prefix,
     stream_prefix,
 };
 use crate::load::{LoadedStream, RecoveryReport};
+use crate::source::{CacheMisses, FjallSource};
 
-/// Block cache for reads that miss memory. Streams are served from memory, so the store reads
-/// only at start-up and for trims: a small cache is enough.
+/// Block cache for reads that miss memory: nodes evicted from the streams' own caches, trims
+/// and start-up. Recent entries are served from the streams' memory, so this stays small.
 const BLOCK_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Default for `stream-cache-bytes`: node data one stream keeps in memory besides its tail.
+pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Largest memtable per keyspace before it is flushed to a table. fjall's default (64 MiB per
 /// keyspace) would hold a second, much less compact copy of recent entries in memory.
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The on-disk format this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes and reads (2 added the `nodes` keyspace).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The fjall keyspaces, one per class of record.
 pub(crate) struct Keyspaces {
@@ -39,6 +43,8 @@ pub(crate) struct Keyspaces {
     pub streams: Keyspace,
     /// One record per entry, ordered by stream then ID.
     pub entries: Keyspace,
+    /// One record per node: its ID bounds and counts, so start-up need not read entries.
+    pub nodes: Keyspace,
     /// One record per consumer group.
     pub groups: Keyspace,
     /// One record per consumer.
@@ -62,6 +68,10 @@ pub struct StoreStats {
     pub durable: u64,
     /// Whether an fsync failed.
     pub failed: bool,
+    /// Nodes read back from disk because they had left memory.
+    pub nodes_read: u64,
+    /// Entries in those nodes.
+    pub entries_read: u64,
 }
 
 /// The open data directory.
@@ -71,6 +81,10 @@ pub struct Store {
     durability: Arc<Durability>,
     syncer: Option<JoinHandle<()>>,
     dir: PathBuf,
+    /// `stream-cache-bytes`, shared with every stream's entry source.
+    cache_budget: Arc<AtomicUsize>,
+    /// Reads of evicted nodes, counted by every stream's entry source.
+    misses: Arc<CacheMisses>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -122,12 +136,15 @@ impl Store {
             meta: open("meta")?,
             streams: open("streams")?,
             entries: open("entries")?,
+            nodes: open("nodes")?,
             groups: open("groups")?,
             consumers: open("consumers")?,
             pending: open("pending")?,
         };
         check_format(&ks.meta)?;
-        let (streams, mut report) = crate::load::load(&ks)?;
+        let cache_budget = Arc::new(AtomicUsize::new(DEFAULT_STREAM_CACHE_BYTES));
+        let misses = Arc::new(CacheMisses::default());
+        let (streams, mut report) = crate::load::load(&ks, &cache_budget, &misses)?;
         // A journal the engine cut short at recovery lost a torn tail; journals it deleted
         // (already flushed into tables) lost nothing.
         report.torn_journal_bytes = journals_before
@@ -155,6 +172,8 @@ impl Store {
             durability,
             syncer: Some(syncer),
             dir: dir.to_path_buf(),
+            cache_budget,
+            misses,
             _lock: lock,
         };
         Ok((store, streams, report))
@@ -178,6 +197,10 @@ impl Store {
         // Entries added by this batch are kept aside so a trim in the same command (XADD
         // MAXLEN 0) removes them too, without reading them back from disk.
         let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        // Nodes whose record must be rewritten (or removed, if the node is gone by the end).
+        // An append to the tail does not count: start-up reads the tail's entries anyway,
+        // so its record only has to exist, and it is written when the node opens.
+        let mut touched: Vec<StreamId> = Vec::new();
         for m in muts {
             match m {
                 Mutation::EntryAdded {
@@ -186,6 +209,13 @@ impl Store {
                     new_node,
                 } => {
                     added.insert(*id, encode_entry(fields, *new_node));
+                    if *new_node {
+                        touched.push(*id);
+                        // The node before it is now closed: its final counts are recorded.
+                        if let Some(prev) = stream.node_before(*id) {
+                            touched.push(prev.master);
+                        }
+                    }
                 }
                 Mutation::EntriesDeleted { ids } => {
                     // The entry stays as a tombstone: its node keeps the slot, and a reload
@@ -202,7 +232,19 @@ impl Store {
                         if let Some(flags) = value.first_mut() {
                             *flags |= DELETED;
                         }
+                        if let Some(node) = stream.node_holding(*id) {
+                            touched.push(node.master);
+                        }
                     }
+                }
+                Mutation::NodeDropped { master, last } => {
+                    added.retain(|id, _| id < master || id > last);
+                    let from = entry_key(&prefix, *master);
+                    let to = entry_key(&prefix, *last);
+                    for kv in self.ks.entries.range(from.as_slice()..=to.as_slice()) {
+                        batch.remove(&self.ks.entries, kv.key()?);
+                    }
+                    batch.remove(&self.ks.nodes, node_key(&prefix, *master));
                 }
                 Mutation::Trimmed { through } => {
                     // Entries of dropped nodes go; those of a node the trim only cut into stay
@@ -233,6 +275,17 @@ impl Store {
                             }
                             _ => batch.remove(&self.ks.entries, k),
                         }
+                    }
+                    // Records of the nodes dropped whole; the one cut into is rewritten.
+                    match stream.first_node_id() {
+                        Some(first) => {
+                            let end = node_key(&prefix, first);
+                            for kv in self.ks.nodes.range(prefix.as_slice()..end.as_slice()) {
+                                batch.remove(&self.ks.nodes, kv.key()?);
+                            }
+                            touched.push(first);
+                        }
+                        None => self.remove_prefix(&mut batch, &self.ks.nodes, &prefix)?,
                     }
                 }
                 Mutation::StreamMeta { .. } => {}
@@ -307,13 +360,28 @@ impl Store {
         for (id, value) in added {
             batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
         }
-        // A plain XADD to an existing stream leaves the stream record alone: recovery derives
-        // last-id and entries-added from the entries after it (see LAYOUT.md), which halves
-        // the writes of the hottest command. Anything else rewrites the record.
-        let plain_add = muts
-            .iter()
-            .all(|m| matches!(m, Mutation::EntryAdded { .. }))
-            && stream.entries_added() > muts.len() as u64;
+        touched.sort_unstable();
+        touched.dedup();
+        for master in touched {
+            let k = node_key(&prefix, master);
+            match stream.node(master) {
+                Some(node) => batch.insert(&self.ks.nodes, k, encode_node(&node)),
+                None => batch.remove(&self.ks.nodes, k),
+            }
+        }
+        // An XADD that appends to the tail node of an existing stream leaves the stream record
+        // alone: recovery derives last-id and entries-added from the tail's entries past it
+        // (see LAYOUT.md), which halves the writes of the hottest command. Anything else,
+        // opening a node included, rewrites the record, so those entries are all in the tail.
+        let plain_add = muts.iter().all(|m| {
+            matches!(
+                m,
+                Mutation::EntryAdded {
+                    new_node: false,
+                    ..
+                }
+            )
+        }) && stream.entries_added() > muts.len() as u64;
         if !plain_add {
             let last = stream.last_id();
             let max_deleted = stream.max_deleted_id();
@@ -339,6 +407,7 @@ impl Store {
         batch.remove(&self.ks.streams, prefix.clone());
         for ks in [
             &self.ks.entries,
+            &self.ks.nodes,
             &self.ks.groups,
             &self.ks.consumers,
             &self.ks.pending,
@@ -358,6 +427,7 @@ impl Store {
         for ks in [
             &self.ks.streams,
             &self.ks.entries,
+            &self.ks.nodes,
             &self.ks.groups,
             &self.ks.consumers,
             &self.ks.pending,
@@ -450,6 +520,8 @@ impl Store {
             committed: self.durability.committed.load(Ordering::Relaxed),
             durable: self.durability.durable.load(Ordering::Relaxed),
             failed: self.durability.failed.load(Ordering::Relaxed),
+            nodes_read: self.misses.nodes.load(Ordering::Relaxed),
+            entries_read: self.misses.entries.load(Ordering::Relaxed),
         }
     }
 
@@ -458,7 +530,23 @@ impl Store {
     /// # Errors
     /// When a record cannot be read or decoded.
     pub fn load_all(&self) -> Result<(Vec<LoadedStream>, RecoveryReport), StoreError> {
-        crate::load::load(&self.ks)
+        crate::load::load(&self.ks, &self.cache_budget, &self.misses)
+    }
+
+    /// Where stream `key` of database `db` reads its evicted nodes back from.
+    pub fn source(&self, db: u32, key: &[u8]) -> Arc<dyn EntrySource> {
+        source(&self.ks, &self.cache_budget, &self.misses, stream_prefix(db, key))
+    }
+
+    /// Sets `stream-cache-bytes` for every stream (streams shed the excess on their next
+    /// append or read).
+    pub fn set_stream_cache_bytes(&self, bytes: usize) {
+        self.cache_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The `stream-cache-bytes` in force.
+    pub fn stream_cache_bytes(&self) -> usize {
+        self.cache_budget.load(Ordering::Relaxed)
     }
 
     /// The data directory.
@@ -494,9 +582,44 @@ fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
                     supported: FORMAT_VERSION,
                 });
             }
+            if found < FORMAT_VERSION {
+                return Err(StoreError::OlderFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
             Ok(())
         }
     }
+}
+
+/// The entry source of the stream whose records start with `prefix`.
+pub(crate) fn source(
+    ks: &Keyspaces,
+    budget: &Arc<AtomicUsize>,
+    misses: &Arc<CacheMisses>,
+    prefix: Vec<u8>,
+) -> Arc<dyn EntrySource> {
+    Arc::new(FjallSource {
+        entries: ks.entries.clone(),
+        prefix,
+        budget: budget.clone(),
+        reads: misses.clone(),
+    })
+}
+
+/// A node record: last ID, live and deleted counts, first and last live IDs.
+pub(crate) fn encode_node(n: &NodeMeta) -> Vec<u8> {
+    Writer::default()
+        .u64(n.last.ms)
+        .u64(n.last.seq)
+        .u64(n.live)
+        .u64(n.deleted)
+        .u64(n.first_live.ms)
+        .u64(n.first_live.seq)
+        .u64(n.last_live.ms)
+        .u64(n.last_live.seq)
+        .0
 }
 
 /// Bytes of every file below `dir`.

@@ -53,6 +53,9 @@ pub struct Config {
     pub stream_node_max_entries: u64,
     /// `stream-node-max-bytes`: bytes per stream node (0 = unlimited).
     pub stream_node_max_bytes: u64,
+    /// `stream-cache-bytes`: node data each stream keeps in memory besides its newest node;
+    /// older nodes are read back from disk when a command needs them.
+    pub stream_cache_bytes: u64,
     /// `notify-keyspace-events`: keyspace notification classes, Redis's flag letters.
     pub notify_keyspace_events: String,
     /// `client-output-buffer-limit` for normal clients.
@@ -86,6 +89,7 @@ impl Default for Config {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             stream_node_max_entries: 100,
             stream_node_max_bytes: 4096,
+            stream_cache_bytes: brooklet_persistence::DEFAULT_STREAM_CACHE_BYTES as u64,
             notify_keyspace_events: String::new(),
             output_limit_normal: OutputLimit {
                 hard: 0,
@@ -122,6 +126,7 @@ pub const PARAMETERS: &[&str] = &[
     "client-query-buffer-limit",
     "stream-node-max-entries",
     "stream-node-max-bytes",
+    "stream-cache-bytes",
     "notify-keyspace-events",
     "client-output-buffer-limit",
     "timeout",
@@ -196,6 +201,7 @@ impl Config {
             "client-query-buffer-limit" => self.client_query_buffer_limit.to_string(),
             "stream-node-max-entries" => self.stream_node_max_entries.to_string(),
             "stream-node-max-bytes" => self.stream_node_max_bytes.to_string(),
+            "stream-cache-bytes" => self.stream_cache_bytes.to_string(),
             "notify-keyspace-events" => self.notify_keyspace_events.clone(),
             "client-output-buffer-limit" => {
                 let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
@@ -294,6 +300,10 @@ impl Config {
             }
             "stream-node-max-bytes" => {
                 self.stream_node_max_bytes =
+                    parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?
+            }
+            "stream-cache-bytes" => {
+                self.stream_cache_bytes =
                     parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?
             }
             "notify-keyspace-events" => {

@@ -102,6 +102,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
             .await
             .map_err(std::io::Error::other)?;
     let (store, loaded, report) = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
+    store.set_stream_cache_bytes(usize::try_from(config.stream_cache_bytes).unwrap_or(usize::MAX));
     if report.torn_journal_bytes > 0 {
         tracing::warn!(
             "the journal ended in a torn or corrupt write: {} bytes dropped, state recovered up to the last complete batch",
@@ -114,9 +115,10 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         report.journal_replayed_bytes
     );
     tracing::info!(
-        "DB loaded from disk: {} streams, {} entries, {} groups, {} pending entries in {:.3} seconds",
+        "DB loaded from disk: {} streams, {} entries in {} nodes (entries stay on disk), {} groups, {} pending entries in {:.3} seconds",
         report.streams,
         report.entries,
+        report.nodes,
         report.groups,
         report.pending,
         report.elapsed.as_secs_f64()

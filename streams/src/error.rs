@@ -74,6 +74,8 @@ pub enum StreamError {
     WrongArity(&'static str),
     /// A generic syntax error.
     Syntax,
+    /// Entries evicted from memory could not be read back from storage.
+    Storage(String),
 }
 
 impl fmt::Display for StreamError {
@@ -144,6 +146,7 @@ impl fmt::Display for StreamError {
             LimitNegative => f.write_str("ERR The LIMIT argument must be >= 0."),
             WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
             Syntax => f.write_str("ERR syntax error"),
+            Storage(why) => write!(f, "ERR failed to read stream entries from disk: {why}"),
         }
     }
 }

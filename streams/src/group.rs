@@ -446,10 +446,10 @@ impl Stream {
         let limit = count.filter(|&c| c > 0).unwrap_or(u64::MAX);
         let (gname, cname) = self.touch_consumer(group, consumer, now_ms, out);
         match after {
-            Some(after) => Ok(Some(
-                self.read_history(&gname, &cname, after, limit, now_ms, out),
-            )),
-            None => Ok(self.read_new(&gname, &cname, limit, noack, now_ms, out)),
+            Some(after) => self
+                .read_history(&gname, &cname, after, limit, now_ms, out)
+                .map(Some),
+            None => self.read_new(&gname, &cname, limit, noack, now_ms, out),
         }
     }
 
@@ -494,9 +494,9 @@ impl Stream {
         limit: u64,
         now_ms: u64,
         out: &mut Vec<Mutation>,
-    ) -> Vec<MaybeEntry> {
+    ) -> Result<Vec<MaybeEntry>, StreamError> {
         let Some(start) = after.next() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let ids: Vec<StreamId> = match self.groups.get(gname).and_then(|g| g.consumers.get(cname)) {
             Some(c) => c
@@ -509,7 +509,7 @@ impl Stream {
         };
         let mut result = Vec::with_capacity(ids.len());
         for id in ids {
-            let fields = self.get(id).map(|e| e.fields);
+            let fields = self.get(id)?.map(|e| e.fields);
             if fields.is_some() {
                 // Redis counts a history re-read as a delivery.
                 if let Some(nack) = self.groups.get_mut(gname).and_then(|g| g.pel.get_mut(&id)) {
@@ -526,7 +526,7 @@ impl Stream {
             }
             result.push(MaybeEntry { id, fields });
         }
-        result
+        Ok(result)
     }
 
     fn read_new(
@@ -537,14 +537,16 @@ impl Stream {
         noack: bool,
         now_ms: u64,
         out: &mut Vec<Mutation>,
-    ) -> Option<Vec<MaybeEntry>> {
-        let last = self.groups.get(gname)?.last_id;
+    ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
+        let Some(last) = self.groups.get(gname).map(|g| g.last_id) else {
+            return Ok(None);
+        };
         // Served only if the stream has a live entry past the group's last ID.
         if self.last_live_id().is_none_or(|top| top <= last) {
-            return None;
+            return Ok(None);
         }
         let count = usize::try_from(limit).ok();
-        let entries = self.read_after(last, count);
+        let entries = self.read_after(last, count)?;
         let mut result = Vec::with_capacity(entries.len());
         for e in entries {
             self.deliver(gname, cname, e.id, noack, now_ms, out);
@@ -553,12 +555,13 @@ impl Stream {
                 fields: Some(e.fields),
             });
         }
-        let g = self.groups.get(gname)?;
-        out.push(Mutation::GroupUpdated {
-            group: gname.clone(),
-            last_id: g.last_id,
-            entries_read: g.entries_read,
-        });
+        if let Some(g) = self.groups.get(gname) {
+            out.push(Mutation::GroupUpdated {
+                group: gname.clone(),
+                last_id: g.last_id,
+                entries_read: g.entries_read,
+            });
+        }
         if !noack
             && !result.is_empty()
             && let Some(c) = self
@@ -574,7 +577,7 @@ impl Stream {
                 active_time: c.active_time,
             });
         }
-        Some(result)
+        Ok(Some(result))
     }
 
     /// One entry delivered with `>`: advance the group and record the NACK.
@@ -767,7 +770,7 @@ impl Stream {
         }
         let mut claimed = Claimed::new(args.just_id);
         for &id in &args.ids {
-            let entry = self.get(id);
+            let entry = self.get(id)?;
             let Some(g) = self.groups.get_mut(&gname) else {
                 break;
             };
@@ -898,7 +901,7 @@ impl Stream {
                 Some(n) => n,
                 None => StreamId::MAX,
             };
-            let entry = self.get(id);
+            let entry = self.get(id)?;
             let Some(g) = self.groups.get_mut(&gname) else {
                 break;
             };

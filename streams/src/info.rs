@@ -187,8 +187,13 @@ impl Stream {
     }
 
     /// XINFO STREAM.
-    pub fn info(&self) -> StreamInfo {
-        StreamInfo {
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when the first entry cannot be read back from storage.
+    pub fn info(&mut self) -> Result<StreamInfo, StreamError> {
+        let first_entry = self.first_entry()?;
+        let last_entry = self.last_entry()?;
+        Ok(StreamInfo {
             length: self.length,
             radix_tree_keys: self.nodes.len() as u64,
             radix_tree_nodes: self.radix_tree_nodes(),
@@ -197,14 +202,18 @@ impl Stream {
             entries_added: self.entries_added,
             recorded_first_entry_id: self.first_id,
             groups: self.groups.len() as u64,
-            first_entry: self.first_entry(),
-            last_entry: self.last_entry(),
-        }
+            first_entry,
+            last_entry,
+        })
     }
 
     /// XINFO STREAM FULL [COUNT n]: `count` 0 means everything.
-    pub fn info_full(&self, count: usize) -> StreamInfoFull {
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when entries cannot be read back from storage.
+    pub fn info_full(&mut self, count: usize) -> Result<StreamInfoFull, StreamError> {
         let limit = if count == 0 { usize::MAX } else { count };
+        let entries = self.range(StreamId::MIN, StreamId::MAX, Some(limit), false)?;
         let groups = self
             .groups
             .iter()
@@ -247,7 +256,7 @@ impl Stream {
                     .collect(),
             })
             .collect();
-        StreamInfoFull {
+        Ok(StreamInfoFull {
             length: self.length,
             radix_tree_keys: self.nodes.len() as u64,
             radix_tree_nodes: self.radix_tree_nodes(),
@@ -255,9 +264,9 @@ impl Stream {
             max_deleted_entry_id: self.max_deleted_id,
             entries_added: self.entries_added,
             recorded_first_entry_id: self.first_id,
-            entries: self.range(StreamId::MIN, StreamId::MAX, Some(limit), false),
+            entries,
             groups,
-        }
+        })
     }
 
     /// XINFO GROUPS.

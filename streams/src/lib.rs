@@ -16,7 +16,9 @@
 //!   `Vec`, replayable with [`Stream::apply`] to rebuild identical state.
 //!
 //! # What it must not know
-//! Sockets, RESP, tokio, keys and the keyspace, blocking, clocks and storage. Commands
+//! Sockets, RESP, tokio, keys and the keyspace, blocking, clocks and storage (entries
+//! evicted from memory come back through the [`EntrySource`] trait, which persistence
+//! implements). Commands
 //! take typed arguments (the server parses argv), the current time as `now_ms`, and
 //! the key name only to put it in error texts. Blocking readers are the server's:
 //! this crate answers "nothing to serve" (`None` / empty) and the server waits.
@@ -31,7 +33,7 @@
 //! let fields = [Bytes::from_static(b"temp"), Bytes::from_static(b"21")];
 //! let added = s.add(IdSpec::Auto, &fields, None, 1_700_000_000_000, &NodeLimits::default(), &mut journal)?;
 //! assert_eq!(added.id, StreamId::new(1_700_000_000_000, 0));
-//! assert_eq!(s.range(StreamId::MIN, StreamId::MAX, None, false)[0].fields, fields);
+//! assert_eq!(s.range(StreamId::MIN, StreamId::MAX, None, false)?[0].fields, fields);
 //!
 //! let mut replica = Stream::new();
 //! journal.iter().for_each(|m| replica.apply(m));
@@ -49,6 +51,7 @@ mod info;
 mod listpack;
 mod mutation;
 mod node;
+mod source;
 mod stream;
 mod trim;
 
@@ -65,5 +68,6 @@ pub use info::{
 };
 pub use mutation::Mutation;
 pub use node::NodeLimits;
-pub use stream::{AddOutcome, Stream};
+pub use source::{EntrySource, NodeMeta, StoredEntry};
+pub use stream::{AddOutcome, Stream, StreamMeta};
 pub use trim::{TrimArgs, TrimStrategy};

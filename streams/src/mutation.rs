@@ -27,6 +27,14 @@ pub enum Mutation {
         /// Deleted IDs, in command order.
         ids: Vec<StreamId>,
     },
+    /// XDEL deleted the last live entry of a node, so the node and its tombstones went
+    /// (follows the `EntriesDeleted` that did it).
+    NodeDropped {
+        /// The node's first entry.
+        master: StreamId,
+        /// Its last entry, tombstones included.
+        last: StreamId,
+    },
     /// A trim removed every live entry with ID `<= through` (and whole nodes ending
     /// at or before it).
     Trimmed {
@@ -122,8 +130,17 @@ impl Stream {
                 }
             }
             Mutation::EntriesDeleted { ids } => {
+                for &id in ids {
+                    if let Some(node) = self.node_holding(id) {
+                        // A replayed record has nothing to report an unreadable node to;
+                        // the entry then stays, as it would had the record been lost.
+                        let _ = self.hydrate(node.master);
+                    }
+                }
                 self.delete_ids(ids);
             }
+            // Deleting the node's last live entry (the record before) already dropped it.
+            Mutation::NodeDropped { .. } => {}
             Mutation::Trimmed { through } => self.trim_through(*through),
             Mutation::StreamMeta {
                 last_id,

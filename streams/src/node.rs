@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::id::StreamId;
 use crate::listpack;
+use crate::source::{NodeMeta, StoredEntry};
 
 /// Entry is deleted (a tombstone).
 pub(crate) const FLAG_DELETED: u8 = 1;
@@ -59,6 +60,9 @@ impl NodeLimits {
 }
 
 /// One node of packed entries; see the module docs for the layout.
+///
+/// A cold node has an empty `data` (its entries are in storage only) but keeps its counts
+/// and ID bounds, which is all that trimming, XLEN and first/last-ID bookkeeping need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
     data: Vec<u8>,
@@ -72,6 +76,12 @@ pub(crate) struct Node {
     pub(crate) deleted: u64,
     /// Listpack-equivalent bytes of everything except the live/deleted counters.
     lp_rest: u64,
+    /// Last entry, tombstones included.
+    pub(crate) last: StreamId,
+    /// First live entry (meaningless when `live` is 0).
+    pub(crate) first_live: StreamId,
+    /// Last live entry (meaningless when `live` is 0).
+    pub(crate) last_live: StreamId,
 }
 
 /// One decoded entry header inside a node.
@@ -184,7 +194,75 @@ impl Node {
             live: 0,
             deleted: 0,
             lp_rest,
+            last: StreamId::MIN,
+            first_live: StreamId::MIN,
+            last_live: StreamId::MIN,
         }
+    }
+
+    /// A cold node: metadata only, entries in storage.
+    pub(crate) fn cold(meta: &NodeMeta) -> Node {
+        Node {
+            data: Vec::new(),
+            entries_start: 0,
+            master_fields: 0,
+            live: meta.live,
+            deleted: meta.deleted,
+            lp_rest: 0,
+            last: meta.last,
+            first_live: meta.first_live,
+            last_live: meta.last_live,
+        }
+    }
+
+    /// Rebuilds a node from its stored entries (the first one opened it); `None` if there
+    /// are none.
+    pub(crate) fn rebuild(entries: &[StoredEntry]) -> Option<Node> {
+        let first = entries.first()?;
+        let mut node = Node::new(&first.fields);
+        for e in entries {
+            node.push(first.id, e.id, &e.fields);
+        }
+        let tombstones: Vec<RawEntry> = node
+            .iter(first.id)
+            .zip(entries)
+            .filter(|(_, stored)| stored.deleted)
+            .map(|(raw, _)| raw)
+            .collect();
+        for raw in &tombstones {
+            node.mark_deleted(first.id, raw);
+        }
+        node.shrink();
+        Some(node)
+    }
+
+    /// What storage keeps of this node.
+    pub(crate) fn meta(&self, master: StreamId) -> NodeMeta {
+        NodeMeta {
+            master,
+            last: self.last,
+            live: self.live,
+            deleted: self.deleted,
+            first_live: self.first_live,
+            last_live: self.last_live,
+        }
+    }
+
+    /// Whether two versions of a node (one rebuilt from storage) agree on their counts and
+    /// bounds.
+    pub(crate) fn same_counts(&self, other: &Node) -> bool {
+        let lives = self.live == 0 || (self.first_live, self.last_live) == (other.first_live, other.last_live);
+        (self.last, self.live, self.deleted) == (other.last, other.live, other.deleted) && lives
+    }
+
+    /// True when the entries are in storage only.
+    pub(crate) fn is_cold(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Drops the entries from memory, keeping the metadata.
+    pub(crate) fn evict(&mut self) {
+        self.data = Vec::new();
     }
 
     /// What `lpBytes()` of Redis's listpack for this node would be.
@@ -261,7 +339,12 @@ impl Node {
         }
         lp += listpack::int_elem(lp_count as i64);
         self.lp_rest += lp;
+        if self.live == 0 {
+            self.first_live = id;
+        }
         self.live += 1;
+        self.last = id;
+        self.last_live = id;
     }
 
     /// Iterates every entry (tombstones included) in ID order.
@@ -277,8 +360,8 @@ impl Node {
     }
 
     /// The node's last entry ID, tombstones included.
-    pub(crate) fn last_id(&self, master: StreamId) -> StreamId {
-        self.iter(master).last().map_or(master, |e| e.id)
+    pub(crate) fn last_id(&self) -> StreamId {
+        self.last
     }
 
     /// The live entry with this ID, if any.
@@ -289,13 +372,25 @@ impl Node {
     }
 
     /// Flags a live entry deleted and moves it from the live to the deleted count.
-    pub(crate) fn mark_deleted(&mut self, e: &RawEntry) {
+    pub(crate) fn mark_deleted(&mut self, master: StreamId, e: &RawEntry) {
         if let Some(f) = self.data.get_mut(e.flag_pos)
             && *f & FLAG_DELETED == 0
         {
             *f |= FLAG_DELETED;
             self.live = self.live.saturating_sub(1);
             self.deleted += 1;
+            if self.live > 0 && e.id == self.first_live {
+                let next = self.iter(master).find(|x| x.id > e.id && !x.is_deleted());
+                self.first_live = next.map_or(self.last, |x| x.id);
+            }
+            if self.live > 0 && e.id == self.last_live {
+                let prev = self
+                    .iter(master)
+                    .take_while(|x| x.id < e.id)
+                    .filter(|x| !x.is_deleted())
+                    .last();
+                self.last_live = prev.map_or(master, |x| x.id);
+            }
         }
     }
 
@@ -371,6 +466,7 @@ impl Iterator for NodeIter<'_> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn b(s: &str) -> Bytes {
@@ -396,10 +492,24 @@ mod tests {
         // Shared-field entries cost flags + two deltas + one value.
         assert!(n.data.len() < 40, "{}", n.data.len());
         let e = es[1];
-        n.mark_deleted(&e);
+        n.mark_deleted(master, &e);
         assert_eq!((n.live, n.deleted), (2, 1));
         assert!(n.find_live(master, e.id).is_none());
-        assert_eq!(n.last_id(master), StreamId::new(1001, 1));
+        assert_eq!(n.last_id(), StreamId::new(1001, 1));
+        n.mark_deleted(master, &es[0]);
+        assert_eq!(n.first_live, StreamId::new(1001, 1));
+        assert_eq!(n.last_live, StreamId::new(1001, 1));
+        let stored: Vec<StoredEntry> = es
+            .iter()
+            .map(|raw| StoredEntry {
+                id: raw.id,
+                deleted: raw.id != StreamId::new(1001, 1),
+                fields: n.fields(raw),
+            })
+            .collect();
+        let rebuilt = Node::rebuild(&stored).unwrap();
+        assert_eq!(rebuilt.meta(master), n.meta(master));
+        assert_eq!(rebuilt.data, n.data);
     }
 
     #[test]

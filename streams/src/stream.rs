@@ -1,7 +1,12 @@
 //! The stream: packed nodes of entries plus Redis's metadata, and the entry commands
 //! (XADD, XLEN, XRANGE/XREVRANGE, XDEL, XSETID, XREAD).
+//!
+//! With an [`EntrySource`] attached, only the tail node and a budget of recently used
+//! nodes keep their entries in memory; the others are cold (metadata only) and are read
+//! back from the source when a command needs their entries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -10,14 +15,16 @@ use crate::error::StreamError;
 use crate::group::ConsumerGroup;
 use crate::id::{IdSpec, ReadId, StreamId};
 use crate::mutation::Mutation;
-use crate::node::{Node, NodeLimits};
+use crate::node::{Node, NodeLimits, RawEntry};
+use crate::source::{EntrySource, NodeMeta};
 use crate::trim::TrimArgs;
 
 /// One Redis stream: its entries, metadata and consumer groups.
 ///
 /// Invariants: `length` is the number of live entries; every node holds entries in ID
-/// order, all above the previous node's; `last_id` is at least every entry's ID.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// order, all above the previous node's; `last_id` is at least every entry's ID; the tail
+/// node is never cold.
+#[derive(Clone, Debug, Default)]
 pub struct Stream {
     /// Nodes keyed by their master (first) entry ID.
     pub(crate) nodes: BTreeMap<StreamId, Node>,
@@ -33,7 +40,39 @@ pub struct Stream {
     pub(crate) entries_added: u64,
     /// Consumer groups by name (byte order, as Redis's radix tree lists them).
     pub(crate) groups: BTreeMap<Bytes, ConsumerGroup>,
+    /// Where cold nodes are read back from; `None` keeps every node in memory.
+    source: Option<Arc<dyn EntrySource>>,
+    /// Nodes in the order their entries came into memory, oldest first: eviction order.
+    /// May hold masters of nodes gone or already cold; those are skipped.
+    resident_order: VecDeque<StreamId>,
+    /// Heap bytes of every node whose entries are in memory, the tail included.
+    resident_bytes: usize,
 }
+
+/// Streams compare by content: which nodes happen to be in memory does not matter.
+impl PartialEq for Stream {
+    fn eq(&self, other: &Stream) -> bool {
+        let nodes_eq = self.nodes.len() == other.nodes.len()
+            && self
+                .nodes
+                .iter()
+                .zip(other.nodes.iter())
+                .all(|((ka, a), (kb, b))| {
+                    ka == kb
+                        && a.meta(*ka) == b.meta(*kb)
+                        && (a.is_cold() || b.is_cold() || a == b)
+                });
+        nodes_eq
+            && self.length == other.length
+            && self.last_id == other.last_id
+            && self.first_id == other.first_id
+            && self.max_deleted_id == other.max_deleted_id
+            && self.entries_added == other.entries_added
+            && self.groups == other.groups
+    }
+}
+
+impl Eq for Stream {}
 
 /// What XADD did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +83,87 @@ pub struct AddOutcome {
     pub trimmed: u64,
 }
 
+/// The stream's own metadata, as persistence records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamMeta {
+    /// `last-generated-id`.
+    pub last_id: StreamId,
+    /// `entries-added`.
+    pub entries_added: u64,
+    /// `max-deleted-entry-id`.
+    pub max_deleted_id: StreamId,
+}
+
 impl Stream {
     /// An empty stream (what XADD, XGROUP CREATE MKSTREAM create).
     pub fn new() -> Stream {
         Stream::default()
+    }
+
+    /// Rebuilds a stream from storage without reading its entries: every node but the
+    /// last starts cold; the last one is read from `source` (its recorded metadata may be
+    /// stale, since plain appends do not rewrite it). Entries found past the recorded
+    /// last-generated-id advance it and entries-added (they came from appends that did not
+    /// rewrite the stream's record).
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when the tail cannot be read.
+    pub fn restore(
+        meta: StreamMeta,
+        nodes: &[NodeMeta],
+        source: Arc<dyn EntrySource>,
+    ) -> Result<Stream, StreamError> {
+        let mut s = Stream {
+            last_id: meta.last_id,
+            entries_added: meta.entries_added,
+            max_deleted_id: meta.max_deleted_id,
+            source: Some(source.clone()),
+            ..Stream::default()
+        };
+        for n in nodes {
+            s.nodes.insert(n.master, Node::cold(n));
+        }
+        if let Some(tail) = nodes.last() {
+            let stored = source
+                .load(tail.master, StreamId::MAX)
+                .map_err(StreamError::Storage)?;
+            for e in &stored {
+                if e.id > s.last_id {
+                    s.last_id = e.id;
+                    s.entries_added += 1;
+                }
+            }
+            match Node::rebuild(&stored) {
+                Some(node) if stored.first().is_some_and(|e| e.id == tail.master) => {
+                    s.resident_bytes += node.heap_bytes();
+                    s.resident_order.push_back(tail.master);
+                    s.nodes.insert(tail.master, node);
+                }
+                _ => {
+                    return Err(StreamError::Storage(format!(
+                        "the last node ({}) is missing its first entry",
+                        tail.master
+                    )));
+                }
+            }
+        }
+        s.length = s.nodes.values().map(|n| n.live).sum();
+        s.refresh_first_id();
+        Ok(s)
+    }
+
+    /// Attaches the storage that cold nodes are read back from; from now on nodes beyond
+    /// the source's budget are evicted.
+    pub fn attach_source(&mut self, source: Arc<dyn EntrySource>) {
+        self.source = Some(source);
+        self.resident_order = self.nodes.keys().copied().collect();
+        self.resident_bytes = self.nodes.values().map(Node::heap_bytes).sum();
+        self.shed(None);
+    }
+
+    /// Whether a source is attached.
+    pub fn has_source(&self) -> bool {
+        self.source.is_some()
     }
 
     /// XLEN: live entries.
@@ -80,6 +196,15 @@ impl Stream {
         self.entries_added
     }
 
+    /// The stream's own metadata, as persistence records it.
+    pub fn meta(&self) -> StreamMeta {
+        StreamMeta {
+            last_id: self.last_id,
+            entries_added: self.entries_added,
+            max_deleted_id: self.max_deleted_id,
+        }
+    }
+
     /// Number of nodes (`radix-tree-keys`).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -91,9 +216,116 @@ impl Stream {
         self.nodes.keys().next().copied()
     }
 
-    /// Approximate heap bytes held by entries (node buffers only).
+    /// The node whose ID span (first to last entry, tombstones included) holds `id`.
+    pub fn node_holding(&self, id: StreamId) -> Option<NodeMeta> {
+        let (master, node) = self.nodes.range(..=id).next_back()?;
+        (id <= node.last).then(|| node.meta(*master))
+    }
+
+    /// The node whose first entry is `master`.
+    pub fn node(&self, master: StreamId) -> Option<NodeMeta> {
+        self.nodes.get(&master).map(|n| n.meta(master))
+    }
+
+    /// The node just before the one starting at `master`.
+    pub fn node_before(&self, master: StreamId) -> Option<NodeMeta> {
+        let (k, n) = self.nodes.range(..master).next_back()?;
+        Some(n.meta(*k))
+    }
+
+    /// Every node's metadata, in ID order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeMeta> + '_ {
+        self.nodes.iter().map(|(k, n)| n.meta(*k))
+    }
+
+    /// Approximate heap bytes held by entries in memory (node buffers only).
     pub fn entry_heap_bytes(&self) -> usize {
-        self.nodes.values().map(Node::heap_bytes).sum()
+        self.resident_bytes
+    }
+
+    /// Nodes whose entries are in memory.
+    pub fn resident_nodes(&self) -> usize {
+        self.nodes.values().filter(|n| !n.is_cold()).count()
+    }
+
+    /// Reads a cold node's entries back into memory (no-op for a resident one). Does not
+    /// evict: callers that hydrate several nodes before changing them call [`Self::shed`]
+    /// when done.
+    pub(crate) fn hydrate(&mut self, master: StreamId) -> Result<(), StreamError> {
+        let Some(node) = self.nodes.get(&master) else {
+            return Ok(());
+        };
+        if !node.is_cold() {
+            return Ok(());
+        }
+        let Some(source) = &self.source else {
+            return Err(StreamError::Storage("no storage attached".into()));
+        };
+        let stored = source
+            .load(master, node.last)
+            .map_err(StreamError::Storage)?;
+        let rebuilt = match Node::rebuild(&stored) {
+            Some(n) if stored.first().is_some_and(|e| e.id == master) => n,
+            _ => {
+                return Err(StreamError::Storage(format!(
+                    "node {master} is missing its first entry"
+                )));
+            }
+        };
+        if !rebuilt.same_counts(node) {
+            return Err(StreamError::Storage(format!(
+                "node {master} does not match its recorded counts"
+            )));
+        }
+        self.resident_bytes += rebuilt.heap_bytes();
+        self.resident_order.push_back(master);
+        self.nodes.insert(master, rebuilt);
+        Ok(())
+    }
+
+    /// Evicts the longest-resident nodes until the budget holds; never the tail (appends
+    /// go there) nor `keep` (the node a caller is reading).
+    pub(crate) fn shed(&mut self, keep: Option<StreamId>) {
+        let Some(source) = &self.source else {
+            return;
+        };
+        let tail = self.nodes.keys().next_back().copied();
+        let tail_bytes = tail
+            .and_then(|t| self.nodes.get(&t))
+            .map_or(0, Node::heap_bytes);
+        let budget = source.budget().saturating_add(tail_bytes);
+        let mut rotations = self.resident_order.len();
+        while self.resident_bytes > budget && rotations > 0 {
+            let Some(master) = self.resident_order.pop_front() else {
+                break;
+            };
+            let Some(node) = self.nodes.get_mut(&master) else {
+                continue;
+            };
+            if node.is_cold() {
+                continue;
+            }
+            if Some(master) == tail || Some(master) == keep {
+                self.resident_order.push_back(master);
+                rotations -= 1;
+                continue;
+            }
+            self.resident_bytes = self.resident_bytes.saturating_sub(node.heap_bytes());
+            node.evict();
+        }
+        // Masters of nodes since trimmed or deleted pile up when nothing needs evicting.
+        if self.resident_order.len() > 2 * self.nodes.len() + 16 {
+            let nodes = &self.nodes;
+            self.resident_order
+                .retain(|m| nodes.get(m).is_some_and(|n| !n.is_cold()));
+        }
+    }
+
+    /// Removes a node, keeping the resident-bytes count right.
+    pub(crate) fn remove_node(&mut self, master: StreamId) -> Option<Node> {
+        let node = self.nodes.remove(&master)?;
+        self.resident_bytes = self.resident_bytes.saturating_sub(node.heap_bytes());
+        Some(node)
     }
 
     /// XADD: appends one entry (`fields` flattened field, value, ...), then trims if
@@ -141,6 +373,10 @@ impl Stream {
         if id <= last {
             return Err(StreamError::XAddIdTooSmall);
         }
+        // The tail goes cold only when XDEL or a trim removed the node after it.
+        if let Some(&tail) = self.nodes.keys().next_back() {
+            self.hydrate(tail)?;
+        }
         let new_node = self.append(id, fields, limits, None);
         out.push(Mutation::EntryAdded {
             id,
@@ -155,7 +391,8 @@ impl Stream {
     }
 
     /// Appends an entry with a valid ID, opening a new node when the tail is full (or
-    /// when `force_new_node` says so, on replay). Returns whether a node was opened.
+    /// when `force_new_node` says so, on replay). The tail must be resident. Returns
+    /// whether a node was opened.
     pub(crate) fn append(
         &mut self,
         id: StreamId,
@@ -165,87 +402,113 @@ impl Stream {
     ) -> bool {
         let incoming: u64 = fields.iter().map(|f| f.len() as u64).sum();
         let mut new_node = true;
+        let mut before = 0;
+        let mut after = 0;
         if let Some((_, tail)) = self.nodes.iter_mut().next_back() {
-            new_node = force_new_node.unwrap_or_else(|| tail.is_full(incoming, limits));
+            new_node = tail.is_cold()
+                || force_new_node.unwrap_or_else(|| tail.is_full(incoming, limits));
+            before = tail.heap_bytes();
             if new_node {
                 tail.shrink();
             }
+            after = tail.heap_bytes();
         }
         if new_node {
             let mut node = Node::new(fields);
             node.push(id, id, fields);
+            after += node.heap_bytes();
             self.nodes.insert(id, node);
+            self.resident_order.push_back(id);
         } else if let Some((master, tail)) = self.nodes.iter_mut().next_back() {
             tail.push(*master, id, fields);
+            after = tail.heap_bytes();
         }
+        self.resident_bytes = (self.resident_bytes + after).saturating_sub(before);
         self.length += 1;
         self.entries_added += 1;
         self.last_id = id;
         if self.length == 1 {
             self.first_id = id;
         }
+        if new_node {
+            self.shed(None);
+        }
         new_node
     }
 
     /// XRANGE (`rev == false`, `start..=end`) and XREVRANGE (`rev == true`, from `end`
     /// down to `start`): live entries, at most `count` if given (`Some(0)` gives none).
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when evicted entries cannot be read back.
     pub fn range(
-        &self,
+        &mut self,
         start: StreamId,
         end: StreamId,
         count: Option<usize>,
         rev: bool,
-    ) -> Vec<Entry> {
+    ) -> Result<Vec<Entry>, StreamError> {
         let mut out = Vec::new();
         let limit = count.unwrap_or(usize::MAX);
         if limit == 0 || start > end {
-            return out;
+            return Ok(out);
         }
+        let mut visit = |node: &Node, e: &RawEntry| {
+            out.push(Entry {
+                id: e.id,
+                fields: node.fields(e),
+            });
+            out.len() < limit
+        };
         if rev {
-            self.for_each_rev(start, end, |node, e| {
-                out.push(Entry {
-                    id: e.id,
-                    fields: node.fields(e),
-                });
-                out.len() < limit
-            });
+            self.for_each_rev(start, end, &mut visit)?;
         } else {
-            self.for_each(start, end, |node, e| {
-                out.push(Entry {
-                    id: e.id,
-                    fields: node.fields(e),
-                });
-                out.len() < limit
-            });
+            self.for_each(start, end, &mut visit)?;
         }
-        out
+        Ok(out)
     }
 
-    /// Visits live entries in `start..=end` in order until `f` returns false.
+    /// Visits live entries in `start..=end` in order until `f` returns false, reading
+    /// cold nodes back as it reaches them.
     pub(crate) fn for_each(
-        &self,
+        &mut self,
         start: StreamId,
         end: StreamId,
-        mut f: impl FnMut(&Node, &crate::node::RawEntry) -> bool,
-    ) {
-        let first_key = self
+        mut f: impl FnMut(&Node, &RawEntry) -> bool,
+    ) -> Result<(), StreamError> {
+        let mut next = self
             .nodes
             .range(..=start)
             .next_back()
             .map_or(StreamId::MIN, |(k, _)| *k);
-        for (master, node) in self.nodes.range(first_key..) {
-            if *master > end {
-                return;
+        loop {
+            let Some((&master, node)) = self.nodes.range(next..).next() else {
+                return Ok(());
+            };
+            if master > end {
+                return Ok(());
             }
-            for e in node.iter(*master) {
+            let Some(after) = master.next() else {
+                return Ok(());
+            };
+            next = after;
+            if node.live == 0 || node.last < start {
+                continue;
+            }
+            self.hydrate(master)?;
+            self.shed(Some(master));
+            let Some(node) = self.nodes.get(&master) else {
+                continue;
+            };
+            for e in node.iter(master) {
                 if e.id > end {
-                    return;
+                    return Ok(());
                 }
                 if e.id < start || e.is_deleted() {
                     continue;
                 }
                 if !f(node, &e) {
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -253,75 +516,101 @@ impl Stream {
 
     /// Visits live entries in `start..=end` from the highest down until `f` returns false.
     fn for_each_rev(
-        &self,
+        &mut self,
         start: StreamId,
         end: StreamId,
-        mut f: impl FnMut(&Node, &crate::node::RawEntry) -> bool,
-    ) {
-        for (master, node) in self.nodes.range(..=end).rev() {
-            let entries: Vec<_> = node.iter(*master).collect();
-            for e in entries.iter().rev() {
-                if e.id < start {
-                    return;
+        mut f: impl FnMut(&Node, &RawEntry) -> bool,
+    ) -> Result<(), StreamError> {
+        let mut below = end;
+        loop {
+            let Some((&master, node)) = self.nodes.range(..=below).next_back() else {
+                return Ok(());
+            };
+            if node.last < start {
+                return Ok(());
+            }
+            let skip = node.live == 0;
+            if !skip {
+                self.hydrate(master)?;
+                self.shed(Some(master));
+                if let Some(node) = self.nodes.get(&master) {
+                    let entries: Vec<_> = node.iter(master).collect();
+                    for e in entries.iter().rev() {
+                        if e.id < start {
+                            return Ok(());
+                        }
+                        if e.id > end || e.is_deleted() {
+                            continue;
+                        }
+                        if !f(node, e) {
+                            return Ok(());
+                        }
+                    }
                 }
-                if e.id > end || e.is_deleted() {
-                    continue;
-                }
-                if !f(node, e) {
-                    return;
-                }
+            }
+            match master.prev() {
+                Some(p) => below = p,
+                None => return Ok(()),
             }
         }
     }
 
     /// The live entry with this ID.
-    pub fn get(&self, id: StreamId) -> Option<Entry> {
-        let (master, node) = self.nodes.range(..=id).next_back()?;
-        let e = node.find_live(*master, id)?;
-        Some(Entry {
-            id,
-            fields: node.fields(&e),
-        })
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when evicted entries cannot be read back.
+    pub fn get(&mut self, id: StreamId) -> Result<Option<Entry>, StreamError> {
+        Ok(self.range(id, id, Some(1), false)?.pop())
     }
 
     /// True if a live entry has this ID.
-    pub fn contains(&self, id: StreamId) -> bool {
-        self.nodes
-            .range(..=id)
-            .next_back()
-            .is_some_and(|(master, node)| node.find_live(*master, id).is_some())
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when evicted entries cannot be read back.
+    pub fn contains(&mut self, id: StreamId) -> Result<bool, StreamError> {
+        let mut found = false;
+        self.for_each(id, id, |_, _| {
+            found = true;
+            false
+        })?;
+        Ok(found)
     }
 
     /// The first live entry.
-    pub fn first_entry(&self) -> Option<Entry> {
-        self.range(StreamId::MIN, StreamId::MAX, Some(1), false)
-            .pop()
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when evicted entries cannot be read back.
+    pub fn first_entry(&mut self) -> Result<Option<Entry>, StreamError> {
+        Ok(self
+            .range(StreamId::MIN, StreamId::MAX, Some(1), false)?
+            .pop())
     }
 
     /// The last live entry.
-    pub fn last_entry(&self) -> Option<Entry> {
-        self.range(StreamId::MIN, StreamId::MAX, Some(1), true)
-            .pop()
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when evicted entries cannot be read back.
+    pub fn last_entry(&mut self) -> Result<Option<Entry>, StreamError> {
+        Ok(self
+            .range(StreamId::MIN, StreamId::MAX, Some(1), true)?
+            .pop())
     }
 
-    /// The ID of the last live entry (Redis's streamLastValidID).
+    /// The ID of the last live entry (Redis's streamLastValidID), from node metadata.
     pub(crate) fn last_live_id(&self) -> Option<StreamId> {
-        let mut found = None;
-        self.for_each_rev(StreamId::MIN, StreamId::MAX, |_, e| {
-            found = Some(e.id);
-            false
-        });
-        found
+        self.nodes
+            .values()
+            .rev()
+            .find(|n| n.live > 0)
+            .map(|n| n.last_live)
     }
 
-    /// The ID of the first live entry.
+    /// The ID of the first live entry, from node metadata.
     pub(crate) fn first_live_id(&self) -> Option<StreamId> {
-        let mut found = None;
-        self.for_each(StreamId::MIN, StreamId::MAX, |_, e| {
-            found = Some(e.id);
-            false
-        });
-        found
+        self.nodes
+            .values()
+            .find(|n| n.live > 0)
+            .map(|n| n.first_live)
     }
 
     /// Recomputes `first_id` after entries left (0-0 when empty).
@@ -333,51 +622,67 @@ impl Stream {
         };
     }
 
-    /// Deletes one live entry, dropping its node when it was the node's last live one.
-    pub(crate) fn delete_entry(&mut self, id: StreamId) -> bool {
-        let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else {
-            return false;
-        };
-        let Some(e) = node.find_live(master, id) else {
-            return false;
-        };
+    /// Deletes one live entry of a resident node, dropping the node when it was its last
+    /// live one: `None` if no live entry has the ID, else the node dropped, if one was.
+    fn delete_entry(&mut self, id: StreamId) -> Option<Option<NodeMeta>> {
+        let (&master, node) = self.nodes.range_mut(..=id).next_back()?;
+        let e = node.find_live(master, id)?;
+        let mut dropped = None;
         if node.live <= 1 {
-            self.nodes.remove(&master);
+            dropped = self.remove_node(master).map(|n| n.meta(master));
         } else {
-            node.mark_deleted(&e);
+            node.mark_deleted(master, &e);
         }
         self.length = self.length.saturating_sub(1);
-        true
+        Some(dropped)
     }
 
     /// XDEL: deletes the given IDs; returns how many were actually deleted.
-    pub fn delete(&mut self, ids: &[StreamId], out: &mut Vec<Mutation>) -> u64 {
-        let deleted = self.delete_ids(ids);
-        if !deleted.is_empty() {
-            let n = deleted.len() as u64;
-            out.push(Mutation::EntriesDeleted { ids: deleted });
-            return n;
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when the nodes holding the IDs cannot be read back;
+    /// nothing changes then.
+    pub fn delete(&mut self, ids: &[StreamId], out: &mut Vec<Mutation>) -> Result<u64, StreamError> {
+        for &id in ids {
+            if let Some(node) = self.node_holding(id) {
+                self.hydrate(node.master)?;
+            }
         }
-        0
+        let (deleted, dropped) = self.delete_ids(ids);
+        let n = deleted.len() as u64;
+        if !deleted.is_empty() {
+            out.push(Mutation::EntriesDeleted { ids: deleted });
+        }
+        for node in dropped {
+            out.push(Mutation::NodeDropped {
+                master: node.master,
+                last: node.last,
+            });
+        }
+        self.shed(None);
+        Ok(n)
     }
 
-    /// XDEL's effect, shared with replay: returns the IDs deleted.
-    pub(crate) fn delete_ids(&mut self, ids: &[StreamId]) -> Vec<StreamId> {
+    /// XDEL's effect, shared with replay (nodes holding `ids` must be resident): returns
+    /// the IDs deleted and the nodes dropped.
+    pub(crate) fn delete_ids(&mut self, ids: &[StreamId]) -> (Vec<StreamId>, Vec<NodeMeta>) {
         let mut deleted = Vec::new();
+        let mut dropped = Vec::new();
         let mut first_gone = false;
         for &id in ids {
-            if self.delete_entry(id) {
+            if let Some(gone) = self.delete_entry(id) {
                 first_gone |= id == self.first_id;
                 if id > self.max_deleted_id {
                     self.max_deleted_id = id;
                 }
                 deleted.push(id);
+                dropped.extend(gone);
             }
         }
         if !deleted.is_empty() && (self.length == 0 || first_gone) {
             self.refresh_first_id();
         }
-        deleted
+        (deleted, dropped)
     }
 
     /// XSETID: moves last-generated-id, optionally entries-added and max-deleted-id.
@@ -443,9 +748,16 @@ impl Stream {
 
     /// XREAD for one stream: live entries strictly after `after`, at most `count`
     /// (`None` or `Some(0)`: all). Empty means "nothing to serve" (block or omit).
-    pub fn read_after(&self, after: StreamId, count: Option<usize>) -> Vec<Entry> {
+    ///
+    /// # Errors
+    /// [`StreamError::Storage`] when evicted entries cannot be read back.
+    pub fn read_after(
+        &mut self,
+        after: StreamId,
+        count: Option<usize>,
+    ) -> Result<Vec<Entry>, StreamError> {
         let Some(start) = after.next() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let count = count.filter(|&c| c > 0);
         self.range(start, StreamId::MAX, count, false)
@@ -551,25 +863,25 @@ mod tests {
             add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
         }
         assert_eq!(s.node_count(), 3);
-        let all = s.range(StreamId::MIN, StreamId::MAX, None, false);
+        let all = s.range(StreamId::MIN, StreamId::MAX, None, false).unwrap();
         assert_eq!(all.len(), 250);
         assert_eq!(all[0].fields, fv());
-        let r = s.range(id(99, 0), id(102, u64::MAX), None, false);
+        let r = s.range(id(99, 0), id(102, u64::MAX), None, false).unwrap();
         assert_eq!(
             r.iter().map(|e| e.id.ms).collect::<Vec<_>>(),
             vec![99, 100, 101, 102]
         );
-        let r = s.range(id(99, 0), id(102, u64::MAX), Some(2), true);
+        let r = s.range(id(99, 0), id(102, u64::MAX), Some(2), true).unwrap();
         assert_eq!(
             r.iter().map(|e| e.id.ms).collect::<Vec<_>>(),
             vec![102, 101]
         );
-        assert!(s.range(id(5, 0), id(4, 0), None, false).is_empty());
+        assert!(s.range(id(5, 0), id(4, 0), None, false).unwrap().is_empty());
         assert!(
-            s.range(StreamId::MIN, StreamId::MAX, Some(0), false)
+            s.range(StreamId::MIN, StreamId::MAX, Some(0), false).unwrap()
                 .is_empty()
         );
-        assert_eq!(s.last_entry().unwrap().id, id(250, 0));
+        assert_eq!(s.last_entry().unwrap().unwrap().id, id(250, 0));
     }
 
     #[test]
@@ -579,16 +891,16 @@ mod tests {
             add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
         }
         let mut out = Vec::new();
-        assert_eq!(s.delete(&[id(1, 0), id(1, 0), id(999, 0)], &mut out), 1);
+        assert_eq!(s.delete(&[id(1, 0), id(1, 0), id(999, 0)], &mut out), Ok(1));
         assert_eq!(s.first_id(), id(2, 0));
         assert_eq!(s.max_deleted_id(), id(1, 0));
         let ids: Vec<_> = (2..=100).map(|i| id(i, 0)).collect();
-        assert_eq!(s.delete(&ids, &mut out), 99);
+        assert_eq!(s.delete(&ids, &mut out), Ok(99));
         assert_eq!(s.node_count(), 1);
         assert_eq!(s.len(), 50);
         assert_eq!(s.first_id(), id(101, 0));
         // A node closes on entries counted with tombstones.
-        s.delete(&[id(150, 0)], &mut out);
+        s.delete(&[id(150, 0)], &mut out).unwrap();
         add(&mut s, IdSpec::Explicit(id(151, 0)), 0).unwrap();
         assert_eq!(s.node_count(), 1);
     }
@@ -637,14 +949,14 @@ mod tests {
             add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
         }
         assert!(
-            s.read_after(s.resolve_read_id(ReadId::Last), None)
+            s.read_after(s.resolve_read_id(ReadId::Last), None).unwrap()
                 .is_empty()
         );
-        let r = s.read_after(s.resolve_read_id(ReadId::LastEntry), None);
+        let r = s.read_after(s.resolve_read_id(ReadId::LastEntry), None).unwrap();
         assert_eq!(r.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id(3, 0)]);
-        assert_eq!(s.read_after(id(1, 0), Some(1))[0].id, id(2, 0));
-        assert_eq!(s.read_after(id(1, 0), Some(0)).len(), 2);
-        assert!(s.read_after(StreamId::MAX, None).is_empty());
+        assert_eq!(s.read_after(id(1, 0), Some(1)).unwrap()[0].id, id(2, 0));
+        assert_eq!(s.read_after(id(1, 0), Some(0)).unwrap().len(), 2);
+        assert!(s.read_after(StreamId::MAX, None).unwrap().is_empty());
     }
 
     #[test]

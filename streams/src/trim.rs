@@ -74,7 +74,8 @@ impl Stream {
     /// XTRIM (and XADD's trim step): returns the number of entries removed.
     ///
     /// # Errors
-    /// [`StreamError::LimitWithoutApprox`]; nothing changes on error.
+    /// [`StreamError::LimitWithoutApprox`]; [`StreamError::Storage`] when the node an exact
+    /// trim cuts into cannot be read back. Nothing changes on error.
     pub fn trim(
         &mut self,
         args: &TrimArgs,
@@ -82,39 +83,27 @@ impl Stream {
         out: &mut Vec<Mutation>,
     ) -> Result<u64, StreamError> {
         args.validate()?;
-        let limit = args.effective_limit(limits);
+        let plan = self.plan_trim(args, args.effective_limit(limits));
+        if let Some(master) = plan.cut_into {
+            self.hydrate(master)?;
+        }
         let mut removed = 0u64;
         // Highest ID (tombstones included) of what was dropped or flagged: replaying
         // "drop/flag everything up to here" rebuilds the same nodes.
         let mut through: Option<StreamId> = None;
-        loop {
-            if let TrimStrategy::MaxLen(max) = args.strategy
-                && self.length <= max
-            {
-                break;
-            }
-            let Some((&master, node)) = self.nodes.iter_mut().next() else {
+        for _ in 0..plan.whole_nodes {
+            let Some(&master) = self.nodes.keys().next() else {
                 break;
             };
-            let entries = node.live;
-            if limit != 0 && removed + entries > limit {
-                break;
+            if let Some(node) = self.remove_node(master) {
+                self.length -= node.live;
+                removed += node.live;
+                through = Some(node.last_id());
             }
-            let node_last = node.last_id(master);
-            let remove_node = match args.strategy {
-                TrimStrategy::MaxLen(max) => self.length - entries >= max,
-                TrimStrategy::MinId(min) => node_last < min,
-            };
-            if remove_node {
-                self.nodes.remove(&master);
-                self.length -= entries;
-                removed += entries;
-                through = Some(node_last);
-                continue;
-            }
-            if args.approx {
-                break;
-            }
+        }
+        if let Some(master) = plan.cut_into
+            && let Some(node) = self.nodes.get_mut(&master)
+        {
             // Flag entries inside the head node one by one.
             let raws: Vec<_> = node.iter(master).collect();
             for e in raws {
@@ -126,34 +115,74 @@ impl Stream {
                     break;
                 }
                 if !e.is_deleted() {
-                    node.mark_deleted(&e);
+                    node.mark_deleted(master, &e);
                     self.length -= 1;
                     removed += 1;
                     through = Some(e.id);
                 }
             }
-            break;
         }
         self.refresh_first_id();
         if let Some(through) = through {
             out.push(Mutation::Trimmed { through });
         }
+        self.shed(None);
         Ok(removed)
+    }
+
+    /// Works out a trim from node counts alone: how many head nodes go whole, and which
+    /// node (if any) an exact trim then cuts into entry by entry.
+    fn plan_trim(&self, args: &TrimArgs, limit: u64) -> TrimPlan {
+        let mut plan = TrimPlan::default();
+        let mut length = self.length;
+        let mut removed = 0u64;
+        for (&master, node) in &self.nodes {
+            if let TrimStrategy::MaxLen(max) = args.strategy
+                && length <= max
+            {
+                break;
+            }
+            if limit != 0 && removed + node.live > limit {
+                break;
+            }
+            let remove_node = match args.strategy {
+                TrimStrategy::MaxLen(max) => length - node.live >= max,
+                TrimStrategy::MinId(min) => node.last_id() < min,
+            };
+            if remove_node {
+                length -= node.live;
+                removed += node.live;
+                plan.whole_nodes += 1;
+                continue;
+            }
+            if !args.approx {
+                plan.cut_into = Some(master);
+            }
+            break;
+        }
+        plan
     }
 
     /// Replays a trim: drops head nodes whose last ID is `<= through` and flags live
     /// entries `<= through` in the next one.
     pub(crate) fn trim_through(&mut self, through: StreamId) {
-        while let Some((&master, node)) = self.nodes.iter_mut().next() {
-            if node.last_id(master) <= through {
-                self.length -= node.live;
-                self.nodes.remove(&master);
+        while let Some((&master, node)) = self.nodes.iter().next() {
+            if node.last_id() <= through {
+                if let Some(node) = self.remove_node(master) {
+                    self.length -= node.live;
+                }
                 continue;
             }
+            if self.hydrate(master).is_err() {
+                break;
+            }
+            let Some(node) = self.nodes.get_mut(&master) else {
+                break;
+            };
             let raws: Vec<_> = node.iter(master).take_while(|e| e.id <= through).collect();
             for e in raws {
                 if !e.is_deleted() {
-                    node.mark_deleted(&e);
+                    node.mark_deleted(master, &e);
                     self.length -= 1;
                 }
             }
@@ -161,6 +190,15 @@ impl Stream {
         }
         self.refresh_first_id();
     }
+}
+
+/// What a trim will do, decided before anything changes.
+#[derive(Default)]
+struct TrimPlan {
+    /// Head nodes removed whole.
+    whole_nodes: usize,
+    /// The node an exact trim flags entries in, after the whole ones went.
+    cut_into: Option<StreamId>,
 }
 
 #[cfg(test)]
@@ -287,7 +325,7 @@ mod tests {
     #[test]
     fn minid_can_leave_an_all_tombstone_node_like_redis() {
         let mut s = filled(5);
-        s.delete(&[StreamId::new(5, 0)], &mut Vec::new());
+        s.delete(&[StreamId::new(5, 0)], &mut Vec::new()).unwrap();
         let removed = trim(
             &mut s,
             TrimArgs::exact(TrimStrategy::MinId(StreamId::new(5, 0))),

@@ -136,7 +136,7 @@ fn xreadgroup_history_returns_own_pending_with_nil_for_deleted() {
         .unwrap();
     read(&mut s, "a", ReadId::New, Some(3), false, 10).unwrap();
     read(&mut s, "b", ReadId::New, None, false, 10).unwrap();
-    s.delete(&[id(2, 0)], &mut Vec::new());
+    s.delete(&[id(2, 0)], &mut Vec::new()).unwrap();
     let r = read(&mut s, "a", ReadId::Id(StreamId::MIN), None, false, 50).unwrap();
     assert_eq!(ids(&r), vec![1, 2, 3]);
     assert_eq!(r[1].fields, None);
@@ -378,7 +378,7 @@ fn xclaim_options() {
         2
     );
     // A deleted entry leaves the PEL and is not returned.
-    s.delete(&[id(1, 0)], &mut out);
+    s.delete(&[id(1, 0)], &mut out).unwrap();
     assert!(
         s.claim(
             b"k",
@@ -413,7 +413,7 @@ fn xautoclaim_cursor_and_deleted() {
     s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut out)
         .unwrap();
     read(&mut s, "a", ReadId::New, None, false, 100).unwrap();
-    s.delete(&[id(2, 0), id(3, 0)], &mut out);
+    s.delete(&[id(2, 0), id(3, 0)], &mut out).unwrap();
     let args = AutoClaimArgs {
         min_idle_ms: 10,
         start: StreamId::MIN,
@@ -479,7 +479,7 @@ fn lag_and_entries_read_follow_redis_rules() {
     read(&mut s, "a", ReadId::New, Some(2), false, 0).unwrap();
     assert_eq!(s.groups_info()[0].lag, Some(3));
     // A tombstone after the group's position makes the lag unknown.
-    s.delete(&[id(4, 0)], &mut out);
+    s.delete(&[id(4, 0)], &mut out).unwrap();
     assert_eq!(s.groups_info()[0].lag, None);
     read(&mut s, "a", ReadId::New, None, false, 0).unwrap();
     let gi = &s.groups_info()[0];
@@ -499,11 +499,11 @@ fn lag_is_negative_when_entries_read_exceeds_entries_added() {
     // Redis: XADD e 1 a 1, XDEL e 1, XGROUP CREATE e g 0 ENTRIESREAD 5 -> lag -4.
     let mut s = stream_with(1);
     let mut out = Vec::new();
-    s.delete(&[id(1, 0)], &mut out);
+    s.delete(&[id(1, 0)], &mut out).unwrap();
     s.create_group(b"g", GroupStartId::Id(StreamId::MIN), Some(5), &mut out)
         .unwrap();
     assert_eq!(s.groups_info()[0].lag, Some(-4));
-    assert_eq!(s.info_full(0).groups[0].lag, Some(-4));
+    assert_eq!(s.info_full(0).unwrap().groups[0].lag, Some(-4));
 }
 
 #[test]
@@ -515,17 +515,17 @@ fn xinfo_views() {
     s.create_consumer(b"k", b"g", b"idle", 100, &mut out)
         .unwrap();
     read(&mut s, "a", ReadId::New, Some(2), false, 100).unwrap();
-    let info = s.info();
+    let info = s.info().unwrap();
     assert_eq!((info.length, info.radix_tree_keys, info.groups), (3, 1, 1));
     // One key: a compressed root and a leaf, as Redis reports.
     assert_eq!(info.radix_tree_nodes, 2);
-    assert_eq!(Stream::new().info().radix_tree_nodes, 1);
+    assert_eq!(Stream::new().info().unwrap().radix_tree_nodes, 1);
     let mut two = stream_with(101);
-    assert_eq!(two.info().radix_tree_keys, 2);
+    assert_eq!(two.info().unwrap().radix_tree_keys, 2);
     // Root (compressed prefix), the branch, and per key a compressed tail plus a leaf.
-    assert_eq!(two.info().radix_tree_nodes, 6);
-    two.delete(&[id(101, 0)], &mut Vec::new());
-    assert_eq!(two.info().radix_tree_nodes, 2);
+    assert_eq!(two.info().unwrap().radix_tree_nodes, 6);
+    two.delete(&[id(101, 0)], &mut Vec::new()).unwrap();
+    assert_eq!(two.info().unwrap().radix_tree_nodes, 2);
     assert_eq!(info.first_entry.unwrap().id, id(1, 0));
     assert_eq!(info.last_entry.unwrap().id, id(3, 0));
     assert_eq!(info.recorded_first_entry_id, id(1, 0));
@@ -548,7 +548,7 @@ fn xinfo_views() {
             inactive_ms: -1
         }
     );
-    let full = s.info_full(1);
+    let full = s.info_full(1).unwrap();
     assert_eq!(full.entries.len(), 1);
     assert_eq!(full.groups[0].pel_count, 2);
     assert_eq!(full.groups[0].pending.len(), 1);
@@ -556,7 +556,7 @@ fn xinfo_views() {
         full.groups[0].consumers[0].pending,
         vec![(id(1, 0), 100, 1)]
     );
-    assert_eq!(s.info_full(0).entries.len(), 3);
+    assert_eq!(s.info_full(0).unwrap().entries.len(), 3);
     let e = s.consumers_info(b"k", b"zz", 0).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -587,7 +587,7 @@ fn replay_rebuilds_identical_state() {
         .unwrap();
     s.read_group(b"k", b"g", b"a", ReadId::New, Some(10), false, 5, &mut out)
         .unwrap();
-    s.delete(&[id(1000, 1), id(1003, 0)], &mut out);
+    s.delete(&[id(1000, 1), id(1003, 0)], &mut out).unwrap();
     s.trim(
         &TrimArgs::approx(TrimStrategy::MaxLen(20)),
         &limits,

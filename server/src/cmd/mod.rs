@@ -379,10 +379,13 @@ impl<'a> Ctx<'a> {
 
     /// Writes a command's changes to the stream at `key` as one batch. Call it with the shard
     /// lock still held, so batches reach the store in the order the changes were made.
+    ///
+    /// A stream new to the store gets its entry source here: from then on its older nodes
+    /// may leave memory, since the store holds them.
     pub fn persist(
         &mut self,
         key: &[u8],
-        stream: &brooklet_streams::Stream,
+        stream: &mut brooklet_streams::Stream,
         muts: &[brooklet_streams::Mutation],
     ) -> Result<(), CommandError> {
         if muts.is_empty() {
@@ -394,6 +397,9 @@ impl<'a> Ctx<'a> {
             .write_stream(self.client.db as u32, key, stream, muts)
             .map_err(store_error)?;
         self.write_seq = self.write_seq.max(seq);
+        if !stream.has_source() {
+            stream.attach_source(self.shared.store.source(self.client.db as u32, key));
+        }
         Ok(())
     }
 

@@ -311,6 +311,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     ctx.shared
         .store
         .set_policy(crate::state::fsync_policy(next.appendfsync));
+    ctx.shared
+        .store
+        .set_stream_cache_bytes(usize::try_from(next.stream_cache_bytes).unwrap_or(usize::MAX));
     *ctx.shared.config_mut() = next;
     Ok(Reply::Ok)
 }

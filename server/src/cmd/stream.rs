@@ -319,22 +319,23 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut shard = ctx.db().lock(key);
         let mut out = journal();
         let outcome = match shard.get_mut(key) {
-            Some(v) => {
-                v.stream_mut()?
-                    .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?
-            }
+            Some(v) => v
+                .stream_mut()?
+                .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out),
             None if opts.nomkstream => return Ok(Reply::Null),
             None => {
                 let mut s = Stream::new();
                 let outcome = s.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?;
                 shard.insert(key.clone(), Value::Stream(Box::new(s)));
-                outcome
+                Ok(outcome)
             }
         };
-        if let Some(v) = shard.get(key) {
-            ctx.persist(key, v.stream()?, &out)?;
+        // Even a failed XADD may have changed the stream (its trim step can fail to read
+        // an evicted node after the entry went in): what changed is written either way.
+        if let Some(v) = shard.get_mut(key) {
+            ctx.persist(key, v.stream_mut()?, &out)?;
         }
-        outcome
+        outcome?
     };
     notify(ctx, "xadd", key);
     if outcome.trimmed > 0 {
@@ -380,16 +381,17 @@ fn range(ctx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> Result<Reply, CommandE
             return Err(CommandError::syntax());
         }
     }
-    let shard = ctx.db().lock(&argv[1]);
-    let Some(v) = shard.get(&argv[1]) else {
+    // Locked mutably: reading a node evicted from memory brings it back in.
+    let mut shard = ctx.db().lock(&argv[1]);
+    let Some(v) = shard.get_mut(&argv[1]) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let s = v.stream()?;
+    let s = v.stream_mut()?;
     if count == Some(0) {
         return Ok(Reply::NullArray);
     }
     let count = count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
-    Ok(entries_reply(s.range(start, end, count, rev)))
+    Ok(entries_reply(s.range(start, end, count, rev)?))
 }
 
 /// XDEL key id [id ...]
@@ -406,7 +408,7 @@ fn xdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             .map(|a| strict_id(a))
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = journal();
-        let deleted = s.delete(&ids, &mut out);
+        let deleted = s.delete(&ids, &mut out)?;
         ctx.persist(key, s, &out)?;
         deleted
     };

@@ -257,8 +257,8 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 shard.insert(key.clone(), Value::Stream(Box::new(s)));
             }
         }
-        if let Some(v) = shard.get(key) {
-            ctx.persist(key, v.stream()?, &out)?;
+        if let Some(v) = shard.get_mut(key) {
+            ctx.persist(key, v.stream_mut()?, &out)?;
         }
     }
     notify(ctx, "xgroup-create", key);
@@ -523,8 +523,11 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     }
     let existed = has_consumer(s, group, consumer);
     let mut out = journal();
-    let claimed = s.claim(key, group, consumer, &claim, now_ms(), &mut out)?;
+    // Written even on error: a claim that failed to read an evicted entry back may have
+    // claimed others first.
+    let claimed = s.claim(key, group, consumer, &claim, now_ms(), &mut out);
     ctx.persist(key, s, &out)?;
+    let claimed = claimed?;
     let created = !existed && has_consumer(s, group, consumer);
     drop(shard);
     if created {
@@ -570,8 +573,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         };
         let existed = has_consumer(s, group, consumer);
         let mut out = journal();
-        let outcome = s.auto_claim(key, group, consumer, &a, now_ms(), &mut out)?;
+        let outcome = s.auto_claim(key, group, consumer, &a, now_ms(), &mut out);
         ctx.persist(key, s, &out)?;
+        let outcome = outcome?;
         (outcome, !existed && has_consumer(s, group, consumer))
     };
     if created {

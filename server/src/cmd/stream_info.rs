@@ -120,10 +120,10 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
         full = Some(count);
     }
-    let shard = ctx.db().lock(key);
-    let s = shard.get(key).ok_or(NO_SUCH_KEY)?.stream()?;
+    let mut shard = ctx.db().lock(key);
+    let s = shard.get_mut(key).ok_or(NO_SUCH_KEY)?.stream_mut()?;
     let Some(count) = full else {
-        let i = s.info();
+        let i = s.info()?;
         return Ok(Reply::Map(vec![
             field("length", int(i.length)),
             field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -143,7 +143,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             field("last-entry", i.last_entry.map_or(Reply::Null, entry_reply)),
         ]));
     };
-    let i = s.info_full(count);
+    let i = s.info_full(count)?;
     let groups = i
         .groups
         .into_iter()

@@ -203,9 +203,9 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let count = usize::try_from(a.count).ok().filter(|&c| c > 0);
     let mut served = Vec::new();
     for (key, after) in a.keys.iter().zip(&afters) {
-        let shard = db.lock(key);
-        let Some(v) = shard.get(key) else { continue };
-        let entries = v.stream()?.read_after(*after, count);
+        let mut shard = db.lock(key);
+        let Some(v) = shard.get_mut(key) else { continue };
+        let entries = v.stream_mut()?.read_after(*after, count)?;
         if !entries.is_empty() {
             served.push((key.clone(), entries_reply(entries)));
         }
@@ -268,8 +268,10 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let existed = has_consumer(s, group, consumer);
         let count = Some(a.count);
         let mut out = journal();
-        let got = s.read_group(key, group, consumer, id, count, a.noack, now, &mut out)?;
+        // Written even on error: the consumer was touched before entries were read.
+        let got = s.read_group(key, group, consumer, id, count, a.noack, now, &mut out);
         ctx.persist(key, s, &out)?;
+        let got = got?;
         if !existed && has_consumer(s, group, consumer) {
             created.push(key);
         }
