@@ -178,3 +178,155 @@ fn appendfsync_always_at_run_time_acknowledges_after_fsync() {
     );
     assert!(fsyncs(&mut c) > start);
 }
+
+fn ids(v: &[(String, Vec<(String, String)>)]) -> Vec<u64> {
+    v.iter()
+        .map(|(id, _)| id.split('-').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+type Entries = Vec<(String, Vec<(String, String)>)>;
+
+/// With `stream-cache-bytes 0` every node but the newest leaves memory as soon as it is
+/// closed, so each read below of older entries goes to disk and back.
+#[test]
+fn a_stream_larger_than_its_cache_is_read_back_from_disk() {
+    let server = TestServer::start_with(|c| {
+        c.enable_debug_command = "yes".into();
+        c.stream_cache_bytes = 0;
+    });
+    let mut c = server.client(false);
+    let mut pipe = redis::pipe();
+    for i in 1..=5000u64 {
+        pipe.cmd("XADD")
+            .arg("s")
+            .arg(format!("{i}-0"))
+            .arg("f")
+            .arg(format!("v{i}"))
+            .ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    for resp3 in [false, true] {
+        let mut c = server.client(resp3);
+        let all: Entries = cmd("XRANGE")
+            .arg("s")
+            .arg("-")
+            .arg("+")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ids(&all), (1..=5000).collect::<Vec<_>>());
+        assert_eq!(all[41].1, vec![("f".to_string(), "v42".to_string())]);
+        let last: Entries = cmd("XREVRANGE")
+            .arg("s")
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(3)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ids(&last), vec![5000, 4999, 4998]);
+        let mid: Entries = cmd("XRANGE")
+            .arg("s")
+            .arg(100)
+            .arg(200)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ids(&mid), (100..=200).collect::<Vec<_>>());
+        let read: Value = cmd("XREAD")
+            .arg("COUNT")
+            .arg(2)
+            .arg("STREAMS")
+            .arg("s")
+            .arg("1234-0")
+            .query(&mut c)
+            .unwrap();
+        let text = format!("{read:?}");
+        assert!(text.contains("1235-0") && text.contains("1236-0"), "{text}");
+    }
+    let deleted: i64 = cmd("XDEL")
+        .arg("s")
+        .arg("10-0")
+        .arg("2500-0")
+        .arg("999999-0")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(deleted, 2);
+    let around: Entries = cmd("XRANGE").arg("s").arg(9).arg(11).query(&mut c).unwrap();
+    assert_eq!(ids(&around), vec![9, 11]);
+    let _: () = cmd("XGROUP")
+        .arg("CREATE")
+        .arg("s")
+        .arg("g")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    let got: Value = cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("alice")
+        .arg("COUNT")
+        .arg(300)
+        .arg("STREAMS")
+        .arg("s")
+        .arg(">")
+        .query(&mut c)
+        .unwrap();
+    assert!(format!("{got:?}").contains("301-0"));
+    // Alice's history re-reads entries by ID from cold nodes; XCLAIM does too.
+    let history: Value = cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("alice")
+        .arg("COUNT")
+        .arg(2)
+        .arg("STREAMS")
+        .arg("s")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    let text = format!("{history:?}");
+    assert!(text.contains("v1") && text.contains("v2"), "{text}");
+    let claimed: Entries = cmd("XCLAIM")
+        .arg("s")
+        .arg("g")
+        .arg("bob")
+        .arg(0)
+        .arg("3-0")
+        .arg("4-0")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ids(&claimed), vec![3, 4]);
+    assert_eq!(claimed[1].1, vec![("f".to_string(), "v4".to_string())]);
+    // An exact trim cuts into a node that is on disk only.
+    let removed: i64 = cmd("XTRIM")
+        .arg("s")
+        .arg("MAXLEN")
+        .arg(4000)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(removed, 998);
+    let first: Entries = cmd("XRANGE")
+        .arg("s")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    // 998 oldest live entries: 1..=9 and 11..=999 (10 was deleted).
+    assert_eq!(ids(&first), vec![1000]);
+    let info: String = cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    let misses: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("brooklet_stream_cache_misses:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(misses > 10, "only {misses} reads went to disk:\n{info}");
+    let before = state(&mut c);
+    let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    assert_eq!(state(&mut c), before, "DEBUG RELOAD changed the state");
+    let len: u64 = cmd("XLEN").arg("s").query(&mut c).unwrap();
+    assert_eq!(len, 4000);
+}

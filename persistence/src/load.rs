@@ -103,10 +103,7 @@ pub(crate) fn load(
         let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
         let source = crate::store::source(ks, budget, misses, stream_prefix(db, &key));
         let stream = Stream::restore(meta, &its_nodes, source).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "stream '{}': {e}",
-                String::from_utf8_lossy(&key)
-            ))
+            StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
         })?;
         report.entries += stream.len();
         streams.insert((db, key), stream);

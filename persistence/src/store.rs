@@ -535,7 +535,12 @@ impl Store {
 
     /// Where stream `key` of database `db` reads its evicted nodes back from.
     pub fn source(&self, db: u32, key: &[u8]) -> Arc<dyn EntrySource> {
-        source(&self.ks, &self.cache_budget, &self.misses, stream_prefix(db, key))
+        source(
+            &self.ks,
+            &self.cache_budget,
+            &self.misses,
+            stream_prefix(db, key),
+        )
     }
 
     /// Sets `stream-cache-bytes` for every stream (streams shed the excess on their next

@@ -408,19 +408,37 @@ fn random_op(
             } else {
                 ReadId::New
             };
-            let r = s.read_group(b"k", b"g", consumer, id, Some(1 + c % 4), false, 10 * next_ms, out);
+            let r = s.read_group(
+                b"k",
+                b"g",
+                consumer,
+                id,
+                Some(1 + c % 4),
+                false,
+                10 * next_ms,
+                out,
+            );
             format!("{r:?}")
         }
         8 => format!("{}", s.ack(b"g", &[pick(a), pick(b)], out)),
         9 => {
-            let r = s.range(pick(a), pick(b).max(pick(a)), Some(1 + (c % 20) as usize), c % 2 == 0);
+            let r = s.range(
+                pick(a),
+                pick(b).max(pick(a)),
+                Some(1 + (c % 20) as usize),
+                c % 2 == 0,
+            );
             format!("{r:?}")
         }
         _ => {
             if a % 5 == 0 {
                 format!("{}", s.destroy_group(b"g", out))
             } else {
-                format!("{:?} {:?}", s.info().map(|i| (i.first_entry, i.last_entry, i.length)), s.first_id())
+                format!(
+                    "{:?} {:?}",
+                    s.info().map(|i| (i.first_entry, i.last_entry, i.length)),
+                    s.first_id()
+                )
             }
         }
     }

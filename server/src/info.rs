@@ -174,7 +174,11 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "brooklet_loaded_streams", rec.streams);
             field(out, "brooklet_loaded_entries", rec.entries);
             field(out, "brooklet_loaded_nodes", rec.nodes);
-            field(out, "brooklet_stream_cache_bytes", config.stream_cache_bytes);
+            field(
+                out,
+                "brooklet_stream_cache_bytes",
+                config.stream_cache_bytes,
+            );
             field(out, "brooklet_stream_cache_misses", st.nodes_read);
             field(out, "brooklet_entries_read_from_disk", st.entries_read);
             field(

@@ -251,7 +251,8 @@ impl Node {
     /// Whether two versions of a node (one rebuilt from storage) agree on their counts and
     /// bounds.
     pub(crate) fn same_counts(&self, other: &Node) -> bool {
-        let lives = self.live == 0 || (self.first_live, self.last_live) == (other.first_live, other.last_live);
+        let lives = self.live == 0
+            || (self.first_live, self.last_live) == (other.first_live, other.last_live);
         (self.last, self.live, self.deleted) == (other.last, other.live, other.deleted) && lives
     }
 

@@ -58,9 +58,7 @@ impl PartialEq for Stream {
                 .iter()
                 .zip(other.nodes.iter())
                 .all(|((ka, a), (kb, b))| {
-                    ka == kb
-                        && a.meta(*ka) == b.meta(*kb)
-                        && (a.is_cold() || b.is_cold() || a == b)
+                    ka == kb && a.meta(*ka) == b.meta(*kb) && (a.is_cold() || b.is_cold() || a == b)
                 });
         nodes_eq
             && self.length == other.length
@@ -405,8 +403,8 @@ impl Stream {
         let mut before = 0;
         let mut after = 0;
         if let Some((_, tail)) = self.nodes.iter_mut().next_back() {
-            new_node = tail.is_cold()
-                || force_new_node.unwrap_or_else(|| tail.is_full(incoming, limits));
+            new_node =
+                tail.is_cold() || force_new_node.unwrap_or_else(|| tail.is_full(incoming, limits));
             before = tail.heap_bytes();
             if new_node {
                 tail.shrink();
@@ -642,7 +640,11 @@ impl Stream {
     /// # Errors
     /// [`StreamError::Storage`] when the nodes holding the IDs cannot be read back;
     /// nothing changes then.
-    pub fn delete(&mut self, ids: &[StreamId], out: &mut Vec<Mutation>) -> Result<u64, StreamError> {
+    pub fn delete(
+        &mut self,
+        ids: &[StreamId],
+        out: &mut Vec<Mutation>,
+    ) -> Result<u64, StreamError> {
         for &id in ids {
             if let Some(node) = self.node_holding(id) {
                 self.hydrate(node.master)?;
@@ -871,14 +873,17 @@ mod tests {
             r.iter().map(|e| e.id.ms).collect::<Vec<_>>(),
             vec![99, 100, 101, 102]
         );
-        let r = s.range(id(99, 0), id(102, u64::MAX), Some(2), true).unwrap();
+        let r = s
+            .range(id(99, 0), id(102, u64::MAX), Some(2), true)
+            .unwrap();
         assert_eq!(
             r.iter().map(|e| e.id.ms).collect::<Vec<_>>(),
             vec![102, 101]
         );
         assert!(s.range(id(5, 0), id(4, 0), None, false).unwrap().is_empty());
         assert!(
-            s.range(StreamId::MIN, StreamId::MAX, Some(0), false).unwrap()
+            s.range(StreamId::MIN, StreamId::MAX, Some(0), false)
+                .unwrap()
                 .is_empty()
         );
         assert_eq!(s.last_entry().unwrap().unwrap().id, id(250, 0));
@@ -949,10 +954,13 @@ mod tests {
             add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
         }
         assert!(
-            s.read_after(s.resolve_read_id(ReadId::Last), None).unwrap()
+            s.read_after(s.resolve_read_id(ReadId::Last), None)
+                .unwrap()
                 .is_empty()
         );
-        let r = s.read_after(s.resolve_read_id(ReadId::LastEntry), None).unwrap();
+        let r = s
+            .read_after(s.resolve_read_id(ReadId::LastEntry), None)
+            .unwrap();
         assert_eq!(r.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id(3, 0)]);
         assert_eq!(s.read_after(id(1, 0), Some(1)).unwrap()[0].id, id(2, 0));
         assert_eq!(s.read_after(id(1, 0), Some(0)).unwrap().len(), 2);

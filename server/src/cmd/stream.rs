@@ -319,9 +319,10 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut shard = ctx.db().lock(key);
         let mut out = journal();
         let outcome = match shard.get_mut(key) {
-            Some(v) => v
-                .stream_mut()?
-                .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out),
+            Some(v) => {
+                v.stream_mut()?
+                    .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)
+            }
             None if opts.nomkstream => return Ok(Reply::Null),
             None => {
                 let mut s = Stream::new();

@@ -204,7 +204,9 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut served = Vec::new();
     for (key, after) in a.keys.iter().zip(&afters) {
         let mut shard = db.lock(key);
-        let Some(v) = shard.get_mut(key) else { continue };
+        let Some(v) = shard.get_mut(key) else {
+            continue;
+        };
         let entries = v.stream_mut()?.read_after(*after, count)?;
         if !entries.is_empty() {
             served.push((key.clone(), entries_reply(entries)));
