@@ -32,6 +32,10 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// keyspace) would hold a second, much less compact copy of recent entries in memory.
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// fjall's smallest cap on journal bytes (its default is 512 MiB). Every journal byte is
+/// replayed at start-up, so the less of it, the faster a restart.
+const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace).
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -116,6 +120,7 @@ impl Store {
         let db = Database::builder(&engine_dir)
             .worker_threads(1)
             .cache_size(BLOCK_CACHE_BYTES)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(|e| match e {
                 fjall::Error::Locked => StoreError::Locked(dir.to_path_buf()),
@@ -162,9 +167,21 @@ impl Store {
         let syncer = {
             let d = durability.clone();
             let db = db.clone();
+            let small = [
+                ks.meta.clone(),
+                ks.streams.clone(),
+                ks.nodes.clone(),
+                ks.groups.clone(),
+                ks.consumers.clone(),
+                ks.pending.clone(),
+            ];
+            let housekeeping = {
+                let db = db.clone();
+                move || release_journals(&db, &small)
+            };
             std::thread::Builder::new()
                 .name("brooklet-fsync".into())
-                .spawn(move || d.run(db))?
+                .spawn(move || d.run(db, housekeeping))?
         };
         let store = Store {
             db,
@@ -569,6 +586,22 @@ impl Drop for Store {
         if let Err(e) = self.durability.sync_now(&self.db) {
             tracing::error!("final fsync failed: {e}");
         }
+        // Writing the memtables out as tables lets the next start skip the journal's
+        // batches instead of replaying them (they are already durable in the journal; this
+        // only makes restart fast, so a failure is logged, not fatal).
+        for ks in [
+            &self.ks.entries,
+            &self.ks.meta,
+            &self.ks.streams,
+            &self.ks.nodes,
+            &self.ks.groups,
+            &self.ks.consumers,
+            &self.ks.pending,
+        ] {
+            if let Err(e) = ks.rotate_memtable_and_wait() {
+                tracing::warn!("could not flush keyspace {:?} at shutdown: {e}", ks.name());
+            }
+        }
     }
 }
 
@@ -594,6 +627,22 @@ fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
                 });
             }
             Ok(())
+        }
+    }
+}
+
+/// Lets fjall delete sealed journals. A journal can go only once every keyspace with data in
+/// it has flushed its memtable, and the small keyspaces (stream, node, group records) fill
+/// theirs so slowly that they would pin every journal until the cap forced them out; start-up
+/// would then replay up to the cap. Flushing them whenever a second journal exists keeps the
+/// journal near one memtable's worth.
+fn release_journals(db: &Database, small: &[Keyspace]) {
+    if db.journal_count() <= 1 {
+        return;
+    }
+    for ks in small {
+        if let Err(e) = ks.rotate_memtable() {
+            tracing::warn!("could not flush keyspace {:?}: {e}", ks.name());
         }
     }
 }
