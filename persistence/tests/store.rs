@@ -443,3 +443,69 @@ fn random_op(
         }
     }
 }
+
+/// Disk usage follows the data: XDEL of a node's last live entry takes the node's tombstones
+/// off disk with it, and a trim takes the nodes it drops.
+#[test]
+fn deleted_and_trimmed_nodes_leave_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = NodeLimits::default();
+    let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+    let mut s = Stream::new();
+    for i in 1..=300 {
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.add(
+                IdSpec::Explicit(StreamId::new(i, 0)),
+                &fields(i),
+                None,
+                0,
+                &limits,
+                out,
+            )
+            .unwrap();
+        });
+    }
+    let on_disk = |store: &Store| {
+        store
+            .source(0, b"k")
+            .load(StreamId::MIN, StreamId::MAX)
+            .unwrap()
+    };
+    assert_eq!(on_disk(&store).len(), 300);
+    // Half of node 2 goes: its tombstones stay, as the node keeps their slots.
+    let half: Vec<StreamId> = (101..=150).map(|i| StreamId::new(i, 0)).collect();
+    step(&store, 0, b"k", &mut s, |s, out| {
+        assert_eq!(s.delete(&half, out).unwrap(), 50);
+    });
+    let stored = on_disk(&store);
+    assert_eq!(stored.len(), 300);
+    assert_eq!(stored.iter().filter(|e| e.deleted).count(), 50);
+    // The rest of node 2 goes: the node and all its 100 entries leave the disk.
+    let rest: Vec<StreamId> = (151..=200).map(|i| StreamId::new(i, 0)).collect();
+    step(&store, 0, b"k", &mut s, |s, out| {
+        assert_eq!(s.delete(&rest, out).unwrap(), 50);
+    });
+    assert_eq!(on_disk(&store).len(), 200);
+    assert!(s.node(StreamId::new(101, 0)).is_none());
+    // A trim drops node 1 whole.
+    step(&store, 0, b"k", &mut s, |s, out| {
+        let trim = TrimArgs {
+            strategy: TrimStrategy::MaxLen(100),
+            approx: true,
+            limit: None,
+        };
+        assert_eq!(s.trim(&trim, &limits, out).unwrap(), 100);
+    });
+    let stored = on_disk(&store);
+    assert_eq!(stored.len(), 100);
+    assert_eq!(stored[0].id, StreamId::new(201, 0));
+    drop(store);
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    assert_eq!(loaded[0].2.node_count(), 1);
+    let all = loaded[0]
+        .2
+        .range(StreamId::MIN, StreamId::MAX, None, false)
+        .unwrap();
+    assert_eq!(all.len(), 100);
+}
