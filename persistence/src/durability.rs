@@ -157,8 +157,7 @@ impl Durability {
     }
 
     /// The sync thread's loop: on request under `always`, every second under `everysec`.
-    pub fn run(self: Arc<Self>, db: Database, housekeeping: impl Fn()) {
-        let mut last_housekeeping = std::time::Instant::now();
+    pub fn run(self: Arc<Self>, db: Database) {
         loop {
             {
                 let wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
@@ -182,10 +181,6 @@ impl Durability {
             };
             if due && let Err(e) = self.sync_now(&db) {
                 tracing::error!("fsync failed: {e}; writes are no longer acknowledged as durable");
-            }
-            if last_housekeeping.elapsed() >= Duration::from_secs(1) {
-                last_housekeeping = std::time::Instant::now();
-                housekeeping();
             }
         }
     }

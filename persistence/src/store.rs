@@ -33,7 +33,11 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// fjall's smallest cap on journal bytes (its default is 512 MiB). Every journal byte is
-/// replayed at start-up, so the less of it, the faster a restart.
+/// replayed at start-up, so the less of it, the faster a restart. Past the cap, fjall's own
+/// worker flushes the keyspaces that pin the oldest journal (the small ones, stream and node
+/// records, fill their memtables too slowly to be flushed otherwise). Flushing them from our
+/// own thread (fjall's hidden `rotate_memtable`) was tried and stalled fjall's flush worker
+/// for good under load: memtables stopped flushing and grew past 1 GB.
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace).
@@ -76,6 +80,12 @@ pub struct StoreStats {
     pub nodes_read: u64,
     /// Entries in those nodes.
     pub entries_read: u64,
+    /// Bytes in the engine's memtables (written, not yet flushed to tables).
+    pub memtable_bytes: u64,
+    /// Tables (SST files) over all keyspaces.
+    pub tables: u64,
+    /// Journal files.
+    pub journals: u64,
 }
 
 /// The open data directory.
@@ -115,10 +125,14 @@ impl Store {
         let engine_dir = dir.join("fjall");
         let journals_before = journal_sizes(&engine_dir);
         let opening = std::time::Instant::now();
-        // One background worker: with more, fjall's worker 0 hands every compaction request
-        // back to the queue, and on a small machine that ping-pong costs a core under load.
+        // Two background workers, not one. With one, fjall deadlocks under sustained writes:
+        // every commit past the memtable limit queues a rotation request (up to the queue's
+        // 1000), and the worker rotating the memtable then blocks sending itself a flush
+        // message into that full queue; memtables then grow without bound (seen at 1.5M
+        // XADDs of 100 bytes). A second worker drains the queue. With two, worker 0 hands
+        // compaction requests back to the queue, which costs some CPU under load.
         let db = Database::builder(&engine_dir)
-            .worker_threads(1)
+            .worker_threads(2)
             .cache_size(BLOCK_CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
@@ -167,21 +181,9 @@ impl Store {
         let syncer = {
             let d = durability.clone();
             let db = db.clone();
-            let small = [
-                ks.meta.clone(),
-                ks.streams.clone(),
-                ks.nodes.clone(),
-                ks.groups.clone(),
-                ks.consumers.clone(),
-                ks.pending.clone(),
-            ];
-            let housekeeping = {
-                let db = db.clone();
-                move || release_journals(&db, &small)
-            };
             std::thread::Builder::new()
                 .name("brooklet-fsync".into())
-                .spawn(move || d.run(db, housekeeping))?
+                .spawn(move || d.run(db))?
         };
         let store = Store {
             db,
@@ -539,6 +541,20 @@ impl Store {
             failed: self.durability.failed.load(Ordering::Relaxed),
             nodes_read: self.misses.nodes.load(Ordering::Relaxed),
             entries_read: self.misses.entries.load(Ordering::Relaxed),
+            memtable_bytes: self.db.write_buffer_size(),
+            tables: [
+                &self.ks.meta,
+                &self.ks.streams,
+                &self.ks.entries,
+                &self.ks.nodes,
+                &self.ks.groups,
+                &self.ks.consumers,
+                &self.ks.pending,
+            ]
+            .iter()
+            .map(|ks| ks.table_count() as u64)
+            .sum(),
+            journals: self.db.journal_count() as u64,
         }
     }
 
@@ -586,22 +602,6 @@ impl Drop for Store {
         if let Err(e) = self.durability.sync_now(&self.db) {
             tracing::error!("final fsync failed: {e}");
         }
-        // Writing the memtables out as tables lets the next start skip the journal's
-        // batches instead of replaying them (they are already durable in the journal; this
-        // only makes restart fast, so a failure is logged, not fatal).
-        for ks in [
-            &self.ks.entries,
-            &self.ks.meta,
-            &self.ks.streams,
-            &self.ks.nodes,
-            &self.ks.groups,
-            &self.ks.consumers,
-            &self.ks.pending,
-        ] {
-            if let Err(e) = ks.rotate_memtable_and_wait() {
-                tracing::warn!("could not flush keyspace {:?} at shutdown: {e}", ks.name());
-            }
-        }
     }
 }
 
@@ -627,22 +627,6 @@ fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
                 });
             }
             Ok(())
-        }
-    }
-}
-
-/// Lets fjall delete sealed journals. A journal can go only once every keyspace with data in
-/// it has flushed its memtable, and the small keyspaces (stream, node, group records) fill
-/// theirs so slowly that they would pin every journal until the cap forced them out; start-up
-/// would then replay up to the cap. Flushing them whenever a second journal exists keeps the
-/// journal near one memtable's worth.
-fn release_journals(db: &Database, small: &[Keyspace]) {
-    if db.journal_count() <= 1 {
-        return;
-    }
-    for ks in small {
-        if let Err(e) = ks.rotate_memtable() {
-            tracing::warn!("could not flush keyspace {:?}: {e}", ks.name());
         }
     }
 }

@@ -181,6 +181,9 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
             field(out, "brooklet_stream_cache_misses", st.nodes_read);
             field(out, "brooklet_entries_read_from_disk", st.entries_read);
+            field(out, "brooklet_memtable_bytes", st.memtable_bytes);
+            field(out, "brooklet_tables", st.tables);
+            field(out, "brooklet_journals", st.journals);
             field(
                 out,
                 "brooklet_load_seconds",
