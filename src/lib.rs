@@ -50,7 +50,8 @@ impl TestServer {
                 .unwrap();
             rt.block_on(async move {
                 let server = brooklet_server::start(config).await.unwrap();
-                tx.send((server.local_addr(), server.trigger())).unwrap();
+                let addr = server.local_addr().expect("no plain listener");
+                tx.send((addr, server.trigger())).unwrap();
                 server.wait().await;
             });
         });

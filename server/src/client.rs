@@ -116,6 +116,9 @@ pub struct ClientRegistry {
     next_id: AtomicU64,
     /// Connected clients, kept apart from the map so the hot path reads one atomic.
     pub connected: AtomicUsize,
+    /// Accepted TLS connections still in their handshake: not clients yet, but they count
+    /// against `maxclients` (as in Redis) so a crowd of silent sockets cannot exceed it.
+    pub handshaking: AtomicUsize,
 }
 
 impl ClientRegistry {

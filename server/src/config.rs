@@ -15,6 +15,28 @@ pub enum Fsync {
     No,
 }
 
+/// Whether TLS clients must present a certificate (`tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsAuthClients {
+    /// A certificate signed by `tls-ca-cert-file` is required (Redis's default).
+    Yes,
+    /// No certificate is asked for.
+    No,
+    /// A certificate is asked for; one is checked when given, none is also accepted.
+    Optional,
+}
+
+impl TlsAuthClients {
+    /// The directive's value as CONFIG GET shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
 /// Limits on a class of client's pending output (`client-output-buffer-limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputLimit {
@@ -31,8 +53,19 @@ pub struct OutputLimit {
 pub struct Config {
     /// `bind`: addresses to listen on.
     pub bind: Vec<String>,
-    /// `port`: TCP port; 0 picks a free one.
+    /// `port`: plain TCP port. 0 beside a `tls-port` means no plain listener (TLS only, as in
+    /// Redis); 0 without one picks a free port.
     pub port: u16,
+    /// `tls-port`: TLS port; 0 (the default) means no TLS listener.
+    pub tls_port: u16,
+    /// `tls-cert-file`: the server's certificate chain, PEM.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `tls-key-file`: the private key of `tls-cert-file`, PEM.
+    pub tls_key_file: Option<PathBuf>,
+    /// `tls-ca-cert-file`: the CA certificates client certificates are checked against, PEM.
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// `tls-auth-clients`: whether TLS clients must present a certificate.
+    pub tls_auth_clients: TlsAuthClients,
     /// `dir`: the data directory.
     pub dir: PathBuf,
     /// `requirepass`: password of the `default` user; None = no authentication.
@@ -79,6 +112,11 @@ impl Default for Config {
         Config {
             bind: vec!["127.0.0.1".into()],
             port: 6379,
+            tls_port: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_auth_clients: TlsAuthClients::Yes,
             dir: PathBuf::from("./brooklet-data"),
             requirepass: None,
             appendfsync: Fsync::Everysec,
@@ -114,6 +152,11 @@ impl Default for Config {
 pub const PARAMETERS: &[&str] = &[
     "bind",
     "port",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
     "dir",
     "requirepass",
     "appendfsync",
@@ -141,6 +184,11 @@ pub const PARAMETERS: &[&str] = &[
 const IMMUTABLE: &[&str] = &[
     "bind",
     "port",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
     "dir",
     "databases",
     "enable-debug-command",
@@ -179,6 +227,11 @@ impl Config {
         Some(match name {
             "bind" => self.bind.join(" "),
             "port" => self.port.to_string(),
+            "tls-port" => self.tls_port.to_string(),
+            "tls-cert-file" => path_or_empty(&self.tls_cert_file),
+            "tls-key-file" => path_or_empty(&self.tls_key_file),
+            "tls-ca-cert-file" => path_or_empty(&self.tls_ca_cert_file),
+            "tls-auth-clients" => self.tls_auth_clients.as_str().into(),
             "dir" => self.dir.display().to_string(),
             "requirepass" => self
                 .requirepass
@@ -243,6 +296,26 @@ impl Config {
                 self.port = one()?
                     .parse()
                     .map_err(|_| bad("argument must be between 0 and 65535"))?
+            }
+            "tls-port" => {
+                self.tls_port = one()?
+                    .parse()
+                    .map_err(|_| bad("argument must be between 0 and 65535"))?
+            }
+            "tls-cert-file" => self.tls_cert_file = non_empty_path(one()?),
+            "tls-key-file" => self.tls_key_file = non_empty_path(one()?),
+            "tls-ca-cert-file" => self.tls_ca_cert_file = non_empty_path(one()?),
+            "tls-auth-clients" => {
+                self.tls_auth_clients = match one()?.to_ascii_lowercase().as_str() {
+                    "yes" => TlsAuthClients::Yes,
+                    "no" => TlsAuthClients::No,
+                    "optional" => TlsAuthClients::Optional,
+                    _ => {
+                        return Err(bad(
+                            "argument(s) must be one of the following: no, yes, optional",
+                        ));
+                    }
+                }
             }
             "dir" => self.dir = PathBuf::from(one()?),
             "requirepass" => {
@@ -499,6 +572,17 @@ fn split_config_line(line: &str) -> Option<Vec<String>> {
     }
 }
 
+/// A file directive's value: the empty string (Redis's way to unset it) is None.
+fn non_empty_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+fn path_or_empty(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
@@ -567,6 +651,43 @@ mod tests {
         );
         assert_eq!(c.port, 7000);
         std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_directives_round_trip_through_config_get() {
+        let mut c = Config::default();
+        assert_eq!(c.get("tls-port").unwrap(), "0");
+        assert_eq!(c.get("tls-cert-file").unwrap(), "");
+        assert_eq!(c.get("tls-auth-clients").unwrap(), "yes");
+        c.apply_args(&[
+            "--tls-port".into(),
+            "6380".into(),
+            "--tls-cert-file".into(),
+            "/etc/brooklet/server.crt".into(),
+            "--tls-key-file".into(),
+            "/etc/brooklet/server.key".into(),
+            "--tls-ca-cert-file".into(),
+            "/etc/brooklet/ca.crt".into(),
+            "--tls-auth-clients".into(),
+            "OPTIONAL".into(),
+        ])
+        .unwrap();
+        assert_eq!(c.tls_port, 6380);
+        assert_eq!(c.get("tls-cert-file").unwrap(), "/etc/brooklet/server.crt");
+        assert_eq!(c.get("tls-key-file").unwrap(), "/etc/brooklet/server.key");
+        assert_eq!(c.get("tls-ca-cert-file").unwrap(), "/etc/brooklet/ca.crt");
+        assert_eq!(c.tls_auth_clients, TlsAuthClients::Optional);
+        assert_eq!(c.get("tls-auth-clients").unwrap(), "optional");
+        assert!(matches!(
+            c.set("tls-auth-clients", &["maybe"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        c.set("tls-ca-cert-file", &[""]).unwrap();
+        assert_eq!(c.tls_ca_cert_file, None);
+        assert!(matches!(
+            c.set_at_runtime("tls-cert-file", &["/x"]),
+            Err(ConfigError::Immutable(_))
+        ));
     }
 
     #[test]

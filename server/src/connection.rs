@@ -1,10 +1,13 @@
 //! One task per connection: read, cut requests, execute them all, write the replies in one go.
+//!
+//! The loop is generic over the byte stream, so a TLS client (after its handshake) and a plain
+//! one go through exactly the same code: limits, timeouts, blocking, pub/sub, CLIENT LIST.
 
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -29,18 +32,36 @@ enum End {
     Closed,
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
-    let _ = socket.set_nodelay(true);
-    let (Ok(addr), Ok(laddr)) = (socket.peer_addr(), socket.local_addr()) else {
-        return;
-    };
+/// What CLIENT LIST shows of a connection's socket, read from the TCP socket before TLS (if
+/// any) wraps it.
+pub struct SocketInfo {
+    addr: std::net::SocketAddr,
+    laddr: std::net::SocketAddr,
+    fd: i64,
+}
+
+impl SocketInfo {
+    /// The addresses and descriptor of an accepted socket; None when it is already gone.
+    pub fn of(socket: &TcpStream) -> Option<Self> {
+        Some(SocketInfo {
+            addr: socket.peer_addr().ok()?,
+            laddr: socket.local_addr().ok()?,
+            fd: raw_fd(socket),
+        })
+    }
+}
+
+/// Serves one accepted connection, plain TCP or TLS, until it closes.
+pub async fn serve<S>(shared: Arc<Shared>, socket: S, info: SocketInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let (tx, mut rx) = mpsc::unbounded_channel();
     let handle = Arc::new(ClientHandle {
         id: shared.clients.next_id(),
-        addr,
-        laddr,
-        fd: raw_fd(&socket),
+        addr: info.addr,
+        laddr: info.laddr,
+        fd: info.fd,
         created: Instant::now(),
         last_interaction_ms: AtomicU64::new(now_ms()),
         db: AtomicUsize::new(0),
@@ -107,9 +128,9 @@ fn raw_fd(_: &TcpStream) -> i64 {
     -1
 }
 
-struct Conn<'a> {
+struct Conn<'a, S> {
     shared: &'a Arc<Shared>,
-    socket: TcpStream,
+    socket: S,
     inbuf: BytesMut,
     out: BytesMut,
     reader: RequestReader,
@@ -118,7 +139,7 @@ struct Conn<'a> {
     out_frames: usize,
 }
 
-impl Conn<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     async fn run(
         &mut self,
         client: &mut Client,
@@ -362,6 +383,16 @@ impl Conn<'_> {
                 handle.queued_bytes.fetch_sub(frames, Ordering::Relaxed);
                 self.out_frames -= frames;
             }
+        }
+        // A TLS stream may keep the tail of the encrypted records when the socket was full;
+        // only a flush sends it (a no-op on plain TCP).
+        let flushed = tokio::select! {
+            r = self.socket.flush() => r,
+            () = handle.kill_signal.notified() => return Err(End::Closed),
+        };
+        if flushed.is_err() {
+            self.out.clear();
+            return Err(End::Gone);
         }
         self.out.clear();
         self.shared

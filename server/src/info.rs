@@ -53,7 +53,12 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "process_id", std::process::id());
             field(out, "process_supervised", "no");
             field(out, "run_id", &shared.run_id);
-            field(out, "tcp_port", shared.local_addr.port());
+            // Redis reports the TLS port here when there is no plain one.
+            let port = shared
+                .plain_addr
+                .or(shared.tls_addr)
+                .map_or(0, |a| a.port());
+            field(out, "tcp_port", port);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
@@ -71,15 +76,18 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                     .unwrap_or_default(),
             );
             field(out, "io_threads_active", 0);
-            field(
-                out,
-                "listener0",
-                format!(
-                    "name=tcp,bind={},port={}",
-                    shared.local_addr.ip(),
-                    shared.local_addr.port()
-                ),
-            );
+            // Redis numbers listeners by connection type (tcp 0, unix 1, tls 2) and lists the
+            // ones that listen.
+            for (name, key, addr) in [
+                ("tcp", "listener0", shared.plain_addr),
+                ("tls", "listener2", shared.tls_addr),
+            ] {
+                if let Some(addr) = addr {
+                    let bind = addr.ip();
+                    let port = addr.port();
+                    field(out, key, format!("name={name},bind={bind},port={port}"));
+                }
+            }
         }
         "clients" => {
             out.push_str("# Clients\r\n");

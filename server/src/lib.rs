@@ -9,7 +9,7 @@
 //! let mut config = brooklet_server::Config::default();
 //! config.port = 0;
 //! let server = brooklet_server::start(config).await?;
-//! println!("listening on {}", server.local_addr());
+//! println!("listening on {:?}", server.local_addr());
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -26,9 +26,11 @@ pub(crate) mod notify;
 mod state;
 mod stats;
 mod subscriber;
+mod tls;
 mod watch;
 
-pub use config::{Config, Fsync};
+pub use config::{Config, Fsync, TlsAuthClients};
+pub use tls::TlsConfigError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,9 +51,15 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The address the server listens on (with the real port when 0 was asked).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+    /// The address of the plain listener (with the real port when 0 was asked); None when
+    /// serving TLS only.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.plain_addr
+    }
+
+    /// The address of the TLS listener; None without `tls-port`.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.shared.tls_addr
     }
 
     /// Stops accepting, closes every client after its replies in flight, and waits.
@@ -82,19 +90,97 @@ impl ShutdownTrigger {
     }
 }
 
-/// Binds the listener and starts serving in the background.
+/// Sockets bound by the caller, served by [`start_on`] instead of `port` and `tls-port`.
+///
+/// For embedding and tests: a caller that binds port 0 itself knows every port before the
+/// server starts, and can have a plain and a TLS listener both on free ports.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The plain RESP listener.
+    pub plain: Option<std::net::TcpListener>,
+    /// The TLS listener, configured by the `tls-*` directives.
+    pub tls: Option<std::net::TcpListener>,
+}
+
+/// Binds the listeners the configuration asks for and starts serving in the background.
+///
+/// `port` and `tls-port` are served side by side. As in Redis, `port 0` beside a `tls-port`
+/// means TLS only; `port 0` alone picks a free port.
 ///
 /// # Errors
-/// When the address cannot be bound or the data directory cannot be created.
+/// When an address cannot be bound, the TLS files are unset or unusable (the message names the
+/// directive and the file), or the data directory cannot be created or opened.
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
-    std::fs::create_dir_all(&config.dir)?;
+    // Checked before anything is bound or opened: a bad certificate path is a configuration
+    // error, reported as such.
+    let acceptor = tls_acceptor(&config, config.tls_port != 0)?;
     let host = config
         .bind
         .first()
         .cloned()
         .unwrap_or_else(|| "127.0.0.1".into());
-    let listener = TcpListener::bind((host.as_str(), config.port)).await?;
-    let local_addr = listener.local_addr()?;
+    let plain = if config.port != 0 || config.tls_port == 0 {
+        Some(TcpListener::bind((host.as_str(), config.port)).await?)
+    } else {
+        None
+    };
+    let tls = match acceptor {
+        Some(acceptor) => Some((
+            TcpListener::bind((host.as_str(), config.tls_port)).await?,
+            acceptor,
+        )),
+        None => None,
+    };
+    launch(config, plain, tls).await
+}
+
+/// Starts serving on sockets the caller bound; `port` and `tls-port` are not bound (CONFIG GET
+/// still shows them, so callers set them to the ports they bound).
+///
+/// # Errors
+/// As [`start`]; also when neither listener is given or a socket cannot be handed to tokio.
+pub async fn start_on(config: Config, listeners: Listeners) -> std::io::Result<ServerHandle> {
+    let acceptor = tls_acceptor(&config, listeners.tls.is_some())?;
+    let adopt = |l: std::net::TcpListener| {
+        l.set_nonblocking(true)?;
+        TcpListener::from_std(l)
+    };
+    let plain = listeners.plain.map(adopt).transpose()?;
+    let tls = match (listeners.tls.map(adopt).transpose()?, acceptor) {
+        (Some(l), Some(a)) => Some((l, a)),
+        _ => None,
+    };
+    launch(config, plain, tls).await
+}
+
+/// The TLS listener's acceptor when `wanted`, with configuration errors as start-up errors.
+fn tls_acceptor(
+    config: &Config,
+    wanted: bool,
+) -> std::io::Result<Option<tokio_rustls::TlsAcceptor>> {
+    if !wanted {
+        return Ok(None);
+    }
+    tls::acceptor(config)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
+/// Opens the store and starts the accept loop on the bound listeners.
+async fn launch(
+    config: Config,
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+) -> std::io::Result<ServerHandle> {
+    if plain.is_none() && tls.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "configured to not listen anywhere",
+        ));
+    }
+    let plain_addr = plain.as_ref().map(TcpListener::local_addr).transpose()?;
+    let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+    std::fs::create_dir_all(&config.dir)?;
     let dir = config.dir.clone();
     let policy = state::fsync_policy(config.appendfsync);
     let opened =
@@ -123,30 +209,49 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         report.pending,
         report.elapsed.as_secs_f64()
     );
-    let shared = Shared::new(config, local_addr, store, report);
+    let shared = Shared::new(config, plain_addr, tls_addr, store, report);
     cmd::install_loaded(&shared, loaded);
     {
         let config = shared.config();
-        if config.protected_mode && config.requirepass.is_none() && !local_addr.ip().is_loopback() {
+        let outside = plain_addr
+            .iter()
+            .chain(tls_addr.iter())
+            .any(|a| !a.ip().is_loopback());
+        if config.protected_mode && config.requirepass.is_none() && outside {
             tracing::warn!(
                 "protected mode is on and no password is set: clients from other hosts will be refused. Set requirepass, or start with --protected-mode no"
             );
         }
     }
-    tracing::info!(
-        "Brooklet {} listening on {local_addr}",
-        env!("CARGO_PKG_VERSION")
-    );
-    let task = tokio::spawn(accept_loop(shared.clone(), listener));
+    let version = env!("CARGO_PKG_VERSION");
+    if let Some(addr) = plain_addr {
+        tracing::info!("Brooklet {version} listening on {addr}");
+    }
+    if let Some(addr) = tls_addr {
+        tracing::info!("Brooklet {version} listening for TLS on {addr}");
+    }
+    let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// Accepts on both listeners in one loop, so shutdown, maxclients and protected mode are one
+/// code path for both. TLS handshakes run in the connection's own task: a slow or silent
+/// client never holds up the loop.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+) {
     let mut connections = tokio::task::JoinSet::new();
+    let (tls_listener, acceptor) = match tls {
+        Some((l, a)) => (Some(l), Some(a)),
+        None => (None, None),
+    };
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shared.shutdown.notified() => break,
+        let (accepted, is_tls) = tokio::select! {
+            a = accept_on(plain.as_ref()) => (a, false),
+            a = accept_on(tls_listener.as_ref()) => (a, true),
+            () = shared.stopping() => break,
         };
         if shared.shutting_down.load(Ordering::SeqCst) {
             break;
@@ -154,24 +259,48 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let Ok((socket, peer)) = accepted else {
             continue;
         };
-        if protected_mode_refuses(&shared.config(), peer.ip()) {
-            tracing::warn!(%peer, "refused a client from outside the loopback interface: protected mode is on and no password is set");
-            tokio::spawn(refuse(socket, PROTECTED_MODE_DENIED));
-            continue;
+        let _ = socket.set_nodelay(true);
+        let refusal = admission(&shared, peer);
+        match (acceptor.as_ref().filter(|_| is_tls), refusal) {
+            (None, Some(error)) => {
+                tokio::spawn(refuse(socket, error));
+            }
+            (None, None) => {
+                if let Some(info) = connection::SocketInfo::of(&socket) {
+                    connections.spawn(connection::serve(shared.clone(), socket, info));
+                }
+            }
+            // The refusal travels inside TLS, as Redis sends it, so the client can read it.
+            (Some(acceptor), Some(error)) => {
+                let acceptor = acceptor.clone();
+                let stop = shared.stopping();
+                tokio::spawn(async move {
+                    if let Some(stream) = tls::handshake(&acceptor, socket, stop).await {
+                        refuse(stream, error).await;
+                    }
+                });
+            }
+            (Some(acceptor), None) => {
+                let Some(info) = connection::SocketInfo::of(&socket) else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let shared = shared.clone();
+                let pending = Handshaking::new(&shared);
+                connections.spawn(async move {
+                    let stop = shared.stopping();
+                    let stream = tls::handshake(&acceptor, socket, stop).await;
+                    drop(pending);
+                    if let Some(stream) = stream {
+                        connection::serve(shared, stream, info).await;
+                    }
+                });
+            }
         }
-        let maxclients = shared.config().maxclients;
-        if shared.clients.connected.load(Ordering::Relaxed) >= maxclients {
-            shared
-                .stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(socket, b"-ERR max number of clients reached\r\n"));
-            continue;
-        }
-        connections.spawn(connection::serve(shared.clone(), socket));
         while connections.try_join_next().is_some() {}
     }
-    drop(listener);
+    drop(plain);
+    drop(tls_listener);
     for c in shared.clients.all() {
         c.kill();
     }
@@ -188,8 +317,54 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     tracing::info!("Brooklet is now ready to exit, bye bye...");
 }
 
+/// The next connection on `listener`; never resolves without one.
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The error a new connection is refused with (protected mode, maxclients), or None.
+fn admission(shared: &Shared, peer: SocketAddr) -> Option<&'static [u8]> {
+    let config = shared.config();
+    if protected_mode_refuses(&config, peer.ip()) {
+        tracing::warn!(%peer, "refused a client from outside the loopback interface: protected mode is on and no password is set");
+        return Some(PROTECTED_MODE_DENIED);
+    }
+    let clients = &shared.clients;
+    let taken =
+        clients.connected.load(Ordering::Relaxed) + clients.handshaking.load(Ordering::Relaxed);
+    if taken >= config.maxclients {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        return Some(b"-ERR max number of clients reached\r\n");
+    }
+    None
+}
+
+/// Counts a TLS connection in its handshake against `maxclients` until dropped.
+struct Handshaking(Arc<Shared>);
+
+impl Handshaking {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.clients.handshaking.fetch_add(1, Ordering::Relaxed);
+        Handshaking(shared.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.clients.handshaking.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Answers a refused connection with one error line and closes it.
-async fn refuse(mut socket: tokio::net::TcpStream, error: &'static [u8]) {
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut socket: S, error: &'static [u8]) {
     use tokio::io::AsyncWriteExt;
     let _ = socket.write_all(error).await;
     let _ = socket.shutdown().await;

@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
-use tokio::sync::Notify;
 
 use crate::blocking::Blocking;
 use crate::client::ClientRegistry;
@@ -37,14 +36,16 @@ pub struct Shared {
     exec_gate: RwLock<()>,
     /// Set once shutdown has begun.
     pub shutting_down: AtomicBool,
-    /// Woken when shutdown begins.
-    pub shutdown: Notify,
+    /// Turns true when shutdown begins; the accept loop and TLS handshakes in progress watch it.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     /// When the server started.
     pub started: Instant,
     /// A random 40-hex-digit id for INFO `run_id`.
     pub run_id: String,
-    /// The address the plain listener is bound to.
-    pub local_addr: std::net::SocketAddr,
+    /// The address the plain listener is bound to; None when serving TLS only.
+    pub plain_addr: Option<std::net::SocketAddr>,
+    /// The address the TLS listener is bound to; None without `tls-port`.
+    pub tls_addr: Option<std::net::SocketAddr>,
     /// The fjall store every write goes to.
     pub store: brooklet_persistence::Store,
     /// The highest store sequence known to be on disk (group-commit waiters watch it).
@@ -56,10 +57,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for a server listening on `local_addr`.
+    /// Shared state for a server listening on `plain_addr` and `tls_addr`.
     pub fn new(
         config: Config,
-        local_addr: std::net::SocketAddr,
+        plain_addr: Option<std::net::SocketAddr>,
+        tls_addr: Option<std::net::SocketAddr>,
         store: brooklet_persistence::Store,
         recovery: brooklet_persistence::RecoveryReport,
     ) -> Arc<Self> {
@@ -86,10 +88,11 @@ impl Shared {
             pubsub_limits,
             exec_gate: RwLock::new(()),
             shutting_down: AtomicBool::new(false),
-            shutdown: Notify::new(),
+            shutdown: tokio::sync::watch::channel(false).0,
             started: Instant::now(),
             run_id: random_hex_id(),
-            local_addr,
+            plain_addr,
+            tls_addr,
             store,
             durable,
             last_save: std::sync::atomic::AtomicU64::new(crate::client::now_ms() / 1000),
@@ -100,6 +103,15 @@ impl Shared {
     /// Reads the live configuration.
     pub fn config(&self) -> RwLockReadGuard<'_, Config> {
         self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves once shutdown has begun (at once if it already has).
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            // An error means the sender is gone, which only happens as the server is dropped.
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
     }
 
     /// Changes the live configuration.
@@ -120,7 +132,7 @@ impl Shared {
     /// Begins shutdown: the listener stops and every connection is asked to close.
     pub fn begin_shutdown(&self) {
         if !self.shutting_down.swap(true, Ordering::SeqCst) {
-            self.shutdown.notify_one();
+            self.shutdown.send_replace(true);
             for c in self.clients.all() {
                 c.kill();
             }
