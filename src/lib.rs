@@ -17,13 +17,35 @@ use redis_protocol::resp3::types::OwnedFrame as Resp3Frame;
 /// How long any single read or write of a test client may take.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which listeners a test server opens, each on its own free loopback port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// The plain RESP port only.
+    Plain,
+    /// The TLS port only (the test configures the `tls-*` files).
+    Tls,
+    /// Both, side by side.
+    Both,
+}
+
 /// A Brooklet server running for one test.
 pub struct TestServer {
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     trigger: Option<brooklet_server::ShutdownTrigger>,
     thread: Option<std::thread::JoinHandle<()>>,
     dir: tempfile::TempDir,
 }
+
+/// What the server thread hands back once listening, or why it could not start.
+type Started = Result<
+    (
+        Option<SocketAddr>,
+        Option<SocketAddr>,
+        brooklet_server::ShutdownTrigger,
+    ),
+    String,
+>;
 
 impl TestServer {
     /// Starts a server with the default configuration.
@@ -32,8 +54,14 @@ impl TestServer {
     }
 
     /// Starts a server after `configure` adjusted its configuration.
-    #[allow(clippy::unwrap_used)]
     pub fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::try_start_with(configure).expect("server did not start")
+    }
+
+    /// Starts a server from its configuration alone, as the binary does (`port 0` picks a
+    /// free port); the start-up error otherwise.
+    #[allow(clippy::unwrap_used)]
+    pub fn try_start_with(configure: impl FnOnce(&mut Config)) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             port: 0,
@@ -41,7 +69,50 @@ impl TestServer {
             ..Config::default()
         };
         configure(&mut config);
-        let (tx, rx) = std::sync::mpsc::channel();
+        Self::launch(dir, config, None)
+    }
+
+    /// Starts a server on the listeners asked for, each bound on a free loopback port before
+    /// the server starts; `configure` sees `port` and `tls-port` set to those ports (0 for a
+    /// listener not asked for).
+    pub fn start_listening(listen: Listen, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::try_start_listening(listen, configure).expect("server did not start")
+    }
+
+    /// As [`start_listening`](Self::start_listening), returning the start-up error.
+    #[allow(clippy::unwrap_used)]
+    pub fn try_start_listening(
+        listen: Listen,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let bind =
+            |wanted: bool| wanted.then(|| std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap());
+        let listeners = brooklet_server::Listeners {
+            plain: bind(listen != Listen::Tls),
+            tls: bind(listen != Listen::Plain),
+        };
+        let port = |l: &Option<std::net::TcpListener>| {
+            l.as_ref().map_or(0, |l| l.local_addr().unwrap().port())
+        };
+        let mut config = Config {
+            port: port(&listeners.plain),
+            tls_port: port(&listeners.tls),
+            dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        configure(&mut config);
+        Self::launch(dir, config, Some(listeners))
+    }
+
+    /// Runs the server on its own runtime thread and waits until it listens or fails.
+    #[allow(clippy::unwrap_used)]
+    fn launch(
+        dir: tempfile::TempDir,
+        config: Config,
+        listeners: Option<brooklet_server::Listeners>,
+    ) -> Result<Self, String> {
+        let (tx, rx) = std::sync::mpsc::channel::<Started>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -49,24 +120,70 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let server = brooklet_server::start(config).await.unwrap();
-                let addr = server.local_addr().expect("no plain listener");
-                tx.send((addr, server.trigger())).unwrap();
-                server.wait().await;
+                let started = match listeners {
+                    Some(l) => brooklet_server::start_on(config, l).await,
+                    None => brooklet_server::start(config).await,
+                };
+                match started {
+                    Ok(server) => {
+                        let ready = (server.local_addr(), server.tls_addr(), server.trigger());
+                        tx.send(Ok(ready)).unwrap();
+                        server.wait().await;
+                    }
+                    Err(e) => tx.send(Err(e.to_string())).unwrap(),
+                }
             });
         });
-        let (addr, trigger) = rx.recv_timeout(IO_TIMEOUT).expect("server did not start");
-        TestServer {
+        let started = rx.recv_timeout(IO_TIMEOUT).expect("server did not start");
+        let (addr, tls_addr, trigger) = match started {
+            Ok(ready) => ready,
+            Err(e) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+        };
+        Ok(TestServer {
             addr,
+            tls_addr,
             trigger: Some(trigger),
             thread: Some(thread),
             dir,
-        }
+        })
     }
 
-    /// The server's address.
+    /// The address of the plain listener (panics when the server has none).
     pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("the server has no plain listener")
+    }
+
+    /// The address of the plain listener, if any.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// The address of the TLS listener (panics when the server has none).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr.expect("the server has no TLS listener")
+    }
+
+    /// A `redis` crate connection over TLS to the TLS port, trusting and presenting what
+    /// `certs` holds, with bounded timeouts; the error of the connect or handshake otherwise.
+    pub fn tls_client(
+        &self,
+        resp3: bool,
+        certs: redis::TlsCertificates,
+    ) -> redis::RedisResult<redis::Connection> {
+        let client = redis::Client::build_with_tls(self.tls_url(resp3), certs)?;
+        let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    }
+
+    /// A `rediss://` URL for the TLS port, with `?protocol=resp3` when asked.
+    pub fn tls_url(&self, resp3: bool) -> String {
+        let proto = if resp3 { "?protocol=resp3" } else { "" };
+        format!("rediss://{}/{proto}", self.tls_addr())
     }
 
     /// The server's data directory.
@@ -77,7 +194,7 @@ impl TestServer {
     /// A `redis://` URL for this server, with `?protocol=resp3` when asked.
     pub fn url(&self, resp3: bool) -> String {
         let proto = if resp3 { "?protocol=resp3" } else { "" };
-        format!("redis://{}/{proto}", self.addr)
+        format!("redis://{}/{proto}", self.addr())
     }
 
     /// A `redis` crate connection (RESP2, or RESP3 when asked) with bounded timeouts.
@@ -93,7 +210,7 @@ impl TestServer {
     /// A raw TCP connection for byte-level tests.
     #[allow(clippy::unwrap_used)]
     pub fn raw(&self) -> RawConn {
-        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).unwrap();
+        let stream = TcpStream::connect_timeout(&self.addr(), IO_TIMEOUT).unwrap();
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         RawConn {
