@@ -19,6 +19,9 @@ fn main() -> ExitCode {
         println!(
             "  --requirepass PASS --appendfsync always|everysec|no --maxclients N --loglevel LEVEL"
         );
+        println!(
+            "  --tls-port N --tls-cert-file FILE --tls-key-file FILE --tls-ca-cert-file FILE --tls-auth-clients yes|no|optional"
+        );
         return ExitCode::SUCCESS;
     }
     if args.iter().any(|a| a == "--version" || a == "-v") {
