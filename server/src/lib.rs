@@ -146,10 +146,8 @@ pub async fn start_on(config: Config, listeners: Listeners) -> std::io::Result<S
         TcpListener::from_std(l)
     };
     let plain = listeners.plain.map(adopt).transpose()?;
-    let tls = match (listeners.tls.map(adopt).transpose()?, acceptor) {
-        (Some(l), Some(a)) => Some((l, a)),
-        _ => None,
-    };
+    // The acceptor is Some exactly when a TLS listener was given.
+    let tls = listeners.tls.map(adopt).transpose()?.zip(acceptor);
     launch(config, plain, tls).await
 }
 
