@@ -505,6 +505,29 @@ fn maxclients_counts_tls_and_plain_clients_alike() {
 }
 
 #[test]
+fn a_flood_over_maxclients_on_the_tls_port_is_closed_without_handshakes() {
+    let pki = Pki::new();
+    let server = TestServer::start_listening(Listen::Tls, |c| {
+        pki.configure(c, TlsAuthClients::Optional);
+        c.maxclients = 1;
+    });
+    let mut first = server.tls_client(false, pki.anonymous()).unwrap();
+    // 64 silent refused connections wait in their handshake; the ones after them are closed
+    // at once instead of each holding a socket for the handshake timeout.
+    let _waiting: Vec<TcpStream> = (0..64)
+        .map(|_| raw_tcp(server.tls_addr(), IO_TIMEOUT))
+        .collect();
+    let mut late = raw_tcp(server.tls_addr(), Duration::from_secs(5));
+    let (closed, got) = closed_by_server(&mut late);
+    assert!(
+        closed && got.is_empty(),
+        "a refused TLS connection was kept"
+    );
+    let pong: String = cmd("PING").query(&mut first).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
 fn port_zero_beside_a_tls_port_serves_tls_only() {
     let pki = Pki::new();
     // start() binds tls-port itself, so the test needs a port number up front: take a free

@@ -119,6 +119,8 @@ pub struct ClientRegistry {
     /// Accepted TLS connections still in their handshake: not clients yet, but they count
     /// against `maxclients` (as in Redis) so a crowd of silent sockets cannot exceed it.
     pub handshaking: AtomicUsize,
+    /// Refused TLS connections in the handshake that carries their refusal.
+    pub tls_refusing: AtomicUsize,
 }
 
 impl ClientRegistry {

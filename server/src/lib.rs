@@ -270,12 +270,17 @@ async fn accept_loop(
             }
             // The refusal travels inside TLS, as Redis sends it, so the client can read it.
             (Some(acceptor), Some(error)) => {
+                if shared.clients.tls_refusing.load(Ordering::Relaxed) >= MAX_TLS_REFUSALS {
+                    continue;
+                }
+                let refusing = InFlight::new(&shared, |c| &c.tls_refusing);
                 let acceptor = acceptor.clone();
                 let stop = shared.stopping();
                 tokio::spawn(async move {
                     if let Some(stream) = tls::handshake(&acceptor, socket, stop).await {
                         refuse(stream, error).await;
                     }
+                    drop(refusing);
                 });
             }
             (Some(acceptor), None) => {
@@ -284,7 +289,7 @@ async fn accept_loop(
                 };
                 let acceptor = acceptor.clone();
                 let shared = shared.clone();
-                let pending = Handshaking::new(&shared);
+                let pending = InFlight::new(&shared, |c| &c.handshaking);
                 connections.spawn(async move {
                     let stop = shared.stopping();
                     let stream = tls::handshake(&acceptor, socket, stop).await;
@@ -345,19 +350,34 @@ fn admission(shared: &Shared, peer: SocketAddr) -> Option<&'static [u8]> {
     None
 }
 
-/// Counts a TLS connection in its handshake against `maxclients` until dropped.
-struct Handshaking(Arc<Shared>);
+/// Refused TLS connections handshaking at once (to read their refusal inside TLS). Past it,
+/// further refused TLS connections are closed at once: a flood over `maxclients` must not hold
+/// an unbounded number of sockets for the handshake timeout.
+const MAX_TLS_REFUSALS: usize = 64;
 
-impl Handshaking {
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.clients.handshaking.fetch_add(1, Ordering::Relaxed);
-        Handshaking(shared.clone())
+/// One TLS connection counted in a registry counter (`handshaking`, `tls_refusing`) until
+/// dropped, however its task ends.
+struct InFlight {
+    shared: Arc<Shared>,
+    counter: fn(&client::ClientRegistry) -> &std::sync::atomic::AtomicUsize,
+}
+
+impl InFlight {
+    fn new(
+        shared: &Arc<Shared>,
+        counter: fn(&client::ClientRegistry) -> &std::sync::atomic::AtomicUsize,
+    ) -> Self {
+        counter(&shared.clients).fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            shared: shared.clone(),
+            counter,
+        }
     }
 }
 
-impl Drop for Handshaking {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.clients.handshaking.fetch_sub(1, Ordering::Relaxed);
+        (self.counter)(&self.shared.clients).fetch_sub(1, Ordering::Relaxed);
     }
 }
 

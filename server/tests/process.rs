@@ -157,6 +157,49 @@ fn a_bad_config_line_stops_start_up_naming_the_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
 }
 
+#[test]
+fn an_unusable_tls_file_stops_start_up_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.crt");
+    let conf = dir.path().join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port 0\ntls-port 6380\ntls-cert-file {0}\ntls-key-file {0}\ntls-auth-clients no\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .arg("--dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        let _ = tx.send(err);
+    });
+    let Ok(err) = rx.recv_timeout(LIMIT) else {
+        let _ = child.kill();
+        panic!("the server started with a missing certificate file");
+    };
+    assert!(!wait_exit(&mut child).success());
+    assert!(
+        err.contains("tls-cert-file") && err.contains(&missing.display().to_string()),
+        "{err}"
+    );
+    // Refused before anything was bound or opened.
+    assert!(!data.exists());
+}
+
 /// One client's view of what the server acknowledged before it was killed.
 #[derive(Default)]
 struct Acked {
