@@ -324,6 +324,14 @@ fn a_stream_larger_than_its_cache_is_read_back_from_disk() {
         .parse()
         .unwrap();
     assert!(misses > 10, "only {misses} reads went to disk:\n{info}");
+    let hits: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("brooklet_stream_cache_hits:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(hits > 0, "no read found its node in memory:\n{info}");
     let before = state(&mut c);
     let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
     assert_eq!(state(&mut c), before, "DEBUG RELOAD changed the state");

@@ -21,9 +21,12 @@ pub(crate) struct FjallSource {
     pub(crate) reads: Arc<CacheMisses>,
 }
 
-/// How often streams had to go to disk for entries no longer in memory (INFO).
+/// How often streams found the nodes they read in memory, and how often they had to go to
+/// disk for entries no longer there (INFO).
 #[derive(Debug, Default)]
 pub(crate) struct CacheMisses {
+    /// Node reads served from memory.
+    pub(crate) hits: AtomicU64,
     /// Nodes (or tails at start-up) read back.
     pub(crate) nodes: AtomicU64,
     /// Entries in them.
@@ -64,5 +67,9 @@ impl EntrySource for FjallSource {
 
     fn budget(&self) -> usize {
         self.budget.load(Ordering::Relaxed)
+    }
+
+    fn note_hit(&self) {
+        self.reads.hits.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -76,6 +76,8 @@ pub struct StoreStats {
     pub durable: u64,
     /// Whether an fsync failed.
     pub failed: bool,
+    /// Node reads served from the streams' memory.
+    pub cache_hits: u64,
     /// Nodes read back from disk because they had left memory.
     pub nodes_read: u64,
     /// Entries in those nodes.
@@ -539,6 +541,7 @@ impl Store {
             committed: self.durability.committed.load(Ordering::Relaxed),
             durable: self.durability.durable.load(Ordering::Relaxed),
             failed: self.durability.failed.load(Ordering::Relaxed),
+            cache_hits: self.misses.hits.load(Ordering::Relaxed),
             nodes_read: self.misses.nodes.load(Ordering::Relaxed),
             entries_read: self.misses.entries.load(Ordering::Relaxed),
             memtable_bytes: self.db.write_buffer_size(),

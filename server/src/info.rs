@@ -187,6 +187,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "brooklet_stream_cache_bytes",
                 config.stream_cache_bytes,
             );
+            field(out, "brooklet_stream_cache_hits", st.cache_hits);
             field(out, "brooklet_stream_cache_misses", st.nodes_read);
             field(out, "brooklet_entries_read_from_disk", st.entries_read);
             field(out, "brooklet_memtable_bytes", st.memtable_bytes);

@@ -32,6 +32,9 @@ pub trait EntrySource: Send + Sync + fmt::Debug {
 
     /// How many bytes of node data the stream may keep in memory besides its tail node.
     fn budget(&self) -> usize;
+
+    /// Told each time a read found the node it needed in memory (for cache statistics).
+    fn note_hit(&self) {}
 }
 
 /// What persistence keeps of a node so it can be rebuilt without reading its entries.

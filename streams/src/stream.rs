@@ -254,6 +254,9 @@ impl Stream {
             return Ok(());
         };
         if !node.is_cold() {
+            if let Some(source) = &self.source {
+                source.note_hit();
+            }
             return Ok(());
         }
         let Some(source) = &self.source else {
@@ -372,7 +375,9 @@ impl Stream {
             return Err(StreamError::XAddIdTooSmall);
         }
         // The tail goes cold only when XDEL or a trim removed the node after it.
-        if let Some(&tail) = self.nodes.keys().next_back() {
+        if let Some((&tail, node)) = self.nodes.iter().next_back()
+            && node.is_cold()
+        {
             self.hydrate(tail)?;
         }
         let new_node = self.append(id, fields, limits, None);
