@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use brooklet_streams::{EntrySource, Mutation, NodeMeta, Stream, StreamId};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
+use fjall::config::CompressionPolicy;
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 
 use crate::codec::{DELETED, Writer, encode_entry};
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
@@ -148,9 +149,13 @@ impl Store {
             })?;
         let engine_open = opening.elapsed();
         let journals_after = journal_sizes(&engine_dir);
+        // LZ4 at every level: fjall compresses only from level 2 down by default, and most of
+        // a stream's entries sit in levels 0 and 1 (1M small entries took 140 bytes each).
         let open = |name: &str| {
             db.keyspace(name, || {
-                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
             })
         };
         let ks = Keyspaces {
