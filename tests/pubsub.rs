@@ -856,3 +856,68 @@ fn soft_output_limit_disconnects_only_after_its_seconds() {
     );
     assert!(slow.is_closed());
 }
+
+/// Redis never sends a channel's message before the `subscribe` reply that starts it: with a
+/// publisher flooding the channel while clients subscribe, the first frame each subscriber
+/// reads is its confirmation, in RESP2 and in RESP3.
+#[test]
+fn subscribe_confirmation_comes_before_any_message_of_the_channel() {
+    let server = TestServer::start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let mut publisher = server.client(false);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let mut pipe = redis::pipe();
+                for _ in 0..64 {
+                    pipe.cmd("PUBLISH").arg("busy").arg("m").ignore();
+                }
+                let _: () = pipe.query(&mut publisher).unwrap();
+            }
+        })
+    };
+    for round in 0..150 {
+        let mut sub = server.raw();
+        if round % 2 == 0 {
+            sub.send_cmd(&[b"SUBSCRIBE", b"busy"]);
+            assert_eq!(
+                sub.read_raw2(),
+                frame2(&[B(b"subscribe"), B(b"busy"), I(1)]),
+                "round {round}"
+            );
+            assert_eq!(
+                sub.read_raw2(),
+                frame2(&[B(b"message"), B(b"busy"), B(b"m")])
+            );
+        } else {
+            sub.send_cmd(&[b"HELLO", b"3"]);
+            let _hello = sub.read3();
+            sub.send_cmd(&[b"SUBSCRIBE", b"busy"]);
+            assert_eq!(
+                sub.read3(),
+                F3::Push {
+                    data: vec![
+                        F3::BlobString {
+                            data: "subscribe".into(),
+                            attributes: None
+                        },
+                        F3::BlobString {
+                            data: "busy".into(),
+                            attributes: None
+                        },
+                        F3::Number {
+                            data: 1,
+                            attributes: None
+                        },
+                    ],
+                    attributes: None
+                },
+                "round {round}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+}

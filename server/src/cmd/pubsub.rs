@@ -297,6 +297,13 @@ fn subscribe_kind(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> Result<Repl
                 change.count,
             );
         }
+        // The confirmations join the client's message queue while the registry is still
+        // locked, so a message published right after the subscription queues behind them:
+        // Redis never sends a channel's message before its `subscribe` reply. Inside EXEC they
+        // stay part of EXEC's reply array, and CLIENT REPLY OFF / SKIP still silence them.
+        if !ctx.client.in_exec && matches!(ctx.client.reply_mode, crate::client::ReplyMode::On) {
+            ctx.client.handle.push_frame(out.split().freeze());
+        }
     }
     ctx.client.handle.subs[kind as usize].fetch_add(added, Ordering::Relaxed);
     Ok(Reply::Raw(out.freeze()))
