@@ -770,7 +770,14 @@ impl Stream {
         }
         let mut claimed = Claimed::new(args.just_id);
         for &id in &args.ids {
-            let entry = self.get(id)?;
+            let entry = match self.get(id) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // What was claimed before the failed read stays claimed, and recorded.
+                    self.push_consumer_state(&gname, &cname, &claimed, out);
+                    return Err(e);
+                }
+            };
             let Some(g) = self.groups.get_mut(&gname) else {
                 break;
             };
@@ -901,7 +908,13 @@ impl Stream {
                 Some(n) => n,
                 None => StreamId::MAX,
             };
-            let entry = self.get(id)?;
+            let entry = match self.get(id) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.push_consumer_state(&gname, &cname, &claimed, out);
+                    return Err(e);
+                }
+            };
             let Some(g) = self.groups.get_mut(&gname) else {
                 break;
             };

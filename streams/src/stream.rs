@@ -374,6 +374,18 @@ impl Stream {
         if id <= last {
             return Err(StreamError::XAddIdTooSmall);
         }
+        // XSETID can move last-generated-id below tombstones still held by the last node
+        // (after a trim emptied it and MAXDELETEDID was lowered). Redis would append below
+        // them, out of order inside its node; refusing keeps every node in ID order, which
+        // reads and storage rely on.
+        if self
+            .nodes
+            .values()
+            .next_back()
+            .is_some_and(|n| id <= n.last)
+        {
+            return Err(StreamError::XAddIdTooSmall);
+        }
         // The tail goes cold only when XDEL or a trim removed the node after it.
         if let Some((&tail, node)) = self.nodes.iter().next_back()
             && node.is_cold()
@@ -949,6 +961,29 @@ mod tests {
         // Last ID may move below last_id as long as it stays above the top entry.
         s.set_id(id(5, 0), None, None, &mut out).unwrap();
         assert_eq!(add(&mut s, IdSpec::Auto, 0), Ok(id(5, 1)));
+    }
+
+    #[test]
+    fn xadd_below_tombstones_left_by_xsetid_is_refused() {
+        // A trim leaves the only node all tombstones; XSETID then lowers max-deleted-id and
+        // last-generated-id below them. Appending under them would break the node's order.
+        let mut s = Stream::new();
+        let mut out = Vec::new();
+        for i in 1..=5u64 {
+            add(&mut s, IdSpec::Explicit(id(i, 0)), 0).unwrap();
+        }
+        s.delete(&[id(5, 0)], &mut out).unwrap();
+        let trim = TrimArgs::exact(crate::trim::TrimStrategy::MinId(id(5, 0)));
+        s.trim(&trim, &NodeLimits::default(), &mut out).unwrap();
+        assert_eq!((s.len(), s.node_count()), (0, 1));
+        s.set_id(id(5, 0), None, Some(id(0, 1)), &mut out).unwrap();
+        s.set_id(id(0, 2), None, None, &mut out).unwrap();
+        assert_eq!(
+            add(&mut s, IdSpec::Explicit(id(0, 3)), 0),
+            Err(StreamError::XAddIdTooSmall)
+        );
+        assert_eq!(add(&mut s, IdSpec::Explicit(id(6, 0)), 0), Ok(id(6, 0)));
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

@@ -336,6 +336,13 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if let Some(v) = shard.get_mut(key) {
             ctx.persist(key, v.stream_mut()?, &out)?;
         }
+        if outcome.is_err() && !out.is_empty() {
+            // The entry went in before the trim failed: watchers and blocked readers must
+            // hear of it all the same.
+            drop(shard);
+            notify(ctx, "xadd", key);
+            ctx.key_changed(key);
+        }
         outcome?
     };
     notify(ctx, "xadd", key);
