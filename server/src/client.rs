@@ -84,6 +84,38 @@ pub struct ClientNames {
 }
 
 impl ClientHandle {
+    /// The handle of a client just accepted (or of an in-process session), with `tx` the
+    /// channel into the task that serves it.
+    pub fn new(
+        id: u64,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        fd: i64,
+        tx: mpsc::UnboundedSender<Outbound>,
+    ) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_interaction_ms: AtomicU64::new(now_ms()),
+            db: AtomicUsize::new(0),
+            resp3: AtomicBool::new(false),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            queued_bytes: AtomicUsize::new(0),
+            subs: Default::default(),
+            multi_len: AtomicUsize::new(0),
+            watching: AtomicUsize::new(0),
+            blocked: AtomicBool::new(false),
+            names: Default::default(),
+            tx,
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+            soft_limit_since_ms: AtomicU64::new(0),
+        }
+    }
+
     /// Queues pre-encoded bytes for this client; false when the connection is gone.
     pub fn push_frame(&self, frame: Bytes) -> bool {
         self.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);

@@ -5,11 +5,10 @@
 
 use bytes::BytesMut;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use brooklet_resp::{Limits, RequestReader};
 
@@ -25,7 +24,7 @@ const OUT_FLUSH_AT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Why a connection loop ended.
-enum End {
+pub(crate) enum End {
     /// Peer closed or the socket failed.
     Gone,
     /// We decided to close (QUIT, protocol error, kill, limit).
@@ -57,27 +56,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let handle = Arc::new(ClientHandle {
-        id: shared.clients.next_id(),
-        addr: info.addr,
-        laddr: info.laddr,
-        fd: info.fd,
-        created: Instant::now(),
-        last_interaction_ms: AtomicU64::new(now_ms()),
-        db: AtomicUsize::new(0),
-        resp3: AtomicBool::new(false),
-        last_cmd: AtomicUsize::new(usize::MAX),
-        queued_bytes: AtomicUsize::new(0),
-        subs: Default::default(),
-        multi_len: AtomicUsize::new(0),
-        watching: AtomicUsize::new(0),
-        blocked: AtomicBool::new(false),
-        names: Default::default(),
+    let handle = Arc::new(ClientHandle::new(
+        shared.clients.next_id(),
+        info.addr,
+        info.laddr,
+        info.fd,
         tx,
-        killed: AtomicBool::new(false),
-        kill_signal: tokio::sync::Notify::new(),
-        soft_limit_since_ms: AtomicU64::new(0),
-    });
+    ));
     shared
         .stats
         .connections_received
@@ -88,10 +73,7 @@ where
     let mut conn = Conn {
         shared: &shared,
         socket,
-        inbuf: BytesMut::with_capacity(READ_CHUNK),
-        out: BytesMut::with_capacity(READ_CHUNK),
-        reader: RequestReader::new(),
-        out_frames: 0,
+        io: Buffers::new(),
     };
     // Even if a command panics and ends this task, the client must not stay registered
     // (a ghost in CLIENT LIST, subscriptions receiving messages nobody reads).
@@ -128,15 +110,213 @@ fn raw_fd(_: &TcpStream) -> i64 {
     -1
 }
 
-struct Conn<'a, S> {
-    shared: &'a Arc<Shared>,
-    socket: S,
-    inbuf: BytesMut,
-    out: BytesMut,
+/// A connection's state apart from its socket: the read buffer and the request being cut out
+/// of it, and the replies waiting to be written. The TCP connection below and an in-process
+/// [`Session`](crate::embedded::Session) run requests through the same methods.
+pub(crate) struct Buffers {
+    /// Bytes read and not yet cut into requests.
+    pub inbuf: BytesMut,
+    /// Replies (and pub/sub frames) not yet written.
+    pub out: BytesMut,
+    /// The request reader, holding a request that arrived in part.
     reader: RequestReader,
     /// Bytes of pub/sub frames moved into `out` and not yet written: they still count in the
     /// handle's `queued_bytes` (the output buffer limits see them) until the write completes.
     out_frames: usize,
+}
+
+/// What one turn of the request loop did.
+pub(crate) enum Step {
+    /// No complete request is buffered.
+    NeedMore,
+    /// A request ran; the connection acts on its outcome.
+    Ran(Outcome),
+    /// The input broke the protocol: the error reply is in `out`, and the connection closes
+    /// once it is written.
+    ProtocolError,
+}
+
+impl Buffers {
+    /// Empty buffers for a new connection.
+    pub fn new() -> Self {
+        Buffers {
+            inbuf: BytesMut::with_capacity(READ_CHUNK),
+            out: BytesMut::with_capacity(READ_CHUNK),
+            reader: RequestReader::new(),
+            out_frames: 0,
+        }
+    }
+
+    /// Cuts the next complete request out of the read buffer and runs it, appending its reply
+    /// (after any message queued for this client meanwhile) to `out`.
+    pub fn run_next(
+        &mut self,
+        shared: &Arc<Shared>,
+        client: &mut Client,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<Step, End> {
+        let limits = Limits {
+            max_bulk_len: shared.config().proto_max_bulk_len,
+            unauthenticated: !client.authenticated,
+        };
+        let argv = match self.reader.next_request(&mut self.inbuf, limits) {
+            Ok(Some(argv)) => argv,
+            Ok(None) => return Ok(Step::NeedMore),
+            Err(e) => {
+                let reply = brooklet_resp::Reply::error(e.to_string());
+                cmd::write_reply(shared, client, &reply, &mut self.out);
+                tracing::debug!(client = client.id(), "protocol error: {e}");
+                return Ok(Step::ProtocolError);
+            }
+        };
+        client
+            .handle
+            .last_interaction_ms
+            .store(now_ms(), Ordering::Relaxed);
+        let reply_at = self.out.len();
+        let outcome = cmd::execute(shared, client, argv, &mut self.out);
+        // Messages published while the command ran (to oneself by one's own PUBLISH, say)
+        // go before its reply, as Redis writes them straight into the reply buffer.
+        self.messages_before_reply(reply_at, rx)?;
+        Ok(Step::Ran(outcome))
+    }
+
+    /// Moves the frames already queued for this client in front of the reply that starts at
+    /// `reply_at` in `out`; a no-op (one failed `try_recv`) when nothing is queued.
+    fn messages_before_reply(
+        &mut self,
+        reply_at: usize,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<(), End> {
+        let Ok(first) = rx.try_recv() else {
+            return Ok(());
+        };
+        let reply = self.out.split_off(reply_at);
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Outbound::Frame(frame) => {
+                    self.out_frames += frame.len();
+                    self.out.extend_from_slice(&frame);
+                }
+                Outbound::Kill => return Err(End::Closed),
+            }
+            next = rx.try_recv().ok();
+        }
+        self.out.unsplit(reply);
+        Ok(())
+    }
+
+    /// Appends a message sent from elsewhere, and every other one already queued, to `out`.
+    pub fn outbound(
+        &mut self,
+        msg: Option<Outbound>,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Result<(), End> {
+        let mut next = msg;
+        loop {
+            match next {
+                Some(Outbound::Frame(frame)) => {
+                    self.out_frames += frame.len();
+                    self.out.extend_from_slice(&frame);
+                }
+                Some(Outbound::Kill) | None => return Err(End::Closed),
+            }
+            // Bound one batch so a flood cannot grow the write buffer without limit.
+            if self.out.len() > 1 << 20 {
+                return Ok(());
+            }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(_) => return Ok(()),
+            };
+        }
+    }
+
+    /// Counts `sent` bytes from the front of `out` as written: pub/sub frames leave the output
+    /// limit's count as the socket takes them, so a client that keeps reading is never held to
+    /// a batch it has not been sent yet.
+    pub fn sent(&mut self, handle: &ClientHandle, sent: usize) {
+        let frames = sent.min(self.out_frames);
+        if frames > 0 {
+            handle.queued_bytes.fetch_sub(frames, Ordering::Relaxed);
+            self.out_frames -= frames;
+        }
+    }
+
+    /// Closes a client whose unprocessed input passed `client-query-buffer-limit`.
+    pub fn check_query_limit(&self, shared: &Shared) -> Result<(), End> {
+        let limit = shared.config().client_query_buffer_limit;
+        if (self.inbuf.len() + self.reader.buffered_bytes()) as u64 > limit {
+            shared
+                .stats
+                .client_query_buffer_limit_disconnections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("closing client that reached max query buffer length ({limit} bytes)");
+            return Err(End::Closed);
+        }
+        Ok(())
+    }
+}
+
+/// A blocked command waiting to be served.
+pub(crate) struct Blocked {
+    /// Its entry in the blocking queues.
+    pub waiter: Arc<Waiter>,
+    /// Where the writer that serves it sends the reply.
+    pub reply_rx: oneshot::Receiver<Served>,
+    /// What to answer if the timeout comes first.
+    pub timeout_reply: brooklet_resp::Reply,
+}
+
+impl Blocked {
+    /// Registers a command that found nothing, then re-runs it once: data may have arrived
+    /// between the command's look and the registration.
+    pub fn register(shared: &Arc<Shared>, client: &Client, spec: BlockSpec) -> Blocked {
+        let (waiter, reply_rx) =
+            Waiter::new(client.id(), client.db, spec.keys, spec.argv, client.resp3);
+        shared.blocking.register(&waiter);
+        client.handle.blocked.store(true, Ordering::Relaxed);
+        cmd::rerun_waiter(shared, &waiter);
+        Blocked {
+            waiter,
+            reply_rx,
+            timeout_reply: spec.timeout_reply,
+        }
+    }
+
+    /// The timeout's answer, unless a writer served the waiter at the same moment (then its
+    /// reply is already in the channel, and the caller takes that instead).
+    pub fn time_out(&self) -> Option<Served> {
+        self.waiter.slot().take().map(|_| Served {
+            reply: self.timeout_reply.clone(),
+            write_seq: 0,
+        })
+    }
+
+    /// Leaves every blocking queue, and answers with `served` if there is an answer (there is
+    /// none when the client went away).
+    pub fn finish(
+        self,
+        shared: &Shared,
+        client: &mut Client,
+        served: Option<Served>,
+        out: &mut BytesMut,
+    ) {
+        self.waiter.slot().take();
+        shared.blocking.unregister(&self.waiter);
+        client.handle.blocked.store(false, Ordering::Relaxed);
+        if let Some(served) = served {
+            client.write_seq = client.write_seq.max(served.write_seq);
+            cmd::write_reply(shared, client, &served.reply, out);
+        }
+    }
+}
+
+struct Conn<'a, S> {
+    shared: &'a Arc<Shared>,
+    socket: S,
+    io: Buffers,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
@@ -152,11 +332,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             }
             self.process(client, rx).await?;
             self.flush(client).await?;
-            self.check_query_limit()?;
+            self.io.check_query_limit(self.shared)?;
             let idle_limit = self.idle_limit(client);
             tokio::select! {
                 read = self.read_more() => read?,
-                msg = rx.recv() => self.outbound(client, msg, rx)?,
+                msg = rx.recv() => self.io.outbound(msg, rx)?,
                 () = handle.kill_signal.notified() => return Err(End::Closed),
                 () = sleep_until(idle_limit) => {
                     if self.idle_limit(client).is_some_and(|t| t <= tokio::time::Instant::now()) {
@@ -187,43 +367,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         client: &mut Client,
         rx: &mut mpsc::UnboundedReceiver<Outbound>,
     ) -> Result<(), End> {
-        let max_bulk_len = self.shared.config().proto_max_bulk_len;
         loop {
-            let limits = Limits {
-                max_bulk_len,
-                unauthenticated: !client.authenticated,
-            };
-            let argv = match self.reader.next_request(&mut self.inbuf, limits) {
-                Ok(Some(argv)) => argv,
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    let reply = brooklet_resp::Reply::error(e.to_string());
-                    cmd::write_reply(self.shared, client, &reply, &mut self.out);
-                    tracing::debug!(client = client.id(), "protocol error: {e}");
+            match self.io.run_next(self.shared, client, rx)? {
+                Step::NeedMore => return Ok(()),
+                Step::Ran(Outcome::Continue) => {}
+                Step::Ran(Outcome::Block(spec)) => self.block(client, rx, spec).await?,
+                Step::Ran(Outcome::Close) | Step::ProtocolError => {
                     self.flush(client).await?;
                     return Err(End::Closed);
                 }
-            };
-            client
-                .handle
-                .last_interaction_ms
-                .store(now_ms(), Ordering::Relaxed);
-            let reply_at = self.out.len();
-            let outcome = cmd::execute(self.shared, client, argv, &mut self.out);
-            // Messages published while the command ran (to oneself by one's own PUBLISH, say)
-            // go before its reply, as Redis writes them straight into the reply buffer.
-            self.messages_before_reply(reply_at, rx)?;
-            match outcome {
-                Outcome::Continue => {}
-                Outcome::Close => {
-                    self.flush(client).await?;
-                    return Err(End::Closed);
-                }
-                Outcome::Block(spec) => self.block(client, rx, spec).await?,
             }
             // A long pipeline of large replies is written as it grows: a client that does not
             // read then stalls its own connection (TCP backpressure) instead of growing memory.
-            if self.out.len() >= OUT_FLUSH_AT {
+            if self.io.out.len() >= OUT_FLUSH_AT {
                 self.flush(client).await?;
             }
         }
@@ -236,34 +392,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         rx: &mut mpsc::UnboundedReceiver<Outbound>,
         spec: BlockSpec,
     ) -> Result<(), End> {
-        let (waiter, mut reply_rx) =
-            Waiter::new(client.id(), client.db, spec.keys, spec.argv, client.resp3);
-        self.shared.blocking.register(&waiter);
-        client.handle.blocked.store(true, Ordering::Relaxed);
-        // Data may have arrived between the command's look and the registration.
-        cmd::rerun_waiter(self.shared, &waiter);
-        self.flush(client).await?;
         let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut blocked = Blocked::register(self.shared, client, spec);
+        self.flush(client).await?;
         let result = loop {
             tokio::select! {
-                served = &mut reply_rx => break Ok(served.ok()),
+                served = &mut blocked.reply_rx => break Ok(served.ok()),
                 _ = sleep_until(deadline) => {
-                    if waiter.slot().take().is_some() {
-                        break Ok(Some(Served { reply: spec.timeout_reply.clone(), write_seq: 0 }));
+                    if let Some(timed_out) = blocked.time_out() {
+                        break Ok(Some(timed_out));
                     }
                     // Served at the same moment: the reply is already in the channel.
-                    break Ok((&mut reply_rx).await.ok());
+                    break Ok((&mut blocked.reply_rx).await.ok());
                 }
                 read = self.read_more() => {
                     if let Err(e) = read {
                         break Err(e);
                     }
-                    if let Err(e) = self.check_query_limit() {
+                    if let Err(e) = self.io.check_query_limit(self.shared) {
                         break Err(e);
                     }
                 }
                 msg = rx.recv() => {
-                    if let Err(e) = self.outbound(client, msg, rx) {
+                    if let Err(e) = self.io.outbound(msg, rx) {
                         break Err(e);
                     }
                     if let Err(e) = self.flush(client).await {
@@ -272,52 +423,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 }
             }
         };
-        waiter.slot().take();
-        self.shared.blocking.unregister(&waiter);
-        client.handle.blocked.store(false, Ordering::Relaxed);
-        if let Some(served) = result? {
-            client.write_seq = client.write_seq.max(served.write_seq);
-            cmd::write_reply(self.shared, client, &served.reply, &mut self.out);
-        }
-        Ok(())
-    }
-
-    /// Moves the frames already queued for this client in front of the reply that starts at
-    /// `reply_at` in `out`; a no-op (one failed `try_recv`) when nothing is queued.
-    fn messages_before_reply(
-        &mut self,
-        reply_at: usize,
-        rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    ) -> Result<(), End> {
-        let Ok(first) = rx.try_recv() else {
-            return Ok(());
+        let (answer, end) = match result {
+            Ok(answer) => (answer, Ok(())),
+            Err(e) => (None, Err(e)),
         };
-        let reply = self.out.split_off(reply_at);
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Outbound::Frame(frame) => {
-                    self.out_frames += frame.len();
-                    self.out.extend_from_slice(&frame);
-                }
-                Outbound::Kill => return Err(End::Closed),
-            }
-            next = rx.try_recv().ok();
-        }
-        self.out.unsplit(reply);
-        Ok(())
+        blocked.finish(self.shared, client, answer, &mut self.io.out);
+        end
     }
 
     async fn read_more(&mut self) -> Result<(), End> {
-        if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+        let inbuf = &mut self.io.inbuf;
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
             let want = self
+                .io
                 .reader
-                .bulk_bytes_wanted(&self.inbuf)
+                .bulk_bytes_wanted(inbuf)
                 .unwrap_or(0)
                 .clamp(READ_CHUNK, 1 << 20);
-            self.inbuf.reserve(want);
+            inbuf.reserve(want);
         }
-        match self.socket.read_buf(&mut self.inbuf).await {
+        match self.socket.read_buf(inbuf).await {
             Ok(0) | Err(_) => Err(End::Gone),
             Ok(n) => {
                 self.shared
@@ -329,60 +454,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         }
     }
 
-    /// Appends a message sent from elsewhere, and every other one already queued, to `out`.
-    fn outbound(
-        &mut self,
-        _client: &Client,
-        msg: Option<Outbound>,
-        rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    ) -> Result<(), End> {
-        let mut next = msg;
-        loop {
-            match next {
-                Some(Outbound::Frame(frame)) => {
-                    self.out_frames += frame.len();
-                    self.out.extend_from_slice(&frame);
-                }
-                Some(Outbound::Kill) | None => return Err(End::Closed),
-            }
-            // Bound one batch so a flood cannot grow the write buffer without limit.
-            if self.out.len() > 1 << 20 {
-                return Ok(());
-            }
-            next = match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(_) => return Ok(()),
-            };
-        }
-    }
-
     /// Writes `out`; a kill (CLIENT KILL, output limit, shutdown) interrupts a write that a
     /// client that stopped reading would otherwise hold up forever.
     async fn flush(&mut self, client: &Client) -> Result<(), End> {
-        if self.out.is_empty() {
+        if self.io.out.is_empty() {
             return Ok(());
         }
         self.wait_durable(client.write_seq).await?;
-        let n = self.out.len();
+        let n = self.io.out.len();
         let handle = &client.handle;
         let mut written = 0;
         while written < n {
             let result = tokio::select! {
-                r = self.socket.write(&self.out[written..]) => r,
+                r = self.socket.write(&self.io.out[written..]) => r,
                 () = handle.kill_signal.notified() => return Err(End::Closed),
             };
             let Ok(sent @ 1..) = result else {
-                self.out.clear();
+                self.io.out.clear();
                 return Err(End::Gone);
             };
             written += sent;
-            // Pub/sub frames leave the output limit's count as the socket takes them, so a
-            // client that keeps reading is never held to a batch it has not been sent yet.
-            let frames = sent.min(self.out_frames);
-            if frames > 0 {
-                handle.queued_bytes.fetch_sub(frames, Ordering::Relaxed);
-                self.out_frames -= frames;
-            }
+            self.io.sent(handle, sent);
         }
         // A TLS stream may keep the tail of the encrypted records when the socket was full;
         // only a flush sends it (a no-op on plain TCP).
@@ -391,10 +483,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             () = handle.kill_signal.notified() => return Err(End::Closed),
         };
         if flushed.is_err() {
-            self.out.clear();
+            self.io.out.clear();
             return Err(End::Gone);
         }
-        self.out.clear();
+        self.io.out.clear();
         self.shared
             .stats
             .net_output_bytes
@@ -430,19 +522,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(1), durable.changed()).await;
         }
-    }
-
-    fn check_query_limit(&self) -> Result<(), End> {
-        let limit = self.shared.config().client_query_buffer_limit;
-        if (self.inbuf.len() + self.reader.buffered_bytes()) as u64 > limit {
-            self.shared
-                .stats
-                .client_query_buffer_limit_disconnections
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("closing client that reached max query buffer length ({limit} bytes)");
-            return Err(End::Closed);
-        }
-        Ok(())
     }
 }
 

@@ -185,7 +185,47 @@ async fn launch(
         tokio::task::spawn_blocking(move || brooklet_persistence::Store::open(&dir, policy))
             .await
             .map_err(std::io::Error::other)?;
-    let (store, loaded, report) = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let opened = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let shared = install_store(config, plain_addr, tls_addr, opened);
+    {
+        let config = shared.config();
+        let outside = plain_addr
+            .iter()
+            .chain(tls_addr.iter())
+            .any(|a| !a.ip().is_loopback());
+        if config.protected_mode && config.requirepass.is_none() && outside {
+            tracing::warn!(
+                "protected mode is on and no password is set: clients from other hosts will be refused. Set requirepass, or start with --protected-mode no"
+            );
+        }
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    if let Some(addr) = plain_addr {
+        tracing::info!("Brooklet {version} listening on {addr}");
+    }
+    if let Some(addr) = tls_addr {
+        tracing::info!("Brooklet {version} listening for TLS on {addr}");
+    }
+    let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
+    Ok(ServerHandle { shared, task })
+}
+
+/// What [`brooklet_persistence::Store::open`] returns.
+type OpenedStore = (
+    brooklet_persistence::Store,
+    Vec<brooklet_persistence::LoadedStream>,
+    brooklet_persistence::RecoveryReport,
+);
+
+/// The shared state over an opened store, with what the store held loaded into the keyspace;
+/// logs what recovery found.
+fn install_store(
+    config: Config,
+    plain_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    opened: OpenedStore,
+) -> Arc<Shared> {
+    let (store, loaded, report) = opened;
     store.set_stream_cache_bytes(usize::try_from(config.stream_cache_bytes).unwrap_or(usize::MAX));
     if report.torn_journal_bytes > 0 {
         tracing::warn!(
@@ -209,27 +249,7 @@ async fn launch(
     );
     let shared = Shared::new(config, plain_addr, tls_addr, store, report);
     cmd::install_loaded(&shared, loaded);
-    {
-        let config = shared.config();
-        let outside = plain_addr
-            .iter()
-            .chain(tls_addr.iter())
-            .any(|a| !a.ip().is_loopback());
-        if config.protected_mode && config.requirepass.is_none() && outside {
-            tracing::warn!(
-                "protected mode is on and no password is set: clients from other hosts will be refused. Set requirepass, or start with --protected-mode no"
-            );
-        }
-    }
-    let version = env!("CARGO_PKG_VERSION");
-    if let Some(addr) = plain_addr {
-        tracing::info!("Brooklet {version} listening on {addr}");
-    }
-    if let Some(addr) = tls_addr {
-        tracing::info!("Brooklet {version} listening for TLS on {addr}");
-    }
-    let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
-    Ok(ServerHandle { shared, task })
+    shared
 }
 
 /// Accepts on both listeners in one loop, so shutdown, maxclients and protected mode are one
