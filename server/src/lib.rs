@@ -20,6 +20,7 @@ mod blocking;
 mod client;
 mod cmd;
 mod connection;
+pub mod embedded;
 pub mod info;
 mod keyspace;
 pub(crate) mod notify;
