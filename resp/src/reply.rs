@@ -202,6 +202,9 @@ fn format_double(d: f64) -> String {
         "nan".into()
     } else if d.is_infinite() {
         if d > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if d == 0.0 && d.is_sign_negative() {
+        // The integer path below would lose the sign: Redis prints "-0".
+        "-0".into()
     } else if d == d.trunc() && d.abs() < 1e17 {
         format!("{}", d as i64)
     } else {
@@ -233,6 +236,7 @@ mod tests {
         assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
         assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(3.0), false), "$1\r\n3\r\n");
+        assert_eq!(enc(&Reply::Double(-0.0), true), ",-0\r\n");
         assert_eq!(enc(&Reply::Bool(true), true), "#t\r\n");
         assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
     }
