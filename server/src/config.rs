@@ -105,6 +105,8 @@ pub struct Config {
     pub tcp_keepalive: u64,
     /// `hz`: background task frequency, reported for compatibility.
     pub hz: u64,
+    /// `jemalloc-bg-thread`: let jemalloc's background threads return freed memory to the OS.
+    pub jemalloc_bg_thread: bool,
 }
 
 impl Default for Config {
@@ -141,6 +143,7 @@ impl Default for Config {
             },
             timeout: 0,
             protected_mode: true,
+            jemalloc_bg_thread: true,
             enable_debug_command: "no".into(),
             tcp_keepalive: 300,
             hz: 10,
@@ -178,6 +181,7 @@ pub const PARAMETERS: &[&str] = &[
     "tcp-keepalive",
     "hz",
     "maxmemory",
+    "jemalloc-bg-thread",
 ];
 
 /// Parameters that only take effect at start-up; CONFIG SET refuses them.
@@ -266,6 +270,7 @@ impl Config {
             }
             "timeout" => self.timeout.to_string(),
             "protected-mode" => yes_no(self.protected_mode).into(),
+            "jemalloc-bg-thread" => yes_no(self.jemalloc_bg_thread).into(),
             "enable-debug-command" => self.enable_debug_command.clone(),
             "tcp-keepalive" => self.tcp_keepalive.to_string(),
             "hz" => self.hz.to_string(),
@@ -393,6 +398,10 @@ impl Config {
             }
             "protected-mode" => {
                 self.protected_mode =
+                    parse_yes_no(one()?).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?
+            }
+            "jemalloc-bg-thread" => {
+                self.jemalloc_bg_thread =
                     parse_yes_no(one()?).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?
             }
             "enable-debug-command" => {

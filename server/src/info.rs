@@ -11,6 +11,19 @@ pub fn allocator_is_jemalloc() {
     JEMALLOC.store(true, Ordering::Relaxed);
 }
 
+/// Turns jemalloc's background threads on or off (`jemalloc-bg-thread`, on by default as in
+/// Redis). Freed memory goes back to the OS as it decays (jemalloc's `dirty_decay_ms`, 10 s);
+/// without the background threads that decay is only acted on when the arena that freed the
+/// memory allocates again, so a burst served by one worker thread could stay resident for as
+/// long as that thread had nothing else to do.
+pub fn set_background_threads(on: bool) {
+    if JEMALLOC.load(Ordering::Relaxed)
+        && let Err(e) = tikv_jemalloc_ctl::background_thread::write(on)
+    {
+        tracing::warn!("could not switch jemalloc's background threads: {e}");
+    }
+}
+
 /// Bytes allocated by the server: jemalloc's count when it is the allocator, else RSS.
 pub fn used_memory() -> (u64, &'static str) {
     if JEMALLOC.load(Ordering::Relaxed) {
@@ -21,6 +34,34 @@ pub fn used_memory() -> (u64, &'static str) {
         }
     }
     (resident_bytes(), "libc")
+}
+
+/// jemalloc's view of its memory, as Redis's INFO reports it.
+struct AllocatorStats {
+    /// Bytes handed out to the program.
+    allocated: usize,
+    /// Bytes in pages holding allocations (allocated plus fragmentation).
+    active: usize,
+    /// Bytes jemalloc holds in physical memory: active, metadata and freed pages not yet
+    /// returned to the OS.
+    resident: usize,
+    /// Bytes of address space jemalloc kept after returning their pages to the OS.
+    retained: usize,
+}
+
+/// jemalloc's statistics, when it is the allocator.
+fn allocator_stats() -> Option<AllocatorStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if !JEMALLOC.load(Ordering::Relaxed) {
+        return None;
+    }
+    epoch::advance().ok()?;
+    Some(AllocatorStats {
+        allocated: stats::allocated::read().ok()?,
+        active: stats::active::read().ok()?,
+        resident: stats::resident::read().ok()?,
+        retained: stats::retained::read().ok()?,
+    })
 }
 
 use std::fmt::Write as _;
@@ -138,6 +179,12 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "used_memory_human", human(used));
             field(out, "used_memory_rss", rss);
             field(out, "used_memory_rss_human", human(rss));
+            if let Some(a) = allocator_stats() {
+                field(out, "allocator_allocated", a.allocated);
+                field(out, "allocator_active", a.active);
+                field(out, "allocator_resident", a.resident);
+                field(out, "allocator_retained", a.retained);
+            }
             field(out, "maxmemory", 0);
             field(out, "maxmemory_policy", "noeviction");
             field(out, "mem_allocator", allocator);

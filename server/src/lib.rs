@@ -188,6 +188,7 @@ async fn launch(
             .map_err(std::io::Error::other)?;
     let opened = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = install_store(config, plain_addr, tls_addr, opened);
+    info::set_background_threads(shared.config().jemalloc_bg_thread);
     {
         let config = shared.config();
         let outside = plain_addr

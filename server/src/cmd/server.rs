@@ -308,6 +308,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         })?;
     }
     ctx.shared.pubsub_limits.set(&next.output_limit_pubsub);
+    crate::info::set_background_threads(next.jemalloc_bg_thread);
     ctx.shared
         .store
         .set_policy(crate::state::fsync_policy(next.appendfsync));
