@@ -23,6 +23,10 @@ const OUT_FLUSH_AT: usize = 256 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Buffer capacity an idle connection keeps; what a burst grew its buffers beyond is given
+/// back once the burst is over.
+const IDLE_CAPACITY: usize = 64 * 1024;
+
 /// Why a connection loop ended.
 pub(crate) enum End {
     /// Peer closed or the socket failed.
@@ -123,6 +127,9 @@ pub(crate) struct Buffers {
     /// Bytes of pub/sub frames moved into `out` and not yet written: they still count in the
     /// handle's `queued_bytes` (the output buffer limits see them) until the write completes.
     out_frames: usize,
+    /// Bytes read into, or reserved in, `inbuf` since it was allocated: an upper bound on how
+    /// far it may have grown, which its capacity does not show once requests were cut from it.
+    inbuf_used: usize,
 }
 
 /// What one turn of the request loop did.
@@ -144,6 +151,27 @@ impl Buffers {
             out: BytesMut::with_capacity(READ_CHUNK),
             reader: RequestReader::new(),
             out_frames: 0,
+            inbuf_used: 0,
+        }
+    }
+
+    /// Appends bytes received from the client to the read buffer.
+    pub fn received(&mut self, bytes: &[u8]) {
+        self.inbuf.extend_from_slice(bytes);
+        self.inbuf_used += bytes.len();
+    }
+
+    /// Gives back what a burst (a long pipeline, a large value) grew the buffers to, once
+    /// nothing is in flight: thousands of idle clients must not each keep the largest request
+    /// and reply they ever had (Redis shrinks idle clients' query buffers for the same reason).
+    /// A client that keeps sending large requests pays one allocation per burst.
+    pub fn release_burst_capacity(&mut self) {
+        if self.inbuf.is_empty() && !self.reader.in_request() && self.inbuf_used > IDLE_CAPACITY {
+            self.inbuf = BytesMut::with_capacity(READ_CHUNK);
+            self.inbuf_used = 0;
+        }
+        if self.out.is_empty() && self.out.capacity() > IDLE_CAPACITY {
+            self.out = BytesMut::with_capacity(READ_CHUNK);
         }
     }
 
@@ -333,6 +361,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             self.process(client, rx).await?;
             self.flush(client).await?;
             self.io.check_query_limit(self.shared)?;
+            self.io.release_burst_capacity();
             let idle_limit = self.idle_limit(client);
             tokio::select! {
                 read = self.read_more() => read?,
@@ -441,10 +470,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 .unwrap_or(0)
                 .clamp(READ_CHUNK, 1 << 20);
             inbuf.reserve(want);
+            self.io.inbuf_used += want;
         }
-        match self.socket.read_buf(inbuf).await {
+        match self.socket.read_buf(&mut self.io.inbuf).await {
             Ok(0) | Err(_) => Err(End::Gone),
             Ok(n) => {
+                self.io.inbuf_used += n;
                 self.shared
                     .stats
                     .net_input_bytes

@@ -153,7 +153,7 @@ impl Session {
         if self.closed {
             return;
         }
-        self.io.inbuf.extend_from_slice(bytes);
+        self.io.received(bytes);
         self.shared
             .stats
             .net_input_bytes
@@ -227,7 +227,10 @@ impl Session {
                 .io
                 .run_next(&self.shared, &mut self.client, &mut self.rx)
             {
-                Ok(Step::NeedMore) => return,
+                Ok(Step::NeedMore) => {
+                    self.io.release_burst_capacity();
+                    return;
+                }
                 Ok(Step::Ran(Outcome::Continue)) => {}
                 Ok(Step::Ran(Outcome::Block(spec))) => {
                     let mut blocked = Blocked::register(&self.shared, &self.client, spec);
