@@ -301,8 +301,15 @@ impl Blocked {
     /// Registers a command that found nothing, then re-runs it once: data may have arrived
     /// between the command's look and the registration.
     pub fn register(shared: &Arc<Shared>, client: &Client, spec: BlockSpec) -> Blocked {
-        let (waiter, reply_rx) =
-            Waiter::new(client.id(), client.db, spec.keys, spec.argv, client.resp3);
+        // Copied: a command blocked with BLOCK 0 may wait for as long as the connection lives.
+        let keep = |args: Vec<bytes::Bytes>| args.iter().map(crate::keyspace::keep).collect();
+        let (waiter, reply_rx) = Waiter::new(
+            client.id(),
+            client.db,
+            keep(spec.keys),
+            keep(spec.argv),
+            client.resp3,
+        );
         shared.blocking.register(&waiter);
         client.handle.blocked.store(true, Ordering::Relaxed);
         cmd::rerun_waiter(shared, &waiter);

@@ -46,6 +46,14 @@ impl Value {
     }
 }
 
+/// A copy of a client's argument to keep beyond the command. Arguments are zero-copy slices of
+/// the connection's read buffer, and one slice kept alive keeps that whole buffer allocated: a
+/// stream key that arrived in the same read as a 1 MB value would hold the megabyte for as
+/// long as the stream exists.
+pub fn keep(arg: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(arg)
+}
+
 /// One shard's map.
 pub type Shard = HashMap<Bytes, Value>;
 

@@ -159,7 +159,7 @@ fn id(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 
 fn setname(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     validate_name(&argv[2])?;
-    lock_names(ctx).name = argv[2].clone();
+    lock_names(ctx).name = crate::keyspace::keep(&argv[2]);
     Ok(Reply::Ok)
 }
 
@@ -173,7 +173,7 @@ fn getname(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn setinfo(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let value = argv[3].clone();
+    let value = crate::keyspace::keep(&argv[3]);
     if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
         return Err(CommandError::text(format!(
             "ERR {} cannot contain spaces, newlines or special characters.",

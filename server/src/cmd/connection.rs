@@ -155,7 +155,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if args.eat_keyword("AUTH") && args.remaining() >= 2 {
             credentials = Some((args.next_bytes()?.clone(), args.next_bytes()?.clone()));
         } else if args.eat_keyword("SETNAME") && args.remaining() >= 1 {
-            name = Some(args.next_bytes()?.clone());
+            name = Some(crate::keyspace::keep(args.next_bytes()?));
         } else {
             return Err(CommandError::text(format!(
                 "ERR Syntax error in HELLO option '{}'",

@@ -327,7 +327,7 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             None => {
                 let mut s = Stream::new();
                 let outcome = s.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?;
-                shard.insert(key.clone(), Value::Stream(Box::new(s)));
+                shard.insert(crate::keyspace::keep(key), Value::Stream(Box::new(s)));
                 Ok(outcome)
             }
         };

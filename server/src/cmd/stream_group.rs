@@ -254,7 +254,7 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             None => {
                 let mut s = Stream::new();
                 s.create_group(group, start, entries_read, &mut out)?;
-                shard.insert(key.clone(), Value::Stream(Box::new(s)));
+                shard.insert(crate::keyspace::keep(key), Value::Stream(Box::new(s)));
             }
         }
         if let Some(v) = shard.get_mut(key) {

@@ -110,10 +110,11 @@ fn watch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
             continue;
         }
+        let key = crate::keyspace::keep(key);
         ctx.shared
             .watches
             .watch(db, key.clone(), ctx.client.id(), &ctx.client.watch_dirty);
-        ctx.client.watched.push((db, key.clone()));
+        ctx.client.watched.push((db, key));
     }
     ctx.client
         .handle
