@@ -494,6 +494,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
 
     /// Writes `out`; a kill (CLIENT KILL, output limit, shutdown) interrupts a write that a
     /// client that stopped reading would otherwise hold up forever.
+    ///
+    /// `client-output-buffer-limit normal` applies to what the socket has not taken yet: at or
+    /// above `hard`, or at or above `soft` for `soft_seconds`, the client is closed, as Redis
+    /// closes it. Redis's default, `0 0 0`, sets no limit: a client that stops reading then
+    /// only stalls itself, since its requests are no longer read either. Subscribers are held
+    /// to the pubsub class as messages are queued for them instead.
     async fn flush(&mut self, client: &Client) -> Result<(), End> {
         if self.io.out.is_empty() {
             return Ok(());
@@ -501,11 +507,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         self.wait_durable(client.write_seq).await?;
         let n = self.io.out.len();
         let handle = &client.handle;
+        let limit = self.shared.config().output_limit_normal;
+        let limited = !handle.is_pubsub() && (limit.hard > 0 || limit.soft > 0);
+        let over = |pending: usize, bound: u64| bound > 0 && pending as u64 >= bound;
+        let mut soft_deadline = None;
         let mut written = 0;
         while written < n {
+            if limited && over(n - written, limit.hard) {
+                return Err(self.output_limit_reached(client));
+            }
+            if limited && soft_deadline.is_none() && over(n - written, limit.soft) {
+                let allowed = std::time::Duration::from_secs(limit.soft_seconds);
+                soft_deadline = Some(tokio::time::Instant::now() + allowed);
+            }
             let result = tokio::select! {
                 r = self.socket.write(&self.io.out[written..]) => r,
                 () = handle.kill_signal.notified() => return Err(End::Closed),
+                () = sleep_until(soft_deadline) => {
+                    if over(n - written, limit.soft) {
+                        return Err(self.output_limit_reached(client));
+                    }
+                    soft_deadline = None;
+                    continue;
+                }
             };
             let Ok(sent @ 1..) = result else {
                 self.io.out.clear();
@@ -513,6 +537,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             };
             written += sent;
             self.io.sent(handle, sent);
+            // Counted as the socket takes them, so INFO shows a stalled client's progress too.
+            self.shared
+                .stats
+                .net_output_bytes
+                .fetch_add(sent as u64, Ordering::Relaxed);
         }
         // A TLS stream may keep the tail of the encrypted records when the socket was full;
         // only a flush sends it (a no-op on plain TCP).
@@ -525,11 +554,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             return Err(End::Gone);
         }
         self.io.out.clear();
+        Ok(())
+    }
+
+    /// Closes a normal client over its output buffer limit, counted as Redis counts it.
+    fn output_limit_reached(&self, client: &Client) -> End {
         self.shared
             .stats
-            .net_output_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(())
+            .client_output_limit_disconnections
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            client = client.id(),
+            "closing a client over its output buffer limit (client-output-buffer-limit normal)"
+        );
+        End::Closed
     }
 
     /// Holds replies back until the client's latest write is safe enough to acknowledge: in
