@@ -22,8 +22,9 @@ use crate::trim::TrimArgs;
 /// One Redis stream: its entries, metadata and consumer groups.
 ///
 /// Invariants: `length` is the number of live entries; every node holds entries in ID
-/// order, all above the previous node's; `last_id` is at least every entry's ID; the tail
-/// node is never cold.
+/// order, all above the previous node's; `last_id` is at least every entry's ID. The tail
+/// node is never evicted; it can be cold only after XDEL dropped the node after it, and
+/// an append reads it back first.
 #[derive(Clone, Debug, Default)]
 pub struct Stream {
     /// Nodes keyed by their master (first) entry ID.
