@@ -16,7 +16,7 @@ use crate::group::ConsumerGroup;
 use crate::id::{IdSpec, ReadId, StreamId};
 use crate::mutation::Mutation;
 use crate::node::{Node, NodeLimits, RawEntry};
-use crate::source::{EntrySource, NodeMeta};
+use crate::source::{EntrySource, NodeMeta, StoredEntry};
 use crate::trim::TrimArgs;
 
 /// One Redis stream: its entries, metadata and consumer groups.
@@ -132,19 +132,8 @@ impl Stream {
                     s.entries_added += 1;
                 }
             }
-            match Node::rebuild(&stored) {
-                Some(node) if stored.first().is_some_and(|e| e.id == tail.master) => {
-                    s.resident_bytes += node.heap_bytes();
-                    s.resident_order.push_back(tail.master);
-                    s.nodes.insert(tail.master, node);
-                }
-                _ => {
-                    return Err(StreamError::Storage(format!(
-                        "the last node ({}) is missing its first entry",
-                        tail.master
-                    )));
-                }
-            }
+            let node = rebuild(tail.master, &stored)?;
+            s.make_resident(tail.master, node);
         }
         s.length = s.nodes.values().map(|n| n.live).sum();
         s.refresh_first_id();
@@ -266,23 +255,21 @@ impl Stream {
         let stored = source
             .load(master, node.last)
             .map_err(StreamError::Storage)?;
-        let rebuilt = match Node::rebuild(&stored) {
-            Some(n) if stored.first().is_some_and(|e| e.id == master) => n,
-            _ => {
-                return Err(StreamError::Storage(format!(
-                    "node {master} is missing its first entry"
-                )));
-            }
-        };
+        let rebuilt = rebuild(master, &stored)?;
         if !rebuilt.same_counts(node) {
             return Err(StreamError::Storage(format!(
                 "node {master} does not match its recorded counts"
             )));
         }
-        self.resident_bytes += rebuilt.heap_bytes();
-        self.resident_order.push_back(master);
-        self.nodes.insert(master, rebuilt);
+        self.make_resident(master, rebuilt);
         Ok(())
+    }
+
+    /// Puts a node read back from storage in place, counted as resident.
+    fn make_resident(&mut self, master: StreamId, node: Node) {
+        self.resident_bytes += node.heap_bytes();
+        self.resident_order.push_back(master);
+        self.nodes.insert(master, node);
     }
 
     /// Evicts the longest-resident nodes until the budget holds; never the tail (appends
@@ -781,6 +768,17 @@ impl Stream {
         };
         let count = count.filter(|&c| c > 0);
         self.range(start, StreamId::MAX, count, false)
+    }
+}
+
+/// Rebuilds the node starting at `master` from its stored entries, which must begin with
+/// that entry.
+fn rebuild(master: StreamId, stored: &[StoredEntry]) -> Result<Node, StreamError> {
+    match Node::rebuild(stored) {
+        Some(node) if stored.first().is_some_and(|e| e.id == master) => Ok(node),
+        _ => Err(StreamError::Storage(format!(
+            "node {master} is missing its first entry"
+        ))),
     }
 }
 
