@@ -1,5 +1,6 @@
 //! Value encoding: fixed-width big-endian integers and u32-length-prefixed byte strings.
 
+use brooklet_streams::{NodeMeta, StreamId};
 use bytes::Bytes;
 
 use crate::error::StoreError;
@@ -132,6 +133,33 @@ pub fn decode_entry(value: &[u8]) -> Result<(Vec<Bytes>, u8), StoreError> {
     Ok((fields, flags))
 }
 
+/// A node record: last ID, live and deleted counts, first and last live IDs.
+pub fn encode_node(n: &NodeMeta) -> Vec<u8> {
+    Writer::default()
+        .u64(n.last.ms)
+        .u64(n.last.seq)
+        .u64(n.live)
+        .u64(n.deleted)
+        .u64(n.first_live.ms)
+        .u64(n.first_live.seq)
+        .u64(n.last_live.ms)
+        .u64(n.last_live.seq)
+        .0
+}
+
+/// Reads a node record written by [`encode_node`] for the node starting at `master`.
+pub fn decode_node(master: StreamId, value: &[u8]) -> Result<NodeMeta, StoreError> {
+    let mut r = Reader::new(value, "node");
+    Ok(NodeMeta {
+        master,
+        last: StreamId::new(r.u64()?, r.u64()?),
+        live: r.u64()?,
+        deleted: r.u64()?,
+        first_live: StreamId::new(r.u64()?, r.u64()?),
+        last_live: StreamId::new(r.u64()?, r.u64()?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +170,20 @@ mod tests {
         let enc = encode_entry(&fields, true);
         assert!(matches!(decode_entry(&enc), Ok((f, NEW_NODE)) if f == fields));
         assert!(decode_entry(&enc[..enc.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn node_records_round_trip_and_truncation_is_detected() {
+        let node = NodeMeta {
+            master: StreamId::new(5, 0),
+            last: StreamId::new(9, 3),
+            live: 7,
+            deleted: 2,
+            first_live: StreamId::new(5, 1),
+            last_live: StreamId::new(9, 2),
+        };
+        let enc = encode_node(&node);
+        assert!(matches!(decode_node(node.master, &enc), Ok(n) if n == node));
+        assert!(decode_node(node.master, &enc[..enc.len() - 1]).is_err());
     }
 }

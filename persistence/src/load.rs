@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId, StreamMeta};
 
-use crate::codec::Reader;
+use crate::codec::{Reader, decode_node};
 use crate::error::StoreError;
 use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
 use crate::source::CacheMisses;
@@ -71,15 +71,7 @@ pub(crate) fn load(
         let (k, v) = kv.into_inner()?;
         let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("node"))?;
         let master = read_id(rest).ok_or_else(|| corrupt("node"))?;
-        let mut r = Reader::new(&v, "node");
-        let node = NodeMeta {
-            master,
-            last: StreamId::new(r.u64()?, r.u64()?),
-            live: r.u64()?,
-            deleted: r.u64()?,
-            first_live: StreamId::new(r.u64()?, r.u64()?),
-            last_live: StreamId::new(r.u64()?, r.u64()?),
-        };
+        let node = decode_node(master, &v)?;
         nodes
             .entry((db, Bytes::copy_from_slice(key)))
             .or_default()

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use brooklet_streams::{EntrySource, Mutation, NodeMeta, Stream, StreamId};
+use brooklet_streams::{EntrySource, Mutation, Stream, StreamId};
 use fjall::config::CompressionPolicy;
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 
-use crate::codec::{DELETED, Writer, encode_entry};
+use crate::codec::{DELETED, Writer, encode_entry, encode_node};
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
 use crate::error::StoreError;
 use crate::keys::{
@@ -590,11 +590,6 @@ impl Store {
         self.cache_budget.store(bytes, Ordering::Relaxed);
     }
 
-    /// The `stream-cache-bytes` in force.
-    pub fn stream_cache_bytes(&self) -> usize {
-        self.cache_budget.load(Ordering::Relaxed)
-    }
-
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -652,20 +647,6 @@ pub(crate) fn source(
         budget: budget.clone(),
         reads: misses.clone(),
     })
-}
-
-/// A node record: last ID, live and deleted counts, first and last live IDs.
-pub(crate) fn encode_node(n: &NodeMeta) -> Vec<u8> {
-    Writer::default()
-        .u64(n.last.ms)
-        .u64(n.last.seq)
-        .u64(n.live)
-        .u64(n.deleted)
-        .u64(n.first_live.ms)
-        .u64(n.first_live.seq)
-        .u64(n.last_live.ms)
-        .u64(n.last_live.seq)
-        .0
 }
 
 /// Bytes of every file below `dir`.
