@@ -144,12 +144,7 @@ fn appendfsync_always_at_run_time_acknowledges_after_fsync() {
         .unwrap();
     let fsyncs = |c: &mut redis::Connection| -> u64 {
         let info: String = cmd("INFO").arg("persistence").query(c).unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("brooklet_fsyncs:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        info_u64(&info, "brooklet_fsyncs")
     };
     let start = fsyncs(&mut c);
     for i in 0..20 {
@@ -163,20 +158,22 @@ fn appendfsync_always_at_run_time_acknowledges_after_fsync() {
     }
     // Each acknowledged XADD was covered by an fsync before its reply.
     let info: String = cmd("INFO").arg("persistence").query(&mut c).unwrap();
-    let get = |k: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
     assert_eq!(
-        get("brooklet_batches_durable:"),
-        get("brooklet_batches_committed:"),
+        info_u64(&info, "brooklet_batches_durable"),
+        info_u64(&info, "brooklet_batches_committed"),
         "{info}"
     );
     assert!(fsyncs(&mut c) > start);
+}
+
+/// One numeric field of an INFO reply.
+fn info_u64(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in:\n{info}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn ids(v: &[(String, Vec<(String, String)>)]) -> Vec<u64> {
@@ -316,21 +313,9 @@ fn a_stream_larger_than_its_cache_is_read_back_from_disk() {
     // 998 oldest live entries: 1..=9 and 11..=999 (10 was deleted).
     assert_eq!(ids(&first), vec![1000]);
     let info: String = cmd("INFO").arg("persistence").query(&mut c).unwrap();
-    let misses: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("brooklet_stream_cache_misses:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let misses = info_u64(&info, "brooklet_stream_cache_misses");
     assert!(misses > 10, "only {misses} reads went to disk:\n{info}");
-    let hits: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("brooklet_stream_cache_hits:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let hits = info_u64(&info, "brooklet_stream_cache_hits");
     assert!(hits > 0, "no read found its node in memory:\n{info}");
     let before = state(&mut c);
     let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
