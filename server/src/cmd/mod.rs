@@ -597,17 +597,12 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
     // Watchers are dirtied before the gate is released, so an EXEC (which checks its flag
     // under the exclusive gate) can never run between this write and the dirtying.
-    let result = if entry.spec.flags & flags::EXCLUSIVE != 0 && !ctx.client.in_exec {
-        let _gate = ctx.shared.gate_exclusive();
-        let r = handler(ctx, argv);
-        touch_watchers(ctx);
-        r
-    } else if keyed && !ctx.client.in_exec {
-        let _gate = ctx.shared.gate_shared();
-        let r = handler(ctx, argv);
-        touch_watchers(ctx);
-        r
-    } else {
+    let result = {
+        let shared = ctx.shared;
+        let gated = !ctx.client.in_exec;
+        let exclusive = entry.spec.flags & flags::EXCLUSIVE != 0;
+        let _exclusive = (gated && exclusive).then(|| shared.gate_exclusive());
+        let _shared = (gated && !exclusive && keyed).then(|| shared.gate_shared());
         let r = handler(ctx, argv);
         touch_watchers(ctx);
         r
