@@ -348,3 +348,21 @@ pub fn error_text(frame: &Resp2Frame) -> Option<String> {
         _ => None,
     }
 }
+
+/// Whether redis-cli is installed; when it is not, says the test is skipped (`.ci/run`
+/// installs it).
+pub fn redis_cli_available() -> bool {
+    match std::process::Command::new("redis-cli")
+        .arg("--version")
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "redis-cli --version failed");
+            true
+        }
+        Err(_) => {
+            println!("SKIPPED: redis-cli is not installed (.ci/run installs redis-tools)");
+            false
+        }
+    }
+}
