@@ -72,13 +72,7 @@ fn parse_options() -> Result<Options, String> {
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             other if addr.is_none() && !other.starts_with('-') => {
-                let parsed: SocketAddr = other
-                    .parse()
-                    .map_err(|e| format!("bad address {other}: {e}"))?;
-                if !parsed.ip().is_loopback() {
-                    return Err("only loopback addresses (127.0.0.1) are allowed".into());
-                }
-                addr = Some(parsed);
+                addr = Some(brooklet::loopback_addr(other)?);
             }
             other => return Err(format!("unexpected argument {other}")),
         }

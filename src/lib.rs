@@ -366,3 +366,12 @@ pub fn redis_cli_available() -> bool {
         }
     }
 }
+
+/// A benchmark's target address: only loopback, as benchmarks send traffic nowhere else.
+pub fn loopback_addr(arg: &str) -> Result<SocketAddr, String> {
+    let parsed: SocketAddr = arg.parse().map_err(|e| format!("bad address {arg}: {e}"))?;
+    if !parsed.ip().is_loopback() {
+        return Err("only loopback addresses (127.0.0.1) are allowed".into());
+    }
+    Ok(parsed)
+}
