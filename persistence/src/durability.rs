@@ -1,4 +1,5 @@
 //! When committed batches reach the disk: the fsync policy and the group-commit thread.
+//! Both logs are covered: fjall's journal and the tail log of plain appends.
 //!
 //! Writers commit their batch (a memory operation plus a write into the OS's buffers) inline
 //! and get a sequence number. Under `always`, a writer then waits until the durable sequence
@@ -10,6 +11,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fjall::{Database, PersistMode};
+
+use crate::error::StoreError;
+use crate::tail_log::TailLog;
 
 /// The durability policy (`appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +67,13 @@ pub struct Durability {
     wake: Condvar,
     stop: AtomicBool,
     on_durable: Mutex<Option<OnDurable>>,
+    /// The second log every sync and hand-over covers, besides fjall's journal.
+    tail: Arc<TailLog>,
 }
 
 impl Durability {
-    /// Fresh state under `policy`.
-    pub fn new(policy: FsyncPolicy) -> Arc<Self> {
+    /// Fresh state under `policy`, covering fjall's journal and `tail`.
+    pub fn new(policy: FsyncPolicy, tail: Arc<TailLog>) -> Arc<Self> {
         Arc::new(Durability {
             policy: AtomicU8::new(policy.to_u8()),
             committed: AtomicU64::new(0),
@@ -80,6 +86,7 @@ impl Durability {
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             on_durable: Mutex::new(None),
+            tail,
         })
     }
 
@@ -109,9 +116,13 @@ impl Durability {
     }
 
     /// fsyncs now and publishes the durable sequence (SAVE, shutdown, the sync thread).
-    pub fn sync_now(&self, db: &Database) -> fjall::Result<()> {
+    pub fn sync_now(&self, db: &Database) -> Result<(), StoreError> {
         let target = self.committed.load(Ordering::Acquire);
-        if let Err(e) = db.persist(PersistMode::SyncData) {
+        let synced = db
+            .persist(PersistMode::SyncData)
+            .map_err(StoreError::from)
+            .and_then(|()| Ok(self.tail.sync()?));
+        if let Err(e) = synced {
             self.failed.store(true, Ordering::Release);
             return Err(e);
         }
@@ -137,12 +148,16 @@ impl Durability {
     /// Hands every committed batch to the operating system (one write for all of them), if
     /// `seq` is not there yet. Replies are sent after this, so a crash of the process loses
     /// nothing acknowledged whatever the policy.
-    pub fn flush_to_os(&self, db: &Database, seq: u64) -> fjall::Result<()> {
+    pub fn flush_to_os(&self, db: &Database, seq: u64) -> Result<(), StoreError> {
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
         let target = self.committed.load(Ordering::Acquire);
-        if let Err(e) = db.persist(PersistMode::Buffer) {
+        let written = db
+            .persist(PersistMode::Buffer)
+            .map_err(StoreError::from)
+            .and_then(|()| Ok(self.tail.write_out()?));
+        if let Err(e) = written {
             self.failed.store(true, Ordering::Release);
             return Err(e);
         }

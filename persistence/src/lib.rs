@@ -18,8 +18,10 @@ mod keys;
 mod load;
 mod source;
 mod store;
+mod tail_log;
 
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{DEFAULT_STREAM_CACHE_BYTES, Store, StoreStats};
+pub use tail_log::StreamName;

@@ -50,6 +50,27 @@ pub struct RecoveryReport {
     pub engine_open: Duration,
     /// Journal bytes found at start-up (what the engine had to replay).
     pub journal_replayed_bytes: u64,
+    /// Highest stream incarnation found (in stream records or the tail log).
+    pub max_incarnation: u64,
+    /// Tail-log bytes read.
+    pub tail_bytes: u64,
+    /// Tail-log records read.
+    pub tail_records: u64,
+    /// Of those, appends applied (the rest were in fjall already or of streams gone since).
+    pub tail_applied: u64,
+    /// Tail-log bytes dropped after a torn or corrupt record.
+    pub tail_torn_bytes: u64,
+}
+
+impl RecoveryReport {
+    /// Adds what the tail log's replay found.
+    pub(crate) fn note_tail(&mut self, r: &crate::tail_log::ReplayReport) {
+        self.max_incarnation = self.max_incarnation.max(r.max_incarnation);
+        self.tail_bytes += r.bytes;
+        self.tail_records += r.records;
+        self.tail_applied += r.applied;
+        self.tail_torn_bytes += r.torn_bytes;
+    }
 }
 
 type StreamMap = HashMap<(u32, Bytes), Stream>;
@@ -91,12 +112,15 @@ pub(crate) fn load(
             entries_added: r.u64()?,
             max_deleted_id: StreamId::new(r.u64()?, r.u64()?),
         };
+        let incarnation = r.u64()?;
+        report.max_incarnation = report.max_incarnation.max(incarnation);
         let key = Bytes::copy_from_slice(key);
         let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
         let source = crate::store::source(ks, budget, misses, stream_prefix(db, &key));
-        let stream = Stream::restore(meta, &its_nodes, source).map_err(|e| {
+        let mut stream = Stream::restore(meta, &its_nodes, source).map_err(|e| {
             StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
         })?;
+        stream.set_incarnation(incarnation);
         report.entries += stream.len();
         streams.insert((db, key), stream);
     }

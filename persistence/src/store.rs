@@ -1,11 +1,12 @@
 //! The store: opening the data directory, writing each command's changes as one batch,
 //! deleting streams and databases, and the numbers INFO shows.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use brooklet_streams::{EntrySource, Mutation, Stream, StreamId};
@@ -21,6 +22,7 @@ use crate::keys::{
 };
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::source::{CacheMisses, FjallSource};
+use crate::tail_log::{Append, StreamName, TailLog};
 
 /// Block cache for reads that miss memory: nodes evicted from the streams' own caches, trims
 /// and start-up. Recent entries are served from the streams' memory, so this stays small.
@@ -41,8 +43,9 @@ const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 /// for good under load: memtables stopped flushing and grew past 1 GB.
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The on-disk format this build writes and reads (2 added the `nodes` keyspace).
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format this build writes and reads (2 added the `nodes` keyspace, 3 the tail
+/// log and the stream record's incarnation).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The fjall keyspaces, one per class of record.
 pub(crate) struct Keyspaces {
@@ -89,6 +92,10 @@ pub struct StoreStats {
     pub tables: u64,
     /// Journal files.
     pub journals: u64,
+    /// Tail-log segments on disk (the open one included).
+    pub tail_segments: u64,
+    /// Bytes in the open tail-log segment.
+    pub tail_segment_bytes: u64,
 }
 
 /// The open data directory.
@@ -102,6 +109,10 @@ pub struct Store {
     cache_budget: Arc<AtomicUsize>,
     /// Reads of evicted nodes, counted by every stream's entry source.
     misses: Arc<CacheMisses>,
+    /// Plain appends to streams' last nodes, not yet written into fjall.
+    tail: Arc<TailLog>,
+    /// The next stream creation's incarnation.
+    next_incarnation: AtomicU64,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -170,7 +181,14 @@ impl Store {
         check_format(&ks.meta)?;
         let cache_budget = Arc::new(AtomicUsize::new(DEFAULT_STREAM_CACHE_BYTES));
         let misses = Arc::new(CacheMisses::default());
-        let (streams, mut report) = crate::load::load(&ks, &cache_budget, &misses)?;
+        let (mut streams, mut report) = crate::load::load(&ks, &cache_budget, &misses)?;
+        let (tail, replayed) = {
+            let index = name_index(&streams);
+            TailLog::open(&dir.join("tail"), &mut |a| {
+                replay_append(&mut streams, &index, a)
+            })?
+        };
+        report.note_tail(&replayed);
         // A journal the engine cut short at recovery lost a torn tail; journals it deleted
         // (already flushed into tables) lost nothing.
         report.torn_journal_bytes = journals_before
@@ -184,7 +202,8 @@ impl Store {
             .sum();
         report.journal_replayed_bytes = journals_before.iter().map(|(_, n)| n).sum();
         report.engine_open = engine_open;
-        let durability = Durability::new(policy);
+        let tail = Arc::new(tail);
+        let durability = Durability::new(policy, tail.clone());
         let syncer = {
             let d = durability.clone();
             let db = db.clone();
@@ -200,14 +219,18 @@ impl Store {
             dir: dir.to_path_buf(),
             cache_budget,
             misses,
+            tail,
+            next_incarnation: AtomicU64::new(report.max_incarnation + 1),
             _lock: lock,
         };
         Ok((store, streams, report))
     }
 
-    /// Writes one command's changes to stream `key` as one atomic batch; returns its sequence.
+    /// Writes one command's changes to stream `key`; returns its sequence.
     ///
     /// `stream` is the stream after the command; `muts` are the records the command produced.
+    /// A plain append to the last node goes to the tail log; anything else is one atomic
+    /// fjall batch, which also carries the stream's appends still only in the tail log.
     ///
     /// # Errors
     /// When the engine refuses the batch (disk full, a failed fsync earlier).
@@ -215,14 +238,102 @@ impl Store {
         &self,
         db: u32,
         key: &[u8],
-        stream: &Stream,
+        stream: &mut Stream,
         muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        if let [
+            Mutation::EntryAdded {
+                id,
+                fields,
+                new_node: false,
+            },
+        ] = muts
+            && stream.incarnation() != 0
+        {
+            self.refuse_if_failed()?;
+            if let Err(e) = self.tail.append(db, key, stream.incarnation(), *id, fields) {
+                self.durability.failed.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+            stream.mark_unflushed(*id);
+            return Ok(self.next_seq());
+        }
+        let flushed = stream.take_unflushed();
+        let first_flushed = flushed.first().map(|e| e.id);
+        let written = self.write_batch(db, key, stream, muts, flushed);
+        if written.is_err()
+            && let Some(id) = first_flushed
+        {
+            stream.mark_unflushed(id);
+        }
+        written
+    }
+
+    /// Writes the appends of stream `key` that are still only in the tail log into fjall
+    /// (the checkpoint, before it retires their segment); returns the batch's sequence.
+    ///
+    /// # Errors
+    /// When the engine refuses the batch.
+    pub fn flush_stream(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut Stream,
+    ) -> Result<u64, StoreError> {
+        if !stream.has_unflushed() {
+            return Ok(0);
+        }
+        self.write_stream(db, key, stream, &[])
+    }
+
+    /// The closed tail-log segments not yet retired: the newest one's number and the streams
+    /// with appends in them, for the checkpoint to [`Store::flush_stream`] before
+    /// [`Store::retire_tail`].
+    pub fn stale_tail(&self) -> Option<(u64, Vec<StreamName>)> {
+        self.tail.stale()
+    }
+
+    /// Closes tail-log segments at `bytes` (default 16 MiB): smaller means less to replay at
+    /// start-up and more frequent checkpoints.
+    pub fn set_tail_segment_bytes(&self, bytes: u64) {
+        self.tail.set_segment_limit(bytes);
+    }
+
+    /// Syncs fjall and deletes the tail-log segments up to `upto`: call once every stream
+    /// [`Store::stale_tail`] named has been flushed.
+    ///
+    /// # Errors
+    /// When the fsync or a removal fails.
+    pub fn retire_tail(&self, upto: u64) -> Result<(), StoreError> {
+        self.durability.sync_now(&self.db)?;
+        Ok(self.tail.retire(upto)?)
+    }
+
+    fn write_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut Stream,
+        muts: &[Mutation],
+        flushed: Vec<brooklet_streams::StoredEntry>,
     ) -> Result<u64, StoreError> {
         let prefix = stream_prefix(db, key);
         let mut batch = self.batch();
         // Entries added by this batch are kept aside so a trim in the same command (XADD
-        // MAXLEN 0) removes them too, without reading them back from disk.
-        let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
+        // log held come first, as the command found them (tombstones if it deleted them).
+        let mut added: BTreeMap<StreamId, Vec<u8>> = flushed
+            .into_iter()
+            .map(|e| {
+                let mut v = encode_entry(&e.fields, false);
+                if e.deleted
+                    && let Some(flags) = v.first_mut()
+                {
+                    *flags |= DELETED;
+                }
+                (e.id, v)
+            })
+            .collect();
         // Nodes whose record must be rewritten (or removed, if the node is gone by the end).
         // An append to the tail does not count: start-up reads the tail's entries anyway,
         // so its record only has to exist, and it is written when the node opens.
@@ -395,31 +506,20 @@ impl Store {
                 None => batch.remove(&self.ks.nodes, k),
             }
         }
-        // An XADD that appends to the tail node of an existing stream leaves the stream record
-        // alone: recovery derives last-id and entries-added from the tail's entries past it
-        // (see LAYOUT.md), which halves the writes of the hottest command. Anything else,
-        // opening a node included, rewrites the record, so those entries are all in the tail.
-        let plain_add = muts.iter().all(|m| {
-            matches!(
-                m,
-                Mutation::EntryAdded {
-                    new_node: false,
-                    ..
-                }
-            )
-        }) && stream.entries_added() > muts.len() as u64;
-        if !plain_add {
-            let last = stream.last_id();
-            let max_deleted = stream.max_deleted_id();
-            let meta = Writer::default()
-                .u64(last.ms)
-                .u64(last.seq)
-                .u64(stream.entries_added())
-                .u64(max_deleted.ms)
-                .u64(max_deleted.seq)
-                .0;
-            batch.insert(&self.ks.streams, prefix, meta);
+        if stream.incarnation() == 0 {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
+        let last = stream.last_id();
+        let max_deleted = stream.max_deleted_id();
+        let meta = Writer::default()
+            .u64(last.ms)
+            .u64(last.seq)
+            .u64(stream.entries_added())
+            .u64(max_deleted.ms)
+            .u64(max_deleted.seq)
+            .u64(stream.incarnation())
+            .0;
+        batch.insert(&self.ks.streams, prefix, meta);
         self.commit(batch)
     }
 
@@ -487,21 +587,31 @@ impl Store {
     /// # Errors
     /// When the write fails.
     pub fn flush_to_os(&self, seq: u64) -> Result<(), StoreError> {
-        Ok(self.durability.flush_to_os(&self.db, seq)?)
+        self.durability.flush_to_os(&self.db, seq)
+    }
+
+    fn refuse_if_failed(&self) -> Result<(), StoreError> {
+        if self.durability.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Corrupt(
+                "an earlier write or fsync failed; refusing further writes".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
-        if self.durability.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Corrupt(
-                "an earlier fsync failed; refusing further writes".into(),
-            ));
-        }
+        self.refuse_if_failed()?;
         batch.commit()?;
+        Ok(self.next_seq())
+    }
+
+    /// Numbers a write just committed to either log; under `always`, asks for its fsync.
+    fn next_seq(&self) -> u64 {
         let seq = self.durability.committed.fetch_add(1, Ordering::AcqRel) + 1;
         if self.durability.policy() == FsyncPolicy::Always {
             self.durability.request(seq);
         }
-        Ok(seq)
+        seq
     }
 
     /// fsyncs every committed batch now (SAVE, BGSAVE, shutdown).
@@ -509,7 +619,7 @@ impl Store {
     /// # Errors
     /// When the fsync fails.
     pub fn sync(&self) -> Result<(), StoreError> {
-        Ok(self.durability.sync_now(&self.db)?)
+        self.durability.sync_now(&self.db)
     }
 
     /// Whether an fsync has failed (writes can no longer be acknowledged as durable).
@@ -539,6 +649,7 @@ impl Store {
 
     /// Numbers for INFO.
     pub fn stats(&self) -> StoreStats {
+        let (tail_segments, tail_segment_bytes) = self.tail.segments_on_disk();
         StoreStats {
             disk_bytes: dir_bytes(&self.dir),
             last_fsync_ms: self.durability.last_fsync_ms.load(Ordering::Relaxed),
@@ -563,6 +674,8 @@ impl Store {
             .map(|ks| ks.table_count() as u64)
             .sum(),
             journals: self.db.journal_count() as u64,
+            tail_segments,
+            tail_segment_bytes,
         }
     }
 
@@ -571,7 +684,14 @@ impl Store {
     /// # Errors
     /// When a record cannot be read or decoded.
     pub fn load_all(&self) -> Result<(Vec<LoadedStream>, RecoveryReport), StoreError> {
-        crate::load::load(&self.ks, &self.cache_budget, &self.misses)
+        let (mut streams, mut report) =
+            crate::load::load(&self.ks, &self.cache_budget, &self.misses)?;
+        let index = name_index(&streams);
+        let replayed = self
+            .tail
+            .replay_again(&mut |a| replay_append(&mut streams, &index, a))?;
+        report.note_tail(&replayed);
+        Ok((streams, report))
     }
 
     /// Where stream `key` of database `db` reads its evicted nodes back from.
@@ -606,6 +726,39 @@ impl Drop for Store {
             tracing::error!("final fsync failed: {e}");
         }
     }
+}
+
+/// Where each loaded stream sits in the list, by name.
+fn name_index(streams: &[LoadedStream]) -> hashbrown::HashMap<StreamName, usize> {
+    streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.db, s.key.clone()), i))
+        .collect()
+}
+
+/// Applies one logged append if it belongs to the loaded stream's life and is past what
+/// fjall holds of it; the entry then counts as unflushed, as before the restart.
+fn replay_append(
+    streams: &mut [LoadedStream],
+    index: &hashbrown::HashMap<StreamName, usize>,
+    a: Append<'_>,
+) -> bool {
+    let probe = (a.db, Bytes::copy_from_slice(a.key));
+    let Some(s) = index.get(&probe).and_then(|&i| streams.get_mut(i)) else {
+        return false;
+    };
+    let stream = &mut s.stream;
+    if stream.incarnation() != a.incarnation || a.id <= stream.last_id() {
+        return false;
+    }
+    stream.apply(&Mutation::EntryAdded {
+        id: a.id,
+        fields: a.fields,
+        new_node: false,
+    });
+    stream.mark_unflushed(a.id);
+    true
 }
 
 fn check_format(meta: &Keyspace) -> Result<(), StoreError> {

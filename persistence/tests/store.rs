@@ -219,13 +219,14 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
     );
-    // Format 1 had no node records: reading it as 2 would show every stream empty.
-    stamp(1);
+    // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
+    // as 3 would misread every stream record.
+    stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
         .unwrap();
@@ -233,8 +234,8 @@ fn a_newer_or_older_format_is_refused_not_misread() {
         matches!(
             err,
             StoreError::OlderFormat {
-                found: 1,
-                supported: 2
+                found: 2,
+                supported: 3
             }
         ),
         "{err}"
@@ -262,7 +263,7 @@ fn always_makes_each_commit_durable_through_the_sync_thread() {
             &mut out,
         )
         .unwrap();
-        seq = store.write_stream(0, b"k", &s, &out).unwrap();
+        seq = store.write_stream(0, b"k", &mut s, &out).unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.durable_seq() < seq {
@@ -328,7 +329,7 @@ fn random_command_sequences_reload_identically() {
                     let want = run(&mut mem, &mut Vec::new());
                     let mut muts = Vec::new();
                     let got = run(&mut disk, &mut muts);
-                    store.write_stream(0, b"k", &disk, &muts).unwrap();
+                    store.write_stream(0, b"k", &mut disk, &muts).unwrap();
                     assert_eq!(got, want, "{ctx}: replies differ");
                 }
                 assert!(
@@ -471,6 +472,10 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
             .load(StreamId::MIN, StreamId::MAX)
             .unwrap()
     };
+    // Appends to the last node are in the tail log, not yet in fjall: the first two nodes
+    // and the entry that opened the third are.
+    assert_eq!(on_disk(&store).len(), 201);
+    store.flush_stream(0, b"k", &mut s).unwrap();
     assert_eq!(on_disk(&store).len(), 300);
     // Half of node 2 goes: its tombstones stay, as the node keeps their slots.
     let half: Vec<StreamId> = (101..=150).map(|i| StreamId::new(i, 0)).collect();
@@ -508,4 +513,100 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
         .range(StreamId::MIN, StreamId::MAX, None, false)
         .unwrap();
     assert_eq!(all.len(), 100);
+}
+
+/// Appends `ids` (ms values) to `s` and writes each one.
+fn add_all(store: &Store, key: &[u8], s: &mut Stream, ids: impl IntoIterator<Item = u64>) {
+    for i in ids {
+        step(store, 0, key, s, |s, out| {
+            s.add(
+                IdSpec::Explicit(StreamId::new(i, 0)),
+                &fields(i),
+                None,
+                0,
+                &NodeLimits::default(),
+                out,
+            )
+            .unwrap();
+        });
+    }
+}
+
+fn ids_of(s: &mut Stream) -> Vec<u64> {
+    s.range(StreamId::MIN, StreamId::MAX, None, false)
+        .unwrap()
+        .iter()
+        .map(|e| e.id.ms)
+        .collect()
+}
+
+/// Appends logged for a stream that was deleted since must not be replayed into a new
+/// stream under the same key, even where their IDs would fit after its entries.
+#[test]
+fn a_deleted_streams_logged_appends_never_reach_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut old = Stream::new();
+        // 1 opens the node (fjall), 2..=5 are plain appends (tail log only).
+        add_all(&store, b"k", &mut old, 1..=5);
+        store.delete_stream(0, b"k").unwrap();
+        let mut new = Stream::new();
+        add_all(&store, b"k", &mut new, [1]);
+        assert_ne!(new.incarnation(), old.incarnation());
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(ids_of(&mut loaded[0].2), vec![1]);
+}
+
+/// Once the tail log has closed segments, the checkpoint writes the appends they hold into
+/// fjall and deletes them; what a reopen then loads is the same, with only the open
+/// segment replayed. A record torn by a crash ends the replay of its segment cleanly.
+#[test]
+fn closed_tail_segments_are_checkpointed_retired_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Stream::new();
+    let mut b = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        store.set_tail_segment_bytes(2000);
+        add_all(&store, b"a", &mut a, 1..=250);
+        add_all(&store, b"b", &mut b, 1..=30);
+        let (upto, mut names) = store.stale_tail().expect("closed segments");
+        names.sort();
+        assert_eq!(names, vec![(0, Bytes::from("a")), (0, Bytes::from("b"))]);
+        assert!(store.stats().tail_segments > 2);
+        store.flush_stream(0, b"a", &mut a).unwrap();
+        store.flush_stream(0, b"b", &mut b).unwrap();
+        store.retire_tail(upto).unwrap();
+        assert_eq!(store.stats().tail_segments, 1);
+        assert!(store.stale_tail().is_none());
+        // These stay in the open segment, for the replay.
+        add_all(&store, b"a", &mut a, 251..=255);
+    }
+    let (store, loaded, report) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+    assert_eq!(report.tail_applied, 5, "{report:?}");
+    let mut loaded: Vec<_> = loaded.into_iter().map(|l| (l.key, l.stream)).collect();
+    loaded.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(ids_of(&mut loaded[0].1), (1..=255).collect::<Vec<_>>());
+    assert_eq!(ids_of(&mut loaded[1].1), (1..=30).collect::<Vec<_>>());
+    assert_eq!(loaded[0].1, a);
+    assert_eq!(loaded[1].1, b);
+    drop(store);
+    drop(loaded);
+    // A torn write at the end of the newest segment: everything before it is kept.
+    let tail_dir = dir.path().join("tail");
+    let newest = std::fs::read_dir(&tail_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let mut data = std::fs::read(&newest).unwrap();
+    data.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&newest, data).unwrap();
+    let (_store, loaded, report) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+    assert_eq!(report.tail_torn_bytes, 7, "{report:?}");
+    let mut s = loaded.into_iter().find(|l| l.key == "a").unwrap().stream;
+    assert_eq!(ids_of(&mut s), (1..=255).collect::<Vec<_>>());
 }

@@ -17,6 +17,7 @@
 pub mod config;
 
 mod blocking;
+mod checkpoint;
 mod client;
 mod cmd;
 mod connection;
@@ -208,6 +209,7 @@ async fn launch(
     if let Some(addr) = tls_addr {
         tracing::info!("Brooklet {version} listening for TLS on {addr}");
     }
+    tokio::spawn(checkpoint::run(shared.clone()));
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }

@@ -48,6 +48,12 @@ pub struct Stream {
     resident_order: VecDeque<StreamId>,
     /// Heap bytes of every node whose entries are in memory, the tail included.
     resident_bytes: usize,
+    /// First entry whose append storage has logged but not yet written into the stream's
+    /// own records; nodes holding such entries are never evicted (see [`Stream::take_unflushed`]).
+    unflushed_from: Option<StreamId>,
+    /// Which life of its key this stream is (storage numbers each creation), so appends
+    /// logged for an earlier stream under the same key are never replayed into this one.
+    incarnation: u64,
 }
 
 /// Streams compare by content: which nodes happen to be in memory does not matter.
@@ -147,6 +153,58 @@ impl Stream {
         self.resident_order = self.nodes.keys().copied().collect();
         self.resident_bytes = self.nodes.values().map(Node::heap_bytes).sum();
         self.shed(None);
+    }
+
+    /// Notes that storage logged the append of `id` without writing it into the stream's
+    /// records; the entry then stays in memory until [`Stream::take_unflushed`] hands it over.
+    pub fn mark_unflushed(&mut self, id: StreamId) {
+        self.unflushed_from.get_or_insert(id);
+    }
+
+    /// Whether some appends are logged but not yet written into the stream's records.
+    pub fn has_unflushed(&self) -> bool {
+        self.unflushed_from.is_some()
+    }
+
+    /// Every entry since the first unflushed one that is still in the stream (tombstones
+    /// included, with their flag), for storage to write now; they count as flushed after.
+    pub fn take_unflushed(&mut self) -> Vec<StoredEntry> {
+        let Some(from) = self.unflushed_from.take() else {
+            return Vec::new();
+        };
+        // Unflushed entries are all in the last node or two (the one they went into and,
+        // if the command opened another, the new tail): the others end before `from`.
+        let first_holding = self
+            .nodes
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(m, _)| *m);
+        let mut out = Vec::new();
+        for (master, node) in self.nodes.range(first_holding..) {
+            if node.is_cold() {
+                continue;
+            }
+            out.extend(
+                node.iter(*master)
+                    .filter(|e| e.id >= from)
+                    .map(|e| StoredEntry {
+                        id: e.id,
+                        deleted: e.is_deleted(),
+                        fields: node.fields(&e),
+                    }),
+            );
+        }
+        out
+    }
+
+    /// Which life of its key this stream is (0 until storage numbers it).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Sets the number storage gave this stream's creation.
+    pub fn set_incarnation(&mut self, n: u64) {
+        self.incarnation = n;
     }
 
     /// Whether a source is attached.
@@ -294,7 +352,8 @@ impl Stream {
             if node.is_cold() {
                 continue;
             }
-            if Some(master) == tail || Some(master) == keep {
+            let unflushed = self.unflushed_from.is_some_and(|from| node.last >= from);
+            if Some(master) == tail || Some(master) == keep || unflushed {
                 self.resident_order.push_back(master);
                 rotations -= 1;
                 continue;

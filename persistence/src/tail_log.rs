@@ -1,0 +1,438 @@
+//! The tail log: plain appends to a stream's last node, logged here instead of being written
+//! into the LSM one entry at a time.
+//!
+//! An XADD that only appends to the last node is the hottest write there is, and inserting
+//! each such entry into fjall (a journal record plus a memtable insert, then flushes and
+//! compactions) cost most of its time. Such appends are instead encoded into this log's
+//! buffer, which reaches the operating system before the reply and the disk under the fsync
+//! policy, like any batch. The entries go into fjall later, in one batch per stream: with the
+//! next change to the stream that is not a plain append (the node closing, XDEL, a trim, a
+//! group change), or when the checkpoint retires the segment they are in.
+//!
+//! A segment is retired (deleted) once every stream with appends in it has written them into
+//! fjall and fjall is synced. Replay at start-up applies a logged append only to the same
+//! life of its stream (its incarnation) and only past the stream's last ID in fjall, so an
+//! append written since, or one of a stream deleted since, is never applied twice.
+//!
+//! Record: payload length (u32), checksum of the payload (u64), payload: db (u32), key
+//! (u32 length + bytes), incarnation (u64), ID ms and seq (u64 each), field count (u32),
+//! then each field and value (u32 length + bytes). Integers are little-endian. A record
+//! whose length or checksum does not hold ends its segment (a write torn by a crash).
+
+use bytes::Bytes;
+use hashbrown::HashSet;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use brooklet_streams::StreamId;
+
+/// A segment past this many bytes is closed and a new one started; the closed one is
+/// retired by the next checkpoint. Start-up replays at most about this much plus what the
+/// last checkpoint had not retired yet.
+pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+const HEADER: usize = 12;
+
+/// One logged append, as replay sees it.
+pub struct Append<'a> {
+    /// The stream's database.
+    pub db: u32,
+    /// The stream's key.
+    pub key: &'a [u8],
+    /// Which life of the key the stream was.
+    pub incarnation: u64,
+    /// The entry's ID.
+    pub id: StreamId,
+    /// Fields and values, flattened.
+    pub fields: Vec<Bytes>,
+}
+
+/// A stream named by database and key.
+pub type StreamName = (u32, Bytes);
+
+/// The log: a buffer of records not yet handed to the OS, and the open segment.
+pub struct TailLog {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    /// Size at which a segment is closed ([`SEGMENT_BYTES`] unless changed).
+    segment_limit: AtomicU64,
+}
+
+struct Inner {
+    buf: Vec<u8>,
+    file: File,
+    segment: u64,
+    segment_bytes: u64,
+    /// Per segment not yet retired, oldest first: its number and the streams with appends
+    /// in it. The last is the open segment.
+    dirty: VecDeque<(u64, HashSet<StreamName>)>,
+}
+
+fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:012}.log"))
+}
+
+/// Existing segments, oldest first.
+fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_suffix(".log"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push(n);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// A checksum for torn-write detection (not against tampering): eight bytes at a time.
+fn checksum(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w))
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29);
+    }
+    for &x in chunks.remainder() {
+        h = (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (h >> 31)
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Reads records from the front of `buf`.
+struct Parser {
+    buf: Bytes,
+    pos: usize,
+}
+
+impl Parser {
+    fn u32(&mut self) -> Option<u32> {
+        let v = u32::from_le_bytes(self.buf.get(self.pos..self.pos + 4)?.try_into().ok()?);
+        self.pos += 4;
+        Some(v)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let v = u64::from_le_bytes(self.buf.get(self.pos..self.pos + 8)?.try_into().ok()?);
+        self.pos += 8;
+        Some(v)
+    }
+
+    fn bytes(&mut self) -> Option<Bytes> {
+        let n = self.u32()? as usize;
+        let end = self.pos.checked_add(n)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        let b = self.buf.slice(self.pos..end);
+        self.pos = end;
+        Some(b)
+    }
+
+    /// The next whole, intact record's payload, or None at the end or at a torn record.
+    fn record(&mut self) -> Option<Parser> {
+        let len = self.u32()? as usize;
+        let sum = self.u64()?;
+        let end = self.pos.checked_add(len)?;
+        let payload = self.buf.get(self.pos..end)?;
+        if checksum(payload) != sum {
+            return None;
+        }
+        let p = Parser {
+            buf: self.buf.slice(self.pos..end),
+            pos: 0,
+        };
+        self.pos = end;
+        Some(p)
+    }
+
+    fn append(&mut self) -> Option<(u32, Bytes, u64, StreamId, Vec<Bytes>)> {
+        let db = self.u32()?;
+        let key = self.bytes()?;
+        let incarnation = self.u64()?;
+        let id = StreamId::new(self.u64()?, self.u64()?);
+        let n = self.u32()? as usize;
+        let mut fields = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            fields.push(self.bytes()?);
+        }
+        Some((db, key, incarnation, id, fields))
+    }
+}
+
+/// What replay found in the segments.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplayReport {
+    /// Records read.
+    pub records: u64,
+    /// Records applied (the others were already in fjall or of a stream gone since).
+    pub applied: u64,
+    /// Bytes of segments read.
+    pub bytes: u64,
+    /// Bytes after a torn or corrupt record, dropped.
+    pub torn_bytes: u64,
+    /// Highest incarnation any record named.
+    pub max_incarnation: u64,
+}
+
+/// Replays every segment in `dir`, oldest first; `apply` says whether it applied a record.
+/// Returns, per segment, the streams it applied records to.
+fn replay(
+    dir: &Path,
+    apply: &mut dyn FnMut(Append<'_>) -> bool,
+    report: &mut ReplayReport,
+) -> std::io::Result<Vec<(u64, HashSet<StreamName>)>> {
+    let mut out = Vec::new();
+    for n in segments(dir)? {
+        let data = Bytes::from(std::fs::read(segment_path(dir, n))?);
+        report.bytes += data.len() as u64;
+        let mut touched = HashSet::new();
+        let mut p = Parser { buf: data, pos: 0 };
+        let mut good = 0;
+        while let Some(mut rec) = p.record() {
+            let Some((db, key, incarnation, id, fields)) = rec.append() else {
+                break;
+            };
+            good = p.pos;
+            report.records += 1;
+            report.max_incarnation = report.max_incarnation.max(incarnation);
+            let applied = apply(Append {
+                db,
+                key: &key,
+                incarnation,
+                id,
+                fields,
+            });
+            if applied {
+                report.applied += 1;
+                touched.insert((db, key));
+            }
+        }
+        report.torn_bytes += (p.buf.len() - good) as u64;
+        out.push((n, touched));
+    }
+    Ok(out)
+}
+
+impl TailLog {
+    /// Opens the log in `dir`, replaying what it holds through `apply`, and starts a new
+    /// segment for what comes next.
+    ///
+    /// # Errors
+    /// When the directory or a segment cannot be read or the new segment created.
+    pub fn open(
+        dir: &Path,
+        apply: &mut dyn FnMut(Append<'_>) -> bool,
+    ) -> std::io::Result<(TailLog, ReplayReport)> {
+        std::fs::create_dir_all(dir)?;
+        let mut report = ReplayReport::default();
+        let mut dirty: VecDeque<_> = replay(dir, apply, &mut report)?.into();
+        let segment = dirty.back().map_or(1, |(n, _)| n + 1);
+        let file = create_segment(dir, segment)?;
+        dirty.push_back((segment, HashSet::new()));
+        let log = TailLog {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                buf: Vec::with_capacity(64 * 1024),
+                file,
+                segment,
+                segment_bytes: 0,
+                dirty,
+            }),
+            segment_limit: AtomicU64::new(SEGMENT_BYTES),
+        };
+        Ok((log, report))
+    }
+
+    /// Replays every segment again (DEBUG RELOAD), after handing the buffer to the OS.
+    ///
+    /// # Errors
+    /// When a segment cannot be read or the buffer written.
+    pub fn replay_again(
+        &self,
+        apply: &mut dyn FnMut(Append<'_>) -> bool,
+    ) -> std::io::Result<ReplayReport> {
+        self.write_out()?;
+        let mut report = ReplayReport::default();
+        replay(&self.dir, apply, &mut report)?;
+        Ok(report)
+    }
+
+    /// Logs one append to the last node of stream `key` (not yet in the OS's hands: see
+    /// [`TailLog::write_out`]).
+    ///
+    /// # Errors
+    /// When closing a full segment or opening the next one fails.
+    pub fn append(
+        &self,
+        db: u32,
+        key: &[u8],
+        incarnation: u64,
+        id: StreamId,
+        fields: &[Bytes],
+    ) -> std::io::Result<()> {
+        let mut g = lock(&self.inner);
+        let inner = &mut *g;
+        let start = inner.buf.len();
+        inner.buf.extend_from_slice(&[0; HEADER]);
+        inner.buf.extend_from_slice(&db.to_le_bytes());
+        put_bytes(&mut inner.buf, key);
+        inner.buf.extend_from_slice(&incarnation.to_le_bytes());
+        inner.buf.extend_from_slice(&id.ms.to_le_bytes());
+        inner.buf.extend_from_slice(&id.seq.to_le_bytes());
+        inner
+            .buf
+            .extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        for f in fields {
+            put_bytes(&mut inner.buf, f);
+        }
+        let payload_len = inner.buf.len() - start - HEADER;
+        let sum = checksum(&inner.buf[start + HEADER..]);
+        inner.buf[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        inner.buf[start + 4..start + HEADER].copy_from_slice(&sum.to_le_bytes());
+        inner.segment_bytes += (payload_len + HEADER) as u64;
+        if let Some((_, set)) = inner.dirty.back_mut()
+            && !set.contains(&Probe(db, key))
+        {
+            set.insert((db, Bytes::copy_from_slice(key)));
+        }
+        if inner.segment_bytes >= self.segment_limit.load(Ordering::Relaxed) {
+            rotate(&self.dir, inner)?;
+        }
+        Ok(())
+    }
+
+    /// Closes segments at `bytes` from now on.
+    pub fn set_segment_limit(&self, bytes: u64) {
+        self.segment_limit.store(bytes.max(1), Ordering::Relaxed);
+    }
+
+    /// Hands every buffered record to the operating system (one write).
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn write_out(&self) -> std::io::Result<()> {
+        let mut g = lock(&self.inner);
+        let inner = &mut *g;
+        if !inner.buf.is_empty() {
+            inner.file.write_all(&inner.buf)?;
+            inner.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes out and fsyncs the open segment (closed ones were synced when closed).
+    ///
+    /// # Errors
+    /// When the write or the fsync fails.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let mut g = lock(&self.inner);
+        let inner = &mut *g;
+        if !inner.buf.is_empty() {
+            inner.file.write_all(&inner.buf)?;
+            inner.buf.clear();
+        }
+        inner.file.sync_data()
+    }
+
+    /// The closed segments not yet retired: the newest one's number and every stream with
+    /// appends in them, or None when only the open segment holds appends.
+    pub fn stale(&self) -> Option<(u64, Vec<StreamName>)> {
+        let g = lock(&self.inner);
+        if g.dirty.len() < 2 {
+            return None;
+        }
+        let closed = g.dirty.iter().take(g.dirty.len() - 1);
+        let upto = closed.clone().map(|(n, _)| *n).max()?;
+        let mut names: HashSet<StreamName> = HashSet::new();
+        for (_, set) in closed {
+            names.extend(set.iter().cloned());
+        }
+        Some((upto, names.into_iter().collect()))
+    }
+
+    /// Deletes the closed segments up to `upto`: call once every stream [`TailLog::stale`]
+    /// named has written its appends into fjall and fjall is synced.
+    ///
+    /// # Errors
+    /// When a file cannot be removed.
+    pub fn retire(&self, upto: u64) -> std::io::Result<()> {
+        let mut g = lock(&self.inner);
+        while let Some((n, _)) = g.dirty.front() {
+            if *n > upto || *n == g.segment {
+                break;
+            }
+            let n = *n;
+            g.dirty.pop_front();
+            match std::fs::remove_file(segment_path(&self.dir, n)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Segments on disk and their bytes (INFO).
+    pub fn segments_on_disk(&self) -> (u64, u64) {
+        let g = lock(&self.inner);
+        let closed: u64 = g.dirty.len().saturating_sub(1) as u64;
+        (closed + 1, g.segment_bytes)
+    }
+}
+
+/// Closes the full segment (written out and synced, so retiring never waits on it) and
+/// opens the next.
+fn rotate(dir: &Path, inner: &mut Inner) -> std::io::Result<()> {
+    inner.file.write_all(&inner.buf)?;
+    inner.buf.clear();
+    inner.file.sync_data()?;
+    let next = inner.segment + 1;
+    inner.file = create_segment(dir, next)?;
+    inner.segment = next;
+    inner.segment_bytes = 0;
+    inner.dirty.push_back((next, HashSet::new()));
+    Ok(())
+}
+
+fn create_segment(dir: &Path, n: u64) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(segment_path(dir, n))?;
+    // The new name must survive a crash too, or the segment could vanish with its records.
+    File::open(dir)?.sync_all()?;
+    Ok(file)
+}
+
+/// A borrowed stream name: the dirty set is probed with it, so an append allocates only
+/// for a stream the segment has not seen yet. Hashes as `(u32, Bytes)` does.
+#[derive(Hash)]
+struct Probe<'a>(u32, &'a [u8]);
+
+impl hashbrown::Equivalent<StreamName> for Probe<'_> {
+    fn equivalent(&self, k: &StreamName) -> bool {
+        self.0 == k.0 && self.1 == &k.1[..]
+    }
+}

@@ -1,0 +1,60 @@
+//! The tail-log checkpoint: once a tail-log segment is closed, the appends it holds are
+//! written into fjall stream by stream and the segment is deleted, so the log stays small
+//! and start-up replays little of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use brooklet_persistence::StoreError;
+
+use crate::keyspace::Value;
+use crate::state::Shared;
+
+/// How often the checkpoint looks for closed segments.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs checkpoints until shutdown begins.
+pub async fn run(shared: Arc<Shared>) {
+    let stopping = shared.stopping();
+    tokio::pin!(stopping);
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stopping => return,
+        }
+        if shared.store.stale_tail().is_none() {
+            continue;
+        }
+        let s = shared.clone();
+        match tokio::task::spawn_blocking(move || checkpoint(&s)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("tail-log checkpoint failed: {e}"),
+            Err(e) => tracing::error!("tail-log checkpoint stopped: {e}"),
+        }
+    }
+}
+
+/// Writes every stream with appends in a closed segment into fjall, then retires the
+/// segments. Each stream is written under its shard's lock, like a command, and under the
+/// shared gate, so never inside a MULTI/EXEC or a DEBUG RELOAD.
+pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
+    let Some((upto, names)) = shared.store.stale_tail() else {
+        return Ok(());
+    };
+    for (db, key) in names {
+        let Some(db_idx) = usize::try_from(db)
+            .ok()
+            .filter(|&d| d < shared.keyspace.count())
+        else {
+            continue;
+        };
+        let _gate = shared.gate_shared();
+        let mut shard = shared.keyspace.db(db_idx).lock(&key);
+        if let Some(Value::Stream(s)) = shard.get_mut(&key) {
+            shared.store.flush_stream(db, &key, s)?;
+        }
+    }
+    shared.store.retire_tail(upto)
+}
