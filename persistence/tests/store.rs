@@ -610,3 +610,32 @@ fn closed_tail_segments_are_checkpointed_retired_and_replayed() {
     let mut s = loaded.into_iter().find(|l| l.key == "a").unwrap().stream;
     assert_eq!(ids_of(&mut s), (1..=255).collect::<Vec<_>>());
 }
+
+/// XSETID may move an emptied stream's last ID back below entries that were logged as
+/// plain appends and since trimmed away; a reopen must not replay those appends into it.
+#[test]
+fn trimmed_appends_stay_gone_after_xsetid_moves_the_last_id_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        // 1 opens the node (fjall), 2..=5 are plain appends (tail log only).
+        add_all(&store, b"k", &mut s, 1..=5);
+        step(&store, 0, b"k", &mut s, |s, out| {
+            let trim = TrimArgs {
+                strategy: TrimStrategy::MaxLen(0),
+                approx: false,
+                limit: None,
+            };
+            assert_eq!(s.trim(&trim, &NodeLimits::default(), out).unwrap(), 5);
+        });
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.set_id(StreamId::new(1, 0), None, None, out).unwrap();
+        });
+        assert_eq!(s.len(), 0);
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(ids_of(&mut loaded[0].2), Vec::<u64>::new());
+    assert_eq!(loaded[0].2, s);
+}
