@@ -260,11 +260,25 @@ impl Store {
         }
         let flushed = stream.take_unflushed();
         let first_flushed = flushed.first().map(|e| e.id);
-        let written = self.write_batch(db, key, stream, muts, flushed);
-        if written.is_err()
-            && let Some(id) = first_flushed
+        // XSETID can move the last ID back below appends the tail log still holds (a trim
+        // removed them since), which replay would then take for new ones. This batch writes
+        // every logged append still in the stream, so a new incarnation makes replay skip
+        // all the records logged so far.
+        let incarnation = stream.incarnation();
+        if incarnation != 0
+            && muts
+                .iter()
+                .any(|m| matches!(m, Mutation::StreamMeta { .. }))
         {
-            stream.mark_unflushed(id);
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+        }
+        let written = self.write_batch(db, key, stream, muts, flushed);
+        if written.is_err() {
+            // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
+            stream.set_incarnation(incarnation);
+            if let Some(id) = first_flushed {
+                stream.mark_unflushed(id);
+            }
         }
         written
     }

@@ -205,7 +205,13 @@ fn replay(
 ) -> std::io::Result<Vec<(u64, HashSet<StreamName>)>> {
     let mut out = Vec::new();
     for n in segments(dir)? {
-        let data = Bytes::from(std::fs::read(segment_path(dir, n))?);
+        // The checkpoint retires segments without excluding DEBUG RELOAD: one listed above
+        // may be gone by now, and its appends are in fjall then.
+        let data = match std::fs::read(segment_path(dir, n)) {
+            Ok(d) => Bytes::from(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         report.bytes += data.len() as u64;
         let mut touched = HashSet::new();
         let mut p = Parser { buf: data, pos: 0 };
