@@ -117,6 +117,9 @@ impl Durability {
 
     /// fsyncs now and publishes the durable sequence (SAVE, shutdown, the sync thread).
     pub fn sync_now(&self, db: &Database) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(refused());
+        }
         let target = self.committed.load(Ordering::Acquire);
         let synced = db
             .persist(PersistMode::SyncData)
@@ -151,6 +154,11 @@ impl Durability {
     pub fn flush_to_os(&self, db: &Database, seq: u64) -> Result<(), StoreError> {
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
+        }
+        // After a failed write, a log may end in part of a record that a retry would write
+        // past; replay stops there, so nothing after it may be acknowledged.
+        if self.failed.load(Ordering::Acquire) {
+            return Err(refused());
         }
         let target = self.committed.load(Ordering::Acquire);
         let written = db
@@ -194,9 +202,19 @@ impl Durability {
                 FsyncPolicy::Everysec => behind,
                 FsyncPolicy::No => wanted_now,
             };
-            if due && let Err(e) = self.sync_now(&db) {
+            // Once failed, stay quiet: the failure was logged and every write is refused.
+            let failed = self.failed.load(Ordering::Acquire);
+            if due
+                && !failed
+                && let Err(e) = self.sync_now(&db)
+            {
                 tracing::error!("fsync failed: {e}; writes are no longer acknowledged as durable");
             }
         }
     }
+}
+
+/// What a write or sync gets once an earlier one failed.
+fn refused() -> StoreError {
+    StoreError::Corrupt("an earlier write or fsync failed; refusing to acknowledge writes".into())
 }

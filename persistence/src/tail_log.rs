@@ -251,7 +251,13 @@ impl TailLog {
         dir: &Path,
         apply: &mut dyn FnMut(Append<'_>) -> bool,
     ) -> std::io::Result<(TailLog, ReplayReport)> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // The new directory's name must survive a crash, or its segments could vanish.
+            if let Some(parent) = dir.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         let mut report = ReplayReport::default();
         let mut dirty: VecDeque<_> = replay(dir, apply, &mut report)?.into();
         let segment = dirty.back().map_or(1, |(n, _)| n + 1);

@@ -229,6 +229,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "brooklet_loaded_streams", rec.streams);
             field(out, "brooklet_loaded_entries", rec.entries);
             field(out, "brooklet_loaded_nodes", rec.nodes);
+            field(out, "brooklet_loaded_tail_appends", rec.tail_applied);
             field(
                 out,
                 "brooklet_stream_cache_bytes",

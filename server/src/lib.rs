@@ -243,14 +243,23 @@ fn install_store(
         report.journal_replayed_bytes
     );
     tracing::info!(
-        "DB loaded from disk: {} streams, {} entries in {} nodes (entries stay on disk), {} groups, {} pending entries in {:.3} seconds",
+        "DB loaded from disk: {} streams, {} entries in {} nodes (entries stay on disk), {} groups, {} pending entries in {:.3} seconds; tail log: {} appends replayed of {} records ({} bytes)",
         report.streams,
         report.entries,
         report.nodes,
         report.groups,
         report.pending,
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        report.tail_applied,
+        report.tail_records,
+        report.tail_bytes
     );
+    if report.tail_torn_bytes > 0 {
+        tracing::warn!(
+            "the tail log ended in a torn or corrupt write: {} bytes dropped, appends recovered up to the last complete record",
+            report.tail_torn_bytes
+        );
+    }
     let shared = Shared::new(config, plain_addr, tls_addr, store, report);
     cmd::install_loaded(&shared, loaded);
     shared
