@@ -257,6 +257,11 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "brooklet_torn_journal_bytes_dropped",
                 rec.torn_journal_bytes,
             );
+            field(
+                out,
+                "brooklet_torn_tail_log_bytes_dropped",
+                rec.tail_torn_bytes,
+            );
         }
         "stats" => {
             out.push_str("# Stats\r\n");
