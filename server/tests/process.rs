@@ -637,6 +637,32 @@ fn a_second_server_on_the_same_directory_refuses_to_start() {
 #[cfg(unix)]
 #[test]
 fn a_torn_journal_tail_is_dropped_and_reported() {
+    torn_log_tail_is_dropped_and_reported(
+        |dir| walk_files(&dir.join("fjall")),
+        "jnl",
+        "brooklet_torn_journal_bytes_dropped",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_torn_tail_log_record_is_dropped_and_reported() {
+    torn_log_tail_is_dropped_and_reported(
+        |dir| walk_files(&dir.join("tail")),
+        "log",
+        "brooklet_torn_tail_log_bytes_dropped",
+    );
+}
+
+/// 50 acknowledged XADDs (the first opens the stream in fjall's journal, the others are plain
+/// appends in the tail log), a kill, then garbage after the newest file of one log, as a write
+/// torn half-way leaves it: the restart keeps all 50, and says what it dropped.
+#[cfg(unix)]
+fn torn_log_tail_is_dropped_and_reported(
+    files: fn(&std::path::Path) -> Vec<std::path::PathBuf>,
+    ext: &str,
+    info_field: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut p = start_on(dir.path(), &["--appendfsync", "always"]);
     {
@@ -647,13 +673,12 @@ fn a_torn_journal_tail_is_dropped_and_reported() {
     }
     signal(&p.child, "-KILL");
     let _ = wait_exit(&mut p.child);
-    // A write torn half-way: garbage after the last complete batch of the newest journal.
-    let mut journals: Vec<_> = walk_files(&dir.path().join("fjall"))
+    let mut logs: Vec<_> = files(dir.path())
         .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "jnl"))
+        .filter(|f| f.extension().is_some_and(|e| e == ext))
         .collect();
-    journals.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).unwrap());
-    let newest = journals.last().expect("no journal file");
+    logs.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).unwrap());
+    let newest = logs.last().expect("no log file");
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(newest)
@@ -667,7 +692,7 @@ fn a_torn_journal_tail_is_dropped_and_reported() {
     let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
     let dropped: u64 = info
         .lines()
-        .find_map(|l| l.strip_prefix("brooklet_torn_journal_bytes_dropped:"))
+        .find_map(|l| l.strip_prefix(&format!("{info_field}:")))
         .unwrap()
         .trim()
         .parse()
