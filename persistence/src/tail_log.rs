@@ -25,8 +25,8 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use brooklet_streams::StreamId;
 
@@ -60,11 +60,19 @@ pub struct TailLog {
     inner: Mutex<Inner>,
     /// Size at which a segment is closed ([`SEGMENT_BYTES`] unless changed).
     segment_limit: AtomicU64,
+    /// Held through a whole sync, so a sync that returns has seen every earlier one's files
+    /// reach the disk (two syncs could otherwise split the closed segments between them).
+    syncing: Mutex<()>,
 }
 
 struct Inner {
     buf: Vec<u8>,
-    file: File,
+    /// The open segment (shared so a sync can run without holding the lock).
+    file: Arc<File>,
+    /// Segments closed since the last sync, and whether the directory gained a name since:
+    /// the next sync covers them, outside the lock, so no append waits on an fsync.
+    unsynced: Vec<Arc<File>>,
+    dir_unsynced: bool,
     segment: u64,
     segment_bytes: u64,
     /// Per segment not yet retired, oldest first: its number and the streams with appends
@@ -267,12 +275,15 @@ impl TailLog {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
                 buf: Vec::with_capacity(64 * 1024),
-                file,
+                file: Arc::new(file),
+                unsynced: Vec::new(),
+                dir_unsynced: true,
                 segment,
                 segment_bytes: 0,
                 dirty,
             }),
             segment_limit: AtomicU64::new(SEGMENT_BYTES),
+            syncing: Mutex::new(()),
         };
         Ok((log, report))
     }
@@ -348,24 +359,37 @@ impl TailLog {
         let mut g = lock(&self.inner);
         let inner = &mut *g;
         if !inner.buf.is_empty() {
-            inner.file.write_all(&inner.buf)?;
+            (&*inner.file).write_all(&inner.buf)?;
             inner.buf.clear();
         }
         Ok(())
     }
 
-    /// Writes out and fsyncs the open segment (closed ones were synced when closed).
+    /// Writes out and fsyncs the open segment, the segments closed since the last sync, and
+    /// the directory if it gained a segment. Only the write holds the lock.
     ///
     /// # Errors
-    /// When the write or the fsync fails.
+    /// When the write or an fsync fails.
     pub fn sync(&self) -> std::io::Result<()> {
-        let mut g = lock(&self.inner);
-        let inner = &mut *g;
-        if !inner.buf.is_empty() {
-            inner.file.write_all(&inner.buf)?;
-            inner.buf.clear();
+        let _syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        let (files, dir_too) = {
+            let mut g = lock(&self.inner);
+            let inner = &mut *g;
+            if !inner.buf.is_empty() {
+                (&*inner.file).write_all(&inner.buf)?;
+                inner.buf.clear();
+            }
+            let mut files = std::mem::take(&mut inner.unsynced);
+            files.push(inner.file.clone());
+            (files, std::mem::take(&mut inner.dir_unsynced))
+        };
+        for f in files {
+            f.sync_data()?;
         }
-        inner.file.sync_data()
+        if dir_too {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// The closed segments not yet retired: the newest one's number and every stream with
@@ -414,14 +438,16 @@ impl TailLog {
     }
 }
 
-/// Closes the full segment (written out and synced, so retiring never waits on it) and
-/// opens the next.
+/// Closes the full segment (written out; the next sync fsyncs it, and a retire always syncs
+/// first) and opens the next.
 fn rotate(dir: &Path, inner: &mut Inner) -> std::io::Result<()> {
-    inner.file.write_all(&inner.buf)?;
+    (&*inner.file).write_all(&inner.buf)?;
     inner.buf.clear();
-    inner.file.sync_data()?;
     let next = inner.segment + 1;
-    inner.file = create_segment(dir, next)?;
+    let file = Arc::new(create_segment(dir, next)?);
+    let closed = std::mem::replace(&mut inner.file, file);
+    inner.unsynced.push(closed);
+    inner.dir_unsynced = true;
     inner.segment = next;
     inner.segment_bytes = 0;
     inner.dirty.push_back((next, HashSet::new()));
@@ -429,13 +455,10 @@ fn rotate(dir: &Path, inner: &mut Inner) -> std::io::Result<()> {
 }
 
 fn create_segment(dir: &Path, n: u64) -> std::io::Result<File> {
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .create(true)
         .append(true)
-        .open(segment_path(dir, n))?;
-    // The new name must survive a crash too, or the segment could vanish with its records.
-    File::open(dir)?.sync_all()?;
-    Ok(file)
+        .open(segment_path(dir, n))
 }
 
 /// A borrowed stream name: the dirty set is probed with it, so an append allocates only
