@@ -69,6 +69,14 @@ pub struct Durability {
     on_durable: Mutex<Option<OnDurable>>,
     /// The second log every sync and hand-over covers, besides fjall's journal.
     tail: Arc<TailLog>,
+    /// Whether fjall, or the tail log, took a write since the last sync began: a sync skips
+    /// the log that took none (two fsyncs per round would halve group commit's rate when
+    /// only XADDs arrive). Set after the write and before its sequence is published.
+    fjall_dirty: AtomicBool,
+    tail_dirty: AtomicBool,
+    /// Held through a whole sync: a sync that skips a log relies on the one that cleared its
+    /// flag having finished.
+    syncing: Mutex<()>,
 }
 
 impl Durability {
@@ -87,6 +95,9 @@ impl Durability {
             stop: AtomicBool::new(false),
             on_durable: Mutex::new(None),
             tail,
+            fjall_dirty: AtomicBool::new(true),
+            tail_dirty: AtomicBool::new(true),
+            syncing: Mutex::new(()),
         })
     }
 
@@ -117,14 +128,21 @@ impl Durability {
 
     /// fsyncs now and publishes the durable sequence (SAVE, shutdown, the sync thread).
     pub fn sync_now(&self, db: &Database) -> Result<(), StoreError> {
+        let _syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         if self.failed.load(Ordering::Acquire) {
             return Err(refused());
         }
-        let target = self.committed.load(Ordering::Acquire);
-        let synced = db
-            .persist(PersistMode::SyncData)
-            .map_err(StoreError::from)
-            .and_then(|()| Ok(self.tail.sync()?));
+        let target = self.committed.load(Ordering::SeqCst);
+        // A flag seen clear here was cleared by an earlier sync that began after that write
+        // went in, so the write is on disk, and its sequence (<= target) may be published.
+        let fjall = self.fjall_dirty.swap(false, Ordering::SeqCst);
+        let tail = self.tail_dirty.swap(false, Ordering::SeqCst);
+        let synced = if fjall {
+            db.persist(PersistMode::SyncData).map_err(StoreError::from)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| if tail { Ok(self.tail.sync()?) } else { Ok(()) });
         if let Err(e) = synced {
             self.failed.store(true, Ordering::Release);
             return Err(e);
@@ -171,6 +189,21 @@ impl Durability {
         }
         self.in_os.fetch_max(target, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Publishes the sequence of a write just made to fjall (`tail` false) or the tail log.
+    pub fn publish(&self, tail: bool) -> u64 {
+        let flag = if tail {
+            &self.tail_dirty
+        } else {
+            &self.fjall_dirty
+        };
+        flag.store(true, Ordering::SeqCst);
+        let seq = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.policy() == FsyncPolicy::Always {
+            self.request(seq);
+        }
+        seq
     }
 
     /// Stops the sync thread.

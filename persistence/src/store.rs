@@ -256,7 +256,7 @@ impl Store {
                 return Err(e.into());
             }
             stream.mark_unflushed(*id);
-            return Ok(self.next_seq());
+            return Ok(self.durability.publish(true));
         }
         let flushed = stream.take_unflushed();
         let first_flushed = flushed.first().map(|e| e.id);
@@ -616,16 +616,7 @@ impl Store {
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
         self.refuse_if_failed()?;
         batch.commit()?;
-        Ok(self.next_seq())
-    }
-
-    /// Numbers a write just committed to either log; under `always`, asks for its fsync.
-    fn next_seq(&self) -> u64 {
-        let seq = self.durability.committed.fetch_add(1, Ordering::AcqRel) + 1;
-        if self.durability.policy() == FsyncPolicy::Always {
-            self.durability.request(seq);
-        }
-        seq
+        Ok(self.durability.publish(false))
     }
 
     /// fsyncs every committed batch now (SAVE, BGSAVE, shutdown).
