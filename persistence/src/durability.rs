@@ -77,6 +77,10 @@ pub struct Durability {
     /// Held through a whole sync: a sync that skips a log relies on the one that cleared its
     /// flag having finished.
     syncing: Mutex<()>,
+    /// Whether fjall took a write since the last hand-over to the OS began, and the lock held
+    /// through a hand-over (for the same reason as `syncing`).
+    fjall_unwritten: AtomicBool,
+    handing_over: Mutex<()>,
 }
 
 impl Durability {
@@ -98,6 +102,8 @@ impl Durability {
             fjall_dirty: AtomicBool::new(true),
             tail_dirty: AtomicBool::new(true),
             syncing: Mutex::new(()),
+            fjall_unwritten: AtomicBool::new(true),
+            handing_over: Mutex::new(()),
         })
     }
 
@@ -178,11 +184,20 @@ impl Durability {
         if self.failed.load(Ordering::Acquire) {
             return Err(refused());
         }
-        let target = self.committed.load(Ordering::Acquire);
-        let written = db
-            .persist(PersistMode::Buffer)
-            .map_err(StoreError::from)
-            .and_then(|()| Ok(self.tail.write_out()?));
+        let _handing = self.handing_over.lock().unwrap_or_else(|p| p.into_inner());
+        // Another worker may have covered `seq` while this one waited.
+        if self.in_os.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let target = self.committed.load(Ordering::SeqCst);
+        // fjall's journal lock is held through its fsyncs: asking it to hand over nothing
+        // would block this worker for the whole fsync.
+        let written = if self.fjall_unwritten.swap(false, Ordering::SeqCst) {
+            db.persist(PersistMode::Buffer).map_err(StoreError::from)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| Ok(self.tail.write_out()?));
         if let Err(e) = written {
             self.failed.store(true, Ordering::Release);
             return Err(e);
@@ -193,12 +208,12 @@ impl Durability {
 
     /// Publishes the sequence of a write just made to fjall (`tail` false) or the tail log.
     pub fn publish(&self, tail: bool) -> u64 {
-        let flag = if tail {
-            &self.tail_dirty
+        if tail {
+            self.tail_dirty.store(true, Ordering::SeqCst);
         } else {
-            &self.fjall_dirty
-        };
-        flag.store(true, Ordering::SeqCst);
+            self.fjall_dirty.store(true, Ordering::SeqCst);
+            self.fjall_unwritten.store(true, Ordering::SeqCst);
+        }
         let seq = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
         if self.policy() == FsyncPolicy::Always {
             self.request(seq);

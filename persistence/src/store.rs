@@ -245,13 +245,16 @@ impl Store {
             Mutation::EntryAdded {
                 id,
                 fields,
-                new_node: false,
+                new_node,
             },
         ] = muts
             && stream.incarnation() != 0
         {
             self.refuse_if_failed()?;
-            if let Err(e) = self.tail.append(db, key, stream.incarnation(), *id, fields) {
+            let logged = self
+                .tail
+                .append(db, key, stream.incarnation(), *new_node, *id, fields);
+            if let Err(e) = logged {
                 self.durability.failed.store(true, Ordering::Release);
                 return Err(e.into());
             }
@@ -307,6 +310,15 @@ impl Store {
         self.tail.stale()
     }
 
+    /// Closes the open tail-log segment, so the next checkpoint writes every logged append
+    /// into fjall (SAVE).
+    ///
+    /// # Errors
+    /// When the segment cannot be written out or the next one created.
+    pub fn close_tail_segment(&self) -> Result<(), StoreError> {
+        Ok(self.tail.close_segment()?)
+    }
+
     /// Closes tail-log segments at `bytes` (default 16 MiB): smaller means less to replay at
     /// start-up and more frequent checkpoints.
     pub fn set_tail_segment_bytes(&self, bytes: u64) {
@@ -336,22 +348,30 @@ impl Store {
         // Entries added by this batch are kept aside so a trim in the same command (XADD
         // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
         // log held come first, as the command found them (tombstones if it deleted them).
-        let mut added: BTreeMap<StreamId, Vec<u8>> = flushed
-            .into_iter()
-            .map(|e| {
-                let mut v = encode_entry(&e.fields, false);
-                if e.deleted
-                    && let Some(flags) = v.first_mut()
-                {
-                    *flags |= DELETED;
-                }
-                (e.id, v)
-            })
-            .collect();
-        // Nodes whose record must be rewritten (or removed, if the node is gone by the end).
-        // An append to the tail does not count: start-up reads the tail's entries anyway,
-        // so its record only has to exist, and it is written when the node opens.
+        // Nodes whose record must be rewritten (or removed, if the node is gone by the end):
+        // those the logged appends went into or opened, and those the command changed.
         let mut touched: Vec<StreamId> = Vec::new();
+        let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        for e in flushed {
+            let master = stream.node_holding(e.id).map(|n| n.master);
+            if master.is_some() && touched.last() != master.as_ref() {
+                // An entry that opened a node closed the one before, whose record is then
+                // final (appends to a last node leave its record stale).
+                if master == Some(e.id)
+                    && let Some(prev) = stream.node_before(e.id)
+                {
+                    touched.push(prev.master);
+                }
+                touched.extend(master);
+            }
+            let mut v = encode_entry(&e.fields, master == Some(e.id));
+            if e.deleted
+                && let Some(flags) = v.first_mut()
+            {
+                *flags |= DELETED;
+            }
+            added.insert(e.id, v);
+        }
         for m in muts {
             match m {
                 Mutation::EntryAdded {
@@ -760,7 +780,7 @@ fn replay_append(
     stream.apply(&Mutation::EntryAdded {
         id: a.id,
         fields: a.fields,
-        new_node: false,
+        new_node: a.new_node,
     });
     stream.mark_unflushed(a.id);
     true

@@ -15,7 +15,8 @@
 //! append written since, or one of a stream deleted since, is never applied twice.
 //!
 //! Record: payload length (u32), checksum of the payload (u64), payload: db (u32), key
-//! (u32 length + bytes), incarnation (u64), ID ms and seq (u64 each), field count (u32),
+//! (u32 length + bytes), incarnation (u64), flags (u8: 1 = the entry opened a node), ID ms
+//! and seq (u64 each), field count (u32),
 //! then each field and value (u32 length + bytes). Integers are little-endian. A record
 //! whose length or checksum does not hold ends its segment (a write torn by a crash).
 
@@ -45,6 +46,8 @@ pub struct Append<'a> {
     pub key: &'a [u8],
     /// Which life of the key the stream was.
     pub incarnation: u64,
+    /// Whether the entry opened a node.
+    pub new_node: bool,
     /// The entry's ID.
     pub id: StreamId,
     /// Fields and values, flattened.
@@ -175,17 +178,24 @@ impl Parser {
         Some(p)
     }
 
-    fn append(&mut self) -> Option<(u32, Bytes, u64, StreamId, Vec<Bytes>)> {
+    fn u8(&mut self) -> Option<u8> {
+        let v = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(v)
+    }
+
+    fn append(&mut self) -> Option<(u32, Bytes, u64, bool, StreamId, Vec<Bytes>)> {
         let db = self.u32()?;
         let key = self.bytes()?;
         let incarnation = self.u64()?;
+        let new_node = self.u8()? & 1 != 0;
         let id = StreamId::new(self.u64()?, self.u64()?);
         let n = self.u32()? as usize;
         let mut fields = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             fields.push(self.bytes()?);
         }
-        Some((db, key, incarnation, id, fields))
+        Some((db, key, incarnation, new_node, id, fields))
     }
 }
 
@@ -225,7 +235,7 @@ fn replay(
         let mut p = Parser { buf: data, pos: 0 };
         let mut good = 0;
         while let Some(mut rec) = p.record() {
-            let Some((db, key, incarnation, id, fields)) = rec.append() else {
+            let Some((db, key, incarnation, new_node, id, fields)) = rec.append() else {
                 break;
             };
             good = p.pos;
@@ -235,6 +245,7 @@ fn replay(
                 db,
                 key: &key,
                 incarnation,
+                new_node,
                 id,
                 fields,
             });
@@ -302,8 +313,8 @@ impl TailLog {
         Ok(report)
     }
 
-    /// Logs one append to the last node of stream `key` (not yet in the OS's hands: see
-    /// [`TailLog::write_out`]).
+    /// Logs one append to stream `key`, to its last node or opening a new one (not yet in the
+    /// OS's hands: see [`TailLog::write_out`]).
     ///
     /// # Errors
     /// When closing a full segment or opening the next one fails.
@@ -312,6 +323,7 @@ impl TailLog {
         db: u32,
         key: &[u8],
         incarnation: u64,
+        new_node: bool,
         id: StreamId,
         fields: &[Bytes],
     ) -> std::io::Result<()> {
@@ -322,6 +334,7 @@ impl TailLog {
         inner.buf.extend_from_slice(&db.to_le_bytes());
         put_bytes(&mut inner.buf, key);
         inner.buf.extend_from_slice(&incarnation.to_le_bytes());
+        inner.buf.push(u8::from(new_node));
         inner.buf.extend_from_slice(&id.ms.to_le_bytes());
         inner.buf.extend_from_slice(&id.seq.to_le_bytes());
         inner
@@ -349,6 +362,19 @@ impl TailLog {
     /// Closes segments at `bytes` from now on.
     pub fn set_segment_limit(&self, bytes: u64) {
         self.segment_limit.store(bytes.max(1), Ordering::Relaxed);
+    }
+
+    /// Closes the open segment if it holds anything, so the next checkpoint covers every
+    /// append logged so far (SAVE).
+    ///
+    /// # Errors
+    /// When writing it out or opening the next segment fails.
+    pub fn close_segment(&self) -> std::io::Result<()> {
+        let mut g = lock(&self.inner);
+        if g.segment_bytes == 0 {
+            return Ok(());
+        }
+        rotate(&self.dir, &mut g)
     }
 
     /// Hands every buffered record to the operating system (one write).

@@ -57,7 +57,16 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// fsyncs everything committed, as SAVE promises for Redis's snapshot.
+/// Writes every append still only in the tail log into fjall, then fsyncs everything, as
+/// SAVE promises for Redis's snapshot: a restart then has nothing to replay. Takes the shared
+/// gate per stream, so never call it under the exclusive one.
+fn save_all(ctx: &Ctx<'_>) -> Result<(), CommandError> {
+    ctx.shared.store.close_tail_segment().map_err(store_error)?;
+    crate::checkpoint::checkpoint(ctx.shared).map_err(store_error)?;
+    sync(ctx)
+}
+
+/// fsyncs everything committed.
 fn sync(ctx: &Ctx<'_>) -> Result<(), CommandError> {
     ctx.shared.store.sync().map_err(store_error)?;
     ctx.shared
@@ -67,7 +76,7 @@ fn sync(ctx: &Ctx<'_>) -> Result<(), CommandError> {
 }
 
 fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    sync(ctx)?;
+    save_all(ctx)?;
     Ok(Reply::Ok)
 }
 
@@ -79,8 +88,9 @@ fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     {
         return Err(CommandError::syntax());
     }
-    // The store has no snapshot to write: an fsync is all a save needs, and it is quick.
-    sync(ctx)?;
+    // The store has no snapshot to write: a checkpoint of the tail log (at most a segment or
+    // two) and an fsync are all a save needs, and they are quick.
+    save_all(ctx)?;
     Ok(Reply::simple("Background saving started"))
 }
 
@@ -128,7 +138,8 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// Drops the in-memory state and loads it again from the store, in place. Runs under the
-/// exclusive gate, so no other command sees the keyspace half-loaded.
+/// exclusive gate, so no other command sees the keyspace half-loaded. The tail log is not
+/// checkpointed first: the reload replays it, as a restart would.
 fn reload(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     sync(ctx)?;
     let (loaded, report) = ctx.shared.store.load_all().map_err(store_error)?;
