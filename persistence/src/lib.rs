@@ -24,4 +24,4 @@ pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{DEFAULT_STREAM_CACHE_BYTES, Store, StoreStats};
-pub use tail_log::StreamName;
+pub use tail_log::{SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES, StreamName};

@@ -297,10 +297,48 @@ impl Store {
         key: &[u8],
         stream: &mut Stream,
     ) -> Result<u64, StoreError> {
-        if !stream.has_unflushed() {
+        self.flush_streams(db, [(key, stream)])
+    }
+
+    /// [`Store::flush_stream`] for many streams of database `db` at once, in one batch (the
+    /// checkpoint, one shard at a time: thousands of small commits would each queue on
+    /// fjall's journal lock).
+    ///
+    /// # Errors
+    /// When the engine refuses the batch; the streams then still count their appends as
+    /// logged only.
+    pub fn flush_streams<'a>(
+        &self,
+        db: u32,
+        streams: impl IntoIterator<Item = (&'a [u8], &'a mut Stream)>,
+    ) -> Result<u64, StoreError> {
+        let mut batch = self.batch();
+        let mut taken: Vec<(&'a mut Stream, StreamId)> = Vec::new();
+        let mut filled = Ok(());
+        for (key, stream) in streams {
+            if !stream.has_unflushed() {
+                continue;
+            }
+            let flushed = stream.take_unflushed();
+            let Some(first) = flushed.first().map(|e| e.id) else {
+                continue;
+            };
+            filled = self.fill_batch(&mut batch, db, key, stream, &[], flushed);
+            taken.push((stream, first));
+            if filled.is_err() {
+                break;
+            }
+        }
+        if taken.is_empty() {
             return Ok(0);
         }
-        self.write_stream(db, key, stream, &[])
+        let written = filled.and_then(|()| self.commit(batch));
+        if written.is_err() {
+            for (stream, first) in taken {
+                stream.mark_unflushed(first);
+            }
+        }
+        written
     }
 
     /// The closed tail-log segments not yet retired: the newest one's number and the streams
@@ -343,8 +381,23 @@ impl Store {
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
     ) -> Result<u64, StoreError> {
-        let prefix = stream_prefix(db, key);
         let mut batch = self.batch();
+        self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        self.commit(batch)
+    }
+
+    /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
+    /// the tail log) to `batch`.
+    fn fill_batch(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        db: u32,
+        key: &[u8],
+        stream: &mut Stream,
+        muts: &[Mutation],
+        flushed: Vec<brooklet_streams::StoredEntry>,
+    ) -> Result<(), StoreError> {
+        let prefix = stream_prefix(db, key);
         // Entries added by this batch are kept aside so a trim in the same command (XADD
         // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
         // log held come first, as the command found them (tombstones if it deleted them).
@@ -456,7 +509,7 @@ impl Store {
                             }
                             touched.push(first);
                         }
-                        None => self.remove_prefix(&mut batch, &self.ks.nodes, &prefix)?,
+                        None => self.remove_prefix(batch, &self.ks.nodes, &prefix)?,
                     }
                 }
                 Mutation::StreamMeta { .. } => {}
@@ -480,8 +533,8 @@ impl Store {
                 Mutation::GroupDestroyed { group } => {
                     let gk = group_key(&prefix, group);
                     batch.remove(&self.ks.groups, gk.clone());
-                    self.remove_prefix(&mut batch, &self.ks.consumers, &gk)?;
-                    self.remove_prefix(&mut batch, &self.ks.pending, &gk)?;
+                    self.remove_prefix(batch, &self.ks.consumers, &gk)?;
+                    self.remove_prefix(batch, &self.ks.pending, &gk)?;
                 }
                 Mutation::ConsumerUpserted {
                     group,
@@ -554,7 +607,7 @@ impl Store {
             .u64(stream.incarnation())
             .0;
         batch.insert(&self.ks.streams, prefix, meta);
-        self.commit(batch)
+        Ok(())
     }
 
     /// Removes a stream and everything stored under it (DEL, a stream emptied by FLUSH).

@@ -2,6 +2,8 @@
 //! written into fjall stream by stream and the segment is deleted, so the log stays small
 //! and start-up replays little of it.
 
+use bytes::Bytes;
+use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +46,8 @@ pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
     let Some((upto, names)) = shared.store.stale_tail() else {
         return Ok(());
     };
+    // One batch per shard: its streams are written under one lock and one commit.
+    let mut by_shard: HashMap<(usize, usize), HashSet<Bytes>> = HashMap::new();
     for (db, key) in names {
         let Some(db_idx) = usize::try_from(db)
             .ok()
@@ -51,11 +55,17 @@ pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
         else {
             continue;
         };
+        let shard = shared.keyspace.db(db_idx).shard_of(&key);
+        by_shard.entry((db_idx, shard)).or_default().insert(key);
+    }
+    for ((db_idx, shard_idx), keys) in by_shard {
         let _gate = shared.gate_shared();
-        let mut shard = shared.keyspace.db(db_idx).lock(&key);
-        if let Some(Value::Stream(s)) = shard.get_mut(&key) {
-            shared.store.flush_stream(db, &key, s)?;
-        }
+        let mut shard = shared.keyspace.db(db_idx).lock_shard(shard_idx);
+        let streams = shard.iter_mut().filter_map(|(k, v)| match v {
+            Value::Stream(s) if keys.contains(k) => Some((&k[..], &mut **s)),
+            _ => None,
+        });
+        shared.store.flush_streams(db_idx as u32, streams)?;
     }
     shared.store.retire_tail(upto)
 }

@@ -89,6 +89,9 @@ pub struct Config {
     /// `stream-cache-bytes`: node data each stream keeps in memory besides its newest node;
     /// older nodes are read back from disk when a command needs them.
     pub stream_cache_bytes: u64,
+    /// `tail-log-segment-bytes`: size at which a tail-log segment is closed and checkpointed
+    /// into fjall (what start-up replays at most, about).
+    pub tail_log_segment_bytes: u64,
     /// `notify-keyspace-events`: keyspace notification classes, Redis's flag letters.
     pub notify_keyspace_events: String,
     /// `client-output-buffer-limit` for normal clients.
@@ -130,6 +133,7 @@ impl Default for Config {
             stream_node_max_entries: 100,
             stream_node_max_bytes: 4096,
             stream_cache_bytes: brooklet_persistence::DEFAULT_STREAM_CACHE_BYTES as u64,
+            tail_log_segment_bytes: brooklet_persistence::DEFAULT_TAIL_SEGMENT_BYTES,
             notify_keyspace_events: String::new(),
             output_limit_normal: OutputLimit {
                 hard: 0,
@@ -173,6 +177,7 @@ pub const PARAMETERS: &[&str] = &[
     "stream-node-max-entries",
     "stream-node-max-bytes",
     "stream-cache-bytes",
+    "tail-log-segment-bytes",
     "notify-keyspace-events",
     "client-output-buffer-limit",
     "timeout",
@@ -259,6 +264,7 @@ impl Config {
             "stream-node-max-entries" => self.stream_node_max_entries.to_string(),
             "stream-node-max-bytes" => self.stream_node_max_bytes.to_string(),
             "stream-cache-bytes" => self.stream_cache_bytes.to_string(),
+            "tail-log-segment-bytes" => self.tail_log_segment_bytes.to_string(),
             "notify-keyspace-events" => self.notify_keyspace_events.clone(),
             "client-output-buffer-limit" => {
                 let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
@@ -383,6 +389,11 @@ impl Config {
             "stream-cache-bytes" => {
                 self.stream_cache_bytes =
                     parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?
+            }
+            "tail-log-segment-bytes" => {
+                self.tail_log_segment_bytes = parse_memory(one()?)
+                    .filter(|&n| n >= 1024)
+                    .ok_or_else(|| bad("argument must be a memory value of at least 1kb"))?
             }
             "notify-keyspace-events" => {
                 let v = one()?;

@@ -77,8 +77,17 @@ impl Db {
 
     /// Locks the shard that owns `key`.
     pub fn lock(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
-        let idx = (self.hash(key) as usize) % SHARDS;
-        lock(&self.shards[idx])
+        lock(&self.shards[self.shard_of(key)])
+    }
+
+    /// Which shard owns `key`.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        (self.hash(key) as usize) % SHARDS
+    }
+
+    /// Locks shard number `idx` (from [`Db::shard_of`]).
+    pub fn lock_shard(&self, idx: usize) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[idx % SHARDS])
     }
 
     /// Number of keys.

@@ -231,6 +231,7 @@ fn install_store(
 ) -> Arc<Shared> {
     let (store, loaded, report) = opened;
     store.set_stream_cache_bytes(usize::try_from(config.stream_cache_bytes).unwrap_or(usize::MAX));
+    store.set_tail_segment_bytes(config.tail_log_segment_bytes);
     if report.torn_journal_bytes > 0 {
         tracing::warn!(
             "the journal ended in a torn or corrupt write: {} bytes dropped, state recovered up to the last complete batch",

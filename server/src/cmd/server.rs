@@ -315,6 +315,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     ctx.shared
         .store
         .set_stream_cache_bytes(usize::try_from(next.stream_cache_bytes).unwrap_or(usize::MAX));
+    ctx.shared
+        .store
+        .set_tail_segment_bytes(next.tail_log_segment_bytes);
     *ctx.shared.config_mut() = next;
     Ok(Reply::Ok)
 }
