@@ -61,7 +61,9 @@ pub use group::{
     AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, Claimed, Consumer,
     ConsumerGroup, DeliveryTime, PendingEntry, PendingInfo, PendingRangeArgs, PendingSummary,
 };
-pub use id::{GroupStartId, IdSpec, ReadId, StreamId, parse_range_end, parse_range_start};
+pub use id::{
+    GroupStartId, ID_TEXT_MAX, IdSpec, ReadId, StreamId, parse_range_end, parse_range_start,
+};
 pub use info::{
     ConsumerInfo, ConsumerInfoFull, FullPending, GroupInfo, GroupInfoFull, INFO_FULL_DEFAULT_COUNT,
     StreamInfo, StreamInfoFull,

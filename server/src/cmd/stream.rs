@@ -143,7 +143,9 @@ pub(crate) fn subcommand_syntax(container: &str, argv: &[Bytes]) -> CommandError
 
 /// A stream ID as a bulk string.
 pub(crate) fn id_reply(id: StreamId) -> Reply {
-    Reply::Bulk(Bytes::from(id.to_string()))
+    let mut buf = [0u8; brooklet_streams::ID_TEXT_MAX];
+    let n = id.write_text(&mut buf);
+    Reply::Bulk(Bytes::copy_from_slice(&buf[..n]))
 }
 
 /// Field-value pairs as a flat array.
