@@ -1,6 +1,7 @@
 //! The tail-log checkpoint: once a tail-log segment is closed, the appends it holds are
-//! written into fjall stream by stream and the segment is deleted, so the log stays small
-//! and start-up replays little of it.
+//! written into fjall, one batch per keyspace shard, and the segment is deleted, so the log
+//! stays small and start-up replays little of it. A shard's clients wait while its batch is
+//! written (at most a segment's worth of entries).
 
 use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};

@@ -172,8 +172,8 @@ impl Stream {
         let Some(from) = self.unflushed_from.take() else {
             return Vec::new();
         };
-        // Unflushed entries are all in the last node or two (the one they went into and,
-        // if the command opened another, the new tail): the others end before `from`.
+        // Unflushed entries are the newest ones: they start in the node holding `from` and
+        // fill every node after it (appends that opened nodes are logged too).
         let first_holding = self
             .nodes
             .range(..=from)
