@@ -109,7 +109,7 @@ pub struct Store {
     cache_budget: Arc<AtomicUsize>,
     /// Reads of evicted nodes, counted by every stream's entry source.
     misses: Arc<CacheMisses>,
-    /// Plain appends to streams' last nodes, not yet written into fjall.
+    /// Plain appends to existing streams, not yet written into fjall.
     tail: Arc<TailLog>,
     /// The next stream creation's incarnation.
     next_incarnation: AtomicU64,
@@ -229,7 +229,7 @@ impl Store {
     /// Writes one command's changes to stream `key`; returns its sequence.
     ///
     /// `stream` is the stream after the command; `muts` are the records the command produced.
-    /// A plain append to the last node goes to the tail log; anything else is one atomic
+    /// A plain append to an existing stream goes to the tail log; anything else is one atomic
     /// fjall batch, which also carries the stream's appends still only in the tail log.
     ///
     /// # Errors

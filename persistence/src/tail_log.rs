@@ -1,13 +1,13 @@
-//! The tail log: plain appends to a stream's last node, logged here instead of being written
-//! into the LSM one entry at a time.
+//! The tail log: plain appends to existing streams, logged here instead of being written into
+//! the LSM one entry at a time.
 //!
-//! An XADD that only appends to the last node is the hottest write there is, and inserting
-//! each such entry into fjall (a journal record plus a memtable insert, then flushes and
-//! compactions) cost most of its time. Such appends are instead encoded into this log's
-//! buffer, which reaches the operating system before the reply and the disk under the fsync
-//! policy, like any batch. The entries go into fjall later, in one batch per stream: with the
-//! next change to the stream that is not a plain append (the node closing, XDEL, a trim, a
-//! group change), or when the checkpoint retires the segment they are in.
+//! An XADD that only appends (to the last node, or opening a new one) is the hottest write
+//! there is, and inserting each such entry into fjall (a journal record plus a memtable
+//! insert, then flushes and compactions) cost most of its time. Such appends are instead
+//! encoded into this log's buffer, which reaches the operating system before the reply and
+//! the disk under the fsync policy, like any batch. The entries go into fjall later, in one
+//! batch: with the next change to the stream that is not a plain append (XDEL, a trim, a group
+//! change), or when the checkpoint retires the segment they are in.
 //!
 //! A segment is retired (deleted) once every stream with appends in it has written them into
 //! fjall and fjall is synced. Replay at start-up applies a logged append only to the same
