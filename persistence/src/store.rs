@@ -357,7 +357,7 @@ impl Store {
         Ok(self.tail.close_segment()?)
     }
 
-    /// Closes tail-log segments at `bytes` (default 4 MiB): smaller means less to replay at
+    /// Closes tail-log segments at `bytes` (default 8 MiB): smaller means less to replay at
     /// start-up and more frequent checkpoints.
     pub fn set_tail_segment_bytes(&self, bytes: u64) {
         self.tail.set_segment_limit(bytes);
