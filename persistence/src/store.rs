@@ -1,7 +1,6 @@
 //! The store: opening the data directory, writing each command's changes as one batch,
 //! deleting streams and databases, and the numbers INFO shows.
 
-use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,7 +21,7 @@ use crate::keys::{
 };
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::source::{CacheMisses, FjallSource};
-use crate::tail_log::{Append, StreamName, TailLog};
+use crate::tail_log::{Append, Probe, StreamName, TailLog};
 
 /// Block cache for reads that miss memory: nodes evicted from the streams' own caches, trims
 /// and start-up. Recent entries are served from the streams' memory, so this stays small.
@@ -822,8 +821,10 @@ fn replay_append(
     index: &hashbrown::HashMap<StreamName, usize>,
     a: Append<'_>,
 ) -> bool {
-    let probe = (a.db, Bytes::copy_from_slice(a.key));
-    let Some(s) = index.get(&probe).and_then(|&i| streams.get_mut(i)) else {
+    let Some(s) = index
+        .get(&Probe(a.db, a.key))
+        .and_then(|&i| streams.get_mut(i))
+    else {
         return false;
     };
     let stream = &mut s.stream;

@@ -491,10 +491,11 @@ fn create_segment(dir: &Path, n: u64) -> std::io::Result<File> {
         .open(segment_path(dir, n))
 }
 
-/// A borrowed stream name: the dirty set is probed with it, so an append allocates only
-/// for a stream the segment has not seen yet. Hashes as `(u32, Bytes)` does.
+/// A borrowed stream name, to look up maps keyed by [`StreamName`] without allocating (an
+/// append probes the dirty set; replay finds each record's stream). Hashes as `(u32, Bytes)`
+/// does.
 #[derive(Hash)]
-struct Probe<'a>(u32, &'a [u8]);
+pub(crate) struct Probe<'a>(pub u32, pub &'a [u8]);
 
 impl hashbrown::Equivalent<StreamName> for Probe<'_> {
     fn equivalent(&self, k: &StreamName) -> bool {
