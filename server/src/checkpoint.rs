@@ -8,7 +8,7 @@ use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use brooklet_persistence::StoreError;
+use brooklet_persistence::{StoreError, StreamName};
 
 use crate::keyspace::Value;
 use crate::state::Shared;
@@ -27,11 +27,11 @@ pub async fn run(shared: Arc<Shared>) {
             _ = tick.tick() => {}
             () = &mut stopping => return,
         }
-        if shared.store.stale_tail().is_none() {
+        let Some(stale) = shared.store.stale_tail() else {
             continue;
-        }
+        };
         let s = shared.clone();
-        match tokio::task::spawn_blocking(move || checkpoint(&s)).await {
+        match tokio::task::spawn_blocking(move || flush_and_retire(&s, stale)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("tail-log checkpoint failed: {e}"),
             Err(e) => tracing::error!("tail-log checkpoint stopped: {e}"),
@@ -44,9 +44,18 @@ pub async fn run(shared: Arc<Shared>) {
 /// shared gate, so never inside a MULTI/EXEC or a DEBUG RELOAD (callers hold neither the gate
 /// nor a shard lock: SAVE, which is refused inside MULTI, and the background task).
 pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
-    let Some((upto, names)) = shared.store.stale_tail() else {
-        return Ok(());
-    };
+    match shared.store.stale_tail() {
+        Some(stale) => flush_and_retire(shared, stale),
+        None => Ok(()),
+    }
+}
+
+/// The checkpoint's work once [`brooklet_persistence::Store::stale_tail`] has named it: the
+/// newest closed segment and the streams with appends in the closed segments.
+fn flush_and_retire(
+    shared: &Shared,
+    (upto, names): (u64, Vec<StreamName>),
+) -> Result<(), StoreError> {
     // One batch per shard: its streams are written under one lock and one commit.
     let mut by_shard: HashMap<(usize, usize), HashSet<Bytes>> = HashMap::new();
     for (db, key) in names {
