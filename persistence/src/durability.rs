@@ -6,13 +6,15 @@
 //! reaches its own: the sync thread reads the committed sequence, fsyncs once, and publishes
 //! that sequence, so one fsync covers every batch committed while the previous one ran.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fjall::{Database, PersistMode};
+use fjall::Database;
 
 use crate::error::StoreError;
+use crate::journal_sync::JournalSync;
 use crate::tail_log::TailLog;
 
 /// The durability policy (`appendfsync`).
@@ -69,6 +71,8 @@ pub struct Durability {
     on_durable: Mutex<Option<OnDurable>>,
     /// The second log every sync and hand-over covers, besides fjall's journal.
     tail: Arc<TailLog>,
+    /// fsyncs fjall's journal without holding fjall's lock.
+    journal: JournalSync,
     /// Whether fjall, or the tail log, took a write since the last sync began: a sync skips
     /// the log that took none (two fsyncs per round would halve group commit's rate when
     /// only XADDs arrive). Set after the write and before its sequence is published.
@@ -77,15 +81,14 @@ pub struct Durability {
     /// Held through a whole sync: a sync that skips a log relies on the one that cleared its
     /// flag having finished.
     syncing: Mutex<()>,
-    /// Whether fjall took a write since the last hand-over to the OS began, and the lock held
-    /// through a hand-over (for the same reason as `syncing`).
-    fjall_unwritten: AtomicBool,
+    /// Held through a hand-over of the tail log's buffer to the OS.
     handing_over: Mutex<()>,
 }
 
 impl Durability {
-    /// Fresh state under `policy`, covering fjall's journal and `tail`.
-    pub fn new(policy: FsyncPolicy, tail: Arc<TailLog>) -> Arc<Self> {
+    /// Fresh state under `policy`, covering the journal of the fjall database in
+    /// `engine_dir` and `tail`.
+    pub fn new(policy: FsyncPolicy, tail: Arc<TailLog>, engine_dir: &Path) -> Arc<Self> {
         Arc::new(Durability {
             policy: AtomicU8::new(policy.to_u8()),
             committed: AtomicU64::new(0),
@@ -99,10 +102,10 @@ impl Durability {
             stop: AtomicBool::new(false),
             on_durable: Mutex::new(None),
             tail,
+            journal: JournalSync::new(engine_dir),
             fjall_dirty: AtomicBool::new(true),
             tail_dirty: AtomicBool::new(true),
             syncing: Mutex::new(()),
-            fjall_unwritten: AtomicBool::new(true),
             handing_over: Mutex::new(()),
         })
     }
@@ -143,12 +146,8 @@ impl Durability {
         // went in, so the write is on disk, and its sequence (<= target) may be published.
         let fjall = self.fjall_dirty.swap(false, Ordering::SeqCst);
         let tail = self.tail_dirty.swap(false, Ordering::SeqCst);
-        let synced = if fjall {
-            db.persist(PersistMode::SyncData).map_err(StoreError::from)
-        } else {
-            Ok(())
-        }
-        .and_then(|()| if tail { Ok(self.tail.sync()?) } else { Ok(()) });
+        let synced = if fjall { self.journal.sync(db) } else { Ok(()) }
+            .and_then(|()| if tail { Ok(self.tail.sync()?) } else { Ok(()) });
         if let Err(e) = synced {
             self.failed.store(true, Ordering::Release);
             return Err(e);
@@ -172,10 +171,11 @@ impl Durability {
         Ok(())
     }
 
-    /// Hands every committed batch to the operating system (one write for all of them), if
-    /// `seq` is not there yet. Replies are sent after this, so a crash of the process loses
-    /// nothing acknowledged whatever the policy.
-    pub fn flush_to_os(&self, db: &Database, seq: u64) -> Result<(), StoreError> {
+    /// Hands every committed batch to the operating system, if `seq` is not there yet.
+    /// fjall's commits hand themselves over; the tail log's buffer is written here, once for
+    /// every append logged meanwhile. Replies are sent after this, so a crash of the process
+    /// loses nothing acknowledged whatever the policy.
+    pub fn flush_to_os(&self, seq: u64) -> Result<(), StoreError> {
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
@@ -184,23 +184,19 @@ impl Durability {
         if self.failed.load(Ordering::Acquire) {
             return Err(refused());
         }
+        // One hand-over at a time, the failed flag checked inside: a hand-over racing one that
+        // failed part-way must not write past the torn record and be acknowledged.
         let _handing = self.handing_over.lock().unwrap_or_else(|p| p.into_inner());
-        // Another worker may have covered `seq` while this one waited.
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let target = self.committed.load(Ordering::SeqCst);
-        // fjall's journal lock is held through its fsyncs: asking it to hand over nothing
-        // would block this worker for the whole fsync.
-        let written = if self.fjall_unwritten.swap(false, Ordering::SeqCst) {
-            db.persist(PersistMode::Buffer).map_err(StoreError::from)
-        } else {
-            Ok(())
+        if self.failed.load(Ordering::Acquire) {
+            return Err(refused());
         }
-        .and_then(|()| Ok(self.tail.write_out()?));
-        if let Err(e) = written {
+        let target = self.committed.load(Ordering::SeqCst);
+        if let Err(e) = self.tail.write_out() {
             self.failed.store(true, Ordering::Release);
-            return Err(e);
+            return Err(e.into());
         }
         self.in_os.fetch_max(target, Ordering::AcqRel);
         Ok(())
@@ -212,7 +208,6 @@ impl Durability {
             self.tail_dirty.store(true, Ordering::SeqCst);
         } else {
             self.fjall_dirty.store(true, Ordering::SeqCst);
-            self.fjall_unwritten.store(true, Ordering::SeqCst);
         }
         let seq = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
         if self.policy() == FsyncPolicy::Always {
@@ -235,7 +230,7 @@ impl Durability {
                 let idle = |w: &mut u64| {
                     !self.stop.load(Ordering::Acquire) && *w <= self.durable.load(Ordering::Acquire)
                 };
-                let timeout = Duration::from_secs(1);
+                let timeout = Duration::from_millis(100);
                 let _unused = self.wake.wait_timeout_while(wanted, timeout, idle);
             }
             if self.stop.load(Ordering::Acquire) {

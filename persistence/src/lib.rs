@@ -14,6 +14,7 @@
 mod codec;
 mod durability;
 mod error;
+mod journal_sync;
 mod keys;
 mod load;
 mod source;

@@ -116,7 +116,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             );
-            field(out, "io_threads_active", 0);
+            field(out, "io_threads_active", u8::from(config.io_threads > 1));
             // Redis numbers listeners by connection type (tcp 0, unix 1, tls 2) and lists the
             // ones that listen.
             for (name, key, addr) in [

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             "Directives use redis.conf names, e.g. --port 6379 --bind 127.0.0.1 --dir ./brooklet-data"
         );
         println!(
-            "  --requirepass PASS --appendfsync always|everysec|no --maxclients N --loglevel LEVEL"
+            "  --requirepass PASS --appendfsync always|everysec|no --maxclients N --loglevel LEVEL --io-threads N"
         );
         println!(
             "  --tls-port N --tls-cert-file FILE --tls-key-file FILE --tls-ca-cert-file FILE --tls-auth-clients yes|no|optional"
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     init_logging(&config.loglevel);
     brooklet_server::info::allocator_is_jemalloc();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
         .enable_all()
         .build()
     {

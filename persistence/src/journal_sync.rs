@@ -1,0 +1,96 @@
+//! fsyncs fjall's active journal through a descriptor of our own.
+//!
+//! fjall holds its journal lock through `persist(SyncData)`, and every commit takes that lock:
+//! while the sync thread's fsync ran (5 to 40 ms on this machine's disk), every XREADGROUP and
+//! XACK waited for it under its shard lock, and the whole server stalled behind them (the
+//! consume benchmark's p99 was 4 to 11 ms against Redis's 1 to 2). Here only the hand-over of
+//! fjall's write buffer to the OS (one `write`) happens under its lock; the fsync runs on a
+//! second descriptor of the same file, which makes the same data durable, since fsync works
+//! on the file and not on the descriptor.
+//!
+//! This relies on fjall's journal layout (3.x): the journals are `<engine dir>/<N>.jnl`, the
+//! highest N is the one being written, and a journal is fsynced by fjall itself when it is
+//! sealed (rotated), so a write that went to an older journal is on disk before a newer one
+//! exists. When no journal is found the sync falls back to fjall's own locked fsync.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use fjall::{Database, PersistMode};
+
+use crate::error::StoreError;
+
+/// The engine directory and the journal file last opened in it.
+pub(crate) struct JournalSync {
+    dir: PathBuf,
+    open: Mutex<Option<(u64, File)>>,
+}
+
+impl JournalSync {
+    /// Syncs the journals of the fjall database stored in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        JournalSync {
+            dir: dir.to_path_buf(),
+            open: Mutex::new(None),
+        }
+    }
+
+    /// Makes every batch committed to `db` so far durable.
+    pub fn sync(&self, db: &Database) -> Result<(), StoreError> {
+        db.persist(PersistMode::Buffer)?;
+        let Some(active) = self.active_journal() else {
+            return Ok(db.persist(PersistMode::SyncData)?);
+        };
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.as_ref().is_none_or(|(id, _)| *id != active) {
+            match File::open(self.dir.join(format!("{active}.jnl"))) {
+                Ok(f) => *open = Some((active, f)),
+                // Sealed and deleted since the listing: a newer journal is active, and
+                // sealing fsynced this one.
+                Err(_) => return Ok(db.persist(PersistMode::SyncData)?),
+            }
+        }
+        match open.as_ref() {
+            Some((_, f)) => Ok(f.sync_data()?),
+            None => Ok(db.persist(PersistMode::SyncData)?),
+        }
+    }
+
+    /// The number of the highest-numbered journal, the one fjall writes to.
+    fn active_journal(&self) -> Option<u64> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                name.to_str()?.strip_suffix(".jnl")?.parse::<u64>().ok()
+            })
+            .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout this module depends on: an upgrade of fjall that moves or renames its
+    /// journals fails here instead of silently falling back to the locked fsync.
+    #[test]
+    fn finds_the_active_journal_of_a_fresh_database() {
+        let dir = std::env::temp_dir().join(format!("brooklet-jsync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = Database::builder(&dir).open().expect("open");
+        let ks = db
+            .keyspace("k", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        ks.insert("a", "b").expect("insert");
+        let sync = JournalSync::new(&dir);
+        assert!(sync.active_journal().is_some());
+        sync.sync(&db).expect("sync");
+        assert!(sync.open.lock().expect("lock").is_some());
+        drop(ks);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
