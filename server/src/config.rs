@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub enum Fsync {
     /// Before each write's reply, with group commit.
     Always,
-    /// About once a second.
+    /// At least once a second (every 100 ms while writes arrive).
     Everysec,
     /// Left to the operating system.
     No,
