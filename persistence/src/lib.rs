@@ -24,5 +24,5 @@ mod tail_log;
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use load::{LoadedStream, RecoveryReport};
-pub use store::{DEFAULT_STREAM_CACHE_BYTES, Store, StoreStats};
+pub use store::{DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats};
 pub use tail_log::{SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES, StreamName};

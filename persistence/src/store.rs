@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use brooklet_streams::{EntrySource, Mutation, Stream, StreamId};
+use brooklet_streams::{EntrySource, Mutation, Stream, StreamId, StreamMeta};
+use bytes::Bytes;
 use fjall::config::CompressionPolicy;
 use fjall::{
     CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode,
@@ -120,6 +121,11 @@ pub struct Store {
     tail: Arc<TailLog>,
     /// The next stream creation's incarnation.
     next_incarnation: AtomicU64,
+    /// Held from building a checkpoint batch (under a shard's lock) to its commit (after).
+    committing: Mutex<()>,
+    /// Held through a whole checkpoint: a second one (SAVE beside the background task) would
+    /// skip streams the first has in flight and could retire their segments too early.
+    checkpointing: Mutex<()>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -233,6 +239,8 @@ impl Store {
             misses,
             tail,
             next_incarnation: AtomicU64::new(report.max_incarnation + 1),
+            committing: Mutex::new(()),
+            checkpointing: Mutex::new(()),
             _lock: lock,
         };
         Ok((store, streams, report))
@@ -273,6 +281,9 @@ impl Store {
             stream.mark_unflushed(*id);
             return Ok(self.durability.publish(true));
         }
+        if stream.is_flushing() {
+            self.wait_for_checkpoint();
+        }
         let flushed = stream.take_unflushed();
         let first_flushed = flushed.first().map(|e| e.id);
         // XSETID can move the last ID back below appends the tail log still holds (a trim
@@ -299,58 +310,93 @@ impl Store {
     }
 
     /// Writes the appends of stream `key` that are still only in the tail log into fjall
-    /// (the checkpoint, before it retires their segment); returns the batch's sequence.
+    /// (the checkpoint of one stream, start to end under the caller's hold of the stream);
+    /// returns the batch's sequence, 0 when there was nothing to write.
     ///
     /// # Errors
-    /// When the engine refuses the batch.
+    /// When the engine refuses the batch; the appends then still count as unflushed.
     pub fn flush_stream(
         &self,
         db: u32,
         key: &[u8],
         stream: &mut Stream,
     ) -> Result<u64, StoreError> {
-        self.flush_streams(db, [(key, stream)])
+        let Some(pending) = self.prepare_flush(db, [(key, &mut *stream)], usize::MAX)? else {
+            return Ok(0);
+        };
+        let committed = pending.commit();
+        stream.end_flush(committed.is_ok());
+        committed
     }
 
-    /// [`Store::flush_stream`] for many streams of database `db` at once, in one batch (the
-    /// checkpoint, one shard at a time: thousands of small commits would each queue on
-    /// fjall's journal lock).
+    /// Builds the checkpoint's batch for streams of database `db` (one keyspace shard's,
+    /// under its lock): the appends they logged, about `max_entries` of them at most (a
+    /// stream may be written up to a node boundary only, its record then saying what it was
+    /// at that point). The caller lets the lock go, commits the batch with
+    /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
+    /// under the lock again. Meanwhile a change of another kind to one of them waits for the
+    /// commit (in [`Store::write_stream`]), and so do DEL and FLUSH. None when no stream had
+    /// appends to write.
     ///
     /// # Errors
-    /// When the engine refuses the batch; the streams then still count their appends as
-    /// logged only.
-    pub fn flush_streams<'a>(
+    /// When a stream's changes cannot be encoded; nothing is marked then.
+    pub fn prepare_flush<'a>(
         &self,
         db: u32,
         streams: impl IntoIterator<Item = (&'a [u8], &'a mut Stream)>,
-    ) -> Result<u64, StoreError> {
+        max_entries: usize,
+    ) -> Result<Option<PendingFlush<'_>>, StoreError> {
+        let committing = self.committing.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = self.batch();
+        let mut budget = max_entries;
+        let mut more = false;
         let mut taken: Vec<(&'a mut Stream, StreamId)> = Vec::new();
-        let mut filled = Ok(());
+        let mut keys = Vec::new();
         for (key, stream) in streams {
-            if !stream.has_unflushed() {
+            if !stream.has_unflushed() || stream.is_flushing() {
                 continue;
             }
-            let flushed = stream.take_unflushed();
-            let Some(first) = flushed.first().map(|e| e.id) else {
-                continue;
-            };
-            filled = self.fill_batch(&mut batch, db, key, stream, &[], flushed);
-            taken.push((stream, first));
-            if filled.is_err() {
+            if budget == 0 {
+                more = true;
                 break;
             }
+            let Some((entries, as_of)) = stream.unflushed_upto(budget) else {
+                continue;
+            };
+            let Some(upto) = entries.last().map(|e| e.id) else {
+                continue;
+            };
+            budget = budget.saturating_sub(entries.len());
+            more |= upto < stream.last_id();
+            self.fill_batch(&mut batch, db, key, stream, &[], entries, Some(as_of))?;
+            keys.push(Bytes::copy_from_slice(key));
+            taken.push((stream, upto));
         }
         if taken.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
-        let written = filled.and_then(|()| self.commit(batch));
-        if written.is_err() {
-            for (stream, first) in taken {
-                stream.mark_unflushed(first);
-            }
+        for (stream, upto) in taken {
+            stream.begin_flush(upto);
         }
-        written
+        Ok(Some(PendingFlush {
+            store: self,
+            batch,
+            _committing: committing,
+            more,
+            keys,
+        }))
+    }
+
+    /// Held through a checkpoint, from its first [`Store::prepare_flush`] to its
+    /// [`Store::retire_tail`]: one checkpoint at a time.
+    pub fn checkpoint_guard(&self) -> MutexGuard<'_, ()> {
+        self.checkpointing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until no checkpoint batch is being committed (before a change that must land
+    /// after it: one to a stream in it, a DEL, a FLUSH).
+    fn wait_for_checkpoint(&self) {
+        drop(self.committing.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// The closed tail-log segments not yet retired: the newest one's number and the streams
@@ -394,12 +440,14 @@ impl Store {
         flushed: Vec<brooklet_streams::StoredEntry>,
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
-        self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        self.fill_batch(&mut batch, db, key, stream, muts, flushed, None)?;
         self.commit(batch)
     }
 
     /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
-    /// the tail log) to `batch`.
+    /// the tail log) to `batch`. The stream's record says `as_of` when given (a checkpoint
+    /// writing the logged appends up to a point), else what the stream is now.
+    #[allow(clippy::too_many_arguments)]
     fn fill_batch(
         &self,
         batch: &mut OwnedWriteBatch,
@@ -408,6 +456,7 @@ impl Store {
         stream: &mut Stream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
+        as_of: Option<StreamMeta>,
     ) -> Result<(), StoreError> {
         let prefix = stream_prefix(db, key);
         // Entries added by this batch are kept aside so a trim in the same command (XADD
@@ -608,12 +657,19 @@ impl Store {
         if stream.incarnation() == 0 {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
-        let last = stream.last_id();
-        let max_deleted = stream.max_deleted_id();
+        let StreamMeta {
+            last_id: last,
+            entries_added,
+            max_deleted_id: max_deleted,
+        } = as_of.unwrap_or(StreamMeta {
+            last_id: stream.last_id(),
+            entries_added: stream.entries_added(),
+            max_deleted_id: stream.max_deleted_id(),
+        });
         let meta = Writer::default()
             .u64(last.ms)
             .u64(last.seq)
-            .u64(stream.entries_added())
+            .u64(entries_added)
             .u64(max_deleted.ms)
             .u64(max_deleted.seq)
             .u64(stream.incarnation())
@@ -627,6 +683,9 @@ impl Store {
     /// # Errors
     /// When the engine refuses the batch.
     pub fn delete_stream(&self, db: u32, key: &[u8]) -> Result<u64, StoreError> {
+        // The removal scans what fjall holds: a checkpoint batch committed after the scan
+        // would bring the stream's records back.
+        self.wait_for_checkpoint();
         let prefix = stream_prefix(db, key);
         let mut batch = self.batch();
         batch.remove(&self.ks.streams, prefix.clone());
@@ -647,6 +706,7 @@ impl Store {
     /// # Errors
     /// When the engine refuses the batch.
     pub fn flush(&self, db: Option<u32>) -> Result<u64, StoreError> {
+        self.wait_for_checkpoint();
         let prefix = db.map(db_prefix).unwrap_or_default();
         let mut batch = self.batch();
         for ks in [
@@ -805,6 +865,29 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// A checkpoint batch built under a shard's lock, to be committed after it is let go (see
+/// [`Store::prepare_flush`]).
+pub struct PendingFlush<'s> {
+    store: &'s Store,
+    batch: OwnedWriteBatch,
+    /// Held until the batch is committed: changes that must land after it wait for it.
+    _committing: MutexGuard<'s, ()>,
+    /// Whether appends were left for another batch.
+    pub more: bool,
+    /// The streams in the batch, each to be ended with [`Stream::end_flush`].
+    pub keys: Vec<Bytes>,
+}
+
+impl PendingFlush<'_> {
+    /// Commits the batch; returns its sequence.
+    ///
+    /// # Errors
+    /// When the engine refuses the batch.
+    pub fn commit(self) -> Result<u64, StoreError> {
+        self.store.commit(self.batch)
     }
 }
 

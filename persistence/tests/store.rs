@@ -306,7 +306,8 @@ fn random_commands_with_checkpoints_and_reloads_reload_identically() {
 }
 
 /// The driver of both tests above; `checkpoints` adds segments of a few hundred bytes and
-/// the commands 11 (checkpoint), 12 (reload) and 13-14 (XSETID, often below the last ID).
+/// the commands 11 (checkpoint), 12 (reload), 13-14 (XSETID, often below the last ID) and 15
+/// (a checkpoint's piece, with plain appends between its building and its commit).
 fn random_sequences_reload_identically(checkpoints: bool) {
     let limits = NodeLimits {
         max_entries: 7,
@@ -334,7 +335,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
                 };
                 for i in 0..150 {
                     let ctx = format!("seed {seed} round {round} op {i}");
-                    let op = rng.next(if checkpoints { 15 } else { 11 });
+                    let op = rng.next(if checkpoints { 16 } else { 11 });
                     let arg = (rng.next(1 << 30), rng.next(1 << 30), rng.next(1 << 30));
                     if op <= 3 {
                         next_ms += 1 + rng.next(3);
@@ -343,6 +344,33 @@ fn random_sequences_reload_identically(checkpoints: bool) {
                         if let Some((upto, _)) = store.stale_tail() {
                             store.flush_stream(0, b"k", &mut disk).unwrap();
                             store.retire_tail(upto).unwrap();
+                        }
+                        continue;
+                    }
+                    if op == 15 {
+                        // A checkpoint's piece, up to a node boundary, with plain appends
+                        // arriving between its building and its commit.
+                        let max = 1 + arg.0 as usize % 20;
+                        let pending = store
+                            .prepare_flush(0, [(&b"k"[..], &mut disk)], max)
+                            .unwrap();
+                        for _ in 0..arg.1 % 3 {
+                            next_ms += 1;
+                            let id = IdSpec::Explicit(StreamId::new(next_ms, 0));
+                            let f = fields(next_ms);
+                            let mut muts = Vec::new();
+                            let want = mem.add(id, &f, None, 0, &limits, &mut Vec::new());
+                            let got = disk.add(id, &f, None, 0, &limits, &mut muts);
+                            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{ctx}");
+                            if let Ok(out) = got {
+                                assert!(out.trimmed == 0 && muts.len() == 1, "{ctx}");
+                                store.write_stream(0, b"k", &mut disk, &muts).unwrap();
+                            }
+                        }
+                        if let Some(p) = pending {
+                            let committed = p.commit();
+                            disk.end_flush(committed.is_ok());
+                            committed.unwrap();
                         }
                         continue;
                     }
@@ -723,4 +751,70 @@ fn a_reload_racing_a_retire_loads_everything() {
         stop.store(true, std::sync::atomic::Ordering::Release);
         result.unwrap();
     });
+}
+
+/// A checkpoint may write a long run of logged appends in pieces, each up to a node boundary
+/// and committed after the stream's lock is let go; the stream's record then says what the
+/// stream was at that point, so a reopen replays exactly the appends after it, and a later
+/// change of another kind writes the rest.
+#[test]
+fn appends_written_in_pieces_reopen_whole() {
+    let on_disk = |store: &Store| {
+        store
+            .source(0, b"k")
+            .load(StreamId::MIN, StreamId::MAX)
+            .unwrap()
+            .len()
+    };
+    let piece = |store: &Store, s: &mut Stream, max: usize| {
+        let p = store
+            .prepare_flush(0, [(&b"k"[..], &mut *s)], max)
+            .unwrap()
+            .unwrap();
+        let more = p.more;
+        assert!(s.is_flushing());
+        let committed = p.commit();
+        s.end_flush(committed.is_ok());
+        committed.unwrap();
+        more
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        // Nodes of 100: 1-100, 101-200, 201-300, 301-350; only entry 1 is in fjall.
+        add_all(&store, b"k", &mut s, 1..=350);
+        assert_eq!(on_disk(&store), 1);
+        assert!(piece(&store, &mut s, 150));
+        assert_eq!(on_disk(&store), 200);
+        assert!(s.has_unflushed());
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    assert_eq!(ids_of(&mut loaded[0].2), (1..=350).collect::<Vec<_>>());
+    assert_eq!(loaded[0].2.entries_added(), 350);
+    // The loaded streams read their entries through the store, which holds the directory.
+    drop(loaded);
+    {
+        let (store, streams, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut s = streams.into_iter().next().unwrap().stream;
+        assert!(piece(&store, &mut s, 1));
+        assert_eq!(on_disk(&store), 300);
+        // XDEL takes the rest of the logged appends with it.
+        step(&store, 0, b"k", &mut s, |s, out| {
+            assert_eq!(s.delete(&[StreamId::new(2, 0)], out).unwrap(), 1);
+        });
+        assert!(!s.has_unflushed());
+        assert_eq!(on_disk(&store), 350);
+        // A piece that takes the rest leaves nothing unflushed.
+        add_all(&store, b"k", &mut s, 351..=360);
+        assert!(!piece(&store, &mut s, 1000));
+        assert!(!s.has_unflushed() && !s.is_flushing());
+        assert_eq!(on_disk(&store), 360);
+    }
+    let mut loaded = reopen(dir.path());
+    let want: Vec<u64> = (1..=360).filter(|&i| i != 2).collect();
+    assert_eq!(ids_of(&mut loaded[0].2), want);
+    assert_eq!(loaded[0].2.entries_added(), 360);
+    assert_eq!(loaded[0].2.last_id(), StreamId::new(360, 0));
 }

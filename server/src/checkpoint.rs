@@ -1,7 +1,8 @@
 //! The tail-log checkpoint: once a tail-log segment is closed, the appends it holds are
-//! written into fjall, one batch per keyspace shard, and the segment is deleted, so the log
-//! stays small and start-up replays little of it. A shard's clients wait while its batch is
-//! written (at most a segment's worth of entries).
+//! written into fjall, in batches of a shard's streams, and the segment is deleted, so the
+//! log stays small and start-up replays little of it. A batch is built under the shard's lock
+//! and committed after it is let go (see `Store::prepare_flush`), so clients wait only while
+//! about [`CHUNK`] entries are encoded, never while fjall inserts them.
 
 use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};
@@ -12,6 +13,13 @@ use brooklet_persistence::{StoreError, StreamName};
 
 use crate::keyspace::Value;
 use crate::state::Shared;
+
+/// Entries the checkpoint writes in one batch. A whole segment at once (up to 150,000 small
+/// entries) kept a hot stream's shard locked for over 100 ms while fjall took it in.
+const CHUNK: usize = 10_000;
+
+/// Pieces per shard before the checkpoint writes the rest in one: more than a segment holds.
+const CHUNKS_PER_SHARD: usize = 64;
 
 /// How often the checkpoint looks for closed segments.
 const POLL: Duration = Duration::from_millis(100);
@@ -56,7 +64,7 @@ fn flush_and_retire(
     shared: &Shared,
     (upto, names): (u64, Vec<StreamName>),
 ) -> Result<(), StoreError> {
-    // One batch per shard: its streams are written under one lock and one commit.
+    let _one_at_a_time = shared.store.checkpoint_guard();
     let mut by_shard: HashMap<(usize, usize), HashSet<Bytes>> = HashMap::new();
     for (db, key) in names {
         let Some(db_idx) = usize::try_from(db)
@@ -69,13 +77,44 @@ fn flush_and_retire(
         by_shard.entry((db_idx, shard)).or_default().insert(key);
     }
     for ((db_idx, shard_idx), keys) in by_shard {
+        // DEBUG RELOAD waits until the shard is done.
         let _gate = shared.gate_shared();
-        let mut shard = shared.keyspace.db(db_idx).lock_shard(shard_idx);
-        let streams = shard.iter_mut().filter_map(|(k, v)| match v {
-            Value::Stream(s) if keys.contains(k) => Some((&k[..], &mut **s)),
-            _ => None,
-        });
-        shared.store.flush_streams(db_idx as u32, streams)?;
+        let db = shared.keyspace.db(db_idx);
+        // Pieces of about CHUNK entries; a last, unbounded one ends a run that appends kept
+        // ahead of. The shard's lock is held only while a piece is built and marked, not
+        // while fjall takes it in.
+        for round in 0..=CHUNKS_PER_SHARD {
+            let max = if round == CHUNKS_PER_SHARD {
+                usize::MAX
+            } else {
+                CHUNK
+            };
+            let pending = {
+                let mut shard = db.lock_shard(shard_idx);
+                let streams = shard.iter_mut().filter_map(|(k, v)| match v {
+                    Value::Stream(s) if keys.contains(k) => Some((&k[..], &mut **s)),
+                    _ => None,
+                });
+                shared.store.prepare_flush(db_idx as u32, streams, max)?
+            };
+            let Some(mut pending) = pending else {
+                break;
+            };
+            let (more, flushed) = (pending.more, std::mem::take(&mut pending.keys));
+            let committed = pending.commit();
+            let mut shard = db.lock_shard(shard_idx);
+            for key in &flushed {
+                // A stream deleted (and perhaps created again) since is not the one marked.
+                if let Some(Value::Stream(s)) = shard.get_mut(key) {
+                    s.end_flush(committed.is_ok());
+                }
+            }
+            drop(shard);
+            committed?;
+            if !more {
+                break;
+            }
+        }
     }
     shared.store.retire_tail(upto)
 }

@@ -51,6 +51,9 @@ pub struct Stream {
     /// First entry whose append storage has logged but not yet written into the stream's
     /// own records; nodes holding such entries are never evicted (see [`Stream::take_unflushed`]).
     unflushed_from: Option<StreamId>,
+    /// The last logged append that a checkpoint's batch, built but not yet committed, holds:
+    /// until [`Stream::end_flush`], those appends still count as unflushed.
+    flushing: Option<StreamId>,
     /// Which life of its key this stream is (storage numbers each creation), so appends
     /// logged for an earlier stream under the same key are never replayed into this one.
     incarnation: u64,
@@ -195,6 +198,76 @@ impl Stream {
             );
         }
         out
+    }
+
+    /// The logged appends a checkpoint would write now, at least one node's and at most
+    /// about `max` (it stops at the first node boundary past `max`), with the stream's
+    /// metadata as it was after the last of them; None when there are none. Every entry
+    /// still unflushed is a plain append (any other change takes them all), each of which
+    /// raised the last ID to its own and entries-added by one.
+    pub fn unflushed_upto(&self, max: usize) -> Option<(Vec<StoredEntry>, StreamMeta)> {
+        let from = self.unflushed_from?;
+        let first_holding = self
+            .nodes
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(m, _)| *m);
+        let mut out = Vec::new();
+        let mut left: u64 = 0;
+        for (master, node) in self.nodes.range(first_holding..) {
+            if out.len() >= max && *master > from {
+                left += node.live + node.deleted;
+                continue;
+            }
+            out.extend(
+                node.iter(*master)
+                    .filter(|e| e.id >= from)
+                    .map(|e| StoredEntry {
+                        id: e.id,
+                        deleted: e.is_deleted(),
+                        fields: node.fields(&e),
+                    }),
+            );
+        }
+        let last = out.last()?.id;
+        let as_of = StreamMeta {
+            last_id: if left == 0 { self.last_id } else { last },
+            entries_added: self.entries_added.saturating_sub(left),
+            max_deleted_id: self.max_deleted_id,
+        };
+        Some((out, as_of))
+    }
+
+    /// Notes that a checkpoint's batch holding the logged appends up to `upto` is being
+    /// committed (the stream's lock is let go meanwhile).
+    pub fn begin_flush(&mut self, upto: StreamId) {
+        self.flushing = Some(upto);
+    }
+
+    /// Whether a checkpoint's batch for this stream is being committed: a change of another
+    /// kind must wait for it, or its own batch could land first and be overwritten.
+    pub fn is_flushing(&self) -> bool {
+        self.flushing.is_some()
+    }
+
+    /// Ends what [`Stream::begin_flush`] began: once the batch is committed, the appends up
+    /// to its last one count as flushed (unless a change since took them all already).
+    pub fn end_flush(&mut self, committed: bool) {
+        let Some(upto) = self.flushing.take() else {
+            return;
+        };
+        if !committed || self.unflushed_from.is_none_or(|from| from > upto) {
+            return;
+        }
+        let next = self
+            .nodes
+            .range(..=upto)
+            .next_back()
+            .map(|(m, _)| *m)
+            .into_iter()
+            .flat_map(|m| self.nodes.range(m..))
+            .find_map(|(master, node)| node.iter(*master).map(|e| e.id).find(|id| *id > upto));
+        self.unflushed_from = next;
     }
 
     /// Which life of its key this stream is (0 until storage numbers it).
@@ -868,6 +941,43 @@ mod tests {
 
     fn id(ms: u64, seq: u64) -> StreamId {
         StreamId::new(ms, seq)
+    }
+
+    /// A checkpoint's piece stops at the first node boundary past its budget and reports the
+    /// metadata as of its last entry; appends made while it is committed stay unflushed.
+    #[test]
+    fn unflushed_pieces_stop_at_node_boundaries() {
+        let mut s = Stream::new();
+        for ms in 1..=250 {
+            add(&mut s, IdSpec::Explicit(id(ms, 0)), 0).unwrap();
+        }
+        assert!(s.unflushed_upto(10).is_none());
+        s.mark_unflushed(id(50, 0));
+        // Nodes of 100: the rest of node 1 (50-100), then node 2 once the budget allows.
+        let (piece, as_of) = s.unflushed_upto(10).unwrap();
+        assert_eq!(piece.len(), 51);
+        assert_eq!(piece.last().unwrap().id, id(100, 0));
+        assert_eq!(as_of.last_id, id(100, 0));
+        assert_eq!(as_of.entries_added, 100);
+        let (piece, as_of) = s.unflushed_upto(60).unwrap();
+        assert_eq!(piece.len(), 151);
+        assert_eq!((as_of.last_id, as_of.entries_added), (id(200, 0), 200));
+        let (piece, as_of) = s.unflushed_upto(usize::MAX).unwrap();
+        assert_eq!(piece.len(), 201);
+        assert_eq!((as_of.last_id, as_of.entries_added), (id(250, 0), 250));
+        s.begin_flush(id(200, 0));
+        assert!(s.is_flushing());
+        add(&mut s, IdSpec::Explicit(id(251, 0)), 0).unwrap();
+        s.end_flush(true);
+        assert!(!s.is_flushing());
+        assert_eq!(s.unflushed_upto(usize::MAX).unwrap().0[0].id, id(201, 0));
+        // A failed commit leaves everything unflushed; a full one, nothing.
+        s.begin_flush(id(251, 0));
+        s.end_flush(false);
+        assert_eq!(s.unflushed_upto(usize::MAX).unwrap().0.len(), 51);
+        s.begin_flush(id(251, 0));
+        s.end_flush(true);
+        assert!(!s.has_unflushed());
     }
 
     #[test]
