@@ -55,6 +55,21 @@ const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 /// log and the stream record's incarnation).
 pub const FORMAT_VERSION: u32 = 3;
 
+impl Keyspaces {
+    /// Every keyspace.
+    fn all(&self) -> [&Keyspace; 7] {
+        [
+            &self.meta,
+            &self.streams,
+            &self.entries,
+            &self.nodes,
+            &self.groups,
+            &self.consumers,
+            &self.pending,
+        ]
+    }
+}
+
 /// The fjall keyspaces, one per class of record.
 pub(crate) struct Keyspaces {
     /// Format version and other store-wide facts.
@@ -764,6 +779,28 @@ impl Store {
         self.refuse_if_failed()?;
         batch.commit()?;
         Ok(self.durability.publish(false))
+    }
+
+    /// Writes fjall's memtables out as tables (shutdown, once no command runs), waiting at
+    /// most `limit`: recovery skips journal batches already in tables, so the next start
+    /// reads the journal instead of inserting all of it into memtables again (1M entries:
+    /// 0.29 s to open the store before). Returns whether every flush finished in time.
+    ///
+    /// # Errors
+    /// When the engine refuses a rotation.
+    pub fn flush_memtables(&self, limit: std::time::Duration) -> Result<bool, StoreError> {
+        let all = self.ks.all();
+        for ks in &all {
+            ks.rotate_memtable()?;
+        }
+        let deadline = std::time::Instant::now() + limit;
+        while all.iter().any(|ks| ks.sealed_memtable_count() > 0) {
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(true)
     }
 
     /// fsyncs every committed batch now (SAVE, BGSAVE, shutdown).

@@ -46,6 +46,9 @@ use state::Shared;
 /// How long shutdown waits for connections to finish their replies.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for fjall to write its memtables out.
+const MEMTABLE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running server.
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -347,6 +350,13 @@ async fn accept_loop(
     .await;
     if drained.is_err() {
         tracing::warn!("some connections did not close within {DRAIN_TIMEOUT:?}");
+    }
+    match shared.store.flush_memtables(MEMTABLE_FLUSH_TIMEOUT) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "memtables not written out within {MEMTABLE_FLUSH_TIMEOUT:?}: the next start replays more of the journal"
+        ),
+        Err(e) => tracing::warn!("could not write out the memtables: {e}"),
     }
     if let Err(e) = shared.store.sync() {
         tracing::error!("final fsync failed: {e}");
