@@ -382,3 +382,175 @@ fn the_checkpoint_retires_closed_tail_log_segments_and_loses_nothing() {
         assert_eq!(all.last().map(|e| e.1.clone()), Some(want), "stream s{s}");
     }
 }
+
+/// The checkpoint writes its batches after letting the shard's lock go: appends, deletions,
+/// trims, group reads and acknowledgements, and DEL of the same streams all run meanwhile,
+/// from several clients, with segments small enough that checkpoints run throughout.
+/// Whatever they left, DEBUG RELOAD and SAVE followed by a reload find it again.
+#[test]
+fn checkpoints_racing_every_kind_of_change_reload_identically() {
+    let server = TestServer::start_with(|c| {
+        c.enable_debug_command = "yes".into();
+        c.tail_log_segment_bytes = 2048;
+    });
+    let keys = ["k0", "k1", "k2", "k3"];
+    let mut setup = server.client(false);
+    for k in keys {
+        let _: () = cmd("XGROUP")
+            .arg("CREATE")
+            .arg(k)
+            .arg("g")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query(&mut setup)
+            .unwrap();
+    }
+    std::thread::scope(|scope| {
+        // Appends to every stream, in pipelines.
+        scope.spawn(|| {
+            let mut c = server.client(false);
+            for round in 0..150 {
+                let mut pipe = redis::pipe();
+                for i in 0..40 {
+                    pipe.cmd("XADD")
+                        .arg(keys[(round + i) % keys.len()])
+                        .arg("*")
+                        .arg("f")
+                        .arg(format!("{round}-{i}"))
+                        .ignore();
+                }
+                let _: () = pipe.query(&mut c).unwrap();
+            }
+        });
+        // Group reads and acknowledgements on k0, deletions on k1, trims on k2.
+        scope.spawn(|| {
+            let mut c = server.client(true);
+            for round in 0..300 {
+                let read: Value = cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg("g")
+                    .arg("c1")
+                    .arg("COUNT")
+                    .arg(20)
+                    .arg("STREAMS")
+                    .arg("k0")
+                    .arg(">")
+                    .query(&mut c)
+                    .unwrap();
+                if round % 2 == 0 {
+                    let ids = entry_ids(&read);
+                    if !ids.is_empty() {
+                        let _: i64 = cmd("XACK")
+                            .arg("k0")
+                            .arg("g")
+                            .arg(&ids[..ids.len() / 2 + 1])
+                            .query(&mut c)
+                            .unwrap();
+                    }
+                }
+                let some: Entries = cmd("XRANGE")
+                    .arg("k1")
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(3)
+                    .query(&mut c)
+                    .unwrap();
+                if let Some((id, _)) = some.get(round % 3) {
+                    let _: i64 = cmd("XDEL").arg("k1").arg(id).query(&mut c).unwrap();
+                }
+                let _: i64 = cmd("XTRIM")
+                    .arg("k2")
+                    .arg("MAXLEN")
+                    .arg(if round % 2 == 0 { "~" } else { "=" })
+                    .arg(500)
+                    .query(&mut c)
+                    .unwrap();
+            }
+        });
+        // k3 is deleted now and then; the next append creates it again.
+        scope.spawn(|| {
+            let mut c = server.client(false);
+            for _ in 0..40 {
+                let _: i64 = cmd("DEL").arg("k3").query(&mut c).unwrap();
+                let _: Value = cmd("XRANGE")
+                    .arg("k3")
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(200)
+                    .query(&mut c)
+                    .unwrap();
+            }
+        });
+    });
+    // XPENDING's extended form also reports idle times, which move on by themselves: only
+    // the IDs, consumers and delivery counts are compared.
+    let snapshot = |c: &mut redis::Connection| -> Vec<StreamState> {
+        keys.iter()
+            .map(|k| {
+                let range: Value = cmd("XRANGE").arg(*k).arg("-").arg("+").query(c).unwrap();
+                let full: Value = cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(*k)
+                    .arg("FULL")
+                    .query(c)
+                    .unwrap_or(Value::Nil);
+                let pending: Vec<(String, String, i64, i64)> = cmd("XPENDING")
+                    .arg(*k)
+                    .arg("g")
+                    .arg("-")
+                    .arg("+")
+                    .arg(100_000)
+                    .query(c)
+                    .unwrap_or_default();
+                let pending = pending
+                    .into_iter()
+                    .map(|(id, consumer, _idle, count)| (id, consumer, count))
+                    .collect();
+                (range, full, pending)
+            })
+            .collect()
+    };
+    let mut c = server.client(false);
+    let before = snapshot(&mut c);
+    let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    assert!(snapshot(&mut c) == before, "DEBUG RELOAD changed the state");
+    let _: () = cmd("SAVE").query(&mut c).unwrap();
+    let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    assert!(
+        snapshot(&mut c) == before,
+        "SAVE then DEBUG RELOAD changed the state"
+    );
+}
+
+/// A stream's XRANGE, XINFO STREAM FULL, and its pending entries (ID, consumer, deliveries).
+type StreamState = (Value, Value, Vec<(String, String, i64)>);
+
+/// The IDs of the entries in an XREADGROUP reply (RESP3 map or RESP2 array).
+fn entry_ids(reply: &Value) -> Vec<String> {
+    let streams: Vec<&Value> = match reply {
+        Value::Map(m) => m.iter().map(|(_, v)| v).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(kv) => kv.get(1),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for s in streams {
+        if let Value::Array(entries) = s {
+            for e in entries {
+                if let Value::Array(parts) = e
+                    && let Some(Value::BulkString(id)) = parts.first()
+                {
+                    out.push(String::from_utf8_lossy(id).into_owned());
+                }
+            }
+        }
+    }
+    out
+}

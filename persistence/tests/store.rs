@@ -818,3 +818,73 @@ fn appends_written_in_pieces_reopen_whole() {
     assert_eq!(loaded[0].2.entries_added(), 360);
     assert_eq!(loaded[0].2.last_id(), StreamId::new(360, 0));
 }
+
+/// A checkpoint commits its batch after letting the stream's lock go; a change of another
+/// kind to that stream made meanwhile must land after the batch, or the batch would bring
+/// back what the change removed.
+#[test]
+fn a_change_made_while_a_checkpoint_batch_commits_lands_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut s = Stream::new();
+        // 1 creates the stream (fjall); 2..=50 are logged appends.
+        add_all(&store, b"k", &mut s, 1..=50);
+        let s = std::sync::Mutex::new(s);
+        let deleted = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let pending = {
+                let mut g = s.lock().unwrap();
+                store
+                    .prepare_flush(0, [(&b"k"[..], &mut *g)], usize::MAX)
+                    .unwrap()
+                    .unwrap()
+            };
+            let xdel = scope.spawn(|| {
+                let mut g = s.lock().unwrap();
+                step(&store, 0, b"k", &mut g, |s, out| {
+                    assert_eq!(s.delete(&[StreamId::new(10, 0)], out).unwrap(), 1);
+                });
+                deleted.store(true, std::sync::atomic::Ordering::Release);
+            });
+            // Time for the XDEL to run into the wait (it must still be waiting after it).
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(!deleted.load(std::sync::atomic::Ordering::Acquire));
+            let committed = pending.commit();
+            xdel.join().unwrap();
+            s.lock().unwrap().end_flush(committed.is_ok());
+            committed.unwrap();
+        });
+    }
+    let mut loaded = reopen(dir.path());
+    let want: Vec<u64> = (1..=50).filter(|&i| i != 10).collect();
+    assert_eq!(ids_of(&mut loaded[0].2), want);
+}
+
+/// The same for DEL: the removal scans what fjall holds, so it must come after a checkpoint
+/// batch of the stream that was being committed, or that batch would bring the stream back.
+#[test]
+fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut s = Stream::new();
+        add_all(&store, b"k", &mut s, 1..=50);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let pending = store
+                .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
+                .unwrap()
+                .unwrap();
+            let del = scope.spawn(|| {
+                store.delete_stream(0, b"k").unwrap();
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(!done.load(std::sync::atomic::Ordering::Acquire));
+            pending.commit().unwrap();
+            del.join().unwrap();
+        });
+    }
+    assert!(reopen(dir.path()).is_empty());
+}
