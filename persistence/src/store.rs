@@ -286,12 +286,21 @@ impl Store {
             && stream.incarnation() != 0
         {
             self.refuse_if_failed()?;
-            let logged = self
-                .tail
-                .append(db, key, stream.incarnation(), *new_node, *id, fields);
-            if let Err(e) = logged {
-                self.durability.failed.store(true, Ordering::Release);
-                return Err(e.into());
+            let logged = self.tail.append(
+                db,
+                key,
+                stream.incarnation(),
+                *new_node,
+                *id,
+                fields,
+                stream.log_segment(),
+            );
+            match logged {
+                Ok(segment) => stream.set_log_segment(segment),
+                Err(e) => {
+                    self.durability.failed.store(true, Ordering::Release);
+                    return Err(e.into());
+                }
             }
             stream.mark_unflushed(*id);
             return Ok(self.durability.publish(true));

@@ -318,10 +318,13 @@ impl TailLog {
     }
 
     /// Logs one append to stream `key`, to its last node or opening a new one (not yet in the
-    /// OS's hands: see [`TailLog::write_out`]).
+    /// OS's hands: see [`TailLog::write_out`]). `seen` is the segment the stream's previous
+    /// append went to, as this call returned it (0 if unknown): the stream is listed among the
+    /// segment's streams only when that changes. Returns the segment the append went to.
     ///
     /// # Errors
     /// When closing a full segment or opening the next one fails.
+    #[allow(clippy::too_many_arguments)]
     pub fn append(
         &self,
         db: u32,
@@ -330,7 +333,8 @@ impl TailLog {
         new_node: bool,
         id: StreamId,
         fields: &[Bytes],
-    ) -> std::io::Result<()> {
+        seen: u64,
+    ) -> std::io::Result<u64> {
         let mut g = lock(&self.inner);
         let inner = &mut *g;
         let start = inner.buf.len();
@@ -352,7 +356,9 @@ impl TailLog {
         inner.buf[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         inner.buf[start + 4..start + HEADER].copy_from_slice(&sum.to_le_bytes());
         inner.segment_bytes += (payload_len + HEADER) as u64;
-        if let Some((_, set)) = inner.dirty.back_mut()
+        let segment = inner.segment;
+        if seen != segment
+            && let Some((_, set)) = inner.dirty.back_mut()
             && !set.contains(&Probe(db, key))
         {
             set.insert((db, Bytes::copy_from_slice(key)));
@@ -360,7 +366,7 @@ impl TailLog {
         if inner.segment_bytes >= self.segment_limit.load(Ordering::Relaxed) {
             rotate(&self.dir, inner)?;
         }
-        Ok(())
+        Ok(segment)
     }
 
     /// Closes segments at `bytes` from now on.

@@ -54,6 +54,9 @@ pub struct Stream {
     /// The last logged append that a checkpoint's batch, built but not yet committed, holds:
     /// until [`Stream::end_flush`], those appends still count as unflushed.
     flushing: Option<StreamId>,
+    /// The storage log segment this stream's last logged append went to (0: none yet), so
+    /// storage need not look the stream up in that segment's list for every append.
+    log_segment: u64,
     /// Which life of its key this stream is (storage numbers each creation), so appends
     /// logged for an earlier stream under the same key are never replayed into this one.
     incarnation: u64,
@@ -268,6 +271,17 @@ impl Stream {
             .flat_map(|m| self.nodes.range(m..))
             .find_map(|(master, node)| node.iter(*master).map(|e| e.id).find(|id| *id > upto));
         self.unflushed_from = next;
+    }
+
+    /// The log segment storage last logged an append of this stream to (0: none yet).
+    pub fn log_segment(&self) -> u64 {
+        self.log_segment
+    }
+
+    /// Records the log segment storage logged an append of this stream to. A stream object
+    /// lives with one open store: reloads and restarts build new ones, which start at 0.
+    pub fn set_log_segment(&mut self, segment: u64) {
+        self.log_segment = segment;
     }
 
     /// Which life of its key this stream is (0 until storage numbers it).

@@ -320,24 +320,27 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let outcome = {
         let mut shard = ctx.db().lock(key);
         let mut out = journal();
+        // One lookup of the key on the hot path (an existing stream): with 10,000 streams
+        // each lookup is a cache miss or two.
         let outcome = match shard.get_mut(key) {
             Some(v) => {
-                v.stream_mut()?
-                    .add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)
+                let stream = v.stream_mut()?;
+                let outcome = stream.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out);
+                // Even a failed XADD may have changed the stream (its trim step can fail to
+                // read an evicted node after the entry went in): what changed is written
+                // either way.
+                ctx.persist(key, stream, &out)?;
+                outcome
             }
             None if opts.nomkstream => return Ok(Reply::Null),
             None => {
-                let mut s = Stream::new();
+                let mut s = Box::new(Stream::new());
                 let outcome = s.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?;
-                shard.insert(crate::keyspace::keep(key), Value::Stream(Box::new(s)));
+                ctx.persist(key, &mut s, &out)?;
+                shard.insert(crate::keyspace::keep(key), Value::Stream(s));
                 Ok(outcome)
             }
         };
-        // Even a failed XADD may have changed the stream (its trim step can fail to read
-        // an evicted node after the entry went in): what changed is written either way.
-        if let Some(v) = shard.get_mut(key) {
-            ctx.persist(key, v.stream_mut()?, &out)?;
-        }
         if outcome.is_err() && !out.is_empty() {
             // The entry went in before the trim failed: watchers and blocked readers must
             // hear of it all the same.
