@@ -775,6 +775,11 @@ impl Store {
         self.durability.flush_to_os(seq)
     }
 
+    /// The highest sequence known to be in the operating system's hands.
+    pub fn in_os_seq(&self) -> u64 {
+        self.durability.in_os.load(Ordering::Acquire)
+    }
+
     fn refuse_if_failed(&self) -> Result<(), StoreError> {
         if self.durability.failed.load(Ordering::Acquire) {
             return Err(StoreError::Corrupt(

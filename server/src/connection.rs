@@ -580,6 +580,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             return Ok(());
         }
         if store.policy() != brooklet_persistence::FsyncPolicy::Always {
+            if store.in_os_seq() < seq {
+                // Let the other connections with requests waiting run them first: one write
+                // then hands all their appends to the OS, instead of one write per reply
+                // (Redis writes its AOF once per event-loop turn for the same reason).
+                tokio::task::yield_now().await;
+            }
             return store.flush_to_os(seq).map_err(|e| {
                 tracing::error!("closing a client whose writes could not be handed to the OS: {e}");
                 End::Closed
