@@ -175,32 +175,9 @@ impl Stream {
     /// Every entry since the first unflushed one that is still in the stream (tombstones
     /// included, with their flag), for storage to write now; they count as flushed after.
     pub fn take_unflushed(&mut self) -> Vec<StoredEntry> {
-        let Some(from) = self.unflushed_from.take() else {
-            return Vec::new();
-        };
-        // Unflushed entries are the newest ones: they start in the node holding `from` and
-        // fill every node after it (appends that opened nodes are logged too).
-        let first_holding = self
-            .nodes
-            .range(..=from)
-            .next_back()
-            .map_or(from, |(m, _)| *m);
-        let mut out = Vec::new();
-        for (master, node) in self.nodes.range(first_holding..) {
-            if node.is_cold() {
-                continue;
-            }
-            out.extend(
-                node.iter(*master)
-                    .filter(|e| e.id >= from)
-                    .map(|e| StoredEntry {
-                        id: e.id,
-                        deleted: e.is_deleted(),
-                        fields: node.fields(&e),
-                    }),
-            );
-        }
-        out
+        let taken = self.unflushed_upto(usize::MAX);
+        self.unflushed_from = None;
+        taken.map(|(entries, _)| entries).unwrap_or_default()
     }
 
     /// The logged appends a checkpoint would write now, at least one node's and at most
@@ -210,6 +187,8 @@ impl Stream {
     /// raised the last ID to its own and entries-added by one.
     pub fn unflushed_upto(&self, max: usize) -> Option<(Vec<StoredEntry>, StreamMeta)> {
         let from = self.unflushed_from?;
+        // Unflushed entries are the newest ones: they start in the node holding `from` and
+        // fill every node after it (appends that opened nodes are logged too).
         let first_holding = self
             .nodes
             .range(..=from)
@@ -220,6 +199,9 @@ impl Stream {
         for (master, node) in self.nodes.range(first_holding..) {
             if out.len() >= max && *master > from {
                 left += node.live + node.deleted;
+                continue;
+            }
+            if node.is_cold() {
                 continue;
             }
             out.extend(
