@@ -179,13 +179,9 @@ impl Durability {
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        // After a failed write, a log may end in part of a record that a retry would write
-        // past; replay stops there, so nothing after it may be acknowledged.
-        if self.failed.load(Ordering::Acquire) {
-            return Err(refused());
-        }
-        // One hand-over at a time, the failed flag checked inside: a hand-over racing one that
-        // failed part-way must not write past the torn record and be acknowledged.
+        // One hand-over at a time, the failed flag checked inside: after a failed write, a
+        // log may end in part of a record that a retry would write past; replay stops there,
+        // so nothing after it may be acknowledged.
         let _handing = self.handing_over.lock().unwrap_or_else(|p| p.into_inner());
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());

@@ -43,18 +43,18 @@ impl JournalSync {
             return Ok(db.persist(PersistMode::SyncData)?);
         };
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if open.as_ref().is_none_or(|(id, _)| *id != active) {
-            match File::open(self.dir.join(format!("{active}.jnl"))) {
-                Ok(f) => *open = Some((active, f)),
+        let file = match open.take() {
+            Some((id, f)) if id == active => f,
+            _ => match File::open(self.dir.join(format!("{active}.jnl"))) {
+                Ok(f) => f,
                 // Sealed and deleted since the listing: a newer journal is active, and
                 // sealing fsynced this one.
                 Err(_) => return Ok(db.persist(PersistMode::SyncData)?),
-            }
-        }
-        match open.as_ref() {
-            Some((_, f)) => Ok(f.sync_data()?),
-            None => Ok(db.persist(PersistMode::SyncData)?),
-        }
+            },
+        };
+        let synced = file.sync_data();
+        *open = Some((active, file));
+        Ok(synced?)
     }
 
     /// The number of the highest-numbered journal, the one fjall writes to.
@@ -78,8 +78,8 @@ mod tests {
     /// journals fails here instead of silently falling back to the locked fsync.
     #[test]
     fn finds_the_active_journal_of_a_fresh_database() {
-        let dir = std::env::temp_dir().join(format!("brooklet-jsync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("fjall");
         let db = Database::builder(&dir).open().expect("open");
         let ks = db
             .keyspace("k", fjall::KeyspaceCreateOptions::default)
@@ -89,8 +89,5 @@ mod tests {
         assert!(sync.active_journal().is_some());
         sync.sync(&db).expect("sync");
         assert!(sync.open.lock().expect("lock").is_some());
-        drop(ks);
-        drop(db);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

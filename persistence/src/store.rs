@@ -55,21 +55,6 @@ const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 /// log and the stream record's incarnation).
 pub const FORMAT_VERSION: u32 = 3;
 
-impl Keyspaces {
-    /// Every keyspace.
-    fn all(&self) -> [&Keyspace; 7] {
-        [
-            &self.meta,
-            &self.streams,
-            &self.entries,
-            &self.nodes,
-            &self.groups,
-            &self.consumers,
-            &self.pending,
-        ]
-    }
-}
-
 /// The fjall keyspaces, one per class of record.
 pub(crate) struct Keyspaces {
     /// Format version and other store-wide facts.
@@ -86,6 +71,21 @@ pub(crate) struct Keyspaces {
     pub consumers: Keyspace,
     /// One record per pending entry.
     pub pending: Keyspace,
+}
+
+impl Keyspaces {
+    /// Every keyspace.
+    fn all(&self) -> [&Keyspace; 7] {
+        [
+            &self.meta,
+            &self.streams,
+            &self.entries,
+            &self.nodes,
+            &self.groups,
+            &self.consumers,
+            &self.pending,
+        ]
+    }
 }
 
 /// Numbers for INFO persistence.
@@ -685,11 +685,7 @@ impl Store {
             last_id: last,
             entries_added,
             max_deleted_id: max_deleted,
-        } = as_of.unwrap_or(StreamMeta {
-            last_id: stream.last_id(),
-            entries_added: stream.entries_added(),
-            max_deleted_id: stream.max_deleted_id(),
-        });
+        } = as_of.unwrap_or_else(|| stream.meta());
         let meta = Writer::default()
             .u64(last.ms)
             .u64(last.seq)

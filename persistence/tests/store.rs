@@ -531,12 +531,6 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
             .unwrap();
         });
     }
-    let on_disk = |store: &Store| {
-        store
-            .source(0, b"k")
-            .load(StreamId::MIN, StreamId::MAX)
-            .unwrap()
-    };
     // Appends to an existing stream are in the tail log, not yet in fjall: only the entry
     // that created the stream is.
     assert_eq!(on_disk(&store).len(), 1);
@@ -595,6 +589,14 @@ fn add_all(store: &Store, key: &[u8], s: &mut Stream, ids: impl IntoIterator<Ite
             .unwrap();
         });
     }
+}
+
+/// Every entry of stream `k` that fjall holds (tombstones included).
+fn on_disk(store: &Store) -> Vec<brooklet_streams::StoredEntry> {
+    store
+        .source(0, b"k")
+        .load(StreamId::MIN, StreamId::MAX)
+        .unwrap()
 }
 
 fn ids_of(s: &mut Stream) -> Vec<u64> {
@@ -759,13 +761,6 @@ fn a_reload_racing_a_retire_loads_everything() {
 /// change of another kind writes the rest.
 #[test]
 fn appends_written_in_pieces_reopen_whole() {
-    let on_disk = |store: &Store| {
-        store
-            .source(0, b"k")
-            .load(StreamId::MIN, StreamId::MAX)
-            .unwrap()
-            .len()
-    };
     let piece = |store: &Store, s: &mut Stream, max: usize| {
         let p = store
             .prepare_flush(0, [(&b"k"[..], &mut *s)], max)
@@ -784,9 +779,9 @@ fn appends_written_in_pieces_reopen_whole() {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         // Nodes of 100: 1-100, 101-200, 201-300, 301-350; only entry 1 is in fjall.
         add_all(&store, b"k", &mut s, 1..=350);
-        assert_eq!(on_disk(&store), 1);
+        assert_eq!(on_disk(&store).len(), 1);
         assert!(piece(&store, &mut s, 150));
-        assert_eq!(on_disk(&store), 200);
+        assert_eq!(on_disk(&store).len(), 200);
         assert!(s.has_unflushed());
     }
     let mut loaded = reopen(dir.path());
@@ -799,18 +794,18 @@ fn appends_written_in_pieces_reopen_whole() {
         let (store, streams, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         let mut s = streams.into_iter().next().unwrap().stream;
         assert!(piece(&store, &mut s, 1));
-        assert_eq!(on_disk(&store), 300);
+        assert_eq!(on_disk(&store).len(), 300);
         // XDEL takes the rest of the logged appends with it.
         step(&store, 0, b"k", &mut s, |s, out| {
             assert_eq!(s.delete(&[StreamId::new(2, 0)], out).unwrap(), 1);
         });
         assert!(!s.has_unflushed());
-        assert_eq!(on_disk(&store), 350);
+        assert_eq!(on_disk(&store).len(), 350);
         // A piece that takes the rest leaves nothing unflushed.
         add_all(&store, b"k", &mut s, 351..=360);
         assert!(!piece(&store, &mut s, 1000));
         assert!(!s.has_unflushed() && !s.is_flushing());
-        assert_eq!(on_disk(&store), 360);
+        assert_eq!(on_disk(&store).len(), 360);
     }
     let mut loaded = reopen(dir.path());
     let want: Vec<u64> = (1..=360).filter(|&i| i != 2).collect();

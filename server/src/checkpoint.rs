@@ -48,9 +48,10 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 /// Writes every stream with appends in a closed segment into fjall, then retires the
-/// segments. Each stream is written under its shard's lock, like a command, and under the
-/// shared gate, so never inside a MULTI/EXEC or a DEBUG RELOAD (callers hold neither the gate
-/// nor a shard lock: SAVE, which is refused inside MULTI, and the background task).
+/// segments. Each batch is built under its shard's lock, like a command, and the whole shard
+/// is done under the shared gate, so never inside a MULTI/EXEC or a DEBUG RELOAD (callers
+/// hold neither the gate nor a shard lock: SAVE, which is refused inside MULTI, and the
+/// background task).
 pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
     match shared.store.stale_tail() {
         Some(stale) => flush_and_retire(shared, stale),
