@@ -374,3 +374,16 @@ fn cpu_seconds() -> (f64, f64) {
     };
     (tick(11), tick(12))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The decay time set in `.cargo/config.toml` reaches the jemalloc this crate links.
+    #[test]
+    fn jemalloc_is_built_with_a_one_second_decay() {
+        let conf = tikv_jemalloc_ctl::config::malloc_conf::read().unwrap_or_default();
+        assert!(
+            conf.contains("dirty_decay_ms:1000"),
+            "malloc_conf is {conf:?}"
+        );
+    }
+}
