@@ -1026,12 +1026,10 @@ pub(crate) fn source(
     })
 }
 
-/// Bytes of every file below `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    walk(dir, &|_| true)
-}
-
-/// Every journal file below `dir` with its size.
+/// Every journal file below `dir` with the bytes written to it. fjall sizes a new journal at
+/// 64 MiB before writing to it and cuts it to its last complete batch at recovery, so the
+/// file's length says nothing of what was written: the written end is found as the end of its
+/// last non-zero byte.
 fn journal_sizes(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -1040,7 +1038,10 @@ fn journal_sizes(dir: &Path) -> Vec<(PathBuf, u64)> {
             let p = e.path();
             match e.metadata() {
                 Ok(m) if m.is_dir() => stack.push(p),
-                Ok(m) if p.extension().is_some_and(|x| x == "jnl") => out.push((p, m.len())),
+                Ok(m) if p.extension().is_some_and(|x| x == "jnl") => {
+                    let end = written_end(&p, &m).unwrap_or(m.len());
+                    out.push((p, end));
+                }
                 _ => {}
             }
         }
@@ -1048,7 +1049,43 @@ fn journal_sizes(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
-fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> u64 {
+/// Where the last non-zero byte of a file ends. The search starts at the end of the blocks the
+/// file has on disk when that is short of its length (the pre-sized part of a journal is a
+/// hole), so it reads a block or two, not 64 MiB of zeros.
+fn written_end(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const STEP: u64 = 64 * 1024;
+    let mut end = meta.len().min(allocated_bytes(meta));
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; STEP as usize];
+    while end > 0 {
+        let start = end.saturating_sub(STEP);
+        let chunk = &mut buf[..usize::try_from(end - start).unwrap_or(0)];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Bytes a file takes on disk (its blocks), which for a sparse file is less than its length.
+fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.blocks().saturating_mul(512)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// Bytes on disk of every file below `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -1057,8 +1094,8 @@ fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> u64 {
         .map(|e| {
             let p = e.path();
             match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&p, keep),
-                Ok(m) if keep(&p) => m.len(),
+                Ok(m) if m.is_dir() => dir_bytes(&p),
+                Ok(m) => allocated_bytes(&m),
                 _ => 0,
             }
         })
