@@ -13,9 +13,33 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// A server process and what it has logged so far.
 struct Proc {
-    child: Child,
+    child: Running,
     port: u16,
     log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// A child process that is killed when dropped, so a test that fails (panics) does not leave
+/// its server running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
 }
 
 /// Starts the binary on port 0 over `dir` and reads the port it logged.
@@ -51,11 +75,15 @@ fn start_on(dir: &std::path::Path, extra: &[&str]) -> Proc {
     let port = rx
         .recv_timeout(LIMIT)
         .expect("the server never logged its port");
-    Proc { child, port, log }
+    Proc {
+        child: Running(child),
+        port,
+        log,
+    }
 }
 
 /// Starts the binary on port 0 with a fresh data directory.
-fn spawn(extra: &[&str]) -> (Child, u16, tempfile::TempDir) {
+fn spawn(extra: &[&str]) -> (Running, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let p = start_on(dir.path(), extra);
     (p.child, p.port, dir)
