@@ -2,7 +2,7 @@
 //! payloads, for a bounded time each, against any Redis-protocol server on this machine.
 //!
 //! ```text
-//! cargo bench --bench fanout -- 127.0.0.1:6379 [--seconds 3] [--window 16]
+//! cargo bench --bench fanout -- 127.0.0.1:6379 [--seconds 3] [--window 16] [--only 1x1024,10x64]
 //! ```
 //!
 //! Reports delivered messages per second (summed over subscribers) and the p50/p99 latency
@@ -34,12 +34,15 @@ struct Options {
     addr: SocketAddr,
     seconds: u64,
     window: usize,
+    /// `(subscribers, payload bytes)` rows to run; all six when empty.
+    only: Vec<(usize, usize)>,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut addr = None;
     let mut seconds = 3;
     let mut window = 16;
+    let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -56,6 +59,15 @@ fn parse_options() -> Result<Options, String> {
                     .filter(|w| *w > 0)
                     .ok_or("--window takes a positive number")?;
             }
+            "--only" => {
+                let rows = args.next().ok_or("--only takes rows like 1x1024,10x64")?;
+                for row in rows.split(',') {
+                    let parsed = row
+                        .split_once('x')
+                        .and_then(|(s, p)| Some((s.parse().ok()?, p.parse().ok()?)));
+                    only.push(parsed.ok_or(format!("--only: {row} is not SUBSCRIBERSxBYTES"))?);
+                }
+            }
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             other if addr.is_none() && !other.starts_with('-') => {
@@ -65,9 +77,10 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     Ok(Options {
-        addr: addr.ok_or("usage: fanout HOST:PORT [--seconds N] [--window N]")?,
+        addr: addr.ok_or("usage: fanout HOST:PORT [--seconds N] [--window N] [--only SxB,...]")?,
         seconds,
         window,
+        only,
     })
 }
 
@@ -299,6 +312,9 @@ fn main() {
     );
     for subscribers in [1, 10, 100] {
         for payload_len in [64, 1024] {
+            if !opts.only.is_empty() && !opts.only.contains(&(subscribers, payload_len)) {
+                continue;
+            }
             match run(&opts, subscribers, payload_len) {
                 Ok(o) => {
                     let secs = o.elapsed.as_secs_f64();

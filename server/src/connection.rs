@@ -469,7 +469,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
 
     async fn read_more(&mut self) -> Result<(), End> {
         let inbuf = &mut self.io.inbuf;
-        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+        let (len, free) = (inbuf.len(), inbuf.capacity() - inbuf.len());
+        if len <= READ_CHUNK / 4 && free < READ_CHUNK - len {
+            // What was read before has been cut into requests, but for a partial one: once
+            // those requests are dropped, the partial one moves to the start of the buffer
+            // without an allocation, and the read gets room for a whole pipelined batch, as
+            // Redis reads 16 KiB at a time. Reading into the few KiB left at the end cost
+            // fan-out of 1 KiB messages to 10 subscribers 15% of its rate.
+            inbuf.reserve(READ_CHUNK - len);
+        } else if free < READ_CHUNK / 4 {
             let want = self
                 .io
                 .reader
