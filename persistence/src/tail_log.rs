@@ -450,13 +450,20 @@ impl TailLog {
     /// # Errors
     /// When a file cannot be removed.
     pub fn retire(&self, upto: u64) -> std::io::Result<()> {
-        let mut g = lock(&self.inner);
-        while let Some((n, _)) = g.dirty.front() {
-            if *n > upto || *n == g.segment {
-                break;
+        let mut retired = Vec::new();
+        {
+            let mut g = lock(&self.inner);
+            while let Some((n, _)) = g.dirty.front() {
+                if *n > upto || *n == g.segment {
+                    break;
+                }
+                retired.push(*n);
+                g.dirty.pop_front();
             }
-            let n = *n;
-            g.dirty.pop_front();
+        }
+        // Unlinked after the lock is released: an unlink took 3-11 ms here (ext4 mounted with
+        // `discard` trims the freed blocks), and every XADD waits for this lock.
+        for n in retired {
             match std::fs::remove_file(segment_path(&self.dir, n)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
