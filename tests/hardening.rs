@@ -116,6 +116,40 @@ fn half_sent_frames_that_never_complete_do_not_stop_other_clients() {
 }
 
 #[test]
+fn replies_to_whole_requests_are_sent_when_the_client_closes_mid_request() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.send(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$10\r\nabc");
+    raw.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
+}
+
+#[test]
+fn a_pipelined_batch_of_large_values_sent_in_pieces_is_answered_in_order() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let mut batch = Vec::new();
+    for i in 0..64u8 {
+        let value = vec![b'a' + i % 26; 1000 + usize::from(i)];
+        batch.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).as_bytes());
+        batch.extend_from_slice(&value);
+        batch.extend_from_slice(b"\r\n");
+    }
+    // Pieces that end inside requests, sent as the server reads, so its reads stop mid-request.
+    let mut writer = raw.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        for piece in batch.chunks(700) {
+            std::io::Write::write_all(&mut writer, piece).unwrap();
+        }
+    });
+    for i in 0..64u8 {
+        let value = vec![b'a' + i % 26; 1000 + usize::from(i)];
+        assert_eq!(raw.read2(), F2::BulkString(value));
+    }
+    sender.join().unwrap();
+}
+
+#[test]
 fn a_pipeline_of_100000_commands_in_one_write_is_answered_in_order() {
     let server = TestServer::start();
     let mut raw = server.raw();

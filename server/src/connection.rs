@@ -161,6 +161,11 @@ impl Buffers {
         self.inbuf_used += bytes.len();
     }
 
+    /// Whether the read buffer ends in a request not yet complete.
+    pub fn partial_request(&self) -> bool {
+        !self.inbuf.is_empty() || self.reader.in_request()
+    }
+
     /// Gives back what a burst (a long pipeline, a large value) grew the buffers to, once
     /// nothing is in flight: thousands of idle clients must not each keep the largest request
     /// and reply they ever had (Redis shrinks idle clients' query buffers for the same reason).
@@ -366,6 +371,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 return Err(End::Closed);
             }
             self.process(client, rx).await?;
+            // A request cut short by the end of the read often has its rest already waiting
+            // (a pipelined batch of large values arrives in pieces): reading it now sends the
+            // replies of the whole batch in one write, as Redis, which reads later, does.
+            while self.io.partial_request() && self.read_if_ready().await {
+                self.io.check_query_limit(self.shared)?;
+                self.process(client, rx).await?;
+            }
             self.flush(client).await?;
             self.io.check_query_limit(self.shared)?;
             self.io.release_burst_capacity();
@@ -498,6 +510,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 Ok(())
             }
         }
+    }
+
+    /// Reads what the socket holds already, without waiting; whether that was anything. An
+    /// end of input or an error is left for the next waiting read to meet, after the replies
+    /// so far are written.
+    async fn read_if_ready(&mut self) -> bool {
+        let read = self.read_more();
+        tokio::pin!(read);
+        std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => std::task::Poll::Ready(r.is_ok()),
+            std::task::Poll::Pending => std::task::Poll::Ready(false),
+        })
+        .await
     }
 
     /// Writes `out`; a kill (CLIENT KILL, output limit, shutdown) interrupts a write that a
