@@ -92,10 +92,17 @@ fn flush_and_retire(
             };
             let pending = {
                 let mut shard = db.lock_shard(shard_idx);
-                let streams = shard.iter_mut().filter_map(|(k, v)| match v {
-                    Value::Stream(s) if keys.contains(k) => Some((&k[..], &mut **s)),
-                    _ => None,
-                });
+                let mut streams: Vec<_> = shard
+                    .iter_mut()
+                    .filter_map(|(k, v)| match v {
+                        Value::Stream(s) if keys.contains(k) => Some((&k[..], &mut **s)),
+                        _ => None,
+                    })
+                    .collect();
+                // In the order of their keys in fjall (length, then bytes), so a piece's
+                // entries go into the memtable's skiplist in ascending order and each insert
+                // walks a path the one before left in cache.
+                streams.sort_unstable_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
                 shared.store.prepare_flush(db_idx as u32, streams, max)?
             };
             let Some(mut pending) = pending else {
