@@ -200,9 +200,17 @@ impl Store {
                 MEMTABLE_BYTES
             };
             db.keyspace(name, || {
-                KeyspaceCreateOptions::default()
+                let opts = KeyspaceCreateOptions::default()
                     .max_memtable_size(memtable)
-                    .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+                    .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4));
+                // Entries are read by key range, and looked up one by one only where memory
+                // says they exist (XDEL): a filter, built by hashing every key at every flush
+                // and compaction, would never spare a read.
+                if name == "entries" {
+                    opts.filter_policy(fjall::config::FilterPolicy::disabled())
+                } else {
+                    opts
+                }
             })
         };
         let ks = Keyspaces {
