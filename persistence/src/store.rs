@@ -782,6 +782,12 @@ impl Store {
         self.durability.flush_to_os(seq)
     }
 
+    /// Asks the sync thread to fsync soon everything committed up to `seq` and since
+    /// (`appendfsync always`: a reply waits for it).
+    pub fn request_sync(&self, seq: u64) {
+        self.durability.request(seq);
+    }
+
     /// The highest sequence known to be in the operating system's hands.
     pub fn in_os_seq(&self) -> u64 {
         self.durability.in_os.load(Ordering::Acquire)

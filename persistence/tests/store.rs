@@ -265,6 +265,8 @@ fn always_makes_each_commit_durable_through_the_sync_thread() {
         .unwrap();
         seq = store.write_stream(0, b"k", &mut s, &out).unwrap();
     }
+    // As a reply waiting for its write does.
+    store.request_sync(seq);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.durable_seq() < seq {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
