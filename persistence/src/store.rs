@@ -782,8 +782,8 @@ impl Store {
         self.durability.flush_to_os(seq)
     }
 
-    /// Asks the sync thread to fsync soon everything committed up to `seq` and since
-    /// (`appendfsync always`: a reply waits for it).
+    /// Asks the sync thread for an fsync that covers `seq` (under `appendfsync always`, a
+    /// reply waits for it).
     pub fn request_sync(&self, seq: u64) {
         self.durability.request(seq);
     }
