@@ -76,8 +76,15 @@ pub(crate) struct Keyspaces {
 impl Keyspaces {
     /// Every keyspace.
     fn all(&self) -> [&Keyspace; 7] {
+        let [streams, entries, nodes, groups, consumers, pending] = self.stream_records();
         [
-            &self.meta,
+            &self.meta, streams, entries, nodes, groups, consumers, pending,
+        ]
+    }
+
+    /// The keyspaces whose keys start with a stream's prefix: all but `meta`.
+    fn stream_records(&self) -> [&Keyspace; 6] {
+        [
             &self.streams,
             &self.entries,
             &self.nodes,
@@ -719,14 +726,9 @@ impl Store {
         self.wait_for_checkpoint();
         let prefix = stream_prefix(db, key);
         let mut batch = self.batch();
-        batch.remove(&self.ks.streams, prefix.clone());
-        for ks in [
-            &self.ks.entries,
-            &self.ks.nodes,
-            &self.ks.groups,
-            &self.ks.consumers,
-            &self.ks.pending,
-        ] {
+        // The stream record's key is the prefix itself, so the scan finds it too (a longer
+        // key's prefix differs in its length word).
+        for ks in self.ks.stream_records() {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
         self.commit(batch)
@@ -740,14 +742,7 @@ impl Store {
         self.wait_for_checkpoint();
         let prefix = db.map(db_prefix).unwrap_or_default();
         let mut batch = self.batch();
-        for ks in [
-            &self.ks.streams,
-            &self.ks.entries,
-            &self.ks.nodes,
-            &self.ks.groups,
-            &self.ks.consumers,
-            &self.ks.pending,
-        ] {
+        for ks in self.ks.stream_records() {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
         self.commit(batch)
