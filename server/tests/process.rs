@@ -707,14 +707,11 @@ fn torn_log_tail_is_dropped_and_reported(
         .collect();
     logs.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).unwrap());
     let newest = logs.last().expect("no log file");
-    // fjall sizes a journal at 64 MiB before writing it: the torn write goes a few zero bytes
-    // past its last written byte, not past the end of the file.
+    // Both logs size a file before writing it (fjall a journal at 64 MiB, Brooklet a tail
+    // segment at 8 MiB): the torn write goes a few zero bytes past the last written byte, not
+    // past the end of the file.
     let bytes = std::fs::read(newest).unwrap();
-    let at = if ext == "jnl" {
-        bytes.iter().rposition(|&b| b != 0).unwrap() + 1 + 8
-    } else {
-        bytes.len()
-    };
+    let at = bytes.iter().rposition(|&b| b != 0).unwrap() + 1 + 8;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(newest)
