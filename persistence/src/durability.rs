@@ -146,8 +146,21 @@ impl Durability {
         // went in, so the write is on disk, and its sequence (<= target) may be published.
         let fjall = self.fjall_dirty.swap(false, Ordering::SeqCst);
         let tail = self.tail_dirty.swap(false, Ordering::SeqCst);
-        let synced = if fjall { self.journal.sync(db) } else { Ok(()) }
-            .and_then(|()| if tail { Ok(self.tail.sync()?) } else { Ok(()) });
+        let synced = match (fjall, tail) {
+            // Side by side: the second fdatasync would otherwise wait out the first's whole
+            // device flush, and a reply under `always` waits for both.
+            (true, true) => std::thread::scope(|s| {
+                let tail = s.spawn(|| self.tail.sync());
+                let journal = self.journal.sync(db);
+                let tail = tail
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("tail log sync panicked")));
+                journal.and(tail.map_err(StoreError::from))
+            }),
+            (true, false) => self.journal.sync(db),
+            (false, true) => self.tail.sync().map_err(StoreError::from),
+            (false, false) => Ok(()),
+        };
         if let Err(e) = synced {
             self.failed.store(true, Ordering::Release);
             return Err(e);
