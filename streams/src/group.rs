@@ -590,15 +590,20 @@ impl Stream {
         now_ms: u64,
         out: &mut Vec<Mutation>,
     ) {
-        let has_tombstones = self.range_has_tombstones(id, None);
         let estimate = self.estimate_entries_read(id);
         let entries_added = self.entries_added;
+        let Some(last) = self.groups.get(gname).map(|g| g.last_id) else {
+            return;
+        };
+        // Redis 7.4: the counter only moves on by one when nothing between the group's
+        // last-delivered ID and the stream's end was deleted or trimmed away meanwhile.
+        let counts_on = last >= self.first_id && !self.range_has_tombstones(last, None);
         let Some(g) = self.groups.get_mut(gname) else {
             return;
         };
         if id > g.last_id {
             match g.entries_read {
-                Some(n) if !has_tombstones => g.entries_read = Some(n + 1),
+                Some(n) if counts_on => g.entries_read = Some(n + 1),
                 _ if entries_added != 0 => g.entries_read = estimate,
                 _ => {}
             }
@@ -989,9 +994,6 @@ impl Stream {
         if self.length == 0 || self.max_deleted_id.is_zero() {
             return false;
         }
-        if self.first_id > self.max_deleted_id {
-            return false;
-        }
         let end = end.unwrap_or(StreamId::MAX);
         start <= self.max_deleted_id && self.max_deleted_id <= end
     }
@@ -1004,6 +1006,10 @@ impl Stream {
         }
         if self.length == 0 && id <= self.last_id {
             return Some(self.entries_added);
+        }
+        // Deletions after `id` make its distance from the first entry unknowable (7.4).
+        if !id.is_zero() && id < self.max_deleted_id {
+            return None;
         }
         if id == self.last_id {
             return Some(self.entries_added);
@@ -1025,8 +1031,12 @@ impl Stream {
     /// The group's lag (Redis's streamCGLag): `None` when unknown. Negative when
     /// ENTRIESREAD was set above entries-added, as Redis reports it (a signed difference).
     pub(crate) fn group_lag(&self, g: &ConsumerGroup) -> Option<i64> {
-        if self.entries_added == 0 {
+        if self.entries_added == 0 || self.length == 0 {
             return Some(0);
+        }
+        // Everything left comes after the group and after every deletion: all of it is lag.
+        if g.last_id < self.first_id && self.max_deleted_id < self.first_id {
+            return Some(self.length as i64);
         }
         let lag = |read: u64| (self.entries_added as i64).wrapping_sub(read as i64);
         if let Some(read) = g.entries_read

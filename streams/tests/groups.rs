@@ -496,14 +496,19 @@ fn lag_and_entries_read_follow_redis_rules() {
 
 #[test]
 fn lag_is_negative_when_entries_read_exceeds_entries_added() {
-    // Redis: XADD e 1 a 1, XDEL e 1, XGROUP CREATE e g 0 ENTRIESREAD 5 -> lag -4.
-    let mut s = stream_with(1);
+    // Redis 7.4: XADD e 1 a 1, XADD e 2 a 1, XGROUP CREATE e g 1 ENTRIESREAD 5 -> lag -3.
+    let mut s = stream_with(2);
     let mut out = Vec::new();
-    s.delete(&[id(1, 0)], &mut out).unwrap();
-    s.create_group(b"g", GroupStartId::Id(StreamId::MIN), Some(5), &mut out)
+    s.create_group(b"g", GroupStartId::Id(id(1, 0)), Some(5), &mut out)
         .unwrap();
-    assert_eq!(s.groups_info()[0].lag, Some(-4));
-    assert_eq!(s.info_full(0).unwrap().groups[0].lag, Some(-4));
+    assert_eq!(s.groups_info()[0].lag, Some(-3));
+    assert_eq!(s.info_full(0).unwrap().groups[0].lag, Some(-3));
+    // Once the stream is empty the lag is 0, whatever the counter says.
+    let mut e = stream_with(1);
+    e.delete(&[id(1, 0)], &mut out).unwrap();
+    e.create_group(b"g", GroupStartId::Id(StreamId::MIN), Some(5), &mut out)
+        .unwrap();
+    assert_eq!(e.groups_info()[0].lag, Some(0));
 }
 
 #[test]
@@ -616,4 +621,40 @@ fn replay_rebuilds_identical_state() {
         r.apply(m);
     }
     assert_eq!(r, s);
+}
+
+#[test]
+fn a_deletion_past_the_group_makes_its_counter_unknown() {
+    // Redis 7.4: entries 1..5, group at 0, one read, XDEL 2, another read: the group has
+    // read 1 and 3 but not the deleted 2, which the old counting rule would miss.
+    let mut s = stream_with(5);
+    let mut out = Vec::new();
+    s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut out)
+        .unwrap();
+    read(&mut s, "c", ReadId::New, Some(1), false, 0).unwrap();
+    s.delete(&[id(2, 0)], &mut out).unwrap();
+    read(&mut s, "c", ReadId::New, Some(1), false, 0).unwrap();
+    let gi = &s.groups_info()[0];
+    assert_eq!((gi.entries_read, gi.lag), (None, None));
+}
+
+#[test]
+fn a_trim_past_the_group_leaves_everything_left_as_lag() {
+    // Redis 7.4: entries 1..5, group at 0, one read, XTRIM MAXLEN 1: lag 1 (only 5 is left);
+    // reading it then gives entries-read 5 and lag 0.
+    let mut s = stream_with(5);
+    let mut out = Vec::new();
+    s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut out)
+        .unwrap();
+    read(&mut s, "c", ReadId::New, Some(1), false, 0).unwrap();
+    s.trim(
+        &TrimArgs::exact(TrimStrategy::MaxLen(1)),
+        &NodeLimits::default(),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(s.groups_info()[0].lag, Some(1));
+    read(&mut s, "c", ReadId::New, Some(1), false, 0).unwrap();
+    let gi = &s.groups_info()[0];
+    assert_eq!((gi.entries_read, gi.lag), (Some(5), Some(0)));
 }
