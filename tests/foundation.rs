@@ -665,3 +665,68 @@ fn an_unknown_subcommand_inside_multi_aborts_the_transaction() {
         "EXECABORT Transaction discarded because of previous errors."
     );
 }
+
+#[test]
+fn a_refused_exec_discards_the_transaction() {
+    let server = TestServer::start_with(|c| c.requirepass = Some(b"pw".to_vec()));
+    let mut raw = server.raw();
+    // Unauthenticated: EXEC is refused, as an EXECABORT (Redis's rejectCommand).
+    raw.send_cmd(&[b"EXEC"]);
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "EXECABORT Transaction discarded because of: NOAUTH Authentication required."
+    );
+    raw.send_cmd(&[b"AUTH", b"pw"]);
+    assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
+    // Wrong arity inside MULTI: the transaction is gone, so PING runs at once.
+    raw.send_cmd(&[b"MULTI"]);
+    raw.send_cmd(&[b"PING"]);
+    raw.send_cmd(&[b"EXEC", b"x"]);
+    raw.send_cmd(&[b"PING"]);
+    assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
+    assert_eq!(raw.read2(), F2::SimpleString(b"QUEUED".to_vec()));
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+    );
+    assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
+    raw.send_cmd(&[b"EXEC"]);
+    assert_eq!(error_text(&raw.read2()).unwrap(), "ERR EXEC without MULTI");
+}
+
+#[test]
+fn hello_with_a_bad_name_does_not_authenticate() {
+    let server = TestServer::start_with(|c| c.requirepass = Some(b"pw".to_vec()));
+    let mut raw = server.raw();
+    raw.send_cmd(&[
+        b"HELLO", b"3", b"SETNAME", b"a b", b"AUTH", b"default", b"pw",
+    ]);
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    );
+    raw.send_cmd(&[b"PING"]);
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "NOAUTH Authentication required."
+    );
+    // A bad name is reported before a syntax error after it, and before a wrong password.
+    raw.send_cmd(&[b"HELLO", b"2", b"SETNAME", b"a b", b"BOGUS"]);
+    assert!(
+        error_text(&raw.read2())
+            .unwrap()
+            .starts_with("ERR Client names")
+    );
+    raw.send_cmd(&[b"HELLO", b"2", b"SETNAME", b"a b", b"AUTH", b"x", b"y"]);
+    assert!(
+        error_text(&raw.read2())
+            .unwrap()
+            .starts_with("ERR Client names")
+    );
+    raw.send_cmd(&[
+        b"HELLO", b"2", b"AUTH", b"default", b"pw", b"SETNAME", b"ok",
+    ]);
+    assert!(matches!(raw.read2(), F2::Array(_)));
+    raw.send_cmd(&[b"CLIENT", b"GETNAME"]);
+    assert_eq!(raw.read2(), bulk("ok"));
+}

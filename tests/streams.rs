@@ -876,7 +876,7 @@ fn xread_dollar_plus_and_several_streams() {
         );
         assert_eq!(
             err(&mut c, &["XREAD", "STREAMS", "a", "b", "0"]),
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
         );
         assert_eq!(
             err(&mut c, &["XREAD", "GROUP", "g", "c", "STREAMS", "a", "0"]),
@@ -1337,4 +1337,97 @@ fn blocked_xread_keeps_waiting_when_its_key_is_deleted() {
             Value::Array(vec![entry("6-0", &["f", "high"])])
         ])])
     );
+}
+
+/// Cases a differential run against redis-server found, with what Redis 7.4's
+/// `t_stream.c` and `util.c` do: argument order, option parsing, and IDs read as `strtoull`
+/// reads numbers.
+#[test]
+fn argument_parsing_matches_redis_74() {
+    let server = TestServer::start();
+    for resp3 in [false, true] {
+        let mut c = server.client(resp3);
+        run(&mut c, &["FLUSHALL"]);
+        const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+        // IDs: a sign or leading white space is accepted, and `-` wraps modulo 2^64.
+        assert_eq!(text(&mut c, &["XADD", "q", "+6-1", "a", "b"]), "6-1");
+        assert_eq!(text(&mut c, &["XADD", "q", " 7-1", "a", "b"]), "7-1");
+        assert_eq!(text(&mut c, &["XADD", "q", "0008", "a", "b"]), "8-0");
+        assert_eq!(
+            text(&mut c, &["XADD", "q", "10- -5", "a", "b"]),
+            "10-18446744073709551611"
+        );
+        assert_eq!(err(&mut c, &["XADD", "q", "11--5", "a", "b"]), INVALID_ID);
+        assert_eq!(err(&mut c, &["XADD", "q", "11-5 ", "a", "b"]), INVALID_ID);
+        assert_eq!(err(&mut c, &["XADD", "q", "11-+", "a", "b"]), INVALID_ID);
+        // The ID is parsed with the options, before LIMIT's rules are checked.
+        assert_eq!(
+            err(
+                &mut c,
+                &["XADD", "f", "MAXLEN", "5", "LIMIT", "10", "bad", "a", "b"]
+            ),
+            INVALID_ID
+        );
+        assert_eq!(
+            err(&mut c, &["XADD", "f", "LIMIT", "10", "bad", "a", "b"]),
+            INVALID_ID
+        );
+        // Options that take every argument leave XADD without an ID: an arity error.
+        for tail in [
+            &["MAXLEN", "~", "5"][..],
+            &["MINID", "=", "5"],
+            &["MAXLEN", "5"],
+        ] {
+            let mut args = vec!["XADD", "f"];
+            args.extend_from_slice(tail);
+            assert_eq!(
+                err(&mut c, &args),
+                "ERR wrong number of arguments for 'xadd' command"
+            );
+        }
+        // XGROUP SETID takes `-` and `+`; CREATE does not.
+        run(&mut c, &["XGROUP", "CREATE", "q", "g", "0"]);
+        assert_eq!(text(&mut c, &["XGROUP", "SETID", "q", "g", "+"]), "OK");
+        assert_eq!(text(&mut c, &["XGROUP", "SETID", "q", "g", "-"]), "OK");
+        assert_eq!(
+            err(&mut c, &["XGROUP", "CREATE", "q", "h", "+"]),
+            INVALID_ID
+        );
+        assert_eq!(
+            err(
+                &mut c,
+                &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "q", "+"]
+            ),
+            "ERR The + ID is meaningless in the context of XREADGROUP: you want to read the \
+             history of this consumer by specifying a proper ID, or use the > ID to get new \
+             messages. The + ID would just return an empty result set."
+        );
+        assert_eq!(
+            err(&mut c, &["XREAD", "STREAMS", "a", "b", "0"]),
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+        );
+        // XINFO STREAM looks the key up before reading its options; a negative COUNT is
+        // the default of 10.
+        assert_eq!(
+            err(&mut c, &["XINFO", "STREAM", "nokey", "FOO"]),
+            "ERR no such key"
+        );
+        for i in 1..=15 {
+            run(&mut c, &["XADD", "full", &format!("{i}-0"), "f", "v"]);
+        }
+        for (count, entries) in [("-1", 10), ("0", 15), ("3", 3)] {
+            let info = as_map(run(
+                &mut c,
+                &["XINFO", "STREAM", "full", "FULL", "COUNT", count],
+            ));
+            let listed = info
+                .into_iter()
+                .find(|(k, _)| k == "entries")
+                .map(|(_, v)| match v {
+                    Value::Array(a) => a.len(),
+                    v => panic!("entries: {v:?}"),
+                });
+            assert_eq!(listed, Some(entries), "COUNT {count}");
+        }
+    }
 }

@@ -64,6 +64,8 @@ pub enum StreamError {
     CountMustBePositive,
     /// XREADGROUP with the `$` ID.
     DollarInXReadGroup,
+    /// XREADGROUP with the `+` ID.
+    PlusInXReadGroup,
     /// XREAD with the `>` ID.
     GreaterInXRead,
     /// MAXLEN below zero.
@@ -137,6 +139,11 @@ impl fmt::Display for StreamError {
                 "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the \
                  history of this consumer by specifying a proper ID, or use the > ID to get new \
                  messages. The $ ID would just return an empty result set.",
+            ),
+            PlusInXReadGroup => f.write_str(
+                "ERR The + ID is meaningless in the context of XREADGROUP: you want to read the \
+                 history of this consumer by specifying a proper ID, or use the > ID to get new \
+                 messages. The + ID would just return an empty result set.",
             ),
             GreaterInXRead => f.write_str(
                 "ERR The > ID can be specified only when calling XREADGROUP using the GROUP \

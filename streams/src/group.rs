@@ -432,7 +432,7 @@ impl Stream {
     ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
         let after = match id {
             ReadId::Last => return Err(StreamError::DollarInXReadGroup),
-            ReadId::LastEntry => return Err(StreamError::InvalidId),
+            ReadId::LastEntry => return Err(StreamError::PlusInXReadGroup),
             // Redis encodes `>` as MAX-MAX, so that explicit ID means `>` too.
             ReadId::New | ReadId::Id(StreamId::MAX) => None,
             ReadId::Id(id) => Some(id),

@@ -116,8 +116,8 @@ impl StreamId {
 /// Redis refuses IDs longer than its 128-byte parse buffer.
 const MAX_ID_ARG_LEN: usize = 127;
 
-/// Parses an unsigned decimal that fits in u64: digits only, at least one.
-fn parse_u64(b: &[u8]) -> Option<u64> {
+/// Digits only, at least one, fitting in u64.
+fn digits_u64(b: &[u8]) -> Option<u64> {
     if b.is_empty() {
         return None;
     }
@@ -129,6 +129,35 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
     }
     Some(v)
+}
+
+/// One part of an ID, as Redis's `string2ull` reads it: a canonical negative `long long`
+/// (`-` then digits without a leading zero, down to -2^63) is refused, and anything else
+/// is taken if C's `strtoull` reads it whole: leading white space, then an optional sign
+/// (`-` negating modulo 2^64, so `5- -3` is a valid ID), then digits.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if let [b'-', b'1'..=b'9', ..] = b
+        && digits_u64(&b[1..]).is_some_and(|m| m <= 1 << 63)
+    {
+        return None;
+    }
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let (negative, digits) = match &b[start..] {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    let v = digits_u64(digits)?;
+    Some(if negative { v.wrapping_neg() } else { v })
+}
+
+/// An argument as C sees it: Redis parses IDs as NUL-terminated strings.
+fn c_string(arg: &[u8]) -> &[u8] {
+    arg.iter()
+        .position(|&c| c == 0)
+        .map_or(arg, |nul| &arg[..nul])
 }
 
 /// How an ID argument's sequence was given (XADD's `ms-*` form).
@@ -149,6 +178,7 @@ fn parse_full(
     if arg.len() > MAX_ID_ARG_LEN {
         return Err(StreamError::InvalidId);
     }
+    let arg = c_string(arg);
     match arg {
         b"-" if !strict => return Ok((StreamId::MIN, Seq::Given)),
         b"+" if !strict => return Ok((StreamId::MAX, Seq::Given)),
@@ -225,7 +255,7 @@ pub enum IdSpec {
 impl IdSpec {
     /// Parses XADD's ID argument; refuses `0-0` as Redis does.
     pub fn parse(arg: &[u8]) -> Result<IdSpec, StreamError> {
-        if arg == b"*" {
+        if c_string(arg) == b"*" {
             return Ok(IdSpec::Auto);
         }
         match parse_full(arg, 0, true, true)? {
@@ -266,6 +296,7 @@ impl ReadId {
         match arg {
             b">" => Ok(ReadId::New),
             b"$" => Err(StreamError::DollarInXReadGroup),
+            b"+" => Err(StreamError::PlusInXReadGroup),
             _ => StreamId::parse(arg).map(ReadId::Id),
         }
     }
@@ -281,12 +312,21 @@ pub enum GroupStartId {
 }
 
 impl GroupStartId {
-    /// Parses `$` or a strict ID.
+    /// Parses `$` or a strict ID (XGROUP CREATE).
     pub fn parse(arg: &[u8]) -> Result<GroupStartId, StreamError> {
         if arg == b"$" {
             Ok(GroupStartId::Last)
         } else {
             StreamId::parse(arg).map(GroupStartId::Id)
+        }
+    }
+
+    /// Parses `$` or an ID where `-` and `+` are allowed too (XGROUP SETID, as Redis).
+    pub fn parse_setid(arg: &[u8]) -> Result<GroupStartId, StreamError> {
+        if arg == b"$" {
+            Ok(GroupStartId::Last)
+        } else {
+            parse_generic(arg, 0, false).map(|(id, _)| GroupStartId::Id(id))
         }
     }
 }
@@ -383,6 +423,35 @@ mod tests {
             StreamError::XAddZeroId.to_string(),
             "ERR The ID specified in XADD must be greater than 0-0"
         );
+    }
+
+    #[test]
+    fn id_parts_are_read_as_redis_string2ull_reads_them() {
+        assert_eq!(parse_u64(b"-0"), Some(0));
+        assert_eq!(parse_u64(b"-5"), None);
+        assert_eq!(parse_u64(b"-9223372036854775808"), None);
+        assert_eq!(
+            parse_u64(b"-9223372036854775809"),
+            Some(9223372036854775807)
+        );
+        assert_eq!(parse_u64(b" \t+5"), Some(5));
+        assert_eq!(parse_u64(b" -5"), Some(5u64.wrapping_neg()));
+        assert_eq!(parse_u64(b"007"), Some(7));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b" ",
+            b"+",
+            b"-",
+            b"5 ",
+            b"18446744073709551616",
+            b"0x5",
+        ] {
+            assert_eq!(parse_u64(bad), None, "{bad:?}");
+        }
+        // C strings end at a NUL: `5\0-3` is `5`.
+        assert_eq!(StreamId::parse(b"5\0-3"), Ok(id(5, 0)));
+        assert_eq!(IdSpec::parse(b"*\0x"), Ok(IdSpec::Auto));
     }
 
     #[test]

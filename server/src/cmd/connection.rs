@@ -155,7 +155,11 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if args.eat_keyword("AUTH") && args.remaining() >= 2 {
             credentials = Some((args.next_bytes()?.clone(), args.next_bytes()?.clone()));
         } else if args.eat_keyword("SETNAME") && args.remaining() >= 1 {
-            name = Some(crate::keyspace::keep(args.next_bytes()?));
+            // Checked as it is read, as Redis does: a bad name must not leave the
+            // connection authenticated by an AUTH that came with it.
+            let given = args.next_bytes()?;
+            super::client::validate_name(given)?;
+            name = Some(crate::keyspace::keep(given));
         } else {
             return Err(CommandError::text(format!(
                 "ERR Syntax error in HELLO option '{}'",
@@ -173,7 +177,6 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         ));
     }
     if let Some(name) = name {
-        super::client::validate_name(&name)?;
         super::client::lock_names(ctx).name = name;
     }
     ctx.client.set_resp3(resp3);

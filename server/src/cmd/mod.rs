@@ -493,6 +493,17 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
     if let Some(err) = refusal {
         stat.rejected.fetch_add(1, Ordering::Relaxed);
+        if table.entries[idx].full_name == "exec" {
+            // Redis aborts the transaction (in MULTI or not) when it refuses EXEC itself.
+            tx::discard_state(&mut Ctx::new(shared, client));
+            let why = err.strip_prefix("ERR ").unwrap_or(&err);
+            return (
+                Some(Reply::error(format!(
+                    "EXECABORT Transaction discarded because of: {why}"
+                ))),
+                Outcome::Continue,
+            );
+        }
         if let Some(m) = client.multi.as_mut() {
             m.aborted = true;
         }

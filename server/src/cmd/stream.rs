@@ -203,11 +203,14 @@ pub(crate) fn count_arg(args: &mut Args<'_>) -> Result<u64, CommandError> {
 struct AddTrimOptions {
     trim: Option<TrimArgs>,
     nomkstream: bool,
+    /// XADD's ID, when arguments were left for one (`Err` only for `0-0`, which Redis
+    /// refuses after checking the field count).
+    id: Option<Result<IdSpec, StreamError>>,
 }
 
 /// Parses `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]]` as Redis's
 /// `streamParseAddOrTrimArgsOrReply`, stopping (for XADD) at the first argument that is not
-/// an option, which is the ID.
+/// an option, which is the ID, parsed there: a bad ID is reported before a misused LIMIT.
 ///
 /// # Format
 /// After the key: options in any order; for XADD then `*|id field value ...` is left.
@@ -216,12 +219,14 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
     let mut approx = false;
     let mut limit: Option<i64> = None;
     let mut nomkstream = false;
+    let mut id = None;
     const BOTH: CommandError = CommandError::msg(
         "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
     );
     while let Some(opt) = args.peek() {
         let more = args.remaining() > 1;
         if xadd && &opt[..] == b"*" {
+            id = Some(xadd_id(args)?);
             break;
         } else if more && args.eat_keyword("MAXLEN") {
             if strategy.is_some() {
@@ -248,6 +253,7 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
         } else if xadd && args.eat_keyword("NOMKSTREAM") {
             nomkstream = true;
         } else if xadd {
+            id = Some(xadd_id(args)?);
             break;
         } else {
             return Err(CommandError::syntax());
@@ -277,7 +283,20 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
             None
         },
     });
-    Ok(AddTrimOptions { trim, nomkstream })
+    Ok(AddTrimOptions {
+        trim,
+        nomkstream,
+        id,
+    })
+}
+
+/// Takes XADD's ID argument; an invalid one is an error now, `0-0` only after the fields.
+fn xadd_id(args: &mut Args<'_>) -> Result<Result<IdSpec, StreamError>, CommandError> {
+    let spec = IdSpec::parse(args.next_bytes()?);
+    match spec {
+        Err(e) if e != StreamError::XAddZeroId => Err(e.into()),
+        spec => Ok(spec),
+    }
 }
 
 /// Consumes `~` (returning true) or `=` after MAXLEN / MINID when a threshold follows.
@@ -303,14 +322,11 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[1];
     let mut args = Args::new(&argv[2..]);
     let opts = parse_add_trim(&mut args, true)?;
-    let id_arg = args.next_bytes()?;
-    let spec = IdSpec::parse(id_arg);
-    if let Err(e) = &spec
-        && *e != StreamError::XAddZeroId
-    {
-        return Err(e.clone().into());
-    }
     let fields = args.rest();
+    let Some(spec) = opts.id else {
+        // The options took every argument (`XADD k MAXLEN ~ 5`).
+        return Err(StreamError::WrongArity("xadd").into());
+    };
     if fields.is_empty() || !fields.len().is_multiple_of(2) {
         return Err(StreamError::WrongArity("xadd").into());
     }

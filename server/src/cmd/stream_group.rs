@@ -279,7 +279,7 @@ fn setid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if argv.len() > 7 {
             return Err(subcommand_syntax(argv));
         }
-        let start = start_id(&argv[4])?;
+        let start = GroupStartId::parse_setid(&argv[4])?;
         let mut out = journal();
         s.set_group_id(key, group, start, entries_read, &mut out)?;
         ctx.persist(key, s, &out)?;

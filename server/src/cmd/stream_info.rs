@@ -105,6 +105,9 @@ fn opt_signed(n: Option<i64>) -> Reply {
 /// XINFO STREAM key [FULL [COUNT n]]
 fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[2];
+    // Redis looks the key up before it reads the options.
+    let mut shard = ctx.db().lock(key);
+    let s = shard.get_mut(key).ok_or(NO_SUCH_KEY)?.stream_mut()?;
     let mut args = Args::new(&argv[3..]);
     let mut full = None;
     if !args.is_empty() {
@@ -116,12 +119,11 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             if args.remaining() != 2 || !args.eat_keyword("COUNT") {
                 return Err(subcommand_syntax("XINFO", argv));
             }
-            count = args.next_i64()?.max(0) as usize;
+            // A negative COUNT means the default, as in Redis; 0 means every entry.
+            count = usize::try_from(args.next_i64()?).unwrap_or(INFO_FULL_DEFAULT_COUNT);
         }
         full = Some(count);
     }
-    let mut shard = ctx.db().lock(key);
-    let s = shard.get_mut(key).ok_or(NO_SUCH_KEY)?.stream_mut()?;
     let Some(count) = full else {
         let i = s.info()?;
         return Ok(Reply::Map(vec![

@@ -104,7 +104,7 @@ fn parse(argv: &[Bytes], xreadgroup: bool) -> Result<ReadArgs<'_>, CommandError>
                 return Err(CommandError::msg(if xreadgroup {
                     "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."
                 } else {
-                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
+                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
                 }));
             }
             streams = Some(argv.len() - rest.len());
