@@ -308,6 +308,12 @@ fn select_and_database_scoped_commands() {
         err.to_string().contains("DB index is out of range"),
         "{err}"
     );
+    let err = cmd("SELECT").arg(i64::MAX).query::<()>(&mut c).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("value is out of range, value must between -2147483648 and 2147483647"),
+        "{err}"
+    );
     let n: i64 = cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(n, 0);
     let keys: Vec<String> = cmd("KEYS").arg("*").query(&mut c).unwrap();
@@ -491,6 +497,10 @@ fn command_introspection_for_clients_and_redis_cli() {
     };
     assert_eq!(items.len(), 2);
     assert_eq!(items[1], Value::Nil);
+    // An unknown name is a null bulk string in RESP2, as Redis's addReplyNull gives it.
+    let mut raw = server.raw();
+    raw.send_cmd(&[b"COMMAND", b"INFO", b"nosuch"]);
+    assert_eq!(raw.read_raw2(), b"*1\r\n$-1\r\n");
     let docs: Value = cmd("COMMAND")
         .arg("DOCS")
         .arg("client")

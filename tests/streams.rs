@@ -1431,3 +1431,72 @@ fn argument_parsing_matches_redis_74() {
         }
     }
 }
+
+#[test]
+fn new_key_and_key_miss_events_are_published_when_asked_for() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    // `n` and `m` are not part of `A`; CONFIG GET shows `m` but not `n` next to `A`, as
+    // Redis does, and `n` stays on all the same.
+    run(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "EAnm"]);
+    let Value::Array(got) = run(&mut c, &["CONFIG", "GET", "notify-keyspace-events"]) else {
+        panic!("not an array")
+    };
+    assert_eq!(got[1], bulk("AEm"));
+    let mut sub = server.raw();
+    sub.send_cmd(&[b"PSUBSCRIBE", b"__keyevent@0__:*"]);
+    let _ = sub.read2();
+    let script: &[&[&str]] = &[
+        &["XADD", "s", "1", "f", "v"],
+        &["XADD", "s", "2", "f", "v"],
+        &["XLEN", "nokey"],
+        &["XRANGE", "r", "-", "+"],
+        &["XREAD", "STREAMS", "rd", "0"],
+        &["TYPE", "t"],
+        &["EXISTS", "e", "s"],
+        &["XACK", "a", "g", "1"],
+        &["XDEL", "d", "1"],
+        &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"],
+    ];
+    for args in script {
+        let mut command = cmd(args[0]);
+        for a in &args[1..] {
+            command.arg(*a);
+        }
+        let _: Value = command.query(&mut c).unwrap();
+    }
+    assert!(
+        err(&mut c, &["XINFO", "STREAM", "i"]).contains("no such key"),
+        "XINFO STREAM of a missing key"
+    );
+    run(&mut c, &["XADD", "last", "*", "f", "v"]);
+    let expected = [
+        ("new", "s"),
+        ("xadd", "s"),
+        ("xadd", "s"),
+        ("keymiss", "nokey"),
+        ("keymiss", "r"),
+        ("keymiss", "rd"),
+        ("keymiss", "rd"),
+        ("keymiss", "t"),
+        ("keymiss", "e"),
+        ("keymiss", "a"),
+        ("new", "m"),
+        ("xgroup-create", "m"),
+        ("keymiss", "i"),
+        ("new", "last"),
+        ("xadd", "last"),
+    ];
+    for (event, key) in expected {
+        let F2::Array(parts) = sub.read2() else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            (parts[2].clone(), parts[3].clone()),
+            (
+                F2::BulkString(format!("__keyevent@0__:{event}").into_bytes()),
+                F2::BulkString(key.as_bytes().to_vec())
+            )
+        );
+    }
+}

@@ -94,6 +94,9 @@ pub struct Config {
     pub tail_log_segment_bytes: u64,
     /// `notify-keyspace-events`: keyspace notification classes, Redis's flag letters.
     pub notify_keyspace_events: String,
+    /// Whether `notify-keyspace-events` has `n` (new keys), which its canonical spelling
+    /// leaves out next to `A` although the class stays on, as in Redis.
+    pub notify_new_keys: bool,
     /// `client-output-buffer-limit` for normal clients.
     pub output_limit_normal: OutputLimit,
     /// `client-output-buffer-limit` for pub/sub clients.
@@ -137,6 +140,7 @@ impl Default for Config {
             stream_cache_bytes: brooklet_persistence::DEFAULT_STREAM_CACHE_BYTES as u64,
             tail_log_segment_bytes: brooklet_persistence::DEFAULT_TAIL_SEGMENT_BYTES,
             notify_keyspace_events: String::new(),
+            notify_new_keys: false,
             output_limit_normal: OutputLimit {
                 hard: 0,
                 soft: 0,
@@ -417,6 +421,7 @@ impl Config {
                     return Err(bad("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."));
                 }
                 self.notify_keyspace_events = crate::notify::canonical_keyspace_events(v);
+                self.notify_new_keys = v.contains('n');
             }
             "client-output-buffer-limit" => self.set_output_limits(values).map_err(|r| bad(&r))?,
             "timeout" => {

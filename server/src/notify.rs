@@ -76,6 +76,10 @@ pub enum EventClass {
     Generic,
     /// `t`: stream commands.
     Stream,
+    /// `n`: a key was created (`new`); not part of `A`.
+    New,
+    /// `m`: a read found no key (`keymiss`); not part of `A`.
+    KeyMiss,
 }
 
 impl EventClass {
@@ -83,6 +87,8 @@ impl EventClass {
         match self {
             EventClass::Generic => 'g',
             EventClass::Stream => 't',
+            EventClass::New => 'n',
+            EventClass::KeyMiss => 'm',
         }
     }
 }
@@ -98,12 +104,17 @@ pub fn keyspace_event(
 ) {
     let flags = {
         let config = shared.config();
-        if config.notify_keyspace_events.is_empty() {
+        if config.notify_keyspace_events.is_empty()
+            || (class == EventClass::New && !config.notify_new_keys)
+        {
             return;
         }
         config.notify_keyspace_events.clone()
     };
-    let class_on = flags.contains(class.letter()) || flags.contains('A');
+    let letter = class.letter();
+    let class_on = class == EventClass::New
+        || flags.contains(letter)
+        || (flags.contains('A') && ALL_CLASSES.contains(letter));
     if !class_on {
         return;
     }

@@ -195,6 +195,12 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let idx = Args::new(&argv[1..]).next_i64()?;
+    // Redis reads the index as a C int first.
+    if i32::try_from(idx).is_err() {
+        return Err(CommandError::msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     if idx < 0 || idx as usize >= ctx.shared.keyspace.count() {
         return Err(CommandError::msg("ERR DB index is out of range"));
     }

@@ -274,7 +274,7 @@ pub(super) fn info(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErro
                 table()
                     .find(n)
                     .map(|i| info_of(&table().entries[i]))
-                    .unwrap_or(Reply::NullArray)
+                    .unwrap_or(Reply::Null)
             })
             .collect(),
     ))

@@ -101,9 +101,17 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let shard = ctx.db().lock(&argv[1]);
-    let name = shard.get(&argv[1]).map(|v| v.type_name()).unwrap_or("none");
-    Ok(Reply::simple(name))
+    let name = ctx.db().lock(&argv[1]).get(&argv[1]).map(|v| v.type_name());
+    if name.is_none() {
+        keyspace_event(
+            ctx.shared,
+            EventClass::KeyMiss,
+            "keymiss",
+            ctx.client.db,
+            &argv[1],
+        );
+    }
+    Ok(Reply::simple(name.unwrap_or("none")))
 }
 
 fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
@@ -127,12 +135,21 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let db = ctx.db();
-    let found = argv[1..]
-        .iter()
-        .filter(|k| db.lock(k).contains_key(*k))
-        .count();
-    Ok(Reply::Int(found as i64))
+    let mut found = 0;
+    for key in &argv[1..] {
+        if ctx.db().lock(key).contains_key(key) {
+            found += 1;
+        } else {
+            keyspace_event(
+                ctx.shared,
+                EventClass::KeyMiss,
+                "keymiss",
+                ctx.client.db,
+                key,
+            );
+        }
+    }
+    Ok(Reply::Int(found))
 }
 
 fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {

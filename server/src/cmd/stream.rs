@@ -183,6 +183,22 @@ pub(crate) fn notify(ctx: &Ctx<'_>, event: &str, key: &Bytes) {
     keyspace_event(ctx.shared, EventClass::Stream, event, ctx.client.db, key);
 }
 
+/// Publishes the `new` event of a key a command just created (before the command's own).
+pub(crate) fn new_key(ctx: &Ctx<'_>, key: &Bytes) {
+    keyspace_event(ctx.shared, EventClass::New, "new", ctx.client.db, key);
+}
+
+/// Publishes the `keymiss` event of a read that found no key.
+pub(crate) fn key_miss(ctx: &Ctx<'_>, key: &Bytes) {
+    keyspace_event(
+        ctx.shared,
+        EventClass::KeyMiss,
+        "keymiss",
+        ctx.client.db,
+        key,
+    );
+}
+
 /// Whether `consumer` exists in `group` of `s` (to tell when a command created it).
 pub(crate) fn has_consumer(s: &Stream, group: &[u8], consumer: &[u8]) -> bool {
     s.group(group)
@@ -333,6 +349,7 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let spec = spec?;
     let limits = node_limits(ctx);
     let now = now_ms();
+    let mut created = false;
     let outcome = {
         let mut shard = ctx.db().lock(key);
         let mut out = journal();
@@ -354,6 +371,7 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 let outcome = s.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?;
                 ctx.persist(key, &mut s, &out)?;
                 shard.insert(crate::keyspace::keep(key), Value::Stream(s));
+                created = true;
                 Ok(outcome)
             }
         };
@@ -366,6 +384,9 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
         outcome?
     };
+    if created {
+        new_key(ctx, key);
+    }
     notify(ctx, "xadd", key);
     if outcome.trimmed > 0 {
         notify(ctx, "xtrim", key);
@@ -379,7 +400,11 @@ fn xlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let shard = ctx.db().lock(&argv[1]);
     let len = match shard.get(&argv[1]) {
         Some(v) => v.stream()?.len(),
-        None => 0,
+        None => {
+            drop(shard);
+            key_miss(ctx, &argv[1]);
+            0
+        }
     };
     Ok(Reply::Int(len as i64))
 }
@@ -413,6 +438,8 @@ fn range(ctx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> Result<Reply, CommandE
     // Locked mutably: reading a node evicted from memory brings it back in.
     let mut shard = ctx.db().lock(&argv[1]);
     let Some(v) = shard.get_mut(&argv[1]) else {
+        drop(shard);
+        key_miss(ctx, &argv[1]);
         return Ok(Reply::Array(Vec::new()));
     };
     let s = v.stream_mut()?;

@@ -10,7 +10,7 @@ use brooklet_streams::{
 };
 
 use super::flags::*;
-use super::stream::{entry_reply, has_consumer, id_reply, journal, notify, strict_id};
+use super::stream::{entry_reply, has_consumer, id_reply, journal, key_miss, notify, strict_id};
 use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
 use crate::client::now_ms;
 use crate::keyspace::Value;
@@ -235,6 +235,7 @@ fn start_id(arg: &[u8]) -> Result<GroupStartId, CommandError> {
 fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let (key, group) = (&argv[2], &argv[3]);
     let (mkstream, entries_read) = parse_group_options(argv, true)?;
+    let mut created = false;
     {
         let mut shard = ctx.db().lock(key);
         if let Some(v) = shard.get(key) {
@@ -255,11 +256,15 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 let mut s = Stream::new();
                 s.create_group(group, start, entries_read, &mut out)?;
                 shard.insert(crate::keyspace::keep(key), Value::Stream(Box::new(s)));
+                created = true;
             }
         }
         if let Some(v) = shard.get_mut(key) {
             ctx.persist(key, v.stream_mut()?, &out)?;
         }
+    }
+    if created {
+        super::stream::new_key(ctx, key);
     }
     notify(ctx, "xgroup-create", key);
     ctx.key_changed(key);
@@ -353,6 +358,8 @@ fn xack(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let acked = {
         let mut shard = ctx.db().lock(key);
         let Some(v) = shard.get_mut(key) else {
+            drop(shard);
+            key_miss(ctx, key);
             return Ok(Reply::Int(0));
         };
         let s = v.stream_mut()?;
@@ -413,7 +420,11 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let shard = ctx.db().lock(key);
     let s = match shard.get(key) {
         Some(v) => v.stream()?,
-        None => return Err(no_key_or_group(key, group)),
+        None => {
+            drop(shard);
+            key_miss(ctx, key);
+            return Err(no_key_or_group(key, group));
+        }
     };
     match range {
         None => {
@@ -471,7 +482,11 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut shard = ctx.db().lock(key);
     let s = match shard.get_mut(key) {
         Some(v) => v.stream_mut()?,
-        None => return Err(no_key_or_group(key, group)),
+        None => {
+            drop(shard);
+            key_miss(ctx, key);
+            return Err(no_key_or_group(key, group));
+        }
     };
     if s.group(group).is_none() {
         return Err(no_key_or_group(key, group));
@@ -563,7 +578,11 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let mut shard = ctx.db().lock(key);
         let s = match shard.get_mut(key) {
             Some(v) => v.stream_mut()?,
-            None => return Err(no_key_or_group(key, group)),
+            None => {
+                drop(shard);
+                key_miss(ctx, key);
+                return Err(no_key_or_group(key, group));
+            }
         };
         let a = AutoClaimArgs {
             min_idle_ms: min_idle_ms.max(0),

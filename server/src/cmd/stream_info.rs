@@ -86,6 +86,12 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(help_reply("XINFO", HELP))
 }
 
+/// `no such key`, after the `keymiss` event the failed lookup publishes.
+fn missing(ctx: &Ctx<'_>, key: &Bytes) -> CommandError {
+    super::stream::key_miss(ctx, key);
+    NO_SUCH_KEY
+}
+
 fn field(name: &'static str, value: Reply) -> (Reply, Reply) {
     (Reply::bulk(name), value)
 }
@@ -107,7 +113,11 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[2];
     // Redis looks the key up before it reads the options.
     let mut shard = ctx.db().lock(key);
-    let s = shard.get_mut(key).ok_or(NO_SUCH_KEY)?.stream_mut()?;
+    let Some(v) = shard.get_mut(key) else {
+        drop(shard);
+        return Err(missing(ctx, key));
+    };
+    let s = v.stream_mut()?;
     let mut args = Args::new(&argv[3..]);
     let mut full = None;
     if !args.is_empty() {
@@ -211,7 +221,11 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[2];
     let shard = ctx.db().lock(key);
-    let s = shard.get(key).ok_or(NO_SUCH_KEY)?.stream()?;
+    let Some(v) = shard.get(key) else {
+        drop(shard);
+        return Err(missing(ctx, key));
+    };
+    let s = v.stream()?;
     Ok(Reply::Array(
         s.groups_info()
             .into_iter()
@@ -233,7 +247,11 @@ fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn consumers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let (key, group) = (&argv[2], &argv[3]);
     let shard = ctx.db().lock(key);
-    let s = shard.get(key).ok_or(NO_SUCH_KEY)?.stream()?;
+    let Some(v) = shard.get(key) else {
+        drop(shard);
+        return Err(missing(ctx, key));
+    };
+    let s = v.stream()?;
     let list = s.consumers_info(key, group, now_ms())?;
     Ok(Reply::Array(
         list.into_iter()

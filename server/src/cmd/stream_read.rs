@@ -14,7 +14,9 @@ use brooklet_resp::{ArgError, Args, Reply};
 use brooklet_streams::{MaybeEntry, ReadId, StreamError, StreamId};
 
 use super::flags::*;
-use super::stream::{entries_reply, fields_reply, has_consumer, id_reply, journal, notify};
+use super::stream::{
+    entries_reply, fields_reply, has_consumer, id_reply, journal, key_miss, notify,
+};
 use super::{BlockSpec, CommandError, CommandSpec, Ctx, Doc, command};
 use crate::client::now_ms;
 
@@ -188,15 +190,25 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let db = ctx.db();
     // Resolve every ID first (`$` and `+` against the stream as it is now).
     let mut afters = Vec::with_capacity(a.keys.len());
+    // Like Redis, this looks every key up twice (here and to serve it), and a missing key
+    // is a `keymiss` event each time.
     for (key, id) in a.keys.iter().zip(a.ids) {
-        let read_id = ReadId::parse_xread(id)?;
-        let shard = db.lock(key);
-        let after = match shard.get(key) {
-            Some(v) => v.stream()?.resolve_read_id(read_id),
-            None => match read_id {
-                ReadId::Id(id) => id,
-                _ => StreamId::MIN,
-            },
+        let found = {
+            let shard = db.lock(key);
+            match shard.get(key) {
+                Some(v) => Some(v.stream()?.resolve_read_id(ReadId::parse_xread(id)?)),
+                None => None,
+            }
+        };
+        let after = match found {
+            Some(after) => after,
+            None => {
+                key_miss(ctx, key);
+                match ReadId::parse_xread(id)? {
+                    ReadId::Id(id) => id,
+                    _ => StreamId::MIN,
+                }
+            }
         };
         afters.push(after);
     }
@@ -205,6 +217,8 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     for (key, after) in a.keys.iter().zip(&afters) {
         let mut shard = db.lock(key);
         let Some(v) = shard.get_mut(key) else {
+            drop(shard);
+            key_miss(ctx, key);
             continue;
         };
         let entries = v.stream_mut()?.read_after(*after, count)?;
@@ -247,7 +261,15 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let stream = match shard.get(key) {
             Some(v) => Some(v.stream()?),
             None if rerun => return Err(CommandError::msg(UNBLOCKED_NO_KEY)),
-            None => None,
+            None => {
+                drop(shard);
+                key_miss(ctx, key);
+                return Err(StreamError::NoKeyOrGroupRead {
+                    key: key.clone(),
+                    group: group.clone(),
+                }
+                .into());
+            }
         };
         if stream.is_none_or(|s| s.group(group).is_none()) {
             return Err(StreamError::NoKeyOrGroupRead {
