@@ -1500,3 +1500,84 @@ fn new_key_and_key_miss_events_are_published_when_asked_for() {
         );
     }
 }
+
+#[test]
+fn client_unblock_answers_a_blocked_read_with_its_timeout_or_an_error() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    for resp3 in [false, true] {
+        // TIMEOUT (the default): the blocked XREAD gets what its timeout would give.
+        let mut raw = server.raw();
+        if resp3 {
+            raw.send_cmd(&[b"HELLO", b"3"]);
+            let _ = raw.read3();
+        }
+        raw.send_cmd(&[b"CLIENT", b"ID"]);
+        let id = if resp3 {
+            match raw.read3() {
+                F3::Number { data, .. } => data,
+                f => panic!("{f:?}"),
+            }
+        } else {
+            match raw.read2() {
+                F2::Integer(n) => n,
+                f => panic!("{f:?}"),
+            }
+        };
+        raw.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]);
+        wait_blocked(&mut c, 1);
+        assert_eq!(int(&mut c, &["CLIENT", "UNBLOCK", &id.to_string()]), 1);
+        if resp3 {
+            assert!(matches!(raw.read3(), F3::Null), "RESP3 timeout reply");
+        } else {
+            assert_eq!(raw.read_raw2(), b"*-1\r\n");
+        }
+        wait_blocked(&mut c, 0);
+        // ERROR: the UNBLOCKED error; the connection then serves commands again.
+        run(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        raw.send_cmd(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"BLOCK",
+            b"0",
+            b"STREAMS",
+            b"s",
+            b">",
+        ]);
+        wait_blocked(&mut c, 1);
+        assert_eq!(
+            int(&mut c, &["CLIENT", "UNBLOCK", &id.to_string(), "error"]),
+            1
+        );
+        let text = if resp3 {
+            match raw.read3() {
+                F3::SimpleError { data, .. } => data.to_string(),
+                f => panic!("{f:?}"),
+            }
+        } else {
+            error_text(&raw.read2()).unwrap()
+        };
+        assert_eq!(text, "UNBLOCKED client unblocked via CLIENT UNBLOCK");
+        wait_blocked(&mut c, 0);
+        raw.send_cmd(&[b"PING"]);
+        if resp3 {
+            assert!(matches!(raw.read3(), F3::SimpleString { data, .. } if &data[..] == b"PONG"));
+        } else {
+            assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));
+        }
+        // Nobody blocked: 0. Bad reason, bad id: Redis's errors.
+        assert_eq!(int(&mut c, &["CLIENT", "UNBLOCK", &id.to_string()]), 0);
+        assert_eq!(int(&mut c, &["CLIENT", "UNBLOCK", "999999"]), 0);
+        assert_eq!(
+            err(&mut c, &["CLIENT", "UNBLOCK", "1", "LATER"]),
+            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+        );
+        assert_eq!(
+            err(&mut c, &["CLIENT", "UNBLOCK", "x"]),
+            "ERR value is not an integer or out of range"
+        );
+        run(&mut c, &["DEL", "s"]);
+    }
+}

@@ -40,6 +40,8 @@ pub struct Waiter {
     pub argv: Vec<Bytes>,
     /// Whether the client speaks RESP3.
     pub resp3: bool,
+    /// What to answer when the timeout comes first (or CLIENT UNBLOCK ... TIMEOUT).
+    pub timeout_reply: Reply,
     /// Where the reply goes; None once served or timed out.
     slot: Mutex<Option<oneshot::Sender<Served>>>,
 }
@@ -52,6 +54,7 @@ impl Waiter {
         keys: Vec<Bytes>,
         argv: Vec<Bytes>,
         resp3: bool,
+        timeout_reply: Reply,
     ) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
         let (tx, rx) = oneshot::channel();
         let w = Waiter {
@@ -60,6 +63,7 @@ impl Waiter {
             keys,
             argv,
             resp3,
+            timeout_reply,
             slot: Mutex::new(Some(tx)),
         };
         (Arc::new(w), rx)
@@ -124,6 +128,31 @@ impl Blocking {
             .get(&(db, key.clone()))
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// CLIENT UNBLOCK: answers client `id`'s blocked command now, with its timeout reply or
+    /// with `error`; false if that client is not blocked. Its own task then leaves the queues.
+    pub fn unblock(&self, id: u64, error: Option<&str>) -> bool {
+        let waiter = lock(&self.queues)
+            .values()
+            .flat_map(|q| q.iter())
+            .find(|w| w.client_id == id)
+            .cloned();
+        let Some(waiter) = waiter else {
+            return false;
+        };
+        let Some(tx) = waiter.slot().take() else {
+            return false;
+        };
+        let reply = match error {
+            Some(text) => Reply::error(text.to_string()),
+            None => waiter.timeout_reply.clone(),
+        };
+        let _ = tx.send(Served {
+            reply,
+            write_seq: 0,
+        });
+        true
     }
 
     /// Keys with at least one waiter (INFO `total_blocking_keys`).

@@ -298,8 +298,6 @@ pub(crate) struct Blocked {
     pub waiter: Arc<Waiter>,
     /// Where the writer that serves it sends the reply.
     pub reply_rx: oneshot::Receiver<Served>,
-    /// What to answer if the timeout comes first.
-    pub timeout_reply: brooklet_resp::Reply,
 }
 
 impl Blocked {
@@ -314,22 +312,19 @@ impl Blocked {
             keep(spec.keys),
             keep(spec.argv),
             client.resp3,
+            spec.timeout_reply,
         );
         shared.blocking.register(&waiter);
         client.handle.blocked.store(true, Ordering::Relaxed);
         cmd::rerun_waiter(shared, &waiter);
-        Blocked {
-            waiter,
-            reply_rx,
-            timeout_reply: spec.timeout_reply,
-        }
+        Blocked { waiter, reply_rx }
     }
 
     /// The timeout's answer, unless a writer served the waiter at the same moment (then its
     /// reply is already in the channel, and the caller takes that instead).
     pub fn time_out(&self) -> Option<Served> {
         self.waiter.slot().take().map(|_| Served {
-            reply: self.timeout_reply.clone(),
+            reply: self.waiter.timeout_reply.clone(),
             write_seq: 0,
         })
     }

@@ -74,6 +74,17 @@ pub const COMMANDS: &[CommandSpec] = &[container(
             ),
         ),
         simple(
+            "unblock",
+            -3,
+            ADMIN,
+            unblock,
+            doc(
+                "Unblocks a client blocked by a blocking command from a different connection.",
+                "5.0.0",
+                "client-id [TIMEOUT|ERROR]",
+            ),
+        ),
+        simple(
             "setinfo",
             4,
             FAST,
@@ -439,6 +450,29 @@ fn kill_one(ctx: &mut Ctx<'_>, c: &ClientHandle) {
     }
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked (XREAD / XREADGROUP
+/// BLOCK) and now has its answer, the timeout's or an UNBLOCKED error; else 0.
+fn unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 4 {
+        return Err(super::stream::subcommand_syntax("CLIENT", argv));
+    }
+    let error = match argv.get(3) {
+        None => None,
+        Some(r) if r.eq_ignore_ascii_case(b"TIMEOUT") => None,
+        Some(r) if r.eq_ignore_ascii_case(b"ERROR") => {
+            Some("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        }
+        Some(_) => {
+            return Err(CommandError::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    };
+    let id = Args::new(&argv[2..3]).next_i64()?;
+    let unblocked = u64::try_from(id).is_ok_and(|id| ctx.shared.blocking.unblock(id, error));
+    Ok(Reply::Int(i64::from(unblocked)))
+}
+
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(super::help_reply(
         "CLIENT",
@@ -461,6 +495,8 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Assign the name <name> to the current connection.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "NO-EVICT (ON|OFF)",
             "    Accepted for compatibility; Brooklet does not evict clients.",
             "NO-TOUCH (ON|OFF)",
