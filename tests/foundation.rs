@@ -740,3 +740,71 @@ fn hello_with_a_bad_name_does_not_authenticate() {
     raw.send_cmd(&[b"CLIENT", b"GETNAME"]);
     assert_eq!(raw.read2(), bulk("ok"));
 }
+
+#[test]
+fn config_set_checks_names_before_values_and_reads_integers_as_redis() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let mut ask = |args: &[&[u8]]| {
+        raw.send_cmd(args);
+        raw.read2()
+    };
+    let failed = |arg: &str, why: &str| {
+        format!("ERR CONFIG SET failed (possibly related to argument '{arg}') - {why}")
+    };
+    let error = |f: F2| error_text(&f).unwrap();
+    assert_eq!(
+        error(ask(&[
+            b"CONFIG", b"SET", b"timeout", b"0", b"TIMEOUT", b"0"
+        ])),
+        failed("TIMEOUT", "duplicate parameter")
+    );
+    // An unknown name later in the list wins over a bad value before it.
+    assert_eq!(
+        error(ask(&[
+            b"CONFIG", b"SET", b"timeout", b"abc", b"nosuch", b"1"
+        ])),
+        "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"
+    );
+    for bad in [&b"abc"[..], b"", b"1.5", b" 0", b"+0", b"00", b"-0"] {
+        assert_eq!(
+            error(ask(&[b"CONFIG", b"SET", b"timeout", bad])),
+            failed("timeout", "argument couldn't be parsed into an integer"),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        error(ask(&[b"CONFIG", b"SET", b"Timeout", b"-1"])),
+        failed(
+            "timeout",
+            "argument must be between 0 and 2147483647 inclusive"
+        )
+    );
+    assert_eq!(
+        error(ask(&[b"CONFIG", b"SET", b"appendfsync", b"x"])),
+        failed(
+            "appendfsync",
+            "argument(s) must be one of the following: everysec, always, no"
+        )
+    );
+    assert_eq!(
+        error(ask(&[b"CONFIG", b"SET", b"Databases", b"5"])),
+        failed("Databases", "can't set immutable config")
+    );
+    // A plain name comes back as typed, once; a pattern gives the parameters' names.
+    assert_eq!(
+        ask(&[b"CONFIG", b"GET", b"MAXCLIENTS", b"maxclients"]),
+        F2::Array(vec![bulk("MAXCLIENTS"), bulk("10000")])
+    );
+    assert_eq!(
+        ask(&[b"CONFIG", b"GET", b"MAXCLIENT?"]),
+        F2::Array(vec![bulk("maxclients"), bulk("10000")])
+    );
+    let F2::Array(limits) = ask(&[b"CONFIG", b"GET", b"client-output-buffer-limit"]) else {
+        panic!("not an array")
+    };
+    assert_eq!(
+        limits[1],
+        bulk("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+    );
+}

@@ -285,7 +285,7 @@ impl Config {
             "client-output-buffer-limit" => {
                 let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
                 format!(
-                    "normal {} replica 268435456 67108864 60 pubsub {}",
+                    "normal {} slave 268435456 67108864 60 pubsub {}",
                     l(&self.output_limit_normal),
                     l(&self.output_limit_pubsub)
                 )
@@ -361,7 +361,7 @@ impl Config {
                     "no" => Fsync::No,
                     _ => {
                         return Err(bad(
-                            "argument(s) must be one of the following: always, everysec, no",
+                            "argument(s) must be one of the following: everysec, always, no",
                         ));
                     }
                 }
@@ -465,6 +465,13 @@ impl Config {
 
     /// CONFIG SET's view: refuses start-up-only parameters.
     pub fn set_at_runtime(&mut self, name: &str, values: &[&str]) -> Result<(), ConfigError> {
+        let lower = self.settable(name)?;
+        self.set(&lower, values)
+    }
+
+    /// The parameter's canonical name if CONFIG SET may change it: not unknown, not
+    /// start-up only.
+    pub fn settable(&self, name: &str) -> Result<String, ConfigError> {
         let lower = name.to_ascii_lowercase();
         if IMMUTABLE.contains(&lower.as_str()) {
             return Err(ConfigError::Immutable(lower));
@@ -472,7 +479,7 @@ impl Config {
         if self.get(&lower).is_none() {
             return Err(ConfigError::UnknownDirective(lower));
         }
-        self.set(&lower, values)
+        Ok(lower)
     }
 
     fn set_output_limits(&mut self, values: &[&str]) -> Result<(), String> {
@@ -636,12 +643,16 @@ fn parse_yes_no(v: &str) -> Option<bool> {
     }
 }
 
+/// An integer as Redis's string2ll reads it (no `+`, no leading zeros), within bounds.
 fn parse_range(v: &str, min: i64, max: i64) -> Result<i64, String> {
-    match v.parse::<i64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!(
+    let n = brooklet_resp::parse_int(v.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
             "argument must be between {min} and {max} inclusive"
-        )),
+        ))
     }
 }
 

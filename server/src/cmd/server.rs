@@ -273,12 +273,30 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn config_get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let config = ctx.shared.config();
     let mut pairs = Vec::new();
-    for name in PARAMETERS {
-        let wanted = argv[2..]
-            .iter()
-            .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()));
-        if let Some(v) = config.get(name).filter(|_| wanted) {
-            pairs.push((Reply::bulk(*name), Reply::bulk(v)));
+    let mut listed: Vec<&str> = Vec::new();
+    for pattern in &argv[2..] {
+        let lower = pattern.to_ascii_lowercase();
+        // As in Redis, a plain name is answered as it was typed, a pattern with the
+        // parameters' own names; each parameter once.
+        let exact = !lower.iter().any(|c| b"[*?".contains(c));
+        for name in PARAMETERS {
+            let hit = if exact {
+                name.as_bytes() == lower
+            } else {
+                glob_match(&lower, name.as_bytes())
+            };
+            if !hit || listed.contains(name) {
+                continue;
+            }
+            if let Some(v) = config.get(name) {
+                listed.push(name);
+                let shown = if exact {
+                    Reply::Bulk(pattern.clone())
+                } else {
+                    Reply::bulk(*name)
+                };
+                pairs.push((shown, Reply::bulk(v)));
+            }
         }
     }
     Ok(Reply::Map(pairs))
@@ -290,21 +308,39 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             "ERR wrong number of arguments for 'config|set' command",
         ));
     }
-    // All or nothing, as Redis applies a multi-parameter CONFIG SET.
+    // All or nothing, as Redis applies a multi-parameter CONFIG SET; and as Redis, every
+    // name is checked (unknown, start-up only, given twice) before any value. Errors about
+    // names quote them as typed, errors about values give the parameter's own name.
     let mut next = ctx.shared.config().clone();
+    let failed = |name: &str, why: &str| {
+        CommandError::text(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    let mut names: Vec<String> = Vec::new();
     for pair in argv[2..].chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let name = String::from_utf8_lossy(&pair[0]);
+        match next.settable(&name) {
+            Ok(canonical) if names.contains(&canonical) => {
+                return Err(failed(&name, "duplicate parameter"));
+            }
+            Ok(canonical) => names.push(canonical),
+            Err(ConfigError::Immutable(_)) => {
+                return Err(failed(&name, "can't set immutable config"));
+            }
+            Err(_) => {
+                return Err(CommandError::text(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )));
+            }
+        }
+    }
+    for (name, pair) in names.iter().zip(argv[2..].chunks(2)) {
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        next.set_at_runtime(&name, &[&value]).map_err(|e| match e {
-            ConfigError::UnknownDirective(_) => {
-                CommandError::text(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
-            }
-            ConfigError::Immutable(_) => CommandError::text(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
-            )),
-            ConfigError::BadValue { reason, .. } => {
-                CommandError::text(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
-            }
+        next.set_at_runtime(name, &[&value]).map_err(|e| match e {
+            ConfigError::BadValue { reason, .. } => failed(name, &reason),
+            // Names were all checked above.
+            other => failed(name, &other.to_string()),
         })?;
     }
     ctx.shared.pubsub_limits.set(&next.output_limit_pubsub);
