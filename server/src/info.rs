@@ -312,6 +312,8 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "used_cpu_sys", format!("{sys:.6}"));
             field(out, "used_cpu_user", format!("{user:.6}"));
         }
+        // No modules can be loaded: the section is there, as in Redis's INFO, and empty.
+        "modules" => out.push_str("# Modules\r\n"),
         "cluster" => {
             out.push_str("# Cluster\r\n");
             field(out, "cluster_enabled", 0);
