@@ -1144,6 +1144,33 @@ fn generic_key_commands_see_streams() {
     assert_eq!(int(&mut c, &["DBSIZE"]), 0);
 }
 
+/// Runs each command of `script`, whatever it answers.
+fn run_script(c: &mut redis::Connection, script: &[&[&str]]) {
+    for args in script {
+        let mut command = cmd(args[0]);
+        for a in &args[1..] {
+            command.arg(*a);
+        }
+        let _: Value = command.query(c).unwrap();
+    }
+}
+
+/// Reads one keyevent message per `(event, key)`, in order, from a pattern subscriber.
+fn expect_keyevents(sub: &mut brooklet::RawConn, expected: &[(&str, &str)]) {
+    for (event, key) in expected {
+        let F2::Array(parts) = sub.read2() else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            (parts[2].clone(), parts[3].clone()),
+            (
+                F2::BulkString(format!("__keyevent@0__:{event}").into_bytes()),
+                F2::BulkString(key.as_bytes().to_vec())
+            )
+        );
+    }
+}
+
 #[test]
 fn stream_commands_publish_redis_keyspace_events() {
     let server = TestServer::start();
@@ -1174,13 +1201,7 @@ fn stream_commands_publish_redis_keyspace_events() {
         &["XADD", "n", "NOMKSTREAM", "*", "f", "v"],
         &["XADD", "last", "*", "f", "v"],
     ];
-    for args in script {
-        let mut command = cmd(args[0]);
-        for a in &args[1..] {
-            command.arg(*a);
-        }
-        let _: Value = command.query(&mut c).unwrap();
-    }
+    run_script(&mut c, script);
     let expected = [
         ("xadd", "s"),
         ("xadd", "s"),
@@ -1198,16 +1219,7 @@ fn stream_commands_publish_redis_keyspace_events() {
         ("xgroup-destroy", "s"),
         ("xadd", "last"),
     ];
-    for (event, key) in expected {
-        let F2::Array(parts) = sub.read2() else {
-            panic!("not a message")
-        };
-        assert_eq!(
-            parts[2],
-            F2::BulkString(format!("__keyevent@0__:{event}").into_bytes())
-        );
-        assert_eq!(parts[3], F2::BulkString(key.as_bytes().to_vec()));
-    }
+    expect_keyevents(&mut sub, &expected);
 }
 
 #[test]
@@ -1458,13 +1470,7 @@ fn new_key_and_key_miss_events_are_published_when_asked_for() {
         &["XDEL", "d", "1"],
         &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"],
     ];
-    for args in script {
-        let mut command = cmd(args[0]);
-        for a in &args[1..] {
-            command.arg(*a);
-        }
-        let _: Value = command.query(&mut c).unwrap();
-    }
+    run_script(&mut c, script);
     assert!(
         err(&mut c, &["XINFO", "STREAM", "i"]).contains("no such key"),
         "XINFO STREAM of a missing key"
@@ -1487,18 +1493,7 @@ fn new_key_and_key_miss_events_are_published_when_asked_for() {
         ("new", "last"),
         ("xadd", "last"),
     ];
-    for (event, key) in expected {
-        let F2::Array(parts) = sub.read2() else {
-            panic!("not a message")
-        };
-        assert_eq!(
-            (parts[2].clone(), parts[3].clone()),
-            (
-                F2::BulkString(format!("__keyevent@0__:{event}").into_bytes()),
-                F2::BulkString(key.as_bytes().to_vec())
-            )
-        );
-    }
+    expect_keyevents(&mut sub, &expected);
 }
 
 #[test]

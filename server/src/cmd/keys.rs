@@ -103,13 +103,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let name = ctx.db().lock(&argv[1]).get(&argv[1]).map(|v| v.type_name());
     if name.is_none() {
-        keyspace_event(
-            ctx.shared,
-            EventClass::KeyMiss,
-            "keymiss",
-            ctx.client.db,
-            &argv[1],
-        );
+        super::stream::key_miss(ctx, &argv[1]);
     }
     Ok(Reply::simple(name.unwrap_or("none")))
 }
@@ -140,13 +134,7 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if ctx.db().lock(key).contains_key(key) {
             found += 1;
         } else {
-            keyspace_event(
-                ctx.shared,
-                EventClass::KeyMiss,
-                "keymiss",
-                ctx.client.db,
-                key,
-            );
+            super::stream::key_miss(ctx, key);
         }
     }
     Ok(Reply::Int(found))
