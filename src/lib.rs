@@ -322,6 +322,20 @@ impl RawConn {
         }
     }
 
+    /// Reads one line-shaped reply (simple string, error, integer) with its CRLF, whatever
+    /// bytes it holds: the frame decoder refuses error text that is not UTF-8.
+    pub fn read_line2(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                return self.buf.drain(..end + 2).collect();
+            }
+            assert!(
+                self.fill(),
+                "connection closed or timed out while waiting for a reply"
+            );
+        }
+    }
+
     /// Whether the server closed the connection (after draining whatever it sent first).
     pub fn is_closed(&mut self) -> bool {
         let mut chunk = [0u8; 4096];

@@ -72,6 +72,17 @@ fn unknown_commands_and_wrong_arity_get_redis_errors() {
         error_text(&raw.read2()).unwrap(),
         "ERR wrong number of arguments for 'client|setname' command"
     );
+    // Previews carry the arguments' own bytes, each up to a NUL, as Redis's C strings do.
+    raw.send_cmd(&[b"FOO", b"\x01\xff\x80", b"a\x00b"]);
+    assert_eq!(
+        raw.read_line2(),
+        b"-ERR unknown command 'FOO', with args beginning with: '\x01\xff\x80' 'a' \r\n"
+    );
+    raw.send_cmd(&[b"client", b"n\xffpe"]);
+    assert_eq!(
+        raw.read_line2(),
+        b"-ERR unknown subcommand 'n\xffpe'. Try CLIENT HELP.\r\n"
+    );
     // The connection stays usable after errors.
     raw.send_cmd(&[b"PING"]);
     assert_eq!(raw.read2(), F2::SimpleString(b"PONG".to_vec()));

@@ -461,7 +461,7 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
             m.aborted = true;
         }
         return (
-            Some(Reply::error(unknown_command(&argv))),
+            Some(Reply::Error(unknown_command(&argv))),
             Outcome::Continue,
         );
     };
@@ -476,15 +476,15 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
                 spec = table.entries[sub].spec;
             }
             None => {
-                let e = format!(
-                    "ERR unknown subcommand '{}'. Try {} HELP.",
-                    truncate_arg(&argv[1]),
-                    table.entries[idx].full_name.to_ascii_uppercase()
-                );
+                let mut e = b"ERR unknown subcommand '".to_vec();
+                e.extend_from_slice(c_prefix(&argv[1], 128));
+                e.extend_from_slice(b"'. Try ");
+                e.extend_from_slice(argv[0].to_ascii_uppercase().as_slice());
+                e.extend_from_slice(b" HELP.");
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
                 }
-                return (Some(Reply::error(e)), Outcome::Continue);
+                return (Some(Reply::Error(Bytes::from(e))), Outcome::Continue);
             }
         }
     }
@@ -694,25 +694,30 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
 }
 
 /// Redis's text for an unknown command, with up to 128 characters of its arguments.
-fn unknown_command(argv: &[Bytes]) -> String {
-    let mut args = String::new();
+/// The bytes are Redis's own: arguments are quoted as C strings (`%.*s`), so each ends at
+/// a NUL and at the 128 bytes the preview has room for, whatever their encoding.
+fn unknown_command(argv: &[Bytes]) -> Bytes {
+    let mut args = Vec::new();
     for a in &argv[1..] {
         if args.len() >= 128 {
             break;
         }
         let room = 128 - args.len();
-        let text = String::from_utf8_lossy(a);
-        let cut: String = text.chars().take(room).collect();
-        args.push_str(&format!("'{cut}' "));
+        args.push(b'\'');
+        args.extend_from_slice(c_prefix(a, room));
+        args.extend_from_slice(b"' ");
     }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {args}",
-        truncate_arg(&argv[0])
-    )
+    let mut e = b"ERR unknown command '".to_vec();
+    e.extend_from_slice(c_prefix(&argv[0], 128));
+    e.extend_from_slice(b"', with args beginning with: ");
+    e.extend_from_slice(&args);
+    Bytes::from(e)
 }
 
-fn truncate_arg(a: &[u8]) -> String {
-    String::from_utf8_lossy(&a[..a.len().min(128)]).into_owned()
+/// At most `max` bytes of `a`, ending at its first NUL, as C's `%.*s` prints it.
+fn c_prefix(a: &[u8], max: usize) -> &[u8] {
+    let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
+    &a[..end.min(max)]
 }
 
 /// Runs a transaction's queued commands under the exclusive gate.
