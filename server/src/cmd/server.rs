@@ -337,9 +337,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     }
     for (name, pair) in names.iter().zip(argv[2..].chunks(2)) {
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        next.set_at_runtime(name, &[&value]).map_err(|e| match e {
+        // Names were all checked above: only the value can be refused now.
+        next.set(name, &[&value]).map_err(|e| match e {
             ConfigError::BadValue { reason, .. } => failed(name, &reason),
-            // Names were all checked above.
             other => failed(name, &other.to_string()),
         })?;
     }

@@ -378,6 +378,12 @@ fn xack(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Int(acked as i64))
 }
 
+/// [`no_key_or_group`] for a key not found, after the `keymiss` event its lookup publishes.
+fn missing_key_or_group(ctx: &Ctx<'_>, key: &Bytes, group: &Bytes) -> CommandError {
+    key_miss(ctx, key);
+    no_key_or_group(key, group)
+}
+
 fn no_key_or_group(key: &Bytes, group: &Bytes) -> CommandError {
     StreamError::NoKeyOrGroup {
         key: key.clone(),
@@ -422,8 +428,7 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Some(v) => v.stream()?,
         None => {
             drop(shard);
-            key_miss(ctx, key);
-            return Err(no_key_or_group(key, group));
+            return Err(missing_key_or_group(ctx, key, group));
         }
     };
     match range {
@@ -484,8 +489,7 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Some(v) => v.stream_mut()?,
         None => {
             drop(shard);
-            key_miss(ctx, key);
-            return Err(no_key_or_group(key, group));
+            return Err(missing_key_or_group(ctx, key, group));
         }
     };
     if s.group(group).is_none() {
@@ -580,8 +584,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             Some(v) => v.stream_mut()?,
             None => {
                 drop(shard);
-                key_miss(ctx, key);
-                return Err(no_key_or_group(key, group));
+                return Err(missing_key_or_group(ctx, key, group));
             }
         };
         let a = AutoClaimArgs {

@@ -257,26 +257,23 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     // Check every key, group and ID before serving anything, as Redis does.
     let mut read_ids = Vec::with_capacity(a.keys.len());
     for (key, id) in a.keys.iter().zip(a.ids) {
-        let shard = db.lock(key);
-        let stream = match shard.get(key) {
-            Some(v) => Some(v.stream()?),
-            None if rerun => return Err(CommandError::msg(UNBLOCKED_NO_KEY)),
-            None => {
-                drop(shard);
-                key_miss(ctx, key);
-                return Err(StreamError::NoKeyOrGroupRead {
-                    key: key.clone(),
-                    group: group.clone(),
-                }
-                .into());
-            }
-        };
-        if stream.is_none_or(|s| s.group(group).is_none()) {
-            return Err(StreamError::NoKeyOrGroupRead {
+        let no_key_or_group = || {
+            CommandError::from(StreamError::NoKeyOrGroupRead {
                 key: key.clone(),
                 group: group.clone(),
+            })
+        };
+        let shard = db.lock(key);
+        let Some(v) = shard.get(key) else {
+            if rerun {
+                return Err(CommandError::msg(UNBLOCKED_NO_KEY));
             }
-            .into());
+            drop(shard);
+            key_miss(ctx, key);
+            return Err(no_key_or_group());
+        };
+        if v.stream()?.group(group).is_none() {
+            return Err(no_key_or_group());
         }
         read_ids.push(ReadId::parse_xreadgroup(id)?);
     }
