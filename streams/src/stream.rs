@@ -135,15 +135,13 @@ impl Stream {
             s.nodes.insert(n.master, Node::cold(n));
         }
         if let Some(tail) = nodes.last() {
-            let stored = source
+            let mut stored = source
                 .load(tail.master, StreamId::MAX)
                 .map_err(StreamError::Storage)?;
-            for e in &stored {
-                if e.id > s.last_id {
-                    s.last_id = e.id;
-                    s.entries_added += 1;
-                }
-            }
+            // Live entries past the recorded last ID were written by a checkpoint whose
+            // records never landed (a crash in between): the tail log still holds them and
+            // its replay adds them again. Tombstones there are XSETID's, kept by their node.
+            stored.retain(|e| e.id <= s.last_id || e.deleted);
             let node = rebuild(tail.master, &stored)?;
             s.make_resident(tail.master, node);
         }
