@@ -336,6 +336,19 @@ impl Store {
             stream.mark_unflushed(*id);
             return Ok(self.durability.publish(true));
         }
+        // A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) writes only
+        // their records. The stream's record and its logged appends are left as they are:
+        // the appends reach fjall with the checkpoint, in one table, rather than in the
+        // journal batch of every read (consume wrote each entry twice). No checkpoint
+        // batch writes a group record, so this one need not wait for one.
+        if stream.incarnation() != 0 && !muts.is_empty() && muts.iter().all(is_group_change) {
+            let prefix = stream_prefix(db, key);
+            let mut batch = self.batch();
+            for m in muts {
+                self.add_group_change(&mut batch, &prefix, m)?;
+            }
+            return self.commit(batch);
+        }
         if stream.is_flushing() {
             self.wait_for_checkpoint();
         }
@@ -645,71 +658,8 @@ impl Store {
                     }
                 }
                 Mutation::StreamMeta { .. } => {}
-                Mutation::GroupCreated {
-                    group,
-                    last_id,
-                    entries_read,
-                }
-                | Mutation::GroupUpdated {
-                    group,
-                    last_id,
-                    entries_read,
-                } => {
-                    let value = Writer::default()
-                        .u64(last_id.ms)
-                        .u64(last_id.seq)
-                        .opt_u64(*entries_read)
-                        .0;
-                    batch.insert(&self.ks.groups, group_key(&prefix, group), value);
-                }
-                Mutation::GroupDestroyed { group } => {
-                    let gk = group_key(&prefix, group);
-                    batch.remove(&self.ks.groups, gk.clone());
-                    self.remove_prefix(batch, &self.ks.consumers, &gk)?;
-                    self.remove_prefix(batch, &self.ks.pending, &gk)?;
-                }
-                Mutation::ConsumerUpserted {
-                    group,
-                    consumer,
-                    seen_time,
-                    active_time,
-                } => {
-                    let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
-                    batch.insert(
-                        &self.ks.consumers,
-                        consumer_key(&group_key(&prefix, group), consumer),
-                        value,
-                    );
-                }
-                Mutation::ConsumerDeleted { group, consumer } => {
-                    batch.remove(
-                        &self.ks.consumers,
-                        consumer_key(&group_key(&prefix, group), consumer),
-                    );
-                }
-                Mutation::PendingUpserted {
-                    group,
-                    id,
-                    consumer,
-                    delivery_time,
-                    delivery_count,
-                } => {
-                    let value = Writer::default()
-                        .bytes(consumer)
-                        .u64(*delivery_time)
-                        .u64(*delivery_count)
-                        .0;
-                    batch.insert(
-                        &self.ks.pending,
-                        pending_key(&group_key(&prefix, group), *id),
-                        value,
-                    );
-                }
-                Mutation::PendingRemoved { group, id } => {
-                    batch.remove(
-                        &self.ks.pending,
-                        pending_key(&group_key(&prefix, group), *id),
-                    );
+                other => {
+                    self.add_group_change(batch, &prefix, other)?;
                 }
             }
         }
@@ -751,6 +701,86 @@ impl Store {
             .u64(stream.incarnation())
             .0;
         batch.insert(&self.ks.streams, prefix, meta);
+        Ok(())
+    }
+
+    /// Adds the records of a consumer-group change ([`is_group_change`]) to `batch`; any
+    /// other kind of change adds nothing.
+    fn add_group_change(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        prefix: &[u8],
+        m: &Mutation,
+    ) -> Result<(), StoreError> {
+        match m {
+            Mutation::GroupCreated {
+                group,
+                last_id,
+                entries_read,
+            }
+            | Mutation::GroupUpdated {
+                group,
+                last_id,
+                entries_read,
+            } => {
+                let value = Writer::default()
+                    .u64(last_id.ms)
+                    .u64(last_id.seq)
+                    .opt_u64(*entries_read)
+                    .0;
+                batch.insert(&self.ks.groups, group_key(prefix, group), value);
+            }
+            Mutation::GroupDestroyed { group } => {
+                let gk = group_key(prefix, group);
+                batch.remove(&self.ks.groups, gk.clone());
+                self.remove_prefix(batch, &self.ks.consumers, &gk)?;
+                self.remove_prefix(batch, &self.ks.pending, &gk)?;
+            }
+            Mutation::ConsumerUpserted {
+                group,
+                consumer,
+                seen_time,
+                active_time,
+            } => {
+                let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
+                batch.insert(
+                    &self.ks.consumers,
+                    consumer_key(&group_key(prefix, group), consumer),
+                    value,
+                );
+            }
+            Mutation::ConsumerDeleted { group, consumer } => {
+                batch.remove(
+                    &self.ks.consumers,
+                    consumer_key(&group_key(prefix, group), consumer),
+                );
+            }
+            Mutation::PendingUpserted {
+                group,
+                id,
+                consumer,
+                delivery_time,
+                delivery_count,
+            } => {
+                let value = Writer::default()
+                    .bytes(consumer)
+                    .u64(*delivery_time)
+                    .u64(*delivery_count)
+                    .0;
+                batch.insert(
+                    &self.ks.pending,
+                    pending_key(&group_key(prefix, group), *id),
+                    value,
+                );
+            }
+            Mutation::PendingRemoved { group, id } => {
+                batch.remove(
+                    &self.ks.pending,
+                    pending_key(&group_key(prefix, group), *id),
+                );
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -1021,6 +1051,20 @@ impl Drop for Store {
             tracing::error!("final fsync failed: {e}");
         }
     }
+}
+
+/// Whether `m` changes consumer groups only (a group, a consumer or a pending entry).
+fn is_group_change(m: &Mutation) -> bool {
+    matches!(
+        m,
+        Mutation::GroupCreated { .. }
+            | Mutation::GroupUpdated { .. }
+            | Mutation::GroupDestroyed { .. }
+            | Mutation::ConsumerUpserted { .. }
+            | Mutation::ConsumerDeleted { .. }
+            | Mutation::PendingUpserted { .. }
+            | Mutation::PendingRemoved { .. }
+    )
 }
 
 /// Where each loaded stream sits in the list, by name.

@@ -609,6 +609,36 @@ fn ids_of(s: &mut Stream) -> Vec<u64> {
         .collect()
 }
 
+/// A change to consumer groups alone writes their records and leaves the stream's logged
+/// appends in the tail log; a reopen rebuilds the groups, the pending entries and the
+/// entries they point at, as they were.
+#[test]
+fn group_changes_leave_logged_appends_to_the_tail_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"k", &mut s, 1..=150);
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out)
+                .unwrap();
+        });
+        step(&store, 0, b"k", &mut s, |s, out| {
+            let read = s.read_group(b"k", b"g", b"c", ReadId::New, Some(120), false, 1000, out);
+            assert_eq!(read.unwrap().map(|v| v.len()), Some(120));
+        });
+        step(&store, 0, b"k", &mut s, |s, out| {
+            assert_eq!(s.ack(b"g", &[StreamId::new(3, 0)], out), 1);
+        });
+        // Only the entry that created the stream is in fjall.
+        assert_eq!(on_disk(&store).len(), 1);
+        assert!(s.has_unflushed());
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    assert_eq!(ids_of(&mut loaded[0].2), (1..=150).collect::<Vec<_>>());
+}
+
 /// Appends logged for a stream that was deleted since must not be replayed into a new
 /// stream under the same key, even where their IDs would fit after its entries.
 #[test]
