@@ -131,9 +131,8 @@ impl Stream {
             source: Some(source.clone()),
             ..Stream::default()
         };
-        for n in nodes {
-            s.nodes.insert(n.master, Node::cold(n));
-        }
+        // Built in one pass from the records, which come in ID order.
+        s.nodes = nodes.iter().map(|n| (n.master, Node::cold(n))).collect();
         if let Some(tail) = nodes.last() {
             let mut stored = source
                 .load(tail.master, StreamId::MAX)
