@@ -107,13 +107,21 @@ pub const DELETED: u8 = 2;
 
 /// An entry value: the flags byte, then the field/value count and each string.
 pub fn encode_entry(fields: &[Bytes], new_node: bool) -> Vec<u8> {
-    let size: usize = fields.iter().map(|f| f.len() + 4).sum();
+    encode_entry_slices(fields.iter().map(|f| &f[..]), new_node)
+}
+
+/// [`encode_entry`] from the fields as slices (a node's own bytes, at a checkpoint).
+pub fn encode_entry_slices<'a>(fields: impl Iterator<Item = &'a [u8]>, new_node: bool) -> Vec<u8> {
     let flags = if new_node { NEW_NODE } else { 0 };
-    let mut w = Writer(Vec::with_capacity(size + 5)).u8(flags);
-    w.0.extend_from_slice(&(fields.len() as u32).to_be_bytes());
+    let mut w = Writer(Vec::with_capacity(64)).u8(flags);
+    let count_at = w.0.len();
+    w.0.extend_from_slice(&0u32.to_be_bytes());
+    let mut count: u32 = 0;
     for f in fields {
         w = w.bytes(f);
+        count += 1;
     }
+    w.0[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
     w.0
 }
 

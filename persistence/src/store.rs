@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use brooklet_streams::{EntrySource, Mutation, Stream, StreamId, StreamMeta};
+use brooklet_streams::{EntrySource, Mutation, Stream, StreamId, StreamMeta, UnflushedNodes};
 use bytes::Bytes;
 use fjall::config::CompressionPolicy;
 use fjall::{
     CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode,
 };
 
-use crate::codec::{DELETED, Writer, encode_entry, encode_node};
+use crate::codec::{DELETED, Writer, encode_entry, encode_entry_slices, encode_node};
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
 use crate::error::StoreError;
 use crate::keys::{
@@ -389,7 +389,7 @@ impl Store {
         key: &[u8],
         stream: &mut Stream,
     ) -> Result<u64, StoreError> {
-        let Some(pending) = self.prepare_flush(db, [(key, &mut *stream)], usize::MAX)? else {
+        let Some(pending) = self.prepare_flush(db, [(key, &mut *stream)], usize::MAX) else {
             return Ok(0);
         };
         let committed = pending.commit();
@@ -397,30 +397,26 @@ impl Store {
         committed
     }
 
-    /// Builds the checkpoint's batch for streams of database `db` (one keyspace shard's,
-    /// under its lock): the appends they logged, about `max_entries` of them at most (a
-    /// stream may be written up to a node boundary only, its record then saying what it was
-    /// at that point). The caller lets the lock go, commits the batch with
+    /// Takes the checkpoint's batch for streams of database `db` (one keyspace shard's,
+    /// under its lock): copies of the nodes holding the appends they logged, about
+    /// `max_entries` of them at most (a stream may be written up to a node boundary only,
+    /// its record then saying what it was at that point). The caller lets the lock go,
+    /// encodes and commits the batch with
     /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
     /// under the lock again. Meanwhile a change of another kind to one of them waits for the
     /// commit (in [`Store::write_stream`]), and so do DEL and FLUSH. None when no stream had
     /// appends to write.
-    ///
-    /// # Errors
-    /// When a stream's changes cannot be encoded; nothing is marked then.
     pub fn prepare_flush<'a>(
         &self,
         db: u32,
         streams: impl IntoIterator<Item = (&'a [u8], &'a mut Stream)>,
         max_entries: usize,
-    ) -> Result<Option<PendingFlush<'_>>, StoreError> {
+    ) -> Option<PendingFlush<'_>> {
         let committing = self.committing.lock().unwrap_or_else(|p| p.into_inner());
-        let mut batch = self.batch();
         let mut budget = max_entries;
         let mut more = false;
-        let mut taken: Vec<(&'a mut Stream, StreamId)> = Vec::new();
+        let mut pieces = Vec::new();
         let mut keys = Vec::new();
-        let mut entries_out = Vec::new();
         for (key, stream) in streams {
             if !stream.has_unflushed() || stream.is_flushing() {
                 continue;
@@ -429,45 +425,34 @@ impl Store {
                 more = true;
                 break;
             }
-            let Some((entries, as_of)) = stream.unflushed_upto(budget) else {
+            let Some((nodes, as_of)) = stream.unflushed_nodes(budget) else {
                 continue;
             };
-            let Some(upto) = entries.last().map(|e| e.id) else {
-                continue;
-            };
-            budget = budget.saturating_sub(entries.len());
+            let upto = nodes.last_id();
+            budget = budget.saturating_sub(nodes.len());
             more |= upto < stream.last_id();
-            self.fill_batch(
-                &mut batch,
-                db,
-                key,
-                stream,
-                &[],
-                entries,
-                Some((as_of, &mut entries_out)),
-            )?;
-            keys.push(Bytes::copy_from_slice(key));
-            taken.push((stream, upto));
-        }
-        if taken.is_empty() {
-            return Ok(None);
-        }
-        if taken.len() > INGEST_MAX_STREAMS {
-            for (k, v) in entries_out.drain(..) {
-                batch.insert(&self.ks.entries, k, v);
+            if stream.incarnation() == 0 {
+                stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
             }
-        }
-        for (stream, upto) in taken {
             stream.begin_flush(upto);
+            pieces.push(Piece {
+                prefix: stream_prefix(db, key),
+                nodes,
+                as_of,
+                incarnation: stream.incarnation(),
+            });
+            keys.push(Bytes::copy_from_slice(key));
         }
-        Ok(Some(PendingFlush {
+        if pieces.is_empty() {
+            return None;
+        }
+        Some(PendingFlush {
             store: self,
-            entries: entries_out,
-            batch,
+            pieces,
             _committing: committing,
             more,
             keys,
-        }))
+        })
     }
 
     /// Held through a checkpoint, from its first [`Store::prepare_flush`] to its
@@ -523,15 +508,12 @@ impl Store {
         flushed: Vec<brooklet_streams::StoredEntry>,
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
-        self.fill_batch(&mut batch, db, key, stream, muts, flushed, None)?;
+        self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
         self.commit(batch)
     }
 
     /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
-    /// the tail log) to `batch`. For a checkpoint (writing the logged appends up to a point)
-    /// the stream's record says what it was at that point and the entries go to the
-    /// checkpoint's list, for ingestion; otherwise the record says what the stream is now.
-    #[allow(clippy::too_many_arguments)]
+    /// the tail log) to `batch`.
     fn fill_batch(
         &self,
         batch: &mut OwnedWriteBatch,
@@ -540,7 +522,6 @@ impl Store {
         stream: &mut Stream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
-        checkpoint: Option<(StreamMeta, &mut Vec<EntryRecord>)>,
     ) -> Result<(), StoreError> {
         let prefix = stream_prefix(db, key);
         // Entries added by this batch are kept aside so a trim in the same command (XADD
@@ -663,18 +644,9 @@ impl Store {
                 }
             }
         }
-        let as_of = match checkpoint {
-            Some((as_of, out)) => {
-                out.extend(added.into_iter().map(|(id, v)| (entry_key(&prefix, id), v)));
-                Some(as_of)
-            }
-            None => {
-                for (id, value) in added {
-                    batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
-                }
-                None
-            }
-        };
+        for (id, value) in added {
+            batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
+        }
         touched.sort_unstable();
         touched.dedup();
         for master in touched {
@@ -687,20 +659,8 @@ impl Store {
         if stream.incarnation() == 0 {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
-        let StreamMeta {
-            last_id: last,
-            entries_added,
-            max_deleted_id: max_deleted,
-        } = as_of.unwrap_or_else(|| stream.meta());
-        let meta = Writer::default()
-            .u64(last.ms)
-            .u64(last.seq)
-            .u64(entries_added)
-            .u64(max_deleted.ms)
-            .u64(max_deleted.seq)
-            .u64(stream.incarnation())
-            .0;
-        batch.insert(&self.ks.streams, prefix, meta);
+        let record = stream_record(&stream.meta(), stream.incarnation());
+        batch.insert(&self.ks.streams, prefix, record);
         Ok(())
     }
 
@@ -1017,9 +977,8 @@ impl Store {
 /// [`Store::prepare_flush`]).
 pub struct PendingFlush<'s> {
     store: &'s Store,
-    /// The appends' entry records, ingested as tables before the batch is committed.
-    entries: Vec<EntryRecord>,
-    batch: OwnedWriteBatch,
+    /// Each stream's logged appends, copied while the shard was held.
+    pieces: Vec<Piece>,
     /// Held until the batch is committed: changes that must land after it wait for it.
     _committing: MutexGuard<'s, ()>,
     /// Whether appends were left for another batch.
@@ -1028,17 +987,74 @@ pub struct PendingFlush<'s> {
     pub keys: Vec<Bytes>,
 }
 
+/// One stream's part of a checkpoint batch.
+struct Piece {
+    prefix: Vec<u8>,
+    nodes: UnflushedNodes,
+    /// The stream's metadata as of its last append in the piece.
+    as_of: StreamMeta,
+    incarnation: u64,
+}
+
 impl PendingFlush<'_> {
-    /// Commits the batch; returns its sequence.
+    /// Encodes the pieces, ingests their entries when they span few streams
+    /// ([`INGEST_MAX_STREAMS`]), then commits the node and stream records (and the entries
+    /// not ingested) as one batch; returns its sequence.
     ///
     /// # Errors
-    /// When the engine refuses the batch.
-    pub fn commit(mut self) -> Result<u64, StoreError> {
+    /// When the engine refuses the ingestion or the batch.
+    pub fn commit(self) -> Result<u64, StoreError> {
         self.store.refuse_if_failed()?;
-        self.store
-            .ingest_entries(std::mem::take(&mut self.entries))?;
-        self.store.commit(self.batch)
+        let (entries, batch) = self.encode();
+        self.store.ingest_entries(entries)?;
+        self.store.commit(batch)
     }
+
+    /// The entry records to ingest, and the batch with everything else.
+    fn encode(&self) -> (Vec<EntryRecord>, OwnedWriteBatch) {
+        let ks = &self.store.ks;
+        let ingest = self.pieces.len() <= INGEST_MAX_STREAMS;
+        let mut batch = self.store.batch();
+        let mut entries = Vec::new();
+        for p in &self.pieces {
+            for e in p.nodes.entries() {
+                let mut value = encode_entry_slices(e.fields(), e.opened_node);
+                if e.deleted
+                    && let Some(flags) = value.first_mut()
+                {
+                    *flags |= DELETED;
+                }
+                let key = entry_key(&p.prefix, e.id);
+                if ingest {
+                    entries.push((key, value));
+                } else {
+                    batch.insert(&ks.entries, key, value);
+                }
+            }
+            for node in p.nodes.node_records() {
+                batch.insert(
+                    &ks.nodes,
+                    node_key(&p.prefix, node.master),
+                    encode_node(&node),
+                );
+            }
+            let record = stream_record(&p.as_of, p.incarnation);
+            batch.insert(&ks.streams, p.prefix.clone(), record);
+        }
+        (entries, batch)
+    }
+}
+
+/// A stream record: last ID, entries-added, max-deleted ID and incarnation.
+fn stream_record(meta: &StreamMeta, incarnation: u64) -> Vec<u8> {
+    Writer::default()
+        .u64(meta.last_id.ms)
+        .u64(meta.last_id.seq)
+        .u64(meta.entries_added)
+        .u64(meta.max_deleted_id.ms)
+        .u64(meta.max_deleted_id.seq)
+        .u64(incarnation)
+        .0
 }
 
 impl Drop for Store {
@@ -1256,10 +1272,10 @@ mod tests {
             add(&store, &mut s, 1..=250);
             let pending = store
                 .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
-                .unwrap()
                 .unwrap();
-            assert_eq!(pending.entries.len(), 249);
-            store.ingest_entries(pending.entries.clone()).unwrap();
+            let (entries, _batch) = pending.encode();
+            assert_eq!(entries.len(), 249);
+            store.ingest_entries(entries).unwrap();
             // The batch with the node and stream records is never committed.
             drop(pending);
             s.end_flush(false);

@@ -353,9 +353,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
                         // A checkpoint's piece, up to a node boundary, with plain appends
                         // arriving between its building and its commit.
                         let max = 1 + arg.0 as usize % 20;
-                        let pending = store
-                            .prepare_flush(0, [(&b"k"[..], &mut disk)], max)
-                            .unwrap();
+                        let pending = store.prepare_flush(0, [(&b"k"[..], &mut disk)], max);
                         for _ in 0..arg.1 % 3 {
                             next_ms += 1;
                             let id = IdSpec::Explicit(StreamId::new(next_ms, 0));
@@ -794,10 +792,7 @@ fn a_reload_racing_a_retire_loads_everything() {
 #[test]
 fn appends_written_in_pieces_reopen_whole() {
     let piece = |store: &Store, s: &mut Stream, max: usize| {
-        let p = store
-            .prepare_flush(0, [(&b"k"[..], &mut *s)], max)
-            .unwrap()
-            .unwrap();
+        let p = store.prepare_flush(0, [(&b"k"[..], &mut *s)], max).unwrap();
         let more = p.more;
         assert!(s.is_flushing());
         let committed = p.commit();
@@ -865,7 +860,6 @@ fn a_change_made_while_a_checkpoint_batch_commits_lands_after_it() {
                 store
                     .prepare_flush(0, [(&b"k"[..], &mut *g)], usize::MAX)
                     .unwrap()
-                    .unwrap()
             };
             let xdel = scope.spawn(|| {
                 let mut g = s.lock().unwrap();
@@ -901,7 +895,6 @@ fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
         std::thread::scope(|scope| {
             let pending = store
                 .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
-                .unwrap()
                 .unwrap();
             let del = scope.spawn(|| {
                 store.delete_stream(0, b"k").unwrap();

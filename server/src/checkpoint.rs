@@ -1,8 +1,9 @@
 //! The tail-log checkpoint: once a tail-log segment is closed, the appends it holds are
 //! written into fjall, in batches of a shard's streams, and the segment is deleted, so the
-//! log stays small and start-up replays little of it. A batch is built under the shard's lock
-//! and committed after it is let go (see `Store::prepare_flush`), so clients wait only while
-//! about [`CHUNK`] entries are encoded, never while fjall inserts them.
+//! log stays small and start-up replays little of it. Under the shard's lock a batch only
+//! copies the nodes holding its appends; it is encoded and committed after the lock is let
+//! go (see `Store::prepare_flush`), so clients wait only while about [`CHUNK`] entries'
+//! nodes are copied.
 
 use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};
@@ -103,7 +104,7 @@ fn flush_and_retire(
                 // entries go into the memtable's skiplist in ascending order and each insert
                 // walks a path the one before left in cache.
                 streams.sort_unstable_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
-                shared.store.prepare_flush(db_idx as u32, streams, max)?
+                shared.store.prepare_flush(db_idx as u32, streams, max)
             };
             let Some(mut pending) = pending else {
                 break;

@@ -54,6 +54,7 @@ mod node;
 mod source;
 mod stream;
 mod trim;
+mod unflushed;
 
 pub use entry::{Entry, MaybeEntry};
 pub use error::StreamError;
@@ -73,3 +74,4 @@ pub use node::NodeLimits;
 pub use source::{EntrySource, NodeMeta, StoredEntry};
 pub use stream::{AddOutcome, Stream, StreamMeta};
 pub use trim::{TrimArgs, TrimStrategy};
+pub use unflushed::{UnflushedEntry, UnflushedNodes};

@@ -397,31 +397,34 @@ impl Node {
 
     /// Copies an entry's fields and values out, flattened.
     pub(crate) fn fields(&self, e: &RawEntry) -> Vec<Bytes> {
-        let mut out = Vec::with_capacity((e.nfields as usize).saturating_mul(2).min(1024));
+        self.field_slices(e).map(Bytes::copy_from_slice).collect()
+    }
+
+    /// An entry's fields and values, flattened, as slices of the node.
+    pub(crate) fn field_slices<'a>(
+        &'a self,
+        e: &RawEntry,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let mut master = Cursor {
             buf: &self.data,
             pos: 0,
         };
         let same = e.flags & FLAG_SAMEFIELDS != 0;
-        if same && master.varint().is_none() {
-            return out;
-        }
+        let pairs = if same && master.varint().is_none() {
+            0
+        } else {
+            e.nfields
+        };
         let mut body = Cursor {
             buf: &self.data,
             pos: e.body_pos,
         };
-        for _ in 0..e.nfields {
-            let f = if same { master.bytes() } else { body.bytes() };
-            let v = body.bytes();
-            match (f, v) {
-                (Some(f), Some(v)) => {
-                    out.push(Bytes::copy_from_slice(f));
-                    out.push(Bytes::copy_from_slice(v));
-                }
-                _ => break,
-            }
-        }
-        out
+        (0..pairs)
+            .map_while(move |_| {
+                let f = if same { master.bytes() } else { body.bytes() };
+                Some([f?, body.bytes()?])
+            })
+            .flatten()
     }
 }
 

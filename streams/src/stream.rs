@@ -18,6 +18,7 @@ use crate::mutation::Mutation;
 use crate::node::{Node, NodeLimits, RawEntry};
 use crate::source::{EntrySource, NodeMeta, StoredEntry};
 use crate::trim::TrimArgs;
+use crate::unflushed::UnflushedNodes;
 
 /// One Redis stream: its entries, metadata and consumer groups.
 ///
@@ -183,6 +184,55 @@ impl Stream {
     /// still unflushed is a plain append (any other change takes them all), each of which
     /// raised the last ID to its own and entries-added by one.
     pub fn unflushed_upto(&self, max: usize) -> Option<(Vec<StoredEntry>, StreamMeta)> {
+        let UnflushedSpan {
+            from, nodes, as_of, ..
+        } = self.unflushed_span(max)?;
+        let entries = nodes
+            .into_iter()
+            .flat_map(|(master, node)| {
+                node.iter(master)
+                    .filter(move |e| e.id >= from)
+                    .map(move |e| StoredEntry {
+                        id: e.id,
+                        deleted: e.is_deleted(),
+                        fields: node.fields(&e),
+                    })
+            })
+            .collect();
+        Some((entries, as_of))
+    }
+
+    /// What [`Stream::unflushed_upto`] takes, as copies of the nodes holding it: copying
+    /// them is all a checkpoint does while it holds the stream, and it encodes them once
+    /// it has let the stream go.
+    pub fn unflushed_nodes(&self, max: usize) -> Option<(UnflushedNodes, StreamMeta)> {
+        let UnflushedSpan {
+            from,
+            nodes,
+            count,
+            last,
+            as_of,
+        } = self.unflushed_span(max)?;
+        let before = match nodes.first() {
+            Some((master, _)) if *master == from => self.node_before(from),
+            _ => None,
+        };
+        let nodes = nodes.into_iter().map(|(m, n)| (m, n.clone())).collect();
+        Some((
+            UnflushedNodes {
+                from,
+                nodes,
+                before,
+                count,
+                last,
+            },
+            as_of,
+        ))
+    }
+
+    /// The first unflushed append, the resident nodes holding the appends a checkpoint
+    /// would write now, and the stream's metadata as of the last of them.
+    fn unflushed_span(&self, max: usize) -> Option<UnflushedSpan<'_>> {
         let from = self.unflushed_from?;
         // Unflushed entries are the newest ones: they start in the node holding `from` and
         // fill every node after it (appends that opened nodes are logged too).
@@ -191,33 +241,40 @@ impl Stream {
             .range(..=from)
             .next_back()
             .map_or(from, |(m, _)| *m);
-        let mut out = Vec::new();
+        let mut nodes = Vec::new();
+        let mut taken: usize = 0;
+        let mut last = None;
         let mut left: u64 = 0;
         for (master, node) in self.nodes.range(first_holding..) {
-            if out.len() >= max && *master > from {
+            if taken >= max && *master > from {
                 left += node.live + node.deleted;
                 continue;
             }
             if node.is_cold() {
                 continue;
             }
-            out.extend(
-                node.iter(*master)
-                    .filter(|e| e.id >= from)
-                    .map(|e| StoredEntry {
-                        id: e.id,
-                        deleted: e.is_deleted(),
-                        fields: node.fields(&e),
-                    }),
-            );
+            let mut ids = node.iter(*master).map(|e| e.id).filter(|id| *id >= from);
+            let Some(first) = ids.next() else {
+                continue;
+            };
+            let (n, end) = ids.fold((1, first), |(n, _), id| (n + 1, id));
+            taken += n;
+            last = Some(end);
+            nodes.push((*master, node));
         }
-        let last = out.last()?.id;
+        let last = last?;
         let as_of = StreamMeta {
             last_id: if left == 0 { self.last_id } else { last },
             entries_added: self.entries_added.saturating_sub(left),
             max_deleted_id: self.max_deleted_id,
         };
-        Some((out, as_of))
+        Some(UnflushedSpan {
+            from,
+            nodes,
+            count: taken,
+            last,
+            as_of,
+        })
     }
 
     /// Notes that a checkpoint's batch holding the logged appends up to `upto` is being
@@ -898,6 +955,20 @@ impl Stream {
 
 /// Rebuilds the node starting at `master` from its stored entries, which must begin with
 /// that entry.
+/// The logged appends a checkpoint would write now (see [`Stream::unflushed_upto`]).
+struct UnflushedSpan<'a> {
+    /// The first of them.
+    from: StreamId,
+    /// The resident nodes holding them, with their first IDs.
+    nodes: Vec<(StreamId, &'a Node)>,
+    /// How many there are.
+    count: usize,
+    /// The last of them.
+    last: StreamId,
+    /// The stream's metadata as of the last of them.
+    as_of: StreamMeta,
+}
+
 fn rebuild(master: StreamId, stored: &[StoredEntry]) -> Result<Node, StreamError> {
     match Node::rebuild(stored) {
         Some(node) if stored.first().is_some_and(|e| e.id == master) => Ok(node),
@@ -934,6 +1005,68 @@ mod tests {
 
     fn id(ms: u64, seq: u64) -> StreamId {
         StreamId::new(ms, seq)
+    }
+
+    /// The nodes a checkpoint copies hold the same appends, flags and fields as the entries
+    /// `unflushed_upto` hands out, and name the nodes whose records the appends change.
+    #[test]
+    fn unflushed_nodes_match_the_unflushed_entries() {
+        let mut s = Stream::new();
+        for ms in 1..=250 {
+            let fields = if ms % 7 == 0 {
+                vec![Bytes::from("other"), Bytes::from(format!("v{ms}"))]
+            } else {
+                vec![
+                    Bytes::from("f"),
+                    Bytes::from(format!("v{ms}")),
+                    Bytes::from("g"),
+                    Bytes::new(),
+                ]
+            };
+            let limits = NodeLimits::default();
+            s.add(
+                IdSpec::Explicit(id(ms, 0)),
+                &fields,
+                None,
+                0,
+                &limits,
+                &mut Vec::new(),
+            )
+            .unwrap();
+        }
+        s.delete(&[id(120, 0)], &mut Vec::new()).unwrap();
+        for from in [50, 101] {
+            s.mark_unflushed(id(from, 0));
+            for max in [1, 60, usize::MAX] {
+                let (want, want_meta) = s.unflushed_upto(max).unwrap();
+                let (nodes, meta) = s.unflushed_nodes(max).unwrap();
+                assert_eq!(meta, want_meta);
+                let got: Vec<_> = nodes
+                    .entries()
+                    .map(|e| {
+                        let fields: Vec<Bytes> = e.fields().map(Bytes::copy_from_slice).collect();
+                        assert_eq!(e.opened_node, s.node(e.id).is_some());
+                        StoredEntry {
+                            id: e.id,
+                            deleted: e.deleted,
+                            fields,
+                        }
+                    })
+                    .collect();
+                assert_eq!(got, want);
+                assert_eq!(nodes.len(), want.len());
+                assert_eq!(Some(nodes.last_id()), want.last().map(|e| e.id));
+                let mut masters: Vec<u64> = nodes.node_records().map(|n| n.master.ms).collect();
+                masters.dedup();
+                let first = if from == 101 { vec![1, 101] } else { vec![1] };
+                assert_eq!(masters[..first.len()], first[..]);
+                for n in nodes.node_records() {
+                    assert_eq!(Some(n), s.node(n.master));
+                }
+            }
+            s.begin_flush(id(250, 0));
+            s.end_flush(true);
+        }
     }
 
     /// A checkpoint's piece stops at the first node boundary past its budget and reports the
