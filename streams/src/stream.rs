@@ -953,8 +953,6 @@ impl Stream {
     }
 }
 
-/// Rebuilds the node starting at `master` from its stored entries, which must begin with
-/// that entry.
 /// The logged appends a checkpoint would write now (see [`Stream::unflushed_upto`]).
 struct UnflushedSpan<'a> {
     /// The first of them.
@@ -969,6 +967,8 @@ struct UnflushedSpan<'a> {
     as_of: StreamMeta,
 }
 
+/// Rebuilds the node starting at `master` from its stored entries, which must begin with
+/// that entry.
 fn rebuild(master: StreamId, stored: &[StoredEntry]) -> Result<Node, StreamError> {
     match Node::rebuild(stored) {
         Some(node) if stored.first().is_some_and(|e| e.id == master) => Ok(node),
