@@ -107,13 +107,26 @@ pub const DELETED: u8 = 2;
 
 /// An entry value: the flags byte, then the field/value count and each string.
 pub fn encode_entry(fields: &[Bytes], new_node: bool) -> Vec<u8> {
-    encode_entry_slices(fields.iter().map(|f| &f[..]), new_node)
+    let size: usize = fields.iter().map(|f| f.len() + 4).sum();
+    encode_entry_into(
+        Vec::with_capacity(size + 5),
+        fields.iter().map(|f| &f[..]),
+        new_node,
+    )
 }
 
 /// [`encode_entry`] from the fields as slices (a node's own bytes, at a checkpoint).
 pub fn encode_entry_slices<'a>(fields: impl Iterator<Item = &'a [u8]>, new_node: bool) -> Vec<u8> {
+    encode_entry_into(Vec::with_capacity(64), fields, new_node)
+}
+
+fn encode_entry_into<'a>(
+    buf: Vec<u8>,
+    fields: impl Iterator<Item = &'a [u8]>,
+    new_node: bool,
+) -> Vec<u8> {
     let flags = if new_node { NEW_NODE } else { 0 };
-    let mut w = Writer(Vec::with_capacity(64)).u8(flags);
+    let mut w = Writer(buf).u8(flags);
     let count_at = w.0.len();
     w.0.extend_from_slice(&0u32.to_be_bytes());
     let mut count: u32 = 0;
