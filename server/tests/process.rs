@@ -301,10 +301,19 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
     let dir = tempfile::tempdir().unwrap();
     let mut all_added: Vec<String> = Vec::new();
     let mut all_acked: Vec<String> = Vec::new();
+    // Tail-log segments of 4 KiB close every few dozen appends, so checkpoints (ingestion,
+    // then the batch of node and stream records) run all through the load and the kill
+    // lands in the middle of some.
+    let args = [
+        "--appendfsync",
+        "always",
+        "--tail-log-segment-bytes",
+        "4096",
+    ];
     for (round, kill_after_ms) in [150u64, 400, 50, 700].into_iter().enumerate() {
         let Proc {
             mut child, port, ..
-        } = start_on(dir.path(), &["--appendfsync", "always"]);
+        } = start_on(dir.path(), &args);
         if round == 0 {
             let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
                 .unwrap()
@@ -334,7 +343,7 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
         // Restart and check every acknowledged write is there and the state is consistent.
         let Proc {
             mut child, port, ..
-        } = start_on(dir.path(), &["--appendfsync", "always"]);
+        } = start_on(dir.path(), &args);
         let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
             .unwrap()
             .get_connection()
