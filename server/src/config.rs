@@ -463,12 +463,6 @@ impl Config {
         Ok(())
     }
 
-    /// CONFIG SET's view: refuses start-up-only parameters.
-    pub fn set_at_runtime(&mut self, name: &str, values: &[&str]) -> Result<(), ConfigError> {
-        let lower = self.settable(name)?;
-        self.set(&lower, values)
-    }
-
     /// The parameter's canonical name if CONFIG SET may change it: not unknown, not
     /// start-up only.
     pub fn settable(&self, name: &str) -> Result<String, ConfigError> {
@@ -737,7 +731,7 @@ mod tests {
         c.set("tls-ca-cert-file", &[""]).unwrap();
         assert_eq!(c.tls_ca_cert_file, None);
         assert!(matches!(
-            c.set_at_runtime("tls-cert-file", &["/x"]),
+            c.settable("tls-cert-file"),
             Err(ConfigError::Immutable(_))
         ));
     }
@@ -745,8 +739,8 @@ mod tests {
     #[test]
     fn output_limits_and_memory_units() {
         let mut c = Config::default();
-        c.set_at_runtime("client-output-buffer-limit", &["pubsub 1mb 512kb 10"])
-            .unwrap();
+        let name = c.settable("client-output-buffer-limit").unwrap();
+        c.set(&name, &["pubsub 1mb 512kb 10"]).unwrap();
         assert_eq!(
             c.output_limit_pubsub,
             OutputLimit {
@@ -762,12 +756,9 @@ mod tests {
         );
         assert_eq!(parse_memory("1gb"), Some(1 << 30));
         assert_eq!(parse_memory("12x"), None);
+        assert!(matches!(c.settable("port"), Err(ConfigError::Immutable(_))));
         assert!(matches!(
-            c.set_at_runtime("port", &["1"]),
-            Err(ConfigError::Immutable(_))
-        ));
-        assert!(matches!(
-            c.set_at_runtime("nope", &["1"]),
+            c.settable("nope"),
             Err(ConfigError::UnknownDirective(_))
         ));
     }

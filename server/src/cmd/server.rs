@@ -382,7 +382,6 @@ fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     ))
 }
 
-/// INFO sections in the order Redis prints them; `default` leaves out the last two.
 /// INFO's sections in Redis's order (Brooklet keeps no per-command latency histograms, so
 /// there is no `latencystats`).
 const SECTIONS: &[&str] = &[
