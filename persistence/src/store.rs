@@ -54,12 +54,17 @@ const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 /// Most streams a checkpoint piece may span for its entries to be ingested as a table of
 /// their own rather than go through fjall's journal and memtable. Ingested entries skip the
 /// journal (so a restart has little of it to replay: 1M entries of one stream took 50 ms to
-/// open instead of 230-300) and the memtable's skiplist; but a piece is small (about
-/// `CHUNK` entries), and one spanning thousands of streams overlaps every table below it,
+/// open instead of 230-300) and the memtable's skiplist; but a piece is small (a segment's
+/// entries at most), and one spanning thousands of streams overlaps every table below it,
 /// so compaction rewrites them all: under XADD to 10,000 streams fjall's workers took 160
 /// ticks instead of 45. A few streams' newest entries lie past their older ones, which no
 /// table then needs rewriting for.
 const INGEST_MAX_STREAMS: usize = 8;
+
+/// Most entries a checkpoint piece over more than [`INGEST_MAX_STREAMS`] streams holds: its
+/// batch goes through fjall's journal, whose lock every command's commit waits for while
+/// the batch is written (about 6 ms for 10,000 entries).
+const JOURNALED_MAX_ENTRIES: usize = 10_000;
 
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace, 3 the tail
 /// log and the stream record's incarnation).
@@ -399,8 +404,9 @@ impl Store {
 
     /// Takes the checkpoint's batch for streams of database `db` (one keyspace shard's,
     /// under its lock): copies of the nodes holding the appends they logged, about
-    /// `max_entries` of them at most (a stream may be written up to a node boundary only,
-    /// its record then saying what it was at that point). The caller lets the lock go,
+    /// `max_entries` of them at most, or [`JOURNALED_MAX_ENTRIES`] once they span more
+    /// streams than are ingested (a stream may be written up to a node boundary only, its
+    /// record then saying what it was at that point). The caller lets the lock go,
     /// encodes and commits the batch with
     /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
     /// under the lock again. Meanwhile a change of another kind to one of them waits for the
@@ -420,6 +426,15 @@ impl Store {
         for (key, stream) in streams {
             if !stream.has_unflushed() || stream.is_flushing() {
                 continue;
+            }
+            if pieces.len() == INGEST_MAX_STREAMS {
+                // This stream makes the piece one for the journal.
+                let taken = max_entries - budget;
+                if taken >= JOURNALED_MAX_ENTRIES {
+                    more = true;
+                    break;
+                }
+                budget = budget.min(JOURNALED_MAX_ENTRIES - taken);
             }
             if budget == 0 {
                 more = true;
@@ -1242,6 +1257,10 @@ mod tests {
     use brooklet_streams::{IdSpec, NodeLimits};
 
     fn add(store: &Store, s: &mut Stream, ids: std::ops::RangeInclusive<u64>) {
+        add_to(store, b"k", s, ids);
+    }
+
+    fn add_to(store: &Store, key: &[u8], s: &mut Stream, ids: std::ops::RangeInclusive<u64>) {
         for i in ids {
             let mut muts = Vec::new();
             let fields = [Bytes::from("f"), Bytes::from(format!("v{i}"))];
@@ -1254,7 +1273,7 @@ mod tests {
                 &mut muts,
             )
             .unwrap();
-            store.write_stream(0, b"k", s, &muts).unwrap();
+            store.write_stream(0, key, s, &muts).unwrap();
         }
     }
 
@@ -1291,5 +1310,50 @@ mod tests {
         assert_eq!(loaded.last_id(), StreamId::new(250, 0));
         let masters: Vec<u64> = loaded.nodes().map(|n| n.master.ms).collect();
         assert_eq!(masters, [1, 101, 201]);
+    }
+
+    /// A checkpoint piece over few streams is ingested and takes the whole budget; one over
+    /// more goes through fjall's journal, which every commit waits for while it is written,
+    /// so it stops at about JOURNALED_MAX_ENTRIES.
+    #[test]
+    fn pieces_through_the_journal_stay_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let keys: Vec<Vec<u8>> = (0..=INGEST_MAX_STREAMS)
+            .map(|i| format!("k{i}").into_bytes())
+            .collect();
+        let fill = |sizes: &dyn Fn(usize) -> u64| {
+            let mut streams: Vec<Stream> = keys.iter().map(|_| Stream::new()).collect();
+            for (i, (k, s)) in keys.iter().zip(&mut streams).enumerate() {
+                add_to(&store, k, s, 1..=sizes(i));
+            }
+            streams
+        };
+        let pieces = |streams: &mut [Stream]| {
+            let named = keys.iter().map(|k| &k[..]).zip(streams.iter_mut());
+            let pending = store.prepare_flush(0, named, 1_000_000).unwrap();
+            let sizes: Vec<usize> = pending.pieces.iter().map(|p| p.nodes.len()).collect();
+            let ingested = pending.encode().0.len();
+            (sizes, ingested, pending.more)
+        };
+
+        // Eight streams already hold more than a journaled piece would: the ninth waits.
+        let per = (JOURNALED_MAX_ENTRIES / INGEST_MAX_STREAMS) as u64 + 100;
+        let mut big = fill(&|_| per);
+        let (sizes, ingested, more) = pieces(&mut big);
+        assert_eq!(sizes, vec![per as usize - 1; INGEST_MAX_STREAMS]);
+        assert_eq!(ingested, INGEST_MAX_STREAMS * (per as usize - 1));
+        assert!(more);
+
+        // Eight small streams and a large ninth: the piece is journaled, and the ninth
+        // stream gives it no more than the journal's share (to a node boundary).
+        let mut mixed = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
+        let (sizes, ingested, more) = pieces(&mut mixed);
+        assert_eq!(sizes[..INGEST_MAX_STREAMS], [10; INGEST_MAX_STREAMS]);
+        let ninth = sizes[INGEST_MAX_STREAMS];
+        let room = JOURNALED_MAX_ENTRIES - 10 * INGEST_MAX_STREAMS;
+        assert!((room..room + 100).contains(&ninth), "{ninth}");
+        assert_eq!(ingested, 0);
+        assert!(more);
     }
 }

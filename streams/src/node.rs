@@ -15,6 +15,7 @@
 //! for the same node would weigh, so nodes close exactly where Redis's do.
 
 use bytes::Bytes;
+use std::sync::{Arc, LazyLock};
 
 use crate::id::StreamId;
 use crate::listpack;
@@ -59,13 +60,22 @@ impl NodeLimits {
     }
 }
 
+/// The empty buffer of a cold node, one for all of them (a cold node of a 10M-entry stream
+/// would otherwise hold an allocation of its own).
+fn no_data() -> Arc<Vec<u8>> {
+    static NONE: LazyLock<Arc<Vec<u8>>> = LazyLock::new(|| Arc::new(Vec::new()));
+    NONE.clone()
+}
+
 /// One node of packed entries; see the module docs for the layout.
 ///
 /// A cold node has an empty `data` (its entries are in storage only) but keeps its counts
 /// and ID bounds, which is all that trimming, XLEN and first/last-ID bookkeeping need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
-    data: Vec<u8>,
+    /// Shared, so that a checkpoint's copy of a node costs a reference count rather than
+    /// its bytes; a change to a node the checkpoint still holds copies it first.
+    data: Arc<Vec<u8>>,
     /// Offset of the first entry (end of the master fields).
     entries_start: u32,
     /// Number of master field names.
@@ -189,7 +199,7 @@ impl Node {
         lp_rest += listpack::int_elem(0); // master entry terminator
         Node {
             entries_start: data.len() as u32,
-            data,
+            data: Arc::new(data),
             master_fields: nfields as u32,
             live: 0,
             deleted: 0,
@@ -203,7 +213,7 @@ impl Node {
     /// A cold node: metadata only, entries in storage.
     pub(crate) fn cold(meta: &NodeMeta) -> Node {
         Node {
-            data: Vec::new(),
+            data: no_data(),
             entries_start: 0,
             master_fields: 0,
             live: meta.live,
@@ -263,7 +273,7 @@ impl Node {
 
     /// Drops the entries from memory, keeping the metadata.
     pub(crate) fn evict(&mut self) {
-        self.data = Vec::new();
+        self.data = no_data();
     }
 
     /// What `lpBytes()` of Redis's listpack for this node would be.
@@ -284,7 +294,7 @@ impl Node {
 
     /// Gives back spare capacity once the node will receive no more entries.
     pub(crate) fn shrink(&mut self) {
-        self.data.shrink_to_fit();
+        Arc::make_mut(&mut self.data).shrink_to_fit();
     }
 
     /// Bytes held on the heap by this node.
@@ -314,9 +324,10 @@ impl Node {
         let flags = if same { FLAG_SAMEFIELDS } else { 0 };
         let ms_delta = id.ms.wrapping_sub(master.ms);
         let seq_delta = id.seq.wrapping_sub(master.seq) as i64;
-        self.data.push(flags);
-        put_varint(&mut self.data, ms_delta);
-        put_varint(&mut self.data, zigzag(seq_delta));
+        let data = Arc::make_mut(&mut self.data);
+        data.push(flags);
+        put_varint(data, ms_delta);
+        put_varint(data, zigzag(seq_delta));
         // Redis's listpack: flags, ms-delta, seq-delta, [num-fields], [fields], values,
         // lp-count.
         let mut lp = listpack::int_elem(i64::from(flags))
@@ -324,17 +335,17 @@ impl Node {
             + listpack::int_elem(seq_delta);
         let mut lp_count = nfields + 3;
         if !same {
-            put_varint(&mut self.data, nfields);
+            put_varint(data, nfields);
             lp += listpack::int_elem(nfields as i64);
             lp_count += nfields + 1;
         }
         for pair in fields.chunks(2) {
             if let [f, v] = pair {
                 if !same {
-                    put_bytes(&mut self.data, f);
+                    put_bytes(data, f);
                     lp += listpack::str_elem(f);
                 }
-                put_bytes(&mut self.data, v);
+                put_bytes(data, v);
                 lp += listpack::str_elem(v);
             }
         }
@@ -374,8 +385,11 @@ impl Node {
 
     /// Flags a live entry deleted and moves it from the live to the deleted count.
     pub(crate) fn mark_deleted(&mut self, master: StreamId, e: &RawEntry) {
-        if let Some(f) = self.data.get_mut(e.flag_pos)
-            && *f & FLAG_DELETED == 0
+        if self
+            .data
+            .get(e.flag_pos)
+            .is_some_and(|f| f & FLAG_DELETED == 0)
+            && let Some(f) = Arc::make_mut(&mut self.data).get_mut(e.flag_pos)
         {
             *f |= FLAG_DELETED;
             self.live = self.live.saturating_sub(1);
@@ -475,6 +489,34 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A copy (what a checkpoint takes) keeps the entries as they were when it was taken,
+    /// whatever the stream does to its own node afterwards.
+    #[test]
+    fn a_copy_is_unchanged_by_later_appends_and_deletions() {
+        let master = StreamId::new(1, 0);
+        let mut n = Node::new(&[b("f"), b("v")]);
+        n.push(master, master, &[b("f"), b("a")]);
+        n.push(master, StreamId::new(2, 0), &[b("f"), b("b")]);
+        let copy = n.clone();
+        assert!(Arc::ptr_eq(&copy.data, &n.data));
+        n.push(master, StreamId::new(3, 0), &[b("f"), b("c")]);
+        let first = n.iter(master).next().unwrap();
+        n.mark_deleted(master, &first);
+        let seen: Vec<(StreamId, bool)> =
+            copy.iter(master).map(|e| (e.id, e.is_deleted())).collect();
+        assert_eq!(seen, [(master, false), (StreamId::new(2, 0), false)]);
+        assert_eq!((copy.live, copy.deleted), (2, 0));
+        let now: Vec<(StreamId, bool)> = n.iter(master).map(|e| (e.id, e.is_deleted())).collect();
+        assert_eq!(
+            now,
+            [
+                (master, true),
+                (StreamId::new(2, 0), false),
+                (StreamId::new(3, 0), false)
+            ]
+        );
     }
 
     #[test]
