@@ -335,6 +335,7 @@ fn the_checkpoint_retires_closed_tail_log_segments_and_loses_nothing() {
     let server = TestServer::start_with(|c| {
         c.enable_debug_command = "yes".into();
         c.tail_log_segment_bytes = 4096;
+        c.tail_log_checkpoint_bytes = 0;
     });
     let mut c = server.client(false);
     let streams = 200u64;
@@ -392,6 +393,7 @@ fn checkpoints_racing_every_kind_of_change_reload_identically() {
     let server = TestServer::start_with(|c| {
         c.enable_debug_command = "yes".into();
         c.tail_log_segment_bytes = 2048;
+        c.tail_log_checkpoint_bytes = 0;
     });
     let keys = ["k0", "k1", "k2", "k3"];
     let mut setup = server.client(false);

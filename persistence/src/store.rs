@@ -142,8 +142,8 @@ pub struct StoreStats {
     pub journals: u64,
     /// Tail-log segments on disk (the open one included).
     pub tail_segments: u64,
-    /// Bytes in the open tail-log segment.
-    pub tail_segment_bytes: u64,
+    /// Bytes of the records in the tail log's segments (closed and open).
+    pub tail_bytes: u64,
 }
 
 /// The open data directory.
@@ -484,9 +484,16 @@ impl Store {
 
     /// The closed tail-log segments not yet retired: the newest one's number and the streams
     /// with appends in them, for the checkpoint to [`Store::flush_stream`] before
-    /// [`Store::retire_tail`].
-    pub fn stale_tail(&self) -> Option<(u64, Vec<StreamName>)> {
-        self.tail.stale()
+    /// [`Store::retire_tail`]. Unless `all`, None until they hold the bytes set by
+    /// [`Store::set_checkpoint_bytes`].
+    pub fn stale_tail(&self, all: bool) -> Option<(u64, Vec<StreamName>)> {
+        self.tail.stale(all)
+    }
+
+    /// Leaves closed tail-log segments to the background checkpoint once they hold `bytes`
+    /// (default [`crate::DEFAULT_CHECKPOINT_BYTES`]).
+    pub fn set_checkpoint_bytes(&self, bytes: u64) {
+        self.tail.set_checkpoint_bytes(bytes);
     }
 
     /// Closes the open tail-log segment, so the next checkpoint writes every logged append
@@ -921,7 +928,7 @@ impl Store {
 
     /// Numbers for INFO.
     pub fn stats(&self) -> StoreStats {
-        let (tail_segments, tail_segment_bytes) = self.tail.segments_on_disk();
+        let (tail_segments, tail_bytes) = self.tail.segments_on_disk();
         StoreStats {
             disk_bytes: dir_bytes(&self.dir),
             last_fsync_ms: self.durability.last_fsync_ms.load(Ordering::Relaxed),
@@ -947,7 +954,7 @@ impl Store {
             .sum(),
             journals: self.db.journal_count() as u64,
             tail_segments,
-            tail_segment_bytes,
+            tail_bytes,
         }
     }
 

@@ -343,7 +343,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
                         next_ms += 1 + rng.next(3);
                     }
                     if op == 11 {
-                        if let Some((upto, _)) = store.stale_tail() {
+                        if let Some((upto, _)) = store.stale_tail(true) {
                             store.flush_stream(0, b"k", &mut disk).unwrap();
                             store.retire_tail(upto).unwrap();
                         }
@@ -670,7 +670,7 @@ fn closed_tail_segments_are_checkpointed_retired_and_replayed() {
         store.set_tail_segment_bytes(2000);
         add_all(&store, b"a", &mut a, 1..=250);
         add_all(&store, b"b", &mut b, 1..=30);
-        let (upto, mut names) = store.stale_tail().expect("closed segments");
+        let (upto, mut names) = store.stale_tail(true).expect("closed segments");
         names.sort();
         assert_eq!(names, vec![(0, Bytes::from("a")), (0, Bytes::from("b"))]);
         assert!(store.stats().tail_segments > 2);
@@ -678,7 +678,7 @@ fn closed_tail_segments_are_checkpointed_retired_and_replayed() {
         store.flush_stream(0, b"b", &mut b).unwrap();
         store.retire_tail(upto).unwrap();
         assert_eq!(store.stats().tail_segments, 1);
-        assert!(store.stale_tail().is_none());
+        assert!(store.stale_tail(true).is_none());
         // These stay in the open segment, for the replay.
         add_all(&store, b"a", &mut a, 251..=255);
     }
@@ -763,7 +763,7 @@ fn a_reload_racing_a_retire_loads_everything() {
                     }
                     add_all(&store, b"k", &mut s, next..next + 10);
                     next += 10;
-                    let stale = store.stale_tail();
+                    let stale = store.stale_tail(true);
                     if stale.is_some() {
                         store.flush_stream(0, b"k", &mut s).unwrap();
                     }

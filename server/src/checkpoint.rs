@@ -41,7 +41,7 @@ pub async fn run(shared: Arc<Shared>) {
             _ = tick.tick() => {}
             () = &mut stopping => return,
         }
-        let Some(stale) = shared.store.stale_tail() else {
+        let Some(stale) = shared.store.stale_tail(false) else {
             continue;
         };
         let s = shared.clone();
@@ -59,7 +59,7 @@ pub async fn run(shared: Arc<Shared>) {
 /// hold neither the gate nor a shard lock: SAVE, which is refused inside MULTI, and the
 /// background task).
 pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
-    match shared.store.stale_tail() {
+    match shared.store.stale_tail(true) {
         Some(stale) => flush_and_retire(shared, stale),
         None => Ok(()),
     }

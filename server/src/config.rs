@@ -89,9 +89,12 @@ pub struct Config {
     /// `stream-cache-bytes`: node data each stream keeps in memory besides its newest node;
     /// older nodes are read back from disk when a command needs them.
     pub stream_cache_bytes: u64,
-    /// `tail-log-segment-bytes`: size at which a tail-log segment is closed and checkpointed
-    /// into fjall (what start-up replays at most, about).
+    /// `tail-log-segment-bytes`: size at which a tail-log segment is closed.
     pub tail_log_segment_bytes: u64,
+    /// `tail-log-checkpoint-bytes`: bytes of closed segments the background checkpoint waits
+    /// for before it writes their appends into fjall (start-up after a crash replays up to
+    /// about this plus a segment).
+    pub tail_log_checkpoint_bytes: u64,
     /// `notify-keyspace-events`: keyspace notification classes, Redis's flag letters.
     pub notify_keyspace_events: String,
     /// Whether `notify-keyspace-events` has `n` (new keys), which its canonical spelling
@@ -139,6 +142,7 @@ impl Default for Config {
             stream_node_max_bytes: 4096,
             stream_cache_bytes: brooklet_persistence::DEFAULT_STREAM_CACHE_BYTES as u64,
             tail_log_segment_bytes: brooklet_persistence::DEFAULT_TAIL_SEGMENT_BYTES,
+            tail_log_checkpoint_bytes: brooklet_persistence::DEFAULT_CHECKPOINT_BYTES,
             notify_keyspace_events: String::new(),
             notify_new_keys: false,
             output_limit_normal: OutputLimit {
@@ -192,6 +196,7 @@ pub const PARAMETERS: &[&str] = &[
     "stream-node-max-bytes",
     "stream-cache-bytes",
     "tail-log-segment-bytes",
+    "tail-log-checkpoint-bytes",
     "notify-keyspace-events",
     "client-output-buffer-limit",
     "timeout",
@@ -281,6 +286,7 @@ impl Config {
             "stream-node-max-bytes" => self.stream_node_max_bytes.to_string(),
             "stream-cache-bytes" => self.stream_cache_bytes.to_string(),
             "tail-log-segment-bytes" => self.tail_log_segment_bytes.to_string(),
+            "tail-log-checkpoint-bytes" => self.tail_log_checkpoint_bytes.to_string(),
             "notify-keyspace-events" => self.notify_keyspace_events.clone(),
             "client-output-buffer-limit" => {
                 let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
@@ -414,6 +420,10 @@ impl Config {
                 self.tail_log_segment_bytes = parse_memory(one()?)
                     .filter(|&n| n >= 1024)
                     .ok_or_else(|| bad("argument must be a memory value of at least 1kb"))?
+            }
+            "tail-log-checkpoint-bytes" => {
+                self.tail_log_checkpoint_bytes =
+                    parse_memory(one()?).ok_or_else(|| bad("argument must be a memory value"))?
             }
             "notify-keyspace-events" => {
                 let v = one()?;

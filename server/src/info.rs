@@ -242,11 +242,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "brooklet_tables", st.tables);
             field(out, "brooklet_journals", st.journals);
             field(out, "brooklet_tail_log_segments", st.tail_segments);
-            field(
-                out,
-                "brooklet_tail_log_open_segment_bytes",
-                st.tail_segment_bytes,
-            );
+            field(out, "brooklet_tail_log_bytes", st.tail_bytes);
             field(
                 out,
                 "brooklet_load_seconds",

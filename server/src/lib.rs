@@ -235,6 +235,7 @@ fn install_store(
     let (store, loaded, report) = opened;
     store.set_stream_cache_bytes(usize::try_from(config.stream_cache_bytes).unwrap_or(usize::MAX));
     store.set_tail_segment_bytes(config.tail_log_segment_bytes);
+    store.set_checkpoint_bytes(config.tail_log_checkpoint_bytes);
     if report.torn_journal_bytes > 0 {
         tracing::warn!(
             "the journal ended in a torn or corrupt write: {} bytes dropped, state recovered up to the last complete batch",
@@ -350,6 +351,16 @@ async fn accept_loop(
     .await;
     if drained.is_err() {
         tracing::warn!("some connections did not close within {DRAIN_TIMEOUT:?}");
+    }
+    // The background checkpoint leaves up to `tail-log-checkpoint-bytes` of appends in the
+    // tail log; written into fjall now, the next start need not replay them (1M appends:
+    // about 0.8 s of replay, against 50 ms to open the store).
+    let checkpointed = shared
+        .store
+        .close_tail_segment()
+        .and_then(|()| checkpoint::checkpoint(&shared));
+    if let Err(e) = checkpointed {
+        tracing::warn!("could not checkpoint the tail log: {e}; the next start replays it");
     }
     match shared.store.flush_memtables(MEMTABLE_FLUSH_TIMEOUT) {
         Ok(true) => {}

@@ -301,14 +301,16 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
     let dir = tempfile::tempdir().unwrap();
     let mut all_added: Vec<String> = Vec::new();
     let mut all_acked: Vec<String> = Vec::new();
-    // Tail-log segments of 4 KiB close every few dozen appends, so checkpoints (ingestion,
-    // then the batch of node and stream records) run all through the load and the kill
-    // lands in the middle of some.
+    // Tail-log segments of 4 KiB close every few dozen appends and each is checkpointed at
+    // once, so checkpoints (ingestion, then the batch of node and stream records) run all
+    // through the load and the kill lands in the middle of some.
     let args = [
         "--appendfsync",
         "always",
         "--tail-log-segment-bytes",
         "4096",
+        "--tail-log-checkpoint-bytes",
+        "0",
     ];
     for (round, kill_after_ms) in [150u64, 400, 50, 700].into_iter().enumerate() {
         let Proc {
@@ -650,6 +652,51 @@ fn every_stream_and_group_change_survives_a_process_restart() {
     }
     let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(n, 2, "orders and empty in db 0");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    assert!(wait_exit(&mut p.child).success());
+}
+
+/// The background checkpoint leaves appends in the tail log until it holds
+/// `tail-log-checkpoint-bytes`; SHUTDOWN writes them into fjall, so the next start replays
+/// none of them and still finds every entry.
+#[test]
+fn shutdown_checkpoints_the_tail_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start_on(dir.path(), &[]);
+    let mut c = connect(p.port);
+    q(&mut c, &["XADD", "s", "1-1", "f", "v"]);
+    for i in 2..=500u64 {
+        q(
+            &mut c,
+            &["XADD", "s", &format!("{i}-1"), "f", &format!("v{i}")],
+        );
+    }
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    assert!(
+        info.contains("brooklet_tail_log_bytes:") && !info.contains("brooklet_tail_log_bytes:0\r"),
+        "the appends went to the tail log:\n{info}"
+    );
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    assert!(wait_exit(&mut p.child).success());
+    let mut p = start_on(dir.path(), &[]);
+    let mut c = connect(p.port);
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    assert!(
+        info.contains("brooklet_loaded_tail_appends:0\r"),
+        "the restart replayed appends:\n{info}"
+    );
+    let len: u64 = redis::cmd("XLEN").arg("s").query(&mut c).unwrap();
+    assert_eq!(len, 500);
+    let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg("s")
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(last[0].0, "500-1");
+    assert_eq!(last[0].1, [("f".to_string(), "v500".to_string())]);
     let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
     assert!(wait_exit(&mut p.child).success());
 }

@@ -354,6 +354,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     ctx.shared
         .store
         .set_tail_segment_bytes(next.tail_log_segment_bytes);
+    ctx.shared
+        .store
+        .set_checkpoint_bytes(next.tail_log_checkpoint_bytes);
     *ctx.shared.config_mut() = next;
     Ok(Reply::Ok)
 }
