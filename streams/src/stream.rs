@@ -47,6 +47,11 @@ pub struct Stream {
     /// Nodes in the order their entries came into memory, oldest first: eviction order.
     /// May hold masters of nodes gone or already cold; those are skipped.
     resident_order: VecDeque<StreamId>,
+    /// Resident nodes eviction found holding unflushed appends, kept out of
+    /// `resident_order` until the appends are flushed: passing over them on every new node
+    /// cost a walk of the whole order once the stream outgrew its cache (XADD -P16 to one
+    /// stream filled 1M entries at 207k/s).
+    held_back: Vec<StreamId>,
     /// Heap bytes of every node whose entries are in memory, the tail included.
     resident_bytes: usize,
     /// First entry whose append storage has logged but not yet written into the stream's
@@ -155,6 +160,7 @@ impl Stream {
     pub fn attach_source(&mut self, source: Arc<dyn EntrySource>) {
         self.source = Some(source);
         self.resident_order = self.nodes.keys().copied().collect();
+        self.held_back.clear();
         self.resident_bytes = self.nodes.values().map(Node::heap_bytes).sum();
         self.shed(None);
     }
@@ -175,6 +181,7 @@ impl Stream {
     pub fn take_unflushed(&mut self) -> Vec<StoredEntry> {
         let taken = self.unflushed_upto(usize::MAX);
         self.unflushed_from = None;
+        self.release_held_back();
         taken.map(|(entries, _)| entries).unwrap_or_default()
     }
 
@@ -307,6 +314,16 @@ impl Stream {
             .flat_map(|m| self.nodes.range(m..))
             .find_map(|(master, node)| node.iter(*master).map(|e| e.id).find(|id| *id > upto));
         self.unflushed_from = next;
+        self.release_held_back();
+    }
+
+    /// Gives eviction back the nodes it held back for their unflushed appends, first in
+    /// line (they came into memory before the others); those still unflushed are held back
+    /// again when reached.
+    fn release_held_back(&mut self) {
+        for master in self.held_back.drain(..).rev() {
+            self.resident_order.push_front(master);
+        }
     }
 
     /// The log segment storage last logged an append of this stream to (0: none yet).
@@ -475,8 +492,11 @@ impl Stream {
             if node.is_cold() {
                 continue;
             }
-            let unflushed = self.unflushed_from.is_some_and(|from| node.last >= from);
-            if Some(master) == tail || Some(master) == keep || unflushed {
+            if self.unflushed_from.is_some_and(|from| node.last >= from) {
+                self.held_back.push(master);
+                continue;
+            }
+            if Some(master) == tail || Some(master) == keep {
                 self.resident_order.push_back(master);
                 rotations -= 1;
                 continue;
@@ -1005,6 +1025,55 @@ mod tests {
 
     fn id(ms: u64, seq: u64) -> StreamId {
         StreamId::new(ms, seq)
+    }
+
+    /// A store that holds nothing: evicted nodes are never read back in these tests.
+    #[derive(Debug)]
+    struct Budget(usize);
+
+    impl EntrySource for Budget {
+        fn load(&self, _: StreamId, _: StreamId) -> Result<Vec<StoredEntry>, String> {
+            Err("nothing stored".into())
+        }
+        fn budget(&self) -> usize {
+            self.0
+        }
+    }
+
+    /// Nodes holding unflushed appends stay in memory past the budget; once the appends
+    /// are flushed, the next node opened evicts them down to it.
+    #[test]
+    fn nodes_held_for_unflushed_appends_are_evicted_once_flushed() {
+        let mut s = Stream::new();
+        s.attach_source(Arc::new(Budget(1000)));
+        let mut append = |s: &mut Stream, ms: u64| {
+            let id = add(s, IdSpec::Explicit(id(ms, 0)), 0).unwrap();
+            s.mark_unflushed(id);
+        };
+        for ms in 1..=2000 {
+            append(&mut s, ms);
+        }
+        assert_eq!(s.resident_nodes(), 20, "unflushed nodes were evicted");
+        assert!(s.resident_bytes > 1000);
+        s.take_unflushed();
+        append(&mut s, 2001);
+        let tail = s.nodes.values().next_back().map_or(0, Node::heap_bytes);
+        assert!(s.resident_bytes <= 1000 + tail, "{}", s.resident_bytes);
+        assert!(s.resident_nodes() < 20);
+        // The nodes opened since are unflushed again and stay.
+        for ms in 2002..=2400 {
+            append(&mut s, ms);
+        }
+        let masters: Vec<u64> = s
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.is_cold())
+            .map(|(m, _)| m.ms)
+            .collect();
+        assert!(
+            [2001, 2101, 2201, 2301].iter().all(|m| masters.contains(m)),
+            "{masters:?}"
+        );
     }
 
     /// The nodes a checkpoint copies hold the same appends, flags and fields as the entries
