@@ -405,8 +405,10 @@ impl Store {
     /// Takes the checkpoint's batch for streams of database `db` (one keyspace shard's,
     /// under its lock): copies of the nodes holding the appends they logged, about
     /// `max_entries` of them at most, or [`JOURNALED_MAX_ENTRIES`] once they span more
-    /// streams than are ingested (a stream may be written up to a node boundary only, its
-    /// record then saying what it was at that point). The caller lets the lock go,
+    /// streams than are ingested, unless `max_entries` is `usize::MAX`, which takes them all
+    /// (a checkpoint's last piece, after which it retires the segments; a stream may be
+    /// written up to a node boundary only, its record then saying what it was at that
+    /// point). The caller lets the lock go,
     /// encodes and commits the batch with
     /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
     /// under the lock again. Meanwhile a change of another kind to one of them waits for the
@@ -427,7 +429,7 @@ impl Store {
             if !stream.has_unflushed() || stream.is_flushing() {
                 continue;
             }
-            if pieces.len() == INGEST_MAX_STREAMS {
+            if pieces.len() == INGEST_MAX_STREAMS && max_entries != usize::MAX {
                 // This stream makes the piece one for the journal.
                 let taken = max_entries - budget;
                 if taken >= JOURNALED_MAX_ENTRIES {
@@ -1362,5 +1364,12 @@ mod tests {
         assert!((room..room + 100).contains(&ninth), "{ninth}");
         assert_eq!(ingested, 0);
         assert!(more);
+
+        // A checkpoint's last piece takes everything: the segments are retired after it.
+        let mut last = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
+        let named = keys.iter().map(|k| &k[..]).zip(last.iter_mut());
+        let pending = store.prepare_flush(0, named, usize::MAX).unwrap();
+        assert_eq!(pending.pieces.last().map(|p| p.nodes.len()), Some(29_999));
+        assert!(!pending.more);
     }
 }

@@ -31,13 +31,11 @@ use std::sync::{Arc, Mutex};
 
 use brooklet_streams::StreamId;
 
-/// A segment past this many bytes is closed and a new one started; the closed one is
-/// retired by the next checkpoint. Start-up replays at most about this much plus what the
-/// last checkpoint had not retired yet, and the entries logged since the last checkpoint
-/// stay in memory: after 1M small XADDs (benches/memory), 16 MiB segments left 54 bytes of
-/// used_memory and 132 of RSS per entry, 8 MiB ones 36 and 104, 4 MiB ones 33 and 90. Smaller
-/// segments cost XADD throughput (more, smaller checkpoints): XADD -P16 to 10,000 streams ran
-/// at 110k-155k/s with 4 MiB, 170k-180k with 8 MiB, 171k-209k with 16 MiB.
+/// A segment past this many bytes is closed and a new one started; closed ones are retired
+/// by the checkpoint once they hold [`CHECKPOINT_BYTES`]. When the checkpoint ran for each
+/// closed segment, smaller segments cost XADD throughput (more, smaller checkpoints): XADD
+/// -P16 to 10,000 streams ran at 110k-155k/s with 4 MiB, 170k-180k with 8 MiB, 171k-209k
+/// with 16 MiB.
 pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Bytes of closed segments the background checkpoint waits for before it writes their

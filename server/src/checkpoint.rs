@@ -1,6 +1,7 @@
-//! The tail-log checkpoint: once a tail-log segment is closed, the appends it holds are
-//! written into fjall, in batches of a shard's streams, and the segment is deleted, so the
-//! log stays small and start-up replays little of it. Under the shard's lock a batch only
+//! The tail-log checkpoint: once closed tail-log segments hold `tail-log-checkpoint-bytes`
+//! (and on SAVE and SHUTDOWN), the appends they hold are written into fjall, in batches of
+//! a shard's streams, and the segments are deleted, so the log stays bounded and start-up
+//! replays little of it. Under the shard's lock a batch only
 //! takes shared copies of the nodes holding its appends; it is encoded and committed after
 //! the lock is let go (see `Store::prepare_flush`).
 
@@ -24,7 +25,8 @@ use crate::state::Shared;
 /// 5-6 ingestions and 27-30 such waits (17 with no checkpoint at all).
 const CHUNK: usize = 150_000;
 
-/// Pieces per shard before the checkpoint writes the rest in one: more than a segment holds.
+/// Pieces per shard before the checkpoint writes the rest in one, whatever its size or
+/// spread: the segments are retired after it, so it must leave no logged append behind.
 const CHUNKS_PER_SHARD: usize = 64;
 
 /// How often the checkpoint looks for closed segments.

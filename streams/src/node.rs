@@ -294,7 +294,10 @@ impl Node {
 
     /// Gives back spare capacity once the node will receive no more entries.
     pub(crate) fn shrink(&mut self) {
-        Arc::make_mut(&mut self.data).shrink_to_fit();
+        // A copy a checkpoint still holds is left as it is rather than copied to shrink it.
+        if let Some(data) = Arc::get_mut(&mut self.data) {
+            data.shrink_to_fit();
+        }
     }
 
     /// Bytes held on the heap by this node.
