@@ -301,18 +301,21 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
     let dir = tempfile::tempdir().unwrap();
     let mut all_added: Vec<String> = Vec::new();
     let mut all_acked: Vec<String> = Vec::new();
-    // Tail-log segments of 4 KiB close every few dozen appends and each is checkpointed at
-    // once, so checkpoints (ingestion, then the batch of node and stream records) run all
-    // through the load and the kill lands in the middle of some.
-    let args = [
-        "--appendfsync",
-        "always",
-        "--tail-log-segment-bytes",
-        "4096",
-        "--tail-log-checkpoint-bytes",
-        "0",
-    ];
+    // Tail-log segments of 4 KiB close every few dozen appends. In even rounds each is
+    // checkpointed at once, so checkpoints (ingestion, then the batch of node and stream
+    // records) run all through the load and the kill lands in the middle of some; in odd
+    // rounds the checkpoint waits for 64 KiB of closed segments, so the restart replays
+    // many of them.
     for (round, kill_after_ms) in [150u64, 400, 50, 700].into_iter().enumerate() {
+        let wait_for = if round % 2 == 0 { "0" } else { "65536" };
+        let args = [
+            "--appendfsync",
+            "always",
+            "--tail-log-segment-bytes",
+            "4096",
+            "--tail-log-checkpoint-bytes",
+            wait_for,
+        ];
         let Proc {
             mut child, port, ..
         } = start_on(dir.path(), &args);
