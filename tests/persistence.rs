@@ -384,6 +384,82 @@ fn the_checkpoint_retires_closed_tail_log_segments_and_loses_nothing() {
     }
 }
 
+/// Closed segments stay in the tail log until they hold `tail-log-checkpoint-bytes`; set at
+/// run time to 0, the background checkpoint retires them, and nothing is lost.
+#[test]
+fn config_set_tail_log_checkpoint_bytes_releases_the_checkpoint() {
+    let server = TestServer::start_with(|c| {
+        c.enable_debug_command = "yes".into();
+        c.tail_log_segment_bytes = 4096;
+    });
+    let mut c = server.client(false);
+    let got: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("tail-log-checkpoint-bytes")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, ["tail-log-checkpoint-bytes", "67108864"]);
+    let err = cmd("CONFIG")
+        .arg("SET")
+        .arg("tail-log-checkpoint-bytes")
+        .arg("lots")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("argument must be a memory value"),
+        "{err}"
+    );
+    let _: () = cmd("XADD")
+        .arg("s")
+        .arg("1-0")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    let mut pipe = redis::pipe();
+    for ms in 2..=2000u64 {
+        pipe.cmd("XADD")
+            .arg("s")
+            .arg(format!("{ms}-0"))
+            .arg("f")
+            .arg(format!("v{ms}"))
+            .ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let segments = |c: &mut redis::Connection| {
+        let info: String = cmd("INFO").arg("persistence").query(c).unwrap();
+        info_u64(&info, "brooklet_tail_log_segments")
+    };
+    // About 60 KB of appends in 4 KiB segments, far below the default 64 MB: none retired.
+    assert!(segments(&mut c) > 10, "{}", segments(&mut c));
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("tail-log-checkpoint-bytes")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while segments(&mut c) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed segments never retired"
+        );
+        std::thread::yield_now();
+    }
+    let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    let len: u64 = cmd("XLEN").arg("s").query(&mut c).unwrap();
+    assert_eq!(len, 2000);
+    let last: Entries = cmd("XREVRANGE")
+        .arg("s")
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ids(&last), [2000]);
+}
+
 /// The checkpoint writes its batches after letting the shard's lock go: appends, deletions,
 /// trims, group reads and acknowledgements, and DEL of the same streams all run meanwhile,
 /// from several clients, with segments small enough that checkpoints run throughout.
