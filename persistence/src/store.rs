@@ -51,19 +51,21 @@ const PENDING_MEMTABLE_BYTES: u64 = 32 * 1024 * 1024;
 /// for good under load: memtables stopped flushing and grew past 1 GB.
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Most streams a checkpoint piece may span for its entries to be ingested as a table of
-/// their own rather than go through fjall's journal and memtable. Ingested entries skip the
-/// journal (so a restart has little of it to replay: 1M entries of one stream took 50 ms to
-/// open instead of 230-300) and the memtable's skiplist; but a piece is small (a segment's
-/// entries at most), and one spanning thousands of streams overlaps every table below it,
-/// so compaction rewrites them all: under XADD to 10,000 streams fjall's workers took 160
-/// ticks instead of 45. A few streams' newest entries lie past their older ones, which no
-/// table then needs rewriting for.
+/// A checkpoint piece over at most this many streams has its entries ingested as a table of
+/// their own rather than written through fjall's journal and memtable, whatever its size.
+/// Ingested entries skip the journal (so a restart has little of it to replay: 1M entries
+/// of one stream took 50 ms to open instead of 230-300) and the memtable's skiplist. A few
+/// streams' newest entries lie past their older ones, which no table then needs rewriting
+/// for.
 const INGEST_MAX_STREAMS: usize = 8;
 
-/// Most entries a checkpoint piece over more than [`INGEST_MAX_STREAMS`] streams holds: its
-/// batch goes through fjall's journal, whose lock every command's commit waits for while
-/// the batch is written (about 6 ms for 10,000 entries).
+/// A checkpoint piece over more streams is ingested too once it holds this many entries;
+/// a smaller one goes through fjall's journal. A small table spanning thousands of streams
+/// overlaps every table below it, so compaction rewrites them all: ingesting 10,000-entry
+/// pieces of a shard's streams, under XADD to 10,000 streams, made fjall's workers take 160
+/// ticks instead of 45. The checkpoint now fills pieces of up to a segment's entries from
+/// the streams of every shard in key order, so successive tables cover successive key
+/// ranges.
 const JOURNALED_MAX_ENTRIES: usize = 10_000;
 
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace, 3 the tail
@@ -402,74 +404,39 @@ impl Store {
         committed
     }
 
-    /// Takes the checkpoint's batch for streams of database `db` (one keyspace shard's,
-    /// under its lock): copies of the nodes holding the appends they logged, about
-    /// `max_entries` of them at most, or [`JOURNALED_MAX_ENTRIES`] once they span more
-    /// streams than are ingested, unless `max_entries` is `usize::MAX`, which takes them all
-    /// (a checkpoint's last piece, after which it retires the segments; a stream may be
-    /// written up to a node boundary only, its record then saying what it was at that
-    /// point). The caller lets the lock go,
-    /// encodes and commits the batch with
-    /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
-    /// under the lock again. Meanwhile a change of another kind to one of them waits for the
-    /// commit (in [`Store::write_stream`]), and so do DEL and FLUSH. None when no stream had
-    /// appends to write.
+    /// Takes a checkpoint's batch for streams of database `db`, under the caller's hold of
+    /// them: see [`Store::begin_flush`] and [`PendingFlush::add`], which this calls for each
+    /// stream until the batch holds `max_entries`. None when no stream had appends to write.
     pub fn prepare_flush<'a>(
         &self,
         db: u32,
         streams: impl IntoIterator<Item = (&'a [u8], &'a mut Stream)>,
         max_entries: usize,
     ) -> Option<PendingFlush<'_>> {
-        let committing = self.committing.lock().unwrap_or_else(|p| p.into_inner());
-        let mut budget = max_entries;
-        let mut more = false;
-        let mut pieces = Vec::new();
-        let mut keys = Vec::new();
+        let mut pending = self.begin_flush();
         for (key, stream) in streams {
-            if !stream.has_unflushed() || stream.is_flushing() {
-                continue;
-            }
-            if pieces.len() == INGEST_MAX_STREAMS && max_entries != usize::MAX {
-                // This stream makes the piece one for the journal.
-                let taken = max_entries - budget;
-                if taken >= JOURNALED_MAX_ENTRIES {
-                    more = true;
-                    break;
-                }
-                budget = budget.min(JOURNALED_MAX_ENTRIES - taken);
-            }
-            if budget == 0 {
-                more = true;
+            if pending.add(db, key, stream, max_entries) == Added::Full {
                 break;
             }
-            let Some((nodes, as_of)) = stream.unflushed_nodes(budget) else {
-                continue;
-            };
-            let upto = nodes.last_id();
-            budget = budget.saturating_sub(nodes.len());
-            more |= upto < stream.last_id();
-            if stream.incarnation() == 0 {
-                stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
-            }
-            stream.begin_flush(upto);
-            pieces.push(Piece {
-                prefix: stream_prefix(db, key),
-                nodes,
-                as_of,
-                incarnation: stream.incarnation(),
-            });
-            keys.push(Bytes::copy_from_slice(key));
         }
-        if pieces.is_empty() {
-            return None;
-        }
-        Some(PendingFlush {
+        (!pending.pieces.is_empty()).then_some(pending)
+    }
+
+    /// An empty checkpoint batch. Streams go into it with [`PendingFlush::add`], each under
+    /// its shard's lock: only copies of the nodes holding their logged appends are taken.
+    /// The caller lets the locks go, encodes and commits the batch with
+    /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
+    /// under the lock again. Until the commit, a change of another kind to one of them waits
+    /// (in [`Store::write_stream`]), and so do DEL and FLUSH.
+    pub fn begin_flush(&self) -> PendingFlush<'_> {
+        PendingFlush {
             store: self,
-            pieces,
-            _committing: committing,
-            more,
-            keys,
-        })
+            pieces: Vec::new(),
+            entries: 0,
+            _committing: self.committing.lock().unwrap_or_else(|p| p.into_inner()),
+            more: false,
+            keys: Vec::new(),
+        }
     }
 
     /// Held through a checkpoint, from its first [`Store::prepare_flush`] to its
@@ -1003,6 +970,8 @@ pub struct PendingFlush<'s> {
     store: &'s Store,
     /// Each stream's logged appends, copied while the shard was held.
     pieces: Vec<Piece>,
+    /// Appends in `pieces`.
+    entries: usize,
     /// Held until the batch is committed: changes that must land after it wait for it.
     _committing: MutexGuard<'s, ()>,
     /// Whether appends were left for another batch.
@@ -1020,10 +989,68 @@ struct Piece {
     incarnation: u64,
 }
 
+/// What [`PendingFlush::add`] did with a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Nothing: the stream had no logged appends to write (or is in another batch).
+    Nothing,
+    /// Its logged appends, and the batch still has room.
+    Taken,
+    /// Nothing or part of its appends: the batch is full; the rest waits for the next one.
+    Full,
+}
+
 impl PendingFlush<'_> {
+    /// Adds the logged appends of stream `key` of database `db` (the caller holds it) while
+    /// the batch holds fewer than `max_entries`; a stream is taken up to a node boundary
+    /// only (at least one node), its record then saying what it was at that point.
+    /// `usize::MAX` takes everything (a checkpoint's last batch, after which it retires the
+    /// segments). Streams must come in the order of their keys (length, then bytes) for
+    /// the entries to come out sorted; otherwise [`PendingFlush::commit`] sorts them.
+    pub fn add(&mut self, db: u32, key: &[u8], stream: &mut Stream, max_entries: usize) -> Added {
+        if !stream.has_unflushed() || stream.is_flushing() {
+            return Added::Nothing;
+        }
+        let budget = max_entries.saturating_sub(self.entries);
+        if budget == 0 {
+            self.more = true;
+            return Added::Full;
+        }
+        let Some((nodes, as_of)) = stream.unflushed_nodes(budget) else {
+            return Added::Nothing;
+        };
+        let upto = nodes.last_id();
+        self.entries += nodes.len();
+        self.more |= upto < stream.last_id();
+        if stream.incarnation() == 0 {
+            let next = self.store.next_incarnation.fetch_add(1, Ordering::Relaxed);
+            stream.set_incarnation(next);
+        }
+        stream.begin_flush(upto);
+        self.pieces.push(Piece {
+            prefix: stream_prefix(db, key),
+            nodes,
+            as_of,
+            incarnation: stream.incarnation(),
+        });
+        self.keys.push(Bytes::copy_from_slice(key));
+        if self.entries >= max_entries {
+            self.more = true;
+            Added::Full
+        } else {
+            Added::Taken
+        }
+    }
+
+    /// Whether no stream went in.
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
     /// Encodes the pieces, ingests their entries when they span few streams
-    /// ([`INGEST_MAX_STREAMS`]), then commits the node and stream records (and the entries
-    /// not ingested) as one batch; returns its sequence.
+    /// ([`INGEST_MAX_STREAMS`]) or are many ([`JOURNALED_MAX_ENTRIES`] or more), then
+    /// commits the node and stream records (and the entries not ingested) as one batch;
+    /// returns its sequence.
     ///
     /// # Errors
     /// When the engine refuses the ingestion or the batch.
@@ -1037,7 +1064,8 @@ impl PendingFlush<'_> {
     /// The entry records to ingest, and the batch with everything else.
     fn encode(&self) -> (Vec<EntryRecord>, OwnedWriteBatch) {
         let ks = &self.store.ks;
-        let ingest = self.pieces.len() <= INGEST_MAX_STREAMS;
+        let ingest =
+            self.pieces.len() <= INGEST_MAX_STREAMS || self.entries >= JOURNALED_MAX_ENTRIES;
         let mut batch = self.store.batch();
         let mut entries = Vec::new();
         for p in &self.pieces {
@@ -1321,11 +1349,11 @@ mod tests {
         assert_eq!(masters, [1, 101, 201]);
     }
 
-    /// A checkpoint piece over few streams is ingested and takes the whole budget; one over
-    /// more goes through fjall's journal, which every commit waits for while it is written,
-    /// so it stops at about JOURNALED_MAX_ENTRIES.
+    /// A checkpoint piece over few streams, or with many entries, is ingested; a small one
+    /// over many streams goes through fjall's journal. A piece stops once it holds its
+    /// budget (at a node boundary), and `usize::MAX` takes everything.
     #[test]
-    fn pieces_through_the_journal_stay_small() {
+    fn pieces_are_ingested_unless_small_and_spread() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         let keys: Vec<Vec<u8>> = (0..=INGEST_MAX_STREAMS)
@@ -1338,36 +1366,39 @@ mod tests {
             }
             streams
         };
-        let pieces = |streams: &mut [Stream]| {
-            let named = keys.iter().map(|k| &k[..]).zip(streams.iter_mut());
-            let pending = store.prepare_flush(0, named, 1_000_000).unwrap();
+        let pieces = |streams: &mut [Stream], max: usize| {
+            let mut pending = store.begin_flush();
+            let mut last = Added::Nothing;
+            for (k, s) in keys.iter().zip(streams.iter_mut()) {
+                last = pending.add(0, k, s, max);
+                if last == Added::Full {
+                    break;
+                }
+            }
             let sizes: Vec<usize> = pending.pieces.iter().map(|p| p.nodes.len()).collect();
             let ingested = pending.encode().0.len();
-            (sizes, ingested, pending.more)
+            (sizes, ingested, last)
         };
 
-        // Eight streams already hold more than a journaled piece would: the ninth waits.
-        let per = (JOURNALED_MAX_ENTRIES / INGEST_MAX_STREAMS) as u64 + 100;
-        let mut big = fill(&|_| per);
-        let (sizes, ingested, more) = pieces(&mut big);
-        assert_eq!(sizes, vec![per as usize - 1; INGEST_MAX_STREAMS]);
-        assert_eq!(ingested, INGEST_MAX_STREAMS * (per as usize - 1));
-        assert!(more);
+        // Nine streams, few entries: through the journal. (Each stream's first append
+        // created it in fjall; the rest are logged.)
+        let mut small = fill(&|_| 11);
+        let (sizes, ingested, last) = pieces(&mut small, 150_000);
+        assert_eq!(sizes, vec![10; INGEST_MAX_STREAMS + 1]);
+        assert_eq!((ingested, last), (0, Added::Taken));
 
-        // Eight small streams and a large ninth: the piece is journaled, and the ninth
-        // stream gives it no more than the journal's share (to a node boundary).
-        let mut mixed = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
-        let (sizes, ingested, more) = pieces(&mut mixed);
-        assert_eq!(sizes[..INGEST_MAX_STREAMS], [10; INGEST_MAX_STREAMS]);
+        // Nine streams, many entries: ingested, up to the budget.
+        let mut large = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
+        let (sizes, ingested, last) = pieces(&mut large, 20_000);
         let ninth = sizes[INGEST_MAX_STREAMS];
-        let room = JOURNALED_MAX_ENTRIES - 10 * INGEST_MAX_STREAMS;
+        let room = 20_000 - 10 * INGEST_MAX_STREAMS;
         assert!((room..room + 100).contains(&ninth), "{ninth}");
-        assert_eq!(ingested, 0);
-        assert!(more);
+        assert_eq!(ingested, 10 * INGEST_MAX_STREAMS + ninth);
+        assert_eq!(last, Added::Full);
 
         // A checkpoint's last piece takes everything: the segments are retired after it.
-        let mut last = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
-        let named = keys.iter().map(|k| &k[..]).zip(last.iter_mut());
+        let mut all = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
+        let named = keys.iter().map(|k| &k[..]).zip(all.iter_mut());
         let pending = store.prepare_flush(0, named, usize::MAX).unwrap();
         assert_eq!(pending.pieces.last().map(|p| p.nodes.len()), Some(29_999));
         assert!(!pending.more);

@@ -1,23 +1,23 @@
 //! The tail-log checkpoint: once closed tail-log segments hold `tail-log-checkpoint-bytes`
 //! (and on SAVE and SHUTDOWN), the appends they hold are written into fjall, in batches of
-//! a shard's streams, and the segments are deleted, so the log stays bounded and start-up
-//! replays little of it. Under the shard's lock a batch only
-//! takes shared copies of the nodes holding its appends; it is encoded and committed after
-//! the lock is let go (see `Store::prepare_flush`).
+//! streams taken in key order, and the segments are deleted, so the log stays bounded and
+//! start-up replays little of it. Under a shard's lock a batch only takes shared copies of
+//! the nodes holding a stream's appends; it is encoded and committed after the locks are
+//! let go (see `Store::begin_flush`).
 
 use bytes::Bytes;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brooklet_persistence::{StoreError, StreamName};
+use brooklet_persistence::{Added, StoreError, StreamName};
 
 use crate::keyspace::Value;
 use crate::state::Shared;
 
-/// Entries the checkpoint writes in one batch when they are ingested (a batch over many
-/// streams goes through fjall's journal and holds fewer: see `Store::prepare_flush`): about
-/// what a segment holds. Under the shard's lock a batch only takes shared copies of nodes,
+/// Entries the checkpoint writes in one batch (ingested as a table unless it is small and
+/// spread over many streams: see `PendingFlush::commit`): about what a segment holds.
+/// Under a shard's lock a batch only takes shared copies of nodes,
 /// whatever its size; each ingestion holds the lock every command's commit takes for a
 /// fixed 4-9 ms (fsyncs of the table and of fjall's version), so few large ones stall
 /// commands less than many small ones. Under benches/consume, 10,000-entry batches made
@@ -25,9 +25,9 @@ use crate::state::Shared;
 /// 5-6 ingestions and 27-30 such waits (17 with no checkpoint at all).
 const CHUNK: usize = 150_000;
 
-/// Pieces per shard before the checkpoint writes the rest in one, whatever its size or
-/// spread: the segments are retired after it, so it must leave no logged append behind.
-const CHUNKS_PER_SHARD: usize = 64;
+/// Batches per database before the checkpoint writes the rest in one, whatever its size:
+/// the segments are retired after it, so it must leave no logged append behind.
+const MAX_BATCHES: usize = 256;
 
 /// How often the checkpoint looks for closed segments.
 const POLL: Duration = Duration::from_millis(100);
@@ -69,12 +69,20 @@ pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
 
 /// The checkpoint's work once [`brooklet_persistence::Store::stale_tail`] has named it: the
 /// newest closed segment and the streams with appends in the closed segments.
+///
+/// Per database, the streams are taken in the order of their keys in fjall (length, then
+/// bytes), across shards, into batches of about [`CHUNK`] entries: each batch's entries
+/// come out sorted, and successive batches cover successive key ranges, so the tables
+/// they are ingested as do not overlap one another (batches of one shard's streams each
+/// spanned the whole key space, hash-spread, and each ingested table overlapped all the
+/// others). Each stream is copied under its shard's lock, which is let go at once; the
+/// batch is committed with no lock held, and every batch is done under the shared gate.
 fn flush_and_retire(
     shared: &Shared,
     (upto, names): (u64, Vec<StreamName>),
 ) -> Result<(), StoreError> {
     let _one_at_a_time = shared.store.checkpoint_guard();
-    let mut by_shard: HashMap<(usize, usize), HashSet<Bytes>> = HashMap::new();
+    let mut by_db: HashMap<usize, Vec<Bytes>> = HashMap::new();
     for (db, key) in names {
         let Some(db_idx) = usize::try_from(db)
             .ok()
@@ -82,54 +90,49 @@ fn flush_and_retire(
         else {
             continue;
         };
-        let shard = shared.keyspace.db(db_idx).shard_of(&key);
-        by_shard.entry((db_idx, shard)).or_default().insert(key);
+        by_db.entry(db_idx).or_default().push(key);
     }
-    for ((db_idx, shard_idx), keys) in by_shard {
-        // DEBUG RELOAD waits until the shard is done.
-        let _gate = shared.gate_shared();
+    for (db_idx, mut keys) in by_db {
+        keys.sort_unstable_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
         let db = shared.keyspace.db(db_idx);
-        // Pieces of about CHUNK entries; a last, unbounded one ends a run that appends kept
-        // ahead of. The shard's lock is held only while a piece is built and marked, not
-        // while fjall takes it in.
-        for round in 0..=CHUNKS_PER_SHARD {
-            let max = if round == CHUNKS_PER_SHARD {
+        let mut next = 0;
+        for batch in 0.. {
+            if next == keys.len() {
+                break;
+            }
+            // A last, unbounded batch ends a run that appends kept ahead of.
+            let max = if batch == MAX_BATCHES {
                 usize::MAX
             } else {
                 CHUNK
             };
-            let pending = {
-                let mut shard = db.lock_shard(shard_idx);
-                let mut streams: Vec<_> = shard
-                    .iter_mut()
-                    .filter_map(|(k, v)| match v {
-                        Value::Stream(s) if keys.contains(k) => Some((&k[..], &mut **s)),
-                        _ => None,
-                    })
-                    .collect();
-                // In the order of their keys in fjall (length, then bytes), so a piece's
-                // entries go into the memtable's skiplist in ascending order and each insert
-                // walks a path the one before left in cache.
-                streams.sort_unstable_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
-                shared.store.prepare_flush(db_idx as u32, streams, max)
-            };
-            let Some(mut pending) = pending else {
-                break;
-            };
-            let (more, flushed) = (pending.more, std::mem::take(&mut pending.keys));
+            // DEBUG RELOAD waits until the batch is done.
+            let _gate = shared.gate_shared();
+            let mut pending = shared.store.begin_flush();
+            while let Some(key) = keys.get(next) {
+                let mut shard = db.lock(key);
+                let added = match shard.get_mut(key) {
+                    Some(Value::Stream(s)) => pending.add(db_idx as u32, key, s, max),
+                    _ => Added::Nothing,
+                };
+                if added == Added::Full {
+                    // This stream may have appends left: the next batch starts with it.
+                    break;
+                }
+                next += 1;
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            let flushed = std::mem::take(&mut pending.keys);
             let committed = pending.commit();
-            let mut shard = db.lock_shard(shard_idx);
             for key in &flushed {
                 // A stream deleted (and perhaps created again) since is not the one marked.
-                if let Some(Value::Stream(s)) = shard.get_mut(key) {
+                if let Some(Value::Stream(s)) = db.lock(key).get_mut(key) {
                     s.end_flush(committed.is_ok());
                 }
             }
-            drop(shard);
             committed?;
-            if !more {
-                break;
-            }
         }
     }
     shared.store.retire_tail(upto)
