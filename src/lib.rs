@@ -17,6 +17,9 @@ use redis_protocol::resp3::types::OwnedFrame as Resp3Frame;
 /// How long any single read or write of a test client may take.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long dropping a [`TestServer`] waits for it to shut down before failing the test.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Which listeners a test server opens, each on its own free loopback port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listen {
@@ -229,7 +232,17 @@ impl TestServer {
             t.shutdown();
         }
         if let Some(th) = self.thread.take() {
-            let _ = th.join();
+            // A wedged server fails the test instead of hanging it: the thread is left
+            // behind (it ends with the test process).
+            let deadline = std::time::Instant::now() + SHUTDOWN_TIMEOUT;
+            while !th.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if th.is_finished() {
+                let _ = th.join();
+            } else if !std::thread::panicking() {
+                panic!("the server did not shut down within {SHUTDOWN_TIMEOUT:?}");
+            }
         }
     }
 }

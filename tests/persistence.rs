@@ -5,6 +5,7 @@
 
 use brooklet::TestServer;
 use redis::{Value, cmd};
+use redis_protocol::resp2::types::OwnedFrame as F2;
 
 fn state(c: &mut redis::Connection) -> (Value, Value, Value, Value) {
     let range: Value = cmd("XRANGE").arg("s").arg("-").arg("+").query(c).unwrap();
@@ -382,6 +383,53 @@ fn the_checkpoint_retires_closed_tail_log_segments_and_loses_nothing() {
         let want = vec![("f".to_string(), format!("v{s}-{per_stream}"))];
         assert_eq!(all.last().map(|e| e.1.clone()), Some(want), "stream s{s}");
     }
+}
+
+/// A checkpoint batch spans streams of every shard, while clients append to them and trim
+/// them (a trim waits, under its shard's lock, for a batch holding its stream): the
+/// checkpoint must never wait for that lock in turn. Every client gets every reply (the
+/// client's read timeout fails the test if the server wedges), and the server still answers.
+#[test]
+fn checkpoints_over_many_streams_never_wedge_trims() {
+    let server = TestServer::start_with(|c| {
+        c.tail_log_segment_bytes = 2048;
+        c.tail_log_checkpoint_bytes = 0;
+    });
+    // Raw connections, whose every read has the harness's timeout, made before the load.
+    let mut clients: Vec<_> = (0..4).map(|_| server.raw()).collect();
+    let mut after = server.raw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    std::thread::scope(|scope| {
+        for (client, c) in (0u64..).zip(clients.iter_mut()) {
+            scope.spawn(move || {
+                let value = "x".repeat(40);
+                let mut round = 0u64;
+                while std::time::Instant::now() < deadline {
+                    for i in 0..50u64 {
+                        let key = format!("s{}", (round * 50 + i * 7 + client * 13) % 256);
+                        let key = key.as_bytes();
+                        if client < 2 {
+                            c.send_cmd(&[b"XADD", key, b"*", b"f", value.as_bytes()]);
+                        } else if i % 2 == 0 {
+                            c.send_cmd(&[b"XTRIM", key, b"MAXLEN", b"5"]);
+                        } else {
+                            c.send_cmd(&[b"XADD", key, b"MAXLEN", b"3", b"*", b"f", b"v"]);
+                        }
+                    }
+                    for _ in 0..50 {
+                        let reply = c.read2();
+                        assert!(
+                            !matches!(reply, F2::Error(_)),
+                            "client {client} round {round}: {reply:?}"
+                        );
+                    }
+                    round += 1;
+                }
+            });
+        }
+    });
+    after.send_cmd(&[b"PING"]);
+    assert_eq!(after.read2(), F2::SimpleString(b"PONG".to_vec()));
 }
 
 /// Closed segments stay in the tail log until they hold `tail-log-checkpoint-bytes`; set at

@@ -426,14 +426,16 @@ impl Store {
     /// its shard's lock: only copies of the nodes holding their logged appends are taken.
     /// The caller lets the locks go, encodes and commits the batch with
     /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
-    /// under the lock again. Until the commit, a change of another kind to one of them waits
-    /// (in [`Store::write_stream`]), and so do DEL and FLUSH.
+    /// under the lock again. From the first stream added until the commit, a change of
+    /// another kind to one of them waits (in [`Store::write_stream`], under its shard's
+    /// lock), and so do DEL and FLUSH: so once the batch holds a stream, the caller must not
+    /// wait for a shard's lock (see [`PendingFlush::is_empty`]).
     pub fn begin_flush(&self) -> PendingFlush<'_> {
         PendingFlush {
             store: self,
             pieces: Vec::new(),
             entries: 0,
-            _committing: self.committing.lock().unwrap_or_else(|p| p.into_inner()),
+            committing: None,
             more: false,
             keys: Vec::new(),
         }
@@ -972,8 +974,9 @@ pub struct PendingFlush<'s> {
     pieces: Vec<Piece>,
     /// Appends in `pieces`.
     entries: usize,
-    /// Held until the batch is committed: changes that must land after it wait for it.
-    _committing: MutexGuard<'s, ()>,
+    /// Taken with the first stream and held until the batch is committed: changes that must
+    /// land after it wait for it.
+    committing: Option<MutexGuard<'s, ()>>,
     /// Whether appends were left for another batch.
     pub more: bool,
     /// The streams in the batch, each to be ended with [`Stream::end_flush`].
@@ -1019,6 +1022,10 @@ impl PendingFlush<'_> {
         let Some((nodes, as_of)) = stream.unflushed_nodes(budget) else {
             return Added::Nothing;
         };
+        if self.committing.is_none() {
+            let store = self.store;
+            self.committing = Some(store.committing.lock().unwrap_or_else(|p| p.into_inner()));
+        }
         let upto = nodes.last_id();
         self.entries += nodes.len();
         self.more |= upto < stream.last_id();
@@ -1042,7 +1049,9 @@ impl PendingFlush<'_> {
         }
     }
 
-    /// Whether no stream went in.
+    /// Whether no stream went in yet. Until one has, the caller may wait for a shard's
+    /// lock; after, a change waiting for this batch may hold the lock it waits for, so the
+    /// caller must only try for it, and commit the batch when it cannot have it.
     pub fn is_empty(&self) -> bool {
         self.pieces.is_empty()
     }

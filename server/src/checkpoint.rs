@@ -77,6 +77,7 @@ pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
 /// spanned the whole key space, hash-spread, and each ingested table overlapped all the
 /// others). Each stream is copied under its shard's lock, which is let go at once; the
 /// batch is committed with no lock held, and every batch is done under the shared gate.
+/// A batch also ends early at a shard that stays locked (see `Db::lock_briefly`).
 fn flush_and_retire(
     shared: &Shared,
     (upto, names): (u64, Vec<StreamName>),
@@ -110,7 +111,17 @@ fn flush_and_retire(
             let _gate = shared.gate_shared();
             let mut pending = shared.store.begin_flush();
             while let Some(key) = keys.get(next) {
-                let mut shard = db.lock(key);
+                // Once the batch holds a stream, a change to it waits for the batch under its
+                // shard's lock: waiting for that lock then would never end, so a shard that
+                // stays busy ends the batch.
+                let shard = if pending.is_empty() {
+                    Some(db.lock(key))
+                } else {
+                    db.lock_briefly(key)
+                };
+                let Some(mut shard) = shard else {
+                    break;
+                };
                 let added = match shard.get_mut(key) {
                     Some(Value::Stream(s)) => pending.add(db_idx as u32, key, s, max),
                     _ => Added::Nothing,

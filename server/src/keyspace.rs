@@ -85,6 +85,25 @@ impl Db {
         (self.hash(key) as usize) % SHARDS
     }
 
+    /// Locks the shard that owns `key` if it comes free within about 100 us; None if it does
+    /// not (its holder may be waiting for something the caller holds).
+    pub fn lock_briefly(&self, key: &[u8]) -> Option<MutexGuard<'_, Shard>> {
+        let shard = &self.shards[self.shard_of(key)];
+        let started = std::time::Instant::now();
+        loop {
+            match shard.try_lock() {
+                Ok(guard) => return Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if started.elapsed() > std::time::Duration::from_micros(100) {
+                        return None;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
     /// Locks shard number `idx` (from [`Db::shard_of`]).
     pub fn lock_shard(&self, idx: usize) -> MutexGuard<'_, Shard> {
         lock(&self.shards[idx % SHARDS])
