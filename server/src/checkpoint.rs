@@ -25,8 +25,9 @@ use crate::state::Shared;
 /// 5-6 ingestions and 27-30 such waits (17 with no checkpoint at all).
 const CHUNK: usize = 150_000;
 
-/// Batches per database before the checkpoint writes the rest in one, whatever its size:
-/// the segments are retired after it, so it must leave no logged append behind.
+/// Batches per database after which each batch takes every stream it reaches whole,
+/// whatever its size (only a busy shard ends it early), so that a checkpoint always ends; it
+/// retires the segments after its last batch, so it must leave no logged append behind.
 const MAX_BATCHES: usize = 256;
 
 /// How often the checkpoint looks for closed segments.
@@ -101,8 +102,9 @@ fn flush_and_retire(
             if next == keys.len() {
                 break;
             }
-            // A last, unbounded batch ends a run that appends kept ahead of.
-            let max = if batch == MAX_BATCHES {
+            // Past MAX_BATCHES, batches are unbounded: a stream whose appends kept ahead of
+            // the batches is then taken whole, so the checkpoint ends.
+            let max = if batch >= MAX_BATCHES {
                 usize::MAX
             } else {
                 CHUNK
