@@ -105,6 +105,13 @@ pub const NEW_NODE: u8 = 1;
 /// Flag bit: the entry was deleted (XDEL) but its node still holds its slot, as Redis's does.
 pub const DELETED: u8 = 2;
 
+/// Flags an encoded entry value deleted (a tombstone), in place.
+pub fn mark_deleted(value: &mut [u8]) {
+    if let Some(flags) = value.first_mut() {
+        *flags |= DELETED;
+    }
+}
+
 /// An entry value: the flags byte, then the field/value count and each string.
 pub fn encode_entry(fields: &[Bytes], new_node: bool) -> Vec<u8> {
     let size: usize = fields.iter().map(|f| f.len() + 4).sum();

@@ -15,7 +15,7 @@ use fjall::{
     CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode,
 };
 
-use crate::codec::{DELETED, Writer, encode_entry, encode_entry_slices, encode_node};
+use crate::codec::{Writer, encode_entry, encode_entry_slices, encode_node, mark_deleted};
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
 use crate::error::StoreError;
 use crate::keys::{
@@ -419,7 +419,7 @@ impl Store {
                 break;
             }
         }
-        (!pending.pieces.is_empty()).then_some(pending)
+        (!pending.is_empty()).then_some(pending)
     }
 
     /// An empty checkpoint batch. Streams go into it with [`PendingFlush::add`], each under
@@ -537,10 +537,8 @@ impl Store {
                 touched.extend(master);
             }
             let mut v = encode_entry(&e.fields, master == Some(e.id));
-            if e.deleted
-                && let Some(flags) = v.first_mut()
-            {
-                *flags |= DELETED;
+            if e.deleted {
+                mark_deleted(&mut v);
             }
             added.insert(e.id, v);
         }
@@ -572,9 +570,7 @@ impl Store {
                                 None => continue,
                             },
                         };
-                        if let Some(flags) = value.first_mut() {
-                            *flags |= DELETED;
-                        }
+                        mark_deleted(value);
                         if let Some(node) = stream.node_holding(*id) {
                             touched.push(node.master);
                         }
@@ -595,10 +591,8 @@ impl Store {
                     let kept_from = stream.first_node_id().unwrap_or(StreamId::MAX);
                     added.retain(|id, _| id > through || *id >= kept_from);
                     for (id, v) in added.range_mut(..=*through) {
-                        if *id >= kept_from
-                            && let Some(flags) = v.first_mut()
-                        {
-                            *flags |= DELETED;
+                        if *id >= kept_from {
+                            mark_deleted(v);
                         }
                     }
                     let end = entry_key(&prefix, *through);
@@ -611,9 +605,7 @@ impl Store {
                                     continue;
                                 }
                                 let mut v = v.to_vec();
-                                if let Some(flags) = v.first_mut() {
-                                    *flags |= DELETED;
-                                }
+                                mark_deleted(&mut v);
                                 added.insert(id, v);
                             }
                             _ => batch.remove(&self.ks.entries, k),
@@ -1080,10 +1072,8 @@ impl PendingFlush<'_> {
         for p in &self.pieces {
             for e in p.nodes.entries() {
                 let mut value = encode_entry_slices(e.fields(), e.opened_node);
-                if e.deleted
-                    && let Some(flags) = value.first_mut()
-                {
-                    *flags |= DELETED;
+                if e.deleted {
+                    mark_deleted(&mut value);
                 }
                 let key = entry_key(&p.prefix, e.id);
                 if ingest {
