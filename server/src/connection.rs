@@ -194,7 +194,10 @@ impl Buffers {
         };
         let argv = match self.reader.next_request(&mut self.inbuf, limits) {
             Ok(Some(argv)) => argv,
-            Ok(None) => return Ok(Step::NeedMore),
+            Ok(None) => {
+                client.clock = None;
+                return Ok(Step::NeedMore);
+            }
             Err(e) => {
                 let reply = brooklet_resp::Reply::error(e.to_string());
                 cmd::write_reply(shared, client, &reply, &mut self.out);
@@ -202,12 +205,18 @@ impl Buffers {
                 return Ok(Step::ProtocolError);
             }
         };
-        client
-            .handle
-            .last_interaction_ms
-            .store(now_ms(), Ordering::Relaxed);
+        // Once per batch, as Redis sets it once per read.
+        if client.clock.is_none() {
+            client
+                .handle
+                .last_interaction_ms
+                .store(now_ms(), Ordering::Relaxed);
+        }
         let reply_at = self.out.len();
         let outcome = cmd::execute(shared, client, argv, &mut self.out);
+        if !matches!(outcome, Outcome::Continue) {
+            client.clock = None;
+        }
         // Messages published while the command ran (to oneself by one's own PUBLISH, say)
         // go before its reply, as Redis writes them straight into the reply buffer.
         self.messages_before_reply(reply_at, rx)?;
@@ -423,6 +432,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             // A long pipeline of large replies is written as it grows: a client that does not
             // read then stalls its own connection (TCP backpressure) instead of growing memory.
             if self.io.out.len() >= OUT_FLUSH_AT {
+                client.clock = None;
                 self.flush(client).await?;
             }
         }

@@ -604,7 +604,7 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         ));
     };
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
-    let started = Instant::now();
+    let started = ctx.client.clock.take().unwrap_or_else(Instant::now);
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
     // Watchers are dirtied before the gate is released, so an EXEC (which checks its flag
     // under the exclusive gate) can never run between this write and the dirtying.
@@ -620,8 +620,12 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     };
     let stat = &ctx.shared.command_stats[idx];
     stat.calls.fetch_add(1, Ordering::Relaxed);
-    stat.usec
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let ended = Instant::now();
+    ctx.client.clock = Some(ended);
+    stat.usec.fetch_add(
+        ended.duration_since(started).as_micros() as u64,
+        Ordering::Relaxed,
+    );
     ctx.shared
         .stats
         .commands_processed
