@@ -18,6 +18,15 @@ pub fn db_prefix(db: u32) -> Vec<u8> {
     db.to_be_bytes().to_vec()
 }
 
+/// Where deletion floors live in the `meta` keyspace (see `Store::delete_stream`).
+pub const FLOOR_PREFIX: &[u8] = b"floor/";
+
+/// A deletion floor's key: [`FLOOR_PREFIX`] + the prefix the deletion covered (a stream's,
+/// a database's, or empty for FLUSHALL).
+pub fn floor_key(prefix: &[u8]) -> Vec<u8> {
+    [FLOOR_PREFIX, prefix].concat()
+}
+
 /// An entry's key: stream prefix + ms + seq.
 pub fn entry_key(prefix: &[u8], id: StreamId) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 16);

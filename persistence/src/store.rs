@@ -19,8 +19,8 @@ use crate::codec::{Writer, encode_entry, encode_entry_slices, encode_node, mark_
 use crate::durability::{Durability, FsyncPolicy, OnDurable};
 use crate::error::StoreError;
 use crate::keys::{
-    consumer_key, db_prefix, entry_key, group_key, node_key, pending_key, read_id, split_prefix,
-    stream_prefix,
+    FLOOR_PREFIX, consumer_key, db_prefix, entry_key, floor_key, group_key, node_key, pending_key,
+    read_id, split_prefix, stream_prefix,
 };
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::source::{CacheMisses, FjallSource};
@@ -69,8 +69,10 @@ const INGEST_MAX_STREAMS: usize = 8;
 const JOURNALED_MAX_ENTRIES: usize = 10_000;
 
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace, 3 the tail
-/// log and the stream record's incarnation).
-pub const FORMAT_VERSION: u32 = 3;
+/// log and the stream record's incarnation, 4 streams created in the tail log and the
+/// floors that keep deleted ones dead). A format-3 directory is read as it is and stamped 4:
+/// it holds nothing format 4 reads differently.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);
@@ -252,14 +254,13 @@ impl Store {
         check_format(&ks.meta)?;
         let cache_budget = Arc::new(AtomicUsize::new(DEFAULT_STREAM_CACHE_BYTES));
         let misses = Arc::new(CacheMisses::default());
-        let (mut streams, mut report) = crate::load::load(&ks, &cache_budget, &misses)?;
-        let (tail, replayed) = {
-            let index = name_index(&streams);
-            TailLog::open(&dir.join("tail"), &mut |a| {
-                replay_append(&mut streams, &index, a)
-            })?
-        };
+        let (streams, mut report) = crate::load::load(&ks, &cache_budget, &misses)?;
+        let mut replayer = Replayer::new(&ks, &cache_budget, &misses, streams)?;
+        let (tail, replayed) = TailLog::open(&dir.join("tail"), &mut |a| replayer.apply(a))?;
         report.note_tail(&replayed);
+        // A new stream's number must clear every floor left: one below it would be dead.
+        let next_incarnation = (report.max_incarnation + 1).max(replayer.max_floor());
+        let streams = replayer.finish(&mut report);
         // A journal the engine cut short at recovery lost a torn tail; journals it deleted
         // (already flushed into tables) lost nothing.
         report.torn_journal_bytes = journals_before
@@ -291,7 +292,7 @@ impl Store {
             cache_budget,
             misses,
             tail,
-            next_incarnation: AtomicU64::new(report.max_incarnation + 1),
+            next_incarnation: AtomicU64::new(next_incarnation),
             committing: Mutex::new(()),
             checkpointing: Mutex::new(()),
             _lock: lock,
@@ -314,6 +315,8 @@ impl Store {
         stream: &mut Stream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
+        // A new stream whose one change is its first entry is created in the log too.
+        let creates = stream.incarnation() == 0 && is_fresh(stream);
         if let [
             Mutation::EntryAdded {
                 id,
@@ -321,14 +324,18 @@ impl Store {
                 new_node,
             },
         ] = muts
-            && stream.incarnation() != 0
+            && (stream.incarnation() != 0 || creates)
         {
             self.refuse_if_failed()?;
+            if creates {
+                stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+            }
             let logged = self.tail.append(
                 db,
                 key,
                 stream.incarnation(),
                 *new_node,
+                creates,
                 *id,
                 fields,
                 stream.log_segment(),
@@ -336,6 +343,9 @@ impl Store {
             match logged {
                 Ok(segment) => stream.set_log_segment(segment),
                 Err(e) => {
+                    if creates {
+                        stream.set_incarnation(0);
+                    }
                     self.durability.failed.store(true, Ordering::Release);
                     return Err(e.into());
                 }
@@ -347,8 +357,10 @@ impl Store {
         // their records. The stream's record and its logged appends are left as they are:
         // the appends reach fjall with the checkpoint, in one table, rather than in the
         // journal batch of every read (consume wrote each entry twice). No checkpoint
-        // batch writes a group record, so this one need not wait for one.
-        if stream.incarnation() != 0 && !muts.is_empty() && muts.iter().all(is_group_change) {
+        // batch writes a group record, so this one need not wait for one. A stream only the
+        // tail log has created yet gets its record first, with the batch below: groups
+        // without it would be orphans after a restart.
+        if stream.is_stored() && !muts.is_empty() && muts.iter().all(is_group_change) {
             let prefix = stream_prefix(db, key);
             let mut batch = self.batch();
             for m in muts {
@@ -374,7 +386,9 @@ impl Store {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
         let written = self.write_batch(db, key, stream, muts, flushed);
-        if written.is_err() {
+        if written.is_ok() {
+            stream.set_stored();
+        } else {
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
             stream.set_incarnation(incarnation);
             if let Some(id) = first_flushed {
@@ -489,7 +503,20 @@ impl Store {
     /// When the fsync or a removal fails.
     pub fn retire_tail(&self, upto: u64) -> Result<(), StoreError> {
         self.durability.sync_now(&self.db)?;
-        Ok(self.tail.retire(upto)?)
+        // Segments go first: a floor dropped before the creation it kills would let a crash
+        // in between bring that stream back.
+        let oldest = self.tail.retire(upto)?;
+        let mut batch = self.batch();
+        for kv in self.ks.meta.prefix(FLOOR_PREFIX) {
+            let (k, v) = kv.into_inner()?;
+            if crate::keys::read_u64(&v, 0).is_none_or(|floor| floor <= oldest) {
+                batch.remove(&self.ks.meta, k);
+            }
+        }
+        if !batch.is_empty() {
+            self.commit(batch)?;
+        }
+        Ok(())
     }
 
     fn write_batch(
@@ -744,7 +771,21 @@ impl Store {
         for ks in self.ks.stream_records() {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
+        self.leave_floor(&mut batch, &prefix);
         self.commit(batch)
+    }
+
+    /// While the tail log holds stream creations, a deletion of the streams under `prefix`
+    /// records in its own batch the next incarnation as their floor: replay creates none of
+    /// them below it. Every stream it deleted was numbered below it, every later one will be
+    /// numbered from it on. [`Store::retire_tail`] drops the floors once no creation they
+    /// could kill is left.
+    fn leave_floor(&self, batch: &mut OwnedWriteBatch, prefix: &[u8]) {
+        if self.tail.oldest_creation() == u64::MAX {
+            return;
+        }
+        let floor = self.next_incarnation.load(Ordering::Relaxed);
+        batch.insert(&self.ks.meta, floor_key(prefix), floor.to_be_bytes());
     }
 
     /// Removes every stream of one database (FLUSHDB), or of all (FLUSHALL) when `db` is None.
@@ -758,6 +799,7 @@ impl Store {
         for ks in self.ks.stream_records() {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
+        self.leave_floor(&mut batch, &prefix);
         self.commit(batch)
     }
 
@@ -926,14 +968,11 @@ impl Store {
     /// # Errors
     /// When a record cannot be read or decoded.
     pub fn load_all(&self) -> Result<(Vec<LoadedStream>, RecoveryReport), StoreError> {
-        let (mut streams, mut report) =
-            crate::load::load(&self.ks, &self.cache_budget, &self.misses)?;
-        let index = name_index(&streams);
-        let replayed = self
-            .tail
-            .replay_again(&mut |a| replay_append(&mut streams, &index, a))?;
+        let (streams, mut report) = crate::load::load(&self.ks, &self.cache_budget, &self.misses)?;
+        let mut replayer = Replayer::new(&self.ks, &self.cache_budget, &self.misses, streams)?;
+        let replayed = self.tail.replay_again(&mut |a| replayer.apply(a))?;
         report.note_tail(&replayed);
-        Ok((streams, report))
+        Ok((replayer.finish(&mut report), report))
     }
 
     /// Where stream `key` of database `db` reads its evicted nodes back from.
@@ -1134,39 +1173,117 @@ fn is_group_change(m: &Mutation) -> bool {
     )
 }
 
-/// Where each loaded stream sits in the list, by name.
-fn name_index(streams: &[LoadedStream]) -> hashbrown::HashMap<StreamName, usize> {
-    streams
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ((s.db, s.key.clone()), i))
-        .collect()
+/// Whether `stream` is new, with its first entry its only change (what a plain XADD to a
+/// missing key makes): the tail log can create it.
+fn is_fresh(stream: &Stream) -> bool {
+    stream.entries_added() == 1
+        && stream.len() == 1
+        && stream.max_deleted_id() == StreamId::MIN
+        && stream.groups().is_empty()
 }
 
-/// Applies one logged append if it belongs to the loaded stream's life and is past what
-/// fjall holds of it; the entry then counts as unflushed, as before the restart.
-fn replay_append(
-    streams: &mut [LoadedStream],
-    index: &hashbrown::HashMap<StreamName, usize>,
-    a: Append<'_>,
-) -> bool {
-    let Some(s) = index
-        .get(&Probe(a.db, a.key))
-        .and_then(|&i| streams.get_mut(i))
-    else {
-        return false;
-    };
-    let stream = &mut s.stream;
-    if stream.incarnation() != a.incarnation || a.id <= stream.last_id() {
-        return false;
+/// Applies the tail log's records to the streams fjall holds, creating the streams it
+/// created unless a deletion's floor says that life of the key is over.
+struct Replayer<'a> {
+    streams: Vec<LoadedStream>,
+    /// Where each stream sits in `streams`, by name.
+    index: hashbrown::HashMap<StreamName, usize>,
+    /// Deletion floors by the prefix they cover (a stream's, a database's, or empty).
+    floors: hashbrown::HashMap<Vec<u8>, u64>,
+    ks: &'a Keyspaces,
+    budget: &'a Arc<AtomicUsize>,
+    misses: &'a Arc<CacheMisses>,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(
+        ks: &'a Keyspaces,
+        budget: &'a Arc<AtomicUsize>,
+        misses: &'a Arc<CacheMisses>,
+        mut streams: Vec<LoadedStream>,
+    ) -> Result<Self, StoreError> {
+        let mut floors = hashbrown::HashMap::new();
+        for kv in ks.meta.prefix(FLOOR_PREFIX) {
+            let (k, v) = kv.into_inner()?;
+            let floor = crate::keys::read_u64(&v, 0)
+                .ok_or_else(|| StoreError::Corrupt("malformed floor record".into()))?;
+            floors.insert(k[FLOOR_PREFIX.len()..].to_vec(), floor);
+        }
+        for s in &mut streams {
+            s.stream.set_stored();
+        }
+        let index = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.db, s.key.clone()), i))
+            .collect();
+        Ok(Replayer {
+            streams,
+            index,
+            floors,
+            ks,
+            budget,
+            misses,
+        })
     }
-    stream.apply(&Mutation::EntryAdded {
-        id: a.id,
-        fields: a.fields,
-        new_node: a.new_node,
-    });
-    stream.mark_unflushed(a.id);
-    true
+
+    /// The highest floor (0: none).
+    fn max_floor(&self) -> u64 {
+        self.floors.values().copied().max().unwrap_or(0)
+    }
+
+    /// Whether a deletion ended the life `incarnation` of stream `key`.
+    fn dead(&self, db: u32, key: &[u8], incarnation: u64) -> bool {
+        let prefix = stream_prefix(db, key);
+        [&prefix[..], &prefix[..4], &[]]
+            .iter()
+            .any(|p| self.floors.get(*p).is_some_and(|&f| incarnation < f))
+    }
+
+    /// Applies one logged append if it belongs to the stream's life and is past what fjall
+    /// holds of it (creating the stream if the record did and the key is free); the entry
+    /// then counts as unflushed, as before the restart.
+    fn apply(&mut self, a: Append<'_>) -> bool {
+        let i = match self.index.get(&Probe(a.db, a.key)) {
+            Some(&i) => i,
+            None if a.creates && !self.dead(a.db, a.key, a.incarnation) => {
+                let key = Bytes::copy_from_slice(a.key);
+                let mut stream = Stream::new();
+                stream.attach_source(source(
+                    self.ks,
+                    self.budget,
+                    self.misses,
+                    stream_prefix(a.db, &key),
+                ));
+                stream.set_incarnation(a.incarnation);
+                self.index.insert((a.db, key.clone()), self.streams.len());
+                self.streams.push(LoadedStream {
+                    db: a.db,
+                    key,
+                    stream,
+                });
+                self.streams.len() - 1
+            }
+            None => return false,
+        };
+        let stream = &mut self.streams[i].stream;
+        if stream.incarnation() != a.incarnation || a.id <= stream.last_id() {
+            return false;
+        }
+        stream.apply(&Mutation::EntryAdded {
+            id: a.id,
+            fields: a.fields,
+            new_node: a.new_node,
+        });
+        stream.mark_unflushed(a.id);
+        true
+    }
+
+    /// The streams, with the count in `report` including those the log created.
+    fn finish(self, report: &mut RecoveryReport) -> Vec<LoadedStream> {
+        report.streams = self.streams.len() as u64;
+        self.streams
+    }
 }
 
 fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
@@ -1183,6 +1300,10 @@ fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
                     found,
                     supported: FORMAT_VERSION,
                 });
+            }
+            if found == 3 {
+                meta.insert("format", FORMAT_VERSION.to_be_bytes())?;
+                return Ok(());
             }
             if found < FORMAT_VERSION {
                 return Err(StoreError::OlderFormat {
@@ -1323,13 +1444,13 @@ mod tests {
         let mut s = Stream::new();
         {
             let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-            // Nodes of 100 entries: the first is written into fjall, the rest logged.
+            // Nodes of 100 entries, all logged (the first append created the stream).
             add(&store, &mut s, 1..=250);
             let pending = store
                 .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
                 .unwrap();
             let (entries, _batch) = pending.encode();
-            assert_eq!(entries.len(), 249);
+            assert_eq!(entries.len(), 250);
             store.ingest_entries(entries).unwrap();
             // The batch with the node and stream records is never committed.
             drop(pending);
@@ -1338,7 +1459,7 @@ mod tests {
             assert_eq!(stored.unwrap().len(), 250);
         }
         let (_store, loaded, report) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        assert_eq!(report.tail_applied, 249);
+        assert_eq!(report.tail_applied, 250);
         let loaded = loaded.into_iter().next().unwrap().stream;
         assert_eq!(loaded, s);
         assert_eq!(loaded.len(), 250);
@@ -1379,15 +1500,15 @@ mod tests {
             (sizes, ingested, last)
         };
 
-        // Nine streams, few entries: through the journal. (Each stream's first append
-        // created it in fjall; the rest are logged.)
-        let mut small = fill(&|_| 11);
+        // Nine streams, few entries: through the journal. (Every append is logged, the
+        // first one, which created its stream, included.)
+        let mut small = fill(&|_| 10);
         let (sizes, ingested, last) = pieces(&mut small, 150_000);
         assert_eq!(sizes, vec![10; INGEST_MAX_STREAMS + 1]);
         assert_eq!((ingested, last), (0, Added::Taken));
 
         // Nine streams, many entries: ingested, up to the budget.
-        let mut large = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
+        let mut large = fill(&|i| if i < INGEST_MAX_STREAMS { 10 } else { 30_000 });
         let (sizes, ingested, last) = pieces(&mut large, 20_000);
         let ninth = sizes[INGEST_MAX_STREAMS];
         let room = 20_000 - 10 * INGEST_MAX_STREAMS;
@@ -1396,10 +1517,10 @@ mod tests {
         assert_eq!(last, Added::Full);
 
         // A checkpoint's last piece takes everything: the segments are retired after it.
-        let mut all = fill(&|i| if i < INGEST_MAX_STREAMS { 11 } else { 30_000 });
+        let mut all = fill(&|i| if i < INGEST_MAX_STREAMS { 10 } else { 30_000 });
         let named = keys.iter().map(|k| &k[..]).zip(all.iter_mut());
         let pending = store.prepare_flush(0, named, usize::MAX).unwrap();
-        assert_eq!(pending.pieces.last().map(|p| p.nodes.len()), Some(29_999));
+        assert_eq!(pending.pieces.last().map(|p| p.nodes.len()), Some(30_000));
         assert!(!pending.more);
     }
 }

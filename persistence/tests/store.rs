@@ -219,13 +219,29 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err}"
     );
+    // Format 3 differs only in what it never wrote (streams created in the tail log, deletion
+    // floors): it opens, and is stamped 4.
+    stamp(3);
+    drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
+    {
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        assert_eq!(
+            &meta.get("format").unwrap().unwrap()[..],
+            4u32.to_be_bytes()
+        );
+    }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 3 would misread every stream record.
+    // as 4 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -235,7 +251,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 3
+                supported: 4
             }
         ),
         "{err}"
@@ -531,9 +547,9 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
             .unwrap();
         });
     }
-    // Appends to an existing stream are in the tail log, not yet in fjall: only the entry
-    // that created the stream is.
-    assert_eq!(on_disk(&store).len(), 1);
+    // Every append, the one that created the stream included, is in the tail log, not yet
+    // in fjall.
+    assert!(on_disk(&store).is_empty());
     store.flush_stream(0, b"k", &mut s).unwrap();
     assert_eq!(on_disk(&store).len(), 300);
     // Half of node 2 goes: its tombstones stay, as the node keeps their slots.
@@ -616,11 +632,15 @@ fn group_changes_leave_logged_appends_to_the_tail_log() {
     let mut s = Stream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        add_all(&store, b"k", &mut s, 1..=150);
+        add_all(&store, b"k", &mut s, 1..=1);
+        // The first group change of a stream the tail log created writes the stream (and
+        // its appends) into fjall; later ones leave appends alone.
         step(&store, 0, b"k", &mut s, |s, out| {
             s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out)
                 .unwrap();
         });
+        assert!(!s.has_unflushed());
+        add_all(&store, b"k", &mut s, 2..=150);
         step(&store, 0, b"k", &mut s, |s, out| {
             let read = s.read_group(b"k", b"g", b"c", ReadId::New, Some(120), false, 1000, out);
             assert_eq!(read.unwrap().map(|v| v.len()), Some(120));
@@ -628,7 +648,7 @@ fn group_changes_leave_logged_appends_to_the_tail_log() {
         step(&store, 0, b"k", &mut s, |s, out| {
             assert_eq!(s.ack(b"g", &[StreamId::new(3, 0)], out), 1);
         });
-        // Only the entry that created the stream is in fjall.
+        // Only the entry logged before the group was created is in fjall.
         assert_eq!(on_disk(&store).len(), 1);
         assert!(s.has_unflushed());
     }
@@ -804,9 +824,9 @@ fn appends_written_in_pieces_reopen_whole() {
     let mut s = Stream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        // Nodes of 100: 1-100, 101-200, 201-300, 301-350; only entry 1 is in fjall.
+        // Nodes of 100: 1-100, 101-200, 201-300, 301-350; all logged, none in fjall.
         add_all(&store, b"k", &mut s, 1..=350);
-        assert_eq!(on_disk(&store).len(), 1);
+        assert!(on_disk(&store).is_empty());
         assert!(piece(&store, &mut s, 150));
         assert_eq!(on_disk(&store).len(), 200);
         assert!(s.has_unflushed());
@@ -907,4 +927,94 @@ fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
         });
     }
     assert!(reopen(dir.path()).is_empty());
+}
+
+/// Deletion floors left in the `meta` keyspace (see `Store::delete_stream`).
+fn floors(dir: &std::path::Path) -> usize {
+    let db = fjall::Database::builder(dir.join("fjall")).open().unwrap();
+    let meta = db
+        .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    meta.prefix("floor/").count()
+}
+
+/// Streams that the tail log created (their first XADD was logged, not written into fjall)
+/// come back after a reopen. One deleted by DEL, FLUSHDB or FLUSHALL stays deleted, even
+/// when a checkpoint had written it into fjall while its creation was still logged; one
+/// created again under the same key comes back as the new one. Once the checkpoint retires
+/// the segments holding the creations, the floors that kept them dead go too.
+#[test]
+fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kept = Stream::new();
+    let mut again = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"kept", &mut kept, 1..=3);
+        let mut gone = Stream::new();
+        add_all(&store, b"gone", &mut gone, 1..=3);
+        store.flush_stream(0, b"gone", &mut gone).unwrap();
+        assert!(gone.is_stored());
+        store.delete_stream(0, b"gone").unwrap();
+        let mut first = Stream::new();
+        add_all(&store, b"again", &mut first, 1..=5);
+        assert!(!first.is_stored());
+        store.delete_stream(0, b"again").unwrap();
+        add_all(&store, b"again", &mut again, 7..=8);
+        let mut other_db = Stream::new();
+        step(&store, 1, b"kept", &mut other_db, |s, out| {
+            s.add(
+                IdSpec::Auto,
+                &fields(1),
+                None,
+                5,
+                &NodeLimits::default(),
+                out,
+            )
+            .unwrap();
+        });
+        store.flush(Some(1)).unwrap();
+    }
+    let names = |loaded: &[(u32, Bytes, Stream)]| {
+        loaded
+            .iter()
+            .map(|(db, k, _)| (*db, k.clone()))
+            .collect::<Vec<_>>()
+    };
+    let loaded = reopen(dir.path());
+    assert_eq!(
+        names(&loaded),
+        [(0, Bytes::from("again")), (0, Bytes::from("kept"))]
+    );
+    assert_eq!(loaded[0].2, again);
+    assert_eq!(loaded[1].2, kept);
+    drop(loaded);
+    assert!(floors(dir.path()) > 0);
+    let mut after = Stream::new();
+    {
+        // A reopened store numbers new streams above every floor, so FLUSHALL's floor
+        // kills the streams logged before it and none created after.
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        store.flush(None).unwrap();
+        add_all(&store, b"after", &mut after, 1..=2);
+        drop(store);
+        let loaded = reopen(dir.path());
+        assert_eq!(names(&loaded), [(0, Bytes::from("after"))]);
+        assert_eq!(loaded[0].2, after);
+        drop(loaded);
+        // The checkpoint writes "after" into fjall and retires every segment.
+        let (store, mut streams, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        store.close_tail_segment().unwrap();
+        let (upto, named) = store.stale_tail(true).unwrap();
+        assert_eq!(named, [(0, Bytes::from("after"))]);
+        store
+            .flush_stream(0, b"after", &mut streams[0].stream)
+            .unwrap();
+        store.retire_tail(upto).unwrap();
+        drop(streams);
+    }
+    assert_eq!(floors(dir.path()), 0);
+    let loaded = reopen(dir.path());
+    assert_eq!(names(&loaded), [(0, Bytes::from("after"))]);
+    assert_eq!(loaded[0].2, after);
 }

@@ -66,6 +66,9 @@ pub struct Stream {
     /// Which life of its key this stream is (storage numbers each creation), so appends
     /// logged for an earlier stream under the same key are never replayed into this one.
     incarnation: u64,
+    /// Whether storage holds the stream's own record: a stream created by a plain append
+    /// lives only in storage's log until its first checkpoint or other change.
+    stored: bool,
 }
 
 /// Streams compare by content: which nodes happen to be in memory does not matter.
@@ -302,6 +305,7 @@ impl Stream {
         let Some(upto) = self.flushing.take() else {
             return;
         };
+        self.stored |= committed;
         if !committed || self.unflushed_from.is_none_or(|from| from > upto) {
             return;
         }
@@ -345,6 +349,17 @@ impl Stream {
     /// Sets the number storage gave this stream's creation.
     pub fn set_incarnation(&mut self, n: u64) {
         self.incarnation = n;
+    }
+
+    /// Whether storage holds the stream's own record (see [`Stream::set_stored`]).
+    pub fn is_stored(&self) -> bool {
+        self.stored
+    }
+
+    /// Records that storage wrote (or read back) the stream's own record; a committed
+    /// checkpoint batch ([`Stream::end_flush`]) writes it too.
+    pub fn set_stored(&mut self) {
+        self.stored = true;
     }
 
     /// Whether a source is attached.
