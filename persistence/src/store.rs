@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use brooklet_streams::{EntrySource, Mutation, Stream, StreamId, StreamMeta, UnflushedNodes};
+use brooklet_streams::{
+    DirtyGroups, EntrySource, Mutation, Stream, StreamId, StreamMeta, UnflushedNodes,
+};
 use bytes::Bytes;
 use fjall::config::CompressionPolicy;
 use fjall::{
@@ -24,7 +26,7 @@ use crate::keys::{
 };
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::source::{CacheMisses, FjallSource};
-use crate::tail_log::{Append, Probe, StreamName, TailLog};
+use crate::tail_log::{Probe, Record, StreamName, TailLog};
 
 /// Block cache for reads that miss memory: nodes evicted from the streams' own caches, trims
 /// and start-up. Recent entries are served from the streams' memory, so this stays small.
@@ -70,9 +72,9 @@ const JOURNALED_MAX_ENTRIES: usize = 10_000;
 
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace, 3 the tail
 /// log and the stream record's incarnation, 4 streams created in the tail log and the
-/// floors that keep deleted ones dead). A format-3 directory is read as it is and stamped 4:
-/// it holds nothing format 4 reads differently.
-pub const FORMAT_VERSION: u32 = 4;
+/// floors that keep deleted ones dead, 5 group changes in the tail log). A format-3 or 4
+/// directory is read as it is and stamped 5: it holds nothing format 5 reads differently.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);
@@ -353,20 +355,29 @@ impl Store {
             stream.mark_unflushed(*id);
             return Ok(self.durability.publish(true));
         }
-        // A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) writes only
-        // their records. The stream's record and its logged appends are left as they are:
-        // the appends reach fjall with the checkpoint, in one table, rather than in the
-        // journal batch of every read (consume wrote each entry twice). No checkpoint
-        // batch writes a group record, so this one need not wait for one. A stream only the
-        // tail log has created yet gets its record first, with the batch below: groups
-        // without it would be orphans after a restart.
+        // A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) is logged in the
+        // tail log too, and the records it changed are written into fjall later, as they
+        // are then (see the tail log). A stream only the tail log has created yet gets its
+        // record first, with the batch below: groups without it would be orphans after a
+        // restart.
         if stream.is_stored() && !muts.is_empty() && muts.iter().all(is_group_change) {
-            let prefix = stream_prefix(db, key);
-            let mut batch = self.batch();
-            for m in muts {
-                self.add_group_change(&mut batch, &prefix, m)?;
+            self.refuse_if_failed()?;
+            let logged = self.tail.log_group_changes(
+                db,
+                key,
+                stream.incarnation(),
+                muts,
+                stream.log_segment(),
+            );
+            match logged {
+                Ok(segment) => stream.set_log_segment(segment),
+                Err(e) => {
+                    self.durability.failed.store(true, Ordering::Release);
+                    return Err(e.into());
+                }
             }
-            return self.commit(batch);
+            stream.note_group_changes(muts);
+            return Ok(self.durability.publish(true));
         }
         if stream.is_flushing() {
             self.wait_for_checkpoint();
@@ -385,10 +396,17 @@ impl Store {
         {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
-        let written = self.write_batch(db, key, stream, muts, flushed);
+        // The batch writes every group record changed since fjall last had them, with this
+        // command's: it may change the incarnation, after which replay skips the logged ones.
+        let mut groups = stream.take_dirty_groups();
+        for m in muts {
+            groups.note(m);
+        }
+        let written = self.write_batch(db, key, stream, muts, flushed, &groups);
         if written.is_ok() {
             stream.set_stored();
         } else {
+            stream.restore_dirty_groups(groups);
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
             stream.set_incarnation(incarnation);
             if let Some(id) = first_flushed {
@@ -526,9 +544,13 @@ impl Store {
         stream: &mut Stream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
+        groups: &DirtyGroups,
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
         self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        if !groups.is_empty() {
+            self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
+        }
         self.commit(batch)
     }
 
@@ -650,10 +672,8 @@ impl Store {
                         None => self.remove_prefix(batch, &self.ks.nodes, &prefix)?,
                     }
                 }
-                Mutation::StreamMeta { .. } => {}
-                other => {
-                    self.add_group_change(batch, &prefix, other)?;
-                }
+                // Group records are written from the stream's groups (`write_batch`).
+                _ => {}
             }
         }
         for (id, value) in added {
@@ -676,82 +696,97 @@ impl Store {
         Ok(())
     }
 
-    /// Adds the records of a consumer-group change ([`is_group_change`]) to `batch`; any
-    /// other kind of change adds nothing.
-    fn add_group_change(
+    /// Adds to `batch` the group, consumer and pending records that `changes` write (as
+    /// [`DirtyGroups::current`] gives them: a group's destruction first, then each record's
+    /// value or removal). A key written twice is written once, with its last value: in one
+    /// batch, fjall would keep both versions under one sequence number.
+    fn add_group_records(
         &self,
         batch: &mut OwnedWriteBatch,
         prefix: &[u8],
-        m: &Mutation,
+        changes: &[Mutation],
     ) -> Result<(), StoreError> {
-        match m {
-            Mutation::GroupCreated {
-                group,
-                last_id,
-                entries_read,
+        const GROUPS: u8 = 0;
+        const CONSUMERS: u8 = 1;
+        const PENDING: u8 = 2;
+        let mut records: hashbrown::HashMap<(u8, Vec<u8>), Option<Vec<u8>>> =
+            hashbrown::HashMap::new();
+        for m in changes {
+            match m {
+                Mutation::GroupCreated {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+                | Mutation::GroupUpdated {
+                    group,
+                    last_id,
+                    entries_read,
+                } => {
+                    let value = Writer::default()
+                        .u64(last_id.ms)
+                        .u64(last_id.seq)
+                        .opt_u64(*entries_read)
+                        .0;
+                    records.insert((GROUPS, group_key(prefix, group)), Some(value));
+                }
+                Mutation::GroupDestroyed { group } => {
+                    let gk = group_key(prefix, group);
+                    for (class, ks) in
+                        [(CONSUMERS, &self.ks.consumers), (PENDING, &self.ks.pending)]
+                    {
+                        for kv in ks.prefix(&gk) {
+                            records.insert((class, kv.key()?.to_vec()), None);
+                        }
+                    }
+                    records.insert((GROUPS, gk), None);
+                }
+                Mutation::ConsumerUpserted {
+                    group,
+                    consumer,
+                    seen_time,
+                    active_time,
+                } => {
+                    let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
+                    let k = consumer_key(&group_key(prefix, group), consumer);
+                    records.insert((CONSUMERS, k), Some(value));
+                }
+                Mutation::ConsumerDeleted { group, consumer } => {
+                    let k = consumer_key(&group_key(prefix, group), consumer);
+                    records.insert((CONSUMERS, k), None);
+                }
+                Mutation::PendingUpserted {
+                    group,
+                    id,
+                    consumer,
+                    delivery_time,
+                    delivery_count,
+                } => {
+                    let value = Writer::default()
+                        .bytes(consumer)
+                        .u64(*delivery_time)
+                        .u64(*delivery_count)
+                        .0;
+                    let k = pending_key(&group_key(prefix, group), *id);
+                    records.insert((PENDING, k), Some(value));
+                }
+                Mutation::PendingRemoved { group, id } => {
+                    let k = pending_key(&group_key(prefix, group), *id);
+                    records.insert((PENDING, k), None);
+                }
+                _ => {}
             }
-            | Mutation::GroupUpdated {
-                group,
-                last_id,
-                entries_read,
-            } => {
-                let value = Writer::default()
-                    .u64(last_id.ms)
-                    .u64(last_id.seq)
-                    .opt_u64(*entries_read)
-                    .0;
-                batch.insert(&self.ks.groups, group_key(prefix, group), value);
+        }
+        for ((class, k), v) in records {
+            let ks = match class {
+                GROUPS => &self.ks.groups,
+                CONSUMERS => &self.ks.consumers,
+                _ => &self.ks.pending,
+            };
+            match v {
+                Some(v) => batch.insert(ks, k, v),
+                None => batch.remove(ks, k),
             }
-            Mutation::GroupDestroyed { group } => {
-                let gk = group_key(prefix, group);
-                batch.remove(&self.ks.groups, gk.clone());
-                self.remove_prefix(batch, &self.ks.consumers, &gk)?;
-                self.remove_prefix(batch, &self.ks.pending, &gk)?;
-            }
-            Mutation::ConsumerUpserted {
-                group,
-                consumer,
-                seen_time,
-                active_time,
-            } => {
-                let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
-                batch.insert(
-                    &self.ks.consumers,
-                    consumer_key(&group_key(prefix, group), consumer),
-                    value,
-                );
-            }
-            Mutation::ConsumerDeleted { group, consumer } => {
-                batch.remove(
-                    &self.ks.consumers,
-                    consumer_key(&group_key(prefix, group), consumer),
-                );
-            }
-            Mutation::PendingUpserted {
-                group,
-                id,
-                consumer,
-                delivery_time,
-                delivery_count,
-            } => {
-                let value = Writer::default()
-                    .bytes(consumer)
-                    .u64(*delivery_time)
-                    .u64(*delivery_count)
-                    .0;
-                batch.insert(
-                    &self.ks.pending,
-                    pending_key(&group_key(prefix, group), *id),
-                    value,
-                );
-            }
-            Mutation::PendingRemoved { group, id } => {
-                batch.remove(
-                    &self.ks.pending,
-                    pending_key(&group_key(prefix, group), *id),
-                );
-            }
-            _ => {}
         }
         Ok(())
     }
@@ -1017,16 +1052,19 @@ pub struct PendingFlush<'s> {
 /// One stream's part of a checkpoint batch.
 struct Piece {
     prefix: Vec<u8>,
-    nodes: UnflushedNodes,
-    /// The stream's metadata as of its last append in the piece.
-    as_of: StreamMeta,
+    /// Logged appends, with the stream's metadata as of the last of them; None when the
+    /// piece only writes group records.
+    appends: Option<(UnflushedNodes, StreamMeta)>,
     incarnation: u64,
+    /// Group records changed since fjall last had them, as they were when copied.
+    groups: Vec<Mutation>,
 }
 
 /// What [`PendingFlush::add`] did with a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
-    /// Nothing: the stream had no logged appends to write (or is in another batch).
+    /// Nothing: the stream had no logged appends or group changes to write (or is in
+    /// another batch).
     Nothing,
     /// Its logged appends, and the batch still has room.
     Taken,
@@ -1042,7 +1080,7 @@ impl PendingFlush<'_> {
     /// segments). Streams must come in the order of their keys (length, then bytes) for
     /// the entries to come out sorted; otherwise [`PendingFlush::commit`] sorts them.
     pub fn add(&mut self, db: u32, key: &[u8], stream: &mut Stream, max_entries: usize) -> Added {
-        if !stream.has_unflushed() || stream.is_flushing() {
+        if !(stream.has_unflushed() || stream.has_dirty_groups()) || stream.is_flushing() {
             return Added::Nothing;
         }
         let budget = max_entries.saturating_sub(self.entries);
@@ -1050,26 +1088,35 @@ impl PendingFlush<'_> {
             self.more = true;
             return Added::Full;
         }
-        let Some((nodes, as_of)) = stream.unflushed_nodes(budget) else {
+        let appends = stream.unflushed_nodes(budget);
+        if appends.is_none() && !stream.has_dirty_groups() {
             return Added::Nothing;
-        };
+        }
         if self.committing.is_none() {
             let store = self.store;
             self.committing = Some(store.committing.lock().unwrap_or_else(|p| p.into_inner()));
         }
-        let upto = nodes.last_id();
-        self.entries += nodes.len();
-        self.more |= upto < stream.last_id();
         if stream.incarnation() == 0 {
             let next = self.store.next_incarnation.fetch_add(1, Ordering::Relaxed);
             stream.set_incarnation(next);
         }
-        stream.begin_flush(upto);
+        if let Some((nodes, _)) = &appends {
+            let upto = nodes.last_id();
+            self.entries += nodes.len();
+            self.more |= upto < stream.last_id();
+            stream.begin_flush(upto);
+        }
+        let groups = if stream.has_dirty_groups() {
+            stream.begin_group_flush()
+        } else {
+            Vec::new()
+        };
+        self.entries += groups.len();
         self.pieces.push(Piece {
             prefix: stream_prefix(db, key),
-            nodes,
-            as_of,
+            appends,
             incarnation: stream.incarnation(),
+            groups,
         });
         self.keys.push(Bytes::copy_from_slice(key));
         if self.entries >= max_entries {
@@ -1096,20 +1143,27 @@ impl PendingFlush<'_> {
     /// When the engine refuses the ingestion or the batch.
     pub fn commit(self) -> Result<u64, StoreError> {
         self.store.refuse_if_failed()?;
-        let (entries, batch) = self.encode();
+        let (entries, batch) = self.encode()?;
         self.store.ingest_entries(entries)?;
         self.store.commit(batch)
     }
 
     /// The entry records to ingest, and the batch with everything else.
-    fn encode(&self) -> (Vec<EntryRecord>, OwnedWriteBatch) {
+    fn encode(&self) -> Result<(Vec<EntryRecord>, OwnedWriteBatch), StoreError> {
         let ks = &self.store.ks;
         let ingest =
             self.pieces.len() <= INGEST_MAX_STREAMS || self.entries >= JOURNALED_MAX_ENTRIES;
         let mut batch = self.store.batch();
         let mut entries = Vec::new();
         for p in &self.pieces {
-            for e in p.nodes.entries() {
+            // Read outside the shard's lock: the group records in fjall change only with a
+            // checkpoint batch or a stream's own batch, which waits for this one.
+            self.store
+                .add_group_records(&mut batch, &p.prefix, &p.groups)?;
+            let Some((nodes, as_of)) = &p.appends else {
+                continue;
+            };
+            for e in nodes.entries() {
                 let mut value = encode_entry_slices(e.fields(), e.opened_node);
                 if e.deleted {
                     mark_deleted(&mut value);
@@ -1121,17 +1175,17 @@ impl PendingFlush<'_> {
                     batch.insert(&ks.entries, key, value);
                 }
             }
-            for node in p.nodes.node_records() {
+            for node in nodes.node_records() {
                 batch.insert(
                     &ks.nodes,
                     node_key(&p.prefix, node.master),
                     encode_node(&node),
                 );
             }
-            let record = stream_record(&p.as_of, p.incarnation);
+            let record = stream_record(as_of, p.incarnation);
             batch.insert(&ks.streams, p.prefix.clone(), record);
         }
-        (entries, batch)
+        Ok((entries, batch))
     }
 }
 
@@ -1211,6 +1265,7 @@ impl<'a> Replayer<'a> {
         }
         for s in &mut streams {
             s.stream.set_stored();
+            s.stream.mark_groups_stored();
         }
         let index = streams
             .iter()
@@ -1243,7 +1298,26 @@ impl<'a> Replayer<'a> {
     /// Applies one logged append if it belongs to the stream's life and is past what fjall
     /// holds of it (creating the stream if the record did and the key is free); the entry
     /// then counts as unflushed, as before the restart.
-    fn apply(&mut self, a: Append<'_>) -> bool {
+    fn apply(&mut self, record: Record<'_>) -> bool {
+        let a = match record {
+            Record::Append(a) => a,
+            Record::Groups(g) => {
+                // Applied again even where fjall has them already: see the tail log.
+                let Some(s) = self
+                    .index
+                    .get(&Probe(g.db, g.key))
+                    .and_then(|&i| self.streams.get_mut(i))
+                    .filter(|s| s.stream.incarnation() == g.incarnation)
+                else {
+                    return false;
+                };
+                for m in &g.changes {
+                    s.stream.apply(m);
+                }
+                s.stream.note_group_changes(&g.changes);
+                return true;
+            }
+        };
         let i = match self.index.get(&Probe(a.db, a.key)) {
             Some(&i) => i,
             None if a.creates && !self.dead(a.db, a.key, a.incarnation) => {
@@ -1301,7 +1375,7 @@ fn check_format(meta: &Keyspace) -> Result<(), StoreError> {
                     supported: FORMAT_VERSION,
                 });
             }
-            if found == 3 {
+            if found == 3 || found == 4 {
                 meta.insert("format", FORMAT_VERSION.to_be_bytes())?;
                 return Ok(());
             }
@@ -1449,7 +1523,7 @@ mod tests {
             let pending = store
                 .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
                 .unwrap();
-            let (entries, _batch) = pending.encode();
+            let (entries, _batch) = pending.encode().unwrap();
             assert_eq!(entries.len(), 250);
             store.ingest_entries(entries).unwrap();
             // The batch with the node and stream records is never committed.
@@ -1495,8 +1569,12 @@ mod tests {
                     break;
                 }
             }
-            let sizes: Vec<usize> = pending.pieces.iter().map(|p| p.nodes.len()).collect();
-            let ingested = pending.encode().0.len();
+            let sizes: Vec<usize> = pending
+                .pieces
+                .iter()
+                .map(|p| p.appends.as_ref().map_or(0, |a| a.0.len()))
+                .collect();
+            let ingested = pending.encode().unwrap().0.len();
             (sizes, ingested, last)
         };
 
@@ -1520,7 +1598,14 @@ mod tests {
         let mut all = fill(&|i| if i < INGEST_MAX_STREAMS { 10 } else { 30_000 });
         let named = keys.iter().map(|k| &k[..]).zip(all.iter_mut());
         let pending = store.prepare_flush(0, named, usize::MAX).unwrap();
-        assert_eq!(pending.pieces.last().map(|p| p.nodes.len()), Some(30_000));
+        assert_eq!(
+            pending
+                .pieces
+                .last()
+                .and_then(|p| p.appends.as_ref())
+                .map(|a| a.0.len()),
+            Some(30_000)
+        );
         assert!(!pending.more);
     }
 }

@@ -21,11 +21,24 @@
 //! a floor (see `Store::delete_stream`) below which logged creations of the key are dead,
 //! as long as a segment holding creations is not retired.
 //!
+//! A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) of a stream fjall holds
+//! is logged here too (flag 4), as the list of its changes: committed to fjall one by one,
+//! those batches waited for fjall's journal lock, which its flush worker holds through an
+//! fsync of the journal (15-50 ms here, several times a second under benches/consume), and
+//! took a fifth of the server's CPU there. The stream names the group, consumer and pending
+//! records changed (`DirtyGroups`); the checkpoint, or the stream's next fjall batch, writes
+//! them as memory has them then. Replay applies every logged group change of the stream's
+//! life again, in order: each sets a record to a value or removes it (destroying a group
+//! removes all of its own), so applying them over records that already hold some of them
+//! ends in the same state.
+//!
 //! Record: payload length (u32), checksum of the payload (u64), payload: db (u32), key
 //! (u32 length + bytes), incarnation (u64), flags (u8: 1 = the entry opened a node, 2 = it
-//! created the stream), ID ms and seq (u64 each), field count (u32),
-//! then each field and value (u32 length + bytes). Integers are little-endian. A record
-//! whose length or checksum does not hold ends its segment (a write torn by a crash).
+//! created the stream, 4 = group changes), then for an append its ID ms and seq (u64 each),
+//! field count (u32), then each field and value (u32 length + bytes); for group changes
+//! their count (u32), then each as a tag byte and its fields (see `put_group_change`).
+//! Integers are little-endian. A record whose length or checksum does not hold ends its
+//! segment (a write torn by a crash).
 
 use bytes::Bytes;
 use hashbrown::HashSet;
@@ -36,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use brooklet_streams::StreamId;
+use brooklet_streams::{Mutation, StreamId};
 
 /// A segment past this many bytes is closed and a new one started; closed ones are retired
 /// by the checkpoint once they hold [`CHECKPOINT_BYTES`]. When the checkpoint ran for each
@@ -75,6 +88,26 @@ pub struct Append<'a> {
     pub id: StreamId,
     /// Fields and values, flattened.
     pub fields: Vec<Bytes>,
+}
+
+/// One logged change to a stream's consumer groups alone.
+pub struct GroupChanges<'a> {
+    /// The stream's database.
+    pub db: u32,
+    /// The stream's key.
+    pub key: &'a [u8],
+    /// Which life of the key the stream was.
+    pub incarnation: u64,
+    /// The changes, in order.
+    pub changes: Vec<Mutation>,
+}
+
+/// A record, as replay sees it.
+pub enum Record<'a> {
+    /// An append (perhaps creating its stream).
+    Append(Append<'a>),
+    /// Changes to consumer groups.
+    Groups(GroupChanges<'a>),
 }
 
 /// A stream named by database and key.
@@ -181,6 +214,93 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_u64(out, id.ms);
+    put_u64(out, id.seq);
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            put_u64(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Encodes one group change: a tag (1 group created, 2 updated, 3 destroyed, 4 consumer
+/// upserted, 5 deleted, 6 pending entry upserted, 7 removed), then its fields in order.
+/// Other kinds of change are never logged this way and write nothing.
+fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
+    match m {
+        Mutation::GroupCreated {
+            group,
+            last_id,
+            entries_read,
+        }
+        | Mutation::GroupUpdated {
+            group,
+            last_id,
+            entries_read,
+        } => {
+            out.push(if matches!(m, Mutation::GroupCreated { .. }) {
+                1
+            } else {
+                2
+            });
+            put_bytes(out, group);
+            put_id(out, *last_id);
+            put_opt_u64(out, *entries_read);
+        }
+        Mutation::GroupDestroyed { group } => {
+            out.push(3);
+            put_bytes(out, group);
+        }
+        Mutation::ConsumerUpserted {
+            group,
+            consumer,
+            seen_time,
+            active_time,
+        } => {
+            out.push(4);
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+            put_u64(out, *seen_time);
+            put_opt_u64(out, *active_time);
+        }
+        Mutation::ConsumerDeleted { group, consumer } => {
+            out.push(5);
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+        }
+        Mutation::PendingUpserted {
+            group,
+            id,
+            consumer,
+            delivery_time,
+            delivery_count,
+        } => {
+            out.push(6);
+            put_bytes(out, group);
+            put_id(out, *id);
+            put_bytes(out, consumer);
+            put_u64(out, *delivery_time);
+            put_u64(out, *delivery_count);
+        }
+        Mutation::PendingRemoved { group, id } => {
+            out.push(7);
+            put_bytes(out, group);
+            put_id(out, *id);
+        }
+        _ => {}
+    }
+}
+
 /// Reads records from the front of `buf`.
 struct Parser {
     buf: Bytes,
@@ -234,18 +354,78 @@ impl Parser {
         Some(v)
     }
 
-    fn append(&mut self) -> Option<(u32, Bytes, u64, u8, StreamId, Vec<Bytes>)> {
-        let db = self.u32()?;
-        let key = self.bytes()?;
-        let incarnation = self.u64()?;
-        let flags = self.u8()?;
-        let id = StreamId::new(self.u64()?, self.u64()?);
+    /// A record's head: db, key, incarnation and flags.
+    fn head(&mut self) -> Option<(u32, Bytes, u64, u8)> {
+        Some((self.u32()?, self.bytes()?, self.u64()?, self.u8()?))
+    }
+
+    /// An append's ID and fields.
+    fn append(&mut self) -> Option<(StreamId, Vec<Bytes>)> {
+        let id = self.id()?;
         let n = self.u32()? as usize;
         let mut fields = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             fields.push(self.bytes()?);
         }
-        Some((db, key, incarnation, flags, id, fields))
+        Some((id, fields))
+    }
+
+    fn id(&mut self) -> Option<StreamId> {
+        Some(StreamId::new(self.u64()?, self.u64()?))
+    }
+
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        match self.u8()? {
+            0 => Some(None),
+            _ => Some(Some(self.u64()?)),
+        }
+    }
+
+    /// Group changes, as `put_group_change` wrote them.
+    fn group_changes(&mut self) -> Option<Vec<Mutation>> {
+        let n = self.u32()? as usize;
+        let mut out = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let m = match self.u8()? {
+                1 => Mutation::GroupCreated {
+                    group: self.bytes()?,
+                    last_id: self.id()?,
+                    entries_read: self.opt_u64()?,
+                },
+                2 => Mutation::GroupUpdated {
+                    group: self.bytes()?,
+                    last_id: self.id()?,
+                    entries_read: self.opt_u64()?,
+                },
+                3 => Mutation::GroupDestroyed {
+                    group: self.bytes()?,
+                },
+                4 => Mutation::ConsumerUpserted {
+                    group: self.bytes()?,
+                    consumer: self.bytes()?,
+                    seen_time: self.u64()?,
+                    active_time: self.opt_u64()?,
+                },
+                5 => Mutation::ConsumerDeleted {
+                    group: self.bytes()?,
+                    consumer: self.bytes()?,
+                },
+                6 => Mutation::PendingUpserted {
+                    group: self.bytes()?,
+                    id: self.id()?,
+                    consumer: self.bytes()?,
+                    delivery_time: self.u64()?,
+                    delivery_count: self.u64()?,
+                },
+                7 => Mutation::PendingRemoved {
+                    group: self.bytes()?,
+                    id: self.id()?,
+                },
+                _ => return None,
+            };
+            out.push(m);
+        }
+        Some(out)
     }
 }
 
@@ -269,7 +449,7 @@ pub struct ReplayReport {
 /// the streams it created.
 fn replay(
     dir: &Path,
-    apply: &mut dyn FnMut(Append<'_>) -> bool,
+    apply: &mut dyn FnMut(Record<'_>) -> bool,
     report: &mut ReplayReport,
 ) -> std::io::Result<Vec<Segment>> {
     let mut out = Vec::new();
@@ -285,27 +465,43 @@ fn replay(
         let mut p = Parser { buf: data, pos: 0 };
         let mut good = 0;
         while let Some(mut rec) = p.record() {
-            let Some((db, key, incarnation, flags, id, fields)) = rec.append() else {
+            let Some((db, key, incarnation, flags)) = rec.head() else {
                 break;
+            };
+            let record = if flags & 4 != 0 {
+                let Some(changes) = rec.group_changes() else {
+                    break;
+                };
+                Record::Groups(GroupChanges {
+                    db,
+                    key: &key,
+                    incarnation,
+                    changes,
+                })
+            } else {
+                let Some((id, fields)) = rec.append() else {
+                    break;
+                };
+                let creates = flags & 2 != 0;
+                if creates {
+                    // Counted whether applied or not: the floors that keep a dead creation
+                    // dead must stay until its segment is retired.
+                    seg.min_created = seg.min_created.min(incarnation);
+                }
+                Record::Append(Append {
+                    db,
+                    key: &key,
+                    incarnation,
+                    new_node: flags & 1 != 0,
+                    creates,
+                    id,
+                    fields,
+                })
             };
             good = p.pos;
             report.records += 1;
             report.max_incarnation = report.max_incarnation.max(incarnation);
-            let creates = flags & 2 != 0;
-            if creates {
-                // Counted whether applied or not: the floors that keep a dead creation dead
-                // must stay until its segment is retired.
-                seg.min_created = seg.min_created.min(incarnation);
-            }
-            let applied = apply(Append {
-                db,
-                key: &key,
-                incarnation,
-                new_node: flags & 1 != 0,
-                creates,
-                id,
-                fields,
-            });
+            let applied = apply(record);
             if applied {
                 report.applied += 1;
                 seg.streams.insert((db, key));
@@ -333,7 +529,7 @@ impl TailLog {
     /// When the directory or a segment cannot be read or the new segment created.
     pub fn open(
         dir: &Path,
-        apply: &mut dyn FnMut(Append<'_>) -> bool,
+        apply: &mut dyn FnMut(Record<'_>) -> bool,
     ) -> std::io::Result<(TailLog, ReplayReport)> {
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;
@@ -372,7 +568,7 @@ impl TailLog {
     /// When a segment cannot be read or the buffer written.
     pub fn replay_again(
         &self,
-        apply: &mut dyn FnMut(Append<'_>) -> bool,
+        apply: &mut dyn FnMut(Record<'_>) -> bool,
     ) -> std::io::Result<ReplayReport> {
         self.write_out()?;
         let mut report = ReplayReport::default();
@@ -400,6 +596,51 @@ impl TailLog {
         fields: &[Bytes],
         seen: u64,
     ) -> std::io::Result<u64> {
+        let flags = u8::from(new_node) | (u8::from(creates) << 1);
+        let min_created = if creates { incarnation } else { u64::MAX };
+        self.log(db, key, incarnation, flags, seen, min_created, |buf| {
+            put_id(buf, id);
+            buf.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+            for f in fields {
+                put_bytes(buf, f);
+            }
+        })
+    }
+
+    /// Logs a change to stream `key`'s consumer groups alone (`changes`, all of them group
+    /// changes); `seen` and the result as for [`TailLog::append`].
+    ///
+    /// # Errors
+    /// When closing a full segment or opening the next one fails.
+    pub fn log_group_changes(
+        &self,
+        db: u32,
+        key: &[u8],
+        incarnation: u64,
+        changes: &[Mutation],
+        seen: u64,
+    ) -> std::io::Result<u64> {
+        self.log(db, key, incarnation, 4, seen, u64::MAX, |buf| {
+            buf.extend_from_slice(&(changes.len() as u32).to_le_bytes());
+            for m in changes {
+                put_group_change(buf, m);
+            }
+        })
+    }
+
+    /// Frames one record, whose body `body` writes, and lists its stream among the open
+    /// segment's; `min_created` is the incarnation it created (`u64::MAX`: none).
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &self,
+        db: u32,
+        key: &[u8],
+        incarnation: u64,
+        flags: u8,
+        seen: u64,
+        min_created: u64,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<u64> {
         let mut g = lock(&self.inner);
         let inner = &mut *g;
         let start = inner.buf.len();
@@ -407,17 +648,8 @@ impl TailLog {
         inner.buf.extend_from_slice(&db.to_le_bytes());
         put_bytes(&mut inner.buf, key);
         inner.buf.extend_from_slice(&incarnation.to_le_bytes());
-        inner
-            .buf
-            .push(u8::from(new_node) | (u8::from(creates) << 1));
-        inner.buf.extend_from_slice(&id.ms.to_le_bytes());
-        inner.buf.extend_from_slice(&id.seq.to_le_bytes());
-        inner
-            .buf
-            .extend_from_slice(&(fields.len() as u32).to_le_bytes());
-        for f in fields {
-            put_bytes(&mut inner.buf, f);
-        }
+        inner.buf.push(flags);
+        body(&mut inner.buf);
         let payload_len = inner.buf.len() - start - HEADER;
         let sum = checksum(&inner.buf[start + HEADER..]);
         inner.buf[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
@@ -425,9 +657,7 @@ impl TailLog {
         inner.segment_bytes += (payload_len + HEADER) as u64;
         let segment = inner.segment;
         if let Some(open) = inner.dirty.back_mut() {
-            if creates {
-                open.min_created = open.min_created.min(incarnation);
-            }
+            open.min_created = open.min_created.min(min_created);
             if seen != segment && !open.streams.contains(&Probe(db, key)) {
                 open.streams.insert((db, Bytes::copy_from_slice(key)));
             }
@@ -639,7 +869,7 @@ impl hashbrown::Equivalent<StreamName> for Probe<'_> {
 mod tests {
     use super::*;
 
-    fn no_replay(_: Append<'_>) -> bool {
+    fn no_replay(_: Record<'_>) -> bool {
         false
     }
 

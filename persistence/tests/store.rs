@@ -219,16 +219,16 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"
     );
-    // Format 3 differs only in what it never wrote (streams created in the tail log, deletion
-    // floors): it opens, and is stamped 4.
-    stamp(3);
-    drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
-    {
+    // Formats 3 and 4 differ only in what they never wrote (streams created in the tail log,
+    // deletion floors, group changes in the tail log): they open, and are stamped 5.
+    for old in [3, 4] {
+        stamp(old);
+        drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
             .open()
             .unwrap();
@@ -237,11 +237,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            4u32.to_be_bytes()
+            5u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 4 would misread every stream record.
+    // as 5 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -251,7 +251,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"
@@ -929,13 +929,18 @@ fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
     assert!(reopen(dir.path()).is_empty());
 }
 
+/// Records in fjall keyspace `keyspace` whose keys start with `prefix` (the store closed).
+fn records(dir: &std::path::Path, keyspace: &str, prefix: &[u8]) -> usize {
+    let db = fjall::Database::builder(dir.join("fjall")).open().unwrap();
+    let ks = db
+        .keyspace(keyspace, fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    ks.prefix(prefix).count()
+}
+
 /// Deletion floors left in the `meta` keyspace (see `Store::delete_stream`).
 fn floors(dir: &std::path::Path) -> usize {
-    let db = fjall::Database::builder(dir.join("fjall")).open().unwrap();
-    let meta = db
-        .keyspace("meta", fjall::KeyspaceCreateOptions::default)
-        .unwrap();
-    meta.prefix("floor/").count()
+    records(dir, "meta", b"floor/")
 }
 
 /// Streams that the tail log created (their first XADD was logged, not written into fjall)
@@ -1017,4 +1022,86 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
     let loaded = reopen(dir.path());
     assert_eq!(names(&loaded), [(0, Bytes::from("after"))]);
     assert_eq!(loaded[0].2, after);
+}
+
+/// Changes to consumer groups alone are logged in the tail log, not written into fjall; a
+/// reopen replays them. The checkpoint writes the records they changed as memory has them:
+/// an entry delivered and acknowledged between two checkpoints never reaches fjall, while
+/// the acknowledgement of one fjall holds removes it there, so that once the segments are
+/// retired a reopen still finds exactly the entries still pending.
+#[test]
+fn group_changes_are_logged_and_checkpointed_as_they_stand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Stream::new();
+    let read = |store: &Store, s: &mut Stream, n: u64| {
+        step(store, 0, b"k", s, |s, out| {
+            let got = s.read_group(b"k", b"g", b"c", ReadId::New, Some(n), false, 1000, out);
+            assert_eq!(got.unwrap().map(|v| v.len() as u64), Some(n));
+        });
+    };
+    let ack = |store: &Store, s: &mut Stream, ids: std::ops::RangeInclusive<u64>| {
+        let ids: Vec<StreamId> = ids.map(|i| StreamId::new(i, 0)).collect();
+        step(store, 0, b"k", s, |s, out| {
+            s.ack(b"g", &ids, out);
+        });
+    };
+    let checkpoint = |store: &Store, s: &mut Stream| {
+        store.close_tail_segment().unwrap();
+        let (upto, _) = store.stale_tail(true).unwrap();
+        store.flush_stream(0, b"k", s).unwrap();
+        store.retire_tail(upto).unwrap();
+    };
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"k", &mut s, 1..=100);
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, out)
+                .unwrap();
+        });
+        read(&store, &mut s, 30);
+        ack(&store, &mut s, 1..=20);
+    }
+    // Nothing of the reads and acknowledgements reached fjall; the log brings them back.
+    assert_eq!(records(dir.path(), "pending", b""), 0);
+    let loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    drop(loaded);
+    {
+        let (store, mut streams, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut disk = streams.remove(0).stream;
+        checkpoint(&store, &mut disk);
+        // 21-30 are in fjall now; 31-60 are delivered and 31-50 acknowledged before the next
+        // checkpoint, as is 21-25 of those fjall holds.
+        read(&store, &mut disk, 30);
+        ack(&store, &mut disk, 21..=25);
+        ack(&store, &mut disk, 31..=50);
+        checkpoint(&store, &mut disk);
+        let mut model = Vec::new();
+        s.read_group(
+            b"k",
+            b"g",
+            b"c",
+            ReadId::New,
+            Some(30),
+            false,
+            1000,
+            &mut model,
+        )
+        .unwrap();
+        for ids in [21..=25, 31..=50] {
+            let ids: Vec<StreamId> = ids.map(|i| StreamId::new(i, 0)).collect();
+            s.ack(b"g", &ids, &mut model);
+        }
+        assert_eq!(disk, s);
+        drop(streams);
+    }
+    assert_eq!(records(dir.path(), "pending", b""), 15);
+    let loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    let pel: Vec<u64> = loaded[0].2.groups()[&Bytes::from("g")]
+        .pending()
+        .keys()
+        .map(|id| id.ms)
+        .collect();
+    assert_eq!(pel, (26..=30).chain(51..=60).collect::<Vec<_>>());
 }

@@ -43,6 +43,7 @@
 
 #![deny(unsafe_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod dirty;
 mod entry;
 mod error;
 mod group;
@@ -56,6 +57,7 @@ mod stream;
 mod trim;
 mod unflushed;
 
+pub use dirty::DirtyGroups;
 pub use entry::{Entry, MaybeEntry};
 pub use error::StreamError;
 pub use group::{

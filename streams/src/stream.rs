@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::dirty::DirtyGroups;
 use crate::entry::Entry;
 use crate::error::StreamError;
 use crate::group::ConsumerGroup;
@@ -69,6 +70,15 @@ pub struct Stream {
     /// Whether storage holds the stream's own record: a stream created by a plain append
     /// lives only in storage's log until its first checkpoint or other change.
     stored: bool,
+    /// Group records storage logged changes of but has not yet written.
+    dirty_groups: DirtyGroups,
+    /// Those a checkpoint's batch, built but not yet committed, is writing (given back to
+    /// `dirty_groups` if the batch fails).
+    flushing_groups: Option<DirtyGroups>,
+    /// Per group, an ID no pending record storage holds is above: the removal of a pending
+    /// entry above it need not be written (an entry delivered and acknowledged between two
+    /// checkpoints costs storage nothing).
+    stored_pending_max: hashbrown::HashMap<Bytes, StreamId>,
 }
 
 /// Streams compare by content: which nodes happen to be in memory does not matter.
@@ -296,12 +306,75 @@ impl Stream {
     /// Whether a checkpoint's batch for this stream is being committed: a change of another
     /// kind must wait for it, or its own batch could land first and be overwritten.
     pub fn is_flushing(&self) -> bool {
-        self.flushing.is_some()
+        self.flushing.is_some() || self.flushing_groups.is_some()
+    }
+
+    /// Names the group records `muts` change as not yet written by storage.
+    pub fn note_group_changes(&mut self, muts: &[Mutation]) {
+        for m in muts {
+            if let Mutation::PendingRemoved { group, id } = m
+                && self
+                    .stored_pending_max
+                    .get(group)
+                    .is_none_or(|max| id > max)
+            {
+                self.dirty_groups.forget_pending(group, *id);
+                continue;
+            }
+            self.dirty_groups.note(m);
+        }
+    }
+
+    /// Records that storage holds (or is about to hold) every group record as it is now:
+    /// no pending record it holds is above each group's highest pending ID. Call when the
+    /// groups are loaded from storage, and when storage takes their records to write.
+    pub fn mark_groups_stored(&mut self) {
+        for (name, g) in &self.groups {
+            let Some(&top) = g.pel.keys().next_back() else {
+                continue;
+            };
+            let max = self
+                .stored_pending_max
+                .entry(name.clone())
+                .or_insert(StreamId::MIN);
+            *max = (*max).max(top);
+        }
+    }
+
+    /// Whether storage logged group changes it has not written yet.
+    pub fn has_dirty_groups(&self) -> bool {
+        !self.dirty_groups.is_empty()
+    }
+
+    /// Takes the group records not yet written, for storage to write now (see
+    /// [`Stream::restore_dirty_groups`] if that fails).
+    pub fn take_dirty_groups(&mut self) -> DirtyGroups {
+        self.mark_groups_stored();
+        std::mem::take(&mut self.dirty_groups)
+    }
+
+    /// Gives back what [`Stream::take_dirty_groups`] took, when storage could not write it.
+    pub fn restore_dirty_groups(&mut self, dirty: DirtyGroups) {
+        self.dirty_groups.merge(dirty);
+    }
+
+    /// Starts a checkpoint's write of the group records not yet written: the records as
+    /// they are now; [`Stream::end_flush`] ends it.
+    pub fn begin_group_flush(&mut self) -> Vec<Mutation> {
+        let dirty = self.take_dirty_groups();
+        let current = dirty.current(self);
+        self.flushing_groups = Some(dirty);
+        current
     }
 
     /// Ends what [`Stream::begin_flush`] began: once the batch is committed, the appends up
     /// to its last one count as flushed (unless a change since took them all already).
     pub fn end_flush(&mut self, committed: bool) {
+        if let Some(groups) = self.flushing_groups.take()
+            && !committed
+        {
+            self.dirty_groups.merge(groups);
+        }
         let Some(upto) = self.flushing.take() else {
             return;
         };

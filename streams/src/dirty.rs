@@ -1,0 +1,184 @@
+//! Consumer-group records that storage logged but has not yet written into its own records.
+//!
+//! Storage logs a change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) as one
+//! record, and writes the group, consumer and pending records it touched later, in one batch:
+//! as they are in memory by then. The stream keeps the names of those records here; what a
+//! record holds is read from the stream's groups when it is written.
+
+use bytes::Bytes;
+use hashbrown::HashSet;
+
+use crate::{Mutation, Stream, StreamId};
+
+/// The group records changed since storage last wrote them.
+#[derive(Clone, Debug, Default)]
+pub struct DirtyGroups {
+    /// Groups whose own record changed.
+    groups: HashSet<Bytes>,
+    /// Groups destroyed: every consumer and pending record stored for them must go (the
+    /// group may exist again since; its new records are named below).
+    destroyed: HashSet<Bytes>,
+    /// Consumers (group, name) whose record changed.
+    consumers: HashSet<(Bytes, Bytes)>,
+    /// Pending entries (group, ID) whose record changed.
+    pending: HashSet<(Bytes, StreamId)>,
+}
+
+impl DirtyGroups {
+    /// Whether no record is named.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+            && self.destroyed.is_empty()
+            && self.consumers.is_empty()
+            && self.pending.is_empty()
+    }
+
+    /// Names the records `m` changes (other kinds of change name none).
+    pub fn note(&mut self, m: &Mutation) {
+        match m {
+            Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
+                self.groups.insert(group.clone());
+            }
+            Mutation::GroupDestroyed { group } => {
+                self.groups.insert(group.clone());
+                self.destroyed.insert(group.clone());
+            }
+            Mutation::ConsumerUpserted {
+                group, consumer, ..
+            }
+            | Mutation::ConsumerDeleted { group, consumer } => {
+                self.consumers.insert((group.clone(), consumer.clone()));
+            }
+            Mutation::PendingUpserted { group, id, .. }
+            | Mutation::PendingRemoved { group, id } => {
+                self.pending.insert((group.clone(), *id));
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops naming pending entry `id` of `group` (its record was never written).
+    pub fn forget_pending(&mut self, group: &Bytes, id: StreamId) {
+        self.pending.remove(&(group.clone(), id));
+    }
+
+    /// Adds the records `other` names.
+    pub fn merge(&mut self, other: DirtyGroups) {
+        self.groups.extend(other.groups);
+        self.destroyed.extend(other.destroyed);
+        self.consumers.extend(other.consumers);
+        self.pending.extend(other.pending);
+    }
+
+    /// Records named, counted.
+    pub fn len(&self) -> usize {
+        self.groups.len() + self.destroyed.len() + self.consumers.len() + self.pending.len()
+    }
+
+    /// The named records as `stream` holds them now, as the changes that would write each
+    /// one: destroyed groups first (`GroupDestroyed`: storage drops everything of theirs),
+    /// then each record as an upsert where it exists and a removal where it does not.
+    pub fn current(&self, stream: &Stream) -> Vec<Mutation> {
+        let mut out = Vec::with_capacity(self.len());
+        for group in &self.destroyed {
+            out.push(Mutation::GroupDestroyed {
+                group: group.clone(),
+            });
+        }
+        for group in &self.groups {
+            match stream.groups.get(group) {
+                Some(g) => out.push(Mutation::GroupUpdated {
+                    group: group.clone(),
+                    last_id: g.last_id,
+                    entries_read: g.entries_read,
+                }),
+                None if !self.destroyed.contains(group) => out.push(Mutation::GroupDestroyed {
+                    group: group.clone(),
+                }),
+                None => {}
+            }
+        }
+        for (group, consumer) in &self.consumers {
+            let found = stream
+                .groups
+                .get(group)
+                .and_then(|g| g.consumers.get(consumer));
+            out.push(match found {
+                Some(c) => Mutation::ConsumerUpserted {
+                    group: group.clone(),
+                    consumer: consumer.clone(),
+                    seen_time: c.seen_time,
+                    active_time: c.active_time,
+                },
+                None => Mutation::ConsumerDeleted {
+                    group: group.clone(),
+                    consumer: consumer.clone(),
+                },
+            });
+        }
+        for (group, id) in &self.pending {
+            let found = stream.groups.get(group).and_then(|g| g.pel.get(id));
+            out.push(match found {
+                Some(p) => Mutation::PendingUpserted {
+                    group: group.clone(),
+                    id: *id,
+                    consumer: p.consumer.clone(),
+                    delivery_time: p.delivery_time,
+                    delivery_count: p.delivery_count,
+                },
+                None => Mutation::PendingRemoved {
+                    group: group.clone(),
+                    id: *id,
+                },
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{GroupStartId, IdSpec, NodeLimits, ReadId};
+
+    /// Replaying `current` onto a copy of the stream as it was before the changes gives the
+    /// stream as it is after them.
+    #[test]
+    fn current_records_rebuild_the_groups() {
+        let mut s = Stream::new();
+        let f = [Bytes::from("f"), Bytes::from("v")];
+        for _ in 0..5 {
+            s.add(
+                IdSpec::Auto,
+                &f,
+                None,
+                1,
+                &NodeLimits::default(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        }
+        let mut before = s.clone();
+        let mut dirty = DirtyGroups::default();
+        let mut muts = Vec::new();
+        s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut muts)
+            .unwrap();
+        s.create_group(b"h", GroupStartId::Id(StreamId::MIN), None, &mut muts)
+            .unwrap();
+        s.read_group(b"s", b"g", b"c", ReadId::New, Some(3), false, 10, &mut muts)
+            .unwrap();
+        s.read_group(b"s", b"h", b"c", ReadId::New, Some(3), false, 10, &mut muts)
+            .unwrap();
+        s.ack(b"g", &[StreamId::new(1, 0)], &mut muts);
+        s.destroy_group(b"h", &mut muts);
+        for m in &muts {
+            dirty.note(m);
+        }
+        assert!(!dirty.is_empty());
+        for m in dirty.current(&s) {
+            before.apply(&m);
+        }
+        assert_eq!(before, s);
+    }
+}
