@@ -39,12 +39,6 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// keyspace) would hold a second, much less compact copy of recent entries in memory.
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The pending-entries keyspace's memtable: every delivery inserts a key and every XACK writes
-/// a tombstone, so under a consumer group's load it filled 8 MiB twice a second, and each
-/// flush holds fjall's journal lock through an fsync (10-20 ms here) that every commit waits
-/// for. Four times larger quartered those stalls (benches/consume: p99 5.4-7.4 ms -> 3.8-4.4).
-const PENDING_MEMTABLE_BYTES: u64 = 32 * 1024 * 1024;
-
 /// fjall's smallest cap on journal bytes (its default is 512 MiB). Every journal byte is
 /// replayed at start-up, so the less of it, the faster a restart. Past the cap, fjall's own
 /// worker flushes the keyspaces that pin the oldest journal (the small ones, stream and node
@@ -225,14 +219,9 @@ impl Store {
         // LZ4 at every level: fjall compresses only from level 2 down by default, and most of
         // a stream's entries sit in levels 0 and 1 (1M small entries took 140 bytes each).
         let open = |name: &str| {
-            let memtable = if name == "pending" {
-                PENDING_MEMTABLE_BYTES
-            } else {
-                MEMTABLE_BYTES
-            };
             db.keyspace(name, || {
                 let opts = KeyspaceCreateOptions::default()
-                    .max_memtable_size(memtable)
+                    .max_memtable_size(MEMTABLE_BYTES)
                     .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4));
                 // Entries are read by key range, and looked up one by one only where memory
                 // says they exist (XDEL): a filter, built by hashing every key at every flush
