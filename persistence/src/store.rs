@@ -349,7 +349,7 @@ impl Store {
         // are then (see the tail log). A stream only the tail log has created yet gets its
         // record first, with the batch below: groups without it would be orphans after a
         // restart.
-        if stream.is_stored() && !muts.is_empty() && muts.iter().all(is_group_change) {
+        if stream.is_stored() && !muts.is_empty() && muts.iter().all(Mutation::is_group_change) {
             self.refuse_if_failed()?;
             let logged = self.tail.log_group_changes(
                 db,
@@ -1200,20 +1200,6 @@ impl Drop for Store {
             tracing::error!("final fsync failed: {e}");
         }
     }
-}
-
-/// Whether `m` changes consumer groups only (a group, a consumer or a pending entry).
-fn is_group_change(m: &Mutation) -> bool {
-    matches!(
-        m,
-        Mutation::GroupCreated { .. }
-            | Mutation::GroupUpdated { .. }
-            | Mutation::GroupDestroyed { .. }
-            | Mutation::ConsumerUpserted { .. }
-            | Mutation::ConsumerDeleted { .. }
-            | Mutation::PendingUpserted { .. }
-            | Mutation::PendingRemoved { .. }
-    )
 }
 
 /// Whether `stream` is new, with its first entry its only change (what a plain XADD to a

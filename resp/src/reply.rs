@@ -157,6 +157,17 @@ fn sanitize(e: &Bytes) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// Writes an array header (`*len`), the same in RESP2 and RESP3, for a reply built as
+/// [`Reply::Raw`].
+pub fn write_array_header(out: &mut BytesMut, len: usize) {
+    header(out, b'*', len);
+}
+
+/// Writes a bulk string, the same in RESP2 and RESP3, for a reply built as [`Reply::Raw`].
+pub fn write_bulk(out: &mut BytesMut, body: &[u8]) {
+    bulk(out, body);
+}
+
 fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
     out.reserve(body.len() + 3);
     out.put_u8(prefix);

@@ -13,6 +13,13 @@ use crate::{Mutation, Stream, StreamId};
 /// The group records changed since storage last wrote them.
 #[derive(Clone, Debug, Default)]
 pub struct DirtyGroups {
+    /// Allocated once something is named: every stream carries one, and four empty sets
+    /// took 160 bytes.
+    sets: Option<Box<Sets>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Sets {
     /// Groups whose own record changed.
     groups: HashSet<Bytes>,
     /// Groups destroyed: every consumer and pending record stored for them must go (the
@@ -24,34 +31,49 @@ pub struct DirtyGroups {
     pending: HashSet<(Bytes, StreamId)>,
 }
 
+static EMPTY: std::sync::LazyLock<Sets> = std::sync::LazyLock::new(Sets::default);
+
 impl DirtyGroups {
     /// Whether no record is named.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-            && self.destroyed.is_empty()
-            && self.consumers.is_empty()
-            && self.pending.is_empty()
+        let s = self.sets();
+        s.groups.is_empty()
+            && s.destroyed.is_empty()
+            && s.consumers.is_empty()
+            && s.pending.is_empty()
+    }
+
+    fn sets(&self) -> &Sets {
+        self.sets.as_deref().unwrap_or(&EMPTY)
+    }
+
+    fn sets_mut(&mut self) -> &mut Sets {
+        self.sets.get_or_insert_with(Box::default)
     }
 
     /// Names the records `m` changes (other kinds of change name none).
     pub fn note(&mut self, m: &Mutation) {
+        if !m.is_group_change() {
+            return;
+        }
+        let s = self.sets_mut();
         match m {
             Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
-                self.groups.insert(group.clone());
+                s.groups.insert(group.clone());
             }
             Mutation::GroupDestroyed { group } => {
-                self.groups.insert(group.clone());
-                self.destroyed.insert(group.clone());
+                s.groups.insert(group.clone());
+                s.destroyed.insert(group.clone());
             }
             Mutation::ConsumerUpserted {
                 group, consumer, ..
             }
             | Mutation::ConsumerDeleted { group, consumer } => {
-                self.consumers.insert((group.clone(), consumer.clone()));
+                s.consumers.insert((group.clone(), consumer.clone()));
             }
             Mutation::PendingUpserted { group, id, .. }
             | Mutation::PendingRemoved { group, id } => {
-                self.pending.insert((group.clone(), *id));
+                s.pending.insert((group.clone(), *id));
             }
             _ => {}
         }
@@ -59,20 +81,27 @@ impl DirtyGroups {
 
     /// Stops naming pending entry `id` of `group` (its record was never written).
     pub fn forget_pending(&mut self, group: &Bytes, id: StreamId) {
-        self.pending.remove(&(group.clone(), id));
+        if let Some(s) = self.sets.as_mut() {
+            s.pending.remove(&(group.clone(), id));
+        }
     }
 
     /// Adds the records `other` names.
     pub fn merge(&mut self, other: DirtyGroups) {
-        self.groups.extend(other.groups);
-        self.destroyed.extend(other.destroyed);
-        self.consumers.extend(other.consumers);
-        self.pending.extend(other.pending);
+        let Some(other) = other.sets else {
+            return;
+        };
+        let s = self.sets_mut();
+        s.groups.extend(other.groups);
+        s.destroyed.extend(other.destroyed);
+        s.consumers.extend(other.consumers);
+        s.pending.extend(other.pending);
     }
 
     /// Records named, counted.
     pub fn len(&self) -> usize {
-        self.groups.len() + self.destroyed.len() + self.consumers.len() + self.pending.len()
+        let s = self.sets();
+        s.groups.len() + s.destroyed.len() + s.consumers.len() + s.pending.len()
     }
 
     /// The named records as `stream` holds them now, as the changes that would write each
@@ -80,25 +109,26 @@ impl DirtyGroups {
     /// then each record as an upsert where it exists and a removal where it does not.
     pub fn current(&self, stream: &Stream) -> Vec<Mutation> {
         let mut out = Vec::with_capacity(self.len());
-        for group in &self.destroyed {
+        let s = self.sets();
+        for group in &s.destroyed {
             out.push(Mutation::GroupDestroyed {
                 group: group.clone(),
             });
         }
-        for group in &self.groups {
+        for group in &s.groups {
             match stream.groups.get(group) {
                 Some(g) => out.push(Mutation::GroupUpdated {
                     group: group.clone(),
                     last_id: g.last_id,
                     entries_read: g.entries_read,
                 }),
-                None if !self.destroyed.contains(group) => out.push(Mutation::GroupDestroyed {
+                None if !s.destroyed.contains(group) => out.push(Mutation::GroupDestroyed {
                     group: group.clone(),
                 }),
                 None => {}
             }
         }
-        for (group, consumer) in &self.consumers {
+        for (group, consumer) in &s.consumers {
             let found = stream
                 .groups
                 .get(group)
@@ -116,7 +146,7 @@ impl DirtyGroups {
                 },
             });
         }
-        for (group, id) in &self.pending {
+        for (group, id) in &s.pending {
             let found = stream.groups.get(group).and_then(|g| g.pel.get(id));
             out.push(match found {
                 Some(p) => Mutation::PendingUpserted {

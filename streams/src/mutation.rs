@@ -114,6 +114,22 @@ pub enum Mutation {
     },
 }
 
+impl Mutation {
+    /// Whether this changes consumer groups only (a group, a consumer or a pending entry).
+    pub fn is_group_change(&self) -> bool {
+        matches!(
+            self,
+            Mutation::GroupCreated { .. }
+                | Mutation::GroupUpdated { .. }
+                | Mutation::GroupDestroyed { .. }
+                | Mutation::ConsumerUpserted { .. }
+                | Mutation::ConsumerDeleted { .. }
+                | Mutation::PendingUpserted { .. }
+                | Mutation::PendingRemoved { .. }
+        )
+    }
+}
+
 impl Stream {
     /// Replays one record. Records produced by this crate's commands, applied in order
     /// to an empty stream, rebuild identical state (nodes included); a record that does

@@ -367,8 +367,9 @@ impl Stream {
         current
     }
 
-    /// Ends what [`Stream::begin_flush`] began: once the batch is committed, the appends up
-    /// to its last one count as flushed (unless a change since took them all already).
+    /// Ends what [`Stream::begin_flush`] and [`Stream::begin_group_flush`] began: once the
+    /// batch is committed, the appends up to its last one count as flushed (unless a change
+    /// since took them all already); if it failed, its group records count as unwritten.
     pub fn end_flush(&mut self, committed: bool) {
         if let Some(groups) = self.flushing_groups.take()
             && !committed
@@ -761,6 +762,38 @@ impl Stream {
         Ok(out)
     }
 
+    /// Visits the live entries of `start..=end` (from the end when `rev`), at most `count`,
+    /// handing `f` each one's ID and its fields and values as slices of its node, uncopied
+    /// (XRANGE writes them straight into its reply); returns how many it visited.
+    ///
+    /// # Errors
+    /// When a node evicted from memory cannot be read back.
+    pub fn range_with(
+        &mut self,
+        start: StreamId,
+        end: StreamId,
+        count: Option<usize>,
+        rev: bool,
+        mut f: impl FnMut(StreamId, &mut dyn Iterator<Item = &[u8]>),
+    ) -> Result<usize, StreamError> {
+        let limit = count.unwrap_or(usize::MAX);
+        let mut visited = 0;
+        if limit == 0 || start > end {
+            return Ok(0);
+        }
+        let mut visit = |node: &Node, e: &RawEntry| {
+            f(e.id, &mut node.field_slices(e));
+            visited += 1;
+            visited < limit
+        };
+        if rev {
+            self.for_each_rev(start, end, &mut visit)?;
+        } else {
+            self.for_each(start, end, &mut visit)?;
+        }
+        Ok(visited)
+    }
+
     /// Visits live entries in `start..=end` in order until `f` returns false, reading
     /// cold nodes back as it reaches them.
     pub(crate) fn for_each(
@@ -1134,7 +1167,7 @@ mod tests {
     fn nodes_held_for_unflushed_appends_are_evicted_once_flushed() {
         let mut s = Stream::new();
         s.attach_source(Arc::new(Budget(1000)));
-        let mut append = |s: &mut Stream, ms: u64| {
+        let append = |s: &mut Stream, ms: u64| {
             let id = add(s, IdSpec::Explicit(id(ms, 0)), 0).unwrap();
             s.mark_unflushed(id);
         };

@@ -6,9 +6,9 @@
 //! arguments, takes the shard lock, calls the stream, drops the lock, then publishes the
 //! keyspace events and records the changed key (which dirties WATCHers and wakes readers).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use brooklet_resp::{Args, Reply};
+use brooklet_resp::{Args, Reply, write_array_header, write_bulk};
 use brooklet_streams::{
     Entry, IdSpec, Mutation, NodeLimits, Stream, StreamError, StreamId, TrimArgs, TrimStrategy,
     parse_range_end, parse_range_start,
@@ -447,7 +447,29 @@ fn range(ctx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> Result<Reply, CommandE
         return Ok(Reply::NullArray);
     }
     let count = count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
-    Ok(entries_reply(s.range(start, end, count, rev)?))
+    // Encoded here from the nodes' bytes (arrays and bulk strings read the same in RESP2
+    // and RESP3): a copy of every field and a reply tree per entry were a fifth of XRANGE's
+    // time under -P16.
+    let mut body = BytesMut::new();
+    let mut fields = BytesMut::new();
+    let mut id_text = [0u8; brooklet_streams::ID_TEXT_MAX];
+    let visited = s.range_with(start, end, count, rev, |id, values| {
+        fields.clear();
+        let mut n = 0;
+        for v in values {
+            write_bulk(&mut fields, v);
+            n += 1;
+        }
+        write_array_header(&mut body, 2);
+        let len = id.write_text(&mut id_text);
+        write_bulk(&mut body, &id_text[..len]);
+        write_array_header(&mut body, n);
+        body.extend_from_slice(&fields);
+    })?;
+    let mut out = BytesMut::with_capacity(body.len() + 16);
+    write_array_header(&mut out, visited);
+    out.extend_from_slice(&body);
+    Ok(Reply::Raw(out.freeze()))
 }
 
 /// XDEL key id [id ...]
