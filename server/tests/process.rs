@@ -233,9 +233,12 @@ fn an_unusable_tls_file_stops_start_up_naming_the_file() {
 struct Acked {
     added: Vec<String>,
     acked: Vec<String>,
+    /// Delivered by an acknowledged XREADGROUP and never XACKed: pending for good.
+    delivered: Vec<String>,
 }
 
-/// Adds entries and acknowledges deliveries until the connection fails.
+/// Adds entries, reads them in the group and acknowledges every other delivery, until the
+/// connection fails.
 fn crash_load(port: u16, client: usize, deadline: Instant) -> Acked {
     let mut acked = Acked::default();
     let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
@@ -280,6 +283,10 @@ fn crash_load(port: u16, client: usize, deadline: Instant) -> Acked {
                 .iter()
                 .flat_map(|k| k.ids.iter().map(|e| e.id.clone()))
             {
+                if (i / 3) % 2 == 1 {
+                    acked.delivered.push(id);
+                    continue;
+                }
                 let n: redis::RedisResult<i64> = redis::cmd("XACK")
                     .arg("orders")
                     .arg("workers")
@@ -301,6 +308,7 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
     let dir = tempfile::tempdir().unwrap();
     let mut all_added: Vec<String> = Vec::new();
     let mut all_acked: Vec<String> = Vec::new();
+    let mut all_delivered: Vec<String> = Vec::new();
     // Tail-log segments of 4 KiB close every few dozen appends. In even rounds each is
     // checkpointed at once, so checkpoints (ingestion, then the batch of node and stream
     // records) run all through the load and the kill lands in the middle of some; in odd
@@ -344,6 +352,7 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
             let a = w.join().unwrap();
             all_added.extend(a.added);
             all_acked.extend(a.acked);
+            all_delivered.extend(a.delivered);
         }
         // Restart and check every acknowledged write is there and the state is consistent.
         let Proc {
@@ -396,6 +405,12 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
                 "round {round}: acknowledged XACK of {id} lost"
             );
         }
+        for id in &all_delivered {
+            assert!(
+                pending_ids.contains(id),
+                "round {round}: acknowledged delivery of {id} lost from the PEL"
+            );
+        }
         let summary: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
             .arg("orders")
             .arg("workers")
@@ -410,8 +425,8 @@ fn acknowledged_writes_survive_sigkill_under_appendfsync_always() {
         let _ = wait_exit(&mut child);
     }
     assert!(
-        !all_added.is_empty(),
-        "no write was acknowledged in any round"
+        !all_added.is_empty() && !all_delivered.is_empty(),
+        "no write or delivery was acknowledged in any round"
     );
 }
 
