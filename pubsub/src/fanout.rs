@@ -33,10 +33,6 @@ impl<S: Subscriber> Fanout<S> {
         }
     }
 
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.deliveries.reserve(additional);
-    }
-
     pub(crate) fn push(&mut self, subscriber: &S, frame: Bytes) {
         self.deliveries.push((subscriber.clone(), frame));
     }
@@ -59,17 +55,38 @@ impl<S: Subscriber> Fanout<S> {
 
     /// Hands every frame to its subscriber and reports the receiver count and who is over limit.
     pub fn deliver(self) -> PublishOutcome {
-        let mut over_limit = Vec::new();
+        let mut outcome = Delivering::default();
         for (subscriber, frame) in &self.deliveries {
-            if subscriber.deliver(frame) == Delivery::OverLimit {
-                over_limit.push(subscriber.id());
-            }
+            outcome.deliver(subscriber, frame);
         }
-        over_limit.sort_unstable();
-        over_limit.dedup();
+        outcome.finish()
+    }
+}
+
+/// A publish being handed out, subscriber by subscriber, counting what [`PublishOutcome`]
+/// reports.
+#[derive(Default)]
+pub(crate) struct Delivering {
+    receivers: usize,
+    over_limit: Vec<u64>,
+}
+
+impl Delivering {
+    /// Hands `frame` to `subscriber`.
+    pub(crate) fn deliver<S: Subscriber>(&mut self, subscriber: &S, frame: &Bytes) {
+        self.receivers += 1;
+        if subscriber.deliver(frame) == Delivery::OverLimit {
+            self.over_limit.push(subscriber.id());
+        }
+    }
+
+    /// The receiver count, and each client over its limit once, ascending.
+    pub(crate) fn finish(mut self) -> PublishOutcome {
+        self.over_limit.sort_unstable();
+        self.over_limit.dedup();
         PublishOutcome {
-            receivers: self.deliveries.len(),
-            over_limit,
+            receivers: self.receivers,
+            over_limit: self.over_limit,
         }
     }
 }
@@ -87,11 +104,11 @@ impl LazyFrames {
         &mut self,
         protocol: Protocol,
         encode: impl FnOnce(Protocol) -> Bytes,
-    ) -> Bytes {
+    ) -> &Bytes {
         let slot = match protocol {
             Protocol::Resp2 => &mut self.resp2,
             Protocol::Resp3 => &mut self.resp3,
         };
-        slot.get_or_insert_with(|| encode(protocol)).clone()
+        slot.get_or_insert_with(|| encode(protocol))
     }
 }

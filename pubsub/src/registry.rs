@@ -4,7 +4,7 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::encode::{encode_message, encode_pmessage, encode_smessage};
-use crate::fanout::{Fanout, LazyFrames};
+use crate::fanout::{Delivering, Fanout, LazyFrames, PublishOutcome};
 use crate::glob::glob_match;
 use crate::subscriber::{Subscriber, SubscriberList};
 
@@ -186,12 +186,30 @@ impl<S: Subscriber> Registry<S> {
     /// matching pattern per subscriber of it, each frame encoded once per protocol.
     pub fn publish(&self, channel: &[u8], payload: &[u8]) -> Fanout<S> {
         let mut fanout = Fanout::new();
+        self.each_delivery(channel, payload, |sub, frame| {
+            fanout.push(sub, frame.clone())
+        });
+        fanout
+    }
+
+    /// PUBLISH handed out at once, as [`Registry::publish`] then [`Fanout::deliver`] would,
+    /// without collecting the deliveries first (a clone of each subscriber and frame).
+    pub fn publish_now(&self, channel: &[u8], payload: &[u8]) -> PublishOutcome {
+        let mut outcome = Delivering::default();
+        self.each_delivery(channel, payload, |sub, frame| outcome.deliver(sub, frame));
+        outcome.finish()
+    }
+
+    /// Calls `f` for every subscriber a PUBLISH reaches, in delivery order (channel
+    /// subscribers in subscription order, then pattern by pattern), with its frame.
+    fn each_delivery(&self, channel: &[u8], payload: &[u8], mut f: impl FnMut(&S, &Bytes)) {
         if let Some(subscribers) = self.channels.get(channel) {
-            fanout.reserve(subscribers.len());
             let mut frames = LazyFrames::default();
             for sub in subscribers.iter() {
-                let frame = frames.get(sub.protocol(), |p| encode_message(p, channel, payload));
-                fanout.push(sub, frame);
+                f(
+                    sub,
+                    frames.get(sub.protocol(), |p| encode_message(p, channel, payload)),
+                );
             }
         }
         // Like Redis, every pattern is tried against every published channel.
@@ -199,31 +217,43 @@ impl<S: Subscriber> Registry<S> {
             if !glob_match(pattern, channel) {
                 continue;
             }
-            fanout.reserve(subscribers.len());
             let mut frames = LazyFrames::default();
             for sub in subscribers.iter() {
                 let frame = frames.get(sub.protocol(), |p| {
                     encode_pmessage(p, pattern, channel, payload)
                 });
-                fanout.push(sub, frame);
+                f(sub, frame);
             }
         }
-        fanout
     }
 
     /// SPUBLISH: collects an `smessage` for every subscriber of the shard channel (patterns
     /// never see shard messages).
     pub fn spublish(&self, channel: &[u8], payload: &[u8]) -> Fanout<S> {
         let mut fanout = Fanout::new();
+        self.each_shard_delivery(channel, payload, |sub, frame| {
+            fanout.push(sub, frame.clone())
+        });
+        fanout
+    }
+
+    /// SPUBLISH handed out at once (see [`Registry::publish_now`]).
+    pub fn spublish_now(&self, channel: &[u8], payload: &[u8]) -> PublishOutcome {
+        let mut outcome = Delivering::default();
+        self.each_shard_delivery(channel, payload, |sub, frame| outcome.deliver(sub, frame));
+        outcome.finish()
+    }
+
+    fn each_shard_delivery(&self, channel: &[u8], payload: &[u8], mut f: impl FnMut(&S, &Bytes)) {
         if let Some(subscribers) = self.shard_channels.get(channel) {
-            fanout.reserve(subscribers.len());
             let mut frames = LazyFrames::default();
             for sub in subscribers.iter() {
-                let frame = frames.get(sub.protocol(), |p| encode_smessage(p, channel, payload));
-                fanout.push(sub, frame);
+                f(
+                    sub,
+                    frames.get(sub.protocol(), |p| encode_smessage(p, channel, payload)),
+                );
             }
         }
-        fanout
     }
 
     /// `PUBSUB CHANNELS [pattern]`: active channels (those with a subscriber), matching `pattern`
@@ -672,6 +702,39 @@ mod tests {
         assert!(a.frames().is_empty());
         assert_eq!(fanout.deliver().receivers, 2);
         assert_eq!(a.frames().len(), 1);
+    }
+
+    /// Handing a publish out at once delivers the same frames, in the same order, with the
+    /// same outcome, as collecting it first.
+    #[test]
+    fn publishing_now_matches_collecting_then_delivering() {
+        let run = |now: bool| {
+            let mut reg = Registry::new();
+            let subs = [
+                Inbox::new(1, Resp2),
+                Inbox::with_limit(2, Resp3, 1),
+                Inbox::new(3, Resp3),
+            ];
+            for sub in &subs {
+                reg.subscribe(sub, b"ch");
+                reg.psubscribe(sub, b"c*");
+                reg.ssubscribe(sub, b"ch");
+            }
+            let outcomes = if now {
+                [reg.publish_now(b"ch", b"m"), reg.spublish_now(b"ch", b"s")]
+            } else {
+                [
+                    reg.publish(b"ch", b"m").deliver(),
+                    reg.spublish(b"ch", b"s").deliver(),
+                ]
+            };
+            (outcomes, subs.map(|s| s.frames()))
+        };
+        let (now, collected) = (run(true), run(false));
+        assert_eq!(now, collected);
+        assert_eq!(now.0[0].receivers, 6);
+        assert_eq!(now.0[0].over_limit, [2]);
+        assert_eq!(now.1[0].len(), 3);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::state::Shared;
 pub fn publish(shared: &Arc<Shared>, channel: &[u8], payload: &[u8]) -> usize {
     let outcome = {
         let registry = lock(&shared.pubsub);
-        registry.publish(channel, payload).deliver()
+        registry.publish_now(channel, payload)
     };
     disconnect_over_limit(shared, &outcome.over_limit);
     outcome.receivers
@@ -26,7 +26,7 @@ pub fn publish(shared: &Arc<Shared>, channel: &[u8], payload: &[u8]) -> usize {
 pub fn spublish(shared: &Arc<Shared>, channel: &[u8], payload: &[u8]) -> usize {
     let outcome = {
         let registry = lock(&shared.pubsub);
-        registry.spublish(channel, payload).deliver()
+        registry.spublish_now(channel, payload)
     };
     disconnect_over_limit(shared, &outcome.over_limit);
     outcome.receivers
