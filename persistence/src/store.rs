@@ -166,6 +166,10 @@ pub struct Store {
     /// Held through a whole checkpoint: a second one (SAVE beside the background task) would
     /// skip streams the first has in flight and could retire their segments too early.
     checkpointing: Mutex<()>,
+    /// Held by a deletion from writing its floor to committing it, and by `retire_tail` from
+    /// finding the oldest creation left to committing the floors it drops: a floor written
+    /// in between could otherwise be dropped and its stream brought back by replay.
+    floors: Mutex<()>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -286,6 +290,7 @@ impl Store {
             next_incarnation: AtomicU64::new(next_incarnation),
             committing: Mutex::new(()),
             checkpointing: Mutex::new(()),
+            floors: Mutex::new(()),
             _lock: lock,
         };
         Ok((store, streams, report))
@@ -512,6 +517,7 @@ impl Store {
         self.durability.sync_now(&self.db)?;
         // Segments go first: a floor dropped before the creation it kills would let a crash
         // in between bring that stream back.
+        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         let oldest = self.tail.retire(upto)?;
         let mut batch = self.batch();
         for kv in self.ks.meta.prefix(FLOOR_PREFIX) {
@@ -795,6 +801,7 @@ impl Store {
         for ks in self.ks.stream_records() {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
+        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         self.leave_floor(&mut batch, &prefix);
         self.commit(batch)
     }
@@ -823,6 +830,7 @@ impl Store {
         for ks in self.ks.stream_records() {
             self.remove_prefix(&mut batch, ks, &prefix)?;
         }
+        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         self.leave_floor(&mut batch, &prefix);
         self.commit(batch)
     }
