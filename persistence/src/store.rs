@@ -392,7 +392,7 @@ impl Store {
         }
         // The batch writes every group record changed since fjall last had them, with this
         // command's: it may change the incarnation, after which replay skips the logged ones.
-        let mut groups = stream.take_dirty_groups();
+        let mut groups = stream.take_dirty_groups_with_flushing();
         for m in muts {
             groups.note(m);
         }

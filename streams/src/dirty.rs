@@ -211,4 +211,28 @@ mod tests {
         }
         assert_eq!(before, s);
     }
+
+    /// While a checkpoint commits some records, the stream's own batch takes those too: its
+    /// new incarnation hides their logged changes, and the checkpoint's batch may fail.
+    #[test]
+    fn a_batch_of_its_own_takes_the_records_being_checkpointed() {
+        let mut s = Stream::new();
+        let mut muts = Vec::new();
+        s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut muts)
+            .unwrap();
+        s.note_group_changes(&muts);
+        let checkpointed = s.begin_group_flush();
+        assert_eq!(checkpointed.len(), 1);
+        assert!(!s.has_dirty_groups());
+        muts.clear();
+        s.create_consumer(b"s", b"g", b"c", 1, &mut muts).unwrap();
+        s.note_group_changes(&muts);
+        let own = s.take_dirty_groups_with_flushing();
+        assert_eq!(own.len(), 2, "{own:?}");
+        s.end_flush(false);
+        assert!(
+            s.has_dirty_groups(),
+            "a failed checkpoint gives its names back"
+        );
+    }
 }

@@ -353,6 +353,18 @@ impl Stream {
         std::mem::take(&mut self.dirty_groups)
     }
 
+    /// Takes the group records not yet written, with those a checkpoint's batch is still
+    /// committing: a batch of the stream's own that changes its incarnation must write them
+    /// all, since replay skips the records logged before it and the checkpoint's batch may
+    /// yet fail.
+    pub fn take_dirty_groups_with_flushing(&mut self) -> DirtyGroups {
+        let mut dirty = self.take_dirty_groups();
+        if let Some(flushing) = &self.flushing_groups {
+            dirty.merge(flushing.clone());
+        }
+        dirty
+    }
+
     /// Gives back what [`Stream::take_dirty_groups`] took, when storage could not write it.
     pub fn restore_dirty_groups(&mut self, dirty: DirtyGroups) {
         self.dirty_groups.merge(dirty);
