@@ -17,6 +17,7 @@ mod error;
 mod journal_sync;
 mod keys;
 mod load;
+mod purge;
 mod source;
 mod store;
 mod tail_log;

@@ -782,12 +782,18 @@ impl TailLog {
         };
         // Unlinked after the lock is released: an unlink took 3-11 ms here (ext4 mounted with
         // `discard` trims the freed blocks), and every XADD waits for this lock.
+        let unlinked = !retired.is_empty();
         for n in retired {
             match std::fs::remove_file(segment_path(&self.dir, n)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+        }
+        // The caller drops the deletion floors these segments needed next: were the unlinks
+        // lost in a power failure, replay would find creations no floor covers any more.
+        if unlinked {
+            File::open(&self.dir)?.sync_all()?;
         }
         Ok(oldest)
     }

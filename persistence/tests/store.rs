@@ -158,7 +158,7 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
                     .unwrap();
             });
         }
-        store.delete_stream(0, b"a").unwrap();
+        store.delete_stream(0, b"a", &Stream::new()).unwrap();
         let left = {
             drop(store);
             reopen(dir.path())
@@ -219,14 +219,15 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 5
+                supported: 6
             }
         ),
         "{err}"
     );
-    // Formats 3 and 4 differ only in what they never wrote (streams created in the tail log,
-    // deletion floors, group changes in the tail log): they open, and are stamped 5.
-    for old in [3, 4] {
+    // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
+    // log, deletion floors, group changes in the tail log, purge markers): they open, and
+    // are stamped 6.
+    for old in [3, 4, 5] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -237,11 +238,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            5u32.to_be_bytes()
+            6u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 5 would misread every stream record.
+    // as 6 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -251,7 +252,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 5
+                supported: 6
             }
         ),
         "{err}"
@@ -667,7 +668,7 @@ fn a_deleted_streams_logged_appends_never_reach_its_successor() {
         let mut old = Stream::new();
         // 1 opens the node (fjall), 2..=5 are plain appends (tail log only).
         add_all(&store, b"k", &mut old, 1..=5);
-        store.delete_stream(0, b"k").unwrap();
+        store.delete_stream(0, b"k", &old).unwrap();
         let mut new = Stream::new();
         add_all(&store, b"k", &mut new, [1]);
         assert_ne!(new.incarnation(), old.incarnation());
@@ -777,7 +778,7 @@ fn a_reload_racing_a_retire_loads_everything() {
                     let _g = gate.lock().unwrap_or_else(|p| p.into_inner());
                     // The stream stays short: each round starts it again.
                     if next > 100 {
-                        store.delete_stream(0, b"k").unwrap();
+                        store.delete_stream(0, b"k", &s).unwrap();
                         s = Stream::new();
                         next = 1;
                     }
@@ -917,7 +918,7 @@ fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
                 .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
                 .unwrap();
             let del = scope.spawn(|| {
-                store.delete_stream(0, b"k").unwrap();
+                store.delete_stream(0, b"k", &Stream::new()).unwrap();
                 done.store(true, std::sync::atomic::Ordering::Release);
             });
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -960,11 +961,11 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
         add_all(&store, b"gone", &mut gone, 1..=3);
         store.flush_stream(0, b"gone", &mut gone).unwrap();
         assert!(gone.is_stored());
-        store.delete_stream(0, b"gone").unwrap();
+        store.delete_stream(0, b"gone", &gone).unwrap();
         let mut first = Stream::new();
         add_all(&store, b"again", &mut first, 1..=5);
         assert!(!first.is_stored());
-        store.delete_stream(0, b"again").unwrap();
+        store.delete_stream(0, b"again", &first).unwrap();
         add_all(&store, b"again", &mut again, 7..=8);
         let mut other_db = Stream::new();
         step(&store, 1, b"kept", &mut other_db, |s, out| {
@@ -1104,4 +1105,86 @@ fn group_changes_are_logged_and_checkpointed_as_they_stand() {
         .map(|id| id.ms)
         .collect();
     assert_eq!(pel, (26..=30).chain(51..=60).collect::<Vec<_>>());
+}
+
+/// What `Store` prefixes stream `key` of database `db` with.
+fn prefix_of(db: u32, key: &[u8]) -> Vec<u8> {
+    [
+        &db.to_be_bytes()[..],
+        &(key.len() as u32).to_be_bytes(),
+        key,
+    ]
+    .concat()
+}
+
+/// DEL of a stream with many records in fjall leaves them to the purge thread. A stream
+/// created again under its key waits for the purge, so the purge never takes the new
+/// stream's records, even under the same IDs; once it ends, no record of the old one and
+/// no purge marker is left.
+#[test]
+fn a_large_stream_is_purged_in_the_background_and_not_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut again = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut big = Stream::new();
+        add_all(&store, b"big", &mut big, 1..=6000);
+        store.flush_stream(0, b"big", &mut big).unwrap();
+        store.delete_stream(0, b"big", &big).unwrap();
+        add_all(&store, b"big", &mut again, 1..=2);
+        store.flush_stream(0, b"big", &mut again).unwrap();
+    }
+    let prefix = prefix_of(0, b"big");
+    assert_eq!(records(dir.path(), "entries", &prefix), 2);
+    assert_eq!(records(dir.path(), "nodes", &prefix), 1);
+    assert_eq!(records(dir.path(), "meta", b"purge/"), 0);
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(ids_of(&mut loaded[0].2), vec![1, 2]);
+}
+
+/// A purge the last run left unfinished (its marker, and records of a stream with no stream
+/// record) is finished at start-up, before anything is loaded.
+#[test]
+fn a_purge_left_unfinished_is_finished_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kept = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut big = Stream::new();
+        add_all(&store, b"big", &mut big, 1..=300);
+        store.flush_stream(0, b"big", &mut big).unwrap();
+        add_all(&store, b"kept", &mut kept, 1..=3);
+        store.flush_stream(0, b"kept", &mut kept).unwrap();
+    }
+    let prefix = prefix_of(0, b"big");
+    {
+        // What DEL's own batch does, with the purge not yet begun.
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .unwrap();
+        let open = |name| {
+            db.keyspace(name, fjall::KeyspaceCreateOptions::default)
+                .unwrap()
+        };
+        let mut batch = db.batch();
+        batch.remove(&open("streams"), prefix.clone());
+        batch.insert(&open("meta"), [&b"purge/"[..], &prefix].concat(), []);
+        // And the floor that keeps its creation, still in the tail log, dead.
+        batch.insert(
+            &open("meta"),
+            [&b"floor/"[..], &prefix].concat(),
+            1000u64.to_be_bytes(),
+        );
+        batch.commit().unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    assert_eq!(records(dir.path(), "entries", &prefix), 300);
+    let loaded = reopen(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].2, kept);
+    drop(loaded);
+    assert_eq!(records(dir.path(), "entries", &prefix), 0);
+    assert_eq!(records(dir.path(), "nodes", &prefix), 0);
+    assert_eq!(records(dir.path(), "meta", b"purge/"), 0);
 }

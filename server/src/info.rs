@@ -188,6 +188,11 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "maxmemory", 0);
             field(out, "maxmemory_policy", "noeviction");
             field(out, "mem_allocator", allocator);
+            // Redis frees large values in the background; Brooklet removes a large deleted
+            // stream's records from disk in the background (memory is freed at once).
+            let (pending, done) = shared.store.purges();
+            field(out, "lazyfree_pending_objects", pending);
+            field(out, "lazyfreed_objects", done);
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");

@@ -111,19 +111,16 @@ fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut removed = 0;
     for key in &argv[1..] {
-        let gone = {
+        {
             let mut shard = ctx.db().lock(key);
-            let gone = shard.remove(key).is_some();
-            if gone {
-                ctx.persist_delete(key)?;
-            }
-            gone
-        };
-        if gone {
-            removed += 1;
-            ctx.key_changed(key);
-            keyspace_event(ctx.shared, EventClass::Generic, "del", ctx.client.db, key);
+            let Some(gone) = shard.remove(key) else {
+                continue;
+            };
+            ctx.persist_delete(key, &gone)?;
         }
+        removed += 1;
+        ctx.key_changed(key);
+        keyspace_event(ctx.shared, EventClass::Generic, "del", ctx.client.db, key);
     }
     Ok(Reply::Int(removed))
 }

@@ -404,11 +404,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// Removes the stream at `key` from the store (DEL, UNLINK); call with the shard lock held.
-    pub fn persist_delete(&mut self, key: &[u8]) -> Result<(), CommandError> {
+    pub fn persist_delete(
+        &mut self,
+        key: &[u8],
+        gone: &crate::keyspace::Value,
+    ) -> Result<(), CommandError> {
+        let crate::keyspace::Value::Stream(stream) = gone;
         let seq = self
             .shared
             .store
-            .delete_stream(self.client.db as u32, key)
+            .delete_stream(self.client.db as u32, key, stream)
             .map_err(store_error)?;
         self.write_seq = self.write_seq.max(seq);
         Ok(())

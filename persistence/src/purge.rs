@@ -1,0 +1,220 @@
+//! Lazy removal of a deleted stream's records (Redis's lazy free, for the disk).
+//!
+//! Removing a stream means one tombstone per record: for 1.2M entries, a 1.2M-key batch
+//! that held every client behind the DEL for a second (the server runs commands on one
+//! thread, as Redis does). A DEL of a large stream now removes its stream record and leaves
+//! a purge marker (`purge/` + prefix in `meta`) in one small batch; this module's thread
+//! then removes the rest in small batches, the marker with the last. Until a purge ends, a
+//! new stream under its prefix waits for it ([`Purges::wait_clear`]): the purge would take
+//! the new stream's records. Start-up finishes the purges a previous run left before it
+//! loads anything.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use fjall::{Database, PersistMode};
+
+use crate::durability::Durability;
+use crate::store::Keyspaces;
+
+/// Where purge markers live in the `meta` keyspace.
+pub const PURGE_PREFIX: &[u8] = b"purge/";
+
+/// Records removed per batch: a batch holds fjall's journal lock, which every write waits
+/// for, through its commit (4,096 tombstones took about 2 ms here).
+const BATCH_KEYS: usize = 4096;
+
+/// A purge marker's key: [`PURGE_PREFIX`] + the prefix whose records go.
+pub fn purge_key(prefix: &[u8]) -> Vec<u8> {
+    [PURGE_PREFIX, prefix].concat()
+}
+
+/// The prefixes whose records are still being removed.
+#[derive(Default)]
+pub struct Purges {
+    state: Mutex<State>,
+    /// Signalled when a purge is added, ends, or the thread must stop.
+    changed: Condvar,
+    /// How many are pending: a new stream looks here before taking the lock.
+    count: AtomicUsize,
+    /// How many have ended since start (INFO `lazyfreed_objects`).
+    done: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    prefixes: Vec<Vec<u8>>,
+    stop: bool,
+}
+
+impl Purges {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands the records under `prefix` to the purge thread (once its marker is committed).
+    pub fn add(&self, prefix: Vec<u8>) {
+        let mut g = self.lock();
+        g.prefixes.push(prefix);
+        self.count.store(g.prefixes.len(), Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    /// Purges not finished yet (INFO `lazyfree_pending_objects`).
+    pub fn pending(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Purges ended since start.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no pending purge covers records under `prefix`.
+    pub fn wait_clear(&self, prefix: &[u8]) {
+        if self.pending() == 0 {
+            return;
+        }
+        let mut g = self.lock();
+        while !g.stop && g.prefixes.iter().any(|p| prefix.starts_with(p)) {
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Stops the purge thread after its current batch; what is left resumes at the next start.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+
+    /// The next purge to run, waiting for one; None once stopped.
+    fn next(&self) -> Option<Vec<u8>> {
+        let mut g = self.lock();
+        loop {
+            if g.stop {
+                return None;
+            }
+            if let Some(p) = g.prefixes.first() {
+                return Some(p.clone());
+            }
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until every pending purge has ended (DEBUG RELOAD, which would otherwise find
+    /// records of streams it has no record of).
+    pub fn wait_all(&self) {
+        let mut g = self.lock();
+        while !g.stop && !g.prefixes.is_empty() {
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.lock().stop
+    }
+
+    fn finish(&self, prefix: &[u8]) {
+        let mut g = self.lock();
+        if let Some(i) = g.prefixes.iter().position(|p| p == prefix) {
+            g.prefixes.remove(i);
+            self.done.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.store(g.prefixes.len(), Ordering::Release);
+        self.changed.notify_all();
+    }
+}
+
+/// The purge thread: removes the records of each pending purge, a batch at a time.
+fn run(
+    purges: &Purges,
+    ks: &Keyspaces,
+    db: &Database,
+    durability: &Durability,
+) -> Result<(), fjall::Error> {
+    while let Some(prefix) = purges.next() {
+        let published = || {
+            durability.publish(false);
+        };
+        if !purge(ks, db, &prefix, &|| purges.stopped(), &published)? {
+            return Ok(());
+        }
+        purges.finish(&prefix);
+    }
+    Ok(())
+}
+
+/// Removes every record under `prefix`, then its marker; false if `stop` said to stop
+/// first. `committed` runs after each batch.
+pub(crate) fn purge(
+    ks: &Keyspaces,
+    db: &Database,
+    prefix: &[u8],
+    stop: &dyn Fn() -> bool,
+    committed: &dyn Fn(),
+) -> Result<bool, fjall::Error> {
+    for space in ks.stream_records() {
+        // Each batch scans on from the last key it removed: starting again at the prefix
+        // would walk over every tombstone already written.
+        let mut from = prefix.to_vec();
+        loop {
+            if stop() {
+                return Ok(false);
+            }
+            let mut batch = db.batch().durability(Some(PersistMode::Buffer));
+            let mut taken = 0;
+            let mut last = None;
+            for kv in space.range(from.as_slice()..).take(BATCH_KEYS) {
+                let key = kv.key()?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                taken += 1;
+                last = Some(key.to_vec());
+                batch.remove(space, key);
+            }
+            let Some(last) = last else { break };
+            batch.commit()?;
+            committed();
+            if taken < BATCH_KEYS {
+                break;
+            }
+            from = last;
+        }
+    }
+    let mut batch = db.batch().durability(Some(PersistMode::Buffer));
+    batch.remove(&ks.meta, purge_key(prefix));
+    batch.commit()?;
+    committed();
+    Ok(true)
+}
+
+/// The purges a previous run left pending.
+pub(crate) fn pending(ks: &Keyspaces) -> Result<Vec<Vec<u8>>, fjall::Error> {
+    ks.meta
+        .prefix(PURGE_PREFIX)
+        .map(|kv| Ok(kv.key()?[PURGE_PREFIX.len()..].to_vec()))
+        .collect()
+}
+
+/// Starts the purge thread.
+pub(crate) fn spawn(
+    purges: Arc<Purges>,
+    ks: Keyspaces,
+    db: Database,
+    durability: Arc<Durability>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("brooklet-purge".into())
+        .spawn(move || {
+            if let Err(e) = run(&purges, &ks, &db, &durability) {
+                // The markers stay, and the next start resumes the purges. Until then a new
+                // stream under a pending purge's prefix must not be written (the purge would
+                // take its records), so writes stop, as after a failed fsync, and whoever
+                // waits for a purge is let go to meet that refusal.
+                tracing::error!("purging deleted streams failed, refusing writes: {e}");
+                durability.failed.store(true, Ordering::Release);
+                purges.stop();
+            }
+        })
+}
