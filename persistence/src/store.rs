@@ -821,18 +821,34 @@ impl Store {
     /// # Errors
     /// When the engine refuses the batch.
     pub fn delete_stream(&self, db: u32, key: &[u8], stream: &Stream) -> Result<u64, StoreError> {
+        self.remove_under(stream_prefix(db, key), [stream])
+    }
+
+    /// Removes every stream under `prefix`, which were `streams` (removed from memory
+    /// already, so no checkpoint takes them any more), as one batch; or, when they have
+    /// many records in fjall, only their stream records, and leaves the rest to the purge
+    /// thread.
+    fn remove_under<'a>(
+        &self,
+        prefix: Vec<u8>,
+        streams: impl IntoIterator<Item = &'a Stream>,
+    ) -> Result<u64, StoreError> {
         // The removal scans what fjall holds: a checkpoint batch committed after the scan
-        // would bring the stream's records back.
+        // would bring the streams' records back.
         self.wait_for_checkpoint();
-        let prefix = stream_prefix(db, key);
+        let records: usize = streams
+            .into_iter()
+            .filter(|s| s.is_stored())
+            .map(stored_records)
+            .sum();
+        let lazy = records > LAZY_PURGE_RECORDS;
         let mut batch = self.batch();
-        let lazy = stream.is_stored() && stored_records(stream) > LAZY_PURGE_RECORDS;
         if lazy {
-            batch.remove(&self.ks.streams, prefix.clone());
+            self.remove_prefix(&mut batch, &self.ks.streams, &prefix)?;
             batch.insert(&self.ks.meta, purge_key(&prefix), []);
         } else {
-            // The stream record's key is the prefix itself, so the scan finds it too (a
-            // longer key's prefix differs in its length word).
+            // A stream record's key is its prefix, so the scan finds it too (a longer key's
+            // prefix differs in its length word).
             for ks in self.ks.stream_records() {
                 self.remove_prefix(&mut batch, ks, &prefix)?;
             }
@@ -859,20 +875,17 @@ impl Store {
         batch.insert(&self.ks.meta, floor_key(prefix), floor.to_be_bytes());
     }
 
-    /// Removes every stream of one database (FLUSHDB), or of all (FLUSHALL) when `db` is None.
+    /// Removes every stream of one database (FLUSHDB), or of all (FLUSHALL) when `db` is
+    /// None: `streams`, removed from memory already. See [`Store::delete_stream`].
     ///
     /// # Errors
     /// When the engine refuses the batch.
-    pub fn flush(&self, db: Option<u32>) -> Result<u64, StoreError> {
-        self.wait_for_checkpoint();
-        let prefix = db.map(db_prefix).unwrap_or_default();
-        let mut batch = self.batch();
-        for ks in self.ks.stream_records() {
-            self.remove_prefix(&mut batch, ks, &prefix)?;
-        }
-        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
-        self.leave_floor(&mut batch, &prefix);
-        self.commit(batch)
+    pub fn flush<'a>(
+        &self,
+        db: Option<u32>,
+        streams: impl IntoIterator<Item = &'a Stream>,
+    ) -> Result<u64, StoreError> {
+        self.remove_under(db.map(db_prefix).unwrap_or_default(), streams)
     }
 
     fn remove_prefix(

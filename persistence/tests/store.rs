@@ -168,12 +168,12 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
     }
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        store.flush(Some(1)).unwrap();
+        store.flush(Some(1), None::<&Stream>).unwrap();
     }
     assert_eq!(reopen(dir.path()).len(), 1);
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        store.flush(None).unwrap();
+        store.flush(None, None::<&Stream>).unwrap();
         store.sync().unwrap();
     }
     assert!(reopen(dir.path()).is_empty());
@@ -979,7 +979,7 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
             )
             .unwrap();
         });
-        store.flush(Some(1)).unwrap();
+        store.flush(Some(1), None::<&Stream>).unwrap();
     }
     let names = |loaded: &[(u32, Bytes, Stream)]| {
         loaded
@@ -1001,7 +1001,7 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
         // A reopened store numbers new streams above every floor, so FLUSHALL's floor
         // kills the streams logged before it and none created after.
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        store.flush(None).unwrap();
+        store.flush(None, None::<&Stream>).unwrap();
         add_all(&store, b"after", &mut after, 1..=2);
         drop(store);
         let loaded = reopen(dir.path());
@@ -1187,4 +1187,29 @@ fn a_purge_left_unfinished_is_finished_at_start_up() {
     assert_eq!(records(dir.path(), "entries", &prefix), 0);
     assert_eq!(records(dir.path(), "nodes", &prefix), 0);
     assert_eq!(records(dir.path(), "meta", b"purge/"), 0);
+}
+
+/// FLUSHALL of streams with many records in fjall leaves them to the purge thread too; a
+/// stream created after it waits for the purge, and only it is left.
+#[test]
+fn a_large_flush_is_purged_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut after = Stream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut big = Stream::new();
+        add_all(&store, b"big", &mut big, 1..=5000);
+        store.flush_stream(0, b"big", &mut big).unwrap();
+        let mut small = Stream::new();
+        add_all(&store, b"small", &mut small, 1..=3);
+        store.flush_stream(0, b"small", &mut small).unwrap();
+        store.flush(None, [&big, &small]).unwrap();
+        add_all(&store, b"big", &mut after, 1..=2);
+        store.flush_stream(0, b"big", &mut after).unwrap();
+    }
+    assert_eq!(records(dir.path(), "entries", b""), 2);
+    assert_eq!(records(dir.path(), "meta", b"purge/"), 0);
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(ids_of(&mut loaded[0].2), vec![1, 2]);
 }

@@ -114,12 +114,12 @@ impl Db {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
-    /// Removes every key; returns the keys that existed (so watchers and waiters can be told).
-    pub fn flush(&self) -> Vec<Bytes> {
+    /// Removes every key; returns what was there (so watchers and waiters can be told).
+    pub fn flush(&self) -> Vec<(Bytes, Value)> {
         let mut removed = Vec::new();
         for shard in self.shards.iter() {
             let map = std::mem::take(&mut *lock(shard));
-            removed.extend(map.into_keys());
+            removed.extend(map);
         }
         removed
     }

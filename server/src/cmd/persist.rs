@@ -144,7 +144,7 @@ fn reload(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
     sync(ctx)?;
     let (loaded, report) = ctx.shared.store.load_all().map_err(store_error)?;
     for db in 0..ctx.shared.keyspace.count() {
-        for key in ctx.shared.keyspace.db(db).flush() {
+        for (key, _) in ctx.shared.keyspace.db(db).flush() {
             ctx.touched.push((db, key));
         }
     }

@@ -210,34 +210,46 @@ fn flush_mode(argv: &[Bytes]) -> Result<(), CommandError> {
     }
 }
 
-/// Empties one database and reports every removed key as changed.
-/// Empties one database in memory (the store is flushed by the caller first).
-fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
-    for key in ctx.shared.keyspace.db(db).flush() {
-        ctx.touched.push((db, key));
+/// Empties database `db` in memory (before the store: a checkpoint must not write a flushed
+/// stream back), has the store remove them, and reports every removed key as changed.
+fn flush_dbs(
+    ctx: &mut Ctx<'_>,
+    dbs: std::ops::Range<usize>,
+    all: bool,
+) -> Result<(), CommandError> {
+    let mut removed = Vec::new();
+    for db in dbs.clone() {
+        removed.push(ctx.shared.keyspace.db(db).flush());
+    }
+    let streams = removed.iter().flatten().map(|(_, v)| {
+        let crate::keyspace::Value::Stream(s) = v;
+        &**s
+    });
+    let scope = (!all).then_some(dbs.start as u32);
+    let seq = ctx
+        .shared
+        .store
+        .flush(scope, streams)
+        .map_err(super::store_error)?;
+    ctx.write_seq = ctx.write_seq.max(seq);
+    for (db, keys) in dbs.zip(removed) {
+        ctx.touched
+            .extend(keys.into_iter().map(|(key, _)| (db, key)));
     }
     // Waiters on keys that never existed are left alone, as in Redis.
+    Ok(())
 }
 
 fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     flush_mode(argv)?;
-    let seq = ctx.shared.store.flush(None).map_err(super::store_error)?;
-    ctx.write_seq = ctx.write_seq.max(seq);
-    for db in 0..ctx.shared.keyspace.count() {
-        flush_db(ctx, db);
-    }
+    flush_dbs(ctx, 0..ctx.shared.keyspace.count(), true)?;
     Ok(Reply::Ok)
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     flush_mode(argv)?;
-    let seq = ctx
-        .shared
-        .store
-        .flush(Some(ctx.client.db as u32))
-        .map_err(super::store_error)?;
-    ctx.write_seq = ctx.write_seq.max(seq);
-    flush_db(ctx, ctx.client.db);
+    let db = ctx.client.db;
+    flush_dbs(ctx, db..db + 1, false)?;
     Ok(Reply::Ok)
 }
 
