@@ -386,10 +386,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             self.io.check_query_limit(self.shared)?;
             self.io.release_burst_capacity();
             let idle_limit = self.idle_limit(client);
+            // A kill arrives on `rx` too (and sets the flag checked above); the signal is for
+            // a connection stuck writing. Waiting on it here cost a Notify registration and
+            // removal, each under its lock, per request.
             tokio::select! {
                 read = self.read_more() => read?,
                 msg = rx.recv() => self.io.outbound(msg, rx)?,
-                () = handle.kill_signal.notified() => return Err(End::Closed),
                 () = sleep_until(idle_limit) => {
                     if self.idle_limit(client).is_some_and(|t| t <= tokio::time::Instant::now()) {
                         tracing::debug!(client = client.id(), "closing idle client");
@@ -558,7 +560,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 let allowed = std::time::Duration::from_secs(limit.soft_seconds);
                 soft_deadline = Some(tokio::time::Instant::now() + allowed);
             }
+            // Biased, so a write that completes at once (the usual case) never registers
+            // for the kill signal.
             let result = tokio::select! {
+                biased;
                 r = self.socket.write(&self.io.out[written..]) => r,
                 () = handle.kill_signal.notified() => return Err(End::Closed),
                 () = sleep_until(soft_deadline) => {
@@ -584,6 +589,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         // A TLS stream may keep the tail of the encrypted records when the socket was full;
         // only a flush sends it (a no-op on plain TCP).
         let flushed = tokio::select! {
+            biased;
             r = self.socket.flush() => r,
             () = handle.kill_signal.notified() => return Err(End::Closed),
         };
