@@ -55,6 +55,10 @@ impl Purges {
     /// Hands the records under `prefix` to the purge thread (once its marker is committed).
     pub fn add(&self, prefix: Vec<u8>) {
         let mut g = self.lock();
+        // Under a pending purge no stream is created, so the one pending covers it all.
+        if g.prefixes.contains(&prefix) {
+            return;
+        }
         g.prefixes.push(prefix);
         self.count.store(g.prefixes.len(), Ordering::Release);
         self.changed.notify_all();
@@ -68,6 +72,16 @@ impl Purges {
     /// Purges ended since start.
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
+    }
+
+    /// Whether a pending purge covers records under `prefix`, or `prefix` covers one's.
+    pub fn overlaps(&self, prefix: &[u8]) -> bool {
+        self.pending() > 0
+            && self
+                .lock()
+                .prefixes
+                .iter()
+                .any(|p| prefix.starts_with(p) || p.starts_with(prefix))
     }
 
     /// Waits until no pending purge covers records under `prefix`.
@@ -133,6 +147,12 @@ fn run(
     durability: &Durability,
 ) -> Result<(), fjall::Error> {
     while let Some(prefix) = purges.next() {
+        // After a failed write or fsync nothing more is written; whoever waits for a purge
+        // is let go, to meet that refusal.
+        if durability.failed.load(Ordering::Acquire) {
+            purges.stop();
+            return Ok(());
+        }
         let published = || {
             durability.publish(false);
         };

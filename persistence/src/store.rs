@@ -841,7 +841,8 @@ impl Store {
             .filter(|s| s.is_stored())
             .map(stored_records)
             .sum();
-        let lazy = records > LAZY_PURGE_RECORDS;
+        // Under a pending purge, fjall may hold many records memory no longer counts.
+        let lazy = records > LAZY_PURGE_RECORDS || self.purges.overlaps(&prefix);
         let mut batch = self.batch();
         if lazy {
             self.remove_prefix(&mut batch, &self.ks.streams, &prefix)?;
@@ -1288,7 +1289,8 @@ fn stored_records(stream: &Stream) -> usize {
         .values()
         .map(|g| 1 + g.consumers().len() + g.pending().len())
         .sum();
-    stream.len() as usize + stream.node_count() + groups
+    let entries: u64 = stream.nodes().map(|n| 1 + n.live + n.deleted).sum();
+    entries as usize + groups
 }
 
 /// Whether `stream` is new, with its first entry its only change (what a plain XADD to a

@@ -782,7 +782,6 @@ impl TailLog {
         };
         // Unlinked after the lock is released: an unlink took 3-11 ms here (ext4 mounted with
         // `discard` trims the freed blocks), and every XADD waits for this lock.
-        let unlinked = !retired.is_empty();
         for n in retired {
             match std::fs::remove_file(segment_path(&self.dir, n)) {
                 Ok(()) => {}
@@ -792,9 +791,8 @@ impl TailLog {
         }
         // The caller drops the deletion floors these segments needed next: were the unlinks
         // lost in a power failure, replay would find creations no floor covers any more.
-        if unlinked {
-            File::open(&self.dir)?.sync_all()?;
-        }
+        // Every time, not only after an unlink: an earlier call's fsync may have failed.
+        File::open(&self.dir)?.sync_all()?;
         Ok(oldest)
     }
 

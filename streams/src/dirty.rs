@@ -229,10 +229,15 @@ mod tests {
         s.note_group_changes(&muts);
         let own = s.take_dirty_groups_with_flushing();
         assert_eq!(own.len(), 2, "{own:?}");
+        assert!(s.is_flushing(), "the checkpoint's batch is still out");
+        assert!(
+            s.take_dirty_groups_with_flushing().is_empty(),
+            "a second batch must not write them again"
+        );
         s.end_flush(false);
         assert!(
-            s.has_dirty_groups(),
-            "a failed checkpoint gives its names back"
+            !s.has_dirty_groups(),
+            "the stream's own batch wrote what the failed checkpoint held"
         );
     }
 }

@@ -356,11 +356,12 @@ impl Stream {
     /// Takes the group records not yet written, with those a checkpoint's batch is still
     /// committing: a batch of the stream's own that changes its incarnation must write them
     /// all, since replay skips the records logged before it and the checkpoint's batch may
-    /// yet fail.
+    /// yet fail. Taken, not copied: written again by a later batch, a group destroyed then
+    /// would remove the records of the group created since under its name.
     pub fn take_dirty_groups_with_flushing(&mut self) -> DirtyGroups {
         let mut dirty = self.take_dirty_groups();
-        if let Some(flushing) = &self.flushing_groups {
-            dirty.merge(flushing.clone());
+        if let Some(flushing) = &mut self.flushing_groups {
+            dirty.merge(std::mem::take(flushing));
         }
         dirty
     }

@@ -226,17 +226,15 @@ fn flush_dbs(
         &**s
     });
     let scope = (!all).then_some(dbs.start as u32);
-    let seq = ctx
-        .shared
-        .store
-        .flush(scope, streams)
-        .map_err(super::store_error)?;
-    ctx.write_seq = ctx.write_seq.max(seq);
+    let stored = ctx.shared.store.flush(scope, streams);
+    // Gone from memory either way: watchers and waiters are told even when the store failed.
     for (db, keys) in dbs.zip(removed) {
         ctx.touched
             .extend(keys.into_iter().map(|(key, _)| (db, key)));
     }
     // Waiters on keys that never existed are left alone, as in Redis.
+    let seq = stored.map_err(super::store_error)?;
+    ctx.write_seq = ctx.write_seq.max(seq);
     Ok(())
 }
 
