@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench fanout -- 127.0.0.1:6379 [--seconds 3] [--window 16] [--only 1x1024,10x64]
+//!     [--rate N]
 //! ```
 //!
 //! Reports delivered messages per second (summed over subscribers) and the p50/p99 latency
@@ -11,6 +12,11 @@
 //! clock shared between processes. The publisher keeps `--window` PUBLISHes in flight (it
 //! writes a batch, then reads its replies), so the server sees a steady pipelined load rather
 //! than one round trip per message. Only loopback addresses are accepted.
+//!
+//! Without `--rate` the publisher goes as fast as the server answers, so a faster server also
+//! carries more messages at once and its latency is measured under more load. `--rate N` paces
+//! the publisher at N PUBLISHes per second (a window at a time), so two servers' latencies can
+//! be compared at the same load.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,6 +42,8 @@ struct Options {
     window: usize,
     /// `(subscribers, payload bytes)` rows to run; all six when empty.
     only: Vec<(usize, usize)>,
+    /// PUBLISHes per second to pace the publisher at; as fast as answered when None.
+    rate: Option<u64>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -43,6 +51,7 @@ fn parse_options() -> Result<Options, String> {
     let mut seconds = 3;
     let mut window = 16;
     let mut only = Vec::new();
+    let mut rate = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -58,6 +67,14 @@ fn parse_options() -> Result<Options, String> {
                     .and_then(|v| v.parse().ok())
                     .filter(|w| *w > 0)
                     .ok_or("--window takes a positive number")?;
+            }
+            "--rate" => {
+                rate = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|r| *r > 0)
+                        .ok_or("--rate takes a positive number of PUBLISHes per second")?,
+                );
             }
             "--only" => {
                 let rows = args.next().ok_or("--only takes rows like 1x1024,10x64")?;
@@ -77,10 +94,13 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     Ok(Options {
-        addr: addr.ok_or("usage: fanout HOST:PORT [--seconds N] [--window N] [--only SxB,...]")?,
+        addr: addr.ok_or(
+            "usage: fanout HOST:PORT [--seconds N] [--window N] [--only SxB,...] [--rate N]",
+        )?,
         seconds,
         window,
         only,
+        rate,
     })
 }
 
@@ -246,6 +266,12 @@ fn run(opts: &Options, subscribers: usize, payload_len: usize) -> std::io::Resul
     let deadline = started + Duration::from_secs(opts.seconds);
     let mut published = 0u64;
     while Instant::now() < deadline {
+        if let Some(rate) = opts.rate {
+            let due = started + Duration::from_secs_f64(published as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+        }
         batch.clear();
         for _ in 0..opts.window {
             let ts = now_ns().to_le_bytes();
@@ -302,8 +328,12 @@ fn main() {
         }
     };
     base();
+    let pace = match opts.rate {
+        Some(rate) => format!("paced at {rate} PUBLISHes/s"),
+        None => "unpaced".to_string(),
+    };
     println!(
-        "fan-out against {} ({} s per run, {} PUBLISHes in flight)",
+        "fan-out against {} ({} s per run, {} PUBLISHes in flight, {pace})",
         opts.addr, opts.seconds, opts.window
     );
     println!(
