@@ -256,14 +256,15 @@ fn resp3_pushes_interleave_with_ordinary_replies() {
     sub.send_cmd(&[b"PING"]);
     expect_bytes(&mut sub, b"+PONG\r\n");
 
-    // Publishing to oneself: the messages come before PUBLISH's own reply, as in Redis.
+    // Publishing to oneself: the messages come after PUBLISH's own reply, as Redis 7.2+
+    // defers them.
     sub.send_cmd(&[b"PUBLISH", b"a", b"m"]);
     expect_bytes(
         &mut sub,
         &[
+            b":2\r\n".to_vec(),
             push3(&[B(b"message"), B(b"a"), B(b"m")]),
             push3(&[B(b"pmessage"), B(b"*"), B(b"a"), B(b"m")]),
-            b":2\r\n".to_vec(),
         ]
         .concat(),
     );
@@ -271,8 +272,23 @@ fn resp3_pushes_interleave_with_ordinary_replies() {
     expect_bytes(
         &mut sub,
         &[
-            push3(&[B(b"smessage"), B(b"s"), B(b"q")]),
             b":1\r\n".to_vec(),
+            push3(&[B(b"smessage"), B(b"s"), B(b"q")]),
+        ]
+        .concat(),
+    );
+    // Inside MULTI they follow the whole EXEC array instead of breaking into it.
+    sub.send_cmd(&[b"MULTI"]);
+    sub.send_cmd(&[b"PUBLISH", b"a", b"1"]);
+    sub.send_cmd(&[b"PING"]);
+    sub.send_cmd(&[b"EXEC"]);
+    expect_bytes(
+        &mut sub,
+        &[
+            b"+OK\r\n+QUEUED\r\n+QUEUED\r\n".to_vec(),
+            b"*2\r\n:2\r\n+PONG\r\n".to_vec(),
+            push3(&[B(b"message"), B(b"a"), B(b"1")]),
+            push3(&[B(b"pmessage"), B(b"*"), B(b"a"), B(b"1")]),
         ]
         .concat(),
     );

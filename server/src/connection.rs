@@ -130,6 +130,8 @@ pub(crate) struct Buffers {
     /// Bytes read into, or reserved in, `inbuf` since it was allocated: an upper bound on how
     /// far it may have grown, which its capacity does not show once requests were cut from it.
     inbuf_used: usize,
+    /// Whether this batch's commands queued messages for other clients (see `serve`).
+    delivered: bool,
 }
 
 /// What one turn of the request loop did.
@@ -152,6 +154,7 @@ impl Buffers {
             reader: RequestReader::new(),
             out_frames: 0,
             inbuf_used: 0,
+            delivered: false,
         }
     }
 
@@ -212,30 +215,28 @@ impl Buffers {
                 .last_interaction_ms
                 .store(now_ms(), Ordering::Relaxed);
         }
-        let reply_at = self.out.len();
+        // Only a subscriber is sent messages. Those queued before the command go before its
+        // reply; those it caused (a PUBLISH to its own channel, a keyspace event it watches)
+        // after the reply, or after the whole EXEC array, as Redis 7.2+ defers them.
+        let subscribed = client.handle.is_pubsub();
+        if subscribed {
+            self.queued_messages(rx)?;
+        }
         let outcome = cmd::execute(shared, client, argv, &mut self.out);
         if !matches!(outcome, Outcome::Continue) {
             client.clock = None;
         }
-        // Messages published while the command ran (to oneself by one's own PUBLISH, say)
-        // go before its reply, as Redis writes them straight into the reply buffer.
-        self.messages_before_reply(reply_at, rx)?;
+        if subscribed || client.handle.is_pubsub() {
+            self.queued_messages(rx)?;
+        }
+        self.delivered |= crate::subscriber::take_delivered();
         Ok(Step::Ran(outcome))
     }
 
-    /// Moves the frames already queued for this client in front of the reply that starts at
-    /// `reply_at` in `out`; a no-op (one failed `try_recv`) when nothing is queued.
-    fn messages_before_reply(
-        &mut self,
-        reply_at: usize,
-        rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    ) -> Result<(), End> {
-        let Ok(first) = rx.try_recv() else {
-            return Ok(());
-        };
-        let reply = self.out.split_off(reply_at);
-        let mut next = Some(first);
-        while let Some(msg) = next {
+    /// Appends the frames already queued for this client to `out`; a no-op (one failed
+    /// `try_recv`) when nothing is queued.
+    fn queued_messages(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Result<(), End> {
+        while let Ok(msg) = rx.try_recv() {
             match msg {
                 Outbound::Frame(frame) => {
                     self.out_frames += frame.len();
@@ -243,9 +244,7 @@ impl Buffers {
                 }
                 Outbound::Kill => return Err(End::Closed),
             }
-            next = rx.try_recv().ok();
         }
-        self.out.unsplit(reply);
         Ok(())
     }
 
@@ -383,6 +382,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 self.process(client, rx).await?;
             }
             self.flush(client).await?;
+            // A publisher whose next requests are already waiting would otherwise run on
+            // before the subscribers it woke write a byte, and its messages would pile up
+            // against their output limits. Redis writes to every client between two reads;
+            // yielding lets the woken connections do the same.
+            if std::mem::take(&mut self.io.delivered) {
+                tokio::task::yield_now().await;
+            }
             self.io.check_query_limit(self.shared)?;
             self.io.release_burst_capacity();
             let idle_limit = self.idle_limit(client);

@@ -2,6 +2,7 @@
 //! `client-output-buffer-limit pubsub` it is held to.
 
 use bytes::Bytes;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,6 +66,17 @@ impl OutputLimits {
     }
 }
 
+thread_local! {
+    /// Whether this thread queued a frame for a subscriber since [`take_delivered`] last ran.
+    static DELIVERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the command just run on this thread queued messages for subscribers (and clears
+/// it). Commands run without an await, so the thread that ran one is the one that delivered.
+pub fn take_delivered() -> bool {
+    DELIVERED.with(|d| d.replace(false))
+}
+
 /// A connected client as the pub/sub registry sees it.
 #[derive(Clone, Debug)]
 pub struct ClientSubscriber {
@@ -91,6 +103,7 @@ impl Subscriber for ClientSubscriber {
     /// frame counted, as Redis appends the reply before it checks. The queue is unbounded, so
     /// the publisher never waits; a client over its limit is reported and the server kills it.
     fn deliver(&self, frame: &Bytes) -> Delivery {
+        DELIVERED.with(|d| d.set(true));
         if self.handle.is_killed() || !self.handle.push_frame(frame.clone()) {
             // Already on its way out: nothing to queue, nothing to report again.
             return Delivery::Accepted;
