@@ -177,6 +177,9 @@ pub struct Store {
     /// them.
     purges: Arc<Purges>,
     purger: Option<JoinHandle<()>>,
+    /// Entry records trimmed or deleted by commands' own batches since the last request for
+    /// a compaction (see [`Store::note_removed`]).
+    removed: AtomicU64,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -315,6 +318,7 @@ impl Store {
             floors: Mutex::new(()),
             purges,
             purger: Some(purger),
+            removed: AtomicU64::new(0),
             _lock: lock,
         };
         Ok((store, streams, report))
@@ -596,6 +600,7 @@ impl Store {
         // those the logged appends went into or opened, and those the command changed.
         let mut touched: Vec<StreamId> = Vec::new();
         let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        let mut removed = 0;
         for e in flushed {
             let master = stream.node_holding(e.id).map(|n| n.master);
             if master.is_some() && touched.last() != master.as_ref() {
@@ -654,6 +659,7 @@ impl Store {
                     let to = entry_key(&prefix, *last);
                     for kv in self.ks.entries.range(from.as_slice()..=to.as_slice()) {
                         batch.remove(&self.ks.entries, kv.key()?);
+                        removed += 1;
                     }
                     batch.remove(&self.ks.nodes, node_key(&prefix, *master));
                 }
@@ -680,7 +686,10 @@ impl Store {
                                 mark_deleted(&mut v);
                                 added.insert(id, v);
                             }
-                            _ => batch.remove(&self.ks.entries, k),
+                            _ => {
+                                batch.remove(&self.ks.entries, k);
+                                removed += 1;
+                            }
                         }
                     }
                     // Records of the nodes dropped whole; the one cut into is rewritten.
@@ -702,6 +711,7 @@ impl Store {
         for (id, value) in added {
             batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
         }
+        self.note_removed(removed);
         touched.sort_unstable();
         touched.dedup();
         for master in touched {
@@ -859,8 +869,34 @@ impl Store {
         let seq = self.commit(batch)?;
         if lazy {
             self.purges.add(prefix);
+        } else {
+            self.note_removed(records as u64);
         }
         Ok(seq)
+    }
+
+    /// Counts `n` entry records removed and asks for a compaction once the removals since the
+    /// last request are many (a million) and a large share (a quarter) of what the `entries`
+    /// keyspace holds: fjall's own compaction leaves them on disk for a long time, while a
+    /// major compaction costs a rewrite of the whole keyspace.
+    fn note_removed(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let total = self.removed.fetch_add(n, Ordering::Relaxed) + n;
+        if total >= COMPACT_AFTER_REMOVED
+            && total.saturating_mul(4) >= self.ks.entries.approximate_len() as u64
+        {
+            self.removed.store(0, Ordering::Relaxed);
+            self.purges.request_compaction();
+        }
+    }
+
+    /// Asks for a major compaction of the stream keyspaces in the background (BGREWRITEAOF:
+    /// as Redis's AOF rewrite drops what deletions left behind, so does this).
+    pub fn request_compaction(&self) {
+        self.removed.store(0, Ordering::Relaxed);
+        self.purges.request_compaction();
     }
 
     /// While the tail log holds stream creations, a deletion of the streams under `prefix`
@@ -1280,6 +1316,10 @@ impl Drop for Store {
 /// Above this many records in fjall, a deleted stream's are removed by the purge thread:
 /// 4,096 tombstones in one batch took about 2 ms here.
 const LAZY_PURGE_RECORDS: usize = 4096;
+
+/// Entry records removed by commands (trims, XDEL of whole nodes, small DELs) after which a
+/// compaction of the stream keyspaces may be asked for (see `Store::note_removed`).
+const COMPACT_AFTER_REMOVED: u64 = 1_000_000;
 
 /// About how many records `stream` has in fjall: its entries (deleted ones still have
 /// theirs until their node goes), its nodes, and its group records.

@@ -1213,3 +1213,71 @@ fn a_large_flush_is_purged_in_the_background() {
     assert_eq!(loaded.len(), 1);
     assert_eq!(ids_of(&mut loaded[0].2), vec![1, 2]);
 }
+
+/// Bytes allocated to the files under `dir` (fjall's journal is created at its full size).
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => tree_bytes(&e.path()),
+                    Ok(m) => m.blocks() * 512,
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Deleting a large stream gives its disk space back: after the purge, the stream keyspaces
+/// are compacted, so the tombstones and the data under them leave fjall's files (fjall's own
+/// compaction had left both for good).
+#[test]
+fn deleting_a_large_stream_gives_its_disk_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fjall_dir = dir.path().join("fjall");
+    let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+    let mut big = Stream::new();
+    // Values that do not compress: fjall's blocks are LZ4-compressed.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 1..=20_000 {
+        let value: Vec<u8> = (0..200)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (seed >> 56) as u8
+            })
+            .collect();
+        step(&store, 0, b"big", &mut big, |s, out| {
+            s.add(
+                IdSpec::Explicit(StreamId::new(i, 0)),
+                &[Bytes::from("f"), Bytes::from(value)],
+                None,
+                0,
+                &NodeLimits::default(),
+                out,
+            )
+            .unwrap();
+        });
+    }
+    store.flush_stream(0, b"big", &mut big).unwrap();
+    store.sync().unwrap();
+    let full = tree_bytes(&fjall_dir);
+    assert!(
+        full > 2_000_000,
+        "20,000 entries of 200 bytes took {full} bytes"
+    );
+    store.delete_stream(0, b"big", &big).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = tree_bytes(&fjall_dir);
+        if now < full / 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fjall still holds {now} bytes of the {full} the deleted stream took"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,4 +1,4 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, DEBUG RELOAD / LOADAOF.
+//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, DEBUG RELOAD / LOADAOF.
 
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -31,6 +31,17 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Asynchronously saves the database(s) to disk.",
             "1.0.0",
             "[SCHEDULE]",
+        ),
+    ),
+    simple(
+        "bgrewriteaof",
+        1,
+        ADMIN,
+        bgrewriteaof,
+        doc(
+            "Asynchronously rewrites the append-only file to disk.",
+            "1.0.0",
+            "",
         ),
     ),
     simple(
@@ -94,6 +105,15 @@ fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::simple("Background saving started"))
 }
 
+/// Redis rewrites its AOF to drop what deletions and trims left behind; the store's
+/// counterpart is a major compaction of the stream keyspaces, run by the purge thread.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    ctx.shared.store.request_compaction();
+    Ok(Reply::simple(
+        "Background append only file rewriting started",
+    ))
+}
+
 fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Int(
         ctx.shared.last_save.load(Ordering::Relaxed) as i64
@@ -104,8 +124,20 @@ fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 fn debug_allowed(ctx: &Ctx<'_>) -> bool {
     match ctx.shared.config().enable_debug_command.as_str() {
         "yes" => true,
-        "local" => ctx.client.handle.addr.ip().is_loopback(),
+        "local" => is_local_client(ctx.client.handle.addr.ip()),
         _ => false,
+    }
+}
+
+/// Redis's `islocalClient`: 127.0.0.1 or ::1 exactly (protected mode admits all of 127/8;
+/// `enable-debug-command local` does not).
+fn is_local_client(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(v6) => {
+            v6 == std::net::Ipv6Addr::LOCALHOST
+                || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
     }
 }
 
@@ -156,4 +188,23 @@ fn reload(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
         report.elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_client;
+
+    #[test]
+    fn only_127_0_0_1_and_ipv6_loopback_are_local_for_debug() {
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_local_client(
+                local.parse().unwrap_or_else(|_| panic!("{local}"))
+            ));
+        }
+        for other in ["127.0.0.2", "10.0.0.1", "::2", "::ffff:127.0.0.2"] {
+            assert!(!is_local_client(
+                other.parse().unwrap_or_else(|_| panic!("{other}"))
+            ));
+        }
+    }
 }
