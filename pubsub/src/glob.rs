@@ -99,7 +99,9 @@ fn match_class(pattern: &[u8], mut i: usize, byte: u8) -> Option<usize> {
                 hit |= pattern[i] == byte;
             }
             Some(&low) if i + 2 < pattern.len() && pattern[i + 1] == b'-' => {
-                let high = pattern[i + 2];
+                // Redis compares the bytes as C `char`s, signed on the x86-64 builds people
+                // run: `[a-\xff]` is the range -1..=97 there, not 97..=255.
+                let (low, high, byte) = (low as i8, pattern[i + 2] as i8, byte as i8);
                 let (low, high) = if low <= high {
                     (low, high)
                 } else {
@@ -212,6 +214,19 @@ mod tests {
         assert!(m("[ab-]", "_"));
         assert!(!m("[ab-]", "-"));
         assert!(!m("[ab-]x", "bx"));
+    }
+
+    #[test]
+    fn ranges_compare_bytes_as_signed_chars_like_redis() {
+        let class = b"[a-\xff]";
+        for byte in [0x00u8, b'A', b'a', 0xff] {
+            assert!(glob_match(class, &[byte]), "{byte:#x}");
+        }
+        for byte in [b'z', 0x7f, 0x80, 0xe9] {
+            assert!(!glob_match(class, &[byte]), "{byte:#x}");
+        }
+        // Within 0x80..=0xff the order is kept: 0x80 is the lowest.
+        assert!(glob_match(b"[\x80-\xff]", &[0xc0]));
     }
 
     #[test]
