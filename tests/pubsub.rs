@@ -897,6 +897,38 @@ fn soft_output_limit_disconnects_only_after_its_seconds() {
     assert!(slow.is_closed());
 }
 
+/// A subscriber that stays over the soft limit is cut off when its seconds are up even if no
+/// message comes after (Redis checks in its cron too), not only at the next PUBLISH.
+#[test]
+fn soft_output_limit_is_enforced_without_further_messages() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 0 64kb 2")
+        .query(&mut admin)
+        .unwrap();
+    let mut slow = server.raw();
+    slow.send_cmd(&[b"SUBSCRIBE", b"c"]);
+    slow.read2();
+    // 32 MB, far more than the sockets between the two hold, in well under two seconds.
+    let mut publisher = server.raw();
+    let big = vec![b'z'; 64 * 1024];
+    for _ in 0..512 {
+        publisher.send_cmd(&[b"PUBLISH", b"c", &big]);
+        assert_eq!(int2(&mut publisher), 1);
+    }
+    let disconnections = |admin: &mut redis::Connection| {
+        info_field(admin, "stats", "client_output_buffer_limit_disconnections")
+    };
+    assert_eq!(disconnections(&mut admin), "0", "cut off too early");
+    eventually("the slow subscriber to be cut off", || {
+        disconnections(&mut admin) == "1"
+    });
+    assert!(slow.is_closed());
+}
+
 /// Redis never sends a channel's message before the `subscribe` reply that starts it: with a
 /// publisher flooding the channel while clients subscribe, the first frame each subscriber
 /// reads is its confirmation, in RESP2 and in RESP3.

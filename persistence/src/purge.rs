@@ -26,6 +26,16 @@ use crate::store::Keyspaces;
 /// Where purge markers live in the `meta` keyspace.
 pub const PURGE_PREFIX: &[u8] = b"purge/";
 
+/// Removals below this never ask for a compaction (see [`Purges::note_removed`]).
+const MIN_REMOVED_TO_COMPACT: u64 = BATCH_KEYS as u64;
+
+/// Items of `entries` above which removals no longer ask for a compaction by themselves
+/// (about 4M: a major compaction of that many small entries took about 2 s here).
+const AUTO_COMPACT_MAX_ITEMS: u64 = 1 << 22;
+
+/// How long a compaction waits for the memtables it rotated to be written out.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Records removed per batch: a batch holds fjall's journal lock, which every write waits
 /// for, through its commit (4,096 tombstones took about 2 ms here).
 const BATCH_KEYS: usize = 4096;
@@ -45,6 +55,9 @@ pub struct Purges {
     count: AtomicUsize,
     /// How many have ended since start (INFO `lazyfreed_objects`).
     done: AtomicU64,
+    /// Records removed (by purges and commands' own batches) since a compaction was last
+    /// asked for.
+    removed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -109,8 +122,29 @@ impl Purges {
         }
     }
 
+    /// Counts `n` records removed and asks for a compaction once the removals since the last
+    /// request reach a quarter of what `entries` holds (fjall's count, tombstones included,
+    /// so never less than what is live): the compaction rewrites the keyspaces, so its cost
+    /// stays within four times what was removed. Not above [`AUTO_COMPACT_MAX_ITEMS`]: a
+    /// major compaction holds off fjall's other compactions while it runs, and there a run
+    /// long enough to stall writes is left to BGREWRITEAOF, when an operator chooses.
+    pub fn note_removed(&self, n: u64, entries: &fjall::Keyspace) {
+        if n == 0 {
+            return;
+        }
+        let total = self.removed.fetch_add(n, Ordering::Relaxed) + n;
+        if total < MIN_REMOVED_TO_COMPACT {
+            return;
+        }
+        let held = entries.approximate_len() as u64;
+        if total.saturating_mul(4) >= held && held <= AUTO_COMPACT_MAX_ITEMS {
+            self.request_compaction();
+        }
+    }
+
     /// Asks for a major compaction of the stream keyspaces, once no purge is pending.
     pub fn request_compaction(&self) {
+        self.removed.store(0, Ordering::Relaxed);
         self.lock().compact = true;
         self.changed.notify_all();
     }
@@ -156,8 +190,6 @@ impl Purges {
         if let Some(i) = g.prefixes.iter().position(|p| p == prefix) {
             g.prefixes.remove(i);
             self.done.fetch_add(1, Ordering::Relaxed);
-            // The purged records are tombstones now; compaction gives their space back.
-            g.compact = true;
         }
         self.count.store(g.prefixes.len(), Ordering::Release);
         self.changed.notify_all();
@@ -181,37 +213,41 @@ fn run(
         let prefix = match work {
             Work::Purge(prefix) => prefix,
             Work::Compact => {
-                compact(ks, db, &|| purges.stopped());
+                compact(ks, db, &|| {
+                    purges.stopped() || durability.failed.load(Ordering::Acquire)
+                });
                 continue;
             }
         };
         let published = || {
             durability.publish(false);
         };
-        if !purge(ks, db, &prefix, &|| purges.stopped(), &published)? {
+        let Some(removed) = purge(ks, db, &prefix, &|| purges.stopped(), &published)? else {
             return Ok(());
-        }
+        };
         purges.finish(&prefix);
+        purges.note_removed(removed, &ks.entries);
     }
     Ok(())
 }
 
-/// Removes every record under `prefix`, then its marker; false if `stop` said to stop
-/// first. `committed` runs after each batch.
+/// Removes every record under `prefix`, then its marker; returns how many records it
+/// removed, None if `stop` said to stop first. `committed` runs after each batch.
 pub(crate) fn purge(
     ks: &Keyspaces,
     db: &Database,
     prefix: &[u8],
     stop: &dyn Fn() -> bool,
     committed: &dyn Fn(),
-) -> Result<bool, fjall::Error> {
+) -> Result<Option<u64>, fjall::Error> {
+    let mut removed = 0;
     for space in ks.stream_records() {
         // Each batch scans on from the last key it removed: starting again at the prefix
         // would walk over every tombstone already written.
         let mut from = prefix.to_vec();
         loop {
             if stop() {
-                return Ok(false);
+                return Ok(None);
             }
             let mut batch = db.batch().durability(Some(PersistMode::Buffer));
             let mut taken = 0;
@@ -228,6 +264,7 @@ pub(crate) fn purge(
             let Some(last) = last else { break };
             batch.commit()?;
             committed();
+            removed += taken as u64;
             if taken < BATCH_KEYS {
                 break;
             }
@@ -238,7 +275,7 @@ pub(crate) fn purge(
     batch.remove(&ks.meta, purge_key(prefix));
     batch.commit()?;
     committed();
-    Ok(true)
+    Ok(Some(removed))
 }
 
 /// Major-compacts each stream keyspace, so tombstones and the data they cover leave the
@@ -314,8 +351,13 @@ fn raise_watermark(
     for space in spaces {
         space.rotate_memtable()?;
     }
+    let deadline = std::time::Instant::now() + FLUSH_WAIT;
     while spaces.iter().any(|s| s.sealed_memtable_count() > 0) {
         if stop() {
+            return Ok(false);
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("compaction skipped: memtables not written out within {FLUSH_WAIT:?}");
             return Ok(false);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

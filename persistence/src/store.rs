@@ -177,9 +177,6 @@ pub struct Store {
     /// them.
     purges: Arc<Purges>,
     purger: Option<JoinHandle<()>>,
-    /// Entry records trimmed or deleted by commands' own batches since the last request for
-    /// a compaction (see [`Store::note_removed`]).
-    removed: AtomicU64,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -318,7 +315,6 @@ impl Store {
             floors: Mutex::new(()),
             purges,
             purger: Some(purger),
-            removed: AtomicU64::new(0),
             _lock: lock,
         };
         Ok((store, streams, report))
@@ -574,15 +570,17 @@ impl Store {
         groups: &DirtyGroups,
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
-        self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
         if !groups.is_empty() {
             self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
         }
-        self.commit(batch)
+        let seq = self.commit(batch)?;
+        self.note_removed(removed);
+        Ok(seq)
     }
 
     /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
-    /// the tail log) to `batch`.
+    /// the tail log) to `batch`; returns how many entry records it removes.
     fn fill_batch(
         &self,
         batch: &mut OwnedWriteBatch,
@@ -591,7 +589,7 @@ impl Store {
         stream: &mut Stream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let prefix = stream_prefix(db, key);
         // Entries added by this batch are kept aside so a trim in the same command (XADD
         // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
@@ -711,7 +709,6 @@ impl Store {
         for (id, value) in added {
             batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
         }
-        self.note_removed(removed);
         touched.sort_unstable();
         touched.dedup();
         for master in touched {
@@ -726,7 +723,7 @@ impl Store {
         }
         let record = stream_record(&stream.meta(), stream.incarnation());
         batch.insert(&self.ks.streams, prefix, record);
-        Ok(())
+        Ok(removed)
     }
 
     /// Adds to `batch` the group, consumer and pending records that `changes` write (as
@@ -875,27 +872,14 @@ impl Store {
         Ok(seq)
     }
 
-    /// Counts `n` entry records removed and asks for a compaction once the removals since the
-    /// last request are many (a million) and a large share (a quarter) of what the `entries`
-    /// keyspace holds: fjall's own compaction leaves them on disk for a long time, while a
-    /// major compaction costs a rewrite of the whole keyspace.
+    /// Counts `n` records removed by a committed batch (see [`Purges::note_removed`]).
     fn note_removed(&self, n: u64) {
-        if n == 0 {
-            return;
-        }
-        let total = self.removed.fetch_add(n, Ordering::Relaxed) + n;
-        if total >= COMPACT_AFTER_REMOVED
-            && total.saturating_mul(4) >= self.ks.entries.approximate_len() as u64
-        {
-            self.removed.store(0, Ordering::Relaxed);
-            self.purges.request_compaction();
-        }
+        self.purges.note_removed(n, &self.ks.entries);
     }
 
     /// Asks for a major compaction of the stream keyspaces in the background (BGREWRITEAOF:
     /// as Redis's AOF rewrite drops what deletions left behind, so does this).
     pub fn request_compaction(&self) {
-        self.removed.store(0, Ordering::Relaxed);
         self.purges.request_compaction();
     }
 
@@ -1316,10 +1300,6 @@ impl Drop for Store {
 /// Above this many records in fjall, a deleted stream's are removed by the purge thread:
 /// 4,096 tombstones in one batch took about 2 ms here.
 const LAZY_PURGE_RECORDS: usize = 4096;
-
-/// Entry records removed by commands (trims, XDEL of whole nodes, small DELs) after which a
-/// compaction of the stream keyspaces may be asked for (see `Store::note_removed`).
-const COMPACT_AFTER_REMOVED: u64 = 1_000_000;
 
 /// About how many records `stream` has in fjall: its entries (deleted ones still have
 /// theirs until their node goes), its nodes, and its group records.

@@ -104,6 +104,9 @@ pub struct Config {
     pub output_limit_normal: OutputLimit,
     /// `client-output-buffer-limit` for pub/sub clients.
     pub output_limit_pubsub: OutputLimit,
+    /// `client-output-buffer-limit` for replicas: kept and shown as set, as Redis does,
+    /// though Brooklet has no replicas to apply it to.
+    pub output_limit_replica: OutputLimit,
     /// `timeout`: close idle clients after this many seconds (0 = never).
     pub timeout: u64,
     /// `protected-mode`: refuse non-loopback clients when no password is set.
@@ -153,6 +156,11 @@ impl Default for Config {
             output_limit_pubsub: OutputLimit {
                 hard: 32 * 1024 * 1024,
                 soft: 8 * 1024 * 1024,
+                soft_seconds: 60,
+            },
+            output_limit_replica: OutputLimit {
+                hard: 256 * 1024 * 1024,
+                soft: 64 * 1024 * 1024,
                 soft_seconds: 60,
             },
             timeout: 0,
@@ -291,8 +299,9 @@ impl Config {
             "client-output-buffer-limit" => {
                 let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
                 format!(
-                    "normal {} slave 268435456 67108864 60 pubsub {}",
+                    "normal {} slave {} pubsub {}",
                     l(&self.output_limit_normal),
+                    l(&self.output_limit_replica),
                     l(&self.output_limit_pubsub)
                 )
             }
@@ -493,29 +502,34 @@ impl Config {
         } else {
             values.to_vec()
         };
-        if words.is_empty() || !words.len().is_multiple_of(4) {
+        // No words at all is accepted and changes nothing, as in Redis.
+        if !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.".into());
         }
+        // Every class is checked before any is changed, as in Redis.
+        let mut parsed = Vec::with_capacity(words.len() / 4);
         for spec in words.chunks(4) {
             let parse = |s: &str| {
                 parse_memory(s).ok_or(
                     "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
                 )
             };
+            let class = spec[0].to_ascii_lowercase();
+            if !matches!(class.as_str(), "normal" | "pubsub" | "replica" | "slave") {
+                return Err("Invalid client class specified in buffer limit configuration.".into());
+            }
             let limit = OutputLimit {
                 hard: parse(spec[1])?,
                 soft: parse(spec[2])?,
                 soft_seconds: parse(spec[3])?,
             };
-            match spec[0].to_ascii_lowercase().as_str() {
+            parsed.push((class, limit));
+        }
+        for (class, limit) in parsed {
+            match class.as_str() {
                 "normal" => self.output_limit_normal = limit,
                 "pubsub" => self.output_limit_pubsub = limit,
-                "replica" | "slave" => {}
-                _ => {
-                    return Err(
-                        "Invalid client class specified in buffer limit configuration.".into(),
-                    );
-                }
+                _ => self.output_limit_replica = limit,
             }
         }
         Ok(())
@@ -763,6 +777,13 @@ mod tests {
             c.get("client-output-buffer-limit")
                 .unwrap()
                 .contains("pubsub 1048576 524288 10")
+        );
+        // The replica class is kept as set; an empty value changes nothing.
+        c.set(&name, &["replica 10 20 30"]).unwrap();
+        c.set(&name, &[""]).unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit").unwrap(),
+            "normal 0 0 0 slave 10 20 30 pubsub 1048576 524288 10"
         );
         assert_eq!(parse_memory("1gb"), Some(1 << 30));
         assert_eq!(parse_memory("12x"), None);

@@ -215,28 +215,50 @@ impl Buffers {
                 .last_interaction_ms
                 .store(now_ms(), Ordering::Relaxed);
         }
+        // A kill (CLIENT KILL, shutdown) stops a pipeline between two commands.
+        if client.handle.is_killed() {
+            return Err(End::Closed);
+        }
         // Only a subscriber is sent messages. Those queued before the command go before its
         // reply; those it caused (a PUBLISH to its own channel, a keyspace event it watches)
-        // after the reply, or after the whole EXEC array, as Redis 7.2+ defers them.
+        // after the reply, or after the whole EXEC array, as Redis 7.2+ defers them. Not
+        // after an UNSUBSCRIBE's (or RESET's) reply, though: a message that came while it
+        // ran belongs to the subscription it ended, and a client out of pub/sub mode would
+        // take it for the reply to its next command.
         let subscribed = client.handle.is_pubsub();
+        let mut reply_at = None;
         if subscribed {
-            self.queued_messages(rx)?;
+            self.queued_messages(rx, None)?;
+            if argv
+                .first()
+                .is_some_and(|name| is_subscription_command(name))
+            {
+                reply_at = Some(self.out.len());
+            }
         }
         let outcome = cmd::execute(shared, client, argv, &mut self.out);
         if !matches!(outcome, Outcome::Continue) {
             client.clock = None;
         }
         if subscribed || client.handle.is_pubsub() {
-            self.queued_messages(rx)?;
+            self.queued_messages(rx, reply_at)?;
         }
         self.delivered |= crate::subscriber::take_delivered();
         Ok(Step::Ran(outcome))
     }
 
-    /// Appends the frames already queued for this client to `out`; a no-op (one failed
-    /// `try_recv`) when nothing is queued.
-    fn queued_messages(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Result<(), End> {
-        while let Ok(msg) = rx.try_recv() {
+    /// Moves the frames already queued for this client into `out`: at its end, or in front of
+    /// the reply starting at `before`. A no-op (one failed `try_recv`) when nothing is queued.
+    fn queued_messages(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+        before: Option<usize>,
+    ) -> Result<(), End> {
+        let Ok(mut msg) = rx.try_recv() else {
+            return Ok(());
+        };
+        let reply = before.map(|at| self.out.split_off(at));
+        loop {
             match msg {
                 Outbound::Frame(frame) => {
                     self.out_frames += frame.len();
@@ -244,6 +266,13 @@ impl Buffers {
                 }
                 Outbound::Kill => return Err(End::Closed),
             }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => break,
+            }
+        }
+        if let Some(reply) = reply {
+            self.out.unsplit(reply);
         }
         Ok(())
     }
@@ -566,6 +595,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 let allowed = std::time::Duration::from_secs(limit.soft_seconds);
                 soft_deadline = Some(tokio::time::Instant::now() + allowed);
             }
+            // A subscriber over its soft limit is looked at again when its time is up, even
+            // if no message comes to check it.
+            let pubsub_deadline = if handle.is_pubsub() {
+                self.shared
+                    .pubsub_limits
+                    .soft_deadline(&handle.soft_limit_since_ms)
+            } else {
+                None
+            };
             // Biased, so a write that completes at once (the usual case) never registers
             // for the kill signal.
             let result = tokio::select! {
@@ -577,6 +615,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         return Err(self.output_limit_reached(client));
                     }
                     soft_deadline = None;
+                    continue;
+                }
+                () = sleep_until(pubsub_deadline) => {
+                    let used = handle.queued_bytes.load(Ordering::Relaxed) as u64;
+                    if self
+                        .shared
+                        .pubsub_limits
+                        .exceeded(used, &handle.soft_limit_since_ms)
+                    {
+                        crate::notify::disconnect_over_limit(self.shared, &[handle.id]);
+                        return Err(End::Closed);
+                    }
                     continue;
                 }
             };
@@ -662,6 +712,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 tokio::time::timeout(std::time::Duration::from_secs(1), durable.changed()).await;
         }
     }
+}
+
+/// Whether a command ends subscriptions (its messages must not follow its reply).
+fn is_subscription_command(name: &[u8]) -> bool {
+    ["unsubscribe", "punsubscribe", "sunsubscribe", "reset"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -36,6 +36,24 @@ impl OutputLimits {
             .store(limit.soft_seconds, Ordering::Relaxed);
     }
 
+    /// When a client over the soft limit since `since_ms` will have been over it for longer
+    /// than allowed; None while it is not over it (or no soft limit is set). Redis checks
+    /// this in its cron too, so a subscriber that stopped reading is closed even when no
+    /// message follows.
+    pub fn soft_deadline(&self, since_ms: &AtomicU64) -> Option<tokio::time::Instant> {
+        let since = since_ms.load(Ordering::Relaxed);
+        if since == 0 || self.soft.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let allowed_ms = self
+            .soft_seconds
+            .load(Ordering::Relaxed)
+            .saturating_mul(1000);
+        let at = since.saturating_add(allowed_ms).saturating_add(1);
+        let wait = std::time::Duration::from_millis(at.saturating_sub(now_ms()));
+        Some(tokio::time::Instant::now() + wait)
+    }
+
     /// Whether a client with `used` bytes of pending output is over the limit, as Redis's
     /// `checkClientOutputBufferLimits` decides: at or above `hard` at once; at or above `soft`
     /// continuously for more than `soft_seconds` (the first time over starts the clock, which
