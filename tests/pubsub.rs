@@ -859,26 +859,34 @@ fn keyspace_notifications_follow_the_configured_flags() {
     assert!(notifications(&mut sub).is_empty());
 }
 
-#[test]
-fn soft_output_limit_disconnects_only_after_its_seconds() {
-    let server = TestServer::start();
+/// Sets `client-output-buffer-limit` to `limit` and subscribes a raw client to `c` that
+/// will read nothing more; returns an admin connection and that client.
+fn never_reading_subscriber(server: &TestServer, limit: &str) -> (redis::Connection, RawConn) {
     let mut admin = server.client(false);
-    // No hard limit: only staying over 64 KiB for more than a second gets a client cut off.
     let _: () = cmd("CONFIG")
         .arg("SET")
         .arg("client-output-buffer-limit")
-        .arg("pubsub 0 64kb 1")
+        .arg(limit)
         .query(&mut admin)
         .unwrap();
     let mut slow = server.raw();
     slow.send_cmd(&[b"SUBSCRIBE", b"c"]);
     slow.read2();
+    (admin, slow)
+}
+
+fn disconnections(admin: &mut redis::Connection) -> String {
+    info_field(admin, "stats", "client_output_buffer_limit_disconnections")
+}
+
+#[test]
+fn soft_output_limit_disconnects_only_after_its_seconds() {
+    let server = TestServer::start();
+    // No hard limit: only staying over 64 KiB for more than a second gets a client cut off.
+    let (mut admin, mut slow) = never_reading_subscriber(&server, "pubsub 0 64kb 1");
     let mut publisher = server.raw();
     let big = vec![b'z'; 64 * 1024];
     let started = Instant::now();
-    let disconnections = |admin: &mut redis::Connection| {
-        info_field(admin, "stats", "client_output_buffer_limit_disconnections")
-    };
     // The limit is checked when a message is queued, so keep publishing (paced: the point is
     // time spent over the soft limit, not volume) until the client is cut off.
     while disconnections(&mut admin) == "0" {
@@ -902,16 +910,7 @@ fn soft_output_limit_disconnects_only_after_its_seconds() {
 #[test]
 fn soft_output_limit_is_enforced_without_further_messages() {
     let server = TestServer::start();
-    let mut admin = server.client(false);
-    let _: () = cmd("CONFIG")
-        .arg("SET")
-        .arg("client-output-buffer-limit")
-        .arg("pubsub 0 64kb 2")
-        .query(&mut admin)
-        .unwrap();
-    let mut slow = server.raw();
-    slow.send_cmd(&[b"SUBSCRIBE", b"c"]);
-    slow.read2();
+    let (mut admin, mut slow) = never_reading_subscriber(&server, "pubsub 0 64kb 2");
     // 32 MB, far more than the sockets between the two hold, in well under two seconds.
     let mut publisher = server.raw();
     let big = vec![b'z'; 64 * 1024];
@@ -919,9 +918,6 @@ fn soft_output_limit_is_enforced_without_further_messages() {
         publisher.send_cmd(&[b"PUBLISH", b"c", &big]);
         assert_eq!(int2(&mut publisher), 1);
     }
-    let disconnections = |admin: &mut redis::Connection| {
-        info_field(admin, "stats", "client_output_buffer_limit_disconnections")
-    };
     assert_eq!(disconnections(&mut admin), "0", "cut off too early");
     eventually("the slow subscriber to be cut off", || {
         disconnections(&mut admin) == "1"
