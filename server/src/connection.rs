@@ -130,7 +130,7 @@ pub(crate) struct Buffers {
     /// Bytes read into, or reserved in, `inbuf` since it was allocated: an upper bound on how
     /// far it may have grown, which its capacity does not show once requests were cut from it.
     inbuf_used: usize,
-    /// Whether this batch's commands queued messages for other clients (see `serve`).
+    /// Whether this batch's commands left a subscriber with a backlog (see `serve`).
     delivered: bool,
 }
 

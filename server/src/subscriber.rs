@@ -84,12 +84,18 @@ impl OutputLimits {
     }
 }
 
+/// Pending output of a subscriber past which the publisher's connection yields after its
+/// replies (see [`take_delivered`]): below it, the subscriber's connection keeps up unaided,
+/// and a yield per batch cost a few microseconds of delivery latency at low rates.
+const YIELD_BACKLOG: u64 = 64 * 1024;
+
 thread_local! {
-    /// Whether this thread queued a frame for a subscriber since [`take_delivered`] last ran.
+    /// Whether this thread queued a frame for a subscriber with a backlog of at least
+    /// [`YIELD_BACKLOG`] since [`take_delivered`] last ran.
     static DELIVERED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether the command just run on this thread queued messages for subscribers (and clears
+/// Whether the command just run on this thread left a subscriber with a backlog (and clears
 /// it). Commands run without an await, so the thread that ran one is the one that delivered.
 pub fn take_delivered() -> bool {
     DELIVERED.with(|d| d.replace(false))
@@ -121,12 +127,14 @@ impl Subscriber for ClientSubscriber {
     /// frame counted, as Redis appends the reply before it checks. The queue is unbounded, so
     /// the publisher never waits; a client over its limit is reported and the server kills it.
     fn deliver(&self, frame: &Bytes) -> Delivery {
-        DELIVERED.with(|d| d.set(true));
         if self.handle.is_killed() || !self.handle.push_frame(frame.clone()) {
             // Already on its way out: nothing to queue, nothing to report again.
             return Delivery::Accepted;
         }
         let used = self.handle.queued_bytes.load(Ordering::Relaxed) as u64;
+        if used >= YIELD_BACKLOG {
+            DELIVERED.with(|d| d.set(true));
+        }
         if self.limits.exceeded(used, &self.handle.soft_limit_since_ms) {
             Delivery::OverLimit
         } else {
