@@ -9,7 +9,7 @@
 //! the new stream's records. Start-up finishes the purges a previous run left before it
 //! loads anything.
 //!
-//! The same thread compacts the stream keyspaces when asked ([`Purges::request_compaction`]):
+//! A second thread compacts the stream keyspaces when asked ([`Purges::request_compaction`]):
 //! after its purges, after many records were trimmed, and on BGREWRITEAOF. fjall's leveled
 //! compaction alone left a deleted stream's tombstones and data on disk indefinitely (2M
 //! entries trimmed to none: 177 MB before, 183 MB four minutes later), so disk usage did
@@ -66,12 +66,6 @@ struct State {
     /// A compaction of the stream keyspaces is wanted (run once no purge is pending).
     compact: bool,
     stop: bool,
-}
-
-/// What the purge thread does next.
-enum Work {
-    Purge(Vec<u8>),
-    Compact,
 }
 
 impl Purges {
@@ -155,18 +149,31 @@ impl Purges {
         self.changed.notify_all();
     }
 
-    /// The next work to do, waiting for some; None once stopped.
-    fn next(&self) -> Option<Work> {
+    /// The next purge to run, waiting for one; None once stopped.
+    fn next_purge(&self) -> Option<Vec<u8>> {
         let mut g = self.lock();
         loop {
             if g.stop {
                 return None;
             }
             if let Some(p) = g.prefixes.first() {
-                return Some(Work::Purge(p.clone()));
+                return Some(p.clone());
             }
-            if std::mem::take(&mut g.compact) {
-                return Some(Work::Compact);
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until a compaction is asked for and no purge is pending (so it takes their
+    /// tombstones along); false once stopped.
+    fn next_compaction(&self) -> bool {
+        let mut g = self.lock();
+        loop {
+            if g.stop {
+                return false;
+            }
+            if g.compact && g.prefixes.is_empty() {
+                g.compact = false;
+                return true;
             }
             g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
         }
@@ -203,22 +210,13 @@ fn run(
     db: &Database,
     durability: &Durability,
 ) -> Result<(), fjall::Error> {
-    while let Some(work) = purges.next() {
+    while let Some(prefix) = purges.next_purge() {
         // After a failed write or fsync nothing more is written; whoever waits for a purge
         // is let go, to meet that refusal.
         if durability.failed.load(Ordering::Acquire) {
             purges.stop();
             return Ok(());
         }
-        let prefix = match work {
-            Work::Purge(prefix) => prefix,
-            Work::Compact => {
-                compact(ks, db, &|| {
-                    purges.stopped() || durability.failed.load(Ordering::Acquire)
-                });
-                continue;
-            }
-        };
         let published = || {
             durability.publish(false);
         };
@@ -384,14 +382,28 @@ pub(crate) fn pending(ks: &Keyspaces) -> Result<Vec<Vec<u8>>, fjall::Error> {
         .collect()
 }
 
-/// Starts the purge thread.
+/// Starts the purge thread and the compaction thread. Compactions run on their own thread,
+/// so a purge (which a new stream under its key waits for) never waits behind one.
 pub(crate) fn spawn(
     purges: Arc<Purges>,
     ks: Keyspaces,
     db: Database,
     durability: Arc<Durability>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let compactor = {
+        let (purges, ks, db, durability) =
+            (purges.clone(), ks.clone(), db.clone(), durability.clone());
+        std::thread::Builder::new()
+            .name("brooklet-compact".into())
+            .spawn(move || {
+                while purges.next_compaction() {
+                    compact(&ks, &db, &|| {
+                        purges.stopped() || durability.failed.load(Ordering::Acquire)
+                    });
+                }
+            })?
+    };
+    let purger = std::thread::Builder::new()
         .name("brooklet-purge".into())
         .spawn(move || {
             if let Err(e) = run(&purges, &ks, &db, &durability) {
@@ -403,5 +415,6 @@ pub(crate) fn spawn(
                 durability.failed.store(true, Ordering::Release);
                 purges.stop();
             }
-        })
+        })?;
+    Ok(vec![purger, compactor])
 }

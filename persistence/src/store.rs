@@ -173,10 +173,11 @@ pub struct Store {
     /// finding the oldest creation left to committing the floors it drops: a floor written
     /// in between could otherwise be dropped and its stream brought back by replay.
     floors: Mutex<()>,
-    /// Deleted large streams whose records are still being removed, and the thread removing
-    /// them.
+    /// Deleted large streams whose records are still being removed, and requests for a
+    /// compaction.
     purges: Arc<Purges>,
-    purger: Option<JoinHandle<()>>,
+    /// The purge and compaction threads.
+    purgers: Vec<JoinHandle<()>>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -298,7 +299,7 @@ impl Store {
                 .spawn(move || d.run(db))?
         };
         let purges = Arc::new(Purges::default());
-        let purger =
+        let purgers =
             crate::purge::spawn(purges.clone(), ks.clone(), db.clone(), durability.clone())?;
         let store = Store {
             db,
@@ -314,7 +315,7 @@ impl Store {
             checkpointing: Mutex::new(()),
             floors: Mutex::new(()),
             purges,
-            purger: Some(purger),
+            purgers,
             _lock: lock,
         };
         Ok((store, streams, report))
@@ -1284,7 +1285,7 @@ fn stream_record(meta: &StreamMeta, incarnation: u64) -> Vec<u8> {
 impl Drop for Store {
     fn drop(&mut self) {
         self.purges.stop();
-        if let Some(t) = self.purger.take() {
+        for t in self.purgers.drain(..) {
             let _ = t.join();
         }
         self.durability.stop();
