@@ -390,6 +390,7 @@ pub(crate) fn spawn(
     db: Database,
     durability: Arc<Durability>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let stopper = purges.clone();
     let compactor = {
         let (purges, ks, db, durability) =
             (purges.clone(), ks.clone(), db.clone(), durability.clone());
@@ -415,6 +416,14 @@ pub(crate) fn spawn(
                 durability.failed.store(true, Ordering::Release);
                 purges.stop();
             }
-        })?;
-    Ok(vec![purger, compactor])
+        });
+    match purger {
+        Ok(purger) => Ok(vec![purger, compactor]),
+        Err(e) => {
+            // The compaction thread would otherwise wait for good.
+            stopper.stop();
+            let _ = compactor.join();
+            Err(e)
+        }
+    }
 }
