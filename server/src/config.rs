@@ -514,23 +514,26 @@ impl Config {
                     "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
                 )
             };
-            let class = spec[0].to_ascii_lowercase();
-            if !matches!(class.as_str(), "normal" | "pubsub" | "replica" | "slave") {
-                return Err("Invalid client class specified in buffer limit configuration.".into());
-            }
+            let slot: fn(&mut Self) -> &mut OutputLimit =
+                match spec[0].to_ascii_lowercase().as_str() {
+                    "normal" => |c| &mut c.output_limit_normal,
+                    "pubsub" => |c| &mut c.output_limit_pubsub,
+                    "replica" | "slave" => |c| &mut c.output_limit_replica,
+                    _ => {
+                        return Err(
+                            "Invalid client class specified in buffer limit configuration.".into(),
+                        );
+                    }
+                };
             let limit = OutputLimit {
                 hard: parse(spec[1])?,
                 soft: parse(spec[2])?,
                 soft_seconds: parse(spec[3])?,
             };
-            parsed.push((class, limit));
+            parsed.push((slot, limit));
         }
-        for (class, limit) in parsed {
-            match class.as_str() {
-                "normal" => self.output_limit_normal = limit,
-                "pubsub" => self.output_limit_pubsub = limit,
-                _ => self.output_limit_replica = limit,
-            }
+        for (slot, limit) in parsed {
+            *slot(self) = limit;
         }
         Ok(())
     }

@@ -448,14 +448,7 @@ const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mod
 
 /// Protected mode, as Redis has it: with no password set, only loopback clients are served.
 fn protected_mode_refuses(config: &Config, peer: std::net::IpAddr) -> bool {
-    let peer = match peer {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(std::net::IpAddr::V4)
-            .unwrap_or(peer),
-        v4 => v4,
-    };
-    config.protected_mode && config.requirepass.is_none() && !peer.is_loopback()
+    config.protected_mode && config.requirepass.is_none() && !peer.to_canonical().is_loopback()
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// Redis rewrites its AOF to drop what deletions and trims left behind; the store's
-/// counterpart is a major compaction of the stream keyspaces, run by the purge thread.
+/// counterpart is a major compaction of the stream keyspaces, run by the compaction thread.
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     ctx.shared.store.request_compaction();
     Ok(Reply::simple(
@@ -132,12 +132,9 @@ fn debug_allowed(ctx: &Ctx<'_>) -> bool {
 /// Redis's `islocalClient`: 127.0.0.1 or ::1 exactly (protected mode admits all of 127/8;
 /// `enable-debug-command local` does not).
 fn is_local_client(ip: std::net::IpAddr) -> bool {
-    match ip {
+    match ip.to_canonical() {
         std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
-        std::net::IpAddr::V6(v6) => {
-            v6 == std::net::Ipv6Addr::LOCALHOST
-                || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
-        }
+        std::net::IpAddr::V6(v6) => v6 == std::net::Ipv6Addr::LOCALHOST,
     }
 }
 
