@@ -220,11 +220,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "aof_last_write_status",
                 if st.failed { "err" } else { "ok" },
             );
-            field(
-                out,
-                "appendfsync",
-                config.get("appendfsync").unwrap_or_default(),
-            );
+            field(out, "appendfsync", config.appendfsync.as_str());
             field(out, "brooklet_store_dir", config.dir.display());
             field(out, "brooklet_disk_bytes", st.disk_bytes);
             field(out, "brooklet_batches_committed", st.committed);

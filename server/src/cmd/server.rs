@@ -4,12 +4,10 @@ use bytes::Bytes;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use brooklet_pubsub::glob_match;
 use brooklet_resp::Reply;
 
 use super::flags::*;
 use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
-use crate::config::{ConfigError, PARAMETERS};
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc::new("server", summary, since, "O(1)", syntax)
@@ -281,35 +279,13 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn config_get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let config = ctx.shared.config();
-    let mut pairs = Vec::new();
-    let mut listed: Vec<&str> = Vec::new();
-    for pattern in &argv[2..] {
-        let lower = pattern.to_ascii_lowercase();
-        // As in Redis, a plain name is answered as it was typed, a pattern with the
-        // parameters' own names; each parameter once.
-        let exact = !lower.iter().any(|c| b"[*?".contains(c));
-        for name in PARAMETERS {
-            let hit = if exact {
-                name.as_bytes() == lower
-            } else {
-                glob_match(&lower, name.as_bytes())
-            };
-            if !hit || listed.contains(name) {
-                continue;
-            }
-            if let Some(v) = config.get(name) {
-                listed.push(name);
-                let shown = if exact {
-                    Reply::Bulk(pattern.clone())
-                } else {
-                    Reply::bulk(*name)
-                };
-                pairs.push((shown, Reply::bulk(v)));
-            }
-        }
-    }
-    Ok(Reply::Map(pairs))
+    let pairs = ctx.shared.config().matching(&argv[2..]);
+    Ok(Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(name, value)| (Reply::Bulk(name), Reply::bulk(value)))
+            .collect(),
+    ))
 }
 
 fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
@@ -318,41 +294,11 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             "ERR wrong number of arguments for 'config|set' command",
         ));
     }
-    // All or nothing, as Redis applies a multi-parameter CONFIG SET; and as Redis, every
-    // name is checked (unknown, start-up only, given twice) before any value. Errors about
-    // names quote them as typed, errors about values give the parameter's own name.
-    let mut next = ctx.shared.config().clone();
-    let failed = |name: &str, why: &str| {
-        CommandError::text(format!(
-            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
-        ))
-    };
-    let mut names: Vec<String> = Vec::new();
-    for pair in argv[2..].chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]);
-        match next.settable(&name) {
-            Ok(canonical) if names.contains(&canonical) => {
-                return Err(failed(&name, "duplicate parameter"));
-            }
-            Ok(canonical) => names.push(canonical),
-            Err(ConfigError::Immutable(_)) => {
-                return Err(failed(&name, "can't set immutable config"));
-            }
-            Err(_) => {
-                return Err(CommandError::text(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                )));
-            }
-        }
-    }
-    for (name, pair) in names.iter().zip(argv[2..].chunks(2)) {
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        // Names were all checked above: only the value can be refused now.
-        next.set(name, &[&value]).map_err(|e| match e {
-            ConfigError::BadValue { reason, .. } => failed(name, &reason),
-            other => failed(name, &other.to_string()),
-        })?;
-    }
+    let next = ctx
+        .shared
+        .config()
+        .changed(&argv[2..])
+        .map_err(|e| CommandError::text(e.to_string()))?;
     ctx.shared.pubsub_limits.set(&next.output_limit_pubsub);
     crate::info::set_background_threads(next.jemalloc_bg_thread);
     ctx.shared

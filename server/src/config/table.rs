@@ -1,0 +1,371 @@
+//! The table of every directive: the one place a directive's name, default, bounds, run-time
+//! mutability and field are written down.
+
+use std::path::PathBuf;
+
+use super::directive::{Accepts, Directive, Kind};
+use super::value::{
+    non_empty_path, output_limits, path_or_empty, set_bind, set_notify_keyspace_events,
+    set_output_limits,
+};
+use super::{Fsync, TlsAuthClients};
+
+/// `io-threads` unless set: one thread serves every client, as in Redis (whose default is
+/// also 1). On a small machine a second worker mostly adds contention for the shard locks: a
+/// worker preempted while holding one stalls the other (figures in docs/performance.md,
+/// Configuration).
+pub const DEFAULT_IO_THREADS: usize = 1;
+
+/// The refusal of a value that is no memory value.
+const NOT_MEMORY: &str = "argument must be a memory value";
+
+const MB: u64 = 1024 * 1024;
+
+/// Every directive, in the order CONFIG GET lists them.
+pub static DIRECTIVES: &[Directive] = &[
+    Directive {
+        name: "bind",
+        mutable: false,
+        kind: Kind::Custom {
+            default: "127.0.0.1",
+            get: |c| c.bind.join(" "),
+            set: set_bind,
+        },
+    },
+    Directive {
+        name: "port",
+        mutable: false,
+        kind: Kind::Port {
+            default: 6379,
+            get: |c| c.port,
+            set: |c, v| c.port = v,
+        },
+    },
+    Directive {
+        name: "tls-port",
+        mutable: false,
+        kind: Kind::Port {
+            default: 0,
+            get: |c| c.tls_port,
+            set: |c, v| c.tls_port = v,
+        },
+    },
+    Directive {
+        name: "tls-cert-file",
+        mutable: false,
+        kind: Kind::Text {
+            default: "",
+            get: |c| path_or_empty(&c.tls_cert_file),
+            set: |c, v| c.tls_cert_file = non_empty_path(v),
+        },
+    },
+    Directive {
+        name: "tls-key-file",
+        mutable: false,
+        kind: Kind::Text {
+            default: "",
+            get: |c| path_or_empty(&c.tls_key_file),
+            set: |c, v| c.tls_key_file = non_empty_path(v),
+        },
+    },
+    Directive {
+        name: "tls-ca-cert-file",
+        mutable: false,
+        kind: Kind::Text {
+            default: "",
+            get: |c| path_or_empty(&c.tls_ca_cert_file),
+            set: |c, v| c.tls_ca_cert_file = non_empty_path(v),
+        },
+    },
+    Directive {
+        name: "tls-auth-clients",
+        mutable: false,
+        kind: Kind::Enum {
+            choices: &["no", "yes", "optional"],
+            default: "yes",
+            get: |c| c.tls_auth_clients.as_str(),
+            set: |c, v| {
+                c.tls_auth_clients = match v {
+                    "no" => TlsAuthClients::No,
+                    "optional" => TlsAuthClients::Optional,
+                    _ => TlsAuthClients::Yes,
+                }
+            },
+        },
+    },
+    Directive {
+        name: "dir",
+        mutable: false,
+        kind: Kind::Text {
+            default: "./brooklet-data",
+            get: |c| c.dir.display().to_string(),
+            set: |c, v| c.dir = PathBuf::from(v),
+        },
+    },
+    Directive {
+        name: "requirepass",
+        mutable: true,
+        kind: Kind::Text {
+            default: "",
+            get: |c| {
+                c.requirepass
+                    .as_deref()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default()
+            },
+            set: |c, v| c.requirepass = (!v.is_empty()).then(|| v.as_bytes().to_vec()),
+        },
+    },
+    Directive {
+        name: "appendfsync",
+        mutable: true,
+        kind: Kind::Enum {
+            choices: &["everysec", "always", "no"],
+            default: "everysec",
+            get: |c| c.appendfsync.as_str(),
+            set: |c, v| {
+                c.appendfsync = match v {
+                    "always" => Fsync::Always,
+                    "no" => Fsync::No,
+                    _ => Fsync::Everysec,
+                }
+            },
+        },
+    },
+    // Every write is journaled by the store; there is no way to turn it off.
+    Directive {
+        name: "appendonly",
+        mutable: false,
+        kind: Kind::Ignored {
+            accepts: Accepts::YesNo,
+            shown: Some("yes"),
+        },
+    },
+    Directive {
+        name: "save",
+        mutable: true,
+        kind: Kind::Ignored {
+            accepts: Accepts::Anything,
+            shown: Some(""),
+        },
+    },
+    Directive {
+        name: "maxclients",
+        mutable: true,
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+            default: 10_000,
+            get: |c| c.maxclients as i64,
+            set: |c, v| c.maxclients = v as usize,
+        },
+    },
+    Directive {
+        name: "loglevel",
+        mutable: true,
+        kind: Kind::Enum {
+            choices: &["debug", "verbose", "notice", "warning", "nothing"],
+            default: "notice",
+            get: |c| &c.loglevel,
+            set: |c, v| c.loglevel = v.into(),
+        },
+    },
+    Directive {
+        name: "databases",
+        mutable: false,
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+            default: 16,
+            get: |c| c.databases as i64,
+            set: |c, v| c.databases = v as usize,
+        },
+    },
+    Directive {
+        name: "proto-max-bulk-len",
+        mutable: true,
+        kind: Kind::Memory {
+            min: MB,
+            default: 512 * MB,
+            unparsable: NOT_MEMORY,
+            get: |c| c.proto_max_bulk_len,
+            set: |c, v| c.proto_max_bulk_len = v,
+        },
+    },
+    Directive {
+        name: "client-query-buffer-limit",
+        mutable: true,
+        kind: Kind::Memory {
+            min: MB,
+            default: 1024 * MB,
+            unparsable: NOT_MEMORY,
+            get: |c| c.client_query_buffer_limit,
+            set: |c, v| c.client_query_buffer_limit = v,
+        },
+    },
+    Directive {
+        name: "stream-node-max-entries",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 100,
+            get: |c| c.stream_node_max_entries as i64,
+            set: |c, v| c.stream_node_max_entries = v as u64,
+        },
+    },
+    Directive {
+        name: "stream-node-max-bytes",
+        mutable: true,
+        kind: Kind::Memory {
+            min: 0,
+            default: 4096,
+            unparsable: NOT_MEMORY,
+            get: |c| c.stream_node_max_bytes,
+            set: |c, v| c.stream_node_max_bytes = v,
+        },
+    },
+    Directive {
+        name: "stream-cache-bytes",
+        mutable: true,
+        kind: Kind::Memory {
+            min: 0,
+            default: brooklet_persistence::DEFAULT_STREAM_CACHE_BYTES as u64,
+            unparsable: NOT_MEMORY,
+            get: |c| c.stream_cache_bytes,
+            set: |c, v| c.stream_cache_bytes = v,
+        },
+    },
+    Directive {
+        name: "tail-log-segment-bytes",
+        mutable: true,
+        kind: Kind::Memory {
+            min: 1024,
+            default: brooklet_persistence::DEFAULT_TAIL_SEGMENT_BYTES,
+            // Unlike the other memory directives, it names its minimum even then.
+            unparsable: "argument must be a memory value of at least 1kb",
+            get: |c| c.tail_log_segment_bytes,
+            set: |c, v| c.tail_log_segment_bytes = v,
+        },
+    },
+    Directive {
+        name: "tail-log-checkpoint-bytes",
+        mutable: true,
+        kind: Kind::Memory {
+            min: 0,
+            default: brooklet_persistence::DEFAULT_CHECKPOINT_BYTES,
+            unparsable: NOT_MEMORY,
+            get: |c| c.tail_log_checkpoint_bytes,
+            set: |c, v| c.tail_log_checkpoint_bytes = v,
+        },
+    },
+    Directive {
+        name: "notify-keyspace-events",
+        mutable: true,
+        kind: Kind::Custom {
+            default: "",
+            get: |c| c.notify_keyspace_events.clone(),
+            set: set_notify_keyspace_events,
+        },
+    },
+    Directive {
+        name: "client-output-buffer-limit",
+        mutable: true,
+        kind: Kind::Custom {
+            default: "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60",
+            get: output_limits,
+            set: set_output_limits,
+        },
+    },
+    Directive {
+        name: "timeout",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 0,
+            get: |c| c.timeout as i64,
+            set: |c, v| c.timeout = v as u64,
+        },
+    },
+    Directive {
+        name: "protected-mode",
+        mutable: true,
+        kind: Kind::Bool {
+            default: true,
+            get: |c| c.protected_mode,
+            set: |c, v| c.protected_mode = v,
+        },
+    },
+    Directive {
+        name: "enable-debug-command",
+        mutable: false,
+        kind: Kind::Enum {
+            choices: &["no", "yes", "local"],
+            default: "no",
+            get: |c| &c.enable_debug_command,
+            set: |c, v| c.enable_debug_command = v.into(),
+        },
+    },
+    Directive {
+        name: "tcp-keepalive",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 300,
+            get: |c| c.tcp_keepalive as i64,
+            set: |c, v| c.tcp_keepalive = v as u64,
+        },
+    },
+    Directive {
+        name: "hz",
+        mutable: true,
+        kind: Kind::Int {
+            min: 1,
+            max: 500,
+            default: 10,
+            get: |c| c.hz as i64,
+            set: |c, v| c.hz = v as u64,
+        },
+    },
+    // Accepted so redis.conf files written for Redis load; memory is bounded by
+    // `stream-cache-bytes` and the output buffer limits instead.
+    Directive {
+        name: "maxmemory",
+        mutable: true,
+        kind: Kind::Ignored {
+            accepts: Accepts::Memory,
+            shown: Some("0"),
+        },
+    },
+    Directive {
+        name: "jemalloc-bg-thread",
+        mutable: true,
+        kind: Kind::Bool {
+            default: true,
+            get: |c| c.jemalloc_bg_thread,
+            set: |c, v| c.jemalloc_bg_thread = v,
+        },
+    },
+    Directive {
+        name: "io-threads",
+        mutable: false,
+        kind: Kind::Int {
+            min: 1,
+            max: 128,
+            default: DEFAULT_IO_THREADS as i64,
+            get: |c| c.io_threads as i64,
+            set: |c, v| c.io_threads = v as usize,
+        },
+    },
+    // Brooklet never forks into the background; accepted so redis.conf files load.
+    Directive {
+        name: "daemonize",
+        mutable: false,
+        kind: Kind::Ignored {
+            accepts: Accepts::YesNo,
+            shown: None,
+        },
+    },
+];

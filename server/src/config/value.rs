@@ -1,0 +1,155 @@
+//! Parsing and showing directive values: integers, memory sizes, yes/no, and the directives
+//! with a grammar of their own (`bind`, `client-output-buffer-limit`,
+//! `notify-keyspace-events`).
+
+use std::path::PathBuf;
+
+use super::directive::{Refused, one};
+use super::{Config, OutputLimit};
+
+pub(super) fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+pub(super) fn parse_yes_no(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// An integer as Redis's string2ll reads it (no `+`, no leading zeros), within bounds.
+pub(super) fn parse_range(v: &str, min: i64, max: i64) -> Result<i64, String> {
+    let n = brooklet_resp::parse_int(v.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ))
+    }
+}
+
+/// Parses a memory value as redis.conf does: `1024`, `100k`, `1kb`, `32mb`, `1gb`.
+pub fn parse_memory(v: &str) -> Option<u64> {
+    let lower = v.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// A byte count in the largest binary unit that divides it: `1mb`, `1kb`, `1000`.
+pub(super) fn memory_text(n: u64) -> String {
+    for (unit, size) in [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)] {
+        if n != 0 && n.is_multiple_of(size) {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    n.to_string()
+}
+
+/// `bind`: one or more addresses, kept as given.
+pub(super) fn set_bind(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
+    if values.is_empty() {
+        return Err(Refused::Count);
+    }
+    c.bind = values.iter().map(|v| v.to_string()).collect();
+    Ok(())
+}
+
+/// A file directive's value: the empty string (Redis's way to unset it) is None.
+pub(super) fn non_empty_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+pub(super) fn path_or_empty(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// `notify-keyspace-events`: Redis's class letters, stored in Redis's canonical spelling.
+pub(super) fn set_notify_keyspace_events(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
+    let v = one(values)?;
+    if !v.chars().all(|c| "gx$lshzxeKEtmdnA".contains(c)) {
+        return Err(Refused::Bad(
+            "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into(),
+        ));
+    }
+    c.notify_keyspace_events = crate::notify::canonical_keyspace_events(v);
+    c.notify_new_keys = v.contains('n');
+    Ok(())
+}
+
+/// `client-output-buffer-limit` as CONFIG GET shows it: every class, Redis's names.
+pub(super) fn output_limits(c: &Config) -> String {
+    let l = |o: &OutputLimit| format!("{} {} {}", o.hard, o.soft, o.soft_seconds);
+    format!(
+        "normal {} slave {} pubsub {}",
+        l(&c.output_limit_normal),
+        l(&c.output_limit_replica),
+        l(&c.output_limit_pubsub)
+    )
+}
+
+/// `client-output-buffer-limit`: `<class> <hard> <soft> <soft seconds>`, repeated.
+pub(super) fn set_output_limits(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
+    // One value holding the whole spec (CONFIG SET) or the words themselves (a conf line).
+    let words: Vec<&str> = if let [spec] = values {
+        spec.split_whitespace().collect()
+    } else {
+        values.to_vec()
+    };
+    let refuse = |why: &'static str| Refused::Bad(why.into());
+    // No words at all is accepted and changes nothing, as in Redis.
+    if !words.len().is_multiple_of(4) {
+        return Err(refuse(
+            "Wrong number of arguments in buffer limit configuration.",
+        ));
+    }
+    // Every class is checked before any is changed, as in Redis.
+    let mut parsed = Vec::with_capacity(words.len() / 4);
+    for spec in words.chunks(4) {
+        let parse = |s: &str| {
+            parse_memory(s).ok_or(refuse(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+            ))
+        };
+        let slot: fn(&mut Config) -> &mut OutputLimit = match spec[0].to_ascii_lowercase().as_str()
+        {
+            "normal" => |c| &mut c.output_limit_normal,
+            "pubsub" => |c| &mut c.output_limit_pubsub,
+            "replica" | "slave" => |c| &mut c.output_limit_replica,
+            _ => {
+                return Err(refuse(
+                    "Invalid client class specified in buffer limit configuration.",
+                ));
+            }
+        };
+        let limit = OutputLimit {
+            hard: parse(spec[1])?,
+            soft: parse(spec[2])?,
+            soft_seconds: parse(spec[3])?,
+        };
+        parsed.push((slot, limit));
+    }
+    for (slot, limit) in parsed {
+        *slot(c) = limit;
+    }
+    Ok(())
+}
