@@ -4,6 +4,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::config::ALL_EVENT_CLASSES;
 use crate::keyspace::lock;
 use crate::state::Shared;
 
@@ -48,25 +49,6 @@ pub fn disconnect_over_limit(shared: &Arc<Shared>, ids: &[u64]) {
             c.kill();
         }
     }
-}
-
-/// The classes `A` stands for (`m` key-miss and `n` new-key events are not among them).
-const ALL_CLASSES: &str = "g$lshzxetd";
-
-/// `notify-keyspace-events` as Redis stores and shows it (CONFIG GET): `A` when every class
-/// of [`ALL_CLASSES`] is on, else the classes in Redis's order, then `K`, `E` and `m`; any
-/// order and repetition in, one spelling out ("EKA" and "AKE" both read back "AKE").
-pub fn canonical_keyspace_events(flags: &str) -> String {
-    let on = |c: char| flags.contains(c) || (flags.contains('A') && ALL_CLASSES.contains(c));
-    let mut out = String::new();
-    if ALL_CLASSES.chars().all(on) {
-        // As in Redis, `n` is not shown next to `A` (no `n` event is published here anyway).
-        out.push('A');
-    } else {
-        out.extend("g$lshzxetdn".chars().filter(|&c| on(c)));
-    }
-    out.extend("KEm".chars().filter(|&c| on(c)));
-    out
 }
 
 /// Event classes of `notify-keyspace-events`.
@@ -114,7 +96,7 @@ pub fn keyspace_event(
     let letter = class.letter();
     let class_on = class == EventClass::New
         || flags.contains(letter)
-        || (flags.contains('A') && ALL_CLASSES.contains(letter));
+        || (flags.contains('A') && ALL_EVENT_CLASSES.contains(letter));
     if !class_on {
         return;
     }
@@ -126,23 +108,5 @@ pub fn keyspace_event(
     if flags.contains('E') {
         let channel = format!("__keyevent@{db}__:{event}");
         publish(shared, channel.as_bytes(), key);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonical_keyspace_events as canon;
-
-    #[test]
-    fn keyspace_event_flags_read_back_as_redis_spells_them() {
-        assert_eq!(canon("KEA"), "AKE");
-        assert_eq!(canon("EgK"), "gKE");
-        assert_eq!(canon("gE"), "gE");
-        assert_eq!(canon("g$lshzxetdK"), "AK");
-        assert_eq!(canon("ttK"), "tK");
-        assert_eq!(canon("mK"), "Km");
-        assert_eq!(canon("nA"), "A");
-        assert_eq!(canon("ng"), "gn");
-        assert_eq!(canon(""), "");
     }
 }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 pub use command::SetError;
 pub use directive::{Accepts, Directive, Kind};
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
-pub use value::parse_memory;
+pub use value::{ALL_EVENT_CLASSES, canonical_keyspace_events, parse_memory};
 
 /// When the persistence layer fsyncs (Redis's `appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

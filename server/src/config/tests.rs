@@ -520,3 +520,16 @@ fn output_limits_and_memory_units() {
         Err(ConfigError::UnknownDirective(_))
     ));
 }
+
+#[test]
+fn keyspace_event_flags_read_back_as_redis_spells_them() {
+    assert_eq!(canonical_keyspace_events("KEA"), "AKE");
+    assert_eq!(canonical_keyspace_events("EgK"), "gKE");
+    assert_eq!(canonical_keyspace_events("gE"), "gE");
+    assert_eq!(canonical_keyspace_events("g$lshzxetdK"), "AK");
+    assert_eq!(canonical_keyspace_events("ttK"), "tK");
+    assert_eq!(canonical_keyspace_events("mK"), "Km");
+    assert_eq!(canonical_keyspace_events("nA"), "A");
+    assert_eq!(canonical_keyspace_events("ng"), "gn");
+    assert_eq!(canonical_keyspace_events(""), "");
+}

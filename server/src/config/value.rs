@@ -91,9 +91,29 @@ pub(super) fn set_notify_keyspace_events(c: &mut Config, values: &[&str]) -> Res
             "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into(),
         ));
     }
-    c.notify_keyspace_events = crate::notify::canonical_keyspace_events(v);
+    c.notify_keyspace_events = canonical_keyspace_events(v);
     c.notify_new_keys = v.contains('n');
     Ok(())
+}
+
+/// The `notify-keyspace-events` classes `A` stands for (`m` key-miss and `n` new-key events
+/// are not among them).
+pub const ALL_EVENT_CLASSES: &str = "g$lshzxetd";
+
+/// `notify-keyspace-events` as Redis stores and shows it (CONFIG GET): `A` when every class
+/// of [`ALL_EVENT_CLASSES`] is on, else the classes in Redis's order, then `K`, `E` and `m`; any
+/// order and repetition in, one spelling out ("EKA" and "AKE" both read back "AKE").
+pub fn canonical_keyspace_events(flags: &str) -> String {
+    let on = |c: char| flags.contains(c) || (flags.contains('A') && ALL_EVENT_CLASSES.contains(c));
+    let mut out = String::new();
+    if ALL_EVENT_CLASSES.chars().all(on) {
+        // As in Redis, `n` is not shown next to `A` (no `n` event is published here anyway).
+        out.push('A');
+    } else {
+        out.extend("g$lshzxetdn".chars().filter(|&c| on(c)));
+    }
+    out.extend("KEm".chars().filter(|&c| on(c)));
+    out
 }
 
 /// `client-output-buffer-limit` as CONFIG GET shows it: every class, Redis's names.
