@@ -25,7 +25,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use command::SetError;
-pub use directive::{Accepts, Directive, Kind};
+pub use directive::{Accepts, Directive, Kind, Refused};
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
 pub use value::{ALL_EVENT_CLASSES, canonical_keyspace_events, parse_memory};
 

@@ -197,6 +197,19 @@ fn every_directive_round_trips_through_set_and_get() {
 }
 
 #[test]
+fn every_choice_of_every_enum_round_trips() {
+    for d in DIRECTIVES {
+        if let Kind::Enum { choices, .. } = d.kind {
+            let mut c = Config::default();
+            for choice in choices {
+                c.set(d.name, &[&choice.to_ascii_uppercase()]).unwrap();
+                assert_eq!(c.get(d.name).as_deref(), Some(*choice), "{}", d.name);
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_values_are_refused_with_redis_texts() {
     let mut c = Config::default();
     let cases: &[(&str, &str, &str)] = &[
