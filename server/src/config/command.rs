@@ -8,7 +8,7 @@ use brooklet_pubsub::glob_match;
 use bytes::Bytes;
 
 use super::directive::{Directive, Refused};
-use super::{Config, ConfigError, DIRECTIVES, directive};
+use super::{Config, ConfigError, DIRECTIVES, find_directive};
 
 /// Why CONFIG SET refused its arguments; `Display` is Redis's error text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl Config {
         let mut chosen: Vec<(&'static Directive, Cow<'_, str>)> = Vec::new();
         for pair in args.chunks_exact(2) {
             let typed = String::from_utf8_lossy(&pair[0]);
-            let Some(d) = directive(&typed) else {
+            let Some(d) = find_directive(&typed) else {
                 return Err(SetError::Unknown(typed.into_owned()));
             };
             if !d.mutable {

@@ -231,7 +231,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The directive named `name` (any case).
-pub fn directive(name: &str) -> Option<&'static Directive> {
+pub fn find_directive(name: &str) -> Option<&'static Directive> {
     DIRECTIVES
         .iter()
         .find(|d| d.name.eq_ignore_ascii_case(name))
@@ -248,7 +248,7 @@ impl Config {
 
     /// Sets a parameter from its values (most take one; `bind` and `save` take several).
     pub fn set(&mut self, name: &str, values: &[&str]) -> Result<(), ConfigError> {
-        let Some(d) = directive(name) else {
+        let Some(d) = find_directive(name) else {
             return Err(ConfigError::UnknownDirective(name.to_ascii_lowercase()));
         };
         d.set(self, values)
@@ -258,7 +258,7 @@ impl Config {
     /// The parameter's canonical name if CONFIG SET may change it: not unknown, not
     /// start-up only.
     pub fn settable(&self, name: &str) -> Result<String, ConfigError> {
-        match directive(name) {
+        match find_directive(name) {
             None => Err(ConfigError::UnknownDirective(name.to_ascii_lowercase())),
             Some(d) if !d.mutable => Err(ConfigError::Immutable(d.name.into())),
             Some(d) => Ok(d.name.into()),
