@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
+use super::table::flags::*;
+use super::table::{Doc, container, simple};
+use super::{CommandSpec, Commands, Ctx};
 use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
+use crate::error::CommandError;
 use crate::keyspace::lock;
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
@@ -229,7 +231,7 @@ fn on_off(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    let mut line = describe(&ctx.client.handle);
+    let mut line = describe(ctx.commands, &ctx.client.handle);
     line.push('\n');
     Ok(Reply::Verbatim("txt", Bytes::from(line)))
 }
@@ -283,14 +285,14 @@ fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 continue;
             }
         }
-        out.push_str(&describe(&c));
+        out.push_str(&describe(ctx.commands, &c));
         out.push('\n');
     }
     Ok(Reply::Verbatim("txt", Bytes::from(out)))
 }
 
 /// One CLIENT LIST line, with Redis 7.4's fields in Redis's order.
-fn describe(c: &ClientHandle) -> String {
+fn describe(commands: &Commands, c: &ClientHandle) -> String {
     let names = lock(&c.names).clone();
     let now = now_ms();
     let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
@@ -309,7 +311,7 @@ fn describe(c: &ClientHandle) -> String {
         flags.push('N');
     }
     let last = c.last_cmd.load(Ordering::Relaxed);
-    let cmd = table()
+    let cmd = commands
         .entries
         .get(last)
         .map(|e| e.full_name.as_str())
@@ -474,7 +476,7 @@ fn unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(super::help_reply(
+    Ok(super::reply::help_reply(
         "CLIENT",
         &[
             "GETNAME",

@@ -4,11 +4,11 @@ use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, simple};
-
-/// The Redis version Brooklet reports, so clients enable the features they gate on it.
-pub const REDIS_VERSION: &str = "7.4.0";
+use super::table::flags::*;
+use super::table::{Doc, simple};
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
+use crate::info::REDIS_VERSION;
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc {
@@ -215,7 +215,7 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     super::tx::discard_state(ctx);
-    super::unsubscribe_all(ctx);
+    super::pubsub::unsubscribe_all(ctx);
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.reply_mode = crate::client::ReplyMode::On;

@@ -6,8 +6,11 @@ use bytes::Bytes;
 use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Entry, table};
+use super::table::flags::*;
+use super::{CommandSpec, Commands, Ctx};
+use crate::error::CommandError;
+
+type Entry = super::table::Entry<super::Handler>;
 
 /// Flag bits and the names COMMAND INFO gives them.
 const FLAG_NAMES: &[(u32, &str)] = &[
@@ -104,22 +107,14 @@ fn key_specs(spec: &CommandSpec) -> Reply {
     ])])
 }
 
-fn info_of(entry: &Entry) -> Reply {
+fn info_of(t: &Commands, entry: &Entry) -> Reply {
     let spec = entry.spec;
     let flags = FLAG_NAMES
         .iter()
         .filter(|(bit, _)| spec.flags & bit != 0)
         .map(|(_, n)| Reply::simple(n))
         .collect();
-    let subs = table()
-        .entries
-        .iter()
-        .filter(|e| {
-            e.parent
-                .is_some_and(|p| std::ptr::eq(table().entries[p].spec, spec))
-        })
-        .map(info_of)
-        .collect();
+    let subs = t.subcommands_of(spec).map(|e| info_of(t, e)).collect();
     Reply::Array(vec![
         bulk(&entry.full_name),
         Reply::Int(spec.arity.into()),
@@ -224,7 +219,7 @@ fn describe(item: &str) -> Vec<(Reply, Reply)> {
     vec![kv("name", bulk(item)), kv("type", bulk(kind))]
 }
 
-fn docs_of(entry: &Entry) -> Reply {
+fn docs_of(t: &Commands, entry: &Entry) -> Reply {
     let spec = entry.spec;
     let kv = |k: &str, v: Reply| (bulk(k), v);
     let mut fields = vec![
@@ -236,14 +231,9 @@ fn docs_of(entry: &Entry) -> Reply {
     if !spec.doc.syntax.is_empty() {
         fields.push(kv("arguments", Reply::Array(arguments(spec.doc.syntax))));
     }
-    let subs: Vec<(Reply, Reply)> = table()
-        .entries
-        .iter()
-        .filter(|e| {
-            e.parent
-                .is_some_and(|p| std::ptr::eq(table().entries[p].spec, spec))
-        })
-        .map(|e| (bulk(&e.full_name), docs_of(e)))
+    let subs: Vec<(Reply, Reply)> = t
+        .subcommands_of(spec)
+        .map(|e| (bulk(&e.full_name), docs_of(t, e)))
         .collect();
     if !subs.is_empty() {
         fields.push(kv("subcommands", Reply::Map(subs)));
@@ -251,55 +241,58 @@ fn docs_of(entry: &Entry) -> Reply {
     Reply::Map(fields)
 }
 
-pub(super) fn command_all(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn command_all(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     Ok(Reply::Array(
-        table().commands().map(|(_, e)| info_of(e)).collect(),
+        t.commands().map(|(_, e)| info_of(t, e)).collect(),
     ))
 }
 
-pub(super) fn count(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(Reply::Int(table().commands().count() as i64))
+pub(super) fn count(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
+    Ok(Reply::Int(t.commands().count() as i64))
 }
 
-pub(super) fn info(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     if argv.len() == 2 {
         return Ok(Reply::Array(
-            table().commands().map(|(_, e)| info_of(e)).collect(),
+            t.commands().map(|(_, e)| info_of(t, e)).collect(),
         ));
     }
     Ok(Reply::Array(
         argv[2..]
             .iter()
             .map(|n| {
-                table()
-                    .find(n)
-                    .map(|i| info_of(&table().entries[i]))
+                t.find(n)
+                    .map(|i| info_of(t, &t.entries[i]))
                     .unwrap_or(Reply::Null)
             })
             .collect(),
     ))
 }
 
-pub(super) fn docs(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn docs(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     let pairs = if argv.len() == 2 {
-        table()
-            .commands()
-            .map(|(_, e)| (bulk(&e.full_name), docs_of(e)))
+        t.commands()
+            .map(|(_, e)| (bulk(&e.full_name), docs_of(t, e)))
             .collect()
     } else {
         argv[2..]
             .iter()
-            .filter_map(|n| table().find(n))
+            .filter_map(|n| t.find(n))
             .map(|i| {
-                let e = &table().entries[i];
-                (bulk(&e.full_name), docs_of(e))
+                let e = &t.entries[i];
+                (bulk(&e.full_name), docs_of(t, e))
             })
             .collect()
     };
     Ok(Reply::Map(pairs))
 }
 
-pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     let mut args = Args::new(&argv[2..]);
     let mut pattern: Option<Bytes> = None;
     let mut category: Option<Bytes> = None;
@@ -317,7 +310,7 @@ pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErro
         }
     }
     args.finish()?;
-    let names = table()
+    let names = t
         .entries
         .iter()
         .filter(|_| !module)
@@ -339,7 +332,7 @@ pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErro
 }
 
 pub(super) fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(super::help_reply(
+    Ok(super::reply::help_reply(
         "COMMAND",
         &[
             "(no subcommand)",

@@ -5,9 +5,12 @@ use bytes::Bytes;
 use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command};
-use crate::notify::{EventClass, keyspace_event};
+use super::table::flags::*;
+use super::table::{Doc, command};
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
+use crate::notify::EventClass;
+use crate::publish::keyspace_event;
 
 const fn doc(
     summary: &'static str,

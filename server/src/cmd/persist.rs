@@ -5,9 +5,11 @@ use std::sync::atomic::Ordering;
 
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, simple, store_error};
+use super::table::flags::*;
+use super::table::{Doc, simple};
+use super::{CommandSpec, Ctx, store_error};
 use crate::client::now_ms;
+use crate::error::CommandError;
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc::new("server", summary, since, "O(1)", syntax)
@@ -150,7 +152,7 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             reload(ctx)?;
             Ok(Reply::Ok)
         }
-        b"help" => Ok(super::help_reply(
+        b"help" => Ok(super::reply::help_reply(
             "DEBUG",
             &[
                 "RELOAD",

@@ -11,8 +11,11 @@ use std::sync::atomic::Ordering;
 use brooklet_pubsub::{Confirmation, Protocol, Registry, SubscriptionChange, Unsubscribed};
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
+use super::reply::help_reply;
+use super::table::flags::*;
+use super::table::{Doc, command, container, simple};
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
 use crate::keyspace::lock;
 use crate::subscriber::ClientSubscriber;
 
@@ -370,12 +373,12 @@ fn count_of(registry: &Registered, kind: Kind, id: u64) -> usize {
 }
 
 fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let receivers = crate::notify::publish(ctx.shared, &argv[1], &argv[2]);
+    let receivers = crate::publish::publish(ctx.shared, &argv[1], &argv[2]);
     Ok(Reply::Int(receivers as i64))
 }
 
 fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let receivers = crate::notify::spublish(ctx.shared, &argv[1], &argv[2]);
+    let receivers = crate::publish::spublish(ctx.shared, &argv[1], &argv[2]);
     Ok(Reply::Int(receivers as i64))
 }
 
@@ -447,4 +450,13 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Return the number of subscribers for the specified shard level channel(s)",
         ],
     ))
+}
+
+/// Leaves every channel, pattern and shard channel of the calling client (RESET).
+pub(crate) fn unsubscribe_all(ctx: &mut Ctx<'_>) {
+    let id = ctx.client.id();
+    crate::keyspace::lock(&ctx.shared.pubsub).remove_client(id);
+    for s in &ctx.client.handle.subs {
+        s.store(0, Ordering::Relaxed);
+    }
 }

@@ -1,15 +1,16 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHALL, FLUSHDB, TIME, SHUTDOWN.
 
 use bytes::Bytes;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use brooklet_pubsub::glob_match;
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
+use super::table::flags::*;
+use super::table::{Doc, container, simple};
+use super::{CommandSpec, Ctx};
 use crate::config::{ConfigError, PARAMETERS};
+use crate::error::CommandError;
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc::new("server", summary, since, "O(1)", syntax)
@@ -382,7 +383,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandErro
 }
 
 fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(super::help_reply(
+    Ok(super::reply::help_reply(
         "CONFIG",
         &[
             "GET <pattern>",
@@ -441,33 +442,4 @@ fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         crate::info::write_section(ctx, section, &mut out);
     }
     Ok(Reply::Verbatim("txt", Bytes::from(out)))
-}
-
-/// Appends `name:value\r\n`.
-pub(crate) fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
-    let _ = write!(out, "{name}:{value}\r\n");
-}
-
-/// Command names in table order with their counters, for INFO commandstats.
-pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
-    for (i, e) in table().entries.iter().enumerate() {
-        let s = &ctx.shared.command_stats[i];
-        let calls = s.calls.load(Ordering::Relaxed);
-        let rejected = s.rejected.load(Ordering::Relaxed);
-        let failed = s.failed.load(Ordering::Relaxed);
-        if calls + rejected + failed == 0 {
-            continue;
-        }
-        let usec = s.usec.load(Ordering::Relaxed);
-        let per = if calls > 0 {
-            usec as f64 / calls as f64
-        } else {
-            0.0
-        };
-        let _ = write!(
-            out,
-            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
-            e.full_name
-        );
-    }
 }

@@ -14,11 +14,14 @@ use brooklet_streams::{
     parse_range_end, parse_range_start,
 };
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command};
+use super::table::flags::*;
+use super::table::{Doc, command};
+use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
+use crate::error::CommandError;
 use crate::keyspace::Value;
-use crate::notify::{EventClass, keyspace_event};
+use crate::notify::EventClass;
+use crate::publish::keyspace_event;
 
 const fn doc(
     summary: &'static str,
@@ -123,12 +126,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         ),
     ),
 ];
-
-impl From<StreamError> for CommandError {
-    fn from(e: StreamError) -> Self {
-        CommandError::text(e.to_string())
-    }
-}
 
 /// `-ERR no such key`.
 pub(crate) const NO_SUCH_KEY: CommandError = CommandError::msg("ERR no such key");

@@ -9,10 +9,13 @@ use brooklet_streams::{
     PendingRangeArgs, Stream, StreamError, StreamId, parse_range_end, parse_range_start,
 };
 
-use super::flags::*;
+use super::reply::help_reply;
 use super::stream::{entry_reply, has_consumer, id_reply, journal, key_miss, notify, strict_id};
-use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
+use super::table::flags::*;
+use super::table::{Doc, command, container, simple};
+use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
+use crate::error::CommandError;
 use crate::keyspace::Value;
 
 const fn doc(

@@ -5,10 +5,13 @@ use bytes::Bytes;
 use brooklet_resp::{Args, Reply};
 use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
 
-use super::flags::*;
+use super::reply::help_reply;
 use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply, subcommand_syntax};
-use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
+use super::table::flags::*;
+use super::table::{Doc, command, container, simple};
+use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
+use crate::error::CommandError;
 
 const fn doc(summary: &'static str, complexity: &'static str, syntax: &'static str) -> Doc {
     Doc::new("stream", summary, "5.0.0", complexity, syntax)

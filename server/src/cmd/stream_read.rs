@@ -13,12 +13,14 @@ use std::time::Duration;
 use brooklet_resp::{ArgError, Args, Reply};
 use brooklet_streams::{MaybeEntry, ReadId, StreamError, StreamId};
 
-use super::flags::*;
 use super::stream::{
     entries_reply, fields_reply, has_consumer, id_reply, journal, key_miss, notify,
 };
-use super::{BlockSpec, CommandError, CommandSpec, Ctx, Doc, command};
+use super::table::flags::*;
+use super::table::{Doc, command};
+use super::{BlockSpec, CommandSpec, Ctx};
 use crate::client::now_ms;
+use crate::error::CommandError;
 
 const fn doc(
     summary: &'static str,

@@ -5,9 +5,11 @@ use std::sync::atomic::Ordering;
 
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command};
+use super::table::flags::*;
+use super::table::{Doc, command};
+use super::{CommandSpec, Ctx};
 use crate::client::MultiState;
+use crate::error::CommandError;
 
 const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
     Doc::new("transactions", summary, since, "O(1)", syntax)
@@ -81,7 +83,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "EXECABORT Transaction discarded because of previous errors.",
         ));
     }
-    let replies = super::exec_queue(ctx, state.queue);
+    let replies = super::call::exec_queue(ctx, state.queue);
     unwatch_all(ctx);
     Ok(replies.map(Reply::Array).unwrap_or(Reply::NullArray))
 }
