@@ -7,148 +7,29 @@ use std::sync::atomic::Ordering;
 use brooklet_resp::{Args, Reply};
 
 use super::table::flags::*;
-use super::table::{Doc, container, simple};
+use super::table::{container, simple};
 use super::{CommandSpec, Commands, Ctx};
 use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
 use crate::error::CommandError;
 use crate::keyspace::lock;
 
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("connection", summary, since, "O(1)", syntax)
-}
-
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[container(
     "client",
     &[
-        simple(
-            "id",
-            2,
-            FAST,
-            id,
-            doc(
-                "Returns the unique client ID of the connection.",
-                "5.0.0",
-                "",
-            ),
-        ),
-        simple(
-            "setname",
-            3,
-            FAST,
-            setname,
-            doc("Sets the connection name.", "2.6.9", "connection-name"),
-        ),
-        simple(
-            "getname",
-            2,
-            FAST,
-            getname,
-            doc("Returns the name of the connection.", "2.6.9", ""),
-        ),
-        simple(
-            "list",
-            -2,
-            ADMIN,
-            list,
-            doc(
-                "Lists open connections.",
-                "2.4.0",
-                "[TYPE normal|master|replica|pubsub] [ID client-id ...]",
-            ),
-        ),
-        simple(
-            "info",
-            2,
-            0,
-            info,
-            doc("Returns information about the connection.", "6.2.0", ""),
-        ),
-        simple(
-            "kill",
-            -3,
-            ADMIN,
-            kill,
-            doc(
-                "Terminates open connections.",
-                "2.4.0",
-                "ip:port | [ID client-id] [TYPE normal|master|replica|pubsub] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage]",
-            ),
-        ),
-        simple(
-            "unblock",
-            -3,
-            ADMIN,
-            unblock,
-            doc(
-                "Unblocks a client blocked by a blocking command from a different connection.",
-                "5.0.0",
-                "client-id [TIMEOUT|ERROR]",
-            ),
-        ),
-        simple(
-            "setinfo",
-            4,
-            FAST,
-            setinfo,
-            doc(
-                "Sets information specific to the client or connection.",
-                "7.2.0",
-                "LIB-NAME libname | LIB-VER libver",
-            ),
-        ),
-        simple(
-            "reply",
-            3,
-            FAST,
-            reply,
-            doc(
-                "Instructs the server whether to reply to commands.",
-                "3.2.0",
-                "ON|OFF|SKIP",
-            ),
-        ),
-        simple(
-            "no-evict",
-            3,
-            FAST,
-            on_off,
-            doc(
-                "Sets the client eviction mode of the connection.",
-                "7.0.0",
-                "ON|OFF",
-            ),
-        ),
-        simple(
-            "no-touch",
-            3,
-            FAST,
-            on_off,
-            doc(
-                "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
-                "7.2.0",
-                "ON|OFF",
-            ),
-        ),
-        simple(
-            "help",
-            2,
-            FAST,
-            help,
-            doc(
-                "Returns helpful text about the different subcommands.",
-                "5.0.0",
-                "",
-            ),
-        ),
+        simple("id", 2, FAST, id),
+        simple("setname", 3, FAST, setname),
+        simple("getname", 2, FAST, getname),
+        simple("list", -2, ADMIN, list),
+        simple("info", 2, 0, info),
+        simple("kill", -3, ADMIN, kill),
+        simple("unblock", -3, ADMIN, unblock),
+        simple("setinfo", 4, FAST, setinfo),
+        simple("reply", 3, FAST, reply),
+        simple("no-evict", 3, FAST, on_off),
+        simple("no-touch", 3, FAST, on_off),
+        simple("help", 2, FAST, help),
     ],
-    Doc {
-        group: "connection",
-        summary: "A container for client connection commands.",
-        since: "2.4.0",
-        complexity: "Depends on subcommand.",
-        syntax: "",
-    },
 )];
 
 /// Locks the calling client's names.

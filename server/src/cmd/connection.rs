@@ -5,84 +5,20 @@ use bytes::Bytes;
 use brooklet_resp::{Args, Reply};
 
 use super::table::flags::*;
-use super::table::{Doc, simple};
+use super::table::simple;
 use super::{CommandSpec, Ctx};
 use crate::error::CommandError;
 use crate::info::REDIS_VERSION;
 
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc {
-        group: "connection",
-        summary,
-        since,
-        complexity: "O(1)",
-        syntax,
-    }
-}
-
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    simple(
-        "ping",
-        -1,
-        FAST | SUBSCRIBED,
-        ping,
-        doc(
-            "Returns the server's liveliness response.",
-            "1.0.0",
-            "[message]",
-        ),
-    ),
-    simple(
-        "echo",
-        2,
-        FAST,
-        echo,
-        doc("Returns the given string.", "1.0.0", "message"),
-    ),
-    simple(
-        "hello",
-        -1,
-        FAST | NO_AUTH,
-        hello,
-        doc(
-            "Handshakes with the Redis server.",
-            "6.0.0",
-            "[protover [AUTH username password] [SETNAME clientname]]",
-        ),
-    ),
-    simple(
-        "auth",
-        -2,
-        FAST | NO_AUTH,
-        auth,
-        doc(
-            "Authenticates the connection.",
-            "1.0.0",
-            "[username] password",
-        ),
-    ),
-    simple(
-        "select",
-        2,
-        FAST | LOADING,
-        select,
-        doc("Changes the selected database.", "1.0.0", "index"),
-    ),
-    simple(
-        "quit",
-        -1,
-        FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
-        quit,
-        doc("Closes the connection.", "1.0.0", ""),
-    ),
-    simple(
-        "reset",
-        1,
-        FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
-        reset,
-        doc("Resets the connection.", "6.2.0", ""),
-    ),
+    simple("ping", -1, FAST | SUBSCRIBED, ping),
+    simple("echo", 2, FAST, echo),
+    simple("hello", -1, FAST | NO_AUTH, hello),
+    simple("auth", -2, FAST | NO_AUTH, auth),
+    simple("select", 2, FAST | LOADING, select),
+    simple("quit", -1, FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED, quit),
+    simple("reset", 1, FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED, reset),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {

@@ -10,8 +10,8 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, connection, keys, persist, pubsub, server, stream,
-    stream_group, stream_info, stream_read, tx,
+    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
+    server, stream, stream_group, stream_info, stream_read, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -20,19 +20,22 @@ use crate::state::Shared;
 pub fn table() -> &'static Commands {
     static TABLE: OnceLock<Commands> = OnceLock::new();
     TABLE.get_or_init(|| {
-        Commands::build(&[
-            connection::COMMANDS,
-            client::COMMANDS,
-            tx::COMMANDS,
-            server::COMMANDS,
-            keys::COMMANDS,
-            persist::COMMANDS,
-            stream::COMMANDS,
-            stream_read::COMMANDS,
-            stream_group::COMMANDS,
-            stream_info::COMMANDS,
-            pubsub::COMMANDS,
-        ])
+        Commands::build(
+            &[
+                connection::COMMANDS,
+                client::COMMANDS,
+                tx::COMMANDS,
+                server::COMMANDS,
+                keys::COMMANDS,
+                persist::COMMANDS,
+                stream::COMMANDS,
+                stream_read::COMMANDS,
+                stream_group::COMMANDS,
+                stream_info::COMMANDS,
+                pubsub::COMMANDS,
+            ],
+            command_docs::DOCS,
+        )
     })
 }
 

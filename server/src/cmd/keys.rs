@@ -5,102 +5,21 @@ use bytes::Bytes;
 use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
+use super::table::command;
 use super::table::flags::*;
-use super::table::{Doc, command};
 use super::{CommandSpec, Ctx};
 use crate::error::CommandError;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
 
-const fn doc(
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    syntax: &'static str,
-) -> Doc {
-    Doc::new("generic", summary, since, complexity, syntax)
-}
-
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    command(
-        "type",
-        2,
-        READONLY | FAST,
-        (1, 1, 1),
-        type_cmd,
-        doc(
-            "Determines the type of value stored at a key.",
-            "1.0.0",
-            "O(1)",
-            "key",
-        ),
-    ),
-    command(
-        "del",
-        -2,
-        WRITE,
-        (1, -1, 1),
-        del,
-        doc(
-            "Deletes one or more keys.",
-            "1.0.0",
-            "O(N)",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "unlink",
-        -2,
-        WRITE | FAST,
-        (1, -1, 1),
-        del,
-        doc(
-            "Asynchronously deletes one or more keys.",
-            "4.0.0",
-            "O(1)",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "exists",
-        -2,
-        READONLY | FAST,
-        (1, -1, 1),
-        exists,
-        doc(
-            "Determines whether one or more keys exist.",
-            "1.0.0",
-            "O(N)",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "keys",
-        2,
-        READONLY,
-        (0, 0, 0),
-        keys,
-        doc(
-            "Returns all key names that match a pattern.",
-            "1.0.0",
-            "O(N)",
-            "pattern",
-        ),
-    ),
-    command(
-        "scan",
-        -2,
-        READONLY,
-        (0, 0, 0),
-        scan,
-        doc(
-            "Iterates over the key names in the database.",
-            "2.8.0",
-            "O(1) for every call. O(N) for a complete iteration.",
-            "cursor [MATCH pattern] [COUNT count] [TYPE type]",
-        ),
-    ),
+    command("type", 2, READONLY | FAST, (1, 1, 1), type_cmd),
+    command("del", -2, WRITE, (1, -1, 1), del),
+    command("unlink", -2, WRITE | FAST, (1, -1, 1), del),
+    command("exists", -2, READONLY | FAST, (1, -1, 1), exists),
+    command("keys", 2, READONLY, (0, 0, 0), keys),
+    command("scan", -2, READONLY, (0, 0, 0), scan),
 ];
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {

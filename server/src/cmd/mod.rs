@@ -9,6 +9,7 @@
 
 mod call;
 mod client;
+mod command_docs;
 mod connection;
 pub(crate) mod dispatch;
 mod docs;

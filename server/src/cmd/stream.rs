@@ -14,8 +14,8 @@ use brooklet_streams::{
     parse_range_end, parse_range_start,
 };
 
+use super::table::command;
 use super::table::flags::*;
-use super::table::{Doc, command};
 use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
 use crate::error::CommandError;
@@ -23,108 +23,15 @@ use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
 
-const fn doc(
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    syntax: &'static str,
-) -> Doc {
-    Doc::new("stream", summary, since, complexity, syntax)
-}
-
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    command(
-        "xadd",
-        -5,
-        WRITE | FAST,
-        (1, 1, 1),
-        xadd,
-        doc(
-            "Appends a new message to a stream. Creates the key if it doesn't exist.",
-            "5.0.0",
-            "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
-            "key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
-        ),
-    ),
-    command(
-        "xlen",
-        2,
-        READONLY | FAST,
-        (1, 1, 1),
-        xlen,
-        doc(
-            "Return the number of messages in a stream.",
-            "5.0.0",
-            "O(1)",
-            "key",
-        ),
-    ),
-    command(
-        "xrange",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        xrange,
-        doc(
-            "Returns the messages from a stream within a range of IDs.",
-            "5.0.0",
-            "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).",
-            "key start end [COUNT count]",
-        ),
-    ),
-    command(
-        "xrevrange",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        xrevrange,
-        doc(
-            "Returns the messages from a stream within a range of IDs in reverse order.",
-            "5.0.0",
-            "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).",
-            "key end start [COUNT count]",
-        ),
-    ),
-    command(
-        "xdel",
-        -3,
-        WRITE | FAST,
-        (1, 1, 1),
-        xdel,
-        doc(
-            "Returns the number of messages after removing them from a stream.",
-            "5.0.0",
-            "O(1) for each single item to delete in the stream, regardless of the stream size.",
-            "key id [id ...]",
-        ),
-    ),
-    command(
-        "xtrim",
-        -4,
-        WRITE,
-        (1, 1, 1),
-        xtrim,
-        doc(
-            "Deletes messages from the beginning of a stream.",
-            "5.0.0",
-            "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.",
-            "key MAXLEN|MINID [=|~] threshold [LIMIT count]",
-        ),
-    ),
-    command(
-        "xsetid",
-        -3,
-        WRITE | FAST,
-        (1, 1, 1),
-        xsetid,
-        doc(
-            "An internal command for replicating stream values.",
-            "5.0.0",
-            "O(1)",
-            "key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]",
-        ),
-    ),
+    command("xadd", -5, WRITE | FAST, (1, 1, 1), xadd),
+    command("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
+    command("xrange", -4, READONLY, (1, 1, 1), xrange),
+    command("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
+    command("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
+    command("xtrim", -4, WRITE, (1, 1, 1), xtrim),
+    command("xsetid", -3, WRITE | FAST, (1, 1, 1), xsetid),
 ];
 
 /// `-ERR no such key`.

@@ -12,163 +12,29 @@ use brooklet_streams::{
 use super::reply::help_reply;
 use super::stream::{entry_reply, has_consumer, id_reply, journal, key_miss, notify, strict_id};
 use super::table::flags::*;
-use super::table::{Doc, command, container, simple};
+use super::table::{command, container, simple};
 use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
 use crate::error::CommandError;
 use crate::keyspace::Value;
-
-const fn doc(
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    syntax: &'static str,
-) -> Doc {
-    Doc::new("stream", summary, since, complexity, syntax)
-}
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
     container(
         "xgroup",
         &[
-            command(
-                "create",
-                -5,
-                WRITE,
-                (2, 2, 1),
-                create,
-                doc(
-                    "Creates a consumer group.",
-                    "5.0.0",
-                    "O(1)",
-                    "key group id|$ [MKSTREAM] [ENTRIESREAD entries-read]",
-                ),
-            ),
-            command(
-                "setid",
-                -5,
-                WRITE,
-                (2, 2, 1),
-                setid,
-                doc(
-                    "Sets the last-delivered ID of a consumer group.",
-                    "5.0.0",
-                    "O(1)",
-                    "key group id|$ [ENTRIESREAD entries-read]",
-                ),
-            ),
-            command(
-                "destroy",
-                4,
-                WRITE,
-                (2, 2, 1),
-                destroy,
-                doc(
-                    "Destroys a consumer group.",
-                    "5.0.0",
-                    "O(N) where N is the number of entries in the group's pending entries list (PEL).",
-                    "key group",
-                ),
-            ),
-            command(
-                "createconsumer",
-                5,
-                WRITE,
-                (2, 2, 1),
-                createconsumer,
-                doc(
-                    "Creates a consumer in a consumer group.",
-                    "6.2.0",
-                    "O(1)",
-                    "key group consumer",
-                ),
-            ),
-            command(
-                "delconsumer",
-                5,
-                WRITE,
-                (2, 2, 1),
-                delconsumer,
-                doc(
-                    "Deletes a consumer from a consumer group.",
-                    "5.0.0",
-                    "O(1)",
-                    "key group consumer",
-                ),
-            ),
-            simple(
-                "help",
-                2,
-                LOADING,
-                help,
-                doc(
-                    "Returns helpful text about the different subcommands.",
-                    "5.0.0",
-                    "O(1)",
-                    "",
-                ),
-            ),
+            command("create", -5, WRITE, (2, 2, 1), create),
+            command("setid", -5, WRITE, (2, 2, 1), setid),
+            command("destroy", 4, WRITE, (2, 2, 1), destroy),
+            command("createconsumer", 5, WRITE, (2, 2, 1), createconsumer),
+            command("delconsumer", 5, WRITE, (2, 2, 1), delconsumer),
+            simple("help", 2, LOADING, help),
         ],
-        doc(
-            "A container for consumer groups commands.",
-            "5.0.0",
-            "Depends on subcommand.",
-            "",
-        ),
     ),
-    command(
-        "xack",
-        -4,
-        WRITE | FAST,
-        (1, 1, 1),
-        xack,
-        doc(
-            "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.",
-            "5.0.0",
-            "O(1) for each message ID processed.",
-            "key group id [id ...]",
-        ),
-    ),
-    command(
-        "xpending",
-        -3,
-        READONLY,
-        (1, 1, 1),
-        xpending,
-        doc(
-            "Returns the information and entries from a stream consumer group's pending entries list.",
-            "5.0.0",
-            "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.",
-            "key group [[IDLE min-idle-time] start end count [consumer]]",
-        ),
-    ),
-    command(
-        "xclaim",
-        -6,
-        WRITE | FAST,
-        (1, 1, 1),
-        xclaim,
-        doc(
-            "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.",
-            "5.0.0",
-            "O(log N) with N being the number of messages in the PEL of the consumer group.",
-            "key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]",
-        ),
-    ),
-    command(
-        "xautoclaim",
-        -6,
-        WRITE | FAST,
-        (1, 1, 1),
-        xautoclaim,
-        doc(
-            "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.",
-            "6.2.0",
-            "O(1) if COUNT is small.",
-            "key group consumer min-idle-time start [COUNT count] [JUSTID]",
-        ),
-    ),
+    command("xack", -4, WRITE | FAST, (1, 1, 1), xack),
+    command("xpending", -3, READONLY, (1, 1, 1), xpending),
+    command("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
+    command("xautoclaim", -6, WRITE | FAST, (1, 1, 1), xautoclaim),
 ];
 
 const HELP: &[&str] = &[

@@ -8,72 +8,20 @@ use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
 use super::reply::help_reply;
 use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply, subcommand_syntax};
 use super::table::flags::*;
-use super::table::{Doc, command, container, simple};
+use super::table::{command, container, simple};
 use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
 use crate::error::CommandError;
-
-const fn doc(summary: &'static str, complexity: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("stream", summary, "5.0.0", complexity, syntax)
-}
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[container(
     "xinfo",
     &[
-        command(
-            "consumers",
-            4,
-            READONLY,
-            (2, 2, 1),
-            consumers,
-            doc(
-                "Returns a list of the consumers in a consumer group.",
-                "O(1)",
-                "key group",
-            ),
-        ),
-        command(
-            "groups",
-            3,
-            READONLY,
-            (2, 2, 1),
-            groups,
-            doc(
-                "Returns a list of the consumer groups of a stream.",
-                "O(1)",
-                "key",
-            ),
-        ),
-        command(
-            "stream",
-            -3,
-            READONLY,
-            (2, 2, 1),
-            stream,
-            doc(
-                "Returns information about a stream.",
-                "O(1)",
-                "key [FULL [COUNT count]]",
-            ),
-        ),
-        simple(
-            "help",
-            2,
-            LOADING,
-            help,
-            doc(
-                "Returns helpful text about the different subcommands.",
-                "O(1)",
-                "",
-            ),
-        ),
+        command("consumers", 4, READONLY, (2, 2, 1), consumers),
+        command("groups", 3, READONLY, (2, 2, 1), groups),
+        command("stream", -3, READONLY, (2, 2, 1), stream),
+        simple("help", 2, LOADING, help),
     ],
-    doc(
-        "A container for stream introspection commands.",
-        "Depends on subcommand.",
-        "",
-    ),
 )];
 
 const HELP: &[&str] = &[

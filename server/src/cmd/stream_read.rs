@@ -16,20 +16,11 @@ use brooklet_streams::{MaybeEntry, ReadId, StreamError, StreamId};
 use super::stream::{
     entries_reply, fields_reply, has_consumer, id_reply, journal, key_miss, notify,
 };
+use super::table::command;
 use super::table::flags::*;
-use super::table::{Doc, command};
 use super::{BlockSpec, CommandSpec, Ctx};
 use crate::client::now_ms;
 use crate::error::CommandError;
-
-const fn doc(
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    syntax: &'static str,
-) -> Doc {
-    Doc::new("stream", summary, since, complexity, syntax)
-}
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -39,12 +30,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         READONLY | BLOCKING | MOVABLE_KEYS,
         (0, 0, 0),
         xread,
-        doc(
-            "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
-            "5.0.0",
-            "",
-            "[COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]",
-        ),
     ),
     command(
         "xreadgroup",
@@ -52,12 +37,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         WRITE | BLOCKING | MOVABLE_KEYS,
         (0, 0, 0),
         xreadgroup,
-        doc(
-            "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.",
-            "5.0.0",
-            "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.",
-            "GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]",
-        ),
     ),
 ];
 

@@ -1,5 +1,6 @@
 //! The command table's shape: a [`CommandSpec`] per command (name, arity, flags, key
-//! positions, docs, handler) and the flattened, indexed [`Table`] built from them.
+//! positions, handler) and the flattened, indexed [`Table`] built from them, each entry
+//! joined with its [`Doc`] (the documentation lives apart, as data, in `command_docs.rs`).
 //!
 //! The handler type is a parameter, so this module knows nothing of the context handlers
 //! run in: handlers and the commands that describe or run the table (COMMAND, EXEC, INFO)
@@ -40,6 +41,8 @@ pub mod flags {
 /// Documentation of a command (COMMAND DOCS and redis-cli hints).
 #[derive(Debug)]
 pub struct Doc {
+    /// The full name: `xadd`, or `xgroup|create` for a subcommand.
+    pub name: &'static str,
     /// Redis's command group.
     pub group: &'static str,
     /// One-line summary.
@@ -48,28 +51,20 @@ pub struct Doc {
     pub since: &'static str,
     /// Time complexity.
     pub complexity: &'static str,
-    /// Argument syntax after the name: `UPPER` tokens, lower names, `[optional]`, `...`.
+    /// Argument syntax after the name, as redis.io writes it: `UPPER` tokens, lower names,
+    /// `[optional]`, `a|b` and `<a b | c>` alternatives, `...` repeats what precedes it.
     pub syntax: &'static str,
 }
 
-impl Doc {
-    /// Documentation of a command in `group`.
-    pub const fn new(
-        group: &'static str,
-        summary: &'static str,
-        since: &'static str,
-        complexity: &'static str,
-        syntax: &'static str,
-    ) -> Doc {
-        Doc {
-            group,
-            summary,
-            since,
-            complexity,
-            syntax,
-        }
-    }
-}
+/// What a command without an entry in the documentation reports.
+const UNDOCUMENTED: Doc = Doc {
+    name: "",
+    group: "",
+    summary: "",
+    since: "",
+    complexity: "",
+    syntax: "",
+};
 
 /// A command with a handler; `keys` is (first, last, step), (0, 0, 0) for none.
 pub(crate) const fn command<H: 'static>(
@@ -78,7 +73,6 @@ pub(crate) const fn command<H: 'static>(
     flags: u32,
     keys: (i32, i32, i32),
     handler: H,
-    doc: Doc,
 ) -> CommandSpec<H> {
     CommandSpec {
         name,
@@ -89,7 +83,6 @@ pub(crate) const fn command<H: 'static>(
         key_step: keys.2,
         handler: Some(handler),
         subcommands: &[],
-        doc,
     }
 }
 
@@ -97,7 +90,6 @@ pub(crate) const fn command<H: 'static>(
 pub(crate) const fn container<H: 'static>(
     name: &'static str,
     subcommands: &'static [CommandSpec<H>],
-    doc: Doc,
 ) -> CommandSpec<H> {
     CommandSpec {
         name,
@@ -108,7 +100,6 @@ pub(crate) const fn container<H: 'static>(
         key_step: 0,
         handler: None,
         subcommands,
-        doc,
     }
 }
 
@@ -118,9 +109,8 @@ pub(crate) const fn simple<H: 'static>(
     arity: i32,
     flags: u32,
     handler: H,
-    doc: Doc,
 ) -> CommandSpec<H> {
-    command(name, arity, flags, (0, 0, 0), handler, doc)
+    command(name, arity, flags, (0, 0, 0), handler)
 }
 
 /// One entry of the command table, run by a handler of type `H`.
@@ -142,8 +132,6 @@ pub struct CommandSpec<H: 'static> {
     pub handler: Option<H>,
     /// Subcommands (CLIENT LIST, CONFIG GET...).
     pub subcommands: &'static [CommandSpec<H>],
-    /// Documentation.
-    pub doc: Doc,
 }
 
 impl<H> CommandSpec<H> {
@@ -164,6 +152,8 @@ pub struct Entry<H: 'static> {
     pub full_name: String,
     /// The spec.
     pub spec: &'static CommandSpec<H>,
+    /// Its documentation.
+    pub doc: &'static Doc,
     /// Index of the container for a subcommand.
     pub parent: Option<usize>,
 }
@@ -177,19 +167,28 @@ pub struct Table<H: 'static> {
 
 impl<H> Table<H> {
     /// Flattens `families` (each a list of commands) in order, every container followed by
-    /// its subcommands.
-    pub fn build(families: &[&'static [CommandSpec<H>]]) -> Self {
+    /// its subcommands, and gives each entry its documentation from `docs`.
+    pub fn build(families: &[&'static [CommandSpec<H>]], docs: &'static [Doc]) -> Self {
+        let doc_of = |full_name: &str| {
+            docs.iter()
+                .find(|d| d.name == full_name)
+                .unwrap_or(&UNDOCUMENTED)
+        };
         let mut entries = Vec::new();
         for spec in families.iter().copied().flatten() {
             let parent = entries.len();
+            let full_name = spec.name.to_string();
             entries.push(Entry {
-                full_name: spec.name.to_string(),
+                doc: doc_of(&full_name),
+                full_name,
                 spec,
                 parent: None,
             });
             for sub in spec.subcommands {
+                let full_name = format!("{}|{}", spec.name, sub.name);
                 entries.push(Entry {
-                    full_name: format!("{}|{}", spec.name, sub.name),
+                    doc: doc_of(&full_name),
+                    full_name,
                     spec: sub,
                     parent: Some(parent),
                 });
