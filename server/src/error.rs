@@ -15,6 +15,8 @@ pub enum CommandError {
     Arg(ArgError),
     /// `-WRONGTYPE`.
     WrongType,
+    /// A stream's refusal, with its own text (formatted only when the reply is written).
+    Stream(StreamError),
     /// Any other error, with its full text.
     Other(Cow<'static, str>),
 }
@@ -43,6 +45,7 @@ impl fmt::Display for CommandError {
             CommandError::WrongType => {
                 f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
             }
+            CommandError::Stream(e) => e.fmt(f),
             CommandError::Other(t) => f.write_str(t),
         }
     }
@@ -56,7 +59,7 @@ impl From<ArgError> for CommandError {
 
 impl From<StreamError> for CommandError {
     fn from(e: StreamError) -> Self {
-        CommandError::text(e.to_string())
+        CommandError::Stream(e)
     }
 }
 

@@ -337,7 +337,7 @@ fn kill_one(ctx: &mut Ctx<'_>, c: &ClientHandle) {
 /// BLOCK) and now has its answer, the timeout's or an UNBLOCKED error; else 0.
 fn unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     if argv.len() > 4 {
-        return Err(super::stream::subcommand_syntax("CLIENT", argv));
+        return Err(super::reply::subcommand_syntax("CLIENT", &argv[1]));
     }
     let error = match argv.get(3) {
         None => None,

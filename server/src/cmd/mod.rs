@@ -1,9 +1,14 @@
 //! Commands: one file per family (`stream.rs`, `stream_group.rs`, ...), each a list of
 //! [`CommandSpec`]s with their handlers, and the context a handler runs in ([`Ctx`]).
 //!
-//! The modules form layers, each using only those below it: [`table`] (the table's shape),
-//! this file (the handler context), `reply` (shared reply shapes), `call` (running one
-//! handler), the families, and on top `dispatch`, which assembles the table and runs
+//! A handler parses its arguments into a typed struct (`XAddArgs::parse`), then applies it;
+//! a stream write is one `Ctx::write_stream` call (`write.rs`), which runs the sequence
+//! every write shares: lock, apply, persist, unlock, keyspace events, wake-ups.
+//!
+//! The modules form layers, each using only those below it: `table` (the table's shape),
+//! this file (the handler context), `reply` (shared reply shapes), `write` (the write
+//! sequence), `call` (running one handler), `command_docs` (every command's documentation,
+//! as data), the families, and on top `dispatch`, which assembles the table and runs
 //! requests: it checks arity, authentication, subscribed mode and MULTI queuing from the
 //! table, for every command alike, before it calls the handler.
 
@@ -24,6 +29,7 @@ mod stream_info;
 mod stream_read;
 pub(crate) mod table;
 mod tx;
+mod write;
 
 use bytes::Bytes;
 use std::sync::Arc;
