@@ -226,97 +226,134 @@ fn describe(commands: &Commands, c: &ClientHandle) -> String {
     )
 }
 
-/// One CLIENT KILL filter.
-type ClientFilter = Box<dyn Fn(&ClientHandle) -> bool>;
+/// One filter of CLIENT KILL's new form; a client is killed when it passes them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KillFilter {
+    /// ID client-id.
+    Id(u64),
+    /// ADDR ip:port.
+    Addr(Bytes),
+    /// LADDR ip:port.
+    LAddr(Bytes),
+    /// TYPE normal (false) or pubsub (true).
+    PubSub(bool),
+    /// TYPE master, replica or slave: no client here is one.
+    Nobody,
+    /// MAXAGE seconds: connected at least this long.
+    MaxAge(i64),
+}
 
-fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    // The old form: CLIENT KILL ip:port, answered OK or an error.
-    if argv.len() == 3 {
-        let addr = &argv[2];
-        let target = ctx
-            .shared
-            .clients
-            .all()
-            .into_iter()
-            .find(|c| c.addr.to_string().as_bytes() == &addr[..]);
-        return match target {
-            Some(c) => {
-                kill_one(ctx, &c);
-                Ok(Reply::Ok)
-            }
-            None => Err(CommandError::msg("ERR No such client")),
-        };
+impl KillFilter {
+    fn admits(&self, c: &ClientHandle) -> bool {
+        match self {
+            KillFilter::Id(id) => c.id == *id,
+            KillFilter::Addr(a) => c.addr.to_string().as_bytes() == &a[..],
+            KillFilter::LAddr(a) => c.laddr.to_string().as_bytes() == &a[..],
+            KillFilter::PubSub(want) => c.is_pubsub() == *want,
+            KillFilter::Nobody => false,
+            KillFilter::MaxAge(secs) => c.created.elapsed().as_secs() as i64 >= *secs,
+        }
     }
-    let mut args = Args::new(&argv[2..]);
-    let mut filters: Vec<ClientFilter> = Vec::new();
-    let mut skipme = true;
-    while !args.is_empty() {
-        let key = args.next_bytes()?.to_ascii_lowercase();
-        let value = args.next_bytes()?.clone();
-        match &key[..] {
-            b"id" => {
-                let id = brooklet_resp::parse_int(&value)
-                    .filter(|n| *n > 0)
-                    .ok_or(CommandError::msg("ERR client-id should be greater than 0"))?
-                    as u64;
-                filters.push(Box::new(move |c| c.id == id));
-            }
-            b"addr" => filters.push(Box::new(move |c| {
-                c.addr.to_string().as_bytes() == &value[..]
-            })),
-            b"laddr" => filters.push(Box::new(move |c| {
-                c.laddr.to_string().as_bytes() == &value[..]
-            })),
-            b"user" => {
-                let is_default = &value[..] == b"default";
-                if !is_default {
-                    return Err(CommandError::text(format!(
-                        "ERR No such user '{}'",
-                        String::from_utf8_lossy(&value)
-                    )));
+}
+
+/// CLIENT KILL's arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ClientKillArgs {
+    /// The old form, `ip:port`: answered OK or an error.
+    Addr(Bytes),
+    /// The new form: filters, and whether the caller is spared (SKIPME, default yes).
+    Filters {
+        filters: Vec<KillFilter>,
+        skipme: bool,
+    },
+}
+
+impl ClientKillArgs {
+    /// # Format
+    /// `ip:port` or `[ID client-id] [TYPE normal|master|replica|pubsub] [USER username]
+    /// [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage] ...`, after CLIENT KILL.
+    pub fn parse(args: &mut Args<'_>) -> Result<Self, CommandError> {
+        if args.remaining() == 1 {
+            return Ok(ClientKillArgs::Addr(args.next_bytes()?.clone()));
+        }
+        let mut filters = Vec::new();
+        let mut skipme = true;
+        while !args.is_empty() {
+            let key = args.next_bytes()?.to_ascii_lowercase();
+            let value = args.next_bytes()?.clone();
+            match &key[..] {
+                b"id" => {
+                    let id = brooklet_resp::parse_int(&value)
+                        .filter(|n| *n > 0)
+                        .ok_or(CommandError::msg("ERR client-id should be greater than 0"))?
+                        as u64;
+                    filters.push(KillFilter::Id(id));
                 }
-            }
-            b"type" => {
-                let t = value.to_ascii_lowercase();
-                let want_pubsub = match &t[..] {
-                    b"pubsub" => true,
-                    b"normal" => false,
-                    b"master" | b"replica" | b"slave" => {
-                        filters.push(Box::new(|_| false));
-                        continue;
+                b"addr" => filters.push(KillFilter::Addr(value)),
+                b"laddr" => filters.push(KillFilter::LAddr(value)),
+                b"user" => {
+                    if &value[..] != b"default" {
+                        return Err(CommandError::text(format!(
+                            "ERR No such user '{}'",
+                            String::from_utf8_lossy(&value)
+                        )));
                     }
+                }
+                b"type" => filters.push(match &value.to_ascii_lowercase()[..] {
+                    b"pubsub" => KillFilter::PubSub(true),
+                    b"normal" => KillFilter::PubSub(false),
+                    b"master" | b"replica" | b"slave" => KillFilter::Nobody,
                     _ => {
                         return Err(CommandError::text(format!(
                             "ERR Unknown client type '{}'",
                             String::from_utf8_lossy(&value)
                         )));
                     }
-                };
-                filters.push(Box::new(move |c| c.is_pubsub() == want_pubsub));
-            }
-            b"skipme" => {
-                skipme = match &value.to_ascii_lowercase()[..] {
-                    b"yes" => true,
-                    b"no" => false,
-                    _ => return Err(CommandError::syntax()),
+                }),
+                b"skipme" => {
+                    skipme = match &value.to_ascii_lowercase()[..] {
+                        b"yes" => true,
+                        b"no" => false,
+                        _ => return Err(CommandError::syntax()),
+                    }
                 }
+                b"maxage" => {
+                    let secs = brooklet_resp::parse_int(&value).ok_or(CommandError::syntax())?;
+                    filters.push(KillFilter::MaxAge(secs));
+                }
+                _ => return Err(CommandError::syntax()),
             }
-            b"maxage" => {
-                let secs = brooklet_resp::parse_int(&value).ok_or(CommandError::syntax())?;
-                filters.push(Box::new(move |c| {
-                    c.created.elapsed().as_secs() as i64 >= secs
-                }));
-            }
-            _ => return Err(CommandError::syntax()),
         }
+        Ok(ClientKillArgs::Filters { filters, skipme })
     }
+}
+
+fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let (filters, skipme) = match ClientKillArgs::parse(&mut Args::new(&argv[2..]))? {
+        ClientKillArgs::Addr(addr) => {
+            let target = ctx
+                .shared
+                .clients
+                .all()
+                .into_iter()
+                .find(|c| c.addr.to_string().as_bytes() == &addr[..]);
+            return match target {
+                Some(c) => {
+                    kill_one(ctx, &c);
+                    Ok(Reply::Ok)
+                }
+                None => Err(CommandError::msg("ERR No such client")),
+            };
+        }
+        ClientKillArgs::Filters { filters, skipme } => (filters, skipme),
+    };
     let me = ctx.client.id();
     let mut killed = 0;
     for c in ctx.shared.clients.all() {
         if skipme && c.id == me {
             continue;
         }
-        if filters.iter().all(|f| f(&c)) {
+        if filters.iter().all(|f| f.admits(&c)) {
             kill_one(ctx, &c);
             killed += 1;
         }
@@ -386,4 +423,58 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Accepted for compatibility; Brooklet keeps no LRU/LFU.",
         ],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::reply::testing::{argv, error_of};
+
+    fn e(line: &str) -> String {
+        let v = argv(line);
+        error_of(ClientKillArgs::parse(&mut Args::new(&v)))
+    }
+
+    #[test]
+    fn client_kill_forms() {
+        let v = argv("127.0.0.1:5000");
+        assert_eq!(
+            ClientKillArgs::parse(&mut Args::new(&v)),
+            Ok(ClientKillArgs::Addr(Bytes::from("127.0.0.1:5000")))
+        );
+        let v = argv("id 7 TYPE pubsub USER default ADDR a:1 LADDR b:2 SKIPME no MAXAGE 5");
+        assert_eq!(
+            ClientKillArgs::parse(&mut Args::new(&v)),
+            Ok(ClientKillArgs::Filters {
+                filters: vec![
+                    KillFilter::Id(7),
+                    KillFilter::PubSub(true),
+                    KillFilter::Addr(Bytes::from("a:1")),
+                    KillFilter::LAddr(Bytes::from("b:2")),
+                    KillFilter::MaxAge(5),
+                ],
+                skipme: false,
+            })
+        );
+        let v = argv("TYPE replica");
+        assert_eq!(
+            ClientKillArgs::parse(&mut Args::new(&v)),
+            Ok(ClientKillArgs::Filters {
+                filters: vec![KillFilter::Nobody],
+                skipme: true,
+            })
+        );
+    }
+
+    #[test]
+    fn client_kill_errors_are_redis_texts() {
+        assert_eq!(e("ID 0"), "ERR client-id should be greater than 0");
+        assert_eq!(e("ID x"), "ERR client-id should be greater than 0");
+        assert_eq!(e("USER bob"), "ERR No such user 'bob'");
+        assert_eq!(e("TYPE foo"), "ERR Unknown client type 'foo'");
+        assert_eq!(e("SKIPME maybe"), "ERR syntax error");
+        assert_eq!(e("MAXAGE x"), "ERR syntax error");
+        assert_eq!(e("FOO 1"), "ERR syntax error");
+        assert_eq!(e("ID 1 TYPE"), "ERR syntax error");
+    }
 }

@@ -71,30 +71,60 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Array(out))
 }
 
-fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let cursor = std::str::from_utf8(&argv[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CommandError::msg("ERR invalid cursor"))?;
-    let mut args = Args::new(&argv[2..]);
-    let mut pattern: Option<Bytes> = None;
-    let mut count = 10usize;
-    let mut kind: Option<Bytes> = None;
-    while !args.is_empty() {
-        if args.eat_keyword("MATCH") {
-            pattern = Some(args.next_bytes()?.clone());
-        } else if args.eat_keyword("COUNT") {
-            let n = args.next_i64()?;
-            if n < 1 {
+/// SCAN's arguments.
+#[derive(Debug)]
+pub(crate) struct ScanArgs {
+    pub cursor: u64,
+    /// MATCH pattern.
+    pub pattern: Option<Bytes>,
+    /// COUNT: how many slots to visit (default 10).
+    pub count: usize,
+    /// TYPE, lower-cased.
+    pub kind: Option<Bytes>,
+}
+
+impl ScanArgs {
+    /// # Format
+    /// `cursor [MATCH pattern] [COUNT count] [TYPE type]`, after the command name.
+    pub fn parse(args: &mut Args<'_>) -> Result<Self, CommandError> {
+        let cursor = std::str::from_utf8(args.next_bytes()?)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(CommandError::msg("ERR invalid cursor"))?;
+        let mut pattern: Option<Bytes> = None;
+        let mut count = 10usize;
+        let mut kind: Option<Bytes> = None;
+        while !args.is_empty() {
+            if args.eat_keyword("MATCH") {
+                pattern = Some(args.next_bytes()?.clone());
+            } else if args.eat_keyword("COUNT") {
+                let n = args.next_i64()?;
+                if n < 1 {
+                    return Err(CommandError::syntax());
+                }
+                count = n as usize;
+            } else if args.eat_keyword("TYPE") {
+                kind = Some(args.next_bytes()?.to_ascii_lowercase().into());
+            } else {
                 return Err(CommandError::syntax());
             }
-            count = n as usize;
-        } else if args.eat_keyword("TYPE") {
-            kind = Some(args.next_bytes()?.to_ascii_lowercase().into());
-        } else {
-            return Err(CommandError::syntax());
         }
+        Ok(ScanArgs {
+            cursor,
+            pattern,
+            count,
+            kind,
+        })
     }
+}
+
+fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let ScanArgs {
+        cursor,
+        pattern,
+        count,
+        kind,
+    } = ScanArgs::parse(&mut Args::new(&argv[1..]))?;
     let mut out = Vec::new();
     let next = ctx.db().scan(cursor, count, |k, v| {
         let type_ok = kind
@@ -109,4 +139,38 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Reply::bulk(next.to_string()),
         Reply::Array(out),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::reply::testing::{argv, error_of};
+
+    fn e(line: &str) -> String {
+        let v = argv(line);
+        error_of(ScanArgs::parse(&mut Args::new(&v)))
+    }
+
+    #[test]
+    fn scan_options() {
+        let v = argv("5 match a* COUNT 7 TYPE Stream");
+        let a = ScanArgs::parse(&mut Args::new(&v)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.cursor, 5);
+        assert_eq!(a.pattern.as_deref(), Some(&b"a*"[..]));
+        assert_eq!(a.count, 7);
+        assert_eq!(a.kind.as_deref(), Some(&b"stream"[..]));
+    }
+
+    #[test]
+    fn scan_errors_are_redis_texts() {
+        assert_eq!(e("x"), "ERR invalid cursor");
+        assert_eq!(e("18446744073709551616"), "ERR invalid cursor");
+        assert_eq!(e("0 COUNT 0"), "ERR syntax error");
+        assert_eq!(
+            e("0 COUNT x"),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(e("0 FOO"), "ERR syntax error");
+        assert_eq!(e("0 MATCH"), "ERR syntax error");
+    }
 }
