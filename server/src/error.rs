@@ -15,8 +15,6 @@ pub enum CommandError {
     Arg(ArgError),
     /// `-WRONGTYPE`.
     WrongType,
-    /// A stream's refusal, with its own text (formatted only when the reply is written).
-    Stream(StreamError),
     /// Any other error, with its full text.
     Other(Cow<'static, str>),
 }
@@ -45,7 +43,6 @@ impl fmt::Display for CommandError {
             CommandError::WrongType => {
                 f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
             }
-            CommandError::Stream(e) => e.fmt(f),
             CommandError::Other(t) => f.write_str(t),
         }
     }
@@ -59,7 +56,7 @@ impl From<ArgError> for CommandError {
 
 impl From<StreamError> for CommandError {
     fn from(e: StreamError) -> Self {
-        CommandError::Stream(e)
+        CommandError::text(e.to_string())
     }
 }
 

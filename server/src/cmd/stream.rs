@@ -365,11 +365,11 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let limits = node_limits(ctx);
     let now = now_ms();
     let missing = if a.nomkstream {
-        Missing::Reply(Reply::Null)
+        Missing::Reply(None)
     } else {
         Missing::Create
     };
-    ctx.write_stream(a.key, missing, |s, out, fx| {
+    let id = ctx.write_stream(a.key, missing, |s, out, fx| {
         let added = s.add(a.id, a.fields, a.trim.as_ref(), now, &limits, out);
         // The entry may have gone in before the trim failed (it could not read back an
         // evicted node): watchers and blocked readers hear of it all the same.
@@ -380,8 +380,10 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if added.trimmed > 0 {
             fx.changed("xtrim");
         }
-        Ok(id_reply(added.id))
-    })
+        Ok(Some(added.id))
+    })?;
+    // A missing key under NOMKSTREAM is answered with a null.
+    Ok(id.map_or(Reply::Null, id_reply))
 }
 
 /// XLEN key
@@ -475,7 +477,7 @@ fn xtrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 /// XSETID: sets the stream's last ID (and entries-added, max-deleted-id).
 fn xsetid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XSetIdArgs::parse(&mut Args::new(&argv[1..]))?;
-    ctx.write_stream(a.key, Missing::Fail(NO_SUCH_KEY), |s, out, fx| {
+    ctx.write_stream(a.key, Missing::Fail(&|| NO_SUCH_KEY), |s, out, fx| {
         s.set_id(a.last_id, a.entries_added, a.max_deleted, out)?;
         fx.changed("xsetid");
         Ok(Reply::Ok)

@@ -375,7 +375,7 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let missing = if a.mkstream {
         Missing::Create
     } else {
-        Missing::Fail(key_missing())
+        Missing::Fail(&key_missing)
     };
     ctx.write_stream(a.key, missing, |s, out, fx| {
         s.create_group(a.group, a.start?, a.entries_read, out)?;
@@ -387,7 +387,7 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 /// XGROUP SETID: moves a group's last-delivered ID.
 fn setid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XGroupSetArgs::parse(&mut Args::new(&argv[1..]), false)?;
-    ctx.write_stream(a.key, Missing::Fail(key_missing()), |s, out, fx| {
+    ctx.write_stream(a.key, Missing::Fail(&key_missing), |s, out, fx| {
         if s.group(a.group).is_none() {
             return Err(no_group(a.key, a.group));
         }
@@ -400,7 +400,7 @@ fn setid(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 /// XGROUP DESTROY: 1 if the group existed. Readers blocked on the group wake with NOGROUP.
 fn destroy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XGroupMemberArgs::parse(&mut Args::new(&argv[1..]))?;
-    ctx.write_stream(a.key, Missing::Fail(key_missing()), |s, out, fx| {
+    ctx.write_stream(a.key, Missing::Fail(&key_missing), |s, out, fx| {
         let destroyed = s.destroy_group(a.group, out);
         if destroyed {
             fx.changed("xgroup-destroy");
@@ -414,7 +414,7 @@ fn createconsumer(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErr
     let a = XGroupMemberArgs::parse(&mut Args::new(&argv[1..]))?;
     let consumer = a.consumer()?;
     let now = now_ms();
-    ctx.write_stream(a.key, Missing::Fail(key_missing()), |s, out, fx| {
+    ctx.write_stream(a.key, Missing::Fail(&key_missing), |s, out, fx| {
         let created = s.create_consumer(a.key, a.group, consumer, now, out)?;
         if created {
             fx.changed("xgroup-createconsumer");
@@ -427,7 +427,7 @@ fn createconsumer(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErr
 fn delconsumer(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XGroupMemberArgs::parse(&mut Args::new(&argv[1..]))?;
     let consumer = a.consumer()?;
-    ctx.write_stream(a.key, Missing::Fail(key_missing()), |s, out, fx| {
+    ctx.write_stream(a.key, Missing::Fail(&key_missing), |s, out, fx| {
         let g = s.group(a.group).ok_or_else(|| no_group(a.key, a.group))?;
         let existed = g.consumers().contains_key(&consumer[..]);
         let pending = s.delete_consumer(a.key, a.group, consumer, out)?;
@@ -517,8 +517,9 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XClaimArgs::parse(&mut Args::new(&argv[1..]))?;
     let (key, group, consumer) = (a.key, a.group, a.consumer);
     let now = now_ms();
-    let missing = Missing::MissFail(no_key_or_group(key, group));
-    ctx.write_stream(key, missing, |s, out, fx| {
+    let no_key = || no_key_or_group(key, group);
+    let missing = Missing::MissFail(&no_key);
+    let claimed = ctx.write_stream(key, missing, |s, out, fx| {
         if s.group(group).is_none() {
             return Err(no_key_or_group(key, group));
         }
@@ -528,8 +529,9 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if !existed && has_consumer(s, group, consumer) {
             fx.announce("xgroup-createconsumer");
         }
-        Ok(claimed_reply(claimed))
-    })
+        Ok(claimed)
+    })?;
+    Ok(claimed_reply(claimed))
 }
 
 /// XAUTOCLAIM: takes over pending entries idle long enough, scanning from a start ID.
@@ -537,7 +539,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     let a = XAutoClaimArgs::parse(&mut Args::new(&argv[1..]))?;
     let (key, group, consumer) = (a.key, a.group, a.consumer);
     let now = now_ms();
-    let missing = Missing::MissFail(no_key_or_group(key, group));
+    let no_key = || no_key_or_group(key, group);
+    let missing = Missing::MissFail(&no_key);
     let outcome = ctx.write_stream(key, missing, |s, out, fx| {
         let existed = has_consumer(s, group, consumer);
         let outcome = s.auto_claim(key, group, consumer, &a.claim, now, out)?;

@@ -17,8 +17,8 @@ use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
 
-/// What a write does when its key does not exist.
-pub(crate) enum Missing<T> {
+/// What a write does when its key does not exist. An error is built only when it is needed.
+pub(crate) enum Missing<'e, T> {
     /// Start a new, empty stream; it is stored only if the command succeeds.
     Create,
     /// Answer with this value and change nothing.
@@ -26,9 +26,9 @@ pub(crate) enum Missing<T> {
     /// Publish `keymiss`, then answer with this value.
     MissReply(T),
     /// Fail with this error.
-    Fail(CommandError),
+    Fail(&'e dyn Fn() -> CommandError),
     /// Publish `keymiss`, then fail with this error.
-    MissFail(CommandError),
+    MissFail(&'e dyn Fn() -> CommandError),
 }
 
 /// What a write asks for once the shard lock is released: its stream events, in order, and
@@ -65,7 +65,7 @@ impl Ctx<'_> {
     pub(crate) fn write_stream<T>(
         &mut self,
         key: &Bytes,
-        missing: Missing<T>,
+        missing: Missing<'_, T>,
         apply: impl FnOnce(&mut Stream, &mut Vec<Mutation>, &mut Effects) -> Result<T, CommandError>,
     ) -> Result<T, CommandError> {
         let mut effects = Effects::default();
@@ -86,9 +86,9 @@ impl Ctx<'_> {
                     let missed = match missing {
                         Missing::Create => None,
                         Missing::Reply(value) => return Ok(value),
-                        Missing::Fail(e) => return Err(e),
+                        Missing::Fail(e) => return Err(e()),
                         Missing::MissReply(value) => Some(Ok(value)),
-                        Missing::MissFail(e) => Some(Err(e)),
+                        Missing::MissFail(e) => Some(Err(e())),
                     };
                     if let Some(answer) = missed {
                         drop(shard);
