@@ -234,10 +234,7 @@ fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 /// Redis's answer to a PUBSUB subcommand given too many arguments.
 fn wrong_args(argv: &[Bytes]) -> CommandError {
-    CommandError::text(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-        String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-    ))
+    super::reply::subcommand_syntax("PUBSUB", &argv[1])
 }
 
 fn channels(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {

@@ -36,21 +36,24 @@ pub(crate) enum Missing<'e, T> {
 /// command that fails after changing the stream still reports what it changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Effects {
+    /// No command publishes more than two (XADD: `xadd`, then `xtrim`).
     events: [Option<&'static str>; 2],
     touched: bool,
 }
 
 impl Effects {
-    /// Publishes the stream event `event` and marks the key changed.
+    /// Asks for the stream event `event` and for the key to be marked changed.
     pub(crate) fn changed(&mut self, event: &'static str) {
         self.announce(event);
         self.touched = true;
     }
 
-    /// Publishes the stream event `event` without marking the key changed (a consumer
+    /// Asks for the stream event `event` without marking the key changed (a consumer
     /// created on first use: Redis neither dirties WATCH nor wakes readers for it).
     pub(crate) fn announce(&mut self, event: &'static str) {
-        if let Some(slot) = self.events.iter_mut().find(|e| e.is_none()) {
+        let slot = self.events.iter_mut().find(|e| e.is_none());
+        debug_assert!(slot.is_some(), "more than two events for one write");
+        if let Some(slot) = slot {
             *slot = Some(event);
         }
     }
