@@ -74,6 +74,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 /// SCAN's arguments.
 #[derive(Debug)]
 pub(crate) struct ScanArgs {
+    /// Where the previous call stopped (0 to start).
     pub cursor: u64,
     /// MATCH pattern.
     pub pattern: Option<Bytes>,

@@ -73,11 +73,13 @@ pub(crate) fn count_arg(args: &mut Args<'_>) -> Result<u64, CommandError> {
 /// XADD's arguments.
 #[derive(Debug)]
 pub(crate) struct XAddArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
     /// NOMKSTREAM: a missing key is answered with a null instead of created.
     pub nomkstream: bool,
     /// MAXLEN / MINID, applied after the entry went in.
     pub trim: Option<TrimArgs>,
+    /// The entry's ID, or how to make it (`*`, `ms-*`).
     pub id: IdSpec,
     /// Field-value pairs (an even, non-zero count).
     pub fields: &'a [Bytes],
@@ -111,7 +113,9 @@ impl<'a> XAddArgs<'a> {
 /// XTRIM's arguments.
 #[derive(Debug)]
 pub(crate) struct XTrimArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// MAXLEN or MINID, exact or `~`, with its LIMIT.
     pub trim: TrimArgs,
 }
 
@@ -132,6 +136,7 @@ impl<'a> XTrimArgs<'a> {
 /// XDEL's arguments.
 #[derive(Debug)]
 pub(crate) struct XDelArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
     /// The IDs, or the first invalid one's error, which Redis reports only for an existing
     /// key (a missing key deletes nothing whatever the IDs).
@@ -153,9 +158,13 @@ impl<'a> XDelArgs<'a> {
 /// XSETID's arguments.
 #[derive(Debug)]
 pub(crate) struct XSetIdArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The stream's new last ID.
     pub last_id: StreamId,
+    /// ENTRIESADDED: the stream's new entries-added counter.
     pub entries_added: Option<i64>,
+    /// MAXDELETEDID: the stream's new max-deleted-entry-id.
     pub max_deleted: Option<StreamId>,
 }
 
@@ -198,11 +207,13 @@ impl<'a> XSetIdArgs<'a> {
 /// XRANGE's and XREVRANGE's arguments.
 #[derive(Debug)]
 pub(crate) struct RangeArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
     /// The lower bound, inclusive (an exclusive `(id` is already moved past).
     pub start: StreamId,
     /// The upper bound, inclusive.
     pub end: StreamId,
+    /// COUNT: at most this many entries (negative is 0).
     pub count: Option<u64>,
     /// XREVRANGE: highest first.
     pub rev: bool,

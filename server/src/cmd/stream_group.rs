@@ -86,7 +86,9 @@ fn no_key_or_group(key: &Bytes, group: &Bytes) -> CommandError {
 /// XGROUP CREATE's and SETID's arguments.
 #[derive(Debug)]
 pub(crate) struct XGroupSetArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The consumer group.
     pub group: &'a Bytes,
     /// The group's start, or the error Redis reports for it once it found the key (and,
     /// for SETID, the group): too many arguments, then an invalid ID.
@@ -144,7 +146,9 @@ impl<'a> XGroupSetArgs<'a> {
 /// The arguments of XGROUP DESTROY, CREATECONSUMER and DELCONSUMER.
 #[derive(Debug)]
 pub(crate) struct XGroupMemberArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The consumer group.
     pub group: &'a Bytes,
     /// The consumer (CREATECONSUMER, DELCONSUMER); None for DESTROY.
     pub consumer: Option<&'a Bytes>,
@@ -175,7 +179,9 @@ impl<'a> XGroupMemberArgs<'a> {
 /// XACK's arguments.
 #[derive(Debug)]
 pub(crate) struct XAckArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The consumer group.
     pub group: &'a Bytes,
     /// The IDs, or the first invalid one's error, which Redis reports only when the key
     /// and group exist.
@@ -199,7 +205,9 @@ impl<'a> XAckArgs<'a> {
 /// XPENDING's arguments.
 #[derive(Debug)]
 pub(crate) struct XPendingArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The consumer group.
     pub group: &'a Bytes,
     /// The extended form's range; None for the summary.
     pub range: Option<PendingRangeArgs>,
@@ -245,8 +253,11 @@ impl<'a> XPendingArgs<'a> {
 /// XCLAIM's arguments.
 #[derive(Debug)]
 pub(crate) struct XClaimArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The consumer group.
     pub group: &'a Bytes,
+    /// The consumer.
     pub consumer: &'a Bytes,
     /// What to claim, or the first argument error: Redis parses them only after it found
     /// the key and the group.
@@ -322,9 +333,13 @@ fn parse_claim(args: &mut Args<'_>) -> Result<ClaimArgs, CommandError> {
 /// XAUTOCLAIM's arguments.
 #[derive(Debug)]
 pub(crate) struct XAutoClaimArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
+    /// The consumer group.
     pub group: &'a Bytes,
+    /// The consumer.
     pub consumer: &'a Bytes,
+    /// What to claim: min-idle-time, start, COUNT, JUSTID.
     pub claim: AutoClaimArgs,
 }
 

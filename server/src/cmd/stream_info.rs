@@ -46,6 +46,7 @@ fn missing(ctx: &Ctx<'_>, key: &Bytes) -> CommandError {
 /// XINFO STREAM's arguments.
 #[derive(Debug)]
 pub(crate) struct XInfoStreamArgs<'a> {
+    /// The stream's key.
     pub key: &'a Bytes,
     /// FULL's entry count (`COUNT`, 0 for all) or None for the summary; an error here is
     /// reported only once the key was found, as Redis looks the key up first.

@@ -54,6 +54,7 @@ pub(crate) struct XReadArgs<'a> {
     pub block: Option<Option<Duration>>,
     /// NOACK (XREADGROUP): delivered entries skip the pending list.
     pub noack: bool,
+    /// The streams to read, in order.
     pub keys: &'a [Bytes],
     /// One ID per key, the last arguments of the command. Each is parsed as its key is
     /// served, after that key's lookup, so errors come in Redis's order.
