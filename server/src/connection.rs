@@ -14,7 +14,8 @@ use brooklet_resp::{Limits, RequestReader};
 
 use crate::blocking::{Served, Waiter};
 use crate::client::{Client, ClientHandle, Outbound, now_ms};
-use crate::cmd::{self, BlockSpec, Outcome};
+use crate::cmd::dispatch as cmd;
+use crate::cmd::{BlockSpec, Outcome};
 use crate::state::Shared;
 
 /// Pending reply bytes at which replies are written before the rest of a pipeline runs.
@@ -87,7 +88,7 @@ where
     };
     // The loop ends either way; how it ended changes nothing in the clean-up.
     let _ = conn.run(&mut client, &mut rx).await;
-    crate::cmd::disconnect_cleanup(&shared, &mut client);
+    cmd::disconnect_cleanup(&shared, &mut client);
 }
 
 /// Removes a client from the registry and the pub/sub registry when its task ends.
@@ -624,7 +625,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         .pubsub_limits
                         .exceeded(used, &handle.soft_limit_since_ms)
                     {
-                        crate::notify::disconnect_over_limit(self.shared, &[handle.id]);
+                        crate::publish::disconnect_over_limit(self.shared, &[handle.id]);
                         return Err(End::Closed);
                     }
                     continue;

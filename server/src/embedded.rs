@@ -105,7 +105,7 @@ impl Embedded {
 /// The full name of every command in the command table, as COMMAND LIST gives them, and of
 /// every subcommand as `container|sub` (`xgroup|create`).
 pub fn command_names() -> Vec<&'static str> {
-    crate::cmd::table()
+    crate::cmd::dispatch::table()
         .entries
         .iter()
         .map(|e| e.full_name.as_str())
@@ -292,7 +292,7 @@ impl Drop for Session {
     /// blocked command, its place in the client registry.
     fn drop(&mut self) {
         self.close();
-        crate::cmd::disconnect_cleanup(&self.shared, &mut self.client);
+        crate::cmd::dispatch::disconnect_cleanup(&self.shared, &mut self.client);
         crate::keyspace::lock(&self.shared.pubsub).remove_client(self.client.id());
         self.shared.clients.remove(self.client.id());
     }

@@ -68,7 +68,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::cmd::Ctx;
-use crate::cmd::server_fields::{command_stats, field};
+
+/// The Redis version Brooklet reports (INFO `redis_version`, HELLO `version`), so clients
+/// enable the features they gate on it.
+pub const REDIS_VERSION: &str = "7.4.0";
 
 /// Appends one INFO section (header included).
 pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
@@ -79,7 +82,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
     match section {
         "server" => {
             out.push_str("# Server\r\n");
-            field(out, "redis_version", crate::cmd::REDIS_VERSION);
+            field(out, "redis_version", REDIS_VERSION);
             field(out, "brooklet_version", env!("CARGO_PKG_VERSION"));
             field(out, "redis_git_sha1", "00000000");
             field(out, "redis_git_dirty", 0);
@@ -292,7 +295,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 load(&stats.client_output_limit_disconnections),
             );
             field(out, "total_error_replies", load(&stats.total_error_replies));
-            crate::cmd::pubsub_stats(ctx, out);
+            pubsub_stats(ctx, out);
         }
         "replication" => {
             out.push_str("# Replication\r\n");
@@ -372,6 +375,43 @@ fn cpu_seconds() -> (f64, f64) {
             / 100.0
     };
     (tick(11), tick(12))
+}
+
+/// The pub/sub counters of INFO stats.
+pub(crate) fn pubsub_stats(ctx: &Ctx<'_>, out: &mut String) {
+    let registry = crate::keyspace::lock(&ctx.shared.pubsub);
+    field(out, "pubsub_channels", registry.channel_count());
+    field(out, "pubsub_patterns", registry.pattern_count());
+    field(out, "pubsubshard_channels", registry.shard_channel_count());
+}
+
+/// Appends `name:value\r\n`.
+pub(crate) fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, "{name}:{value}\r\n");
+}
+
+/// Command names in table order with their counters, for INFO commandstats.
+pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
+    for (i, e) in ctx.commands.entries.iter().enumerate() {
+        let s = &ctx.shared.command_stats[i];
+        let calls = s.calls.load(Ordering::Relaxed);
+        let rejected = s.rejected.load(Ordering::Relaxed);
+        let failed = s.failed.load(Ordering::Relaxed);
+        if calls + rejected + failed == 0 {
+            continue;
+        }
+        let usec = s.usec.load(Ordering::Relaxed);
+        let per = if calls > 0 {
+            usec as f64 / calls as f64
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+            e.full_name
+        );
+    }
 }
 
 #[cfg(test)]

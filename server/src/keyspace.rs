@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use brooklet_streams::Stream;
 
-use crate::cmd::CommandError;
+use crate::error::CommandError;
 
 /// Shards per database: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;

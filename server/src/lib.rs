@@ -22,9 +22,11 @@ mod client;
 mod cmd;
 mod connection;
 pub mod embedded;
+mod error;
 pub mod info;
 mod keyspace;
 pub(crate) mod notify;
+mod publish;
 mod state;
 mod stats;
 mod subscriber;
@@ -265,7 +267,8 @@ fn install_store(
             report.tail_torn_bytes
         );
     }
-    let shared = Shared::new(config, plain_addr, tls_addr, store, report);
+    let commands = cmd::dispatch::table().entries.len();
+    let shared = Shared::new(config, commands, plain_addr, tls_addr, store, report);
     cmd::install_loaded(&shared, loaded);
     shared
 }

@@ -57,9 +57,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for a server listening on `plain_addr` and `tls_addr`.
+    /// Shared state for a server listening on `plain_addr` and `tls_addr`, counting calls of
+    /// `commands` commands (the size of the command table).
     pub fn new(
         config: Config,
+        commands: usize,
         plain_addr: Option<std::net::SocketAddr>,
         tls_addr: Option<std::net::SocketAddr>,
         store: brooklet_persistence::Store,
@@ -79,9 +81,7 @@ impl Shared {
             keyspace,
             clients: ClientRegistry::default(),
             stats: Stats::default(),
-            command_stats: (0..crate::cmd::table().entries.len())
-                .map(|_| Default::default())
-                .collect(),
+            command_stats: (0..commands).map(|_| Default::default()).collect(),
             watches: Watches::default(),
             blocking: Blocking::default(),
             pubsub: Default::default(),

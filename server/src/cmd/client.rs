@@ -6,147 +6,30 @@ use std::sync::atomic::Ordering;
 
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
+use super::table::flags::*;
+use super::table::{container, simple};
+use super::{CommandSpec, Commands, Ctx};
 use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
+use crate::error::CommandError;
 use crate::keyspace::lock;
-
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("connection", summary, since, "O(1)", syntax)
-}
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[container(
     "client",
     &[
-        simple(
-            "id",
-            2,
-            FAST,
-            id,
-            doc(
-                "Returns the unique client ID of the connection.",
-                "5.0.0",
-                "",
-            ),
-        ),
-        simple(
-            "setname",
-            3,
-            FAST,
-            setname,
-            doc("Sets the connection name.", "2.6.9", "connection-name"),
-        ),
-        simple(
-            "getname",
-            2,
-            FAST,
-            getname,
-            doc("Returns the name of the connection.", "2.6.9", ""),
-        ),
-        simple(
-            "list",
-            -2,
-            ADMIN,
-            list,
-            doc(
-                "Lists open connections.",
-                "2.4.0",
-                "[TYPE normal|master|replica|pubsub] [ID client-id ...]",
-            ),
-        ),
-        simple(
-            "info",
-            2,
-            0,
-            info,
-            doc("Returns information about the connection.", "6.2.0", ""),
-        ),
-        simple(
-            "kill",
-            -3,
-            ADMIN,
-            kill,
-            doc(
-                "Terminates open connections.",
-                "2.4.0",
-                "ip:port | [ID client-id] [TYPE normal|master|replica|pubsub] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage]",
-            ),
-        ),
-        simple(
-            "unblock",
-            -3,
-            ADMIN,
-            unblock,
-            doc(
-                "Unblocks a client blocked by a blocking command from a different connection.",
-                "5.0.0",
-                "client-id [TIMEOUT|ERROR]",
-            ),
-        ),
-        simple(
-            "setinfo",
-            4,
-            FAST,
-            setinfo,
-            doc(
-                "Sets information specific to the client or connection.",
-                "7.2.0",
-                "LIB-NAME libname | LIB-VER libver",
-            ),
-        ),
-        simple(
-            "reply",
-            3,
-            FAST,
-            reply,
-            doc(
-                "Instructs the server whether to reply to commands.",
-                "3.2.0",
-                "ON|OFF|SKIP",
-            ),
-        ),
-        simple(
-            "no-evict",
-            3,
-            FAST,
-            on_off,
-            doc(
-                "Sets the client eviction mode of the connection.",
-                "7.0.0",
-                "ON|OFF",
-            ),
-        ),
-        simple(
-            "no-touch",
-            3,
-            FAST,
-            on_off,
-            doc(
-                "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
-                "7.2.0",
-                "ON|OFF",
-            ),
-        ),
-        simple(
-            "help",
-            2,
-            FAST,
-            help,
-            doc(
-                "Returns helpful text about the different subcommands.",
-                "5.0.0",
-                "",
-            ),
-        ),
+        simple("id", 2, FAST, id),
+        simple("setname", 3, FAST, setname),
+        simple("getname", 2, FAST, getname),
+        simple("list", -2, ADMIN, list),
+        simple("info", 2, 0, info),
+        simple("kill", -3, ADMIN, kill),
+        simple("unblock", -3, ADMIN, unblock),
+        simple("setinfo", 4, FAST, setinfo),
+        simple("reply", 3, FAST, reply),
+        simple("no-evict", 3, FAST, on_off),
+        simple("no-touch", 3, FAST, on_off),
+        simple("help", 2, FAST, help),
     ],
-    Doc {
-        group: "connection",
-        summary: "A container for client connection commands.",
-        since: "2.4.0",
-        complexity: "Depends on subcommand.",
-        syntax: "",
-    },
 )];
 
 /// Locks the calling client's names.
@@ -229,7 +112,7 @@ fn on_off(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    let mut line = describe(&ctx.client.handle);
+    let mut line = describe(ctx.commands, &ctx.client.handle);
     line.push('\n');
     Ok(Reply::Verbatim("txt", Bytes::from(line)))
 }
@@ -283,14 +166,14 @@ fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 continue;
             }
         }
-        out.push_str(&describe(&c));
+        out.push_str(&describe(ctx.commands, &c));
         out.push('\n');
     }
     Ok(Reply::Verbatim("txt", Bytes::from(out)))
 }
 
 /// One CLIENT LIST line, with Redis 7.4's fields in Redis's order.
-fn describe(c: &ClientHandle) -> String {
+fn describe(commands: &Commands, c: &ClientHandle) -> String {
     let names = lock(&c.names).clone();
     let now = now_ms();
     let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
@@ -309,7 +192,7 @@ fn describe(c: &ClientHandle) -> String {
         flags.push('N');
     }
     let last = c.last_cmd.load(Ordering::Relaxed);
-    let cmd = table()
+    let cmd = commands
         .entries
         .get(last)
         .map(|e| e.full_name.as_str())
@@ -343,97 +226,134 @@ fn describe(c: &ClientHandle) -> String {
     )
 }
 
-/// One CLIENT KILL filter.
-type ClientFilter = Box<dyn Fn(&ClientHandle) -> bool>;
+/// One filter of CLIENT KILL's new form; a client is killed when it passes them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KillFilter {
+    /// ID client-id.
+    Id(u64),
+    /// ADDR ip:port.
+    Addr(Bytes),
+    /// LADDR ip:port.
+    LAddr(Bytes),
+    /// TYPE normal (false) or pubsub (true).
+    PubSub(bool),
+    /// TYPE master, replica or slave: no client here is one.
+    Nobody,
+    /// MAXAGE seconds: connected at least this long.
+    MaxAge(i64),
+}
 
-fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    // The old form: CLIENT KILL ip:port, answered OK or an error.
-    if argv.len() == 3 {
-        let addr = &argv[2];
-        let target = ctx
-            .shared
-            .clients
-            .all()
-            .into_iter()
-            .find(|c| c.addr.to_string().as_bytes() == &addr[..]);
-        return match target {
-            Some(c) => {
-                kill_one(ctx, &c);
-                Ok(Reply::Ok)
-            }
-            None => Err(CommandError::msg("ERR No such client")),
-        };
+impl KillFilter {
+    fn admits(&self, c: &ClientHandle) -> bool {
+        match self {
+            KillFilter::Id(id) => c.id == *id,
+            KillFilter::Addr(a) => c.addr.to_string().as_bytes() == &a[..],
+            KillFilter::LAddr(a) => c.laddr.to_string().as_bytes() == &a[..],
+            KillFilter::PubSub(want) => c.is_pubsub() == *want,
+            KillFilter::Nobody => false,
+            KillFilter::MaxAge(secs) => c.created.elapsed().as_secs() as i64 >= *secs,
+        }
     }
-    let mut args = Args::new(&argv[2..]);
-    let mut filters: Vec<ClientFilter> = Vec::new();
-    let mut skipme = true;
-    while !args.is_empty() {
-        let key = args.next_bytes()?.to_ascii_lowercase();
-        let value = args.next_bytes()?.clone();
-        match &key[..] {
-            b"id" => {
-                let id = brooklet_resp::parse_int(&value)
-                    .filter(|n| *n > 0)
-                    .ok_or(CommandError::msg("ERR client-id should be greater than 0"))?
-                    as u64;
-                filters.push(Box::new(move |c| c.id == id));
-            }
-            b"addr" => filters.push(Box::new(move |c| {
-                c.addr.to_string().as_bytes() == &value[..]
-            })),
-            b"laddr" => filters.push(Box::new(move |c| {
-                c.laddr.to_string().as_bytes() == &value[..]
-            })),
-            b"user" => {
-                let is_default = &value[..] == b"default";
-                if !is_default {
-                    return Err(CommandError::text(format!(
-                        "ERR No such user '{}'",
-                        String::from_utf8_lossy(&value)
-                    )));
+}
+
+/// CLIENT KILL's arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ClientKillArgs {
+    /// The old form, `ip:port`: answered OK or an error.
+    Addr(Bytes),
+    /// The new form: filters, and whether the caller is spared (SKIPME, default yes).
+    Filters {
+        filters: Vec<KillFilter>,
+        skipme: bool,
+    },
+}
+
+impl ClientKillArgs {
+    /// # Format
+    /// `ip:port` or `[ID client-id] [TYPE normal|master|replica|pubsub] [USER username]
+    /// [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [MAXAGE maxage] ...`, after CLIENT KILL.
+    pub fn parse(args: &mut Args<'_>) -> Result<Self, CommandError> {
+        if args.remaining() == 1 {
+            return Ok(ClientKillArgs::Addr(args.next_bytes()?.clone()));
+        }
+        let mut filters = Vec::new();
+        let mut skipme = true;
+        while !args.is_empty() {
+            let key = args.next_bytes()?.to_ascii_lowercase();
+            let value = args.next_bytes()?.clone();
+            match &key[..] {
+                b"id" => {
+                    let id = brooklet_resp::parse_int(&value)
+                        .filter(|n| *n > 0)
+                        .ok_or(CommandError::msg("ERR client-id should be greater than 0"))?
+                        as u64;
+                    filters.push(KillFilter::Id(id));
                 }
-            }
-            b"type" => {
-                let t = value.to_ascii_lowercase();
-                let want_pubsub = match &t[..] {
-                    b"pubsub" => true,
-                    b"normal" => false,
-                    b"master" | b"replica" | b"slave" => {
-                        filters.push(Box::new(|_| false));
-                        continue;
+                b"addr" => filters.push(KillFilter::Addr(value)),
+                b"laddr" => filters.push(KillFilter::LAddr(value)),
+                b"user" => {
+                    if &value[..] != b"default" {
+                        return Err(CommandError::text(format!(
+                            "ERR No such user '{}'",
+                            String::from_utf8_lossy(&value)
+                        )));
                     }
+                }
+                b"type" => filters.push(match &value.to_ascii_lowercase()[..] {
+                    b"pubsub" => KillFilter::PubSub(true),
+                    b"normal" => KillFilter::PubSub(false),
+                    b"master" | b"replica" | b"slave" => KillFilter::Nobody,
                     _ => {
                         return Err(CommandError::text(format!(
                             "ERR Unknown client type '{}'",
                             String::from_utf8_lossy(&value)
                         )));
                     }
-                };
-                filters.push(Box::new(move |c| c.is_pubsub() == want_pubsub));
-            }
-            b"skipme" => {
-                skipme = match &value.to_ascii_lowercase()[..] {
-                    b"yes" => true,
-                    b"no" => false,
-                    _ => return Err(CommandError::syntax()),
+                }),
+                b"skipme" => {
+                    skipme = match &value.to_ascii_lowercase()[..] {
+                        b"yes" => true,
+                        b"no" => false,
+                        _ => return Err(CommandError::syntax()),
+                    }
                 }
+                b"maxage" => {
+                    let secs = brooklet_resp::parse_int(&value).ok_or(CommandError::syntax())?;
+                    filters.push(KillFilter::MaxAge(secs));
+                }
+                _ => return Err(CommandError::syntax()),
             }
-            b"maxage" => {
-                let secs = brooklet_resp::parse_int(&value).ok_or(CommandError::syntax())?;
-                filters.push(Box::new(move |c| {
-                    c.created.elapsed().as_secs() as i64 >= secs
-                }));
-            }
-            _ => return Err(CommandError::syntax()),
         }
+        Ok(ClientKillArgs::Filters { filters, skipme })
     }
+}
+
+fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let (filters, skipme) = match ClientKillArgs::parse(&mut Args::new(&argv[2..]))? {
+        ClientKillArgs::Addr(addr) => {
+            let target = ctx
+                .shared
+                .clients
+                .all()
+                .into_iter()
+                .find(|c| c.addr.to_string().as_bytes() == &addr[..]);
+            return match target {
+                Some(c) => {
+                    kill_one(ctx, &c);
+                    Ok(Reply::Ok)
+                }
+                None => Err(CommandError::msg("ERR No such client")),
+            };
+        }
+        ClientKillArgs::Filters { filters, skipme } => (filters, skipme),
+    };
     let me = ctx.client.id();
     let mut killed = 0;
     for c in ctx.shared.clients.all() {
         if skipme && c.id == me {
             continue;
         }
-        if filters.iter().all(|f| f(&c)) {
+        if filters.iter().all(|f| f.admits(&c)) {
             kill_one(ctx, &c);
             killed += 1;
         }
@@ -454,7 +374,7 @@ fn kill_one(ctx: &mut Ctx<'_>, c: &ClientHandle) {
 /// BLOCK) and now has its answer, the timeout's or an UNBLOCKED error; else 0.
 fn unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     if argv.len() > 4 {
-        return Err(super::stream::subcommand_syntax("CLIENT", argv));
+        return Err(super::reply::subcommand_syntax("CLIENT", &argv[1]));
     }
     let error = match argv.get(3) {
         None => None,
@@ -474,7 +394,7 @@ fn unblock(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(super::help_reply(
+    Ok(super::reply::help_reply(
         "CLIENT",
         &[
             "GETNAME",
@@ -503,4 +423,58 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Accepted for compatibility; Brooklet keeps no LRU/LFU.",
         ],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::reply::testing::{argv, error_of};
+
+    fn e(line: &str) -> String {
+        let v = argv(line);
+        error_of(ClientKillArgs::parse(&mut Args::new(&v)))
+    }
+
+    #[test]
+    fn client_kill_forms() {
+        let v = argv("127.0.0.1:5000");
+        assert_eq!(
+            ClientKillArgs::parse(&mut Args::new(&v)),
+            Ok(ClientKillArgs::Addr(Bytes::from("127.0.0.1:5000")))
+        );
+        let v = argv("id 7 TYPE pubsub USER default ADDR a:1 LADDR b:2 SKIPME no MAXAGE 5");
+        assert_eq!(
+            ClientKillArgs::parse(&mut Args::new(&v)),
+            Ok(ClientKillArgs::Filters {
+                filters: vec![
+                    KillFilter::Id(7),
+                    KillFilter::PubSub(true),
+                    KillFilter::Addr(Bytes::from("a:1")),
+                    KillFilter::LAddr(Bytes::from("b:2")),
+                    KillFilter::MaxAge(5),
+                ],
+                skipme: false,
+            })
+        );
+        let v = argv("TYPE replica");
+        assert_eq!(
+            ClientKillArgs::parse(&mut Args::new(&v)),
+            Ok(ClientKillArgs::Filters {
+                filters: vec![KillFilter::Nobody],
+                skipme: true,
+            })
+        );
+    }
+
+    #[test]
+    fn client_kill_errors_are_redis_texts() {
+        assert_eq!(e("ID 0"), "ERR client-id should be greater than 0");
+        assert_eq!(e("ID x"), "ERR client-id should be greater than 0");
+        assert_eq!(e("USER bob"), "ERR No such user 'bob'");
+        assert_eq!(e("TYPE foo"), "ERR Unknown client type 'foo'");
+        assert_eq!(e("SKIPME maybe"), "ERR syntax error");
+        assert_eq!(e("MAXAGE x"), "ERR syntax error");
+        assert_eq!(e("FOO 1"), "ERR syntax error");
+        assert_eq!(e("ID 1 TYPE"), "ERR syntax error");
+    }
 }

@@ -4,85 +4,21 @@ use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, simple};
-
-/// The Redis version Brooklet reports, so clients enable the features they gate on it.
-pub const REDIS_VERSION: &str = "7.4.0";
-
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc {
-        group: "connection",
-        summary,
-        since,
-        complexity: "O(1)",
-        syntax,
-    }
-}
+use super::table::flags::*;
+use super::table::simple;
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
+use crate::info::REDIS_VERSION;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    simple(
-        "ping",
-        -1,
-        FAST | SUBSCRIBED,
-        ping,
-        doc(
-            "Returns the server's liveliness response.",
-            "1.0.0",
-            "[message]",
-        ),
-    ),
-    simple(
-        "echo",
-        2,
-        FAST,
-        echo,
-        doc("Returns the given string.", "1.0.0", "message"),
-    ),
-    simple(
-        "hello",
-        -1,
-        FAST | NO_AUTH,
-        hello,
-        doc(
-            "Handshakes with the Redis server.",
-            "6.0.0",
-            "[protover [AUTH username password] [SETNAME clientname]]",
-        ),
-    ),
-    simple(
-        "auth",
-        -2,
-        FAST | NO_AUTH,
-        auth,
-        doc(
-            "Authenticates the connection.",
-            "1.0.0",
-            "[username] password",
-        ),
-    ),
-    simple(
-        "select",
-        2,
-        FAST | LOADING,
-        select,
-        doc("Changes the selected database.", "1.0.0", "index"),
-    ),
-    simple(
-        "quit",
-        -1,
-        FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
-        quit,
-        doc("Closes the connection.", "1.0.0", ""),
-    ),
-    simple(
-        "reset",
-        1,
-        FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED,
-        reset,
-        doc("Resets the connection.", "6.2.0", ""),
-    ),
+    simple("ping", -1, FAST | SUBSCRIBED, ping),
+    simple("echo", 2, FAST, echo),
+    simple("hello", -1, FAST | NO_AUTH, hello),
+    simple("auth", -2, FAST | NO_AUTH, auth),
+    simple("select", 2, FAST | LOADING, select),
+    simple("quit", -1, FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED, quit),
+    simple("reset", 1, FAST | NO_AUTH | SUBSCRIBED | NOT_QUEUED, reset),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
@@ -135,38 +71,66 @@ fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Ok)
 }
 
-fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let mut args = Args::new(&argv[1..]);
-    let mut resp3 = ctx.client.resp3;
-    if let Some(v) = args.peek() {
-        let ver = brooklet_resp::parse_int(v).ok_or(CommandError::msg(
-            "ERR Protocol version is not an integer or out of range",
-        ))?;
-        args.next_bytes()?;
-        resp3 = match ver {
-            2 => false,
-            3 => true,
-            _ => return Err(CommandError::msg("NOPROTO unsupported protocol version")),
-        };
-    }
-    let mut credentials = None;
-    let mut name = None;
-    while let Some(opt) = args.peek() {
-        if args.eat_keyword("AUTH") && args.remaining() >= 2 {
-            credentials = Some((args.next_bytes()?.clone(), args.next_bytes()?.clone()));
-        } else if args.eat_keyword("SETNAME") && args.remaining() >= 1 {
-            // Checked as it is read, as Redis does: a bad name must not leave the
-            // connection authenticated by an AUTH that came with it.
-            let given = args.next_bytes()?;
-            super::client::validate_name(given)?;
-            name = Some(crate::keyspace::keep(given));
-        } else {
-            return Err(CommandError::text(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(opt)
-            )));
+/// HELLO's arguments.
+#[derive(Debug)]
+pub(crate) struct HelloArgs {
+    /// The protocol asked for: Some(true) for RESP3, Some(false) for RESP2.
+    pub resp3: Option<bool>,
+    /// AUTH username password.
+    pub credentials: Option<(Bytes, Bytes)>,
+    /// SETNAME clientname, already checked.
+    pub name: Option<Bytes>,
+}
+
+impl HelloArgs {
+    /// # Format
+    /// `[protover [AUTH username password] [SETNAME clientname]]`, after the command name.
+    pub fn parse(args: &mut Args<'_>) -> Result<Self, CommandError> {
+        let mut resp3 = None;
+        if let Some(v) = args.peek() {
+            let ver = brooklet_resp::parse_int(v).ok_or(CommandError::msg(
+                "ERR Protocol version is not an integer or out of range",
+            ))?;
+            args.next_bytes()?;
+            resp3 = Some(match ver {
+                2 => false,
+                3 => true,
+                _ => return Err(CommandError::msg("NOPROTO unsupported protocol version")),
+            });
         }
+        let mut credentials = None;
+        let mut name = None;
+        while let Some(opt) = args.peek() {
+            if args.eat_keyword("AUTH") && args.remaining() >= 2 {
+                credentials = Some((args.next_bytes()?.clone(), args.next_bytes()?.clone()));
+            } else if args.eat_keyword("SETNAME") && args.remaining() >= 1 {
+                // Checked as it is read, as Redis does: a bad name must not leave the
+                // connection authenticated by an AUTH that came with it.
+                let given = args.next_bytes()?;
+                super::client::validate_name(given)?;
+                name = Some(crate::keyspace::keep(given));
+            } else {
+                return Err(CommandError::text(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                )));
+            }
+        }
+        Ok(HelloArgs {
+            resp3,
+            credentials,
+            name,
+        })
     }
+}
+
+fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let HelloArgs {
+        resp3,
+        credentials,
+        name,
+    } = HelloArgs::parse(&mut Args::new(&argv[1..]))?;
+    let resp3 = resp3.unwrap_or(ctx.client.resp3);
     if let Some((user, pass)) = &credentials {
         check_password(ctx, user, pass)?;
         ctx.client.authenticated = true;
@@ -215,11 +179,56 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     super::tx::discard_state(ctx);
-    super::unsubscribe_all(ctx);
+    super::pubsub::unsubscribe_all(ctx);
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.reply_mode = crate::client::ReplyMode::On;
     ctx.client.authenticated = ctx.shared.config().requirepass.is_none();
     super::client::lock_names(ctx).name = Bytes::new();
     Ok(Reply::simple("RESET"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::reply::testing::{argv, error_of};
+
+    fn e(line: &str) -> String {
+        let v = argv(line);
+        error_of(HelloArgs::parse(&mut Args::new(&v)))
+    }
+
+    #[test]
+    fn hello_options() {
+        let v = argv("3 AUTH default secret SETNAME app");
+        let a = HelloArgs::parse(&mut Args::new(&v)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.resp3, Some(true));
+        assert_eq!(
+            a.credentials,
+            Some((Bytes::from("default"), Bytes::from("secret")))
+        );
+        assert_eq!(a.name.as_deref(), Some(&b"app"[..]));
+        assert_eq!(e(""), "ok");
+        assert_eq!(e("2"), "ok");
+    }
+
+    #[test]
+    fn hello_errors_are_redis_texts() {
+        assert_eq!(
+            e("x"),
+            "ERR Protocol version is not an integer or out of range"
+        );
+        assert_eq!(e("4"), "NOPROTO unsupported protocol version");
+        assert_eq!(e("3 FOO"), "ERR Syntax error in HELLO option 'FOO'");
+        assert_eq!(
+            e("3 AUTH default"),
+            "ERR Syntax error in HELLO option 'AUTH'"
+        );
+        assert_eq!(e("3 SETNAME"), "ERR Syntax error in HELLO option 'SETNAME'");
+        let v = [Bytes::from("3"), Bytes::from("SETNAME"), Bytes::from("a b")];
+        assert_eq!(
+            error_of(HelloArgs::parse(&mut Args::new(&v))),
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        );
+    }
 }

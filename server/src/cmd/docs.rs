@@ -6,8 +6,11 @@ use bytes::Bytes;
 use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Entry, table};
+use super::table::flags::*;
+use super::{CommandSpec, Commands, Ctx};
+use crate::error::CommandError;
+
+type Entry = super::table::Entry<super::Handler>;
 
 /// Flag bits and the names COMMAND INFO gives them.
 const FLAG_NAMES: &[(u32, &str)] = &[
@@ -28,7 +31,8 @@ fn bulk(s: &str) -> Reply {
 }
 
 /// ACL categories derived from the group and flags, as Redis assigns them.
-fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
+fn acl_categories(entry: &Entry) -> Vec<Reply> {
+    let spec = entry.spec;
     let mut cats = Vec::new();
     let mut add = |c: &'static str| cats.push(Reply::simple(c));
     match spec.flags & (WRITE | READONLY) {
@@ -36,7 +40,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
         f if f & READONLY != 0 => add("@read"),
         _ => {}
     }
-    match spec.doc.group {
+    match entry.doc.group {
         "stream" => add("@stream"),
         "pubsub" => add("@pubsub"),
         "connection" => add("@connection"),
@@ -104,22 +108,14 @@ fn key_specs(spec: &CommandSpec) -> Reply {
     ])])
 }
 
-fn info_of(entry: &Entry) -> Reply {
+fn info_of(t: &Commands, entry: &Entry) -> Reply {
     let spec = entry.spec;
     let flags = FLAG_NAMES
         .iter()
         .filter(|(bit, _)| spec.flags & bit != 0)
         .map(|(_, n)| Reply::simple(n))
         .collect();
-    let subs = table()
-        .entries
-        .iter()
-        .filter(|e| {
-            e.parent
-                .is_some_and(|p| std::ptr::eq(table().entries[p].spec, spec))
-        })
-        .map(info_of)
-        .collect();
+    let subs = t.subcommands_of(spec).map(|e| info_of(t, e)).collect();
     Reply::Array(vec![
         bulk(&entry.full_name),
         Reply::Int(spec.arity.into()),
@@ -127,7 +123,7 @@ fn info_of(entry: &Entry) -> Reply {
         Reply::Int(spec.first_key.into()),
         Reply::Int(spec.last_key.into()),
         Reply::Int(spec.key_step.into()),
-        Reply::Set(acl_categories(spec)),
+        Reply::Set(acl_categories(entry)),
         Reply::Array(Vec::new()),
         key_specs(spec),
         Reply::Array(subs),
@@ -136,55 +132,150 @@ fn info_of(entry: &Entry) -> Reply {
 
 /// Turns a syntax line (`key [NOMKSTREAM] id field value [field value ...]`) into COMMAND DOCS
 /// argument maps: UPPER words are tokens, lower words named values, `[...]` optional blocks,
-/// `a|b` alternatives and a trailing `...` marks the previous argument as repeatable.
-fn arguments(syntax: &str) -> Vec<Reply> {
-    let mut out: Vec<Vec<(Reply, Reply)>> = Vec::new();
+/// `a|b` alternatives of one word each, `<a b | c>` alternatives of any arguments, and `...`
+/// repeats what precedes it: `x ...` and `x [x ...]` mark `x` repeatable, and
+/// `field value [field value ...]` makes `field value` one repeatable block, as Redis
+/// documents XADD's pairs (redis-cli hints `field value [field value ...]` from it).
+pub(super) fn arguments(syntax: &str) -> Vec<Reply> {
+    // Each argument with the syntax text it came from, to recognise a repeated group.
+    let mut out: Vec<(&str, Vec<(Reply, Reply)>)> = Vec::new();
     let mut rest = syntax.trim();
     while !rest.is_empty() {
-        let (item, optional, next) = if let Some(inner) = rest.strip_prefix('[') {
-            let mut depth = 1;
-            let mut end = inner.len();
-            for (i, c) in inner.char_indices() {
-                match c {
-                    '[' => depth += 1,
-                    ']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            end = i;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
+        let (item, bracket, next) = match rest.as_bytes()[0] {
+            open @ (b'[' | b'<') => {
+                let close = if open == b'[' { b']' } else { b'>' };
+                let end = matching(rest, open, close);
+                (&rest[1..end], Some(open), rest.get(end + 1..).unwrap_or(""))
             }
-            (&inner[..end], true, inner.get(end + 1..).unwrap_or(""))
-        } else {
-            let end = rest.find(' ').unwrap_or(rest.len());
-            (&rest[..end], false, &rest[end..])
+            _ => {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                (&rest[..end], None, &rest[end..])
+            }
         };
         rest = next.trim_start();
         let item = item.trim();
         if item == "..." {
-            if let Some(last) = out.last_mut() {
-                last.push((bulk("flags"), Reply::Array(vec![Reply::simple("multiple")])));
+            if let Some((_, last)) = out.last_mut() {
+                last.push(flag("multiple"));
             }
             continue;
         }
-        // `[x ...]` after `x` repeats it: mark the earlier argument instead of adding a block.
-        if optional
-            && item.ends_with("...")
-            && let Some(last) = out.last_mut()
+        if bracket == Some(b'[')
+            && let Some(repeated) = item.strip_suffix("...").map(str::trim_end)
+            && repeat_group(&mut out, repeated)
         {
-            last.push((bulk("flags"), Reply::Array(vec![Reply::simple("multiple")])));
             continue;
         }
-        let mut arg = describe(item);
-        if optional {
-            arg.push((bulk("flags"), Reply::Array(vec![Reply::simple("optional")])));
+        let mut arg = match bracket {
+            Some(b'<') => one_of(item),
+            _ => describe(item),
+        };
+        if bracket == Some(b'[') {
+            arg.push(flag("optional"));
         }
-        out.push(arg);
+        out.push((item, arg));
     }
-    out.into_iter().map(Reply::Map).collect()
+    out.into_iter().map(|(_, arg)| Reply::Map(arg)).collect()
+}
+
+/// The index of the bracket closing the one `s` starts with.
+fn matching(s: &str, open: u8, close: u8) -> usize {
+    let mut depth = 0;
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return i;
+            }
+        }
+    }
+    s.len()
+}
+
+/// A `flags` field with one flag.
+fn flag(name: &'static str) -> (Reply, Reply) {
+    (bulk("flags"), Reply::Array(vec![Reply::simple(name)]))
+}
+
+/// `[x y ...]` right after the arguments `x y`: marks `x` repeatable, or folds `x y` into
+/// one repeatable block. False when the arguments before are not `repeated`.
+fn repeat_group<'s>(out: &mut Vec<(&'s str, Vec<(Reply, Reply)>)>, repeated: &'s str) -> bool {
+    let words: Vec<&str> = repeated.split(' ').filter(|w| !w.is_empty()).collect();
+    if words.is_empty() || words.len() > out.len() {
+        return false;
+    }
+    let first = out.len() - words.len();
+    if !out[first..]
+        .iter()
+        .map(|(src, _)| *src)
+        .eq(words.iter().copied())
+    {
+        return false;
+    }
+    if words.len() == 1 {
+        out[first].1.push(flag("multiple"));
+        return true;
+    }
+    let members: Vec<Reply> = out.drain(first..).map(|(_, arg)| Reply::Map(arg)).collect();
+    let kv = |k: &str, v: Reply| (bulk(k), v);
+    let name = words.join("_");
+    out.push((
+        repeated,
+        vec![
+            kv("name", bulk(&name)),
+            kv("type", bulk("block")),
+            kv("arguments", Reply::Array(members)),
+            flag("multiple"),
+        ],
+    ));
+    true
+}
+
+/// `<a b | c>`: a choice between argument lists (a list of several is a block), named
+/// after its first alternative.
+fn one_of(item: &str) -> Vec<(Reply, Reply)> {
+    let kv = |k: &str, v: Reply| (bulk(k), v);
+    let mut alternatives = Vec::new();
+    let mut depth = 0;
+    let mut start = 0;
+    for (i, c) in item.char_indices() {
+        match c {
+            '[' | '<' => depth += 1,
+            ']' | '>' => depth -= 1,
+            '|' if depth == 0 => {
+                alternatives.push(&item[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    alternatives.push(&item[start..]);
+    let alts: Vec<Reply> = alternatives
+        .into_iter()
+        .map(|alt| {
+            let mut args = arguments(alt);
+            if args.len() == 1 {
+                args.remove(0)
+            } else {
+                Reply::Map(describe(alt.trim()))
+            }
+        })
+        .collect();
+    let name = match alts.first() {
+        Some(Reply::Map(fields)) => fields
+            .iter()
+            .find(|(k, _)| *k == bulk("name"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| bulk("")),
+        _ => bulk(""),
+    };
+    vec![
+        (bulk("name"), name),
+        kv("type", bulk("oneof")),
+        kv("arguments", Reply::Array(alts)),
+    ]
 }
 
 fn describe(item: &str) -> Vec<(Reply, Reply)> {
@@ -224,26 +315,21 @@ fn describe(item: &str) -> Vec<(Reply, Reply)> {
     vec![kv("name", bulk(item)), kv("type", bulk(kind))]
 }
 
-fn docs_of(entry: &Entry) -> Reply {
+fn docs_of(t: &Commands, entry: &Entry) -> Reply {
     let spec = entry.spec;
     let kv = |k: &str, v: Reply| (bulk(k), v);
     let mut fields = vec![
-        kv("summary", bulk(spec.doc.summary)),
-        kv("since", bulk(spec.doc.since)),
-        kv("group", bulk(spec.doc.group)),
-        kv("complexity", bulk(spec.doc.complexity)),
+        kv("summary", bulk(entry.doc.summary)),
+        kv("since", bulk(entry.doc.since)),
+        kv("group", bulk(entry.doc.group)),
+        kv("complexity", bulk(entry.doc.complexity)),
     ];
-    if !spec.doc.syntax.is_empty() {
-        fields.push(kv("arguments", Reply::Array(arguments(spec.doc.syntax))));
+    if !entry.doc.syntax.is_empty() {
+        fields.push(kv("arguments", Reply::Array(arguments(entry.doc.syntax))));
     }
-    let subs: Vec<(Reply, Reply)> = table()
-        .entries
-        .iter()
-        .filter(|e| {
-            e.parent
-                .is_some_and(|p| std::ptr::eq(table().entries[p].spec, spec))
-        })
-        .map(|e| (bulk(&e.full_name), docs_of(e)))
+    let subs: Vec<(Reply, Reply)> = t
+        .subcommands_of(spec)
+        .map(|e| (bulk(&e.full_name), docs_of(t, e)))
         .collect();
     if !subs.is_empty() {
         fields.push(kv("subcommands", Reply::Map(subs)));
@@ -251,55 +337,58 @@ fn docs_of(entry: &Entry) -> Reply {
     Reply::Map(fields)
 }
 
-pub(super) fn command_all(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn command_all(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     Ok(Reply::Array(
-        table().commands().map(|(_, e)| info_of(e)).collect(),
+        t.commands().map(|(_, e)| info_of(t, e)).collect(),
     ))
 }
 
-pub(super) fn count(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(Reply::Int(table().commands().count() as i64))
+pub(super) fn count(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
+    Ok(Reply::Int(t.commands().count() as i64))
 }
 
-pub(super) fn info(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     if argv.len() == 2 {
         return Ok(Reply::Array(
-            table().commands().map(|(_, e)| info_of(e)).collect(),
+            t.commands().map(|(_, e)| info_of(t, e)).collect(),
         ));
     }
     Ok(Reply::Array(
         argv[2..]
             .iter()
             .map(|n| {
-                table()
-                    .find(n)
-                    .map(|i| info_of(&table().entries[i]))
+                t.find(n)
+                    .map(|i| info_of(t, &t.entries[i]))
                     .unwrap_or(Reply::Null)
             })
             .collect(),
     ))
 }
 
-pub(super) fn docs(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn docs(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     let pairs = if argv.len() == 2 {
-        table()
-            .commands()
-            .map(|(_, e)| (bulk(&e.full_name), docs_of(e)))
+        t.commands()
+            .map(|(_, e)| (bulk(&e.full_name), docs_of(t, e)))
             .collect()
     } else {
         argv[2..]
             .iter()
-            .filter_map(|n| table().find(n))
+            .filter_map(|n| t.find(n))
             .map(|i| {
-                let e = &table().entries[i];
-                (bulk(&e.full_name), docs_of(e))
+                let e = &t.entries[i];
+                (bulk(&e.full_name), docs_of(t, e))
             })
             .collect()
     };
     Ok(Reply::Map(pairs))
 }
 
-pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+pub(super) fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let t = ctx.commands;
     let mut args = Args::new(&argv[2..]);
     let mut pattern: Option<Bytes> = None;
     let mut category: Option<Bytes> = None;
@@ -317,7 +406,7 @@ pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErro
         }
     }
     args.finish()?;
-    let names = table()
+    let names = t
         .entries
         .iter()
         .filter(|_| !module)
@@ -328,7 +417,7 @@ pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErro
         })
         .filter(|e| {
             category.as_ref().is_none_or(|c| {
-                acl_categories(e.spec)
+                acl_categories(e)
                     .iter()
                     .any(|r| matches!(r, Reply::Simple(s) if s[1..] == c[..]))
             })
@@ -339,7 +428,7 @@ pub(super) fn list(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandErro
 }
 
 pub(super) fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(super::help_reply(
+    Ok(super::reply::help_reply(
         "COMMAND",
         &[
             "(no subcommand)",
@@ -359,16 +448,112 @@ pub(super) fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::command_docs::DOCS;
+    use crate::cmd::dispatch::table;
+
+    fn field<'a>(arg: &'a Reply, key: &str) -> Option<&'a Reply> {
+        let Reply::Map(fields) = arg else {
+            panic!("not a map: {arg:?}")
+        };
+        fields.iter().find(|(k, _)| *k == bulk(key)).map(|(_, v)| v)
+    }
+
+    fn flags(arg: &Reply) -> Vec<Reply> {
+        let Reply::Map(fields) = arg else {
+            panic!("not a map: {arg:?}")
+        };
+        fields
+            .iter()
+            .filter(|(k, _)| *k == bulk("flags"))
+            .flat_map(|(_, v)| match v {
+                Reply::Array(f) => f.clone(),
+                other => panic!("flags {other:?}"),
+            })
+            .collect()
+    }
+
+    fn members(arg: &Reply) -> &[Reply] {
+        match field(arg, "arguments") {
+            Some(Reply::Array(a)) => a,
+            other => panic!("no arguments: {other:?}"),
+        }
+    }
 
     #[test]
     fn syntax_lines_become_argument_maps() {
+        // `field value [field value ...]` is one repeated block of two, as Redis documents
+        // XADD (redis-cli hints `field value [field value ...]` from it).
         let args = arguments("key [NOMKSTREAM] id field value [field value ...]");
-        assert_eq!(args.len(), 5);
-        let Reply::Map(last) = &args[4] else {
-            panic!("not a map")
-        };
-        assert!(last.iter().any(
-            |(k, v)| *k == bulk("flags") && *v == Reply::Array(vec![Reply::simple("multiple")])
-        ));
+        assert_eq!(args.len(), 4);
+        let last = &args[3];
+        assert_eq!(field(last, "type"), Some(&bulk("block")));
+        assert_eq!(flags(last), vec![Reply::simple("multiple")]);
+        let pair = members(last);
+        assert_eq!(pair.len(), 2);
+        assert_eq!(field(&pair[0], "name"), Some(&bulk("field")));
+        assert_eq!(field(&pair[1], "name"), Some(&bulk("value")));
+    }
+
+    #[test]
+    fn one_repeated_word_is_marked_multiple() {
+        let args = arguments("key [key ...]");
+        assert_eq!(args.len(), 1);
+        assert_eq!(flags(&args[0]), vec![Reply::simple("multiple")]);
+        let args = arguments("channel ...");
+        assert_eq!(flags(&args[0]), vec![Reply::simple("multiple")]);
+    }
+
+    #[test]
+    fn angle_brackets_are_a_choice_of_argument_lists() {
+        let args = arguments("<ip:port | <[ID client-id] | [USER username]> ...>");
+        assert_eq!(args.len(), 1);
+        assert_eq!(field(&args[0], "type"), Some(&bulk("oneof")));
+        let alts = members(&args[0]);
+        assert_eq!(alts.len(), 2);
+        assert_eq!(field(&alts[0], "name"), Some(&bulk("ip:port")));
+        assert_eq!(field(&alts[1], "type"), Some(&bulk("oneof")));
+        assert_eq!(flags(&alts[1]), vec![Reply::simple("multiple")]);
+        let filters = members(&alts[1]);
+        assert_eq!(filters.len(), 2);
+        assert_eq!(flags(&filters[0]), vec![Reply::simple("optional")]);
+    }
+
+    /// Every argument of every command has a name, recursively (CLIENT KILL once offered a
+    /// choice of two empty strings).
+    fn assert_named(command: &str, args: &[Reply]) {
+        for arg in args {
+            let name = field(arg, "name");
+            assert!(
+                name.is_some_and(|n| *n != bulk("")),
+                "{command}: unnamed argument {arg:?}"
+            );
+            if let Some(Reply::Array(inner)) = field(arg, "arguments") {
+                assert_named(command, inner);
+            }
+        }
+    }
+
+    #[test]
+    fn every_documented_argument_is_named() {
+        for doc in DOCS {
+            assert_named(doc.name, &arguments(doc.syntax));
+        }
+    }
+
+    #[test]
+    fn every_command_has_documentation_and_every_documentation_a_command() {
+        let t = table();
+        for e in &t.entries {
+            assert_eq!(e.doc.name, e.full_name, "{} is undocumented", e.full_name);
+            assert!(!e.doc.group.is_empty(), "{}", e.full_name);
+        }
+        for doc in DOCS {
+            assert!(
+                t.find(doc.name.as_bytes()).is_some(),
+                "{} is no command",
+                doc.name
+            );
+        }
+        assert_eq!(DOCS.len(), t.entries.len());
     }
 }

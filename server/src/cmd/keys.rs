@@ -5,105 +5,27 @@ use bytes::Bytes;
 use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command};
-use crate::notify::{EventClass, keyspace_event};
-
-const fn doc(
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    syntax: &'static str,
-) -> Doc {
-    Doc::new("generic", summary, since, complexity, syntax)
-}
+use super::table::command;
+use super::table::flags::*;
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
+use crate::notify::EventClass;
+use crate::publish::keyspace_event;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    command(
-        "type",
-        2,
-        READONLY | FAST,
-        (1, 1, 1),
-        type_cmd,
-        doc(
-            "Determines the type of value stored at a key.",
-            "1.0.0",
-            "O(1)",
-            "key",
-        ),
-    ),
-    command(
-        "del",
-        -2,
-        WRITE,
-        (1, -1, 1),
-        del,
-        doc(
-            "Deletes one or more keys.",
-            "1.0.0",
-            "O(N)",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "unlink",
-        -2,
-        WRITE | FAST,
-        (1, -1, 1),
-        del,
-        doc(
-            "Asynchronously deletes one or more keys.",
-            "4.0.0",
-            "O(1)",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "exists",
-        -2,
-        READONLY | FAST,
-        (1, -1, 1),
-        exists,
-        doc(
-            "Determines whether one or more keys exist.",
-            "1.0.0",
-            "O(N)",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "keys",
-        2,
-        READONLY,
-        (0, 0, 0),
-        keys,
-        doc(
-            "Returns all key names that match a pattern.",
-            "1.0.0",
-            "O(N)",
-            "pattern",
-        ),
-    ),
-    command(
-        "scan",
-        -2,
-        READONLY,
-        (0, 0, 0),
-        scan,
-        doc(
-            "Iterates over the key names in the database.",
-            "2.8.0",
-            "O(1) for every call. O(N) for a complete iteration.",
-            "cursor [MATCH pattern] [COUNT count] [TYPE type]",
-        ),
-    ),
+    command("type", 2, READONLY | FAST, (1, 1, 1), type_cmd),
+    command("del", -2, WRITE, (1, -1, 1), del),
+    command("unlink", -2, WRITE | FAST, (1, -1, 1), del),
+    command("exists", -2, READONLY | FAST, (1, -1, 1), exists),
+    command("keys", 2, READONLY, (0, 0, 0), keys),
+    command("scan", -2, READONLY, (0, 0, 0), scan),
 ];
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let name = ctx.db().lock(&argv[1]).get(&argv[1]).map(|v| v.type_name());
     if name.is_none() {
-        super::stream::key_miss(ctx, &argv[1]);
+        ctx.key_miss(&argv[1]);
     }
     Ok(Reply::simple(name.unwrap_or("none")))
 }
@@ -131,7 +53,7 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if ctx.db().lock(key).contains_key(key) {
             found += 1;
         } else {
-            super::stream::key_miss(ctx, key);
+            ctx.key_miss(key);
         }
     }
     Ok(Reply::Int(found))
@@ -149,30 +71,61 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Array(out))
 }
 
-fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let cursor = std::str::from_utf8(&argv[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CommandError::msg("ERR invalid cursor"))?;
-    let mut args = Args::new(&argv[2..]);
-    let mut pattern: Option<Bytes> = None;
-    let mut count = 10usize;
-    let mut kind: Option<Bytes> = None;
-    while !args.is_empty() {
-        if args.eat_keyword("MATCH") {
-            pattern = Some(args.next_bytes()?.clone());
-        } else if args.eat_keyword("COUNT") {
-            let n = args.next_i64()?;
-            if n < 1 {
+/// SCAN's arguments.
+#[derive(Debug)]
+pub(crate) struct ScanArgs {
+    /// Where the previous call stopped (0 to start).
+    pub cursor: u64,
+    /// MATCH pattern.
+    pub pattern: Option<Bytes>,
+    /// COUNT: how many slots to visit (default 10).
+    pub count: usize,
+    /// TYPE, lower-cased.
+    pub kind: Option<Bytes>,
+}
+
+impl ScanArgs {
+    /// # Format
+    /// `cursor [MATCH pattern] [COUNT count] [TYPE type]`, after the command name.
+    pub fn parse(args: &mut Args<'_>) -> Result<Self, CommandError> {
+        let cursor = std::str::from_utf8(args.next_bytes()?)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(CommandError::msg("ERR invalid cursor"))?;
+        let mut pattern: Option<Bytes> = None;
+        let mut count = 10usize;
+        let mut kind: Option<Bytes> = None;
+        while !args.is_empty() {
+            if args.eat_keyword("MATCH") {
+                pattern = Some(args.next_bytes()?.clone());
+            } else if args.eat_keyword("COUNT") {
+                let n = args.next_i64()?;
+                if n < 1 {
+                    return Err(CommandError::syntax());
+                }
+                count = n as usize;
+            } else if args.eat_keyword("TYPE") {
+                kind = Some(args.next_bytes()?.to_ascii_lowercase().into());
+            } else {
                 return Err(CommandError::syntax());
             }
-            count = n as usize;
-        } else if args.eat_keyword("TYPE") {
-            kind = Some(args.next_bytes()?.to_ascii_lowercase().into());
-        } else {
-            return Err(CommandError::syntax());
         }
+        Ok(ScanArgs {
+            cursor,
+            pattern,
+            count,
+            kind,
+        })
     }
+}
+
+fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let ScanArgs {
+        cursor,
+        pattern,
+        count,
+        kind,
+    } = ScanArgs::parse(&mut Args::new(&argv[1..]))?;
     let mut out = Vec::new();
     let next = ctx.db().scan(cursor, count, |k, v| {
         let type_ok = kind
@@ -187,4 +140,38 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Reply::bulk(next.to_string()),
         Reply::Array(out),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::reply::testing::{argv, error_of};
+
+    fn e(line: &str) -> String {
+        let v = argv(line);
+        error_of(ScanArgs::parse(&mut Args::new(&v)))
+    }
+
+    #[test]
+    fn scan_options() {
+        let v = argv("5 match a* COUNT 7 TYPE Stream");
+        let a = ScanArgs::parse(&mut Args::new(&v)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.cursor, 5);
+        assert_eq!(a.pattern.as_deref(), Some(&b"a*"[..]));
+        assert_eq!(a.count, 7);
+        assert_eq!(a.kind.as_deref(), Some(&b"stream"[..]));
+    }
+
+    #[test]
+    fn scan_errors_are_redis_texts() {
+        assert_eq!(e("x"), "ERR invalid cursor");
+        assert_eq!(e("18446744073709551616"), "ERR invalid cursor");
+        assert_eq!(e("0 COUNT 0"), "ERR syntax error");
+        assert_eq!(
+            e("0 COUNT x"),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(e("0 FOO"), "ERR syntax error");
+        assert_eq!(e("0 MATCH"), "ERR syntax error");
+    }
 }

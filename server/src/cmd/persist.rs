@@ -5,67 +5,19 @@ use std::sync::atomic::Ordering;
 
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, simple, store_error};
+use super::table::flags::*;
+use super::table::simple;
+use super::{CommandSpec, Ctx, store_error};
 use crate::client::now_ms;
-
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("server", summary, since, "O(1)", syntax)
-}
+use crate::error::CommandError;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    simple(
-        "save",
-        1,
-        ADMIN | NO_MULTI,
-        save,
-        doc("Synchronously saves the database(s) to disk.", "1.0.0", ""),
-    ),
-    simple(
-        "bgsave",
-        -1,
-        ADMIN,
-        bgsave,
-        doc(
-            "Asynchronously saves the database(s) to disk.",
-            "1.0.0",
-            "[SCHEDULE]",
-        ),
-    ),
-    simple(
-        "bgrewriteaof",
-        1,
-        ADMIN,
-        bgrewriteaof,
-        doc(
-            "Asynchronously rewrites the append-only file to disk.",
-            "1.0.0",
-            "",
-        ),
-    ),
-    simple(
-        "lastsave",
-        1,
-        FAST | LOADING,
-        lastsave,
-        doc(
-            "Returns the Unix timestamp of the last successful save to disk.",
-            "1.0.0",
-            "",
-        ),
-    ),
-    simple(
-        "debug",
-        -2,
-        ADMIN | NO_MULTI | EXCLUSIVE,
-        debug,
-        doc(
-            "A container for debugging commands.",
-            "1.0.0",
-            "subcommand [argument ...]",
-        ),
-    ),
+    simple("save", 1, ADMIN | NO_MULTI, save),
+    simple("bgsave", -1, ADMIN, bgsave),
+    simple("bgrewriteaof", 1, ADMIN, bgrewriteaof),
+    simple("lastsave", 1, FAST | LOADING, lastsave),
+    simple("debug", -2, ADMIN | NO_MULTI | EXCLUSIVE, debug),
 ];
 
 /// Writes every append still only in the tail log into fjall, then fsyncs everything, as
@@ -150,7 +102,7 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             reload(ctx)?;
             Ok(Reply::Ok)
         }
-        b"help" => Ok(super::help_reply(
+        b"help" => Ok(super::reply::help_reply(
             "DEBUG",
             &[
                 "RELOAD",

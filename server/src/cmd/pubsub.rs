@@ -11,69 +11,29 @@ use std::sync::atomic::Ordering;
 use brooklet_pubsub::{Confirmation, Protocol, Registry, SubscriptionChange, Unsubscribed};
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
+use super::reply::help_reply;
+use super::table::flags::*;
+use super::table::{command, container, simple};
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
 use crate::keyspace::lock;
 use crate::subscriber::ClientSubscriber;
 
-const fn doc(
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    syntax: &'static str,
-) -> Doc {
-    Doc::new("pubsub", summary, since, complexity, syntax)
-}
-
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    simple(
-        "subscribe",
-        -2,
-        PUBSUB | SUBSCRIBED | LOADING,
-        subscribe,
-        doc(
-            "Listens for messages published to channels.",
-            "2.0.0",
-            "O(N) where N is the number of channels to subscribe to.",
-            "channel [channel ...]",
-        ),
-    ),
+    simple("subscribe", -2, PUBSUB | SUBSCRIBED | LOADING, subscribe),
     simple(
         "unsubscribe",
         -1,
         PUBSUB | SUBSCRIBED | LOADING,
         unsubscribe,
-        doc(
-            "Stops listening to messages posted to channels.",
-            "2.0.0",
-            "O(N) where N is the number of channels to unsubscribe.",
-            "[channel [channel ...]]",
-        ),
     ),
-    simple(
-        "psubscribe",
-        -2,
-        PUBSUB | SUBSCRIBED | LOADING,
-        psubscribe,
-        doc(
-            "Listens for messages published to channels that match one or more patterns.",
-            "2.0.0",
-            "O(N) where N is the number of patterns to subscribe to.",
-            "pattern [pattern ...]",
-        ),
-    ),
+    simple("psubscribe", -2, PUBSUB | SUBSCRIBED | LOADING, psubscribe),
     simple(
         "punsubscribe",
         -1,
         PUBSUB | SUBSCRIBED | LOADING,
         punsubscribe,
-        doc(
-            "Stops listening to messages published to channels that match one or more patterns.",
-            "2.0.0",
-            "O(N) where N is the number of patterns to unsubscribe.",
-            "[pattern [pattern ...]]",
-        ),
     ),
     command(
         "ssubscribe",
@@ -81,12 +41,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         PUBSUB | SUBSCRIBED | LOADING,
         (1, -1, 1),
         ssubscribe,
-        doc(
-            "Listens for messages published to shard channels.",
-            "7.0.0",
-            "O(N) where N is the number of shard channels to subscribe to.",
-            "shardchannel [shardchannel ...]",
-        ),
     ),
     command(
         "sunsubscribe",
@@ -94,120 +48,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         PUBSUB | SUBSCRIBED | LOADING,
         (1, -1, 1),
         sunsubscribe,
-        doc(
-            "Stops listening to messages posted to shard channels.",
-            "7.0.0",
-            "O(N) where N is the number of shard channels to unsubscribe.",
-            "[shardchannel [shardchannel ...]]",
-        ),
     ),
-    simple(
-        "publish",
-        3,
-        PUBSUB | FAST | LOADING,
-        publish,
-        doc(
-            "Posts a message to a channel.",
-            "2.0.0",
-            "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).",
-            "channel message",
-        ),
-    ),
-    command(
-        "spublish",
-        3,
-        PUBSUB | FAST | LOADING,
-        (1, 1, 1),
-        spublish,
-        doc(
-            "Post a message to a shard channel",
-            "7.0.0",
-            "O(N) where N is the number of clients subscribed to the receiving shard channel.",
-            "shardchannel message",
-        ),
-    ),
+    simple("publish", 3, PUBSUB | FAST | LOADING, publish),
+    command("spublish", 3, PUBSUB | FAST | LOADING, (1, 1, 1), spublish),
     container(
         "pubsub",
         &[
-            simple(
-                "channels",
-                -2,
-                PUBSUB | LOADING,
-                channels,
-                doc(
-                    "Returns the active channels.",
-                    "2.8.0",
-                    "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)",
-                    "[pattern]",
-                ),
-            ),
-            simple(
-                "numsub",
-                -2,
-                PUBSUB | LOADING,
-                numsub,
-                doc(
-                    "Returns a count of subscribers to channels.",
-                    "2.8.0",
-                    "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
-                    "[channel [channel ...]]",
-                ),
-            ),
-            simple(
-                "numpat",
-                2,
-                PUBSUB | LOADING,
-                numpat,
-                doc(
-                    "Returns a count of unique pattern subscriptions.",
-                    "2.8.0",
-                    "O(1)",
-                    "",
-                ),
-            ),
-            simple(
-                "shardchannels",
-                -2,
-                PUBSUB | LOADING,
-                shardchannels,
-                doc(
-                    "Returns the active shard channels.",
-                    "7.0.0",
-                    "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
-                    "[pattern]",
-                ),
-            ),
-            simple(
-                "shardnumsub",
-                -2,
-                PUBSUB | LOADING,
-                shardnumsub,
-                doc(
-                    "Returns the count of subscribers of shard channels.",
-                    "7.0.0",
-                    "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
-                    "[shardchannel [shardchannel ...]]",
-                ),
-            ),
-            simple(
-                "help",
-                2,
-                LOADING,
-                help,
-                doc(
-                    "Returns helpful text about the different subcommands.",
-                    "6.2.0",
-                    "O(1)",
-                    "",
-                ),
-            ),
+            simple("channels", -2, PUBSUB | LOADING, channels),
+            simple("numsub", -2, PUBSUB | LOADING, numsub),
+            simple("numpat", 2, PUBSUB | LOADING, numpat),
+            simple("shardchannels", -2, PUBSUB | LOADING, shardchannels),
+            simple("shardnumsub", -2, PUBSUB | LOADING, shardnumsub),
+            simple("help", 2, LOADING, help),
         ],
-        doc(
-            "A container for Pub/Sub commands.",
-            "2.8.0",
-            "Depends on subcommand.",
-            "",
-        ),
     ),
 ];
 
@@ -370,21 +223,18 @@ fn count_of(registry: &Registered, kind: Kind, id: u64) -> usize {
 }
 
 fn publish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let receivers = crate::notify::publish(ctx.shared, &argv[1], &argv[2]);
+    let receivers = crate::publish::publish(ctx.shared, &argv[1], &argv[2]);
     Ok(Reply::Int(receivers as i64))
 }
 
 fn spublish(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let receivers = crate::notify::spublish(ctx.shared, &argv[1], &argv[2]);
+    let receivers = crate::publish::spublish(ctx.shared, &argv[1], &argv[2]);
     Ok(Reply::Int(receivers as i64))
 }
 
 /// Redis's answer to a PUBSUB subcommand given too many arguments.
 fn wrong_args(argv: &[Bytes]) -> CommandError {
-    CommandError::text(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-        String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-    ))
+    super::reply::subcommand_syntax("PUBSUB", &argv[1])
 }
 
 fn channels(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
@@ -447,4 +297,13 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Return the number of subscribers for the specified shard level channel(s)",
         ],
     ))
+}
+
+/// Leaves every channel, pattern and shard channel of the calling client (RESET).
+pub(crate) fn unsubscribe_all(ctx: &mut Ctx<'_>) {
+    let id = ctx.client.id();
+    crate::keyspace::lock(&ctx.shared.pubsub).remove_client(id);
+    for s in &ctx.client.handle.subs {
+        s.store(0, Ordering::Relaxed);
+    }
 }

@@ -1,130 +1,32 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHALL, FLUSHDB, TIME, SHUTDOWN.
 
 use bytes::Bytes;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, container, simple, table};
-
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("server", summary, since, "O(1)", syntax)
-}
+use super::table::flags::*;
+use super::table::{container, simple};
+use super::{CommandSpec, Ctx};
+use crate::error::CommandError;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    simple(
-        "info",
-        -1,
-        LOADING,
-        info,
-        doc(
-            "Returns information and statistics about the server.",
-            "1.0.0",
-            "[section [section ...]]",
-        ),
-    ),
+    simple("info", -1, LOADING, info),
     container(
         "config",
         &[
-            simple(
-                "get",
-                -3,
-                ADMIN | LOADING,
-                config_get,
-                doc(
-                    "Returns the effective values of configuration parameters.",
-                    "2.0.0",
-                    "parameter [parameter ...]",
-                ),
-            ),
-            simple(
-                "set",
-                -4,
-                ADMIN | LOADING,
-                config_set,
-                doc(
-                    "Sets configuration parameters in-flight.",
-                    "2.0.0",
-                    "parameter value [parameter value ...]",
-                ),
-            ),
-            simple(
-                "resetstat",
-                2,
-                ADMIN | LOADING,
-                config_resetstat,
-                doc("Resets the server's statistics.", "2.0.0", ""),
-            ),
-            simple(
-                "help",
-                2,
-                LOADING,
-                config_help,
-                doc(
-                    "Returns helpful text about the different subcommands.",
-                    "5.0.0",
-                    "",
-                ),
-            ),
+            simple("get", -3, ADMIN | LOADING, config_get),
+            simple("set", -4, ADMIN | LOADING, config_set),
+            simple("resetstat", 2, ADMIN | LOADING, config_resetstat),
+            simple("help", 2, LOADING, config_help),
         ],
-        Doc {
-            group: "server",
-            summary: "A container for server configuration commands.",
-            since: "2.0.0",
-            complexity: "Depends on subcommand.",
-            syntax: "",
-        },
     ),
-    simple(
-        "dbsize",
-        1,
-        READONLY | FAST,
-        dbsize,
-        doc("Returns the number of keys in the database.", "1.0.0", ""),
-    ),
-    simple(
-        "flushall",
-        -1,
-        WRITE | EXCLUSIVE,
-        flushall,
-        doc(
-            "Removes all keys from all databases.",
-            "1.0.0",
-            "[ASYNC|SYNC]",
-        ),
-    ),
-    simple(
-        "flushdb",
-        -1,
-        WRITE | EXCLUSIVE,
-        flushdb,
-        doc(
-            "Remove all keys from the current database.",
-            "1.0.0",
-            "[ASYNC|SYNC]",
-        ),
-    ),
-    simple(
-        "time",
-        1,
-        FAST | LOADING,
-        time,
-        doc("Returns the server time.", "2.6.0", ""),
-    ),
-    simple(
-        "shutdown",
-        -1,
-        ADMIN | NO_MULTI | LOADING,
-        shutdown,
-        doc(
-            "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-            "1.0.0",
-            "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
-        ),
-    ),
+    simple("dbsize", 1, READONLY | FAST, dbsize),
+    simple("flushall", -1, WRITE | EXCLUSIVE, flushall),
+    simple("flushdb", -1, WRITE | EXCLUSIVE, flushdb),
+    simple("time", 1, FAST | LOADING, time),
+    simple("shutdown", -1, ADMIN | NO_MULTI | LOADING, shutdown),
     CommandSpec {
         name: "command",
         arity: -1,
@@ -134,65 +36,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         key_step: 0,
         handler: Some(super::docs::command_all),
         subcommands: &[
-            simple(
-                "count",
-                2,
-                LOADING,
-                super::docs::count,
-                doc("Returns a count of commands.", "2.8.13", ""),
-            ),
-            simple(
-                "docs",
-                -2,
-                LOADING,
-                super::docs::docs,
-                doc(
-                    "Returns documentary information about one, multiple or all commands.",
-                    "7.0.0",
-                    "[command-name [command-name ...]]",
-                ),
-            ),
-            simple(
-                "info",
-                -2,
-                LOADING,
-                super::docs::info,
-                doc(
-                    "Returns information about one, multiple or all commands.",
-                    "2.8.13",
-                    "[command-name [command-name ...]]",
-                ),
-            ),
-            simple(
-                "list",
-                -2,
-                LOADING,
-                super::docs::list,
-                doc(
-                    "Returns a list of command names.",
-                    "7.0.0",
-                    "[FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]",
-                ),
-            ),
-            simple(
-                "help",
-                2,
-                LOADING,
-                super::docs::help,
-                doc(
-                    "Returns helpful text about the different subcommands.",
-                    "5.0.0",
-                    "",
-                ),
-            ),
+            simple("count", 2, LOADING, super::docs::count),
+            simple("docs", -2, LOADING, super::docs::docs),
+            simple("info", -2, LOADING, super::docs::info),
+            simple("list", -2, LOADING, super::docs::list),
+            simple("help", 2, LOADING, super::docs::help),
         ],
-        doc: Doc {
-            group: "server",
-            summary: "Returns detailed information about all commands.",
-            since: "2.8.13",
-            complexity: "O(N) where N is the total number of Redis commands",
-            syntax: "",
-        },
     },
 ];
 
@@ -328,7 +177,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandErro
 }
 
 fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
-    Ok(super::help_reply(
+    Ok(super::reply::help_reply(
         "CONFIG",
         &[
             "GET <pattern>",
@@ -387,33 +236,4 @@ fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         crate::info::write_section(ctx, section, &mut out);
     }
     Ok(Reply::Verbatim("txt", Bytes::from(out)))
-}
-
-/// Appends `name:value\r\n`.
-pub(crate) fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
-    let _ = write!(out, "{name}:{value}\r\n");
-}
-
-/// Command names in table order with their counters, for INFO commandstats.
-pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
-    for (i, e) in table().entries.iter().enumerate() {
-        let s = &ctx.shared.command_stats[i];
-        let calls = s.calls.load(Ordering::Relaxed);
-        let rejected = s.rejected.load(Ordering::Relaxed);
-        let failed = s.failed.load(Ordering::Relaxed);
-        if calls + rejected + failed == 0 {
-            continue;
-        }
-        let usec = s.usec.load(Ordering::Relaxed);
-        let per = if calls > 0 {
-            usec as f64 / calls as f64
-        } else {
-            0.0
-        };
-        let _ = write!(
-            out,
-            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
-            e.full_name
-        );
-    }
 }

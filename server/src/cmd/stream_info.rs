@@ -5,72 +5,23 @@ use bytes::Bytes;
 use brooklet_resp::{Args, Reply};
 use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
 
-use super::flags::*;
-use super::stream::{NO_SUCH_KEY, entries_reply, entry_reply, id_reply, subcommand_syntax};
-use super::{CommandError, CommandSpec, Ctx, Doc, command, container, help_reply, simple};
+use super::reply::{entries_reply, entry_reply, help_reply, id_reply, subcommand_syntax};
+use super::stream::NO_SUCH_KEY;
+use super::table::flags::*;
+use super::table::{command, container, simple};
+use super::{CommandSpec, Ctx};
 use crate::client::now_ms;
-
-const fn doc(summary: &'static str, complexity: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("stream", summary, "5.0.0", complexity, syntax)
-}
+use crate::error::CommandError;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[container(
     "xinfo",
     &[
-        command(
-            "consumers",
-            4,
-            READONLY,
-            (2, 2, 1),
-            consumers,
-            doc(
-                "Returns a list of the consumers in a consumer group.",
-                "O(1)",
-                "key group",
-            ),
-        ),
-        command(
-            "groups",
-            3,
-            READONLY,
-            (2, 2, 1),
-            groups,
-            doc(
-                "Returns a list of the consumer groups of a stream.",
-                "O(1)",
-                "key",
-            ),
-        ),
-        command(
-            "stream",
-            -3,
-            READONLY,
-            (2, 2, 1),
-            stream,
-            doc(
-                "Returns information about a stream.",
-                "O(1)",
-                "key [FULL [COUNT count]]",
-            ),
-        ),
-        simple(
-            "help",
-            2,
-            LOADING,
-            help,
-            doc(
-                "Returns helpful text about the different subcommands.",
-                "O(1)",
-                "",
-            ),
-        ),
+        command("consumers", 4, READONLY, (2, 2, 1), consumers),
+        command("groups", 3, READONLY, (2, 2, 1), groups),
+        command("stream", -3, READONLY, (2, 2, 1), stream),
+        simple("help", 2, LOADING, help),
     ],
-    doc(
-        "A container for stream introspection commands.",
-        "Depends on subcommand.",
-        "",
-    ),
 )];
 
 const HELP: &[&str] = &[
@@ -88,8 +39,51 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 /// `no such key`, after the `keymiss` event the failed lookup publishes.
 fn missing(ctx: &Ctx<'_>, key: &Bytes) -> CommandError {
-    super::stream::key_miss(ctx, key);
+    ctx.key_miss(key);
     NO_SUCH_KEY
+}
+
+/// XINFO STREAM's arguments.
+#[derive(Debug)]
+pub(crate) struct XInfoStreamArgs<'a> {
+    /// The stream's key.
+    pub key: &'a Bytes,
+    /// FULL's entry count (`COUNT`, 0 for all) or None for the summary; an error here is
+    /// reported only once the key was found, as Redis looks the key up first.
+    pub full: Result<Option<usize>, CommandError>,
+}
+
+impl<'a> XInfoStreamArgs<'a> {
+    /// # Format
+    /// `STREAM key [FULL [COUNT count]]`, after XINFO: the subcommand is read too, as
+    /// typed, for the error text.
+    pub fn parse(args: &mut Args<'a>) -> Result<Self, CommandError> {
+        let sub = args.next_bytes()?;
+        let key = args.next_bytes()?;
+        Ok(XInfoStreamArgs {
+            key,
+            full: parse_full(args, sub),
+        })
+    }
+}
+
+/// `[FULL [COUNT count]]`.
+fn parse_full(args: &mut Args<'_>, sub: &[u8]) -> Result<Option<usize>, CommandError> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    if !args.eat_keyword("FULL") {
+        return Err(subcommand_syntax("XINFO", sub));
+    }
+    let mut count = INFO_FULL_DEFAULT_COUNT;
+    if !args.is_empty() {
+        if args.remaining() != 2 || !args.eat_keyword("COUNT") {
+            return Err(subcommand_syntax("XINFO", sub));
+        }
+        // A negative COUNT means the default, as in Redis; 0 means every entry.
+        count = usize::try_from(args.next_i64()?).unwrap_or(INFO_FULL_DEFAULT_COUNT);
+    }
+    Ok(Some(count))
 }
 
 fn field(name: &'static str, value: Reply) -> (Reply, Reply) {
@@ -108,32 +102,17 @@ fn opt_signed(n: Option<i64>) -> Reply {
     n.map_or(Reply::Null, Reply::Int)
 }
 
-/// XINFO STREAM key [FULL [COUNT n]]
+/// XINFO STREAM: the stream's summary, or with FULL its entries, groups and consumers.
 fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let key = &argv[2];
-    // Redis looks the key up before it reads the options.
+    let a = XInfoStreamArgs::parse(&mut Args::new(&argv[1..]))?;
+    let key = a.key;
     let mut shard = ctx.db().lock(key);
     let Some(v) = shard.get_mut(key) else {
         drop(shard);
         return Err(missing(ctx, key));
     };
     let s = v.stream_mut()?;
-    let mut args = Args::new(&argv[3..]);
-    let mut full = None;
-    if !args.is_empty() {
-        if !args.eat_keyword("FULL") {
-            return Err(subcommand_syntax("XINFO", argv));
-        }
-        let mut count = INFO_FULL_DEFAULT_COUNT;
-        if !args.is_empty() {
-            if args.remaining() != 2 || !args.eat_keyword("COUNT") {
-                return Err(subcommand_syntax("XINFO", argv));
-            }
-            // A negative COUNT means the default, as in Redis; 0 means every entry.
-            count = usize::try_from(args.next_i64()?).unwrap_or(INFO_FULL_DEFAULT_COUNT);
-        }
-        full = Some(count);
-    }
+    let full = a.full?;
     let Some(count) = full else {
         let i = s.info()?;
         return Ok(Reply::Map(vec![
@@ -265,4 +244,38 @@ fn consumers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::reply::testing::{argv, error_of};
+
+    fn full(line: &str) -> Result<Option<usize>, CommandError> {
+        let v = argv(line);
+        let a = XInfoStreamArgs::parse(&mut Args::new(&v)).unwrap_or_else(|e| panic!("{e}"));
+        a.full
+    }
+
+    #[test]
+    fn xinfo_stream_options() {
+        assert_eq!(full("STREAM s"), Ok(None));
+        assert_eq!(full("STREAM s FULL"), Ok(Some(INFO_FULL_DEFAULT_COUNT)));
+        assert_eq!(full("STREAM s full count 0"), Ok(Some(0)));
+        assert_eq!(
+            full("STREAM s FULL COUNT -5"),
+            Ok(Some(INFO_FULL_DEFAULT_COUNT))
+        );
+        assert_eq!(
+            error_of(full("STREAM s FULL COUNT x")),
+            "ERR value is not an integer or out of range"
+        );
+        for line in ["stream s FOO", "stream s FULL FOO 1", "stream s FULL COUNT"] {
+            assert_eq!(
+                error_of(full(line)),
+                "ERR unknown subcommand or wrong number of arguments for 'stream'. Try XINFO HELP.",
+                "{line}"
+            );
+        }
+    }
 }

@@ -5,60 +5,19 @@ use std::sync::atomic::Ordering;
 
 use brooklet_resp::Reply;
 
-use super::flags::*;
-use super::{CommandError, CommandSpec, Ctx, Doc, command};
+use super::table::command;
+use super::table::flags::*;
+use super::{CommandSpec, Ctx};
 use crate::client::MultiState;
-
-const fn doc(summary: &'static str, since: &'static str, syntax: &'static str) -> Doc {
-    Doc::new("transactions", summary, since, "O(1)", syntax)
-}
+use crate::error::CommandError;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    command(
-        "multi",
-        1,
-        FAST | NOT_QUEUED,
-        (0, 0, 0),
-        multi,
-        doc("Starts a transaction.", "1.2.0", ""),
-    ),
-    command(
-        "exec",
-        1,
-        NOT_QUEUED,
-        (0, 0, 0),
-        exec,
-        doc("Executes all commands in a transaction.", "1.2.0", ""),
-    ),
-    command(
-        "discard",
-        1,
-        FAST | NOT_QUEUED,
-        (0, 0, 0),
-        discard,
-        doc("Discards a transaction.", "2.0.0", ""),
-    ),
-    command(
-        "watch",
-        -2,
-        FAST | NOT_QUEUED,
-        (1, -1, 1),
-        watch,
-        doc(
-            "Monitors changes to keys to determine the execution of a transaction.",
-            "2.2.0",
-            "key [key ...]",
-        ),
-    ),
-    command(
-        "unwatch",
-        1,
-        FAST,
-        (0, 0, 0),
-        unwatch,
-        doc("Forgets about watched keys of a transaction.", "2.2.0", ""),
-    ),
+    command("multi", 1, FAST | NOT_QUEUED, (0, 0, 0), multi),
+    command("exec", 1, NOT_QUEUED, (0, 0, 0), exec),
+    command("discard", 1, FAST | NOT_QUEUED, (0, 0, 0), discard),
+    command("watch", -2, FAST | NOT_QUEUED, (1, -1, 1), watch),
+    command("unwatch", 1, FAST, (0, 0, 0), unwatch),
 ];
 
 fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
@@ -81,7 +40,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "EXECABORT Transaction discarded because of previous errors.",
         ));
     }
-    let replies = super::exec_queue(ctx, state.queue);
+    let replies = super::call::exec_queue(ctx, state.queue);
     unwatch_all(ctx);
     Ok(replies.map(Reply::Array).unwrap_or(Reply::NullArray))
 }

@@ -7,7 +7,8 @@ use std::fmt;
 use brooklet_pubsub::glob_match;
 use bytes::Bytes;
 
-use super::directive::{Directive, Refused};
+use super::directive::Directive;
+use super::value::Refused;
 use super::{Config, ConfigError, DIRECTIVES, find_directive};
 
 /// Why CONFIG SET refused its arguments; `Display` is Redis's error text.

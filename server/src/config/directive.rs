@@ -2,10 +2,8 @@
 //! which carries the bounds, the default, Redis's refusal texts and the way to the field of
 //! [`Config`] that holds it.
 
-use std::borrow::Cow;
-
-use super::value::{memory_text, parse_memory, parse_range, parse_yes_no, yes_no};
-use super::{Config, ConfigError};
+use super::Config;
+use super::value::{Refused, memory_text, one, parse_memory, parse_range, parse_yes_no, yes_no};
 
 /// One configuration directive, as a row of [`DIRECTIVES`](super::DIRECTIVES).
 pub struct Directive {
@@ -85,42 +83,6 @@ pub enum Accepts {
     Memory,
     /// Any words, or none.
     Anything,
-}
-
-/// Why a directive refused its values, before its name is attached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    /// Too many or too few values.
-    Count,
-    /// The value is not acceptable, with Redis's reason.
-    Bad(Cow<'static, str>),
-}
-
-impl Refused {
-    /// The error for directive `name`.
-    pub(super) fn naming(self, name: &str) -> ConfigError {
-        match self {
-            Refused::Count => ConfigError::UnknownDirective(name.into()),
-            Refused::Bad(reason) => ConfigError::BadValue {
-                name: name.into(),
-                reason: reason.into_owned(),
-            },
-        }
-    }
-}
-
-impl From<String> for Refused {
-    fn from(reason: String) -> Self {
-        Refused::Bad(reason.into())
-    }
-}
-
-/// The only value of a one-value directive.
-pub(super) fn one<'a>(values: &[&'a str]) -> Result<&'a str, Refused> {
-    match values {
-        [v] => Ok(v),
-        _ => Err(Refused::Count),
-    }
 }
 
 const NOT_YES_NO: &str = "argument must be 'yes' or 'no'";

@@ -25,8 +25,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use command::SetError;
-pub use directive::{Accepts, Directive, Kind, Refused};
+pub use directive::{Accepts, Directive, Kind};
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
+pub use value::Refused;
 pub use value::{ALL_EVENT_CLASSES, canonical_keyspace_events, parse_memory};
 
 /// When the persistence layer fsyncs (Redis's `appendfsync`).

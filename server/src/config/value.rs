@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::directive::{Refused, one};
-use super::{Config, OutputLimit};
+use std::borrow::Cow;
+
+use super::{Config, ConfigError, OutputLimit};
 
 pub(super) fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
@@ -172,4 +173,40 @@ pub(super) fn set_output_limits(c: &mut Config, values: &[&str]) -> Result<(), R
         *slot(c) = limit;
     }
     Ok(())
+}
+
+/// Why a directive refused its values, before its name is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Too many or too few values.
+    Count,
+    /// The value is not acceptable, with Redis's reason.
+    Bad(Cow<'static, str>),
+}
+
+impl Refused {
+    /// The error for directive `name`.
+    pub(super) fn naming(self, name: &str) -> ConfigError {
+        match self {
+            Refused::Count => ConfigError::UnknownDirective(name.into()),
+            Refused::Bad(reason) => ConfigError::BadValue {
+                name: name.into(),
+                reason: reason.into_owned(),
+            },
+        }
+    }
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Self {
+        Refused::Bad(reason.into())
+    }
+}
+
+/// The only value of a one-value directive.
+pub(super) fn one<'a>(values: &[&'a str]) -> Result<&'a str, Refused> {
+    match values {
+        [v] => Ok(v),
+        _ => Err(Refused::Count),
+    }
 }

@@ -1,0 +1,93 @@
+//! Running one handler: the EXEC gate, the timing and the counters around it. EXEC runs its
+//! queue through here too, which is why this sits below the families.
+
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use brooklet_resp::Reply;
+
+use super::Ctx;
+use super::table::flags;
+
+/// Calls a handler with the gate, the timing and the counters around it.
+pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
+    let entry = &ctx.commands.entries[idx];
+    let Some(handler) = entry.spec.handler else {
+        // A container called without a subcommand: its arity (-2) already refused that.
+        return Reply::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            entry.full_name
+        ));
+    };
+    ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
+    let started = ctx.client.clock.take().unwrap_or_else(Instant::now);
+    let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
+    // Watchers are dirtied before the gate is released, so an EXEC (which checks its flag
+    // under the exclusive gate) can never run between this write and the dirtying.
+    let result = {
+        let shared = ctx.shared;
+        let gated = !ctx.client.in_exec;
+        let exclusive = entry.spec.flags & flags::EXCLUSIVE != 0;
+        let _exclusive = (gated && exclusive).then(|| shared.gate_exclusive());
+        let _shared = (gated && !exclusive && keyed).then(|| shared.gate_shared());
+        let r = handler(ctx, argv);
+        touch_watchers(ctx);
+        r
+    };
+    let stat = &ctx.shared.command_stats[idx];
+    stat.calls.fetch_add(1, Ordering::Relaxed);
+    let ended = Instant::now();
+    ctx.client.clock = Some(ended);
+    stat.usec.fetch_add(
+        ended.duration_since(started).as_micros() as u64,
+        Ordering::Relaxed,
+    );
+    ctx.shared
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            stat.failed.fetch_add(1, Ordering::Relaxed);
+            e.into()
+        }
+    }
+}
+
+/// Marks the clients watching the keys this command changed.
+fn touch_watchers(ctx: &Ctx<'_>) {
+    for (db, key) in &ctx.touched {
+        ctx.shared.watches.touch(*db, key);
+    }
+}
+
+/// Runs a transaction's queued commands under the exclusive gate.
+/// None when a watched key changed (checked under the gate, so no write can slip in after).
+pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> Option<Vec<Reply>> {
+    let shared = ctx.shared;
+    let mut replies = Vec::with_capacity(queue.len());
+    let mut touched = Vec::new();
+    {
+        let _gate = shared.gate_exclusive();
+        if ctx.client.watch_dirty.load(Ordering::Acquire) {
+            return None;
+        }
+        ctx.client.in_exec = true;
+        for (idx, argv) in queue {
+            let mut inner = Ctx::new(shared, ctx.commands, ctx.client);
+            let reply = call(&mut inner, idx, &argv);
+            if let Reply::Error(text) = &reply {
+                shared.stats.count_error(text);
+            }
+            touched.extend(inner.touched);
+            ctx.close |= inner.close;
+            ctx.write_seq = ctx.write_seq.max(inner.write_seq);
+            replies.push(reply);
+        }
+        ctx.client.in_exec = false;
+    }
+    ctx.touched.extend(touched);
+    Some(replies)
+}

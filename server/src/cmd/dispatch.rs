@@ -1,0 +1,292 @@
+//! Dispatch: the assembled command table, and running one request against it (the checks
+//! every command gets from the table, MULTI queuing, serving blocked readers afterwards).
+
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use brooklet_resp::Reply;
+
+use super::call::call;
+use super::table::flags;
+use super::{
+    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
+    server, stream, stream_group, stream_info, stream_read, tx,
+};
+use crate::client::{Client, ReplyMode};
+use crate::state::Shared;
+
+/// The process-wide command table.
+pub fn table() -> &'static Commands {
+    static TABLE: OnceLock<Commands> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        Commands::build(
+            &[
+                connection::COMMANDS,
+                client::COMMANDS,
+                tx::COMMANDS,
+                server::COMMANDS,
+                keys::COMMANDS,
+                persist::COMMANDS,
+                stream::COMMANDS,
+                stream_read::COMMANDS,
+                stream_group::COMMANDS,
+                stream_info::COMMANDS,
+                pubsub::COMMANDS,
+            ],
+            command_docs::DOCS,
+        )
+    })
+}
+
+/// Runs one request and appends its reply (if any) to `out`.
+pub fn execute(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    argv: Vec<Bytes>,
+    out: &mut bytes::BytesMut,
+) -> Outcome {
+    let (reply, outcome) = run(shared, client, argv);
+    if let Some(reply) = reply {
+        write_reply(shared, client, &reply, out);
+    }
+    outcome
+}
+
+/// Encodes a reply honouring CLIENT REPLY and counts errors.
+pub fn write_reply(shared: &Shared, client: &mut Client, reply: &Reply, out: &mut bytes::BytesMut) {
+    if let Reply::Error(text) = reply {
+        shared.stats.count_error(text);
+    }
+    match client.reply_mode {
+        ReplyMode::On => reply.encode(out, client.resp3),
+        ReplyMode::Off => {}
+        ReplyMode::SkipThis => client.reply_mode = ReplyMode::On,
+        // SKIP itself is answered by nobody; the next command's reply is dropped.
+        ReplyMode::Skip => client.reply_mode = ReplyMode::SkipThis,
+    }
+}
+
+fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<Reply>, Outcome) {
+    let table = table();
+    let Some(mut idx) = table.find(&argv[0]) else {
+        if let Some(m) = client.multi.as_mut() {
+            m.aborted = true;
+        }
+        return (
+            Some(Reply::Error(unknown_command(&argv))),
+            Outcome::Continue,
+        );
+    };
+    let mut spec = table.entries[idx].spec;
+    if !spec.subcommands.is_empty() && argv.len() >= 2 {
+        let mut full = table.entries[idx].full_name.as_bytes().to_vec();
+        full.push(b'|');
+        full.extend_from_slice(&argv[1]);
+        match table.find(&full) {
+            Some(sub) => {
+                idx = sub;
+                spec = table.entries[sub].spec;
+            }
+            None => {
+                let mut e = b"ERR unknown subcommand '".to_vec();
+                e.extend_from_slice(c_prefix(&argv[1], 128));
+                e.extend_from_slice(b"'. Try ");
+                e.extend_from_slice(argv[0].to_ascii_uppercase().as_slice());
+                e.extend_from_slice(b" HELP.");
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                return (Some(Reply::Error(Bytes::from(e))), Outcome::Continue);
+            }
+        }
+    }
+    let stat = &shared.command_stats[idx];
+    let refusal = precheck(shared, client, idx, spec, argv.len())
+        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
+    if let Some(err) = refusal {
+        stat.rejected.fetch_add(1, Ordering::Relaxed);
+        if table.entries[idx].full_name == "exec" {
+            // Redis aborts the transaction (in MULTI or not) when it refuses EXEC itself.
+            tx::discard_state(&mut Ctx::new(shared, table, client));
+            let why = err.strip_prefix("ERR ").unwrap_or(&err);
+            return (
+                Some(Reply::error(format!(
+                    "EXECABORT Transaction discarded because of: {why}"
+                ))),
+                Outcome::Continue,
+            );
+        }
+        if let Some(m) = client.multi.as_mut() {
+            m.aborted = true;
+        }
+        return (Some(Reply::error(err)), Outcome::Continue);
+    }
+    if client.multi.is_some() && spec.flags & flags::NOT_QUEUED == 0 {
+        if let Some(m) = client.multi.as_mut() {
+            m.queue.push((idx, argv));
+            client
+                .handle
+                .multi_len
+                .store(m.queue.len(), Ordering::Relaxed);
+        }
+        return (Some(Reply::simple("QUEUED")), Outcome::Continue);
+    }
+    let mut ctx = Ctx::new(shared, table, client);
+    let reply = call(&mut ctx, idx, &argv);
+    let Ctx {
+        touched,
+        block,
+        close,
+        write_seq,
+        ..
+    } = ctx;
+    client.write_seq = client.write_seq.max(write_seq);
+    after_write(shared, &touched);
+    if let Some(block) = block {
+        return (None, Outcome::Block(block));
+    }
+    (
+        Some(reply),
+        if close {
+            Outcome::Close
+        } else {
+            Outcome::Continue
+        },
+    )
+}
+
+/// Longest stream key, group or consumer name Brooklet accepts: the store's keys are built
+/// from all three and fjall refuses keys over 64 KiB.
+const MAX_NAME_LEN: usize = 16 * 1024;
+
+/// Refuses stream commands whose key, group or consumer name the store could not hold. XADD's
+/// later arguments are field values (stored as values, any size); every other stream
+/// command's arguments are names, IDs, numbers or keywords.
+fn name_too_long(full_name: &str, argv: &[Bytes]) -> Option<String> {
+    if !full_name.starts_with('x') {
+        return None;
+    }
+    let names = if full_name == "xadd" {
+        &argv[1..argv.len().min(2)]
+    } else {
+        &argv[1..]
+    };
+    names.iter().any(|a| a.len() > MAX_NAME_LEN).then(|| {
+        format!("ERR key, group or consumer name longer than {MAX_NAME_LEN} bytes (a Brooklet storage limit)")
+    })
+}
+
+/// Checks arity, authentication and subscribed mode; Some(error text) refuses the command.
+fn precheck(
+    shared: &Shared,
+    client: &Client,
+    idx: usize,
+    spec: &CommandSpec,
+    argc: usize,
+) -> Option<String> {
+    let name = &table().entries[idx].full_name;
+    if !spec.arity_ok(argc) {
+        return Some(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
+    }
+    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+        return Some("NOAUTH Authentication required.".into());
+    }
+    if !client.resp3 && client.handle.is_pubsub() && spec.flags & flags::SUBSCRIBED == 0 {
+        return Some(format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        ));
+    }
+    if client.multi.is_some() && spec.flags & flags::NO_MULTI != 0 {
+        return Some("ERR Command not allowed inside a transaction".into());
+    }
+    let _ = shared;
+    None
+}
+
+/// After a command changed keys: dirty their watchers and serve clients blocked on them.
+pub fn after_write(shared: &Arc<Shared>, touched: &[(usize, Bytes)]) {
+    for (db, key) in touched {
+        shared.watches.touch(*db, key);
+        serve_blocked(shared, *db, key);
+    }
+}
+
+/// Re-runs the commands blocked on a key, first blocked first, until one finds nothing.
+pub fn serve_blocked(shared: &Arc<Shared>, db: usize, key: &Bytes) {
+    for waiter in shared.blocking.waiters(db, key) {
+        rerun_waiter(shared, &waiter);
+    }
+}
+
+/// Re-runs one blocked command; answers and unblocks it when it found something.
+pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>) {
+    let mut slot = waiter.slot();
+    if slot.is_none() {
+        return;
+    }
+    let Some(handle) = shared.clients.get(waiter.client_id) else {
+        return;
+    };
+    let Some(idx) = table().find(&waiter.argv[0]) else {
+        return;
+    };
+    let mut client = Client::new(handle, true);
+    client.db = waiter.db;
+    client.resp3 = waiter.resp3;
+    let mut ctx = Ctx::new(shared, table(), &mut client);
+    let reply = call(&mut ctx, idx, &waiter.argv);
+    let Ctx {
+        touched,
+        block,
+        write_seq,
+        ..
+    } = ctx;
+    for (db, key) in &touched {
+        shared.watches.touch(*db, key);
+    }
+    if block.is_some() {
+        return;
+    }
+    if let Some(tx) = slot.take() {
+        let _ = tx.send(crate::blocking::Served { reply, write_seq });
+    }
+    drop(slot);
+    shared.blocking.unregister(waiter);
+}
+
+/// Redis's text for an unknown command, with up to 128 characters of its arguments.
+/// The bytes are Redis's own: arguments are quoted as C strings (`%.*s`), so each ends at
+/// a NUL and at the 128 bytes the preview has room for, whatever their encoding.
+fn unknown_command(argv: &[Bytes]) -> Bytes {
+    let mut args = Vec::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(c_prefix(a, room));
+        args.extend_from_slice(b"' ");
+    }
+    let mut e = b"ERR unknown command '".to_vec();
+    e.extend_from_slice(c_prefix(&argv[0], 128));
+    e.extend_from_slice(b"', with args beginning with: ");
+    e.extend_from_slice(&args);
+    Bytes::from(e)
+}
+
+/// At most `max` bytes of `a`, ending at its first NUL, as C's `%.*s` prints it.
+fn c_prefix(a: &[u8], max: usize) -> &[u8] {
+    let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
+    &a[..end.min(max)]
+}
+
+/// Everything a closing connection leaves behind: watches, subscriptions, a MULTI.
+pub(crate) fn disconnect_cleanup(shared: &Arc<Shared>, client: &mut Client) {
+    let mut ctx = Ctx::new(shared, table(), client);
+    tx::discard_state(&mut ctx);
+    pubsub::unsubscribe_all(&mut ctx);
+}

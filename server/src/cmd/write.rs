@@ -1,0 +1,137 @@
+//! The write sequence every stream write command shares: lock the key's shard, find (or
+//! create) the stream, apply the command, persist what changed while the lock is still held
+//! (so batches reach the store in the order the changes were made), release the lock, then
+//! publish the keyspace events and mark the key changed, which dirties WATCHers and wakes
+//! the clients blocked on it once the command returns.
+//!
+//! A handler is then a parse and one [`Ctx::write_stream`] call: the closure holds the
+//! command's semantics and says, through [`Effects`], what the events are.
+
+use bytes::Bytes;
+
+use brooklet_streams::{Mutation, Stream};
+
+use super::Ctx;
+use crate::error::CommandError;
+use crate::keyspace::Value;
+use crate::notify::EventClass;
+use crate::publish::keyspace_event;
+
+/// What a write does when its key does not exist. An error is built only when it is needed.
+pub(crate) enum Missing<'e, T> {
+    /// Start a new, empty stream; it is stored only if the command succeeds.
+    Create,
+    /// Answer with this value and change nothing.
+    Reply(T),
+    /// Publish `keymiss`, then answer with this value.
+    MissReply(T),
+    /// Fail with this error.
+    Fail(&'e dyn Fn() -> CommandError),
+    /// Publish `keymiss`, then fail with this error.
+    MissFail(&'e dyn Fn() -> CommandError),
+}
+
+/// What a write asks for once the shard lock is released: its stream events, in order, and
+/// whether watchers and blocked readers hear of the key. Recorded as the command goes, so a
+/// command that fails after changing the stream still reports what it changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Effects {
+    /// No command publishes more than two (XADD: `xadd`, then `xtrim`).
+    events: [Option<&'static str>; 2],
+    touched: bool,
+}
+
+impl Effects {
+    /// Asks for the stream event `event` and for the key to be marked changed.
+    pub(crate) fn changed(&mut self, event: &'static str) {
+        self.announce(event);
+        self.touched = true;
+    }
+
+    /// Asks for the stream event `event` without marking the key changed (a consumer
+    /// created on first use: Redis neither dirties WATCH nor wakes readers for it).
+    pub(crate) fn announce(&mut self, event: &'static str) {
+        let slot = self.events.iter_mut().find(|e| e.is_none());
+        debug_assert!(slot.is_some(), "more than two events for one write");
+        if let Some(slot) = slot {
+            *slot = Some(event);
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Runs `apply` on the stream at `key` under its shard lock and persists the mutations
+    /// it records, even when it fails (a command can fail after it changed the stream, for
+    /// instance when a trim cannot read back an evicted node: what changed is written all
+    /// the same). Then, unlocked, publishes `new` for a created key and the events `apply`
+    /// recorded, and marks the key changed if asked.
+    pub(crate) fn write_stream<T>(
+        &mut self,
+        key: &Bytes,
+        missing: Missing<'_, T>,
+        apply: impl FnOnce(&mut Stream, &mut Vec<Mutation>, &mut Effects) -> Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
+        let mut effects = Effects::default();
+        let mut out = Vec::new();
+        let mut created = false;
+        let result = {
+            let mut shard = self.db().lock(key);
+            // One lookup of the key on the hot path (an existing stream): with 10,000
+            // streams each lookup is a cache miss or two.
+            match shard.get_mut(key) {
+                Some(v) => {
+                    let stream = v.stream_mut()?;
+                    let result = apply(stream, &mut out, &mut effects);
+                    self.persist(key, stream, &out)?;
+                    result
+                }
+                None => {
+                    let missed = match missing {
+                        Missing::Create => None,
+                        Missing::Reply(value) => return Ok(value),
+                        Missing::Fail(e) => return Err(e()),
+                        Missing::MissReply(value) => Some(Ok(value)),
+                        Missing::MissFail(e) => Some(Err(e())),
+                    };
+                    if let Some(answer) = missed {
+                        drop(shard);
+                        self.key_miss(key);
+                        return answer;
+                    }
+                    let mut stream = Box::new(Stream::new());
+                    let value = apply(&mut stream, &mut out, &mut effects)?;
+                    self.persist(key, &mut stream, &out)?;
+                    shard.insert(crate::keyspace::keep(key), Value::Stream(stream));
+                    created = true;
+                    Ok(value)
+                }
+            }
+        };
+        if created {
+            keyspace_event(self.shared, EventClass::New, "new", self.client.db, key);
+        }
+        for event in effects.events.into_iter().flatten() {
+            self.stream_event(event, key);
+        }
+        if effects.touched {
+            self.key_changed(key);
+        }
+        result
+    }
+
+    /// Publishes a stream keyspace event for `key` (call after the shard lock is released).
+    pub(crate) fn stream_event(&self, event: &str, key: &Bytes) {
+        keyspace_event(self.shared, EventClass::Stream, event, self.client.db, key);
+    }
+
+    /// Publishes the `keymiss` event of a command that found no key.
+    pub(crate) fn key_miss(&self, key: &Bytes) {
+        keyspace_event(
+            self.shared,
+            EventClass::KeyMiss,
+            "keymiss",
+            self.client.db,
+            key,
+        );
+    }
+}
