@@ -20,7 +20,8 @@ fn rss(c: &mut redis::Connection) -> u64 {
 
 #[test]
 fn a_client_that_never_reads_its_replies_costs_bounded_memory() {
-    // Measured: under 1 MB of growth; ~45 MB when a whole read's worth of replies piles up.
+    // Replies are written as they pass 256 KiB, so the growth stays far below what a whole
+    // read's worth of piled-up replies would take (docs/performance.md, Tests).
     let server = TestServer::start();
     let mut c = server.client(false);
     let value = "x".repeat(1000);

@@ -232,8 +232,9 @@ pub struct Client {
     /// Store sequence of this client's latest write; replies wait for it under `always`.
     pub write_seq: u64,
     /// When the previous command of the batch being run ended, where the next one's time
-    /// starts (one clock read per command instead of two: the reads were 10% of the server's
-    /// CPU under XLEN -P16); None once the connection has waited for anything since.
+    /// starts, so a pipelined command costs one clock read, not two (clock reads are a
+    /// visible share of a cheap command's CPU: docs/performance.md, Server); None once the
+    /// connection has waited for anything since.
     pub clock: Option<Instant>,
 }
 

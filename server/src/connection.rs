@@ -423,8 +423,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             self.io.release_burst_capacity();
             let idle_limit = self.idle_limit(client);
             // A kill arrives on `rx` too (and sets the flag checked above); the signal is for
-            // a connection stuck writing. Waiting on it here cost a Notify registration and
-            // removal, each under its lock, per request.
+            // a connection stuck writing. Waiting on it here would cost a Notify registration
+            // and removal, each under its lock, per request.
             tokio::select! {
                 read = self.read_more() => read?,
                 msg = rx.recv() => self.io.outbound(msg, rx)?,
@@ -529,8 +529,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             // What was read before has been cut into requests, but for a partial one: once
             // those requests are dropped, the partial one moves to the start of the buffer
             // without an allocation, and the read gets room for a whole pipelined batch, as
-            // Redis reads 16 KiB at a time. Reading into the few KiB left at the end cost
-            // fan-out of 1 KiB messages to 10 subscribers 15% of its rate.
+            // Redis reads 16 KiB at a time. Reads into the few KiB left at the end of the
+            // buffer would split batches into more, smaller reads.
             inbuf.reserve(READ_CHUNK - len);
         } else if free < READ_CHUNK / 4 {
             let want = self
@@ -696,7 +696,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         if *durable.borrow() < seq {
             // As above: the other connections with requests waiting run them first, so the
             // fsync asked for next covers their writes too, as Redis fsyncs its AOF once per
-            // event-loop turn (at -P1 with 50 clients each fsync covered 16 writes, Redis's 50).
+            // event-loop turn.
             tokio::task::yield_now().await;
             store.request_sync(seq);
         }

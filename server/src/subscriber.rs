@@ -86,7 +86,7 @@ impl OutputLimits {
 
 /// Pending output of a subscriber past which the publisher's connection yields after its
 /// replies (see [`take_delivered`]): below it, the subscriber's connection keeps up unaided,
-/// and a yield per batch cost a few microseconds of delivery latency at low rates.
+/// and a yield after every batch would add to delivery latency at low rates.
 const YIELD_BACKLOG: u64 = 64 * 1024;
 
 thread_local! {
