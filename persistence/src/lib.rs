@@ -12,6 +12,7 @@
 //! disk depends on the [`FsyncPolicy`].
 
 mod codec;
+mod compaction;
 mod durability;
 mod error;
 mod journal_sync;

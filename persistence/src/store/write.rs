@@ -1,0 +1,418 @@
+//! Each command's changes: a plain append or a change to consumer groups alone goes to
+//! the tail log; anything else is one fjall batch.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use brooklet_streams::{DirtyGroups, Mutation, Stream, StreamId, StreamMeta};
+use fjall::OwnedWriteBatch;
+
+use crate::codec::{Writer, encode_entry, encode_node, mark_deleted};
+use crate::error::StoreError;
+use crate::keys::{
+    consumer_key, entry_key, group_key, node_key, pending_key, read_id, split_prefix, stream_prefix,
+};
+
+use super::Store;
+
+impl Store {
+    /// Writes one command's changes to stream `key`; returns its sequence.
+    ///
+    /// `stream` is the stream after the command; `muts` are the records the command produced.
+    /// A plain append to an existing stream goes to the tail log; anything else is one atomic
+    /// fjall batch, which also carries the stream's appends still only in the tail log.
+    ///
+    /// # Errors
+    /// When the engine refuses the batch (disk full, a failed fsync earlier).
+    pub fn write_stream(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut Stream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        if stream.incarnation() == 0 {
+            // Not while a purge may still remove records under its key.
+            self.purges.wait_clear(&stream_prefix(db, key));
+        }
+        // A new stream whose one change is its first entry is created in the log too.
+        let creates = stream.incarnation() == 0 && is_fresh(stream);
+        if let [
+            Mutation::EntryAdded {
+                id,
+                fields,
+                new_node,
+            },
+        ] = muts
+            && (stream.incarnation() != 0 || creates)
+        {
+            self.refuse_if_failed()?;
+            if creates {
+                stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+            }
+            let logged = self.tail.append(
+                db,
+                key,
+                stream.incarnation(),
+                *new_node,
+                creates,
+                *id,
+                fields,
+                stream.log_segment(),
+            );
+            match logged {
+                Ok(segment) => stream.set_log_segment(segment),
+                Err(e) => {
+                    if creates {
+                        stream.set_incarnation(0);
+                    }
+                    self.durability.failed.store(true, Ordering::Release);
+                    return Err(e.into());
+                }
+            }
+            stream.mark_unflushed(*id);
+            return Ok(self.durability.publish(true));
+        }
+        // A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) is logged in the
+        // tail log too, and the records it changed are written into fjall later, as they
+        // are then (see the tail log). A stream only the tail log has created yet gets its
+        // record first, with the batch below: groups without it would be orphans after a
+        // restart.
+        if stream.is_stored() && !muts.is_empty() && muts.iter().all(Mutation::is_group_change) {
+            self.refuse_if_failed()?;
+            let logged = self.tail.log_group_changes(
+                db,
+                key,
+                stream.incarnation(),
+                muts,
+                stream.log_segment(),
+            );
+            match logged {
+                Ok(segment) => stream.set_log_segment(segment),
+                Err(e) => {
+                    self.durability.failed.store(true, Ordering::Release);
+                    return Err(e.into());
+                }
+            }
+            stream.note_group_changes(muts);
+            return Ok(self.durability.publish(true));
+        }
+        if stream.is_flushing() {
+            self.wait_for_checkpoint();
+        }
+        let flushed = stream.take_unflushed();
+        let first_flushed = flushed.first().map(|e| e.id);
+        // XSETID can move the last ID back below appends the tail log still holds (a trim
+        // removed them since), which replay would then take for new ones. This batch writes
+        // every logged append still in the stream, so a new incarnation makes replay skip
+        // all the records logged so far.
+        let incarnation = stream.incarnation();
+        if incarnation != 0
+            && muts
+                .iter()
+                .any(|m| matches!(m, Mutation::StreamMeta { .. }))
+        {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+        }
+        // The batch writes every group record changed since fjall last had them, with this
+        // command's: it may change the incarnation, after which replay skips the logged ones.
+        let mut groups = stream.take_dirty_groups_with_flushing();
+        for m in muts {
+            groups.note(m);
+        }
+        let written = self.write_batch(db, key, stream, muts, flushed, &groups);
+        if written.is_ok() {
+            stream.set_stored();
+        } else {
+            stream.restore_dirty_groups(groups);
+            // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
+            stream.set_incarnation(incarnation);
+            if let Some(id) = first_flushed {
+                stream.mark_unflushed(id);
+            }
+        }
+        written
+    }
+
+    pub(super) fn write_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut Stream,
+        muts: &[Mutation],
+        flushed: Vec<brooklet_streams::StoredEntry>,
+        groups: &DirtyGroups,
+    ) -> Result<u64, StoreError> {
+        let mut batch = self.batch();
+        let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        if !groups.is_empty() {
+            self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
+        }
+        let seq = self.commit(batch)?;
+        self.note_removed(removed);
+        Ok(seq)
+    }
+
+    /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
+    /// the tail log) to `batch`; returns how many entry records it removes.
+    pub(super) fn fill_batch(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        db: u32,
+        key: &[u8],
+        stream: &mut Stream,
+        muts: &[Mutation],
+        flushed: Vec<brooklet_streams::StoredEntry>,
+    ) -> Result<u64, StoreError> {
+        let prefix = stream_prefix(db, key);
+        // Entries added by this batch are kept aside so a trim in the same command (XADD
+        // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
+        // log held come first, as the command found them (tombstones if it deleted them).
+        // Nodes whose record must be rewritten (or removed, if the node is gone by the end):
+        // those the logged appends went into or opened, and those the command changed.
+        let mut touched: Vec<StreamId> = Vec::new();
+        let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        let mut removed = 0;
+        for e in flushed {
+            let master = stream.node_holding(e.id).map(|n| n.master);
+            if master.is_some() && touched.last() != master.as_ref() {
+                // An entry that opened a node closed the one before, whose record is then
+                // final (appends to a last node leave its record stale).
+                if master == Some(e.id)
+                    && let Some(prev) = stream.node_before(e.id)
+                {
+                    touched.push(prev.master);
+                }
+                touched.extend(master);
+            }
+            let mut v = encode_entry(&e.fields, master == Some(e.id));
+            if e.deleted {
+                mark_deleted(&mut v);
+            }
+            added.insert(e.id, v);
+        }
+        for m in muts {
+            match m {
+                Mutation::EntryAdded {
+                    id,
+                    fields,
+                    new_node,
+                } => {
+                    added.insert(*id, encode_entry(fields, *new_node));
+                    if *new_node {
+                        touched.push(*id);
+                        // The node before it is now closed: its final counts are recorded.
+                        if let Some(prev) = stream.node_before(*id) {
+                            touched.push(prev.master);
+                        }
+                    }
+                }
+                Mutation::EntriesDeleted { ids } => {
+                    // The entry stays as a tombstone: its node keeps the slot, and a reload
+                    // must rebuild the same nodes. Tombstones go when a trim passes them.
+                    for id in ids {
+                        let k = entry_key(&prefix, *id);
+                        let value = match added.get_mut(id) {
+                            Some(v) => v,
+                            None => match self.ks.entries.get(&k)? {
+                                Some(v) => added.entry(*id).or_insert_with(|| v.to_vec()),
+                                None => continue,
+                            },
+                        };
+                        mark_deleted(value);
+                        if let Some(node) = stream.node_holding(*id) {
+                            touched.push(node.master);
+                        }
+                    }
+                }
+                Mutation::NodeDropped { master, last } => {
+                    added.retain(|id, _| id < master || id > last);
+                    let from = entry_key(&prefix, *master);
+                    let to = entry_key(&prefix, *last);
+                    for kv in self.ks.entries.range(from.as_slice()..=to.as_slice()) {
+                        batch.remove(&self.ks.entries, kv.key()?);
+                        removed += 1;
+                    }
+                    batch.remove(&self.ks.nodes, node_key(&prefix, *master));
+                }
+                Mutation::Trimmed { through } => {
+                    // Entries of dropped nodes go; those of a node the trim only cut into stay
+                    // as tombstones, as the node in memory keeps their slots.
+                    let kept_from = stream.first_node_id().unwrap_or(StreamId::MAX);
+                    added.retain(|id, _| id > through || *id >= kept_from);
+                    for (id, v) in added.range_mut(..=*through) {
+                        if *id >= kept_from {
+                            mark_deleted(v);
+                        }
+                    }
+                    let end = entry_key(&prefix, *through);
+                    for kv in self.ks.entries.range(prefix.as_slice()..=end.as_slice()) {
+                        let (k, v) = kv.into_inner()?;
+                        let id = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest));
+                        match id {
+                            Some(id) if id >= kept_from => {
+                                if added.contains_key(&id) {
+                                    continue;
+                                }
+                                let mut v = v.to_vec();
+                                mark_deleted(&mut v);
+                                added.insert(id, v);
+                            }
+                            _ => {
+                                batch.remove(&self.ks.entries, k);
+                                removed += 1;
+                            }
+                        }
+                    }
+                    // Records of the nodes dropped whole; the one cut into is rewritten.
+                    match stream.first_node_id() {
+                        Some(first) => {
+                            let end = node_key(&prefix, first);
+                            for kv in self.ks.nodes.range(prefix.as_slice()..end.as_slice()) {
+                                batch.remove(&self.ks.nodes, kv.key()?);
+                            }
+                            touched.push(first);
+                        }
+                        None => self.remove_prefix(batch, &self.ks.nodes, &prefix)?,
+                    }
+                }
+                // Group records are written from the stream's groups (`write_batch`).
+                _ => {}
+            }
+        }
+        for (id, value) in added {
+            batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for master in touched {
+            let k = node_key(&prefix, master);
+            match stream.node(master) {
+                Some(node) => batch.insert(&self.ks.nodes, k, encode_node(&node)),
+                None => batch.remove(&self.ks.nodes, k),
+            }
+        }
+        if stream.incarnation() == 0 {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+        }
+        let record = stream_record(&stream.meta(), stream.incarnation());
+        batch.insert(&self.ks.streams, prefix, record);
+        Ok(removed)
+    }
+
+    /// Adds to `batch` the group, consumer and pending records that `changes` write (as
+    /// [`DirtyGroups::current`] gives them: a group's destruction first, then each record's
+    /// value or removal). A key written twice is written once, with its last value: in one
+    /// batch, fjall would keep both versions under one sequence number.
+    pub(super) fn add_group_records(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        prefix: &[u8],
+        changes: &[Mutation],
+    ) -> Result<(), StoreError> {
+        const GROUPS: u8 = 0;
+        const CONSUMERS: u8 = 1;
+        const PENDING: u8 = 2;
+        let mut records: hashbrown::HashMap<(u8, Vec<u8>), Option<Vec<u8>>> =
+            hashbrown::HashMap::new();
+        for m in changes {
+            match m {
+                Mutation::GroupCreated {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+                | Mutation::GroupUpdated {
+                    group,
+                    last_id,
+                    entries_read,
+                } => {
+                    let value = Writer::default()
+                        .u64(last_id.ms)
+                        .u64(last_id.seq)
+                        .opt_u64(*entries_read)
+                        .0;
+                    records.insert((GROUPS, group_key(prefix, group)), Some(value));
+                }
+                Mutation::GroupDestroyed { group } => {
+                    let gk = group_key(prefix, group);
+                    for (class, ks) in
+                        [(CONSUMERS, &self.ks.consumers), (PENDING, &self.ks.pending)]
+                    {
+                        for kv in ks.prefix(&gk) {
+                            records.insert((class, kv.key()?.to_vec()), None);
+                        }
+                    }
+                    records.insert((GROUPS, gk), None);
+                }
+                Mutation::ConsumerUpserted {
+                    group,
+                    consumer,
+                    seen_time,
+                    active_time,
+                } => {
+                    let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
+                    let k = consumer_key(&group_key(prefix, group), consumer);
+                    records.insert((CONSUMERS, k), Some(value));
+                }
+                Mutation::ConsumerDeleted { group, consumer } => {
+                    let k = consumer_key(&group_key(prefix, group), consumer);
+                    records.insert((CONSUMERS, k), None);
+                }
+                Mutation::PendingUpserted {
+                    group,
+                    id,
+                    consumer,
+                    delivery_time,
+                    delivery_count,
+                } => {
+                    let value = Writer::default()
+                        .bytes(consumer)
+                        .u64(*delivery_time)
+                        .u64(*delivery_count)
+                        .0;
+                    let k = pending_key(&group_key(prefix, group), *id);
+                    records.insert((PENDING, k), Some(value));
+                }
+                Mutation::PendingRemoved { group, id } => {
+                    let k = pending_key(&group_key(prefix, group), *id);
+                    records.insert((PENDING, k), None);
+                }
+                _ => {}
+            }
+        }
+        for ((class, k), v) in records {
+            let ks = match class {
+                GROUPS => &self.ks.groups,
+                CONSUMERS => &self.ks.consumers,
+                _ => &self.ks.pending,
+            };
+            match v {
+                Some(v) => batch.insert(ks, k, v),
+                None => batch.remove(ks, k),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stream record: last ID, entries-added, max-deleted ID and incarnation.
+pub(super) fn stream_record(meta: &StreamMeta, incarnation: u64) -> Vec<u8> {
+    Writer::default()
+        .u64(meta.last_id.ms)
+        .u64(meta.last_id.seq)
+        .u64(meta.entries_added)
+        .u64(meta.max_deleted_id.ms)
+        .u64(meta.max_deleted_id.seq)
+        .u64(incarnation)
+        .0
+}
+
+/// Whether `stream` is new, with its first entry its only change (what a plain XADD to a
+/// missing key makes): the tail log can create it.
+pub(super) fn is_fresh(stream: &Stream) -> bool {
+    stream.entries_added() == 1
+        && stream.len() == 1
+        && stream.max_deleted_id() == StreamId::MIN
+        && stream.groups().is_empty()
+}
