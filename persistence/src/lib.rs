@@ -21,12 +21,14 @@ mod load;
 mod purge;
 mod source;
 mod store;
+mod stored;
 mod tail_log;
 
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{Added, DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats};
+pub use stored::StoredStream;
 pub use tail_log::{
     CHECKPOINT_BYTES as DEFAULT_CHECKPOINT_BYTES, SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES,
     StreamName,

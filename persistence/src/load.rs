@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId, StreamMeta};
 
+use crate::stored::StoredStream;
+
 use crate::codec::{Reader, decode_node};
 use crate::error::StoreError;
 use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
@@ -26,7 +28,7 @@ pub struct LoadedStream {
     /// Its key.
     pub key: Bytes,
     /// Its state.
-    pub stream: Stream,
+    pub stream: StoredStream,
 }
 
 /// What recovery found.
@@ -73,7 +75,7 @@ impl RecoveryReport {
     }
 }
 
-type StreamMap = HashMap<(u32, Bytes), Stream>;
+type StreamMap = HashMap<(u32, Bytes), StoredStream>;
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("malformed {what} key"))
@@ -130,9 +132,11 @@ pub(crate) fn load(
         let key = Bytes::copy_from_slice(key);
         let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
         let source = crate::store::source(ks, budget, misses, stream_prefix(db, &key));
-        let mut stream = Stream::restore(meta, &its_nodes, source).map_err(|e| {
-            StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
-        })?;
+        let mut stream: StoredStream = Stream::restore(meta, &its_nodes, source)
+            .map_err(|e| {
+                StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
+            })?
+            .into();
         stream.set_incarnation(incarnation);
         report.entries += stream.len();
         streams.insert((db, key), stream);
@@ -208,7 +212,11 @@ pub(crate) fn load(
     Ok((out, report))
 }
 
-fn find<'a>(streams: &'a mut StreamMap, db: u32, key: &[u8]) -> Result<&'a mut Stream, StoreError> {
+fn find<'a>(
+    streams: &'a mut StreamMap,
+    db: u32,
+    key: &[u8],
+) -> Result<&'a mut StoredStream, StoreError> {
     streams
         .get_mut(&(db, Bytes::copy_from_slice(key)))
         .ok_or_else(|| {

@@ -4,7 +4,9 @@
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
-use brooklet_streams::{Mutation, Stream, StreamMeta, UnflushedNodes};
+use brooklet_streams::{Mutation, NodeCopies, StreamMeta};
+
+use crate::stored::StoredStream;
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
@@ -44,7 +46,7 @@ impl Store {
         &self,
         db: u32,
         key: &[u8],
-        stream: &mut Stream,
+        stream: &mut StoredStream,
     ) -> Result<u64, StoreError> {
         let Some(pending) = self.prepare_flush(db, [(key, &mut *stream)], usize::MAX) else {
             return Ok(0);
@@ -60,7 +62,7 @@ impl Store {
     pub fn prepare_flush<'a>(
         &self,
         db: u32,
-        streams: impl IntoIterator<Item = (&'a [u8], &'a mut Stream)>,
+        streams: impl IntoIterator<Item = (&'a [u8], &'a mut StoredStream)>,
         max_entries: usize,
     ) -> Option<PendingFlush<'_>> {
         let mut pending = self.begin_flush();
@@ -197,7 +199,7 @@ struct Piece {
     prefix: Vec<u8>,
     /// Logged appends, with the stream's metadata as of the last of them; None when the
     /// piece only writes group records.
-    appends: Option<(UnflushedNodes, StreamMeta)>,
+    appends: Option<(NodeCopies, StreamMeta)>,
     incarnation: u64,
     /// Group records changed since fjall last had them, as they were when copied.
     groups: Vec<Mutation>,
@@ -222,7 +224,13 @@ impl PendingFlush<'_> {
     /// `usize::MAX` takes everything (a checkpoint's last batch, after which it retires the
     /// segments). Streams must come in the order of their keys (length, then bytes) for
     /// the entries to come out sorted; otherwise [`PendingFlush::commit`] sorts them.
-    pub fn add(&mut self, db: u32, key: &[u8], stream: &mut Stream, max_entries: usize) -> Added {
+    pub fn add(
+        &mut self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        max_entries: usize,
+    ) -> Added {
         if !(stream.has_unflushed() || stream.has_dirty_groups()) || stream.is_flushing() {
             return Added::Nothing;
         }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use brooklet_streams::Stream;
+use crate::stored::StoredStream;
 use fjall::{Keyspace, OwnedWriteBatch};
 
 use crate::error::StoreError;
@@ -19,7 +19,12 @@ impl Store {
     ///
     /// # Errors
     /// When the engine refuses the batch.
-    pub fn delete_stream(&self, db: u32, key: &[u8], stream: &Stream) -> Result<u64, StoreError> {
+    pub fn delete_stream(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &StoredStream,
+    ) -> Result<u64, StoreError> {
         self.remove_under(stream_prefix(db, key), [stream])
     }
 
@@ -30,7 +35,7 @@ impl Store {
     pub(super) fn remove_under<'a>(
         &self,
         prefix: Vec<u8>,
-        streams: impl IntoIterator<Item = &'a Stream>,
+        streams: impl IntoIterator<Item = &'a StoredStream>,
     ) -> Result<u64, StoreError> {
         // The removal scans what fjall holds: a checkpoint batch committed after the scan
         // would bring the streams' records back.
@@ -90,7 +95,7 @@ impl Store {
     pub fn flush<'a>(
         &self,
         db: Option<u32>,
-        streams: impl IntoIterator<Item = &'a Stream>,
+        streams: impl IntoIterator<Item = &'a StoredStream>,
     ) -> Result<u64, StoreError> {
         self.remove_under(db.map(db_prefix).unwrap_or_default(), streams)
     }
@@ -114,7 +119,7 @@ pub(super) const LAZY_PURGE_RECORDS: usize = 4096;
 
 /// About how many records `stream` has in fjall: its entries (deleted ones still have
 /// theirs until their node goes), its nodes, and its group records.
-pub(super) fn stored_records(stream: &Stream) -> usize {
+pub(super) fn stored_records(stream: &StoredStream) -> usize {
     let groups: usize = stream
         .groups()
         .values()

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use brooklet_streams::{Mutation, Stream};
+use brooklet_streams::Mutation;
 use bytes::Bytes;
 
 use crate::error::StoreError;
 use crate::keys::{FLOOR_PREFIX, stream_prefix};
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::source::CacheMisses;
+use crate::stored::StoredStream;
 use crate::tail_log::{Probe, Record, StreamName};
 
 use super::{Keyspaces, source};
@@ -100,7 +101,7 @@ impl<'a> Replayer<'a> {
             Some(&i) => i,
             None if a.creates && !self.dead(a.db, a.key, a.incarnation) => {
                 let key = Bytes::copy_from_slice(a.key);
-                let mut stream = Stream::new();
+                let mut stream = StoredStream::new();
                 stream.attach_source(source(
                     self.ks,
                     self.budget,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use brooklet_streams::{DirtyGroups, Mutation, Stream, StreamId, StreamMeta};
+use brooklet_streams::{Mutation, Stream, StreamId, StreamMeta};
 use fjall::OwnedWriteBatch;
 
 use crate::codec::{Writer, encode_entry, encode_node, mark_deleted};
@@ -12,6 +12,7 @@ use crate::error::StoreError;
 use crate::keys::{
     consumer_key, entry_key, group_key, node_key, pending_key, read_id, split_prefix, stream_prefix,
 };
+use crate::stored::{DirtyGroups, StoredStream};
 
 use super::Store;
 
@@ -28,7 +29,7 @@ impl Store {
         &self,
         db: u32,
         key: &[u8],
-        stream: &mut Stream,
+        stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
         if stream.incarnation() == 0 {
@@ -138,7 +139,7 @@ impl Store {
         &self,
         db: u32,
         key: &[u8],
-        stream: &mut Stream,
+        stream: &mut StoredStream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
         groups: &DirtyGroups,
@@ -160,7 +161,7 @@ impl Store {
         batch: &mut OwnedWriteBatch,
         db: u32,
         key: &[u8],
-        stream: &mut Stream,
+        stream: &mut StoredStream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
     ) -> Result<u64, StoreError> {

@@ -367,7 +367,7 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             }
             None if opts.nomkstream => return Ok(Reply::Null),
             None => {
-                let mut s = Box::new(Stream::new());
+                let mut s = Box::new(brooklet_persistence::StoredStream::new());
                 let outcome = s.add(spec, fields, opts.trim.as_ref(), now, &limits, &mut out)?;
                 ctx.persist(key, &mut s, &out)?;
                 shard.insert(crate::keyspace::keep(key), Value::Stream(s));

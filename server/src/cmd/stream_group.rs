@@ -6,7 +6,7 @@ use bytes::Bytes;
 use brooklet_resp::{Args, Reply};
 use brooklet_streams::{
     AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, ClaimArgs, Claimed, DeliveryTime, GroupStartId,
-    PendingRangeArgs, Stream, StreamError, StreamId, parse_range_end, parse_range_start,
+    PendingRangeArgs, StreamError, StreamId, parse_range_end, parse_range_start,
 };
 
 use super::flags::*;
@@ -253,7 +253,7 @@ fn create(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 .stream_mut()?
                 .create_group(group, start, entries_read, &mut out)?,
             None => {
-                let mut s = Stream::new();
+                let mut s = brooklet_persistence::StoredStream::new();
                 s.create_group(group, start, entries_read, &mut out)?;
                 shard.insert(crate::keyspace::keep(key), Value::Stream(Box::new(s)));
                 created = true;

@@ -4,13 +4,14 @@
 
 use super::*;
 use crate::FsyncPolicy;
+use crate::stored::StoredStream;
 use brooklet_streams::{IdSpec, NodeLimits, StreamId};
 
-fn add(store: &Store, s: &mut Stream, ids: std::ops::RangeInclusive<u64>) {
+fn add(store: &Store, s: &mut StoredStream, ids: std::ops::RangeInclusive<u64>) {
     add_to(store, b"k", s, ids);
 }
 
-fn add_to(store: &Store, key: &[u8], s: &mut Stream, ids: std::ops::RangeInclusive<u64>) {
+fn add_to(store: &Store, key: &[u8], s: &mut StoredStream, ids: std::ops::RangeInclusive<u64>) {
     for i in ids {
         let mut muts = Vec::new();
         let fields = [Bytes::from("f"), Bytes::from(format!("v{i}"))];
@@ -34,7 +35,7 @@ fn add_to(store: &Store, key: &[u8], s: &mut Stream, ids: std::ops::RangeInclusi
 #[test]
 fn entries_ingested_without_their_records_are_replayed_from_the_tail_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Stream::new();
+    let mut s = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         // Nodes of 100 entries, all logged (the first append created the stream).
@@ -73,13 +74,13 @@ fn pieces_are_ingested_unless_small_and_spread() {
         .map(|i| format!("k{i}").into_bytes())
         .collect();
     let fill = |sizes: &dyn Fn(usize) -> u64| {
-        let mut streams: Vec<Stream> = keys.iter().map(|_| Stream::new()).collect();
+        let mut streams: Vec<StoredStream> = keys.iter().map(|_| StoredStream::new()).collect();
         for (i, (k, s)) in keys.iter().zip(&mut streams).enumerate() {
             add_to(&store, k, s, 1..=sizes(i));
         }
         streams
     };
-    let pieces = |streams: &mut [Stream], max: usize| {
+    let pieces = |streams: &mut [StoredStream], max: usize| {
         let mut pending = store.begin_flush();
         let mut last = Added::Nothing;
         for (k, s) in keys.iter().zip(streams.iter_mut()) {
