@@ -27,7 +27,7 @@ mod tail_log;
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use load::{LoadedStream, RecoveryReport};
-pub use store::{Added, DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats};
+pub use store::{DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats, StreamHost};
 pub use stored::StoredStream;
 pub use tail_log::{
     CHECKPOINT_BYTES as DEFAULT_CHECKPOINT_BYTES, SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES,

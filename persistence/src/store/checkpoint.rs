@@ -1,6 +1,10 @@
 //! The checkpoint: logged appends and group changes written into fjall in batches, then
 //! the tail-log segments that held them retired.
 
+mod run;
+
+pub use run::StreamHost;
+
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
@@ -77,12 +81,12 @@ impl Store {
     /// An empty checkpoint batch. Streams go into it with [`PendingFlush::add`], each under
     /// its shard's lock: only copies of the nodes holding their logged appends are taken.
     /// The caller lets the locks go, encodes and commits the batch with
-    /// [`PendingFlush::commit`], then calls [`Stream::end_flush`] on each stream it names
+    /// [`PendingFlush::commit`], then calls [`StoredStream::end_flush`] on each stream it names
     /// under the lock again. From the first stream added until the commit, a change of
     /// another kind to one of them waits (in [`Store::write_stream`], under its shard's
     /// lock), and so do DEL and FLUSH: so once the batch holds a stream, the caller must not
     /// wait for a shard's lock (see [`PendingFlush::is_empty`]).
-    pub fn begin_flush(&self) -> PendingFlush<'_> {
+    pub(crate) fn begin_flush(&self) -> PendingFlush<'_> {
         PendingFlush {
             store: self,
             pieces: Vec::new(),
@@ -95,7 +99,7 @@ impl Store {
 
     /// Held through a checkpoint, from its first [`Store::prepare_flush`] to its
     /// [`Store::retire_tail`]: one checkpoint at a time.
-    pub fn checkpoint_guard(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn checkpoint_guard(&self) -> MutexGuard<'_, ()> {
         self.checkpointing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -190,8 +194,8 @@ pub struct PendingFlush<'s> {
     committing: Option<MutexGuard<'s, ()>>,
     /// Whether appends were left for another batch.
     pub more: bool,
-    /// The streams in the batch, each to be ended with [`Stream::end_flush`].
-    pub keys: Vec<Bytes>,
+    /// The streams in the batch, each to be ended with [`StoredStream::end_flush`].
+    pub(crate) keys: Vec<Bytes>,
 }
 
 /// One stream's part of a checkpoint batch.
@@ -207,7 +211,7 @@ struct Piece {
 
 /// What [`PendingFlush::add`] did with a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
+pub(crate) enum Added {
     /// Nothing: the stream had no logged appends or group changes to write (or is in
     /// another batch).
     Nothing,
@@ -224,7 +228,7 @@ impl PendingFlush<'_> {
     /// `usize::MAX` takes everything (a checkpoint's last batch, after which it retires the
     /// segments). Streams must come in the order of their keys (length, then bytes) for
     /// the entries to come out sorted; otherwise [`PendingFlush::commit`] sorts them.
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         db: u32,
         key: &[u8],

@@ -10,7 +10,7 @@ mod replay;
 mod stats;
 mod write;
 
-pub use checkpoint::{Added, PendingFlush};
+pub use checkpoint::{PendingFlush, StreamHost};
 pub use stats::StoreStats;
 
 use std::fs::File;

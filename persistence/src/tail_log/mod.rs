@@ -344,6 +344,15 @@ impl TailLog {
         Some((upto, names.into_iter().collect()))
     }
 
+    /// Whether the closed segments hold the bytes the background checkpoint waits for
+    /// (what [`TailLog::stale`] checks unless `all`).
+    pub fn checkpoint_due(&self) -> bool {
+        let g = lock(&self.inner);
+        let closed = g.dirty.len().saturating_sub(1);
+        let bytes: u64 = g.dirty.iter().take(closed).map(|s| s.bytes).sum();
+        closed > 0 && bytes >= self.checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
     /// The lowest incarnation of a stream created in a segment not yet retired
     /// (`u64::MAX`: none), so a deletion knows whether it must leave a floor.
     pub fn oldest_creation(&self) -> u64 {
