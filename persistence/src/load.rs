@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId, StreamMeta};
+use brooklet_streams::{Mutation, NodeMeta, Stream};
 
 use crate::stored::StoredStream;
 
-use crate::codec::{Reader, decode_node};
+use crate::codec::{Reader, decode_node, decode_stream, read_consumer, read_group, read_pending};
 use crate::error::StoreError;
 use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
 use crate::source::CacheMisses;
@@ -121,13 +121,7 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("stream"));
         }
-        let mut r = Reader::new(&v, "stream");
-        let meta = StreamMeta {
-            last_id: StreamId::new(r.u64()?, r.u64()?),
-            entries_added: r.u64()?,
-            max_deleted_id: StreamId::new(r.u64()?, r.u64()?),
-        };
-        let incarnation = r.u64()?;
+        let (meta, incarnation) = decode_stream(&v)?;
         report.max_incarnation = report.max_incarnation.max(incarnation);
         let key = Bytes::copy_from_slice(key);
         let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
@@ -154,9 +148,7 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("group"));
         }
-        let mut r = Reader::new(&v, "group");
-        let last_id = StreamId::new(r.u64()?, r.u64()?);
-        let entries_read = r.opt_u64()?;
+        let (last_id, entries_read) = read_group(&mut Reader::new(&v, "group"))?;
         let group = Bytes::copy_from_slice(group);
         find(&mut streams, db, key)?.apply(&Mutation::GroupCreated {
             group,
@@ -173,9 +165,7 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("consumer"));
         }
-        let mut r = Reader::new(&v, "consumer");
-        let seen_time = r.u64()?;
-        let active_time = r.opt_u64()?;
+        let (seen_time, active_time) = read_consumer(&mut Reader::new(&v, "consumer"))?;
         let m = Mutation::ConsumerUpserted {
             group: Bytes::copy_from_slice(group),
             consumer: Bytes::copy_from_slice(consumer),
@@ -189,14 +179,12 @@ pub(crate) fn load(
         let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("pending"))?;
         let (group, rest) = split_name(rest).ok_or_else(|| corrupt("pending"))?;
         let id = read_id(rest).ok_or_else(|| corrupt("pending"))?;
-        let mut r = Reader::new(&v, "pending");
-        let consumer = r.bytes()?;
-        let delivery_time = r.u64()?;
-        let delivery_count = r.u64()?;
+        let (consumer, delivery_time, delivery_count) =
+            read_pending(&mut Reader::new(&v, "pending"))?;
         let m = Mutation::PendingUpserted {
             group: Bytes::copy_from_slice(group),
             id,
-            consumer,
+            consumer: Bytes::copy_from_slice(consumer),
             delivery_time,
             delivery_count,
         };

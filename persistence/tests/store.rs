@@ -219,15 +219,15 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 6
+                supported: 7
             }
         ),
         "{err}"
     );
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
-    // log, deletion floors, group changes in the tail log, purge markers): they open, and
-    // are stamped 6.
-    for old in [3, 4, 5] {
+    // log, deletion floors, group changes in the tail log, purge markers), and format 6's
+    // tail-log bodies are still read: they open, and are stamped 7.
+    for old in [3, 4, 5, 6] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -238,11 +238,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            6u32.to_be_bytes()
+            7u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 6 would misread every stream record.
+    // as 7 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -252,7 +252,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 6
+                supported: 7
             }
         ),
         "{err}"

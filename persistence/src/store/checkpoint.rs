@@ -14,29 +14,26 @@ use crate::stored::StoredStream;
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
-use crate::codec::{encode_entry_slices, encode_node, mark_deleted};
+use crate::codec::{encode_entry_slices, encode_node, encode_stream, mark_deleted};
 use crate::error::StoreError;
 use crate::keys::{FLOOR_PREFIX, entry_key, node_key, stream_prefix};
 use crate::tail_log::StreamName;
 
-use super::write::stream_record;
 use super::{EntryRecord, Store};
 
 /// A checkpoint piece over at most this many streams has its entries ingested as a table of
 /// their own rather than written through fjall's journal and memtable, whatever its size.
-/// Ingested entries skip the journal (so a restart has little of it to replay: 1M entries
-/// of one stream took 50 ms to open instead of 230-300) and the memtable's skiplist. A few
+/// Ingested entries skip the journal (so a restart has little of it to replay) and the
+/// memtable's skiplist. A few
 /// streams' newest entries lie past their older ones, which no table then needs rewriting
 /// for.
 pub(super) const INGEST_MAX_STREAMS: usize = 8;
 
 /// A checkpoint piece over more streams is ingested too once it holds this many entries;
 /// a smaller one goes through fjall's journal. A small table spanning thousands of streams
-/// overlaps every table below it, so compaction rewrites them all: ingesting 10,000-entry
-/// pieces of a shard's streams, under XADD to 10,000 streams, made fjall's workers take 160
-/// ticks instead of 45. The checkpoint now fills pieces of up to a segment's entries from
-/// the streams of every shard in key order, so successive tables cover successive key
-/// ranges.
+/// overlaps every table below it, so compaction rewrites them all. The checkpoint fills
+/// pieces of up to a segment's entries from the streams of every shard in key order, so
+/// successive tables cover successive key ranges.
 pub(super) const JOURNALED_MAX_ENTRIES: usize = 10_000;
 
 impl Store {
@@ -337,7 +334,7 @@ impl PendingFlush<'_> {
                     encode_node(&node),
                 );
             }
-            let record = stream_record(as_of, p.incarnation);
+            let record = encode_stream(as_of, p.incarnation);
             batch.insert(&ks.streams, p.prefix.clone(), record);
         }
         Ok((entries, batch))

@@ -35,9 +35,11 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// The on-disk format this build writes and reads (2 added the `nodes` keyspace, 3 the tail
 /// log and the stream record's incarnation, 4 streams created in the tail log and the
 /// floors that keep deleted ones dead, 5 group changes in the tail log, 6 purge markers,
-/// under which a deleted stream's records are not orphans). A format-3, 4 or 5 directory
-/// is read as it is and stamped 6: it holds nothing format 6 reads differently.
-pub const FORMAT_VERSION: u32 = 6;
+/// under which a deleted stream's records are not orphans, 7 tail-log bodies in the record
+/// encodings fjall uses). A format-3 to 6 directory is read as it is and stamped 7: its
+/// tail-log records say by a flag that their bodies are in the older layout, which replay
+/// still reads; the stamp keeps an older build, which could not, from opening it.
+pub const FORMAT_VERSION: u32 = 7;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);
@@ -168,8 +170,7 @@ impl Store {
 
     /// Writes fjall's memtables out as tables (shutdown, once no command runs), waiting at
     /// most `limit`: recovery skips journal batches already in tables, so the next start
-    /// reads the journal instead of inserting all of it into memtables again (1M entries:
-    /// 0.29 s to open the store before). Returns whether every flush finished in time.
+    /// reads the journal instead of inserting all of it into memtables again. Returns whether every flush finished in time.
     ///
     /// # Errors
     /// When the engine refuses a rotation.

@@ -31,9 +31,8 @@ const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 /// fjall's smallest cap on journal bytes (its default is 512 MiB). Every journal byte is
 /// replayed at start-up, so the less of it, the faster a restart. Past the cap, fjall's own
 /// worker flushes the keyspaces that pin the oldest journal (the small ones, stream and node
-/// records, fill their memtables too slowly to be flushed otherwise). Flushing them from our
-/// own thread (fjall's hidden `rotate_memtable`) was tried and stalled fjall's flush worker
-/// for good under load: memtables stopped flushing and grew past 1 GB.
+/// records, fill their memtables too slowly to be flushed otherwise); flushing them from our
+/// own thread stalls fjall's flush worker (see `docs/performance.md`, Storage).
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Store {
@@ -61,12 +60,11 @@ impl Store {
         // Three background workers. With one, fjall deadlocks under sustained writes: every
         // commit past the memtable limit queues a rotation request (up to the queue's 1000),
         // and the worker rotating the memtable then blocks sending itself a flush message
-        // into that full queue; memtables then grow without bound (seen at 1.5M XADDs of 100
-        // bytes). With more than one, worker 0 only flushes: it hands every compaction
-        // request back to the queue and takes it again at once until another worker is free.
-        // Each flush queues one request per worker, so with two, worker 0 spun through every
-        // compaction the other ran (13% of the server's CPU under XADD -P16 to 10,000
-        // streams); with three, a second compactor usually takes it.
+        // into that full queue; memtables then grow without bound. With more than one,
+        // worker 0 only flushes: it hands every compaction request back to the queue and
+        // takes it again at once until another worker is free. Each flush queues one
+        // request per worker, so with two, worker 0 spins through every compaction the other
+        // runs; with three, a second compactor usually takes it.
         let db = Database::builder(&engine_dir)
             .worker_threads(3)
             .cache_size(BLOCK_CACHE_BYTES)
@@ -83,7 +81,7 @@ impl Store {
         let engine_open = opening.elapsed();
         let journals_after = journal_sizes(&engine_dir);
         // LZ4 at every level: fjall compresses only from level 2 down by default, and most of
-        // a stream's entries sit in levels 0 and 1 (1M small entries took 140 bytes each).
+        // a stream's entries sit in levels 0 and 1.
         let open = |name: &str| {
             db.keyspace(name, || {
                 let opts = KeyspaceCreateOptions::default()

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use brooklet_streams::{Mutation, Stream, StreamId, StreamMeta};
+use brooklet_streams::{Mutation, Stream, StreamId};
 use fjall::OwnedWriteBatch;
 
-use crate::codec::{Writer, encode_entry, encode_node, mark_deleted};
+use crate::codec::{encode_entry, encode_node, encode_stream, mark_deleted};
 use crate::error::StoreError;
 use crate::keys::{
     consumer_key, entry_key, group_key, node_key, pending_key, read_id, split_prefix, stream_prefix,
@@ -296,7 +296,7 @@ impl Store {
         if stream.incarnation() == 0 {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
-        let record = stream_record(&stream.meta(), stream.incarnation());
+        let record = encode_stream(&stream.meta(), stream.incarnation());
         batch.insert(&self.ks.streams, prefix, record);
         Ok(removed)
     }
@@ -317,23 +317,10 @@ impl Store {
         let mut records: hashbrown::HashMap<(u8, Vec<u8>), Option<Vec<u8>>> =
             hashbrown::HashMap::new();
         for m in changes {
+            let value = crate::codec::group_record_value(m);
             match m {
-                Mutation::GroupCreated {
-                    group,
-                    last_id,
-                    entries_read,
-                }
-                | Mutation::GroupUpdated {
-                    group,
-                    last_id,
-                    entries_read,
-                } => {
-                    let value = Writer::default()
-                        .u64(last_id.ms)
-                        .u64(last_id.seq)
-                        .opt_u64(*entries_read)
-                        .0;
-                    records.insert((GROUPS, group_key(prefix, group)), Some(value));
+                Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
+                    records.insert((GROUPS, group_key(prefix, group)), value);
                 }
                 Mutation::GroupDestroyed { group } => {
                     let gk = group_key(prefix, group);
@@ -347,37 +334,16 @@ impl Store {
                     records.insert((GROUPS, gk), None);
                 }
                 Mutation::ConsumerUpserted {
-                    group,
-                    consumer,
-                    seen_time,
-                    active_time,
-                } => {
-                    let value = Writer::default().u64(*seen_time).opt_u64(*active_time).0;
+                    group, consumer, ..
+                }
+                | Mutation::ConsumerDeleted { group, consumer } => {
                     let k = consumer_key(&group_key(prefix, group), consumer);
-                    records.insert((CONSUMERS, k), Some(value));
+                    records.insert((CONSUMERS, k), value);
                 }
-                Mutation::ConsumerDeleted { group, consumer } => {
-                    let k = consumer_key(&group_key(prefix, group), consumer);
-                    records.insert((CONSUMERS, k), None);
-                }
-                Mutation::PendingUpserted {
-                    group,
-                    id,
-                    consumer,
-                    delivery_time,
-                    delivery_count,
-                } => {
-                    let value = Writer::default()
-                        .bytes(consumer)
-                        .u64(*delivery_time)
-                        .u64(*delivery_count)
-                        .0;
+                Mutation::PendingUpserted { group, id, .. }
+                | Mutation::PendingRemoved { group, id } => {
                     let k = pending_key(&group_key(prefix, group), *id);
-                    records.insert((PENDING, k), Some(value));
-                }
-                Mutation::PendingRemoved { group, id } => {
-                    let k = pending_key(&group_key(prefix, group), *id);
-                    records.insert((PENDING, k), None);
+                    records.insert((PENDING, k), value);
                 }
                 _ => {}
             }
@@ -395,18 +361,6 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// A stream record: last ID, entries-added, max-deleted ID and incarnation.
-pub(super) fn stream_record(meta: &StreamMeta, incarnation: u64) -> Vec<u8> {
-    Writer::default()
-        .u64(meta.last_id.ms)
-        .u64(meta.last_id.seq)
-        .u64(meta.entries_added)
-        .u64(meta.max_deleted_id.ms)
-        .u64(meta.max_deleted_id.seq)
-        .u64(incarnation)
-        .0
 }
 
 /// Whether `stream` is new, with its first entry its only change (what a plain XADD to a

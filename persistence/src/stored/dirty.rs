@@ -14,7 +14,7 @@ use brooklet_streams::{Mutation, Stream, StreamId};
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DirtyGroups {
     /// Allocated once something is named: every stream carries one, and four empty sets
-    /// took 160 bytes.
+    /// would cost every stream their size.
     sets: Option<Box<Sets>>,
 }
 

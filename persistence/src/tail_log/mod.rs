@@ -15,8 +15,8 @@
 //! append written since, or one of a stream deleted since, is never applied twice.
 //!
 //! The first append to a new stream creates it here too (flag 2), with the stream's number
-//! (incarnation), so that creating streams costs no fjall batch each (XADD to 10,000 new
-//! streams spent 13% of the server's CPU in fjall's memtable). Replay creates such a stream
+//! (incarnation), so that creating streams costs no fjall batch each (see
+//! `docs/performance.md`, Storage). Replay creates such a stream
 //! unless fjall has the key or a deletion since killed that life of it: DEL and FLUSH leave
 //! a floor (see `Store::delete_stream`) below which logged creations of the key are dead,
 //! as long as a segment holding creations is not retired.
@@ -24,9 +24,8 @@
 //! A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) of a stream fjall holds
 //! is logged here too (flag 4), as the list of its changes: committed to fjall one by one,
 //! those batches waited for fjall's journal lock, which its flush worker holds through an
-//! fsync of the journal (15-50 ms here, several times a second under benches/consume), and
-//! took a fifth of the server's CPU there. The stream names the group, consumer and pending
-//! records changed (`DirtyGroups`); the checkpoint, or the stream's next fjall batch, writes
+//! fsync of the journal. The stream names the group, consumer and pending records changed
+//! (`DirtyGroups`, in [`crate::StoredStream`]); the checkpoint, or the stream's next fjall batch, writes
 //! them as memory has them then. Replay applies every logged group change of the stream's
 //! life again, in order: each sets a record to a value or removes it (destroying a group
 //! removes all of its own), so applying them over records that already hold some of them
@@ -40,6 +39,7 @@
 //! Integers are little-endian. A record whose length or checksum does not hold ends its
 //! segment (a write torn by a crash).
 
+mod legacy;
 mod record;
 mod replay;
 mod segment;
@@ -59,26 +59,24 @@ use std::sync::{Arc, Mutex};
 
 use brooklet_streams::{Mutation, StreamId};
 
-use record::{HEADER, checksum, put_bytes, put_group_change, put_id};
+use record::{
+    CREATED, GROUP_CHANGES, HEADER, OPENED_NODE, SHARED_ENCODING, checksum, put_append,
+    put_group_changes, put_head,
+};
 use replay::replay;
 use segment::{Segment, create_segment, rotate, segment_path, write_buffer};
 
 /// A segment past this many bytes is closed and a new one started; closed ones are retired
-/// by the checkpoint once they hold [`CHECKPOINT_BYTES`]. When the checkpoint ran for each
-/// closed segment, smaller segments cost XADD throughput (more, smaller checkpoints): XADD
-/// -P16 to 10,000 streams ran at 110k-155k/s with 4 MiB, 170k-180k with 8 MiB, 171k-209k
-/// with 16 MiB.
+/// by the checkpoint once they hold [`CHECKPOINT_BYTES`]. Smaller segments mean more,
+/// smaller checkpoints, which cost XADD throughput.
 pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Bytes of closed segments the background checkpoint waits for before it writes their
 /// appends into fjall, as Redis waits for its AOF to reach `auto-aof-rewrite-min-size` (64
 /// MB) before rewriting it: a burst of appends costs one write to the log each, and the
 /// checkpoint's work (encoding, fjall's journal and memtable, compaction) comes later, in
-/// fewer and larger batches. XADD -P16 to 10,000 streams: 195k/s with no checkpoint during
-/// the run, against 144k-177k with one per 8 MiB segment (the checkpoint took 32% of the
-/// server's CPU). The cost: a restart after a crash replays up to this much more of the log
-/// (after SIGKILL, 800,000 small appends in 62 MB took 330-340 ms until PING), and the
-/// appends not yet checkpointed stay in memory.
+/// fewer and larger batches. The cost: a restart after a crash replays up to this much
+/// more of the log, and the appends not yet checkpointed stay in memory.
 /// SAVE and SHUTDOWN checkpoint every append logged.
 pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -194,14 +192,16 @@ impl TailLog {
         fields: &[Bytes],
         seen: u64,
     ) -> std::io::Result<u64> {
-        let flags = u8::from(new_node) | (u8::from(creates) << 1);
+        let mut flags = SHARED_ENCODING;
+        if new_node {
+            flags |= OPENED_NODE;
+        }
+        if creates {
+            flags |= CREATED;
+        }
         let min_created = if creates { incarnation } else { u64::MAX };
         self.log(db, key, incarnation, flags, seen, min_created, |buf| {
-            put_id(buf, id);
-            buf.extend_from_slice(&(fields.len() as u32).to_le_bytes());
-            for f in fields {
-                put_bytes(buf, f);
-            }
+            put_append(buf, id, fields, new_node);
         })
     }
 
@@ -218,11 +218,9 @@ impl TailLog {
         changes: &[Mutation],
         seen: u64,
     ) -> std::io::Result<u64> {
-        self.log(db, key, incarnation, 4, seen, u64::MAX, |buf| {
-            buf.extend_from_slice(&(changes.len() as u32).to_le_bytes());
-            for m in changes {
-                put_group_change(buf, m);
-            }
+        let flags = GROUP_CHANGES | SHARED_ENCODING;
+        self.log(db, key, incarnation, flags, seen, u64::MAX, |buf| {
+            put_group_changes(buf, changes);
         })
     }
 
@@ -243,10 +241,7 @@ impl TailLog {
         let inner = &mut *g;
         let start = inner.buf.len();
         inner.buf.extend_from_slice(&[0; HEADER]);
-        inner.buf.extend_from_slice(&db.to_le_bytes());
-        put_bytes(&mut inner.buf, key);
-        inner.buf.extend_from_slice(&incarnation.to_le_bytes());
-        inner.buf.push(flags);
+        put_head(&mut inner.buf, db, key, incarnation, flags);
         body(&mut inner.buf);
         let payload_len = inner.buf.len() - start - HEADER;
         let sum = checksum(&inner.buf[start + HEADER..]);
@@ -387,8 +382,8 @@ impl TailLog {
                 .min()
                 .unwrap_or(u64::MAX)
         };
-        // Unlinked after the lock is released: an unlink took 3-11 ms here (ext4 mounted with
-        // `discard` trims the freed blocks), and every XADD waits for this lock.
+        // Unlinked after the lock is released: an unlink can take milliseconds (ext4 mounted
+        // with `discard` trims the freed blocks), and every XADD waits for this lock.
         for n in retired {
             match std::fs::remove_file(segment_path(&self.dir, n)) {
                 Ok(()) => {}

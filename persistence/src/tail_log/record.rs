@@ -1,9 +1,12 @@
-//! The tail log's record: its frame (length, checksum) and its payload, an append or a
-//! list of group changes.
+//! The tail log's record: its frame (length, checksum, little-endian), its head (db, key,
+//! incarnation, flags, little-endian) and its body, an append or a list of group changes,
+//! in the record encodings fjall uses too ([`crate::codec`]).
 
 use bytes::Bytes;
 
 use brooklet_streams::{Mutation, StreamId};
+
+use crate::codec::{self, Reader};
 
 pub(super) const HEADER: usize = 12;
 
@@ -62,95 +65,37 @@ pub(super) fn checksum(b: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
-pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
+/// Flag: the entry opened a node.
+pub(super) const OPENED_NODE: u8 = 1;
+/// Flag: the entry created the stream.
+pub(super) const CREATED: u8 = 2;
+/// Flag: the record holds group changes, not an append.
+pub(super) const GROUP_CHANGES: u8 = 4;
+/// Flag: the body is in the shared record encodings ([`crate::codec`], format 7 on);
+/// without it, format 6's little-endian layout (see [`super::legacy`]).
+pub(super) const SHARED_ENCODING: u8 = 8;
+
+/// Appends a record's head: db, key, incarnation and flags, little-endian as the frame is.
+pub(super) fn put_head(out: &mut Vec<u8>, db: u32, key: &[u8], incarnation: u64, flags: u8) {
+    out.extend_from_slice(&db.to_le_bytes());
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&incarnation.to_le_bytes());
+    out.push(flags);
 }
 
-pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
+/// Appends an append's body: its ID, then the entry record as fjall holds it.
+pub(super) fn put_append(out: &mut Vec<u8>, id: StreamId, fields: &[Bytes], new_node: bool) {
+    codec::put_id(out, id);
+    codec::put_entry(out, fields.iter().map(|f| &f[..]), new_node);
 }
 
-pub(super) fn put_id(out: &mut Vec<u8>, id: StreamId) {
-    put_u64(out, id.ms);
-    put_u64(out, id.seq);
-}
-
-pub(super) fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
-    match v {
-        Some(v) => {
-            out.push(1);
-            put_u64(out, v);
-        }
-        None => out.push(0),
-    }
-}
-
-/// Encodes one group change: a tag (1 group created, 2 updated, 3 destroyed, 4 consumer
-/// upserted, 5 deleted, 6 pending entry upserted, 7 removed), then its fields in order.
-/// Other kinds of change are never logged this way and write nothing.
-pub(super) fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
-    match m {
-        Mutation::GroupCreated {
-            group,
-            last_id,
-            entries_read,
-        }
-        | Mutation::GroupUpdated {
-            group,
-            last_id,
-            entries_read,
-        } => {
-            out.push(if matches!(m, Mutation::GroupCreated { .. }) {
-                1
-            } else {
-                2
-            });
-            put_bytes(out, group);
-            put_id(out, *last_id);
-            put_opt_u64(out, *entries_read);
-        }
-        Mutation::GroupDestroyed { group } => {
-            out.push(3);
-            put_bytes(out, group);
-        }
-        Mutation::ConsumerUpserted {
-            group,
-            consumer,
-            seen_time,
-            active_time,
-        } => {
-            out.push(4);
-            put_bytes(out, group);
-            put_bytes(out, consumer);
-            put_u64(out, *seen_time);
-            put_opt_u64(out, *active_time);
-        }
-        Mutation::ConsumerDeleted { group, consumer } => {
-            out.push(5);
-            put_bytes(out, group);
-            put_bytes(out, consumer);
-        }
-        Mutation::PendingUpserted {
-            group,
-            id,
-            consumer,
-            delivery_time,
-            delivery_count,
-        } => {
-            out.push(6);
-            put_bytes(out, group);
-            put_id(out, *id);
-            put_bytes(out, consumer);
-            put_u64(out, *delivery_time);
-            put_u64(out, *delivery_count);
-        }
-        Mutation::PendingRemoved { group, id } => {
-            out.push(7);
-            put_bytes(out, group);
-            put_id(out, *id);
-        }
-        _ => {}
+/// Appends a group-changes body: their count, then each change (see
+/// [`codec::put_group_change`]).
+pub(super) fn put_group_changes(out: &mut Vec<u8>, changes: &[Mutation]) {
+    codec::put_u32(out, changes.len() as u32);
+    for m in changes {
+        codec::put_group_change(out, m);
     }
 }
 
@@ -212,72 +157,38 @@ impl Parser {
         Some((self.u32()?, self.bytes()?, self.u64()?, self.u8()?))
     }
 
-    /// An append's ID and fields.
-    pub(super) fn append(&mut self) -> Option<(StreamId, Vec<Bytes>)> {
-        let id = self.id()?;
-        let n = self.u32()? as usize;
-        let mut fields = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            fields.push(self.bytes()?);
+    /// An append's ID and fields, from the rest of the record; its flags say how the body
+    /// is encoded.
+    pub(super) fn append(&mut self, flags: u8) -> Option<(StreamId, Vec<Bytes>)> {
+        if flags & SHARED_ENCODING == 0 {
+            return self.legacy_append();
         }
+        let body = self.rest();
+        let mut r = Reader::new(&body, "tail-log append");
+        let id = r.id().ok()?;
+        let (fields, _) = codec::read_entry(&mut r, |s| body.slice_ref(s)).ok()?;
         Some((id, fields))
     }
 
-    pub(super) fn id(&mut self) -> Option<StreamId> {
-        Some(StreamId::new(self.u64()?, self.u64()?))
-    }
-
-    pub(super) fn opt_u64(&mut self) -> Option<Option<u64>> {
-        match self.u8()? {
-            0 => Some(None),
-            _ => Some(Some(self.u64()?)),
+    /// Group changes, from the rest of the record; its flags say how the body is encoded.
+    pub(super) fn group_changes(&mut self, flags: u8) -> Option<Vec<Mutation>> {
+        if flags & SHARED_ENCODING == 0 {
+            return self.legacy_group_changes();
         }
-    }
-
-    /// Group changes, as `put_group_change` wrote them.
-    pub(super) fn group_changes(&mut self) -> Option<Vec<Mutation>> {
-        let n = self.u32()? as usize;
+        let body = self.rest();
+        let mut r = Reader::new(&body, "tail-log group changes");
+        let n = r.u32().ok()? as usize;
         let mut out = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
-            let m = match self.u8()? {
-                1 => Mutation::GroupCreated {
-                    group: self.bytes()?,
-                    last_id: self.id()?,
-                    entries_read: self.opt_u64()?,
-                },
-                2 => Mutation::GroupUpdated {
-                    group: self.bytes()?,
-                    last_id: self.id()?,
-                    entries_read: self.opt_u64()?,
-                },
-                3 => Mutation::GroupDestroyed {
-                    group: self.bytes()?,
-                },
-                4 => Mutation::ConsumerUpserted {
-                    group: self.bytes()?,
-                    consumer: self.bytes()?,
-                    seen_time: self.u64()?,
-                    active_time: self.opt_u64()?,
-                },
-                5 => Mutation::ConsumerDeleted {
-                    group: self.bytes()?,
-                    consumer: self.bytes()?,
-                },
-                6 => Mutation::PendingUpserted {
-                    group: self.bytes()?,
-                    id: self.id()?,
-                    consumer: self.bytes()?,
-                    delivery_time: self.u64()?,
-                    delivery_count: self.u64()?,
-                },
-                7 => Mutation::PendingRemoved {
-                    group: self.bytes()?,
-                    id: self.id()?,
-                },
-                _ => return None,
-            };
-            out.push(m);
+            out.push(codec::read_group_change(&mut r, |s| body.slice_ref(s)).ok()?);
         }
         Some(out)
+    }
+
+    /// What is left of the record.
+    fn rest(&mut self) -> Bytes {
+        let rest = self.buf.slice(self.pos.min(self.buf.len())..);
+        self.pos = self.buf.len();
+        rest
     }
 }

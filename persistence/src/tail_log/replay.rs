@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use std::path::Path;
 
-use super::record::{Append, GroupChanges, Parser, Record};
+use super::record::{Append, CREATED, GROUP_CHANGES, GroupChanges, OPENED_NODE, Parser, Record};
 use super::segment::{Segment, segment_path, segments};
 
 /// What replay found in the segments.
@@ -46,8 +46,8 @@ pub(super) fn replay(
             let Some((db, key, incarnation, flags)) = rec.head() else {
                 break;
             };
-            let record = if flags & 4 != 0 {
-                let Some(changes) = rec.group_changes() else {
+            let record = if flags & GROUP_CHANGES != 0 {
+                let Some(changes) = rec.group_changes(flags) else {
                     break;
                 };
                 Record::Groups(GroupChanges {
@@ -57,10 +57,10 @@ pub(super) fn replay(
                     changes,
                 })
             } else {
-                let Some((id, fields)) = rec.append() else {
+                let Some((id, fields)) = rec.append(flags) else {
                     break;
                 };
-                let creates = flags & 2 != 0;
+                let creates = flags & CREATED != 0;
                 if creates {
                     // Counted whether applied or not: the floors that keep a dead creation
                     // dead must stay until its segment is retired.
@@ -70,7 +70,7 @@ pub(super) fn replay(
                     db,
                     key: &key,
                     incarnation,
-                    new_node: flags & 1 != 0,
+                    new_node: flags & OPENED_NODE != 0,
                     creates,
                     id,
                     fields,

@@ -85,9 +85,8 @@ pub(super) fn rotate(dir: &Path, inner: &mut Inner, size: u64) -> std::io::Resul
 
 /// Creates segment `n` at its full `size`, up to [`SEGMENT_BYTES`] (a sparse file, written
 /// into from the start): an fdatasync after an append that grows a file must also commit its
-/// new size, and on this machine's ext4 a write plus fdatasync took 310-330 us appending and
-/// 205-235 us inside the file's size (`appendfsync always` waits for one per group of
-/// replies). The cap keeps a replay after a crash, which reads a whole segment, from reading
+/// new size, which makes it markedly slower than one inside the file's size (`appendfsync
+/// always` waits for one per group of replies). The cap keeps a replay after a crash, which reads a whole segment, from reading
 /// gigabytes of zeros when `tail-log-segment-bytes` is set high; past it the file grows.
 pub(super) fn create_segment(dir: &Path, n: u64, size: u64) -> std::io::Result<File> {
     let file = OpenOptions::new()

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use brooklet_streams::Mutation;
 
 fn no_replay(_: Record<'_>) -> bool {
     false
@@ -87,4 +88,109 @@ fn segments_are_sized_up_to_the_cap_and_records_go_past_it() {
     })
     .unwrap();
     assert_eq!((seen, report.torn_bytes), (2, 0));
+}
+
+/// What a replayed record held, owned.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Append(u32, Vec<u8>, u64, bool, bool, StreamId, Vec<Bytes>),
+    Groups(u32, Vec<u8>, u64, Vec<Mutation>),
+}
+
+/// Segments written before format 7, whose bodies are little-endian, still replay, and
+/// records of both layouts come back as they were logged.
+#[test]
+fn format_6_records_replay_beside_format_7_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let fields = vec![Bytes::from("f"), Bytes::from(""), Bytes::from("v\r\n")];
+    let g = Bytes::from("g");
+    let c = Bytes::from("alice");
+    let id = StreamId::new(1, 0);
+    let changes = vec![
+        Mutation::GroupCreated {
+            group: g.clone(),
+            last_id: id,
+            entries_read: Some(1),
+        },
+        Mutation::ConsumerUpserted {
+            group: g.clone(),
+            consumer: c.clone(),
+            seen_time: 5,
+            active_time: None,
+        },
+        Mutation::PendingUpserted {
+            group: g.clone(),
+            id,
+            consumer: c.clone(),
+            delivery_time: 6,
+            delivery_count: 1,
+        },
+        Mutation::PendingRemoved {
+            group: g.clone(),
+            id,
+        },
+        Mutation::ConsumerDeleted {
+            group: g.clone(),
+            consumer: c,
+        },
+        Mutation::GroupUpdated {
+            group: g.clone(),
+            last_id: id,
+            entries_read: None,
+        },
+        Mutation::GroupDestroyed { group: g },
+    ];
+    // Segment 1, as format 6 wrote it.
+    let mut old = Vec::new();
+    let frame = |seg: &mut Vec<u8>, flags: u8, body: &dyn Fn(&mut Vec<u8>)| {
+        let mut payload = Vec::new();
+        record::put_head(&mut payload, 3, b"k", 7, flags);
+        body(&mut payload);
+        seg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        seg.extend_from_slice(&record::checksum(&payload).to_le_bytes());
+        seg.extend_from_slice(&payload);
+    };
+    frame(&mut old, 1 | 2, &|b| {
+        legacy::tests::put_append(b, id, &fields)
+    });
+    frame(&mut old, 4, &|b| {
+        legacy::tests::put_group_changes(b, &changes)
+    });
+    std::fs::write(segment_path(dir.path(), 1), &old).unwrap();
+    // Format 7 records after it, in the next segment.
+    let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
+    let next = StreamId::new(2, 0);
+    log.append(3, b"k", 7, false, false, next, &fields, 0)
+        .unwrap();
+    log.log_group_changes(3, b"k", 7, &changes, 0).unwrap();
+    log.write_out().unwrap();
+    drop(log);
+    let mut seen = Vec::new();
+    let (_log, report) = TailLog::open(dir.path(), &mut |r| {
+        seen.push(match r {
+            Record::Append(a) => Seen::Append(
+                a.db,
+                a.key.to_vec(),
+                a.incarnation,
+                a.new_node,
+                a.creates,
+                a.id,
+                a.fields,
+            ),
+            Record::Groups(g) => Seen::Groups(g.db, g.key.to_vec(), g.incarnation, g.changes),
+        });
+        true
+    })
+    .unwrap();
+    assert_eq!((report.records, report.torn_bytes), (4, 0));
+    let key = b"k".to_vec();
+    assert_eq!(
+        seen,
+        [
+            Seen::Append(3, key.clone(), 7, true, true, id, fields.clone()),
+            Seen::Groups(3, key.clone(), 7, changes.clone()),
+            Seen::Append(3, key.clone(), 7, false, false, next, fields),
+            Seen::Groups(3, key, 7, changes),
+        ]
+    );
 }
