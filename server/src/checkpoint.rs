@@ -29,7 +29,7 @@ pub async fn run(shared: Arc<Shared>) {
             continue;
         }
         let s = shared.clone();
-        let ran = tokio::task::spawn_blocking(move || s.store.checkpoint(&Keyspace(&s), false));
+        let ran = tokio::task::spawn_blocking(move || s.store.checkpoint(&KeyspaceHost(&s), false));
         match ran.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("tail-log checkpoint failed: {e}"),
@@ -43,13 +43,13 @@ pub async fn run(shared: Arc<Shared>) {
 /// call it inside a MULTI/EXEC or a DEBUG RELOAD (callers hold neither the gate nor a shard
 /// lock: SAVE, which is refused inside MULTI, and shutdown).
 pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
-    shared.store.checkpoint(&Keyspace(shared), true)
+    shared.store.checkpoint(&KeyspaceHost(shared), true)
 }
 
 /// The keyspace, as the checkpoint visits it.
-struct Keyspace<'a>(&'a Shared);
+struct KeyspaceHost<'a>(&'a Shared);
 
-impl StreamHost for Keyspace<'_> {
+impl StreamHost for KeyspaceHost<'_> {
     fn batch(&self, f: &mut dyn FnMut()) {
         // DEBUG RELOAD waits until the batch is done.
         let _gate = self.0.gate_shared();

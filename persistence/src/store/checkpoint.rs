@@ -58,7 +58,7 @@ impl Store {
     }
 
     /// Takes a checkpoint's batch for streams of database `db`, under the caller's hold of
-    /// them: see [`Store::begin_flush`] and [`PendingFlush::add`], which this calls for each
+    /// them: see `Store::begin_flush` and `PendingFlush::add`, which this calls for each
     /// stream until the batch holds `max_entries`. None when no stream had appends to write.
     pub fn prepare_flush<'a>(
         &self,
@@ -287,7 +287,7 @@ impl PendingFlush<'_> {
     }
 
     /// Encodes the pieces, ingests their entries when they span few streams
-    /// ([`INGEST_MAX_STREAMS`]) or are many ([`JOURNALED_MAX_ENTRIES`] or more), then
+    /// (`INGEST_MAX_STREAMS`) or are many (`JOURNALED_MAX_ENTRIES` or more), then
     /// commits the node and stream records (and the entries not ingested) as one batch;
     /// returns its sequence.
     ///

@@ -15,7 +15,7 @@ use super::Store;
 impl Store {
     /// Removes stream `key` (DEL, UNLINK), which `stream` held, from the store; returns
     /// the batch's sequence. A stream with many records in fjall loses only its stream
-    /// record here, and the purge thread removes the rest after (see [`crate::purge`]).
+    /// record here, and the purge thread removes the rest after (see the `purge` module).
     ///
     /// # Errors
     /// When the engine refuses the batch.

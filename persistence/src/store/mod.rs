@@ -1,7 +1,7 @@
 //! The store: the open data directory and its keyspaces. Its work is split by concern:
-//! [`open`] (opening and recovery), [`replay`] (the tail log applied to the loaded streams),
-//! [`write`] (each command's changes), [`checkpoint`] (the tail log into fjall), [`delete`]
-//! (deletions and the purges they start) and [`stats`] (the numbers INFO shows).
+//! `open` (opening and recovery), `replay` (the tail log applied to the loaded streams),
+//! `write` (each command's changes), `checkpoint` (the tail log into fjall), `delete`
+//! (deletions and the purges they start) and `stats` (the numbers INFO shows).
 
 mod checkpoint;
 mod delete;

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use brooklet_streams::{Mutation, Stream, StreamId};
+use brooklet_streams::{Mutation, StreamId};
+use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
 use crate::codec::{encode_entry, encode_node, encode_stream, mark_deleted};
@@ -12,7 +13,7 @@ use crate::error::StoreError;
 use crate::keys::{
     consumer_key, entry_key, group_key, node_key, pending_key, read_id, split_prefix, stream_prefix,
 };
-use crate::stored::{DirtyGroups, StoredStream};
+use crate::stored::{DirtyGroups, Route, StoredStream};
 
 use super::Store;
 
@@ -20,8 +21,9 @@ impl Store {
     /// Writes one command's changes to stream `key`; returns its sequence.
     ///
     /// `stream` is the stream after the command; `muts` are the records the command produced.
-    /// A plain append to an existing stream goes to the tail log; anything else is one atomic
-    /// fjall batch, which also carries the stream's appends still only in the tail log.
+    /// A plain append (the first entry of a new stream included) or a change to consumer
+    /// groups alone is one tail-log record; anything else is one atomic fjall batch, which
+    /// also carries what the tail log still holds of the stream.
     ///
     /// # Errors
     /// When the engine refuses the batch (disk full, a failed fsync earlier).
@@ -36,68 +38,91 @@ impl Store {
             // Not while a purge may still remove records under its key.
             self.purges.wait_clear(&stream_prefix(db, key));
         }
-        // A new stream whose one change is its first entry is created in the log too.
-        let creates = stream.incarnation() == 0 && is_fresh(stream);
-        if let [
-            Mutation::EntryAdded {
+        match stream.route(muts) {
+            Route::Append {
                 id,
                 fields,
                 new_node,
-            },
-        ] = muts
-            && (stream.incarnation() != 0 || creates)
-        {
-            self.refuse_if_failed()?;
-            if creates {
-                stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
-            }
-            let logged = self.tail.append(
-                db,
-                key,
-                stream.incarnation(),
-                *new_node,
                 creates,
-                *id,
-                fields,
-                stream.log_segment(),
-            );
-            match logged {
-                Ok(segment) => stream.set_log_segment(segment),
-                Err(e) => {
-                    if creates {
-                        stream.set_incarnation(0);
-                    }
-                    self.durability.failed.store(true, Ordering::Release);
-                    return Err(e.into());
-                }
-            }
-            stream.mark_unflushed(*id);
-            return Ok(self.durability.publish(true));
+            } => self.log_append(db, key, stream, id, fields, new_node, creates),
+            Route::GroupChanges => self.log_group_changes(db, key, stream, muts),
+            Route::Batch => self.write_own_batch(db, key, stream, muts),
         }
-        // A change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) is logged in the
-        // tail log too, and the records it changed are written into fjall later, as they
-        // are then (see the tail log). A stream only the tail log has created yet gets its
-        // record first, with the batch below: groups without it would be orphans after a
-        // restart.
-        if stream.is_stored() && !muts.is_empty() && muts.iter().all(Mutation::is_group_change) {
-            self.refuse_if_failed()?;
-            let logged = self.tail.log_group_changes(
-                db,
-                key,
-                stream.incarnation(),
-                muts,
-                stream.log_segment(),
-            );
-            match logged {
-                Ok(segment) => stream.set_log_segment(segment),
-                Err(e) => {
-                    self.durability.failed.store(true, Ordering::Release);
-                    return Err(e.into());
-                }
-            }
-            stream.note_group_changes(muts);
-            return Ok(self.durability.publish(true));
+    }
+
+    /// Logs a plain append (one creating its stream when `creates`).
+    #[allow(clippy::too_many_arguments)]
+    fn log_append(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        id: StreamId,
+        fields: &[Bytes],
+        new_node: bool,
+        creates: bool,
+    ) -> Result<u64, StoreError> {
+        self.refuse_if_failed()?;
+        if creates {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
+        let logged = self.tail.append(
+            db,
+            key,
+            stream.incarnation(),
+            new_node,
+            creates,
+            id,
+            fields,
+            stream.log_segment(),
+        );
+        match logged {
+            Ok(segment) => stream.set_log_segment(segment),
+            Err(e) => {
+                if creates {
+                    stream.set_incarnation(0);
+                }
+                self.durability.failed.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        }
+        stream.mark_unflushed(id);
+        Ok(self.durability.publish(true))
+    }
+
+    /// Logs a change to consumer groups alone; the records it changed are written into
+    /// fjall later, as they are then.
+    fn log_group_changes(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        self.refuse_if_failed()?;
+        let logged =
+            self.tail
+                .log_group_changes(db, key, stream.incarnation(), muts, stream.log_segment());
+        match logged {
+            Ok(segment) => stream.set_log_segment(segment),
+            Err(e) => {
+                self.durability.failed.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        }
+        stream.note_group_changes(muts);
+        Ok(self.durability.publish(true))
+    }
+
+    /// Writes a command's changes as one fjall batch, with everything the tail log still
+    /// holds of the stream.
+    fn write_own_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
         if stream.is_flushing() {
             self.wait_for_checkpoint();
         }
@@ -361,13 +386,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// Whether `stream` is new, with its first entry its only change (what a plain XADD to a
-/// missing key makes): the tail log can create it.
-pub(super) fn is_fresh(stream: &Stream) -> bool {
-    stream.entries_added() == 1
-        && stream.len() == 1
-        && stream.max_deleted_id() == StreamId::MIN
-        && stream.groups().is_empty()
 }

@@ -91,7 +91,63 @@ impl From<Stream> for StoredStream {
     }
 }
 
+/// Where a command's changes go (see [`StoredStream::route`]).
+pub(crate) enum Route<'m> {
+    /// One tail-log record: a plain append, creating the stream when `creates`.
+    Append {
+        id: StreamId,
+        fields: &'m [Bytes],
+        new_node: bool,
+        creates: bool,
+    },
+    /// One tail-log record: a change to consumer groups alone.
+    GroupChanges,
+    /// One fjall batch, which also writes what the tail log holds of the stream.
+    Batch,
+}
+
 impl StoredStream {
+    /// Where the changes `muts` a command made go. The tail log takes a plain append to a
+    /// stream it or fjall numbered, or the first entry of a new stream that is its only
+    /// change (creating streams costs no fjall batch each); and a change to consumer groups
+    /// alone of a stream fjall has the record of (groups of a stream only the tail log has
+    /// created would be orphans after a restart: its first such change goes in a batch,
+    /// which writes the stream's record). Anything else is a fjall batch.
+    pub(crate) fn route<'m>(&self, muts: &'m [Mutation]) -> Route<'m> {
+        if let [
+            Mutation::EntryAdded {
+                id,
+                fields,
+                new_node,
+            },
+        ] = muts
+        {
+            let creates = self.incarnation == 0 && self.is_fresh();
+            if self.incarnation != 0 || creates {
+                return Route::Append {
+                    id: *id,
+                    fields,
+                    new_node: *new_node,
+                    creates,
+                };
+            }
+        }
+        if self.stored && !muts.is_empty() && muts.iter().all(Mutation::is_group_change) {
+            return Route::GroupChanges;
+        }
+        Route::Batch
+    }
+
+    /// Whether the stream is new, with its first entry its only change (what a plain XADD
+    /// to a missing key makes): the tail log can create it.
+    fn is_fresh(&self) -> bool {
+        let s = &self.stream;
+        s.entries_added() == 1
+            && s.len() == 1
+            && s.max_deleted_id() == StreamId::MIN
+            && s.groups().is_empty()
+    }
+
     /// An empty stream the store has not seen yet (what XADD, XGROUP CREATE MKSTREAM create).
     pub fn new() -> StoredStream {
         StoredStream::default()
@@ -146,9 +202,9 @@ impl StoredStream {
         Some((entries, self.meta_as_of(last, left)))
     }
 
-    /// What [`StoredStream::unflushed_upto`] takes, as copies of the nodes holding it:
-    /// copying them is all a checkpoint does while it holds the stream, and it encodes them
-    /// once it has let the stream go.
+    /// The logged appends a checkpoint would write now (as for `unflushed_upto`), as copies
+    /// of the nodes holding them: copying them is all a checkpoint does while it holds the
+    /// stream, and it encodes them once it has let the stream go.
     pub(crate) fn unflushed_nodes(&self, max: usize) -> Option<(NodeCopies, StreamMeta)> {
         let from = self.stream.pinned_from()?;
         let nodes = self.stream.copy_nodes_from(from, max)?;
@@ -252,8 +308,7 @@ impl StoredStream {
         current
     }
 
-    /// Ends what [`StoredStream::begin_flush`] and [`StoredStream::begin_group_flush`]
-    /// began: once the batch is committed, the appends up to its last one count as flushed
+    /// Ends what `begin_flush` and `begin_group_flush` began (a checkpoint's batch): once the batch is committed, the appends up to its last one count as flushed
     /// (unless a change since took them all already); if it failed, its group records count
     /// as unwritten.
     pub fn end_flush(&mut self, committed: bool) {
@@ -291,7 +346,8 @@ impl StoredStream {
         self.incarnation = n;
     }
 
-    /// Whether fjall holds the stream's own record (see [`StoredStream::set_stored`]).
+    /// Whether fjall holds the stream's own record: written by a batch of its own, read back
+    /// at start-up, or written by a committed checkpoint batch.
     pub fn is_stored(&self) -> bool {
         self.stored
     }

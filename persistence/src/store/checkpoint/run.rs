@@ -50,7 +50,7 @@ impl Store {
     /// outside any exclusive use of `streams`.
     ///
     /// Per database, the streams are taken in the order of their keys in fjall (length,
-    /// then bytes) into batches of about [`BATCH_ENTRIES`] entries: each batch's entries
+    /// then bytes) into batches of about `BATCH_ENTRIES` entries: each batch's entries
     /// come out sorted, and successive batches cover successive key ranges, so the tables
     /// they are ingested as do not overlap one another. Each stream is copied under its
     /// lock, which is let go at once; the batch is committed with no lock held. A batch
