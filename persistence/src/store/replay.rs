@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use brooklet_streams::Mutation;
 use bytes::Bytes;
 
 use crate::error::StoreError;
@@ -81,20 +80,11 @@ impl<'a> Replayer<'a> {
         let a = match record {
             Record::Append(a) => a,
             Record::Groups(g) => {
-                // Applied again even where fjall has them already: see the tail log.
-                let Some(s) = self
+                return self
                     .index
                     .get(&Probe(g.db, g.key))
                     .and_then(|&i| self.streams.get_mut(i))
-                    .filter(|s| s.stream.incarnation() == g.incarnation)
-                else {
-                    return false;
-                };
-                for m in &g.changes {
-                    s.stream.apply(m);
-                }
-                s.stream.note_group_changes(&g.changes);
-                return true;
+                    .is_some_and(|s| s.stream.replay_group_changes(g.incarnation, &g.changes));
             }
         };
         let i = match self.index.get(&Probe(a.db, a.key)) {
@@ -119,17 +109,9 @@ impl<'a> Replayer<'a> {
             }
             None => return false,
         };
-        let stream = &mut self.streams[i].stream;
-        if stream.incarnation() != a.incarnation || a.id <= stream.last_id() {
-            return false;
-        }
-        stream.apply(&Mutation::EntryAdded {
-            id: a.id,
-            fields: a.fields,
-            new_node: a.new_node,
-        });
-        stream.mark_unflushed(a.id);
-        true
+        self.streams[i]
+            .stream
+            .replay_append(a.incarnation, a.id, a.fields, a.new_node)
     }
 
     /// The streams, with the count in `report` including those the log created.

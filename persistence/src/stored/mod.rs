@@ -138,6 +138,43 @@ impl StoredStream {
         Route::Batch
     }
 
+    /// Applies a logged append at replay if it belongs to this life of the stream and is
+    /// past what fjall holds of it (appends already written, or of a stream deleted since,
+    /// are skipped); it then counts as unflushed, as before the restart. Returns whether it
+    /// was applied.
+    pub(crate) fn replay_append(
+        &mut self,
+        incarnation: u64,
+        id: StreamId,
+        fields: Vec<Bytes>,
+        new_node: bool,
+    ) -> bool {
+        if self.incarnation != incarnation || id <= self.stream.last_id() {
+            return false;
+        }
+        self.stream.apply(&Mutation::EntryAdded {
+            id,
+            fields,
+            new_node,
+        });
+        self.mark_unflushed(id);
+        true
+    }
+
+    /// Applies logged group changes at replay if they belong to this life of the stream.
+    /// They are applied again even where fjall has them already: each sets a record to a
+    /// value or removes it, so the result is the same. Returns whether they were applied.
+    pub(crate) fn replay_group_changes(&mut self, incarnation: u64, changes: &[Mutation]) -> bool {
+        if self.incarnation != incarnation {
+            return false;
+        }
+        for m in changes {
+            self.stream.apply(m);
+        }
+        self.note_group_changes(changes);
+        true
+    }
+
     /// Whether the stream is new, with its first entry its only change (what a plain XADD
     /// to a missing key makes): the tail log can create it.
     fn is_fresh(&self) -> bool {
