@@ -1,55 +1,55 @@
-//! Value encoding: fixed-width big-endian integers and u32-length-prefixed byte strings.
+//! One encoding per record kind, shared by fjall's keyspaces and the tail log: a group,
+//! consumer, pending-entry, entry, node or stream record is written by one function here
+//! and read by one, whichever of the two holds it. Integers are big-endian (byte order is
+//! numeric order), byte strings a u32 length and the bytes, optional numbers a presence
+//! byte and the number.
 
-use brooklet_streams::{NodeMeta, StreamId};
+use brooklet_streams::{Mutation, NodeMeta, StreamId, StreamMeta};
 use bytes::Bytes;
 
 use crate::error::StoreError;
 
-/// Builds a value.
-#[derive(Default)]
-pub struct Writer(pub Vec<u8>);
+/// Appends a u32.
+pub fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
 
-impl Writer {
-    /// Appends a u64.
-    pub fn u64(mut self, v: u64) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
+/// Appends a u64.
+pub fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
 
-    /// Appends an optional u64 (a presence byte, then the value).
-    pub fn opt_u64(mut self, v: Option<u64>) -> Self {
-        match v {
-            Some(v) => {
-                self.0.push(1);
-                self.0.extend_from_slice(&v.to_be_bytes());
-            }
-            None => self.0.push(0),
+/// Appends an optional u64 (a presence byte, then the value).
+pub fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            put_u64(out, v);
         }
-        self
-    }
-
-    /// Appends a byte.
-    pub fn u8(mut self, v: u8) -> Self {
-        self.0.push(v);
-        self
-    }
-
-    /// Appends a length-prefixed byte string.
-    pub fn bytes(mut self, b: &[u8]) -> Self {
-        self.0.extend_from_slice(&(b.len() as u32).to_be_bytes());
-        self.0.extend_from_slice(b);
-        self
+        None => out.push(0),
     }
 }
 
-/// Reads a value written by [`Writer`].
+/// Appends a length-prefixed byte string.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, b.len() as u32);
+    out.extend_from_slice(b);
+}
+
+/// Appends an ID (ms, then seq).
+pub fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_u64(out, id.ms);
+    put_u64(out, id.seq);
+}
+
+/// Reads values written by the `put_` functions.
 pub struct Reader<'a> {
     buf: &'a [u8],
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader over a value of the named class (for error messages).
+    /// A reader over a record of the named class (for error messages).
     pub fn new(buf: &'a [u8], what: &'static str) -> Self {
         Reader { buf, what }
     }
@@ -64,6 +64,15 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
+    }
+
+    /// Reads a u32.
+    pub fn u32(&mut self) -> Result<u32, StoreError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes(
+            b.try_into()
+                .map_err(|_| StoreError::Corrupt(self.what.into()))?,
+        ))
     }
 
     /// Reads a u64.
@@ -89,14 +98,21 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    /// Reads a length-prefixed byte string.
-    pub fn bytes(&mut self) -> Result<Bytes, StoreError> {
-        let len = self.take(4)?;
-        let len = u32::from_be_bytes(
-            len.try_into()
-                .map_err(|_| StoreError::Corrupt(self.what.into()))?,
-        ) as usize;
-        Ok(Bytes::copy_from_slice(self.take(len)?))
+    /// Reads a length-prefixed byte string, in place.
+    pub fn slice(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    /// Reads an ID.
+    pub fn id(&mut self) -> Result<StreamId, StoreError> {
+        Ok(StreamId::new(self.u64()?, self.u64()?))
+    }
+
+    /// Whether everything was read.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
 }
 
@@ -112,67 +128,62 @@ pub fn mark_deleted(value: &mut [u8]) {
     }
 }
 
-/// An entry value: the flags byte, then the field/value count and each string.
+/// Appends an entry record: the flags byte, then the field/value count and each string.
+pub fn put_entry<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = &'a [u8]>, new_node: bool) {
+    out.push(if new_node { NEW_NODE } else { 0 });
+    let count_at = out.len();
+    put_u32(out, 0);
+    let mut count: u32 = 0;
+    for f in fields {
+        put_bytes(out, f);
+        count += 1;
+    }
+    out[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
+}
+
+/// An entry record (see [`put_entry`]).
 pub fn encode_entry(fields: &[Bytes], new_node: bool) -> Vec<u8> {
     let size: usize = fields.iter().map(|f| f.len() + 4).sum();
-    encode_entry_into(
-        Vec::with_capacity(size + 5),
-        fields.iter().map(|f| &f[..]),
-        new_node,
-    )
+    let mut out = Vec::with_capacity(size + 5);
+    put_entry(&mut out, fields.iter().map(|f| &f[..]), new_node);
+    out
 }
 
 /// [`encode_entry`] from the fields as slices (a node's own bytes, at a checkpoint).
 pub fn encode_entry_slices<'a>(fields: impl Iterator<Item = &'a [u8]>, new_node: bool) -> Vec<u8> {
-    encode_entry_into(Vec::with_capacity(64), fields, new_node)
+    let mut out = Vec::with_capacity(64);
+    put_entry(&mut out, fields, new_node);
+    out
 }
 
-fn encode_entry_into<'a>(
-    buf: Vec<u8>,
-    fields: impl Iterator<Item = &'a [u8]>,
-    new_node: bool,
-) -> Vec<u8> {
-    let flags = if new_node { NEW_NODE } else { 0 };
-    let mut w = Writer(buf).u8(flags);
-    let count_at = w.0.len();
-    w.0.extend_from_slice(&0u32.to_be_bytes());
-    let mut count: u32 = 0;
-    for f in fields {
-        w = w.bytes(f);
-        count += 1;
-    }
-    w.0[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
-    w.0
-}
-
-/// Decodes an entry value into (fields, flags).
-pub fn decode_entry(value: &[u8]) -> Result<(Vec<Bytes>, u8), StoreError> {
-    let mut r = Reader::new(value, "entry");
+/// Reads an entry record's flags and fields, each handed to `keep` to own.
+pub fn read_entry(
+    r: &mut Reader<'_>,
+    keep: impl Fn(&[u8]) -> Bytes,
+) -> Result<(Vec<Bytes>, u8), StoreError> {
     let flags = r.u8()?;
-    let n = u32::from_be_bytes(
-        r.take(4)?
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("entry".into()))?,
-    ) as usize;
+    let n = r.u32()? as usize;
     let mut fields = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
-        fields.push(r.bytes()?);
+        fields.push(keep(r.slice()?));
     }
     Ok((fields, flags))
 }
 
+/// Decodes an entry record into (fields, flags).
+pub fn decode_entry(value: &[u8]) -> Result<(Vec<Bytes>, u8), StoreError> {
+    read_entry(&mut Reader::new(value, "entry"), Bytes::copy_from_slice)
+}
+
 /// A node record: last ID, live and deleted counts, first and last live IDs.
 pub fn encode_node(n: &NodeMeta) -> Vec<u8> {
-    Writer::default()
-        .u64(n.last.ms)
-        .u64(n.last.seq)
-        .u64(n.live)
-        .u64(n.deleted)
-        .u64(n.first_live.ms)
-        .u64(n.first_live.seq)
-        .u64(n.last_live.ms)
-        .u64(n.last_live.seq)
-        .0
+    let mut out = Vec::with_capacity(64);
+    put_id(&mut out, n.last);
+    put_u64(&mut out, n.live);
+    put_u64(&mut out, n.deleted);
+    put_id(&mut out, n.first_live);
+    put_id(&mut out, n.last_live);
+    out
 }
 
 /// Reads a node record written by [`encode_node`] for the node starting at `master`.
@@ -180,38 +191,219 @@ pub fn decode_node(master: StreamId, value: &[u8]) -> Result<NodeMeta, StoreErro
     let mut r = Reader::new(value, "node");
     Ok(NodeMeta {
         master,
-        last: StreamId::new(r.u64()?, r.u64()?),
+        last: r.id()?,
         live: r.u64()?,
         deleted: r.u64()?,
-        first_live: StreamId::new(r.u64()?, r.u64()?),
-        last_live: StreamId::new(r.u64()?, r.u64()?),
+        first_live: r.id()?,
+        last_live: r.id()?,
+    })
+}
+
+/// A stream record: last ID, entries-added, max-deleted ID and incarnation.
+pub fn encode_stream(meta: &StreamMeta, incarnation: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    put_id(&mut out, meta.last_id);
+    put_u64(&mut out, meta.entries_added);
+    put_id(&mut out, meta.max_deleted_id);
+    put_u64(&mut out, incarnation);
+    out
+}
+
+/// Reads a stream record written by [`encode_stream`]: its metadata and incarnation.
+pub fn decode_stream(value: &[u8]) -> Result<(StreamMeta, u64), StoreError> {
+    let mut r = Reader::new(value, "stream");
+    let meta = StreamMeta {
+        last_id: r.id()?,
+        entries_added: r.u64()?,
+        max_deleted_id: r.id()?,
+    };
+    Ok((meta, r.u64()?))
+}
+
+/// Appends a group record: last-delivered ID, entries-read.
+pub fn put_group(out: &mut Vec<u8>, last_id: StreamId, entries_read: Option<u64>) {
+    put_id(out, last_id);
+    put_opt_u64(out, entries_read);
+}
+
+/// Reads a group record (see [`put_group`]).
+pub fn read_group(r: &mut Reader<'_>) -> Result<(StreamId, Option<u64>), StoreError> {
+    Ok((r.id()?, r.opt_u64()?))
+}
+
+/// Appends a consumer record: seen-time, active-time.
+pub fn put_consumer(out: &mut Vec<u8>, seen_time: u64, active_time: Option<u64>) {
+    put_u64(out, seen_time);
+    put_opt_u64(out, active_time);
+}
+
+/// Reads a consumer record (see [`put_consumer`]).
+pub fn read_consumer(r: &mut Reader<'_>) -> Result<(u64, Option<u64>), StoreError> {
+    Ok((r.u64()?, r.opt_u64()?))
+}
+
+/// Appends a pending-entry record: consumer, delivery time, delivery count.
+pub fn put_pending(out: &mut Vec<u8>, consumer: &[u8], delivery_time: u64, delivery_count: u64) {
+    put_bytes(out, consumer);
+    put_u64(out, delivery_time);
+    put_u64(out, delivery_count);
+}
+
+/// Reads a pending-entry record (see [`put_pending`]), the consumer in place.
+pub fn read_pending<'a>(r: &mut Reader<'a>) -> Result<(&'a [u8], u64, u64), StoreError> {
+    Ok((r.slice()?, r.u64()?, r.u64()?))
+}
+
+/// The value `m` writes into fjall for the group, consumer or pending record it sets
+/// (None for a removal or another kind of change).
+pub fn group_record_value(m: &Mutation) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match m {
+        Mutation::GroupCreated {
+            last_id,
+            entries_read,
+            ..
+        }
+        | Mutation::GroupUpdated {
+            last_id,
+            entries_read,
+            ..
+        } => put_group(&mut out, *last_id, *entries_read),
+        Mutation::ConsumerUpserted {
+            seen_time,
+            active_time,
+            ..
+        } => put_consumer(&mut out, *seen_time, *active_time),
+        Mutation::PendingUpserted {
+            consumer,
+            delivery_time,
+            delivery_count,
+            ..
+        } => put_pending(&mut out, consumer, *delivery_time, *delivery_count),
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// Appends one group change as the tail log holds it: a tag (1 group created, 2 updated,
+/// 3 destroyed, 4 consumer upserted, 5 deleted, 6 pending entry upserted, 7 removed), the
+/// names and ID its fjall key holds (group, then consumer or pending ID), then the record
+/// it sets, as fjall holds it. Other kinds of change write nothing.
+pub fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
+    match m {
+        Mutation::GroupCreated {
+            group,
+            last_id,
+            entries_read,
+        }
+        | Mutation::GroupUpdated {
+            group,
+            last_id,
+            entries_read,
+        } => {
+            out.push(if matches!(m, Mutation::GroupCreated { .. }) {
+                1
+            } else {
+                2
+            });
+            put_bytes(out, group);
+            put_group(out, *last_id, *entries_read);
+        }
+        Mutation::GroupDestroyed { group } => {
+            out.push(3);
+            put_bytes(out, group);
+        }
+        Mutation::ConsumerUpserted {
+            group,
+            consumer,
+            seen_time,
+            active_time,
+        } => {
+            out.push(4);
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+            put_consumer(out, *seen_time, *active_time);
+        }
+        Mutation::ConsumerDeleted { group, consumer } => {
+            out.push(5);
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+        }
+        Mutation::PendingUpserted {
+            group,
+            id,
+            consumer,
+            delivery_time,
+            delivery_count,
+        } => {
+            out.push(6);
+            put_bytes(out, group);
+            put_id(out, *id);
+            put_pending(out, consumer, *delivery_time, *delivery_count);
+        }
+        Mutation::PendingRemoved { group, id } => {
+            out.push(7);
+            put_bytes(out, group);
+            put_id(out, *id);
+        }
+        _ => {}
+    }
+}
+
+/// Reads a group change written by [`put_group_change`], each name handed to `keep` to own.
+pub fn read_group_change(
+    r: &mut Reader<'_>,
+    keep: impl Fn(&[u8]) -> Bytes,
+) -> Result<Mutation, StoreError> {
+    let tag = r.u8()?;
+    let group = keep(r.slice()?);
+    Ok(match tag {
+        1 | 2 => {
+            let (last_id, entries_read) = read_group(r)?;
+            if tag == 1 {
+                Mutation::GroupCreated {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+            } else {
+                Mutation::GroupUpdated {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+            }
+        }
+        3 => Mutation::GroupDestroyed { group },
+        4 => {
+            let consumer = keep(r.slice()?);
+            let (seen_time, active_time) = read_consumer(r)?;
+            Mutation::ConsumerUpserted {
+                group,
+                consumer,
+                seen_time,
+                active_time,
+            }
+        }
+        5 => Mutation::ConsumerDeleted {
+            group,
+            consumer: keep(r.slice()?),
+        },
+        6 => {
+            let id = r.id()?;
+            let (consumer, delivery_time, delivery_count) = read_pending(r)?;
+            Mutation::PendingUpserted {
+                group,
+                id,
+                consumer: keep(consumer),
+                delivery_time,
+                delivery_count,
+            }
+        }
+        7 => Mutation::PendingRemoved { group, id: r.id()? },
+        _ => return Err(StoreError::Corrupt("unknown group change".into())),
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_round_trip_and_truncation_is_detected() {
-        let fields = vec![Bytes::from("f"), Bytes::from(""), Bytes::from("v\r\n\x00")];
-        let enc = encode_entry(&fields, true);
-        assert!(matches!(decode_entry(&enc), Ok((f, NEW_NODE)) if f == fields));
-        assert!(decode_entry(&enc[..enc.len() - 1]).is_err());
-    }
-
-    #[test]
-    fn node_records_round_trip_and_truncation_is_detected() {
-        let node = NodeMeta {
-            master: StreamId::new(5, 0),
-            last: StreamId::new(9, 3),
-            live: 7,
-            deleted: 2,
-            first_live: StreamId::new(5, 1),
-            last_live: StreamId::new(9, 2),
-        };
-        let enc = encode_node(&node);
-        assert!(matches!(decode_node(node.master, &enc), Ok(n) if n == node));
-        assert!(decode_node(node.master, &enc[..enc.len() - 1]).is_err());
-    }
-}
+mod tests;

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId, StreamMeta};
+use brooklet_streams::{Mutation, NodeMeta, Stream};
 
-use crate::codec::{Reader, decode_node};
+use crate::stored::StoredStream;
+
+use crate::codec::{Reader, decode_node, decode_stream, read_consumer, read_group, read_pending};
 use crate::error::StoreError;
 use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
 use crate::source::CacheMisses;
@@ -26,7 +28,7 @@ pub struct LoadedStream {
     /// Its key.
     pub key: Bytes,
     /// Its state.
-    pub stream: Stream,
+    pub stream: StoredStream,
 }
 
 /// What recovery found.
@@ -73,7 +75,7 @@ impl RecoveryReport {
     }
 }
 
-type StreamMap = HashMap<(u32, Bytes), Stream>;
+type StreamMap = HashMap<(u32, Bytes), StoredStream>;
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("malformed {what} key"))
@@ -119,20 +121,16 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("stream"));
         }
-        let mut r = Reader::new(&v, "stream");
-        let meta = StreamMeta {
-            last_id: StreamId::new(r.u64()?, r.u64()?),
-            entries_added: r.u64()?,
-            max_deleted_id: StreamId::new(r.u64()?, r.u64()?),
-        };
-        let incarnation = r.u64()?;
+        let (meta, incarnation) = decode_stream(&v)?;
         report.max_incarnation = report.max_incarnation.max(incarnation);
         let key = Bytes::copy_from_slice(key);
         let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
         let source = crate::store::source(ks, budget, misses, stream_prefix(db, &key));
-        let mut stream = Stream::restore(meta, &its_nodes, source).map_err(|e| {
-            StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
-        })?;
+        let mut stream: StoredStream = Stream::restore(meta, &its_nodes, source)
+            .map_err(|e| {
+                StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
+            })?
+            .into();
         stream.set_incarnation(incarnation);
         report.entries += stream.len();
         streams.insert((db, key), stream);
@@ -150,9 +148,7 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("group"));
         }
-        let mut r = Reader::new(&v, "group");
-        let last_id = StreamId::new(r.u64()?, r.u64()?);
-        let entries_read = r.opt_u64()?;
+        let (last_id, entries_read) = read_group(&mut Reader::new(&v, "group"))?;
         let group = Bytes::copy_from_slice(group);
         find(&mut streams, db, key)?.apply(&Mutation::GroupCreated {
             group,
@@ -169,9 +165,7 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("consumer"));
         }
-        let mut r = Reader::new(&v, "consumer");
-        let seen_time = r.u64()?;
-        let active_time = r.opt_u64()?;
+        let (seen_time, active_time) = read_consumer(&mut Reader::new(&v, "consumer"))?;
         let m = Mutation::ConsumerUpserted {
             group: Bytes::copy_from_slice(group),
             consumer: Bytes::copy_from_slice(consumer),
@@ -185,14 +179,12 @@ pub(crate) fn load(
         let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("pending"))?;
         let (group, rest) = split_name(rest).ok_or_else(|| corrupt("pending"))?;
         let id = read_id(rest).ok_or_else(|| corrupt("pending"))?;
-        let mut r = Reader::new(&v, "pending");
-        let consumer = r.bytes()?;
-        let delivery_time = r.u64()?;
-        let delivery_count = r.u64()?;
+        let (consumer, delivery_time, delivery_count) =
+            read_pending(&mut Reader::new(&v, "pending"))?;
         let m = Mutation::PendingUpserted {
             group: Bytes::copy_from_slice(group),
             id,
-            consumer,
+            consumer: Bytes::copy_from_slice(consumer),
             delivery_time,
             delivery_count,
         };
@@ -208,7 +200,11 @@ pub(crate) fn load(
     Ok((out, report))
 }
 
-fn find<'a>(streams: &'a mut StreamMap, db: u32, key: &[u8]) -> Result<&'a mut Stream, StoreError> {
+fn find<'a>(
+    streams: &'a mut StreamMap,
+    db: u32,
+    key: &[u8],
+) -> Result<&'a mut StoredStream, StoreError> {
     streams
         .get_mut(&(db, Bytes::copy_from_slice(key)))
         .ok_or_else(|| {

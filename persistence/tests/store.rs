@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use brooklet_persistence::{FsyncPolicy, Store, StoreError};
+use brooklet_persistence::{FsyncPolicy, Store, StoreError, StoredStream};
 use brooklet_streams::{
     GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, Stream, StreamId, TrimArgs, TrimStrategy,
 };
@@ -18,7 +18,7 @@ fn step(
     store: &Store,
     db: u32,
     key: &[u8],
-    s: &mut Stream,
+    s: &mut StoredStream,
     f: impl FnOnce(&mut Stream, &mut Vec<Mutation>),
 ) {
     let mut muts = Vec::new();
@@ -26,7 +26,7 @@ fn step(
     store.write_stream(db, key, s, &muts).unwrap();
 }
 
-fn reopen(dir: &std::path::Path) -> Vec<(u32, Bytes, Stream)> {
+fn reopen(dir: &std::path::Path) -> Vec<(u32, Bytes, StoredStream)> {
     let (_store, streams, _report) = Store::open(dir, FsyncPolicy::Always).unwrap();
     let mut v: Vec<_> = streams
         .into_iter()
@@ -40,8 +40,8 @@ fn reopen(dir: &std::path::Path) -> Vec<(u32, Bytes, Stream)> {
 fn every_kind_of_change_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let limits = NodeLimits::default();
-    let mut s = Stream::new();
-    let mut other = Stream::new();
+    let mut s = StoredStream::new();
+    let mut other = StoredStream::new();
     {
         let (store, loaded, _) = Store::open(dir.path(), FsyncPolicy::Everysec).unwrap();
         assert!(loaded.is_empty());
@@ -143,7 +143,7 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         for (db, key) in [(0, &b"a"[..]), (0, b"ab"), (1, b"a")] {
-            let mut s = Stream::new();
+            let mut s = StoredStream::new();
             step(&store, db, key, &mut s, |s, out| {
                 s.add(
                     IdSpec::Explicit(StreamId::new(1, 1)),
@@ -158,7 +158,7 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
                     .unwrap();
             });
         }
-        store.delete_stream(0, b"a", &Stream::new()).unwrap();
+        store.delete_stream(0, b"a", &StoredStream::new()).unwrap();
         let left = {
             drop(store);
             reopen(dir.path())
@@ -168,12 +168,12 @@ fn deleting_and_flushing_remove_everything_of_the_stream() {
     }
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        store.flush(Some(1), None::<&Stream>).unwrap();
+        store.flush(Some(1), None::<&StoredStream>).unwrap();
     }
     assert_eq!(reopen(dir.path()).len(), 1);
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        store.flush(None, None::<&Stream>).unwrap();
+        store.flush(None, None::<&StoredStream>).unwrap();
         store.sync().unwrap();
     }
     assert!(reopen(dir.path()).is_empty());
@@ -219,15 +219,15 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 6
+                supported: 7
             }
         ),
         "{err}"
     );
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
-    // log, deletion floors, group changes in the tail log, purge markers): they open, and
-    // are stamped 6.
-    for old in [3, 4, 5] {
+    // log, deletion floors, group changes in the tail log, purge markers), and format 6's
+    // tail-log bodies are still read: they open, and are stamped 7.
+    for old in [3, 4, 5, 6] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -238,11 +238,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            6u32.to_be_bytes()
+            7u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 6 would misread every stream record.
+    // as 7 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -252,7 +252,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 6
+                supported: 7
             }
         ),
         "{err}"
@@ -267,7 +267,7 @@ fn always_makes_each_commit_durable_through_the_sync_thread() {
     store.on_durable(Box::new(move |seq| {
         let _ = tx.send(seq);
     }));
-    let mut s = Stream::new();
+    let mut s = StoredStream::new();
     let mut seq = 0;
     for i in 1..=5 {
         let mut out = Vec::new();
@@ -335,7 +335,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
     for seed in 1..=6u64 {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = Lcg(if checkpoints { seed * 7919 } else { seed });
-        let mut mem = Stream::new();
+        let mut mem = StoredStream::new();
         let mut next_ms = 1;
         for round in 0..4 {
             {
@@ -347,7 +347,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
                 let mut disk = match loaded.into_iter().next() {
                     Some(l) => l.stream,
                     None => {
-                        let mut s = Stream::new();
+                        let mut s = StoredStream::new();
                         s.attach_source(store.source(0, b"k"));
                         s
                     }
@@ -399,7 +399,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
                         }
                         continue;
                     }
-                    let run = |s: &mut Stream, out: &mut Vec<Mutation>| match op {
+                    let run = |s: &mut StoredStream, out: &mut Vec<Mutation>| match op {
                         13 | 14 => {
                             let to = StreamId::new(arg.0 % (next_ms + 1), 0);
                             format!("{:?}", s.set_id(to, None, None, out))
@@ -425,7 +425,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
             }
             let mut loaded = reopen(dir.path());
             assert_eq!(loaded.len(), 1, "seed {seed} round {round}");
-            let all = |s: &mut Stream| s.range(StreamId::MIN, StreamId::MAX, None, false);
+            let all = |s: &mut StoredStream| s.range(StreamId::MIN, StreamId::MAX, None, false);
             assert_eq!(
                 all(&mut loaded[0].2),
                 all(&mut mem),
@@ -441,7 +441,7 @@ fn random_sequences_reload_identically(checkpoints: bool) {
 
 /// One random command; its reply as text, so two runs can be compared.
 fn random_op(
-    s: &mut Stream,
+    s: &mut StoredStream,
     out: &mut Vec<Mutation>,
     op: u64,
     (a, b, c): (u64, u64, u64),
@@ -534,7 +534,7 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let limits = NodeLimits::default();
     let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-    let mut s = Stream::new();
+    let mut s = StoredStream::new();
     for i in 1..=300 {
         step(&store, 0, b"k", &mut s, |s, out| {
             s.add(
@@ -592,7 +592,7 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
 }
 
 /// Appends `ids` (ms values) to `s` and writes each one.
-fn add_all(store: &Store, key: &[u8], s: &mut Stream, ids: impl IntoIterator<Item = u64>) {
+fn add_all(store: &Store, key: &[u8], s: &mut StoredStream, ids: impl IntoIterator<Item = u64>) {
     for i in ids {
         step(store, 0, key, s, |s, out| {
             s.add(
@@ -616,7 +616,7 @@ fn on_disk(store: &Store) -> Vec<brooklet_streams::StoredEntry> {
         .unwrap()
 }
 
-fn ids_of(s: &mut Stream) -> Vec<u64> {
+fn ids_of(s: &mut StoredStream) -> Vec<u64> {
     s.range(StreamId::MIN, StreamId::MAX, None, false)
         .unwrap()
         .iter()
@@ -630,7 +630,7 @@ fn ids_of(s: &mut Stream) -> Vec<u64> {
 #[test]
 fn group_changes_leave_logged_appends_to_the_tail_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Stream::new();
+    let mut s = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         add_all(&store, b"k", &mut s, 1..=1);
@@ -665,11 +665,11 @@ fn a_deleted_streams_logged_appends_never_reach_its_successor() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        let mut old = Stream::new();
+        let mut old = StoredStream::new();
         // 1 opens the node (fjall), 2..=5 are plain appends (tail log only).
         add_all(&store, b"k", &mut old, 1..=5);
         store.delete_stream(0, b"k", &old).unwrap();
-        let mut new = Stream::new();
+        let mut new = StoredStream::new();
         add_all(&store, b"k", &mut new, [1]);
         assert_ne!(new.incarnation(), old.incarnation());
     }
@@ -684,8 +684,8 @@ fn a_deleted_streams_logged_appends_never_reach_its_successor() {
 #[test]
 fn closed_tail_segments_are_checkpointed_retired_and_replayed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Stream::new();
-    let mut b = Stream::new();
+    let mut a = StoredStream::new();
+    let mut b = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         store.set_tail_segment_bytes(2000);
@@ -734,7 +734,7 @@ fn closed_tail_segments_are_checkpointed_retired_and_replayed() {
 #[test]
 fn trimmed_appends_stay_gone_after_xsetid_moves_the_last_id_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Stream::new();
+    let mut s = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         // 1 opens the node (fjall), 2..=5 are plain appends (tail log only).
@@ -771,7 +771,7 @@ fn a_reload_racing_a_retire_loads_everything() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let mut s = Stream::new();
+            let mut s = StoredStream::new();
             let mut next = 1;
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
                 let stale = {
@@ -779,7 +779,7 @@ fn a_reload_racing_a_retire_loads_everything() {
                     // The stream stays short: each round starts it again.
                     if next > 100 {
                         store.delete_stream(0, b"k", &s).unwrap();
-                        s = Stream::new();
+                        s = StoredStream::new();
                         next = 1;
                     }
                     add_all(&store, b"k", &mut s, next..next + 10);
@@ -812,7 +812,7 @@ fn a_reload_racing_a_retire_loads_everything() {
 /// change of another kind writes the rest.
 #[test]
 fn appends_written_in_pieces_reopen_whole() {
-    let piece = |store: &Store, s: &mut Stream, max: usize| {
+    let piece = |store: &Store, s: &mut StoredStream, max: usize| {
         let p = store.prepare_flush(0, [(&b"k"[..], &mut *s)], max).unwrap();
         let more = p.more;
         assert!(s.is_flushing());
@@ -822,7 +822,7 @@ fn appends_written_in_pieces_reopen_whole() {
         more
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Stream::new();
+    let mut s = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         // Nodes of 100: 1-100, 101-200, 201-300, 301-350; all logged, none in fjall.
@@ -870,7 +870,7 @@ fn a_change_made_while_a_checkpoint_batch_commits_lands_after_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        let mut s = Stream::new();
+        let mut s = StoredStream::new();
         // 1 creates the stream (fjall); 2..=50 are logged appends.
         add_all(&store, b"k", &mut s, 1..=50);
         let s = std::sync::Mutex::new(s);
@@ -910,7 +910,7 @@ fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        let mut s = Stream::new();
+        let mut s = StoredStream::new();
         add_all(&store, b"k", &mut s, 1..=50);
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -918,7 +918,7 @@ fn a_delete_made_while_a_checkpoint_batch_commits_lands_after_it() {
                 .prepare_flush(0, [(&b"k"[..], &mut s)], usize::MAX)
                 .unwrap();
             let del = scope.spawn(|| {
-                store.delete_stream(0, b"k", &Stream::new()).unwrap();
+                store.delete_stream(0, b"k", &StoredStream::new()).unwrap();
                 done.store(true, std::sync::atomic::Ordering::Release);
             });
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -952,22 +952,22 @@ fn floors(dir: &std::path::Path) -> usize {
 #[test]
 fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut kept = Stream::new();
-    let mut again = Stream::new();
+    let mut kept = StoredStream::new();
+    let mut again = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
         add_all(&store, b"kept", &mut kept, 1..=3);
-        let mut gone = Stream::new();
+        let mut gone = StoredStream::new();
         add_all(&store, b"gone", &mut gone, 1..=3);
         store.flush_stream(0, b"gone", &mut gone).unwrap();
         assert!(gone.is_stored());
         store.delete_stream(0, b"gone", &gone).unwrap();
-        let mut first = Stream::new();
+        let mut first = StoredStream::new();
         add_all(&store, b"again", &mut first, 1..=5);
         assert!(!first.is_stored());
         store.delete_stream(0, b"again", &first).unwrap();
         add_all(&store, b"again", &mut again, 7..=8);
-        let mut other_db = Stream::new();
+        let mut other_db = StoredStream::new();
         step(&store, 1, b"kept", &mut other_db, |s, out| {
             s.add(
                 IdSpec::Auto,
@@ -979,9 +979,9 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
             )
             .unwrap();
         });
-        store.flush(Some(1), None::<&Stream>).unwrap();
+        store.flush(Some(1), None::<&StoredStream>).unwrap();
     }
-    let names = |loaded: &[(u32, Bytes, Stream)]| {
+    let names = |loaded: &[(u32, Bytes, StoredStream)]| {
         loaded
             .iter()
             .map(|(db, k, _)| (*db, k.clone()))
@@ -996,12 +996,12 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
     assert_eq!(loaded[1].2, kept);
     drop(loaded);
     assert!(floors(dir.path()) > 0);
-    let mut after = Stream::new();
+    let mut after = StoredStream::new();
     {
         // A reopened store numbers new streams above every floor, so FLUSHALL's floor
         // kills the streams logged before it and none created after.
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        store.flush(None, None::<&Stream>).unwrap();
+        store.flush(None, None::<&StoredStream>).unwrap();
         add_all(&store, b"after", &mut after, 1..=2);
         drop(store);
         let loaded = reopen(dir.path());
@@ -1033,20 +1033,20 @@ fn streams_created_in_the_tail_log_reopen_and_stay_deleted() {
 #[test]
 fn group_changes_are_logged_and_checkpointed_as_they_stand() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Stream::new();
-    let read = |store: &Store, s: &mut Stream, n: u64| {
+    let mut s = StoredStream::new();
+    let read = |store: &Store, s: &mut StoredStream, n: u64| {
         step(store, 0, b"k", s, |s, out| {
             let got = s.read_group(b"k", b"g", b"c", ReadId::New, Some(n), false, 1000, out);
             assert_eq!(got.unwrap().map(|v| v.len() as u64), Some(n));
         });
     };
-    let ack = |store: &Store, s: &mut Stream, ids: std::ops::RangeInclusive<u64>| {
+    let ack = |store: &Store, s: &mut StoredStream, ids: std::ops::RangeInclusive<u64>| {
         let ids: Vec<StreamId> = ids.map(|i| StreamId::new(i, 0)).collect();
         step(store, 0, b"k", s, |s, out| {
             s.ack(b"g", &ids, out);
         });
     };
-    let checkpoint = |store: &Store, s: &mut Stream| {
+    let checkpoint = |store: &Store, s: &mut StoredStream| {
         store.close_tail_segment().unwrap();
         let (upto, _) = store.stale_tail(true).unwrap();
         store.flush_stream(0, b"k", s).unwrap();
@@ -1124,10 +1124,10 @@ fn prefix_of(db: u32, key: &[u8]) -> Vec<u8> {
 #[test]
 fn a_large_stream_is_purged_in_the_background_and_not_its_successor() {
     let dir = tempfile::tempdir().unwrap();
-    let mut again = Stream::new();
+    let mut again = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        let mut big = Stream::new();
+        let mut big = StoredStream::new();
         add_all(&store, b"big", &mut big, 1..=6000);
         store.flush_stream(0, b"big", &mut big).unwrap();
         store.delete_stream(0, b"big", &big).unwrap();
@@ -1148,10 +1148,10 @@ fn a_large_stream_is_purged_in_the_background_and_not_its_successor() {
 #[test]
 fn a_purge_left_unfinished_is_finished_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut kept = Stream::new();
+    let mut kept = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        let mut big = Stream::new();
+        let mut big = StoredStream::new();
         add_all(&store, b"big", &mut big, 1..=300);
         store.flush_stream(0, b"big", &mut big).unwrap();
         add_all(&store, b"kept", &mut kept, 1..=3);
@@ -1194,13 +1194,13 @@ fn a_purge_left_unfinished_is_finished_at_start_up() {
 #[test]
 fn a_large_flush_is_purged_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
-    let mut after = Stream::new();
+    let mut after = StoredStream::new();
     {
         let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-        let mut big = Stream::new();
+        let mut big = StoredStream::new();
         add_all(&store, b"big", &mut big, 1..=5000);
         store.flush_stream(0, b"big", &mut big).unwrap();
-        let mut small = Stream::new();
+        let mut small = StoredStream::new();
         add_all(&store, b"small", &mut small, 1..=3);
         store.flush_stream(0, b"small", &mut small).unwrap();
         store.flush(None, [&big, &small]).unwrap();
@@ -1238,7 +1238,7 @@ fn deleting_a_large_stream_gives_its_disk_space_back() {
     let dir = tempfile::tempdir().unwrap();
     let fjall_dir = dir.path().join("fjall");
     let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
-    let mut big = Stream::new();
+    let mut big = StoredStream::new();
     // Values that do not compress: fjall's blocks are LZ4-compressed.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for i in 1..=20_000 {

@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
-use brooklet_streams::Stream;
+use brooklet_persistence::StoredStream;
 
 use crate::error::CommandError;
 
@@ -19,8 +19,8 @@ const SHARDS: usize = 16;
 /// room for others, and the accessors below are where `-WRONGTYPE` will come from then.
 #[derive(Debug)]
 pub enum Value {
-    /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one).
-    Stream(Box<Stream>),
+    /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one), with its storage state.
+    Stream(Box<StoredStream>),
 }
 
 impl Value {
@@ -32,14 +32,14 @@ impl Value {
     }
 
     /// The stream stored here, or `-WRONGTYPE` for a value of another type.
-    pub fn stream(&self) -> Result<&Stream, CommandError> {
+    pub fn stream(&self) -> Result<&StoredStream, CommandError> {
         match self {
             Value::Stream(s) => Ok(s),
         }
     }
 
     /// The stream stored here, mutably, or `-WRONGTYPE` for a value of another type.
-    pub fn stream_mut(&mut self) -> Result<&mut Stream, CommandError> {
+    pub fn stream_mut(&mut self) -> Result<&mut StoredStream, CommandError> {
         match self {
             Value::Stream(s) => Ok(s),
         }
@@ -207,7 +207,7 @@ mod tests {
         for i in 0..500 {
             let key = Bytes::from(format!("key:{i}"));
             db.lock(&key)
-                .insert(key.clone(), Value::Stream(Box::new(Stream::new())));
+                .insert(key.clone(), Value::Stream(Box::new(StoredStream::new())));
         }
         let mut seen: HashMap<Bytes, usize> = HashMap::new();
         let mut cursor = 0;

@@ -43,7 +43,7 @@
 
 #![deny(unsafe_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod dirty;
+mod copy;
 mod entry;
 mod error;
 mod group;
@@ -55,9 +55,8 @@ mod node;
 mod source;
 mod stream;
 mod trim;
-mod unflushed;
 
-pub use dirty::DirtyGroups;
+pub use copy::{CopiedEntry, NodeCopies};
 pub use entry::{Entry, MaybeEntry};
 pub use error::StreamError;
 pub use group::{
@@ -76,4 +75,3 @@ pub use node::NodeLimits;
 pub use source::{EntrySource, NodeMeta, StoredEntry};
 pub use stream::{AddOutcome, Stream, StreamMeta};
 pub use trim::{TrimArgs, TrimStrategy};
-pub use unflushed::{UnflushedEntry, UnflushedNodes};

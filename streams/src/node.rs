@@ -73,8 +73,8 @@ fn no_data() -> Arc<Vec<u8>> {
 /// and ID bounds, which is all that trimming, XLEN and first/last-ID bookkeeping need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
-    /// Shared, so that a checkpoint's copy of a node costs a reference count rather than
-    /// its bytes; a change to a node the checkpoint still holds copies it first.
+    /// Shared, so that a copy of a node ([`crate::NodeCopies`]) costs a reference count
+    /// rather than its bytes; a change to a node a copy still shares copies it first.
     data: Arc<Vec<u8>>,
     /// Offset of the first entry (end of the master fields).
     entries_start: u32,
@@ -294,7 +294,7 @@ impl Node {
 
     /// Gives back spare capacity once the node will receive no more entries.
     pub(crate) fn shrink(&mut self) {
-        // A copy a checkpoint still holds is left as it is rather than copied to shrink it.
+        // Data a copy still shares is left as it is rather than copied to shrink it.
         if let Some(data) = Arc::get_mut(&mut self.data) {
             data.shrink_to_fit();
         }
@@ -494,7 +494,7 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
-    /// A copy (what a checkpoint takes) keeps the entries as they were when it was taken,
+    /// A copy (what `Stream::copy_nodes_from` takes) keeps the entries as they were when it was taken,
     /// whatever the stream does to its own node afterwards.
     #[test]
     fn a_copy_is_unchanged_by_later_appends_and_deletions() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::dirty::DirtyGroups;
+use crate::copy::NodeCopies;
 use crate::entry::Entry;
 use crate::error::StreamError;
 use crate::group::ConsumerGroup;
@@ -19,7 +19,6 @@ use crate::mutation::Mutation;
 use crate::node::{Node, NodeLimits, RawEntry};
 use crate::source::{EntrySource, NodeMeta, StoredEntry};
 use crate::trim::TrimArgs;
-use crate::unflushed::UnflushedNodes;
 
 /// One Redis stream: its entries, metadata and consumer groups.
 ///
@@ -48,37 +47,15 @@ pub struct Stream {
     /// Nodes in the order their entries came into memory, oldest first: eviction order.
     /// May hold masters of nodes gone or already cold; those are skipped.
     resident_order: VecDeque<StreamId>,
-    /// Resident nodes eviction found holding unflushed appends, kept out of
-    /// `resident_order` until the appends are flushed: passing over them on every new node
-    /// cost a walk of the whole order once the stream outgrew its cache (XADD -P16 to one
-    /// stream filled 1M entries at 207k/s).
+    /// Resident nodes eviction found holding pinned entries, kept out of `resident_order`
+    /// until they are unpinned: passing over them on every new node would walk the whole
+    /// order once the stream outgrew its cache.
     held_back: Vec<StreamId>,
     /// Heap bytes of every node whose entries are in memory, the tail included.
     resident_bytes: usize,
-    /// First entry whose append storage has logged but not yet written into the stream's
-    /// own records; nodes holding such entries are never evicted (see [`Stream::take_unflushed`]).
-    unflushed_from: Option<StreamId>,
-    /// The last logged append that a checkpoint's batch, built but not yet committed, holds:
-    /// until [`Stream::end_flush`], those appends still count as unflushed.
-    flushing: Option<StreamId>,
-    /// The storage log segment this stream's last logged append went to (0: none yet), so
-    /// storage need not look the stream up in that segment's list for every append.
-    log_segment: u64,
-    /// Which life of its key this stream is (storage numbers each creation), so appends
-    /// logged for an earlier stream under the same key are never replayed into this one.
-    incarnation: u64,
-    /// Whether storage holds the stream's own record: a stream created by a plain append
-    /// lives only in storage's log until its first checkpoint or other change.
-    stored: bool,
-    /// Group records storage logged changes of but has not yet written.
-    dirty_groups: DirtyGroups,
-    /// Those a checkpoint's batch, built but not yet committed, is writing (given back to
-    /// `dirty_groups` if the batch fails).
-    flushing_groups: Option<DirtyGroups>,
-    /// Per group, an ID no pending record storage holds is above: the removal of a pending
-    /// entry above it need not be written (an entry delivered and acknowledged between two
-    /// checkpoints costs storage nothing).
-    stored_pending_max: hashbrown::HashMap<Bytes, StreamId>,
+    /// First entry pinned in memory: nodes holding it or later entries are never evicted,
+    /// because the source cannot give those entries back yet (see [`Stream::pin_from`]).
+    pinned_from: Option<StreamId>,
 }
 
 /// Streams compare by content: which nodes happen to be in memory does not matter.
@@ -156,9 +133,9 @@ impl Stream {
             let mut stored = source
                 .load(tail.master, StreamId::MAX)
                 .map_err(StreamError::Storage)?;
-            // Live entries past the recorded last ID were written by a checkpoint whose
-            // records never landed (a crash in between): the tail log still holds them and
-            // its replay adds them again. Tombstones there are XSETID's, kept by their node.
+            // Live entries past the recorded last ID are not part of the stream the metadata
+            // describes (the source may hold entries whose metadata never reached it; its
+            // owner adds them again). Tombstones there are XSETID's, kept by their node.
             stored.retain(|e| e.id <= s.last_id || e.deleted);
             let node = rebuild(tail.master, &stored)?;
             s.make_resident(tail.master, node);
@@ -178,35 +155,49 @@ impl Stream {
         self.shed(None);
     }
 
-    /// Notes that storage logged the append of `id` without writing it into the stream's
-    /// records; the entry then stays in memory until [`Stream::take_unflushed`] hands it over.
-    pub fn mark_unflushed(&mut self, id: StreamId) {
-        self.unflushed_from.get_or_insert(id);
+    /// Pins every entry from `id` on in memory (an earlier pin stays): nodes holding them
+    /// are not evicted, since the source cannot give them back yet. Appends after `id`
+    /// are pinned too, until [`Stream::unpin`] or [`Stream::unpin_through`].
+    pub fn pin_from(&mut self, id: StreamId) {
+        self.pinned_from.get_or_insert(id);
     }
 
-    /// Whether some appends are logged but not yet written into the stream's records.
-    pub fn has_unflushed(&self) -> bool {
-        self.unflushed_from.is_some()
+    /// The first pinned entry, if any.
+    pub fn pinned_from(&self) -> Option<StreamId> {
+        self.pinned_from
     }
 
-    /// Every entry since the first unflushed one that is still in the stream (tombstones
-    /// included, with their flag), for storage to write now; they count as flushed after.
-    pub fn take_unflushed(&mut self) -> Vec<StoredEntry> {
-        let taken = self.unflushed_upto(usize::MAX);
-        self.unflushed_from = None;
+    /// Unpins every entry.
+    pub fn unpin(&mut self) {
+        self.pinned_from = None;
         self.release_held_back();
-        taken.map(|(entries, _)| entries).unwrap_or_default()
     }
 
-    /// The logged appends a checkpoint would write now, at least one node's and at most
-    /// about `max` (it stops at the first node boundary past `max`), with the stream's
-    /// metadata as it was after the last of them; None when there are none. Every entry
-    /// still unflushed is a plain append (any other change takes them all), each of which
-    /// raised the last ID to its own and entries-added by one.
-    pub fn unflushed_upto(&self, max: usize) -> Option<(Vec<StoredEntry>, StreamMeta)> {
-        let UnflushedSpan {
-            from, nodes, as_of, ..
-        } = self.unflushed_span(max)?;
+    /// Unpins the entries up to `upto`; those after it stay pinned.
+    pub fn unpin_through(&mut self, upto: StreamId) {
+        if self.pinned_from.is_none_or(|from| from > upto) {
+            return;
+        }
+        let next = self
+            .nodes
+            .range(..=upto)
+            .next_back()
+            .map(|(m, _)| *m)
+            .into_iter()
+            .flat_map(|m| self.nodes.range(m..))
+            .find_map(|(master, node)| node.iter(*master).map(|e| e.id).find(|id| *id > upto));
+        self.pinned_from = next;
+        self.release_held_back();
+    }
+
+    /// The entries from `from` on (tombstones included, flagged) as copies, at least one
+    /// node's and at most about `max` (it stops at the first node boundary past `max`),
+    /// with how many entries the nodes after the last one taken hold; None when no
+    /// resident node holds an entry from `from` on.
+    pub fn entries_from(&self, from: StreamId, max: usize) -> Option<(Vec<StoredEntry>, u64)> {
+        let Span {
+            from, nodes, left, ..
+        } = self.span_from(from, max)?;
         let entries = nodes
             .into_iter()
             .flat_map(|(master, node)| {
@@ -219,43 +210,38 @@ impl Stream {
                     })
             })
             .collect();
-        Some((entries, as_of))
+        Some((entries, left))
     }
 
-    /// What [`Stream::unflushed_upto`] takes, as copies of the nodes holding it: copying
-    /// them is all a checkpoint does while it holds the stream, and it encodes them once
-    /// it has let the stream go.
-    pub fn unflushed_nodes(&self, max: usize) -> Option<(UnflushedNodes, StreamMeta)> {
-        let UnflushedSpan {
+    /// What [`Stream::entries_from`] takes, as copies of the nodes holding it: copying
+    /// nodes is cheap enough to do while the stream is held, and their entries can be
+    /// encoded after it is let go.
+    pub fn copy_nodes_from(&self, from: StreamId, max: usize) -> Option<NodeCopies> {
+        let Span {
             from,
             nodes,
             count,
             last,
-            as_of,
-        } = self.unflushed_span(max)?;
+            left,
+        } = self.span_from(from, max)?;
         let before = match nodes.first() {
             Some((master, _)) if *master == from => self.node_before(from),
             _ => None,
         };
         let nodes = nodes.into_iter().map(|(m, n)| (m, n.clone())).collect();
-        Some((
-            UnflushedNodes {
-                from,
-                nodes,
-                before,
-                count,
-                last,
-            },
-            as_of,
-        ))
+        Some(NodeCopies {
+            from,
+            nodes,
+            before,
+            count,
+            last,
+            left,
+        })
     }
 
-    /// The first unflushed append, the resident nodes holding the appends a checkpoint
-    /// would write now, and the stream's metadata as of the last of them.
-    fn unflushed_span(&self, max: usize) -> Option<UnflushedSpan<'_>> {
-        let from = self.unflushed_from?;
-        // Unflushed entries are the newest ones: they start in the node holding `from` and
-        // fill every node after it (appends that opened nodes are logged too).
+    /// The resident nodes holding the entries from `from` on, up to about `max` of them.
+    fn span_from(&self, from: StreamId, max: usize) -> Option<Span<'_>> {
+        // The entries from `from` start in the node holding it and fill every node after.
         let first_holding = self
             .nodes
             .range(..=from)
@@ -282,171 +268,22 @@ impl Stream {
             last = Some(end);
             nodes.push((*master, node));
         }
-        let last = last?;
-        let as_of = StreamMeta {
-            last_id: if left == 0 { self.last_id } else { last },
-            entries_added: self.entries_added.saturating_sub(left),
-            max_deleted_id: self.max_deleted_id,
-        };
-        Some(UnflushedSpan {
+        Some(Span {
             from,
             nodes,
             count: taken,
-            last,
-            as_of,
+            last: last?,
+            left,
         })
     }
 
-    /// Notes that a checkpoint's batch holding the logged appends up to `upto` is being
-    /// committed (the stream's lock is let go meanwhile).
-    pub fn begin_flush(&mut self, upto: StreamId) {
-        self.flushing = Some(upto);
-    }
-
-    /// Whether a checkpoint's batch for this stream is being committed: a change of another
-    /// kind must wait for it, or its own batch could land first and be overwritten.
-    pub fn is_flushing(&self) -> bool {
-        self.flushing.is_some() || self.flushing_groups.is_some()
-    }
-
-    /// Names the group records `muts` change as not yet written by storage.
-    pub fn note_group_changes(&mut self, muts: &[Mutation]) {
-        for m in muts {
-            if let Mutation::PendingRemoved { group, id } = m
-                && self
-                    .stored_pending_max
-                    .get(group)
-                    .is_none_or(|max| id > max)
-            {
-                self.dirty_groups.forget_pending(group, *id);
-                continue;
-            }
-            self.dirty_groups.note(m);
-        }
-    }
-
-    /// Records that storage holds (or is about to hold) every group record as it is now:
-    /// no pending record it holds is above each group's highest pending ID. Call when the
-    /// groups are loaded from storage, and when storage takes their records to write.
-    pub fn mark_groups_stored(&mut self) {
-        for (name, g) in &self.groups {
-            let Some(&top) = g.pel.keys().next_back() else {
-                continue;
-            };
-            let max = self
-                .stored_pending_max
-                .entry(name.clone())
-                .or_insert(StreamId::MIN);
-            *max = (*max).max(top);
-        }
-    }
-
-    /// Whether storage logged group changes it has not written yet.
-    pub fn has_dirty_groups(&self) -> bool {
-        !self.dirty_groups.is_empty()
-    }
-
-    /// Takes the group records not yet written, for storage to write now (see
-    /// [`Stream::restore_dirty_groups`] if that fails).
-    pub fn take_dirty_groups(&mut self) -> DirtyGroups {
-        self.mark_groups_stored();
-        std::mem::take(&mut self.dirty_groups)
-    }
-
-    /// Takes the group records not yet written, with those a checkpoint's batch is still
-    /// committing: a batch of the stream's own that changes its incarnation must write them
-    /// all, since replay skips the records logged before it and the checkpoint's batch may
-    /// yet fail. Taken, not copied: written again by a later batch, a group destroyed then
-    /// would remove the records of the group created since under its name.
-    pub fn take_dirty_groups_with_flushing(&mut self) -> DirtyGroups {
-        let mut dirty = self.take_dirty_groups();
-        if let Some(flushing) = &mut self.flushing_groups {
-            dirty.merge(std::mem::take(flushing));
-        }
-        dirty
-    }
-
-    /// Gives back what [`Stream::take_dirty_groups`] took, when storage could not write it.
-    pub fn restore_dirty_groups(&mut self, dirty: DirtyGroups) {
-        self.dirty_groups.merge(dirty);
-    }
-
-    /// Starts a checkpoint's write of the group records not yet written: the records as
-    /// they are now; [`Stream::end_flush`] ends it.
-    pub fn begin_group_flush(&mut self) -> Vec<Mutation> {
-        let dirty = self.take_dirty_groups();
-        let current = dirty.current(self);
-        self.flushing_groups = Some(dirty);
-        current
-    }
-
-    /// Ends what [`Stream::begin_flush`] and [`Stream::begin_group_flush`] began: once the
-    /// batch is committed, the appends up to its last one count as flushed (unless a change
-    /// since took them all already); if it failed, its group records count as unwritten.
-    pub fn end_flush(&mut self, committed: bool) {
-        if let Some(groups) = self.flushing_groups.take()
-            && !committed
-        {
-            self.dirty_groups.merge(groups);
-        }
-        let Some(upto) = self.flushing.take() else {
-            return;
-        };
-        self.stored |= committed;
-        if !committed || self.unflushed_from.is_none_or(|from| from > upto) {
-            return;
-        }
-        let next = self
-            .nodes
-            .range(..=upto)
-            .next_back()
-            .map(|(m, _)| *m)
-            .into_iter()
-            .flat_map(|m| self.nodes.range(m..))
-            .find_map(|(master, node)| node.iter(*master).map(|e| e.id).find(|id| *id > upto));
-        self.unflushed_from = next;
-        self.release_held_back();
-    }
-
-    /// Gives eviction back the nodes it held back for their unflushed appends, first in
-    /// line (they came into memory before the others); those still unflushed are held back
-    /// again when reached.
+    /// Gives eviction back the nodes it held back for their pinned entries, first in line
+    /// (they came into memory before the others); those still pinned are held back again
+    /// when reached.
     fn release_held_back(&mut self) {
         for master in self.held_back.drain(..).rev() {
             self.resident_order.push_front(master);
         }
-    }
-
-    /// The log segment storage last logged an append of this stream to (0: none yet).
-    pub fn log_segment(&self) -> u64 {
-        self.log_segment
-    }
-
-    /// Records the log segment storage logged an append of this stream to. A stream object
-    /// lives with one open store: reloads and restarts build new ones, which start at 0.
-    pub fn set_log_segment(&mut self, segment: u64) {
-        self.log_segment = segment;
-    }
-
-    /// Which life of its key this stream is (0 until storage numbers it).
-    pub fn incarnation(&self) -> u64 {
-        self.incarnation
-    }
-
-    /// Sets the number storage gave this stream's creation.
-    pub fn set_incarnation(&mut self, n: u64) {
-        self.incarnation = n;
-    }
-
-    /// Whether storage holds the stream's own record (see [`Stream::set_stored`]).
-    pub fn is_stored(&self) -> bool {
-        self.stored
-    }
-
-    /// Records that storage wrote (or read back) the stream's own record; a committed
-    /// checkpoint batch ([`Stream::end_flush`]) writes it too.
-    pub fn set_stored(&mut self) {
-        self.stored = true;
     }
 
     /// Whether a source is attached.
@@ -594,7 +431,7 @@ impl Stream {
             if node.is_cold() {
                 continue;
             }
-            if self.unflushed_from.is_some_and(|from| node.last >= from) {
+            if self.pinned_from.is_some_and(|from| node.last >= from) {
                 self.held_back.push(master);
                 continue;
             }
@@ -1107,8 +944,8 @@ impl Stream {
     }
 }
 
-/// The logged appends a checkpoint would write now (see [`Stream::unflushed_upto`]).
-struct UnflushedSpan<'a> {
+/// A run of entries from some ID on (see [`Stream::entries_from`]).
+struct Span<'a> {
     /// The first of them.
     from: StreamId,
     /// The resident nodes holding them, with their first IDs.
@@ -1117,8 +954,8 @@ struct UnflushedSpan<'a> {
     count: usize,
     /// The last of them.
     last: StreamId,
-    /// The stream's metadata as of the last of them.
-    as_of: StreamMeta,
+    /// Entries in the nodes after the last one taken.
+    left: u64,
 }
 
 /// Rebuilds the node starting at `master` from its stored entries, which must begin with
@@ -1174,27 +1011,27 @@ mod tests {
         }
     }
 
-    /// Nodes holding unflushed appends stay in memory past the budget; once the appends
-    /// are flushed, the next node opened evicts them down to it.
+    /// Nodes holding pinned entries stay in memory past the budget; once they are
+    /// unpinned, the next node opened evicts them down to it.
     #[test]
-    fn nodes_held_for_unflushed_appends_are_evicted_once_flushed() {
+    fn nodes_held_for_pinned_entries_are_evicted_once_unpinned() {
         let mut s = Stream::new();
         s.attach_source(Arc::new(Budget(1000)));
         let append = |s: &mut Stream, ms: u64| {
             let id = add(s, IdSpec::Explicit(id(ms, 0)), 0).unwrap();
-            s.mark_unflushed(id);
+            s.pin_from(id);
         };
         for ms in 1..=2000 {
             append(&mut s, ms);
         }
-        assert_eq!(s.resident_nodes(), 20, "unflushed nodes were evicted");
+        assert_eq!(s.resident_nodes(), 20, "pinned nodes were evicted");
         assert!(s.resident_bytes > 1000);
-        s.take_unflushed();
+        s.unpin();
         append(&mut s, 2001);
         let tail = s.nodes.values().next_back().map_or(0, Node::heap_bytes);
         assert!(s.resident_bytes <= 1000 + tail, "{}", s.resident_bytes);
         assert!(s.resident_nodes() < 20);
-        // The nodes opened since are unflushed again and stay.
+        // The nodes opened since are pinned again and stay.
         for ms in 2002..=2400 {
             append(&mut s, ms);
         }
@@ -1208,105 +1045,6 @@ mod tests {
             [2001, 2101, 2201, 2301].iter().all(|m| masters.contains(m)),
             "{masters:?}"
         );
-    }
-
-    /// The nodes a checkpoint copies hold the same appends, flags and fields as the entries
-    /// `unflushed_upto` hands out, and name the nodes whose records the appends change.
-    #[test]
-    fn unflushed_nodes_match_the_unflushed_entries() {
-        let mut s = Stream::new();
-        for ms in 1..=250 {
-            let fields = if ms % 7 == 0 {
-                vec![Bytes::from("other"), Bytes::from(format!("v{ms}"))]
-            } else {
-                vec![
-                    Bytes::from("f"),
-                    Bytes::from(format!("v{ms}")),
-                    Bytes::from("g"),
-                    Bytes::new(),
-                ]
-            };
-            let limits = NodeLimits::default();
-            s.add(
-                IdSpec::Explicit(id(ms, 0)),
-                &fields,
-                None,
-                0,
-                &limits,
-                &mut Vec::new(),
-            )
-            .unwrap();
-        }
-        s.delete(&[id(120, 0)], &mut Vec::new()).unwrap();
-        for from in [50, 101] {
-            s.mark_unflushed(id(from, 0));
-            for max in [1, 60, usize::MAX] {
-                let (want, want_meta) = s.unflushed_upto(max).unwrap();
-                let (nodes, meta) = s.unflushed_nodes(max).unwrap();
-                assert_eq!(meta, want_meta);
-                let got: Vec<_> = nodes
-                    .entries()
-                    .map(|e| {
-                        let fields: Vec<Bytes> = e.fields().map(Bytes::copy_from_slice).collect();
-                        assert_eq!(e.opened_node, s.node(e.id).is_some());
-                        StoredEntry {
-                            id: e.id,
-                            deleted: e.deleted,
-                            fields,
-                        }
-                    })
-                    .collect();
-                assert_eq!(got, want);
-                assert_eq!(nodes.len(), want.len());
-                assert_eq!(Some(nodes.last_id()), want.last().map(|e| e.id));
-                let mut masters: Vec<u64> = nodes.node_records().map(|n| n.master.ms).collect();
-                masters.dedup();
-                let first = if from == 101 { vec![1, 101] } else { vec![1] };
-                assert_eq!(masters[..first.len()], first[..]);
-                for n in nodes.node_records() {
-                    assert_eq!(Some(n), s.node(n.master));
-                }
-            }
-            s.begin_flush(id(250, 0));
-            s.end_flush(true);
-        }
-    }
-
-    /// A checkpoint's piece stops at the first node boundary past its budget and reports the
-    /// metadata as of its last entry; appends made while it is committed stay unflushed.
-    #[test]
-    fn unflushed_pieces_stop_at_node_boundaries() {
-        let mut s = Stream::new();
-        for ms in 1..=250 {
-            add(&mut s, IdSpec::Explicit(id(ms, 0)), 0).unwrap();
-        }
-        assert!(s.unflushed_upto(10).is_none());
-        s.mark_unflushed(id(50, 0));
-        // Nodes of 100: the rest of node 1 (50-100), then node 2 once the budget allows.
-        let (piece, as_of) = s.unflushed_upto(10).unwrap();
-        assert_eq!(piece.len(), 51);
-        assert_eq!(piece.last().unwrap().id, id(100, 0));
-        assert_eq!(as_of.last_id, id(100, 0));
-        assert_eq!(as_of.entries_added, 100);
-        let (piece, as_of) = s.unflushed_upto(60).unwrap();
-        assert_eq!(piece.len(), 151);
-        assert_eq!((as_of.last_id, as_of.entries_added), (id(200, 0), 200));
-        let (piece, as_of) = s.unflushed_upto(usize::MAX).unwrap();
-        assert_eq!(piece.len(), 201);
-        assert_eq!((as_of.last_id, as_of.entries_added), (id(250, 0), 250));
-        s.begin_flush(id(200, 0));
-        assert!(s.is_flushing());
-        add(&mut s, IdSpec::Explicit(id(251, 0)), 0).unwrap();
-        s.end_flush(true);
-        assert!(!s.is_flushing());
-        assert_eq!(s.unflushed_upto(usize::MAX).unwrap().0[0].id, id(201, 0));
-        // A failed commit leaves everything unflushed; a full one, nothing.
-        s.begin_flush(id(251, 0));
-        s.end_flush(false);
-        assert_eq!(s.unflushed_upto(usize::MAX).unwrap().0.len(), 51);
-        s.begin_flush(id(251, 0));
-        s.end_flush(true);
-        assert!(!s.has_unflushed());
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl<'a> Ctx<'a> {
     pub fn persist(
         &mut self,
         key: &[u8],
-        stream: &mut brooklet_streams::Stream,
+        stream: &mut brooklet_persistence::StoredStream,
         muts: &[brooklet_streams::Mutation],
     ) -> Result<(), CommandError> {
         if muts.is_empty() {

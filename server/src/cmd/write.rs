@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 
+use brooklet_persistence::StoredStream;
 use brooklet_streams::{Mutation, Stream};
 
 use super::Ctx;
@@ -98,7 +99,7 @@ impl Ctx<'_> {
                         self.key_miss(key);
                         return answer;
                     }
-                    let mut stream = Box::new(Stream::new());
+                    let mut stream = Box::new(StoredStream::new());
                     let value = apply(&mut stream, &mut out, &mut effects)?;
                     self.persist(key, &mut stream, &out)?;
                     shard.insert(crate::keyspace::keep(key), Value::Stream(stream));

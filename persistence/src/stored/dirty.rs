@@ -1,4 +1,4 @@
-//! Consumer-group records that storage logged but has not yet written into its own records.
+//! Consumer-group records whose changes the tail log holds but fjall does not yet.
 //!
 //! Storage logs a change to consumer groups alone (XREADGROUP, XACK, XCLAIM, ...) as one
 //! record, and writes the group, consumer and pending records it touched later, in one batch:
@@ -8,13 +8,13 @@
 use bytes::Bytes;
 use hashbrown::HashSet;
 
-use crate::{Mutation, Stream, StreamId};
+use brooklet_streams::{Mutation, Stream, StreamId};
 
 /// The group records changed since storage last wrote them.
 #[derive(Clone, Debug, Default)]
-pub struct DirtyGroups {
+pub(crate) struct DirtyGroups {
     /// Allocated once something is named: every stream carries one, and four empty sets
-    /// took 160 bytes.
+    /// would cost every stream their size.
     sets: Option<Box<Sets>>,
 }
 
@@ -116,11 +116,11 @@ impl DirtyGroups {
             });
         }
         for group in &s.groups {
-            match stream.groups.get(group) {
+            match stream.group(group) {
                 Some(g) => out.push(Mutation::GroupUpdated {
                     group: group.clone(),
-                    last_id: g.last_id,
-                    entries_read: g.entries_read,
+                    last_id: g.last_id(),
+                    entries_read: g.entries_read(),
                 }),
                 None if !s.destroyed.contains(group) => out.push(Mutation::GroupDestroyed {
                     group: group.clone(),
@@ -130,15 +130,14 @@ impl DirtyGroups {
         }
         for (group, consumer) in &s.consumers {
             let found = stream
-                .groups
-                .get(group)
-                .and_then(|g| g.consumers.get(consumer));
+                .group(group)
+                .and_then(|g| g.consumers().get(consumer));
             out.push(match found {
                 Some(c) => Mutation::ConsumerUpserted {
                     group: group.clone(),
                     consumer: consumer.clone(),
-                    seen_time: c.seen_time,
-                    active_time: c.active_time,
+                    seen_time: c.seen_time(),
+                    active_time: c.active_time(),
                 },
                 None => Mutation::ConsumerDeleted {
                     group: group.clone(),
@@ -147,7 +146,7 @@ impl DirtyGroups {
             });
         }
         for (group, id) in &s.pending {
-            let found = stream.groups.get(group).and_then(|g| g.pel.get(id));
+            let found = stream.group(group).and_then(|g| g.pending().get(id));
             out.push(match found {
                 Some(p) => Mutation::PendingUpserted {
                     group: group.clone(),
@@ -163,81 +162,5 @@ impl DirtyGroups {
             });
         }
         out
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::{GroupStartId, IdSpec, NodeLimits, ReadId};
-
-    /// Replaying `current` onto a copy of the stream as it was before the changes gives the
-    /// stream as it is after them.
-    #[test]
-    fn current_records_rebuild_the_groups() {
-        let mut s = Stream::new();
-        let f = [Bytes::from("f"), Bytes::from("v")];
-        for _ in 0..5 {
-            s.add(
-                IdSpec::Auto,
-                &f,
-                None,
-                1,
-                &NodeLimits::default(),
-                &mut Vec::new(),
-            )
-            .unwrap();
-        }
-        let mut before = s.clone();
-        let mut dirty = DirtyGroups::default();
-        let mut muts = Vec::new();
-        s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut muts)
-            .unwrap();
-        s.create_group(b"h", GroupStartId::Id(StreamId::MIN), None, &mut muts)
-            .unwrap();
-        s.read_group(b"s", b"g", b"c", ReadId::New, Some(3), false, 10, &mut muts)
-            .unwrap();
-        s.read_group(b"s", b"h", b"c", ReadId::New, Some(3), false, 10, &mut muts)
-            .unwrap();
-        s.ack(b"g", &[StreamId::new(1, 0)], &mut muts);
-        s.destroy_group(b"h", &mut muts);
-        for m in &muts {
-            dirty.note(m);
-        }
-        assert!(!dirty.is_empty());
-        for m in dirty.current(&s) {
-            before.apply(&m);
-        }
-        assert_eq!(before, s);
-    }
-
-    /// While a checkpoint commits some records, the stream's own batch takes those too: its
-    /// new incarnation hides their logged changes, and the checkpoint's batch may fail.
-    #[test]
-    fn a_batch_of_its_own_takes_the_records_being_checkpointed() {
-        let mut s = Stream::new();
-        let mut muts = Vec::new();
-        s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut muts)
-            .unwrap();
-        s.note_group_changes(&muts);
-        let checkpointed = s.begin_group_flush();
-        assert_eq!(checkpointed.len(), 1);
-        assert!(!s.has_dirty_groups());
-        muts.clear();
-        s.create_consumer(b"s", b"g", b"c", 1, &mut muts).unwrap();
-        s.note_group_changes(&muts);
-        let own = s.take_dirty_groups_with_flushing();
-        assert_eq!(own.len(), 2, "{own:?}");
-        assert!(s.is_flushing(), "the checkpoint's batch is still out");
-        assert!(
-            s.take_dirty_groups_with_flushing().is_empty(),
-            "a second batch must not write them again"
-        );
-        s.end_flush(false);
-        assert!(
-            !s.has_dirty_groups(),
-            "the stream's own batch wrote what the failed checkpoint held"
-        );
     }
 }

@@ -1,28 +1,30 @@
-//! A checkpoint's copy of a stream's logged appends: the nodes holding them, copied while
-//! the stream is held so that they can be encoded for storage after it is let go.
+//! Copies of the nodes holding a stream's newest entries, from some ID on: taken while the
+//! stream is held, read after it is let go (see [`crate::Stream::copy_nodes_from`]).
 
 use crate::id::StreamId;
 use crate::node::{Node, RawEntry};
 use crate::source::NodeMeta;
 
-/// Copies of the nodes holding a stream's logged appends, for a checkpoint to write.
+/// Copies of the nodes holding a stream's entries from some ID on.
 #[derive(Debug)]
-pub struct UnflushedNodes {
-    /// The first logged append.
+pub struct NodeCopies {
+    /// The first entry taken.
     pub(crate) from: StreamId,
-    /// The nodes holding the appends, in ID order, with their first IDs.
+    /// The nodes holding the entries, in ID order, with their first IDs.
     pub(crate) nodes: Vec<(StreamId, Node)>,
-    /// The node before the first one, when the first append opened a node: that append
-    /// closed it, so its record is final.
+    /// The node before the first one, when the first entry opened a node (and so closed
+    /// that one).
     pub(crate) before: Option<NodeMeta>,
-    /// How many appends there are.
+    /// How many entries were taken.
     pub(crate) count: usize,
     /// The last one.
     pub(crate) last: StreamId,
+    /// Entries in the nodes after the last one copied, left out.
+    pub(crate) left: u64,
 }
 
-/// One logged append, as a checkpoint writes it.
-pub struct UnflushedEntry<'a> {
+/// One entry of [`NodeCopies`].
+pub struct CopiedEntry<'a> {
     /// Its ID.
     pub id: StreamId,
     /// Deleted while its node lives on (a tombstone).
@@ -33,21 +35,21 @@ pub struct UnflushedEntry<'a> {
     raw: RawEntry,
 }
 
-impl<'a> UnflushedEntry<'a> {
+impl<'a> CopiedEntry<'a> {
     /// Its fields and values, flattened.
     pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         self.node.field_slices(&self.raw)
     }
 }
 
-impl UnflushedNodes {
-    /// The logged appends, in ID order (tombstones included, flagged).
-    pub fn entries(&self) -> impl Iterator<Item = UnflushedEntry<'_>> {
+impl NodeCopies {
+    /// The entries taken, in ID order (tombstones included, flagged).
+    pub fn entries(&self) -> impl Iterator<Item = CopiedEntry<'_>> {
         let from = self.from;
         self.nodes.iter().flat_map(move |(master, node)| {
             node.iter(*master)
                 .filter(move |e| e.id >= from)
-                .map(move |raw| UnflushedEntry {
+                .map(move |raw| CopiedEntry {
                     id: raw.id,
                     deleted: raw.is_deleted(),
                     opened_node: raw.id == *master,
@@ -57,22 +59,28 @@ impl UnflushedNodes {
         })
     }
 
-    /// How many logged appends there are (at least one).
+    /// How many entries were taken (at least one).
     pub fn len(&self) -> usize {
         self.count
     }
 
-    /// Whether there are none (never: a stream without appends to write has no copy).
+    /// Whether none were taken (never: [`crate::Stream::copy_nodes_from`] gives no copy then).
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    /// The last logged append's ID.
+    /// The last entry's ID.
     pub fn last_id(&self) -> StreamId {
         self.last
     }
 
-    /// The records of the nodes the appends went into, and of the node they closed.
+    /// How many entries the nodes after the last one copied hold (left out).
+    pub fn left_out(&self) -> u64 {
+        self.left
+    }
+
+    /// The metadata of the nodes the entries are in, and of the node the first one closed
+    /// (when it opened a node).
     pub fn node_records(&self) -> impl Iterator<Item = NodeMeta> + '_ {
         self.before
             .into_iter()

@@ -1,0 +1,131 @@
+//! A whole checkpoint: the streams the closed tail-log segments name, taken in key order
+//! into batches, each built under the streams' locks and committed after, then the
+//! segments retired.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::error::StoreError;
+use crate::stored::StoredStream;
+
+use super::{Added, Store};
+
+/// Entries the checkpoint writes in one batch, about what a segment holds (ingested as a
+/// table unless it is small and spread over many streams: see `PendingFlush::commit`).
+/// Under a stream's lock a batch only takes shared copies of nodes, whatever its size; each
+/// ingestion holds the lock every commit takes for a fixed few milliseconds (fsyncs of the
+/// table and of fjall's version), so few large batches stall commands less than many small
+/// ones.
+const BATCH_ENTRIES: usize = 150_000;
+
+/// Batches per database after which each batch takes every stream it reaches whole,
+/// whatever its size (only a busy stream ends it early), so that a checkpoint always ends:
+/// it retires the segments after its last batch, so it must leave no logged append behind.
+const MAX_BATCHES: usize = 256;
+
+/// The keyspace the streams live in (the server's): a checkpoint visits each stream under
+/// the lock its commands take, as a command would.
+pub trait StreamHost {
+    /// Runs `f`, one checkpoint batch, while the keyspace cannot be replaced under it
+    /// (DEBUG RELOAD waits for it).
+    fn batch(&self, f: &mut dyn FnMut());
+
+    /// Calls `f` with stream `key` of database `db`, if there is one, under the lock its
+    /// commands take. When `wait` is false and the lock does not come free within a brief
+    /// try, returns false without calling `f` (the lock's holder may be waiting for the
+    /// batch being built); true otherwise.
+    fn visit(&self, db: u32, key: &[u8], wait: bool, f: &mut dyn FnMut(&mut StoredStream)) -> bool;
+}
+
+impl Store {
+    /// Whether the background checkpoint has work: the closed tail-log segments hold
+    /// `tail-log-checkpoint-bytes` (see [`Store::set_checkpoint_bytes`]).
+    pub fn checkpoint_due(&self) -> bool {
+        self.tail.checkpoint_due()
+    }
+
+    /// Writes every append and group change logged in the closed tail-log segments into
+    /// fjall, then syncs fjall and deletes the segments. Unless `all` (SAVE, SHUTDOWN), only
+    /// once they hold `tail-log-checkpoint-bytes`. Call with no stream's lock held and
+    /// outside any exclusive use of `streams`.
+    ///
+    /// Per database, the streams are taken in the order of their keys in fjall (length,
+    /// then bytes) into batches of about `BATCH_ENTRIES` entries: each batch's entries
+    /// come out sorted, and successive batches cover successive key ranges, so the tables
+    /// they are ingested as do not overlap one another. Each stream is copied under its
+    /// lock, which is let go at once; the batch is committed with no lock held. A batch
+    /// also ends early at a stream whose lock stays taken.
+    ///
+    /// # Errors
+    /// When a batch, the sync or a segment's removal fails; the segments then stay.
+    pub fn checkpoint(&self, streams: &dyn StreamHost, all: bool) -> Result<(), StoreError> {
+        let Some((upto, names)) = self.tail.stale(all) else {
+            return Ok(());
+        };
+        let _one_at_a_time = self.checkpoint_guard();
+        let mut by_db: HashMap<u32, Vec<Bytes>> = HashMap::new();
+        for (db, key) in names {
+            by_db.entry(db).or_default().push(key);
+        }
+        for (db, mut keys) in by_db {
+            keys.sort_unstable_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+            let mut next = 0;
+            for batch in 0.. {
+                if next == keys.len() {
+                    break;
+                }
+                // Past MAX_BATCHES, batches are unbounded: a stream whose appends kept ahead
+                // of the batches is then taken whole, so the checkpoint ends.
+                let max = if batch >= MAX_BATCHES {
+                    usize::MAX
+                } else {
+                    BATCH_ENTRIES
+                };
+                let mut done = Ok(());
+                streams.batch(&mut || {
+                    done = self.checkpoint_batch(streams, db, &keys, &mut next, max)
+                });
+                done?;
+            }
+        }
+        self.retire_tail(upto)
+    }
+
+    /// One batch of a checkpoint: the streams of `keys` from `next` on, until it holds
+    /// `max` entries; `next` moves past the streams it took whole.
+    fn checkpoint_batch(
+        &self,
+        streams: &dyn StreamHost,
+        db: u32,
+        keys: &[Bytes],
+        next: &mut usize,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let mut pending = self.begin_flush();
+        while let Some(key) = keys.get(*next) {
+            // Once the batch holds a stream, a change to it waits for the batch under the
+            // stream's lock: waiting for that lock then would never end, so a stream that
+            // stays busy ends the batch.
+            let mut added = Added::Nothing;
+            let wait = pending.is_empty();
+            if !streams.visit(db, key, wait, &mut |s| added = pending.add(db, key, s, max)) {
+                break;
+            }
+            if added == Added::Full {
+                // This stream may have appends left: the next batch starts with it.
+                break;
+            }
+            *next += 1;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let flushed = std::mem::take(&mut pending.keys);
+        let committed = pending.commit();
+        for key in &flushed {
+            // A stream deleted (and perhaps created again) since is not the one marked.
+            streams.visit(db, key, true, &mut |s| s.end_flush(committed.is_ok()));
+        }
+        committed.map(|_| ())
+    }
+}

@@ -1,0 +1,389 @@
+//! Each command's changes: a plain append or a change to consumer groups alone goes to
+//! the tail log; anything else is one fjall batch.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use brooklet_streams::{Mutation, StreamId};
+use bytes::Bytes;
+use fjall::OwnedWriteBatch;
+
+use crate::codec::{encode_entry, encode_node, encode_stream, mark_deleted};
+use crate::error::StoreError;
+use crate::keys::{
+    consumer_key, entry_key, group_key, node_key, pending_key, read_id, split_prefix, stream_prefix,
+};
+use crate::stored::{DirtyGroups, Route, StoredStream};
+
+use super::Store;
+
+impl Store {
+    /// Writes one command's changes to stream `key`; returns its sequence.
+    ///
+    /// `stream` is the stream after the command; `muts` are the records the command produced.
+    /// A plain append (the first entry of a new stream included) or a change to consumer
+    /// groups alone is one tail-log record; anything else is one atomic fjall batch, which
+    /// also carries what the tail log still holds of the stream.
+    ///
+    /// # Errors
+    /// When the engine refuses the batch (disk full, a failed fsync earlier).
+    pub fn write_stream(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        if stream.incarnation() == 0 {
+            // Not while a purge may still remove records under its key.
+            self.purges.wait_clear(&stream_prefix(db, key));
+        }
+        match stream.route(muts) {
+            Route::Append {
+                id,
+                fields,
+                new_node,
+                creates,
+            } => self.log_append(db, key, stream, id, fields, new_node, creates),
+            Route::GroupChanges => self.log_group_changes(db, key, stream, muts),
+            Route::Batch => self.write_own_batch(db, key, stream, muts),
+        }
+    }
+
+    /// Logs a plain append (one creating its stream when `creates`).
+    #[allow(clippy::too_many_arguments)]
+    fn log_append(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        id: StreamId,
+        fields: &[Bytes],
+        new_node: bool,
+        creates: bool,
+    ) -> Result<u64, StoreError> {
+        self.refuse_if_failed()?;
+        if creates {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+        }
+        let logged = self.tail.append(
+            db,
+            key,
+            stream.incarnation(),
+            new_node,
+            creates,
+            id,
+            fields,
+            stream.log_segment(),
+        );
+        match logged {
+            Ok(segment) => stream.set_log_segment(segment),
+            Err(e) => {
+                if creates {
+                    stream.set_incarnation(0);
+                }
+                self.durability.failed.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        }
+        stream.mark_unflushed(id);
+        Ok(self.durability.publish(true))
+    }
+
+    /// Logs a change to consumer groups alone; the records it changed are written into
+    /// fjall later, as they are then.
+    fn log_group_changes(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        self.refuse_if_failed()?;
+        let logged =
+            self.tail
+                .log_group_changes(db, key, stream.incarnation(), muts, stream.log_segment());
+        match logged {
+            Ok(segment) => stream.set_log_segment(segment),
+            Err(e) => {
+                self.durability.failed.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        }
+        stream.note_group_changes(muts);
+        Ok(self.durability.publish(true))
+    }
+
+    /// Writes a command's changes as one fjall batch, with everything the tail log still
+    /// holds of the stream.
+    fn write_own_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        if stream.is_flushing() {
+            self.wait_for_checkpoint();
+        }
+        let flushed = stream.take_unflushed();
+        let first_flushed = flushed.first().map(|e| e.id);
+        // XSETID can move the last ID back below appends the tail log still holds (a trim
+        // removed them since), which replay would then take for new ones. This batch writes
+        // every logged append still in the stream, so a new incarnation makes replay skip
+        // all the records logged so far.
+        let incarnation = stream.incarnation();
+        if incarnation != 0
+            && muts
+                .iter()
+                .any(|m| matches!(m, Mutation::StreamMeta { .. }))
+        {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+        }
+        // The batch writes every group record changed since fjall last had them, with this
+        // command's: it may change the incarnation, after which replay skips the logged ones.
+        let mut groups = stream.take_dirty_groups_with_flushing();
+        for m in muts {
+            groups.note(m);
+        }
+        let written = self.write_batch(db, key, stream, muts, flushed, &groups);
+        if written.is_ok() {
+            stream.set_stored();
+        } else {
+            stream.restore_dirty_groups(groups);
+            // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
+            stream.set_incarnation(incarnation);
+            if let Some(id) = first_flushed {
+                stream.mark_unflushed(id);
+            }
+        }
+        written
+    }
+
+    pub(super) fn write_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+        flushed: Vec<brooklet_streams::StoredEntry>,
+        groups: &DirtyGroups,
+    ) -> Result<u64, StoreError> {
+        let mut batch = self.batch();
+        let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        if !groups.is_empty() {
+            self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
+        }
+        let seq = self.commit(batch)?;
+        self.note_removed(removed);
+        Ok(seq)
+    }
+
+    /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
+    /// the tail log) to `batch`; returns how many entry records it removes.
+    pub(super) fn fill_batch(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+        flushed: Vec<brooklet_streams::StoredEntry>,
+    ) -> Result<u64, StoreError> {
+        let prefix = stream_prefix(db, key);
+        // Entries added by this batch are kept aside so a trim in the same command (XADD
+        // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
+        // log held come first, as the command found them (tombstones if it deleted them).
+        // Nodes whose record must be rewritten (or removed, if the node is gone by the end):
+        // those the logged appends went into or opened, and those the command changed.
+        let mut touched: Vec<StreamId> = Vec::new();
+        let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+        let mut removed = 0;
+        for e in flushed {
+            let master = stream.node_holding(e.id).map(|n| n.master);
+            if master.is_some() && touched.last() != master.as_ref() {
+                // An entry that opened a node closed the one before, whose record is then
+                // final (appends to a last node leave its record stale).
+                if master == Some(e.id)
+                    && let Some(prev) = stream.node_before(e.id)
+                {
+                    touched.push(prev.master);
+                }
+                touched.extend(master);
+            }
+            let mut v = encode_entry(&e.fields, master == Some(e.id));
+            if e.deleted {
+                mark_deleted(&mut v);
+            }
+            added.insert(e.id, v);
+        }
+        for m in muts {
+            match m {
+                Mutation::EntryAdded {
+                    id,
+                    fields,
+                    new_node,
+                } => {
+                    added.insert(*id, encode_entry(fields, *new_node));
+                    if *new_node {
+                        touched.push(*id);
+                        // The node before it is now closed: its final counts are recorded.
+                        if let Some(prev) = stream.node_before(*id) {
+                            touched.push(prev.master);
+                        }
+                    }
+                }
+                Mutation::EntriesDeleted { ids } => {
+                    // The entry stays as a tombstone: its node keeps the slot, and a reload
+                    // must rebuild the same nodes. Tombstones go when a trim passes them.
+                    for id in ids {
+                        let k = entry_key(&prefix, *id);
+                        let value = match added.get_mut(id) {
+                            Some(v) => v,
+                            None => match self.ks.entries.get(&k)? {
+                                Some(v) => added.entry(*id).or_insert_with(|| v.to_vec()),
+                                None => continue,
+                            },
+                        };
+                        mark_deleted(value);
+                        if let Some(node) = stream.node_holding(*id) {
+                            touched.push(node.master);
+                        }
+                    }
+                }
+                Mutation::NodeDropped { master, last } => {
+                    added.retain(|id, _| id < master || id > last);
+                    let from = entry_key(&prefix, *master);
+                    let to = entry_key(&prefix, *last);
+                    for kv in self.ks.entries.range(from.as_slice()..=to.as_slice()) {
+                        batch.remove(&self.ks.entries, kv.key()?);
+                        removed += 1;
+                    }
+                    batch.remove(&self.ks.nodes, node_key(&prefix, *master));
+                }
+                Mutation::Trimmed { through } => {
+                    // Entries of dropped nodes go; those of a node the trim only cut into stay
+                    // as tombstones, as the node in memory keeps their slots.
+                    let kept_from = stream.first_node_id().unwrap_or(StreamId::MAX);
+                    added.retain(|id, _| id > through || *id >= kept_from);
+                    for (id, v) in added.range_mut(..=*through) {
+                        if *id >= kept_from {
+                            mark_deleted(v);
+                        }
+                    }
+                    let end = entry_key(&prefix, *through);
+                    for kv in self.ks.entries.range(prefix.as_slice()..=end.as_slice()) {
+                        let (k, v) = kv.into_inner()?;
+                        let id = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest));
+                        match id {
+                            Some(id) if id >= kept_from => {
+                                if added.contains_key(&id) {
+                                    continue;
+                                }
+                                let mut v = v.to_vec();
+                                mark_deleted(&mut v);
+                                added.insert(id, v);
+                            }
+                            _ => {
+                                batch.remove(&self.ks.entries, k);
+                                removed += 1;
+                            }
+                        }
+                    }
+                    // Records of the nodes dropped whole; the one cut into is rewritten.
+                    match stream.first_node_id() {
+                        Some(first) => {
+                            let end = node_key(&prefix, first);
+                            for kv in self.ks.nodes.range(prefix.as_slice()..end.as_slice()) {
+                                batch.remove(&self.ks.nodes, kv.key()?);
+                            }
+                            touched.push(first);
+                        }
+                        None => self.remove_prefix(batch, &self.ks.nodes, &prefix)?,
+                    }
+                }
+                // Group records are written from the stream's groups (`write_batch`).
+                _ => {}
+            }
+        }
+        for (id, value) in added {
+            batch.insert(&self.ks.entries, entry_key(&prefix, id), value);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for master in touched {
+            let k = node_key(&prefix, master);
+            match stream.node(master) {
+                Some(node) => batch.insert(&self.ks.nodes, k, encode_node(&node)),
+                None => batch.remove(&self.ks.nodes, k),
+            }
+        }
+        if stream.incarnation() == 0 {
+            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+        }
+        let record = encode_stream(&stream.meta(), stream.incarnation());
+        batch.insert(&self.ks.streams, prefix, record);
+        Ok(removed)
+    }
+
+    /// Adds to `batch` the group, consumer and pending records that `changes` write (as
+    /// [`DirtyGroups::current`] gives them: a group's destruction first, then each record's
+    /// value or removal). A key written twice is written once, with its last value: in one
+    /// batch, fjall would keep both versions under one sequence number.
+    pub(super) fn add_group_records(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        prefix: &[u8],
+        changes: &[Mutation],
+    ) -> Result<(), StoreError> {
+        const GROUPS: u8 = 0;
+        const CONSUMERS: u8 = 1;
+        const PENDING: u8 = 2;
+        let mut records: hashbrown::HashMap<(u8, Vec<u8>), Option<Vec<u8>>> =
+            hashbrown::HashMap::new();
+        for m in changes {
+            let value = crate::codec::group_record_value(m);
+            match m {
+                Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
+                    records.insert((GROUPS, group_key(prefix, group)), value);
+                }
+                Mutation::GroupDestroyed { group } => {
+                    let gk = group_key(prefix, group);
+                    for (class, ks) in
+                        [(CONSUMERS, &self.ks.consumers), (PENDING, &self.ks.pending)]
+                    {
+                        for kv in ks.prefix(&gk) {
+                            records.insert((class, kv.key()?.to_vec()), None);
+                        }
+                    }
+                    records.insert((GROUPS, gk), None);
+                }
+                Mutation::ConsumerUpserted {
+                    group, consumer, ..
+                }
+                | Mutation::ConsumerDeleted { group, consumer } => {
+                    let k = consumer_key(&group_key(prefix, group), consumer);
+                    records.insert((CONSUMERS, k), value);
+                }
+                Mutation::PendingUpserted { group, id, .. }
+                | Mutation::PendingRemoved { group, id } => {
+                    let k = pending_key(&group_key(prefix, group), *id);
+                    records.insert((PENDING, k), value);
+                }
+                _ => {}
+            }
+        }
+        for ((class, k), v) in records {
+            let ks = match class {
+                GROUPS => &self.ks.groups,
+                CONSUMERS => &self.ks.consumers,
+                _ => &self.ks.pending,
+            };
+            match v {
+                Some(v) => batch.insert(ks, k, v),
+                None => batch.remove(ks, k),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! The tail log against real directories.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use brooklet_streams::Mutation;
+
+fn no_replay(_: Record<'_>) -> bool {
+    false
+}
+
+/// Closed segments wait for the checkpoint until they hold its bytes, counted again from
+/// their records when a restart replays them; SAVE and SHUTDOWN (`all`) take any.
+#[test]
+fn closed_segments_are_stale_once_they_hold_the_checkpoint_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let append = |log: &TailLog, key: &[u8], ms: u64| {
+        let fields = [Bytes::from("f"), Bytes::from(vec![b'v'; 100])];
+        log.append(0, key, 1, false, false, StreamId::new(ms, 0), &fields, 0)
+            .unwrap();
+    };
+    let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
+    log.set_segment_limit(1024);
+    log.set_checkpoint_bytes(4096);
+    assert!(log.stale(true).is_none(), "nothing is closed yet");
+    append(&log, b"a", 1);
+    log.close_segment().unwrap();
+    assert!(log.stale(false).is_none());
+    let (upto, names) = log.stale(true).unwrap();
+    assert_eq!((upto, names), (1, vec![(0, Bytes::from("a"))]));
+    // Segments close at 1 KiB: the closed ones pass 4 KiB within a few dozen appends.
+    let mut ms = 1;
+    while log.stale(false).is_none() {
+        ms += 1;
+        assert!(ms < 100, "never stale");
+        append(&log, b"b", ms);
+    }
+    let closed = lock(&log.inner).dirty.len() as u64 - 1;
+    assert!(closed >= 4, "{closed} closed segments");
+    let (_, on_disk) = log.segments_on_disk();
+    assert!(on_disk >= 4096, "{on_disk}");
+    drop(log);
+    let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
+    log.set_checkpoint_bytes(4096);
+    assert!(
+        log.stale(false).is_some(),
+        "replayed segments count their bytes"
+    );
+    log.set_checkpoint_bytes(1 << 20);
+    assert!(log.stale(false).is_none());
+}
+
+#[test]
+fn segments_are_sized_up_to_the_cap_and_records_go_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
+    log.set_segment_limit(1 << 40);
+    log.append(0, b"s", 1, true, false, StreamId::new(1, 0), &[], 0)
+        .unwrap();
+    log.close_segment().unwrap();
+    let sizes = |log: &TailLog| {
+        let g = lock(&log.inner);
+        (g.file.metadata().unwrap().len(), g.written)
+    };
+    assert_eq!(sizes(&log), (SEGMENT_BYTES, 0));
+    // A record that does not fit in the sized part extends the file.
+    let big = Bytes::from(vec![7u8; SEGMENT_BYTES as usize]);
+    log.append(
+        0,
+        b"s",
+        1,
+        false,
+        false,
+        StreamId::new(2, 0),
+        &[big.clone(), big],
+        0,
+    )
+    .unwrap();
+    log.write_out().unwrap();
+    let (len, written) = sizes(&log);
+    assert!(written > SEGMENT_BYTES && len == written, "{len} {written}");
+    drop(log);
+    // Reopened, every record replays and nothing is reported torn.
+    let mut seen = 0;
+    let (_log, report) = TailLog::open(dir.path(), &mut |_| {
+        seen += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!((seen, report.torn_bytes), (2, 0));
+}
+
+/// What a replayed record held, owned.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Append(u32, Vec<u8>, u64, bool, bool, StreamId, Vec<Bytes>),
+    Groups(u32, Vec<u8>, u64, Vec<Mutation>),
+}
+
+/// Segments written before format 7, whose bodies are little-endian, still replay, and
+/// records of both layouts come back as they were logged.
+#[test]
+fn format_6_records_replay_beside_format_7_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let fields = vec![Bytes::from("f"), Bytes::from(""), Bytes::from("v\r\n")];
+    let g = Bytes::from("g");
+    let c = Bytes::from("alice");
+    let id = StreamId::new(1, 0);
+    let changes = vec![
+        Mutation::GroupCreated {
+            group: g.clone(),
+            last_id: id,
+            entries_read: Some(1),
+        },
+        Mutation::ConsumerUpserted {
+            group: g.clone(),
+            consumer: c.clone(),
+            seen_time: 5,
+            active_time: None,
+        },
+        Mutation::PendingUpserted {
+            group: g.clone(),
+            id,
+            consumer: c.clone(),
+            delivery_time: 6,
+            delivery_count: 1,
+        },
+        Mutation::PendingRemoved {
+            group: g.clone(),
+            id,
+        },
+        Mutation::ConsumerDeleted {
+            group: g.clone(),
+            consumer: c,
+        },
+        Mutation::GroupUpdated {
+            group: g.clone(),
+            last_id: id,
+            entries_read: None,
+        },
+        Mutation::GroupDestroyed { group: g },
+    ];
+    // Segment 1, as format 6 wrote it.
+    let mut old = Vec::new();
+    let frame = |seg: &mut Vec<u8>, flags: u8, body: &dyn Fn(&mut Vec<u8>)| {
+        let mut payload = Vec::new();
+        record::put_head(&mut payload, 3, b"k", 7, flags);
+        body(&mut payload);
+        seg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        seg.extend_from_slice(&record::checksum(&payload).to_le_bytes());
+        seg.extend_from_slice(&payload);
+    };
+    frame(&mut old, 1 | 2, &|b| {
+        legacy::tests::put_append(b, id, &fields)
+    });
+    frame(&mut old, 4, &|b| {
+        legacy::tests::put_group_changes(b, &changes)
+    });
+    std::fs::write(segment_path(dir.path(), 1), &old).unwrap();
+    // Format 7 records after it, in the next segment.
+    let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
+    let next = StreamId::new(2, 0);
+    log.append(3, b"k", 7, false, false, next, &fields, 0)
+        .unwrap();
+    log.log_group_changes(3, b"k", 7, &changes, 0).unwrap();
+    log.write_out().unwrap();
+    drop(log);
+    let mut seen = Vec::new();
+    let (_log, report) = TailLog::open(dir.path(), &mut |r| {
+        seen.push(match r {
+            Record::Append(a) => Seen::Append(
+                a.db,
+                a.key.to_vec(),
+                a.incarnation,
+                a.new_node,
+                a.creates,
+                a.id,
+                a.fields,
+            ),
+            Record::Groups(g) => Seen::Groups(g.db, g.key.to_vec(), g.incarnation, g.changes),
+        });
+        true
+    })
+    .unwrap();
+    assert_eq!((report.records, report.torn_bytes), (4, 0));
+    let key = b"k".to_vec();
+    assert_eq!(
+        seen,
+        [
+            Seen::Append(3, key.clone(), 7, true, true, id, fields.clone()),
+            Seen::Groups(3, key.clone(), 7, changes.clone()),
+            Seen::Append(3, key.clone(), 7, false, false, next, fields),
+            Seen::Groups(3, key, 7, changes),
+        ]
+    );
+}
