@@ -356,8 +356,8 @@ async fn accept_loop(
         tracing::warn!("some connections did not close within {DRAIN_TIMEOUT:?}");
     }
     // The background checkpoint leaves up to `tail-log-checkpoint-bytes` of appends in the
-    // tail log; written into fjall now, the next start need not replay them (1M appends:
-    // about 0.8 s of replay, against 50 ms to open the store).
+    // tail log; written into fjall now, the next start need not replay them (replay costs far
+    // more than opening the store: docs/performance.md, Storage).
     let checkpointed = shared
         .store
         .close_tail_segment()

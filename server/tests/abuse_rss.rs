@@ -10,11 +10,7 @@
 //! [`SETTLE`] passes (freed memory goes back to the OS as jemalloc's decay returns it, not at
 //! once), while a bystander client keeps working and never sees an error. Abusers that stay
 //! connected are measured still connected: what an idle connection keeps counts.
-//!
-//! What this found: jemalloc kept freed pages resident for as long as the arena that freed
-//! them stayed idle (no background purging); a connection kept the largest read and write
-//! buffers it ever needed; a stream key kept alive the whole read buffer its request arrived
-//! in. Each showed as 20 to 45 MB that never came back.
+//! What it has found so far is in docs/performance.md (Tests).
 
 #![allow(clippy::unwrap_used)]
 
