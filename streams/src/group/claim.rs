@@ -1,0 +1,366 @@
+//! XCLAIM and XAUTOCLAIM: moving pending entries between consumers.
+
+use bytes::Bytes;
+
+use crate::entry::Entry;
+use crate::error::StreamError;
+use crate::id::StreamId;
+use crate::mutation::Mutation;
+use crate::stream::Stream;
+
+use super::{PendingEntry, idle_ms, no_key_or_group};
+
+/// How XCLAIM sets the new delivery time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryTime {
+    /// `IDLE ms`: now minus ms.
+    Idle(i64),
+    /// `TIME unix-ms`.
+    Time(i64),
+}
+
+/// XCLAIM's arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimArgs {
+    /// Claim only entries idle at least this long (negative is 0).
+    pub min_idle_ms: i64,
+    /// IDs to claim, in order.
+    pub ids: Vec<StreamId>,
+    /// IDLE / TIME (the last one given wins); default now.
+    pub delivery_time: Option<DeliveryTime>,
+    /// RETRYCOUNT (negative means not given).
+    pub retry_count: Option<i64>,
+    /// FORCE: create PEL entries for existing entries not pending.
+    pub force: bool,
+    /// JUSTID: reply IDs only and leave delivery counts alone.
+    pub just_id: bool,
+    /// LASTID: raise the group's last delivered ID to this.
+    pub last_id: Option<StreamId>,
+}
+
+/// Claimed entries as XCLAIM / XAUTOCLAIM reply with them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claimed {
+    /// With JUSTID.
+    Ids(Vec<StreamId>),
+    /// Without JUSTID.
+    Entries(Vec<Entry>),
+}
+
+impl Claimed {
+    fn new(just_id: bool) -> Claimed {
+        if just_id {
+            Claimed::Ids(Vec::new())
+        } else {
+            Claimed::Entries(Vec::new())
+        }
+    }
+
+    /// Number of claimed entries.
+    pub fn len(&self) -> usize {
+        match self {
+            Claimed::Ids(v) => v.len(),
+            Claimed::Entries(v) => v.len(),
+        }
+    }
+
+    /// True if nothing was claimed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The claimed IDs.
+    pub fn ids(&self) -> Vec<StreamId> {
+        match self {
+            Claimed::Ids(v) => v.clone(),
+            Claimed::Entries(v) => v.iter().map(|e| e.id).collect(),
+        }
+    }
+}
+
+/// XAUTOCLAIM's arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoClaimArgs {
+    /// Claim only entries idle at least this long (negative is 0).
+    pub min_idle_ms: i64,
+    /// Scan the PEL from here (inclusive; exclusive `(` applied by the parser).
+    pub start: StreamId,
+    /// COUNT (default 100); must be in 1..=i64::MAX/16.
+    pub count: i64,
+    /// JUSTID.
+    pub just_id: bool,
+}
+
+/// XAUTOCLAIM's reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoClaimOutcome {
+    /// Cursor for the next call (`0-0` when the scan is complete).
+    pub next: StreamId,
+    /// Claimed entries.
+    pub claimed: Claimed,
+    /// Pending IDs whose entries were gone; they left the PEL.
+    pub deleted: Vec<StreamId>,
+}
+
+/// XAUTOCLAIM default COUNT.
+pub const AUTOCLAIM_DEFAULT_COUNT: i64 = 100;
+/// XAUTOCLAIM scans at most COUNT x this many PEL entries.
+const AUTOCLAIM_ATTEMPTS_FACTOR: i64 = 10;
+
+impl Stream {
+    /// XCLAIM.
+    ///
+    /// # Errors
+    /// NOGROUP.
+    pub fn claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        args: &ClaimArgs,
+        now_ms: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Claimed, StreamError> {
+        if !self.groups.contains_key(group) {
+            return Err(no_key_or_group(key, group));
+        }
+        let min_idle = args.min_idle_ms.max(0);
+        let now = now_ms as i64;
+        let delivery_time = match args.delivery_time {
+            None => now_ms,
+            Some(dt) => {
+                let t = match dt {
+                    DeliveryTime::Idle(idle) => now.saturating_sub(idle),
+                    DeliveryTime::Time(t) => t,
+                };
+                // Bogus times become now rather than an error, as in Redis.
+                if t < 0 || t > now { now_ms } else { t as u64 }
+            }
+        };
+        let (gname, cname) = self.touch_consumer(group, consumer, now_ms, out);
+        if let Some(last) = args.last_id
+            && let Some(g) = self.groups.get_mut(&gname)
+            && last > g.last_id
+        {
+            g.last_id = last;
+            out.push(Mutation::GroupUpdated {
+                group: gname.clone(),
+                last_id: last,
+                entries_read: g.entries_read,
+            });
+        }
+        let mut claimed = Claimed::new(args.just_id);
+        for &id in &args.ids {
+            let entry = match self.get(id) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // What was claimed before the failed read stays claimed, and recorded.
+                    self.push_consumer_state(&gname, &cname, &claimed, out);
+                    return Err(e);
+                }
+            };
+            let Some(g) = self.groups.get_mut(&gname) else {
+                break;
+            };
+            let Some(entry) = entry else {
+                // Deleted entries leave the PEL (Redis 7).
+                if let Some(nack) = g.pel.remove(&id) {
+                    if let Some(c) = g.consumers.get_mut(&nack.consumer) {
+                        c.pending.remove(&id);
+                    }
+                    out.push(Mutation::PendingRemoved {
+                        group: gname.clone(),
+                        id,
+                    });
+                }
+                continue;
+            };
+            let mut forced = false;
+            if let std::collections::btree_map::Entry::Vacant(e) = g.pel.entry(id) {
+                if !args.force {
+                    continue;
+                }
+                // FORCE creates the NACK as a first delivery to nobody.
+                e.insert(PendingEntry {
+                    consumer: Bytes::new(),
+                    delivery_time: now_ms,
+                    delivery_count: 1,
+                });
+                forced = true;
+            }
+            let Some(nack) = g.pel.get_mut(&id) else {
+                continue;
+            };
+            if !forced && min_idle > 0 && idle_ms(now_ms, nack.delivery_time) < min_idle {
+                continue;
+            }
+            if !forced
+                && nack.consumer != cname
+                && let Some(old) = g.consumers.get_mut(&nack.consumer)
+            {
+                old.pending.remove(&id);
+            }
+            nack.delivery_time = delivery_time;
+            match args.retry_count {
+                Some(n) if n >= 0 => nack.delivery_count = n as u64,
+                _ if !args.just_id => nack.delivery_count += 1,
+                _ => {}
+            }
+            nack.consumer = cname.clone();
+            let (dt, dc) = (nack.delivery_time, nack.delivery_count);
+            if let Some(c) = g.consumers.get_mut(&cname) {
+                c.pending.insert(id);
+                c.active_time = Some(now_ms);
+            }
+            out.push(Mutation::PendingUpserted {
+                group: gname.clone(),
+                id,
+                consumer: cname.clone(),
+                delivery_time: dt,
+                delivery_count: dc,
+            });
+            match &mut claimed {
+                Claimed::Ids(v) => v.push(id),
+                Claimed::Entries(v) => v.push(entry),
+            }
+        }
+        self.push_consumer_state(&gname, &cname, &claimed, out);
+        Ok(claimed)
+    }
+
+    /// Records the consumer's active-time after a successful claim.
+    fn push_consumer_state(
+        &self,
+        gname: &Bytes,
+        cname: &Bytes,
+        claimed: &Claimed,
+        out: &mut Vec<Mutation>,
+    ) {
+        if claimed.is_empty() {
+            return;
+        }
+        if let Some(c) = self.groups.get(gname).and_then(|g| g.consumers.get(cname)) {
+            out.push(Mutation::ConsumerUpserted {
+                group: gname.clone(),
+                consumer: cname.clone(),
+                seen_time: c.seen_time,
+                active_time: c.active_time,
+            });
+        }
+    }
+
+    /// XAUTOCLAIM.
+    ///
+    /// # Errors
+    /// COUNT out of range (checked first, as Redis parses it first), NOGROUP.
+    pub fn auto_claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        args: &AutoClaimArgs,
+        now_ms: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<AutoClaimOutcome, StreamError> {
+        if args.count < 1 || args.count > i64::MAX / 16 {
+            return Err(StreamError::CountMustBePositive);
+        }
+        if !self.groups.contains_key(group) {
+            return Err(no_key_or_group(key, group));
+        }
+        let min_idle = args.min_idle_ms.max(0);
+        let (gname, cname) = self.touch_consumer(group, consumer, now_ms, out);
+        let mut count = args.count;
+        let mut attempts = args.count.saturating_mul(AUTOCLAIM_ATTEMPTS_FACTOR);
+        let mut claimed = Claimed::new(args.just_id);
+        let mut deleted = Vec::new();
+        let mut cursor = args.start;
+        let mut next = StreamId::MIN;
+        while let Some(g) = self.groups.get(&gname) {
+            let Some(id) = g.pel.range(cursor..).next().map(|(id, _)| *id) else {
+                break;
+            };
+            if attempts == 0 || count == 0 {
+                next = id;
+                break;
+            }
+            attempts -= 1;
+            cursor = match id.next() {
+                Some(n) => n,
+                None => StreamId::MAX,
+            };
+            let entry = match self.get(id) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.push_consumer_state(&gname, &cname, &claimed, out);
+                    return Err(e);
+                }
+            };
+            let Some(g) = self.groups.get_mut(&gname) else {
+                break;
+            };
+            let Some(entry) = entry else {
+                if let Some(nack) = g.pel.remove(&id)
+                    && let Some(c) = g.consumers.get_mut(&nack.consumer)
+                {
+                    c.pending.remove(&id);
+                }
+                out.push(Mutation::PendingRemoved {
+                    group: gname.clone(),
+                    id,
+                });
+                deleted.push(id);
+                count -= 1;
+                if id == StreamId::MAX {
+                    break;
+                }
+                continue;
+            };
+            let Some(nack) = g.pel.get_mut(&id) else {
+                continue;
+            };
+            if min_idle > 0 && idle_ms(now_ms, nack.delivery_time) < min_idle {
+                if id == StreamId::MAX {
+                    break;
+                }
+                continue;
+            }
+            if nack.consumer != cname
+                && let Some(old) = g.consumers.get_mut(&nack.consumer)
+            {
+                old.pending.remove(&id);
+            }
+            nack.delivery_time = now_ms;
+            if !args.just_id {
+                nack.delivery_count += 1;
+            }
+            nack.consumer = cname.clone();
+            let dc = nack.delivery_count;
+            if let Some(c) = g.consumers.get_mut(&cname) {
+                c.pending.insert(id);
+                c.active_time = Some(now_ms);
+            }
+            out.push(Mutation::PendingUpserted {
+                group: gname.clone(),
+                id,
+                consumer: cname.clone(),
+                delivery_time: now_ms,
+                delivery_count: dc,
+            });
+            match &mut claimed {
+                Claimed::Ids(v) => v.push(id),
+                Claimed::Entries(v) => v.push(entry),
+            }
+            count -= 1;
+            if id == StreamId::MAX {
+                break;
+            }
+        }
+        self.push_consumer_state(&gname, &cname, &claimed, out);
+        Ok(AutoClaimOutcome {
+            next,
+            claimed,
+            deleted,
+        })
+    }
+}
