@@ -10,18 +10,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "Usage: brooklet-server [/path/to/brooklet.conf] [--config FILE] [--directive value ...]"
-        );
-        println!(
-            "Directives use redis.conf names, e.g. --port 6379 --bind 127.0.0.1 --dir ./brooklet-data"
-        );
-        println!(
-            "  --requirepass PASS --appendfsync always|everysec|no --maxclients N --loglevel LEVEL --io-threads N"
-        );
-        println!(
-            "  --tls-port N --tls-cert-file FILE --tls-key-file FILE --tls-ca-cert-file FILE --tls-auth-clients yes|no|optional"
-        );
+        print!("{}", brooklet_server::config::usage());
         return ExitCode::SUCCESS;
     }
     if args.iter().any(|a| a == "--version" || a == "-v") {

@@ -12,10 +12,12 @@
 //! - `value.rs`: value parsers shared by several directives (integers, memory sizes, ...).
 //! - `file.rs`: command-line arguments and config files.
 //! - `command.rs`: CONFIG GET's pattern matching and CONFIG SET's all-or-nothing changes.
+//! - `help.rs`: `--help`, listed from the table.
 
 mod command;
 mod directive;
 mod file;
+mod help;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 
 pub use command::SetError;
 pub use directive::{Accepts, Directive, Kind};
+pub use help::usage;
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
 pub use value::Refused;
 pub use value::{ALL_EVENT_CLASSES, canonical_keyspace_events, parse_memory};
