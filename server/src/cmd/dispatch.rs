@@ -65,6 +65,11 @@ pub fn write_reply(shared: &Shared, client: &mut Client, reply: &Reply, out: &mu
         // SKIP itself is answered by nobody; the next command's reply is dropped.
         ReplyMode::Skip => client.reply_mode = ReplyMode::SkipThis,
     }
+    // Only ever filled when the reply above was dropped.
+    if !client.silenced_pushes.is_empty() {
+        out.extend_from_slice(&client.silenced_pushes);
+        client.silenced_pushes.clear();
+    }
 }
 
 fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<Reply>, Outcome) {
