@@ -26,6 +26,7 @@ mod error;
 pub mod info;
 mod keyspace;
 mod memory;
+mod memory_guard;
 pub(crate) mod notify;
 mod publish;
 mod state;

@@ -1,18 +1,18 @@
-//! `maxmemory` with Redis's `noeviction` policy: commands flagged `denyoom` are refused with
-//! `-OOM` while the memory in use stays above the limit after the streams' node cache gave
-//! back what it could.
+//! The readings behind `maxmemory` (Redis's `noeviction` policy): commands flagged `denyoom`
+//! are refused with `-OOM` while the memory in use is over the limit.
 //!
 //! Reading jemalloc's statistics costs an epoch advance (a merge of every arena's counters),
-//! so commands never read them: a task does every [`TICK`], and commands read the verdict it
-//! left in an atomic, as Redis's own check reads a counter. Nodes older than a stream's tail
-//! are a cache of what is on disk, so before refusing anything the task empties it: the
-//! `stream-cache-bytes` budget drops to zero, logged appends are checkpointed into fjall (a
-//! node holding appends only the tail log has cannot leave memory), and every stream sheds
-//! its cached nodes. What still counts is what must stay in memory: stream and group
-//! metadata, tail nodes, client buffers, the store's memtables and block cache.
+//! so commands never read them: a task does every [`TICK`] and leaves its verdict in
+//! [`MemoryGuard`](crate::memory_guard::MemoryGuard). Nodes older than a stream's newest are
+//! a cache of what is on disk, so from [`SQUEEZE_PERCENT`] of the limit on the task empties
+//! it, on a thread of its own while the readings go on: the `stream-cache-bytes` budget drops
+//! to zero, logged appends are checkpointed into fjall (a node holding appends only the tail
+//! log has cannot leave memory), and every stream sheds its cached nodes. What still counts
+//! is what must stay in memory: stream and group metadata, newest nodes, client buffers, the
+//! store's memtables and block cache.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::keyspace::Value;
@@ -21,7 +21,7 @@ use crate::state::Shared;
 /// How often the memory in use is read against the limit (Redis's `hz` default of 10).
 const TICK: Duration = Duration::from_millis(100);
 
-/// Readings between two walks of every stream while memory stays over the limit.
+/// Readings between two walks of every stream while memory stays near the limit.
 const FREE_EVERY: u32 = 3;
 
 /// The node cache is emptied once the memory in use passes this share of the limit (in
@@ -31,50 +31,6 @@ const SQUEEZE_PERCENT: u64 = 90;
 /// The node cache gets its budget back once the memory in use falls under this share of
 /// the limit (in percent), so that it does not flap around the limit.
 const RESTORE_PERCENT: u64 = 75;
-
-/// Redis's refusal of a `denyoom` command over the limit.
-pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
-
-/// The limit and the task's last verdict, shared with every command.
-#[derive(Debug, Default)]
-pub struct MemoryGuard {
-    /// `maxmemory` in bytes; 0 for none.
-    limit: AtomicU64,
-    /// Whether the memory in use was over the limit at the last reading, cache emptied.
-    over: AtomicBool,
-    /// The verdict of the last reading, for the log's transitions.
-    was_over: AtomicBool,
-    /// Whether the node cache's budget is cut to zero because of the limit.
-    squeezed: AtomicBool,
-}
-
-impl MemoryGuard {
-    /// A guard for `limit` bytes (0: no limit).
-    pub fn new(limit: u64) -> Self {
-        let guard = MemoryGuard::default();
-        guard.limit.store(limit, Ordering::Relaxed);
-        guard
-    }
-
-    /// Sets `maxmemory` (CONFIG SET); the next reading applies it.
-    pub fn set_limit(&self, limit: u64) {
-        self.limit.store(limit, Ordering::Relaxed);
-    }
-
-    /// The node cache's budget per stream: `configured`, or nothing while memory is short.
-    pub fn cache_budget(&self, configured: u64) -> usize {
-        if self.squeezed.load(Ordering::Relaxed) {
-            0
-        } else {
-            usize::try_from(configured).unwrap_or(usize::MAX)
-        }
-    }
-
-    /// Whether `denyoom` commands are refused: one atomic load.
-    pub fn is_over(&self) -> bool {
-        self.over.load(Ordering::Relaxed)
-    }
-}
 
 /// Reads the memory in use against the limit every [`TICK`] until shutdown begins.
 pub async fn run(shared: Arc<Shared>) {

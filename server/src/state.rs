@@ -55,7 +55,7 @@ pub struct Shared {
     /// What recovery found at start-up.
     pub recovery: brooklet_persistence::RecoveryReport,
     /// `maxmemory`: the limit and whether commands that add data are refused.
-    pub memory: crate::memory::MemoryGuard,
+    pub memory: crate::memory_guard::MemoryGuard,
 }
 
 impl Shared {
@@ -75,7 +75,7 @@ impl Shared {
             notify.send_replace(seq);
         }));
         let keyspace = Keyspace::new(config.databases);
-        let memory = crate::memory::MemoryGuard::new(config.maxmemory);
+        let memory = crate::memory_guard::MemoryGuard::new(config.maxmemory);
         let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
             &config.output_limit_pubsub,
         ));

@@ -208,7 +208,7 @@ fn precheck(
         return Some("ERR Command not allowed inside a transaction".into());
     }
     if shared.memory.is_over() && adds_data(client, spec, name) {
-        return Some(crate::memory::OOM_ERROR.into());
+        return Some(crate::memory_guard::OOM_ERROR.into());
     }
     None
 }
