@@ -70,7 +70,6 @@ fn check(shared: &Shared, since_free: u32) -> bool {
     let limit = guard.limit.load(Ordering::Relaxed);
     if limit == 0 {
         guard.over.store(false, Ordering::Relaxed);
-        guard.was_over.store(false, Ordering::Relaxed);
         if guard.squeezed.swap(false, Ordering::Relaxed) {
             restore_cache(shared);
         }
@@ -78,8 +77,7 @@ fn check(shared: &Shared, since_free: u32) -> bool {
     }
     let (used, _) = crate::info::used_memory();
     let over = used > limit;
-    guard.over.store(over, Ordering::Relaxed);
-    if over != guard.was_over.swap(over, Ordering::Relaxed) {
+    if over != guard.over.swap(over, Ordering::Relaxed) {
         if over {
             tracing::warn!(
                 "used memory {used} bytes is over maxmemory {limit}: commands that add data are refused (-OOM)"

@@ -12,10 +12,9 @@ pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemo
 pub struct MemoryGuard {
     /// `maxmemory` in bytes; 0 for none.
     pub(crate) limit: AtomicU64,
-    /// Whether the memory in use was over the limit at the last reading, cache emptied.
+    /// Whether the memory in use was over the limit at the last reading: `denyoom`
+    /// commands are refused.
     pub(crate) over: AtomicBool,
-    /// The verdict of the last reading, for the log's transitions.
-    pub(crate) was_over: AtomicBool,
     /// Whether the node cache's budget is cut to zero because of the limit.
     pub(crate) squeezed: AtomicBool,
 }
