@@ -989,3 +989,161 @@ fn subscribe_confirmation_comes_before_any_message_of_the_channel() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     flood.join().unwrap();
 }
+
+/// A frame of `parts` in the protocol at hand: a RESP3 push or a RESP2 array.
+fn frame(resp3: bool, parts: &[Part<'_>]) -> Vec<u8> {
+    if resp3 { push3(parts) } else { frame2(parts) }
+}
+
+/// A raw client in RESP2 or, after HELLO 3, RESP3.
+fn raw_client(server: &TestServer, resp3: bool) -> RawConn {
+    let mut raw = server.raw();
+    if resp3 {
+        raw.send_cmd(&[b"HELLO", b"3"]);
+        let _hello = raw.read3();
+    }
+    raw
+}
+
+/// Under CLIENT REPLY OFF, as redis-server 7.0.15 does (checked byte for byte against it):
+/// every (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE confirmation and every message is sent, in RESP2
+/// as in RESP3; ordinary replies (PING's, even in RESP2's subscribed mode) are not.
+#[test]
+fn client_reply_off_still_sends_confirmations_and_messages() {
+    let server = TestServer::start();
+    let mut publisher = server.client(false);
+    for resp3 in [false, true] {
+        let mut sub = raw_client(&server, resp3);
+        sub.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+        sub.send_cmd(&[b"SUBSCRIBE", b"ch1", b"ch2"]);
+        sub.send_cmd(&[b"PSUBSCRIBE", b"p*"]);
+        sub.send_cmd(&[b"SSUBSCRIBE", b"sh"]);
+        sub.send_cmd(&[b"PING"]);
+        let mut want = frame(resp3, &[B(b"subscribe"), B(b"ch1"), I(1)]);
+        want.extend(frame(resp3, &[B(b"subscribe"), B(b"ch2"), I(2)]));
+        want.extend(frame(resp3, &[B(b"psubscribe"), B(b"p*"), I(3)]));
+        want.extend(frame(resp3, &[B(b"ssubscribe"), B(b"sh"), I(1)]));
+        expect_bytes(&mut sub, &want);
+        let _: i64 = cmd("PUBLISH")
+            .arg("ch1")
+            .arg("hello")
+            .query(&mut publisher)
+            .unwrap();
+        let _: i64 = cmd("SPUBLISH")
+            .arg("sh")
+            .arg("m")
+            .query(&mut publisher)
+            .unwrap();
+        sub.send_cmd(&[b"UNSUBSCRIBE", b"ch1"]);
+        sub.send_cmd(&[b"PUNSUBSCRIBE"]);
+        sub.send_cmd(&[b"SUNSUBSCRIBE"]);
+        sub.send_cmd(&[b"UNSUBSCRIBE"]);
+        // Out of pub/sub mode: nothing to leave is confirmed with a null name, still sent.
+        sub.send_cmd(&[b"UNSUBSCRIBE"]);
+        sub.send_cmd(&[b"PUNSUBSCRIBE"]);
+        sub.send_cmd(&[b"ECHO", b"dropped"]);
+        sub.send_cmd(&[b"CLIENT", b"REPLY", b"ON"]);
+        sub.send_cmd(&[b"PING"]);
+        let mut want = frame(resp3, &[B(b"message"), B(b"ch1"), B(b"hello")]);
+        want.extend(frame(resp3, &[B(b"smessage"), B(b"sh"), B(b"m")]));
+        want.extend(frame(resp3, &[B(b"unsubscribe"), B(b"ch1"), I(2)]));
+        want.extend(frame(resp3, &[B(b"punsubscribe"), B(b"p*"), I(1)]));
+        want.extend(frame(resp3, &[B(b"sunsubscribe"), B(b"sh"), I(0)]));
+        want.extend(frame(resp3, &[B(b"unsubscribe"), B(b"ch2"), I(0)]));
+        want.extend(frame(resp3, &[B(b"unsubscribe"), Nil, I(0)]));
+        want.extend(frame(resp3, &[B(b"punsubscribe"), Nil, I(0)]));
+        want.extend_from_slice(b"+OK\r\n+PONG\r\n");
+        expect_bytes(&mut sub, &want);
+    }
+}
+
+/// CLIENT REPLY SKIP drops the next command's reply but not its confirmations, which come in
+/// order with the replies around them.
+#[test]
+fn client_reply_skip_still_sends_confirmations() {
+    let server = TestServer::start();
+    for resp3 in [false, true] {
+        let mut sub = raw_client(&server, resp3);
+        sub.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+        sub.send_cmd(&[b"UNSUBSCRIBE"]);
+        sub.send_cmd(&[b"PING"]);
+        sub.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+        sub.send_cmd(&[b"SUBSCRIBE", b"a"]);
+        sub.send_cmd(&[b"PING"]);
+        sub.send_cmd(&[b"UNSUBSCRIBE"]);
+        let mut want = frame(resp3, &[B(b"unsubscribe"), Nil, I(0)]);
+        want.extend_from_slice(b"+PONG\r\n");
+        want.extend(frame(resp3, &[B(b"subscribe"), B(b"a"), I(1)]));
+        if resp3 {
+            want.extend_from_slice(b"+PONG\r\n");
+        } else {
+            want.extend(frame2(&[B(b"pong"), B(b"")]));
+        }
+        want.extend(frame(resp3, &[B(b"unsubscribe"), B(b"a"), I(0)]));
+        expect_bytes(&mut sub, &want);
+    }
+}
+
+/// Inside EXEC under CLIENT REPLY OFF, Redis drops EXEC's array but still sends the
+/// confirmations it holds; under SKIP (which drops MULTI's OK) the array comes whole.
+#[test]
+fn client_reply_off_inside_exec_sends_only_the_confirmations() {
+    let server = TestServer::start();
+    for resp3 in [false, true] {
+        for mode in [&b"OFF"[..], b"SKIP"] {
+            let mut sub = raw_client(&server, resp3);
+            sub.send_cmd(&[b"CLIENT", b"REPLY", mode]);
+            sub.send_cmd(&[b"MULTI"]);
+            sub.send_cmd(&[b"SUBSCRIBE", b"m1"]);
+            sub.send_cmd(&[b"UNSUBSCRIBE", b"m1"]);
+            sub.send_cmd(&[b"EXEC"]);
+            sub.send_cmd(&[b"CLIENT", b"REPLY", b"ON"]);
+            sub.send_cmd(&[b"PING"]);
+            let mut want = Vec::new();
+            if mode == b"SKIP" {
+                want.extend_from_slice(b"+QUEUED\r\n+QUEUED\r\n*2\r\n");
+            }
+            want.extend(frame(resp3, &[B(b"subscribe"), B(b"m1"), I(1)]));
+            want.extend(frame(resp3, &[B(b"unsubscribe"), B(b"m1"), I(0)]));
+            want.extend_from_slice(b"+OK\r\n+PONG\r\n");
+            expect_bytes(&mut sub, &want);
+        }
+    }
+}
+
+/// Keyspace notifications reach a RESP3 subscriber under CLIENT REPLY OFF, its own write's
+/// too, whose reply alone is dropped.
+#[test]
+fn client_reply_off_still_sends_keyspace_notifications() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEA")
+        .query(&mut admin)
+        .unwrap();
+    let mut sub = raw_client(&server, true);
+    sub.send_cmd(&[b"PSUBSCRIBE", b"__key*__:*"]);
+    expect_bytes(
+        &mut sub,
+        &push3(&[B(b"psubscribe"), B(b"__key*__:*"), I(1)]),
+    );
+    sub.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+    sub.send_cmd(&[b"XADD", b"own", b"1-1", b"f", b"v"]);
+    sub.send_cmd(&[b"CLIENT", b"REPLY", b"ON"]);
+    let mut want = push3(&[
+        B(b"pmessage"),
+        B(b"__key*__:*"),
+        B(b"__keyspace@0__:own"),
+        B(b"xadd"),
+    ]);
+    want.extend(push3(&[
+        B(b"pmessage"),
+        B(b"__key*__:*"),
+        B(b"__keyevent@0__:xadd"),
+        B(b"own"),
+    ]));
+    want.extend_from_slice(b"+OK\r\n");
+    expect_bytes(&mut sub, &want);
+}

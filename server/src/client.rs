@@ -1,7 +1,7 @@
 //! Clients: the shared handle other tasks see (CLIENT LIST/KILL, pub/sub delivery) and the
 //! connection-local state only the connection's own task touches.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -229,6 +229,10 @@ pub struct Client {
     pub watch_dirty: Arc<AtomicBool>,
     /// CLIENT REPLY mode.
     pub reply_mode: ReplyMode,
+    /// (Un)subscribe confirmations of the running command when CLIENT REPLY OFF or SKIP
+    /// drops its reply: Redis sends them whatever the reply mode (they go out as pushes, in
+    /// RESP2 too), so they are written in the dropped reply's place.
+    pub silenced_pushes: BytesMut,
     /// Store sequence of this client's latest write; replies wait for it under `always`.
     pub write_seq: u64,
     /// When the previous command of the batch being run ended, where the next one's time
@@ -251,6 +255,7 @@ impl Client {
             watched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             reply_mode: ReplyMode::On,
+            silenced_pushes: BytesMut::new(),
             write_seq: 0,
             clock: None,
         }

@@ -188,8 +188,9 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 field(out, "allocator_resident", a.resident);
                 field(out, "allocator_retained", a.retained);
             }
-            field(out, "maxmemory", 0);
-            field(out, "maxmemory_policy", "noeviction");
+            field(out, "maxmemory", config.maxmemory);
+            field(out, "maxmemory_human", human(config.maxmemory));
+            field(out, "maxmemory_policy", config.maxmemory_policy);
             field(out, "mem_allocator", allocator);
             // Redis frees large values in the background; Brooklet removes a large deleted
             // stream's records from disk in the background (memory is freed at once).

@@ -133,6 +133,15 @@ impl Db {
         }
     }
 
+    /// Visits every value mutably, shard by shard (each shard locked while visited).
+    pub fn for_each_value_mut(&self, mut f: impl FnMut(&mut Value)) {
+        for shard in self.shards.iter() {
+            for v in lock(shard).values_mut() {
+                f(v);
+            }
+        }
+    }
+
     /// One SCAN step: keys of one shard whose position is past `cursor`, at most about `count`.
     ///
     /// The cursor is the shard index in the top 4 bits and a 60-bit key hash below, and keys are

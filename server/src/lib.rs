@@ -25,6 +25,8 @@ pub mod embedded;
 mod error;
 pub mod info;
 mod keyspace;
+mod memory;
+mod memory_guard;
 pub(crate) mod notify;
 mod publish;
 mod state;
@@ -215,6 +217,7 @@ async fn launch(
         tracing::info!("Brooklet {version} listening for TLS on {addr}");
     }
     tokio::spawn(checkpoint::run(shared.clone()));
+    tokio::spawn(memory::run(shared.clone()));
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }

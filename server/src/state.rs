@@ -54,6 +54,8 @@ pub struct Shared {
     pub last_save: std::sync::atomic::AtomicU64,
     /// What recovery found at start-up.
     pub recovery: brooklet_persistence::RecoveryReport,
+    /// `maxmemory`: the limit and whether commands that add data are refused.
+    pub memory: crate::memory_guard::MemoryGuard,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ impl Shared {
             notify.send_replace(seq);
         }));
         let keyspace = Keyspace::new(config.databases);
+        let memory = crate::memory_guard::MemoryGuard::new(config.maxmemory);
         let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
             &config.output_limit_pubsub,
         ));
@@ -97,6 +100,7 @@ impl Shared {
             durable,
             last_save: std::sync::atomic::AtomicU64::new(crate::client::now_ms() / 1000),
             recovery,
+            memory,
         })
     }
 

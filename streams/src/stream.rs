@@ -451,6 +451,12 @@ impl Stream {
         }
     }
 
+    /// Evicts cached nodes down to the source's budget now rather than at the stream's next
+    /// read or write (the server calls it on every stream when memory runs short).
+    pub fn shed_cache(&mut self) {
+        self.shed(None);
+    }
+
     /// Removes a node, keeping the resident-bytes count right.
     pub(crate) fn remove_node(&mut self, master: StreamId) -> Option<Node> {
         let node = self.nodes.remove(&master)?;

@@ -65,6 +65,11 @@ pub fn write_reply(shared: &Shared, client: &mut Client, reply: &Reply, out: &mu
         // SKIP itself is answered by nobody; the next command's reply is dropped.
         ReplyMode::Skip => client.reply_mode = ReplyMode::SkipThis,
     }
+    // Only ever filled when the reply above was dropped.
+    if !client.silenced_pushes.is_empty() {
+        out.extend_from_slice(&client.silenced_pushes);
+        client.silenced_pushes.clear();
+    }
 }
 
 fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<Reply>, Outcome) {
@@ -202,8 +207,24 @@ fn precheck(
     if client.multi.is_some() && spec.flags & flags::NO_MULTI != 0 {
         return Some("ERR Command not allowed inside a transaction".into());
     }
-    let _ = shared;
+    if shared.memory.is_over() && adds_data(client, spec, name) {
+        return Some(crate::memory_guard::OOM_ERROR.into());
+    }
     None
+}
+
+/// Whether a command is refused over `maxmemory`: a `denyoom` one, or EXEC of a transaction
+/// holding one, as Redis decides.
+fn adds_data(client: &Client, spec: &CommandSpec, name: &str) -> bool {
+    if spec.flags & flags::DENYOOM != 0 {
+        return true;
+    }
+    name == "exec"
+        && client.multi.as_ref().is_some_and(|m| {
+            m.queue
+                .iter()
+                .any(|(idx, _)| table().entries[*idx].spec.flags & flags::DENYOOM != 0)
+        })
 }
 
 /// After a command changed keys: dirty their watchers and serve clients blocked on them.

@@ -16,6 +16,7 @@ type Entry = super::table::Entry<super::Handler>;
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
     (READONLY, "readonly"),
+    (DENYOOM, "denyoom"),
     (ADMIN, "admin"),
     (PUBSUB, "pubsub"),
     (BLOCKING, "blocking"),

@@ -152,9 +152,11 @@ fn subscribe_kind(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> Result<Repl
         }
         // The confirmations join the client's message queue while the registry is still
         // locked, so a message published right after the subscription queues behind them:
-        // Redis never sends a channel's message before its `subscribe` reply. Inside EXEC they
-        // stay part of EXEC's reply array, and CLIENT REPLY OFF / SKIP still silence them.
-        if !ctx.client.in_exec && matches!(ctx.client.reply_mode, crate::client::ReplyMode::On) {
+        // Redis never sends a channel's message before its `subscribe` reply, and sends it
+        // whatever CLIENT REPLY says. Inside EXEC they stay part of EXEC's reply array.
+        if ctx.client.in_exec {
+            keep_if_silenced(ctx, &out);
+        } else {
             ctx.client.handle.push_frame(out.split().freeze());
         }
     }
@@ -211,7 +213,20 @@ fn unsubscribe_kind(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> Result<Re
         }
     }
     ctx.client.handle.subs[kind as usize].fetch_sub(removed, Ordering::Relaxed);
+    keep_if_silenced(ctx, &out);
     Ok(Reply::Raw(out.freeze()))
+}
+
+/// Keeps a copy of confirmations whose reply CLIENT REPLY OFF or SKIP is about to drop:
+/// Redis sends them anyway, as pushes (inside EXEC too, without EXEC's array around them),
+/// so `write_reply` writes them in the dropped reply's place.
+fn keep_if_silenced(ctx: &mut Ctx<'_>, frames: &[u8]) {
+    if matches!(
+        ctx.client.reply_mode,
+        crate::client::ReplyMode::Off | crate::client::ReplyMode::SkipThis
+    ) {
+        ctx.client.silenced_pushes.extend_from_slice(frames);
+    }
 }
 
 /// The count a confirmation of `kind` carries: channels plus patterns, or shard channels.

@@ -155,7 +155,8 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         .set_policy(crate::state::fsync_policy(next.appendfsync));
     ctx.shared
         .store
-        .set_stream_cache_bytes(usize::try_from(next.stream_cache_bytes).unwrap_or(usize::MAX));
+        .set_stream_cache_bytes(ctx.shared.memory.cache_budget(next.stream_cache_bytes));
+    ctx.shared.memory.set_limit(next.maxmemory);
     ctx.shared
         .store
         .set_tail_segment_bytes(next.tail_log_segment_bytes);

@@ -24,13 +24,13 @@ use crate::error::CommandError;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    command("xadd", -5, WRITE | FAST, (1, 1, 1), xadd),
+    command("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), xadd),
     command("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
     command("xrange", -4, READONLY, (1, 1, 1), xrange),
     command("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
     command("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
     command("xtrim", -4, WRITE, (1, 1, 1), xtrim),
-    command("xsetid", -3, WRITE | FAST, (1, 1, 1), xsetid),
+    command("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
 ];
 
 /// `-ERR no such key`.

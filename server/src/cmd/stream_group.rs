@@ -27,10 +27,16 @@ pub const COMMANDS: &[CommandSpec] = &[
     container(
         "xgroup",
         &[
-            command("create", -5, WRITE, (2, 2, 1), create),
+            command("create", -5, WRITE | DENYOOM, (2, 2, 1), create),
             command("setid", -5, WRITE, (2, 2, 1), setid),
             command("destroy", 4, WRITE, (2, 2, 1), destroy),
-            command("createconsumer", 5, WRITE, (2, 2, 1), createconsumer),
+            command(
+                "createconsumer",
+                5,
+                WRITE | DENYOOM,
+                (2, 2, 1),
+                createconsumer,
+            ),
             command("delconsumer", 5, WRITE, (2, 2, 1), delconsumer),
             simple("help", 2, LOADING, help),
         ],

@@ -36,6 +36,8 @@ pub mod flags {
     pub const LOADING: u32 = 1 << 11;
     /// Runs with every other keyed command held off, as EXEC does (FLUSHALL, DEBUG RELOAD).
     pub const EXCLUSIVE: u32 = 1 << 12;
+    /// May add data: refused while memory is over `maxmemory` (Redis's `denyoom`).
+    pub const DENYOOM: u32 = 1 << 13;
 }
 
 /// Documentation of a command (COMMAND DOCS and redis-cli hints).

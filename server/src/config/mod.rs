@@ -132,6 +132,11 @@ pub struct Config {
     pub stream_cache_bytes: u64,
     /// `tail-log-segment-bytes`: size at which a tail-log segment is closed.
     pub tail_log_segment_bytes: u64,
+    /// `maxmemory`: bytes in use past which commands that add data are refused; 0 for none.
+    pub maxmemory: u64,
+    /// `maxmemory-policy`: `noeviction` or one of the `volatile-*` policies, which evict
+    /// nothing here (no key has a TTL) and so behave as `noeviction`, as in Redis.
+    pub maxmemory_policy: &'static str,
     /// `tail-log-checkpoint-bytes`: bytes of closed segments the background checkpoint waits
     /// for before it writes their appends into fjall (start-up after a crash replays up to
     /// about this plus a segment).
@@ -188,6 +193,8 @@ impl Default for Config {
             stream_node_max_bytes: 0,
             stream_cache_bytes: 0,
             tail_log_segment_bytes: 0,
+            maxmemory: 0,
+            maxmemory_policy: "noeviction",
             tail_log_checkpoint_bytes: 0,
             notify_keyspace_events: String::new(),
             notify_new_keys: false,

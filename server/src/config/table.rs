@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::directive::{Accepts, Directive, Kind};
 use super::value::{
-    non_empty_path, output_limits, path_or_empty, set_bind, set_notify_keyspace_events,
-    set_output_limits,
+    non_empty_path, output_limits, path_or_empty, set_bind, set_maxmemory_policy,
+    set_notify_keyspace_events, set_output_limits,
 };
 use super::{Fsync, TlsAuthClients};
 
@@ -329,14 +329,24 @@ pub static DIRECTIVES: &[Directive] = &[
             set: |c, v| c.hz = v as u64,
         },
     },
-    // Accepted so redis.conf files written for Redis load; memory is bounded by
-    // `stream-cache-bytes` and the output buffer limits instead.
     Directive {
         name: "maxmemory",
         mutable: true,
-        kind: Kind::Ignored {
-            accepts: Accepts::Memory,
-            shown: Some("0"),
+        kind: Kind::Memory {
+            min: 0,
+            default: 0,
+            unparsable: NOT_MEMORY,
+            get: |c| c.maxmemory,
+            set: |c, v| c.maxmemory = v,
+        },
+    },
+    Directive {
+        name: "maxmemory-policy",
+        mutable: true,
+        kind: Kind::Custom {
+            default: "noeviction",
+            get: |c| c.maxmemory_policy.to_string(),
+            set: set_maxmemory_policy,
         },
     },
     Directive {

@@ -119,6 +119,7 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "tcp-keepalive",
             "hz",
             "maxmemory",
+            "maxmemory-policy",
             "jemalloc-bg-thread",
             "io-threads",
         ]
@@ -149,6 +150,7 @@ fn other_value(d: &Directive) -> Option<String> {
             "bind" => "0.0.0.0 ::1".into(),
             "notify-keyspace-events" => "gKE".into(),
             "client-output-buffer-limit" => "normal 1 2 3 slave 4 5 6 pubsub 7 8 9".into(),
+            "maxmemory-policy" => "volatile-lru".into(),
             other => panic!("no test value for {other}"),
         },
         Kind::Ignored { .. } => return None,
@@ -188,8 +190,7 @@ fn every_directive_round_trips_through_set_and_get() {
             }
             // An ignored directive takes a value and keeps showing the same.
             None => {
-                let value = if d.name == "maxmemory" { "1gb" } else { "no" };
-                c.set(d.name, &[value]).unwrap();
+                c.set(d.name, &["no"]).unwrap();
                 assert_eq!(c.get(d.name), shown, "{}", d.name);
             }
         }
@@ -437,7 +438,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 32);
+    assert_eq!(get(&["*"]).len(), 33);
 }
 
 #[test]
@@ -545,4 +546,38 @@ fn keyspace_event_flags_read_back_as_redis_spells_them() {
     assert_eq!(canonical_keyspace_events("nA"), "A");
     assert_eq!(canonical_keyspace_events("ng"), "gn");
     assert_eq!(canonical_keyspace_events(""), "");
+}
+
+#[test]
+fn maxmemory_takes_memory_units_and_policies_that_evict_nothing() {
+    let mut c = Config::default();
+    assert_eq!(c.get("maxmemory").as_deref(), Some("0"));
+    assert_eq!(c.get("maxmemory-policy").as_deref(), Some("noeviction"));
+    c.set("maxmemory", &["20mb"]).unwrap();
+    assert_eq!(c.maxmemory, 20 << 20);
+    assert_eq!(c.get("maxmemory").as_deref(), Some("20971520"));
+    c.set("maxmemory", &["1g"]).unwrap();
+    assert_eq!(c.maxmemory, 1_000_000_000);
+    // Without TTLs the volatile policies evict nothing, as noeviction: accepted.
+    for p in [
+        "volatile-lru",
+        "VOLATILE-LFU",
+        "volatile-random",
+        "volatile-ttl",
+        "noeviction",
+    ] {
+        c.set("maxmemory-policy", &[p]).unwrap();
+        assert_eq!(c.get("maxmemory-policy"), Some(p.to_ascii_lowercase()));
+    }
+    // Evicting any key would delete streams: refused, and the policy is unchanged.
+    for p in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
+        let e = c.set("maxmemory-policy", &[p]).unwrap_err().to_string();
+        assert!(e.contains("never evicts keys"), "{e}");
+        assert_eq!(c.get("maxmemory-policy").as_deref(), Some("noeviction"));
+    }
+    let e = c.set("maxmemory-policy", &["lru"]).unwrap_err().to_string();
+    assert!(
+        e.contains("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"),
+        "{e}"
+    );
 }

@@ -64,6 +64,42 @@ pub(super) fn memory_text(n: u64) -> String {
     n.to_string()
 }
 
+/// Redis's eviction policies that evict only keys with a TTL. Brooklet has none, so they
+/// evict nothing and refuse writes over the limit, exactly as `noeviction` does, and as Redis
+/// does under them when no key has a TTL: accepted, each with its own meaning intact.
+const NON_EVICTING_POLICIES: &[&str] = &[
+    "noeviction",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+/// Redis's policies that evict any key. Brooklet does not delete streams to make room (they
+/// are the data, with their consumer groups); accepting these without evicting would change
+/// what they promise, so they are refused.
+const EVICTING_POLICIES: &[&str] = &["allkeys-lru", "allkeys-lfu", "allkeys-random"];
+
+/// `maxmemory-policy`: one of Redis's policy names, in any case.
+pub(super) fn set_maxmemory_policy(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
+    let v = one(values)?;
+    if let Some(p) = NON_EVICTING_POLICIES
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(v))
+    {
+        c.maxmemory_policy = p;
+        return Ok(());
+    }
+    if EVICTING_POLICIES.iter().any(|p| p.eq_ignore_ascii_case(v)) {
+        return Err(Refused::Bad(
+            "Brooklet never evicts keys: use noeviction (writes over maxmemory are refused)".into(),
+        ));
+    }
+    Err(Refused::Bad(
+        "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".into(),
+    ))
+}
+
 /// `bind`: one or more addresses, kept as given.
 pub(super) fn set_bind(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
     if values.is_empty() {
