@@ -95,6 +95,13 @@ pub struct TailLog {
     /// Held through a whole sync, so a sync that returns has seen every earlier one's files
     /// reach the disk (two syncs could otherwise split the closed segments between them).
     syncing: Mutex<()>,
+    /// Held by [`TailLog::retire`] through its unlinks and by [`TailLog::replay_again`]
+    /// through its reads, so that a replay reads the segments a retirement removes all or
+    /// none. Either way it replays every record logged after some point, which is what
+    /// re-applying group changes over fjall's newer records needs: with a segment left out
+    /// between two it read, a change would stay in force without the later one that undid it
+    /// (an acknowledged entry pending again, a group's last-delivered ID moved back).
+    retiring: Mutex<()>,
 }
 
 struct Inner {
@@ -154,6 +161,7 @@ impl TailLog {
             segment_limit: AtomicU64::new(SEGMENT_BYTES),
             checkpoint_bytes: AtomicU64::new(CHECKPOINT_BYTES),
             syncing: Mutex::new(()),
+            retiring: Mutex::new(()),
         };
         Ok((log, report))
     }
@@ -166,6 +174,7 @@ impl TailLog {
         &self,
         apply: &mut dyn FnMut(Record<'_>) -> bool,
     ) -> std::io::Result<ReplayReport> {
+        let _retiring = self.retiring.lock().unwrap_or_else(|p| p.into_inner());
         self.write_out()?;
         let mut report = ReplayReport::default();
         replay(&self.dir, apply, &mut report)?;
@@ -366,6 +375,7 @@ impl TailLog {
     /// # Errors
     /// When a file cannot be removed.
     pub fn retire(&self, upto: u64) -> std::io::Result<u64> {
+        let retiring = self.retiring.lock().unwrap_or_else(|p| p.into_inner());
         let mut retired = Vec::new();
         let oldest = {
             let mut g = lock(&self.inner);
@@ -391,6 +401,7 @@ impl TailLog {
                 Err(e) => return Err(e),
             }
         }
+        drop(retiring);
         // The caller drops the deletion floors these segments needed next: were the unlinks
         // lost in a power failure, replay would find creations no floor covers any more.
         // Every time, not only after an unlink: an earlier call's fsync may have failed.
