@@ -88,7 +88,10 @@ impl Store {
             return Ok(());
         };
         let incarnation = stream.incarnation();
-        if dropped as usize > LAZY_PURGE_RECORDS && incarnation != 0 {
+        // Under a pending purge of the stream, fjall may hold far more below the floor than
+        // this trim dropped: a scan of it here would meet them all.
+        let lazy = dropped as usize > LAZY_PURGE_RECORDS || self.purges.overlaps(prefix);
+        if lazy && incarnation != 0 {
             batch.insert(
                 &self.ks.meta,
                 trim_key(prefix, upto),
