@@ -233,6 +233,11 @@ impl Store {
                     // The entry stays as a tombstone: its node keeps the slot, and a reload
                     // must rebuild the same nodes. Tombstones go when a trim passes them.
                     for id in ids {
+                        // A node the command dropped whole goes with its `NodeDropped` (or
+                        // its trim): its entries need no tombstone, nor a read of their value.
+                        let Some(node) = stream.node_holding(*id) else {
+                            continue;
+                        };
                         let k = entry_key(&prefix, *id);
                         let value = match added.get_mut(id) {
                             Some(v) => v,
@@ -242,13 +247,17 @@ impl Store {
                             },
                         };
                         mark_deleted(value);
-                        if let Some(node) = stream.node_holding(*id) {
-                            touched.push(node.master);
-                        }
+                        touched.push(node.master);
                     }
                 }
                 Mutation::NodeDropped { master, last } => {
-                    added.retain(|id, _| id < master || id > last);
+                    // Only the node's own range: a retain over every entry for each node
+                    // dropped made XDEL of 100,000 IDs quadratic.
+                    let gone: Vec<StreamId> =
+                        added.range(*master..=*last).map(|(id, _)| *id).collect();
+                    for id in gone {
+                        added.remove(&id);
+                    }
                     let from = entry_key(&prefix, *master);
                     let to = entry_key(&prefix, *last);
                     for kv in self.ks.entries.range(from.as_slice()..=to.as_slice()) {
