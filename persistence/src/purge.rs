@@ -1,13 +1,16 @@
-//! Lazy removal of a deleted stream's records (Redis's lazy free, for the disk).
+//! Lazy removal of a deleted stream's records, and of those below a large trim's floor
+//! (Redis's lazy free, for the disk).
 //!
 //! Removing a stream means one tombstone per record: for 1.2M entries, a 1.2M-key batch
 //! that held every client behind the DEL for a second (the server runs commands on one
 //! thread, as Redis does). A DEL of a large stream now removes its stream record and leaves
-//! a purge marker (`purge/` + prefix in `meta`) in one small batch; this module's thread
-//! then removes the rest in small batches, the marker with the last. Until a purge ends, a
-//! new stream under its prefix waits for it ([`Purges::wait_clear`]): the purge would take
-//! the new stream's records. Start-up finishes the purges a previous run left before it
-//! loads anything.
+//! a purge marker (`purge/` + prefix in `meta`) in one small batch; a large trim leaves a
+//! `trim/` marker (see `store/trim.rs`). This module's thread then removes the rest in small
+//! batches, oldest purge first, the marker with the last. Until a purge ends, a stream it
+//! could reach writes nothing into fjall ([`Purges::wait_clear`], [`Purges::blocks`]): a new
+//! stream under a deleted key, or another life of a trimmed one; their plain appends go to
+//! the tail log meanwhile, so XADD never waits. Start-up finishes the purges a previous run
+//! left before it loads anything.
 //!
 //! A second thread compacts the stream keyspaces when asked ([`Purges::request_compaction`]):
 //! after its purges, after many records were trimmed, and on BGREWRITEAOF. fjall's leveled
