@@ -1393,3 +1393,36 @@ fn a_key_is_reused_at_once_after_a_large_delete() {
     drop(loaded);
     assert_eq!(records(dir.path(), "entries", &prefix), 3);
 }
+
+/// XSETID after a large trim may move the last ID back below the trim's floor; entries
+/// added then have keys the trim's purge would take. Its batch (a new life of the stream)
+/// waits for the purge, so they survive it and a reopen.
+#[test]
+fn entries_below_a_trims_floor_after_xsetid_survive_its_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = NodeLimits::default();
+    let mut s = StoredStream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"k", &mut s, 1..=40_000);
+        store.flush_stream(0, b"k", &mut s).unwrap();
+        step(&store, 0, b"k", &mut s, |s, out| {
+            let trim = TrimArgs::exact(TrimStrategy::MaxLen(0));
+            assert_eq!(s.trim(&trim, &limits, out).unwrap(), 40_000);
+        });
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.set_id(StreamId::new(1, 0), None, None, out).unwrap();
+        });
+        // XSETID's batch waited for the purge.
+        assert_eq!(store.purges().0, 0);
+        add_all(&store, b"k", &mut s, 2..=4);
+        store.flush_stream(0, b"k", &mut s).unwrap();
+        let (mut loaded, _) = store.load_all().unwrap();
+        assert_eq!(ids_of(&mut loaded[0].stream), vec![2, 3, 4]);
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    assert_eq!(ids_of(&mut loaded[0].2), vec![2, 3, 4]);
+    drop(loaded);
+    assert_eq!(records(dir.path(), "entries", &prefix_of(0, b"k")), 3);
+}
