@@ -9,8 +9,10 @@
 //! batches, oldest purge first, the marker with the last. Until a purge ends, a stream it
 //! could reach writes nothing into fjall ([`Purges::wait_clear`], [`Purges::blocks`]): a new
 //! stream under a deleted key, or another life of a trimmed one; their plain appends go to
-//! the tail log meanwhile, so XADD never waits. Start-up finishes the purges a previous run
-//! left before it loads anything.
+//! the tail log meanwhile, so XADD never waits. Start-up finishes the deletions' purges a
+//! previous run left before it loads anything (their streams' other records would be
+//! orphans), and resumes the trims' in the background (loading skips the node records
+//! below a pending trim's floor).
 //!
 //! A second thread compacts the stream keyspaces when asked ([`Purges::request_compaction`]):
 //! after its purges, after many records were trimmed, and on BGREWRITEAOF. fjall's leveled
@@ -361,8 +363,7 @@ pub(crate) fn purge(
     Ok(Some(removed))
 }
 
-/// The purges a previous run left pending, oldest trims first, then deletions (a deletion
-/// takes whatever a trim of its stream left).
+/// The purges a previous run left pending: trims', then deletions'.
 pub(crate) fn pending(ks: &Keyspaces) -> Result<Vec<Purge>, fjall::Error> {
     let mut out = Vec::new();
     for kv in ks.meta.prefix(TRIM_PREFIX) {
