@@ -211,10 +211,13 @@ pub(crate) fn load(
     Ok((out, report))
 }
 
-/// The floors of the trims whose purges are still pending, per stream prefix: the highest
+/// Per stream prefix, the floors of the trims whose purges are still pending: the highest
 /// ID whose records go, and the life of the stream trimmed.
-fn trim_floors(ks: &Keyspaces) -> Result<HashMap<Vec<u8>, Vec<(StreamId, u64)>>, StoreError> {
-    let mut out: HashMap<Vec<u8>, Vec<(StreamId, u64)>> = HashMap::new();
+type TrimFloors = HashMap<Vec<u8>, Vec<(StreamId, u64)>>;
+
+/// The pending trims' floors (see [`TrimFloors`]).
+fn trim_floors(ks: &Keyspaces) -> Result<TrimFloors, StoreError> {
+    let mut out = TrimFloors::new();
     for purge in crate::purge::pending(ks)? {
         if let Some(floor) = purge.trim {
             out.entry(purge.prefix).or_default().push(floor);
