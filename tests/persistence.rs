@@ -680,3 +680,115 @@ fn entry_ids(reply: &Value) -> Vec<String> {
     }
     out
 }
+
+/// Trims far below a large stream's length (XTRIM, XADD MAXLEN / MINID), XDEL of many IDs,
+/// and DEL followed at once by XADD to the same key: each takes effect for readers at once,
+/// reads after it never meet what went (from memory or, with `stream-cache-bytes 0`, from
+/// disk while the records are still being purged), and DEBUG RELOAD rebuilds the same
+/// state from disk.
+#[test]
+fn large_trims_and_deletes_take_effect_at_once_and_reload_the_same() {
+    let server = TestServer::start_with(|c| {
+        c.enable_debug_command = "yes".into();
+        c.stream_cache_bytes = 0;
+    });
+    let mut c = server.client(false);
+    let fill = |c: &mut redis::Connection, key: &str, from: u64, n: u64| {
+        let mut pipe = redis::pipe();
+        for i in from..from + n {
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg(format!("{i}-1"))
+                .arg("f")
+                .arg(i)
+                .ignore();
+        }
+        let () = pipe.query(c).unwrap();
+    };
+    let all = |c: &mut redis::Connection, key: &str| -> Vec<u64> {
+        let e: Entries = cmd("XRANGE").arg(key).arg("-").arg("+").query(c).unwrap();
+        ids(&e)
+    };
+    for key in ["s", "m", "d"] {
+        fill(&mut c, key, 1, 20_000);
+    }
+    // Into fjall: the trims below meet records on disk, most of them cold.
+    let _: () = cmd("SAVE").query(&mut c).unwrap();
+    let n: u64 = cmd("XTRIM")
+        .arg("s")
+        .arg("MAXLEN")
+        .arg(150)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 19_850);
+    assert_eq!(all(&mut c, "s"), (19_851..=20_000).collect::<Vec<_>>());
+    let _: String = cmd("XADD")
+        .arg("s")
+        .arg("MAXLEN")
+        .arg(100)
+        .arg("20001-1")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(all(&mut c, "s"), (19_902..=20_001).collect::<Vec<_>>());
+    let _: String = cmd("XADD")
+        .arg("m")
+        .arg("MINID")
+        .arg("19990")
+        .arg("20001-1")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(all(&mut c, "m"), (19_990..=20_001).collect::<Vec<_>>());
+    let gone: Vec<String> = (19_902..19_950).map(|i| format!("{i}-1")).collect();
+    let n: u64 = cmd("XDEL").arg("s").arg(&gone).query(&mut c).unwrap();
+    assert_eq!(n, 48);
+    assert_eq!(all(&mut c, "s"), (19_950..=20_001).collect::<Vec<_>>());
+    let n: u64 = cmd("DEL").arg("d").query(&mut c).unwrap();
+    assert_eq!(n, 1);
+    let _: String = cmd("XADD")
+        .arg("d")
+        .arg("5-1")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(all(&mut c, "d"), vec![5]);
+    // XDEL of the new life: a batch of its own, which waits for the old life's purge.
+    fill(&mut c, "d", 6, 3);
+    let n: u64 = cmd("XDEL").arg("d").arg("6-1").query(&mut c).unwrap();
+    assert_eq!(n, 1);
+    let before: Vec<_> = ["s", "m", "d"]
+        .iter()
+        .map(|k| {
+            (
+                all(&mut c, k),
+                cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(*k)
+                    .query::<Value>(&mut c)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    let after: Vec<_> = ["s", "m", "d"]
+        .iter()
+        .map(|k| {
+            (
+                all(&mut c, k),
+                cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(*k)
+                    .query::<Value>(&mut c)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(after[2].0, vec![5, 7, 8]);
+    let info: String = cmd("INFO").arg("memory").query(&mut c).unwrap();
+    assert_eq!(info_u64(&info, "lazyfree_pending_objects"), 0);
+}

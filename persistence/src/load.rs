@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use brooklet_streams::{Mutation, NodeMeta, Stream};
+use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId};
 
 use crate::stored::StoredStream;
 
@@ -114,6 +114,7 @@ pub(crate) fn load(
     if let Some((name, list)) = run {
         nodes.insert(name, list);
     }
+    let floors = trim_floors(ks)?;
     let mut streams: StreamMap = HashMap::new();
     for kv in ks.streams.iter() {
         let (k, v) = kv.into_inner()?;
@@ -124,8 +125,18 @@ pub(crate) fn load(
         let (meta, incarnation) = decode_stream(&v)?;
         report.max_incarnation = report.max_incarnation.max(incarnation);
         let key = Bytes::copy_from_slice(key);
-        let its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
-        let source = crate::store::source(ks, budget, misses, stream_prefix(db, &key));
+        let mut its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
+        let prefix = stream_prefix(db, &key);
+        // Node records a trim's purge has yet to remove are no longer the stream's.
+        if let Some(upto) = floors.get(&prefix).and_then(|f| {
+            f.iter()
+                .filter(|(_, life)| *life == incarnation)
+                .map(|(upto, _)| *upto)
+                .max()
+        }) {
+            its_nodes.retain(|n| n.master > upto);
+        }
+        let source = crate::store::source(ks, budget, misses, prefix);
         let mut stream: StoredStream = Stream::restore(meta, &its_nodes, source)
             .map_err(|e| {
                 StoreError::Corrupt(format!("stream '{}': {e}", String::from_utf8_lossy(&key)))
@@ -198,6 +209,21 @@ pub(crate) fn load(
         .map(|((db, key), stream)| LoadedStream { db, key, stream })
         .collect();
     Ok((out, report))
+}
+
+/// Per stream prefix, the floors of the trims whose purges are still pending: the highest
+/// ID whose records go, and the life of the stream trimmed.
+type TrimFloors = HashMap<Vec<u8>, Vec<(StreamId, u64)>>;
+
+/// The pending trims' floors (see [`TrimFloors`]).
+fn trim_floors(ks: &Keyspaces) -> Result<TrimFloors, StoreError> {
+    let mut out = TrimFloors::new();
+    for purge in crate::purge::pending(ks)? {
+        if let Some(floor) = purge.trim {
+            out.entry(purge.prefix).or_default().push(floor);
+        }
+    }
+    Ok(out)
 }
 
 fn find<'a>(

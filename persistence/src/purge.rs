@@ -1,13 +1,18 @@
-//! Lazy removal of a deleted stream's records (Redis's lazy free, for the disk).
+//! Lazy removal of a deleted stream's records, and of those below a large trim's floor
+//! (Redis's lazy free, for the disk).
 //!
 //! Removing a stream means one tombstone per record: for 1.2M entries, a 1.2M-key batch
 //! that held every client behind the DEL for a second (the server runs commands on one
 //! thread, as Redis does). A DEL of a large stream now removes its stream record and leaves
-//! a purge marker (`purge/` + prefix in `meta`) in one small batch; this module's thread
-//! then removes the rest in small batches, the marker with the last. Until a purge ends, a
-//! new stream under its prefix waits for it ([`Purges::wait_clear`]): the purge would take
-//! the new stream's records. Start-up finishes the purges a previous run left before it
-//! loads anything.
+//! a purge marker (`purge/` + prefix in `meta`) in one small batch; a large trim leaves a
+//! `trim/` marker (see `store/trim.rs`). This module's thread then removes the rest in small
+//! batches, oldest purge first, the marker with the last. Until a purge ends, a stream it
+//! could reach writes nothing into fjall ([`Purges::wait_clear`], [`Purges::blocks`]): a new
+//! stream under a deleted key, or another life of a trimmed one; their plain appends go to
+//! the tail log meanwhile, so XADD never waits. Start-up finishes the deletions' purges a
+//! previous run left before it loads anything (their streams' other records would be
+//! orphans), and resumes the trims' in the background (loading skips the node records
+//! below a pending trim's floor).
 //!
 //! A second thread compacts the stream keyspaces when asked ([`Purges::request_compaction`]):
 //! after its purges, after many records were trimmed, and on BGREWRITEAOF. fjall's leveled
@@ -20,7 +25,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use fjall::{Database, PersistMode};
 
+use brooklet_streams::StreamId;
+
 use crate::durability::Durability;
+use crate::keys::{entry_key, read_id, read_u64};
 use crate::store::Keyspaces;
 
 /// Where purge markers live in the `meta` keyspace.
@@ -37,9 +45,55 @@ const AUTO_COMPACT_MAX_ITEMS: u64 = 1 << 22;
 /// for, through its commit (4,096 tombstones took about 2 ms here).
 const BATCH_KEYS: usize = 4096;
 
+/// Where the markers of trims' purges live in the `meta` keyspace.
+pub const TRIM_PREFIX: &[u8] = b"trim/";
+
 /// A purge marker's key: [`PURGE_PREFIX`] + the prefix whose records go.
 pub fn purge_key(prefix: &[u8]) -> Vec<u8> {
     [PURGE_PREFIX, prefix].concat()
+}
+
+/// A trim's purge marker key: [`TRIM_PREFIX`] + the stream prefix + the highest ID whose
+/// records go (ms, seq). Its value is the incarnation of the stream trimmed.
+pub fn trim_key(prefix: &[u8], upto: StreamId) -> Vec<u8> {
+    [TRIM_PREFIX, &entry_key(prefix, upto)].concat()
+}
+
+/// Records to remove in the background.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purge {
+    /// Every record under this prefix (a stream's, a database's, or all).
+    pub prefix: Vec<u8>,
+    /// For a trim: only the `entries` and `nodes` records of the stream `prefix` names with
+    /// IDs up to this one, and `incarnation` is the life of the stream that was trimmed.
+    pub trim: Option<(StreamId, u64)>,
+}
+
+impl Purge {
+    /// A deletion's purge: every record under `prefix`.
+    pub fn deleted(prefix: Vec<u8>) -> Purge {
+        Purge { prefix, trim: None }
+    }
+
+    /// Whether this purge could remove records that stream `prefix` writes now, if it is
+    /// the life `incarnation` (None: a life not yet numbered, or being renumbered). A
+    /// deletion's purge takes every record under its prefix; a trim's only records below
+    /// its floor, which the trimmed life never writes again, but another life of the key
+    /// (after DEL, or XSETID moving the last ID back) may.
+    fn blocks(&self, prefix: &[u8], incarnation: Option<u64>) -> bool {
+        match self.trim {
+            None => prefix.starts_with(&self.prefix),
+            Some((_, trimmed)) => self.prefix == prefix && incarnation != Some(trimmed),
+        }
+    }
+
+    /// Its marker's key in `meta`.
+    fn marker(&self) -> Vec<u8> {
+        match self.trim {
+            None => purge_key(&self.prefix),
+            Some((upto, _)) => trim_key(&self.prefix, upto),
+        }
+    }
 }
 
 /// The prefixes whose records are still being removed.
@@ -59,7 +113,9 @@ pub struct Purges {
 
 #[derive(Default)]
 struct State {
-    prefixes: Vec<Vec<u8>>,
+    /// Oldest first: a trim's purge ends before a later deletion of its stream does, so a
+    /// new stream waiting for that deletion's purge never meets the trim's.
+    prefixes: Vec<Purge>,
     /// A compaction of the stream keyspaces is wanted (run once no purge is pending).
     compact: bool,
     stop: bool,
@@ -70,14 +126,14 @@ impl Purges {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands the records under `prefix` to the purge thread (once its marker is committed).
-    pub fn add(&self, prefix: Vec<u8>) {
+    /// Hands the records `purge` names to the purge thread (once its marker is committed).
+    pub fn add(&self, purge: Purge) {
         let mut g = self.lock();
-        // Under a pending purge no stream is created, so the one pending covers it all.
-        if g.prefixes.contains(&prefix) {
+        // Under a pending purge no stream writes into fjall, so the one pending covers it all.
+        if g.prefixes.contains(&purge) {
             return;
         }
-        g.prefixes.push(prefix);
+        g.prefixes.push(purge);
         self.count.store(g.prefixes.len(), Ordering::Release);
         self.changed.notify_all();
     }
@@ -99,16 +155,43 @@ impl Purges {
                 .lock()
                 .prefixes
                 .iter()
-                .any(|p| prefix.starts_with(p) || p.starts_with(prefix))
+                .any(|p| prefix.starts_with(&p.prefix) || p.prefix.starts_with(prefix))
     }
 
-    /// Waits until no pending purge covers records under `prefix`.
-    pub fn wait_clear(&self, prefix: &[u8]) {
+    /// Whether a pending purge could remove records stream `prefix` would write now as the
+    /// life `incarnation` (see [`Purge::blocks`]).
+    pub fn blocks(&self, prefix: &[u8], incarnation: Option<u64>) -> bool {
+        self.pending() > 0
+            && self
+                .lock()
+                .prefixes
+                .iter()
+                .any(|p| p.blocks(prefix, incarnation))
+    }
+
+    /// Waits until no pending purge could remove records that stream `prefix` writes as
+    /// the life `incarnation` (see [`Purge::blocks`]).
+    pub fn wait_clear(&self, prefix: &[u8], incarnation: Option<u64>) {
         if self.pending() == 0 {
             return;
         }
         let mut g = self.lock();
-        while !g.stop && g.prefixes.iter().any(|p| prefix.starts_with(p)) {
+        while !g.stop && g.prefixes.iter().any(|p| p.blocks(prefix, incarnation)) {
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until no pending deletion's purge covers records under `prefix`.
+    pub fn wait_deletions(&self, prefix: &[u8]) {
+        if self.pending() == 0 {
+            return;
+        }
+        let mut g = self.lock();
+        while !g.stop
+            && g.prefixes
+                .iter()
+                .any(|p| p.trim.is_none() && prefix.starts_with(&p.prefix))
+        {
             g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -147,7 +230,7 @@ impl Purges {
     }
 
     /// The next purge to run, waiting for one; None once stopped.
-    fn next_purge(&self) -> Option<Vec<u8>> {
+    fn next_purge(&self) -> Option<Purge> {
         let mut g = self.lock();
         loop {
             if g.stop {
@@ -189,9 +272,9 @@ impl Purges {
         self.lock().stop
     }
 
-    fn finish(&self, prefix: &[u8]) {
+    fn finish(&self, purge: &Purge) {
         let mut g = self.lock();
-        if let Some(i) = g.prefixes.iter().position(|p| p == prefix) {
+        if let Some(i) = g.prefixes.iter().position(|p| p == purge) {
             g.prefixes.remove(i);
             self.done.fetch_add(1, Ordering::Relaxed);
         }
@@ -207,7 +290,7 @@ fn run(
     db: &Database,
     durability: &Durability,
 ) -> Result<(), fjall::Error> {
-    while let Some(prefix) = purges.next_purge() {
+    while let Some(next) = purges.next_purge() {
         // After a failed write or fsync nothing more is written; whoever waits for a purge
         // is let go, to meet that refusal.
         if durability.failed.load(Ordering::Acquire) {
@@ -217,26 +300,33 @@ fn run(
         let published = || {
             durability.publish(false);
         };
-        let Some(removed) = purge(ks, db, &prefix, &|| purges.stopped(), &published)? else {
+        let Some(removed) = purge(ks, db, &next, &|| purges.stopped(), &published)? else {
             return Ok(());
         };
-        purges.finish(&prefix);
+        purges.finish(&next);
         purges.note_removed(removed, &ks.entries);
     }
     Ok(())
 }
 
-/// Removes every record under `prefix`, then its marker; returns how many records it
+/// Removes every record `purge` names, then its marker; returns how many records it
 /// removed, None if `stop` said to stop first. `committed` runs after each batch.
 pub(crate) fn purge(
     ks: &Keyspaces,
     db: &Database,
-    prefix: &[u8],
+    purge: &Purge,
     stop: &dyn Fn() -> bool,
     committed: &dyn Fn(),
 ) -> Result<Option<u64>, fjall::Error> {
+    let prefix = purge.prefix.as_slice();
+    let (spaces, end) = match purge.trim {
+        None => (ks.stream_records().to_vec(), None),
+        // A trim takes entries and nodes (whose keys are the stream's prefix and an ID) up
+        // to its floor, never the stream's record or its groups'.
+        Some((upto, _)) => (vec![&ks.entries, &ks.nodes], Some(entry_key(prefix, upto))),
+    };
     let mut removed = 0;
-    for space in ks.stream_records() {
+    for space in spaces {
         // Each batch scans on from the last key it removed: starting again at the prefix
         // would walk over every tombstone already written.
         let mut from = prefix.to_vec();
@@ -249,7 +339,7 @@ pub(crate) fn purge(
             let mut last = None;
             for kv in space.range(from.as_slice()..).take(BATCH_KEYS) {
                 let key = kv.key()?;
-                if !key.starts_with(prefix) {
+                if !key.starts_with(prefix) || end.as_deref().is_some_and(|end| &key[..] > end) {
                     break;
                 }
                 taken += 1;
@@ -267,18 +357,34 @@ pub(crate) fn purge(
         }
     }
     let mut batch = db.batch().durability(Some(PersistMode::Buffer));
-    batch.remove(&ks.meta, purge_key(prefix));
+    batch.remove(&ks.meta, purge.marker());
     batch.commit()?;
     committed();
     Ok(Some(removed))
 }
 
-/// The purges a previous run left pending.
-pub(crate) fn pending(ks: &Keyspaces) -> Result<Vec<Vec<u8>>, fjall::Error> {
-    ks.meta
-        .prefix(PURGE_PREFIX)
-        .map(|kv| Ok(kv.key()?[PURGE_PREFIX.len()..].to_vec()))
-        .collect()
+/// The purges a previous run left pending: trims', then deletions'.
+pub(crate) fn pending(ks: &Keyspaces) -> Result<Vec<Purge>, fjall::Error> {
+    let mut out = Vec::new();
+    for kv in ks.meta.prefix(TRIM_PREFIX) {
+        let (k, v) = kv.into_inner()?;
+        let rest = &k[TRIM_PREFIX.len()..];
+        // A marker this build cannot read names nothing it could safely remove.
+        let Some(split) = rest.len().checked_sub(16) else {
+            continue;
+        };
+        let (Some(upto), Some(incarnation)) = (read_id(&rest[split..]), read_u64(&v, 0)) else {
+            continue;
+        };
+        out.push(Purge {
+            prefix: rest[..split].to_vec(),
+            trim: Some((upto, incarnation)),
+        });
+    }
+    for kv in ks.meta.prefix(PURGE_PREFIX) {
+        out.push(Purge::deleted(kv.key()?[PURGE_PREFIX.len()..].to_vec()));
+    }
+    Ok(out)
 }
 
 /// Starts the purge thread and the compaction thread. Compactions run on their own thread,

@@ -219,15 +219,16 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 7
+                supported: 8
             }
         ),
         "{err}"
     );
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
-    // tail-log bodies are still read: they open, and are stamped 7.
-    for old in [3, 4, 5, 6] {
+    // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
+    // it never wrote: they open, and are stamped 8.
+    for old in [3, 4, 5, 6, 7] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -238,11 +239,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            7u32.to_be_bytes()
+            8u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 7 would misread every stream record.
+    // as 8 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -252,7 +253,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 7
+                supported: 8
             }
         ),
         "{err}"
@@ -1280,4 +1281,159 @@ fn deleting_a_large_stream_gives_its_disk_space_back() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A trim that drops more than a few thousand entries writes a floor (a `trim/` marker) in
+/// its batch and leaves the records below it to the purge thread; reads never meet them,
+/// the stream keeps taking appends and checkpoints meanwhile, and once the purge ends only
+/// the node the trim cut into (its tombstones included) and the later ones are on disk.
+#[test]
+fn a_large_trim_leaves_its_records_to_the_purge_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = NodeLimits::default();
+    let mut s = StoredStream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"big", &mut s, 1..=6000);
+        store.flush_stream(0, b"big", &mut s).unwrap();
+        step(&store, 0, b"big", &mut s, |s, out| {
+            let trim = TrimArgs::exact(TrimStrategy::MaxLen(50));
+            assert_eq!(s.trim(&trim, &limits, out).unwrap(), 5950);
+        });
+        assert_eq!(ids_of(&mut s), (5951..=6000).collect::<Vec<_>>());
+        add_all(&store, b"big", &mut s, 6001..=6010);
+        store.flush_stream(0, b"big", &mut s).unwrap();
+        // DEBUG RELOAD's path: it waits for the purges, then loads what fjall holds.
+        let (mut loaded, _) = store.load_all().unwrap();
+        assert_eq!(loaded[0].stream, s);
+        assert_eq!(
+            ids_of(&mut loaded[0].stream),
+            (5951..=6010).collect::<Vec<_>>()
+        );
+        assert_eq!(store.purges().0, 0);
+    }
+    let prefix = prefix_of(0, b"big");
+    assert_eq!(records(dir.path(), "entries", &prefix), 110);
+    assert_eq!(records(dir.path(), "nodes", &prefix), 2);
+    assert_eq!(records(dir.path(), "meta", b"trim/"), 0);
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    assert_eq!(ids_of(&mut loaded[0].2), (5951..=6010).collect::<Vec<_>>());
+}
+
+/// A trim's purge the last run left unfinished (its marker, and the records below its
+/// floor) goes on in the background after a restart, and loading skips the node records
+/// below its floor: the trimmed entries never come back.
+#[test]
+fn a_trims_purge_left_unfinished_goes_on_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let incarnation = {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut big = StoredStream::new();
+        add_all(&store, b"big", &mut big, 1..=300);
+        store.flush_stream(0, b"big", &mut big).unwrap();
+        big.incarnation()
+    };
+    let prefix = prefix_of(0, b"big");
+    {
+        // The marker of a trim through entry 200 whose records are all still there.
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        let marker = [
+            &b"trim/"[..],
+            &prefix,
+            &200u64.to_be_bytes(),
+            &u64::MAX.to_be_bytes(),
+        ]
+        .concat();
+        meta.insert(marker, incarnation.to_be_bytes()).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    assert_eq!(records(dir.path(), "entries", &prefix), 300);
+    {
+        let (store, mut loaded, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        assert_eq!(
+            ids_of(&mut loaded[0].stream),
+            (201..=300).collect::<Vec<_>>()
+        );
+        assert_eq!(loaded[0].stream.len(), 100);
+        // DEBUG RELOAD's path waits for the purge.
+        let (mut again, _) = store.load_all().unwrap();
+        assert_eq!(again[0].stream, loaded[0].stream);
+        assert_eq!(
+            ids_of(&mut again[0].stream),
+            (201..=300).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(records(dir.path(), "entries", &prefix), 100);
+    assert_eq!(records(dir.path(), "nodes", &prefix), 1);
+    assert_eq!(records(dir.path(), "meta", b"trim/"), 0);
+}
+
+/// A new stream under the key of a large stream just deleted is created at once (its first
+/// appends go to the tail log, which the purge never touches); its first batch of its own
+/// waits for the purge, and neither the purge nor a reopen mixes the two lives.
+#[test]
+fn a_key_is_reused_at_once_after_a_large_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut again = StoredStream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut big = StoredStream::new();
+        add_all(&store, b"big", &mut big, 1..=20_000);
+        store.flush_stream(0, b"big", &mut big).unwrap();
+        store.delete_stream(0, b"big", &big).unwrap();
+        add_all(&store, b"big", &mut again, 5..=7);
+        assert_eq!(ids_of(&mut again), vec![5, 6, 7]);
+        // XDEL: a batch of the new life's own, after the purge.
+        step(&store, 0, b"big", &mut again, |s, out| {
+            assert_eq!(s.delete(&[StreamId::new(6, 0)], out).unwrap(), 1);
+        });
+        add_all(&store, b"big", &mut again, 8..=9);
+    }
+    let prefix = prefix_of(0, b"big");
+    assert_eq!(records(dir.path(), "meta", b"purge/"), 0);
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].2, again);
+    assert_eq!(ids_of(&mut loaded[0].2), vec![5, 7, 8, 9]);
+    drop(loaded);
+    assert_eq!(records(dir.path(), "entries", &prefix), 3);
+}
+
+/// XSETID after a large trim may move the last ID back below the trim's floor; entries
+/// added then have keys the trim's purge would take. Its batch (a new life of the stream)
+/// waits for the purge, so they survive it and a reopen.
+#[test]
+fn entries_below_a_trims_floor_after_xsetid_survive_its_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = NodeLimits::default();
+    let mut s = StoredStream::new();
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"k", &mut s, 1..=40_000);
+        store.flush_stream(0, b"k", &mut s).unwrap();
+        step(&store, 0, b"k", &mut s, |s, out| {
+            let trim = TrimArgs::exact(TrimStrategy::MaxLen(0));
+            assert_eq!(s.trim(&trim, &limits, out).unwrap(), 40_000);
+        });
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.set_id(StreamId::new(1, 0), None, None, out).unwrap();
+        });
+        // XSETID's batch waited for the purge.
+        assert_eq!(store.purges().0, 0);
+        add_all(&store, b"k", &mut s, 2..=4);
+        store.flush_stream(0, b"k", &mut s).unwrap();
+        let (mut loaded, _) = store.load_all().unwrap();
+        assert_eq!(ids_of(&mut loaded[0].stream), vec![2, 3, 4]);
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(loaded[0].2, s);
+    assert_eq!(ids_of(&mut loaded[0].2), vec![2, 3, 4]);
+    drop(loaded);
+    assert_eq!(records(dir.path(), "entries", &prefix_of(0, b"k")), 3);
 }

@@ -40,6 +40,9 @@ pub enum Mutation {
     Trimmed {
         /// Highest ID (tombstones included) the trim dropped or flagged.
         through: StreamId,
+        /// Entry slots (tombstones included) of the nodes it dropped whole: how much
+        /// storage has to remove.
+        dropped: u64,
     },
     /// XSETID set the stream's metadata.
     StreamMeta {
@@ -157,7 +160,7 @@ impl Stream {
             }
             // Deleting the node's last live entry (the record before) already dropped it.
             Mutation::NodeDropped { .. } => {}
-            Mutation::Trimmed { through } => self.trim_through(*through),
+            Mutation::Trimmed { through, .. } => self.trim_through(*through),
             Mutation::StreamMeta {
                 last_id,
                 entries_added,

@@ -457,6 +457,24 @@ impl Stream {
         self.shed(None);
     }
 
+    /// Removes every node before `first_kept` (all of them when None) in one split,
+    /// keeping the resident-bytes count right; returns them. A trim of millions of entries
+    /// drops tens of thousands of nodes, most of them cold.
+    pub(crate) fn remove_nodes_before(
+        &mut self,
+        first_kept: Option<StreamId>,
+    ) -> BTreeMap<StreamId, Node> {
+        let kept = match first_kept {
+            Some(master) => self.nodes.split_off(&master),
+            None => BTreeMap::new(),
+        };
+        let gone = std::mem::replace(&mut self.nodes, kept);
+        for node in gone.values() {
+            self.resident_bytes = self.resident_bytes.saturating_sub(node.heap_bytes());
+        }
+        gone
+    }
+
     /// Removes a node, keeping the resident-bytes count right.
     pub(crate) fn remove_node(&mut self, master: StreamId) -> Option<Node> {
         let node = self.nodes.remove(&master)?;

@@ -91,13 +91,15 @@ impl Stream {
         // Highest ID (tombstones included) of what was dropped or flagged: replaying
         // "drop/flag everything up to here" rebuilds the same nodes.
         let mut through: Option<StreamId> = None;
-        for _ in 0..plan.whole_nodes {
-            let Some(&master) = self.nodes.keys().next() else {
-                break;
-            };
-            if let Some(node) = self.remove_node(master) {
+        // Entry slots (tombstones included) of the nodes dropped whole: what storage holds
+        // of them, which decides whether it removes them at once or in the background.
+        let mut dropped = 0u64;
+        if plan.whole_nodes > 0 {
+            let first_kept = self.nodes.keys().nth(plan.whole_nodes).copied();
+            for node in self.remove_nodes_before(first_kept).into_values() {
                 self.length -= node.live;
                 removed += node.live;
+                dropped += node.live + node.deleted;
                 through = Some(node.last_id());
             }
         }
@@ -124,7 +126,7 @@ impl Stream {
         }
         self.refresh_first_id();
         if let Some(through) = through {
-            out.push(Mutation::Trimmed { through });
+            out.push(Mutation::Trimmed { through, dropped });
         }
         self.shed(None);
         Ok(removed)
@@ -166,19 +168,18 @@ impl Stream {
     /// Replays a trim: drops head nodes whose last ID is `<= through` and flags live
     /// entries `<= through` in the next one.
     pub(crate) fn trim_through(&mut self, through: StreamId) {
-        while let Some((&master, node)) = self.nodes.iter().next() {
-            if node.last_id() <= through {
-                if let Some(node) = self.remove_node(master) {
-                    self.length -= node.live;
-                }
-                continue;
-            }
-            if self.hydrate(master).is_err() {
-                break;
-            }
-            let Some(node) = self.nodes.get_mut(&master) else {
-                break;
-            };
+        let first_kept = self
+            .nodes
+            .iter()
+            .find(|(_, node)| node.last_id() > through)
+            .map(|(&master, _)| master);
+        for node in self.remove_nodes_before(first_kept).into_values() {
+            self.length -= node.live;
+        }
+        if let Some(master) = first_kept
+            && self.hydrate(master).is_ok()
+            && let Some(node) = self.nodes.get_mut(&master)
+        {
             let raws: Vec<_> = node.iter(master).take_while(|e| e.id <= through).collect();
             for e in raws {
                 if !e.is_deleted() {
@@ -186,7 +187,6 @@ impl Stream {
                     self.length -= 1;
                 }
             }
-            break;
         }
         self.refresh_first_id();
     }

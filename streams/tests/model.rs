@@ -47,7 +47,7 @@ impl JournalSource {
                         e.remove(&k);
                     }
                 }
-                Mutation::Trimmed { through } => {
+                Mutation::Trimmed { through, .. } => {
                     let kept_from = after.first_node_id().unwrap_or(StreamId::MAX);
                     let hit: Vec<StreamId> = e.range(..=*through).map(|(k, _)| *k).collect();
                     for k in hit {

@@ -49,6 +49,8 @@ impl Store {
         key: &[u8],
         stream: &mut StoredStream,
     ) -> Result<u64, StoreError> {
+        let life = (stream.incarnation() != 0).then(|| stream.incarnation());
+        self.purges.wait_clear(&stream_prefix(db, key), life);
         let Some(pending) = self.prepare_flush(db, [(key, &mut *stream)], usize::MAX) else {
             return Ok(0);
         };
@@ -233,6 +235,9 @@ impl PendingFlush<'_> {
         max_entries: usize,
     ) -> Added {
         if !(stream.has_unflushed() || stream.has_dirty_groups()) || stream.is_flushing() {
+            return Added::Nothing;
+        }
+        if self.store.blocked_by_purge(db, key, stream) {
             return Added::Nothing;
         }
         let budget = max_entries.saturating_sub(self.entries);

@@ -8,7 +8,7 @@ use fjall::{Keyspace, OwnedWriteBatch};
 
 use crate::error::StoreError;
 use crate::keys::{db_prefix, floor_key, stream_prefix};
-use crate::purge::purge_key;
+use crate::purge::{Purge, purge_key};
 
 use super::Store;
 
@@ -62,11 +62,58 @@ impl Store {
         self.leave_floor(&mut batch, &prefix);
         let seq = self.commit(batch)?;
         if lazy {
-            self.purges.add(prefix);
+            self.purges.add(Purge::deleted(prefix));
         } else {
             self.note_removed(records as u64);
         }
         Ok(seq)
+    }
+
+    /// Waits, before a batch of stream `key`'s own, until no pending purge could remove
+    /// what the batch writes: a deletion's purge of its key (the stream is a new life of
+    /// it; a plain append to it only goes to the tail log, and never waits), or a trim's
+    /// purge of another life of it (this batch numbers the stream, or renumbers it for
+    /// XSETID, which can move its last ID back below the trim's floor).
+    pub(super) fn wait_for_purges(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &StoredStream,
+        muts: &[brooklet_streams::Mutation],
+    ) {
+        if self.purges.pending() == 0 {
+            return;
+        }
+        let renumbers = stream.incarnation() == 0
+            || muts
+                .iter()
+                .any(|m| matches!(m, brooklet_streams::Mutation::StreamMeta { .. }));
+        let life = (!renumbers).then(|| stream.incarnation());
+        self.purges.wait_clear(&stream_prefix(db, key), life);
+    }
+
+    /// Whether a checkpoint must leave stream `key` out for now: a pending purge could
+    /// remove what it would write. Such a stream is a life of its key created after the
+    /// checkpoint began (it waited for the deletions' purges of the streams it names,
+    /// [`Store::wait_for_deletions`]), so its appends are in segments it does not retire.
+    pub(super) fn blocked_by_purge(&self, db: u32, key: &[u8], stream: &StoredStream) -> bool {
+        self.purges.pending() > 0 && {
+            let life = (stream.incarnation() != 0).then(|| stream.incarnation());
+            self.purges.blocks(&stream_prefix(db, key), life)
+        }
+    }
+
+    /// Waits, with no lock held, until no deletion's purge covers the streams `names` (a
+    /// checkpoint's, before it takes them): one of them may be a new life of a deleted
+    /// key, whose records the purge would take, and whose appends the checkpoint must
+    /// write before it retires their segments.
+    pub(super) fn wait_for_deletions(&self, names: &[crate::tail_log::StreamName]) {
+        if self.purges.pending() == 0 {
+            return;
+        }
+        for (db, key) in names {
+            self.purges.wait_deletions(&stream_prefix(*db, key));
+        }
     }
 
     /// Counts `n` records removed by a committed batch (see [`Purges::note_removed`]).

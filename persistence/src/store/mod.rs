@@ -8,6 +8,7 @@ mod delete;
 mod open;
 mod replay;
 mod stats;
+mod trim;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
@@ -36,10 +37,12 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// log and the stream record's incarnation, 4 streams created in the tail log and the
 /// floors that keep deleted ones dead, 5 group changes in the tail log, 6 purge markers,
 /// under which a deleted stream's records are not orphans, 7 tail-log bodies in the record
-/// encodings fjall uses). A format-3 to 6 directory is read as it is and stamped 7: its
+/// encodings fjall uses, 8 trims' purge markers, below which a stream's records are not
+/// its own any more). A format-3 to 7 directory is read as it is and stamped 8: its
 /// tail-log records say by a flag that their bodies are in the older layout, which replay
-/// still reads; the stamp keeps an older build, which could not, from opening it.
-pub const FORMAT_VERSION: u32 = 7;
+/// still reads; the stamp keeps an older build, which could not, from opening it (nor a
+/// format-7 build from loading records a trim's purge had yet to remove).
+pub const FORMAT_VERSION: u32 = 8;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);

@@ -107,7 +107,11 @@ impl Store {
             pending: open("pending")?,
         };
         check_format(&ks.meta)?;
-        let left = crate::purge::pending(&ks)?;
+        // Deletions' purges end before anything is loaded (their streams' records would be
+        // orphans); trims' go on in the background (loading skips what they remove).
+        let (trims, left): (Vec<_>, Vec<_>) = crate::purge::pending(&ks)?
+            .into_iter()
+            .partition(|p| p.trim.is_some());
         if !left.is_empty() {
             let purging = std::time::Instant::now();
             for prefix in &left {
@@ -151,6 +155,9 @@ impl Store {
                 .spawn(move || d.run(db))?
         };
         let purges = Arc::new(Purges::default());
+        for trim in trims {
+            purges.add(trim);
+        }
         let purgers =
             crate::purge::spawn(purges.clone(), ks.clone(), db.clone(), durability.clone())?;
         let store = Store {

@@ -10,12 +10,11 @@ use fjall::OwnedWriteBatch;
 
 use crate::codec::{encode_entry, encode_node, encode_stream, mark_deleted};
 use crate::error::StoreError;
-use crate::keys::{
-    consumer_key, entry_key, group_key, node_key, pending_key, read_id, split_prefix, stream_prefix,
-};
+use crate::keys::{consumer_key, entry_key, group_key, node_key, pending_key, stream_prefix};
 use crate::stored::{DirtyGroups, Route, StoredStream};
 
 use super::Store;
+use super::trim::Removal;
 
 impl Store {
     /// Writes one command's changes to stream `key`; returns its sequence.
@@ -34,10 +33,6 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
-        if stream.incarnation() == 0 {
-            // Not while a purge may still remove records under its key.
-            self.purges.wait_clear(&stream_prefix(db, key));
-        }
         match stream.route(muts) {
             Route::Append {
                 id,
@@ -123,6 +118,7 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
+        self.wait_for_purges(db, key, stream, muts);
         if stream.is_flushing() {
             self.wait_for_checkpoint();
         }
@@ -175,7 +171,7 @@ impl Store {
             self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
         }
         let seq = self.commit(batch)?;
-        self.note_removed(removed);
+        self.removed(removed);
         Ok(seq)
     }
 
@@ -189,7 +185,7 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Removal, StoreError> {
         let prefix = stream_prefix(db, key);
         // Entries added by this batch are kept aside so a trim in the same command (XADD
         // MAXLEN 0) removes them too, without reading them back from disk. Appends the tail
@@ -198,7 +194,7 @@ impl Store {
         // those the logged appends went into or opened, and those the command changed.
         let mut touched: Vec<StreamId> = Vec::new();
         let mut added: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
-        let mut removed = 0;
+        let mut removal = Removal::default();
         for e in flushed {
             let master = stream.node_holding(e.id).map(|n| n.master);
             if master.is_some() && touched.last() != master.as_ref() {
@@ -237,6 +233,11 @@ impl Store {
                     // The entry stays as a tombstone: its node keeps the slot, and a reload
                     // must rebuild the same nodes. Tombstones go when a trim passes them.
                     for id in ids {
+                        // A node the command dropped whole goes with its `NodeDropped` (or
+                        // its trim): its entries need no tombstone, nor a read of their value.
+                        let Some(node) = stream.node_holding(*id) else {
+                            continue;
+                        };
                         let k = entry_key(&prefix, *id);
                         let value = match added.get_mut(id) {
                             Some(v) => v,
@@ -246,62 +247,35 @@ impl Store {
                             },
                         };
                         mark_deleted(value);
-                        if let Some(node) = stream.node_holding(*id) {
-                            touched.push(node.master);
-                        }
+                        touched.push(node.master);
                     }
                 }
                 Mutation::NodeDropped { master, last } => {
-                    added.retain(|id, _| id < master || id > last);
+                    // Only the node's own range: a retain over every entry for each node
+                    // dropped made XDEL of 100,000 IDs quadratic.
+                    let gone: Vec<StreamId> =
+                        added.range(*master..=*last).map(|(id, _)| *id).collect();
+                    for id in gone {
+                        added.remove(&id);
+                    }
                     let from = entry_key(&prefix, *master);
                     let to = entry_key(&prefix, *last);
                     for kv in self.ks.entries.range(from.as_slice()..=to.as_slice()) {
                         batch.remove(&self.ks.entries, kv.key()?);
-                        removed += 1;
+                        removal.records += 1;
                     }
                     batch.remove(&self.ks.nodes, node_key(&prefix, *master));
                 }
-                Mutation::Trimmed { through } => {
-                    // Entries of dropped nodes go; those of a node the trim only cut into stay
-                    // as tombstones, as the node in memory keeps their slots.
-                    let kept_from = stream.first_node_id().unwrap_or(StreamId::MAX);
-                    added.retain(|id, _| id > through || *id >= kept_from);
-                    for (id, v) in added.range_mut(..=*through) {
-                        if *id >= kept_from {
-                            mark_deleted(v);
-                        }
-                    }
-                    let end = entry_key(&prefix, *through);
-                    for kv in self.ks.entries.range(prefix.as_slice()..=end.as_slice()) {
-                        let (k, v) = kv.into_inner()?;
-                        let id = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest));
-                        match id {
-                            Some(id) if id >= kept_from => {
-                                if added.contains_key(&id) {
-                                    continue;
-                                }
-                                let mut v = v.to_vec();
-                                mark_deleted(&mut v);
-                                added.insert(id, v);
-                            }
-                            _ => {
-                                batch.remove(&self.ks.entries, k);
-                                removed += 1;
-                            }
-                        }
-                    }
-                    // Records of the nodes dropped whole; the one cut into is rewritten.
-                    match stream.first_node_id() {
-                        Some(first) => {
-                            let end = node_key(&prefix, first);
-                            for kv in self.ks.nodes.range(prefix.as_slice()..end.as_slice()) {
-                                batch.remove(&self.ks.nodes, kv.key()?);
-                            }
-                            touched.push(first);
-                        }
-                        None => self.remove_prefix(batch, &self.ks.nodes, &prefix)?,
-                    }
-                }
+                Mutation::Trimmed { through, dropped } => self.trim_records(
+                    batch,
+                    &prefix,
+                    stream,
+                    *through,
+                    *dropped,
+                    &mut added,
+                    &mut touched,
+                    &mut removal,
+                )?,
                 // Group records are written from the stream's groups (`write_batch`).
                 _ => {}
             }
@@ -323,7 +297,7 @@ impl Store {
         }
         let record = encode_stream(&stream.meta(), stream.incarnation());
         batch.insert(&self.ks.streams, prefix, record);
-        Ok(removed)
+        Ok(removal)
     }
 
     /// Adds to `batch` the group, consumer and pending records that `changes` write (as

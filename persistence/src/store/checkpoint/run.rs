@@ -63,6 +63,7 @@ impl Store {
             return Ok(());
         };
         let _one_at_a_time = self.checkpoint_guard();
+        self.wait_for_deletions(&names);
         let mut by_db: HashMap<u32, Vec<Bytes>> = HashMap::new();
         for (db, key) in names {
             by_db.entry(db).or_default().push(key);

@@ -1,0 +1,126 @@
+//! A trim's records: what a trim (XTRIM, XADD's MAXLEN / MINID) writes in its command's
+//! batch, and what it leaves to the purge thread.
+//!
+//! A trim far below a stream's length drops tens of thousands of nodes. Removing their
+//! records in the command's batch meant one tombstone per entry, all read first: a batch of
+//! 2M removals that held every client for 1.6-1.9 s. A trim that drops more than
+//! [`LAZY_PURGE_RECORDS`] entry slots instead writes a floor (a `trim/` marker: the stream,
+//! the highest ID whose records go, and the stream's incarnation) in the same batch, and the
+//! purge thread removes the `entries` and `nodes` records up to it. Memory has dropped the
+//! nodes already, so no read meets them; start-up finishes the purge before it loads
+//! anything, so no reload does either.
+
+use std::collections::BTreeMap;
+
+use brooklet_streams::StreamId;
+use fjall::OwnedWriteBatch;
+
+use crate::codec::mark_deleted;
+use crate::error::StoreError;
+use crate::keys::{entry_key, node_key, read_id, split_prefix};
+use crate::purge::{Purge, trim_key};
+use crate::stored::StoredStream;
+
+use super::Store;
+use super::delete::LAZY_PURGE_RECORDS;
+
+/// What a command's batch removes: records it removes itself, and a purge of a trim's
+/// records to hand to the purge thread once the batch is committed.
+#[derive(Default)]
+pub(super) struct Removal {
+    /// Records the batch removes.
+    pub records: u64,
+    /// The trim's purge, when it was left to the purge thread.
+    pub purge: Option<Purge>,
+}
+
+impl Store {
+    /// Adds a trim's records to `batch` (`stream` is after the trim; `through` and
+    /// `dropped` are the trim's: see `Mutation::Trimmed`). `added` holds the entries the
+    /// batch writes, `touched` the nodes whose records it rewrites.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn trim_records(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        prefix: &[u8],
+        stream: &StoredStream,
+        through: StreamId,
+        dropped: u64,
+        added: &mut BTreeMap<StreamId, Vec<u8>>,
+        touched: &mut Vec<StreamId>,
+        removal: &mut Removal,
+    ) -> Result<(), StoreError> {
+        // Entries of dropped nodes go; those of a node the trim only cut into stay as
+        // tombstones, as the node in memory keeps their slots.
+        let first_kept = stream.first_node_id();
+        let kept_from = first_kept.unwrap_or(StreamId::MAX);
+        added.retain(|id, _| *id > through || *id >= kept_from);
+        for (id, v) in added.range_mut(..=through) {
+            if *id >= kept_from {
+                mark_deleted(v);
+            }
+        }
+        if kept_from <= through {
+            // The node cut into: at most one node's entries.
+            let from = entry_key(prefix, kept_from);
+            let end = entry_key(prefix, through);
+            for kv in self.ks.entries.range(from.as_slice()..=end.as_slice()) {
+                let (k, v) = kv.into_inner()?;
+                let Some(id) = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest)) else {
+                    continue;
+                };
+                if let std::collections::btree_map::Entry::Vacant(slot) = added.entry(id) {
+                    let mut v = v.to_vec();
+                    mark_deleted(&mut v);
+                    slot.insert(v);
+                }
+            }
+        }
+        // Every entry and node record below the first node kept goes.
+        let upto = match first_kept {
+            Some(first) => {
+                touched.push(first);
+                first.prev()
+            }
+            None => Some(through),
+        };
+        let Some(upto) = upto else {
+            return Ok(());
+        };
+        let incarnation = stream.incarnation();
+        // Under a pending purge of the stream, fjall may hold far more below the floor than
+        // this trim dropped: a scan of it here would meet them all.
+        let lazy = dropped as usize > LAZY_PURGE_RECORDS || self.purges.overlaps(prefix);
+        if lazy && incarnation != 0 {
+            batch.insert(
+                &self.ks.meta,
+                trim_key(prefix, upto),
+                incarnation.to_be_bytes(),
+            );
+            removal.purge = Some(Purge {
+                prefix: prefix.to_vec(),
+                trim: Some((upto, incarnation)),
+            });
+            return Ok(());
+        }
+        let end = entry_key(prefix, upto);
+        for kv in self.ks.entries.range(prefix..=end.as_slice()) {
+            batch.remove(&self.ks.entries, kv.key()?);
+            removal.records += 1;
+        }
+        let end = node_key(prefix, upto);
+        for kv in self.ks.nodes.range(prefix..=end.as_slice()) {
+            batch.remove(&self.ks.nodes, kv.key()?);
+        }
+        Ok(())
+    }
+
+    /// Counts what a committed batch removed, and hands its trim's purge, if any, to the
+    /// purge thread.
+    pub(super) fn removed(&self, removal: Removal) {
+        self.note_removed(removal.records);
+        if let Some(purge) = removal.purge {
+            self.purges.add(purge);
+        }
+    }
+}
