@@ -43,6 +43,7 @@
 
 #![deny(unsafe_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod budget;
 mod copy;
 mod entry;
 mod error;
@@ -56,6 +57,7 @@ mod source;
 mod stream;
 mod trim;
 
+pub use budget::{EntryCost, ReadBudget};
 pub use copy::{CopiedEntry, NodeCopies};
 pub use entry::{Entry, MaybeEntry};
 pub use error::StreamError;
