@@ -55,7 +55,7 @@ impl Stream {
         count: Option<u64>,
         noack: bool,
         now_ms: u64,
-        mut budget: Option<&mut ReadBudget>,
+        budget: Option<&mut ReadBudget>,
         out: &mut Vec<Mutation>,
     ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
         let after = match id {
@@ -80,15 +80,7 @@ impl Stream {
             Some(after) => self
                 .read_history(&gname, &cname, after, limit, now_ms, budget, out)
                 .map(Some),
-            None => self.read_new(
-                &gname,
-                &cname,
-                limit,
-                noack,
-                now_ms,
-                budget.as_deref_mut(),
-                out,
-            ),
+            None => self.read_new(&gname, &cname, limit, noack, now_ms, budget, out),
         }
     }
 
@@ -183,7 +175,7 @@ impl Stream {
         limit: u64,
         noack: bool,
         now_ms: u64,
-        mut budget: Option<&mut ReadBudget>,
+        budget: Option<&mut ReadBudget>,
         out: &mut Vec<Mutation>,
     ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
         let Some(last) = self.groups.get(gname).map(|g| g.last_id) else {
@@ -195,7 +187,7 @@ impl Stream {
         }
         let count = usize::try_from(limit).ok();
         let mut entries = self.read_after(last, count)?;
-        if let Some(b) = budget.as_deref_mut() {
+        if let Some(b) = budget {
             // Charged before any delivery, so a left-out entry never reaches the PEL.
             b.take_entries(&mut entries);
             if entries.is_empty() {
