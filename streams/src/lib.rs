@@ -11,6 +11,8 @@
 //!   (length, last-generated-id, first-id, max-deleted-entry-id, entries-added).
 //! - Trimming ([`TrimArgs`]), consumer groups ([`ConsumerGroup`], [`Consumer`],
 //!   [`PendingEntry`]) and XINFO's views ([`StreamInfo`], ...).
+//! - [`ReadBudget`]: XREAD / XREADGROUP's MAXCOUNT and MAXSIZE, one budget over all the
+//!   streams a read lists (an entry's cost in reply bytes comes from the caller).
 //! - [`StreamError`], whose `Display` is Redis's exact error text.
 //! - [`Mutation`]: every change a command makes, pushed in order into the caller's
 //!   `Vec`, replayable with [`Stream::apply`] to rebuild identical state.
@@ -43,6 +45,7 @@
 
 #![deny(unsafe_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod budget;
 mod copy;
 mod entry;
 mod error;
@@ -56,6 +59,7 @@ mod source;
 mod stream;
 mod trim;
 
+pub use budget::{EntryCost, ReadBudget};
 pub use copy::{CopiedEntry, NodeCopies};
 pub use entry::{Entry, MaybeEntry};
 pub use error::StreamError;

@@ -213,6 +213,49 @@ fn entries(m: &[MEntry]) -> Vec<Entry> {
         .collect()
 }
 
+/// A reply-size stand-in for MAXSIZE: a byte of framing per entry and per field.
+fn entry_cost(_: StreamId, fields: Option<&[Bytes]>) -> u64 {
+    1 + fields.map_or(0, |f| f.iter().map(|b| b.len() as u64 + 1).sum())
+}
+
+/// The model of a read's MAXCOUNT / MAXSIZE budget, spelled out from Redis's rule: no
+/// entry past MAXCOUNT; none once the reply's bytes reach MAXSIZE, except the first.
+struct MBudget {
+    count_left: u64,
+    max_size: u64,
+    used: u64,
+    served: u64,
+}
+
+impl MBudget {
+    fn new(on: bool, max_count: u64, max_size: u64) -> Self {
+        let max_count = if on && max_count > 0 {
+            max_count
+        } else {
+            u64::MAX
+        };
+        let max_size = if on { max_size } else { 0 };
+        MBudget {
+            count_left: max_count,
+            max_size,
+            used: 0,
+            served: 0,
+        }
+    }
+    fn size_reached(&self) -> bool {
+        self.max_size > 0 && self.served > 0 && self.used >= self.max_size
+    }
+    fn admit(&mut self, cost: u64) -> bool {
+        if self.count_left == 0 || self.size_reached() {
+            return false;
+        }
+        self.count_left -= 1;
+        self.served += 1;
+        self.used += cost;
+        true
+    }
+}
+
 fn name(prefix: &str, i: u64) -> Bytes {
     Bytes::from(format!("{prefix}{i}"))
 }
@@ -383,13 +426,44 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 } else {
                     ReadId::New
                 };
-                let got = s.read_group(b"k", &g, &c, rid, count, noack, now, &mut journal);
+                // MAXCOUNT / MAXSIZE: sometimes a budget, sometimes one an earlier
+                // stream of the same command already spent from.
+                let (max_count, max_size) = (rng.below(4), rng.below(80));
+                let mut budget = if rng.chance(40) {
+                    ReadBudget::new(max_count, max_size, entry_cost)
+                } else {
+                    None
+                };
+                let mut mb = MBudget::new(budget.is_some(), max_count, max_size);
+                if let Some(b) = budget.as_mut()
+                    && rng.chance(30)
+                {
+                    let earlier = [Bytes::from_static(b"earlier")];
+                    assert!(b.admit(StreamId::MIN, Some(&earlier)), "{ctx}");
+                    assert!(mb.admit(entry_cost(StreamId::MIN, Some(&earlier))), "{ctx}");
+                    if b.exhausted() {
+                        // The command skips this stream.
+                        assert!(mb.count_left == 0 || mb.size_reached(), "{ctx}");
+                        continue;
+                    }
+                }
+                let got = s.read_group_within(
+                    b"k",
+                    &g,
+                    &c,
+                    rid,
+                    count,
+                    noack,
+                    now,
+                    budget.as_mut(),
+                    &mut journal,
+                );
                 let Some(mg) = m.groups.get_mut(&g) else {
                     assert!(got.is_err(), "{ctx}");
                     continue;
                 };
                 mg.consumers.insert(c.clone(), ());
-                let limit = count.unwrap_or(u64::MAX) as usize;
+                let limit = count.unwrap_or(u64::MAX).min(mb.count_left) as usize;
                 let live = m
                     .nodes
                     .iter()
@@ -408,6 +482,9 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     let mut out = Vec::new();
                     for id in mine {
                         let fields = live.iter().find(|e| e.id == id).map(|e| e.fields.clone());
+                        if !mb.admit(entry_cost(id, fields.as_deref())) {
+                            break;
+                        }
                         if fields.is_some() {
                             let p = mg.pel.get_mut(&id).unwrap();
                             p.1 = now;
@@ -421,6 +498,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         .iter()
                         .filter(|e| e.id > mg.last_id)
                         .take(limit)
+                        .take_while(|e| mb.admit(entry_cost(e.id, Some(&e.fields))))
                         .cloned()
                         .collect();
                     if new.is_empty() {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use brooklet_resp::{ArgError, Args, Reply};
-use brooklet_streams::{MaybeEntry, ReadId, StreamError, StreamId};
+use brooklet_streams::{EntryCost, MaybeEntry, ReadBudget, ReadId, StreamError, StreamId};
 
 use super::reply::{entries_reply, fields_reply, id_reply};
 use super::stream::has_consumer;
@@ -43,6 +43,13 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// The text a blocked XREADGROUP gets when its stream was deleted (Redis 7.4).
 const UNBLOCKED_NO_KEY: &str = "UNBLOCKED the stream key no longer exists";
 
+/// MAXCOUNT's value is not an integer from 1 up (Redis 8.10).
+const MAXCOUNT_NOT_POSITIVE: &str = "ERR MAXCOUNT must be a positive integer";
+/// MAXSIZE's value is not an integer from 1 up (Redis 8.10).
+const MAXSIZE_NOT_POSITIVE: &str = "ERR MAXSIZE must be a positive integer";
+/// MAXCOUNT caps the whole reply, so it cannot be below the per-stream COUNT.
+const MAXCOUNT_BELOW_COUNT: &str = "ERR MAXCOUNT must be greater than or equal to COUNT";
+
 /// XREAD's and XREADGROUP's arguments.
 #[derive(Debug)]
 pub(crate) struct XReadArgs<'a> {
@@ -54,6 +61,10 @@ pub(crate) struct XReadArgs<'a> {
     pub block: Option<Option<Duration>>,
     /// NOACK (XREADGROUP): delivered entries skip the pending list.
     pub noack: bool,
+    /// MAXCOUNT: entries of the whole reply, over all streams; 0 without it.
+    pub max_count: u64,
+    /// MAXSIZE: soft cap on the reply's bytes, over all streams; 0 without it.
+    pub max_size: u64,
     /// The streams to read, in order.
     pub keys: &'a [Bytes],
     /// One ID per key, the last arguments of the command. Each is parsed as its key is
@@ -65,14 +76,18 @@ impl<'a> XReadArgs<'a> {
     /// Parses the options up to STREAMS as Redis's `xreadCommand` does.
     ///
     /// # Format
-    /// `[COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]` (XREAD), or
-    /// `GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key
-    /// [key ...] id [id ...]` (XREADGROUP), after the command name.
+    /// `[COUNT count] [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] STREAMS
+    /// key [key ...] id [id ...]` (XREAD), or `GROUP group consumer [COUNT count]
+    /// [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] [NOACK] STREAMS key
+    /// [key ...] id [id ...]` (XREADGROUP), after the command name. Options come in any
+    /// order before STREAMS; a repeated one takes its last value.
     pub fn parse(args: &mut Args<'a>, xreadgroup: bool) -> Result<Self, CommandError> {
         let mut group = None;
         let mut count = 0;
         let mut block = None;
         let mut noack = false;
+        let mut max_count = 0;
+        let mut max_size = 0;
         let mut streams = None;
         while !args.is_empty() {
             let more = args.remaining() - 1;
@@ -84,6 +99,10 @@ impl<'a> XReadArgs<'a> {
                 block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
             } else if more >= 1 && args.eat_keyword("COUNT") {
                 count = args.next_i64()?.max(0) as u64;
+            } else if more >= 1 && args.eat_keyword("MAXCOUNT") {
+                max_count = positive(args, MAXCOUNT_NOT_POSITIVE)?;
+            } else if more >= 1 && args.eat_keyword("MAXSIZE") {
+                max_size = positive(args, MAXSIZE_NOT_POSITIVE)?;
             } else if more >= 1 && args.eat_keyword("STREAMS") {
                 let rest = args.rest();
                 if !rest.len().is_multiple_of(2) {
@@ -121,14 +140,90 @@ impl<'a> XReadArgs<'a> {
         if xreadgroup && group.is_none() {
             return Err(CommandError::msg("ERR Missing GROUP option for XREADGROUP"));
         }
+        if max_count > 0 && max_count < count {
+            return Err(CommandError::msg(MAXCOUNT_BELOW_COUNT));
+        }
         Ok(XReadArgs {
             group,
             count,
             block,
             noack,
+            max_count,
+            max_size,
             keys,
             ids,
         })
+    }
+}
+
+/// The value of MAXCOUNT or MAXSIZE: an integer from 1 up, else `error`.
+fn positive(args: &mut Args<'_>, error: &'static str) -> Result<u64, CommandError> {
+    match args.next_i64() {
+        Ok(n) if n > 0 => Ok(n as u64),
+        _ => Err(CommandError::msg(error)),
+    }
+}
+
+/// The reply budget of a read with MAXCOUNT or MAXSIZE; `None` without them.
+fn budget(ctx: &Ctx<'_>, a: &XReadArgs<'_>) -> Option<ReadBudget> {
+    let cost: EntryCost = if ctx.client.resp3 {
+        reply_size::entry_resp3
+    } else {
+        reply_size::entry_resp2
+    };
+    ReadBudget::new(a.max_count, a.max_size, cost)
+}
+
+/// What a read's reply costs against MAXSIZE, in the bytes Redis counts: everything
+/// written as it is served (a stream's key and framing, each entry whole), but not the
+/// lengths of the outer reply and of each stream's entry list, which Redis writes once
+/// they are known, after the checks.
+mod reply_size {
+    use brooklet_streams::StreamId;
+    use bytes::Bytes;
+
+    fn digits(mut n: u64) -> u64 {
+        let mut d = 1;
+        while n >= 10 {
+            n /= 10;
+            d += 1;
+        }
+        d
+    }
+
+    /// `*n\r\n` (or any one-letter aggregate header).
+    fn header(n: u64) -> u64 {
+        digits(n) + 3
+    }
+
+    /// `$n\r\n...\r\n`.
+    fn bulk(n: u64) -> u64 {
+        header(n) + n + 2
+    }
+
+    fn entry(id: StreamId, fields: Option<&[Bytes]>, nil: u64) -> u64 {
+        let id_len = digits(id.ms) + 1 + digits(id.seq);
+        let body = match fields {
+            Some(f) => header(f.len() as u64) + f.iter().map(|b| bulk(b.len() as u64)).sum::<u64>(),
+            None => nil,
+        };
+        header(2) + bulk(id_len) + body
+    }
+
+    /// One entry in RESP2 (a deleted one's body is `*-1`).
+    pub(super) fn entry_resp2(id: StreamId, fields: Option<&[Bytes]>) -> u64 {
+        entry(id, fields, 5)
+    }
+
+    /// One entry in RESP3 (a deleted one's body is `_`).
+    pub(super) fn entry_resp3(id: StreamId, fields: Option<&[Bytes]>) -> u64 {
+        entry(id, fields, 3)
+    }
+
+    /// A served stream's own framing: its key, in a pair (RESP2) or as a map key (RESP3).
+    pub(super) fn stream(key: &[u8], resp3: bool) -> u64 {
+        let pair = if resp3 { 0 } else { header(2) };
+        pair + bulk(key.len() as u64)
     }
 }
 
@@ -196,15 +291,28 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         afters.push(after);
     }
     let count = usize::try_from(a.count).ok().filter(|&c| c > 0);
+    let mut budget = budget(ctx, &a);
     let mut served = Vec::new();
     for (key, after) in a.keys.iter().zip(&afters) {
+        // The caps are spent in the order the streams are listed; the rest are skipped.
+        if budget.as_ref().is_some_and(ReadBudget::exhausted) {
+            break;
+        }
         let mut shard = db.lock(key);
         let Some(v) = shard.get_mut(key) else {
             drop(shard);
             ctx.key_miss(key);
             continue;
         };
-        let entries = v.stream_mut()?.read_after(*after, count)?;
+        let limit = match &budget {
+            Some(b) => usize::try_from(b.limit(count.map_or(u64::MAX, |c| c as u64))).ok(),
+            None => count,
+        };
+        let mut entries = v.stream_mut()?.read_after(*after, limit)?;
+        if let Some(b) = budget.as_mut() {
+            b.open_stream(reply_size::stream(key, ctx.client.resp3));
+            b.take_entries(&mut entries);
+        }
         if !entries.is_empty() {
             served.push((key.clone(), entries_reply(entries)));
         }
@@ -263,12 +371,31 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     }
     let now = now_ms();
     let count = Some(a.count);
+    let mut budget = budget(ctx, &a);
+    let resp3 = ctx.client.resp3;
     let mut served = Vec::new();
     for (key, id) in a.keys.iter().zip(read_ids) {
+        // The caps are spent in the order the streams are listed; the rest are skipped.
+        if let Some(b) = budget.as_mut() {
+            if b.exhausted() {
+                break;
+            }
+            b.open_stream(reply_size::stream(key, resp3));
+        }
         let got = ctx.write_stream(key, Missing::Reply(None), |s, out, fx| {
             let existed = has_consumer(s, group, consumer);
             // Persisted even on error: the consumer was touched before entries were read.
-            let got = s.read_group(key, group, consumer, id, count, a.noack, now, out)?;
+            let got = s.read_group_within(
+                key,
+                group,
+                consumer,
+                id,
+                count,
+                a.noack,
+                now,
+                budget.as_mut(),
+                out,
+            )?;
             // A consumer created on first use is announced as XGROUP CREATECONSUMER would.
             if !existed && has_consumer(s, group, consumer) {
                 fx.announce("xgroup-createconsumer");
@@ -350,5 +477,87 @@ mod tests {
         );
         // STREAMS takes the rest: an option after it is a key.
         assert_eq!(e("STREAMS COUNT 0", false), "ok");
+    }
+
+    #[test]
+    fn maxcount_and_maxsize_parse_in_any_order() {
+        let v = argv("MAXSIZE 100 COUNT 2 MAXCOUNT 3 STREAMS a 0");
+        let a = XReadArgs::parse(&mut Args::new(&v), false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((a.count, a.max_count, a.max_size), (2, 3, 100));
+        let v = argv("GROUP g c MAXCOUNT 5 NOACK STREAMS a >");
+        let a = XReadArgs::parse(&mut Args::new(&v), true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((a.count, a.max_count, a.max_size), (0, 5, 0));
+        let v = argv("STREAMS a 0");
+        let a = XReadArgs::parse(&mut Args::new(&v), false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((a.max_count, a.max_size), (0, 0));
+        // Equal is allowed; COUNT 0 or negative means no per-stream limit.
+        assert_eq!(e("COUNT 3 MAXCOUNT 3 STREAMS s 0", false), "ok");
+        assert_eq!(e("COUNT -5 MAXCOUNT 1 STREAMS s 0", false), "ok");
+    }
+
+    #[test]
+    fn maxcount_and_maxsize_errors_are_redis_texts() {
+        for group in [false, true] {
+            let g = if group { "GROUP g c " } else { "" };
+            let e = |rest: &str| e(&format!("{g}{rest}"), group);
+            assert_eq!(e("MAXCOUNT 0 STREAMS s 0"), MAXCOUNT_NOT_POSITIVE);
+            assert_eq!(e("MAXCOUNT -1 STREAMS s 0"), MAXCOUNT_NOT_POSITIVE);
+            assert_eq!(e("MAXCOUNT x STREAMS s 0"), MAXCOUNT_NOT_POSITIVE);
+            assert_eq!(e("MAXSIZE 0 STREAMS s 0"), MAXSIZE_NOT_POSITIVE);
+            assert_eq!(e("MAXSIZE -1 STREAMS s 0"), MAXSIZE_NOT_POSITIVE);
+            assert_eq!(e("MAXSIZE 1.5 STREAMS s 0"), MAXSIZE_NOT_POSITIVE);
+            assert_eq!(e("COUNT 3 MAXCOUNT 2 STREAMS s 0"), MAXCOUNT_BELOW_COUNT);
+            assert_eq!(e("MAXCOUNT 2 COUNT 3 STREAMS s 0"), MAXCOUNT_BELOW_COUNT);
+            // Without its value the keyword is a syntax error, like COUNT's.
+            assert_eq!(e("MAXCOUNT"), "ERR syntax error");
+        }
+        assert_eq!(
+            MAXCOUNT_NOT_POSITIVE,
+            "ERR MAXCOUNT must be a positive integer"
+        );
+        assert_eq!(
+            MAXSIZE_NOT_POSITIVE,
+            "ERR MAXSIZE must be a positive integer"
+        );
+        assert_eq!(
+            MAXCOUNT_BELOW_COUNT,
+            "ERR MAXCOUNT must be greater than or equal to COUNT"
+        );
+    }
+
+    #[test]
+    fn reply_sizes_match_the_encoding() {
+        use brooklet_resp::Reply;
+        let fields = vec![Bytes::from_static(b"field"), Bytes::from_static(b"v")];
+        let id = StreamId::new(1_700_000_000_000, 12);
+        for resp3 in [false, true] {
+            let full = maybe_entry_reply(MaybeEntry {
+                id,
+                fields: Some(fields.clone()),
+            });
+            let cost = if resp3 {
+                reply_size::entry_resp3
+            } else {
+                reply_size::entry_resp2
+            };
+            assert_eq!(cost(id, Some(&fields)), full.to_bytes(resp3).len() as u64);
+            let nil = maybe_entry_reply(MaybeEntry { id, fields: None });
+            assert_eq!(cost(id, None), nil.to_bytes(resp3).len() as u64);
+            // A stream's framing: the reply of one stream with no entries, less the
+            // deferred lengths (the outer one and its entry list's `*0`).
+            let key = Bytes::from_static(b"mystream");
+            let one = if resp3 {
+                Reply::Map(vec![(Reply::Bulk(key.clone()), Reply::Array(vec![]))])
+            } else {
+                Reply::Array(vec![Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::Array(vec![]),
+                ])])
+            };
+            assert_eq!(
+                reply_size::stream(&key, resp3),
+                one.to_bytes(resp3).len() as u64 - 8
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::budget::ReadBudget;
 use crate::entry::MaybeEntry;
 use crate::error::StreamError;
 use crate::id::{ReadId, StreamId};
@@ -34,6 +35,29 @@ impl Stream {
         now_ms: u64,
         out: &mut Vec<Mutation>,
     ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
+        self.read_group_within(key, group, consumer, id, count, noack, now_ms, None, out)
+    }
+
+    /// [`Stream::read_group`] under a reply budget shared with the command's other streams
+    /// (XREADGROUP MAXCOUNT / MAXSIZE). An entry the budget leaves out is neither
+    /// delivered nor re-delivered: it stays out of the PEL (`>`), and keeps its delivery
+    /// time and count (history). A `>` read the budget leaves empty returns `None`.
+    ///
+    /// # Errors
+    /// As [`Stream::read_group`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_group_within(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        id: ReadId,
+        count: Option<u64>,
+        noack: bool,
+        now_ms: u64,
+        budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
         let after = match id {
             ReadId::Last => return Err(StreamError::DollarInXReadGroup),
             ReadId::LastEntry => return Err(StreamError::PlusInXReadGroup),
@@ -47,13 +71,16 @@ impl Stream {
                 group: Bytes::copy_from_slice(group),
             });
         }
-        let limit = count.filter(|&c| c > 0).unwrap_or(u64::MAX);
+        let mut limit = count.filter(|&c| c > 0).unwrap_or(u64::MAX);
+        if let Some(b) = budget.as_deref() {
+            limit = b.limit(limit);
+        }
         let (gname, cname) = self.touch_consumer(group, consumer, now_ms, out);
         match after {
             Some(after) => self
-                .read_history(&gname, &cname, after, limit, now_ms, out)
+                .read_history(&gname, &cname, after, limit, now_ms, budget, out)
                 .map(Some),
-            None => self.read_new(&gname, &cname, limit, noack, now_ms, out),
+            None => self.read_new(&gname, &cname, limit, noack, now_ms, budget, out),
         }
     }
 
@@ -90,6 +117,7 @@ impl Stream {
         (gname.clone(), cname)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn read_history(
         &mut self,
         gname: &Bytes,
@@ -97,6 +125,7 @@ impl Stream {
         after: StreamId,
         limit: u64,
         now_ms: u64,
+        mut budget: Option<&mut ReadBudget>,
         out: &mut Vec<Mutation>,
     ) -> Result<Vec<MaybeEntry>, StreamError> {
         let Some(start) = after.next() else {
@@ -114,6 +143,11 @@ impl Stream {
         let mut result = Vec::with_capacity(ids.len());
         for id in ids {
             let fields = self.get(id)?.map(|e| e.fields);
+            if let Some(b) = budget.as_deref_mut()
+                && !b.admit(id, fields.as_deref())
+            {
+                break;
+            }
             if fields.is_some() {
                 // Redis counts a history re-read as a delivery.
                 if let Some(nack) = self.groups.get_mut(gname).and_then(|g| g.pel.get_mut(&id)) {
@@ -133,6 +167,7 @@ impl Stream {
         Ok(result)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn read_new(
         &mut self,
         gname: &Bytes,
@@ -140,6 +175,7 @@ impl Stream {
         limit: u64,
         noack: bool,
         now_ms: u64,
+        budget: Option<&mut ReadBudget>,
         out: &mut Vec<Mutation>,
     ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
         let Some(last) = self.groups.get(gname).map(|g| g.last_id) else {
@@ -150,7 +186,14 @@ impl Stream {
             return Ok(None);
         }
         let count = usize::try_from(limit).ok();
-        let entries = self.read_after(last, count)?;
+        let mut entries = self.read_after(last, count)?;
+        if let Some(b) = budget {
+            // Charged before any delivery, so a left-out entry never reaches the PEL.
+            b.take_entries(&mut entries);
+            if entries.is_empty() {
+                return Ok(None);
+            }
+        }
         let mut result = Vec::with_capacity(entries.len());
         for e in entries {
             self.deliver(gname, cname, e.id, noack, now_ms, out);
