@@ -876,7 +876,7 @@ fn xread_dollar_plus_and_several_streams() {
         );
         assert_eq!(
             err(&mut c, &["XREAD", "STREAMS", "a", "b", "0"]),
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
         );
         assert_eq!(
             err(&mut c, &["XREAD", "GROUP", "g", "c", "STREAMS", "a", "0"]),
@@ -1416,7 +1416,7 @@ fn argument_parsing_matches_redis_74() {
         );
         assert_eq!(
             err(&mut c, &["XREAD", "STREAMS", "a", "b", "0"]),
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
         );
         // XINFO STREAM looks the key up before reading its options; a negative COUNT is
         // the default of 10.

@@ -90,7 +90,7 @@ impl<'a> XReadArgs<'a> {
                     return Err(CommandError::msg(if xreadgroup {
                         "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."
                     } else {
-                        "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+                        "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
                     }));
                 }
                 streams = Some(rest.split_at(rest.len() / 2));
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(e("COUNT 1 BLOCK 1", false), "ERR syntax error");
         assert_eq!(
             e("STREAMS a b 0", false),
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
         );
         assert_eq!(
             e("GROUP g c STREAMS a b 0", true),
