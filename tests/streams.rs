@@ -1590,3 +1590,57 @@ fn client_unblock_answers_a_blocked_read_with_its_timeout_or_an_error() {
         run(&mut c, &["DEL", "s"]);
     }
 }
+
+#[test]
+fn xgroup_entriesread_beyond_entries_added_is_capped_so_lag_is_zero() {
+    let server = TestServer::start_with(|c| c.enable_debug_command = "yes".into());
+    for resp3 in [false, true] {
+        let mut c = server.client(resp3);
+        run(&mut c, &["DEL", "s"]);
+        for id in ["1-0", "2-0", "3-0"] {
+            run(&mut c, &["XADD", "s", id, "f", "v"]);
+        }
+        let group = |c: &mut redis::Connection| {
+            let Value::Array(groups) = run(c, &["XINFO", "GROUPS", "s"]) else {
+                panic!("not an array")
+            };
+            let fields = as_map(groups[0].clone());
+            let field = |name: &str| fields.iter().find(|(k, _)| k == name).unwrap().1.clone();
+            (field("entries-read"), field("lag"))
+        };
+        run(
+            &mut c,
+            &["XGROUP", "CREATE", "s", "g", "$", "ENTRIESREAD", "100"],
+        );
+        assert_eq!(
+            group(&mut c),
+            (Value::Int(3), Value::Int(0)),
+            "resp3={resp3}"
+        );
+        run(
+            &mut c,
+            &["XGROUP", "SETID", "s", "g", "1-0", "ENTRIESREAD", "1"],
+        );
+        assert_eq!(
+            group(&mut c),
+            (Value::Int(1), Value::Int(2)),
+            "resp3={resp3}"
+        );
+        run(
+            &mut c,
+            &["XGROUP", "SETID", "s", "g", "3-0", "ENTRIESREAD", "7"],
+        );
+        assert_eq!(
+            group(&mut c),
+            (Value::Int(3), Value::Int(0)),
+            "resp3={resp3}"
+        );
+        // The capped counter is what is stored: it survives a reload.
+        run(&mut c, &["DEBUG", "RELOAD"]);
+        assert_eq!(
+            group(&mut c),
+            (Value::Int(3), Value::Int(0)),
+            "resp3={resp3}"
+        );
+    }
+}
