@@ -1644,3 +1644,82 @@ fn xgroup_entriesread_beyond_entries_added_is_capped_so_lag_is_zero() {
         );
     }
 }
+
+/// The `calls` and `failed_calls` of a command in INFO commandstats (0, 0 if never called).
+fn command_calls(c: &mut redis::Connection, name: &str) -> (i64, i64) {
+    let stats = text(c, &["INFO", "commandstats"]);
+    let Some(line) = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+    else {
+        return (0, 0);
+    };
+    let field = |f: &str| {
+        line.split([':', ','])
+            .find_map(|kv| kv.strip_prefix(&format!("{f}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("calls"), field("failed_calls"))
+}
+
+#[test]
+fn a_blocked_read_is_one_call_in_commandstats_however_often_it_is_rerun() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    for resp3 in [false, true] {
+        run(&mut c, &["DEL", "s"]);
+        run(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        run(&mut c, &["CONFIG", "RESETSTAT"]);
+        let args = [
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ];
+        // Two consumers wait; the first XADD serves one and re-runs the other for nothing.
+        let first = spawn_query(&server, resp3, &args);
+        wait_blocked(&mut c, 1);
+        let second = spawn_query(&server, resp3, &args);
+        wait_blocked(&mut c, 2);
+        run(&mut c, &["XADD", "s", "*", "f", "1"]);
+        first.recv_timeout(WAIT).unwrap().unwrap();
+        wait_blocked(&mut c, 1);
+        run(&mut c, &["XADD", "s", "*", "f", "2"]);
+        second.recv_timeout(WAIT).unwrap().unwrap();
+        wait_blocked(&mut c, 0);
+        assert_eq!(command_calls(&mut c, "xreadgroup"), (2, 0), "resp3={resp3}");
+        // A timeout answers without a run: it counts the call.
+        let mut timed = args;
+        timed[5] = "20";
+        let nothing = spawn_query(&server, resp3, &timed);
+        assert!(matches!(
+            nothing.recv_timeout(WAIT).unwrap().unwrap(),
+            Value::Nil
+        ));
+        assert_eq!(command_calls(&mut c, "xreadgroup"), (3, 0), "resp3={resp3}");
+        // So does CLIENT UNBLOCK ... ERROR, as a failed call; XREAD alike.
+        let mut raw = server.raw();
+        raw.send_cmd(&[b"CLIENT", b"ID"]);
+        let F2::Integer(id) = raw.read2() else {
+            panic!("no id")
+        };
+        raw.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]);
+        wait_blocked(&mut c, 1);
+        run(&mut c, &["XADD", "other", "*", "f", "v"]);
+        assert_eq!(
+            int(&mut c, &["CLIENT", "UNBLOCK", &id.to_string(), "ERROR"]),
+            1
+        );
+        assert!(error_text(&raw.read2()).unwrap().starts_with("UNBLOCKED"));
+        wait_blocked(&mut c, 0);
+        assert_eq!(command_calls(&mut c, "xread"), (1, 1), "resp3={resp3}");
+        assert_eq!(command_calls(&mut c, "xreadgroup"), (3, 0), "resp3={resp3}");
+    }
+}
