@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
+
 use brooklet::{TestServer, error_text};
 use redis::{Value, cmd};
 use redis_protocol::resp2::types::OwnedFrame as F2;
@@ -839,4 +841,57 @@ fn config_set_checks_names_before_values_and_reads_integers_as_redis() {
         limits[1],
         bulk("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
     );
+}
+
+#[test]
+fn config_set_appendonly_yes_is_a_no_op_and_no_is_refused() {
+    let server = TestServer::start();
+    for resp3 in [false, true] {
+        let mut c = server.client(resp3);
+        // Tools turn the AOF on before a test or a backup: the log is always on.
+        let ok: String = cmd("CONFIG")
+            .arg("SET")
+            .arg("appendonly")
+            .arg("yes")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        // A map in RESP3, pairs in RESP2.
+        let got: HashMap<String, String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(got["appendonly"], "yes");
+        let err = cmd("CONFIG")
+            .arg("SET")
+            .arg("appendonly")
+            .arg("no")
+            .query::<()>(&mut c)
+            .unwrap_err();
+        assert_eq!(
+            err.detail(),
+            Some(
+                "CONFIG SET failed (possibly related to argument 'appendonly') - argument must \
+                 be 'yes': Brooklet journals every write and cannot turn that off"
+            ),
+            "{err}"
+        );
+        // All or nothing: the refused `no` leaves the other parameter as it was.
+        let err = cmd("CONFIG")
+            .arg("SET")
+            .arg("timeout")
+            .arg("7")
+            .arg("appendonly")
+            .arg("no")
+            .query::<()>(&mut c)
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ERR"), "{err}");
+        let got: HashMap<String, String> = cmd("CONFIG")
+            .arg("GET")
+            .arg("timeout")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(got["timeout"], "0");
+    }
 }

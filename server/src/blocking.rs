@@ -26,6 +26,9 @@ pub struct Served {
     /// Store sequence of the re-run's write (XREADGROUP's pending entries), 0 if none: under
     /// `appendfsync always` the reply waits until it is on disk.
     pub write_seq: u64,
+    /// Whether the run that produced the reply counted the call already (a timeout or
+    /// CLIENT UNBLOCK answers without a run: the call is counted when the reply is written).
+    pub counted: bool,
 }
 
 /// One blocked command.
@@ -151,6 +154,7 @@ impl Blocking {
         let _ = tx.send(Served {
             reply,
             write_seq: 0,
+            counted: false,
         });
         true
     }

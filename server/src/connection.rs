@@ -364,6 +364,7 @@ impl Blocked {
         self.waiter.slot().take().map(|_| Served {
             reply: self.waiter.timeout_reply.clone(),
             write_seq: 0,
+            counted: false,
         })
     }
 
@@ -380,6 +381,11 @@ impl Blocked {
         shared.blocking.unregister(&self.waiter);
         client.handle.blocked.store(false, Ordering::Relaxed);
         if let Some(served) = served {
+            if !served.counted {
+                let idx = client.handle.last_cmd.load(Ordering::Relaxed);
+                let failed = matches!(served.reply, brooklet_resp::Reply::Error(_));
+                cmd::count_unblocked(shared, idx, failed);
+            }
             client.write_seq = client.write_seq.max(served.write_seq);
             cmd::write_reply(shared, client, &served.reply, out);
         }

@@ -495,14 +495,20 @@ fn lag_and_entries_read_follow_redis_rules() {
 }
 
 #[test]
-fn lag_is_negative_when_entries_read_exceeds_entries_added() {
-    // Redis 7.4: XADD e 1 a 1, XADD e 2 a 1, XGROUP CREATE e g 1 ENTRIESREAD 5 -> lag -3.
+fn entries_read_beyond_entries_added_is_capped_so_lag_is_zero() {
+    // Redis 8: XADD e 1 a 1, XADD e 2 a 1, XGROUP CREATE e g 1 ENTRIESREAD 5 -> entries-read
+    // 2, lag 0 (Redis 7.4 kept 5 and showed lag -3).
     let mut s = stream_with(2);
     let mut out = Vec::new();
     s.create_group(b"g", GroupStartId::Id(id(1, 0)), Some(5), &mut out)
         .unwrap();
-    assert_eq!(s.groups_info()[0].lag, Some(-3));
-    assert_eq!(s.info_full(0).unwrap().groups[0].lag, Some(-3));
+    assert_eq!(s.groups_info()[0].entries_read, Some(2));
+    assert_eq!(s.groups_info()[0].lag, Some(0));
+    assert_eq!(s.info_full(0).unwrap().groups[0].lag, Some(0));
+    s.set_group_id(b"e", b"g", GroupStartId::Last, Some(9), &mut out)
+        .unwrap();
+    assert_eq!(s.groups_info()[0].entries_read, Some(2));
+    assert_eq!(s.groups_info()[0].lag, Some(0));
     // Once the stream is empty the lag is 0, whatever the counter says.
     let mut e = stream_with(1);
     e.delete(&[id(1, 0)], &mut out).unwrap();

@@ -36,17 +36,22 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         r
     };
     let stat = &ctx.shared.command_stats[idx];
-    stat.calls.fetch_add(1, Ordering::Relaxed);
     let ended = Instant::now();
     ctx.client.clock = Some(ended);
     stat.usec.fetch_add(
         ended.duration_since(started).as_micros() as u64,
         Ordering::Relaxed,
     );
-    ctx.shared
-        .stats
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
+    // A command that blocks is one call however often it is re-run, counted when it
+    // answers (Redis's updateStatsOnUnblock): here by the run that answers, or by
+    // `dispatch::count_unblocked` for a timeout or CLIENT UNBLOCK.
+    if ctx.block.is_none() {
+        stat.calls.fetch_add(1, Ordering::Relaxed);
+        ctx.shared
+            .stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+    }
     match result {
         Ok(reply) => reply,
         Err(e) => {

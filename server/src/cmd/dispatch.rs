@@ -242,6 +242,22 @@ pub fn serve_blocked(shared: &Arc<Shared>, db: usize, key: &Bytes) {
     }
 }
 
+/// Counts the call of blocked command `idx` answered by its timeout or by CLIENT UNBLOCK
+/// rather than by a run of it.
+pub fn count_unblocked(shared: &Shared, idx: usize, failed: bool) {
+    let Some(stat) = shared.command_stats.get(idx) else {
+        return;
+    };
+    stat.calls.fetch_add(1, Ordering::Relaxed);
+    if failed {
+        stat.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    shared
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+}
+
 /// Re-runs one blocked command; answers and unblocks it when it found something.
 pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>) {
     let mut slot = waiter.slot();
@@ -272,7 +288,11 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
         return;
     }
     if let Some(tx) = slot.take() {
-        let _ = tx.send(crate::blocking::Served { reply, write_seq });
+        let _ = tx.send(crate::blocking::Served {
+            reply,
+            write_seq,
+            counted: true,
+        });
     }
     drop(slot);
     shared.blocking.unregister(waiter);

@@ -3,11 +3,10 @@
 //! A read that finds nothing and may block sets [`Ctx::block`] with its argv, `$` and `+`
 //! already resolved to concrete IDs, so the re-run after a write neither misses entries nor
 //! spins. A re-run that still finds nothing sets `ctx.block` again ("keep waiting"). A
-//! blocked XREADGROUP whose stream disappeared is woken with `-UNBLOCKED`, one whose group
-//! was destroyed with `-NOGROUP`, as in Redis 7.4.
+//! blocked XREADGROUP whose stream or group disappeared is woken by its re-run with the
+//! `-NOGROUP` a first run would get, as in Redis 8 (deleted, flushed or replaced alike).
 
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use brooklet_resp::{ArgError, Args, Reply};
@@ -39,9 +38,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         xreadgroup,
     ),
 ];
-
-/// The text a blocked XREADGROUP gets when its stream was deleted (Redis 7.4).
-const UNBLOCKED_NO_KEY: &str = "UNBLOCKED the stream key no longer exists";
 
 /// MAXCOUNT's value is not an integer from 1 up (Redis 8.10).
 const MAXCOUNT_NOT_POSITIVE: &str = "ERR MAXCOUNT must be a positive integer";
@@ -109,7 +105,7 @@ impl<'a> XReadArgs<'a> {
                     return Err(CommandError::msg(if xreadgroup {
                         "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."
                     } else {
-                        "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+                        "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
                     }));
                 }
                 streams = Some(rest.split_at(rest.len() / 2));
@@ -343,8 +339,6 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     let Some((group, consumer)) = a.group else {
         return Err(CommandError::syntax());
     };
-    // A re-run of a blocked read (the client is marked blocked while it waits).
-    let rerun = ctx.client.handle.blocked.load(Ordering::Relaxed);
     let db = ctx.db();
     // Check every key, group and ID before serving anything, as Redis does.
     let mut read_ids = Vec::with_capacity(a.keys.len());
@@ -357,9 +351,6 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         };
         let shard = db.lock(key);
         let Some(v) = shard.get(key) else {
-            if rerun {
-                return Err(CommandError::msg(UNBLOCKED_NO_KEY));
-            }
             drop(shard);
             ctx.key_miss(key);
             return Err(no_key_or_group());
@@ -465,7 +456,7 @@ mod tests {
         assert_eq!(e("COUNT 1 BLOCK 1", false), "ERR syntax error");
         assert_eq!(
             e("STREAMS a b 0", false),
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
         );
         assert_eq!(
             e("GROUP g c STREAMS a b 0", true),

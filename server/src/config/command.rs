@@ -99,7 +99,7 @@ impl Config {
         }
         let mut next = self.clone();
         for (d, value) in chosen {
-            d.set(&mut next, &[&value]).map_err(|refused| {
+            d.set_live(&mut next, &[&value]).map_err(|refused| {
                 let reason = match refused {
                     Refused::Bad(reason) => reason.into_owned(),
                     // Every directive takes one value; kept for completeness.

@@ -79,6 +79,9 @@ pub enum Kind {
 pub enum Accepts {
     /// `yes` or `no`.
     YesNo,
+    /// `yes` or `no` in files and flags; CONFIG SET takes only `yes`, so a tool that turns
+    /// the feature on goes on, and one that turns it off learns it cannot.
+    YesNoOnlyYesLive,
     /// A memory value.
     Memory,
     /// Any words, or none.
@@ -149,7 +152,7 @@ impl Directive {
             Kind::Text { set, .. } => set(c, one(values)?),
             Kind::Custom { set, .. } => set(c, values)?,
             Kind::Ignored { accepts, .. } => match accepts {
-                Accepts::YesNo => {
+                Accepts::YesNo | Accepts::YesNoOnlyYesLive => {
                     yes_or_no(one(values)?)?;
                 }
                 Accepts::Memory => {
@@ -160,6 +163,23 @@ impl Directive {
             },
         }
         Ok(())
+    }
+
+    /// [`set`](Self::set) as CONFIG SET does it: also refuses the values only a start-up
+    /// file or flag may give.
+    pub fn set_live(&self, c: &mut Config, values: &[&str]) -> Result<(), Refused> {
+        if let Kind::Ignored {
+            accepts: Accepts::YesNoOnlyYesLive,
+            ..
+        } = self.kind
+            && values.first().and_then(|v| parse_yes_no(v)) == Some(false)
+        {
+            return Err(Refused::Bad(
+                "argument must be 'yes': Brooklet journals every write and cannot turn that off"
+                    .into(),
+            ));
+        }
+        self.set(c, values)
     }
 
     /// Puts the directive's default into `c`.

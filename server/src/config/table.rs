@@ -132,12 +132,13 @@ pub static DIRECTIVES: &[Directive] = &[
             },
         },
     },
-    // Every write is journaled by the store; there is no way to turn it off.
+    // Every write is journaled by the store; there is no way to turn it off. CONFIG SET
+    // appendonly yes is a no-op so that tools enabling the AOF before a test or a backup go on.
     Directive {
         name: "appendonly",
-        mutable: false,
+        mutable: true,
         kind: Kind::Ignored {
-            accepts: Accepts::YesNo,
+            accepts: Accepts::YesNoOnlyYesLive,
             shown: Some("yes"),
         },
     },

@@ -352,7 +352,6 @@ fn immutable_directives_are_refused_at_run_time() {
             "tls-ca-cert-file",
             "tls-auth-clients",
             "dir",
-            "appendonly",
             "databases",
             "enable-debug-command",
             "io-threads",
@@ -380,6 +379,30 @@ fn immutable_directives_are_refused_at_run_time() {
             );
         }
     }
+}
+
+#[test]
+fn appendonly_is_set_to_yes_at_run_time_and_never_to_no() {
+    let c = Config::default();
+    assert!(c.changed(&args(&["appendonly", "YES"])).is_ok());
+    assert_eq!(
+        c.changed(&args(&["appendonly", "no"]))
+            .unwrap_err()
+            .to_string(),
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be \
+         'yes': Brooklet journals every write and cannot turn that off"
+    );
+    assert_eq!(
+        c.changed(&args(&["appendonly", "maybe"]))
+            .unwrap_err()
+            .to_string(),
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be \
+         'yes' or 'no'"
+    );
+    // redis.conf files say `appendonly no` (Redis's default): they still load.
+    let mut c = Config::default();
+    c.set("appendonly", &["no"]).unwrap();
+    assert_eq!(c.get("appendonly").as_deref(), Some("yes"));
 }
 
 #[test]

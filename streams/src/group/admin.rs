@@ -33,7 +33,7 @@ impl Stream {
         entries_read: Option<i64>,
         out: &mut Vec<Mutation>,
     ) -> Result<(), StreamError> {
-        let entries_read = entries_read_arg(entries_read)?;
+        let entries_read = self.capped_entries_read(entries_read_arg(entries_read)?);
         if self.groups.contains_key(name) {
             return Err(StreamError::BusyGroup);
         }
@@ -70,7 +70,7 @@ impl Stream {
         entries_read: Option<i64>,
         out: &mut Vec<Mutation>,
     ) -> Result<(), StreamError> {
-        let entries_read = entries_read_arg(entries_read)?;
+        let entries_read = self.capped_entries_read(entries_read_arg(entries_read)?);
         let last_id = match start {
             GroupStartId::Id(id) => id,
             GroupStartId::Last => self.last_id,
@@ -85,6 +85,12 @@ impl Stream {
             entries_read,
         });
         Ok(())
+    }
+
+    /// A group cannot have read more entries than were ever added: Redis 8 caps ENTRIESREAD
+    /// at entries-added, so such a group's lag is 0 rather than a negative count.
+    fn capped_entries_read(&self, entries_read: Option<u64>) -> Option<u64> {
+        entries_read.map(|n| n.min(self.entries_added))
     }
 
     /// XGROUP DESTROY: true if the group existed.
