@@ -223,6 +223,19 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "aof_last_write_status",
                 if st.failed { "err" } else { "ok" },
             );
+            // Why writes are refused (empty when they are not), and whether they come back
+            // by themselves (disk_full) or need a restart (the other states).
+            let fault = shared.store.fault();
+            field(
+                out,
+                "brooklet_store_status",
+                fault.as_ref().map_or("ok", |f| f.kind.as_str()),
+            );
+            field(
+                out,
+                "brooklet_store_error",
+                fault.map(|f| f.to_string()).unwrap_or_default(),
+            );
             field(out, "appendfsync", config.appendfsync.as_str());
             field(out, "brooklet_store_dir", config.dir.display());
             field(out, "brooklet_disk_bytes", st.disk_bytes);

@@ -153,18 +153,43 @@ impl Store {
         self.durability.in_os.load(Ordering::Acquire)
     }
 
-    fn refuse_if_failed(&self) -> Result<(), StoreError> {
-        if self.durability.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Corrupt(
-                "an earlier write or fsync failed; refusing further writes".into(),
-            ));
+    /// Refuses a write before it changes anything, while the disk is full or after a write
+    /// or fsync failed: call it before applying a command, so a refused write never reaches
+    /// memory. One atomic load while the disk has room to spare.
+    ///
+    /// # Errors
+    /// [`StoreError::Fault`], whose text says why and whether writes resume by themselves.
+    pub fn admit(&self) -> Result<(), StoreError> {
+        self.durability.health.admit()
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn fault(&self) -> Option<crate::StoreFault> {
+        self.durability.health.fault()
+    }
+
+    /// Refuses a write to the log after a fault that needs a restart. A full disk does not
+    /// stop it: the command was admitted, and its record goes into the open segment,
+    /// allocated whole when it was opened.
+    fn refuse_if_broken(&self) -> Result<(), StoreError> {
+        if self.durability.health.broken() {
+            return Err(self.durability.health.refusal());
         }
         Ok(())
     }
 
+    /// Commits a batch to fjall, after checking the disk has room: fjall refuses every write
+    /// for good once one of its own failed, so a full disk must be met here, not by fjall.
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
-        self.refuse_if_failed()?;
-        batch.commit()?;
+        self.refuse_if_broken()?;
+        self.durability.health.ensure_room()?;
+        if let Err(e) = batch.commit() {
+            self.durability.health.fail(
+                crate::FaultKind::EngineFailed,
+                format!("committing a batch: {e}"),
+            );
+            return Err(self.durability.health.refusal());
+        }
         Ok(self.durability.publish(false))
     }
 
@@ -197,9 +222,10 @@ impl Store {
         self.durability.sync_now(&self.db)
     }
 
-    /// Whether an fsync has failed (writes can no longer be acknowledged as durable).
+    /// Whether a write or fsync failed in a way only a restart recovers from: writes not yet
+    /// acknowledged never will be. (A full disk is not such a failure: writes wait for room.)
     pub fn failed(&self) -> bool {
-        self.durability.failed.load(Ordering::Acquire)
+        self.durability.health.broken()
     }
 
     /// The policy in force.

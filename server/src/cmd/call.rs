@@ -20,6 +20,17 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
             entry.full_name
         ));
     };
+    // Refused before it changes anything while the disk is full or after a failed write or
+    // fsync, as Redis refuses writes with MISCONF: a refused write never reaches memory,
+    // readers, watchers or blocked clients.
+    if entry.spec.flags & flags::WRITE != 0
+        && let Err(e) = ctx.shared.store.admit()
+    {
+        ctx.shared.command_stats[idx]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+        return super::store_error(e).into();
+    }
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
     let started = ctx.client.clock.take().unwrap_or_else(Instant::now);
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;

@@ -202,7 +202,14 @@ fn precheck(
     if client.multi.is_some() && spec.flags & flags::NO_MULTI != 0 {
         return Some("ERR Command not allowed inside a transaction".into());
     }
-    let _ = shared;
+    // A write queued while writes are refused aborts the transaction, as in Redis (`call`
+    // refuses the others, and those EXEC runs).
+    if client.multi.is_some()
+        && spec.flags & flags::WRITE != 0
+        && let Err(e) = shared.store.admit()
+    {
+        return Some(super::store_error(e).to_string());
+    }
     None
 }
 
