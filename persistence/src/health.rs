@@ -118,6 +118,8 @@ pub(crate) struct Health {
     reserve: AtomicU64,
     /// Free bytes at the last look.
     free: AtomicU64,
+    /// Whether the last checkpoint failed (INFO `rdb_last_bgsave_status`).
+    checkpoint_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
@@ -130,6 +132,7 @@ impl Health {
             dir: dir.to_path_buf(),
             reserve: AtomicU64::new(0),
             free: AtomicU64::new(u64::MAX),
+            checkpoint_failed: std::sync::atomic::AtomicBool::new(false),
         };
         h.set_segment_bytes(segment_bytes);
         h
@@ -140,6 +143,16 @@ impl Health {
         let segment = segment_bytes.min(crate::tail_log::SEGMENT_BYTES);
         self.reserve
             .store(segment.saturating_add(ENGINE_ROOM), Ordering::Relaxed);
+    }
+
+    /// Records how the last checkpoint ended.
+    pub(crate) fn set_checkpoint_failed(&self, failed: bool) {
+        self.checkpoint_failed.store(failed, Ordering::Relaxed);
+    }
+
+    /// Whether the last checkpoint failed.
+    pub(crate) fn checkpoint_failed(&self) -> bool {
+        self.checkpoint_failed.load(Ordering::Relaxed)
     }
 
     /// Bytes that must stay free.

@@ -44,6 +44,7 @@ pub async fn run(shared: Arc<Shared>) {
             Ok(Err(e)) => Some(format!("tail-log checkpoint failed: {e}")),
             Err(e) => Some(format!("tail-log checkpoint stopped: {e}")),
         };
+        shared.store.note_checkpoint(failed.is_none());
         match failed {
             None => backoff = Duration::ZERO,
             Some(why) => {
@@ -63,7 +64,9 @@ pub async fn run(shared: Arc<Shared>) {
 /// call it inside a MULTI/EXEC or a DEBUG RELOAD (callers hold neither the gate nor a shard
 /// lock: SAVE, which is refused inside MULTI, and shutdown).
 pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
-    shared.store.checkpoint(&KeyspaceHost(shared), true)
+    let done = shared.store.checkpoint(&KeyspaceHost(shared), true);
+    shared.store.note_checkpoint(done.is_ok());
+    done
 }
 
 /// The keyspace, as the checkpoint visits it.

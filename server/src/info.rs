@@ -214,7 +214,13 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "rdb_last_save_time",
                 shared.last_save.load(Ordering::Relaxed),
             );
-            field(out, "rdb_last_bgsave_status", "ok");
+            // SAVE and BGSAVE run the checkpoint, as does the background task.
+            let checkpoint = if shared.store.checkpoint_failed() {
+                "err"
+            } else {
+                "ok"
+            };
+            field(out, "rdb_last_bgsave_status", checkpoint);
             // Brooklet's meaning: every write is journaled to the fjall store, always on.
             field(out, "aof_enabled", 1);
             field(out, "aof_rewrite_in_progress", 0);

@@ -168,9 +168,17 @@ impl Store {
         self.durability.health.fault()
     }
 
-    /// Refuses a write to the log after a fault that needs a restart. A full disk does not
-    /// stop it: the command was admitted, and its record goes into the open segment,
-    /// allocated whole when it was opened.
+    /// Records how the last checkpoint (background, SAVE or BGSAVE) ended, for INFO.
+    pub fn note_checkpoint(&self, ok: bool) {
+        self.durability.health.set_checkpoint_failed(!ok);
+    }
+
+    /// Whether the last checkpoint failed (INFO `rdb_last_bgsave_status:err`).
+    pub fn checkpoint_failed(&self) -> bool {
+        self.durability.health.checkpoint_failed()
+    }
+
+    /// Refuses a background write (a checkpoint's) after a fault that needs a restart.
     fn refuse_if_broken(&self) -> Result<(), StoreError> {
         if self.durability.health.broken() {
             return Err(self.durability.health.refusal());
@@ -178,11 +186,15 @@ impl Store {
         Ok(())
     }
 
-    /// Commits a batch to fjall, after checking the disk has room: fjall refuses every write
-    /// for good once one of its own failed, so a full disk must be met here, not by fjall.
+    /// Commits a batch to fjall.
+    ///
+    /// A command's batch is not refused here: the command was admitted before it changed the
+    /// stream ([`Store::admit`], which on a disk near full looked at its free space), and a
+    /// refusal now would answer an error for a change readers can already see. After a fault
+    /// that needs a restart the batch is never acknowledged (its client is disconnected:
+    /// whether it is on disk is unknown), and a restart drops what memory holds of it. The
+    /// background writers check the free space themselves first.
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
-        self.refuse_if_broken()?;
-        self.durability.health.ensure_room()?;
         if let Err(e) = batch.commit() {
             self.durability.health.fail(
                 crate::FaultKind::EngineFailed,

@@ -62,7 +62,7 @@ impl Store {
         new_node: bool,
         creates: bool,
     ) -> Result<u64, StoreError> {
-        self.refuse_if_broken()?;
+        // Not refused here, even after a fault: see `Store::commit`.
         if creates {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
@@ -101,7 +101,6 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
-        self.refuse_if_broken()?;
         let logged =
             self.tail
                 .log_group_changes(db, key, stream.incarnation(), muts, stream.log_segment());
