@@ -421,11 +421,7 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
         info.contains("brooklet_store_error:the disk is full"),
         "{info}"
     );
-    assert!(
-        server.log().contains("the disk is full"),
-        "{}",
-        server.log()
-    );
+    wait_for_log(&server, "the disk is full");
     assert_no_thread_spins(server.pid());
 
     // Room again: writes resume by themselves.
@@ -444,7 +440,7 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
     }
     acked.push(resumed_id.clone());
     assert!(b.info("persistence").contains("brooklet_store_status:ok"));
-    assert!(server.log().contains("writes resume"), "{}", server.log());
+    wait_for_log(&server, "writes resume");
 
     // Another file takes every byte left: refused at once (no write meets ENOSPC first).
     let filler = fill(fs.path());
@@ -479,6 +475,19 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
     drop(c);
     eprintln!("restart log:\n{}", server.log());
     server.kill();
+}
+
+/// Waits (up to 5 s) until the server has logged `text`: its log is read by another thread.
+fn wait_for_log(server: &Server, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "the log never said {text:?}:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether `prog` is on the PATH.
@@ -581,7 +590,7 @@ fn fsync_failure_under(policy: &str) {
         "{info}"
     );
     assert!(info.contains("aof_last_write_status:err"), "{info}");
-    assert!(server.log().contains("fsync failed"), "{}", server.log());
+    wait_for_log(&server, "fsync failed");
     assert_no_thread_spins(server.pid());
     // fsync works again, but what the failed one covered may be gone: still refused.
     fsync_faults(server.pid(), false);
@@ -627,4 +636,227 @@ fn a_failed_fsync_under_always_refuses_writes_until_a_restart() {
 #[test]
 fn a_failed_fsync_under_everysec_refuses_writes_until_a_restart() {
     fsync_failure_under("everysec");
+}
+
+/// What one writer saw of its writes: acknowledged (with the ID given), refused, or unknown
+/// (its connection was closed before a reply).
+#[derive(Default)]
+struct Seen {
+    acked: Vec<(String, String)>,
+    refused: Vec<String>,
+    unknown: Vec<String>,
+}
+
+/// The crash test with faults injected: writers (XADD) and a consumer (XREADGROUP, XACK) run
+/// under `appendfsync always` while fsync starts failing; the server is killed (SIGKILL)
+/// with the fault on and restarted without it. Every acknowledged entry is there and no
+/// refused one; every entry whose delivery was acknowledged is pending unless its XACK was
+/// acknowledged; no pending entry lacks its entry (an entry and its group records are never
+/// half-applied).
+#[test]
+fn crash_while_fsync_fails_keeps_every_acknowledged_write_and_no_refused_one() {
+    if !on_path("fiu-run") || !on_path("fiu-ctrl") {
+        eprintln!("note: skipped, fiu-run / fiu-ctrl not installed (apt-get install fiu-utils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = ["--appendfsync", "always"];
+    let server = Server::start(&["fiu-run", "-x"], &data, &opts);
+    let mut admin = server.connect();
+    assert_eq!(
+        admin.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]),
+        R::Ok("OK".into())
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = server.port;
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                let mut c = Conn::new(port);
+                let deadline = Instant::now() + Duration::from_secs(15);
+                for n in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > deadline
+                    {
+                        break;
+                    }
+                    let tok = format!("w{w}-{n}");
+                    match c.try_cmd(&[b"XADD", b"s", b"*", b"tok", tok.as_bytes()]) {
+                        Some(R::Bulk(Some(id))) => {
+                            seen.acked.push((tok, String::from_utf8(id).unwrap()));
+                        }
+                        Some(R::Err(e)) => {
+                            assert!(e.starts_with("MISCONF"), "{e}");
+                            seen.refused.push(tok);
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Some(other) => panic!("XADD: {other:?}"),
+                        None => {
+                            seen.unknown.push(tok);
+                            match TcpStream::connect(("127.0.0.1", port)) {
+                                Ok(_) => c = Conn::new(port),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    // The consumer: what it was given (a reply to XREADGROUP) and what it acknowledged (a
+    // reply to XACK counting it).
+    let consumer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut delivered = Vec::new();
+            let mut acked = Vec::new();
+            // An XACK whose connection closed before its reply: whether it holds is unknown.
+            let mut unsure = Vec::new();
+            let mut c = Conn::new(port);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let read = c.try_cmd(&[
+                    b"XREADGROUP",
+                    b"GROUP",
+                    b"g",
+                    b"c",
+                    b"COUNT",
+                    b"20",
+                    b"STREAMS",
+                    b"s",
+                    b">",
+                ]);
+                let ids: Vec<String> = match read {
+                    Some(R::Arr(streams)) => match streams.first() {
+                        Some(R::Arr(kv)) => match kv.get(1) {
+                            Some(R::Arr(entries)) => entries
+                                .iter()
+                                .filter_map(|e| match e {
+                                    R::Arr(e) => e.first().map(R::text),
+                                    _ => None,
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        },
+                        _ => Vec::new(),
+                    },
+                    Some(R::Bulk(None)) => Vec::new(),
+                    Some(R::Err(_)) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    Some(other) => panic!("XREADGROUP: {other:?}"),
+                    None => break,
+                };
+                delivered.extend(ids.iter().cloned());
+                // Every other batch is acknowledged, so some stay pending.
+                if ids.is_empty() || delivered.len() % 40 >= 20 {
+                    continue;
+                }
+                let mut args: Vec<&[u8]> = vec![b"XACK", b"s", b"g"];
+                args.extend(ids.iter().map(|i| i.as_bytes()));
+                match c.try_cmd(&args) {
+                    Some(R::Int(n)) => {
+                        assert_eq!(n as usize, ids.len());
+                        acked.extend(ids);
+                    }
+                    Some(R::Err(_)) => {}
+                    Some(other) => panic!("XACK: {other:?}"),
+                    None => {
+                        unsure.extend(ids);
+                        break;
+                    }
+                }
+            }
+            (delivered, acked, unsure)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    fsync_faults(server.pid(), true);
+    // Until the writers meet the refusal, then a little longer with the fault on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !admin
+        .info("persistence")
+        .contains("brooklet_store_status:fsync_failed")
+    {
+        assert!(Instant::now() < deadline, "fsync never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_thread_spins(server.pid());
+    server.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen: Vec<Seen> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let (delivered, xacked, unsure) = consumer.join().unwrap();
+
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    let mut stored: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    if let R::Arr(entries) = c.cmd(&["XRANGE", "s", "-", "+"]) {
+        for e in entries {
+            if let R::Arr(e) = e
+                && let (Some(id), Some(R::Arr(fields))) = (e.first(), e.get(1))
+            {
+                stored.insert(fields[1].text(), id.text());
+            }
+        }
+    }
+    let acked: usize = seen.iter().map(|s| s.acked.len()).sum();
+    let refused: usize = seen.iter().map(|s| s.refused.len()).sum();
+    let unknown: usize = seen.iter().map(|s| s.unknown.len()).sum();
+    for s in &seen {
+        for (tok, id) in &s.acked {
+            assert_eq!(stored.get(tok), Some(id), "acknowledged {tok} ({id}) lost");
+        }
+        for tok in &s.refused {
+            assert!(!stored.contains_key(tok), "refused {tok} came back");
+        }
+    }
+    let ids: std::collections::HashSet<&String> = stored.values().collect();
+    let pending: Vec<String> = match c.cmd(&["XPENDING", "s", "g", "-", "+", "1000000"]) {
+        R::Arr(v) => v
+            .iter()
+            .filter_map(|p| match p {
+                R::Arr(p) => p.first().map(R::text),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("XPENDING: {other:?}"),
+    };
+    for p in &pending {
+        assert!(ids.contains(p), "pending {p} has no entry");
+    }
+    let pending: std::collections::HashSet<&String> = pending.iter().collect();
+    for id in &xacked {
+        assert!(
+            !pending.contains(id),
+            "{id} was acknowledged (XACK) and is pending again"
+        );
+    }
+    for id in delivered
+        .iter()
+        .filter(|d| !xacked.contains(d) && !unsure.contains(d))
+    {
+        assert!(
+            pending.contains(id),
+            "{id} was delivered and is not pending"
+        );
+    }
+    eprintln!(
+        "crash under failing fsync: {acked} XADDs acknowledged, {refused} refused, {unknown} unknown \
+         (connection closed); {} delivered, {} acknowledged by XACK, {} pending after restart; \
+         {} entries after restart",
+        delivered.len(),
+        xacked.len(),
+        pending.len(),
+        stored.len()
+    );
+    assert!(
+        acked > 0 && refused > 0,
+        "{acked} acknowledged, {refused} refused"
+    );
+    server.kill();
 }
