@@ -104,6 +104,10 @@ const DISK_FULL: u8 = 1;
 /// size: fjall's journal, and a flush of its memtables, must always find room.
 const ENGINE_ROOM: u64 = 4 * 1024 * 1024;
 
+/// Free space a consumer group's reads and acknowledgements still need on a full disk: their
+/// records are a few hundred bytes, logged or in a small fjall batch.
+const GROUP_ROOM: u64 = 1024 * 1024;
+
 /// Within this much above the reserve, [`Health::admit`] asks the file system itself
 /// instead of trusting the watcher's last look (up to 100 ms old).
 const NEAR: u64 = 64 * 1024 * 1024;
@@ -191,6 +195,18 @@ impl Health {
             }
         }
         Err(self.refusal())
+    }
+
+    /// Admits a change to consumer groups alone (XREADGROUP, XACK) on a full disk while
+    /// [`GROUP_ROOM`] is still free, so consumers keep taking and acknowledging what is
+    /// stored; refuses it like any write after a fault that needs a restart.
+    pub(crate) fn admit_group_change(&self) -> Result<(), StoreError> {
+        if self.state.load(Ordering::Acquire) == DISK_FULL
+            && free_bytes(&self.dir).is_some_and(|free| free >= GROUP_ROOM)
+        {
+            return Ok(());
+        }
+        self.admit()
     }
 
     /// Checks the free space now (before a write into fjall, which a full disk would poison

@@ -360,6 +360,10 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
             R::Int(1)
         ])
     );
+    assert_eq!(
+        a.cmd(&["XGROUP", "CREATE", "s", "g", "0", "MKSTREAM"]),
+        R::Ok("OK".into())
+    );
     let mut acked = Vec::new();
     let mut refusal = None;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -402,12 +406,27 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
     assert!(!b.has("s", &second));
     // Other writes are refused alike, and a transaction with one is discarded.
     assert!(
-        matches!(b.cmd(&["XGROUP", "CREATE", "s", "g", "0"]), R::Err(e) if e.starts_with("MISCONF"))
+        matches!(b.cmd(&["XGROUP", "CREATE", "s", "g2", "0"]), R::Err(e) if e.starts_with("MISCONF"))
     );
     assert!(matches!(b.cmd(&["DEL", "s"]), R::Err(e) if e.starts_with("MISCONF")));
     assert_eq!(b.cmd(&["MULTI"]), R::Ok("OK".into()));
     assert!(matches!(b.cmd(&["XADD", "s", "*", "f", "x"]), R::Err(e) if e.starts_with("MISCONF")));
     assert!(matches!(b.cmd(&["EXEC"]), R::Err(e) if e.starts_with("EXECABORT")));
+    // Consumers keep taking and acknowledging stored entries (their records are small).
+    let read = b.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    let delivered = entry_ids(&read);
+    assert_eq!(delivered, acked[..3].to_vec(), "{read:?}");
+    assert_eq!(b.cmd(&["XACK", "s", "g", &acked[0]]), R::Int(1));
     // Reads, PING, pub/sub and INFO keep working.
     assert_eq!(b.cmd(&["PING"]), R::Ok("PONG".into()));
     let first = &acked[0];
@@ -459,6 +478,22 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
     );
     assert!(!b.has("s", &last));
     assert_eq!(b.xlen("s"), acked.len() as i64);
+    // With no room at all, consumers are refused too.
+    let e = b.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    assert!(
+        matches!(&e, R::Err(e) if e.contains("the disk is full")),
+        "{e:?}"
+    );
 
     // Killed while the disk is full; restarted with room.
     server.kill();
@@ -472,9 +507,41 @@ fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
     for id in [&refused, &second, &last] {
         assert!(!c.has("s", id), "refused {id} came back");
     }
+    // What the consumer was given is pending, but for what it acknowledged.
+    let pending: Vec<String> = match c.cmd(&["XPENDING", "s", "g", "-", "+", "100"]) {
+        R::Arr(v) => v
+            .iter()
+            .filter_map(|p| match p {
+                R::Arr(p) => p.first().map(R::text),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("XPENDING: {other:?}"),
+    };
+    assert_eq!(pending, delivered[1..].to_vec());
     drop(c);
     eprintln!("restart log:\n{}", server.log());
     server.kill();
+}
+
+/// The IDs of the entries an XREADGROUP reply holds (of its first stream).
+fn entry_ids(reply: &R) -> Vec<String> {
+    let R::Arr(streams) = reply else {
+        return Vec::new();
+    };
+    let Some(R::Arr(stream)) = streams.first() else {
+        return Vec::new();
+    };
+    let Some(R::Arr(entries)) = stream.get(1) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            R::Arr(e) => e.first().map(R::text),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Waits (up to 5 s) until the server has logged `text`: its log is read by another thread.

@@ -163,6 +163,16 @@ impl Store {
         self.durability.health.admit()
     }
 
+    /// As [`Store::admit`], for a command that changes consumer groups alone (XREADGROUP,
+    /// XACK): on a full disk it is still admitted while 1 MiB is free, so consumers keep
+    /// draining what is stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Fault`], as for [`Store::admit`].
+    pub fn admit_group_change(&self) -> Result<(), StoreError> {
+        self.durability.health.admit_group_change()
+    }
+
     /// Why writes are refused, if they are.
     pub fn fault(&self) -> Option<crate::StoreFault> {
         self.durability.health.fault()
