@@ -244,19 +244,21 @@ impl Durability {
     /// lock a command needs.
     pub fn run(self: Arc<Self>, db: Database) {
         let mut next_look = Instant::now();
+        // Whether the last sync failed (a full disk, until it has room again).
+        let mut failing = false;
         loop {
             {
                 let wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
                 let timeout = Duration::from_millis(100);
-                if self.health.ok() {
+                if !failing && !self.health.broken() {
                     let idle = |w: &mut u64| {
                         !self.stop.load(Ordering::Acquire)
                             && *w <= self.durable.load(Ordering::Acquire)
                     };
                     let _unused = self.wake.wait_timeout_while(wanted, timeout, idle);
                 } else {
-                    // Refusing writes: a request cannot be served before the next look at
-                    // the disk, and waking for each (a sequence stays wanted) would spin.
+                    // A sync that failed is tried again at the next look at the disk, not
+                    // at once: a sequence stays wanted, and waking for it would spin.
                     let running = |_: &mut u64| !self.stop.load(Ordering::Acquire);
                     let _unused = self.wake.wait_timeout_while(wanted, timeout, running);
                 }
@@ -282,9 +284,7 @@ impl Durability {
                 FsyncPolicy::Everysec => behind,
                 FsyncPolicy::No => wanted_now,
             };
-            if due && let Err(e) = self.sync_now(&db) {
-                tracing::debug!("sync failed: {e}");
-            }
+            failing = due && self.sync_now(&db).is_err();
         }
     }
 
