@@ -214,6 +214,7 @@ impl Durability {
             self.health.fail_io(&e, false, "writing the tail log");
             return Err(self.health.refusal());
         }
+        self.health.written();
         self.in_os.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -290,7 +291,12 @@ impl Durability {
 
     /// Writes out and fsyncs the tail log, recording a failure as a fault.
     fn sync_tail(&self) -> Result<(), StoreError> {
-        self.tail.sync().map_err(|f| {
+        let synced = self.tail.sync();
+        if let Err(SyncFailure::Fsync(_)) | Ok(()) = synced {
+            // The buffer was written: only the fsync (if anything) failed.
+            self.health.written();
+        }
+        synced.map_err(|f| {
             match f {
                 SyncFailure::Write(e) => self.health.fail_io(&e, false, "writing the tail log"),
                 SyncFailure::Fsync(e) => self.health.fail_io(&e, true, "fsync of the tail log"),

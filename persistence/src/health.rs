@@ -124,6 +124,10 @@ pub(crate) struct Health {
     free: AtomicU64,
     /// Whether the last checkpoint failed (INFO `rdb_last_bgsave_status`).
     checkpoint_failed: std::sync::atomic::AtomicBool,
+    /// A hand-over of the tail log failed for want of space and its records are still
+    /// unwritten: writes resume only once they are written, whatever the free space says
+    /// (a quota, or space the file system keeps back, can refuse a write it counts as free).
+    unwritten: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
@@ -137,6 +141,7 @@ impl Health {
             reserve: AtomicU64::new(0),
             free: AtomicU64::new(u64::MAX),
             checkpoint_failed: std::sync::atomic::AtomicBool::new(false),
+            unwritten: std::sync::atomic::AtomicBool::new(false),
         };
         h.set_segment_bytes(segment_bytes);
         h
@@ -250,7 +255,7 @@ impl Health {
                     human(reserve)
                 ),
             );
-        } else if free >= reserve && state == DISK_FULL {
+        } else if free >= reserve && state == DISK_FULL && !self.unwritten.load(Ordering::Acquire) {
             self.resume();
         }
     }
@@ -287,7 +292,18 @@ impl Health {
         } else {
             FaultKind::WriteFailed
         };
+        if kind == FaultKind::DiskFull {
+            self.unwritten.store(true, Ordering::Release);
+        }
         self.fail(kind, format!("{what}: {e}"));
+    }
+
+    /// Notes that the tail log's records were all handed over (after a hand-over or sync
+    /// that succeeded): a full disk may then clear. One load when nothing was pending.
+    pub(crate) fn written(&self) {
+        if self.unwritten.load(Ordering::Relaxed) {
+            self.unwritten.store(false, Ordering::Release);
+        }
     }
 
     /// Leaves the disk-full state.
