@@ -147,11 +147,14 @@ impl Health {
         h
     }
 
-    /// Follows a change of `tail-log-segment-bytes`.
+    /// Follows a change of `tail-log-segment-bytes` (the server sets it once the store is
+    /// open, before it takes commands), and looks at the free space against the new reserve:
+    /// a start on a nearly full disk refuses writes from the first one.
     pub(crate) fn set_segment_bytes(&self, segment_bytes: u64) {
         let segment = segment_bytes.min(crate::tail_log::SEGMENT_BYTES);
         self.reserve
             .store(segment.saturating_add(ENGINE_ROOM), Ordering::Relaxed);
+        self.watch_space();
     }
 
     /// Records how the last checkpoint ended.
