@@ -9,13 +9,14 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fjall::Database;
 
 use crate::error::StoreError;
+use crate::health::Health;
 use crate::journal_sync::JournalSync;
-use crate::tail_log::TailLog;
+use crate::tail_log::{SyncFailure, TailLog};
 
 /// The durability policy (`appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +64,8 @@ pub struct Durability {
     pub last_fsync_ms: AtomicU64,
     /// Number of fsyncs done.
     pub fsyncs: AtomicU64,
-    /// Set when an fsync failed: writes must stop being acknowledged.
-    pub failed: AtomicBool,
+    /// Whether writes are taken, and if not, why.
+    pub(crate) health: Health,
     wanted: Mutex<u64>,
     wake: Condvar,
     stop: AtomicBool,
@@ -89,6 +90,8 @@ impl Durability {
     /// Fresh state under `policy`, covering the journal of the fjall database in
     /// `engine_dir` and `tail`.
     pub fn new(policy: FsyncPolicy, tail: Arc<TailLog>, engine_dir: &Path) -> Arc<Self> {
+        let data_dir = engine_dir.parent().unwrap_or(engine_dir);
+        let health = Health::new(data_dir, tail.segment_limit());
         Arc::new(Durability {
             policy: AtomicU8::new(policy.to_u8()),
             committed: AtomicU64::new(0),
@@ -96,7 +99,7 @@ impl Durability {
             in_os: AtomicU64::new(0),
             last_fsync_ms: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
+            health,
             wanted: Mutex::new(0),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -138,8 +141,9 @@ impl Durability {
     /// fsyncs now and publishes the durable sequence (SAVE, shutdown, the sync thread).
     pub fn sync_now(&self, db: &Database) -> Result<(), StoreError> {
         let _syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
-        if self.failed.load(Ordering::Acquire) {
-            return Err(refused());
+        // A full disk does not stop a sync: the writes it covers were kept, and are made again.
+        if self.health.broken() {
+            return Err(self.health.refusal());
         }
         let target = self.committed.load(Ordering::SeqCst);
         // A flag seen clear here was cleared by an earlier sync that began after that write
@@ -150,19 +154,23 @@ impl Durability {
             // Side by side: the second fdatasync would otherwise wait out the first's whole
             // device flush, and a reply under `always` waits for both.
             (true, true) => std::thread::scope(|s| {
-                let tail = s.spawn(|| self.tail.sync());
-                let journal = self.journal.sync(db);
-                let tail = tail
-                    .join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("tail log sync panicked")));
-                journal.and(tail.map_err(StoreError::from))
+                let tail = s.spawn(|| self.sync_tail());
+                let journal = self.journal.sync(db, &self.health);
+                let tail = tail.join().unwrap_or_else(|_| {
+                    let e = std::io::Error::other("tail log sync panicked");
+                    self.health.fail_io(&e, true, "fsync of the tail log");
+                    Err(self.health.refusal())
+                });
+                journal.and(tail)
             }),
-            (true, false) => self.journal.sync(db),
-            (false, true) => self.tail.sync().map_err(StoreError::from),
+            (true, false) => self.journal.sync(db, &self.health),
+            (false, true) => self.sync_tail(),
             (false, false) => Ok(()),
         };
         if let Err(e) = synced {
-            self.failed.store(true, Ordering::Release);
+            // Whichever log failed is synced again next time (a full disk gets room back).
+            self.fjall_dirty.fetch_or(fjall, Ordering::SeqCst);
+            self.tail_dirty.fetch_or(tail, Ordering::SeqCst);
             return Err(e);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -192,21 +200,21 @@ impl Durability {
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        // One hand-over at a time, the failed flag checked inside: after a failed write, a
-        // log may end in part of a record that a retry would write past; replay stops there,
-        // so nothing after it may be acknowledged.
+        // One hand-over at a time. A write that failed keeps the buffer, and the next one
+        // writes it again at the same offset, over whatever part of it reached the file.
         let _handing = self.handing_over.lock().unwrap_or_else(|p| p.into_inner());
         if self.in_os.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        if self.failed.load(Ordering::Acquire) {
-            return Err(refused());
+        if self.health.broken() {
+            return Err(self.health.refusal());
         }
         let target = self.committed.load(Ordering::SeqCst);
         if let Err(e) = self.tail.write_out() {
-            self.failed.store(true, Ordering::Release);
-            return Err(e.into());
+            self.health.fail_io(&e, false, "writing the tail log");
+            return Err(self.health.refusal());
         }
+        self.health.written();
         self.in_os.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -236,17 +244,37 @@ impl Durability {
     /// fell from up to 42 ms to up to 22 ms under benches/consume); our own fsyncs hold no
     /// lock a command needs.
     pub fn run(self: Arc<Self>, db: Database) {
+        let mut next_look = Instant::now();
+        // Whether the last sync failed (a full disk, until it has room again).
+        let mut failing = false;
         loop {
             {
                 let wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
-                let idle = |w: &mut u64| {
-                    !self.stop.load(Ordering::Acquire) && *w <= self.durable.load(Ordering::Acquire)
-                };
                 let timeout = Duration::from_millis(100);
-                let _unused = self.wake.wait_timeout_while(wanted, timeout, idle);
+                if !failing && !self.health.broken() {
+                    let idle = |w: &mut u64| {
+                        !self.stop.load(Ordering::Acquire)
+                            && *w <= self.durable.load(Ordering::Acquire)
+                    };
+                    let _unused = self.wake.wait_timeout_while(wanted, timeout, idle);
+                } else {
+                    // A sync that failed is tried again at the next look at the disk, not
+                    // at once: a sequence stays wanted, and waking for it would spin.
+                    let running = |_: &mut u64| !self.stop.load(Ordering::Acquire);
+                    let _unused = self.wake.wait_timeout_while(wanted, timeout, running);
+                }
             }
             if self.stop.load(Ordering::Acquire) {
                 return;
+            }
+            if Instant::now() >= next_look {
+                self.health.watch_space();
+                next_look = Instant::now() + Duration::from_millis(100);
+            }
+            // After a fault that needs a restart, stay quiet: it was logged, and every write
+            // is refused.
+            if self.health.broken() {
+                continue;
             }
             let behind =
                 self.committed.load(Ordering::Acquire) > self.durable.load(Ordering::Acquire);
@@ -257,19 +285,23 @@ impl Durability {
                 FsyncPolicy::Everysec => behind,
                 FsyncPolicy::No => wanted_now,
             };
-            // Once failed, stay quiet: the failure was logged and every write is refused.
-            let failed = self.failed.load(Ordering::Acquire);
-            if due
-                && !failed
-                && let Err(e) = self.sync_now(&db)
-            {
-                tracing::error!("fsync failed: {e}; writes are no longer acknowledged as durable");
-            }
+            failing = due && self.sync_now(&db).is_err();
         }
     }
-}
 
-/// What a write or sync gets once an earlier one failed.
-fn refused() -> StoreError {
-    StoreError::Corrupt("an earlier write or fsync failed; refusing to acknowledge writes".into())
+    /// Writes out and fsyncs the tail log, recording a failure as a fault.
+    fn sync_tail(&self) -> Result<(), StoreError> {
+        let synced = self.tail.sync();
+        if let Err(SyncFailure::Fsync(_)) | Ok(()) = synced {
+            // The buffer was written: only the fsync (if anything) failed.
+            self.health.written();
+        }
+        synced.map_err(|f| {
+            match f {
+                SyncFailure::Write(e) => self.health.fail_io(&e, false, "writing the tail log"),
+                SyncFailure::Fsync(e) => self.health.fail_io(&e, true, "fsync of the tail log"),
+            }
+            self.health.refusal()
+        })
+    }
 }

@@ -29,6 +29,8 @@ pub enum StoreError {
     Engine(fjall::Error),
     /// A file-system operation failed.
     Io(std::io::Error),
+    /// Writes are refused: the disk is full, or a write or fsync failed earlier.
+    Fault(crate::health::StoreFault),
 }
 
 impl fmt::Display for StoreError {
@@ -50,6 +52,7 @@ impl fmt::Display for StoreError {
             StoreError::Corrupt(what) => write!(f, "corrupt data: {what}"),
             StoreError::Engine(e) => write!(f, "storage engine error: {e}"),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::Fault(fault) => write!(f, "{fault}"),
         }
     }
 }

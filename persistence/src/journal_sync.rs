@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use fjall::{Database, PersistMode};
 
 use crate::error::StoreError;
+use crate::health::{FaultKind, Health};
 
 /// The engine directory and the journal file last opened in it.
 pub(crate) struct JournalSync {
@@ -36,11 +37,27 @@ impl JournalSync {
         }
     }
 
-    /// Makes every batch committed to `db` so far durable.
-    pub fn sync(&self, db: &Database) -> Result<(), StoreError> {
-        db.persist(PersistMode::Buffer)?;
+    /// Makes every batch committed to `db` so far durable; a failure is recorded in `health`
+    /// as a failed write (fjall's hand-over of its buffer; fjall then refuses every write)
+    /// or a failed fsync.
+    pub fn sync(&self, db: &Database, health: &Health) -> Result<(), StoreError> {
+        let engine_failed = |e: fjall::Error, what: &str| {
+            health.fail(FaultKind::EngineFailed, format!("{what}: {e}"));
+            health.refusal()
+        };
+        db.persist(PersistMode::Buffer)
+            .map_err(|e| engine_failed(e, "writing fjall's journal"))?;
+        let locked_fsync = || {
+            db.persist(PersistMode::SyncData).map_err(|e| {
+                health.fail(
+                    FaultKind::FsyncFailed,
+                    format!("fsync of fjall's journal: {e}"),
+                );
+                health.refusal()
+            })
+        };
         let Some(active) = self.active_journal() else {
-            return Ok(db.persist(PersistMode::SyncData)?);
+            return locked_fsync();
         };
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let file = match open.take() {
@@ -49,12 +66,15 @@ impl JournalSync {
                 Ok(f) => f,
                 // Sealed and deleted since the listing: a newer journal is active, and
                 // sealing fsynced this one.
-                Err(_) => return Ok(db.persist(PersistMode::SyncData)?),
+                Err(_) => return locked_fsync(),
             },
         };
         let synced = file.sync_data();
         *open = Some((active, file));
-        Ok(synced?)
+        synced.map_err(|e| {
+            health.fail_io(&e, true, "fsync of fjall's journal");
+            health.refusal()
+        })
     }
 
     /// The number of the highest-numbered journal, the one fjall writes to.
@@ -87,7 +107,7 @@ mod tests {
         ks.insert("a", "b").expect("insert");
         let sync = JournalSync::new(&dir);
         assert!(sync.active_journal().is_some());
-        sync.sync(&db).expect("sync");
+        sync.sync(&db, &Health::new(&dir, 1024)).expect("sync");
         assert!(sync.open.lock().expect("lock").is_some());
     }
 }

@@ -41,6 +41,7 @@ mod codec;
 mod compaction;
 mod durability;
 mod error;
+mod health;
 mod journal_sync;
 mod keys;
 mod load;
@@ -52,6 +53,7 @@ mod tail_log;
 
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
+pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats, StreamHost};
 pub use stored::StoredStream;

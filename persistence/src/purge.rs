@@ -290,17 +290,25 @@ fn run(
     db: &Database,
     durability: &Durability,
 ) -> Result<(), fjall::Error> {
-    while let Some(next) = purges.next_purge() {
-        // After a failed write or fsync nothing more is written; whoever waits for a purge
-        // is let go, to meet that refusal.
-        if durability.failed.load(Ordering::Acquire) {
-            purges.stop();
-            return Ok(());
+    let health = &durability.health;
+    // Before each batch: on a full disk, wait for room (no batch may meet it: fjall refuses
+    // every write for good once one of its own failed), looking again every 200 ms.
+    let stop = || {
+        while !purges.stopped() && !health.broken() && health.ensure_room().is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
+        purges.stopped() || health.broken()
+    };
+    while let Some(next) = purges.next_purge() {
         let published = || {
             durability.publish(false);
         };
-        let Some(removed) = purge(ks, db, &next, &|| purges.stopped(), &published)? else {
+        let Some(removed) = purge(ks, db, &next, &stop, &published)? else {
+            // After a failed write or fsync nothing more is written; whoever waits for a
+            // purge is let go, to meet that refusal.
+            if health.broken() {
+                purges.stop();
+            }
             return Ok(());
         };
         purges.finish(&next);
@@ -404,7 +412,7 @@ pub(crate) fn spawn(
             .spawn(move || {
                 while purges.next_compaction() {
                     crate::compaction::compact(&ks, &db, &|| {
-                        purges.stopped() || durability.failed.load(Ordering::Acquire)
+                        purges.stopped() || !durability.health.ok()
                     });
                 }
             })?
@@ -418,7 +426,10 @@ pub(crate) fn spawn(
                 // take its records), so writes stop, as after a failed fsync, and whoever
                 // waits for a purge is let go to meet that refusal.
                 tracing::error!("purging deleted streams failed, refusing writes: {e}");
-                durability.failed.store(true, Ordering::Release);
+                let cause = format!("purging deleted streams: {e}");
+                durability
+                    .health
+                    .fail(crate::FaultKind::EngineFailed, cause);
                 purges.stop();
             }
         });

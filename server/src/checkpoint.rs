@@ -14,26 +14,47 @@ use crate::state::Shared;
 /// How often the checkpoint looks for closed segments.
 const POLL: Duration = Duration::from_millis(100);
 
+/// The longest wait between two tries of a failing checkpoint.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Runs checkpoints until shutdown begins.
 pub async fn run(shared: Arc<Shared>) {
     let stopping = shared.stopping();
     tokio::pin!(stopping);
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // After a failed checkpoint, the wait before the next try (doubling up to
+    // `MAX_BACKOFF`): the tail log keeps what it could not write, so nothing is lost by
+    // waiting, and a disk that stays full is not asked every 100 ms.
+    let mut backoff = Duration::ZERO;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = &mut stopping => return,
         }
-        if !shared.store.checkpoint_due() {
+        // While writes are refused, a checkpoint could only meet the same fault (and fjall,
+        // which a full disk would poison for good, must not be written).
+        if shared.store.fault().is_some() || !shared.store.checkpoint_due() {
             continue;
         }
         let s = shared.clone();
         let ran = tokio::task::spawn_blocking(move || s.store.checkpoint(&KeyspaceHost(&s), false));
-        match ran.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("tail-log checkpoint failed: {e}"),
-            Err(e) => tracing::error!("tail-log checkpoint stopped: {e}"),
+        let failed = match ran.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("tail-log checkpoint failed: {e}")),
+            Err(e) => Some(format!("tail-log checkpoint stopped: {e}")),
+        };
+        shared.store.note_checkpoint(failed.is_none());
+        match failed {
+            None => backoff = Duration::ZERO,
+            Some(why) => {
+                backoff = (backoff * 2).clamp(POLL, MAX_BACKOFF);
+                tracing::error!("{why}; trying again in {} ms", backoff.as_millis());
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut stopping => return,
+                }
+            }
         }
     }
 }
@@ -43,7 +64,9 @@ pub async fn run(shared: Arc<Shared>) {
 /// call it inside a MULTI/EXEC or a DEBUG RELOAD (callers hold neither the gate nor a shard
 /// lock: SAVE, which is refused inside MULTI, and shutdown).
 pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
-    shared.store.checkpoint(&KeyspaceHost(shared), true)
+    let done = shared.store.checkpoint(&KeyspaceHost(shared), true);
+    shared.store.note_checkpoint(done.is_ok());
+    done
 }
 
 /// The keyspace, as the checkpoint visits it.

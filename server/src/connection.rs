@@ -693,10 +693,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 // (Redis writes its AOF once per event-loop turn for the same reason).
                 tokio::task::yield_now().await;
             }
-            return store.flush_to_os(seq).map_err(|e| {
-                tracing::error!("closing a client whose writes could not be handed to the OS: {e}");
-                End::Closed
-            });
+            // A full disk keeps the write, and it is handed over again once there is room
+            // (the reply waits); after a fault that needs a restart it never will be.
+            let mut pause = std::time::Duration::from_millis(10);
+            loop {
+                match store.flush_to_os(seq) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if store.failed() => {
+                        tracing::error!(
+                            "closing a client whose writes could not be handed to the OS: {e}"
+                        );
+                        return Err(End::Closed);
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                    }
+                }
+            }
         }
         let mut durable = self.shared.durable.subscribe();
         if *durable.borrow() < seq {

@@ -215,7 +215,13 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "rdb_last_save_time",
                 shared.last_save.load(Ordering::Relaxed),
             );
-            field(out, "rdb_last_bgsave_status", "ok");
+            // SAVE and BGSAVE run the checkpoint, as does the background task.
+            let checkpoint = if shared.store.checkpoint_failed() {
+                "err"
+            } else {
+                "ok"
+            };
+            field(out, "rdb_last_bgsave_status", checkpoint);
             // Brooklet's meaning: every write is journaled to the fjall store, always on.
             field(out, "aof_enabled", 1);
             field(out, "aof_rewrite_in_progress", 0);
@@ -223,6 +229,19 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 out,
                 "aof_last_write_status",
                 if st.failed { "err" } else { "ok" },
+            );
+            // Why writes are refused (empty when they are not), and whether they come back
+            // by themselves (disk_full) or need a restart (the other states).
+            let fault = shared.store.fault();
+            field(
+                out,
+                "brooklet_store_status",
+                fault.as_ref().map_or("ok", |f| f.kind.as_str()),
+            );
+            field(
+                out,
+                "brooklet_store_error",
+                fault.map(|f| f.to_string()).unwrap_or_default(),
             );
             field(out, "appendfsync", config.appendfsync.as_str());
             field(out, "brooklet_store_dir", config.dir.display());

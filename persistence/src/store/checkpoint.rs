@@ -135,6 +135,7 @@ impl Store {
     /// start-up and more frequent checkpoints.
     pub fn set_tail_segment_bytes(&self, bytes: u64) {
         self.tail.set_segment_limit(bytes);
+        self.durability.health.set_segment_bytes(bytes);
     }
 
     /// Syncs fjall and deletes the tail-log segments up to `upto`: call once every stream
@@ -171,12 +172,24 @@ impl Store {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             entries.dedup_by(|later, earlier| later.0 == earlier.0);
         }
-        let mut ingestion = self.ks.entries.start_ingestion()?;
-        for (k, v) in entries {
-            ingestion.write(k, v)?;
-        }
-        ingestion.finish()?;
-        Ok(())
+        let ingested = (|| {
+            let mut ingestion = self.ks.entries.start_ingestion()?;
+            for (k, v) in entries {
+                ingestion.write(k, v)?;
+            }
+            ingestion.finish()
+        })();
+        // A table that could not be written is not part of the database: the checkpoint is
+        // tried again once the disk has room, and the tail log keeps the appends until then.
+        ingested.map_err(|e| {
+            if crate::health::is_engine_disk_full(&e) {
+                let cause = format!("writing a checkpoint's table: {e}");
+                self.durability
+                    .health
+                    .fail(crate::FaultKind::DiskFull, cause);
+            }
+            StoreError::from(e)
+        })
     }
 }
 
@@ -299,7 +312,8 @@ impl PendingFlush<'_> {
     /// # Errors
     /// When the engine refuses the ingestion or the batch.
     pub fn commit(self) -> Result<u64, StoreError> {
-        self.store.refuse_if_failed()?;
+        self.store.refuse_if_broken()?;
+        self.store.durability.health.ensure_room()?;
         let (entries, batch) = self.encode()?;
         self.store.ingest_entries(entries)?;
         self.store.commit(batch)

@@ -156,18 +156,65 @@ impl Store {
         self.durability.in_os.load(Ordering::Acquire)
     }
 
-    fn refuse_if_failed(&self) -> Result<(), StoreError> {
-        if self.durability.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Corrupt(
-                "an earlier write or fsync failed; refusing further writes".into(),
-            ));
+    /// Refuses a write before it changes anything, while the disk is full or after a write
+    /// or fsync failed: call it before applying a command, so a refused write never reaches
+    /// memory. One atomic load while the disk has room to spare.
+    ///
+    /// # Errors
+    /// [`StoreError::Fault`], whose text says why and whether writes resume by themselves.
+    pub fn admit(&self) -> Result<(), StoreError> {
+        self.durability.health.admit()
+    }
+
+    /// As [`Store::admit`], for a command that changes consumer groups alone (XREADGROUP,
+    /// XACK): on a full disk it is still admitted while 1 MiB is free, so consumers keep
+    /// draining what is stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Fault`], as for [`Store::admit`].
+    pub fn admit_group_change(&self) -> Result<(), StoreError> {
+        self.durability.health.admit_group_change()
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn fault(&self) -> Option<crate::StoreFault> {
+        self.durability.health.fault()
+    }
+
+    /// Records how the last checkpoint (background, SAVE or BGSAVE) ended, for INFO.
+    pub fn note_checkpoint(&self, ok: bool) {
+        self.durability.health.set_checkpoint_failed(!ok);
+    }
+
+    /// Whether the last checkpoint failed (INFO `rdb_last_bgsave_status:err`).
+    pub fn checkpoint_failed(&self) -> bool {
+        self.durability.health.checkpoint_failed()
+    }
+
+    /// Refuses a background write (a checkpoint's) after a fault that needs a restart.
+    fn refuse_if_broken(&self) -> Result<(), StoreError> {
+        if self.durability.health.broken() {
+            return Err(self.durability.health.refusal());
         }
         Ok(())
     }
 
+    /// Commits a batch to fjall.
+    ///
+    /// A command's batch is not refused here: the command was admitted before it changed the
+    /// stream ([`Store::admit`], which on a disk near full looked at its free space), and a
+    /// refusal now would answer an error for a change readers can already see. After a fault
+    /// that needs a restart the batch is never acknowledged (its client is disconnected:
+    /// whether it is on disk is unknown), and a restart drops what memory holds of it. The
+    /// background writers check the free space themselves first.
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
-        self.refuse_if_failed()?;
-        batch.commit()?;
+        if let Err(e) = batch.commit() {
+            self.durability.health.fail(
+                crate::FaultKind::EngineFailed,
+                format!("committing a batch: {e}"),
+            );
+            return Err(self.durability.health.refusal());
+        }
         Ok(self.durability.publish(false))
     }
 
@@ -200,9 +247,10 @@ impl Store {
         self.durability.sync_now(&self.db)
     }
 
-    /// Whether an fsync has failed (writes can no longer be acknowledged as durable).
+    /// Whether a write or fsync failed in a way only a restart recovers from: writes not yet
+    /// acknowledged never will be. (A full disk is not such a failure: writes wait for room.)
     pub fn failed(&self) -> bool {
-        self.durability.failed.load(Ordering::Acquire)
+        self.durability.health.broken()
     }
 
     /// The policy in force.

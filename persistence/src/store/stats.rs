@@ -18,7 +18,7 @@ pub struct StoreStats {
     pub committed: u64,
     /// Batches known durable.
     pub durable: u64,
-    /// Whether an fsync failed.
+    /// Whether writes are refused (a full disk, a failed write or fsync: see [`Store::fault`]).
     pub failed: bool,
     /// Node reads served from the streams' memory.
     pub cache_hits: u64,
@@ -54,7 +54,7 @@ impl Store {
             fsyncs: self.durability.fsyncs.load(Ordering::Relaxed),
             committed: self.durability.committed.load(Ordering::Relaxed),
             durable: self.durability.durable.load(Ordering::Relaxed),
-            failed: self.durability.failed.load(Ordering::Relaxed),
+            failed: !self.durability.health.ok(),
             cache_hits: self.misses.hits.load(Ordering::Relaxed),
             nodes_read: self.misses.nodes.load(Ordering::Relaxed),
             entries_read: self.misses.entries.load(Ordering::Relaxed),

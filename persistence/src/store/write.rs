@@ -57,7 +57,7 @@ impl Store {
         new_node: bool,
         creates: bool,
     ) -> Result<u64, StoreError> {
-        self.refuse_if_failed()?;
+        // Not refused here, even after a fault: see `Store::commit`.
         if creates {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
@@ -77,8 +77,10 @@ impl Store {
                 if creates {
                     stream.set_incarnation(0);
                 }
-                self.durability.failed.store(true, Ordering::Release);
-                return Err(e.into());
+                self.durability
+                    .health
+                    .fail_io(&e, false, "logging an append");
+                return Err(self.durability.health.refusal());
             }
         }
         stream.mark_unflushed(id);
@@ -94,15 +96,16 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
-        self.refuse_if_failed()?;
         let logged =
             self.tail
                 .log_group_changes(db, key, stream.incarnation(), muts, stream.log_segment());
         match logged {
             Ok(segment) => stream.set_log_segment(segment),
             Err(e) => {
-                self.durability.failed.store(true, Ordering::Release);
-                return Err(e.into());
+                self.durability
+                    .health
+                    .fail_io(&e, false, "logging group changes");
+                return Err(self.durability.health.refusal());
             }
         }
         stream.note_group_changes(muts);

@@ -80,6 +80,16 @@ pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// SAVE and SHUTDOWN checkpoint every append logged.
 pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Why [`TailLog::sync`] failed: a write (the buffer is kept and written again next time) or
+/// an fsync (what it covered may be lost).
+#[derive(Debug)]
+pub enum SyncFailure {
+    /// Handing the buffer to the operating system failed.
+    Write(std::io::Error),
+    /// An fsync failed.
+    Fsync(std::io::Error),
+}
+
 /// A stream named by database and key.
 pub type StreamName = (u32, Bytes);
 
@@ -265,10 +275,20 @@ impl TailLog {
             }
         }
         let limit = self.segment_limit.load(Ordering::Relaxed);
-        if inner.segment_bytes >= limit {
-            rotate(&self.dir, inner, limit)?;
+        if inner.segment_bytes >= limit
+            && let Err(e) = rotate(&self.dir, inner, limit)
+        {
+            // The record is logged all the same: the open segment takes it (and the next
+            // ones, past its allocated size) until a segment can be opened again, which the
+            // next append tries. Writes are refused well before a full disk gets here.
+            tracing::warn!("could not open the next tail-log segment: {e}");
         }
         Ok(segment)
+    }
+
+    /// The size at which a segment is closed.
+    pub fn segment_limit(&self) -> u64 {
+        self.segment_limit.load(Ordering::Relaxed)
     }
 
     /// Closes segments at `bytes` from now on.
@@ -310,22 +330,24 @@ impl TailLog {
     /// the directory if it gained a segment. Only the write holds the lock.
     ///
     /// # Errors
-    /// When the write or an fsync fails.
-    pub fn sync(&self) -> std::io::Result<()> {
+    /// When the write or an fsync fails (a failed write keeps the buffer for the next).
+    pub fn sync(&self) -> Result<(), SyncFailure> {
         let _syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         let (files, dir_too) = {
             let mut g = lock(&self.inner);
             let inner = &mut *g;
-            write_buffer(inner)?;
+            write_buffer(inner).map_err(SyncFailure::Write)?;
             let mut files = std::mem::take(&mut inner.unsynced);
             files.push(inner.file.clone());
             (files, std::mem::take(&mut inner.dir_unsynced))
         };
         for f in files {
-            f.sync_data()?;
+            f.sync_data().map_err(SyncFailure::Fsync)?;
         }
         if dir_too {
-            File::open(&self.dir)?.sync_all()?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(SyncFailure::Fsync)?;
         }
         Ok(())
     }

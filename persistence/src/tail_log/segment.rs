@@ -89,10 +89,34 @@ pub(super) fn rotate(dir: &Path, inner: &mut Inner, size: u64) -> std::io::Resul
 /// always` waits for one per group of replies). The cap keeps a replay after a crash, which reads a whole segment, from reading
 /// gigabytes of zeros when `tail-log-segment-bytes` is set high; past it the file grows.
 pub(super) fn create_segment(dir: &Path, n: u64, size: u64) -> std::io::Result<File> {
+    let path = segment_path(dir, n);
     let file = OpenOptions::new()
         .create_new(true)
         .write(true)
-        .open(segment_path(dir, n))?;
-    file.set_len(size.min(SEGMENT_BYTES))?;
+        .open(&path)?;
+    // Allocated whole, so a write into it never meets a full disk: a record cut short there
+    // could not be taken back from the readers who saw its entry (writes are refused while
+    // less than a segment is free, so allocating one succeeds). Where the file system cannot
+    // allocate ahead, or the disk is already full (a start on a full disk, which must still
+    // serve reads), the segment is sparse, and a full disk is met by the write, which is
+    // kept and made again.
+    let len = size.min(SEGMENT_BYTES);
+    let sized = match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e == rustix::io::Errno::OPNOTSUPP
+                || e == rustix::io::Errno::NOSYS
+                || e == rustix::io::Errno::NOSPC
+                || e == rustix::io::Errno::DQUOT =>
+        {
+            file.set_len(len)
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = sized {
+        // Not left behind half made: the next attempt creates it again.
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
     Ok(file)
 }

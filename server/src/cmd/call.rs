@@ -20,6 +20,20 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
             entry.full_name
         ));
     };
+    // Refused before it changes anything while the disk is full or after a failed write or
+    // fsync, as Redis refuses writes with MISCONF: a refused write never reaches memory,
+    // readers, watchers or blocked clients. Unlike Redis, consumers keep reading and
+    // acknowledging on a full disk (their records are small), though not after a fault that
+    // needs a restart.
+    if entry.spec.flags & flags::WRITE != 0
+        && let Err(e) = ctx.shared.store.admit()
+        && !(is_group_read(&entry.full_name) && ctx.shared.store.admit_group_change().is_ok())
+    {
+        ctx.shared.command_stats[idx]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+        return super::store_error(e).into();
+    }
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
     let started = ctx.client.clock.take().unwrap_or_else(Instant::now);
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
@@ -59,6 +73,12 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
             e.into()
         }
     }
+}
+
+/// Whether a command only changes consumer groups as a consumer does (admitted on a full
+/// disk while a little room is left).
+fn is_group_read(name: &str) -> bool {
+    matches!(name, "xreadgroup" | "xack")
 }
 
 /// Marks the clients watching the keys this command changed.

@@ -210,6 +210,14 @@ fn precheck(
     if shared.memory.is_over() && adds_data(client, spec, name) {
         return Some(crate::memory_guard::OOM_ERROR.into());
     }
+    // A write queued while writes are refused aborts the transaction, as in Redis (`call`
+    // refuses the others, and those EXEC runs).
+    if client.multi.is_some()
+        && spec.flags & flags::WRITE != 0
+        && let Err(e) = shared.store.admit()
+    {
+        return Some(super::store_error(e).to_string());
+    }
     None
 }
 

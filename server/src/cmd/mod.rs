@@ -171,7 +171,10 @@ impl<'a> Ctx<'a> {
 
 /// The error a client sees when the store refuses a write (as Redis's MISCONF for a failing AOF).
 pub(crate) fn store_error(e: brooklet_persistence::StoreError) -> CommandError {
-    tracing::error!("write to the store failed: {e}");
+    // A refusal was logged once, when the fault began; each refused write is not.
+    if !matches!(e, brooklet_persistence::StoreError::Fault(_)) {
+        tracing::error!("write to the store failed: {e}");
+    }
     CommandError::text(format!("MISCONF Errors writing to the data directory: {e}"))
 }
 

@@ -1,0 +1,1068 @@
+//! Faults made for real against the `brooklet-server` binary: a full disk (a small tmpfs as
+//! the data directory; the tests run as root) and failing fsyncs (`fiu-run` / `fiu-ctrl` from
+//! Debian's fiu-utils). Each checks that a refused write is neither acknowledged nor visible,
+//! that the error names the cause, that reads, PING and INFO keep working, that no thread
+//! spins, that writes come back when they safely can, and, after a SIGKILL while the fault
+//! is on and a restart without it, that every acknowledged write is there and no refused one.
+//! Where a tmpfs cannot be mounted or fiu-utils is missing, the test says so and passes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A child process killed (SIGKILL) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped (lazily, so a process still using it
+/// cannot keep it mounted).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `mb` megabytes, or None (with a note) where mounting is not allowed.
+    fn mount(mb: u32) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "note: skipped, cannot mount a tmpfs: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("note: skipped, cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A server process, its port and its log.
+struct Server {
+    child: Running,
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// Runs `prefix` (a wrapper such as `fiu-run -x`, or nothing) with the binary over `dir`.
+    fn start(prefix: &[&str], dir: &Path, extra: &[&str]) -> Server {
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = cmd
+            .args(["--port", "0", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut g = sink.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+                if let Some(addr) = line.split("listening on ").nth(1)
+                    && let Some(port) = addr.trim().rsplit(':').next()
+                    && let Ok(port) = port.parse::<u16>()
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let child = Running(child);
+        let Ok(port) = rx.recv_timeout(LIMIT) else {
+            panic!("the server never logged its port:\n{}", log.lock().unwrap());
+        };
+        Server { child, port, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    fn connect(&self) -> Conn {
+        Conn::new(self.port)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    fn kill(mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+}
+
+/// A reply, as much of RESP as these tests need.
+#[derive(Debug, Clone, PartialEq)]
+enum R {
+    Ok(String),
+    Err(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Arr(Vec<R>),
+}
+
+impl R {
+    fn text(&self) -> String {
+        match self {
+            R::Ok(s) | R::Err(s) => s.clone(),
+            R::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+/// A client connection.
+struct Conn {
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn new(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        Conn {
+            r: BufReader::new(s),
+        }
+    }
+
+    /// Sends a command and reads its reply; None if the server closed the connection.
+    fn try_cmd(&mut self, args: &[&[u8]]) -> Option<R> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.r.get_mut().write_all(&out).ok()?;
+        self.read()
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> R {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.try_cmd(&args).expect("connection closed")
+    }
+
+    fn read(&mut self) -> Option<R> {
+        let mut line = String::new();
+        if self.r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        let (kind, rest) = line.split_at(1);
+        Some(match kind {
+            "+" => R::Ok(rest.into()),
+            "-" => R::Err(rest.into()),
+            ":" => R::Int(rest.parse().unwrap()),
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    R::Bulk(None)
+                } else {
+                    let mut b = vec![0; n as usize + 2];
+                    self.r.read_exact(&mut b).ok()?;
+                    b.truncate(n as usize);
+                    R::Bulk(Some(b))
+                }
+            }
+            "*" => {
+                let n: i64 = rest.parse().unwrap();
+                let mut v = Vec::new();
+                for _ in 0..n.max(0) {
+                    v.push(self.read()?);
+                }
+                R::Arr(v)
+            }
+            other => panic!("unexpected reply type {other:?} in {line:?}"),
+        })
+    }
+
+    fn xlen(&mut self, key: &str) -> i64 {
+        match self.cmd(&["XLEN", key]) {
+            R::Int(n) => n,
+            other => panic!("XLEN: {other:?}"),
+        }
+    }
+
+    /// Whether the entry `id` of `key` is readable.
+    fn has(&mut self, key: &str, id: &str) -> bool {
+        match self.cmd(&["XRANGE", key, id, id]) {
+            R::Arr(v) => !v.is_empty(),
+            other => panic!("XRANGE: {other:?}"),
+        }
+    }
+
+    fn info(&mut self, section: &str) -> String {
+        self.cmd(&["INFO", section]).text()
+    }
+}
+
+/// CPU ticks (user + system) of each thread of process `pid`, by thread id and name.
+fn thread_ticks(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses and may hold spaces; the fields after it are fixed.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let name = stat[stat.find('(').map_or(0, |i| i + 1)..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+        let ticks = fields
+            .get(11)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        out.push((format!("{}:{name}", t.file_name().to_string_lossy()), ticks));
+    }
+    out
+}
+
+/// Asserts that no thread of `pid` used more than a fifth of a core over about a second.
+fn assert_no_thread_spins(pid: u32) {
+    let before = thread_ticks(pid);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = thread_ticks(pid);
+    let secs = started.elapsed().as_secs_f64();
+    // Clock ticks per second: 100 on Linux unless the kernel says otherwise.
+    let hz = 100.0;
+    for (name, t1) in &after {
+        let t0 = before
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, t)| *t);
+        let share = (t1 - t0) as f64 / hz / secs;
+        assert!(
+            share < 0.2,
+            "thread {name} used {:.0}% of a core while writes were refused",
+            share * 100.0
+        );
+    }
+}
+
+/// A value of `n` bytes that does not compress (the store compresses its tables).
+fn value(n: usize) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ n as u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect()
+}
+
+/// Bytes free on the file system holding `dir` (as `df` says).
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
+/// Fills the file system holding `dir` with a file of its own until it is full; returns
+/// the file.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![7u8; 256 * 1024];
+    for _ in 0..100_000 {
+        if f.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let _ = f.flush();
+    path
+}
+
+/// The data directory fills up (the server's own writes, then another file takes the rest):
+/// writes are refused before they change anything, with an error that says the disk is
+/// full; reads, PING, pub/sub and INFO keep working; no thread spins; once space is freed
+/// writes resume by themselves; after a SIGKILL while the disk is full and a restart, every
+/// acknowledged entry is there and no refused one.
+#[test]
+fn a_full_disk_refuses_writes_until_it_has_room_and_loses_nothing() {
+    let Some(fs) = Tmpfs::mount(24) else {
+        return;
+    };
+    let data = fs.path().join("data");
+    // Ballast, deleted later to give the disk room again.
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![1u8; 6 * 1024 * 1024]).unwrap();
+    let opts = [
+        "--appendfsync",
+        "always",
+        "--tail-log-segment-bytes",
+        "1mb",
+        "--tail-log-checkpoint-bytes",
+        "2mb",
+    ];
+    let server = Server::start(&[], &data, &opts);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    let mut sub = server.connect();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news"]),
+        R::Arr(vec![
+            R::Bulk(Some(b"subscribe".to_vec())),
+            R::Bulk(Some(b"news".to_vec())),
+            R::Int(1)
+        ])
+    );
+    assert_eq!(
+        a.cmd(&["XGROUP", "CREATE", "s", "g", "0", "MKSTREAM"]),
+        R::Ok("OK".into())
+    );
+    let mut acked = Vec::new();
+    let mut refusal = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 1..5000u64 {
+        assert!(Instant::now() < deadline, "the disk never filled");
+        let id = format!("{i}-1");
+        let v = value(16 * 1024 + i as usize);
+        match a.cmd(&["XADD", "s", &id, "f", &v]) {
+            R::Bulk(Some(got)) => {
+                assert_eq!(got, id.as_bytes());
+                acked.push(id);
+            }
+            R::Err(e) => {
+                refusal = Some((id, e));
+                break;
+            }
+            other => panic!("XADD: {other:?}"),
+        }
+    }
+    let (refused, err) = refusal.expect("writes were never refused");
+    eprintln!("{} writes acknowledged, then: -{err}", acked.len());
+    assert!(
+        acked.len() > 10,
+        "only {} writes before the disk filled",
+        acked.len()
+    );
+    assert!(
+        err.starts_with("MISCONF") && err.contains("the disk is full"),
+        "{err}"
+    );
+    assert!(err.contains("resume by themselves"), "{err}");
+    // The checkpoint may still give space back (it deletes the log segments it wrote into
+    // fjall), which would let writes resume: another file takes the disk down to a little
+    // above what consumers need, below what writes need.
+    std::thread::sleep(Duration::from_millis(300));
+    let pad = fs.path().join("pad");
+    let keep = 2_500_000;
+    std::fs::write(
+        &pad,
+        vec![2u8; free_bytes(fs.path()).saturating_sub(keep) as usize],
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b
+        .info("persistence")
+        .contains("brooklet_store_status:disk_full")
+    {
+        assert!(Instant::now() < deadline, "writes were never refused again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Not visible, to this client or another; nor are the writes that follow.
+    assert!(!a.has("s", &refused));
+    assert!(!b.has("s", &refused));
+    assert_eq!(b.xlen("s"), acked.len() as i64);
+    let second = format!("{}-2", refused.split('-').next().unwrap());
+    assert!(
+        matches!(a.cmd(&["XADD", "s", &second, "f", "x"]), R::Err(e) if e.starts_with("MISCONF"))
+    );
+    assert!(!b.has("s", &second));
+    // Other writes are refused alike, and a transaction with one is discarded.
+    assert!(
+        matches!(b.cmd(&["XGROUP", "CREATE", "s", "g2", "0"]), R::Err(e) if e.starts_with("MISCONF"))
+    );
+    assert!(matches!(b.cmd(&["DEL", "s"]), R::Err(e) if e.starts_with("MISCONF")));
+    assert_eq!(b.cmd(&["MULTI"]), R::Ok("OK".into()));
+    assert!(matches!(b.cmd(&["XADD", "s", "*", "f", "x"]), R::Err(e) if e.starts_with("MISCONF")));
+    assert!(matches!(b.cmd(&["EXEC"]), R::Err(e) if e.starts_with("EXECABORT")));
+    // Consumers keep taking and acknowledging stored entries (their records are small).
+    let read = b.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    let delivered = entry_ids(&read);
+    assert_eq!(delivered, acked[..3].to_vec(), "{read:?}");
+    assert_eq!(b.cmd(&["XACK", "s", "g", &acked[0]]), R::Int(1));
+    // Reads, PING, pub/sub and INFO keep working.
+    assert_eq!(b.cmd(&["PING"]), R::Ok("PONG".into()));
+    let first = &acked[0];
+    assert!(b.has("s", first));
+    assert_eq!(b.cmd(&["PUBLISH", "news", "hi"]), R::Int(1));
+    assert!(matches!(sub.read(), Some(R::Arr(m)) if m.len() == 3));
+    let info = b.info("persistence");
+    assert!(info.contains("aof_last_write_status:err"), "{info}");
+    assert!(info.contains("brooklet_store_status:disk_full"), "{info}");
+    assert!(
+        info.contains("brooklet_store_error:the disk is full"),
+        "{info}"
+    );
+    wait_for_log(&server, "the disk is full");
+    assert_no_thread_spins(server.pid());
+
+    // Room again: writes resume by themselves.
+    std::fs::remove_file(&ballast).unwrap();
+    std::fs::remove_file(&pad).unwrap();
+    let resumed_id = format!("{}-3", refused.split('-').next().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match a.cmd(&["XADD", "s", &resumed_id, "f", "x"]) {
+            R::Bulk(Some(_)) => break,
+            R::Err(e) if e.starts_with("MISCONF") => {
+                assert!(Instant::now() < deadline, "writes never resumed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => panic!("XADD: {other:?}"),
+        }
+    }
+    acked.push(resumed_id.clone());
+    assert!(b.info("persistence").contains("brooklet_store_status:ok"));
+    wait_for_log(&server, "writes resume");
+
+    // Another file takes every byte left: refused at once (no write meets ENOSPC first).
+    let filler = fill(fs.path());
+    let v = value(16 * 1024);
+    let next = format!("{}-4", refused.split('-').next().unwrap());
+    match a.cmd(&["XADD", "s", &next, "f", &v]) {
+        R::Bulk(Some(_)) => acked.push(next.clone()),
+        R::Err(e) => assert!(e.contains("the disk is full"), "{e}"),
+        other => panic!("XADD: {other:?}"),
+    }
+    let last = format!("{}-5", refused.split('-').next().unwrap());
+    let e = a.cmd(&["XADD", "s", &last, "f", &v]);
+    assert!(
+        matches!(&e, R::Err(e) if e.contains("the disk is full")),
+        "{e:?}"
+    );
+    assert!(!b.has("s", &last));
+    assert_eq!(b.xlen("s"), acked.len() as i64);
+    // With no room at all, consumers are refused too.
+    let e = b.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    assert!(
+        matches!(&e, R::Err(e) if e.contains("the disk is full")),
+        "{e:?}"
+    );
+
+    // Killed while the disk is full; restarted with room.
+    server.kill();
+    std::fs::remove_file(&filler).unwrap();
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    assert_eq!(c.xlen("s"), acked.len() as i64, "{}", server.log());
+    for id in &acked {
+        assert!(c.has("s", id), "acknowledged {id} lost");
+    }
+    for id in [&refused, &second, &last] {
+        assert!(!c.has("s", id), "refused {id} came back");
+    }
+    // What the consumer was given is pending, but for what it acknowledged.
+    let pending: Vec<String> = match c.cmd(&["XPENDING", "s", "g", "-", "+", "100"]) {
+        R::Arr(v) => v
+            .iter()
+            .filter_map(|p| match p {
+                R::Arr(p) => p.first().map(R::text),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("XPENDING: {other:?}"),
+    };
+    assert_eq!(pending, delivered[1..].to_vec());
+    drop(c);
+    eprintln!("restart log:\n{}", server.log());
+    server.kill();
+}
+
+/// The IDs of the entries an XREADGROUP reply holds (of its first stream).
+fn entry_ids(reply: &R) -> Vec<String> {
+    let R::Arr(streams) = reply else {
+        return Vec::new();
+    };
+    let Some(R::Arr(stream)) = streams.first() else {
+        return Vec::new();
+    };
+    let Some(R::Arr(entries)) = stream.get(1) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            R::Arr(e) => e.first().map(R::text),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits (up to 5 s) until the server has logged `text`: its log is read by another thread.
+fn wait_for_log(server: &Server, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "the log never said {text:?}:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `prog` is on the PATH.
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(prog).is_file()))
+}
+
+/// Turns the fsync and fdatasync failure points of process `pid` on (failing with EIO) or off.
+fn fsync_faults(pid: u32, on: bool) {
+    let mut cmd = Command::new("fiu-ctrl");
+    for name in ["posix/io/sync/fsync", "posix/io/sync/fdatasync"] {
+        let c = if on {
+            format!("enable name={name},failinfo=5")
+        } else {
+            format!("disable name={name}")
+        };
+        cmd.arg("-c").arg(c);
+    }
+    let status = cmd.arg(pid.to_string()).status().unwrap();
+    assert!(status.success(), "fiu-ctrl failed");
+}
+
+/// fsync fails (EIO, injected with fiu-run / fiu-ctrl) under `policy`: the write it covered
+/// is not acknowledged; later writes are refused with an error that says fsync failed and
+/// that a restart is needed, also once fsync works again; reads, PING and INFO keep working;
+/// no thread spins. Then SIGKILL while the fault is on, and a restart without it: every
+/// acknowledged entry is there, and no refused one.
+fn fsync_failure_under(policy: &str) {
+    if !on_path("fiu-run") || !on_path("fiu-ctrl") {
+        eprintln!("note: skipped, fiu-run / fiu-ctrl not installed (apt-get install fiu-utils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = ["--appendfsync", policy];
+    let server = Server::start(&["fiu-run", "-x"], &data, &opts);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    let mut acked = Vec::new();
+    for i in 1..=20 {
+        let id = format!("{i}-1");
+        assert_eq!(
+            a.cmd(&["XADD", "s", &id, "f", "v"]),
+            R::Bulk(Some(id.clone().into_bytes()))
+        );
+        acked.push(id);
+    }
+    assert_eq!(
+        a.cmd(&["XGROUP", "CREATE", "s", "g", "0"]),
+        R::Ok("OK".into())
+    );
+    fsync_faults(server.pid(), true);
+    // Writes go on until an fsync fails: under `always` the first (its fsync fails, and its
+    // connection is closed: whether it is on disk is unknown), under `everysec` within the
+    // next 100 ms. Every one after is refused.
+    let mut unknown = Vec::new();
+    let mut refused = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 21..10_000 {
+        assert!(Instant::now() < deadline, "writes were never refused");
+        let id = format!("{i}-1");
+        match a.try_cmd(&[b"XADD", b"s", id.as_bytes(), b"f", b"v"]) {
+            Some(R::Bulk(Some(_))) => acked.push(id),
+            None => {
+                unknown.push(id);
+                a = server.connect();
+            }
+            Some(R::Err(e)) => {
+                refused = Some((id, e));
+                break;
+            }
+            Some(other) => panic!("XADD: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (refused, err) = refused.unwrap();
+    eprintln!(
+        "{policy}: {} acknowledged, {} unknown (connection closed), then: -{err}",
+        acked.len(),
+        unknown.len()
+    );
+    assert!(
+        err.starts_with("MISCONF") && err.contains("fsync failed"),
+        "{err}"
+    );
+    assert!(err.contains("restarted"), "{err}");
+    assert!(!b.has("s", &refused));
+    // A consumer group's reads are writes (they record pending entries): refused too.
+    let read = b.cmd(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
+    assert!(
+        matches!(&read, R::Err(e) if e.starts_with("MISCONF")),
+        "{read:?}"
+    );
+    assert_eq!(b.cmd(&["PING"]), R::Ok("PONG".into()));
+    assert!(b.has("s", &acked[0]));
+    let info = b.info("persistence");
+    assert!(
+        info.contains("brooklet_store_status:fsync_failed"),
+        "{info}"
+    );
+    assert!(info.contains("aof_last_write_status:err"), "{info}");
+    wait_for_log(&server, "fsync failed");
+    assert_no_thread_spins(server.pid());
+    // fsync works again, but what the failed one covered may be gone: still refused.
+    fsync_faults(server.pid(), false);
+    std::thread::sleep(Duration::from_millis(300));
+    let again = format!("{}-2", refused.split('-').next().unwrap());
+    let e = a.cmd(&["XADD", "s", &again, "f", "v"]);
+    assert!(matches!(&e, R::Err(e) if e.contains("restarted")), "{e:?}");
+    fsync_faults(server.pid(), true);
+    let last = format!("{}-3", refused.split('-').next().unwrap());
+    assert!(matches!(a.cmd(&["XADD", "s", &last, "f", "v"]), R::Err(_)));
+
+    // Killed with the fault on; restarted without it.
+    server.kill();
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    for id in &acked {
+        assert!(c.has("s", id), "acknowledged {id} lost");
+    }
+    for id in [&refused, &again, &last] {
+        assert!(!c.has("s", id), "refused {id} came back");
+    }
+    let len = c.xlen("s");
+    assert!(
+        len >= acked.len() as i64 && len <= (acked.len() + unknown.len()) as i64,
+        "{len} entries, {} acknowledged, {} unknown",
+        acked.len(),
+        unknown.len()
+    );
+    // Writes work again after the restart.
+    let after = format!("{}-4", refused.split('-').next().unwrap());
+    assert_eq!(
+        c.cmd(&["XADD", "s", &after, "f", "v"]),
+        R::Bulk(Some(after.clone().into_bytes()))
+    );
+    server.kill();
+}
+
+#[test]
+fn a_failed_fsync_under_always_refuses_writes_until_a_restart() {
+    fsync_failure_under("always");
+}
+
+#[test]
+fn a_failed_fsync_under_everysec_refuses_writes_until_a_restart() {
+    fsync_failure_under("everysec");
+}
+
+/// What one writer saw of its writes: acknowledged (with the ID given), refused, or unknown
+/// (its connection was closed before a reply).
+#[derive(Default)]
+struct Seen {
+    acked: Vec<(String, String)>,
+    refused: Vec<String>,
+    unknown: Vec<String>,
+}
+
+/// The crash test with faults injected: writers (XADD) and a consumer (XREADGROUP, XACK) run
+/// under `appendfsync always` while fsync starts failing; the server is killed (SIGKILL)
+/// with the fault on and restarted without it. Every acknowledged entry is there and no
+/// refused one; every entry whose delivery was acknowledged is pending unless its XACK was
+/// acknowledged; no pending entry lacks its entry (an entry and its group records are never
+/// half-applied).
+#[test]
+fn crash_while_fsync_fails_keeps_every_acknowledged_write_and_no_refused_one() {
+    if !on_path("fiu-run") || !on_path("fiu-ctrl") {
+        eprintln!("note: skipped, fiu-run / fiu-ctrl not installed (apt-get install fiu-utils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = ["--appendfsync", "always"];
+    let server = Server::start(&["fiu-run", "-x"], &data, &opts);
+    let mut admin = server.connect();
+    assert_eq!(
+        admin.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]),
+        R::Ok("OK".into())
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = server.port;
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                let mut c = Conn::new(port);
+                let deadline = Instant::now() + Duration::from_secs(15);
+                for n in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > deadline
+                    {
+                        break;
+                    }
+                    let tok = format!("w{w}-{n}");
+                    match c.try_cmd(&[b"XADD", b"s", b"*", b"tok", tok.as_bytes()]) {
+                        Some(R::Bulk(Some(id))) => {
+                            seen.acked.push((tok, String::from_utf8(id).unwrap()));
+                        }
+                        Some(R::Err(e)) => {
+                            assert!(e.starts_with("MISCONF"), "{e}");
+                            seen.refused.push(tok);
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Some(other) => panic!("XADD: {other:?}"),
+                        None => {
+                            seen.unknown.push(tok);
+                            match TcpStream::connect(("127.0.0.1", port)) {
+                                Ok(_) => c = Conn::new(port),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    // The consumer: what it was given (a reply to XREADGROUP) and what it acknowledged (a
+    // reply to XACK counting it).
+    let consumer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut delivered = Vec::new();
+            let mut acked = Vec::new();
+            // An XACK whose connection closed before its reply: whether it holds is unknown.
+            let mut unsure = Vec::new();
+            let mut c = Conn::new(port);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let read = c.try_cmd(&[
+                    b"XREADGROUP",
+                    b"GROUP",
+                    b"g",
+                    b"c",
+                    b"COUNT",
+                    b"20",
+                    b"STREAMS",
+                    b"s",
+                    b">",
+                ]);
+                let ids: Vec<String> = match read {
+                    Some(R::Arr(streams)) => match streams.first() {
+                        Some(R::Arr(kv)) => match kv.get(1) {
+                            Some(R::Arr(entries)) => entries
+                                .iter()
+                                .filter_map(|e| match e {
+                                    R::Arr(e) => e.first().map(R::text),
+                                    _ => None,
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        },
+                        _ => Vec::new(),
+                    },
+                    Some(R::Bulk(None)) => Vec::new(),
+                    Some(R::Err(_)) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    Some(other) => panic!("XREADGROUP: {other:?}"),
+                    None => break,
+                };
+                delivered.extend(ids.iter().cloned());
+                // Every other batch is acknowledged, so some stay pending.
+                if ids.is_empty() || delivered.len() % 40 >= 20 {
+                    continue;
+                }
+                let mut args: Vec<&[u8]> = vec![b"XACK", b"s", b"g"];
+                args.extend(ids.iter().map(|i| i.as_bytes()));
+                match c.try_cmd(&args) {
+                    Some(R::Int(n)) => {
+                        assert_eq!(n as usize, ids.len());
+                        acked.extend(ids);
+                    }
+                    Some(R::Err(_)) => {}
+                    Some(other) => panic!("XACK: {other:?}"),
+                    None => {
+                        unsure.extend(ids);
+                        break;
+                    }
+                }
+            }
+            (delivered, acked, unsure)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    fsync_faults(server.pid(), true);
+    // Until the writers meet the refusal, then a little longer with the fault on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !admin
+        .info("persistence")
+        .contains("brooklet_store_status:fsync_failed")
+    {
+        assert!(Instant::now() < deadline, "fsync never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_thread_spins(server.pid());
+    server.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen: Vec<Seen> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let (delivered, xacked, unsure) = consumer.join().unwrap();
+
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    let mut stored: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    if let R::Arr(entries) = c.cmd(&["XRANGE", "s", "-", "+"]) {
+        for e in entries {
+            if let R::Arr(e) = e
+                && let (Some(id), Some(R::Arr(fields))) = (e.first(), e.get(1))
+            {
+                stored.insert(fields[1].text(), id.text());
+            }
+        }
+    }
+    let acked: usize = seen.iter().map(|s| s.acked.len()).sum();
+    let refused: usize = seen.iter().map(|s| s.refused.len()).sum();
+    let unknown: usize = seen.iter().map(|s| s.unknown.len()).sum();
+    for s in &seen {
+        for (tok, id) in &s.acked {
+            assert_eq!(stored.get(tok), Some(id), "acknowledged {tok} ({id}) lost");
+        }
+        for tok in &s.refused {
+            assert!(!stored.contains_key(tok), "refused {tok} came back");
+        }
+    }
+    let ids: std::collections::HashSet<&String> = stored.values().collect();
+    let pending: Vec<String> = match c.cmd(&["XPENDING", "s", "g", "-", "+", "1000000"]) {
+        R::Arr(v) => v
+            .iter()
+            .filter_map(|p| match p {
+                R::Arr(p) => p.first().map(R::text),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("XPENDING: {other:?}"),
+    };
+    for p in &pending {
+        assert!(ids.contains(p), "pending {p} has no entry");
+    }
+    let pending: std::collections::HashSet<&String> = pending.iter().collect();
+    for id in &xacked {
+        assert!(
+            !pending.contains(id),
+            "{id} was acknowledged (XACK) and is pending again"
+        );
+    }
+    for id in delivered
+        .iter()
+        .filter(|d| !xacked.contains(d) && !unsure.contains(d))
+    {
+        assert!(
+            pending.contains(id),
+            "{id} was delivered and is not pending"
+        );
+    }
+    eprintln!(
+        "crash under failing fsync: {acked} XADDs acknowledged, {refused} refused, {unknown} unknown \
+         (connection closed); {} delivered, {} acknowledged by XACK, {} pending after restart; \
+         {} entries after restart",
+        delivered.len(),
+        xacked.len(),
+        pending.len(),
+        stored.len()
+    );
+    assert!(
+        acked > 0 && refused > 0,
+        "{acked} acknowledged, {refused} refused"
+    );
+    server.kill();
+}
+
+/// Turns failures of `pwrite` (the tail log's writes) in process `pid` on, with `errno`, or
+/// off (0).
+fn write_faults(pid: u32, errno: i32) {
+    let c = if errno == 0 {
+        "disable name=posix/io/rw/pwrite".to_string()
+    } else {
+        format!("enable name=posix/io/rw/pwrite,failinfo={errno}")
+    };
+    let status = Command::new("fiu-ctrl")
+        .args(["-c", &c, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "fiu-ctrl failed");
+}
+
+/// The tail log's write fails (injected with fiu): with ENOSPC (a quota, or space the file
+/// system keeps back, refusing a write it counts as free) the record is kept, its reply
+/// waits, other writes are refused as for a full disk, and once writes work again the record
+/// is written, its reply sent and writes resume; with EIO, writes are refused until a
+/// restart. After a SIGKILL and a restart, every acknowledged write is there, no refused one.
+#[test]
+fn a_failed_write_is_made_again_after_enospc_and_needs_a_restart_after_eio() {
+    if !on_path("fiu-run") || !on_path("fiu-ctrl") {
+        eprintln!("note: skipped, fiu-run / fiu-ctrl not installed (apt-get install fiu-utils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = ["--appendfsync", "everysec"];
+    let server = Server::start(&["fiu-run", "-x"], &data, &opts);
+    let mut b = server.connect();
+    assert_eq!(
+        b.cmd(&["XADD", "s", "1-1", "f", "v"]),
+        R::Bulk(Some(b"1-1".to_vec()))
+    );
+    write_faults(server.pid(), 28);
+    let port = server.port;
+    let waiting = std::thread::spawn(move || {
+        let mut a = Conn::new(port);
+        a.cmd(&["XADD", "s", "2-1", "f", "v"])
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b
+        .info("persistence")
+        .contains("brooklet_store_status:disk_full")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the failed write was not noticed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let e = b.cmd(&["XADD", "s", "3-1", "f", "v"]);
+    assert!(
+        matches!(&e, R::Err(e) if e.contains("the disk is full") && e.contains("writing the tail log")),
+        "{e:?}"
+    );
+    assert!(!b.has("s", "3-1"));
+    // The free space says there is room, but the record is still unwritten: still refused.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(matches!(b.cmd(&["XADD", "s", "3-2", "f", "v"]), R::Err(_)));
+    assert!(
+        !waiting.is_finished(),
+        "a write not handed over was answered"
+    );
+    assert_no_thread_spins(server.pid());
+    write_faults(server.pid(), 0);
+    assert_eq!(waiting.join().unwrap(), R::Bulk(Some(b"2-1".to_vec())));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match b.cmd(&["XADD", "s", "4-1", "f", "v"]) {
+            R::Bulk(Some(_)) => break,
+            R::Err(e) => assert!(Instant::now() < deadline, "writes never resumed: {e}"),
+            other => panic!("XADD: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // EIO: the write's client is disconnected (its fate unknown), and writes stay refused.
+    write_faults(server.pid(), 5);
+    let mut a = server.connect();
+    assert_eq!(a.try_cmd(&[b"XADD", b"s", b"5-1", b"f", b"v"]), None);
+    let e = b.cmd(&["XADD", "s", "6-1", "f", "v"]);
+    assert!(
+        matches!(&e, R::Err(e) if e.contains("a write to the disk failed") && e.contains("restarted")),
+        "{e:?}"
+    );
+    write_faults(server.pid(), 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(matches!(b.cmd(&["XADD", "s", "6-2", "f", "v"]), R::Err(e) if e.contains("restarted")));
+    assert_eq!(b.cmd(&["PING"]), R::Ok("PONG".into()));
+    assert!(b.has("s", "4-1"));
+    server.kill();
+
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    for id in ["1-1", "2-1", "4-1"] {
+        assert!(c.has("s", id), "acknowledged {id} lost");
+    }
+    for id in ["3-1", "3-2", "6-1", "6-2"] {
+        assert!(!c.has("s", id), "refused {id} came back");
+    }
+    server.kill();
+}
