@@ -240,9 +240,8 @@ impl Durability {
     /// The sync thread's loop: on request under `always`, every 100 ms while writes arrive
     /// under `everysec`. More often than Redis's once a second, because fjall fsyncs its
     /// journal under the lock every commit takes each time it flushes a memtable, and that
-    /// fsync is short when little of the journal is left unsynced (commit stalls behind it
-    /// fell from up to 42 ms to up to 22 ms under benches/consume); our own fsyncs hold no
-    /// lock a command needs.
+    /// fsync is short when little of the journal is left unsynced (figures in
+    /// docs/performance.md, Storage); our own fsyncs hold no lock a command needs.
     pub fn run(self: Arc<Self>, db: Database) {
         let mut next_look = Instant::now();
         // Whether the last sync failed (a full disk, until it has room again).

@@ -1,9 +1,9 @@
 //! fsyncs fjall's active journal through a descriptor of our own.
 //!
 //! fjall holds its journal lock through `persist(SyncData)`, and every commit takes that lock:
-//! while the sync thread's fsync ran (5 to 40 ms on this machine's disk), every XREADGROUP and
-//! XACK waited for it under its shard lock, and the whole server stalled behind them (the
-//! consume benchmark's p99 was 4 to 11 ms against Redis's 1 to 2). Here only the hand-over of
+//! while the sync thread's fsync ran, every XREADGROUP and XACK waited for it under its shard
+//! lock, and the whole server stalled behind them (docs/performance.md, Storage). Here only
+//! the hand-over of
 //! fjall's write buffer to the OS (one `write`) happens under its lock; the fsync runs on a
 //! second descriptor of the same file, which makes the same data durable, since fsync works
 //! on the file and not on the descriptor.

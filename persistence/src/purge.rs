@@ -16,9 +16,9 @@
 //!
 //! A second thread compacts the stream keyspaces when asked ([`Purges::request_compaction`]):
 //! after its purges, after many records were trimmed, and on BGREWRITEAOF. fjall's leveled
-//! compaction alone left a deleted stream's tombstones and data on disk indefinitely (2M
-//! entries trimmed to none: 177 MB before, 183 MB four minutes later), so disk usage did
-//! not follow the data, as Redis's AOF rewrite makes it do.
+//! compaction alone left a deleted stream's tombstones and data on disk indefinitely, so disk
+//! usage did not follow the data, as Redis's AOF rewrite makes it do (docs/performance.md,
+//! Storage).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -38,11 +38,12 @@ pub const PURGE_PREFIX: &[u8] = b"purge/";
 const MIN_REMOVED_TO_COMPACT: u64 = BATCH_KEYS as u64;
 
 /// Items of `entries` above which removals no longer ask for a compaction by themselves
-/// (about 4M: a major compaction of that many small entries took about 2 s here).
+/// (about 4M): a major compaction holds off fjall's other compactions for as long as it
+/// runs, which grows with the items compacted.
 const AUTO_COMPACT_MAX_ITEMS: u64 = 1 << 22;
 
 /// Records removed per batch: a batch holds fjall's journal lock, which every write waits
-/// for, through its commit (4,096 tombstones took about 2 ms here).
+/// for, through its commit: small batches keep that wait short.
 const BATCH_KEYS: usize = 4096;
 
 /// Where the markers of trims' purges live in the `meta` keyspace.
