@@ -2,17 +2,21 @@
 //!
 //! The loop is generic over the byte stream, so a TLS client (after its handshake) and a plain
 //! one go through exactly the same code: limits, timeouts, blocking, pub/sub, CLIENT LIST.
+//! The request loop without I/O is `buffers.rs`; a blocked command's wait is `blocked.rs`.
 
-use bytes::BytesMut;
+mod blocked;
+mod buffers;
+
+pub(crate) use blocked::Blocked;
+use buffers::READ_CHUNK;
+pub(crate) use buffers::{Buffers, End, Step};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use brooklet_resp::{Limits, RequestReader};
-
-use crate::blocking::{Served, Waiter};
 use crate::client::{Client, ClientHandle, Outbound, now_ms};
 use crate::cmd::dispatch as cmd;
 use crate::cmd::{BlockSpec, Outcome};
@@ -20,21 +24,6 @@ use crate::state::Shared;
 
 /// Pending reply bytes at which replies are written before the rest of a pipeline runs.
 const OUT_FLUSH_AT: usize = 256 * 1024;
-
-/// Read buffer growth step.
-const READ_CHUNK: usize = 16 * 1024;
-
-/// Buffer capacity an idle connection keeps; what a burst grew its buffers beyond is given
-/// back once the burst is over.
-const IDLE_CAPACITY: usize = 64 * 1024;
-
-/// Why a connection loop ended.
-pub(crate) enum End {
-    /// Peer closed or the socket failed.
-    Gone,
-    /// We decided to close (QUIT, protocol error, kill, limit).
-    Closed,
-}
 
 /// What CLIENT LIST shows of a connection's socket, read from the TCP socket before TLS (if
 /// any) wraps it.
@@ -113,283 +102,6 @@ fn raw_fd(socket: &TcpStream) -> i64 {
 #[cfg(not(unix))]
 fn raw_fd(_: &TcpStream) -> i64 {
     -1
-}
-
-/// A connection's state apart from its socket: the read buffer and the request being cut out
-/// of it, and the replies waiting to be written. The TCP connection below and an in-process
-/// [`Session`](crate::embedded::Session) run requests through the same methods.
-pub(crate) struct Buffers {
-    /// Bytes read and not yet cut into requests.
-    pub inbuf: BytesMut,
-    /// Replies (and pub/sub frames) not yet written.
-    pub out: BytesMut,
-    /// The request reader, holding a request that arrived in part.
-    reader: RequestReader,
-    /// Bytes of pub/sub frames moved into `out` and not yet written: they still count in the
-    /// handle's `queued_bytes` (the output buffer limits see them) until the write completes.
-    out_frames: usize,
-    /// Bytes read into, or reserved in, `inbuf` since it was allocated: an upper bound on how
-    /// far it may have grown, which its capacity does not show once requests were cut from it.
-    inbuf_used: usize,
-    /// Whether this batch's commands left a subscriber with a backlog (see `serve`).
-    delivered: bool,
-}
-
-/// What one turn of the request loop did.
-pub(crate) enum Step {
-    /// No complete request is buffered.
-    NeedMore,
-    /// A request ran; the connection acts on its outcome.
-    Ran(Outcome),
-    /// The input broke the protocol: the error reply is in `out`, and the connection closes
-    /// once it is written.
-    ProtocolError,
-}
-
-impl Buffers {
-    /// Empty buffers for a new connection.
-    pub fn new() -> Self {
-        Buffers {
-            inbuf: BytesMut::with_capacity(READ_CHUNK),
-            out: BytesMut::with_capacity(READ_CHUNK),
-            reader: RequestReader::new(),
-            out_frames: 0,
-            inbuf_used: 0,
-            delivered: false,
-        }
-    }
-
-    /// Appends bytes received from the client to the read buffer.
-    pub fn received(&mut self, bytes: &[u8]) {
-        self.inbuf.extend_from_slice(bytes);
-        self.inbuf_used += bytes.len();
-    }
-
-    /// Whether the read buffer ends in a request not yet complete.
-    pub fn partial_request(&self) -> bool {
-        !self.inbuf.is_empty() || self.reader.in_request()
-    }
-
-    /// Gives back what a burst (a long pipeline, a large value) grew the buffers to, once
-    /// nothing is in flight: thousands of idle clients must not each keep the largest request
-    /// and reply they ever had (Redis shrinks idle clients' query buffers for the same reason).
-    /// A client that keeps sending large requests pays one allocation per burst.
-    pub fn release_burst_capacity(&mut self) {
-        if self.inbuf.is_empty() && !self.reader.in_request() && self.inbuf_used > IDLE_CAPACITY {
-            self.inbuf = BytesMut::with_capacity(READ_CHUNK);
-            self.inbuf_used = 0;
-        }
-        if self.out.is_empty() && self.out.capacity() > IDLE_CAPACITY {
-            self.out = BytesMut::with_capacity(READ_CHUNK);
-        }
-    }
-
-    /// Cuts the next complete request out of the read buffer and runs it, appending its reply
-    /// (after any message queued for this client meanwhile) to `out`.
-    pub fn run_next(
-        &mut self,
-        shared: &Arc<Shared>,
-        client: &mut Client,
-        rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    ) -> Result<Step, End> {
-        let limits = Limits {
-            max_bulk_len: shared.config().proto_max_bulk_len,
-            unauthenticated: !client.authenticated,
-        };
-        let argv = match self.reader.next_request(&mut self.inbuf, limits) {
-            Ok(Some(argv)) => argv,
-            Ok(None) => {
-                client.clock = None;
-                return Ok(Step::NeedMore);
-            }
-            Err(e) => {
-                let reply = brooklet_resp::Reply::error(e.to_string());
-                cmd::write_reply(shared, client, &reply, &mut self.out);
-                tracing::debug!(client = client.id(), "protocol error: {e}");
-                return Ok(Step::ProtocolError);
-            }
-        };
-        // Once per batch, as Redis sets it once per read.
-        if client.clock.is_none() {
-            client
-                .handle
-                .last_interaction_ms
-                .store(now_ms(), Ordering::Relaxed);
-        }
-        // A kill (CLIENT KILL, shutdown) stops a pipeline between two commands.
-        if client.handle.is_killed() {
-            return Err(End::Closed);
-        }
-        // Only a subscriber is sent messages. Those queued before the command go before its
-        // reply; those it caused (a PUBLISH to its own channel, a keyspace event it watches)
-        // after the reply, or after the whole EXEC array, as Redis 7.2+ defers them. Not
-        // after an UNSUBSCRIBE's (or RESET's) reply, though: a message that came while it
-        // ran belongs to the subscription it ended, and a client out of pub/sub mode would
-        // take it for the reply to its next command.
-        let subscribed = client.handle.is_pubsub();
-        let mut reply_at = None;
-        if subscribed {
-            self.queued_messages(rx, None)?;
-            if argv
-                .first()
-                .is_some_and(|name| is_subscription_command(name))
-            {
-                reply_at = Some(self.out.len());
-            }
-        }
-        let outcome = cmd::execute(shared, client, argv, &mut self.out);
-        if !matches!(outcome, Outcome::Continue) {
-            client.clock = None;
-        }
-        if subscribed || client.handle.is_pubsub() {
-            self.queued_messages(rx, reply_at)?;
-        }
-        self.delivered |= crate::subscriber::take_delivered();
-        Ok(Step::Ran(outcome))
-    }
-
-    /// Moves the frames already queued for this client into `out`: at its end, or in front of
-    /// the reply starting at `before`. A no-op (one failed `try_recv`) when nothing is queued.
-    fn queued_messages(
-        &mut self,
-        rx: &mut mpsc::UnboundedReceiver<Outbound>,
-        before: Option<usize>,
-    ) -> Result<(), End> {
-        let Ok(mut msg) = rx.try_recv() else {
-            return Ok(());
-        };
-        let reply = before.map(|at| self.out.split_off(at));
-        loop {
-            match msg {
-                Outbound::Frame(frame) => {
-                    self.out_frames += frame.len();
-                    self.out.extend_from_slice(&frame);
-                }
-                Outbound::Kill => return Err(End::Closed),
-            }
-            match rx.try_recv() {
-                Ok(next) => msg = next,
-                Err(_) => break,
-            }
-        }
-        if let Some(reply) = reply {
-            self.out.unsplit(reply);
-        }
-        Ok(())
-    }
-
-    /// Appends a message sent from elsewhere, and every other one already queued, to `out`.
-    pub fn outbound(
-        &mut self,
-        msg: Option<Outbound>,
-        rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    ) -> Result<(), End> {
-        let mut next = msg;
-        loop {
-            match next {
-                Some(Outbound::Frame(frame)) => {
-                    self.out_frames += frame.len();
-                    self.out.extend_from_slice(&frame);
-                }
-                Some(Outbound::Kill) | None => return Err(End::Closed),
-            }
-            // Bound one batch so a flood cannot grow the write buffer without limit.
-            if self.out.len() > 1 << 20 {
-                return Ok(());
-            }
-            next = match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(_) => return Ok(()),
-            };
-        }
-    }
-
-    /// Counts `sent` bytes from the front of `out` as written: pub/sub frames leave the output
-    /// limit's count as the socket takes them, so a client that keeps reading is never held to
-    /// a batch it has not been sent yet.
-    pub fn sent(&mut self, handle: &ClientHandle, sent: usize) {
-        let frames = sent.min(self.out_frames);
-        if frames > 0 {
-            handle.queued_bytes.fetch_sub(frames, Ordering::Relaxed);
-            self.out_frames -= frames;
-        }
-    }
-
-    /// Closes a client whose unprocessed input passed `client-query-buffer-limit`.
-    pub fn check_query_limit(&self, shared: &Shared) -> Result<(), End> {
-        let limit = shared.config().client_query_buffer_limit;
-        if (self.inbuf.len() + self.reader.buffered_bytes()) as u64 > limit {
-            shared
-                .stats
-                .client_query_buffer_limit_disconnections
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("closing client that reached max query buffer length ({limit} bytes)");
-            return Err(End::Closed);
-        }
-        Ok(())
-    }
-}
-
-/// A blocked command waiting to be served.
-pub(crate) struct Blocked {
-    /// Its entry in the blocking queues.
-    pub waiter: Arc<Waiter>,
-    /// Where the writer that serves it sends the reply.
-    pub reply_rx: oneshot::Receiver<Served>,
-}
-
-impl Blocked {
-    /// Registers a command that found nothing, then re-runs it once: data may have arrived
-    /// between the command's look and the registration.
-    pub fn register(shared: &Arc<Shared>, client: &Client, spec: BlockSpec) -> Blocked {
-        // Copied: a command blocked with BLOCK 0 may wait for as long as the connection lives.
-        let keep = |args: Vec<bytes::Bytes>| args.iter().map(crate::keyspace::keep).collect();
-        let (waiter, reply_rx) = Waiter::new(
-            client.id(),
-            client.db,
-            keep(spec.keys),
-            keep(spec.argv),
-            client.resp3,
-            spec.timeout_reply,
-        );
-        shared.blocking.register(&waiter);
-        client.handle.blocked.store(true, Ordering::Relaxed);
-        cmd::rerun_waiter(shared, &waiter);
-        Blocked { waiter, reply_rx }
-    }
-
-    /// The timeout's answer, unless a writer served the waiter at the same moment (then its
-    /// reply is already in the channel, and the caller takes that instead).
-    pub fn time_out(&self) -> Option<Served> {
-        self.waiter.slot().take().map(|_| Served {
-            reply: self.waiter.timeout_reply.clone(),
-            write_seq: 0,
-            counted: false,
-        })
-    }
-
-    /// Leaves every blocking queue, and answers with `served` if there is an answer (there is
-    /// none when the client went away).
-    pub fn finish(
-        self,
-        shared: &Shared,
-        client: &mut Client,
-        served: Option<Served>,
-        out: &mut BytesMut,
-    ) {
-        self.waiter.slot().take();
-        shared.blocking.unregister(&self.waiter);
-        client.handle.blocked.store(false, Ordering::Relaxed);
-        if let Some(served) = served {
-            if !served.counted {
-                let idx = client.handle.last_cmd.load(Ordering::Relaxed);
-                let failed = matches!(served.reply, brooklet_resp::Reply::Error(_));
-                cmd::count_unblocked(shared, idx, failed);
-            }
-            client.write_seq = client.write_seq.max(served.write_seq);
-            cmd::write_reply(shared, client, &served.reply, out);
-        }
-    }
 }
 
 struct Conn<'a, S> {
@@ -733,13 +445,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 tokio::time::timeout(std::time::Duration::from_secs(1), durable.changed()).await;
         }
     }
-}
-
-/// Whether a command ends subscriptions (its messages must not follow its reply).
-fn is_subscription_command(name: &[u8]) -> bool {
-    ["unsubscribe", "punsubscribe", "sunsubscribe", "reset"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
