@@ -14,14 +14,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
+mod common;
+
+use common::{BIN, Running};
 /// Bound on any single read or write of a test client.
 const IO_LIMIT: Duration = Duration::from_secs(20);
 /// How far above the pre-abuse RSS the server may settle: the scenarios leave some data
@@ -33,45 +35,26 @@ const SETTLE: Duration = Duration::from_secs(20);
 
 /// The server process; killed when dropped.
 struct Server {
-    child: Child,
+    child: Running,
     port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["--port", "0", "--appendfsync", "no", "--dir"])
-            // jemalloc returns freed pages as they decay over `dirty_decay_ms` (10 s by
-            // default), purged by the background threads the server turns on. One second
-            // keeps this test short; it passes with the default too, in about 30 s.
-            .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000")
-            .arg(dir)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1)
-                    && let Some(port) = addr.trim().rsplit(':').next()
-                {
-                    let _ = tx.send(port.parse::<u16>().unwrap());
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(IO_LIMIT)
-            .expect("the server never logged its port");
-        Server { child, port }
+        let s = common::spawn(
+            Command::new(BIN)
+                .args(["--port", "0", "--appendfsync", "no", "--dir"])
+                // jemalloc returns freed pages as they decay over `dirty_decay_ms` (10 s by
+                // default), purged by the background threads the server turns on. One second
+                // keeps this test short; it passes with the default too, in about 30 s.
+                .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:1000")
+                .arg(dir),
+            IO_LIMIT,
+        );
+        Server {
+            child: s.child,
+            port: s.port,
+        }
     }
 
     fn connect(&self) -> TcpStream {

@@ -11,21 +11,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
+mod common;
+
+use common::{BIN, Running};
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A child process killed (SIGKILL) when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A tmpfs mounted for one test, unmounted when dropped (lazily, so a process still using it
 /// cannot keep it mounted).
@@ -89,36 +81,15 @@ impl Server {
             }
             None => Command::new(BIN),
         };
-        let mut child = cmd
-            .args(["--port", "0", "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut g = sink.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-                if let Some(addr) = line.split("listening on ").nth(1)
-                    && let Some(port) = addr.trim().rsplit(':').next()
-                    && let Ok(port) = port.parse::<u16>()
-                {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let child = Running(child);
-        let Ok(port) = rx.recv_timeout(LIMIT) else {
-            panic!("the server never logged its port:\n{}", log.lock().unwrap());
-        };
-        Server { child, port, log }
+        let s = common::spawn(
+            cmd.args(["--port", "0", "--dir"]).arg(dir).args(extra),
+            LIMIT,
+        );
+        Server {
+            child: s.child,
+            port: s.port,
+            log: s.log,
+        }
     }
 
     fn pid(&self) -> u32 {

@@ -5,12 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
+mod common;
+
+use common::{BIN, Running};
 /// Bound on any single read or write of a test client.
 const IO_LIMIT: Duration = Duration::from_secs(30);
 /// Redis's refusal, byte for byte.
@@ -20,42 +22,24 @@ const LIMIT: u64 = 24 * 1024 * 1024;
 
 /// The server process; killed when dropped.
 struct Server {
-    child: Child,
+    /// Kept for its drop, which kills the server.
+    _child: Running,
     port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["--port", "0", "--appendfsync", "no", "--maxmemory", "24mb"])
-            .arg("--dir")
-            .arg(dir)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1)
-                    && let Some(port) = addr.trim().rsplit(':').next()
-                {
-                    let _ = tx.send(port.parse::<u16>().unwrap());
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(IO_LIMIT)
-            .expect("the server never logged its port");
-        Server { child, port }
+        let s = common::spawn(
+            Command::new(BIN)
+                .args(["--port", "0", "--appendfsync", "no", "--maxmemory", "24mb"])
+                .arg("--dir")
+                .arg(dir),
+            IO_LIMIT,
+        );
+        Server {
+            _child: s.child,
+            port: s.port,
+        }
     }
 
     fn connect(&self) -> Conn {

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_brooklet-server");
+mod common;
+
+use common::{BIN, Running};
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// A server process and what it has logged so far.
@@ -18,67 +20,19 @@ struct Proc {
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-/// A child process that is killed when dropped, so a test that fails (panics) does not leave
-/// its server running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
 /// Starts the binary on port 0 over `dir` and reads the port it logged.
 fn start_on(dir: &std::path::Path, extra: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--dir"])
-        .arg(dir)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&line);
-            sink.lock().unwrap().push('\n');
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let port = addr
-                    .trim()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(LIMIT)
-        .expect("the server never logged its port");
+    let s = common::spawn(
+        Command::new(BIN)
+            .args(["--port", "0", "--dir"])
+            .arg(dir)
+            .args(extra),
+        LIMIT,
+    );
     Proc {
-        child: Running(child),
-        port,
-        log,
+        child: s.child,
+        port: s.port,
+        log: s.log,
     }
 }
 
