@@ -86,7 +86,7 @@ impl Stream {
 
     /// `XREADGROUP ... CLAIM min-idle-time STREAMS key >` for one stream (Redis 8.4): pending
     /// entries of the group idle at least `min_idle_ms` are claimed for the consumer first
-    /// (longest idle first; see [`Stream::claim_idle`]), then new entries fill what is left
+    /// (longest idle first, as XCLAIM claims them), then new entries fill what is left
     /// of `count`. NOACK applies to the new entries only. The budget covers both.
     ///
     /// Returns `None` when nothing was claimed and nothing new was found (the caller
