@@ -499,3 +499,54 @@ fn command_docs_name_claim() {
         );
     }
 }
+
+#[test]
+fn claims_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let server = TestServer::start_with(|c| c.dir = path.clone());
+    let mut c = server.client(false);
+    stream(&mut c, "s", 4);
+    run(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "a",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    run(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "b",
+            "COUNT",
+            "2",
+            "CLAIM",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    let full = run(&mut c, &["XINFO", "STREAM", "s", "FULL"]);
+    let owners = pending(&mut c, "s");
+    drop(c);
+    server.stop();
+    let server = TestServer::start_with(|c| c.dir = path.clone());
+    let mut c = server.client(false);
+    assert_eq!(run(&mut c, &["XINFO", "STREAM", "s", "FULL"]), full);
+    assert_eq!(pending(&mut c, "s"), owners);
+    assert_eq!(
+        owners,
+        owned(&[("1-0", "b", 2), ("2-0", "b", 2), ("3-0", "a", 1)])
+    );
+}
