@@ -664,3 +664,110 @@ fn a_trim_past_the_group_leaves_everything_left_as_lag() {
     let gi = &s.groups_info()[0];
     assert_eq!((gi.entries_read, gi.lag), (Some(5), Some(0)));
 }
+
+fn claim_read(
+    s: &mut Stream,
+    c: &str,
+    min_idle: u64,
+    count: Option<u64>,
+    noack: bool,
+    now: u64,
+) -> Option<Vec<(u64, u64, u64)>> {
+    s.read_group_claim(
+        b"k",
+        b"g",
+        c.as_bytes(),
+        min_idle,
+        count,
+        noack,
+        now,
+        None,
+        &mut Vec::new(),
+    )
+    .unwrap()
+    .map(|v| {
+        v.iter()
+            .map(|r| (r.entry.id.ms, r.idle_ms, r.prior_deliveries))
+            .collect()
+    })
+}
+
+#[test]
+fn xreadgroup_claim_serves_idle_pending_first_longest_idle_first() {
+    let mut s = stream_with(6);
+    s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut Vec::new())
+        .unwrap();
+    // 1 and 2 delivered at 100, 3 at 50: 3 is the longest idle.
+    read(&mut s, "a", ReadId::New, Some(2), false, 100);
+    read(&mut s, "a", ReadId::New, Some(1), false, 50);
+    // At 150 with min-idle 60: 3 (idle 100), then 1 and 2 (idle 50) are too recent.
+    assert_eq!(
+        claim_read(&mut s, "b", 60, Some(3), false, 150),
+        Some(vec![(3, 100, 1), (4, 0, 0), (5, 0, 0)])
+    );
+    let g = s.group(b"g").unwrap();
+    let p3 = &g.pending()[&id(3, 0)];
+    assert_eq!(
+        (&p3.consumer[..], p3.delivery_time, p3.delivery_count),
+        (&b"b"[..], 150, 2)
+    );
+    assert!(g.consumers()[&b("a")].pending().contains(&id(1, 0)));
+    assert!(!g.consumers()[&b("a")].pending().contains(&id(3, 0)));
+    // COUNT is shared: both idle entries fill it, nothing new is read.
+    assert_eq!(
+        claim_read(&mut s, "c", 0, Some(2), false, 200),
+        Some(vec![(1, 100, 1), (2, 100, 1)])
+    );
+    assert_eq!(s.group(b"g").unwrap().last_id(), id(5, 0));
+    // NOACK leaves new entries out of the PEL but claimed ones change owner.
+    assert_eq!(
+        claim_read(&mut s, "d", 60, None, true, 400),
+        Some(vec![
+            (3, 250, 2),
+            (4, 250, 1),
+            (5, 250, 1),
+            (1, 200, 2),
+            (2, 200, 2),
+            (6, 0, 0)
+        ])
+    );
+    let g = s.group(b"g").unwrap();
+    assert!(!g.pending().contains_key(&id(6, 0)));
+    assert_eq!(g.consumers()[&b("d")].pending().len(), 5);
+    // Nothing idle enough and nothing new: None, so the caller blocks.
+    assert_eq!(claim_read(&mut s, "d", 1000, None, false, 401), None);
+}
+
+#[test]
+fn xreadgroup_claim_skips_deleted_entries_and_respects_the_budget() {
+    let mut s = stream_with(3);
+    s.create_group(b"g", GroupStartId::Id(StreamId::MIN), None, &mut Vec::new())
+        .unwrap();
+    read(&mut s, "a", ReadId::New, None, false, 10);
+    assert_eq!(s.delete(&[id(1, 0)], &mut Vec::new()), Ok(1));
+    fn one(_: StreamId, _: Option<&[Bytes]>) -> u64 {
+        1
+    }
+    let mut budget = ReadBudget::new(1, 0, one);
+    let got = s
+        .read_group_claim(
+            b"k",
+            b"g",
+            b"b",
+            0,
+            None,
+            false,
+            20,
+            budget.as_mut(),
+            &mut Vec::new(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].entry.id, id(2, 0));
+    let g = s.group(b"g").unwrap();
+    // The deleted entry stays pending for its owner; 3 was left out by MAXCOUNT.
+    assert_eq!(&g.pending()[&id(1, 0)].consumer[..], b"a");
+    assert_eq!(&g.pending()[&id(3, 0)].consumer[..], b"a");
+    assert_eq!(g.pending()[&id(3, 0)].delivery_count, 1);
+}

@@ -447,6 +447,89 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         continue;
                     }
                 }
+                // XREADGROUP CLAIM (Redis 8.4): `>` reads only.
+                let claim = (!history && rng.chance(30)).then(|| rng.below(6));
+                if let Some(min_idle) = claim {
+                    let got = s.read_group_claim(
+                        b"k",
+                        &g,
+                        &c,
+                        min_idle,
+                        count,
+                        noack,
+                        now,
+                        budget.as_mut(),
+                        &mut journal,
+                    );
+                    let Some(mg) = m.groups.get_mut(&g) else {
+                        assert!(got.is_err(), "{ctx}");
+                        continue;
+                    };
+                    mg.consumers.insert(c.clone(), ());
+                    let limit = count.unwrap_or(u64::MAX).min(mb.count_left) as usize;
+                    let live = m
+                        .nodes
+                        .iter()
+                        .flatten()
+                        .filter(|e| !e.deleted)
+                        .cloned()
+                        .collect::<Vec<_>>();
+                    // Longest idle first, then by ID; deleted entries stay pending.
+                    let mut candidates: Vec<(u64, StreamId)> = mg
+                        .pel
+                        .iter()
+                        .filter(|(_, p)| now.saturating_sub(p.1) >= min_idle)
+                        .map(|(id, p)| (p.1, *id))
+                        .collect();
+                    candidates.sort();
+                    let mut want = Vec::new();
+                    for (_, id) in candidates {
+                        if want.len() >= limit {
+                            break;
+                        }
+                        let Some(e) = live.iter().find(|e| e.id == id) else {
+                            continue;
+                        };
+                        if !mb.admit(entry_cost(id, Some(&e.fields))) {
+                            break;
+                        }
+                        let p = mg.pel.get_mut(&id).unwrap();
+                        want.push(ClaimRead {
+                            entry: Entry {
+                                id,
+                                fields: e.fields.clone(),
+                            },
+                            idle_ms: now - p.1,
+                            prior_deliveries: p.2,
+                        });
+                        *p = (c.clone(), now, p.2 + 1);
+                    }
+                    let left = limit - want.len();
+                    let new: Vec<_> = live
+                        .iter()
+                        .filter(|e| e.id > mg.last_id)
+                        .take(left)
+                        .take_while(|e| mb.admit(entry_cost(e.id, Some(&e.fields))))
+                        .cloned()
+                        .collect();
+                    for e in new {
+                        mg.last_id = e.id;
+                        if !noack {
+                            mg.pel.insert(e.id, (c.clone(), now, 1));
+                        }
+                        want.push(ClaimRead {
+                            entry: Entry {
+                                id: e.id,
+                                fields: e.fields,
+                            },
+                            idle_ms: 0,
+                            prior_deliveries: 0,
+                        });
+                    }
+                    let expected = (!want.is_empty()).then_some(want);
+                    assert_eq!(got, Ok(expected), "{ctx}");
+                    continue;
+                }
                 let got = s.read_group_within(
                     b"k",
                     &g,

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use brooklet_resp::{ArgError, Args, Reply};
-use brooklet_streams::{EntryCost, MaybeEntry, ReadBudget, ReadId, StreamError, StreamId};
+use brooklet_streams::{
+    ClaimRead, EntryCost, MaybeEntry, ReadBudget, ReadId, StreamError, StreamId,
+};
 
 use super::reply::{entries_reply, fields_reply, id_reply};
 use super::stream::has_consumer;
@@ -46,6 +48,14 @@ const MAXSIZE_NOT_POSITIVE: &str = "ERR MAXSIZE must be a positive integer";
 /// MAXCOUNT caps the whole reply, so it cannot be below the per-stream COUNT.
 const MAXCOUNT_BELOW_COUNT: &str = "ERR MAXCOUNT must be greater than or equal to COUNT";
 
+/// CLAIM's value is not an integer from 0 up (assumed wording, see `XReadArgs::parse`).
+const CLAIM_IDLE_INVALID: &str = "ERR min-idle-time must be a positive integer";
+/// CLAIM given to XREAD.
+const CLAIM_WITHOUT_GROUP: &str =
+    "ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead.";
+/// CLAIM with an ID other than `>`: it claims into new deliveries only.
+const CLAIM_WITH_HISTORY: &str = "ERR The CLAIM option is only supported with the '>' ID";
+
 /// XREAD's and XREADGROUP's arguments.
 #[derive(Debug)]
 pub(crate) struct XReadArgs<'a> {
@@ -57,6 +67,9 @@ pub(crate) struct XReadArgs<'a> {
     pub block: Option<Option<Duration>>,
     /// NOACK (XREADGROUP): delivered entries skip the pending list.
     pub noack: bool,
+    /// CLAIM min-idle-time (XREADGROUP, Redis 8.4): idle pending entries are claimed
+    /// before new ones are read.
+    pub claim: Option<u64>,
     /// MAXCOUNT: entries of the whole reply, over all streams; 0 without it.
     pub max_count: u64,
     /// MAXSIZE: soft cap on the reply's bytes, over all streams; 0 without it.
@@ -74,14 +87,15 @@ impl<'a> XReadArgs<'a> {
     /// # Format
     /// `[COUNT count] [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] STREAMS
     /// key [key ...] id [id ...]` (XREAD), or `GROUP group consumer [COUNT count]
-    /// [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] [NOACK] STREAMS key
-    /// [key ...] id [id ...]` (XREADGROUP), after the command name. Options come in any
-    /// order before STREAMS; a repeated one takes its last value.
+    /// [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] [CLAIM min-idle-time]
+    /// [NOACK] STREAMS key [key ...] id [id ...]` (XREADGROUP), after the command name.
+    /// Options come in any order before STREAMS; a repeated one takes its last value.
     pub fn parse(args: &mut Args<'a>, xreadgroup: bool) -> Result<Self, CommandError> {
         let mut group = None;
         let mut count = 0;
         let mut block = None;
         let mut noack = false;
+        let mut claim = None;
         let mut max_count = 0;
         let mut max_size = 0;
         let mut streams = None;
@@ -97,6 +111,14 @@ impl<'a> XReadArgs<'a> {
                 count = args.next_i64()?.max(0) as u64;
             } else if more >= 1 && args.eat_keyword("MAXCOUNT") {
                 max_count = positive(args, MAXCOUNT_NOT_POSITIVE)?;
+            } else if more >= 1 && args.eat_keyword("CLAIM") {
+                if !xreadgroup {
+                    return Err(CommandError::msg(CLAIM_WITHOUT_GROUP));
+                }
+                claim = match args.next_i64() {
+                    Ok(ms) if ms >= 0 => Some(ms as u64),
+                    _ => return Err(CommandError::msg(CLAIM_IDLE_INVALID)),
+                };
             } else if more >= 1 && args.eat_keyword("MAXSIZE") {
                 max_size = positive(args, MAXSIZE_NOT_POSITIVE)?;
             } else if more >= 1 && args.eat_keyword("STREAMS") {
@@ -144,6 +166,7 @@ impl<'a> XReadArgs<'a> {
             count,
             block,
             noack,
+            claim,
             max_count,
             max_size,
             keys,
@@ -162,10 +185,11 @@ fn positive(args: &mut Args<'_>, error: &'static str) -> Result<u64, CommandErro
 
 /// The reply budget of a read with MAXCOUNT or MAXSIZE; `None` without them.
 fn budget(ctx: &Ctx<'_>, a: &XReadArgs<'_>) -> Option<ReadBudget> {
-    let cost: EntryCost = if ctx.client.resp3 {
-        reply_size::entry_resp3
-    } else {
-        reply_size::entry_resp2
+    let cost: EntryCost = match (ctx.client.resp3, a.claim.is_some()) {
+        (false, false) => reply_size::entry_resp2,
+        (true, false) => reply_size::entry_resp3,
+        (false, true) => reply_size::claim_entry_resp2,
+        (true, true) => reply_size::claim_entry_resp3,
     };
     ReadBudget::new(a.max_count, a.max_size, cost)
 }
@@ -214,6 +238,20 @@ mod reply_size {
     /// One entry in RESP3 (a deleted one's body is `_`).
     pub(super) fn entry_resp3(id: StreamId, fields: Option<&[Bytes]>) -> u64 {
         entry(id, fields, 3)
+    }
+
+    /// The two integers a CLAIM read adds to each entry, counted as `:0\r\n` each: exact for
+    /// a new entry; a claimed one's idle time is not known to the budget before the claim.
+    const CLAIM_EXTRA: u64 = 8;
+
+    /// One entry of a CLAIM read in RESP2 (never deleted).
+    pub(super) fn claim_entry_resp2(id: StreamId, fields: Option<&[Bytes]>) -> u64 {
+        entry_resp2(id, fields) + CLAIM_EXTRA
+    }
+
+    /// One entry of a CLAIM read in RESP3 (never deleted).
+    pub(super) fn claim_entry_resp3(id: StreamId, fields: Option<&[Bytes]>) -> u64 {
+        entry_resp3(id, fields) + CLAIM_EXTRA
     }
 
     /// A served stream's own framing: its key, in a pair (RESP2) or as a map key (RESP3).
@@ -333,7 +371,18 @@ fn maybe_entry_reply(e: MaybeEntry) -> Reply {
     Reply::Array(vec![id_reply(e.id), body])
 }
 
-/// XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...
+/// One entry of a CLAIM read (Redis 8.4): `[id, fields, idle ms, prior deliveries]`, the
+/// two integers 0 for a new entry; the same array in RESP2 and RESP3.
+fn claim_read_reply(e: ClaimRead) -> Reply {
+    Reply::Array(vec![
+        id_reply(e.entry.id),
+        fields_reply(e.entry.fields),
+        Reply::Int(i64::try_from(e.idle_ms).unwrap_or(i64::MAX)),
+        Reply::Int(i64::try_from(e.prior_deliveries).unwrap_or(i64::MAX)),
+    ])
+}
+
+/// XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [CLAIM min-idle-time] [NOACK] STREAMS key ... id ...
 fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XReadArgs::parse(&mut Args::new(&argv[1..]), true)?;
     let Some((group, consumer)) = a.group else {
@@ -358,7 +407,11 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         if v.stream()?.group(group).is_none() {
             return Err(no_key_or_group());
         }
-        read_ids.push(ReadId::parse_xreadgroup(id)?);
+        let read_id = ReadId::parse_xreadgroup(id)?;
+        if a.claim.is_some() && !matches!(read_id, ReadId::New | ReadId::Id(StreamId::MAX)) {
+            return Err(CommandError::msg(CLAIM_WITH_HISTORY));
+        }
+        read_ids.push(read_id);
     }
     let now = now_ms();
     let count = Some(a.count);
@@ -376,25 +429,45 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let got = ctx.write_stream(key, Missing::Reply(None), |s, out, fx| {
             let existed = has_consumer(s, group, consumer);
             // Persisted even on error: the consumer was touched before entries were read.
-            let got = s.read_group_within(
-                key,
-                group,
-                consumer,
-                id,
-                count,
-                a.noack,
-                now,
-                budget.as_mut(),
-                out,
-            )?;
+            let got = match a.claim {
+                None => s
+                    .read_group_within(
+                        key,
+                        group,
+                        consumer,
+                        id,
+                        count,
+                        a.noack,
+                        now,
+                        budget.as_mut(),
+                        out,
+                    )?
+                    .map(|entries| {
+                        Reply::Array(entries.into_iter().map(maybe_entry_reply).collect())
+                    }),
+                Some(min_idle) => s
+                    .read_group_claim(
+                        key,
+                        group,
+                        consumer,
+                        min_idle,
+                        count,
+                        a.noack,
+                        now,
+                        budget.as_mut(),
+                        out,
+                    )?
+                    .map(|entries| {
+                        Reply::Array(entries.into_iter().map(claim_read_reply).collect())
+                    }),
+            };
             // A consumer created on first use is announced as XGROUP CREATECONSUMER would.
             if !existed && has_consumer(s, group, consumer) {
                 fx.announce("xgroup-createconsumer");
             }
             Ok(got)
         })?;
-        if let Some(entries) = got {
-            let body = Reply::Array(entries.into_iter().map(maybe_entry_reply).collect());
+        if let Some(body) = got {
             served.push((key.clone(), body));
         }
     }
@@ -514,6 +587,66 @@ mod tests {
             MAXCOUNT_BELOW_COUNT,
             "ERR MAXCOUNT must be greater than or equal to COUNT"
         );
+    }
+
+    #[test]
+    fn claim_parses_and_its_errors_are_redis_texts() {
+        let v = argv("GROUP g c COUNT 2 CLAIM 100 NOACK STREAMS a >");
+        let a = XReadArgs::parse(&mut Args::new(&v), true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((a.claim, a.count, a.noack), (Some(100), 2, true));
+        // 0 claims every pending entry; a repeated CLAIM takes its last value.
+        let v = argv("GROUP g c CLAIM 5 CLAIM 0 STREAMS a >");
+        let a = XReadArgs::parse(&mut Args::new(&v), true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.claim, Some(0));
+        let v = argv("GROUP g c STREAMS a >");
+        let a = XReadArgs::parse(&mut Args::new(&v), true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.claim, None);
+        assert_eq!(
+            e("GROUP g c CLAIM -1 STREAMS s >", true),
+            CLAIM_IDLE_INVALID
+        );
+        assert_eq!(e("GROUP g c CLAIM x STREAMS s >", true), CLAIM_IDLE_INVALID);
+        assert_eq!(
+            e("GROUP g c CLAIM 1.5 STREAMS s >", true),
+            CLAIM_IDLE_INVALID
+        );
+        assert_eq!(e("CLAIM 10 STREAMS s 0", false), CLAIM_WITHOUT_GROUP);
+        // Without its value the keyword is a syntax error, like COUNT's.
+        assert_eq!(e("GROUP g c CLAIM", true), "ERR syntax error");
+        assert_eq!(
+            CLAIM_IDLE_INVALID,
+            "ERR min-idle-time must be a positive integer"
+        );
+        assert_eq!(
+            CLAIM_WITHOUT_GROUP,
+            "ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead."
+        );
+        assert_eq!(
+            CLAIM_WITH_HISTORY,
+            "ERR The CLAIM option is only supported with the '>' ID"
+        );
+    }
+
+    #[test]
+    fn claim_reply_sizes_match_the_encoding_of_new_entries() {
+        let fields = vec![Bytes::from_static(b"field"), Bytes::from_static(b"v")];
+        let id = StreamId::new(1_700_000_000_000, 12);
+        for resp3 in [false, true] {
+            let r = claim_read_reply(ClaimRead {
+                entry: brooklet_streams::Entry {
+                    id,
+                    fields: fields.clone(),
+                },
+                idle_ms: 0,
+                prior_deliveries: 0,
+            });
+            let cost = if resp3 {
+                reply_size::claim_entry_resp3
+            } else {
+                reply_size::claim_entry_resp2
+            };
+            assert_eq!(cost(id, Some(&fields)), r.to_bytes(resp3).len() as u64);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::budget::ReadBudget;
 use crate::entry::Entry;
 use crate::error::StreamError;
 use crate::id::StreamId;
@@ -362,5 +363,115 @@ impl Stream {
             claimed,
             deleted,
         })
+    }
+}
+
+/// One entry of an `XREADGROUP ... CLAIM` reply (Redis 8.4): claimed and new entries alike
+/// carry how long ago they were last delivered and how often they were delivered before
+/// this read; a new entry has 0 and 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRead {
+    /// The entry.
+    pub entry: Entry,
+    /// Milliseconds since its previous delivery (0 for a new entry).
+    pub idle_ms: u64,
+    /// Deliveries before this one (0 for a new entry).
+    pub prior_deliveries: u64,
+}
+
+impl Stream {
+    /// The claim half of `XREADGROUP ... CLAIM min-idle-time`: moves to `cname` up to
+    /// `limit` pending entries of the group idle at least `min_idle_ms`, longest idle
+    /// first, as XCLAIM would (delivery time now, count + 1). Pending entries whose
+    /// stream entry is gone are skipped. The budget is
+    /// charged before each claim, so an entry it leaves out keeps its owner and count.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn claim_idle(
+        &mut self,
+        gname: &Bytes,
+        cname: &Bytes,
+        min_idle_ms: u64,
+        limit: u64,
+        now_ms: u64,
+        mut budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Vec<ClaimRead>, StreamError> {
+        let Some(g) = self.groups.get(gname) else {
+            return Ok(Vec::new());
+        };
+        // Hook for XNACK (issue 22 item 4): NACKed entries are to be served before these,
+        // in NACK order, once the group has a NACK zone.
+        let min_idle = i64::try_from(min_idle_ms).unwrap_or(i64::MAX);
+        let mut candidates: Vec<(u64, StreamId)> = g
+            .pel
+            .iter()
+            .filter(|(_, p)| idle_ms(now_ms, p.delivery_time) >= min_idle)
+            .map(|(id, p)| (p.delivery_time, *id))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Longest idle first; among equals, the lower ID first.
+        candidates.sort_unstable();
+        let mut claimed = Vec::new();
+        for (_, id) in candidates {
+            if claimed.len() as u64 >= limit {
+                break;
+            }
+            let entry = self.get(id)?;
+            let Some(g) = self.groups.get_mut(gname) else {
+                break;
+            };
+            // Unlike XAUTOCLAIM, a deleted entry is skipped and stays pending.
+            let Some(entry) = entry else {
+                continue;
+            };
+            if let Some(b) = budget.as_deref_mut()
+                && !b.admit(id, Some(&entry.fields))
+            {
+                break;
+            }
+            let Some(nack) = g.pel.get_mut(&id) else {
+                continue;
+            };
+            let idle = idle_ms(now_ms, nack.delivery_time).max(0) as u64;
+            let prior_deliveries = nack.delivery_count;
+            if nack.consumer != *cname
+                && let Some(old) = g.consumers.get_mut(&nack.consumer)
+            {
+                old.pending.remove(&id);
+            }
+            nack.consumer = cname.clone();
+            nack.delivery_time = now_ms;
+            nack.delivery_count += 1;
+            let dc = nack.delivery_count;
+            if let Some(c) = g.consumers.get_mut(cname) {
+                c.pending.insert(id);
+                c.active_time = Some(now_ms);
+            }
+            out.push(Mutation::PendingUpserted {
+                group: gname.clone(),
+                id,
+                consumer: cname.clone(),
+                delivery_time: now_ms,
+                delivery_count: dc,
+            });
+            claimed.push(ClaimRead {
+                entry,
+                idle_ms: idle,
+                prior_deliveries,
+            });
+        }
+        if !claimed.is_empty()
+            && let Some(c) = self.groups.get(gname).and_then(|g| g.consumers.get(cname))
+        {
+            out.push(Mutation::ConsumerUpserted {
+                group: gname.clone(),
+                consumer: cname.clone(),
+                seen_time: c.seen_time,
+                active_time: c.active_time,
+            });
+        }
+        Ok(claimed)
     }
 }

@@ -8,7 +8,8 @@ mod pending;
 mod read;
 
 pub use claim::{
-    AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, Claimed, DeliveryTime,
+    AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, ClaimRead, Claimed,
+    DeliveryTime,
 };
 pub use pending::{PendingInfo, PendingRangeArgs, PendingSummary};
 

@@ -3,13 +3,13 @@
 use bytes::Bytes;
 
 use crate::budget::ReadBudget;
-use crate::entry::MaybeEntry;
+use crate::entry::{Entry, MaybeEntry};
 use crate::error::StreamError;
 use crate::id::{ReadId, StreamId};
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
-use super::{PendingEntry, key_value_mut};
+use super::{ClaimRead, PendingEntry, key_value_mut};
 
 impl Stream {
     /// XREADGROUP for one stream. `>` delivers entries after the group's last
@@ -82,6 +82,65 @@ impl Stream {
                 .map(Some),
             None => self.read_new(&gname, &cname, limit, noack, now_ms, budget, out),
         }
+    }
+
+    /// `XREADGROUP ... CLAIM min-idle-time STREAMS key >` for one stream (Redis 8.4): pending
+    /// entries of the group idle at least `min_idle_ms` are claimed for the consumer first
+    /// (longest idle first, as XCLAIM claims them), then new entries fill what is left
+    /// of `count`. NOACK applies to the new entries only. The budget covers both.
+    ///
+    /// Returns `None` when nothing was claimed and nothing new was found (the caller
+    /// blocks or omits the stream).
+    ///
+    /// # Errors
+    /// NOGROUP (with XREADGROUP's text).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_group_claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        min_idle_ms: u64,
+        count: Option<u64>,
+        noack: bool,
+        now_ms: u64,
+        mut budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Option<Vec<ClaimRead>>, StreamError> {
+        if !self.groups.contains_key(group) {
+            return Err(StreamError::NoKeyOrGroupRead {
+                key: Bytes::copy_from_slice(key),
+                group: Bytes::copy_from_slice(group),
+            });
+        }
+        let mut limit = count.filter(|&c| c > 0).unwrap_or(u64::MAX);
+        if let Some(b) = budget.as_deref() {
+            limit = b.limit(limit);
+        }
+        let (gname, cname) = self.touch_consumer(group, consumer, now_ms, out);
+        let mut served = self.claim_idle(
+            &gname,
+            &cname,
+            min_idle_ms,
+            limit,
+            now_ms,
+            budget.as_deref_mut(),
+            out,
+        )?;
+        let left = limit - served.len() as u64;
+        if left > 0
+            && budget.as_deref().is_none_or(|b| !b.exhausted())
+            && let Some(new) = self.read_new(&gname, &cname, left, noack, now_ms, budget, out)?
+        {
+            served.extend(new.into_iter().filter_map(|e| {
+                e.fields.map(|fields| ClaimRead {
+                    entry: Entry { id: e.id, fields },
+                    idle_ms: 0,
+                    prior_deliveries: 0,
+                })
+            }));
+        }
+        Ok((!served.is_empty()).then_some(served))
     }
 
     /// Looks up or creates a consumer and sets its seen-time; returns the stored
