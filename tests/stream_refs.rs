@@ -175,6 +175,14 @@ fn xdelex_policies() {
         );
         assert_eq!(pending(&mut c, "s", "g1").0, 1);
         assert_eq!(pending(&mut c, "s", "g2").0, 1);
+        // DELREF of an entry deleted before: not found, but its references go.
+        run(&mut c, &["XDEL", "s", "2-0"]);
+        assert_eq!(
+            codes(&mut c, &["XDELEX", "s", "DELREF", "IDS", "1", "2-0"]),
+            [-1]
+        );
+        assert_eq!(pending(&mut c, "s", "g1").0, 0);
+        assert_eq!(pending(&mut c, "s", "g2").0, 0);
 
         // ACKED: kept while pending anywhere, or not yet delivered to a group.
         two_groups(&mut c);

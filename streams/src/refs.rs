@@ -66,14 +66,13 @@ impl Stream {
                 if policy == RefPolicy::Acked && self.is_live(id) && self.is_referenced(id) {
                     return REF_KEPT;
                 }
-                if self.delete_one(id, &mut d) {
-                    if policy == RefPolicy::DelRef {
-                        d.unref.push(id);
-                    }
-                    REF_DELETED
-                } else {
-                    REF_NOT_FOUND
+                let deleted = self.delete_one(id, &mut d);
+                if policy == RefPolicy::DelRef {
+                    // Even for an entry deleted before (KEEPREF, XDEL): its references go,
+                    // as Redis cleans them whether or not the entry was still there.
+                    d.unref.push(id);
                 }
+                if deleted { REF_DELETED } else { REF_NOT_FOUND }
             })
             .collect();
         self.finish_deletion(d, out);
@@ -253,6 +252,15 @@ mod tests {
         let g = s.group(b"g").unwrap();
         assert_eq!(g.consumers()[&Bytes::from("c")].pending().len(), 1);
         replays(&before, &out, &s);
+        // DELREF of an entry deleted before still lets go of its references.
+        let mut s = before.clone();
+        s.delete(&[id(2)], &mut Vec::new()).unwrap();
+        let deleted = s.clone();
+        let mut out = Vec::new();
+        let codes = s.delete_ex(&[id(2)], RefPolicy::DelRef, &mut out).unwrap();
+        assert_eq!(codes, vec![-1]);
+        assert_eq!(pel_len(&s, "g"), 1);
+        replays(&deleted, &out, &s);
         // ACKED: pending (1) and undelivered (3) entries stay.
         let mut s = before.clone();
         s.ack(b"g", &[id(2)], &mut Vec::new());

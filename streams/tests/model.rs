@@ -169,13 +169,13 @@ impl Model {
             .any(|g| g.last_id < id || g.pel.contains_key(&id))
     }
     /// Deletes `id` under `policy` as XDELEX does, or XACKDEL after its acknowledgement
-    /// (`acked`: DELREF then lets go of the ID even if the entry was gone already).
-    fn del_ref(&mut self, id: StreamId, policy: RefPolicy, acked: bool) -> i64 {
+    /// (DELREF lets go of the ID even if the entry was gone already).
+    fn del_ref(&mut self, id: StreamId, policy: RefPolicy) -> i64 {
         if policy == RefPolicy::Acked && self.is_live(id) && self.referenced(id) {
             return REF_KEPT;
         }
         let deleted = self.del(id);
-        if policy == RefPolicy::DelRef && (deleted || acked) {
+        if policy == RefPolicy::DelRef {
             for g in self.groups.values_mut() {
                 g.pel.remove(&id);
             }
@@ -692,8 +692,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 let needed: Vec<bool> = ids.iter().map(|id| m.referenced(*id)).collect();
                 let (got, want, group_needed) = if step % 2 == 0 {
                     // XDELEX
-                    let want: Vec<i64> =
-                        ids.iter().map(|id| m.del_ref(*id, policy, false)).collect();
+                    let want: Vec<i64> = ids.iter().map(|id| m.del_ref(*id, policy)).collect();
                     (s.delete_ex(&ids, policy, &mut journal), want, needed)
                 } else {
                     // XACKDEL
@@ -707,7 +706,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             .is_some_and(|mg| mg.pel.remove(id).is_some());
                         still_needed.push(m.referenced(*id));
                         want.push(if acked {
-                            match m.del_ref(*id, policy, true) {
+                            match m.del_ref(*id, policy) {
                                 REF_KEPT => REF_KEPT,
                                 _ => REF_DELETED,
                             }
