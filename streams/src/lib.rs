@@ -55,6 +55,7 @@ mod info;
 mod listpack;
 mod mutation;
 mod node;
+mod refs;
 mod source;
 mod stream;
 mod trim;
@@ -77,6 +78,7 @@ pub use info::{
 };
 pub use mutation::Mutation;
 pub use node::NodeLimits;
+pub use refs::{REF_DELETED, REF_KEPT, REF_NOT_FOUND, RefPolicy};
 pub use source::{EntrySource, NodeMeta, StoredEntry};
 pub use stream::{AddOutcome, Stream, StreamMeta};
 pub use trim::{TrimArgs, TrimStrategy};

@@ -156,6 +156,32 @@ impl Model {
         }
         false
     }
+    fn is_live(&self, id: StreamId) -> bool {
+        self.nodes
+            .iter()
+            .flatten()
+            .any(|e| e.id == id && !e.deleted)
+    }
+    /// Whether a group still needs `id`: not delivered to it yet, or pending in it.
+    fn referenced(&self, id: StreamId) -> bool {
+        self.groups
+            .values()
+            .any(|g| g.last_id < id || g.pel.contains_key(&id))
+    }
+    /// Deletes `id` under `policy` as XDELEX does, or XACKDEL after its acknowledgement
+    /// (DELREF lets go of the ID even if the entry was gone already).
+    fn del_ref(&mut self, id: StreamId, policy: RefPolicy) -> i64 {
+        if policy == RefPolicy::Acked && self.is_live(id) && self.referenced(id) {
+            return REF_KEPT;
+        }
+        let deleted = self.del(id);
+        if policy == RefPolicy::DelRef {
+            for g in self.groups.values_mut() {
+                g.pel.remove(&id);
+            }
+        }
+        if deleted { REF_DELETED } else { REF_NOT_FOUND }
+    }
     fn trim(&mut self, strategy: TrimStrategy, approx: bool, limit: u64) -> u64 {
         let mut removed = 0;
         loop {
@@ -291,7 +317,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
     for step in 0..steps {
         let ctx = format!("seed {seed} step {step}");
         now += rng.below(4);
-        match rng.below(15) {
+        match rng.below(17) {
             0..=3 => {
                 let nfields = 1 + rng.below(2);
                 let mut fields = Vec::new();
@@ -737,6 +763,59 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 );
                 if !args.just_id {
                     assert_eq!(got.claimed, Claimed::Entries(claimed), "{ctx}");
+                }
+            }
+            15 | 16 => {
+                let policy = [RefPolicy::KeepRef, RefPolicy::DelRef, RefPolicy::Acked]
+                    [rng.below(3) as usize];
+                let ids: Vec<_> = (0..1 + rng.below(3))
+                    .map(|_| pick_id(&mut rng, m.last_id))
+                    .collect();
+                let live: Vec<bool> = ids.iter().map(|id| m.is_live(*id)).collect();
+                let needed: Vec<bool> = ids.iter().map(|id| m.referenced(*id)).collect();
+                let (got, want, group_needed) = if step % 2 == 0 {
+                    // XDELEX
+                    let want: Vec<i64> = ids.iter().map(|id| m.del_ref(*id, policy)).collect();
+                    (s.delete_ex(&ids, policy, &mut journal), want, needed)
+                } else {
+                    // XACKDEL
+                    let g = name("g", rng.below(3));
+                    let mut want = Vec::new();
+                    let mut still_needed = Vec::new();
+                    for id in &ids {
+                        let acked = m
+                            .groups
+                            .get_mut(&g)
+                            .is_some_and(|mg| mg.pel.remove(id).is_some());
+                        still_needed.push(m.referenced(*id));
+                        want.push(if acked {
+                            match m.del_ref(*id, policy) {
+                                REF_KEPT => REF_KEPT,
+                                _ => REF_DELETED,
+                            }
+                        } else {
+                            REF_NOT_FOUND
+                        });
+                    }
+                    (
+                        s.ack_delete(&g, &ids, policy, &mut journal),
+                        want,
+                        still_needed,
+                    )
+                };
+                assert_eq!(got, Ok(want.clone()), "{ctx}: {policy:?} {ids:?}");
+                if policy == RefPolicy::Acked {
+                    // ACKED never removes an entry a group still needs.
+                    for (i, id) in ids.iter().enumerate() {
+                        if live[i] && group_needed[i] {
+                            assert_ne!(want[i], REF_DELETED, "{ctx}: model deleted {id}");
+                            assert_eq!(
+                                s.contains(*id),
+                                Ok(true),
+                                "{ctx}: ACKED deleted {id}, which a group still needed"
+                            );
+                        }
+                    }
                 }
             }
             _ => {

@@ -128,14 +128,18 @@ impl Store {
         let flushed = stream.take_unflushed();
         let first_flushed = flushed.first().map(|e| e.id);
         // XSETID can move the last ID back below appends the tail log still holds (a trim
-        // removed them since), which replay would then take for new ones. This batch writes
-        // every logged append still in the stream, so a new incarnation makes replay skip
-        // all the records logged so far.
+        // removed them since), which replay would then take for new ones; and a pending entry
+        // removed in a batch (XDELEX / XACKDEL) would come back with the logged delivery
+        // replayed over it. This batch writes every logged append and group record still in
+        // the stream, so a new incarnation makes replay skip all the records logged so far.
         let incarnation = stream.incarnation();
         if incarnation != 0
-            && muts
-                .iter()
-                .any(|m| matches!(m, Mutation::StreamMeta { .. }))
+            && muts.iter().any(|m| {
+                matches!(
+                    m,
+                    Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
+                )
+            })
         {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }

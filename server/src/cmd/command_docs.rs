@@ -471,6 +471,14 @@ pub const DOCS: &[Doc] = &[
         syntax: "key id [id ...]",
     },
     Doc {
+        name: "xdelex",
+        group: "stream",
+        summary: "Deletes one or multiple entries from the stream.",
+        since: "8.2.0",
+        complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
+        syntax: "key [KEEPREF|DELREF|ACKED] IDS numids id [id ...]",
+    },
+    Doc {
         name: "xtrim",
         group: "stream",
         summary: "Deletes messages from the beginning of a stream.",
@@ -565,6 +573,14 @@ pub const DOCS: &[Doc] = &[
         since: "5.0.0",
         complexity: "O(1) for each message ID processed.",
         syntax: "key group id [id ...]",
+    },
+    Doc {
+        name: "xackdel",
+        group: "stream",
+        summary: "Acknowledges and conditionally deletes one or multiple entries for a stream consumer group.",
+        since: "8.2.0",
+        complexity: "O(1) for each entry ID processed.",
+        syntax: "key group [KEEPREF|DELREF|ACKED] IDS numids id [id ...]",
     },
     Doc {
         name: "xpending",

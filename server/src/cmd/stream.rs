@@ -1,4 +1,4 @@
-//! The stream entry commands: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID.
+//! The stream entry commands: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XDELEX, XTRIM, XSETID.
 //!
 //! Each command is parsed into a typed struct (`XAddArgs`, ...) by its `parse`, which
 //! reports every argument error with Redis's text before the keyspace is touched; errors
@@ -8,10 +8,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use brooklet_resp::{Args, Reply, write_array_header, write_bulk};
+use brooklet_resp::{Args, Reply, parse_int, write_array_header, write_bulk};
 use brooklet_streams::{
-    IdSpec, NodeLimits, Stream, StreamError, StreamId, TrimArgs, TrimStrategy, parse_range_end,
-    parse_range_start,
+    IdSpec, NodeLimits, RefPolicy, Stream, StreamError, StreamId, TrimArgs, TrimStrategy,
+    parse_range_end, parse_range_start,
 };
 
 use super::reply::id_reply;
@@ -29,6 +29,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     command("xrange", -4, READONLY, (1, 1, 1), xrange),
     command("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
     command("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
+    command("xdelex", -5, WRITE | FAST, (1, 1, 1), xdelex),
     command("xtrim", -4, WRITE, (1, 1, 1), xtrim),
     command("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
 ];
@@ -153,6 +154,77 @@ impl<'a> XDelArgs<'a> {
             ids: strict_ids(args.rest()),
         })
     }
+}
+
+/// XDELEX's and XACKDEL's `numids` when it is not a count.
+const IDS_NOT_POSITIVE: CommandError =
+    CommandError::msg("ERR Number of IDs must be a positive integer");
+
+/// And when fewer IDs follow it than it says.
+const IDS_MISMATCH: CommandError =
+    CommandError::msg("ERR The `numids` parameter must match the number of arguments");
+
+/// The tail XDELEX and XACKDEL share: a reference policy and the IDs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RefDeleteArgs {
+    /// KEEPREF unless given.
+    pub policy: RefPolicy,
+    /// The IDs, in command order.
+    pub ids: Vec<StreamId>,
+}
+
+impl RefDeleteArgs {
+    /// # Format
+    /// `[KEEPREF|DELREF|ACKED] IDS numids id [id ...]`, in any order, as Redis reads it:
+    /// a second policy or anything after the IDs is a syntax error. The IDs are checked
+    /// here, before the key is looked up.
+    pub fn parse(args: &mut Args<'_>) -> Result<Self, CommandError> {
+        let mut policy = None;
+        let mut ids = None;
+        while let Some(arg) = args.peek() {
+            let word = |w: &str| arg.eq_ignore_ascii_case(w.as_bytes());
+            let named = [
+                ("KEEPREF", RefPolicy::KeepRef),
+                ("DELREF", RefPolicy::DelRef),
+                ("ACKED", RefPolicy::Acked),
+            ]
+            .into_iter()
+            .find(|(w, _)| word(w));
+            if let (Some((_, p)), None) = (named, policy) {
+                policy = Some(p);
+                args.next_bytes()?;
+            } else if word("IDS") && args.remaining() > 1 {
+                args.next_bytes()?;
+                let n = args.next_bytes()?;
+                let n = match parse_int(n) {
+                    Some(n) if n >= 1 => n as u64,
+                    _ => return Err(IDS_NOT_POSITIVE),
+                };
+                if n > args.remaining() as u64 {
+                    return Err(IDS_MISMATCH);
+                }
+                let list = &args.rest()[..n as usize];
+                ids = Some(strict_ids(list)?);
+                for _ in 0..n {
+                    args.next_bytes()?;
+                }
+            } else {
+                return Err(CommandError::syntax());
+            }
+        }
+        // Unreachable within the arity (three words without IDS hold a second policy or
+        // a stray word); a syntax error all the same.
+        let ids = ids.ok_or_else(CommandError::syntax)?;
+        Ok(RefDeleteArgs {
+            policy: policy.unwrap_or_default(),
+            ids,
+        })
+    }
+}
+
+/// One integer per ID, as XDELEX and XACKDEL reply.
+pub(crate) fn codes_reply(codes: Vec<i64>) -> Reply {
+    Reply::Array(codes.into_iter().map(Reply::Int).collect())
 }
 
 /// XSETID's arguments.
@@ -470,6 +542,26 @@ fn xdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Int(deleted as i64))
 }
 
+/// XDELEX: deletes the IDs under a reference policy; one code per ID (all -1 without
+/// the key).
+fn xdelex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut args = Args::new(&argv[1..]);
+    let key = args.next_bytes()?;
+    let a = RefDeleteArgs::parse(&mut args)?;
+    let missing = vec![brooklet_streams::REF_NOT_FOUND; a.ids.len()];
+    let codes = ctx.write_stream(key, Missing::Reply(missing), |s, out, fx| {
+        let codes = s.delete_ex(&a.ids, a.policy, out)?;
+        if out
+            .iter()
+            .any(|m| matches!(m, brooklet_streams::Mutation::EntriesDeleted { .. }))
+        {
+            fx.changed("xdel");
+        }
+        Ok(codes)
+    })?;
+    Ok(codes_reply(codes))
+}
+
 /// XTRIM: how many entries the trim removed (0 without the key).
 fn xtrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     // The options are checked before the key is looked up, as Redis does.
@@ -622,6 +714,49 @@ mod tests {
             a.ids.unwrap_or_else(|e| panic!("{e}")),
             vec![StreamId::new(1, 1), StreamId::new(2, 0)]
         );
+    }
+
+    #[test]
+    fn ref_delete_args_parse_policy_and_ids() {
+        let p = |line: &str| {
+            let v = argv(line);
+            RefDeleteArgs::parse(&mut Args::new(&v)).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let a = p("IDS 2 1-1 2");
+        assert_eq!(a.policy, RefPolicy::KeepRef);
+        assert_eq!(a.ids, vec![StreamId::new(1, 1), StreamId::new(2, 0)]);
+        assert_eq!(p("delref IDS 1 1-1").policy, RefPolicy::DelRef);
+        assert_eq!(p("ACKED ids 1 1-1").policy, RefPolicy::Acked);
+        assert_eq!(p("KEEPREF IDS 1 1").policy, RefPolicy::KeepRef);
+        // The policy may follow the IDs, as Redis reads the options in any order.
+        assert_eq!(p("IDS 1 1-1 ACKED").policy, RefPolicy::Acked);
+    }
+
+    #[test]
+    fn ref_delete_errors_are_redis_texts() {
+        const NOT_POSITIVE: &str = "ERR Number of IDs must be a positive integer";
+        const MISMATCH: &str = "ERR The `numids` parameter must match the number of arguments";
+        const SYNTAX: &str = "ERR syntax error";
+        let e = |line: &str| {
+            let v = argv(line);
+            error_of(RefDeleteArgs::parse(&mut Args::new(&v)))
+        };
+        assert_eq!(e("IDS abc 1-1"), NOT_POSITIVE);
+        assert_eq!(e("IDS 0 1-1"), NOT_POSITIVE);
+        assert_eq!(e("IDS -5 1-1"), NOT_POSITIVE);
+        assert_eq!(e("IDS 3 1-1 2-2"), MISMATCH);
+        assert_eq!(e("IDS 1 1-1 2-2"), SYNTAX);
+        assert_eq!(e("KEEPREF DELREF IDS 1 1-1"), SYNTAX);
+        assert_eq!(e("KEEPREF ACKED IDS 1 1-1"), SYNTAX);
+        assert_eq!(e("DELREF ACKED IDS 1 1-1"), SYNTAX);
+        assert_eq!(e("ACKED IDS 1 1-1 ACKED"), SYNTAX);
+        assert_eq!(e("BOGUS IDS 1 1-1"), SYNTAX);
+        assert_eq!(e("KEEPREF 1 1-1"), SYNTAX);
+        assert_eq!(e("KEEPREF IDS"), SYNTAX);
+        assert_eq!(e("KEEPREF"), SYNTAX);
+        assert_eq!(e("IDS 2 1-1 bad"), BAD_ID);
+        assert_eq!(e("IDS 1 *"), BAD_ID);
+        assert_eq!(e("IDS 1 -"), BAD_ID);
     }
 
     #[test]

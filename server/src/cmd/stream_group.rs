@@ -1,5 +1,5 @@
 //! Consumer groups: XGROUP (CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP),
-//! XACK, XPENDING, XCLAIM, XAUTOCLAIM.
+//! XACK, XACKDEL, XPENDING, XCLAIM, XAUTOCLAIM.
 //!
 //! As in `stream.rs`: a typed struct per command, parsed before the keyspace is touched,
 //! with the errors Redis reports only after its key lookup kept as a `Result` in the struct;
@@ -14,7 +14,7 @@ use brooklet_streams::{
 };
 
 use super::reply::{entry_reply, help_reply, id_reply, subcommand_syntax};
-use super::stream::{has_consumer, strict_id, strict_ids};
+use super::stream::{RefDeleteArgs, codes_reply, has_consumer, strict_id, strict_ids};
 use super::table::flags::*;
 use super::table::{command, container, simple};
 use super::write::Missing;
@@ -42,6 +42,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
     ),
     command("xack", -4, WRITE | FAST, (1, 1, 1), xack),
+    command("xackdel", -6, WRITE | FAST, (1, 1, 1), xackdel),
     command("xpending", -3, READONLY, (1, 1, 1), xpending),
     command("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
     command("xautoclaim", -6, WRITE | FAST, (1, 1, 1), xautoclaim),
@@ -470,6 +471,27 @@ fn xack(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Ok(s.ack(a.group, &a.ids?, out))
     })?;
     Ok(Reply::Int(acked as i64))
+}
+
+/// XACKDEL: acknowledges the IDs in the group and deletes them under a reference policy,
+/// in one write; one code per ID (all -1 without the key or the group).
+fn xackdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let mut args = Args::new(&argv[1..]);
+    let key = args.next_bytes()?;
+    let group = args.next_bytes()?;
+    let a = RefDeleteArgs::parse(&mut args)?;
+    let missing = vec![brooklet_streams::REF_NOT_FOUND; a.ids.len()];
+    let codes = ctx.write_stream(key, Missing::MissReply(missing), |s, out, fx| {
+        let codes = s.ack_delete(group, &a.ids, a.policy, out)?;
+        if out
+            .iter()
+            .any(|m| matches!(m, brooklet_streams::Mutation::EntriesDeleted { .. }))
+        {
+            fx.changed("xdel");
+        }
+        Ok(codes)
+    })?;
+    Ok(codes_reply(codes))
 }
 
 /// XPENDING: the group's pending summary, or its pending entries in a range.
