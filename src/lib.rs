@@ -402,3 +402,30 @@ pub fn loopback_addr(arg: &str) -> Result<SocketAddr, String> {
     }
     Ok(parsed)
 }
+
+/// Sends a command given as words and returns its reply or its error.
+pub fn query(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    command.query::<redis::Value>(c)
+}
+
+/// Runs a command given as words and returns its reply; an error reply fails the test,
+/// naming the command.
+pub fn run(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    query(c, args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Runs a command that must fail and returns its error line (code and text).
+pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
+    match query(c, args) {
+        Ok(v) => panic!("{args:?} succeeded with {v:?}"),
+        Err(e) => match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("{code} {detail}"),
+            (Some(code), None) => code.to_string(),
+            _ => e.to_string(),
+        },
+    }
+}

@@ -7,29 +7,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::TestServer;
-use redis::{Value, cmd};
+use brooklet::{TestServer, err, run};
+use redis::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn query(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    command.query::<Value>(c)
-}
-
-fn run(c: &mut redis::Connection, args: &[&str]) -> Value {
-    query(c, args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    match query(c, args) {
-        Ok(v) => panic!("{args:?} succeeded with {v:?}"),
-        Err(e) => format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")),
-    }
-}
 
 fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())

@@ -6,38 +6,10 @@
 
 use std::path::Path;
 
-use brooklet::TestServer;
+use brooklet::{TestServer, err, run};
 use brooklet_server::Config;
 use redis::{Value, cmd};
 use redis_protocol::resp2::types::OwnedFrame as F2;
-
-/// Runs a command and returns its reply.
-fn run(c: &mut redis::Connection, args: &[&str]) -> Value {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    match command.query::<Value>(c) {
-        Ok(v) => v,
-        Err(e) => panic!("{args:?}: {e}"),
-    }
-}
-
-/// Runs a command that must fail and returns its error line.
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    match command.query::<Value>(c) {
-        Ok(v) => panic!("{args:?} succeeded with {v:?}"),
-        Err(e) => match (e.code(), e.detail()) {
-            (Some(code), Some(detail)) => format!("{code} {detail}"),
-            (Some(code), None) => code.to_string(),
-            _ => e.to_string(),
-        },
-    }
-}
 
 /// A reply of one integer per ID.
 fn codes(c: &mut redis::Connection, args: &[&str]) -> Vec<i64> {

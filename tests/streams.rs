@@ -7,38 +7,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, error_text};
+use brooklet::{TestServer, err, error_text, run};
 use redis::{Value, cmd};
 use redis_protocol::resp2::types::OwnedFrame as F2;
 use redis_protocol::resp3::types::OwnedFrame as F3;
-
-/// Runs a command and returns its reply (errors as `Value::ServerError`).
-fn run(c: &mut redis::Connection, args: &[&str]) -> Value {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    match command.query::<Value>(c) {
-        Ok(v) => v,
-        Err(e) => panic!("{args:?}: {e}"),
-    }
-}
-
-/// Runs a command that must fail and returns the full error line (code and text).
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    match command.query::<Value>(c) {
-        Ok(v) => panic!("{args:?} succeeded with {v:?}"),
-        Err(e) => match (e.code(), e.detail()) {
-            (Some(code), Some(detail)) => format!("{code} {detail}"),
-            (Some(code), None) => code.to_string(),
-            _ => e.to_string(),
-        },
-    }
-}
 
 fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
