@@ -9,7 +9,7 @@ use crate::id::StreamId;
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
-use super::{PendingEntry, idle_ms, no_key_or_group};
+use super::{ConsumerGroup, PendingEntry, idle_ms, no_key_or_group};
 
 /// How XCLAIM sets the new delivery time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,31 +195,22 @@ impl Stream {
             if !forced && min_idle > 0 && idle_ms(now_ms, nack.delivery_time) < min_idle {
                 continue;
             }
-            if !forced
-                && nack.consumer != cname
-                && let Some(old) = g.consumers.get_mut(&nack.consumer)
-            {
-                old.pending.remove(&id);
-            }
-            nack.delivery_time = delivery_time;
-            match args.retry_count {
-                Some(n) if n >= 0 => nack.delivery_count = n as u64,
-                _ if !args.just_id => nack.delivery_count += 1,
-                _ => {}
-            }
-            nack.consumer = cname.clone();
-            let (dt, dc) = (nack.delivery_time, nack.delivery_count);
-            if let Some(c) = g.consumers.get_mut(&cname) {
-                c.pending.insert(id);
-                c.active_time = Some(now_ms);
-            }
-            out.push(Mutation::PendingUpserted {
-                group: gname.clone(),
+            let deliveries = match args.retry_count {
+                Some(n) if n >= 0 => n as u64,
+                _ if !args.just_id => nack.delivery_count + 1,
+                _ => nack.delivery_count,
+            };
+            // A forced entry has no owner yet: taking it from its previous owner is a no-op.
+            hand_over(
+                g,
+                &gname,
+                &cname,
                 id,
-                consumer: cname.clone(),
-                delivery_time: dt,
-                delivery_count: dc,
-            });
+                delivery_time,
+                deliveries,
+                now_ms,
+                out,
+            );
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
                 Claimed::Entries(v) => v.push(entry),
@@ -326,28 +317,8 @@ impl Stream {
                 }
                 continue;
             }
-            if nack.consumer != cname
-                && let Some(old) = g.consumers.get_mut(&nack.consumer)
-            {
-                old.pending.remove(&id);
-            }
-            nack.delivery_time = now_ms;
-            if !args.just_id {
-                nack.delivery_count += 1;
-            }
-            nack.consumer = cname.clone();
-            let dc = nack.delivery_count;
-            if let Some(c) = g.consumers.get_mut(&cname) {
-                c.pending.insert(id);
-                c.active_time = Some(now_ms);
-            }
-            out.push(Mutation::PendingUpserted {
-                group: gname.clone(),
-                id,
-                consumer: cname.clone(),
-                delivery_time: now_ms,
-                delivery_count: dc,
-            });
+            let deliveries = nack.delivery_count + u64::from(!args.just_id);
+            hand_over(g, &gname, &cname, id, now_ms, deliveries, now_ms, out);
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
                 Claimed::Entries(v) => v.push(entry),
@@ -436,26 +407,16 @@ impl Stream {
             };
             let idle = idle_ms(now_ms, nack.delivery_time).max(0) as u64;
             let prior_deliveries = nack.delivery_count;
-            if nack.consumer != *cname
-                && let Some(old) = g.consumers.get_mut(&nack.consumer)
-            {
-                old.pending.remove(&id);
-            }
-            nack.consumer = cname.clone();
-            nack.delivery_time = now_ms;
-            nack.delivery_count += 1;
-            let dc = nack.delivery_count;
-            if let Some(c) = g.consumers.get_mut(cname) {
-                c.pending.insert(id);
-                c.active_time = Some(now_ms);
-            }
-            out.push(Mutation::PendingUpserted {
-                group: gname.clone(),
+            hand_over(
+                g,
+                gname,
+                cname,
                 id,
-                consumer: cname.clone(),
-                delivery_time: now_ms,
-                delivery_count: dc,
-            });
+                now_ms,
+                prior_deliveries + 1,
+                now_ms,
+                out,
+            );
             claimed.push(ClaimRead {
                 entry,
                 idle_ms: idle,
@@ -474,4 +435,42 @@ impl Stream {
         }
         Ok(claimed)
     }
+}
+
+/// Gives the pending entry `id` to consumer `cname` (off its previous owner's list, onto
+/// `cname`'s, which is marked active) with this delivery time and count, and records it: what
+/// XCLAIM, XAUTOCLAIM and XREADGROUP CLAIM do to each entry they claim.
+#[allow(clippy::too_many_arguments)]
+fn hand_over(
+    g: &mut ConsumerGroup,
+    gname: &Bytes,
+    cname: &Bytes,
+    id: StreamId,
+    delivery_time: u64,
+    delivery_count: u64,
+    now_ms: u64,
+    out: &mut Vec<Mutation>,
+) {
+    let Some(nack) = g.pel.get_mut(&id) else {
+        return;
+    };
+    if nack.consumer != *cname
+        && let Some(old) = g.consumers.get_mut(&nack.consumer)
+    {
+        old.pending.remove(&id);
+    }
+    nack.consumer = cname.clone();
+    nack.delivery_time = delivery_time;
+    nack.delivery_count = delivery_count;
+    if let Some(c) = g.consumers.get_mut(cname) {
+        c.pending.insert(id);
+        c.active_time = Some(now_ms);
+    }
+    out.push(Mutation::PendingUpserted {
+        group: gname.clone(),
+        id,
+        consumer: cname.clone(),
+        delivery_time,
+        delivery_count,
+    });
 }
