@@ -11,7 +11,7 @@ use super::call::call;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
-    server, stream, stream_group, stream_info, stream_read, tx,
+    server, stream, stream_group, stream_info, stream_nack, stream_read, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -31,6 +31,7 @@ pub fn table() -> &'static Commands {
                 stream::COMMANDS,
                 stream_read::COMMANDS,
                 stream_group::COMMANDS,
+                stream_nack::COMMANDS,
                 stream_info::COMMANDS,
                 pubsub::COMMANDS,
             ],
@@ -141,6 +142,7 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
     let reply = call(&mut ctx, idx, &argv);
     let Ctx {
         touched,
+        ready,
         block,
         close,
         write_seq,
@@ -148,6 +150,9 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
     } = ctx;
     client.write_seq = client.write_seq.max(write_seq);
     after_write(shared, &touched);
+    for (db, key) in &ready {
+        serve_blocked(shared, *db, key);
+    }
     if let Some(block) = block {
         return (None, Outcome::Block(block));
     }
