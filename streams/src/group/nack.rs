@@ -227,7 +227,8 @@ impl Stream {
                 .get(group)
                 .is_some_and(|g| g.pel.contains_key(&id));
             // FORCE makes a pending entry only for an entry the stream holds, as XCLAIM's.
-            if !pending && !(args.force && self.contains(id)?) {
+            let forced = !pending && args.force && self.contains(id)?;
+            if !pending && !forced {
                 continue;
             }
             let Some((gname, g)) = key_value_mut(&mut self.groups, group) else {
