@@ -40,6 +40,7 @@ pub(crate) struct Effects {
     /// No command publishes more than two (XADD: `xadd`, then `xtrim`).
     events: [Option<&'static str>; 2],
     touched: bool,
+    ready: bool,
 }
 
 impl Effects {
@@ -47,6 +48,12 @@ impl Effects {
     pub(crate) fn changed(&mut self, event: &'static str) {
         self.announce(event);
         self.touched = true;
+    }
+
+    /// Asks for the clients blocked on the key to be served again, without marking the key
+    /// changed for its watchers.
+    pub(crate) fn wake(&mut self) {
+        self.ready = true;
     }
 
     /// Asks for the stream event `event` without marking the key changed (a consumer
@@ -116,6 +123,8 @@ impl Ctx<'_> {
         }
         if effects.touched {
             self.key_changed(key);
+        } else if effects.ready {
+            self.ready.push((self.client.db, key.clone()));
         }
         result
     }
