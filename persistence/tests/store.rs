@@ -219,7 +219,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 8
+                supported: 9
             }
         ),
         "{err}"
@@ -253,7 +253,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 8
+                supported: 9
             }
         ),
         "{err}"

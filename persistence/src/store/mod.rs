@@ -42,7 +42,7 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// tail-log records say by a flag that their bodies are in the older layout, which replay
 /// still reads; the stamp keeps an older build, which could not, from opening it (nor a
 /// format-7 build from loading records a trim's purge had yet to remove).
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);

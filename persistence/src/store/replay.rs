@@ -109,9 +109,13 @@ impl<'a> Replayer<'a> {
             }
             None => return false,
         };
-        self.streams[i]
-            .stream
-            .replay_append(a.incarnation, a.id, a.fields, a.new_node)
+        let stream = &mut self.streams[i].stream;
+        if a.creates
+            && let Some(config) = a.idmp_config
+        {
+            stream.init_idmp_config(config);
+        }
+        stream.replay_append(a.incarnation, a.id, a.fields, a.new_node, a.idmp.as_ref())
     }
 
     /// The streams, with the count in `report` including those the log created.

@@ -50,6 +50,9 @@ pub struct StoredStream {
     /// entry above it need not be written (an entry delivered and acknowledged between two
     /// checkpoints costs fjall nothing).
     stored_pending_max: hashbrown::HashMap<Bytes, StreamId>,
+    /// IDMP state changed by a logged record alone (a duplicate's count): fjall's stream
+    /// record must be written again.
+    idmp_dirty: bool,
 }
 
 /// Streams compare by content: where their changes are stored does not matter.
@@ -99,6 +102,8 @@ pub(crate) enum Route<'m> {
         fields: &'m [Bytes],
         new_node: bool,
         creates: bool,
+        /// The IDMP addition the XADD made, logged in the same record.
+        idmp: Option<&'m Mutation>,
     },
     /// One tail-log record: a change to consumer groups alone.
     GroupChanges,
@@ -114,13 +119,16 @@ impl StoredStream {
     /// created would be orphans after a restart: its first such change goes in a batch,
     /// which writes the stream's record). Anything else is a fjall batch.
     pub(crate) fn route<'m>(&self, muts: &'m [Mutation]) -> Route<'m> {
-        if let [
-            Mutation::EntryAdded {
-                id,
-                fields,
-                new_node,
-            },
-        ] = muts
+        let (append, idmp) = match muts {
+            [a @ Mutation::EntryAdded { .. }] => (Some(a), None),
+            [a @ Mutation::EntryAdded { .. }, i @ Mutation::IdmpAdded { .. }] => (Some(a), Some(i)),
+            _ => (None, None),
+        };
+        if let Some(Mutation::EntryAdded {
+            id,
+            fields,
+            new_node,
+        }) = append
         {
             let creates = self.incarnation == 0 && self.is_fresh();
             if self.incarnation != 0 || creates {
@@ -129,6 +137,7 @@ impl StoredStream {
                     fields,
                     new_node: *new_node,
                     creates,
+                    idmp,
                 };
             }
         }
@@ -148,6 +157,7 @@ impl StoredStream {
         id: StreamId,
         fields: Vec<Bytes>,
         new_node: bool,
+        idmp: Option<&Mutation>,
     ) -> bool {
         if self.incarnation != incarnation || id <= self.stream.last_id() {
             return false;
@@ -157,6 +167,9 @@ impl StoredStream {
             fields,
             new_node,
         });
+        if let Some(m) = idmp {
+            self.stream.apply(m);
+        }
         self.mark_unflushed(id);
         true
     }
@@ -173,6 +186,18 @@ impl StoredStream {
         }
         self.note_group_changes(changes);
         true
+    }
+
+    /// Whether IDMP state changed by a logged record only (the duplicates counter) since
+    /// fjall last had the stream's record: the checkpoint then writes that record.
+    pub(crate) fn has_dirty_idmp(&self) -> bool {
+        self.idmp_dirty
+    }
+
+    /// Takes the flag [`StoredStream::has_dirty_idmp`] reads (a checkpoint writing the
+    /// stream's record).
+    pub(crate) fn take_dirty_idmp(&mut self) -> bool {
+        std::mem::take(&mut self.idmp_dirty)
     }
 
     /// Whether the stream is new, with its first entry its only change (what a plain XADD
@@ -284,6 +309,9 @@ impl StoredStream {
             {
                 self.dirty_groups.forget_pending(group, *id);
                 continue;
+            }
+            if matches!(m, Mutation::IdmpDuplicates { .. }) {
+                self.idmp_dirty = true;
             }
             self.dirty_groups.note(m);
         }
