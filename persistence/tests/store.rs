@@ -227,8 +227,9 @@ fn a_newer_or_older_format_is_refused_not_misread() {
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
     // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
-    // it never wrote: they open, and are stamped 8.
-    for old in [3, 4, 5, 6, 7] {
+    // it never wrote, format 8 only in stream records' IDMP section, which it never wrote:
+    // they open, and are stamped 9.
+    for old in [3, 4, 5, 6, 7, 8] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -239,7 +240,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            8u32.to_be_bytes()
+            9u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
