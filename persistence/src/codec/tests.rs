@@ -70,7 +70,10 @@ fn idmp_round_trips() {
                     (Bytes::from("b"), StreamId::new(2, 0)),
                 ],
             ),
-            (Bytes::from("\0p"), vec![(Bytes::new(), StreamId::new(3, 0))]),
+            (
+                Bytes::from("\0p"),
+                vec![(Bytes::new(), StreamId::new(3, 0))],
+            ),
         ],
     );
     let enc = encode_stream(&meta, 4, &encode_idmp(&idmp));

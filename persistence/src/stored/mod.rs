@@ -121,7 +121,10 @@ impl StoredStream {
     pub(crate) fn route<'m>(&self, muts: &'m [Mutation]) -> Route<'m> {
         let (append, idmp) = match muts {
             [a @ Mutation::EntryAdded { .. }] => (Some(a), None),
-            [a @ Mutation::EntryAdded { .. }, i @ Mutation::IdmpAdded { .. }] => (Some(a), Some(i)),
+            [
+                a @ Mutation::EntryAdded { .. },
+                i @ Mutation::IdmpAdded { .. },
+            ] => (Some(a), Some(i)),
             _ => (None, None),
         };
         if let Some(Mutation::EntryAdded {
