@@ -238,15 +238,16 @@ impl Idmp {
     }
 
     /// Remembers that `iid` of `pid` added entry `id` (replacing an older mapping of it),
-    /// then evicts the producer's oldest IDs beyond `maxsize`.
-    fn record(&mut self, pid: &[u8], iid: Bytes, id: StreamId) {
+    /// then evicts the producer's oldest IDs beyond `maxsize`. Returns the producer ID as
+    /// the state holds it (a record can share it rather than copy it again).
+    fn record(&mut self, pid: &[u8], iid: Bytes, id: StreamId) -> Bytes {
         let maxsize = self.config.maxsize.max(1) as usize;
-        let p = match self.producers.get_mut(pid) {
-            Some(p) => p,
-            None => self
-                .producers
-                .entry(Bytes::copy_from_slice(pid))
-                .or_default(),
+        let (key, p) = match self.producers.get_key_value_mut(pid) {
+            Some((k, p)) => (k.clone(), p),
+            None => {
+                let key = Bytes::copy_from_slice(pid);
+                (key.clone(), self.producers.entry(key).or_default())
+            }
         };
         if p.map.insert(iid.clone(), id).is_none() {
             self.tracked += 1;
@@ -257,6 +258,7 @@ impl Idmp {
                 self.tracked -= 1;
             }
         }
+        key
     }
 
     /// Forgets the expired IDs at the head of `pid`'s order, and the producer once it
@@ -398,10 +400,10 @@ impl Stream {
         }
         let added = self.add(spec, fields, trim, now_ms, limits, out)?;
         let iid = Bytes::copy_from_slice(iid);
-        self.idmp.record(pid, iid.clone(), added.id);
+        let pid = self.idmp.record(pid, iid.clone(), added.id);
         self.idmp.added += 1;
         out.push(Mutation::IdmpAdded {
-            pid: Bytes::copy_from_slice(pid),
+            pid,
             iid,
             id: added.id,
             added: self.idmp.added,
@@ -456,9 +458,9 @@ impl Stream {
         }
         // A restored mapping, not a new message: `iids-added` stays as it is.
         let iid = Bytes::copy_from_slice(iid);
-        self.idmp.record(pid, iid.clone(), id);
+        let pid = self.idmp.record(pid, iid.clone(), id);
         out.push(Mutation::IdmpAdded {
-            pid: Bytes::copy_from_slice(pid),
+            pid,
             iid,
             id,
             added: self.idmp.added,

@@ -316,6 +316,47 @@ mod tests {
     }
 
     #[test]
+    fn xadd_with_idmp_parses_and_reports_redis_texts() {
+        use super::super::stream::XAddArgs;
+        let xadd = |line: &str| {
+            let v = argv(line);
+            XAddArgs::parse(&mut Args::new(&v))
+                .map(|a| format!("{:?} {:?}", a.idmp, a.trim.map(|t| t.strategy)))
+                .map_err(|e| e.to_string())
+        };
+        for ok in [
+            "k IDMP p1 r MAXLEN ~ 100 * f v",
+            "k MAXLEN ~ 100 IDMP p1 r * f v",
+            "k NOMKSTREAM IDMPAUTO p1 MAXLEN 5 * f v",
+            "k IDMP p1 * * f v",
+            "k IDMP p1 IDMP * f v",
+        ] {
+            assert!(xadd(ok).is_ok(), "{ok}: {:?}", xadd(ok));
+        }
+        let auto_only = "ERR IDMP/IDMPAUTO can be used only with auto-generated IDs";
+        for (line, want) in [
+            (
+                "k IDMP p1 * f v",
+                "ERR Invalid stream ID specified as stream command argument",
+            ),
+            ("k IDMP p1 iid1 1-1 f v", auto_only),
+            ("k IDMPAUTO p1 1-1 f v", auto_only),
+            ("k IDMPAUTO p1 1-* f v", auto_only),
+            ("k IDMPAUTO p1 0-0 f v", auto_only),
+            (
+                "k IDMP p1 i IDMP p2 j * f v",
+                "ERR IDMP/IDMPAUTO specified multiple times",
+            ),
+            (
+                "k IDMPAUTO p1 * f",
+                "ERR wrong number of arguments for 'xadd' command",
+            ),
+        ] {
+            assert_eq!(xadd(line).unwrap_err(), want, "{line}");
+        }
+    }
+
+    #[test]
     fn xidmprecord_parses_and_reports_texts() {
         let parse = |line: &str| {
             let v = argv(line);
