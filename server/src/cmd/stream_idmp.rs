@@ -196,6 +196,8 @@ fn xidmprecord(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError>
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn argv(line: &str) -> Vec<Bytes> {
