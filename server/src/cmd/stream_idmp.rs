@@ -8,7 +8,6 @@ use bytes::Bytes;
 use brooklet_resp::{Args, Reply};
 use brooklet_streams::{IDMP_DURATION_MAX, IDMP_MAXSIZE_MAX, IdmpKey, StreamId};
 
-use super::stream::{NO_SUCH_KEY, strict_id};
 use super::table::command;
 use super::table::flags::*;
 use super::write::Missing;
@@ -41,6 +40,8 @@ const IDMPAUTO_EMPTY_PID: CommandError =
 /// IDMP / IDMPAUTO with an ID other than `*`.
 pub(crate) const IDMP_NEEDS_AUTO_ID: CommandError =
     CommandError::msg("ERR IDMP/IDMPAUTO can be used only with auto-generated IDs");
+/// XCFGSET / XIDMPRECORD on a missing key.
+const NO_SUCH_KEY: CommandError = CommandError::msg("ERR no such key");
 /// XCFGSET without a setting.
 const CFG_NOTHING: CommandError = CommandError::msg("ERR At least one parameter must be specified");
 /// IDMP-DURATION out of range.
@@ -173,7 +174,7 @@ impl<'a> XIdmpRecordArgs<'a> {
         if iid.is_empty() {
             return Err(IDMP_EMPTY_IID);
         }
-        let id = strict_id(args.next_bytes()?)?;
+        let id = StreamId::parse(args.next_bytes()?)?;
         args.finish()?;
         Ok(XIdmpRecordArgs { key, pid, iid, id })
     }
