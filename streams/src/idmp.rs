@@ -138,11 +138,18 @@ impl Producer {
     }
 }
 
+/// Producers by ID.
+type Producers = HashMap<Bytes, Producer>;
+
+/// No producers (what a stream without IDMP reads).
+static NO_PRODUCERS: std::sync::LazyLock<Producers> = std::sync::LazyLock::new(Producers::default);
+
 /// A stream's IDMP state.
 #[derive(Clone, Debug, Default)]
 pub struct Idmp {
     config: IdmpConfig,
-    producers: HashMap<Bytes, Producer>,
+    /// Allocated with the first producer: every stream carries this state, few use it.
+    producers: Option<Box<Producers>>,
     /// Remembered IDs, all producers together.
     tracked: u64,
     added: u64,
@@ -156,13 +163,11 @@ impl PartialEq for Idmp {
             && self.added == other.added
             && self.duplicates == other.duplicates
             && self.tracked == other.tracked
-            && self.producers.len() == other.producers.len()
-            && self.producers.iter().all(|(pid, p)| {
-                other
-                    .producers
-                    .get(pid)
-                    .is_some_and(|q| p.live().eq(q.live()))
-            })
+            && self.map().len() == other.map().len()
+            && self
+                .map()
+                .iter()
+                .all(|(pid, p)| other.map().get(pid).is_some_and(|q| p.live().eq(q.live())))
     }
 }
 
@@ -175,6 +180,10 @@ fn expired(id: StreamId, duration: u32, now_ms: u64) -> bool {
 }
 
 impl Idmp {
+    fn map(&self) -> &Producers {
+        self.producers.as_deref().unwrap_or(&NO_PRODUCERS)
+    }
+
     /// The settings.
     pub fn config(&self) -> IdmpConfig {
         self.config
@@ -194,7 +203,7 @@ impl Idmp {
     pub fn producers(
         &self,
     ) -> impl Iterator<Item = (&Bytes, impl Iterator<Item = (&Bytes, StreamId)>)> {
-        self.producers
+        self.map()
             .iter()
             .filter(|(_, p)| !p.map.is_empty())
             .map(|(pid, p)| (pid, p.live()))
@@ -226,7 +235,7 @@ impl Idmp {
     /// are forgotten on the way).
     fn lookup(&mut self, pid: &[u8], iid: &[u8], now_ms: u64) -> Option<StreamId> {
         self.expire_producer(pid, now_ms);
-        let p = self.producers.get_mut(pid)?;
+        let p = self.producers.as_mut()?.get_mut(pid)?;
         let id = *p.map.get(iid)?;
         // Only an ID recorded out of order (XIDMPRECORD) can be expired behind a live head.
         if expired(id, self.config.duration, now_ms) {
@@ -242,11 +251,12 @@ impl Idmp {
     /// the state holds it (a record can share it rather than copy it again).
     fn record(&mut self, pid: &[u8], iid: Bytes, id: StreamId) -> Bytes {
         let maxsize = self.config.maxsize.max(1) as usize;
-        let (key, p) = match self.producers.get_key_value_mut(pid) {
+        let producers = self.producers.get_or_insert_with(Box::default);
+        let (key, p) = match producers.get_key_value_mut(pid) {
             Some((k, p)) => (k.clone(), p),
             None => {
                 let key = Bytes::copy_from_slice(pid);
-                (key.clone(), self.producers.entry(key).or_default())
+                (key.clone(), producers.entry(key).or_default())
             }
         };
         if p.map.insert(iid.clone(), id).is_none() {
@@ -265,7 +275,10 @@ impl Idmp {
     /// remembers none.
     fn expire_producer(&mut self, pid: &[u8], now_ms: u64) {
         let duration = self.config.duration;
-        let Some(p) = self.producers.get_mut(pid) else {
+        let Some(producers) = self.producers.as_mut() else {
+            return;
+        };
+        let Some(p) = producers.get_mut(pid) else {
             return;
         };
         while let Some(&(id, _)) = p.order.front() {
@@ -277,7 +290,7 @@ impl Idmp {
             }
         }
         if p.map.is_empty() {
-            self.producers.remove(pid);
+            producers.remove(pid);
         }
     }
 
@@ -285,7 +298,10 @@ impl Idmp {
     pub fn expire(&mut self, now_ms: u64) {
         let duration = self.config.duration;
         let mut gone = 0;
-        self.producers.retain(|_, p| {
+        let Some(producers) = self.producers.as_mut() else {
+            return;
+        };
+        producers.retain(|_, p| {
             while let Some(&(id, _)) = p.order.front() {
                 if !expired(id, duration, now_ms) && p.map.get(&p.order[0].1) == Some(&id) {
                     break;
@@ -306,7 +322,7 @@ impl Idmp {
             return false;
         }
         self.config = config;
-        self.producers.clear();
+        self.producers = None;
         self.tracked = 0;
         true
     }
@@ -316,7 +332,7 @@ impl Idmp {
         IdmpInfo {
             duration: self.config.duration,
             maxsize: self.config.maxsize,
-            pids_tracked: self.producers.len() as u64,
+            pids_tracked: self.map().len() as u64,
             iids_tracked: self.tracked,
             iids_added: self.added,
             iids_duplicates: self.duplicates,
@@ -328,7 +344,7 @@ impl Idmp {
     pub(crate) fn apply_added(&mut self, pid: &[u8], iid: &Bytes, id: StreamId, added: u64) {
         self.added = self.added.max(added);
         let known = self
-            .producers
+            .map()
             .get(pid)
             .and_then(|p| p.map.get(iid))
             .is_some_and(|&have| have >= id);
