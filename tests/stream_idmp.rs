@@ -515,3 +515,25 @@ fn idmp_state_survives_debug_reload_and_a_restart() {
     drop((c, c3));
     server.stop();
 }
+
+/// An iid is forgotten once its entry is IDMP-DURATION behind the clock (a sleep here is
+/// the semantics under test, not waiting for readiness).
+#[test]
+fn iids_expire_after_the_duration() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    run(&mut c, &["DEL", "s"]);
+    run(&mut c, &["XADD", "s", "IDMP", "p1", "req-1", "*", "f", "v"]);
+    run(&mut c, &["XCFGSET", "s", "IDMP-DURATION", "1"]);
+    let id1 = id(&mut c, &["XADD", "s", "IDMP", "p1", "req-1", "*", "f", "v"]);
+    assert_eq!(
+        id(&mut c, &["XADD", "s", "IDMP", "p1", "req-1", "*", "f", "w"]),
+        id1
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(info_int(&mut c, "s", false, "pids-tracked"), 0);
+    assert_eq!(info_int(&mut c, "s", false, "iids-tracked"), 0);
+    let id3 = id(&mut c, &["XADD", "s", "IDMP", "p1", "req-1", "*", "f", "x"]);
+    assert_ne!(id3, id1);
+    assert_eq!(xlen(&mut c, "s"), 3);
+}
