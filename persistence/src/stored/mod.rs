@@ -53,6 +53,9 @@ pub struct StoredStream {
     /// IDMP state changed by a logged record alone (a duplicate's count): fjall's stream
     /// record must be written again.
     idmp_dirty: bool,
+    /// A checkpoint's batch, built but not yet committed, writes the stream record for
+    /// that (given back to `idmp_dirty` if the batch fails).
+    flushing_idmp: bool,
 }
 
 /// Streams compare by content: where their changes are stored does not matter.
@@ -197,10 +200,17 @@ impl StoredStream {
         self.idmp_dirty
     }
 
-    /// Takes the flag [`StoredStream::has_dirty_idmp`] reads (a checkpoint writing the
-    /// stream's record).
+    /// Takes the flag [`StoredStream::has_dirty_idmp`] reads (the stream's own batch wrote
+    /// the record).
     pub(crate) fn take_dirty_idmp(&mut self) -> bool {
         std::mem::take(&mut self.idmp_dirty)
+    }
+
+    /// Starts a checkpoint's write of the stream record for IDMP state changed by logged
+    /// records alone; [`StoredStream::end_flush`] ends it. Returns whether there was any.
+    pub(crate) fn begin_idmp_flush(&mut self) -> bool {
+        self.flushing_idmp = std::mem::take(&mut self.idmp_dirty);
+        self.flushing_idmp
     }
 
     /// Whether the stream is new, with its first entry its only change (what a plain XADD
@@ -298,7 +308,7 @@ impl StoredStream {
     /// Whether a checkpoint's batch for this stream is being committed: a change of another
     /// kind must wait for it, or its own batch could land first and be overwritten.
     pub fn is_flushing(&self) -> bool {
-        self.flushing.is_some() || self.flushing_groups.is_some()
+        self.flushing.is_some() || self.flushing_groups.is_some() || self.flushing_idmp
     }
 
     /// Names the group records `muts` change as not yet written into fjall.
@@ -384,6 +394,9 @@ impl StoredStream {
             && !committed
         {
             self.dirty_groups.merge(groups);
+        }
+        if std::mem::take(&mut self.flushing_idmp) && !committed {
+            self.idmp_dirty = true;
         }
         let Some(upto) = self.flushing.take() else {
             return;
