@@ -292,7 +292,9 @@ impl PendingFlush<'_> {
         // Logged IDMP changes are replayed safely over state holding them already (an
         // addition already remembered, a count already reached, change nothing), so the
         // state as it is now may go with a record written as of an earlier append.
-        let idmp_dirty = stream.begin_idmp_flush();
+        // A record written as the stream is now must not claim appends fjall lacks.
+        let idmp_dirty =
+            (appends.is_some() || !stream.has_unflushed()) && stream.begin_idmp_flush();
         let idmp_only = (appends.is_none() && idmp_dirty).then(|| stream.meta());
         self.pieces.push(Piece {
             prefix: stream_prefix(db, key),
