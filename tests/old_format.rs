@@ -219,6 +219,31 @@ fn mask_integer(line: &str) -> String {
     }
 }
 
+/// XINFO STREAM's fields added since the fixture was written (Redis 8.6's IDMP fields),
+/// taken out of a reply so the rest compares with the old server's answers.
+fn without_idmp_fields(command: &str, frame: F2) -> F2 {
+    const IDMP: [&[u8]; 6] = [
+        b"idmp-duration",
+        b"idmp-maxsize",
+        b"pids-tracked",
+        b"iids-tracked",
+        b"iids-added",
+        b"iids-duplicates",
+    ];
+    let upper = command.to_ascii_uppercase();
+    match frame {
+        F2::Array(items) if upper.starts_with("XINFO STREAM") => F2::Array(
+            items
+                .chunks(2)
+                .filter(|pair| !matches!(&pair[0], F2::BulkString(k) if IDMP.contains(&&k[..])))
+                .flatten()
+                .cloned()
+                .collect(),
+        ),
+        frame => frame,
+    }
+}
+
 /// Asks every question of the expected file and checks every answer.
 fn check_served_as_before(server: &TestServer) {
     let mut conn = server.raw();
@@ -230,7 +255,7 @@ fn check_served_as_before(server: &TestServer) {
         // binary key's escapes mean the same bytes.
         conn.send(format!("{command}\r\n").as_bytes());
         let mut got = String::new();
-        render(&conn.read2(), "", &mut got);
+        render(&without_idmp_fields(command, conn.read2()), "", &mut got);
         let (want, got) = (normalize(command, want), normalize(command, &got));
         if want != got {
             wrong.push(format!(

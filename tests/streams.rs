@@ -406,6 +406,12 @@ fn xinfo_stream_groups_and_consumers() {
                 "max-deleted-entry-id",
                 "entries-added",
                 "recorded-first-entry-id",
+                "idmp-duration",
+                "idmp-maxsize",
+                "pids-tracked",
+                "iids-tracked",
+                "iids-added",
+                "iids-duplicates",
                 "groups",
                 "first-entry",
                 "last-entry"
@@ -414,7 +420,7 @@ fn xinfo_stream_groups_and_consumers() {
         assert_eq!(info[0].1, Value::Int(2));
         assert_eq!(info[2].1, Value::Int(2));
         assert_eq!(info[3].1, bulk("2-0"));
-        assert_eq!(info[8].1, entry("1-0", &["a", "1"]));
+        assert_eq!(info[14].1, entry("1-0", &["a", "1"]));
         let groups = run(&mut c, &["XINFO", "GROUPS", "s"]);
         let Value::Array(groups) = groups else {
             panic!()
@@ -440,14 +446,15 @@ fn xinfo_stream_groups_and_consumers() {
         assert_eq!(alice[2].0, "idle");
         assert_eq!(alice[3].0, "inactive");
         let full = as_map(run(&mut c, &["XINFO", "STREAM", "s", "FULL", "COUNT", "1"]));
+        // After the six IDMP fields (Redis 8.6).
         assert_eq!(
-            full[7],
+            full[13],
             (
                 "entries".into(),
                 Value::Array(vec![entry("1-0", &["a", "1"])])
             )
         );
-        assert_eq!(full[8].0, "groups");
+        assert_eq!(full[14].0, "groups");
         assert_eq!(
             err(&mut c, &["XINFO", "STREAM", "nokey"]),
             "ERR no such key"

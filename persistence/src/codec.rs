@@ -4,7 +4,7 @@
 //! numeric order), byte strings a u32 length and the bytes, optional numbers a presence
 //! byte and the number.
 
-use brooklet_streams::{Mutation, NodeMeta, StreamId, StreamMeta};
+use brooklet_streams::{Idmp, IdmpConfig, Mutation, NodeMeta, StreamId, StreamMeta};
 use bytes::Bytes;
 
 use crate::error::StoreError;
@@ -198,25 +198,150 @@ pub fn decode_node(master: StreamId, value: &[u8]) -> Result<NodeMeta, StoreErro
     })
 }
 
-/// A stream record: last ID, entries-added, max-deleted ID and incarnation.
-pub fn encode_stream(meta: &StreamMeta, incarnation: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48);
+/// A stream record: last ID, entries-added, max-deleted ID and incarnation, then the
+/// IDMP section `idmp` ([`encode_idmp`]; records written before format 9 end without one).
+pub fn encode_stream(meta: &StreamMeta, incarnation: u64, idmp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + idmp.len());
     put_id(&mut out, meta.last_id);
     put_u64(&mut out, meta.entries_added);
     put_id(&mut out, meta.max_deleted_id);
     put_u64(&mut out, incarnation);
+    out.extend_from_slice(idmp);
     out
 }
 
-/// Reads a stream record written by [`encode_stream`]: its metadata and incarnation.
-pub fn decode_stream(value: &[u8]) -> Result<(StreamMeta, u64), StoreError> {
+/// Reads a stream record written by [`encode_stream`]: its metadata, incarnation and IDMP
+/// state (None in a record from before format 9).
+pub fn decode_stream(value: &[u8]) -> Result<(StreamMeta, u64, Option<Idmp>), StoreError> {
     let mut r = Reader::new(value, "stream");
     let meta = StreamMeta {
         last_id: r.id()?,
         entries_added: r.u64()?,
         max_deleted_id: r.id()?,
     };
-    Ok((meta, r.u64()?))
+    let incarnation = r.u64()?;
+    let idmp = if r.buf.is_empty() {
+        None
+    } else {
+        Some(read_idmp(&mut r)?)
+    };
+    Ok((meta, incarnation, idmp))
+}
+
+/// Tag of a stream record's IDMP section.
+const IDMP_SECTION: u8 = 0x30;
+/// Tag of a logged append's IDMP addition (XADD IDMP / IDMPAUTO).
+pub const IDMP_ADDED: u8 = 0x31;
+/// Tag of a logged append's IDMP settings, on the append that created its stream.
+pub const IDMP_CONFIG: u8 = 0x32;
+/// Group-change tag of the IDMP duplicates counter (set to a value, logged like a group
+/// change).
+const IDMP_DUPLICATES: u8 = 10;
+
+/// A stream's IDMP state as its stream record ends: a tag, duration and maxsize (u32
+/// each), iids-added and iids-duplicates, the producer count (u32), then each producer's
+/// ID and its idempotent IDs oldest first (count, then each ID and its entry's ID).
+pub fn encode_idmp(idmp: &Idmp) -> Vec<u8> {
+    let mut out = Vec::with_capacity(29);
+    out.push(IDMP_SECTION);
+    let config = idmp.config();
+    put_u32(&mut out, config.duration);
+    put_u32(&mut out, config.maxsize);
+    put_u64(&mut out, idmp.added());
+    put_u64(&mut out, idmp.duplicates());
+    let count_at = out.len();
+    put_u32(&mut out, 0);
+    let mut producers: u32 = 0;
+    for (pid, ids) in idmp.producers() {
+        producers += 1;
+        put_bytes(&mut out, pid);
+        let n_at = out.len();
+        put_u32(&mut out, 0);
+        let mut n: u32 = 0;
+        for (iid, id) in ids {
+            put_bytes(&mut out, iid);
+            put_id(&mut out, id);
+            n += 1;
+        }
+        out[n_at..n_at + 4].copy_from_slice(&n.to_be_bytes());
+    }
+    out[count_at..count_at + 4].copy_from_slice(&producers.to_be_bytes());
+    out
+}
+
+/// Reads the IDMP section written by [`encode_idmp`].
+fn read_idmp(r: &mut Reader<'_>) -> Result<Idmp, StoreError> {
+    if r.u8()? != IDMP_SECTION {
+        return Err(StoreError::Corrupt("stream record's IDMP section".into()));
+    }
+    let config = IdmpConfig {
+        duration: r.u32()?,
+        maxsize: r.u32()?,
+    };
+    let added = r.u64()?;
+    let duplicates = r.u64()?;
+    let n = r.u32()? as usize;
+    let mut producers = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let pid = Bytes::copy_from_slice(r.slice()?);
+        let k = r.u32()? as usize;
+        let mut ids = Vec::with_capacity(k.min(10_000));
+        for _ in 0..k {
+            let iid = Bytes::copy_from_slice(r.slice()?);
+            ids.push((iid, r.id()?));
+        }
+        producers.push((pid, ids));
+    }
+    Ok(Idmp::restore(config, added, duplicates, producers))
+}
+
+/// Appends what a logged append adds to IDMP: the addition `added` (an
+/// [`Mutation::IdmpAdded`]) and, on the append creating its stream, its settings.
+pub fn put_append_idmp(out: &mut Vec<u8>, added: Option<&Mutation>, config: Option<IdmpConfig>) {
+    if let Some(c) = config {
+        out.push(IDMP_CONFIG);
+        put_u32(out, c.duration);
+        put_u32(out, c.maxsize);
+    }
+    if let Some(Mutation::IdmpAdded {
+        pid, iid, added, ..
+    }) = added
+    {
+        out.push(IDMP_ADDED);
+        put_bytes(out, pid);
+        put_bytes(out, iid);
+        put_u64(out, *added);
+    }
+}
+
+/// Reads what [`put_append_idmp`] wrote after the append of entry `id`, up to the end.
+pub fn read_append_idmp(
+    r: &mut Reader<'_>,
+    id: StreamId,
+    keep: impl Fn(&[u8]) -> Bytes,
+) -> Result<(Option<Mutation>, Option<IdmpConfig>), StoreError> {
+    let mut added = None;
+    let mut config = None;
+    while !r.buf.is_empty() {
+        match r.u8()? {
+            IDMP_CONFIG => {
+                config = Some(IdmpConfig {
+                    duration: r.u32()?,
+                    maxsize: r.u32()?,
+                })
+            }
+            IDMP_ADDED => {
+                added = Some(Mutation::IdmpAdded {
+                    pid: keep(r.slice()?),
+                    iid: keep(r.slice()?),
+                    id,
+                    added: r.u64()?,
+                })
+            }
+            _ => return Err(StoreError::Corrupt("logged append's IDMP".into())),
+        }
+    }
+    Ok((added, config))
 }
 
 /// Appends a group record: last-delivered ID, entries-read.
@@ -332,11 +457,15 @@ pub fn group_record_value(m: &Mutation) -> Option<Vec<u8>> {
 
 /// Appends one group change as the tail log holds it: a tag (1 group created, 2 updated,
 /// 3 destroyed, 4 consumer upserted, 5 deleted, 6 pending entry upserted, 7 removed,
-/// 8 pending entry released by XNACK), the names and ID its fjall key holds (group, then
-/// consumer or pending ID), then the record it sets, as fjall holds it. Other kinds of
-/// change write nothing.
+/// 8 pending entry released by XNACK; 10, the IDMP duplicates counter, is followed by the
+/// count alone), the names and ID its fjall key holds (group, then consumer or pending ID),
+/// then the record it sets, as fjall holds it. Other kinds of change write nothing.
 pub fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
     match m {
+        Mutation::IdmpDuplicates { count } => {
+            out.push(IDMP_DUPLICATES);
+            put_u64(out, *count);
+        }
         Mutation::GroupCreated {
             group,
             last_id,
@@ -413,6 +542,9 @@ pub fn read_group_change(
     keep: impl Fn(&[u8]) -> Bytes,
 ) -> Result<Mutation, StoreError> {
     let tag = r.u8()?;
+    if tag == IDMP_DUPLICATES {
+        return Ok(Mutation::IdmpDuplicates { count: r.u64()? });
+    }
     let group = keep(r.slice()?);
     Ok(match tag {
         1 | 2 => {

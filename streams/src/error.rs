@@ -78,6 +78,10 @@ pub enum StreamError {
     Syntax,
     /// Entries evicted from memory could not be read back from storage.
     Storage(String),
+    /// XIDMPRECORD naming an entry that is not in the stream.
+    IdmpNoSuchEntry,
+    /// XIDMPRECORD of a pair that already maps to another entry.
+    IdmpConflict,
 }
 
 impl fmt::Display for StreamError {
@@ -154,6 +158,13 @@ impl fmt::Display for StreamError {
             WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
             Syntax => f.write_str("ERR syntax error"),
             Storage(why) => write!(f, "ERR failed to read stream entries from disk: {why}"),
+            IdmpNoSuchEntry => {
+                f.write_str("ERR The specified stream ID was deleted or doesn't exist")
+            }
+            IdmpConflict => f.write_str(
+                "ERR The specified IDMP producer-id/idempotent-id pair maps to a different \
+                 stream ID",
+            ),
         }
     }
 }

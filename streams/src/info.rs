@@ -8,6 +8,7 @@ use crate::entry::Entry;
 use crate::error::StreamError;
 use crate::group::idle_ms;
 use crate::id::StreamId;
+use crate::idmp::IdmpInfo;
 use crate::stream::Stream;
 
 /// XINFO STREAM FULL's default COUNT.
@@ -30,6 +31,8 @@ pub struct StreamInfo {
     pub entries_added: u64,
     /// `recorded-first-entry-id`.
     pub recorded_first_entry_id: StreamId,
+    /// `idmp-duration` ... `iids-duplicates` (Redis 8.6), after `recorded-first-entry-id`.
+    pub idmp: IdmpInfo,
     /// `groups`: number of groups.
     pub groups: u64,
     /// `first-entry` (nil when empty).
@@ -55,6 +58,8 @@ pub struct StreamInfoFull {
     pub entries_added: u64,
     /// `recorded-first-entry-id`.
     pub recorded_first_entry_id: StreamId,
+    /// `idmp-duration` ... `iids-duplicates` (Redis 8.6), after `recorded-first-entry-id`.
+    pub idmp: IdmpInfo,
     /// `entries`: the first COUNT entries.
     pub entries: Vec<Entry>,
     /// `groups`.
@@ -203,6 +208,7 @@ impl Stream {
             max_deleted_entry_id: self.max_deleted_id,
             entries_added: self.entries_added,
             recorded_first_entry_id: self.first_id,
+            idmp: self.idmp.info(),
             groups: self.groups.len() as u64,
             first_entry,
             last_entry,
@@ -267,6 +273,7 @@ impl Stream {
             max_deleted_entry_id: self.max_deleted_id,
             entries_added: self.entries_added,
             recorded_first_entry_id: self.first_id,
+            idmp: self.idmp.info(),
             entries,
             groups,
         })

@@ -51,6 +51,7 @@ mod entry;
 mod error;
 mod group;
 mod id;
+mod idmp;
 mod info;
 mod listpack;
 mod mutation;
@@ -71,6 +72,10 @@ pub use group::{
 };
 pub use id::{
     GroupStartId, ID_TEXT_MAX, IdSpec, ReadId, StreamId, parse_range_end, parse_range_start,
+};
+pub use idmp::{
+    IDMP_DURATION_DEFAULT, IDMP_DURATION_MAX, IDMP_MAXSIZE_DEFAULT, IDMP_MAXSIZE_MAX, Idmp,
+    IdmpAdd, IdmpConfig, IdmpInfo, IdmpKey, auto_iid,
 };
 pub use info::{
     ConsumerInfo, ConsumerInfoFull, FullPending, GroupInfo, GroupInfoFull, INFO_FULL_DEFAULT_COUNT,

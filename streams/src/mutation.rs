@@ -128,14 +128,42 @@ pub enum Mutation {
         /// Entry ID.
         id: StreamId,
     },
+    /// XADD IDMP / IDMPAUTO added an entry (the `EntryAdded` before it), or XIDMPRECORD
+    /// mapped a pair to an entry: producer `pid`'s idempotent ID `iid` names entry `id`.
+    IdmpAdded {
+        /// Producer ID.
+        pid: Bytes,
+        /// Idempotent ID.
+        iid: Bytes,
+        /// The entry.
+        id: StreamId,
+        /// `iids-added` after the change.
+        added: u64,
+    },
+    /// XADD IDMP found a duplicate: `iids-duplicates` is now `count`. Set to a value, so
+    /// it is logged like a group change and replaying it again changes nothing.
+    IdmpDuplicates {
+        /// `iids-duplicates`.
+        count: u64,
+    },
+    /// XCFGSET changed the IDMP settings, forgetting every remembered ID.
+    IdmpConfigSet {
+        /// IDMP-DURATION, seconds.
+        duration: u32,
+        /// IDMP-MAXSIZE.
+        maxsize: u32,
+    },
 }
 
 impl Mutation {
-    /// Whether this changes consumer groups only (a group, a consumer or a pending entry).
+    /// Whether this changes consumer groups only (a group, a consumer or a pending entry),
+    /// or is another record that sets a value and may be replayed again (the IDMP
+    /// duplicates counter): storage logs these the same way.
     pub fn is_group_change(&self) -> bool {
         matches!(
             self,
-            Mutation::GroupCreated { .. }
+            Mutation::IdmpDuplicates { .. }
+                | Mutation::GroupCreated { .. }
                 | Mutation::GroupUpdated { .. }
                 | Mutation::GroupDestroyed { .. }
                 | Mutation::ConsumerUpserted { .. }
@@ -275,6 +303,19 @@ impl Stream {
                 {
                     c.pending.remove(id);
                 }
+            }
+            Mutation::IdmpAdded {
+                pid,
+                iid,
+                id,
+                added,
+            } => self.idmp.apply_added(pid, iid, *id, *added),
+            Mutation::IdmpDuplicates { count } => self.idmp.apply_duplicates(*count),
+            Mutation::IdmpConfigSet { duration, maxsize } => {
+                self.idmp.set_config(crate::idmp::IdmpConfig {
+                    duration: *duration,
+                    maxsize: *maxsize,
+                });
             }
         }
     }

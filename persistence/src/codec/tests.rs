@@ -37,10 +37,73 @@ fn stream_records_round_trip() {
         entries_added: 12,
         max_deleted_id: StreamId::new(3, 0),
     };
-    let enc = encode_stream(&meta, 77);
+    // A record from before format 9 has no IDMP section.
+    let enc = encode_stream(&meta, 77, &[]);
     assert_eq!(enc.len(), 48);
-    assert!(matches!(decode_stream(&enc), Ok((m, 77)) if m == meta));
+    assert!(matches!(decode_stream(&enc), Ok((m, 77, None)) if m == meta));
     assert!(decode_stream(&enc[..47]).is_err());
+}
+
+/// A stream record's IDMP section and a logged append's IDMP parts come back as they went
+/// in; a torn section is refused.
+#[test]
+fn idmp_round_trips() {
+    use brooklet_streams::{Idmp, IdmpConfig, Mutation};
+    let meta = StreamMeta {
+        last_id: StreamId::new(9, 1),
+        entries_added: 12,
+        max_deleted_id: StreamId::MIN,
+    };
+    let config = IdmpConfig {
+        duration: 7,
+        maxsize: 3,
+    };
+    let idmp = Idmp::restore(
+        config,
+        5,
+        2,
+        vec![
+            (
+                Bytes::from("p1"),
+                vec![
+                    (Bytes::from("a"), StreamId::new(1, 0)),
+                    (Bytes::from("b"), StreamId::new(2, 0)),
+                ],
+            ),
+            (
+                Bytes::from("\0p"),
+                vec![(Bytes::new(), StreamId::new(3, 0))],
+            ),
+        ],
+    );
+    let enc = encode_stream(&meta, 4, &encode_idmp(&idmp));
+    let Ok((m, 4, Some(back))) = decode_stream(&enc) else {
+        panic!("stream record with IDMP did not decode");
+    };
+    assert_eq!(m, meta);
+    assert_eq!(back, idmp);
+    assert!(decode_stream(&enc[..enc.len() - 1]).is_err());
+
+    let added = Mutation::IdmpAdded {
+        pid: Bytes::from("p"),
+        iid: Bytes::from("i"),
+        id: StreamId::new(5, 5),
+        added: 9,
+    };
+    let mut out = Vec::new();
+    put_append_idmp(&mut out, Some(&added), Some(config));
+    let mut r = Reader::new(&out, "test");
+    let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), Bytes::copy_from_slice)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m, Some(added));
+    assert_eq!(c, Some(config));
+
+    let dup = Mutation::IdmpDuplicates { count: 41 };
+    let mut out = Vec::new();
+    put_group_change(&mut out, &dup);
+    let mut r = Reader::new(&out, "test");
+    let back = read_group_change(&mut r, Bytes::copy_from_slice).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, dup);
 }
 
 /// Every kind of group change comes back as it went in, and a change that sets a record

@@ -14,7 +14,7 @@ use crate::stored::StoredStream;
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
-use crate::codec::{encode_entry_slices, encode_node, encode_stream, mark_deleted};
+use crate::codec::{encode_entry_slices, encode_idmp, encode_node, encode_stream, mark_deleted};
 use crate::error::StoreError;
 use crate::keys::{FLOOR_PREFIX, entry_key, node_key, stream_prefix};
 use crate::tail_log::StreamName;
@@ -219,6 +219,11 @@ struct Piece {
     incarnation: u64,
     /// Group records changed since fjall last had them, as they were when copied.
     groups: Vec<Mutation>,
+    /// The stream's IDMP state, encoded when copied ([`encode_idmp`]).
+    idmp: Vec<u8>,
+    /// With no appends, the stream's metadata when its IDMP state alone changed (its record
+    /// is then written as it is).
+    idmp_only: Option<StreamMeta>,
 }
 
 /// What [`PendingFlush::add`] did with a stream.
@@ -247,7 +252,9 @@ impl PendingFlush<'_> {
         stream: &mut StoredStream,
         max_entries: usize,
     ) -> Added {
-        if !(stream.has_unflushed() || stream.has_dirty_groups()) || stream.is_flushing() {
+        if !(stream.has_unflushed() || stream.has_dirty_groups() || stream.has_dirty_idmp())
+            || stream.is_flushing()
+        {
             return Added::Nothing;
         }
         if self.store.blocked_by_purge(db, key, stream) {
@@ -259,7 +266,7 @@ impl PendingFlush<'_> {
             return Added::Full;
         }
         let appends = stream.unflushed_nodes(budget);
-        if appends.is_none() && !stream.has_dirty_groups() {
+        if appends.is_none() && !stream.has_dirty_groups() && !stream.has_dirty_idmp() {
             return Added::Nothing;
         }
         if self.committing.is_none() {
@@ -282,11 +289,20 @@ impl PendingFlush<'_> {
             Vec::new()
         };
         self.entries += groups.len();
+        // Logged IDMP changes are replayed safely over state holding them already (an
+        // addition already remembered, a count already reached, change nothing), so the
+        // state as it is now may go with a record written as of an earlier append.
+        // A record written as the stream is now must not claim appends fjall lacks.
+        let idmp_dirty =
+            (appends.is_some() || !stream.has_unflushed()) && stream.begin_idmp_flush();
+        let idmp_only = (appends.is_none() && idmp_dirty).then(|| stream.meta());
         self.pieces.push(Piece {
             prefix: stream_prefix(db, key),
             appends,
             incarnation: stream.incarnation(),
             groups,
+            idmp: encode_idmp(stream.idmp()),
+            idmp_only,
         });
         self.keys.push(Bytes::copy_from_slice(key));
         if self.entries >= max_entries {
@@ -331,6 +347,10 @@ impl PendingFlush<'_> {
             // checkpoint batch or a stream's own batch, which waits for this one.
             self.store
                 .add_group_records(&mut batch, &p.prefix, &p.groups)?;
+            if let Some(meta) = &p.idmp_only {
+                let record = encode_stream(meta, p.incarnation, &p.idmp);
+                batch.insert(&ks.streams, p.prefix.clone(), record);
+            }
             let Some((nodes, as_of)) = &p.appends else {
                 continue;
             };
@@ -353,7 +373,7 @@ impl PendingFlush<'_> {
                     encode_node(&node),
                 );
             }
-            let record = encode_stream(as_of, p.incarnation);
+            let record = encode_stream(as_of, p.incarnation, &p.idmp);
             batch.insert(&ks.streams, p.prefix.clone(), record);
         }
         Ok((entries, batch))

@@ -99,6 +99,9 @@ impl<'a> Replayer<'a> {
                     stream_prefix(a.db, &key),
                 ));
                 stream.set_incarnation(a.incarnation);
+                if let Some(config) = a.idmp_config {
+                    stream.init_idmp_config(config);
+                }
                 self.index.insert((a.db, key.clone()), self.streams.len());
                 self.streams.push(LoadedStream {
                     db: a.db,
@@ -109,9 +112,13 @@ impl<'a> Replayer<'a> {
             }
             None => return false,
         };
-        self.streams[i]
-            .stream
-            .replay_append(a.incarnation, a.id, a.fields, a.new_node)
+        self.streams[i].stream.replay_append(
+            a.incarnation,
+            a.id,
+            a.fields,
+            a.new_node,
+            a.idmp.as_ref(),
+        )
     }
 
     /// The streams, with the count in `report` including those the log created.

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use brooklet_streams::{Mutation, StreamId};
+use brooklet_streams::{IdmpConfig, Mutation, StreamId};
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
-use crate::codec::{encode_entry, encode_node, encode_stream, mark_deleted};
+use crate::codec::{encode_entry, encode_idmp, encode_node, encode_stream, mark_deleted};
 use crate::error::StoreError;
 use crate::keys::{consumer_key, entry_key, group_key, node_key, pending_key, stream_prefix};
 use crate::stored::{DirtyGroups, Route, StoredStream};
@@ -39,7 +39,8 @@ impl Store {
                 fields,
                 new_node,
                 creates,
-            } => self.log_append(db, key, stream, id, fields, new_node, creates),
+                idmp,
+            } => self.log_append(db, key, stream, id, fields, new_node, creates, idmp),
             Route::GroupChanges => self.log_group_changes(db, key, stream, muts),
             Route::Batch => self.write_own_batch(db, key, stream, muts),
         }
@@ -56,11 +57,16 @@ impl Store {
         fields: &[Bytes],
         new_node: bool,
         creates: bool,
+        idmp: Option<&Mutation>,
     ) -> Result<u64, StoreError> {
         // Not refused here, even after a fault: see `Store::commit`.
         if creates {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
+        // A created stream's IDMP settings ride with its first entry unless they are the
+        // defaults a stream is read back with.
+        let config = stream.idmp().config();
+        let idmp_config = (creates && config != IdmpConfig::default()).then_some(config);
         let logged = self.tail.append(
             db,
             key,
@@ -69,6 +75,8 @@ impl Store {
             creates,
             id,
             fields,
+            idmp,
+            idmp_config,
             stream.log_segment(),
         );
         match logged {
@@ -152,6 +160,8 @@ impl Store {
         let written = self.write_batch(db, key, stream, muts, flushed, &groups);
         if written.is_ok() {
             stream.set_stored();
+            // The batch wrote the stream record, IDMP state included.
+            stream.take_dirty_idmp();
         } else {
             stream.restore_dirty_groups(groups);
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
@@ -302,7 +312,11 @@ impl Store {
         if stream.incarnation() == 0 {
             stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
         }
-        let record = encode_stream(&stream.meta(), stream.incarnation());
+        let record = encode_stream(
+            &stream.meta(),
+            stream.incarnation(),
+            &encode_idmp(stream.idmp()),
+        );
         batch.insert(&self.ks.streams, prefix, record);
         Ok(removal)
     }

@@ -50,6 +50,12 @@ pub struct StoredStream {
     /// entry above it need not be written (an entry delivered and acknowledged between two
     /// checkpoints costs fjall nothing).
     stored_pending_max: hashbrown::HashMap<Bytes, StreamId>,
+    /// IDMP state changed by a logged record alone (a duplicate's count): fjall's stream
+    /// record must be written again.
+    idmp_dirty: bool,
+    /// A checkpoint's batch, built but not yet committed, writes the stream record for
+    /// that (given back to `idmp_dirty` if the batch fails).
+    flushing_idmp: bool,
 }
 
 /// Streams compare by content: where their changes are stored does not matter.
@@ -99,6 +105,8 @@ pub(crate) enum Route<'m> {
         fields: &'m [Bytes],
         new_node: bool,
         creates: bool,
+        /// The IDMP addition the XADD made, logged in the same record.
+        idmp: Option<&'m Mutation>,
     },
     /// One tail-log record: a change to consumer groups alone.
     GroupChanges,
@@ -114,13 +122,19 @@ impl StoredStream {
     /// created would be orphans after a restart: its first such change goes in a batch,
     /// which writes the stream's record). Anything else is a fjall batch.
     pub(crate) fn route<'m>(&self, muts: &'m [Mutation]) -> Route<'m> {
-        if let [
-            Mutation::EntryAdded {
-                id,
-                fields,
-                new_node,
-            },
-        ] = muts
+        let (append, idmp) = match muts {
+            [a @ Mutation::EntryAdded { .. }] => (Some(a), None),
+            [
+                a @ Mutation::EntryAdded { .. },
+                i @ Mutation::IdmpAdded { .. },
+            ] => (Some(a), Some(i)),
+            _ => (None, None),
+        };
+        if let Some(Mutation::EntryAdded {
+            id,
+            fields,
+            new_node,
+        }) = append
         {
             let creates = self.incarnation == 0 && self.is_fresh();
             if self.incarnation != 0 || creates {
@@ -129,6 +143,7 @@ impl StoredStream {
                     fields,
                     new_node: *new_node,
                     creates,
+                    idmp,
                 };
             }
         }
@@ -148,6 +163,7 @@ impl StoredStream {
         id: StreamId,
         fields: Vec<Bytes>,
         new_node: bool,
+        idmp: Option<&Mutation>,
     ) -> bool {
         if self.incarnation != incarnation || id <= self.stream.last_id() {
             return false;
@@ -157,6 +173,9 @@ impl StoredStream {
             fields,
             new_node,
         });
+        if let Some(m) = idmp {
+            self.stream.apply(m);
+        }
         self.mark_unflushed(id);
         true
     }
@@ -173,6 +192,25 @@ impl StoredStream {
         }
         self.note_group_changes(changes);
         true
+    }
+
+    /// Whether IDMP state changed by a logged record only (the duplicates counter) since
+    /// fjall last had the stream's record: the checkpoint then writes that record.
+    pub(crate) fn has_dirty_idmp(&self) -> bool {
+        self.idmp_dirty
+    }
+
+    /// Takes the flag [`StoredStream::has_dirty_idmp`] reads (the stream's own batch wrote
+    /// the record).
+    pub(crate) fn take_dirty_idmp(&mut self) -> bool {
+        std::mem::take(&mut self.idmp_dirty)
+    }
+
+    /// Starts a checkpoint's write of the stream record for IDMP state changed by logged
+    /// records alone; [`StoredStream::end_flush`] ends it. Returns whether there was any.
+    pub(crate) fn begin_idmp_flush(&mut self) -> bool {
+        self.flushing_idmp = std::mem::take(&mut self.idmp_dirty);
+        self.flushing_idmp
     }
 
     /// Whether the stream is new, with its first entry its only change (what a plain XADD
@@ -270,7 +308,7 @@ impl StoredStream {
     /// Whether a checkpoint's batch for this stream is being committed: a change of another
     /// kind must wait for it, or its own batch could land first and be overwritten.
     pub fn is_flushing(&self) -> bool {
-        self.flushing.is_some() || self.flushing_groups.is_some()
+        self.flushing.is_some() || self.flushing_groups.is_some() || self.flushing_idmp
     }
 
     /// Names the group records `muts` change as not yet written into fjall.
@@ -284,6 +322,9 @@ impl StoredStream {
             {
                 self.dirty_groups.forget_pending(group, *id);
                 continue;
+            }
+            if matches!(m, Mutation::IdmpDuplicates { .. }) {
+                self.idmp_dirty = true;
             }
             self.dirty_groups.note(m);
         }
@@ -353,6 +394,9 @@ impl StoredStream {
             && !committed
         {
             self.dirty_groups.merge(groups);
+        }
+        if std::mem::take(&mut self.flushing_idmp) && !committed {
+            self.idmp_dirty = true;
         }
         let Some(upto) = self.flushing.take() else {
             return;

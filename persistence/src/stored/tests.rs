@@ -190,3 +190,70 @@ fn unflushed_pieces_stop_at_node_boundaries() {
     s.end_flush(true);
     assert!(!s.has_unflushed());
 }
+
+/// An XADD IDMP stays one tail-log append, creating its stream or not; a duplicate's count
+/// is logged like a group change once fjall has the stream, and XCFGSET is a batch.
+#[test]
+fn idmp_changes_take_the_tail_log_where_plain_ones_do() {
+    use brooklet_streams::{IdmpAdd, IdmpKey};
+
+    use super::Route;
+
+    let fields = [Bytes::from("f"), Bytes::from("v")];
+    let key = IdmpKey::Explicit {
+        pid: b"p",
+        iid: b"i",
+    };
+    let limits = NodeLimits::default();
+    let mut s = StoredStream::new();
+    let mut muts = Vec::new();
+    let added = s
+        .stream_mut()
+        .add_idempotent(key, IdSpec::Auto, &fields, None, 10, &limits, &mut muts)
+        .unwrap();
+    assert!(matches!(added, IdmpAdd::Added(_)));
+    assert!(matches!(
+        s.route(&muts),
+        Route::Append {
+            creates: true,
+            idmp: Some(_),
+            ..
+        }
+    ));
+    s.set_incarnation(1);
+    let mut muts = Vec::new();
+    s.stream_mut()
+        .add_idempotent(
+            IdmpKey::Auto { pid: b"p" },
+            IdSpec::Auto,
+            &fields,
+            None,
+            11,
+            &limits,
+            &mut muts,
+        )
+        .unwrap();
+    assert!(matches!(
+        s.route(&muts),
+        Route::Append {
+            creates: false,
+            idmp: Some(_),
+            ..
+        }
+    ));
+    let mut muts = Vec::new();
+    let dup = s
+        .stream_mut()
+        .add_idempotent(key, IdSpec::Auto, &fields, None, 12, &limits, &mut muts)
+        .unwrap();
+    assert!(matches!(dup, IdmpAdd::Duplicate(_)));
+    // Only the tail log has the stream: its first such change is a batch.
+    assert!(matches!(s.route(&muts), Route::Batch));
+    s.set_stored();
+    assert!(matches!(s.route(&muts), Route::GroupChanges));
+    s.note_group_changes(&muts);
+    assert!(s.take_dirty_idmp());
+    let mut muts = Vec::new();
+    assert!(s.stream_mut().set_idmp_config(Some(5), None, &mut muts));
+    assert!(matches!(s.route(&muts), Route::Batch));
+}

@@ -57,7 +57,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use brooklet_streams::{Mutation, StreamId};
+use brooklet_streams::{IdmpConfig, Mutation, StreamId};
 
 use record::{
     CREATED, GROUP_CHANGES, HEADER, OPENED_NODE, SHARED_ENCODING, checksum, put_append,
@@ -192,7 +192,7 @@ impl TailLog {
     }
 
     /// Logs one append to stream `key`, to its last node or opening a new one, or creating the
-    /// stream (not yet in the OS's hands: see [`TailLog::write_out`]). `seen` is the segment
+    /// stream, with the IDMP addition it made and a created stream's IDMP settings (not yet in the OS's hands: see [`TailLog::write_out`]). `seen` is the segment
     /// the stream's previous
     /// append went to, as this call returned it (0 if unknown): the stream is listed among the
     /// segment's streams only when that changes. Returns the segment the append went to.
@@ -209,6 +209,8 @@ impl TailLog {
         creates: bool,
         id: StreamId,
         fields: &[Bytes],
+        idmp: Option<&Mutation>,
+        idmp_config: Option<IdmpConfig>,
         seen: u64,
     ) -> std::io::Result<u64> {
         let mut flags = SHARED_ENCODING;
@@ -220,7 +222,7 @@ impl TailLog {
         }
         let min_created = if creates { incarnation } else { u64::MAX };
         self.log(db, key, incarnation, flags, seen, min_created, |buf| {
-            put_append(buf, id, fields, new_node);
+            put_append(buf, id, fields, new_node, idmp, idmp_config);
         })
     }
 

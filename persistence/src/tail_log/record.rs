@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use brooklet_streams::{Mutation, StreamId};
+use brooklet_streams::{IdmpConfig, Mutation, StreamId};
 
 use crate::codec::{self, Reader};
 
@@ -26,6 +26,10 @@ pub struct Append<'a> {
     pub id: StreamId,
     /// Fields and values, flattened.
     pub fields: Vec<Bytes>,
+    /// The IDMP addition the append made (XADD IDMP / IDMPAUTO), if any.
+    pub idmp: Option<Mutation>,
+    /// The IDMP settings of the stream it created, if not the defaults.
+    pub idmp_config: Option<IdmpConfig>,
 }
 
 /// One logged change to a stream's consumer groups alone.
@@ -84,11 +88,23 @@ pub(super) fn put_head(out: &mut Vec<u8>, db: u32, key: &[u8], incarnation: u64,
     out.push(flags);
 }
 
-/// Appends an append's body: its ID, then the entry record as fjall holds it.
-pub(super) fn put_append(out: &mut Vec<u8>, id: StreamId, fields: &[Bytes], new_node: bool) {
+/// Appends an append's body: its ID, then the entry record as fjall holds it, then what
+/// it adds to IDMP ([`codec::put_append_idmp`]: nothing for a plain append).
+pub(super) fn put_append(
+    out: &mut Vec<u8>,
+    id: StreamId,
+    fields: &[Bytes],
+    new_node: bool,
+    idmp: Option<&Mutation>,
+    idmp_config: Option<IdmpConfig>,
+) {
     codec::put_id(out, id);
     codec::put_entry(out, fields.iter().map(|f| &f[..]), new_node);
+    codec::put_append_idmp(out, idmp, idmp_config);
 }
+
+/// A logged append's ID, fields and IDMP parts.
+pub(super) type AppendBody = (StreamId, Vec<Bytes>, Option<Mutation>, Option<IdmpConfig>);
 
 /// Appends a group-changes body: their count, then each change (see
 /// [`codec::put_group_change`]).
@@ -159,15 +175,18 @@ impl Parser {
 
     /// An append's ID and fields, from the rest of the record; its flags say how the body
     /// is encoded.
-    pub(super) fn append(&mut self, flags: u8) -> Option<(StreamId, Vec<Bytes>)> {
+    pub(super) fn append(&mut self, flags: u8) -> Option<AppendBody> {
         if flags & SHARED_ENCODING == 0 {
-            return self.legacy_append();
+            return self
+                .legacy_append()
+                .map(|(id, fields)| (id, fields, None, None));
         }
         let body = self.rest();
         let mut r = Reader::new(&body, "tail-log append");
         let id = r.id().ok()?;
         let (fields, _) = codec::read_entry(&mut r, |s| body.slice_ref(s)).ok()?;
-        Some((id, fields))
+        let (idmp, config) = codec::read_append_idmp(&mut r, id, |s| body.slice_ref(s)).ok()?;
+        Some((id, fields, idmp, config))
     }
 
     /// Group changes, from the rest of the record; its flags say how the body is encoded.

@@ -52,7 +52,7 @@ pub(super) fn replay(
                     changes,
                 })
             } else {
-                let Some((id, fields)) = rec.append(flags) else {
+                let Some((id, fields, idmp, idmp_config)) = rec.append(flags) else {
                     break;
                 };
                 let creates = flags & CREATED != 0;
@@ -69,6 +69,8 @@ pub(super) fn replay(
                     creates,
                     id,
                     fields,
+                    idmp,
+                    idmp_config,
                 })
             };
             good = p.pos;

@@ -16,8 +16,19 @@ fn closed_segments_are_stale_once_they_hold_the_checkpoint_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let append = |log: &TailLog, key: &[u8], ms: u64| {
         let fields = [Bytes::from("f"), Bytes::from(vec![b'v'; 100])];
-        log.append(0, key, 1, false, false, StreamId::new(ms, 0), &fields, 0)
-            .unwrap();
+        log.append(
+            0,
+            key,
+            1,
+            false,
+            false,
+            StreamId::new(ms, 0),
+            &fields,
+            None,
+            None,
+            0,
+        )
+        .unwrap();
     };
     let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
     log.set_segment_limit(1024);
@@ -55,8 +66,19 @@ fn segments_are_sized_up_to_the_cap_and_records_go_past_it() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
     log.set_segment_limit(1 << 40);
-    log.append(0, b"s", 1, true, false, StreamId::new(1, 0), &[], 0)
-        .unwrap();
+    log.append(
+        0,
+        b"s",
+        1,
+        true,
+        false,
+        StreamId::new(1, 0),
+        &[],
+        None,
+        None,
+        0,
+    )
+    .unwrap();
     log.close_segment().unwrap();
     let sizes = |log: &TailLog| {
         let g = lock(&log.inner);
@@ -73,6 +95,8 @@ fn segments_are_sized_up_to_the_cap_and_records_go_past_it() {
         false,
         StreamId::new(2, 0),
         &[big.clone(), big],
+        None,
+        None,
         0,
     )
     .unwrap();
@@ -160,7 +184,7 @@ fn format_6_records_replay_beside_format_7_ones() {
     // Format 7 records after it, in the next segment.
     let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
     let next = StreamId::new(2, 0);
-    log.append(3, b"k", 7, false, false, next, &fields, 0)
+    log.append(3, b"k", 7, false, false, next, &fields, None, None, 0)
         .unwrap();
     log.log_group_changes(3, b"k", 7, &changes, 0).unwrap();
     log.write_out().unwrap();
@@ -203,8 +227,19 @@ fn a_replay_reads_the_segments_a_retirement_removes_all_or_none() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
     for ms in 1..=5 {
-        log.append(0, b"s", 1, false, false, StreamId::new(ms, 0), &[], 0)
-            .unwrap();
+        log.append(
+            0,
+            b"s",
+            1,
+            false,
+            false,
+            StreamId::new(ms, 0),
+            &[],
+            None,
+            None,
+            0,
+        )
+        .unwrap();
         if ms < 5 {
             log.close_segment().unwrap();
         }

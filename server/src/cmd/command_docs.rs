@@ -436,7 +436,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Appends a new message to a stream. Creates the key if it doesn't exist.",
         since: "5.0.0",
         complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
-        syntax: "key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
+        syntax: "key [NOMKSTREAM] [<IDMPAUTO pid | IDMP pid iid>] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
     },
     Doc {
         name: "xlen",
@@ -493,6 +493,22 @@ pub const DOCS: &[Doc] = &[
         since: "5.0.0",
         complexity: "O(1)",
         syntax: "key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]",
+    },
+    Doc {
+        name: "xcfgset",
+        group: "stream",
+        summary: "Sets the IDMP configuration parameters for a stream.",
+        since: "8.6.0",
+        complexity: "O(1)",
+        syntax: "key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize]",
+    },
+    Doc {
+        name: "xidmprecord",
+        group: "stream",
+        summary: "An internal command for setting IDMP metadata on an existing stream message.",
+        since: "8.6.2",
+        complexity: "O(1)",
+        syntax: "key pid iid stream-id",
     },
     Doc {
         name: "xread",

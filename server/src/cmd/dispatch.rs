@@ -11,7 +11,7 @@ use super::call::call;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
-    server, stream, stream_group, stream_info, stream_nack, stream_read, tx,
+    server, stream, stream_group, stream_idmp, stream_info, stream_nack, stream_read, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -32,6 +32,7 @@ pub fn table() -> &'static Commands {
                 stream_read::COMMANDS,
                 stream_group::COMMANDS,
                 stream_info::COMMANDS,
+                stream_idmp::COMMANDS,
                 pubsub::COMMANDS,
                 // Last, so the fuzz seeds' command numbers stay as they were encoded.
                 stream_nack::COMMANDS,

@@ -310,7 +310,8 @@ fn describe(item: &str) -> Vec<(Reply, Reply)> {
     }
     let kind = match item {
         "key" => "key",
-        "count" | "timeout" | "milliseconds" | "index" | "numkeys" | "min-idle-time" => "integer",
+        "count" | "timeout" | "milliseconds" | "index" | "numkeys" | "min-idle-time"
+        | "duration" | "maxsize" => "integer",
         _ => "string",
     };
     vec![kv("name", bulk(item)), kv("type", bulk(kind))]

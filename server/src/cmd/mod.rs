@@ -25,6 +25,7 @@ mod reply;
 mod server;
 mod stream;
 mod stream_group;
+mod stream_idmp;
 mod stream_info;
 mod stream_nack;
 mod stream_read;

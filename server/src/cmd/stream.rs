@@ -10,11 +10,12 @@ use bytes::{Bytes, BytesMut};
 
 use brooklet_resp::{Args, Reply, parse_int, write_array_header, write_bulk};
 use brooklet_streams::{
-    IdSpec, NodeLimits, RefPolicy, Stream, StreamError, StreamId, TrimArgs, TrimStrategy,
-    parse_range_end, parse_range_start,
+    IdSpec, IdmpAdd, IdmpKey, NodeLimits, RefPolicy, Stream, StreamError, StreamId, TrimArgs,
+    TrimStrategy, parse_range_end, parse_range_start,
 };
 
 use super::reply::id_reply;
+use super::stream_idmp::{IDMP_NEEDS_AUTO_ID, eat_idmp};
 use super::table::command;
 use super::table::flags::*;
 use super::write::Missing;
@@ -84,12 +85,14 @@ pub(crate) struct XAddArgs<'a> {
     pub id: IdSpec,
     /// Field-value pairs (an even, non-zero count).
     pub fields: &'a [Bytes],
+    /// IDMP pid iid / IDMPAUTO pid (the ID is then `*`).
+    pub idmp: Option<IdmpKey<'a>>,
 }
 
 impl<'a> XAddArgs<'a> {
     /// # Format
-    /// `key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value
-    /// [field value ...]`, after the command name.
+    /// `key [NOMKSTREAM] [IDMPAUTO pid|IDMP pid iid] [MAXLEN|MINID [=|~] threshold
+    /// [LIMIT count]] *|id field value [field value ...]`, after the command name.
     pub fn parse(args: &mut Args<'a>) -> Result<Self, CommandError> {
         let key = args.next_bytes()?;
         let opts = parse_add_trim(args, true)?;
@@ -107,6 +110,7 @@ impl<'a> XAddArgs<'a> {
             trim: opts.trim,
             id: id?,
             fields,
+            idmp: opts.idmp,
         })
     }
 }
@@ -325,8 +329,10 @@ impl<'a> RangeArgs<'a> {
 }
 
 /// XADD's and XTRIM's shared options (Redis's `streamAddTrimArgs`).
-struct AddTrimOptions {
+struct AddTrimOptions<'a> {
     trim: Option<TrimArgs>,
+    /// XADD's IDMP / IDMPAUTO.
+    idmp: Option<IdmpKey<'a>>,
     nomkstream: bool,
     /// XADD's ID, when arguments were left for one (`Err` only for `0-0`, which Redis
     /// refuses after checking the field count).
@@ -339,12 +345,13 @@ struct AddTrimOptions {
 ///
 /// # Format
 /// After the key: options in any order; for XADD then `*|id field value ...` is left.
-fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, CommandError> {
+fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<'a>, CommandError> {
     let mut strategy: Option<TrimStrategy> = None;
     let mut approx = false;
     let mut limit: Option<i64> = None;
     let mut nomkstream = false;
     let mut id = None;
+    let mut idmp = None;
     const BOTH: CommandError = CommandError::msg(
         "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
     );
@@ -353,6 +360,7 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
         if xadd && &opt[..] == b"*" {
             id = Some(xadd_id(args)?);
             break;
+        } else if xadd && eat_idmp(args, &mut idmp)? {
         } else if more && args.eat_keyword("MAXLEN") {
             if strategy.is_some() {
                 return Err(BOTH);
@@ -379,6 +387,9 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
             nomkstream = true;
         } else if xadd {
             id = Some(xadd_id(args)?);
+            if idmp.is_some() && id != Some(Ok(IdSpec::Auto)) {
+                return Err(IDMP_NEEDS_AUTO_ID);
+            }
             break;
         } else {
             return Err(CommandError::syntax());
@@ -410,6 +421,7 @@ fn parse_add_trim(args: &mut Args<'_>, xadd: bool) -> Result<AddTrimOptions, Com
     });
     Ok(AddTrimOptions {
         trim,
+        idmp,
         nomkstream,
         id,
     })
@@ -453,7 +465,17 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Missing::Create
     };
     let id = ctx.write_stream(a.key, missing, |s, out, fx| {
-        let added = s.add(a.id, a.fields, a.trim.as_ref(), now, &limits, out);
+        let added = match a.idmp {
+            None => s.add(a.id, a.fields, a.trim.as_ref(), now, &limits, out),
+            Some(k) => {
+                match s.add_idempotent(k, a.id, a.fields, a.trim.as_ref(), now, &limits, out) {
+                    // A duplicate changes only a counter: no event, nothing woken (as Redis).
+                    Ok(IdmpAdd::Duplicate(id)) => return Ok(Some(id)),
+                    Ok(IdmpAdd::Added(added)) => Ok(added),
+                    Err(e) => Err(e),
+                }
+            }
+        };
         // The entry may have gone in before the trim failed (it could not read back an
         // evicted node): watchers and blocked readers hear of it all the same.
         if added.is_ok() || !out.is_empty() {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
-use brooklet_streams::INFO_FULL_DEFAULT_COUNT;
+use brooklet_streams::{INFO_FULL_DEFAULT_COUNT, IdmpInfo};
 
 use super::reply::{entries_reply, entry_reply, help_reply, id_reply, subcommand_syntax};
 use super::stream::NO_SUCH_KEY;
@@ -102,6 +102,18 @@ fn opt_signed(n: Option<i64>) -> Reply {
     n.map_or(Reply::Null, Reply::Int)
 }
 
+/// XINFO STREAM's IDMP fields (Redis 8.6), which follow `recorded-first-entry-id`.
+fn idmp_fields(i: &IdmpInfo) -> [(Reply, Reply); 6] {
+    [
+        field("idmp-duration", int(u64::from(i.duration))),
+        field("idmp-maxsize", int(u64::from(i.maxsize))),
+        field("pids-tracked", int(i.pids_tracked)),
+        field("iids-tracked", int(i.iids_tracked)),
+        field("iids-added", int(i.iids_added)),
+        field("iids-duplicates", int(i.iids_duplicates)),
+    ]
+}
+
 /// XINFO STREAM: the stream's summary, or with FULL its entries, groups and consumers.
 fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XInfoStreamArgs::parse(&mut Args::new(&argv[1..]))?;
@@ -113,8 +125,11 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     };
     let s = v.stream_mut()?;
     let full = a.full?;
+    // Expired idempotent IDs are forgotten lazily; the counts must not include them.
+    s.expire_idmp(now_ms());
     let Some(count) = full else {
         let i = s.info()?;
+        let [d, m, p, t, a, u] = idmp_fields(&i.idmp);
         return Ok(Reply::Map(vec![
             field("length", int(i.length)),
             field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -126,6 +141,12 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 "recorded-first-entry-id",
                 id_reply(i.recorded_first_entry_id),
             ),
+            d,
+            m,
+            p,
+            t,
+            a,
+            u,
             field("groups", int(i.groups)),
             field(
                 "first-entry",
@@ -181,6 +202,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             ])
         })
         .collect();
+    let [d, m, p, t, a, u] = idmp_fields(&i.idmp);
     Ok(Reply::Map(vec![
         field("length", int(i.length)),
         field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -192,6 +214,12 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             "recorded-first-entry-id",
             id_reply(i.recorded_first_entry_id),
         ),
+        d,
+        m,
+        p,
+        t,
+        a,
+        u,
         field("entries", entries_reply(i.entries)),
         field("groups", Reply::Array(groups)),
     ]))

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use brooklet_persistence::StoredStream;
-use brooklet_streams::{Mutation, Stream};
+use brooklet_streams::{IdmpConfig, Mutation, Stream};
 
 use super::Ctx;
 use crate::error::CommandError;
@@ -107,6 +107,12 @@ impl Ctx<'_> {
                         return answer;
                     }
                     let mut stream = Box::new(StoredStream::new());
+                    let config = self.shared.config();
+                    stream.init_idmp_config(IdmpConfig {
+                        duration: config.stream_idmp_duration,
+                        maxsize: config.stream_idmp_maxsize,
+                    });
+                    drop(config);
                     let value = apply(&mut stream, &mut out, &mut effects)?;
                     self.persist(key, &mut stream, &out)?;
                     shard.insert(crate::keyspace::keep(key), Value::Stream(stream));

@@ -127,6 +127,10 @@ pub struct Config {
     pub stream_node_max_entries: u64,
     /// `stream-node-max-bytes`: bytes per stream node (0 = unlimited).
     pub stream_node_max_bytes: u64,
+    /// `stream-idmp-duration`: a new stream's IDMP-DURATION, seconds.
+    pub stream_idmp_duration: u32,
+    /// `stream-idmp-maxsize`: a new stream's IDMP-MAXSIZE.
+    pub stream_idmp_maxsize: u32,
     /// `stream-cache-bytes`: node data each stream keeps in memory besides its newest node;
     /// older nodes are read back from disk when a command needs them.
     pub stream_cache_bytes: u64,
@@ -191,6 +195,8 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             stream_node_max_entries: 0,
             stream_node_max_bytes: 0,
+            stream_idmp_duration: 0,
+            stream_idmp_maxsize: 0,
             stream_cache_bytes: 0,
             tail_log_segment_bytes: 0,
             maxmemory: 0,

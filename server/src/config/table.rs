@@ -370,6 +370,28 @@ pub static DIRECTIVES: &[Directive] = &[
             set: |c, v| c.io_threads = v as usize,
         },
     },
+    Directive {
+        name: "stream-idmp-duration",
+        mutable: true,
+        kind: Kind::Int {
+            min: 1,
+            max: brooklet_streams::IDMP_DURATION_MAX as i64,
+            default: brooklet_streams::IDMP_DURATION_DEFAULT as i64,
+            get: |c| i64::from(c.stream_idmp_duration),
+            set: |c, v| c.stream_idmp_duration = v as u32,
+        },
+    },
+    Directive {
+        name: "stream-idmp-maxsize",
+        mutable: true,
+        kind: Kind::Int {
+            min: 1,
+            max: brooklet_streams::IDMP_MAXSIZE_MAX as i64,
+            default: brooklet_streams::IDMP_MAXSIZE_DEFAULT as i64,
+            get: |c| i64::from(c.stream_idmp_maxsize),
+            set: |c, v| c.stream_idmp_maxsize = v as u32,
+        },
+    },
     // Brooklet never forks into the background; accepted so redis.conf files load.
     Directive {
         name: "daemonize",

@@ -67,6 +67,8 @@ fn defaults_come_from_the_table_and_are_unchanged() {
     assert_eq!(c.enable_debug_command, "no");
     assert_eq!(c.tcp_keepalive, 300);
     assert_eq!(c.hz, 10);
+    assert_eq!(c.stream_idmp_duration, 100);
+    assert_eq!(c.stream_idmp_maxsize, 100);
 }
 
 #[test]
@@ -122,6 +124,8 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "maxmemory-policy",
             "jemalloc-bg-thread",
             "io-threads",
+            "stream-idmp-duration",
+            "stream-idmp-maxsize",
         ]
     );
     for d in DIRECTIVES {
@@ -461,7 +465,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 33);
+    assert_eq!(get(&["*"]).len(), 35);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::group::ConsumerGroup;
 use crate::id::StreamId;
+use crate::idmp::Idmp;
 use crate::node::Node;
 use crate::source::{EntrySource, NodeMeta};
 
@@ -43,6 +44,8 @@ pub struct Stream {
     pub(crate) entries_added: u64,
     /// Consumer groups by name (byte order, as Redis's radix tree lists them).
     pub(crate) groups: BTreeMap<Bytes, ConsumerGroup>,
+    /// Idempotent producers' remembered IDs and settings.
+    pub(crate) idmp: Idmp,
     /// Where cold nodes are read back from; `None` keeps every node in memory.
     source: Option<Arc<dyn EntrySource>>,
     /// Nodes in the order their entries came into memory, oldest first: eviction order.
@@ -77,6 +80,7 @@ impl PartialEq for Stream {
             && self.max_deleted_id == other.max_deleted_id
             && self.entries_added == other.entries_added
             && self.groups == other.groups
+            && self.idmp == other.idmp
     }
 }
 
