@@ -211,6 +211,16 @@ impl Conn {
         }
     }
 
+    /// As [`Conn::has`], or None when the stream is refused to readers after a fault, its
+    /// last change not being on disk.
+    fn shows(&mut self, key: &str, id: &str) -> Option<bool> {
+        match self.cmd(&["XRANGE", key, id, id]) {
+            R::Arr(v) => Some(!v.is_empty()),
+            R::Err(e) if e.starts_with("MISCONF") && e.contains("not shown") => None,
+            other => panic!("XRANGE: {other:?}"),
+        }
+    }
+
     fn info(&mut self, section: &str) -> String {
         self.cmd(&["INFO", section]).text()
     }
@@ -647,7 +657,11 @@ fn fsync_failure_under(policy: &str) {
         "{err}"
     );
     assert!(err.contains("restarted"), "{err}");
-    assert!(!b.has("s", &refused));
+    // A write in flight when the fsync failed (its client disconnected) leaves the stream
+    // refused to readers: its last change may not be on disk.
+    let readable = b.shows("s", &refused);
+    assert_ne!(readable, Some(true), "refused {refused} is shown");
+    assert!(readable.is_some() || !unknown.is_empty());
     // A consumer group's reads are writes (they record pending entries): refused too.
     let read = b.cmd(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
     assert!(
@@ -655,7 +669,7 @@ fn fsync_failure_under(policy: &str) {
         "{read:?}"
     );
     assert_eq!(b.cmd(&["PING"]), R::Ok("PONG".into()));
-    assert!(b.has("s", &acked[0]));
+    assert_eq!(b.shows("s", &acked[0]), readable.map(|_| true));
     let info = b.info("persistence");
     assert!(
         info.contains("brooklet_store_status:fsync_failed"),
@@ -990,7 +1004,8 @@ fn a_failed_write_is_made_again_after_enospc_and_needs_a_restart_after_eio() {
         matches!(&e, R::Err(e) if e.contains("the disk is full") && e.contains("writing the tail log")),
         "{e:?}"
     );
-    assert!(!b.has("s", "3-1"));
+    // A reader of the stream is not shown 2-1 before it is written: its reply waits too.
+    let reader = std::thread::spawn(move || Conn::new(port).cmd(&["XRANGE", "s", "-", "+"]));
     // The free space says there is room, but the record is still unwritten: still refused.
     std::thread::sleep(Duration::from_millis(300));
     assert!(matches!(b.cmd(&["XADD", "s", "3-2", "f", "v"]), R::Err(_)));
@@ -998,9 +1013,17 @@ fn a_failed_write_is_made_again_after_enospc_and_needs_a_restart_after_eio() {
         !waiting.is_finished(),
         "a write not handed over was answered"
     );
+    assert!(
+        !reader.is_finished(),
+        "a reader was shown a write not handed over"
+    );
     assert_no_thread_spins(server.pid());
     write_faults(server.pid(), 0);
     assert_eq!(waiting.join().unwrap(), R::Bulk(Some(b"2-1".to_vec())));
+    let mut read = Vec::new();
+    tokens(&reader.join().unwrap(), &mut read);
+    assert_eq!(read, ["v", "v"], "1-1 and 2-1, not the refused 3-1");
+    assert!(!b.has("s", "3-1"));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match b.cmd(&["XADD", "s", "4-1", "f", "v"]) {
@@ -1024,7 +1047,8 @@ fn a_failed_write_is_made_again_after_enospc_and_needs_a_restart_after_eio() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(matches!(b.cmd(&["XADD", "s", "6-2", "f", "v"]), R::Err(e) if e.contains("restarted")));
     assert_eq!(b.cmd(&["PING"]), R::Ok("PONG".into()));
-    assert!(b.has("s", "4-1"));
+    // 5-1 reached memory and never the OS: the stream is refused to readers until a restart.
+    assert_eq!(b.shows("s", "4-1"), None);
     server.kill();
 
     let server = Server::start(&[], &data, &opts);
@@ -1034,6 +1058,213 @@ fn a_failed_write_is_made_again_after_enospc_and_needs_a_restart_after_eio() {
     }
     for id in ["3-1", "3-2", "6-1", "6-2"] {
         assert!(!c.has("s", id), "refused {id} came back");
+    }
+    server.kill();
+}
+
+/// Tokens of the entries in an XRANGE or XREAD reply (the value of their first field),
+/// whatever the nesting.
+fn tokens(reply: &R, out: &mut Vec<String>) {
+    let R::Arr(items) = reply else {
+        return;
+    };
+    // An entry is `[id, [field, value, ...]]` (a stream of XREAD's reply, `[key, [entry,
+    // ...]]`, holds arrays where an entry holds values).
+    if let [R::Bulk(Some(_)), R::Arr(fields)] = items.as_slice()
+        && let Some(v @ R::Bulk(Some(_))) = fields.get(1)
+    {
+        out.push(v.text());
+        return;
+    }
+    for i in items {
+        tokens(i, out);
+    }
+}
+
+/// fsync starts failing under `always` while writers append to one stream and readers
+/// (XRANGE, XREAD BLOCK, XREADGROUP, XPENDING) watch it: no reader is ever shown an entry
+/// whose XADD did not get its ID, since a reply that shows a stream waits, as a write's
+/// does, until the stream's last change is on disk, and is dropped with its connection
+/// when that fsync fails. After the fault the stream is refused to readers (its last
+/// changes may not be on disk) while a stream written before it is still served. After a
+/// SIGKILL and a restart every acknowledged entry is there and no refused one.
+#[test]
+fn a_failed_fsync_under_always_never_shows_readers_what_it_did_not_acknowledge() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::{Arc, Mutex};
+    if !on_path("fiu-run") || !on_path("fiu-ctrl") {
+        eprintln!("note: skipped, fiu-run / fiu-ctrl not installed (apt-get install fiu-utils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = ["--appendfsync", "always"];
+    let server = Server::start(&["fiu-run", "-x"], &data, &opts);
+    let port = server.port;
+    let mut admin = server.connect();
+    assert_eq!(
+        admin.cmd(&["XADD", "cold", "1-1", "tok", "cold"]),
+        R::Bulk(Some(b"1-1".to_vec()))
+    );
+    assert_eq!(
+        admin.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]),
+        R::Ok("OK".into())
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                let mut c = Conn::new(port);
+                for n in 0.. {
+                    if stop.load(Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let tok = format!("w{w}-{n}");
+                    match c.try_cmd(&[b"XADD", b"s", b"*", b"tok", tok.as_bytes()]) {
+                        Some(R::Bulk(Some(id))) => {
+                            seen.acked.push((tok, String::from_utf8(id).unwrap()));
+                        }
+                        Some(R::Err(e)) => {
+                            assert!(e.starts_with("MISCONF"), "{e}");
+                            seen.refused.push(tok);
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Some(other) => panic!("XADD: {other:?}"),
+                        None => {
+                            seen.unknown.push(tok);
+                            c = Conn::new(port);
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    // Every token any reader was shown, and how many reads were refused or cut off.
+    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reads: [&[&str]; 4] = [
+        &["XRANGE", "s", "-", "+"],
+        &["XREAD", "BLOCK", "100", "STREAMS", "s", "$"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "50",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        &["XPENDING", "s", "g", "-", "+", "1000000"],
+    ];
+    let readers: Vec<_> = reads
+        .iter()
+        .map(|args| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let (stop, shown) = (stop.clone(), shown.clone());
+            std::thread::spawn(move || {
+                let (mut refused, mut cut) = (0, 0);
+                let mut c = Conn::new(port);
+                while !stop.load(Relaxed) && Instant::now() < deadline {
+                    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                    match c.try_cmd(&argv) {
+                        Some(R::Err(e)) => {
+                            assert!(e.starts_with("MISCONF"), "{args:?}: {e}");
+                            refused += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Some(reply) => {
+                            let mut got = Vec::new();
+                            if args[0] == "XPENDING" {
+                                // Pending entries name IDs, not tokens: mapped after.
+                                if let R::Arr(v) = &reply {
+                                    for p in v {
+                                        if let R::Arr(p) = p
+                                            && let Some(id) = p.first()
+                                        {
+                                            got.push(format!("id:{}", id.text()));
+                                        }
+                                    }
+                                }
+                            } else {
+                                tokens(&reply, &mut got);
+                            }
+                            shown.lock().unwrap().extend(got);
+                        }
+                        None => {
+                            cut += 1;
+                            c = Conn::new(port);
+                        }
+                    }
+                }
+                (refused, cut)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    fsync_faults(server.pid(), true);
+    let until = Instant::now() + Duration::from_secs(5);
+    while !admin
+        .info("persistence")
+        .contains("brooklet_store_status:fsync_failed")
+    {
+        assert!(Instant::now() < until, "fsync never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Relaxed);
+    let seen: Vec<Seen> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let outcomes: Vec<(usize, usize)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let acked: std::collections::HashMap<&String, &String> = seen
+        .iter()
+        .flat_map(|s| s.acked.iter().map(|(t, id)| (t, id)))
+        .collect();
+    let acked_ids: std::collections::HashSet<String> =
+        acked.values().map(|id| format!("id:{id}")).collect();
+    let shown = shown.lock().unwrap().clone();
+    for t in &shown {
+        assert!(
+            acked.contains_key(t) || acked_ids.contains(t),
+            "a reader was shown {t}, whose XADD got no ID"
+        );
+    }
+    // After the fault: the stream whose last changes may be lost is refused to readers,
+    // with the fault's cause; one written before the fault is served.
+    let e = admin.cmd(&["XRANGE", "s", "-", "+"]);
+    assert!(
+        matches!(&e, R::Err(e) if e.starts_with("MISCONF") && e.contains("fsync failed") && e.contains("not shown")),
+        "{e:?}"
+    );
+    assert!(admin.has("cold", "1-1"));
+    assert_eq!(admin.xlen("cold"), 1);
+    let unknown: usize = seen.iter().map(|s| s.unknown.len()).sum();
+    let refused: usize = seen.iter().map(|s| s.refused.len()).sum();
+    eprintln!(
+        "{} acknowledged, {unknown} unknown, {refused} refused; readers shown {} entries; \
+         reads refused / cut off per reader: {outcomes:?}",
+        acked.len(),
+        shown.len()
+    );
+    assert!(unknown > 0, "no write was in flight when fsync failed");
+    assert!(!shown.is_empty(), "the readers were shown nothing");
+    server.kill();
+
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    let mut stored = Vec::new();
+    tokens(&c.cmd(&["XRANGE", "s", "-", "+"]), &mut stored);
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    for s in &seen {
+        for (tok, _) in &s.acked {
+            assert!(stored.contains(tok), "acknowledged {tok} lost");
+        }
+        for tok in &s.refused {
+            assert!(!stored.contains(tok), "refused {tok} came back");
+        }
     }
     server.kill();
 }

@@ -156,6 +156,15 @@ impl Store {
         self.durability.in_os.load(Ordering::Acquire)
     }
 
+    /// The highest sequence a reply may show or acknowledge: on disk under `appendfsync
+    /// always`, in the operating system's hands otherwise.
+    pub fn safe_seq(&self) -> u64 {
+        match self.durability.policy() {
+            FsyncPolicy::Always => self.durability.durable.load(Ordering::Acquire),
+            _ => self.durability.in_os.load(Ordering::Acquire),
+        }
+    }
+
     /// Refuses a write before it changes anything, while the disk is full or after a write
     /// or fsync failed: call it before applying a command, so a refused write never reaches
     /// memory. One atomic load while the disk has room to spare.

@@ -35,10 +35,14 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     for key in &argv[1..] {
         {
             let mut shard = ctx.db().lock(key);
-            let Some(gone) = shard.remove(key) else {
+            let Some((k, gone)) = shard.remove_entry(key) else {
                 continue;
             };
-            ctx.persist_delete(key, &gone)?;
+            if let Err(e) = ctx.persist_delete(key, &gone) {
+                // The store still holds the stream: so does memory, as no reader saw it go.
+                shard.insert(k, gone);
+                return Err(e);
+            }
         }
         removed += 1;
         ctx.key_changed(key);

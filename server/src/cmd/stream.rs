@@ -473,7 +473,11 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn xlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let shard = ctx.db().lock(&argv[1]);
     let len = match shard.get(&argv[1]) {
-        Some(v) => v.stream()?.len(),
+        Some(v) => {
+            let s = v.stream()?;
+            ctx.show(s)?;
+            s.len()
+        }
         None => {
             drop(shard);
             ctx.key_miss(&argv[1]);
@@ -501,6 +505,7 @@ fn range(ctx: &mut Ctx<'_>, a: RangeArgs<'_>) -> Result<Reply, CommandError> {
         return Ok(Reply::Array(Vec::new()));
     };
     let s = v.stream_mut()?;
+    ctx.show(s)?;
     if a.count == Some(0) {
         return Ok(Reply::NullArray);
     }

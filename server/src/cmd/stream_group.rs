@@ -506,6 +506,7 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             return Err(no_key_or_group(key, group));
         }
     };
+    ctx.show(s)?;
     match range {
         None => {
             let p = s.pending_summary(key, group)?;

@@ -112,6 +112,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(missing(ctx, key));
     };
     let s = v.stream_mut()?;
+    ctx.show(s)?;
     let full = a.full?;
     let Some(count) = full else {
         let i = s.info()?;
@@ -205,6 +206,7 @@ fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(missing(ctx, key));
     };
     let s = v.stream()?;
+    ctx.show(s)?;
     Ok(Reply::Array(
         s.groups_info()
             .into_iter()
@@ -231,6 +233,7 @@ fn consumers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(missing(ctx, key));
     };
     let s = v.stream()?;
+    ctx.show(s)?;
     let list = s.consumers_info(key, group, now_ms())?;
     Ok(Reply::Array(
         list.into_iter()

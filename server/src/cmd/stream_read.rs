@@ -342,7 +342,9 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             Some(b) => usize::try_from(b.limit(count.map_or(u64::MAX, |c| c as u64))).ok(),
             None => count,
         };
-        let mut entries = v.stream_mut()?.read_after(*after, limit)?;
+        let s = v.stream_mut()?;
+        ctx.show(s)?;
+        let mut entries = s.read_after(*after, limit)?;
         if let Some(b) = budget.as_mut() {
             b.open_stream(reply_size::stream(key, ctx.client.resp3));
             b.take_entries(&mut entries);

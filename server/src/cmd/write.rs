@@ -84,6 +84,9 @@ impl Ctx<'_> {
                     let stream = v.stream_mut()?;
                     let result = apply(stream, &mut out, &mut effects);
                     self.persist(key, stream, &out)?;
+                    // The reply may show the stream as earlier commands left it (a read of
+                    // history changes nothing): it waits for their changes too.
+                    self.write_seq = self.write_seq.max(stream.seq());
                     result
                 }
                 None => {
