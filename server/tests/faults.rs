@@ -1268,3 +1268,156 @@ fn a_failed_fsync_under_always_never_shows_readers_what_it_did_not_acknowledge()
     }
     server.kill();
 }
+
+/// Takes every byte left on the file system holding `dir` at once (`fallocate`, so that
+/// no look at the free space can come in between); returns the file.
+fn fill_at_once(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let free = free_bytes(dir);
+    let status = Command::new("fallocate")
+        .args(["-l", &free.to_string()])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "fallocate failed");
+    path
+}
+
+/// Runs `cmd` the moment another process fills the disk, before the server's look at the
+/// free space (every 100 ms) notices, so the command is admitted and its fjall batch meets
+/// ENOSPC. Returns the reply, or None when the look came first (the command was refused;
+/// the caller tries again once writes resume).
+fn race_full_disk(server: &Server, fs: &Tmpfs, cmd: &[&str]) -> Option<R> {
+    let mut c = server.connect();
+    let filler = fill_at_once(fs.path());
+    let reply = c.cmd(cmd);
+    if matches!(&reply, R::Err(e) if e.contains("the disk is full") && e.contains("resume")) {
+        std::fs::remove_file(&filler).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !c.info("persistence").contains("brooklet_store_status:ok") {
+            assert!(Instant::now() < deadline, "writes never resumed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return None;
+    }
+    Some(reply)
+}
+
+/// A fjall batch fails after its command was admitted: another process filled the disk
+/// between the server's look at the free space and the write (a real race on a tmpfs).
+/// The change never shows: a DEL whose batch fails leaves the stream in memory, whole and
+/// readable; an XDEL whose batch fails (the entry already gone from memory) leaves the
+/// stream refused to readers until a restart, which reads back what the disk holds. Both
+/// answer an error; no thread spins; after a restart the disk and the replies agree.
+#[test]
+fn a_batch_that_fails_after_admission_never_shows_its_change() {
+    let Some(fs) = Tmpfs::mount(96) else {
+        return;
+    };
+    let data = fs.path().join("data");
+    let opts = [
+        "--appendfsync",
+        "everysec",
+        "--tail-log-segment-bytes",
+        "1mb",
+    ];
+    // Streams of 300 entries (about 90 KB) in the tail log: an XDEL's batch carries them
+    // all, more than the journal's page in hand.
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    for key in ["a", "b"] {
+        assert_eq!(
+            c.cmd(&["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]),
+            R::Ok("OK".into())
+        );
+        for i in 1..=300 {
+            let id = format!("{i}-1");
+            let v = value(300 + i);
+            assert_eq!(
+                c.cmd(&["XADD", key, &id, "f", &v]),
+                R::Bulk(Some(id.into_bytes()))
+            );
+        }
+    }
+
+    // XDEL: memory lost the entry before the batch failed; readers are not shown that.
+    let mut reply = None;
+    for _ in 0..20 {
+        reply = race_full_disk(&server, &fs, &["XDEL", "b", "2-1"]);
+        if reply.is_some() {
+            break;
+        }
+    }
+    let Some(reply) = reply else {
+        eprintln!("note: the look at the free space won every race; nothing checked");
+        return;
+    };
+    let filler = fs.path().join("filler");
+    match reply {
+        R::Err(e) => {
+            assert!(e.starts_with("MISCONF"), "{e}");
+            assert_eq!(c.shows("b", "2-1"), None);
+            assert!(matches!(c.cmd(&["XLEN", "b"]), R::Err(e) if e.contains("not shown")));
+            assert!(matches!(
+                c.cmd(&["XREAD", "STREAMS", "b", "0"]),
+                R::Err(e) if e.contains("not shown")
+            ));
+            // Another stream is still served.
+            assert_eq!(c.xlen("a"), 300);
+            let info = c.info("persistence");
+            assert!(
+                info.contains("brooklet_store_status:engine_failed"),
+                "{info}"
+            );
+            assert_no_thread_spins(server.pid());
+            server.kill();
+            std::fs::remove_file(&filler).unwrap();
+            let server = Server::start(&[], &data, &opts);
+            let mut c = server.connect();
+            assert!(c.has("b", "2-1"), "the refused XDEL took effect");
+            assert_eq!(c.xlen("b"), 300);
+            assert_eq!(c.xlen("a"), 300);
+            server.kill();
+        }
+        // The journal had room for it after all (a page in hand): nothing to check.
+        R::Int(1) => {
+            eprintln!("note: the XDEL's batch found room");
+            server.kill();
+            std::fs::remove_file(&filler).unwrap();
+            return;
+        }
+        other => panic!("XDEL: {other:?}"),
+    }
+
+    // DEL: the stream stays, as the store still holds it.
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    // Into fjall (SAVE checkpoints), so the DEL's batch removes its 300 records.
+    assert_eq!(c.cmd(&["SAVE"]), R::Ok("OK".into()));
+    let mut reply = None;
+    for _ in 0..20 {
+        reply = race_full_disk(&server, &fs, &["DEL", "a"]);
+        if reply.is_some() {
+            break;
+        }
+    }
+    match reply {
+        Some(R::Err(e)) => {
+            assert!(e.starts_with("MISCONF"), "{e}");
+            assert_eq!(c.xlen("a"), 300);
+            assert!(c.has("a", "2-1"));
+            assert_eq!(c.cmd(&["EXISTS", "a"]), R::Int(1));
+            server.kill();
+            std::fs::remove_file(&filler).unwrap();
+            let server = Server::start(&[], &data, &opts);
+            let mut c = server.connect();
+            assert_eq!(c.xlen("a"), 300, "{}", server.log());
+            server.kill();
+        }
+        Some(R::Int(1)) => {
+            eprintln!("note: the DEL's batch found room");
+            server.kill();
+        }
+        other => panic!("DEL: {other:?}"),
+    }
+}
