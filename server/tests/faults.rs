@@ -1421,3 +1421,42 @@ fn a_batch_that_fails_after_admission_never_shows_its_change() {
         other => panic!("DEL: {other:?}"),
     }
 }
+
+/// A DEL whose fsync fails under `always` is not acknowledged, and no reader is told the
+/// key is missing (the removal may not be on disk): the read's reply waits for it, and
+/// its connection is closed with the DEL's. A key elsewhere is served.
+#[test]
+fn a_removal_whose_fsync_fails_is_not_shown() {
+    if !on_path("fiu-run") || !on_path("fiu-ctrl") {
+        eprintln!("note: skipped, fiu-run / fiu-ctrl not installed (apt-get install fiu-utils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = ["--appendfsync", "always"];
+    let server = Server::start(&["fiu-run", "-x"], &data, &opts);
+    let mut c = server.connect();
+    for key in ["d", "cold"] {
+        assert_eq!(
+            c.cmd(&["XADD", key, "1-1", "f", "v"]),
+            R::Bulk(Some(b"1-1".to_vec()))
+        );
+    }
+    fsync_faults(server.pid(), true);
+    assert_eq!(c.try_cmd(&[b"DEL", b"d"]), None);
+    for read in [
+        &[&b"XRANGE"[..], b"d", b"-", b"+"],
+        &[b"XLEN", b"d", b"", b""],
+    ] {
+        let read: Vec<&[u8]> = read.iter().copied().filter(|a| !a.is_empty()).collect();
+        let mut r = server.connect();
+        match r.try_cmd(&read) {
+            None => {}
+            Some(R::Err(e)) if e.starts_with("MISCONF") => {}
+            other => panic!("a reader was told of a removal not on disk: {other:?}"),
+        }
+    }
+    let mut r = server.connect();
+    assert!(r.has("cold", "1-1"));
+    server.kill();
+}

@@ -175,6 +175,7 @@ impl<'a> Ctx<'a> {
             .store
             .delete_stream(self.client.db as u32, key, stream)
             .map_err(store_error)?;
+        self.db().note_removal(key, seq);
         self.write_seq = self.write_seq.max(seq);
         Ok(())
     }

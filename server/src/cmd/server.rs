@@ -87,6 +87,9 @@ fn flush_dbs(
             return Err(super::store_error(e));
         }
     };
+    for db in dbs.clone() {
+        ctx.shared.keyspace.db(db).note_removal_of_all(seq);
+    }
     // Waiters on keys that never existed are left alone, as in Redis.
     for (db, keys) in dbs.zip(removed) {
         ctx.touched

@@ -38,7 +38,7 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// `no such key`, after the `keymiss` event the failed lookup publishes.
-fn missing(ctx: &Ctx<'_>, key: &Bytes) -> CommandError {
+fn missing(ctx: &mut Ctx<'_>, key: &Bytes) -> CommandError {
     ctx.key_miss(key);
     NO_SUCH_KEY
 }

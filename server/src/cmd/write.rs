@@ -129,7 +129,11 @@ impl Ctx<'_> {
     }
 
     /// Publishes the `keymiss` event of a command that found no key.
-    pub(crate) fn key_miss(&self, key: &Bytes) {
+    ///
+    /// The reply waits until the last removal of a key of `key`'s shard is safe: the key
+    /// may be missing because of it.
+    pub(crate) fn key_miss(&mut self, key: &Bytes) {
+        self.write_seq = self.write_seq.max(self.db().removal_seq(key));
         keyspace_event(
             self.shared,
             EventClass::KeyMiss,
