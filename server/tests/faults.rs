@@ -1460,3 +1460,197 @@ fn a_removal_whose_fsync_fails_is_not_shown() {
     assert!(r.has("cold", "1-1"));
     server.kill();
 }
+
+/// The value of INFO field `name` (in `section`).
+fn info_field(c: &mut Conn, section: &str, name: &str) -> String {
+    let info = c.info(section);
+    info.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Waits (up to `secs`) until INFO field `name` of `section` is `want`.
+fn wait_for_info(c: &mut Conn, section: &str, name: &str, want: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = info_field(c, section, name);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} stayed {got}, not {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The background writers meet a full disk: the purge of a large DEL runs the disk down to
+/// the reserve and waits for room, a compaction asked for while the disk is full (another
+/// process took every byte) waits too; neither spins nor breaks the store (fjall would
+/// refuse every write for good after one failed). Once space is freed the purge finishes
+/// and the compaction runs; after a SIGKILL and a restart nothing is lost and the deleted
+/// stream stays deleted.
+#[test]
+fn purge_and_compaction_wait_for_room_on_a_full_disk() {
+    let Some(fs) = Tmpfs::mount(48) else {
+        return;
+    };
+    let data = fs.path().join("data");
+    let opts = [
+        "--appendfsync",
+        "everysec",
+        "--tail-log-segment-bytes",
+        "1mb",
+    ];
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    for i in 1..=6000 {
+        let id = format!("{i}-1");
+        let v = value(400 + i % 7);
+        assert_eq!(
+            c.cmd(&["XADD", "big", &id, "f", &v]),
+            R::Bulk(Some(id.into_bytes()))
+        );
+    }
+    for i in 1..=100 {
+        let id = format!("{i}-1");
+        assert_eq!(
+            c.cmd(&["XADD", "keep", &id, "f", &value(i)]),
+            R::Bulk(Some(id.into_bytes()))
+        );
+    }
+    // Into fjall, so the DEL leaves its 6,000 records to the purge thread.
+    assert_eq!(c.cmd(&["SAVE"]), R::Ok("OK".into()));
+    // The disk down to a little above the reserve (one segment plus 4 MB): the DEL is
+    // admitted, and its purge's tombstones take the rest.
+    let reserve = 5 * 1024 * 1024;
+    let ballast = fs.path().join("ballast");
+    let size = free_bytes(fs.path()) - reserve - 16 * 1024;
+    let status = Command::new("fallocate")
+        .args(["-l", &size.to_string()])
+        .arg(&ballast)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(c.cmd(&["DEL", "big"]), R::Int(1));
+    wait_for_info(
+        &mut c,
+        "persistence",
+        "brooklet_store_status",
+        "disk_full",
+        5,
+    );
+    assert_eq!(
+        info_field(&mut c, "memory", "lazyfree_pending_objects"),
+        "1"
+    );
+    // Another process takes every byte left; a compaction is asked for meanwhile.
+    let filler = fill_at_once(fs.path());
+    assert_eq!(
+        c.cmd(&["BGREWRITEAOF"]),
+        R::Ok("Background append only file rewriting started".into())
+    );
+    assert_no_thread_spins(server.pid());
+    assert_eq!(
+        info_field(&mut c, "persistence", "brooklet_store_status"),
+        "disk_full"
+    );
+    assert_eq!(
+        info_field(&mut c, "memory", "lazyfree_pending_objects"),
+        "1"
+    );
+    assert_eq!(c.xlen("keep"), 100);
+    assert_eq!(c.cmd(&["EXISTS", "big"]), R::Int(0));
+    // A checkpoint (with nothing to write: writes were refused since the last) breaks
+    // nothing.
+    let e = c.cmd(&["SAVE"]);
+    assert!(
+        matches!(&e, R::Ok(_)) || matches!(&e, R::Err(e) if e.contains("the disk is full")),
+        "{e:?}"
+    );
+    assert_eq!(
+        info_field(&mut c, "persistence", "brooklet_store_status"),
+        "disk_full"
+    );
+
+    // Room again: the purge finishes, then the compaction runs.
+    std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(&ballast).unwrap();
+    wait_for_info(&mut c, "persistence", "brooklet_store_status", "ok", 5);
+    wait_for_info(&mut c, "memory", "lazyfree_pending_objects", "0", 10);
+    wait_for_log(&server, "compacted the stream keyspaces");
+    let compactions = || {
+        server
+            .log()
+            .matches("compacted the stream keyspaces")
+            .count()
+    };
+    // The purge's own request for a compaction may follow BGREWRITEAOF's: until the count
+    // holds still for a second.
+    let mut before = compactions();
+    loop {
+        std::thread::sleep(Duration::from_millis(1000));
+        let now = compactions();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+
+    // A compaction asked for while the disk is full waits for room, then runs.
+    let filler = fill_at_once(fs.path());
+    wait_for_info(
+        &mut c,
+        "persistence",
+        "brooklet_store_status",
+        "disk_full",
+        5,
+    );
+    assert_eq!(
+        c.cmd(&["BGREWRITEAOF"]),
+        R::Ok("Background append only file rewriting started".into())
+    );
+    assert_no_thread_spins(server.pid());
+    assert_eq!(
+        info_field(&mut c, "persistence", "brooklet_store_status"),
+        "disk_full"
+    );
+    assert_eq!(compactions(), before, "a compaction ran on a full disk");
+    std::fs::remove_file(&filler).unwrap();
+    wait_for_info(&mut c, "persistence", "brooklet_store_status", "ok", 5);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while compactions() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the compaction never ran:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !server
+            .log()
+            .contains("compacting the stream keyspaces failed"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        c.cmd(&["XADD", "keep", "101-1", "f", "v"]),
+        R::Bulk(Some(b"101-1".to_vec()))
+    );
+    server.kill();
+
+    let server = Server::start(&[], &data, &opts);
+    let mut c = server.connect();
+    assert_eq!(c.xlen("keep"), 101, "{}", server.log());
+    for i in [1, 50, 100, 101] {
+        assert!(c.has("keep", &format!("{i}-1")));
+    }
+    assert_eq!(c.cmd(&["EXISTS", "big"]), R::Int(0));
+    assert_eq!(c.xlen("big"), 0);
+    assert_eq!(
+        info_field(&mut c, "persistence", "brooklet_store_status"),
+        "ok"
+    );
+    server.kill();
+}
