@@ -57,7 +57,7 @@ pub struct StoredStream {
 }
 
 /// The sequence of a stream whose memory holds a change the store refused: never safe.
-pub const IN_DOUBT: u64 = u64::MAX;
+pub(crate) const IN_DOUBT: u64 = u64::MAX;
 
 /// Streams compare by content: where their changes are stored does not matter.
 impl PartialEq for StoredStream {
@@ -397,7 +397,7 @@ impl StoredStream {
     }
 
     /// The store sequence a reply showing this stream must wait for: that of its last
-    /// change ([`IN_DOUBT`] if the store refused one after it reached memory; 0 if no
+    /// change (`u64::MAX` if the store refused one after it reached memory; 0 if no
     /// change was made since the stream was loaded).
     pub fn seq(&self) -> u64 {
         self.seq
