@@ -156,7 +156,10 @@ impl<'a> Ctx<'a> {
         if seq > self.write_seq {
             let store = &self.shared.store;
             if store.failed() && seq > store.safe_seq() {
-                return Err(in_doubt_error(store));
+                return Err(in_doubt_error(
+                    store,
+                    "This stream's last change may not be on disk, so it",
+                ));
             }
             self.write_seq = seq;
         }
@@ -201,14 +204,14 @@ pub(crate) fn store_error(e: brooklet_persistence::StoreError) -> CommandError {
     CommandError::text(format!("MISCONF Errors writing to the data directory: {e}"))
 }
 
-/// The error a read of a stream gets when its last change may not be on disk, after a
-/// fault that needs a restart.
-fn in_doubt_error(store: &brooklet_persistence::Store) -> CommandError {
+/// The error a read gets, after a fault that needs a restart, when what it would show may
+/// not be on disk (`what` says what, and is the subject of "is not shown").
+pub(crate) fn in_doubt_error(store: &brooklet_persistence::Store, what: &str) -> CommandError {
     let fault = store
         .fault()
         .map_or_else(|| "a write failed".to_string(), |f| f.to_string());
     CommandError::text(format!(
-        "MISCONF Errors writing to the data directory: {fault}. This stream's last change may not be on disk, so it is not shown until then"
+        "MISCONF Errors writing to the data directory: {fault}. {what} is not shown until then"
     ))
 }
 

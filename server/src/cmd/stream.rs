@@ -480,7 +480,7 @@ fn xlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
         None => {
             drop(shard);
-            ctx.key_miss(&argv[1]);
+            ctx.key_miss(&argv[1])?;
             0
         }
     };
@@ -501,7 +501,7 @@ fn range(ctx: &mut Ctx<'_>, a: RangeArgs<'_>) -> Result<Reply, CommandError> {
     let mut shard = ctx.db().lock(a.key);
     let Some(v) = shard.get_mut(a.key) else {
         drop(shard);
-        ctx.key_miss(a.key);
+        ctx.key_miss(a.key)?;
         return Ok(Reply::Array(Vec::new()));
     };
     let s = v.stream_mut()?;

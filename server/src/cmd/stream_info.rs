@@ -39,8 +39,10 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 /// `no such key`, after the `keymiss` event the failed lookup publishes.
 fn missing(ctx: &mut Ctx<'_>, key: &Bytes) -> CommandError {
-    ctx.key_miss(key);
-    NO_SUCH_KEY
+    match ctx.key_miss(key) {
+        Ok(()) => NO_SUCH_KEY,
+        Err(e) => e,
+    }
 }
 
 /// XINFO STREAM's arguments.

@@ -315,7 +315,7 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let after = match found {
             Some(after) => after,
             None => {
-                ctx.key_miss(key);
+                ctx.key_miss(key)?;
                 match ReadId::parse_xread(id)? {
                     ReadId::Id(id) => id,
                     _ => StreamId::MIN,
@@ -335,7 +335,7 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut shard = db.lock(key);
         let Some(v) = shard.get_mut(key) else {
             drop(shard);
-            ctx.key_miss(key);
+            ctx.key_miss(key)?;
             continue;
         };
         let limit = match &budget {
@@ -403,7 +403,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let shard = db.lock(key);
         let Some(v) = shard.get(key) else {
             drop(shard);
-            ctx.key_miss(key);
+            ctx.key_miss(key)?;
             return Err(no_key_or_group());
         };
         if v.stream()?.group(group).is_none() {

@@ -99,7 +99,7 @@ impl Ctx<'_> {
                     };
                     if let Some(answer) = missed {
                         drop(shard);
-                        self.key_miss(key);
+                        self.key_miss(key)?;
                         return answer;
                     }
                     let mut stream = Box::new(StoredStream::new());
@@ -131,9 +131,20 @@ impl Ctx<'_> {
     /// Publishes the `keymiss` event of a command that found no key.
     ///
     /// The reply waits until the last removal of a key of `key`'s shard is safe: the key
-    /// may be missing because of it.
-    pub(crate) fn key_miss(&mut self, key: &Bytes) {
-        self.write_seq = self.write_seq.max(self.db().removal_seq(key));
+    /// may be missing because of it. After a fault that needs a restart, a key whose shard's last removal never became
+    /// safe is refused instead, as [`Ctx::show`] refuses such a stream.
+    pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
+        let seq = self.db().removal_seq(key);
+        if seq > self.write_seq {
+            let store = &self.shared.store;
+            if store.failed() && seq > store.safe_seq() {
+                return Err(super::in_doubt_error(
+                    store,
+                    "A recent removal of a key may not be on disk, so whether this key exists",
+                ));
+            }
+            self.write_seq = seq;
+        }
         keyspace_event(
             self.shared,
             EventClass::KeyMiss,
@@ -141,5 +152,6 @@ impl Ctx<'_> {
             self.client.db,
             key,
         );
+        Ok(())
     }
 }
