@@ -10,16 +10,23 @@ const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Major-compacts each stream keyspace, so tombstones and the data they cover leave the
 /// disk. A failure is only logged: the data stays correct, only larger, and the next
-/// request tries again.
-pub(crate) fn compact(ks: &Keyspaces, db: &Database, stop: &dyn Fn() -> bool) {
+/// request tries again. Returns false if `stop` said to stop first (it says so, too, when
+/// the disk has no room: the caller asks again once it has).
+pub(crate) fn compact(ks: &Keyspaces, db: &Database, stop: &dyn Fn() -> bool) -> bool {
     let started = std::time::Instant::now();
     match compact_stream_keyspaces(ks, db, stop) {
-        Ok(true) => tracing::info!(
-            "compacted the stream keyspaces in {:.3} seconds",
-            started.elapsed().as_secs_f64()
-        ),
-        Ok(false) => {}
-        Err(e) => tracing::warn!("compacting the stream keyspaces failed: {e}"),
+        Ok(true) => {
+            tracing::info!(
+                "compacted the stream keyspaces in {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!("compacting the stream keyspaces failed: {e}");
+            true
+        }
     }
 }
 
@@ -75,6 +82,10 @@ fn raise_watermark(
     spaces: &[&fjall::Keyspace],
     stop: &dyn Fn() -> bool,
 ) -> Result<bool, fjall::Error> {
+    // The batch below must not meet a full disk: fjall refuses every write once one failed.
+    if stop() {
+        return Ok(false);
+    }
     let mut batch = db.batch().durability(Some(PersistMode::Buffer));
     batch.insert(&ks.meta, COMPACTED_KEY, now_ms().to_be_bytes());
     batch.commit()?;

@@ -3,9 +3,11 @@
 //! restart).
 //!
 //! Commands ask before they change anything ([`Health::admit`]), so a refused write never
-//! reaches memory, readers or blocked clients. The disk's free space is watched rather than
-//! waited for: fjall poisons itself for good on the first write it cannot make, and a tail-log
-//! record cut short by a full disk could not be taken back from readers who saw its entry.
+//! reaches memory, readers or blocked clients. (A write that fails after it changed memory
+//! is held back from readers instead: see [`crate::StoredStream::seq`].) The disk's free
+//! space is watched rather than waited for: fjall poisons itself for good on the first write
+//! it cannot make, and a change that reached memory and not the disk can only be held back
+//! from readers until a restart.
 //! Writes are therefore refused while the data directory's file system has less than the
 //! reserve free (a tail-log segment, which is allocated whole when it opens, plus room for
 //! fjall's journal and flushes), before any write meets ENOSPC.

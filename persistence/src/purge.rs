@@ -411,10 +411,26 @@ pub(crate) fn spawn(
         std::thread::Builder::new()
             .name("brooklet-compact".into())
             .spawn(move || {
+                let health = &durability.health;
+                // A compaction writes a batch (which fjall would be poisoned by on a full
+                // disk) and new tables: it stops while the disk is below the reserve, and
+                // runs again once it has room, looking every 200 ms as the purges do.
+                let stop = || purges.stopped() || !health.ok() || health.ensure_room().is_err();
                 while purges.next_compaction() {
-                    crate::compaction::compact(&ks, &db, &|| {
-                        purges.stopped() || !durability.health.ok()
-                    });
+                    while !purges.stopped() && !health.broken() && health.ensure_room().is_err() {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    if purges.stopped() || health.broken() {
+                        continue;
+                    }
+                    // Stopped for want of room: asked again, to run once there is room.
+                    if !crate::compaction::compact(&ks, &db, &stop)
+                        && !purges.stopped()
+                        && !health.ok()
+                        && !health.broken()
+                    {
+                        purges.request_compaction();
+                    }
                 }
             })?
     };

@@ -283,7 +283,11 @@ fn always_makes_each_commit_durable_through_the_sync_thread() {
             &mut out,
         )
         .unwrap();
+        let before = seq;
         seq = store.write_stream(0, b"k", &mut s, &out).unwrap();
+        // The stream keeps its last change's sequence: what a reply showing it waits for.
+        assert!(seq > before);
+        assert_eq!(s.seq(), seq);
     }
     // As a reply waiting for its write does.
     store.request_sync(seq);
@@ -296,6 +300,7 @@ fn always_makes_each_commit_durable_through_the_sync_thread() {
         );
     }
     assert!(store.stats().fsyncs >= 1);
+    assert!(store.safe_seq() >= s.seq());
 }
 
 /// A small deterministic generator, so a failing seed can be replayed.

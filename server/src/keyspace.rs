@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use hashbrown::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use brooklet_persistence::StoredStream;
@@ -61,6 +62,10 @@ pub type Shard = HashMap<Bytes, Value>;
 pub struct Db {
     shards: Box<[Mutex<Shard>]>,
     hasher: hashbrown::DefaultHashBuilder,
+    /// Per shard, the store sequence of the last removal of one of its keys (DEL, FLUSHDB):
+    /// a reply that says a key is missing waits for it, as one that shows a stream waits
+    /// for the stream's last change, so no reader learns of a removal the store could lose.
+    removed: Box<[AtomicU64]>,
 }
 
 impl Db {
@@ -68,7 +73,25 @@ impl Db {
         Db {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
             hasher: hashbrown::DefaultHashBuilder::default(),
+            removed: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Records that `key` was removed by the store write `seq` (call under its shard lock).
+    pub fn note_removal(&self, key: &[u8], seq: u64) {
+        self.removed[self.shard_of(key)].fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Records that every key was removed by the store write `seq`.
+    pub fn note_removal_of_all(&self, seq: u64) {
+        for r in self.removed.iter() {
+            r.fetch_max(seq, Ordering::Relaxed);
+        }
+    }
+
+    /// The store sequence a reply saying `key` is missing waits for.
+    pub fn removal_seq(&self, key: &[u8]) -> u64 {
+        self.removed[self.shard_of(key)].load(Ordering::Relaxed)
     }
 
     fn hash(&self, key: &[u8]) -> u64 {

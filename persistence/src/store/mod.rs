@@ -159,6 +159,15 @@ impl Store {
         self.durability.in_os.load(Ordering::Acquire)
     }
 
+    /// The highest sequence a reply may show or acknowledge: on disk under `appendfsync
+    /// always`, in the operating system's hands otherwise.
+    pub fn safe_seq(&self) -> u64 {
+        match self.durability.policy() {
+            FsyncPolicy::Always => self.durability.durable.load(Ordering::Acquire),
+            _ => self.durability.in_os.load(Ordering::Acquire),
+        }
+    }
+
     /// Refuses a write before it changes anything, while the disk is full or after a write
     /// or fsync failed: call it before applying a command, so a refused write never reaches
     /// memory. One atomic load while the disk has room to spare.
@@ -206,10 +215,11 @@ impl Store {
     ///
     /// A command's batch is not refused here: the command was admitted before it changed the
     /// stream ([`Store::admit`], which on a disk near full looked at its free space), and a
-    /// refusal now would answer an error for a change readers can already see. After a fault
-    /// that needs a restart the batch is never acknowledged (its client is disconnected:
-    /// whether it is on disk is unknown), and a restart drops what memory holds of it. The
-    /// background writers check the free space themselves first.
+    /// refusal now would leave memory ahead of the disk until a restart (as a failed commit
+    /// does: [`Store::write_stream`] then holds the stream back from readers). After a fault
+    /// that needs a restart the batch is never acknowledged, nor shown (its client is
+    /// disconnected: whether it is on disk is unknown), and a restart drops what memory
+    /// holds of it. The background writers check the free space themselves first.
     fn commit(&self, batch: OwnedWriteBatch) -> Result<u64, StoreError> {
         if let Err(e) = batch.commit() {
             self.durability.health.fail(

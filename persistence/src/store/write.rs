@@ -24,9 +24,38 @@ impl Store {
     /// groups alone is one tail-log record; anything else is one atomic fjall batch, which
     /// also carries what the tail log still holds of the stream.
     ///
+    /// The stream remembers the sequence ([`StoredStream::seq`]). A change the store could
+    /// not take is already in memory, where only a restart, which reads the store back,
+    /// removes it: the stream is marked in doubt, and the store refuses writes until then
+    /// (a refusal is how its readers learn that the stream cannot be shown).
+    ///
     /// # Errors
     /// When the engine refuses the batch (disk full, a failed fsync earlier).
     pub fn write_stream(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> Result<u64, StoreError> {
+        let written = self.route_write(db, key, stream, muts);
+        match &written {
+            Ok(seq) => stream.set_seq(*seq),
+            Err(e) => {
+                let health = &self.durability.health;
+                if !health.broken() {
+                    health.fail(
+                        crate::FaultKind::EngineFailed,
+                        format!("storing a change already made in memory: {e}"),
+                    );
+                }
+                stream.set_in_doubt();
+            }
+        }
+        written
+    }
+
+    fn route_write(
         &self,
         db: u32,
         key: &[u8],

@@ -56,7 +56,14 @@ pub struct StoredStream {
     /// A checkpoint's batch, built but not yet committed, writes the stream record for
     /// that (given back to `idmp_dirty` if the batch fails).
     flushing_idmp: bool,
+    /// The store sequence of the last change made to the stream ([`IN_DOUBT`] once a change
+    /// reached memory but not the store): a reply that shows the stream waits until the store
+    /// says that sequence is safe, so no reader is shown what the store could still lose.
+    seq: u64,
 }
+
+/// The sequence of a stream whose memory holds a change the store refused: never safe.
+pub(crate) const IN_DOUBT: u64 = u64::MAX;
 
 /// Streams compare by content: where their changes are stored does not matter.
 impl PartialEq for StoredStream {
@@ -431,6 +438,23 @@ impl StoredStream {
     /// at start-up, or written by a committed checkpoint batch.
     pub fn is_stored(&self) -> bool {
         self.stored
+    }
+
+    /// The store sequence a reply showing this stream must wait for: that of its last
+    /// change (`u64::MAX` if the store refused one after it reached memory; 0 if no
+    /// change was made since the stream was loaded).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Records the sequence of the change just made.
+    pub(crate) fn set_seq(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
+    /// Records that a change reached memory and not the store.
+    pub(crate) fn set_in_doubt(&mut self) {
+        self.seq = IN_DOUBT;
     }
 
     /// Records that the stream's own record was written (or read back); a committed

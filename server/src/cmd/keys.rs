@@ -25,7 +25,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let name = ctx.db().lock(&argv[1]).get(&argv[1]).map(|v| v.type_name());
     if name.is_none() {
-        ctx.key_miss(&argv[1]);
+        ctx.key_miss(&argv[1])?;
     }
     Ok(Reply::simple(name.unwrap_or("none")))
 }
@@ -35,10 +35,14 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     for key in &argv[1..] {
         {
             let mut shard = ctx.db().lock(key);
-            let Some(gone) = shard.remove(key) else {
+            let Some((k, gone)) = shard.remove_entry(key) else {
                 continue;
             };
-            ctx.persist_delete(key, &gone)?;
+            if let Err(e) = ctx.persist_delete(key, &gone) {
+                // The store still holds the stream: so does memory, as no reader saw it go.
+                shard.insert(k, gone);
+                return Err(e);
+            }
         }
         removed += 1;
         ctx.key_changed(key);
@@ -53,7 +57,7 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         if ctx.db().lock(key).contains_key(key) {
             found += 1;
         } else {
-            ctx.key_miss(key);
+            ctx.key_miss(key)?;
         }
     }
     Ok(Reply::Int(found))

@@ -92,8 +92,10 @@ pub struct Ctx<'a> {
     pub block: Option<BlockSpec>,
     /// Set by QUIT or a kill of oneself.
     pub close: bool,
-    /// Store sequence of this command's last write (0 = none): under `appendfsync always`
-    /// its reply waits until the store says this sequence is on disk.
+    /// Store sequence the reply waits for (0 = none): that of this command's last write,
+    /// or of the last change to a stream it shows ([`Ctx::show`]). The reply is held until
+    /// the store says the sequence is safe: on disk under `appendfsync always`, in the OS's
+    /// hands otherwise.
     pub write_seq: u64,
 }
 
@@ -147,6 +149,29 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// Notes that the reply shows `stream` (its entries, length, groups or pending entries):
+    /// the reply waits, as a write's does, until the stream's last change is safe, so no
+    /// reader is shown a change the store could still lose (memory does not run ahead of
+    /// disk for readers). After a fault that needs a restart, a stream whose last change
+    /// never became safe is refused: a restart reads back what the disk holds of it.
+    pub fn show(
+        &mut self,
+        stream: &brooklet_persistence::StoredStream,
+    ) -> Result<(), CommandError> {
+        let seq = stream.seq();
+        if seq > self.write_seq {
+            let store = &self.shared.store;
+            if store.failed() && seq > store.safe_seq() {
+                return Err(in_doubt_error(
+                    store,
+                    "This stream's last change may not be on disk, so it",
+                ));
+            }
+            self.write_seq = seq;
+        }
+        Ok(())
+    }
+
     /// Removes the stream at `key` from the store (DEL, UNLINK); call with the shard lock held.
     pub fn persist_delete(
         &mut self,
@@ -159,6 +184,7 @@ impl<'a> Ctx<'a> {
             .store
             .delete_stream(self.client.db as u32, key, stream)
             .map_err(store_error)?;
+        self.db().note_removal(key, seq);
         self.write_seq = self.write_seq.max(seq);
         Ok(())
     }
@@ -182,6 +208,17 @@ pub(crate) fn store_error(e: brooklet_persistence::StoreError) -> CommandError {
         tracing::error!("write to the store failed: {e}");
     }
     CommandError::text(format!("MISCONF Errors writing to the data directory: {e}"))
+}
+
+/// The error a read gets, after a fault that needs a restart, when what it would show may
+/// not be on disk (`what` says what, and is the subject of "is not shown").
+pub(crate) fn in_doubt_error(store: &brooklet_persistence::Store, what: &str) -> CommandError {
+    let fault = store
+        .fault()
+        .map_or_else(|| "a write failed".to_string(), |f| f.to_string());
+    CommandError::text(format!(
+        "MISCONF Errors writing to the data directory: {fault}. {what} is not shown until then"
+    ))
 }
 
 /// Puts the streams recovered from the store into the keyspace (start-up, DEBUG RELOAD).

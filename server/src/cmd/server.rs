@@ -73,14 +73,28 @@ fn flush_dbs(
         &**s
     });
     let scope = (!all).then_some(dbs.start as u32);
-    let stored = ctx.shared.store.flush(scope, streams);
-    // Gone from memory either way: watchers and waiters are told even when the store failed.
+    let seq = match ctx.shared.store.flush(scope, streams) {
+        Ok(seq) => seq,
+        Err(e) => {
+            // The store still holds the streams: memory gets them back (where no write made a
+            // new stream under the key meanwhile), so it does not run ahead of the disk.
+            for (db, keys) in dbs.zip(removed) {
+                let db = ctx.shared.keyspace.db(db);
+                for (key, value) in keys {
+                    db.lock(&key).entry(key).or_insert(value);
+                }
+            }
+            return Err(super::store_error(e));
+        }
+    };
+    for db in dbs.clone() {
+        ctx.shared.keyspace.db(db).note_removal_of_all(seq);
+    }
+    // Waiters on keys that never existed are left alone, as in Redis.
     for (db, keys) in dbs.zip(removed) {
         ctx.touched
             .extend(keys.into_iter().map(|(key, _)| (db, key)));
     }
-    // Waiters on keys that never existed are left alone, as in Redis.
-    let seq = stored.map_err(super::store_error)?;
     ctx.write_seq = ctx.write_seq.max(seq);
     Ok(())
 }

@@ -495,10 +495,14 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn xlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let shard = ctx.db().lock(&argv[1]);
     let len = match shard.get(&argv[1]) {
-        Some(v) => v.stream()?.len(),
+        Some(v) => {
+            let s = v.stream()?;
+            ctx.show(s)?;
+            s.len()
+        }
         None => {
             drop(shard);
-            ctx.key_miss(&argv[1]);
+            ctx.key_miss(&argv[1])?;
             0
         }
     };
@@ -519,10 +523,11 @@ fn range(ctx: &mut Ctx<'_>, a: RangeArgs<'_>) -> Result<Reply, CommandError> {
     let mut shard = ctx.db().lock(a.key);
     let Some(v) = shard.get_mut(a.key) else {
         drop(shard);
-        ctx.key_miss(a.key);
+        ctx.key_miss(a.key)?;
         return Ok(Reply::Array(Vec::new()));
     };
     let s = v.stream_mut()?;
+    ctx.show(s)?;
     if a.count == Some(0) {
         return Ok(Reply::NullArray);
     }

@@ -502,10 +502,11 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Some(v) => v.stream()?,
         None => {
             drop(shard);
-            ctx.key_miss(key);
+            ctx.key_miss(key)?;
             return Err(no_key_or_group(key, group));
         }
     };
+    ctx.show(s)?;
     match range {
         None => {
             let p = s.pending_summary(key, group)?;

@@ -38,9 +38,11 @@ fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// `no such key`, after the `keymiss` event the failed lookup publishes.
-fn missing(ctx: &Ctx<'_>, key: &Bytes) -> CommandError {
-    ctx.key_miss(key);
-    NO_SUCH_KEY
+fn missing(ctx: &mut Ctx<'_>, key: &Bytes) -> CommandError {
+    match ctx.key_miss(key) {
+        Ok(()) => NO_SUCH_KEY,
+        Err(e) => e,
+    }
 }
 
 /// XINFO STREAM's arguments.
@@ -124,6 +126,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(missing(ctx, key));
     };
     let s = v.stream_mut()?;
+    ctx.show(s)?;
     let full = a.full?;
     // Expired idempotent IDs are forgotten lazily; the counts must not include them.
     s.expire_idmp(now_ms());
@@ -234,6 +237,7 @@ fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(missing(ctx, key));
     };
     let s = v.stream()?;
+    ctx.show(s)?;
     Ok(Reply::Array(
         s.groups_info()
             .into_iter()
@@ -260,6 +264,7 @@ fn consumers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         return Err(missing(ctx, key));
     };
     let s = v.stream()?;
+    ctx.show(s)?;
     let list = s.consumers_info(key, group, now_ms())?;
     Ok(Reply::Array(
         list.into_iter()

@@ -315,7 +315,7 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let after = match found {
             Some(after) => after,
             None => {
-                ctx.key_miss(key);
+                ctx.key_miss(key)?;
                 match ReadId::parse_xread(id)? {
                     ReadId::Id(id) => id,
                     _ => StreamId::MIN,
@@ -335,14 +335,16 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut shard = db.lock(key);
         let Some(v) = shard.get_mut(key) else {
             drop(shard);
-            ctx.key_miss(key);
+            ctx.key_miss(key)?;
             continue;
         };
         let limit = match &budget {
             Some(b) => usize::try_from(b.limit(count.map_or(u64::MAX, |c| c as u64))).ok(),
             None => count,
         };
-        let mut entries = v.stream_mut()?.read_after(*after, limit)?;
+        let s = v.stream_mut()?;
+        ctx.show(s)?;
+        let mut entries = s.read_after(*after, limit)?;
         if let Some(b) = budget.as_mut() {
             b.open_stream(reply_size::stream(key, ctx.client.resp3));
             b.take_entries(&mut entries);
@@ -401,7 +403,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         let shard = db.lock(key);
         let Some(v) = shard.get(key) else {
             drop(shard);
-            ctx.key_miss(key);
+            ctx.key_miss(key)?;
             return Err(no_key_or_group());
         };
         if v.stream()?.group(group).is_none() {

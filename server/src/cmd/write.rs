@@ -91,6 +91,9 @@ impl Ctx<'_> {
                     let stream = v.stream_mut()?;
                     let result = apply(stream, &mut out, &mut effects);
                     self.persist(key, stream, &out)?;
+                    // The reply may show the stream as earlier commands left it (a read of
+                    // history changes nothing): it waits for their changes too.
+                    self.write_seq = self.write_seq.max(stream.seq());
                     result
                 }
                 None => {
@@ -103,7 +106,7 @@ impl Ctx<'_> {
                     };
                     if let Some(answer) = missed {
                         drop(shard);
-                        self.key_miss(key);
+                        self.key_miss(key)?;
                         return answer;
                     }
                     let mut stream = Box::new(StoredStream::new());
@@ -141,7 +144,22 @@ impl Ctx<'_> {
     }
 
     /// Publishes the `keymiss` event of a command that found no key.
-    pub(crate) fn key_miss(&self, key: &Bytes) {
+    ///
+    /// The reply waits until the last removal of a key of `key`'s shard is safe: the key
+    /// may be missing because of it. After a fault that needs a restart, a key whose shard's last removal never became
+    /// safe is refused instead, as [`Ctx::show`] refuses such a stream.
+    pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
+        let seq = self.db().removal_seq(key);
+        if seq > self.write_seq {
+            let store = &self.shared.store;
+            if store.failed() && seq > store.safe_seq() {
+                return Err(super::in_doubt_error(
+                    store,
+                    "A recent removal of a key may not be on disk, so whether this key exists",
+                ));
+            }
+            self.write_seq = seq;
+        }
         keyspace_event(
             self.shared,
             EventClass::KeyMiss,
@@ -149,5 +167,6 @@ impl Ctx<'_> {
             self.client.db,
             key,
         );
+        Ok(())
     }
 }

@@ -389,13 +389,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         End::Closed
     }
 
-    /// Holds replies back until the client's latest write is safe enough to acknowledge: in
+    /// Holds replies back until the client's latest write, and the last change to every
+    /// stream they show, is safe enough to acknowledge or show: in
     /// the operating system's buffers (survives a crash of the process), and under
     /// `appendfsync always` on disk. One write and one fsync cover every client waiting
     /// meanwhile (group commit).
     async fn wait_durable(&self, seq: u64) -> Result<(), End> {
         let store = &self.shared.store;
-        if seq == 0 {
+        // Two atomic loads for the usual reader, whose streams' last changes are safe.
+        if seq == 0 || seq <= store.safe_seq() {
             return Ok(());
         }
         if store.policy() != brooklet_persistence::FsyncPolicy::Always {
@@ -413,7 +415,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     Ok(()) => return Ok(()),
                     Err(e) if store.failed() => {
                         tracing::error!(
-                            "closing a client whose writes could not be handed to the OS: {e}"
+                            "closing a client whose replies wait for writes that could not be handed to the OS: {e}"
                         );
                         return Err(End::Closed);
                     }
@@ -437,8 +439,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 return Ok(());
             }
             if store.failed() {
-                // Never acknowledge what may not be on disk: drop the connection instead.
-                tracing::error!("closing a client whose writes could not be made durable");
+                // Never acknowledge, or show, what may not be on disk: drop the connection
+                // instead.
+                tracing::error!(
+                    "closing a client whose replies wait for writes that could not be made durable"
+                );
                 return Err(End::Closed);
             }
             let _ =
