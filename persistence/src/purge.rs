@@ -273,9 +273,31 @@ impl Purges {
         self.lock().stop
     }
 
+    /// Moves the pending trims' purges of stream `prefix` from its life `from` to `to`: a
+    /// batch renumbered the stream without moving its last ID back (it removed pending
+    /// entries), so their floors still hold for it. Returns those floors, whose markers the
+    /// batch rewrites with `to`: a restart applies a floor only to the life it names.
+    pub fn relabel(&self, prefix: &[u8], from: u64, to: u64) -> Vec<StreamId> {
+        let mut g = self.lock();
+        let mut floors = Vec::new();
+        for p in g.prefixes.iter_mut() {
+            if let Some((upto, life)) = &mut p.trim
+                && p.prefix == prefix
+                && *life == from
+            {
+                *life = to;
+                floors.push(*upto);
+            }
+        }
+        floors
+    }
+
     fn finish(&self, purge: &Purge) {
         let mut g = self.lock();
-        if let Some(i) = g.prefixes.iter().position(|p| p == purge) {
+        // By prefix and floor: the purge may have been relabelled since the thread took it.
+        let same =
+            |p: &Purge| p.prefix == purge.prefix && p.trim.map(|t| t.0) == purge.trim.map(|t| t.0);
+        if let Some(i) = g.prefixes.iter().position(same) {
             g.prefixes.remove(i);
             self.done.fetch_add(1, Ordering::Relaxed);
         }

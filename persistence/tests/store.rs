@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use brooklet_persistence::{FsyncPolicy, Store, StoreError, StoredStream};
 use brooklet_streams::{
-    GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, Stream, StreamId, TrimArgs, TrimStrategy,
+    GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, RefPolicy, Stream, StreamId, TrimArgs,
+    TrimStrategy,
 };
 
 fn fields(i: u64) -> Vec<Bytes> {
@@ -87,6 +88,7 @@ fn every_kind_of_change_survives_a_reopen() {
                 strategy: TrimStrategy::MaxLen(200),
                 approx: true,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             s.trim(&trim, &limits, out).unwrap();
         });
@@ -96,6 +98,7 @@ fn every_kind_of_change_survives_a_reopen() {
                 strategy: TrimStrategy::MaxLen(190),
                 approx: false,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             assert!(s.trim(&trim, &limits, out).unwrap() > 0);
         });
@@ -112,6 +115,7 @@ fn every_kind_of_change_survives_a_reopen() {
                 strategy: TrimStrategy::MaxLen(0),
                 approx: false,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             s.add(
                 IdSpec::Explicit(StreamId::new(9, 9)),
@@ -457,6 +461,7 @@ fn random_op(
                     strategy: TrimStrategy::MaxLen(b % 40),
                     approx: c % 2 == 0,
                     limit: None,
+                    policy: RefPolicy::KeepRef,
                 }),
                 _ => None,
             };
@@ -477,6 +482,7 @@ fn random_op(
                 strategy: TrimStrategy::MinId(pick(a)),
                 approx: b % 2 == 0,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             format!("{:?}", s.trim(&trim, limits, out))
         }
@@ -575,6 +581,7 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
             strategy: TrimStrategy::MaxLen(100),
             approx: true,
             limit: None,
+            policy: RefPolicy::KeepRef,
         };
         assert_eq!(s.trim(&trim, &limits, out).unwrap(), 100);
     });
@@ -745,6 +752,7 @@ fn trimmed_appends_stay_gone_after_xsetid_moves_the_last_id_back() {
                 strategy: TrimStrategy::MaxLen(0),
                 approx: false,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             assert_eq!(s.trim(&trim, &NodeLimits::default(), out).unwrap(), 5);
         });

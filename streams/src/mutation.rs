@@ -28,7 +28,8 @@ pub enum Mutation {
         ids: Vec<StreamId>,
     },
     /// XDEL deleted the last live entry of a node, so the node and its tombstones went
-    /// (follows the `EntriesDeleted` that did it).
+    /// (follows the `EntriesDeleted` that did it); or an ACKED trim took a node whole
+    /// past an entry it kept.
     NodeDropped {
         /// The node's first entry.
         master: StreamId,
@@ -43,6 +44,13 @@ pub enum Mutation {
         /// Entry slots (tombstones included) of the nodes it dropped whole: how much
         /// storage has to remove.
         dropped: u64,
+    },
+    /// A trim under ACKED flagged these live entries deleted past an entry it kept; their
+    /// nodes stay (those it emptied and could take whole follow as `NodeDropped`), and
+    /// max-deleted-id does not move (a trim is not XDEL).
+    EntriesTrimmed {
+        /// The IDs, ascending.
+        ids: Vec<StreamId>,
     },
     /// XSETID set the stream's metadata.
     StreamMeta {
@@ -158,8 +166,10 @@ impl Stream {
                 }
                 self.delete_ids(ids);
             }
-            // Deleting the node's last live entry (the record before) already dropped it.
-            Mutation::NodeDropped { .. } => {}
+            // After XDEL, deleting the node's last live entry (the record before) already
+            // dropped it; after a trim, this drops it.
+            Mutation::NodeDropped { master, .. } => self.drop_node(*master),
+            Mutation::EntriesTrimmed { ids } => self.trimmed_ids(ids),
             Mutation::Trimmed { through, .. } => self.trim_through(*through),
             Mutation::StreamMeta {
                 last_id,

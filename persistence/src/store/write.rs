@@ -133,6 +133,7 @@ impl Store {
         // replayed over it. This batch writes every logged append and group record still in
         // the stream, so a new incarnation makes replay skip all the records logged so far.
         let incarnation = stream.incarnation();
+        let mut floors = Vec::new();
         if incarnation != 0
             && muts.iter().any(|m| {
                 matches!(
@@ -141,7 +142,21 @@ impl Store {
                 )
             })
         {
-            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+            let renumbered = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+            stream.set_incarnation(renumbered);
+            // Removing pending entries leaves the last ID where it was: a pending trim's
+            // floor holds for the new life as for the old (XSETID waited for it instead).
+            let moves_back = muts
+                .iter()
+                .any(|m| matches!(m, Mutation::StreamMeta { .. }));
+            if !moves_back && self.purges.pending() > 0 {
+                floors = (self
+                    .purges
+                    .relabel(&stream_prefix(db, key), incarnation, renumbered))
+                .into_iter()
+                .map(|upto| (upto, renumbered))
+                .collect();
+            }
         }
         // The batch writes every group record changed since fjall last had them, with this
         // command's: it may change the incarnation, after which replay skips the logged ones.
@@ -149,11 +164,15 @@ impl Store {
         for m in muts {
             groups.note(m);
         }
-        let written = self.write_batch(db, key, stream, muts, flushed, &groups);
+        let written = self.write_batch(db, key, stream, muts, flushed, &groups, &floors);
         if written.is_ok() {
             stream.set_stored();
         } else {
             stream.restore_dirty_groups(groups);
+            if let Some((_, renumbered)) = floors.first() {
+                self.purges
+                    .relabel(&stream_prefix(db, key), *renumbered, incarnation);
+            }
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
             stream.set_incarnation(incarnation);
             if let Some(id) = first_flushed {
@@ -163,6 +182,7 @@ impl Store {
         written
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn write_batch(
         &self,
         db: u32,
@@ -171,8 +191,16 @@ impl Store {
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
         groups: &DirtyGroups,
+        floors: &[(StreamId, u64)],
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
+        for (upto, life) in floors {
+            batch.insert(
+                &self.ks.meta,
+                crate::purge::trim_key(&stream_prefix(db, key), *upto),
+                life.to_be_bytes(),
+            );
+        }
         let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
         if !groups.is_empty() {
             self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
@@ -236,7 +264,7 @@ impl Store {
                         }
                     }
                 }
-                Mutation::EntriesDeleted { ids } => {
+                Mutation::EntriesDeleted { ids } | Mutation::EntriesTrimmed { ids } => {
                     // The entry stays as a tombstone: its node keeps the slot, and a reload
                     // must rebuild the same nodes. Tombstones go when a trim passes them.
                     for id in ids {
