@@ -9,6 +9,7 @@ mod open;
 mod replay;
 mod stats;
 mod trim;
+mod untracked;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
@@ -117,6 +118,9 @@ pub struct Store {
     purges: Arc<Purges>,
     /// The purge and compaction threads.
     purgers: Vec<JoinHandle<()>>,
+    /// Streams with group changes no log holds (see [`Store::note_untracked`]): the next
+    /// checkpoint writes them.
+    untracked: Mutex<hashbrown::HashSet<crate::tail_log::StreamName>>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }

@@ -121,6 +121,19 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
+        self.write_own_batch_as(db, key, stream, muts, false)
+    }
+
+    /// [`Self::write_own_batch`]; `renumber` gives the stream a new life even when `muts`
+    /// do not ask for one, so that replay skips what was logged of it before.
+    pub(super) fn write_own_batch_as(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+        renumber: bool,
+    ) -> Result<u64, StoreError> {
         self.wait_for_purges(db, key, stream, muts);
         if stream.is_flushing() {
             self.wait_for_checkpoint();
@@ -135,12 +148,13 @@ impl Store {
         let incarnation = stream.incarnation();
         let mut floors = Vec::new();
         if incarnation != 0
-            && muts.iter().any(|m| {
-                matches!(
-                    m,
-                    Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
-                )
-            })
+            && (renumber
+                || muts.iter().any(|m| {
+                    matches!(
+                        m,
+                        Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
+                    )
+                }))
         {
             let renumbered = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
             stream.set_incarnation(renumbered);
