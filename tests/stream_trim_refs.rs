@@ -165,7 +165,11 @@ fn command_docs_describe_the_policy() {
 /// Everything the trims change, for comparing before and after a reload.
 fn snapshot(c: &mut redis::Connection) -> Vec<Value> {
     let mut out = Vec::new();
-    for (key, groups) in [("s", &["g1", "g2"][..]), ("big", &["g1"][..])] {
+    for (key, groups) in [
+        ("s", &["g1", "g2"][..]),
+        ("big", &["g1"][..]),
+        ("acked", &["g1"][..]),
+    ] {
         out.push(run(c, &["XRANGE", key, "-", "+"]));
         out.push(run(c, &["XINFO", "STREAM", key, "FULL"]));
         for g in groups {
@@ -274,6 +278,46 @@ fn trims_by_policy_survive_debug_reload_and_a_restart() {
         5995
     );
     assert_eq!(pending_ids(&mut c, "big", "g1"), Vec::<u64>::new());
+
+    // A large ACKED trim past kept entries leaves its runs of nodes to the purge thread.
+    let mut pipe = redis::pipe();
+    for i in 1..=6000u64 {
+        pipe.cmd("XADD")
+            .arg("acked")
+            .arg(format!("{i}-0"))
+            .arg("f")
+            .arg(i)
+            .ignore();
+    }
+    let () = pipe.query(&mut c).unwrap();
+    run(&mut c, &["XGROUP", "CREATE", "acked", "g1", "0"]);
+    run(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "x",
+            "COUNT",
+            "6000",
+            "STREAMS",
+            "acked",
+            ">",
+        ],
+    );
+    let all: Vec<String> = (1..=6000u64)
+        .filter(|i| ![50, 3000].contains(i))
+        .map(|i| format!("{i}-0"))
+        .collect();
+    let mut ack = vec!["XACK", "acked", "g1"];
+    ack.extend(all.iter().map(String::as_str));
+    run(&mut c, &ack);
+    run(&mut c, &["SAVE"]);
+    assert_eq!(
+        int(run(&mut c, &["XTRIM", "acked", "MAXLEN", "10", "ACKED"])),
+        5990
+    );
+    assert_eq!(ids(&mut c, "acked")[..3], [50, 3000, 5993]);
     let before = snapshot(&mut c);
 
     let _: () = cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();

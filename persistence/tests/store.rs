@@ -223,16 +223,16 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 8
+                supported: 9
             }
         ),
         "{err}"
     );
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
-    // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
-    // it never wrote: they open, and are stamped 8.
-    for old in [3, 4, 5, 6, 7] {
+    // tail-log bodies are still read; formats 7 and 8 differ only in trims' purge markers
+    // (ranges since 9), which they never wrote: they open, and are stamped 9.
+    for old in [3, 4, 5, 6, 7, 8] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -243,7 +243,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            8u32.to_be_bytes()
+            9u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
@@ -1444,4 +1444,53 @@ fn entries_below_a_trims_floor_after_xsetid_survive_its_purge() {
     assert_eq!(ids_of(&mut loaded[0].2), vec![2, 3, 4]);
     drop(loaded);
     assert_eq!(records(dir.path(), "entries", &prefix_of(0, b"k")), 3);
+}
+
+/// A range an ACKED trim left to the purge thread (nodes taken whole past a node it kept)
+/// that the last run did not finish: start-up loads the stream without the range's nodes,
+/// keeps the nodes on both sides, and the purge removes exactly the range's records.
+#[test]
+fn a_trimmed_range_left_unfinished_is_skipped_and_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let incarnation;
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut s = StoredStream::new();
+        // Nodes [1..100] [101..200] [201..300].
+        add_all(&store, b"s", &mut s, 1..=300);
+        store.flush_stream(0, b"s", &mut s).unwrap();
+        incarnation = s.incarnation();
+    }
+    let prefix = prefix_of(0, b"s");
+    {
+        // The marker the trim's batch writes: the life, then the range's first ID.
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        let id = |ms: u64| [ms.to_be_bytes(), 0u64.to_be_bytes()].concat();
+        let key = [&b"trim/"[..], &prefix, &id(200)].concat();
+        let value = [&incarnation.to_be_bytes()[..], &id(101)].concat();
+        meta.insert(key, value).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let (store, streams, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+    let mut s = streams.into_iter().next().unwrap().stream;
+    assert_eq!(s.node_count(), 2);
+    let want: Vec<u64> = (1..=100).chain(201..=300).collect();
+    assert_eq!(ids_of(&mut s), want);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.purges().0 > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purge never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop((store, s));
+    assert_eq!(records(dir.path(), "entries", &prefix), 200);
+    assert_eq!(records(dir.path(), "nodes", &prefix), 2);
+    assert_eq!(records(dir.path(), "meta", b"trim/"), 0);
 }

@@ -28,8 +28,7 @@ pub enum Mutation {
         ids: Vec<StreamId>,
     },
     /// XDEL deleted the last live entry of a node, so the node and its tombstones went
-    /// (follows the `EntriesDeleted` that did it); or an ACKED trim took a node whole
-    /// past an entry it kept.
+    /// (follows the `EntriesDeleted` that did it).
     NodeDropped {
         /// The node's first entry.
         master: StreamId,
@@ -46,11 +45,18 @@ pub enum Mutation {
         dropped: u64,
     },
     /// A trim under ACKED flagged these live entries deleted past an entry it kept; their
-    /// nodes stay (those it emptied and could take whole follow as `NodeDropped`), and
+    /// nodes stay (those it emptied and could take whole follow as `NodesTrimmed`), and
     /// max-deleted-id does not move (a trim is not XDEL).
     EntriesTrimmed {
         /// The IDs, ascending.
         ids: Vec<StreamId>,
+    },
+    /// A trim under ACKED took these nodes whole past an entry it kept: each node's first
+    /// and last IDs (tombstones included) and its entry slots (how much storage has to
+    /// remove).
+    NodesTrimmed {
+        /// The nodes, ascending.
+        nodes: Vec<(StreamId, StreamId, u64)>,
     },
     /// XSETID set the stream's metadata.
     StreamMeta {
@@ -170,6 +176,11 @@ impl Stream {
             // dropped it; after a trim, this drops it.
             Mutation::NodeDropped { master, .. } => self.drop_node(*master),
             Mutation::EntriesTrimmed { ids } => self.trimmed_ids(ids),
+            Mutation::NodesTrimmed { nodes } => {
+                for (master, ..) in nodes {
+                    self.drop_node(*master);
+                }
+            }
             Mutation::Trimmed { through, .. } => self.trim_through(*through),
             Mutation::StreamMeta {
                 last_id,

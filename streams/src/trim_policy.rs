@@ -15,8 +15,8 @@
 //! Records: the nodes dropped from the head, and the entries flagged in the node after
 //! them when none was skipped there, are one `Trimmed` (so a large trim leaves its
 //! records to the purge thread, as KEEPREF's does); what ACKED removes past a kept entry is
-//! an `EntriesTrimmed` and one `NodeDropped` per node gone; DELREF's released references
-//! are `PendingRemoved` records.
+//! an `EntriesTrimmed` and a `NodesTrimmed`; DELREF's released references are
+//! `PendingRemoved` records.
 
 use bytes::Bytes;
 
@@ -267,7 +267,7 @@ impl Stream {
                     if let Some(node) = self.remove_node(master) {
                         self.length -= node.live;
                         removed += node.live;
-                        gone.push((master, node.last));
+                        gone.push((master, node.last, node.live + node.deleted));
                     }
                 }
             }
@@ -276,8 +276,8 @@ impl Stream {
         if !flagged.is_empty() {
             out.push(Mutation::EntriesTrimmed { ids: flagged });
         }
-        for (master, last) in gone {
-            out.push(Mutation::NodeDropped { master, last });
+        if !gone.is_empty() {
+            out.push(Mutation::NodesTrimmed { nodes: gone });
         }
         removed
     }
@@ -331,8 +331,8 @@ impl Stream {
         self.refresh_first_id();
     }
 
-    /// Replays a `NodeDropped` record: the node goes with its entries (a no-op after XDEL,
-    /// whose deletion of the last live entry already dropped it).
+    /// Replays a `NodesTrimmed` (or `NodeDropped`) record: the node goes with its entries
+    /// (a no-op after XDEL, whose deletion of the last live entry already dropped it).
     pub(crate) fn drop_node(&mut self, master: StreamId) {
         if let Some(node) = self.remove_node(master) {
             self.length -= node.live;
@@ -474,10 +474,10 @@ mod tests {
         assert_eq!(live(&mut s), vec![2]);
         assert_eq!(s.node_count(), 1);
         assert!(
-            out.iter()
-                .filter(|m| matches!(m, Mutation::NodeDropped { .. }))
-                .count()
-                == 3,
+            matches!(
+                &out[..],
+                [Mutation::EntriesTrimmed { .. }, Mutation::NodesTrimmed { nodes }] if nodes.len() == 3
+            ),
             "{out:?}"
         );
         // A limit stops it at a node boundary.

@@ -47,6 +47,15 @@ impl JournalSource {
                         e.remove(&k);
                     }
                 }
+                Mutation::NodesTrimmed { nodes } => {
+                    for (master, last, _) in nodes {
+                        let gone: Vec<StreamId> =
+                            e.range(*master..=*last).map(|(k, _)| *k).collect();
+                        for k in gone {
+                            e.remove(&k);
+                        }
+                    }
+                }
                 Mutation::Trimmed { through, .. } => {
                     let kept_from = after.first_node_id().unwrap_or(StreamId::MAX);
                     let hit: Vec<StreamId> = e.range(..=*through).map(|(k, _)| *k).collect();

@@ -164,12 +164,9 @@ impl Store {
                 .iter()
                 .any(|m| matches!(m, Mutation::StreamMeta { .. }));
             if !moves_back && self.purges.pending() > 0 {
-                floors = (self
+                floors = self
                     .purges
-                    .relabel(&stream_prefix(db, key), incarnation, renumbered))
-                .into_iter()
-                .map(|upto| (upto, renumbered))
-                .collect();
+                    .relabel(&stream_prefix(db, key), incarnation, renumbered);
             }
         }
         // The batch writes every group record changed since fjall last had them, with this
@@ -183,9 +180,9 @@ impl Store {
             stream.set_stored();
         } else {
             stream.restore_dirty_groups(groups);
-            if let Some((_, renumbered)) = floors.first() {
+            if !floors.is_empty() {
                 self.purges
-                    .relabel(&stream_prefix(db, key), *renumbered, incarnation);
+                    .relabel(&stream_prefix(db, key), stream.incarnation(), incarnation);
             }
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
             stream.set_incarnation(incarnation);
@@ -205,15 +202,17 @@ impl Store {
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
         groups: &DirtyGroups,
-        floors: &[(StreamId, u64)],
+        floors: &[crate::purge::Purge],
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
-        for (upto, life) in floors {
-            batch.insert(
-                &self.ks.meta,
-                crate::purge::trim_key(&stream_prefix(db, key), *upto),
-                life.to_be_bytes(),
-            );
+        for purge in floors {
+            if let Some((upto, _)) = purge.trim {
+                batch.insert(
+                    &self.ks.meta,
+                    crate::purge::trim_key(&purge.prefix, upto),
+                    purge.marker_value(),
+                );
+            }
         }
         let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
         if !groups.is_empty() {
@@ -323,6 +322,14 @@ impl Store {
                     *dropped,
                     &mut added,
                     &mut touched,
+                    &mut removal,
+                )?,
+                Mutation::NodesTrimmed { nodes } => self.nodes_trimmed_records(
+                    batch,
+                    &prefix,
+                    stream,
+                    nodes,
+                    &mut added,
                     &mut removal,
                 )?,
                 // Group records are written from the stream's groups (`write_batch`).
