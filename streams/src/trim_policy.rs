@@ -18,6 +18,8 @@
 //! an `EntriesTrimmed` and a `NodesTrimmed`; DELREF's released references are
 //! `PendingRemoved` records.
 
+use std::ops::Bound::{Excluded, Unbounded};
+
 use bytes::Bytes;
 
 use crate::error::StreamError;
@@ -99,8 +101,15 @@ impl Stream {
         let mut steps = Vec::new();
         let mut length = self.length;
         let mut deleted = 0u64;
-        let masters: Vec<StreamId> = self.nodes.keys().copied().collect();
-        for master in masters {
+        // A cursor rather than a list of every node: XADD's trim runs on every append and
+        // mostly stops at the first node. Planning removes no node.
+        let mut next = self.nodes.keys().next().copied();
+        while let Some(master) = next {
+            next = self
+                .nodes
+                .range((Excluded(master), Unbounded))
+                .next()
+                .map(|(k, _)| *k);
             let Some(node) = self.nodes.get(&master) else {
                 continue;
             };

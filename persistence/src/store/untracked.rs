@@ -6,9 +6,10 @@
 //!
 //! Logging them cost a tail-log record and a sequence number per read, and counted each as
 //! a change. They are instead marked on the stream as dirty group records, which the
-//! stream's next batch or the next checkpoint (SAVE, BGSAVE, shutdown, DEBUG RELOAD, or a
-//! background one) writes as memory has them then, and the stream is listed for that
-//! checkpoint. A crash before it loses them, as Redis's AOF loses them; replay of the
+//! stream's next batch or the next checkpoint writes as memory has them then, and the
+//! stream is listed for the checkpoints until one retires the whole log (SAVE, BGSAVE,
+//! shutdown): before that, replay of older logged values of those records would set them
+//! back. A crash before it loses them, as Redis's AOF loses them; replay of the
 //! records logged before can then only set them back to what was last logged. DEBUG
 //! RELOAD, which replays the tail log rather than checkpointing it, first writes each such
 //! stream in a batch of its own under a new life ([`Store::write_untracked`]), as Redis's
@@ -56,10 +57,10 @@ impl Store {
         let mut names = self.take_untracked().into_iter();
         while let Some((db, key)) = names.next() {
             let mut done = Ok(());
+            // Even with no record dirty now (a batch of the stream's since wrote them): the
+            // log may hold older values of those records, which replay would set back.
             streams.visit(db, &key, true, &mut |s| {
-                if s.has_dirty_groups() {
-                    done = self.write_own_batch_as(db, &key, s, &[], true).map(|_| ());
-                }
+                done = self.write_own_batch_as(db, &key, s, &[], true).map(|_| ());
             });
             if let Err(e) = done {
                 let mut again = vec![(db, key)];

@@ -79,6 +79,29 @@ impl Store {
         let done = self.checkpoint_names(streams, upto, names);
         if done.is_err() {
             self.restore_untracked(untracked);
+            return done;
+        }
+        if !all {
+            // The open segment may still hold older values of the records written: replay
+            // after a DEBUG RELOAD would set them back, so the streams stay listed for it.
+            self.restore_untracked(untracked);
+            return done;
+        }
+        // A stream the checkpoint had to leave out (being flushed, or under a purge) keeps
+        // its changes: it stays listed for the next.
+        let left: Vec<_> = untracked
+            .into_iter()
+            .filter(|(db, key)| {
+                let mut dirty = None;
+                let seen = streams.visit(*db, key, false, &mut |s| {
+                    dirty = Some(s.has_dirty_groups());
+                });
+                // A stream whose lock stays taken is kept listed; one gone is not.
+                !seen || dirty == Some(true)
+            })
+            .collect();
+        if !left.is_empty() {
+            self.restore_untracked(left);
         }
         done
     }
