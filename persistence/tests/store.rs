@@ -247,7 +247,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 8 would misread every stream record.
+    // as 9 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -257,7 +257,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 8
+                supported: 9
             }
         ),
         "{err}"
