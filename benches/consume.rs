@@ -5,7 +5,16 @@
 //! ```text
 //! cargo bench --bench consume -- 127.0.0.1:6379 [--seconds 5] [--producers 2] [--window 16]
 //!                                [--consumers 4] [--max-entries 5000000]
+//!                                [--mode ack|claim|autoclaim] [--fail-percent 10] [--min-idle 100]
 //! ```
+//!
+//! `--mode` chooses how failed deliveries come back. `ack` (the default) fails none. With the
+//! other two, a first delivery fails for `--fail-percent` of the entries (chosen by ID, so the
+//! same entries fail whatever the timing) and is redelivered to some consumer, which then
+//! acknowledges it: `claim` hands a failure back with `XNACK key group FAIL` and reads with
+//! `XREADGROUP ... CLAIM min-idle`, which takes NACKed and idle entries before new ones (Redis
+//! 8.4 / 8.8); `autoclaim` leaves a failure pending and runs `XAUTOCLAIM key group c min-idle
+//! 0-0 COUNT 100` before each `XREADGROUP ... >`, the pair that CLAIM replaces.
 //!
 //! Reports entries per second end to end (entries consumed and acknowledged, divided by the time
 //! from the first XADD to the last delivery) and the p50/p99 latency from the moment a producer
@@ -36,8 +45,19 @@ fn now_ns() -> u64 {
     base().elapsed().as_nanos() as u64
 }
 
+/// How failed deliveries are handed back and redelivered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Ack,
+    Claim,
+    AutoClaim,
+}
+
 #[derive(Clone, Copy)]
 struct Options {
+    mode: Mode,
+    fail_percent: u64,
+    min_idle_ms: u64,
     addr: SocketAddr,
     seconds: u64,
     producers: usize,
@@ -54,6 +74,9 @@ fn number<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, Stri
 fn parse_options() -> Result<Options, String> {
     let mut addr = None;
     let mut o = Options {
+        mode: Mode::Ack,
+        fail_percent: 10,
+        min_idle_ms: 100,
         addr: SocketAddr::from(([127, 0, 0, 1], 6379)),
         seconds: 5,
         producers: 2,
@@ -69,6 +92,16 @@ fn parse_options() -> Result<Options, String> {
             "--window" => o.window = number(args.next(), "--window")?,
             "--consumers" => o.consumers = number(args.next(), "--consumers")?,
             "--max-entries" => o.max_entries = number(args.next(), "--max-entries")?,
+            "--fail-percent" => o.fail_percent = number(args.next(), "--fail-percent")?,
+            "--min-idle" => o.min_idle_ms = number(args.next(), "--min-idle")?,
+            "--mode" => {
+                o.mode = match args.next().as_deref() {
+                    Some("ack") => Mode::Ack,
+                    Some("claim") => Mode::Claim,
+                    Some("autoclaim") => Mode::AutoClaim,
+                    _ => return Err("--mode takes ack, claim or autoclaim".into()),
+                }
+            }
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             other if addr.is_none() && !other.starts_with('-') => {
@@ -80,9 +113,15 @@ fn parse_options() -> Result<Options, String> {
     if o.producers == 0 || o.window == 0 || o.consumers == 0 {
         return Err("--producers, --window and --consumers must be positive".into());
     }
+    if o.fail_percent > 100 {
+        return Err("--fail-percent takes 0 to 100".into());
+    }
+    if o.mode == Mode::Ack {
+        o.fail_percent = 0;
+    }
     o.addr = addr.ok_or(
         "usage: consume HOST:PORT [--seconds N] [--producers N] [--window N] [--consumers N] \
-         [--max-entries N]",
+         [--max-entries N] [--mode ack|claim|autoclaim] [--fail-percent N] [--min-idle MS]",
     )?;
     Ok(o)
 }
@@ -232,6 +271,72 @@ fn consumer(opts: &Options, shared: &Shared, index: usize) -> Consumed {
     got
 }
 
+/// Whether the first delivery of `id` fails: a fixed share of the entries, chosen by ID so
+/// that every mode and run fails the same ones.
+fn fails(id: &[u8], percent: u64) -> bool {
+    // FNV-1a, for a spread over IDs that differ only in their last digits.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h % 100 < percent
+}
+
+/// One delivered entry.
+struct Delivery {
+    id: Vec<u8>,
+    /// Whether nobody had it before (a new entry, not a claimed one).
+    first: bool,
+    /// The producer's send time it carries.
+    sent_ns: Option<u64>,
+}
+
+/// An entry of a read reply: `[id, fields]`, or under CLAIM `[id, fields, idle, prior
+/// deliveries]`, where 0 prior deliveries marks a new entry.
+fn delivery(entry: Value, claimed: bool) -> Result<Delivery, String> {
+    let Value::Array(e) = entry else {
+        return Err("unexpected entry".into());
+    };
+    let mut e = e.into_iter();
+    let Some(Value::Bulk(id)) = e.next() else {
+        return Err("entry without an id".into());
+    };
+    let sent_ns = match e.next() {
+        Some(Value::Array(mut f)) => match f.pop() {
+            Some(Value::Bulk(ts)) => std::str::from_utf8(&ts).ok().and_then(|s| s.parse().ok()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let first = match (e.next(), e.next()) {
+        (Some(Value::Int(_idle)), Some(Value::Int(prior))) => prior == 0,
+        _ => !claimed,
+    };
+    Ok(Delivery { id, first, sent_ns })
+}
+
+/// The entries of an XREADGROUP reply (nil when it timed out).
+fn read_reply(reply: Value, out: &mut Vec<Delivery>) -> Result<(), String> {
+    let streams = match reply {
+        Value::Nil => return Ok(()),
+        Value::Array(streams) => streams,
+        other => return Err(format!("unexpected XREADGROUP reply: {other:?}")),
+    };
+    for stream in streams {
+        let Value::Array(mut pair) = stream else {
+            return Err("unexpected stream element".into());
+        };
+        let Some(Value::Array(entries)) = pair.pop() else {
+            return Err("unexpected entry list".into());
+        };
+        for entry in entries {
+            out.push(delivery(entry, false)?);
+        }
+    }
+    Ok(())
+}
+
 fn consume_loop(
     opts: &Options,
     shared: &Shared,
@@ -240,25 +345,33 @@ fn consume_loop(
 ) -> Result<(), String> {
     let mut conn = Conn::open(opts.addr).map_err(|e| e.to_string())?;
     let name = format!("c{index}");
+    let min_idle = opts.min_idle_ms.to_string();
+    let mut read_args: Vec<&[u8]> = vec![b"XREADGROUP", b"GROUP", GROUP, name.as_bytes()];
+    read_args.extend_from_slice(&[b"COUNT", b"100"]);
+    if opts.mode == Mode::Claim {
+        read_args.extend_from_slice(&[b"CLAIM", min_idle.as_bytes()]);
+    }
+    read_args.extend_from_slice(&[b"BLOCK", b"100", b"STREAMS", STREAM, b">"]);
     let mut read = Vec::new();
+    command(&mut read, &read_args);
+    let mut autoclaim = Vec::new();
     command(
-        &mut read,
+        &mut autoclaim,
         &[
-            b"XREADGROUP",
-            b"GROUP",
+            b"XAUTOCLAIM",
+            STREAM,
             GROUP,
             name.as_bytes(),
+            min_idle.as_bytes(),
+            b"0-0",
             b"COUNT",
             b"100",
-            b"BLOCK",
-            b"100",
-            b"STREAMS",
-            STREAM,
-            b">",
         ],
     );
     let mut drain_deadline: Option<Instant> = None;
-    let mut ids: Vec<Vec<u8>> = Vec::new();
+    let mut got: Vec<Delivery> = Vec::new();
+    let mut acks: Vec<Vec<u8>> = Vec::new();
+    let mut nacks: Vec<Vec<u8>> = Vec::new();
     loop {
         if shared.producing_done.load(Ordering::Acquire) {
             if shared.consumed.load(Ordering::Acquire) >= shared.produced.load(Ordering::Acquire) {
@@ -269,56 +382,62 @@ fn consume_loop(
                 return Err("gave up draining after 10 s".into());
             }
         }
+        got.clear();
+        if opts.mode == Mode::AutoClaim {
+            conn.send(&autoclaim).map_err(|e| e.to_string())?;
+            match conn.read().map_err(|e| e.to_string())? {
+                Value::Array(parts) => {
+                    if let Some(Value::Array(entries)) = parts.into_iter().nth(1) {
+                        for entry in entries {
+                            got.push(delivery(entry, true)?);
+                        }
+                    }
+                }
+                other => return Err(format!("unexpected XAUTOCLAIM reply: {other:?}")),
+            }
+        }
         conn.send(&read).map_err(|e| e.to_string())?;
         let reply = conn.read().map_err(|e| e.to_string())?;
         let received = now_ns();
-        let streams = match reply {
-            Value::Nil => continue,
-            Value::Array(streams) => streams,
-            other => return Err(format!("unexpected XREADGROUP reply: {other:?}")),
-        };
-        ids.clear();
-        for stream in streams {
-            let Value::Array(mut pair) = stream else {
-                return Err("unexpected stream element".into());
-            };
-            let Some(Value::Array(entries)) = pair.pop() else {
-                return Err("unexpected entry list".into());
-            };
-            for entry in entries {
-                let Value::Array(mut e) = entry else {
-                    return Err("unexpected entry".into());
-                };
-                let fields = e.pop();
-                let Some(Value::Bulk(id)) = e.pop() else {
-                    return Err("entry without an id".into());
-                };
-                if let Some(Value::Array(mut f)) = fields
-                    && let Some(Value::Bulk(ts)) = f.pop()
-                    && let Some(sent) = std::str::from_utf8(&ts)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                {
-                    latencies.push(received.saturating_sub(sent));
-                }
-                ids.push(id);
-            }
-        }
-        if ids.is_empty() {
+        read_reply(reply, &mut got)?;
+        if got.is_empty() {
             continue;
         }
         shared
             .last_delivery_ns
             .fetch_max(received, Ordering::AcqRel);
+        acks.clear();
+        nacks.clear();
+        for d in got.drain(..) {
+            if d.first && fails(&d.id, opts.fail_percent) {
+                nacks.push(d.id);
+                continue;
+            }
+            if let Some(sent) = d.sent_ns {
+                latencies.push(received.saturating_sub(sent));
+            }
+            acks.push(d.id);
+        }
+        if opts.mode == Mode::Claim && !nacks.is_empty() {
+            let n = nacks.len().to_string();
+            let mut args: Vec<&[u8]> = vec![b"XNACK", STREAM, GROUP, b"FAIL", b"IDS", n.as_bytes()];
+            args.extend(nacks.iter().map(|i| i.as_slice()));
+            if let Value::Error(e) = conn.call(&args).map_err(|e| e.to_string())? {
+                return Err(format!("XNACK failed: {e}"));
+            }
+        }
+        if acks.is_empty() {
+            continue;
+        }
         let mut args: Vec<&[u8]> = vec![b"XACK", STREAM, GROUP];
-        args.extend(ids.iter().map(|i| i.as_slice()));
+        args.extend(acks.iter().map(|i| i.as_slice()));
         match conn.call(&args).map_err(|e| e.to_string())? {
-            Value::Int(n) if n as usize == ids.len() => {}
+            Value::Int(n) if n as usize == acks.len() => {}
             other => return Err(format!("unexpected XACK reply: {other:?}")),
         }
         shared
             .consumed
-            .fetch_add(ids.len() as u64, Ordering::AcqRel);
+            .fetch_add(acks.len() as u64, Ordering::AcqRel);
     }
 }
 
@@ -403,8 +522,16 @@ fn run(opts: &Options) -> Result<(), String> {
         percentile_us(&latencies, 0.99),
     );
     println!(
-        "consume against {}: {} producers ({} XADDs in flight each), {} consumers, {} s",
-        opts.addr, opts.producers, opts.window, opts.consumers, opts.seconds
+        "consume against {}: {} producers ({} XADDs in flight each), {} consumers, {} s, \
+         mode {:?}, {}% of first deliveries fail, min-idle {} ms",
+        opts.addr,
+        opts.producers,
+        opts.window,
+        opts.consumers,
+        opts.seconds,
+        opts.mode,
+        opts.fail_percent,
+        opts.min_idle_ms
     );
     println!(
         "produced {produced} ({:.0}/s), consumed and acked {consumed} in {e2e_secs:.2} s \

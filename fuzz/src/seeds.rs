@@ -204,5 +204,27 @@ pub fn command_scripts() -> Vec<(&'static str, Script)> {
                 ],
             ),
         ),
+        (
+            "xnack-release-and-claim",
+            script(
+                2,
+                vec![
+                    cmd(0, "XGROUP CREATE s g $ MKSTREAM"),
+                    cmd(0, "XADD s 1-1 f v"),
+                    cmd(0, "XADD s 2-1 f v"),
+                    cmd(0, "XADD s 3-1 f v"),
+                    cmd(0, "XREADGROUP GROUP g c STREAMS s >"),
+                    cmd(1, "XREADGROUP GROUP g d BLOCK 0 CLAIM 100000 STREAMS s >"),
+                    cmd(0, "XNACK s g FAIL IDS 2 2-1 1-1"),
+                    cmd(0, "XNACK s g FATAL IDS 1 3-1 RETRYCOUNT 7"),
+                    cmd(0, "XNACK s g SILENT FORCE IDS 2 3-1 9-9"),
+                    cmd(0, "XNACK s g BAD IDS 1 1-1"),
+                    cmd(0, "XPENDING s g - + 10"),
+                    cmd(0, "XINFO STREAM s FULL"),
+                    cmd(0, "XCLAIM s g e 999999 3-1"),
+                    cmd(0, "XACK s g 1-1 2-1 3-1"),
+                ],
+            ),
+        ),
     ]
 }

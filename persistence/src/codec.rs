@@ -110,7 +110,6 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether everything was read.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -254,6 +253,47 @@ pub fn read_pending<'a>(r: &mut Reader<'a>) -> Result<(&'a [u8], u64, u64), Stor
     Ok((r.slice()?, r.u64()?, r.u64()?))
 }
 
+/// Marks a pending-entry record as an entry XNACK released; its release position follows.
+pub const NACKED: u8 = 0x20;
+
+/// Appends the record of a pending entry XNACK released: a pending-entry record with no
+/// consumer and delivery time 0, then [`NACKED`] and its release position. Records written
+/// before XNACK end after the delivery count, so they read as owned entries.
+pub fn put_nacked_pending(out: &mut Vec<u8>, delivery_count: u64, seq: u64) {
+    put_pending(out, b"", 0, delivery_count);
+    out.push(NACKED);
+    put_u64(out, seq);
+}
+
+/// What a pending-entry record sets, as the change that writes it: `PendingNacked` for a
+/// released entry, `PendingUpserted` otherwise.
+pub fn read_pending_change(
+    r: &mut Reader<'_>,
+    group: Bytes,
+    id: StreamId,
+    keep: impl Fn(&[u8]) -> Bytes,
+) -> Result<Mutation, StoreError> {
+    let (consumer, delivery_time, delivery_count) = read_pending(r)?;
+    if r.is_empty() {
+        return Ok(Mutation::PendingUpserted {
+            group,
+            id,
+            consumer: keep(consumer),
+            delivery_time,
+            delivery_count,
+        });
+    }
+    if r.u8()? != NACKED {
+        return Err(StoreError::Corrupt("unknown pending record".into()));
+    }
+    Ok(Mutation::PendingNacked {
+        group,
+        id,
+        delivery_count,
+        seq: r.u64()?,
+    })
+}
+
 /// The value `m` writes into fjall for the group, consumer or pending record it sets
 /// (None for a removal or another kind of change).
 pub fn group_record_value(m: &Mutation) -> Option<Vec<u8>> {
@@ -280,15 +320,21 @@ pub fn group_record_value(m: &Mutation) -> Option<Vec<u8>> {
             delivery_count,
             ..
         } => put_pending(&mut out, consumer, *delivery_time, *delivery_count),
+        Mutation::PendingNacked {
+            delivery_count,
+            seq,
+            ..
+        } => put_nacked_pending(&mut out, *delivery_count, *seq),
         _ => return None,
     }
     Some(out)
 }
 
 /// Appends one group change as the tail log holds it: a tag (1 group created, 2 updated,
-/// 3 destroyed, 4 consumer upserted, 5 deleted, 6 pending entry upserted, 7 removed), the
-/// names and ID its fjall key holds (group, then consumer or pending ID), then the record
-/// it sets, as fjall holds it. Other kinds of change write nothing.
+/// 3 destroyed, 4 consumer upserted, 5 deleted, 6 pending entry upserted, 7 removed,
+/// 8 pending entry released by XNACK), the names and ID its fjall key holds (group, then
+/// consumer or pending ID), then the record it sets, as fjall holds it. Other kinds of
+/// change write nothing.
 pub fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
     match m {
         Mutation::GroupCreated {
@@ -346,6 +392,17 @@ pub fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
             put_bytes(out, group);
             put_id(out, *id);
         }
+        Mutation::PendingNacked {
+            group,
+            id,
+            delivery_count,
+            seq,
+        } => {
+            out.push(8);
+            put_bytes(out, group);
+            put_id(out, *id);
+            put_nacked_pending(out, *delivery_count, *seq);
+        }
         _ => {}
     }
 }
@@ -401,6 +458,19 @@ pub fn read_group_change(
             }
         }
         7 => Mutation::PendingRemoved { group, id: r.id()? },
+        8 => {
+            let id = r.id()?;
+            let (_, _, delivery_count) = read_pending(r)?;
+            if r.u8()? != NACKED {
+                return Err(StoreError::Corrupt("unknown pending release".into()));
+            }
+            Mutation::PendingNacked {
+                group,
+                id,
+                delivery_count,
+                seq: r.u64()?,
+            }
+        }
         _ => return Err(StoreError::Corrupt("unknown group change".into())),
     })
 }

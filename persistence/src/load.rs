@@ -15,7 +15,9 @@ use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId};
 
 use crate::stored::StoredStream;
 
-use crate::codec::{Reader, decode_node, decode_stream, read_consumer, read_group, read_pending};
+use crate::codec::{
+    Reader, decode_node, decode_stream, read_consumer, read_group, read_pending_change,
+};
 use crate::error::StoreError;
 use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
 use crate::source::CacheMisses;
@@ -205,15 +207,12 @@ pub(crate) fn load(
         let (db, key, rest) = split_prefix(&k).ok_or_else(|| corrupt("pending"))?;
         let (group, rest) = split_name(rest).ok_or_else(|| corrupt("pending"))?;
         let id = read_id(rest).ok_or_else(|| corrupt("pending"))?;
-        let (consumer, delivery_time, delivery_count) =
-            read_pending(&mut Reader::new(&v, "pending"))?;
-        let m = Mutation::PendingUpserted {
-            group: Bytes::copy_from_slice(group),
+        let m = read_pending_change(
+            &mut Reader::new(&v, "pending"),
+            Bytes::copy_from_slice(group),
             id,
-            consumer: Bytes::copy_from_slice(consumer),
-            delivery_time,
-            delivery_count,
-        };
+            Bytes::copy_from_slice,
+        )?;
         find(&mut streams, db, key)?.apply(&m);
         report.pending += 1;
     }

@@ -230,8 +230,9 @@ fn a_newer_or_older_format_is_refused_not_misread() {
     );
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
-    // tail-log bodies are still read; formats 7 and 8 differ only in trims' purge markers
-    // (ranges since 9), which they never wrote: they open, and are stamped 9.
+    // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
+    // it never wrote, format 8 only in released pending entries and trims' ranges, which it
+    // never wrote: they open, and are stamped 9.
     for old in [3, 4, 5, 6, 7, 8] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());

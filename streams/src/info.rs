@@ -74,6 +74,8 @@ pub struct GroupInfoFull {
     pub lag: Option<i64>,
     /// `pel-count`.
     pub pel_count: u64,
+    /// `nacked-count` (Redis 8.8): entries XNACK released and nobody claimed since.
+    pub nacked_count: u64,
     /// `pending`: the first COUNT pending entries.
     pub pending: Vec<FullPending>,
     /// `consumers`.
@@ -223,6 +225,7 @@ impl Stream {
                 entries_read: g.entries_read,
                 lag: self.group_lag(g),
                 pel_count: g.pel.len() as u64,
+                nacked_count: g.nacked_count(),
                 pending: g
                     .pel
                     .iter()

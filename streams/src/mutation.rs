@@ -121,6 +121,19 @@ pub enum Mutation {
         /// Deliveries.
         delivery_count: u64,
     },
+    /// XNACK released a pending entry (or, with FORCE, made one): no owner, delivery time
+    /// 0, at release position `seq` of the group's NACK zone (numbers grow with each
+    /// release, so sorting by them restores the zone's order).
+    PendingNacked {
+        /// Group name.
+        group: Bytes,
+        /// Entry ID.
+        id: StreamId,
+        /// Deliveries.
+        delivery_count: u64,
+        /// Release position.
+        seq: u64,
+    },
     /// A pending entry left the PEL (XACK, deleted entry found by XCLAIM/XAUTOCLAIM,
     /// DELCONSUMER).
     PendingRemoved {
@@ -142,6 +155,7 @@ impl Mutation {
                 | Mutation::ConsumerUpserted { .. }
                 | Mutation::ConsumerDeleted { .. }
                 | Mutation::PendingUpserted { .. }
+                | Mutation::PendingNacked { .. }
                 | Mutation::PendingRemoved { .. }
         )
     }
@@ -241,6 +255,7 @@ impl Stream {
             } => {
                 if let Some(g) = self.groups.get_mut(group) {
                     if let Some(prev) = g.pel.get(id)
+                        && !g.nacked.remove(*id)
                         && prev.consumer != *consumer
                     {
                         let owner = prev.consumer.clone();
@@ -263,9 +278,20 @@ impl Stream {
                         .insert(*id);
                 }
             }
+            Mutation::PendingNacked {
+                group,
+                id,
+                delivery_count,
+                seq,
+            } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.apply_release(*id, *delivery_count, *seq);
+                }
+            }
             Mutation::PendingRemoved { group, id } => {
                 if let Some(g) = self.groups.get_mut(group)
                     && let Some(nack) = g.pel.remove(id)
+                    && !g.nacked.remove(*id)
                     && let Some(c) = g.consumers.get_mut(&nack.consumer)
                 {
                     c.pending.remove(id);

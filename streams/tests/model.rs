@@ -112,9 +112,31 @@ struct MEntry {
 #[derive(Default)]
 struct MGroup {
     last_id: StreamId,
-    /// id -> (consumer, delivery time, delivery count)
+    /// id -> (consumer, delivery time, delivery count); a NACKed entry has consumer "" and
+    /// time 0.
     pel: BTreeMap<StreamId, (Bytes, u64, u64)>,
     consumers: BTreeMap<Bytes, ()>,
+    /// XNACK's released entries, first released first.
+    nacked: Vec<StreamId>,
+}
+
+impl MGroup {
+    /// Takes `id` out of the NACK zone (it got an owner or left the PEL).
+    fn unnack(&mut self, id: StreamId) {
+        self.nacked.retain(|x| *x != id);
+    }
+    fn remove(&mut self, id: StreamId) -> bool {
+        self.unnack(id);
+        self.pel.remove(&id).is_some()
+    }
+}
+
+/// NACKed entries XREADGROUP ... CLAIM served, over every run: the zone-first path ran.
+static NACKED_READ_CLAIMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One more delivery, stopping at LLONG_MAX as Redis does.
+fn bump(n: u64) -> u64 {
+    if n >= MAX_DELIVERIES { n } else { n + 1 }
 }
 
 /// The model: nodes are plain vectors of entries, closing by entry count only (the
@@ -186,7 +208,7 @@ impl Model {
         let deleted = self.del(id);
         if policy == RefPolicy::DelRef {
             for g in self.groups.values_mut() {
-                g.pel.remove(&id);
+                g.remove(id);
             }
         }
         if deleted { REF_DELETED } else { REF_NOT_FOUND }
@@ -241,7 +263,7 @@ impl Model {
                 }
                 if policy == RefPolicy::DelRef {
                     for g in self.groups.values_mut() {
-                        g.pel.remove(&e.id);
+                        g.remove(e.id);
                     }
                 }
                 self.nodes[i][j].deleted = true;
@@ -336,6 +358,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
     }
     let mut recorded = 0;
     let mut steps_with_cold_nodes = 0;
+    let (mut steps_with_nacked, mut nacked_claimed) = (0, 0);
     let mut m = Model {
         nodes: Vec::new(),
         max_entries,
@@ -350,7 +373,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
     for step in 0..steps {
         let ctx = format!("seed {seed} step {step}");
         now += rng.below(4);
-        match rng.below(17) {
+        match rng.below(19) {
             0..=3 => {
                 let nfields = 1 + rng.below(2);
                 let mut fields = Vec::new();
@@ -572,14 +595,23 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         .filter(|e| !e.deleted)
                         .cloned()
                         .collect::<Vec<_>>();
-                    // Longest idle first, then by ID; deleted entries stay pending.
-                    let mut candidates: Vec<(u64, StreamId)> = mg
+                    // NACKed entries first in NACK order (idle since time 0), then longest
+                    // idle, then by ID; deleted entries stay pending.
+                    let mut candidates: Vec<(u64, StreamId)> = if now >= min_idle {
+                        mg.nacked.iter().map(|id| (0, *id)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let mut owned: Vec<(u64, StreamId)> = mg
                         .pel
                         .iter()
-                        .filter(|(_, p)| now.saturating_sub(p.1) >= min_idle)
+                        .filter(|(id, p)| {
+                            !mg.nacked.contains(id) && now.saturating_sub(p.1) >= min_idle
+                        })
                         .map(|(id, p)| (p.1, *id))
                         .collect();
-                    candidates.sort();
+                    owned.sort();
+                    candidates.extend(owned);
                     let mut want = Vec::new();
                     for (_, id) in candidates {
                         if want.len() >= limit {
@@ -600,7 +632,12 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             idle_ms: now - p.1,
                             prior_deliveries: p.2,
                         });
-                        *p = (c.clone(), now, p.2 + 1);
+                        *p = (c.clone(), now, bump(p.2));
+                        if mg.nacked.contains(&id) {
+                            nacked_claimed += 1;
+                            NACKED_READ_CLAIMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        mg.unnack(id);
                     }
                     let left = limit - want.len();
                     let new: Vec<_> = live
@@ -614,6 +651,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         mg.last_id = e.id;
                         if !noack {
                             mg.pel.insert(e.id, (c.clone(), now, 1));
+                            mg.unnack(e.id);
                         }
                         want.push(ClaimRead {
                             entry: Entry {
@@ -669,7 +707,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         if fields.is_some() {
                             let p = mg.pel.get_mut(&id).unwrap();
                             p.1 = now;
-                            p.2 += 1;
+                            p.2 = bump(p.2);
                         }
                         out.push(MaybeEntry { id, fields });
                     }
@@ -689,6 +727,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             mg.last_id = e.id;
                             if !noack {
                                 mg.pel.insert(e.id, (c.clone(), now, 1));
+                                mg.unnack(e.id);
                             }
                         }
                         Some(
@@ -709,7 +748,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     .map(|_| pick_id(&mut rng, m.last_id))
                     .collect();
                 let expected = match m.groups.get_mut(&g) {
-                    Some(mg) => ids.iter().filter(|id| mg.pel.remove(id).is_some()).count() as u64,
+                    Some(mg) => ids.iter().filter(|id| mg.remove(**id)).count() as u64,
                     None => 0,
                 };
                 assert_eq!(s.ack(&g, &ids, &mut journal), expected, "{ctx}");
@@ -722,6 +761,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     .collect();
                 if let Some(mg) = m.groups.get(&g) {
                     ids.extend(mg.pel.keys().take(2));
+                    ids.extend(mg.nacked.first());
                 }
                 let args = ClaimArgs {
                     min_idle_ms: rng.below(6) as i64,
@@ -747,12 +787,15 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         .find(|e| e.id == id && !e.deleted)
                         .map(|e| e.fields.clone())
                     else {
-                        mg.pel.remove(&id);
+                        mg.remove(id);
                         continue;
                     };
+                    let nacked = mg.nacked.contains(&id);
                     let p = match mg.pel.get_mut(&id) {
                         Some(p)
-                            if args.min_idle_ms > 0 && (now - p.1) < args.min_idle_ms as u64 =>
+                            if !nacked
+                                && args.min_idle_ms > 0
+                                && (now - p.1) < args.min_idle_ms as u64 =>
                         {
                             continue;
                         }
@@ -763,8 +806,10 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     p.0 = c.clone();
                     p.1 = now;
                     if !args.just_id {
-                        p.2 += 1;
+                        p.2 = bump(p.2);
                     }
+                    nacked_claimed += usize::from(nacked);
+                    mg.unnack(id);
                     want.push(Entry { id, fields });
                 }
                 let got = got.unwrap();
@@ -812,16 +857,19 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         .find(|e| e.id == id && !e.deleted)
                         .map(|e| e.fields.clone());
                     let Some(fields) = live else {
-                        mg.pel.remove(&id);
+                        mg.remove(id);
                         deleted.push(id);
                         count -= 1;
                         continue;
                     };
+                    let nacked = mg.nacked.contains(&id);
                     let p = mg.pel.get_mut(&id).unwrap();
-                    if args.min_idle_ms > 0 && (now - p.1) < args.min_idle_ms as u64 {
+                    if !nacked && args.min_idle_ms > 0 && (now - p.1) < args.min_idle_ms as u64 {
                         continue;
                     }
-                    *p = (c.clone(), now, if args.just_id { p.2 } else { p.2 + 1 });
+                    *p = (c.clone(), now, if args.just_id { p.2 } else { bump(p.2) });
+                    nacked_claimed += usize::from(nacked);
+                    mg.unnack(id);
                     claimed.push(Entry { id, fields });
                     count -= 1;
                 }
@@ -855,10 +903,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     let mut want = Vec::new();
                     let mut still_needed = Vec::new();
                     for id in &ids {
-                        let acked = m
-                            .groups
-                            .get_mut(&g)
-                            .is_some_and(|mg| mg.pel.remove(id).is_some());
+                        let acked = m.groups.get_mut(&g).is_some_and(|mg| mg.remove(*id));
                         still_needed.push(m.referenced(*id));
                         want.push(if acked {
                             match m.del_ref(*id, policy) {
@@ -890,6 +935,60 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     }
                 }
             }
+            17 | 18 => {
+                // XNACK: a released entry loses its owner and waits for a claim.
+                let g = name("g", rng.below(2));
+                let mode =
+                    [NackMode::Silent, NackMode::Fail, NackMode::Fatal][rng.below(3) as usize];
+                let mut ids: Vec<_> = (0..rng.below(2))
+                    .map(|_| pick_id(&mut rng, m.last_id))
+                    .collect();
+                if let Some(mg) = m.groups.get(&g) {
+                    let pel: Vec<StreamId> = mg.pel.keys().copied().collect();
+                    for _ in 0..1 + rng.below(3) {
+                        if !pel.is_empty() {
+                            ids.push(pel[rng.below(pel.len() as u64) as usize]);
+                        }
+                    }
+                }
+                if ids.is_empty() {
+                    ids.push(pick_id(&mut rng, m.last_id));
+                }
+                let args = NackArgs {
+                    mode,
+                    ids: ids.clone(),
+                    retry_count: rng.chance(20).then(|| rng.below(5)),
+                    force: rng.chance(25),
+                };
+                let got = s.nack(b"k", &g, &args, &mut journal);
+                let live: Vec<bool> = ids.iter().map(|id| m.is_live(*id)).collect();
+                let Some(mg) = m.groups.get_mut(&g) else {
+                    assert!(
+                        matches!(got, Err(StreamError::NoKeyOrGroup { .. })),
+                        "{ctx}"
+                    );
+                    continue;
+                };
+                let mut released = 0;
+                for (i, id) in ids.iter().enumerate() {
+                    let before = match mg.pel.get(id) {
+                        Some(p) => p.2,
+                        None if args.force && live[i] => 0,
+                        None => continue,
+                    };
+                    let after = match (args.retry_count, mode) {
+                        (Some(n), _) => n,
+                        (None, NackMode::Silent) => before.saturating_sub(1),
+                        (None, NackMode::Fail) => before,
+                        (None, NackMode::Fatal) => MAX_DELIVERIES,
+                    };
+                    mg.pel.insert(*id, (Bytes::new(), 0, after));
+                    mg.unnack(*id);
+                    mg.nacked.push(*id);
+                    released += 1;
+                }
+                assert_eq!(got, Ok(released), "{ctx}");
+            }
             _ => {
                 let g = name("g", rng.below(2));
                 let Some(mg) = m.groups.get(&g) else {
@@ -897,8 +996,10 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     continue;
                 };
                 let mut per: BTreeMap<Bytes, u64> = BTreeMap::new();
-                for p in mg.pel.values() {
-                    *per.entry(p.0.clone()).or_default() += 1;
+                for (id, p) in &mg.pel {
+                    if !mg.nacked.contains(id) {
+                        *per.entry(p.0.clone()).or_default() += 1;
+                    }
                 }
                 let want = PendingSummary {
                     count: mg.pel.len() as u64,
@@ -930,13 +1031,19 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         **id >= start
                             && **id <= end
                             && args.consumer.as_ref().is_none_or(|c| *c == p.0)
-                            && (args.min_idle_ms == 0 || (now - p.1) as i64 >= args.min_idle_ms)
+                            && (mg.nacked.contains(id)
+                                || args.min_idle_ms == 0
+                                || (now - p.1) as i64 >= args.min_idle_ms)
                     })
                     .take(args.count as usize)
                     .map(|(id, p)| PendingInfo {
                         id: *id,
                         consumer: p.0.clone(),
-                        idle_ms: (now - p.1) as i64,
+                        idle_ms: if mg.nacked.contains(id) {
+                            -1
+                        } else {
+                            (now - p.1) as i64
+                        },
                         delivery_count: p.2,
                     })
                     .collect();
@@ -965,6 +1072,11 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 .map(|(id, p)| (*id, (p.consumer.clone(), p.delivery_time, p.delivery_count)))
                 .collect();
             assert_eq!(pel, mg.pel, "{ctx}");
+            assert_eq!(g.nacked().collect::<Vec<_>>(), mg.nacked, "{ctx}");
+            assert_eq!(g.nacked_count(), mg.nacked.len() as u64, "{ctx}");
+            if !mg.nacked.is_empty() {
+                steps_with_nacked += 1;
+            }
             for (cname, c) in g.consumers() {
                 let mine: Vec<_> = mg
                     .pel
@@ -1004,6 +1116,10 @@ fn run(seed: u64, steps: usize, cold: bool) {
     let mut replica = Stream::new();
     journal.iter().for_each(|r| replica.apply(r));
     assert!(replica == s, "seed {seed}: replayed journal differs");
+    assert!(
+        steps_with_nacked > steps / 10 && nacked_claimed > 0,
+        "seed {seed}: NACKed entries in {steps_with_nacked} steps, {nacked_claimed} claimed"
+    );
     if cold {
         assert!(
             steps_with_cold_nodes > steps / 4,
@@ -1053,6 +1169,7 @@ fn random_command_sequences_match_the_model() {
             panic!("failed with seed {seed}; rerun with STREAMS_SEED={seed}");
         }
     }
+    assert!(NACKED_READ_CLAIMED.load(std::sync::atomic::Ordering::Relaxed) > 40);
 }
 
 /// The same sequences with a memory budget of a few nodes at most: every read of an

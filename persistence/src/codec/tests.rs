@@ -83,6 +83,12 @@ fn group_changes_round_trip_and_carry_fjall_records() {
             group: g.clone(),
             id,
         },
+        Mutation::PendingNacked {
+            group: g.clone(),
+            id,
+            delivery_count: i64::MAX as u64,
+            seq: 41,
+        },
     ];
     for m in &changes {
         let mut out = Vec::new();
@@ -103,5 +109,52 @@ fn group_changes_round_trip_and_carry_fjall_records() {
             )
             .is_err()
         );
+    }
+}
+
+/// A pending record reads back as the change that wrote it: owned entries as they were
+/// written before XNACK, released ones with their release position.
+#[test]
+fn pending_records_read_back_owned_or_released() {
+    let g = Bytes::from("g");
+    let id = StreamId::new(7, 1);
+    for m in [
+        Mutation::PendingUpserted {
+            group: g.clone(),
+            id,
+            consumer: Bytes::from("c"),
+            delivery_time: 5,
+            delivery_count: 1,
+        },
+        Mutation::PendingNacked {
+            group: g.clone(),
+            id,
+            delivery_count: 0,
+            seq: 3,
+        },
+    ] {
+        let value = group_record_value(&m).unwrap();
+        let back = read_pending_change(
+            &mut Reader::new(&value, "p"),
+            g.clone(),
+            id,
+            Bytes::copy_from_slice,
+        )
+        .unwrap();
+        assert_eq!(back, m);
+        let mut bad = value.clone();
+        if matches!(m, Mutation::PendingNacked { .. }) {
+            let at = bad.len() - 9;
+            bad[at] = 0x21;
+            assert!(
+                read_pending_change(
+                    &mut Reader::new(&bad, "p"),
+                    g.clone(),
+                    id,
+                    Bytes::copy_from_slice
+                )
+                .is_err()
+            );
+        }
     }
 }

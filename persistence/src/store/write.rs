@@ -396,6 +396,7 @@ impl Store {
                     records.insert((CONSUMERS, k), value);
                 }
                 Mutation::PendingUpserted { group, id, .. }
+                | Mutation::PendingNacked { group, id, .. }
                 | Mutation::PendingRemoved { group, id } => {
                     let k = pending_key(&group_key(prefix, group), *id);
                     records.insert((PENDING, k), value);

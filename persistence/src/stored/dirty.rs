@@ -72,6 +72,7 @@ impl DirtyGroups {
                 s.consumers.insert((group.clone(), consumer.clone()));
             }
             Mutation::PendingUpserted { group, id, .. }
+            | Mutation::PendingNacked { group, id, .. }
             | Mutation::PendingRemoved { group, id } => {
                 s.pending.insert((group.clone(), *id));
             }
@@ -146,16 +147,24 @@ impl DirtyGroups {
             });
         }
         for (group, id) in &s.pending {
-            let found = stream.group(group).and_then(|g| g.pending().get(id));
-            out.push(match found {
-                Some(p) => Mutation::PendingUpserted {
+            let g = stream.group(group);
+            let found = g.and_then(|g| g.pending().get(id));
+            let nacked = g.and_then(|g| g.nack_seq(id));
+            out.push(match (found, nacked) {
+                (Some(p), Some(seq)) => Mutation::PendingNacked {
+                    group: group.clone(),
+                    id: *id,
+                    delivery_count: p.delivery_count,
+                    seq,
+                },
+                (Some(p), None) => Mutation::PendingUpserted {
                     group: group.clone(),
                     id: *id,
                     consumer: p.consumer.clone(),
                     delivery_time: p.delivery_time,
                     delivery_count: p.delivery_count,
                 },
-                None => Mutation::PendingRemoved {
+                (None, _) => Mutation::PendingRemoved {
                     group: group.clone(),
                     id: *id,
                 },

@@ -94,6 +94,7 @@ pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> 
     let shared = ctx.shared;
     let mut replies = Vec::with_capacity(queue.len());
     let mut touched = Vec::new();
+    let mut ready = Vec::new();
     {
         let _gate = shared.gate_exclusive();
         if ctx.client.watch_dirty.load(Ordering::Acquire) {
@@ -107,6 +108,7 @@ pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> 
                 shared.stats.count_error(text);
             }
             touched.extend(inner.touched);
+            ready.extend(inner.ready);
             ctx.close |= inner.close;
             ctx.write_seq = ctx.write_seq.max(inner.write_seq);
             replies.push(reply);
@@ -114,5 +116,6 @@ pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> 
         ctx.client.in_exec = false;
     }
     ctx.touched.extend(touched);
+    ctx.ready.extend(ready);
     Some(replies)
 }

@@ -607,6 +607,14 @@ pub const DOCS: &[Doc] = &[
         syntax: "key group consumer min-idle-time start [COUNT count] [JUSTID]",
     },
     Doc {
+        name: "xnack",
+        group: "stream",
+        summary: "Releases pending messages back to the group's PEL without acknowledging them, making them available for re-delivery.",
+        since: "8.8.0",
+        complexity: "O(1) for each message ID processed.",
+        syntax: "key group <SILENT | FAIL | FATAL> IDS numids id [id ...] [RETRYCOUNT count] [FORCE]",
+    },
+    Doc {
         name: "xinfo",
         group: "stream",
         summary: "A container for stream introspection commands.",

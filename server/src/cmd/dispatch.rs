@@ -11,7 +11,7 @@ use super::call::call;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
-    server, stream, stream_group, stream_info, stream_read, tx,
+    server, stream, stream_group, stream_info, stream_nack, stream_read, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -33,6 +33,8 @@ pub fn table() -> &'static Commands {
                 stream_group::COMMANDS,
                 stream_info::COMMANDS,
                 pubsub::COMMANDS,
+                // Last, so the fuzz seeds' command numbers stay as they were encoded.
+                stream_nack::COMMANDS,
             ],
             command_docs::DOCS,
         )
@@ -141,6 +143,7 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
     let reply = call(&mut ctx, idx, &argv);
     let Ctx {
         touched,
+        ready,
         block,
         close,
         write_seq,
@@ -148,6 +151,9 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
     } = ctx;
     client.write_seq = client.write_seq.max(write_seq);
     after_write(shared, &touched);
+    for (db, key) in &ready {
+        serve_blocked(shared, *db, key);
+    }
     if let Some(block) = block {
         return (None, Outcome::Block(block));
     }

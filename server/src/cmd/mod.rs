@@ -26,6 +26,7 @@ mod server;
 mod stream;
 mod stream_group;
 mod stream_info;
+mod stream_nack;
 mod stream_read;
 pub(crate) mod table;
 mod tx;
@@ -83,6 +84,9 @@ pub struct Ctx<'a> {
     pub client: &'a mut Client,
     /// Keys this command changed (watchers are dirtied and waiters served afterwards).
     pub touched: Vec<(usize, Bytes)>,
+    /// Keys whose blocked readers may now be served although the key did not change for
+    /// its watchers (XNACK: Redis signals the key ready without dirtying WATCH).
+    pub ready: Vec<(usize, Bytes)>,
     /// Set by a blocking command that found nothing and may block.
     pub block: Option<BlockSpec>,
     /// Set by QUIT or a kill of oneself.
@@ -104,6 +108,7 @@ impl<'a> Ctx<'a> {
             commands,
             client,
             touched: Vec::new(),
+            ready: Vec::new(),
             write_seq: 0,
             block: None,
             close: false,

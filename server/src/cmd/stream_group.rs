@@ -538,7 +538,7 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                         Reply::Array(vec![
                             id_reply(p.id),
                             Reply::Bulk(p.consumer),
-                            Reply::Int(p.idle_ms.max(0)),
+                            Reply::Int(p.idle_ms),
                             Reply::Int(p.delivery_count as i64),
                         ])
                     })

@@ -175,6 +175,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 field("entries-read", opt_int(g.entries_read)),
                 field("lag", opt_signed(g.lag)),
                 field("pel-count", int(g.pel_count)),
+                field("nacked-count", int(g.nacked_count)),
                 field("pending", Reply::Array(pending)),
                 field("consumers", Reply::Array(consumers)),
             ])

@@ -44,6 +44,7 @@ pub(crate) struct Effects {
     /// seen-time, a history re-read's delivery time and count): not logged, not counted,
     /// written by the next checkpoint (see `Store::note_untracked`).
     untracked: bool,
+    ready: bool,
 }
 
 impl Effects {
@@ -56,6 +57,12 @@ impl Effects {
     /// Says the changes are ones Redis neither counts as a write nor propagates.
     pub(crate) fn untracked(&mut self) {
         self.untracked = true;
+    }
+
+    /// Asks for the clients blocked on the key to be served again, without marking the key
+    /// changed for its watchers.
+    pub(crate) fn wake(&mut self) {
+        self.ready = true;
     }
 
     /// Asks for the stream event `event` without marking the key changed (a consumer
@@ -134,6 +141,8 @@ impl Ctx<'_> {
         }
         if effects.touched {
             self.key_changed(key);
+        } else if effects.ready {
+            self.ready.push((self.client.db, key.clone()));
         }
         result
     }

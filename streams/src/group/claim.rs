@@ -9,6 +9,7 @@ use crate::id::StreamId;
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
+use super::nack::bump;
 use super::{ConsumerGroup, PendingEntry, idle_ms, no_key_or_group};
 
 /// How XCLAIM sets the new delivery time.
@@ -164,9 +165,11 @@ impl Stream {
                 break;
             };
             let Some(entry) = entry else {
-                // Deleted entries leave the PEL (Redis 7).
+                // Deleted entries leave the PEL (Redis 7), NACKed ones too.
                 if let Some(nack) = g.pel.remove(&id) {
-                    if let Some(c) = g.consumers.get_mut(&nack.consumer) {
+                    if !g.nacked.remove(id)
+                        && let Some(c) = g.consumers.get_mut(&nack.consumer)
+                    {
                         c.pending.remove(&id);
                     }
                     out.push(Mutation::PendingRemoved {
@@ -192,12 +195,17 @@ impl Stream {
             let Some(nack) = g.pel.get_mut(&id) else {
                 continue;
             };
-            if !forced && min_idle > 0 && idle_ms(now_ms, nack.delivery_time) < min_idle {
+            // An entry without an owner (forced or NACKed) is claimable whatever its idle time.
+            if !forced
+                && !g.nacked.contains(&id)
+                && min_idle > 0
+                && idle_ms(now_ms, nack.delivery_time) < min_idle
+            {
                 continue;
             }
             let deliveries = match args.retry_count {
                 Some(n) if n >= 0 => n as u64,
-                _ if !args.just_id => nack.delivery_count + 1,
+                _ if !args.just_id => bump(nack.delivery_count),
                 _ => nack.delivery_count,
             };
             // A forced entry has no owner yet: taking it from its previous owner is a no-op.
@@ -293,6 +301,7 @@ impl Stream {
             };
             let Some(entry) = entry else {
                 if let Some(nack) = g.pel.remove(&id)
+                    && !g.nacked.remove(id)
                     && let Some(c) = g.consumers.get_mut(&nack.consumer)
                 {
                     c.pending.remove(&id);
@@ -311,13 +320,20 @@ impl Stream {
             let Some(nack) = g.pel.get_mut(&id) else {
                 continue;
             };
-            if min_idle > 0 && idle_ms(now_ms, nack.delivery_time) < min_idle {
+            if !g.nacked.contains(&id)
+                && min_idle > 0
+                && idle_ms(now_ms, nack.delivery_time) < min_idle
+            {
                 if id == StreamId::MAX {
                     break;
                 }
                 continue;
             }
-            let deliveries = nack.delivery_count + u64::from(!args.just_id);
+            let deliveries = if args.just_id {
+                nack.delivery_count
+            } else {
+                bump(nack.delivery_count)
+            };
             hand_over(g, &gname, &cname, id, now_ms, deliveries, now_ms, out);
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
@@ -352,9 +368,10 @@ pub struct ClaimRead {
 
 impl Stream {
     /// The claim half of `XREADGROUP ... CLAIM min-idle-time`: moves to `cname` up to
-    /// `limit` pending entries of the group idle at least `min_idle_ms`, longest idle
-    /// first, as XCLAIM would (delivery time now, count + 1). Pending entries whose
-    /// stream entry is gone are skipped. The budget is
+    /// `limit` pending entries of the group idle at least `min_idle_ms`, NACKed entries
+    /// first in NACK order (their delivery time is 0, as Redis's delivery-time list holds
+    /// them at its head), then the longest idle, as XCLAIM would (delivery time now,
+    /// count + 1). Pending entries whose stream entry is gone are skipped. The budget is
     /// charged before each claim, so an entry it leaves out keeps its owner and count.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn claim_idle(
@@ -370,22 +387,28 @@ impl Stream {
         let Some(g) = self.groups.get(gname) else {
             return Ok(Vec::new());
         };
-        // Hook for XNACK (issue 22 item 4): NACKed entries are to be served before these,
-        // in NACK order, once the group has a NACK zone.
         let min_idle = i64::try_from(min_idle_ms).unwrap_or(i64::MAX);
-        let mut candidates: Vec<(u64, StreamId)> = g
+        let mut candidates: Vec<StreamId> = if idle_ms(now_ms, 0) >= min_idle {
+            g.nacked.ids().collect()
+        } else {
+            Vec::new()
+        };
+        let mut idle: Vec<(u64, StreamId)> = g
             .pel
             .iter()
-            .filter(|(_, p)| idle_ms(now_ms, p.delivery_time) >= min_idle)
+            .filter(|(id, p)| {
+                !g.nacked.contains(id) && idle_ms(now_ms, p.delivery_time) >= min_idle
+            })
             .map(|(id, p)| (p.delivery_time, *id))
             .collect();
-        if candidates.is_empty() {
+        if candidates.is_empty() && idle.is_empty() {
             return Ok(Vec::new());
         }
         // Longest idle first; among equals, the lower ID first.
-        candidates.sort_unstable();
+        idle.sort_unstable();
+        candidates.extend(idle.into_iter().map(|(_, id)| id));
         let mut claimed = Vec::new();
-        for (_, id) in candidates {
+        for id in candidates {
             if claimed.len() as u64 >= limit {
                 break;
             }
@@ -413,7 +436,7 @@ impl Stream {
                 cname,
                 id,
                 now_ms,
-                prior_deliveries + 1,
+                bump(prior_deliveries),
                 now_ms,
                 out,
             );
@@ -454,7 +477,9 @@ fn hand_over(
     let Some(nack) = g.pel.get_mut(&id) else {
         return;
     };
-    if nack.consumer != *cname
+    // A NACKed entry has no previous owner: it only leaves the NACK zone.
+    if !g.nacked.remove(id)
+        && nack.consumer != *cname
         && let Some(old) = g.consumers.get_mut(&nack.consumer)
     {
         old.pending.remove(&id);

@@ -1,9 +1,10 @@
 //! Consumer groups: the group, its consumers and pending-entry list (PEL), and the
 //! group commands, one file per family: XGROUP's (`admin`), XREADGROUP (`read`), XACK and
-//! XPENDING (`pending`), XCLAIM and XAUTOCLAIM (`claim`).
+//! XPENDING (`pending`), XCLAIM and XAUTOCLAIM (`claim`), XNACK and the NACK zone (`nack`).
 
 mod admin;
 mod claim;
+mod nack;
 mod pending;
 mod read;
 
@@ -11,6 +12,7 @@ pub use claim::{
     AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, ClaimRead, Claimed,
     DeliveryTime,
 };
+pub use nack::{MAX_DELIVERIES, NackArgs, NackMode};
 pub use pending::{PendingInfo, PendingRangeArgs, PendingSummary};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,14 +34,17 @@ pub struct ConsumerGroup {
     pub(crate) pel: BTreeMap<StreamId, PendingEntry>,
     /// Consumers by name, in byte order.
     pub(crate) consumers: BTreeMap<Bytes, Consumer>,
+    /// Pending entries XNACK released, in release order: exactly those without an owner.
+    pub(crate) nacked: nack::NackZone,
 }
 
 /// One pending entry (Redis's streamNACK).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingEntry {
-    /// Consumer that owns the entry; always a key of the group's consumers.
+    /// Consumer that owns the entry, a key of the group's consumers; empty for an entry
+    /// XNACK released (see [`ConsumerGroup::is_nacked`]).
     pub consumer: Bytes,
-    /// Unix ms of the last delivery (idle time is now minus this).
+    /// Unix ms of the last delivery (idle time is now minus this); 0 once released.
     pub delivery_time: u64,
     /// Number of deliveries.
     pub delivery_count: u64,

@@ -40,9 +40,9 @@ pub struct PendingRangeArgs {
 pub struct PendingInfo {
     /// Entry ID.
     pub id: StreamId,
-    /// Owner.
+    /// Owner (empty for a NACKed entry).
     pub consumer: Bytes,
-    /// ms since last delivery (may be negative if the clock went back).
+    /// ms since last delivery (0 if the clock went back); -1 for a NACKed entry.
     pub idle_ms: i64,
     /// Deliveries.
     pub delivery_count: u64,
@@ -58,7 +58,9 @@ impl Stream {
         let mut acked = 0;
         for id in ids {
             if let Some(nack) = g.pel.remove(id) {
-                if let Some(c) = g.consumers.get_mut(&nack.consumer) {
+                if !g.nacked.remove(*id)
+                    && let Some(c) = g.consumers.get_mut(&nack.consumer)
+                {
                     c.pending.remove(id);
                 }
                 out.push(Mutation::PendingRemoved {
@@ -125,10 +127,16 @@ impl Stream {
         };
         for id in ids {
             let Some(nack) = g.pel.get(id) else { continue };
-            let idle = idle_ms(now_ms, nack.delivery_time);
-            if args.min_idle_ms != 0 && idle < args.min_idle_ms {
-                continue;
-            }
+            // A NACKed entry has no delivery to be idle since: -1, and IDLE keeps it.
+            let idle = if g.nacked.contains(id) {
+                -1
+            } else {
+                let idle = idle_ms(now_ms, nack.delivery_time);
+                if args.min_idle_ms != 0 && idle < args.min_idle_ms {
+                    continue;
+                }
+                idle.max(0)
+            };
             out.push(PendingInfo {
                 id: *id,
                 consumer: nack.consumer.clone(),

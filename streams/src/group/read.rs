@@ -211,7 +211,7 @@ impl Stream {
                 // Redis counts a history re-read as a delivery.
                 if let Some(nack) = self.groups.get_mut(gname).and_then(|g| g.pel.get_mut(&id)) {
                     nack.delivery_time = now_ms;
-                    nack.delivery_count += 1;
+                    nack.delivery_count = super::nack::bump(nack.delivery_count);
                     out.push(Mutation::PendingUpserted {
                         group: gname.clone(),
                         id,
@@ -319,9 +319,12 @@ impl Stream {
             return;
         }
         if let Some(prev) = g.pel.get(&id) {
-            // SETID may make an entry pending for another consumer be delivered again.
+            // SETID may make an entry pending for another consumer (or NACKed) be
+            // delivered again.
             let owner = prev.consumer.clone();
-            if let Some(c) = g.consumers.get_mut(&owner) {
+            if !g.nacked.remove(id)
+                && let Some(c) = g.consumers.get_mut(&owner)
+            {
                 c.pending.remove(&id);
             }
         }
