@@ -9,6 +9,7 @@ mod open;
 mod replay;
 mod stats;
 mod trim;
+mod untracked;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
@@ -38,13 +39,15 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// floors that keep deleted ones dead, 5 group changes in the tail log, 6 purge markers,
 /// under which a deleted stream's records are not orphans, 7 tail-log bodies in the record
 /// encodings fjall uses, 8 trims' purge markers, below which a stream's records are not
-/// its own any more, 9 pending records and tail-log changes of entries XNACK released, and the stream record's
-/// IDMP section with its tail-log records).
-/// A format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
+/// its own any more, 9 pending records and tail-log changes of entries XNACK released, the
+/// stream record's IDMP section with its tail-log records, and trims' purge markers of a
+/// range of nodes, with its lowest ID after the life). A
+/// format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from
 /// loading records a trim's purge had yet to remove, nor a format-8 build from reading a
-/// released entry's record as an owned one).
+/// released entry's record as an owned one, or from loading or purging as a floor what a
+/// range's purge removes).
 pub const FORMAT_VERSION: u32 = 9;
 
 /// An entry record's key and value in the `entries` keyspace.
@@ -120,6 +123,9 @@ pub struct Store {
     purges: Arc<Purges>,
     /// The purge and compaction threads.
     purgers: Vec<JoinHandle<()>>,
+    /// Streams with group changes no log holds (see [`Store::note_untracked`]): the next
+    /// checkpoint writes them.
+    untracked: Mutex<hashbrown::HashSet<crate::tail_log::StreamName>>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }

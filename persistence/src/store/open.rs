@@ -173,6 +173,7 @@ impl Store {
             committing: Mutex::new(()),
             checkpointing: Mutex::new(()),
             floors: Mutex::new(()),
+            untracked: Mutex::default(),
             purges,
             purgers,
             _lock: lock,

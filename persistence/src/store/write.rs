@@ -158,6 +158,19 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
+        self.write_own_batch_as(db, key, stream, muts, false)
+    }
+
+    /// [`Self::write_own_batch`]; `renumber` gives the stream a new life even when `muts`
+    /// do not ask for one, so that replay skips what was logged of it before.
+    pub(super) fn write_own_batch_as(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+        renumber: bool,
+    ) -> Result<u64, StoreError> {
         self.wait_for_purges(db, key, stream, muts);
         if stream.is_flushing() {
             self.wait_for_checkpoint();
@@ -170,15 +183,28 @@ impl Store {
         // replayed over it. This batch writes every logged append and group record still in
         // the stream, so a new incarnation makes replay skip all the records logged so far.
         let incarnation = stream.incarnation();
+        let mut floors = Vec::new();
         if incarnation != 0
-            && muts.iter().any(|m| {
-                matches!(
-                    m,
-                    Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
-                )
-            })
+            && (renumber
+                || muts.iter().any(|m| {
+                    matches!(
+                        m,
+                        Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
+                    )
+                }))
         {
-            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+            let renumbered = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+            stream.set_incarnation(renumbered);
+            // Removing pending entries leaves the last ID where it was: a pending trim's
+            // floor holds for the new life as for the old (XSETID waited for it instead).
+            let moves_back = muts
+                .iter()
+                .any(|m| matches!(m, Mutation::StreamMeta { .. }));
+            if !moves_back && self.purges.pending() > 0 {
+                floors = self
+                    .purges
+                    .relabel(&stream_prefix(db, key), incarnation, renumbered);
+            }
         }
         // The batch writes every group record changed since fjall last had them, with this
         // command's: it may change the incarnation, after which replay skips the logged ones.
@@ -186,13 +212,17 @@ impl Store {
         for m in muts {
             groups.note(m);
         }
-        let written = self.write_batch(db, key, stream, muts, flushed, &groups);
+        let written = self.write_batch(db, key, stream, muts, flushed, &groups, &floors);
         if written.is_ok() {
             stream.set_stored();
             // The batch wrote the stream record, IDMP state included.
             stream.take_dirty_idmp();
         } else {
             stream.restore_dirty_groups(groups);
+            if !floors.is_empty() {
+                self.purges
+                    .relabel(&stream_prefix(db, key), stream.incarnation(), incarnation);
+            }
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
             stream.set_incarnation(incarnation);
             if let Some(id) = first_flushed {
@@ -202,6 +232,7 @@ impl Store {
         written
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn write_batch(
         &self,
         db: u32,
@@ -210,8 +241,18 @@ impl Store {
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
         groups: &DirtyGroups,
+        floors: &[crate::purge::Purge],
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
+        for purge in floors {
+            if let Some((upto, _)) = purge.trim {
+                batch.insert(
+                    &self.ks.meta,
+                    crate::purge::trim_key(&purge.prefix, upto),
+                    purge.marker_value(),
+                );
+            }
+        }
         let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
         if !groups.is_empty() {
             self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
@@ -275,7 +316,7 @@ impl Store {
                         }
                     }
                 }
-                Mutation::EntriesDeleted { ids } => {
+                Mutation::EntriesDeleted { ids } | Mutation::EntriesTrimmed { ids } => {
                     // The entry stays as a tombstone: its node keeps the slot, and a reload
                     // must rebuild the same nodes. Tombstones go when a trim passes them.
                     for id in ids {
@@ -320,6 +361,14 @@ impl Store {
                     *dropped,
                     &mut added,
                     &mut touched,
+                    &mut removal,
+                )?,
+                Mutation::NodesTrimmed { nodes } => self.nodes_trimmed_records(
+                    batch,
+                    &prefix,
+                    stream,
+                    nodes,
+                    &mut added,
                     &mut removal,
                 )?,
                 // Group records are written from the stream's groups (`write_batch`).

@@ -436,7 +436,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Appends a new message to a stream. Creates the key if it doesn't exist.",
         since: "5.0.0",
         complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
-        syntax: "key [NOMKSTREAM] [<IDMPAUTO pid | IDMP pid iid>] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
+        syntax: "key [NOMKSTREAM] [KEEPREF|DELREF|ACKED] [<IDMPAUTO pid | IDMP pid iid>] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
     },
     Doc {
         name: "xlen",
@@ -484,7 +484,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Deletes messages from the beginning of a stream.",
         since: "5.0.0",
         complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.",
-        syntax: "key MAXLEN|MINID [=|~] threshold [LIMIT count]",
+        syntax: "key MAXLEN|MINID [=|~] threshold [LIMIT count] [KEEPREF|DELREF|ACKED]",
     },
     Doc {
         name: "xsetid",

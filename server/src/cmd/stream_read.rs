@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use brooklet_resp::{ArgError, Args, Reply};
 use brooklet_streams::{
-    ClaimRead, EntryCost, MaybeEntry, ReadBudget, ReadId, StreamError, StreamId,
+    ClaimRead, EntryCost, MaybeEntry, Mutation, ReadBudget, ReadId, StreamError, StreamId,
 };
 
 use super::reply::{entries_reply, fields_reply, id_reply};
@@ -466,6 +466,18 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             // A consumer created on first use is announced as XGROUP CREATECONSUMER would.
             if !existed && has_consumer(s, group, consumer) {
                 fx.announce("xgroup-createconsumer");
+            }
+            // Redis counts neither an existing consumer's seen-time nor a re-read of its
+            // own pending entries (their delivery time and count) as a change.
+            let history = matches!(id, ReadId::Id(i) if i != StreamId::MAX);
+            if existed
+                && out.iter().all(|m| match m {
+                    Mutation::ConsumerUpserted { .. } => true,
+                    Mutation::PendingUpserted { .. } => history,
+                    _ => false,
+                })
+            {
+                fx.untracked();
             }
             Ok(got)
         })?;

@@ -40,6 +40,10 @@ pub(crate) struct Effects {
     /// No command publishes more than two (XADD: `xadd`, then `xtrim`).
     events: [Option<&'static str>; 2],
     touched: bool,
+    /// The changes are ones Redis does not count as writes (an existing consumer's
+    /// seen-time, a history re-read's delivery time and count): not logged, not counted,
+    /// written by the next checkpoint (see `Store::note_untracked`).
+    untracked: bool,
     ready: bool,
 }
 
@@ -48,6 +52,11 @@ impl Effects {
     pub(crate) fn changed(&mut self, event: &'static str) {
         self.announce(event);
         self.touched = true;
+    }
+
+    /// Says the changes are ones Redis neither counts as a write nor propagates.
+    pub(crate) fn untracked(&mut self) {
+        self.untracked = true;
     }
 
     /// Asks for the clients blocked on the key to be served again, without marking the key
@@ -90,7 +99,16 @@ impl Ctx<'_> {
                 Some(v) => {
                     let stream = v.stream_mut()?;
                     let result = apply(stream, &mut out, &mut effects);
-                    self.persist(key, stream, &out)?;
+                    let untracked = effects.untracked
+                        && self.shared.store.note_untracked(
+                            self.client.db as u32,
+                            key,
+                            stream,
+                            &out,
+                        );
+                    if !untracked {
+                        self.persist(key, stream, &out)?;
+                    }
                     // The reply may show the stream as earlier commands left it (a read of
                     // history changes nothing): it waits for their changes too.
                     self.write_seq = self.write_seq.max(stream.seq());
