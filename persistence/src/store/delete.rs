@@ -48,6 +48,10 @@ impl Store {
         // Under a pending purge, fjall may hold many records memory no longer counts.
         let lazy = records > LAZY_PURGE_RECORDS || self.purges.overlaps(&prefix);
         let mut batch = self.batch();
+        // Strings and deadlines are one record per key: removed here, never by a purge,
+        // whose later batches could otherwise take a string written after this deletion.
+        self.remove_prefix(&mut batch, &self.ks.strings, &prefix)?;
+        self.remove_prefix(&mut batch, &self.ks.expires, &prefix)?;
         if lazy {
             self.remove_prefix(&mut batch, &self.ks.streams, &prefix)?;
             batch.insert(&self.ks.meta, purge_key(&prefix), []);

@@ -8,11 +8,13 @@ mod delete;
 mod open;
 mod replay;
 mod stats;
+mod strings;
 mod trim;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
 pub use stats::StoreStats;
+pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -38,11 +40,11 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// floors that keep deleted ones dead, 5 group changes in the tail log, 6 purge markers,
 /// under which a deleted stream's records are not orphans, 7 tail-log bodies in the record
 /// encodings fjall uses, 8 trims' purge markers, below which a stream's records are not
-/// its own any more). A format-3 to 7 directory is read as it is and stamped 8: its
+/// its own any more, 9 strings and key deadlines, in keyspaces of their own). A format-3 to 8 directory is read as it is and stamped 9: its
 /// tail-log records say by a flag that their bodies are in the older layout, which replay
 /// still reads; the stamp keeps an older build, which could not, from opening it (nor a
 /// format-7 build from loading records a trim's purge had yet to remove).
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);
@@ -64,14 +66,26 @@ pub(crate) struct Keyspaces {
     pub consumers: Keyspace,
     /// One record per pending entry.
     pub pending: Keyspace,
+    /// One record per string: its value (format 9).
+    pub strings: Keyspace,
+    /// One record per key with a deadline, string or stream: unix ms, u64 (format 9).
+    pub expires: Keyspace,
 }
 
 impl Keyspaces {
     /// Every keyspace.
-    fn all(&self) -> [&Keyspace; 7] {
+    fn all(&self) -> [&Keyspace; 9] {
         let [streams, entries, nodes, groups, consumers, pending] = self.stream_records();
         [
-            &self.meta, streams, entries, nodes, groups, consumers, pending,
+            &self.meta,
+            streams,
+            entries,
+            nodes,
+            groups,
+            consumers,
+            pending,
+            &self.strings,
+            &self.expires,
         ]
     }
 

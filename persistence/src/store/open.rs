@@ -105,6 +105,8 @@ impl Store {
             groups: open("groups")?,
             consumers: open("consumers")?,
             pending: open("pending")?,
+            strings: open("strings")?,
+            expires: open("expires")?,
         };
         check_format(&ks.meta)?;
         // Deletions' purges end before anything is loaded (their streams' records would be

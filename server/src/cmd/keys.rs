@@ -34,10 +34,12 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut removed = 0;
     for key in &argv[1..] {
         {
-            let mut shard = ctx.db().lock(key);
-            let Some(gone) = shard.remove(key) else {
+            let db = ctx.db();
+            let mut shard = db.lock(key);
+            let Some((gone, delta)) = shard.remove_key(key) else {
                 continue;
             };
+            db.note_deadlines(delta);
             ctx.persist_delete(key, &gone)?;
         }
         removed += 1;
@@ -63,7 +65,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let pattern = &argv[1];
     let all = &pattern[..] == b"*";
     let mut out = Vec::new();
-    ctx.db().for_each(|k, _| {
+    ctx.db().for_each_live(crate::client::now_ms(), |k, _| {
         if all || glob_match(pattern, k) {
             out.push(Reply::Bulk(k.clone()));
         }
@@ -127,7 +129,11 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         kind,
     } = ScanArgs::parse(&mut Args::new(&argv[1..]))?;
     let mut out = Vec::new();
-    let next = ctx.db().scan(cursor, count, |k, v| {
+    let now = crate::client::now_ms();
+    let next = ctx.db().scan(cursor, count, |k, v, deadline| {
+        if deadline.is_some_and(|at| at <= now) {
+            return;
+        }
         let type_ok = kind
             .as_ref()
             .is_none_or(|t| t[..] == *v.type_name().as_bytes());

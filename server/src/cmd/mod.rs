@@ -141,18 +141,21 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Removes the stream at `key` from the store (DEL, UNLINK); call with the shard lock held.
+    /// Removes the key `key`, which held `gone`, from the store (DEL, UNLINK, a string
+    /// overwriting a stream); call with the shard lock held.
     pub fn persist_delete(
         &mut self,
         key: &[u8],
         gone: &crate::keyspace::Value,
     ) -> Result<(), CommandError> {
-        let crate::keyspace::Value::Stream(stream) = gone;
-        let seq = self
-            .shared
-            .store
-            .delete_stream(self.client.db as u32, key, stream)
-            .map_err(store_error)?;
+        let db = self.client.db as u32;
+        let seq = match gone {
+            crate::keyspace::Value::Stream(stream) => {
+                self.shared.store.delete_stream(db, key, stream)
+            }
+            crate::keyspace::Value::String(_) => self.shared.store.delete_strings(db, [key]),
+        }
+        .map_err(store_error)?;
         self.write_seq = self.write_seq.max(seq);
         Ok(())
     }
@@ -178,16 +181,24 @@ pub(crate) fn store_error(e: brooklet_persistence::StoreError) -> CommandError {
     CommandError::text(format!("MISCONF Errors writing to the data directory: {e}"))
 }
 
-/// Puts the streams recovered from the store into the keyspace (start-up, DEBUG RELOAD).
+/// Puts the streams recovered from the store into the keyspace (start-up, DEBUG RELOAD),
+/// then the strings and deadlines. A key whose deadline passed while the server was down is
+/// removed from the store instead, as is a deadline left without its key.
 pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::LoadedStream>) {
-    for l in loaded {
-        let db = l.db as usize;
-        if db >= shared.keyspace.count() {
+    let fits = |db: usize, key: &[u8], what: &str| {
+        let ok = db < shared.keyspace.count();
+        if !ok {
             tracing::warn!(
-                "stream '{}' of database {db} is not loaded: only {} databases are configured",
-                String::from_utf8_lossy(&l.key),
+                "{what} '{}' of database {db} is not loaded: only {} databases are configured",
+                String::from_utf8_lossy(key),
                 shared.keyspace.count()
             );
+        }
+        ok
+    };
+    for l in loaded {
+        let db = l.db as usize;
+        if !fits(db, &l.key, "stream") {
             continue;
         }
         shared
@@ -195,5 +206,48 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
             .db(db)
             .lock(&l.key)
             .insert(l.key, crate::keyspace::Value::Stream(Box::new(l.stream)));
+    }
+    let keys = match shared.store.load_keys() {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::error!("loading strings and deadlines failed: {e}");
+            return;
+        }
+    };
+    for s in keys.strings {
+        let db = s.db as usize;
+        if fits(db, &s.key, "string") {
+            shared
+                .keyspace
+                .db(db)
+                .lock(&s.key)
+                .insert(s.key, crate::keyspace::Value::String(s.value));
+        }
+    }
+    let now = crate::client::now_ms();
+    for d in keys.deadlines {
+        let db = d.db as usize;
+        if db >= shared.keyspace.count() {
+            continue;
+        }
+        let database = shared.keyspace.db(db);
+        let mut shard = database.lock(&d.key);
+        let removed = if !shard.contains_key(&d.key) {
+            shared.store.set_deadline(d.db, &d.key, None)
+        } else if d.at_ms <= now {
+            match shard.remove(&d.key) {
+                Some(crate::keyspace::Value::Stream(s)) => {
+                    shared.store.delete_stream(d.db, &d.key, &s)
+                }
+                _ => shared.store.delete_strings(d.db, [&d.key[..]]),
+            }
+        } else {
+            let delta = shard.set_deadline(&d.key, Some(d.at_ms));
+            database.note_deadlines(delta);
+            Ok(0)
+        };
+        if let Err(e) = removed {
+            tracing::error!("removing an expired key at start-up failed: {e}");
+        }
     }
 }
