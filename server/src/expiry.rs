@@ -16,11 +16,6 @@ use crate::state::Shared;
 
 pub use crate::client::now_ms;
 
-/// Whether `key` of a locked shard exists and its deadline has not passed at `now`.
-pub fn is_live(shard: &Shard, key: &[u8], now: u64) -> bool {
-    shard.contains_key(key) && shard.deadline(key).is_none_or(|at| at > now)
-}
-
 /// What removing expired keys did: the keys removed and the store's sequence.
 #[derive(Debug, Default)]
 pub struct Expired {

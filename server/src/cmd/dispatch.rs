@@ -10,8 +10,8 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
-    server, stream, stream_group, stream_info, stream_read, tx,
+    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, persist,
+    pubsub, server, stream, stream_group, stream_info, stream_read, strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -27,6 +27,8 @@ pub fn table() -> &'static Commands {
                 tx::COMMANDS,
                 server::COMMANDS,
                 keys::COMMANDS,
+                strings::COMMANDS,
+                expire::COMMANDS,
                 persist::COMMANDS,
                 stream::COMMANDS,
                 stream_read::COMMANDS,
