@@ -284,6 +284,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     client.db = waiter.db;
     client.resp3 = waiter.resp3;
     let mut ctx = Ctx::new(shared, table(), &mut client);
+    ctx.rerun = true;
     let reply = call(&mut ctx, idx, &waiter.argv);
     let Ctx {
         touched,

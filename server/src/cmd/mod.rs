@@ -90,6 +90,8 @@ pub struct Ctx<'a> {
     pub block: Option<BlockSpec>,
     /// Set by QUIT or a kill of oneself.
     pub close: bool,
+    /// This run re-runs a blocked command after a write to one of its keys.
+    pub rerun: bool,
     /// Store sequence of this command's last write (0 = none): under `appendfsync always`
     /// its reply waits until the store says this sequence is on disk.
     pub write_seq: u64,
@@ -110,6 +112,7 @@ impl<'a> Ctx<'a> {
             write_seq: 0,
             block: None,
             close: false,
+            rerun: false,
         }
     }
 
