@@ -103,7 +103,10 @@ fn expire_errors_are_redis_texts() {
     let mut c = server.client(false);
     run(&mut c, &["SET", "k", "v"]);
     let cases: &[(&[&str], &str)] = &[
-        (&["EXPIRE", "k", "x"], "ERR value is not an integer or out of range"),
+        (
+            &["EXPIRE", "k", "x"],
+            "ERR value is not an integer or out of range",
+        ),
         (&["EXPIRE", "k", "10", "FOO"], "ERR Unsupported option FOO"),
         (
             &["EXPIRE", "k", "10", "NX", "XX"],
@@ -126,7 +129,10 @@ fn expire_errors_are_redis_texts() {
             "ERR invalid expire time in 'expireat' command",
         ),
         (&["TTL"], "ERR wrong number of arguments for 'ttl' command"),
-        (&["PERSIST", "a", "b"], "ERR wrong number of arguments for 'persist' command"),
+        (
+            &["PERSIST", "a", "b"],
+            "ERR wrong number of arguments for 'persist' command",
+        ),
     ];
     for (args, want) in cases {
         assert_eq!(err(&mut c, args), *want, "{args:?}");
@@ -170,7 +176,10 @@ fn keys_expire_lazily_and_in_the_background() {
     }
     expired.sort();
     assert_eq!(expired, ["active", "lazy", "stream"]);
-    assert_eq!(info_field(&mut c, "stats", "expired_keys").as_deref(), Some("3"));
+    assert_eq!(
+        info_field(&mut c, "stats", "expired_keys").as_deref(),
+        Some("3")
+    );
     assert_eq!(
         info_field(&mut c, "keyspace", "db0").as_deref(),
         Some("keys=1,expires=1,avg_ttl=0,subexpiry=0")
@@ -179,7 +188,10 @@ fn keys_expire_lazily_and_in_the_background() {
     run(&mut c, &["XADD", "stream", "5-0", "f", "v"]);
     assert_eq!(int(&mut c, &["XLEN", "stream"]), 1);
     assert_eq!(
-        err(&mut c, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "stream", ">"]),
+        err(
+            &mut c,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "stream", ">"]
+        ),
         "NOGROUP No such key 'stream' or consumer group 'g' in XREADGROUP with GROUP option"
     );
     assert_eq!(int(&mut c, &["TTL", "stream"]), -1);
@@ -208,12 +220,18 @@ fn many_keys_expiring_together_leave_other_clients_served() {
     let mut slowest = Duration::ZERO;
     eventually(Duration::from_secs(20), "every key expired", || {
         let started = Instant::now();
-        assert_eq!(run(&mut other, &["GET", "other"]), Value::BulkString(b"v".to_vec()));
+        assert_eq!(
+            run(&mut other, &["GET", "other"]),
+            Value::BulkString(b"v".to_vec())
+        );
         slowest = slowest.max(started.elapsed());
         int(&mut c, &["DBSIZE"]) == 1
     });
     // Generous for a debug build on a shared machine: one shard batch is far below it.
-    assert!(slowest < Duration::from_millis(250), "a GET took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a GET took {slowest:?}"
+    );
     assert_eq!(
         info_field(&mut c, "stats", "expired_keys").as_deref(),
         Some(N.to_string().as_str())

@@ -129,21 +129,51 @@ fn errors_are_redis_texts_and_change_nothing() {
     let before = snapshot(&mut c);
     let cases: &[(&[&str], &str)] = &[
         (&["SET", "k", "x", "NX", "XX"], "ERR syntax error"),
-        (&["SET", "k", "x", "EX", "10", "PX", "10"], "ERR syntax error"),
-        (&["SET", "k", "x", "EX", "0"], "ERR invalid expire time in 'set' command"),
+        (
+            &["SET", "k", "x", "EX", "10", "PX", "10"],
+            "ERR syntax error",
+        ),
+        (
+            &["SET", "k", "x", "EX", "0"],
+            "ERR invalid expire time in 'set' command",
+        ),
         (
             &["SET", "k", "x", "EX", "abc"],
             "ERR value is not an integer or out of range",
         ),
-        (&["SETEX", "k", "-1", "x"], "ERR invalid expire time in 'setex' command"),
-        (&["PSETEX", "k", "0", "x"], "ERR invalid expire time in 'psetex' command"),
+        (
+            &["SETEX", "k", "-1", "x"],
+            "ERR invalid expire time in 'setex' command",
+        ),
+        (
+            &["PSETEX", "k", "0", "x"],
+            "ERR invalid expire time in 'psetex' command",
+        ),
         (&["GETEX", "k", "PERSIST", "EX", "1"], "ERR syntax error"),
-        (&["GETEX", "k", "EX", "0"], "ERR invalid expire time in 'getex' command"),
-        (&["MSET", "a", "1", "b"], "ERR wrong number of arguments for 'mset' command"),
-        (&["MSETNX", "a"], "ERR wrong number of arguments for 'msetnx' command"),
-        (&["INCR", "k"], "ERR value is not an integer or out of range"),
-        (&["INCRBY", "i", "x"], "ERR value is not an integer or out of range"),
-        (&["INCR", "big"], "ERR increment or decrement would overflow"),
+        (
+            &["GETEX", "k", "EX", "0"],
+            "ERR invalid expire time in 'getex' command",
+        ),
+        (
+            &["MSET", "a", "1", "b"],
+            "ERR wrong number of arguments for 'mset' command",
+        ),
+        (
+            &["MSETNX", "a"],
+            "ERR wrong number of arguments for 'msetnx' command",
+        ),
+        (
+            &["INCR", "k"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["INCRBY", "i", "x"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["INCR", "big"],
+            "ERR increment or decrement would overflow",
+        ),
         (
             &["DECRBY", "i", "-9223372036854775808"],
             "ERR decrement would overflow",
@@ -159,7 +189,10 @@ fn errors_are_redis_texts_and_change_nothing() {
             &["SETRANGE", "k", "536870912", "x"],
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
         ),
-        (&["GETRANGE", "k", "a", "1"], "ERR value is not an integer or out of range"),
+        (
+            &["GETRANGE", "k", "a", "1"],
+            "ERR value is not an integer or out of range",
+        ),
         (&["GET"], "ERR wrong number of arguments for 'get' command"),
     ];
     for (args, want) in cases {
@@ -203,7 +236,10 @@ fn wrongtype_between_strings_and_streams() {
     );
     assert_eq!(run(&mut c, &["SETNX", "s", "v"]), Value::Int(0));
     assert_eq!(run(&mut c, &["SET", "s", "now a string"]), ok());
-    assert_eq!(run(&mut c, &["TYPE", "s"]), Value::SimpleString("string".into()));
+    assert_eq!(
+        run(&mut c, &["TYPE", "s"]),
+        Value::SimpleString("string".into())
+    );
     run(&mut c, &["MSET", "s", "again"]);
     assert_eq!(run(&mut c, &["GET", "s"]), bulk("again"));
 }
@@ -215,7 +251,10 @@ fn generic_key_commands_cover_strings() {
     run(&mut c, &["XADD", "s1", "1-0", "f", "v"]);
     run(&mut c, &["MSET", "k1", "a", "k2", "b"]);
     assert_eq!(run(&mut c, &["DBSIZE"]), Value::Int(3));
-    assert_eq!(run(&mut c, &["EXISTS", "k1", "k2", "s1", "x"]), Value::Int(3));
+    assert_eq!(
+        run(&mut c, &["EXISTS", "k1", "k2", "s1", "x"]),
+        Value::Int(3)
+    );
     let Value::Array(scan) = run(&mut c, &["SCAN", "0", "COUNT", "100", "TYPE", "string"]) else {
         panic!()
     };
@@ -323,7 +362,15 @@ fn blocked_readers_when_their_key_becomes_a_string() {
     run(&mut c, &["XADD", "t", "666-0", "f", "v"]);
     let mut group = server.raw();
     group.send_cmd(&[
-        b"XREADGROUP", b"GROUP", b"g", b"alice", b"BLOCK", b"0", b"STREAMS", b"s", b">",
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"alice",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        b"s",
+        b">",
     ]);
     let mut reader = server.raw();
     reader.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"t", b"$"]);

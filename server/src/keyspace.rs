@@ -181,7 +181,9 @@ impl Db {
     pub fn note_deadlines(&self, delta: isize) {
         match delta {
             1.. => self.expiring.fetch_add(delta as usize, Ordering::Relaxed),
-            ..0 => self.expiring.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed),
+            ..0 => self
+                .expiring
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed),
             0 => 0,
         };
     }

@@ -46,7 +46,7 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         let _exclusive = (gated && exclusive).then(|| shared.gate_exclusive());
         let _shared = (gated && !exclusive && keyed).then(|| shared.gate_shared());
         if keyed {
-            expire_keys(ctx, &entry.spec, argv);
+            expire_keys(ctx, entry.spec, argv);
         }
         let r = handler(ctx, argv);
         touch_watchers(ctx);

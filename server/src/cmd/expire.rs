@@ -218,7 +218,13 @@ fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
         set_deadline_locked(ctx, &mut shard, key, None)?;
     }
-    keyspace_event(ctx.shared, EventClass::Generic, "persist", ctx.client.db, key);
+    keyspace_event(
+        ctx.shared,
+        EventClass::Generic,
+        "persist",
+        ctx.client.db,
+        key,
+    );
     ctx.key_changed(key);
     Ok(Reply::Int(1))
 }

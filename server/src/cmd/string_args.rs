@@ -249,7 +249,11 @@ pub(crate) fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize
     if start < 0 && end < 0 && start > end {
         return None;
     }
-    let start = if start < 0 { (len + start).max(0) } else { start };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
     let end = if end < 0 { (len + end).max(0) } else { end };
     let end = end.min(len - 1);
     if start > end || len == 0 {

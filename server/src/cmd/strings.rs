@@ -11,8 +11,8 @@ use brooklet_persistence::Deadline;
 use brooklet_resp::{Args, Reply};
 
 use super::string_args::{
-    Cond, GetExArgs, SetArgs, TOO_LONG, Ttl, Unit, float_of, float_text, int_of,
-    positive_expire, range_of,
+    Cond, GetExArgs, SetArgs, TOO_LONG, Ttl, Unit, float_of, float_text, int_of, positive_expire,
+    range_of,
 };
 use super::table::command;
 use super::table::flags::*;
@@ -45,7 +45,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     command("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), decr),
     command("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrby),
     command("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), decrby),
-    command("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrbyfloat),
+    command(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        incrbyfloat,
+    ),
 ];
 
 /// Longest key a string may have: the store's keys are the key plus 8 bytes, and fjall
@@ -363,10 +369,7 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
             if nx { "msetnx" } else { "mset" }
         )));
     }
-    let pairs: Vec<(&Bytes, &Bytes)> = argv[1..]
-        .chunks_exact(2)
-        .map(|p| (&p[0], &p[1]))
-        .collect();
+    let pairs: Vec<(&Bytes, &Bytes)> = argv[1..].chunks_exact(2).map(|p| (&p[0], &p[1])).collect();
     for (k, _) in &pairs {
         check_key(k)?;
     }
