@@ -219,7 +219,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 8
+                supported: 9
             }
         ),
         "{err}"
@@ -227,8 +227,8 @@ fn a_newer_or_older_format_is_refused_not_misread() {
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
     // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
-    // it never wrote: they open, and are stamped 8.
-    for old in [3, 4, 5, 6, 7] {
+    // it never wrote, format 8 in strings and deadlines: they open, and are stamped 9.
+    for old in [3, 4, 5, 6, 7, 8] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -239,11 +239,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            8u32.to_be_bytes()
+            9u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 8 would misread every stream record.
+    // as 9 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -253,7 +253,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 8
+                supported: 9
             }
         ),
         "{err}"

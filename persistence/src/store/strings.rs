@@ -76,21 +76,23 @@ impl Store {
         self.commit(batch)
     }
 
-    /// Writes several strings of database `db` as one batch (MSET, MSETNX), clearing their
-    /// deadlines; returns its sequence.
+    /// Writes several strings of database `db` as one batch (MSET, MSETNX): (key, value,
+    /// whether the key has a deadline to remove); returns its sequence.
     ///
     /// # Errors
     /// When the engine refuses the batch.
     pub fn write_strings<'a>(
         &self,
         db: u32,
-        pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8], bool)>,
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
-        for (key, value) in pairs {
+        for (key, value, had_deadline) in pairs {
             let prefix = stream_prefix(db, key);
             batch.insert(&self.ks.strings, prefix.as_slice(), value);
-            batch.remove(&self.ks.expires, prefix);
+            if had_deadline {
+                batch.remove(&self.ks.expires, prefix);
+            }
         }
         self.commit(batch)
     }

@@ -100,6 +100,9 @@ fn put(
         }
     }
     let deadline = match ttl {
+        // Memory knows every deadline: a key without one needs no removal (a tombstone in
+        // `expires` for every plain SET).
+        Ttl::Clear if shard.deadline(key).is_none() || replaced_stream => Deadline::Keep,
         Ttl::Clear => Deadline::Clear,
         // The stream's deadline record went with it: a kept deadline is written again.
         Ttl::Keep if replaced_stream => shard.deadline(key).map_or(Deadline::Clear, Deadline::At),
@@ -399,7 +402,10 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
             .store
             .write_strings(
                 ctx.client.db as u32,
-                pairs.iter().map(|(k, v)| (&k[..], &v[..])),
+                pairs.iter().map(|(k, v)| {
+                    let had = guards[shard_of(k)].1.deadline(k).is_some();
+                    (&k[..], &v[..], had)
+                }),
             )
             .map_err(store_error)?;
         ctx.write_seq = ctx.write_seq.max(seq);
