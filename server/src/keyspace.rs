@@ -70,7 +70,9 @@ pub struct Expires {
 }
 
 /// One shard: its keys and their deadlines. It reads as its map; a key's deadline changes
-/// only through the methods below, which keep both in step.
+/// only through the methods below, which keep both in step. A key leaves with
+/// [`Shard::remove_key`], which takes its deadline too: a deadline left behind would expire
+/// the next key of that name.
 #[derive(Debug, Default)]
 pub struct Shard {
     map: HashMap<Bytes, Value>,

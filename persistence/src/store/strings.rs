@@ -131,6 +131,17 @@ impl Store {
         self.commit(batch)
     }
 
+    /// Seals the memtable of the strings' keyspace, so fjall writes it out as a table and
+    /// frees it: until then every string written holds its value there as well as in the
+    /// keyspace's memory (maxmemory near its limit).
+    ///
+    /// # Errors
+    /// When the engine refuses the rotation.
+    pub fn shed_string_memtable(&self) -> Result<(), StoreError> {
+        self.ks.strings.rotate_memtable()?;
+        Ok(())
+    }
+
     /// Reads every string and every deadline (start-up, DEBUG RELOAD). A deadline whose key
     /// is gone (a stream whose logged creation a crash lost) is returned too: the caller
     /// drops it with [`Store::set_deadline`].

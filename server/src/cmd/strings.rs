@@ -136,7 +136,21 @@ fn put(
 
 /// The string at `key` in a locked shard: None when missing, `-WRONGTYPE` for a stream.
 fn string_in(shard: &Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
-    shard.get(key).map(|v| v.string().cloned()).transpose()
+    shard.get(key).map(|v| v.string().map(share)).transpose()
+}
+
+/// Values up to this size are copied into a reply rather than shared.
+const COPY_BELOW: usize = 128;
+
+/// A stored value to hand to a reply. A small one is copied: sharing a value built from a
+/// `Vec` allocates a reference count for it on its first share, which would then stay with
+/// the key for its life (32 bytes more per key that was ever read).
+fn share(v: &Bytes) -> Bytes {
+    if v.len() < COPY_BELOW {
+        Bytes::copy_from_slice(v)
+    } else {
+        v.clone()
+    }
 }
 
 /// Publishes a generic event (`expire`, `persist`, `del`).
@@ -198,11 +212,9 @@ fn set_with(
     if a.get && old.is_none() {
         ctx.key_miss(key);
     }
-    let mut events = vec![(EventClass::String, "set")];
-    if matches!(a.ttl, Ttl::At(_)) {
-        events.push((EventClass::Generic, "expire"));
-    }
-    announce(ctx, key, &written, &events);
+    let events = [(EventClass::String, "set"), (EventClass::Generic, "expire")];
+    let n = if matches!(a.ttl, Ttl::At(_)) { 2 } else { 1 };
+    announce(ctx, key, &written, &events[..n]);
     Ok((true, old))
 }
 
@@ -352,7 +364,7 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut out = Vec::with_capacity(argv.len() - 1);
     for key in &argv[1..] {
         let v = match db.lock(key).get(key) {
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(share(s)),
             _ => None,
         };
         if v.is_none() {
