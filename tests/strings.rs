@@ -468,3 +468,39 @@ fn command_info_and_docs_describe_them() {
         assert!(format!("{docs:?}").contains("string"), "{name}: {docs:?}");
     }
 }
+
+#[test]
+fn a_string_replacing_a_stream_is_one_change_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let server = TestServer::start_with(|c| c.dir = path.clone());
+    let mut c = server.client(false);
+    // Large enough that its records are purged in the background once it is replaced.
+    let mut pipe = redis::pipe();
+    for i in 1..=5000 {
+        pipe.cmd("XADD")
+            .arg("big")
+            .arg(format!("{i}-0"))
+            .arg("f")
+            .arg("v")
+            .ignore();
+    }
+    let () = pipe.query(&mut c).unwrap();
+    run(&mut c, &["XADD", "small", "1-0", "f", "v"]);
+    run(&mut c, &["EXPIRE", "small", "1000"]);
+    run(&mut c, &["SAVE"]);
+    run(&mut c, &["SET", "big", "now a string"]);
+    run(&mut c, &["SET", "small", "kept ttl", "KEEPTTL"]);
+    let ttl = run(&mut c, &["PEXPIRETIME", "small"]);
+    drop(c);
+    server.stop();
+    let server = TestServer::start_with(|c| c.dir = path.clone());
+    let mut c = server.client(false);
+    assert_eq!(run(&mut c, &["GET", "big"]), bulk("now a string"));
+    assert_eq!(run(&mut c, &["GET", "small"]), bulk("kept ttl"));
+    assert_eq!(run(&mut c, &["PEXPIRETIME", "small"]), ttl);
+    // A stream under the key again starts empty.
+    run(&mut c, &["DEL", "big"]);
+    run(&mut c, &["XADD", "big", "1-0", "f", "v"]);
+    assert_eq!(run(&mut c, &["XLEN", "big"]), Value::Int(1));
+}

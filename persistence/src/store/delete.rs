@@ -37,6 +37,18 @@ impl Store {
         prefix: Vec<u8>,
         streams: impl IntoIterator<Item = &'a StoredStream>,
     ) -> Result<u64, StoreError> {
+        self.remove_under_then(prefix, streams, |_, _| {})
+    }
+
+    /// As [`Store::remove_under`], with `then` adding its own records to the same batch,
+    /// after the removals (a string replacing the stream: one batch, so a crash keeps
+    /// either the stream or the string).
+    pub(super) fn remove_under_then<'a>(
+        &self,
+        prefix: Vec<u8>,
+        streams: impl IntoIterator<Item = &'a StoredStream>,
+        then: impl FnOnce(&mut OwnedWriteBatch, &super::Keyspaces),
+    ) -> Result<u64, StoreError> {
         // The removal scans what fjall holds: a checkpoint batch committed after the scan
         // would bring the streams' records back.
         self.wait_for_checkpoint();
@@ -62,6 +74,7 @@ impl Store {
                 self.remove_prefix(&mut batch, ks, &prefix)?;
             }
         }
+        then(&mut batch, &self.ks);
         let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         self.leave_floor(&mut batch, &prefix);
         let seq = self.commit(batch)?;

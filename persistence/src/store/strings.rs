@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::error::StoreError;
 use crate::keys::{read_u64, split_prefix, stream_prefix};
+use crate::stored::StoredStream;
 
 use super::Store;
 
@@ -74,6 +75,29 @@ impl Store {
             Deadline::At(ms) => batch.insert(&self.ks.expires, prefix.clone(), ms.to_be_bytes()),
         }
         self.commit(batch)
+    }
+
+    /// Replaces stream `key`, which `stream` held, with string `value` (SET over a stream):
+    /// the stream's removal and the string are one batch. `deadline` is what the key's
+    /// deadline record becomes (the stream's is removed with it).
+    ///
+    /// # Errors
+    /// When the engine refuses the batch.
+    pub fn replace_stream_with_string(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &StoredStream,
+        value: &[u8],
+        deadline: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let prefix = stream_prefix(db, key);
+        self.remove_under_then(prefix.clone(), [stream], |batch, ks| {
+            batch.insert(&ks.strings, prefix.as_slice(), value);
+            if let Some(ms) = deadline {
+                batch.insert(&ks.expires, prefix.as_slice(), ms.to_be_bytes());
+            }
+        })
     }
 
     /// Writes several strings of database `db` as one batch (MSET, MSETNX): (key, value,

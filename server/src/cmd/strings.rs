@@ -90,31 +90,33 @@ fn put(
 ) -> Result<Written, CommandError> {
     check_key(key)?;
     let db = ctx.db();
-    let mut created = true;
-    let mut replaced_stream = false;
-    if let Some(old) = shard.get(key) {
-        created = false;
-        if matches!(old, Value::Stream(_)) {
-            ctx.persist_delete(key, old)?;
-            replaced_stream = true;
+    let dbn = ctx.client.db as u32;
+    let store = &ctx.shared.store;
+    let seq = match shard.get(key) {
+        // A stream replaced by a string: its removal and the string are one batch.
+        Some(Value::Stream(stream)) => {
+            let deadline = match ttl {
+                Ttl::Clear => None,
+                Ttl::Keep => shard.deadline(key),
+                Ttl::At(ms) => Some(ms),
+            };
+            store.replace_stream_with_string(dbn, key, stream, &value, deadline)
+        }
+        _ => {
+            let deadline = match ttl {
+                // Memory knows every deadline: a key without one needs no removal (a
+                // tombstone in `expires` for every plain SET).
+                Ttl::Clear if shard.deadline(key).is_none() => Deadline::Keep,
+                Ttl::Clear => Deadline::Clear,
+                Ttl::Keep => Deadline::Keep,
+                Ttl::At(ms) => Deadline::At(ms),
+            };
+            store.write_string(dbn, key, &value, deadline)
         }
     }
-    let deadline = match ttl {
-        // Memory knows every deadline: a key without one needs no removal (a tombstone in
-        // `expires` for every plain SET).
-        Ttl::Clear if shard.deadline(key).is_none() || replaced_stream => Deadline::Keep,
-        Ttl::Clear => Deadline::Clear,
-        // The stream's deadline record went with it: a kept deadline is written again.
-        Ttl::Keep if replaced_stream => shard.deadline(key).map_or(Deadline::Clear, Deadline::At),
-        Ttl::Keep => Deadline::Keep,
-        Ttl::At(ms) => Deadline::At(ms),
-    };
-    let seq = ctx
-        .shared
-        .store
-        .write_string(ctx.client.db as u32, key, &value, deadline)
-        .map_err(store_error)?;
+    .map_err(store_error)?;
     ctx.write_seq = ctx.write_seq.max(seq);
+    let created = !shard.contains_key(key);
     match shard.get_mut(key) {
         Some(slot) => *slot = Value::String(value),
         None => {
