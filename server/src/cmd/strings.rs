@@ -192,6 +192,9 @@ fn set_with(
     a: SetArgs,
 ) -> Result<(bool, Option<Bytes>), CommandError> {
     let db = ctx.db();
+    // Copied before the lock (a large value would hold the shard's other clients), and
+    // copied at all so the key does not keep the whole request buffer it arrived in.
+    let value = Bytes::copy_from_slice(value);
     let (written, old) = {
         let mut shard = db.lock(key);
         let exists = shard.contains_key(key);
@@ -208,7 +211,7 @@ fn set_with(
             }
             return Ok((false, old));
         }
-        let w = put(ctx, &mut shard, key, Bytes::copy_from_slice(value), a.ttl)?;
+        let w = put(ctx, &mut shard, key, value, a.ttl)?;
         (w, old)
     };
     if a.get && old.is_none() {
