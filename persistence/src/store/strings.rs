@@ -176,10 +176,9 @@ impl Store {
         let mut out = LoadedKeys::default();
         for kv in self.ks.strings.iter() {
             let (k, v) = kv.into_inner()?;
-            let (db, key, rest) = split_prefix(&k)
+            let (db, key, _) = split_prefix(&k)
                 .filter(|(_, _, rest)| rest.is_empty())
                 .ok_or_else(|| StoreError::Corrupt("string record key".into()))?;
-            debug_assert!(rest.is_empty());
             out.strings.push(LoadedString {
                 db,
                 key: Bytes::copy_from_slice(key),
