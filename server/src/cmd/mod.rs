@@ -20,6 +20,7 @@ pub(crate) mod dispatch;
 mod docs;
 mod expire;
 mod keys;
+mod long_double;
 mod persist;
 mod pubsub;
 mod reply;

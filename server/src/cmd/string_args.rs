@@ -1,5 +1,5 @@
-//! The string commands' arguments: SET's and GETEX's options, expire times, integers and
-//! floats as Redis reads them, each with Redis's error text.
+//! The string commands' arguments: SET's and GETEX's options, expire times and integers as
+//! Redis reads them, each with Redis's error text (floats: `long_double.rs`).
 
 use bytes::Bytes;
 
@@ -191,58 +191,6 @@ pub(crate) fn int_of(b: &[u8]) -> Result<i64, CommandError> {
     parse_int(b).ok_or(NOT_INTEGER)
 }
 
-/// A float argument or stored value, as Redis's `strtold` check reads it: no leading space,
-/// nothing after the number, not NaN.
-pub(crate) fn float_of(b: &[u8]) -> Result<f64, CommandError> {
-    let s = std::str::from_utf8(b).map_err(|_| NOT_FLOAT)?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
-        return Err(NOT_FLOAT);
-    }
-    let v: f64 = match s.parse() {
-        Ok(v) => v,
-        Err(_) => return Err(NOT_FLOAT),
-    };
-    if v.is_nan() {
-        return Err(NOT_FLOAT);
-    }
-    Ok(v)
-}
-
-/// A float as INCRBYFLOAT answers it: up to 17 significant digits, no exponent, trailing
-/// zeros dropped (Redis prints a long double with `%.17Lg`; this rounds a double to the 17
-/// digits Rust gives exactly, then drops the noise of the last one).
-pub(crate) fn float_text(v: f64) -> Bytes {
-    if v == 0.0 {
-        return Bytes::from_static(b"0");
-    }
-    // The shortest text that reads back as the same double; 16 significant digits when
-    // that is longer (a long double's sum would have rounded the binary noise away).
-    let shortest = format!("{v}");
-    let digits = shortest.bytes().filter(u8::is_ascii_digit).count();
-    let text = if digits > 16 {
-        let e = v.abs().log10().floor() as i32;
-        let decimals = (15 - e).max(0) as usize;
-        let fixed = format!("{v:.decimals$}");
-        trim_zeros(fixed)
-    } else {
-        shortest
-    };
-    Bytes::from(text)
-}
-
-/// Drops trailing zeros after a decimal point, and the point itself when nothing is left.
-fn trim_zeros(mut s: String) -> String {
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
-        }
-    }
-    s
-}
-
 /// GETRANGE's byte range of a `len`-byte value (Redis's clamping), or None when empty.
 pub(crate) fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
@@ -339,26 +287,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(float_of(b"1.5").ok(), Some(1.5));
-        assert_eq!(float_of(b"5e3").ok(), Some(5000.0));
-        for bad in ["", " 1", "1 ", "abc", "nan"] {
-            assert_eq!(
-                error_of(float_of(bad.as_bytes())),
-                "ERR value is not a valid float",
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn floats_print_as_redis_prints_them() {
-        let t = |v: f64| String::from_utf8_lossy(&float_text(v)).into_owned();
-        assert_eq!(t(10.5), "10.5");
-        assert_eq!(t(3200.0), "3200");
-        assert_eq!(t(0.1 + 0.2), "0.3");
-        assert_eq!(t(-0.0), "0");
-        assert_eq!(t(5.0e3), "5000");
-        assert_eq!(t(1.0e20), "100000000000000000000");
     }
 
     #[test]

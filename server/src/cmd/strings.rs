@@ -10,9 +10,9 @@ use bytes::{Bytes, BytesMut};
 use brooklet_persistence::Deadline;
 use brooklet_resp::{Args, Reply};
 
+use super::long_double::LongDouble;
 use super::string_args::{
-    Cond, GetExArgs, SetArgs, TOO_LONG, Ttl, Unit, float_of, float_text, int_of, positive_expire,
-    range_of,
+    Cond, GetExArgs, NOT_FLOAT, SetArgs, TOO_LONG, Ttl, Unit, int_of, positive_expire, range_of,
 };
 use super::table::command;
 use super::table::flags::*;
@@ -593,19 +593,19 @@ fn decrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let by = float_of(&argv[2])?;
+    const NAN_OR_INF: CommandError =
+        CommandError::msg("ERR increment would produce NaN or Infinity");
+    let by = &argv[2];
     modify(ctx, &argv[1], "incrbyfloat", |cur| {
-        let old = match cur {
-            Some(v) => float_of(v)?,
-            None => 0.0,
+        // The stored value first, then the increment, as Redis reads them.
+        let old = cur.map_or(Ok(LongDouble::zero(false)), |v| LongDouble::parse(v));
+        let incr = LongDouble::parse(by);
+        let (old, incr) = match (old, incr) {
+            (Err(false), _) | (_, Err(false)) => return Err(NOT_FLOAT),
+            (Ok(old), Ok(incr)) => (old, incr),
+            _ => return Err(NAN_OR_INF),
         };
-        let new = old + by;
-        if !new.is_finite() {
-            return Err(CommandError::msg(
-                "ERR increment would produce NaN or Infinity",
-            ));
-        }
-        let text = float_text(new);
+        let text = Bytes::from(old.add(incr).ok_or(NAN_OR_INF)?.text());
         Ok((Some(text.clone()), Reply::Bulk(text)))
     })
 }
