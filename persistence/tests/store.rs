@@ -232,7 +232,8 @@ fn a_newer_or_older_format_is_refused_not_misread() {
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
     // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
     // it never wrote, format 8 only in released pending entries, stream records' IDMP
-    // section and trims' ranges, which it never wrote: they open, and are stamped 9.
+    // section, trims' ranges, strings and deadlines, which it never wrote: they open, and
+    // are stamped 9.
     for old in [3, 4, 5, 6, 7, 8] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());

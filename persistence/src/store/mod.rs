@@ -8,12 +8,14 @@ mod delete;
 mod open;
 mod replay;
 mod stats;
+mod strings;
 mod trim;
 mod untracked;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
 pub use stats::StoreStats;
+pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,8 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// encodings fjall uses, 8 trims' purge markers, below which a stream's records are not
 /// its own any more, 9 pending records and tail-log changes of entries XNACK released, the
 /// stream record's IDMP section with its tail-log records, and trims' purge markers of a
-/// range of nodes, with its lowest ID after the life). A
+/// range of nodes, with its lowest ID after the life; strings and key deadlines, in keyspaces
+/// of their own). A
 /// format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from
@@ -70,14 +73,26 @@ pub(crate) struct Keyspaces {
     pub consumers: Keyspace,
     /// One record per pending entry.
     pub pending: Keyspace,
+    /// One record per string: its value (format 9).
+    pub strings: Keyspace,
+    /// One record per key with a deadline, string or stream: unix ms, u64 (format 9).
+    pub expires: Keyspace,
 }
 
 impl Keyspaces {
     /// Every keyspace.
-    fn all(&self) -> [&Keyspace; 7] {
+    fn all(&self) -> [&Keyspace; 9] {
         let [streams, entries, nodes, groups, consumers, pending] = self.stream_records();
         [
-            &self.meta, streams, entries, nodes, groups, consumers, pending,
+            &self.meta,
+            streams,
+            entries,
+            nodes,
+            groups,
+            consumers,
+            pending,
+            &self.strings,
+            &self.expires,
         ]
     }
 

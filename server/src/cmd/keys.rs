@@ -9,6 +9,7 @@ use super::table::command;
 use super::table::flags::*;
 use super::{CommandSpec, Ctx};
 use crate::error::CommandError;
+use crate::keyspace::keep;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
 
@@ -34,13 +35,18 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut removed = 0;
     for key in &argv[1..] {
         {
-            let mut shard = ctx.db().lock(key);
-            let Some((k, gone)) = shard.remove_entry(key) else {
+            let db = ctx.db();
+            let mut shard = db.lock(key);
+            let deadline = shard.deadline(key);
+            let Some((gone, delta)) = shard.remove_key(key) else {
                 continue;
             };
+            db.note_deadlines(delta);
             if let Err(e) = ctx.persist_delete(key, &gone) {
-                // The store still holds the stream: so does memory, as no reader saw it go.
-                shard.insert(k, gone);
+                // The store still holds the key: so does memory, as no reader saw it go.
+                let k = keep(key);
+                shard.insert(k.clone(), gone);
+                db.note_deadlines(shard.set_deadline(&k, deadline));
                 return Err(e);
             }
         }
@@ -67,7 +73,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let pattern = &argv[1];
     let all = &pattern[..] == b"*";
     let mut out = Vec::new();
-    ctx.db().for_each(|k, _| {
+    ctx.db().for_each_live(crate::client::now_ms(), |k, _| {
         if all || glob_match(pattern, k) {
             out.push(Reply::Bulk(k.clone()));
         }
@@ -131,7 +137,11 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         kind,
     } = ScanArgs::parse(&mut Args::new(&argv[1..]))?;
     let mut out = Vec::new();
-    let next = ctx.db().scan(cursor, count, |k, v| {
+    let now = crate::client::now_ms();
+    let next = ctx.db().scan(cursor, count, |k, v, deadline| {
+        if deadline.is_some_and(|at| at <= now) {
+            return;
+        }
         let type_ok = kind
             .as_ref()
             .is_none_or(|t| t[..] == *v.type_name().as_bytes());

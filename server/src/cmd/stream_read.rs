@@ -308,6 +308,8 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let found = {
             let shard = db.lock(key);
             match shard.get(key) {
+                // A blocked XREAD whose key now holds another type waits on, as in Redis.
+                Some(v) if ctx.rerun && v.stream().is_err() => None,
                 Some(v) => Some(v.stream()?.resolve_read_id(ReadId::parse_xread(id)?)),
                 None => None,
             }
@@ -338,6 +340,9 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             ctx.key_miss(key)?;
             continue;
         };
+        if ctx.rerun && v.stream().is_err() {
+            continue;
+        }
         let limit = match &budget {
             Some(b) => usize::try_from(b.limit(count.map_or(u64::MAX, |c| c as u64))).ok(),
             None => count,

@@ -161,23 +161,38 @@ impl Ctx<'_> {
         keyspace_event(self.shared, EventClass::Stream, event, self.client.db, key);
     }
 
-    /// Publishes the `keymiss` event of a command that found no key.
-    ///
-    /// The reply waits until the last removal of a key of `key`'s shard is safe: the key
-    /// may be missing because of it. After a fault that needs a restart, a key whose shard's last removal never became
-    /// safe is refused instead, as [`Ctx::show`] refuses such a stream.
-    pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
-        let seq = self.db().removal_seq(key);
+    /// Notes that the reply shows `key`, a string or a key's deadline (or says the key is
+    /// missing): it waits until the last write of its shard that no stream tracks (a
+    /// removal, a string, a deadline) is safe, as [`Ctx::show`] waits for a stream's. After
+    /// a fault that needs a restart, a key whose shard's last such write never became safe
+    /// is refused instead.
+    pub(crate) fn show_key(&mut self, key: &[u8]) -> Result<(), CommandError> {
+        self.wait_for_key(
+            key,
+            "A recent change of a key may not be on disk, so this key",
+        )
+    }
+
+    /// [`Ctx::show_key`], with `what` the subject of the refusal's "is not shown".
+    fn wait_for_key(&mut self, key: &[u8], what: &str) -> Result<(), CommandError> {
+        let seq = self.db().key_seq(key);
         if seq > self.write_seq {
             let store = &self.shared.store;
             if store.failed() && seq > store.safe_seq() {
-                return Err(super::in_doubt_error(
-                    store,
-                    "A recent removal of a key may not be on disk, so whether this key exists",
-                ));
+                return Err(super::in_doubt_error(store, what));
             }
             self.write_seq = seq;
         }
+        Ok(())
+    }
+
+    /// Publishes the `keymiss` event of a command that found no key, whose reply waits as
+    /// [`Ctx::show_key`] says.
+    pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
+        self.wait_for_key(
+            key,
+            "A recent change of a key may not be on disk, so whether this key exists",
+        )?;
         keyspace_event(
             self.shared,
             EventClass::KeyMiss,
