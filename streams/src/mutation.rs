@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::group::{Consumer, PendingEntry};
+use crate::group::{Consumer, GroupCounters, PendingEntry};
 use crate::id::StreamId;
 use crate::node::NodeLimits;
 use crate::stream::Stream;
@@ -128,6 +128,14 @@ pub enum Mutation {
         /// Entry ID.
         id: StreamId,
     },
+    /// A group's lifetime totals changed (set to these values, so replaying it again
+    /// changes nothing).
+    GroupCounters {
+        /// Group name.
+        group: Bytes,
+        /// The totals after the change.
+        counters: GroupCounters,
+    },
     /// XADD IDMP / IDMPAUTO added an entry (the `EntryAdded` before it), or XIDMPRECORD
     /// mapped a pair to an entry: producer `pid`'s idempotent ID `iid` names entry `id`.
     IdmpAdded {
@@ -171,6 +179,7 @@ impl Mutation {
                 | Mutation::PendingUpserted { .. }
                 | Mutation::PendingNacked { .. }
                 | Mutation::PendingRemoved { .. }
+                | Mutation::GroupCounters { .. }
         )
     }
 }
@@ -302,6 +311,11 @@ impl Stream {
                     && let Some(c) = g.consumers.get_mut(&nack.consumer)
                 {
                     c.pending.remove(id);
+                }
+            }
+            Mutation::GroupCounters { group, counters } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.counters = *counters;
                 }
             }
             Mutation::IdmpAdded {

@@ -109,6 +109,8 @@ struct MGroup {
     consumers: BTreeMap<Bytes, ()>,
     /// XNACK's released entries, first released first.
     nacked: Vec<StreamId>,
+    /// The lifetime totals XINFO GROUPS shows.
+    counters: GroupCounters,
 }
 
 impl MGroup {
@@ -552,6 +554,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             break;
                         }
                         let p = mg.pel.get_mut(&id).unwrap();
+                        mg.counters.delivered += 1;
                         want.push(ClaimRead {
                             entry: Entry {
                                 id,
@@ -577,6 +580,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         .collect();
                     for e in new {
                         mg.last_id = e.id;
+                        mg.counters.delivered += 1;
                         if !noack {
                             mg.pel.insert(e.id, (c.clone(), now, 1));
                             mg.unnack(e.id);
@@ -633,6 +637,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             break;
                         }
                         if fields.is_some() {
+                            mg.counters.delivered += 1;
                             let p = mg.pel.get_mut(&id).unwrap();
                             p.1 = now;
                             p.2 = bump(p.2);
@@ -653,6 +658,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     } else {
                         for e in &new {
                             mg.last_id = e.id;
+                            mg.counters.delivered += 1;
                             if !noack {
                                 mg.pel.insert(e.id, (c.clone(), now, 1));
                                 mg.unnack(e.id);
@@ -676,7 +682,11 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     .map(|_| pick_id(&mut rng, m.last_id))
                     .collect();
                 let expected = match m.groups.get_mut(&g) {
-                    Some(mg) => ids.iter().filter(|id| mg.remove(**id)).count() as u64,
+                    Some(mg) => {
+                        let n = ids.iter().filter(|id| mg.remove(**id)).count() as u64;
+                        mg.counters.acked += n;
+                        n
+                    }
                     None => 0,
                 };
                 assert_eq!(s.ack(&g, &ids, &mut journal), expected, "{ctx}");
@@ -735,6 +745,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     p.1 = now;
                     if !args.just_id {
                         p.2 = bump(p.2);
+                        mg.counters.delivered += 1;
                     }
                     nacked_claimed += usize::from(nacked);
                     mg.unnack(id);
@@ -796,6 +807,9 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         continue;
                     }
                     *p = (c.clone(), now, if args.just_id { p.2 } else { bump(p.2) });
+                    if !args.just_id {
+                        mg.counters.delivered += 1;
+                    }
                     nacked_claimed += usize::from(nacked);
                     mg.unnack(id);
                     claimed.push(Entry { id, fields });
@@ -831,7 +845,11 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     let mut want = Vec::new();
                     let mut still_needed = Vec::new();
                     for id in &ids {
-                        let acked = m.groups.get_mut(&g).is_some_and(|mg| mg.remove(*id));
+                        let acked = m.groups.get_mut(&g).is_some_and(|mg| {
+                            let hit = mg.remove(*id);
+                            mg.counters.acked += u64::from(hit);
+                            hit
+                        });
                         still_needed.push(m.referenced(*id));
                         want.push(if acked {
                             match m.del_ref(*id, policy) {
@@ -913,6 +931,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     mg.pel.insert(*id, (Bytes::new(), 0, after));
                     mg.unnack(*id);
                     mg.nacked.push(*id);
+                    mg.counters.nacked += 1;
                     released += 1;
                 }
                 assert_eq!(got, Ok(released), "{ctx}");
@@ -1002,6 +1021,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
             assert_eq!(pel, mg.pel, "{ctx}");
             assert_eq!(g.nacked().collect::<Vec<_>>(), mg.nacked, "{ctx}");
             assert_eq!(g.nacked_count(), mg.nacked.len() as u64, "{ctx}");
+            assert_eq!(g.counters(), mg.counters, "{ctx}: counters");
             if !mg.nacked.is_empty() {
                 steps_with_nacked += 1;
             }

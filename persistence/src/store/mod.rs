@@ -39,7 +39,8 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// under which a deleted stream's records are not orphans, 7 tail-log bodies in the record
 /// encodings fjall uses, 8 trims' purge markers, below which a stream's records are not
 /// its own any more, 9 pending records and tail-log changes of entries XNACK released, and the stream record's
-/// IDMP section with its tail-log records).
+/// IDMP section with its tail-log records, and the group record's sections (counters,
+/// dead-letter settings) with their tail-log changes).
 /// A format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from

@@ -371,6 +371,11 @@ impl Store {
                 Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
                     records.insert((GROUPS, group_key(prefix, group)), value);
                 }
+                Mutation::GroupCounters { group, counters } => {
+                    if let Some(Some(v)) = records.get_mut(&(GROUPS, group_key(prefix, group))) {
+                        crate::codec::put_group_sections(v, counters);
+                    }
+                }
                 Mutation::GroupDestroyed { group } => {
                     let gk = group_key(prefix, group);
                     for (class, ks) in

@@ -123,6 +123,20 @@ impl Stream {
         now_ms: u64,
         out: &mut Vec<Mutation>,
     ) -> Result<Claimed, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.claim_counted(key, group, consumer, args, now_ms, out)
+        })
+    }
+
+    fn claim_counted(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        args: &ClaimArgs,
+        now_ms: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Claimed, StreamError> {
         if !self.groups.contains_key(group) {
             return Err(no_key_or_group(key, group));
         }
@@ -221,7 +235,10 @@ impl Stream {
             );
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
-                Claimed::Entries(v) => v.push(entry),
+                Claimed::Entries(v) => {
+                    g.counters.delivered += 1;
+                    v.push(entry)
+                }
             }
         }
         self.push_consumer_state(&gname, &cname, &claimed, out);
@@ -254,6 +271,20 @@ impl Stream {
     /// # Errors
     /// COUNT out of range (checked first, as Redis parses it first), NOGROUP.
     pub fn auto_claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        args: &AutoClaimArgs,
+        now_ms: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<AutoClaimOutcome, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.auto_claim_counted(key, group, consumer, args, now_ms, out)
+        })
+    }
+
+    fn auto_claim_counted(
         &mut self,
         key: &[u8],
         group: &[u8],
@@ -337,7 +368,10 @@ impl Stream {
             hand_over(g, &gname, &cname, id, now_ms, deliveries, now_ms, out);
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
-                Claimed::Entries(v) => v.push(entry),
+                Claimed::Entries(v) => {
+                    g.counters.delivered += 1;
+                    v.push(entry)
+                }
             }
             count -= 1;
             if id == StreamId::MAX {
@@ -440,6 +474,7 @@ impl Stream {
                 now_ms,
                 out,
             );
+            g.counters.delivered += 1;
             claimed.push(ClaimRead {
                 entry,
                 idle_ms: idle,

@@ -217,6 +217,16 @@ impl Stream {
         args: &NackArgs,
         out: &mut Vec<Mutation>,
     ) -> Result<u64, StreamError> {
+        self.counting(group, out, |s, out| s.nack_counted(key, group, args, out))
+    }
+
+    fn nack_counted(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        args: &NackArgs,
+        out: &mut Vec<Mutation>,
+    ) -> Result<u64, StreamError> {
         if !self.groups.contains_key(group) {
             return Err(no_key_or_group(key, group));
         }
@@ -242,6 +252,7 @@ impl Stream {
                 }
             };
             let record = g.release(gname, id, args.deliveries(before));
+            g.counters.nacked += 1;
             out.push(record);
             released += 1;
         }

@@ -58,6 +58,24 @@ impl Stream {
         budget: Option<&mut ReadBudget>,
         out: &mut Vec<Mutation>,
     ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.read_group_counted(key, group, consumer, id, count, noack, now_ms, budget, out)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_group_counted(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        id: ReadId,
+        count: Option<u64>,
+        noack: bool,
+        now_ms: u64,
+        budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
         let after = match id {
             ReadId::Last => return Err(StreamError::DollarInXReadGroup),
             ReadId::LastEntry => return Err(StreamError::PlusInXReadGroup),
@@ -96,6 +114,34 @@ impl Stream {
     /// NOGROUP (with XREADGROUP's text).
     #[allow(clippy::too_many_arguments)]
     pub fn read_group_claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        min_idle_ms: u64,
+        count: Option<u64>,
+        noack: bool,
+        now_ms: u64,
+        budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Option<Vec<ClaimRead>>, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.read_group_claim_counted(
+                key,
+                group,
+                consumer,
+                min_idle_ms,
+                count,
+                noack,
+                now_ms,
+                budget,
+                out,
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_group_claim_counted(
         &mut self,
         key: &[u8],
         group: &[u8],
@@ -209,7 +255,10 @@ impl Stream {
             }
             if fields.is_some() {
                 // Redis counts a history re-read as a delivery.
-                if let Some(nack) = self.groups.get_mut(gname).and_then(|g| g.pel.get_mut(&id)) {
+                if let Some(g) = self.groups.get_mut(gname)
+                    && let Some(nack) = g.pel.get_mut(&id)
+                {
+                    g.counters.delivered += 1;
                     nack.delivery_time = now_ms;
                     nack.delivery_count = super::nack::bump(nack.delivery_count);
                     out.push(Mutation::PendingUpserted {
@@ -315,6 +364,7 @@ impl Stream {
             }
             g.last_id = id;
         }
+        g.counters.delivered += 1;
         if noack {
             return;
         }
