@@ -110,7 +110,9 @@ fn a_new_group_counts_nothing_and_the_fields_follow_redis_own() {
                 "entries-delivered",
                 "entries-acked",
                 "entries-nacked",
-                "entries-dead-lettered"
+                "entries-dead-lettered",
+                "dlq-key",
+                "dlq-max-deliveries"
             ]
         );
         // In XINFO STREAM FULL too they follow every field Redis writes.
@@ -120,7 +122,8 @@ fn a_new_group_counts_nothing_and_the_fields_follow_redis_own() {
         };
         let names: Vec<String> = pairs(&groups[0]).into_iter().map(|(k, _)| k).collect();
         assert_eq!(names[7], "consumers");
-        assert_eq!(names[8..], NAMES);
+        assert_eq!(names[8..12], NAMES);
+        assert_eq!(names[12..], ["dlq-key", "dlq-max-deliveries"]);
     });
 }
 

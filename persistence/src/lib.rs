@@ -55,7 +55,9 @@ pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
-pub use store::{DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats, StreamHost};
+pub use store::{
+    DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats, StreamChange, StreamHost,
+};
 pub use stored::StoredStream;
 pub use tail_log::{
     CHECKPOINT_BYTES as DEFAULT_CHECKPOINT_BYTES, SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES,

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::entry::Entry;
 use crate::error::StreamError;
-use crate::group::{GroupCounters, idle_ms};
+use crate::group::{DeadLetterConfig, GroupCounters, idle_ms};
 use crate::id::StreamId;
 use crate::idmp::IdmpInfo;
 use crate::stream::Stream;
@@ -83,6 +83,8 @@ pub struct GroupInfoFull {
     pub nacked_count: u64,
     /// `entries-delivered` ... `entries-dead-lettered` (Brooklet).
     pub counters: GroupCounters,
+    /// `dlq-key` and `dlq-max-deliveries` (Brooklet; nil when the group has none).
+    pub dead_letter: Option<DeadLetterConfig>,
     /// `pending`: the first COUNT pending entries.
     pub pending: Vec<FullPending>,
     /// `consumers`.
@@ -134,6 +136,8 @@ pub struct GroupInfo {
     pub lag: Option<i64>,
     /// `entries-delivered` ... `entries-dead-lettered` (Brooklet).
     pub counters: GroupCounters,
+    /// `dlq-key` and `dlq-max-deliveries` (Brooklet; nil when the group has none).
+    pub dead_letter: Option<DeadLetterConfig>,
 }
 
 /// One row of XINFO CONSUMERS.
@@ -237,6 +241,7 @@ impl Stream {
                 pel_count: g.pel.len() as u64,
                 nacked_count: g.nacked_count(),
                 counters: g.counters,
+                dead_letter: g.dlq.clone(),
                 pending: g
                     .pel
                     .iter()
@@ -296,6 +301,7 @@ impl Stream {
                 entries_read: g.entries_read,
                 lag: self.group_lag(g),
                 counters: g.counters,
+                dead_letter: g.dlq.clone(),
             })
             .collect()
     }

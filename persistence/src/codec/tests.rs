@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use brooklet_streams::{GroupCounters, Mutation, NodeMeta, StreamId, StreamMeta};
+use brooklet_streams::{DeadLetterConfig, GroupCounters, Mutation, NodeMeta, StreamId, StreamMeta};
 use bytes::Bytes;
 
 use super::*;
@@ -161,6 +161,17 @@ fn group_changes_round_trip_and_carry_fjall_records() {
                 dead_lettered: 1,
             },
         },
+        Mutation::GroupDlqSet {
+            group: g.clone(),
+            dlq: Some(DeadLetterConfig {
+                key: Bytes::from("dlq"),
+                max_deliveries: 5,
+            }),
+        },
+        Mutation::GroupDlqSet {
+            group: g.clone(),
+            dlq: None,
+        },
     ];
     for m in &changes {
         let mut out = Vec::new();
@@ -239,7 +250,7 @@ fn group_record_sections_round_trip() {
     let mut plain = Vec::new();
     put_group(&mut plain, StreamId::new(3, 0), Some(3));
     let mut zero = plain.clone();
-    put_group_sections(&mut zero, &GroupCounters::default());
+    put_group_sections(&mut zero, &GroupCounters::default(), None);
     assert_eq!(zero, plain);
     let counters = GroupCounters {
         delivered: 7,
@@ -247,16 +258,26 @@ fn group_record_sections_round_trip() {
         nacked: 1,
         dead_lettered: 2,
     };
+    let dlq = DeadLetterConfig {
+        key: Bytes::from("dead"),
+        max_deliveries: 3,
+    };
     let mut full = plain.clone();
-    put_group_sections(&mut full, &counters);
+    put_group_sections(&mut full, &counters, Some(&dlq));
     let mut r = Reader::new(&full, "group");
     assert_eq!(read_group(&mut r).unwrap(), (StreamId::new(3, 0), Some(3)));
     assert_eq!(
         read_group_sections(&mut r, &g).unwrap(),
-        [Mutation::GroupCounters {
-            group: g.clone(),
-            counters
-        }]
+        [
+            Mutation::GroupCounters {
+                group: g.clone(),
+                counters
+            },
+            Mutation::GroupDlqSet {
+                group: g.clone(),
+                dlq: Some(dlq)
+            }
+        ]
     );
     let mut r = Reader::new(&full[..full.len() - 1], "group");
     read_group(&mut r).unwrap();

@@ -6,12 +6,14 @@
 mod checkpoint;
 mod delete;
 mod open;
+mod pair;
 mod replay;
 mod stats;
 mod trim;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
+pub use pair::StreamChange;
 pub use stats::StoreStats;
 
 use std::fs::File;

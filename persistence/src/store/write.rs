@@ -16,6 +16,16 @@ use crate::stored::{DirtyGroups, Route, StoredStream};
 use super::Store;
 use super::trim::Removal;
 
+/// What a stream's own batch took from it ([`Store::take_for_batch`]).
+pub(super) struct Taken {
+    /// Its incarnation before the batch.
+    incarnation: u64,
+    /// The first append the batch took out of the tail log.
+    first_flushed: Option<StreamId>,
+    /// The group records the batch writes.
+    pub(super) groups: DirtyGroups,
+}
+
 impl Store {
     /// Writes one command's changes to stream `key`; returns its sequence.
     ///
@@ -158,6 +168,23 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
+        let (taken, flushed) = self.take_for_batch(db, key, stream, muts);
+        let written = self.write_batch(db, key, stream, muts, flushed, &taken.groups);
+        self.after_batch(stream, taken, written.is_ok());
+        written
+    }
+
+    /// Readies `stream` for a batch of its own carrying `muts`: waits for what the batch
+    /// must not overtake, takes its logged appends and dirty group records, and gives it a
+    /// new incarnation where replay must skip what was logged before. What it took goes
+    /// back through [`Store::after_batch`] if the batch fails.
+    pub(super) fn take_for_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+    ) -> (Taken, Vec<brooklet_streams::StoredEntry>) {
         self.wait_for_purges(db, key, stream, muts);
         if stream.is_flushing() {
             self.wait_for_checkpoint();
@@ -186,20 +213,30 @@ impl Store {
         for m in muts {
             groups.note(m);
         }
-        let written = self.write_batch(db, key, stream, muts, flushed, &groups);
-        if written.is_ok() {
+        (
+            Taken {
+                incarnation,
+                first_flushed,
+                groups,
+            },
+            flushed,
+        )
+    }
+
+    /// Ends what [`Store::take_for_batch`] began, once the batch was committed or failed.
+    pub(super) fn after_batch(&self, stream: &mut StoredStream, taken: Taken, committed: bool) {
+        if committed {
             stream.set_stored();
             // The batch wrote the stream record, IDMP state included.
             stream.take_dirty_idmp();
         } else {
-            stream.restore_dirty_groups(groups);
+            stream.restore_dirty_groups(taken.groups);
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
-            stream.set_incarnation(incarnation);
-            if let Some(id) = first_flushed {
+            stream.set_incarnation(taken.incarnation);
+            if let Some(id) = taken.first_flushed {
                 stream.mark_unflushed(id);
             }
         }
-        written
     }
 
     pub(super) fn write_batch(
@@ -373,7 +410,13 @@ impl Store {
                 }
                 Mutation::GroupCounters { group, counters } => {
                     if let Some(Some(v)) = records.get_mut(&(GROUPS, group_key(prefix, group))) {
-                        crate::codec::put_group_sections(v, counters);
+                        crate::codec::put_group_sections(v, counters, None);
+                    }
+                }
+                Mutation::GroupDlqSet { group, dlq } => {
+                    if let Some(Some(v)) = records.get_mut(&(GROUPS, group_key(prefix, group))) {
+                        let none = brooklet_streams::GroupCounters::default();
+                        crate::codec::put_group_sections(v, &none, dlq.as_ref());
                     }
                 }
                 Mutation::GroupDestroyed { group } => {

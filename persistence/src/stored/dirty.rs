@@ -60,7 +60,8 @@ impl DirtyGroups {
         match m {
             Mutation::GroupCreated { group, .. }
             | Mutation::GroupUpdated { group, .. }
-            | Mutation::GroupCounters { group, .. } => {
+            | Mutation::GroupCounters { group, .. }
+            | Mutation::GroupDlqSet { group, .. } => {
                 s.groups.insert(group.clone());
             }
             Mutation::GroupDestroyed { group } => {
@@ -132,6 +133,12 @@ impl DirtyGroups {
                         out.push(Mutation::GroupCounters {
                             group: group.clone(),
                             counters: g.counters(),
+                        });
+                    }
+                    if let Some(d) = g.dead_letter() {
+                        out.push(Mutation::GroupDlqSet {
+                            group: group.clone(),
+                            dlq: Some(d.clone()),
                         });
                     }
                 }

@@ -1,9 +1,11 @@
 //! Consumer groups: the group, its consumers and pending-entry list (PEL), and the
 //! group commands, one file per family: XGROUP's (`admin`), XREADGROUP (`read`), XACK and
-//! XPENDING (`pending`), XCLAIM and XAUTOCLAIM (`claim`), XNACK and the NACK zone (`nack`).
+//! XPENDING (`pending`), XCLAIM and XAUTOCLAIM (`claim`), XNACK and the NACK zone (`nack`),
+//! dead-letter streams (`dlq`, a Brooklet extension).
 
 mod admin;
 mod claim;
+mod dlq;
 mod nack;
 mod pending;
 mod read;
@@ -12,6 +14,7 @@ pub use claim::{
     AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, ClaimRead, Claimed,
     DeliveryTime,
 };
+pub use dlq::{DeadLetter, DeadLetterConfig, DeadLetterReason};
 pub use nack::{MAX_DELIVERIES, NackArgs, NackMode};
 pub use pending::{PendingInfo, PendingRangeArgs, PendingSummary};
 
@@ -39,6 +42,8 @@ pub struct ConsumerGroup {
     pub(crate) nacked: nack::NackZone,
     /// Lifetime totals (Brooklet's `entries-delivered` ... in XINFO GROUPS).
     pub(crate) counters: GroupCounters,
+    /// XGROUP SETDLQ's dead-letter stream and delivery limit.
+    pub(crate) dlq: Option<DeadLetterConfig>,
 }
 
 /// A group's lifetime totals, shown by XINFO GROUPS and XINFO STREAM FULL (a Brooklet

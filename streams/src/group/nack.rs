@@ -19,7 +19,7 @@ use crate::id::StreamId;
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
-use super::{ConsumerGroup, PendingEntry, key_value_mut, no_key_or_group};
+use super::{ConsumerGroup, DeadLetterReason, PendingEntry, key_value_mut, no_key_or_group};
 
 /// The largest delivery count Redis keeps (LLONG_MAX): FATAL sets it, and a delivery of
 /// an entry already there leaves it there.
@@ -241,6 +241,14 @@ impl Stream {
             if !pending && !forced {
                 continue;
             }
+            // FATAL sends the entry to the group's dead-letter stream at once, if it has one.
+            let fatal_dlq = args.mode == NackMode::Fatal
+                && self.groups.get(group).is_some_and(|g| g.dlq.is_some());
+            let fields = if fatal_dlq {
+                self.get(id)?.map(|e| e.fields)
+            } else {
+                None
+            };
             let Some((gname, g)) = key_value_mut(&mut self.groups, group) else {
                 break;
             };
@@ -251,6 +259,11 @@ impl Stream {
                     0
                 }
             };
+            if fatal_dlq {
+                g.dead_letter_entry(gname, id, fields, DeadLetterReason::Fatal, out);
+                released += 1;
+                continue;
+            }
             let record = g.release(gname, id, args.deliveries(before));
             g.counters.nacked += 1;
             out.push(record);

@@ -9,7 +9,7 @@ use crate::id::{ReadId, StreamId};
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
-use super::{ClaimRead, PendingEntry, key_value_mut};
+use super::{ClaimRead, DeadLetterReason, PendingEntry, key_value_mut};
 
 impl Stream {
     /// XREADGROUP for one stream. `>` delivers entries after the group's last
@@ -248,6 +248,16 @@ impl Stream {
         let mut result = Vec::with_capacity(ids.len());
         for id in ids {
             let fields = self.get(id)?.map(|e| e.fields);
+            // Re-reading one's history is a redelivery: past the limit, it is dead-lettered.
+            if fields.is_some()
+                && let Some(g) = self.groups.get_mut(gname)
+                && g.pel
+                    .get(&id)
+                    .is_some_and(|p| g.dead_letter_due(p.delivery_count))
+            {
+                g.dead_letter_entry(gname, id, fields, DeadLetterReason::MaxDeliveries, out);
+                continue;
+            }
             if let Some(b) = budget.as_deref_mut()
                 && !b.admit(id, fields.as_deref())
             {
