@@ -347,6 +347,29 @@ fn keyspace_events_name_both_keys() {
     );
 }
 
+#[test]
+fn a_dead_letter_stream_that_cannot_take_an_id_suspends_dead_lettering() {
+    each_protocol(|c| {
+        setup(c, 2, 1);
+        let max = "18446744073709551615-18446744073709551615";
+        run(c, &["XADD", "dead", max, "x", "y"]);
+        // Delivered as without a dead-letter stream; nothing lost.
+        let Value::Array(got) = run(c, &["XCLAIM", "s", "g", "c2", "0", "1-0"]) else {
+            panic!()
+        };
+        assert_eq!(got.len(), 1);
+        assert_eq!(pending_ids(c, "s", "g"), ["1-0", "2-0"]);
+        assert_eq!(int(&run(c, &["XLEN", "dead"])), 1);
+        // Other writes to the source go on.
+        run(c, &["XADD", "s", "9-0", "f", "v9"]);
+        // Once the dead-letter stream can take entries again, dead-lettering resumes.
+        run(c, &["DEL", "dead"]);
+        run(c, &["XCLAIM", "s", "g", "c2", "0", "1-0"]);
+        assert_eq!(pending_ids(c, "s", "g"), ["2-0"]);
+        assert_eq!(entries(c, "dead").len(), 1);
+    });
+}
+
 fn configure(dir: &Path) -> impl FnOnce(&mut Config) {
     let dir = dir.to_path_buf();
     move |c: &mut Config| {

@@ -211,13 +211,24 @@ impl Ctx<'_> {
         let db = self.db();
         let stream = src.stream_mut()?;
         // A dead-letter key holding another type refuses the command before it changes
-        // anything (XGROUP SETDLQ refused it then; it was replaced since).
+        // anything; a dead-letter stream that cannot take another auto ID suspends
+        // dead-lettering into it for this command (its groups deliver as without one), so
+        // the source never loses an entry the dead-letter stream cannot take.
+        let mut full = Vec::new();
         for dlq_key in stream.dead_letter_keys() {
-            if let Some(v) = locks.shard(db, dlq_key).and_then(|s| s.get(dlq_key)) {
-                v.stream()?;
+            if let Some(v) = locks.shard(db, dlq_key).and_then(|s| s.get(dlq_key))
+                && v.stream()?.last_id() == brooklet_streams::StreamId::MAX
+            {
+                full.push(dlq_key.clone());
             }
         }
+        if !full.is_empty() {
+            stream.suspend_dead_letters(&full, true);
+        }
         let result = apply(stream, out, effects);
+        if !full.is_empty() {
+            stream.suspend_dead_letters(&full, false);
+        }
         let dead = dead_letters(out);
         let Some(dlq_key) = dead.first().map(|d| d.key.clone()) else {
             self.persist(key, stream, out)?;

@@ -99,9 +99,11 @@ impl ConsumerGroup {
     /// Whether a pending entry delivered `deliveries` times is dead-lettered rather than
     /// delivered again.
     pub(crate) fn dead_letter_due(&self, deliveries: u64) -> bool {
-        self.dlq
-            .as_ref()
-            .is_some_and(|d| deliveries >= d.max_deliveries)
+        !self.dlq_suspended
+            && self
+                .dlq
+                .as_ref()
+                .is_some_and(|d| deliveries >= d.max_deliveries)
     }
 
     /// Takes pending entry `id` out of the PEL (its owner's list and the NACK zone too) and
@@ -118,6 +120,9 @@ impl ConsumerGroup {
         let Some(key) = self.dlq.as_ref().map(|d| d.key.clone()) else {
             return false;
         };
+        if self.dlq_suspended {
+            return false;
+        }
         let Some(p) = self.pel.remove(&id) else {
             return false;
         };
@@ -165,6 +170,17 @@ impl Stream {
             dlq,
         });
         Ok(())
+    }
+
+    /// Suspends (or resumes) dead-lettering into the streams `keys` for the groups that
+    /// use them: while suspended they deliver as without a dead-letter stream. For the
+    /// duration of one command whose dead-letter stream cannot take another entry.
+    pub fn suspend_dead_letters(&mut self, keys: &[Bytes], on: bool) {
+        for g in self.groups.values_mut() {
+            if g.dlq.as_ref().is_some_and(|d| keys.contains(&d.key)) {
+                g.dlq_suspended = on;
+            }
+        }
     }
 
     /// The keys of the dead-letter streams of this stream's groups.

@@ -44,6 +44,9 @@ pub struct ConsumerGroup {
     pub(crate) counters: GroupCounters,
     /// XGROUP SETDLQ's dead-letter stream and delivery limit.
     pub(crate) dlq: Option<DeadLetterConfig>,
+    /// Set only while a command runs whose dead-letter stream cannot take an entry: the
+    /// group then delivers as if it had none.
+    pub(crate) dlq_suspended: bool,
 }
 
 /// A group's lifetime totals, shown by XINFO GROUPS and XINFO STREAM FULL (a Brooklet

@@ -243,7 +243,10 @@ impl Stream {
             }
             // FATAL sends the entry to the group's dead-letter stream at once, if it has one.
             let fatal_dlq = args.mode == NackMode::Fatal
-                && self.groups.get(group).is_some_and(|g| g.dlq.is_some());
+                && self
+                    .groups
+                    .get(group)
+                    .is_some_and(|g| g.dlq.is_some() && !g.dlq_suspended);
             let fields = if fatal_dlq {
                 self.get(id)?.map(|e| e.fields)
             } else {
