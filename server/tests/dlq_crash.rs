@@ -100,7 +100,7 @@ fn worker(port: u16, n: usize, stop: Arc<AtomicBool>) {
                 &mut c,
                 &["XREADGROUP", "GROUP", "g", &consumer, "STREAMS", key, "0"],
             ),
-            4 if i % 5 == 0 => q(&mut c, &["XNACK", key, "g", "FATAL", "IDS", "1", &id]),
+            4 if i.is_multiple_of(5) => q(&mut c, &["XNACK", key, "g", "FATAL", "IDS", "1", &id]),
             _ => q(&mut c, &["XACK", key, "g", &id]),
         };
         if r.is_err() {
