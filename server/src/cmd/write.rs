@@ -276,7 +276,13 @@ impl Ctx<'_> {
     ) -> Result<(), CommandError> {
         let dlq = dval.stream_mut()?;
         let mut dlq_out = Vec::with_capacity(dead.len());
-        let limits = super::stream::node_limits(self);
+        let limits = {
+            let config = self.shared.config();
+            brooklet_streams::NodeLimits {
+                max_bytes: config.stream_node_max_bytes,
+                max_entries: config.stream_node_max_entries,
+            }
+        };
         append_dead_letters(
             dlq,
             key,
