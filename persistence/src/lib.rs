@@ -16,6 +16,9 @@
 //! - The checkpoint ([`Store::checkpoint`]): logged changes written into fjall in key-ordered
 //!   batches, then the log's segments retired. The streams stay in the caller's keyspace,
 //!   which it lends through [`StreamHost`].
+//! - Strings and key deadlines ([`Store::write_string`], [`Store::set_deadline`]): one
+//!   record each in keyspaces of their own, one fjall batch per command, all loaded at start
+//!   ([`Store::load_keys`]).
 //! - Deletion (floors that keep a deleted stream's logged creation dead, purges of large
 //!   streams in the background), compaction, the durability policy with group commit
 //!   ([`FsyncPolicy`]), recovery at start ([`Store::open`]) and the numbers INFO shows.
@@ -56,7 +59,8 @@ pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{
-    DEFAULT_STREAM_CACHE_BYTES, PendingFlush, Store, StoreStats, StreamChange, StreamHost,
+    DEFAULT_STREAM_CACHE_BYTES, Deadline, LoadedDeadline, LoadedKeys, LoadedString, PendingFlush,
+    Store, StoreStats, StreamChange, StreamHost,
 };
 pub use stored::StoredStream;
 pub use tail_log::{

@@ -131,13 +131,28 @@ pub(crate) fn load(
         let mut its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
         let prefix = stream_prefix(db, &key);
         // Node records a trim's purge has yet to remove are no longer the stream's.
-        if let Some(upto) = floors.get(&prefix).and_then(|f| {
-            f.iter()
-                .filter(|(_, life)| *life == incarnation)
-                .map(|(upto, _)| *upto)
-                .max()
-        }) {
-            its_nodes.retain(|n| n.master > upto);
+        if let Some(ranges) = floors.get(&prefix) {
+            // This life's ranges, by their first ID (an ACKED trim may leave thousands:
+            // each node is looked up, not compared with all of them); floors overlap ranges.
+            let mut mine: Vec<(StreamId, StreamId)> = ranges
+                .iter()
+                .filter(|(_, _, life)| *life == incarnation)
+                .map(|(from, upto, _)| (*from, *upto))
+                .collect();
+            let floor = mine
+                .iter()
+                .filter(|(from, _)| *from == StreamId::MIN)
+                .map(|(_, upto)| *upto)
+                .max();
+            mine.retain(|(from, _)| *from != StreamId::MIN);
+            mine.sort_unstable();
+            its_nodes.retain(|n| {
+                if floor.is_some_and(|f| n.master <= f) {
+                    return false;
+                }
+                let i = mine.partition_point(|(from, _)| *from <= n.master);
+                i == 0 || mine[i - 1].1 < n.master
+            });
         }
         let source = crate::store::source(ks, budget, misses, prefix);
         let mut stream: StoredStream = Stream::restore(meta, &its_nodes, source)
@@ -220,16 +235,18 @@ pub(crate) fn load(
     Ok((out, report))
 }
 
-/// Per stream prefix, the floors of the trims whose purges are still pending: the highest
-/// ID whose records go, and the life of the stream trimmed.
-type TrimFloors = HashMap<Vec<u8>, Vec<(StreamId, u64)>>;
+/// Per stream prefix, the ranges of the trims whose purges are still pending: the lowest
+/// and highest IDs whose records go (`0-0` to a floor), and the life of the stream trimmed.
+type TrimFloors = HashMap<Vec<u8>, Vec<(StreamId, StreamId, u64)>>;
 
 /// The pending trims' floors (see [`TrimFloors`]).
 fn trim_floors(ks: &Keyspaces) -> Result<TrimFloors, StoreError> {
     let mut out = TrimFloors::new();
     for purge in crate::purge::pending(ks)? {
-        if let Some(floor) = purge.trim {
-            out.entry(purge.prefix).or_default().push(floor);
+        if let Some((upto, life)) = purge.trim {
+            out.entry(purge.prefix)
+                .or_default()
+                .push((purge.from, upto, life));
         }
     }
     Ok(out)

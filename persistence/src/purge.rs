@@ -66,14 +66,43 @@ pub struct Purge {
     /// Every record under this prefix (a stream's, a database's, or all).
     pub prefix: Vec<u8>,
     /// For a trim: only the `entries` and `nodes` records of the stream `prefix` names with
-    /// IDs up to this one, and `incarnation` is the life of the stream that was trimmed.
+    /// IDs up to this one (and from [`Purge::from`]), and `incarnation` is the life of the
+    /// stream that was trimmed.
     pub trim: Option<(StreamId, u64)>,
+    /// For a trim, the lowest ID whose records go: `0-0` below a floor, the first node of a
+    /// run of nodes an ACKED trim took past a node it kept.
+    pub from: StreamId,
 }
 
 impl Purge {
     /// A deletion's purge: every record under `prefix`.
     pub fn deleted(prefix: Vec<u8>) -> Purge {
-        Purge { prefix, trim: None }
+        Purge {
+            prefix,
+            trim: None,
+            from: StreamId::MIN,
+        }
+    }
+
+    /// A trim's purge: the records of stream `prefix` from `from` to `upto`, of its life
+    /// `incarnation`.
+    pub fn trimmed(prefix: Vec<u8>, from: StreamId, upto: StreamId, incarnation: u64) -> Purge {
+        Purge {
+            prefix,
+            trim: Some((upto, incarnation)),
+            from,
+        }
+    }
+
+    /// Its marker's value in `meta`: the life trimmed, then `from` unless it is `0-0`
+    /// (since format 9).
+    pub fn marker_value(&self) -> Vec<u8> {
+        let mut v = self.trim.map_or(0, |t| t.1).to_be_bytes().to_vec();
+        if self.from != StreamId::MIN {
+            v.extend_from_slice(&self.from.ms.to_be_bytes());
+            v.extend_from_slice(&self.from.seq.to_be_bytes());
+        }
+        v
     }
 
     /// Whether this purge could remove records that stream `prefix` writes now, if it is
@@ -131,7 +160,8 @@ impl Purges {
     pub fn add(&self, purge: Purge) {
         let mut g = self.lock();
         // Under a pending purge no stream writes into fjall, so the one pending covers it all.
-        if g.prefixes.contains(&purge) {
+        // (The ranges of an ACKED trim, thousands at times, are distinct by construction.)
+        if purge.from == StreamId::MIN && g.prefixes.contains(&purge) {
             return;
         }
         g.prefixes.push(purge);
@@ -273,9 +303,31 @@ impl Purges {
         self.lock().stop
     }
 
+    /// Moves the pending trims' purges of stream `prefix` from its life `from` to `to`: a
+    /// batch renumbered the stream without moving its last ID back (it removed pending
+    /// entries), so their floors still hold for it. Returns those purges, whose markers the
+    /// batch rewrites with `to`: a restart applies a floor only to the life it names.
+    pub fn relabel(&self, prefix: &[u8], from: u64, to: u64) -> Vec<Purge> {
+        let mut g = self.lock();
+        let mut moved = Vec::new();
+        for p in g.prefixes.iter_mut() {
+            if let Some((_, life)) = &mut p.trim
+                && p.prefix == prefix
+                && *life == from
+            {
+                *life = to;
+                moved.push(p.clone());
+            }
+        }
+        moved
+    }
+
     fn finish(&self, purge: &Purge) {
         let mut g = self.lock();
-        if let Some(i) = g.prefixes.iter().position(|p| p == purge) {
+        // By prefix and floor: the purge may have been relabelled since the thread took it.
+        let same =
+            |p: &Purge| p.prefix == purge.prefix && p.trim.map(|t| t.0) == purge.trim.map(|t| t.0);
+        if let Some(i) = g.prefixes.iter().position(same) {
             g.prefixes.remove(i);
             self.done.fetch_add(1, Ordering::Relaxed);
         }
@@ -338,7 +390,11 @@ pub(crate) fn purge(
     for space in spaces {
         // Each batch scans on from the last key it removed: starting again at the prefix
         // would walk over every tombstone already written.
-        let mut from = prefix.to_vec();
+        let mut from = if purge.from == StreamId::MIN {
+            prefix.to_vec()
+        } else {
+            entry_key(prefix, purge.from)
+        };
         loop {
             if stop() {
                 return Ok(None);
@@ -385,10 +441,13 @@ pub(crate) fn pending(ks: &Keyspaces) -> Result<Vec<Purge>, fjall::Error> {
         let (Some(upto), Some(incarnation)) = (read_id(&rest[split..]), read_u64(&v, 0)) else {
             continue;
         };
-        out.push(Purge {
-            prefix: rest[..split].to_vec(),
-            trim: Some((upto, incarnation)),
-        });
+        let from = read_id(v.get(8..).unwrap_or_default()).unwrap_or(StreamId::MIN);
+        out.push(Purge::trimmed(
+            rest[..split].to_vec(),
+            from,
+            upto,
+            incarnation,
+        ));
     }
     for kv in ks.meta.prefix(PURGE_PREFIX) {
         out.push(Purge::deleted(kv.key()?[PURGE_PREFIX.len()..].to_vec()));

@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use brooklet_persistence::{FsyncPolicy, Store, StoreError, StoredStream};
 use brooklet_streams::{
-    GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, Stream, StreamId, TrimArgs, TrimStrategy,
+    GroupStartId, IdSpec, Mutation, NodeLimits, ReadId, RefPolicy, Stream, StreamId, TrimArgs,
+    TrimStrategy,
 };
 
 fn fields(i: u64) -> Vec<Bytes> {
@@ -87,6 +88,7 @@ fn every_kind_of_change_survives_a_reopen() {
                 strategy: TrimStrategy::MaxLen(200),
                 approx: true,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             s.trim(&trim, &limits, out).unwrap();
         });
@@ -96,6 +98,7 @@ fn every_kind_of_change_survives_a_reopen() {
                 strategy: TrimStrategy::MaxLen(190),
                 approx: false,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             assert!(s.trim(&trim, &limits, out).unwrap() > 0);
         });
@@ -112,6 +115,7 @@ fn every_kind_of_change_survives_a_reopen() {
                 strategy: TrimStrategy::MaxLen(0),
                 approx: false,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             s.add(
                 IdSpec::Explicit(StreamId::new(9, 9)),
@@ -227,9 +231,9 @@ fn a_newer_or_older_format_is_refused_not_misread() {
     // Formats 3, 4 and 5 differ only in what they never wrote (streams created in the tail
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
     // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
-    // it never wrote, format 8 only in released pending entries and stream records' IDMP
-    // section, which it never wrote:
-    // they open, and are stamped 9.
+    // it never wrote, format 8 only in released pending entries, stream records' IDMP
+    // section, trims' ranges, strings and deadlines, which it never wrote: they open, and
+    // are stamped 9.
     for old in [3, 4, 5, 6, 7, 8] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
@@ -464,6 +468,7 @@ fn random_op(
                     strategy: TrimStrategy::MaxLen(b % 40),
                     approx: c % 2 == 0,
                     limit: None,
+                    policy: RefPolicy::KeepRef,
                 }),
                 _ => None,
             };
@@ -484,6 +489,7 @@ fn random_op(
                 strategy: TrimStrategy::MinId(pick(a)),
                 approx: b % 2 == 0,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             format!("{:?}", s.trim(&trim, limits, out))
         }
@@ -582,6 +588,7 @@ fn deleted_and_trimmed_nodes_leave_the_disk() {
             strategy: TrimStrategy::MaxLen(100),
             approx: true,
             limit: None,
+            policy: RefPolicy::KeepRef,
         };
         assert_eq!(s.trim(&trim, &limits, out).unwrap(), 100);
     });
@@ -752,6 +759,7 @@ fn trimmed_appends_stay_gone_after_xsetid_moves_the_last_id_back() {
                 strategy: TrimStrategy::MaxLen(0),
                 approx: false,
                 limit: None,
+                policy: RefPolicy::KeepRef,
             };
             assert_eq!(s.trim(&trim, &NodeLimits::default(), out).unwrap(), 5);
         });
@@ -1443,4 +1451,53 @@ fn entries_below_a_trims_floor_after_xsetid_survive_its_purge() {
     assert_eq!(ids_of(&mut loaded[0].2), vec![2, 3, 4]);
     drop(loaded);
     assert_eq!(records(dir.path(), "entries", &prefix_of(0, b"k")), 3);
+}
+
+/// A range an ACKED trim left to the purge thread (nodes taken whole past a node it kept)
+/// that the last run did not finish: start-up loads the stream without the range's nodes,
+/// keeps the nodes on both sides, and the purge removes exactly the range's records.
+#[test]
+fn a_trimmed_range_left_unfinished_is_skipped_and_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let incarnation;
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        let mut s = StoredStream::new();
+        // Nodes [1..100] [101..200] [201..300].
+        add_all(&store, b"s", &mut s, 1..=300);
+        store.flush_stream(0, b"s", &mut s).unwrap();
+        incarnation = s.incarnation();
+    }
+    let prefix = prefix_of(0, b"s");
+    {
+        // The marker the trim's batch writes: the life, then the range's first ID.
+        let db = fjall::Database::builder(dir.path().join("fjall"))
+            .open()
+            .unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        let id = |ms: u64| [ms.to_be_bytes(), 0u64.to_be_bytes()].concat();
+        let key = [&b"trim/"[..], &prefix, &id(200)].concat();
+        let value = [&incarnation.to_be_bytes()[..], &id(101)].concat();
+        meta.insert(key, value).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let (store, streams, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+    let mut s = streams.into_iter().next().unwrap().stream;
+    assert_eq!(s.node_count(), 2);
+    let want: Vec<u64> = (1..=100).chain(201..=300).collect();
+    assert_eq!(ids_of(&mut s), want);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.purges().0 > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purge never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop((store, s));
+    assert_eq!(records(dir.path(), "entries", &prefix), 200);
+    assert_eq!(records(dir.path(), "nodes", &prefix), 2);
+    assert_eq!(records(dir.path(), "meta", b"trim/"), 0);
 }

@@ -69,6 +69,13 @@ pub fn checkpoint(shared: &Shared) -> Result<(), StoreError> {
     done
 }
 
+/// Writes the streams whose group changes no log holds (an existing consumer's seen-time,
+/// history re-reads) each in a batch of its own: DEBUG RELOAD, which replays the tail log,
+/// calls it first under its exclusive gate, as Redis's reload saves them in its snapshot.
+pub fn write_untracked(shared: &Shared) -> Result<(), StoreError> {
+    shared.store.write_untracked(&KeyspaceHost(shared))
+}
+
 /// The keyspace, as the checkpoint visits it.
 struct KeyspaceHost<'a>(&'a Shared);
 

@@ -71,7 +71,7 @@ use crate::cmd::Ctx;
 
 /// The Redis version Brooklet reports (INFO `redis_version`, HELLO `version`), so clients
 /// enable the features they gate on it.
-pub const REDIS_VERSION: &str = "7.4.0";
+pub const REDIS_VERSION: &str = "8.10.0";
 
 /// Appends one INFO section (header included).
 pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
@@ -302,7 +302,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "rejected_connections",
                 load(&stats.rejected_connections),
             );
-            field(out, "expired_keys", 0);
+            field(out, "expired_keys", load(&stats.expired_keys));
             field(out, "evicted_keys", 0);
             field(
                 out,
@@ -342,8 +342,9 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             out.push_str("# Keyspace\r\n");
             for db in 0..shared.keyspace.count() {
                 let n = shared.keyspace.db(db).len();
+                let e = shared.keyspace.db(db).expiring();
                 if n > 0 {
-                    let _ = write!(out, "db{db}:keys={n},expires=0,avg_ttl=0,subexpiry=0\r\n");
+                    let _ = write!(out, "db{db}:keys={n},expires={e},avg_ttl=0,subexpiry=0\r\n");
                 }
             }
         }

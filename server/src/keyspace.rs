@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 use hashbrown::HashMap;
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use brooklet_persistence::StoredStream;
@@ -16,12 +18,13 @@ use crate::error::CommandError;
 /// Shards per database: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;
 
-/// A value stored under a key. Streams are the only type Brooklet serves; the enum leaves
-/// room for others, and the accessors below are where `-WRONGTYPE` will come from then.
+/// A value stored under a key; the accessors are where `-WRONGTYPE` comes from.
 #[derive(Debug)]
 pub enum Value {
     /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one), with its storage state.
     Stream(Box<StoredStream>),
+    /// A Redis string (SET, INCR, APPEND...).
+    String(Bytes),
 }
 
 impl Value {
@@ -29,6 +32,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Stream(_) => "stream",
+            Value::String(_) => "string",
         }
     }
 
@@ -36,6 +40,7 @@ impl Value {
     pub fn stream(&self) -> Result<&StoredStream, CommandError> {
         match self {
             Value::Stream(s) => Ok(s),
+            Value::String(_) => Err(CommandError::WrongType),
         }
     }
 
@@ -43,7 +48,103 @@ impl Value {
     pub fn stream_mut(&mut self) -> Result<&mut StoredStream, CommandError> {
         match self {
             Value::Stream(s) => Ok(s),
+            Value::String(_) => Err(CommandError::WrongType),
         }
+    }
+
+    /// The string stored here, or `-WRONGTYPE` for a value of another type.
+    pub fn string(&self) -> Result<&Bytes, CommandError> {
+        match self {
+            Value::String(s) => Ok(s),
+            Value::Stream(_) => Err(CommandError::WrongType),
+        }
+    }
+}
+
+/// One shard's deadlines: by key, and ordered by time so that active expiry finds the due
+/// ones without looking at the others.
+#[derive(Debug, Default)]
+pub struct Expires {
+    by_key: HashMap<Bytes, u64>,
+    by_time: BTreeSet<(u64, Bytes)>,
+}
+
+/// One shard: its keys and their deadlines. It reads as its map; a key's deadline changes
+/// only through the methods below, which keep both in step. A key leaves with
+/// [`Shard::remove_key`], which takes its deadline too: a deadline left behind would expire
+/// the next key of that name.
+#[derive(Debug, Default)]
+pub struct Shard {
+    map: HashMap<Bytes, Value>,
+    expires: Expires,
+}
+
+impl Deref for Shard {
+    type Target = HashMap<Bytes, Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl DerefMut for Shard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Shard {
+    /// An empty shard.
+    pub fn new() -> Self {
+        Shard::default()
+    }
+
+    /// The deadline of `key` (unix ms), if it has one.
+    pub fn deadline(&self, key: &[u8]) -> Option<u64> {
+        if self.expires.by_key.is_empty() {
+            return None;
+        }
+        self.expires.by_key.get(key).copied()
+    }
+
+    /// Sets (Some) or removes (None) the deadline of `key`; returns how the number of keys
+    /// with a deadline changed (+1, 0, -1).
+    pub fn set_deadline(&mut self, key: &Bytes, at: Option<u64>) -> isize {
+        let old = match at {
+            Some(ms) => self.expires.by_key.insert(key.clone(), ms),
+            None => self.expires.by_key.remove(key),
+        };
+        if let Some(old) = old {
+            self.expires.by_time.remove(&(old, key.clone()));
+        }
+        if let Some(ms) = at {
+            self.expires.by_time.insert((ms, key.clone()));
+        }
+        match (old.is_some(), at.is_some()) {
+            (false, true) => 1,
+            (true, false) => -1,
+            _ => 0,
+        }
+    }
+
+    /// Removes `key` with its deadline; returns its value and how the number of keys with a
+    /// deadline changed (0 or -1).
+    pub fn remove_key(&mut self, key: &Bytes) -> Option<(Value, isize)> {
+        let v = self.map.remove(key)?;
+        Some((v, self.set_deadline(key, None)))
+    }
+
+    /// The key with the earliest deadline at or before `now`, if any.
+    pub fn first_due(&self, now: u64) -> Option<&Bytes> {
+        self.expires
+            .by_time
+            .first()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, k)| k)
+    }
+
+    /// How many keys have a deadline.
+    pub fn with_deadline(&self) -> usize {
+        self.expires.by_key.len()
     }
 }
 
@@ -55,17 +156,17 @@ pub fn keep(arg: &Bytes) -> Bytes {
     Bytes::copy_from_slice(arg)
 }
 
-/// One shard's map.
-pub type Shard = HashMap<Bytes, Value>;
-
 /// One SELECT-able database.
 pub struct Db {
     shards: Box<[Mutex<Shard>]>,
     hasher: hashbrown::DefaultHashBuilder,
-    /// Per shard, the store sequence of the last removal of one of its keys (DEL, FLUSHDB):
-    /// a reply that says a key is missing waits for it, as one that shows a stream waits
-    /// for the stream's last change, so no reader learns of a removal the store could lose.
-    removed: Box<[AtomicU64]>,
+    /// Per shard, the store sequence of the last write to one of its keys that no stream
+    /// tracks (a removal, a string, a deadline): a reply that shows such a key, or says a key
+    /// is missing, waits for it, as one that shows a stream waits for the stream's last
+    /// change, so no reader learns of a change the store could lose.
+    written: Box<[AtomicU64]>,
+    /// Keys with a deadline, across shards: zero spares every command the expiry check.
+    expiring: AtomicUsize,
 }
 
 impl Db {
@@ -73,25 +174,49 @@ impl Db {
         Db {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
             hasher: hashbrown::DefaultHashBuilder::default(),
-            removed: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            written: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            expiring: AtomicUsize::new(0),
         }
     }
 
-    /// Records that `key` was removed by the store write `seq` (call under its shard lock).
-    pub fn note_removal(&self, key: &[u8], seq: u64) {
-        self.removed[self.shard_of(key)].fetch_max(seq, Ordering::Relaxed);
+    /// Records that the store write `seq` changed or removed `key` (call under its shard lock).
+    pub fn note_write(&self, key: &[u8], seq: u64) {
+        self.written[self.shard_of(key)].fetch_max(seq, Ordering::Relaxed);
     }
 
     /// Records that every key was removed by the store write `seq`.
     pub fn note_removal_of_all(&self, seq: u64) {
-        for r in self.removed.iter() {
+        for r in self.written.iter() {
             r.fetch_max(seq, Ordering::Relaxed);
         }
     }
 
-    /// The store sequence a reply saying `key` is missing waits for.
-    pub fn removal_seq(&self, key: &[u8]) -> u64 {
-        self.removed[self.shard_of(key)].load(Ordering::Relaxed)
+    /// The store sequence a reply that shows `key` (a string, a deadline) or says it is
+    /// missing waits for.
+    pub fn key_seq(&self, key: &[u8]) -> u64 {
+        self.written[self.shard_of(key)].load(Ordering::Relaxed)
+    }
+
+    /// How many keys have a deadline (INFO's `expires=`).
+    pub fn expiring(&self) -> usize {
+        self.expiring.load(Ordering::Relaxed)
+    }
+
+    /// Records a change of the number of keys with a deadline, as returned by
+    /// [`Shard::set_deadline`] or [`Shard::remove_key`] (call with the shard still locked).
+    pub fn note_deadlines(&self, delta: isize) {
+        match delta {
+            1.. => self.expiring.fetch_add(delta as usize, Ordering::Relaxed),
+            ..0 => self
+                .expiring
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed),
+            0 => 0,
+        };
+    }
+
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        SHARDS
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -141,9 +266,10 @@ impl Db {
     pub fn flush(&self) -> Vec<(Bytes, Value)> {
         let mut removed = Vec::new();
         for shard in self.shards.iter() {
-            let map = std::mem::take(&mut *lock(shard));
-            removed.extend(map);
+            let taken = std::mem::take(&mut *lock(shard));
+            removed.extend(taken.map);
         }
+        self.expiring.store(0, Ordering::Relaxed);
         removed
     }
 
@@ -152,6 +278,19 @@ impl Db {
         for shard in self.shards.iter() {
             for (k, v) in lock(shard).iter() {
                 f(k, v);
+            }
+        }
+    }
+
+    /// Visits every key whose deadline has not passed at `now` (unix ms), with its value,
+    /// shard by shard (each shard locked while visited).
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&Bytes, &Value)) {
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            for (k, v) in shard.iter() {
+                if shard.deadline(k).is_none_or(|at| at > now) {
+                    f(k, v);
+                }
             }
         }
     }
@@ -170,7 +309,12 @@ impl Db {
     /// The cursor is the shard index in the top 4 bits and a 60-bit key hash below, and keys are
     /// visited in hash order inside a shard, so a key present for the whole scan is returned
     /// even when the map is resized between calls.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Bytes, &Value)) -> u64 {
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&Bytes, &Value, Option<u64>),
+    ) -> u64 {
         const HASH_BITS: u32 = 60;
         const HASH_MASK: u64 = (1 << HASH_BITS) - 1;
         let mut shard_idx = (cursor >> HASH_BITS) as usize;
@@ -189,7 +333,7 @@ impl Db {
                     // Resume at this hash: step back one so it is included next time.
                     return ((shard_idx as u64) << HASH_BITS) | (h - 1);
                 }
-                f(k, v);
+                f(k, v, shard.deadline(k));
                 visited += 1;
             }
             shard_idx += 1;
@@ -246,7 +390,7 @@ mod tests {
         let mut steps = 0;
         loop {
             let mut batch = 0;
-            cursor = db.scan(cursor, 7, |k, v| {
+            cursor = db.scan(cursor, 7, |k, v, _| {
                 assert_eq!(v.type_name(), "stream");
                 *seen.entry(k.clone()).or_default() += 1;
                 batch += 1;

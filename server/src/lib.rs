@@ -23,6 +23,8 @@ mod cmd;
 mod connection;
 pub mod embedded;
 mod error;
+mod expire_task;
+mod expiry;
 pub mod info;
 mod keyspace;
 mod memory;
@@ -218,6 +220,7 @@ async fn launch(
     }
     tokio::spawn(checkpoint::run(shared.clone()));
     tokio::spawn(memory::run(shared.clone()));
+    tokio::spawn(expire_task::run(shared.clone()));
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }

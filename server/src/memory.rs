@@ -125,10 +125,15 @@ fn free_cache(shared: &Shared) {
     if let Err(e) = flushed {
         tracing::warn!("checkpoint to free memory failed: {e}");
     }
+    // Written strings sit in fjall's memtable too until it is flushed.
+    if let Err(e) = shared.store.shed_string_memtable() {
+        tracing::warn!("flushing the strings' memtable to free memory failed: {e}");
+    }
     let ks = &shared.keyspace;
     for db in 0..ks.count() {
         ks.db(db).for_each_value_mut(|value| match value {
             Value::Stream(s) => s.shed_cache(),
+            Value::String(_) => {}
         });
     }
 }

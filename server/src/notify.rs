@@ -9,6 +9,10 @@ pub enum EventClass {
     Generic,
     /// `t`: stream commands.
     Stream,
+    /// `$`: string commands.
+    String,
+    /// `x`: a key expired.
+    Expired,
     /// `n`: a key was created (`new`); not part of `A`.
     New,
     /// `m`: a read found no key (`keymiss`); not part of `A`.
@@ -21,6 +25,8 @@ impl EventClass {
         match self {
             EventClass::Generic => 'g',
             EventClass::Stream => 't',
+            EventClass::String => '$',
+            EventClass::Expired => 'x',
             EventClass::New => 'n',
             EventClass::KeyMiss => 'm',
         }

@@ -36,6 +36,8 @@ pub struct Stats {
     pub client_output_limit_disconnections: AtomicU64,
     /// Clients closed for exceeding the query buffer limit.
     pub client_query_buffer_limit_disconnections: AtomicU64,
+    /// Keys removed because their deadline passed (INFO `expired_keys`).
+    pub expired_keys: AtomicU64,
     /// Error replies, counted as Redis counts `total_error_replies`.
     pub total_error_replies: AtomicU64,
     /// Error replies by their code (the first word), for INFO errorstats.
@@ -72,6 +74,7 @@ impl Stats {
             &self.client_output_limit_disconnections,
             &self.client_query_buffer_limit_disconnections,
             &self.total_error_replies,
+            &self.expired_keys,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -822,6 +822,98 @@ fn ids_in(c: &mut redis::Connection, key: &str) -> Vec<u64> {
         .collect()
 }
 
+/// XPENDING's IDs of group `g` on `key`.
+fn pending_of(c: &mut redis::Connection, key: &str) -> Vec<String> {
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(key)
+        .arg("g")
+        .arg("-")
+        .arg("+")
+        .arg(100_000)
+        .query(c)
+        .unwrap();
+    rows.into_iter().map(|(id, ..)| id).collect()
+}
+
+/// Trims under ACKED (entries flagged and nodes dropped past pending ones) and DELREF
+/// (references let go, a large floor left to the purge thread), then a renumbering batch
+/// (XDELEX DELREF) right after a large trim whose purge may still run: a SIGKILL brings
+/// nothing back and loses nothing, entries and pending lists alike.
+#[test]
+fn trims_by_reference_policy_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--appendfsync", "always"];
+    let mut p = start_on(dir.path(), &args);
+    let mut c = connect(p.port);
+    fill(&mut c, "r", 1, 20_000);
+    q(&mut c, &["XGROUP", "CREATE", "r", "g", "0"]);
+    q(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "15000",
+            "STREAMS",
+            "r",
+            ">",
+        ],
+    );
+    let acked: Vec<String> = (1..=15_000u64)
+        .filter(|i| ![3, 17, 5000].contains(i))
+        .map(|i| format!("{i}-1"))
+        .collect();
+    let mut ack = vec!["XACK", "r", "g"];
+    ack.extend(acked.iter().map(String::as_str));
+    q(&mut c, &ack);
+    q(&mut c, &["SAVE"]);
+    assert_eq!(
+        q(&mut c, &["XTRIM", "r", "MAXLEN", "10000", "ACKED"]),
+        redis::Value::Int(10_000)
+    );
+    let kept = ids_in(&mut c, "r");
+    assert_eq!(kept[..3], [3, 17, 5000]);
+    q(&mut c, &["XTRIM", "r", "DELREF", "MINID", "15000"]);
+    assert!(pending_of(&mut c, "r").is_empty());
+    q(&mut c, &["XTRIM", "r", "MAXLEN", "1000"]);
+    q(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "r",
+            ">",
+        ],
+    );
+    q(&mut c, &["XDELEX", "r", "DELREF", "IDS", "1", "19001-1"]);
+    let want = (ids_in(&mut c, "r"), pending_of(&mut c, "r"));
+    assert_eq!(want.0.len(), 999);
+    assert_eq!(want.1.len(), 4);
+    for round in 0..2 {
+        p.child.kill().unwrap();
+        let _ = p.child.wait();
+        p = start_on(dir.path(), &args);
+        c = connect(p.port);
+        let got = (ids_in(&mut c, "r"), pending_of(&mut c, "r"));
+        assert!(
+            got == want,
+            "round {round}: {} entries from {:?}, {} pending",
+            got.0.len(),
+            got.0.first(),
+            got.1.len()
+        );
+    }
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    assert!(wait_exit(&mut p.child).success());
+}
+
 /// A SIGKILL right after trims and a DEL of large streams (their records still being
 /// purged in the background) brings no trimmed or deleted entry back and loses none above
 /// the trim point; the key reused at once after the DEL comes back as its new life alone.

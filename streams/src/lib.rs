@@ -60,6 +60,7 @@ mod refs;
 mod source;
 mod stream;
 mod trim;
+mod trim_policy;
 
 pub use budget::{EntryCost, ReadBudget};
 pub use copy::{CopiedEntry, NodeCopies};

@@ -44,6 +44,20 @@ pub enum Mutation {
         /// storage has to remove.
         dropped: u64,
     },
+    /// A trim under ACKED flagged these live entries deleted past an entry it kept; their
+    /// nodes stay (those it emptied and could take whole follow as `NodesTrimmed`), and
+    /// max-deleted-id does not move (a trim is not XDEL).
+    EntriesTrimmed {
+        /// The IDs, ascending.
+        ids: Vec<StreamId>,
+    },
+    /// A trim under ACKED took these nodes whole past an entry it kept: each node's first
+    /// and last IDs (tombstones included) and its entry slots (how much storage has to
+    /// remove).
+    NodesTrimmed {
+        /// The nodes, ascending.
+        nodes: Vec<(StreamId, StreamId, u64)>,
+    },
     /// XSETID set the stream's metadata.
     StreamMeta {
         /// last-generated-id.
@@ -221,8 +235,15 @@ impl Stream {
                 }
                 self.delete_ids(ids);
             }
-            // Deleting the node's last live entry (the record before) already dropped it.
-            Mutation::NodeDropped { .. } => {}
+            // After XDEL, deleting the node's last live entry (the record before) already
+            // dropped it; after a trim, this drops it.
+            Mutation::NodeDropped { master, .. } => self.drop_node(*master),
+            Mutation::EntriesTrimmed { ids } => self.trimmed_ids(ids),
+            Mutation::NodesTrimmed { nodes } => {
+                for (master, ..) in nodes {
+                    self.drop_node(*master);
+                }
+            }
             Mutation::Trimmed { through, .. } => self.trim_through(*through),
             Mutation::StreamMeta {
                 last_id,

@@ -4,6 +4,7 @@ use crate::error::StreamError;
 use crate::id::StreamId;
 use crate::mutation::Mutation;
 use crate::node::NodeLimits;
+use crate::refs::RefPolicy;
 use crate::stream::Stream;
 
 /// What to trim to.
@@ -24,6 +25,9 @@ pub struct TrimArgs {
     pub approx: bool,
     /// `LIMIT n` (only with `~`; 0 = no limit). `None`: the default for the mode.
     pub limit: Option<u64>,
+    /// KEEPREF (the default), DELREF or ACKED: what becomes of the groups' references to
+    /// what the trim removes (Redis 8.2).
+    pub policy: RefPolicy,
 }
 
 impl TrimArgs {
@@ -33,6 +37,7 @@ impl TrimArgs {
             strategy,
             approx: false,
             limit: None,
+            policy: RefPolicy::KeepRef,
         }
     }
 
@@ -42,6 +47,7 @@ impl TrimArgs {
             strategy,
             approx: true,
             limit: None,
+            policy: RefPolicy::KeepRef,
         }
     }
 
@@ -74,8 +80,8 @@ impl Stream {
     /// XTRIM (and XADD's trim step): returns the number of entries removed.
     ///
     /// # Errors
-    /// [`StreamError::LimitWithoutApprox`]; [`StreamError::Storage`] when the node an exact
-    /// trim cuts into cannot be read back. Nothing changes on error.
+    /// [`StreamError::LimitWithoutApprox`]; [`StreamError::Storage`] when a node the trim
+    /// must look into cannot be read back. Nothing changes on error.
     pub fn trim(
         &mut self,
         args: &TrimArgs,
@@ -83,7 +89,11 @@ impl Stream {
         out: &mut Vec<Mutation>,
     ) -> Result<u64, StreamError> {
         args.validate()?;
-        let plan = self.plan_trim(args, args.effective_limit(limits));
+        let limit = args.effective_limit(limits);
+        if args.policy != RefPolicy::KeepRef {
+            return self.trim_with_policy(args, limit, out);
+        }
+        let plan = self.plan_trim(args, limit);
         if let Some(master) = plan.cut_into {
             self.hydrate(master)?;
         }
@@ -263,6 +273,7 @@ mod tests {
             strategy: TrimStrategy::MaxLen(0),
             approx: true,
             limit: Some(250),
+            policy: RefPolicy::KeepRef,
         };
         assert_eq!(trim(&mut s, args), 200);
         let limits = NodeLimits {
@@ -290,6 +301,7 @@ mod tests {
             strategy: TrimStrategy::MaxLen(0),
             approx: false,
             limit: Some(5),
+            policy: RefPolicy::KeepRef,
         };
         assert_eq!(
             s.trim(&args, &NodeLimits::default(), &mut Vec::new()),

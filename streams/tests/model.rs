@@ -34,7 +34,7 @@ impl JournalSource {
                         },
                     );
                 }
-                Mutation::EntriesDeleted { ids } => {
+                Mutation::EntriesDeleted { ids } | Mutation::EntriesTrimmed { ids } => {
                     for id in ids {
                         if let Some(x) = e.get_mut(id) {
                             x.deleted = true;
@@ -45,6 +45,15 @@ impl JournalSource {
                     let gone: Vec<StreamId> = e.range(*master..=*last).map(|(k, _)| *k).collect();
                     for k in gone {
                         e.remove(&k);
+                    }
+                }
+                Mutation::NodesTrimmed { nodes } => {
+                    for (master, last, _) in nodes {
+                        let gone: Vec<StreamId> =
+                            e.range(*master..=*last).map(|(k, _)| *k).collect();
+                        for k in gone {
+                            e.remove(&k);
+                        }
                     }
                 }
                 Mutation::Trimmed { through, .. } => {
@@ -219,35 +228,41 @@ impl Model {
         }
         if deleted { REF_DELETED } else { REF_NOT_FOUND }
     }
-    fn trim(&mut self, strategy: TrimStrategy, approx: bool, limit: u64) -> u64 {
+    /// Redis's `streamTrim`, spelled out over plain vectors: under KEEPREF a node the trim
+    /// may take whole goes at once and `~` stops at the first that may not; under DELREF
+    /// and ACKED `~` is ignored and every entry is looked at (ACKED skipping those a group
+    /// needs, DELREF letting go of their references), a node going once all of its live
+    /// entries went.
+    fn trim(&mut self, strategy: TrimStrategy, approx: bool, limit: u64, policy: RefPolicy) -> u64 {
+        let keep = policy == RefPolicy::KeepRef;
         let mut removed = 0;
-        loop {
+        let mut i = 0;
+        while i < self.nodes.len() {
             if let TrimStrategy::MaxLen(m) = strategy
                 && self.len() <= m
             {
                 break;
             }
-            let Some(first) = self.nodes.first() else {
-                break;
-            };
-            let live = first.iter().filter(|e| !e.deleted).count() as u64;
+            let live = self.nodes[i].iter().filter(|e| !e.deleted).count() as u64;
             if limit > 0 && removed + live > limit {
                 break;
             }
-            let whole = match strategy {
+            let eligible = match strategy {
                 TrimStrategy::MaxLen(m) => self.len() - live >= m,
-                TrimStrategy::MinId(min) => first.last().unwrap().id < min,
+                TrimStrategy::MinId(min) => self.nodes[i].last().unwrap().id < min,
             };
-            if whole {
-                self.nodes.remove(0);
+            if eligible && keep {
+                self.nodes.remove(i);
                 removed += live;
                 continue;
             }
-            if approx {
+            if approx && keep {
                 break;
             }
             let mut len = self.len();
-            for e in self.nodes[0].iter_mut() {
+            let mut here = 0;
+            for j in 0..self.nodes[i].len() {
+                let e = self.nodes[i][j].clone();
                 let stop = match strategy {
                     TrimStrategy::MaxLen(m) => len <= m,
                     TrimStrategy::MinId(min) => e.id >= min,
@@ -255,11 +270,29 @@ impl Model {
                 if stop {
                     break;
                 }
-                if !e.deleted {
-                    e.deleted = true;
-                    len -= 1;
-                    removed += 1;
+                if e.deleted {
+                    continue;
                 }
+                if policy == RefPolicy::Acked && self.referenced(e.id) {
+                    continue;
+                }
+                if policy == RefPolicy::DelRef {
+                    for g in self.groups.values_mut() {
+                        g.remove(e.id);
+                    }
+                }
+                self.nodes[i][j].deleted = true;
+                len -= 1;
+                here += 1;
+            }
+            removed += here;
+            if eligible && here == live {
+                self.nodes.remove(i);
+                continue;
+            }
+            if eligible {
+                i += 1;
+                continue;
             }
             break;
         }
@@ -417,14 +450,53 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 } else {
                     None
                 };
+                let policy = match rng.below(3) {
+                    0 => RefPolicy::KeepRef,
+                    1 => RefPolicy::DelRef,
+                    _ => RefPolicy::Acked,
+                };
                 let args = TrimArgs {
                     strategy,
                     approx,
                     limit,
+                    policy,
                 };
                 let eff = args.effective_limit(&limits);
-                let expected = m.trim(strategy, approx, eff);
+                // What a group still needs, and what is pending, before the trim.
+                let needed: Vec<StreamId> = m
+                    .live()
+                    .iter()
+                    .map(|e| e.id)
+                    .filter(|id| m.referenced(*id))
+                    .collect();
+                let live_before: Vec<StreamId> = m.live().iter().map(|e| e.id).collect();
+                let expected = m.trim(strategy, approx, eff, policy);
                 assert_eq!(s.trim(&args, &limits, &mut journal), Ok(expected), "{ctx}");
+                // Storage takes the trim before the stream reads cold nodes back below.
+                source.record(&journal[recorded..], &s);
+                recorded = journal.len();
+                if policy == RefPolicy::Acked {
+                    for id in &needed {
+                        assert!(
+                            s.contains(*id).unwrap(),
+                            "{ctx}: ACKED trimmed {id}, still needed"
+                        );
+                    }
+                }
+                if policy == RefPolicy::DelRef {
+                    for id in &live_before {
+                        if s.contains(*id).unwrap() {
+                            continue;
+                        }
+                        for gname in m.groups.keys() {
+                            let g = s.group(gname).unwrap();
+                            assert!(
+                                !g.pending().contains_key(id),
+                                "{ctx}: DELREF left {id} pending in a group"
+                            );
+                        }
+                    }
+                }
             }
             6 => {
                 let (start, end) = (pick_id(&mut rng, m.last_id), pick_id(&mut rng, m.last_id));

@@ -37,6 +37,18 @@ impl Store {
         prefix: Vec<u8>,
         streams: impl IntoIterator<Item = &'a StoredStream>,
     ) -> Result<u64, StoreError> {
+        self.remove_under_then(prefix, streams, |_, _| {})
+    }
+
+    /// As [`Store::remove_under`], with `then` adding its own records to the same batch,
+    /// after the removals (a string replacing the stream: one batch, so a crash keeps
+    /// either the stream or the string).
+    pub(super) fn remove_under_then<'a>(
+        &self,
+        prefix: Vec<u8>,
+        streams: impl IntoIterator<Item = &'a StoredStream>,
+        then: impl FnOnce(&mut OwnedWriteBatch, &super::Keyspaces),
+    ) -> Result<u64, StoreError> {
         // The removal scans what fjall holds: a checkpoint batch committed after the scan
         // would bring the streams' records back.
         self.wait_for_checkpoint();
@@ -48,6 +60,10 @@ impl Store {
         // Under a pending purge, fjall may hold many records memory no longer counts.
         let lazy = records > LAZY_PURGE_RECORDS || self.purges.overlaps(&prefix);
         let mut batch = self.batch();
+        // Strings and deadlines are one record per key: removed here, never by a purge,
+        // whose later batches could otherwise take a string written after this deletion.
+        self.remove_prefix(&mut batch, &self.ks.strings, &prefix)?;
+        self.remove_prefix(&mut batch, &self.ks.expires, &prefix)?;
         if lazy {
             self.remove_prefix(&mut batch, &self.ks.streams, &prefix)?;
             batch.insert(&self.ks.meta, purge_key(&prefix), []);
@@ -58,6 +74,7 @@ impl Store {
                 self.remove_prefix(&mut batch, ks, &prefix)?;
             }
         }
+        then(&mut batch, &self.ks);
         let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         self.leave_floor(&mut batch, &prefix);
         let seq = self.commit(batch)?;

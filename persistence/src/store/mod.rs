@@ -9,12 +9,15 @@ mod open;
 mod pair;
 mod replay;
 mod stats;
+mod strings;
 mod trim;
+mod untracked;
 mod write;
 
 pub use checkpoint::{PendingFlush, StreamHost};
 pub use pair::StreamChange;
 pub use stats::StoreStats;
+pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -40,14 +43,17 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// floors that keep deleted ones dead, 5 group changes in the tail log, 6 purge markers,
 /// under which a deleted stream's records are not orphans, 7 tail-log bodies in the record
 /// encodings fjall uses, 8 trims' purge markers, below which a stream's records are not
-/// its own any more, 9 pending records and tail-log changes of entries XNACK released, and the stream record's
-/// IDMP section with its tail-log records, and the group record's sections (counters,
-/// dead-letter settings) with their tail-log changes).
-/// A format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
+/// its own any more, 9 pending records and tail-log changes of entries XNACK released, the
+/// stream record's IDMP section with its tail-log records, and trims' purge markers of a
+/// range of nodes, with its lowest ID after the life; strings and key deadlines, in keyspaces
+/// of their own; the group record's sections (counters, dead-letter settings) with their
+/// tail-log changes). A
+/// format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from
 /// loading records a trim's purge had yet to remove, nor a format-8 build from reading a
-/// released entry's record as an owned one).
+/// released entry's record as an owned one, or from loading or purging as a floor what a
+/// range's purge removes).
 pub const FORMAT_VERSION: u32 = 9;
 
 /// An entry record's key and value in the `entries` keyspace.
@@ -70,14 +76,26 @@ pub(crate) struct Keyspaces {
     pub consumers: Keyspace,
     /// One record per pending entry.
     pub pending: Keyspace,
+    /// One record per string: its value (format 9).
+    pub strings: Keyspace,
+    /// One record per key with a deadline, string or stream: unix ms, u64 (format 9).
+    pub expires: Keyspace,
 }
 
 impl Keyspaces {
     /// Every keyspace.
-    fn all(&self) -> [&Keyspace; 7] {
+    fn all(&self) -> [&Keyspace; 9] {
         let [streams, entries, nodes, groups, consumers, pending] = self.stream_records();
         [
-            &self.meta, streams, entries, nodes, groups, consumers, pending,
+            &self.meta,
+            streams,
+            entries,
+            nodes,
+            groups,
+            consumers,
+            pending,
+            &self.strings,
+            &self.expires,
         ]
     }
 
@@ -123,6 +141,9 @@ pub struct Store {
     purges: Arc<Purges>,
     /// The purge and compaction threads.
     purgers: Vec<JoinHandle<()>>,
+    /// Streams with group changes no log holds (see [`Store::note_untracked`]): the next
+    /// checkpoint writes them.
+    untracked: Mutex<hashbrown::HashSet<crate::tail_log::StreamName>>,
     /// Held for the life of the store: a second server on the same directory is refused.
     _lock: File,
 }
@@ -282,6 +303,12 @@ impl Store {
     /// Registers the callback told of each new durable sequence (group-commit waiters).
     pub fn on_durable(&self, f: OnDurable) {
         self.durability.set_on_durable(f);
+    }
+
+    /// The sequence of the last write committed, safe or not (what a reply that shows the
+    /// whole key space waits for).
+    pub fn committed_seq(&self) -> u64 {
+        self.durability.committed.load(Ordering::Acquire)
     }
 
     /// The highest sequence known to be on disk.

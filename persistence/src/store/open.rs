@@ -89,8 +89,9 @@ impl Store {
                     .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4));
                 // Entries are read by key range, and looked up one by one only where memory
                 // says they exist (XDEL): a filter, built by hashing every key at every flush
-                // and compaction, would never spare a read.
-                if name == "entries" {
+                // and compaction, would never spare a read. Strings and deadlines are only
+                // ever read whole, at start-up.
+                if matches!(name, "entries" | "strings" | "expires") {
                     opts.filter_policy(fjall::config::FilterPolicy::disabled())
                 } else {
                     opts
@@ -105,6 +106,8 @@ impl Store {
             groups: open("groups")?,
             consumers: open("consumers")?,
             pending: open("pending")?,
+            strings: open("strings")?,
+            expires: open("expires")?,
         };
         check_format(&ks.meta)?;
         // Deletions' purges end before anything is loaded (their streams' records would be
@@ -173,6 +176,7 @@ impl Store {
             committing: Mutex::new(()),
             checkpointing: Mutex::new(()),
             floors: Mutex::new(()),
+            untracked: Mutex::default(),
             purges,
             purgers,
             _lock: lock,

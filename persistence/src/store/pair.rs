@@ -36,10 +36,12 @@ impl Store {
         a: StreamChange<'_>,
         b: StreamChange<'_>,
     ) -> Result<u64, StoreError> {
-        let (ta, fa) = self.take_for_batch(db, a.key, a.stream, a.muts);
-        let (tb, fb) = self.take_for_batch(db, b.key, b.stream, b.muts);
+        let (ta, fa) = self.take_for_batch(db, a.key, a.stream, a.muts, false);
+        let (tb, fb) = self.take_for_batch(db, b.key, b.stream, b.muts, false);
         let written = (|| {
             let mut batch = self.batch();
+            self.add_floors(&mut batch, &ta.floors);
+            self.add_floors(&mut batch, &tb.floors);
             let ra = self.fill_batch(&mut batch, db, a.key, a.stream, a.muts, fa)?;
             if !ta.groups.is_empty() {
                 let current = ta.groups.current(a.stream);
@@ -56,8 +58,8 @@ impl Store {
             Ok(seq)
         })();
         let ok = written.is_ok();
-        self.after_batch(a.stream, ta, ok);
-        self.after_batch(b.stream, tb, ok);
+        self.after_batch(db, a.key, a.stream, ta, ok);
+        self.after_batch(db, b.key, b.stream, tb, ok);
         match &written {
             Ok(seq) => {
                 a.stream.set_seq(*seq);

@@ -30,8 +30,8 @@ use super::delete::LAZY_PURGE_RECORDS;
 pub(super) struct Removal {
     /// Records the batch removes.
     pub records: u64,
-    /// The trim's purge, when it was left to the purge thread.
-    pub purge: Option<Purge>,
+    /// The trim's purges, when it left its records to the purge thread.
+    pub purges: Vec<Purge>,
 }
 
 impl Store {
@@ -92,15 +92,9 @@ impl Store {
         // this trim dropped: a scan of it here would meet them all.
         let lazy = dropped as usize > LAZY_PURGE_RECORDS || self.purges.overlaps(prefix);
         if lazy && incarnation != 0 {
-            batch.insert(
-                &self.ks.meta,
-                trim_key(prefix, upto),
-                incarnation.to_be_bytes(),
-            );
-            removal.purge = Some(Purge {
-                prefix: prefix.to_vec(),
-                trim: Some((upto, incarnation)),
-            });
+            let purge = Purge::trimmed(prefix.to_vec(), StreamId::MIN, upto, incarnation);
+            batch.insert(&self.ks.meta, trim_key(prefix, upto), purge.marker_value());
+            removal.purges.push(purge);
             return Ok(());
         }
         let end = entry_key(prefix, upto);
@@ -115,11 +109,66 @@ impl Store {
         Ok(())
     }
 
+    /// Adds to `batch` the removal of the nodes an ACKED trim took whole past a node it kept
+    /// (`nodes`: see `Mutation::NodesTrimmed`; `stream` is after the trim). Runs of them with
+    /// no kept node between are one range each; past [`LAZY_PURGE_RECORDS`] entry slots in
+    /// all (or under a pending purge of the stream) each range is left to the purge thread,
+    /// its marker written here, as a large KEEPREF trim leaves its floor.
+    pub(super) fn nodes_trimmed_records(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        prefix: &[u8],
+        stream: &StoredStream,
+        nodes: &[(StreamId, StreamId, u64)],
+        added: &mut BTreeMap<StreamId, Vec<u8>>,
+        removal: &mut Removal,
+    ) -> Result<(), StoreError> {
+        let mut runs: Vec<(StreamId, StreamId)> = Vec::new();
+        let mut slots = 0u64;
+        for &(master, last, n) in nodes {
+            slots += n;
+            // Appends this batch takes out of the tail log into a node now gone go with it.
+            let gone: Vec<StreamId> = added.range(master..=last).map(|(id, _)| *id).collect();
+            for id in gone {
+                added.remove(&id);
+            }
+            if let Some(run) = runs.last_mut()
+                && stream
+                    .node_before(master)
+                    .is_none_or(|kept| kept.master < run.0)
+            {
+                run.1 = last;
+                continue;
+            }
+            runs.push((master, last));
+        }
+        let incarnation = stream.incarnation();
+        let lazy = slots as usize > LAZY_PURGE_RECORDS || self.purges.overlaps(prefix);
+        for (from, upto) in runs {
+            if lazy && incarnation != 0 {
+                let purge = Purge::trimmed(prefix.to_vec(), from, upto, incarnation);
+                batch.insert(&self.ks.meta, trim_key(prefix, upto), purge.marker_value());
+                removal.purges.push(purge);
+                continue;
+            }
+            let (lo, hi) = (entry_key(prefix, from), entry_key(prefix, upto));
+            for kv in self.ks.entries.range(lo.as_slice()..=hi.as_slice()) {
+                batch.remove(&self.ks.entries, kv.key()?);
+                removal.records += 1;
+            }
+            let (lo, hi) = (node_key(prefix, from), node_key(prefix, upto));
+            for kv in self.ks.nodes.range(lo.as_slice()..=hi.as_slice()) {
+                batch.remove(&self.ks.nodes, kv.key()?);
+            }
+        }
+        Ok(())
+    }
+
     /// Counts what a committed batch removed, and hands its trim's purge, if any, to the
     /// purge thread.
     pub(super) fn removed(&self, removal: Removal) {
         self.note_removed(removal.records);
-        if let Some(purge) = removal.purge {
+        for purge in removal.purges {
             self.purges.add(purge);
         }
     }

@@ -24,6 +24,8 @@ pub(super) struct Taken {
     first_flushed: Option<StreamId>,
     /// The group records the batch writes.
     pub(super) groups: DirtyGroups,
+    /// Pending trims' markers carried over to the new life.
+    pub(super) floors: Vec<crate::purge::Purge>,
 }
 
 impl Store {
@@ -168,22 +170,37 @@ impl Store {
         stream: &mut StoredStream,
         muts: &[Mutation],
     ) -> Result<u64, StoreError> {
-        let (taken, flushed) = self.take_for_batch(db, key, stream, muts);
-        let written = self.write_batch(db, key, stream, muts, flushed, &taken.groups);
-        self.after_batch(stream, taken, written.is_ok());
+        self.write_own_batch_as(db, key, stream, muts, false)
+    }
+
+    /// [`Self::write_own_batch`]; `renumber` gives the stream a new life even when `muts`
+    /// do not ask for one, so that replay skips what was logged of it before.
+    pub(super) fn write_own_batch_as(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+        renumber: bool,
+    ) -> Result<u64, StoreError> {
+        let (taken, flushed) = self.take_for_batch(db, key, stream, muts, renumber);
+        let written =
+            self.write_batch(db, key, stream, muts, flushed, &taken.groups, &taken.floors);
+        self.after_batch(db, key, stream, taken, written.is_ok());
         written
     }
 
     /// Readies `stream` for a batch of its own carrying `muts`: waits for what the batch
     /// must not overtake, takes its logged appends and dirty group records, and gives it a
-    /// new incarnation where replay must skip what was logged before. What it took goes
-    /// back through [`Store::after_batch`] if the batch fails.
+    /// new life where replay must skip what was logged before (`renumber`, or as `muts`
+    /// ask). What it took goes back through [`Store::after_batch`] if the batch fails.
     pub(super) fn take_for_batch(
         &self,
         db: u32,
         key: &[u8],
         stream: &mut StoredStream,
         muts: &[Mutation],
+        renumber: bool,
     ) -> (Taken, Vec<brooklet_streams::StoredEntry>) {
         self.wait_for_purges(db, key, stream, muts);
         if stream.is_flushing() {
@@ -197,15 +214,28 @@ impl Store {
         // replayed over it. This batch writes every logged append and group record still in
         // the stream, so a new incarnation makes replay skip all the records logged so far.
         let incarnation = stream.incarnation();
+        let mut floors = Vec::new();
         if incarnation != 0
-            && muts.iter().any(|m| {
-                matches!(
-                    m,
-                    Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
-                )
-            })
+            && (renumber
+                || muts.iter().any(|m| {
+                    matches!(
+                        m,
+                        Mutation::StreamMeta { .. } | Mutation::PendingRemoved { .. }
+                    )
+                }))
         {
-            stream.set_incarnation(self.next_incarnation.fetch_add(1, Ordering::Relaxed));
+            let renumbered = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+            stream.set_incarnation(renumbered);
+            // Removing pending entries leaves the last ID where it was: a pending trim's
+            // floor holds for the new life as for the old (XSETID waited for it instead).
+            let moves_back = muts
+                .iter()
+                .any(|m| matches!(m, Mutation::StreamMeta { .. }));
+            if !moves_back && self.purges.pending() > 0 {
+                floors = self
+                    .purges
+                    .relabel(&stream_prefix(db, key), incarnation, renumbered);
+            }
         }
         // The batch writes every group record changed since fjall last had them, with this
         // command's: it may change the incarnation, after which replay skips the logged ones.
@@ -218,19 +248,34 @@ impl Store {
                 incarnation,
                 first_flushed,
                 groups,
+                floors,
             },
             flushed,
         )
     }
 
     /// Ends what [`Store::take_for_batch`] began, once the batch was committed or failed.
-    pub(super) fn after_batch(&self, stream: &mut StoredStream, taken: Taken, committed: bool) {
+    pub(super) fn after_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        taken: Taken,
+        committed: bool,
+    ) {
         if committed {
             stream.set_stored();
             // The batch wrote the stream record, IDMP state included.
             stream.take_dirty_idmp();
         } else {
             stream.restore_dirty_groups(taken.groups);
+            if !taken.floors.is_empty() {
+                self.purges.relabel(
+                    &stream_prefix(db, key),
+                    stream.incarnation(),
+                    taken.incarnation,
+                );
+            }
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
             stream.set_incarnation(taken.incarnation);
             if let Some(id) = taken.first_flushed {
@@ -239,6 +284,7 @@ impl Store {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn write_batch(
         &self,
         db: u32,
@@ -247,8 +293,10 @@ impl Store {
         muts: &[Mutation],
         flushed: Vec<brooklet_streams::StoredEntry>,
         groups: &DirtyGroups,
+        floors: &[crate::purge::Purge],
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
+        self.add_floors(&mut batch, floors);
         let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
         if !groups.is_empty() {
             self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
@@ -256,6 +304,19 @@ impl Store {
         let seq = self.commit(batch)?;
         self.removed(removed);
         Ok(seq)
+    }
+
+    /// Adds to `batch` the trim markers a new life of a stream carries over (`floors`).
+    pub(super) fn add_floors(&self, batch: &mut OwnedWriteBatch, floors: &[crate::purge::Purge]) {
+        for purge in floors {
+            if let Some((upto, _)) = purge.trim {
+                batch.insert(
+                    &self.ks.meta,
+                    crate::purge::trim_key(&purge.prefix, upto),
+                    purge.marker_value(),
+                );
+            }
+        }
     }
 
     /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
@@ -312,7 +373,7 @@ impl Store {
                         }
                     }
                 }
-                Mutation::EntriesDeleted { ids } => {
+                Mutation::EntriesDeleted { ids } | Mutation::EntriesTrimmed { ids } => {
                     // The entry stays as a tombstone: its node keeps the slot, and a reload
                     // must rebuild the same nodes. Tombstones go when a trim passes them.
                     for id in ids {
@@ -357,6 +418,14 @@ impl Store {
                     *dropped,
                     &mut added,
                     &mut touched,
+                    &mut removal,
+                )?,
+                Mutation::NodesTrimmed { nodes } => self.nodes_trimmed_records(
+                    batch,
+                    &prefix,
+                    stream,
+                    nodes,
+                    &mut added,
                     &mut removal,
                 )?,
                 // Group records are written from the stream's groups (`write_batch`).

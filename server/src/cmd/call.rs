@@ -45,6 +45,9 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         let exclusive = entry.spec.flags & flags::EXCLUSIVE != 0;
         let _exclusive = (gated && exclusive).then(|| shared.gate_exclusive());
         let _shared = (gated && !exclusive && keyed).then(|| shared.gate_shared());
+        if keyed {
+            expire_keys(ctx, entry.spec, argv);
+        }
         let r = handler(ctx, argv);
         touch_watchers(ctx);
         r
@@ -73,6 +76,49 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
             e.into()
         }
     }
+}
+
+/// Removes the keys the command names whose deadline passed, before it looks at them
+/// (Redis's lazy expiry): to the command they do not exist.
+fn expire_keys(ctx: &mut Ctx<'_>, spec: &super::CommandSpec, argv: &[Bytes]) {
+    let db = ctx.client.db;
+    if ctx.shared.keyspace.db(db).expiring() == 0 {
+        return;
+    }
+    let now = crate::expiry::now_ms();
+    let (keys, step) = command_keys(spec, argv);
+    for key in keys.iter().step_by(step) {
+        if let Some(out) = crate::expiry::expire_if_due(ctx.shared, db, key, now) {
+            ctx.write_seq = ctx.write_seq.max(out.seq);
+            ctx.touched.push((db, key.clone()));
+        }
+    }
+}
+
+/// The arguments that hold a command's keys, and the step between keys: by its key
+/// positions, or after STREAMS (XREAD, XREADGROUP).
+fn command_keys<'a>(spec: &super::CommandSpec, argv: &'a [Bytes]) -> (&'a [Bytes], usize) {
+    if spec.flags & flags::MOVABLE_KEYS != 0 {
+        let Some(at) = argv.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
+            return (&[], 1);
+        };
+        let rest = &argv[at + 1..];
+        return (&rest[..rest.len() / 2], 1);
+    }
+    if spec.first_key <= 0 || spec.key_step <= 0 {
+        return (&[], 1);
+    }
+    let first = spec.first_key as usize;
+    let last = if spec.last_key < 0 {
+        argv.len() as i64 + i64::from(spec.last_key)
+    } else {
+        i64::from(spec.last_key)
+    };
+    let last = (last.max(0) as usize).min(argv.len().saturating_sub(1));
+    if first > last {
+        return (&[], 1);
+    }
+    (&argv[first..=last], spec.key_step as usize)
 }
 
 /// Whether a command only changes consumer groups as a consumer does (admitted on a full

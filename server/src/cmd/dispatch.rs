@@ -10,8 +10,9 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, keys, persist, pubsub,
-    server, stream, stream_group, stream_idmp, stream_info, stream_nack, stream_read, tx,
+    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, persist,
+    pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack, stream_read,
+    strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -27,6 +28,8 @@ pub fn table() -> &'static Commands {
                 tx::COMMANDS,
                 server::COMMANDS,
                 keys::COMMANDS,
+                strings::COMMANDS,
+                expire::COMMANDS,
                 persist::COMMANDS,
                 stream::COMMANDS,
                 stream_read::COMMANDS,
@@ -289,6 +292,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     client.db = waiter.db;
     client.resp3 = waiter.resp3;
     let mut ctx = Ctx::new(shared, table(), &mut client);
+    ctx.rerun = true;
     let reply = call(&mut ctx, idx, &waiter.argv);
     let Ctx {
         touched,

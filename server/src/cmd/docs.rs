@@ -36,6 +36,10 @@ fn acl_categories(entry: &Entry) -> Vec<Reply> {
     let spec = entry.spec;
     let mut cats = Vec::new();
     let mut add = |c: &'static str| cats.push(Reply::simple(c));
+    // Redis lists @keyspace before @write / @read.
+    if entry.doc.group == "generic" {
+        add("@keyspace");
+    }
     match spec.flags & (WRITE | READONLY) {
         f if f & WRITE != 0 => add("@write"),
         f if f & READONLY != 0 => add("@read"),
@@ -43,10 +47,10 @@ fn acl_categories(entry: &Entry) -> Vec<Reply> {
     }
     match entry.doc.group {
         "stream" => add("@stream"),
+        "string" => add("@string"),
         "pubsub" => add("@pubsub"),
         "connection" => add("@connection"),
         "transactions" => add("@transaction"),
-        "generic" => add("@keyspace"),
         _ => {}
     }
     if spec.flags & ADMIN != 0 {

@@ -9,6 +9,7 @@ use super::table::command;
 use super::table::flags::*;
 use super::{CommandSpec, Ctx};
 use crate::error::CommandError;
+use crate::keyspace::keep;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
 
@@ -23,7 +24,16 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let name = ctx.db().lock(&argv[1]).get(&argv[1]).map(|v| v.type_name());
+    let name = {
+        let shard = ctx.db().lock(&argv[1]);
+        match shard.get(&argv[1]) {
+            Some(v) => {
+                ctx.show_value(&argv[1], v)?;
+                Some(v.type_name())
+            }
+            None => None,
+        }
+    };
     if name.is_none() {
         ctx.key_miss(&argv[1])?;
     }
@@ -34,13 +44,18 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut removed = 0;
     for key in &argv[1..] {
         {
-            let mut shard = ctx.db().lock(key);
-            let Some((k, gone)) = shard.remove_entry(key) else {
+            let db = ctx.db();
+            let mut shard = db.lock(key);
+            let deadline = shard.deadline(key);
+            let Some((gone, delta)) = shard.remove_key(key) else {
                 continue;
             };
+            db.note_deadlines(delta);
             if let Err(e) = ctx.persist_delete(key, &gone) {
-                // The store still holds the stream: so does memory, as no reader saw it go.
-                shard.insert(k, gone);
+                // The store still holds the key: so does memory, as no reader saw it go.
+                let k = keep(key);
+                shard.insert(k.clone(), gone);
+                db.note_deadlines(shard.set_deadline(&k, deadline));
                 return Err(e);
             }
         }
@@ -54,7 +69,14 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut found = 0;
     for key in &argv[1..] {
-        if ctx.db().lock(key).contains_key(key) {
+        let exists = {
+            let shard = ctx.db().lock(key);
+            match shard.get(key) {
+                Some(v) => ctx.show_value(key, v).map(|()| true)?,
+                None => false,
+            }
+        };
+        if exists {
             found += 1;
         } else {
             ctx.key_miss(key)?;
@@ -66,8 +88,9 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let pattern = &argv[1];
     let all = &pattern[..] == b"*";
+    ctx.show_all()?;
     let mut out = Vec::new();
-    ctx.db().for_each(|k, _| {
+    ctx.db().for_each_live(crate::client::now_ms(), |k, _| {
         if all || glob_match(pattern, k) {
             out.push(Reply::Bulk(k.clone()));
         }
@@ -130,8 +153,13 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         count,
         kind,
     } = ScanArgs::parse(&mut Args::new(&argv[1..]))?;
+    ctx.show_all()?;
     let mut out = Vec::new();
-    let next = ctx.db().scan(cursor, count, |k, v| {
+    let now = crate::client::now_ms();
+    let next = ctx.db().scan(cursor, count, |k, v, deadline| {
+        if deadline.is_some_and(|at| at <= now) {
+            return;
+        }
         let type_ok = kind
             .as_ref()
             .is_none_or(|t| t[..] == *v.type_name().as_bytes());

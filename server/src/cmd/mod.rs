@@ -19,7 +19,9 @@ mod connection;
 mod dead_letter;
 pub(crate) mod dispatch;
 mod docs;
+mod expire;
 mod keys;
+mod long_double;
 mod persist;
 mod pubsub;
 mod reply;
@@ -31,6 +33,8 @@ mod stream_idmp;
 mod stream_info;
 mod stream_nack;
 mod stream_read;
+mod string_args;
+mod strings;
 pub(crate) mod table;
 mod tx;
 mod write;
@@ -94,6 +98,8 @@ pub struct Ctx<'a> {
     pub block: Option<BlockSpec>,
     /// Set by QUIT or a kill of oneself.
     pub close: bool,
+    /// This run re-runs a blocked command after a write to one of its keys.
+    pub rerun: bool,
     /// Store sequence the reply waits for (0 = none): that of this command's last write,
     /// or of the last change to a stream it shows ([`Ctx::show`]). The reply is held until
     /// the store says the sequence is safe: on disk under `appendfsync always`, in the OS's
@@ -117,6 +123,7 @@ impl<'a> Ctx<'a> {
             write_seq: 0,
             block: None,
             close: false,
+            rerun: false,
         }
     }
 
@@ -174,19 +181,22 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Removes the stream at `key` from the store (DEL, UNLINK); call with the shard lock held.
+    /// Removes the key `key`, which held `gone`, from the store (DEL, UNLINK, a string
+    /// overwriting a stream); call with the shard lock held.
     pub fn persist_delete(
         &mut self,
         key: &[u8],
         gone: &crate::keyspace::Value,
     ) -> Result<(), CommandError> {
-        let crate::keyspace::Value::Stream(stream) = gone;
-        let seq = self
-            .shared
-            .store
-            .delete_stream(self.client.db as u32, key, stream)
-            .map_err(store_error)?;
-        self.db().note_removal(key, seq);
+        let db = self.client.db as u32;
+        let seq = match gone {
+            crate::keyspace::Value::Stream(stream) => {
+                self.shared.store.delete_stream(db, key, stream)
+            }
+            crate::keyspace::Value::String(_) => self.shared.store.delete_strings(db, [key]),
+        }
+        .map_err(store_error)?;
+        self.db().note_write(key, seq);
         self.write_seq = self.write_seq.max(seq);
         Ok(())
     }
@@ -223,16 +233,24 @@ pub(crate) fn in_doubt_error(store: &brooklet_persistence::Store, what: &str) ->
     ))
 }
 
-/// Puts the streams recovered from the store into the keyspace (start-up, DEBUG RELOAD).
+/// Puts the streams recovered from the store into the keyspace (start-up, DEBUG RELOAD),
+/// then the strings and deadlines. A key whose deadline passed while the server was down is
+/// removed from the store instead, as is a deadline left without its key.
 pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::LoadedStream>) {
-    for l in loaded {
-        let db = l.db as usize;
-        if db >= shared.keyspace.count() {
+    let fits = |db: usize, key: &[u8], what: &str| {
+        let ok = db < shared.keyspace.count();
+        if !ok {
             tracing::warn!(
-                "stream '{}' of database {db} is not loaded: only {} databases are configured",
-                String::from_utf8_lossy(&l.key),
+                "{what} '{}' of database {db} is not loaded: only {} databases are configured",
+                String::from_utf8_lossy(key),
                 shared.keyspace.count()
             );
+        }
+        ok
+    };
+    for l in loaded {
+        let db = l.db as usize;
+        if !fits(db, &l.key, "stream") {
             continue;
         }
         shared
@@ -240,5 +258,48 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
             .db(db)
             .lock(&l.key)
             .insert(l.key, crate::keyspace::Value::Stream(Box::new(l.stream)));
+    }
+    let keys = match shared.store.load_keys() {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::error!("loading strings and deadlines failed: {e}");
+            return;
+        }
+    };
+    for s in keys.strings {
+        let db = s.db as usize;
+        if fits(db, &s.key, "string") {
+            shared
+                .keyspace
+                .db(db)
+                .lock(&s.key)
+                .insert(s.key, crate::keyspace::Value::String(s.value));
+        }
+    }
+    let now = crate::client::now_ms();
+    for d in keys.deadlines {
+        let db = d.db as usize;
+        if db >= shared.keyspace.count() {
+            continue;
+        }
+        let database = shared.keyspace.db(db);
+        let mut shard = database.lock(&d.key);
+        let removed = if !shard.contains_key(&d.key) {
+            shared.store.set_deadline(d.db, &d.key, None)
+        } else if d.at_ms <= now {
+            match shard.remove(&d.key) {
+                Some(crate::keyspace::Value::Stream(s)) => {
+                    shared.store.delete_stream(d.db, &d.key, &s)
+                }
+                _ => shared.store.delete_strings(d.db, [&d.key[..]]),
+            }
+        } else {
+            let delta = shard.set_deadline(&d.key, Some(d.at_ms));
+            database.note_deadlines(delta);
+            Ok(0)
+        };
+        if let Err(e) = removed {
+            tracing::error!("removing an expired key at start-up failed: {e}");
+        }
     }
 }

@@ -120,8 +120,10 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 /// Drops the in-memory state and loads it again from the store, in place. Runs under the
 /// exclusive gate, so no other command sees the keyspace half-loaded. The tail log is not
-/// checkpointed first: the reload replays it, as a restart would.
+/// checkpointed first: the reload replays it, as a restart would. Changes no log holds
+/// (history re-reads) are written first, as Redis's reload saves them in its snapshot.
 fn reload(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    crate::checkpoint::write_untracked(ctx.shared).map_err(store_error)?;
     sync(ctx)?;
     let (loaded, report) = ctx.shared.store.load_all().map_err(store_error)?;
     for db in 0..ctx.shared.keyspace.count() {

@@ -46,6 +46,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    ctx.show_all()?;
     Ok(Reply::Int(ctx.db().len() as i64))
 }
 
@@ -68,9 +69,10 @@ fn flush_dbs(
     for db in dbs.clone() {
         removed.push(ctx.shared.keyspace.db(db).flush());
     }
-    let streams = removed.iter().flatten().map(|(_, v)| {
-        let crate::keyspace::Value::Stream(s) = v;
-        &**s
+    // Strings need no list: the store removes every string under the flushed prefix.
+    let streams = removed.iter().flatten().filter_map(|(_, v)| match v {
+        crate::keyspace::Value::Stream(s) => Some(&**s),
+        crate::keyspace::Value::String(_) => None,
     });
     let scope = (!all).then_some(dbs.start as u32);
     let seq = match ctx.shared.store.flush(scope, streams) {

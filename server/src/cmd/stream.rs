@@ -91,8 +91,9 @@ pub(crate) struct XAddArgs<'a> {
 
 impl<'a> XAddArgs<'a> {
     /// # Format
-    /// `key [NOMKSTREAM] [IDMPAUTO pid|IDMP pid iid] [MAXLEN|MINID [=|~] threshold
-    /// [LIMIT count]] *|id field value [field value ...]`, after the command name.
+    /// `key [NOMKSTREAM] [KEEPREF|DELREF|ACKED] [IDMPAUTO pid|IDMP pid iid] [MAXLEN|MINID
+    /// [=|~] threshold [LIMIT count]] *|id field value [field value ...]`, after the command
+    /// name (the policy, kept in `trim`, matters only with a trim).
     pub fn parse(args: &mut Args<'a>) -> Result<Self, CommandError> {
         let key = args.next_bytes()?;
         let opts = parse_add_trim(args, true)?;
@@ -126,7 +127,8 @@ pub(crate) struct XTrimArgs<'a> {
 
 impl<'a> XTrimArgs<'a> {
     /// # Format
-    /// `key MAXLEN|MINID [=|~] threshold [LIMIT count]`, after the command name.
+    /// `key MAXLEN|MINID [=|~] threshold [LIMIT count] [KEEPREF|DELREF|ACKED]`, after the
+    /// command name; options in any order.
     pub fn parse(args: &mut Args<'a>) -> Result<Self, CommandError> {
         let key = args.next_bytes()?;
         let opts = parse_add_trim(args, false)?;
@@ -339,7 +341,8 @@ struct AddTrimOptions<'a> {
     id: Option<Result<IdSpec, StreamError>>,
 }
 
-/// Parses `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]]` as Redis's
+/// Parses `[NOMKSTREAM] [KEEPREF|DELREF|ACKED] [MAXLEN|MINID [=|~] threshold [LIMIT
+/// count]]` as Redis's
 /// `streamParseAddOrTrimArgsOrReply`, stopping (for XADD) at the first argument that is not
 /// an option, which is the ID, parsed there: a bad ID is reported before a misused LIMIT.
 ///
@@ -350,6 +353,7 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
     let mut approx = false;
     let mut limit: Option<i64> = None;
     let mut nomkstream = false;
+    let mut policy: Option<RefPolicy> = None;
     let mut id = None;
     let mut idmp = None;
     const BOTH: CommandError = CommandError::msg(
@@ -383,6 +387,9 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
                 return Err(StreamError::LimitNegative.into());
             }
             limit = Some(n);
+        } else if let Some(p) = policy.is_none().then(|| ref_policy(args)).flatten() {
+            // A second policy is no option: XADD takes it for the ID, XTRIM refuses it.
+            policy = Some(p);
         } else if xadd && args.eat_keyword("NOMKSTREAM") {
             nomkstream = true;
         } else if xadd {
@@ -418,6 +425,7 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
         } else {
             None
         },
+        policy: policy.unwrap_or_default(),
     });
     Ok(AddTrimOptions {
         trim,
@@ -425,6 +433,18 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
         nomkstream,
         id,
     })
+}
+
+/// Consumes KEEPREF, DELREF or ACKED if the next argument is one (no argument need follow).
+fn ref_policy(args: &mut Args<'_>) -> Option<RefPolicy> {
+    [
+        ("KEEPREF", RefPolicy::KeepRef),
+        ("DELREF", RefPolicy::DelRef),
+        ("ACKED", RefPolicy::Acked),
+    ]
+    .into_iter()
+    .find(|(w, _)| args.eat_keyword(w))
+    .map(|(_, p)| p)
 }
 
 /// Takes XADD's ID argument; an invalid one is an error now, `0-0` only after the fields.
@@ -727,6 +747,63 @@ mod tests {
         assert_eq!(
             xtrim_error("k LIMIT 0"),
             "ERR syntax error, XTRIM must be called with a trimming strategy"
+        );
+    }
+
+    #[test]
+    fn trim_reference_policy_anywhere_among_the_options() {
+        let policy = |cmd: &str, line: &str| {
+            let v = argv(line);
+            let trim = if cmd == "xadd" {
+                XAddArgs::parse(&mut Args::new(&v)).map(|a| a.trim)
+            } else {
+                XTrimArgs::parse(&mut Args::new(&v)).map(|a| Some(a.trim))
+            };
+            trim.unwrap_or_else(|e| panic!("{line}: {e}"))
+                .map(|t| t.policy)
+        };
+        assert_eq!(policy("xadd", "k MAXLEN 1 * f v"), Some(RefPolicy::KeepRef));
+        assert_eq!(
+            policy("xadd", "k acked MAXLEN 1 * f v"),
+            Some(RefPolicy::Acked)
+        );
+        assert_eq!(
+            policy("xadd", "k NOMKSTREAM MINID ~ 5 LIMIT 9 DELREF 9-1 f v"),
+            Some(RefPolicy::DelRef)
+        );
+        // Without a trim the policy is accepted and does nothing.
+        assert_eq!(policy("xadd", "k KEEPREF * f v"), None);
+        assert_eq!(
+            policy("xtrim", "k DELREF MAXLEN 0"),
+            Some(RefPolicy::DelRef)
+        );
+        assert_eq!(policy("xtrim", "k MINID = 5 ACKED"), Some(RefPolicy::Acked));
+        assert_eq!(
+            policy("xtrim", "k MAXLEN ~ 5 KEEPREF LIMIT 3"),
+            Some(RefPolicy::KeepRef)
+        );
+    }
+
+    #[test]
+    fn trim_reference_policy_errors_are_redis_texts() {
+        // A second policy is not an option: XADD reads it as the ID, XTRIM refuses it.
+        assert_eq!(xadd_error("k KEEPREF DELREF * f v"), BAD_ID);
+        assert_eq!(xadd_error("k MAXLEN 1 ACKED ACKED * f v"), BAD_ID);
+        assert_eq!(xadd_error("k ACKED f v"), BAD_ID);
+        assert_eq!(xadd_error("k DELREF MAXLEN 1"), ARITY);
+        assert_eq!(xtrim_error("k MAXLEN 1 ACKED DELREF"), "ERR syntax error");
+        assert_eq!(
+            xtrim_error("k KEEPREF MAXLEN 1 KEEPREF"),
+            "ERR syntax error"
+        );
+        assert_eq!(
+            xtrim_error("k ACKED LIMIT 0"),
+            "ERR syntax error, XTRIM must be called with a trimming strategy"
+        );
+        assert_eq!(xtrim_error("k MAXLEN ~ ACKED"), NOT_INT);
+        assert_eq!(
+            xtrim_error("k DELREF MAXLEN 1 LIMIT 2"),
+            "ERR syntax error, LIMIT cannot be used without the special ~ option"
         );
     }
 

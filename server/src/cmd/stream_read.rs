@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use brooklet_resp::{ArgError, Args, Reply};
 use brooklet_streams::{
-    ClaimRead, EntryCost, MaybeEntry, ReadBudget, ReadId, StreamError, StreamId,
+    ClaimRead, EntryCost, MaybeEntry, Mutation, ReadBudget, ReadId, StreamError, StreamId,
 };
 
 use super::reply::{entries_reply, fields_reply, id_reply};
@@ -308,6 +308,8 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let found = {
             let shard = db.lock(key);
             match shard.get(key) {
+                // A blocked XREAD whose key now holds another type waits on, as in Redis.
+                Some(v) if ctx.rerun && v.stream().is_err() => None,
                 Some(v) => Some(v.stream()?.resolve_read_id(ReadId::parse_xread(id)?)),
                 None => None,
             }
@@ -338,6 +340,9 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             ctx.key_miss(key)?;
             continue;
         };
+        if ctx.rerun && v.stream().is_err() {
+            continue;
+        }
         let limit = match &budget {
             Some(b) => usize::try_from(b.limit(count.map_or(u64::MAX, |c| c as u64))).ok(),
             None => count,
@@ -466,6 +471,20 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             // A consumer created on first use is announced as XGROUP CREATECONSUMER would.
             if !existed && has_consumer(s, group, consumer) {
                 fx.announce("xgroup-createconsumer");
+            }
+            // Redis counts neither an existing consumer's seen-time nor a re-read of its
+            // own pending entries (their delivery time and count) as a change.
+            let history = matches!(id, ReadId::Id(i) if i != StreamId::MAX);
+            if existed
+                && out.iter().all(|m| match m {
+                    Mutation::ConsumerUpserted { .. } => true,
+                    // The group's counters move with the re-read deliveries (Brooklet's
+                    // entries-delivered): part of the same change that is none.
+                    Mutation::PendingUpserted { .. } | Mutation::GroupCounters { .. } => history,
+                    _ => false,
+                })
+            {
+                fx.untracked();
             }
             Ok(got)
         })?;

@@ -47,6 +47,10 @@ pub(crate) struct Effects {
     /// No command publishes more than two (XADD: `xadd`, then `xtrim`).
     events: [Option<&'static str>; 2],
     touched: bool,
+    /// The changes are ones Redis does not count as writes (an existing consumer's
+    /// seen-time, a history re-read's delivery time and count): not logged, not counted,
+    /// written by the next checkpoint (see `Store::note_untracked`).
+    untracked: bool,
     ready: bool,
 }
 
@@ -55,6 +59,11 @@ impl Effects {
     pub(crate) fn changed(&mut self, event: &'static str) {
         self.announce(event);
         self.touched = true;
+    }
+
+    /// Says the changes are ones Redis neither counts as a write nor propagates.
+    pub(crate) fn untracked(&mut self) {
+        self.untracked = true;
     }
 
     /// Asks for the clients blocked on the key to be served again, without marking the key
@@ -99,7 +108,16 @@ impl Ctx<'_> {
                     let stream = v.stream_mut()?;
                     if !has_dead_letters(stream) {
                         let result = apply(stream, &mut out, &mut effects);
-                        self.persist(key, stream, &out)?;
+                        let untracked = effects.untracked
+                            && self.shared.store.note_untracked(
+                                self.client.db as u32,
+                                key,
+                                stream,
+                                &out,
+                            );
+                        if !untracked {
+                            self.persist(key, stream, &out)?;
+                        }
                         // The reply may show the stream as earlier commands left it (a read of
                         // history changes nothing): it waits for their changes too.
                         self.write_seq = self.write_seq.max(stream.seq());
@@ -231,7 +249,14 @@ impl Ctx<'_> {
         }
         let dead = dead_letters(out);
         let Some(dlq_key) = dead.first().map(|d| d.key.clone()) else {
-            self.persist(key, stream, out)?;
+            let untracked = effects.untracked
+                && self
+                    .shared
+                    .store
+                    .note_untracked(self.client.db as u32, key, stream, out);
+            if !untracked {
+                self.persist(key, stream, out)?;
+            }
             self.write_seq = self.write_seq.max(stream.seq());
             return Ok((result, None));
         };
@@ -323,23 +348,69 @@ impl Ctx<'_> {
         keyspace_event(self.shared, EventClass::Stream, event, self.client.db, key);
     }
 
-    /// Publishes the `keymiss` event of a command that found no key.
-    ///
-    /// The reply waits until the last removal of a key of `key`'s shard is safe: the key
-    /// may be missing because of it. After a fault that needs a restart, a key whose shard's last removal never became
-    /// safe is refused instead, as [`Ctx::show`] refuses such a stream.
-    pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
-        let seq = self.db().removal_seq(key);
+    /// Notes that the reply shows `key`, a string or a key's deadline (or says the key is
+    /// missing): it waits until the last write of its shard that no stream tracks (a
+    /// removal, a string, a deadline) is safe, as [`Ctx::show`] waits for a stream's. After
+    /// a fault that needs a restart, a key whose shard's last such write never became safe
+    /// is refused instead.
+    pub(crate) fn show_key(&mut self, key: &[u8]) -> Result<(), CommandError> {
+        self.wait_for_key(
+            key,
+            "A recent change of a key may not be on disk, so this key",
+        )
+    }
+
+    /// Notes that the reply shows that `key`, holding `value`, exists (EXISTS, TYPE): it
+    /// waits for the write that made it what it is, as [`Ctx::show`] and
+    /// [`Ctx::show_key`] do.
+    pub(crate) fn show_value(
+        &mut self,
+        key: &[u8],
+        value: &crate::keyspace::Value,
+    ) -> Result<(), CommandError> {
+        match value {
+            crate::keyspace::Value::Stream(s) => self.show(s),
+            crate::keyspace::Value::String(_) => self.show_key(key),
+        }
+    }
+
+    /// Notes that the reply shows the key space as a whole (KEYS, SCAN, DBSIZE): it waits
+    /// for every write committed so far, since any of them may have added or removed a key.
+    pub(crate) fn show_all(&mut self) -> Result<(), CommandError> {
+        let store = &self.shared.store;
+        let seq = store.committed_seq();
         if seq > self.write_seq {
-            let store = &self.shared.store;
             if store.failed() && seq > store.safe_seq() {
                 return Err(super::in_doubt_error(
                     store,
-                    "A recent removal of a key may not be on disk, so whether this key exists",
+                    "A recent change may not be on disk, so the key space",
                 ));
             }
             self.write_seq = seq;
         }
+        Ok(())
+    }
+
+    /// [`Ctx::show_key`], with `what` the subject of the refusal's "is not shown".
+    fn wait_for_key(&mut self, key: &[u8], what: &str) -> Result<(), CommandError> {
+        let seq = self.db().key_seq(key);
+        if seq > self.write_seq {
+            let store = &self.shared.store;
+            if store.failed() && seq > store.safe_seq() {
+                return Err(super::in_doubt_error(store, what));
+            }
+            self.write_seq = seq;
+        }
+        Ok(())
+    }
+
+    /// Publishes the `keymiss` event of a command that found no key, whose reply waits as
+    /// [`Ctx::show_key`] says.
+    pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
+        self.wait_for_key(
+            key,
+            "A recent change of a key may not be on disk, so whether this key exists",
+        )?;
         keyspace_event(
             self.shared,
             EventClass::KeyMiss,

@@ -58,10 +58,61 @@ impl Store {
     ///
     /// # Errors
     /// When a batch, the sync or a segment's removal fails; the segments then stay.
+    ///
+    /// With the segments' streams go those with group changes no log holds
+    /// ([`Store::note_untracked`]); with `all` (SAVE, shutdown) even when no segment is
+    /// stale, and then only fjall is synced.
     pub fn checkpoint(&self, streams: &dyn StreamHost, all: bool) -> Result<(), StoreError> {
-        let Some((upto, names)) = self.tail.stale(all) else {
+        let stale = self.tail.stale(all);
+        if stale.is_none() && !all {
             return Ok(());
+        }
+        let untracked = self.take_untracked();
+        let (upto, mut names) = match stale {
+            Some((upto, names)) => (Some(upto), names),
+            None if untracked.is_empty() => return Ok(()),
+            None => (None, Vec::new()),
         };
+        names.extend(untracked.iter().cloned());
+        names.sort_unstable();
+        names.dedup();
+        let done = self.checkpoint_names(streams, upto, names);
+        if done.is_err() {
+            self.restore_untracked(untracked);
+            return done;
+        }
+        if !all {
+            // The open segment may still hold older values of the records written: replay
+            // after a DEBUG RELOAD would set them back, so the streams stay listed for it.
+            self.restore_untracked(untracked);
+            return done;
+        }
+        // A stream the checkpoint had to leave out (being flushed, or under a purge) keeps
+        // its changes: it stays listed for the next.
+        let left: Vec<_> = untracked
+            .into_iter()
+            .filter(|(db, key)| {
+                let mut dirty = None;
+                let seen = streams.visit(*db, key, false, &mut |s| {
+                    dirty = Some(s.has_dirty_groups());
+                });
+                // A stream whose lock stays taken is kept listed; one gone is not.
+                !seen || dirty == Some(true)
+            })
+            .collect();
+        if !left.is_empty() {
+            self.restore_untracked(left);
+        }
+        done
+    }
+
+    /// The checkpoint of `names`, then the retirement of the segments up to `upto`.
+    fn checkpoint_names(
+        &self,
+        streams: &dyn StreamHost,
+        upto: Option<u64>,
+        names: Vec<crate::tail_log::StreamName>,
+    ) -> Result<(), StoreError> {
         let _one_at_a_time = self.checkpoint_guard();
         self.wait_for_deletions(&names);
         let mut by_db: HashMap<u32, Vec<Bytes>> = HashMap::new();
@@ -89,7 +140,10 @@ impl Store {
                 done?;
             }
         }
-        self.retire_tail(upto)
+        match upto {
+            Some(upto) => self.retire_tail(upto),
+            None => self.durability.sync_now(&self.db),
+        }
     }
 
     /// One batch of a checkpoint: the streams of `keys` from `next` on, until it holds
