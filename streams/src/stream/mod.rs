@@ -234,6 +234,23 @@ mod tests {
         StreamId::new(ms, seq)
     }
 
+    #[test]
+    fn expect_last_compares_with_the_last_generated_id() {
+        let mut s = Stream::new();
+        assert_eq!(s.expect_last(id(0, 0)), Ok(()));
+        assert_eq!(
+            s.expect_last(id(1, 0)).unwrap_err().to_string(),
+            "CONFLICT last ID is 0-0"
+        );
+        add(&mut s, IdSpec::Explicit(id(3, 1)), 0).unwrap();
+        s.delete(&[id(3, 1)], &mut Vec::new()).unwrap();
+        assert_eq!(s.expect_last(id(3, 1)), Ok(()));
+        assert_eq!(
+            s.expect_last(id(0, 0)),
+            Err(StreamError::LastIdConflict(id(3, 1)))
+        );
+    }
+
     /// A store that holds nothing: evicted nodes are never read back in these tests.
     #[derive(Debug)]
     struct Budget(usize);
