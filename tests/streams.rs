@@ -412,6 +412,8 @@ fn xinfo_stream_groups_and_consumers() {
                 "iids-tracked",
                 "iids-added",
                 "iids-duplicates",
+                "max-age",
+                "max-age-policy",
                 "groups",
                 "first-entry",
                 "last-entry"
@@ -420,7 +422,7 @@ fn xinfo_stream_groups_and_consumers() {
         assert_eq!(info[0].1, Value::Int(2));
         assert_eq!(info[2].1, Value::Int(2));
         assert_eq!(info[3].1, bulk("2-0"));
-        assert_eq!(info[14].1, entry("1-0", &["a", "1"]));
+        assert_eq!(info[16].1, entry("1-0", &["a", "1"]));
         let groups = run(&mut c, &["XINFO", "GROUPS", "s"]);
         let Value::Array(groups) = groups else {
             panic!()

@@ -740,7 +740,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Sets the IDMP configuration parameters for a stream.",
         since: "8.6.0",
         complexity: "O(1)",
-        syntax: "key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize]",
+        syntax: "key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize] [MAXAGE ms [KEEPREF|DELREF|ACKED]]",
     },
     Doc {
         name: "xidmprecord",

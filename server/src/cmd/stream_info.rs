@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
-use brooklet_streams::{INFO_FULL_DEFAULT_COUNT, IdmpInfo};
+use brooklet_streams::{INFO_FULL_DEFAULT_COUNT, IdmpInfo, RefPolicy, Retention};
 
 use super::reply::{entries_reply, entry_reply, help_reply, id_reply, subcommand_syntax};
 use super::stream::NO_SUCH_KEY;
@@ -116,6 +116,22 @@ fn idmp_fields(i: &IdmpInfo) -> [(Reply, Reply); 6] {
     ]
 }
 
+/// XINFO STREAM's retention fields (a Brooklet extension), which follow the IDMP fields.
+fn retention_fields(r: Retention) -> [(Reply, Reply); 2] {
+    let policy = match r.policy {
+        RefPolicy::KeepRef => "keepref",
+        RefPolicy::DelRef => "delref",
+        RefPolicy::Acked => "acked",
+    };
+    [
+        field("max-age", int(r.max_age)),
+        field(
+            "max-age-policy",
+            Reply::Bulk(Bytes::from_static(policy.as_bytes())),
+        ),
+    ]
+}
+
 /// XINFO STREAM: the stream's summary, or with FULL its entries, groups and consumers.
 fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XInfoStreamArgs::parse(&mut Args::new(&argv[1..]))?;
@@ -133,6 +149,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let Some(count) = full else {
         let i = s.info()?;
         let [d, m, p, t, a, u] = idmp_fields(&i.idmp);
+        let [ma, mp] = retention_fields(s.retention());
         return Ok(Reply::Map(vec![
             field("length", int(i.length)),
             field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -150,6 +167,8 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             t,
             a,
             u,
+            ma,
+            mp,
             field("groups", int(i.groups)),
             field(
                 "first-entry",
@@ -206,6 +225,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         })
         .collect();
     let [d, m, p, t, a, u] = idmp_fields(&i.idmp);
+    let [ma, mp] = retention_fields(s.retention());
     Ok(Reply::Map(vec![
         field("length", int(i.length)),
         field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -223,6 +243,8 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         t,
         a,
         u,
+        ma,
+        mp,
         field("entries", entries_reply(i.entries)),
         field("groups", Reply::Array(groups)),
     ]))

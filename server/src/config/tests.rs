@@ -126,6 +126,7 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "io-threads",
             "stream-idmp-duration",
             "stream-idmp-maxsize",
+            "stream-max-age",
         ]
     );
     for d in DIRECTIVES {

@@ -20,6 +20,7 @@ use crate::group::ConsumerGroup;
 use crate::id::StreamId;
 use crate::idmp::Idmp;
 use crate::node::Node;
+use crate::retention::Retention;
 use crate::source::{EntrySource, NodeMeta};
 
 /// One Redis stream: its entries, metadata and consumer groups.
@@ -46,6 +47,8 @@ pub struct Stream {
     pub(crate) groups: BTreeMap<Bytes, ConsumerGroup>,
     /// Idempotent producers' remembered IDs and settings.
     pub(crate) idmp: Idmp,
+    /// Time-based retention (XCFGSET MAXAGE).
+    pub(crate) retention: Retention,
     /// Where cold nodes are read back from; `None` keeps every node in memory.
     source: Option<Arc<dyn EntrySource>>,
     /// Nodes in the order their entries came into memory, oldest first: eviction order.
@@ -81,6 +84,7 @@ impl PartialEq for Stream {
             && self.entries_added == other.entries_added
             && self.groups == other.groups
             && self.idmp == other.idmp
+            && self.retention == other.retention
     }
 }
 
