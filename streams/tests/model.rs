@@ -373,7 +373,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
     for step in 0..steps {
         let ctx = format!("seed {seed} step {step}");
         now += rng.below(4);
-        match rng.below(19) {
+        match rng.below(20) {
             0..=3 => {
                 let nfields = 1 + rng.below(2);
                 let mut fields = Vec::new();
@@ -468,6 +468,61 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             );
                         }
                     }
+                }
+            }
+            19 => {
+                // Retention (XCFGSET MAXAGE): slices until none is left, each an exact
+                // MINID trim under the policy; ACKED never removes what a group needs.
+                let policy = [RefPolicy::KeepRef, RefPolicy::DelRef, RefPolicy::Acked]
+                    [rng.below(3) as usize];
+                // Mostly long enough to leave the stream a past (the evicted runs need nodes).
+                let max_age = match rng.below(10) {
+                    0 => 0,
+                    1 => 1 + rng.below(12),
+                    _ => 200 + rng.below(1500),
+                };
+                s.set_retention(Retention { max_age, policy }, &mut journal);
+                let cutoff = StreamId::new(now.saturating_sub(max_age), 0);
+                let due = max_age > 0 && m.live().iter().any(|e| e.id < cutoff);
+                let needed: Vec<StreamId> = m
+                    .live()
+                    .iter()
+                    .map(|e| e.id)
+                    .filter(|id| m.referenced(*id))
+                    .collect();
+                let expected = if due {
+                    m.trim(TrimStrategy::MinId(cutoff), false, 0, policy)
+                } else {
+                    0
+                };
+                let mut removed = 0;
+                for _ in 0..100 {
+                    let r = s.retention_slice(now, &mut journal).unwrap();
+                    // Each slice is persisted before the next, as the server's task does.
+                    source.record(&journal[recorded..], &s);
+                    recorded = journal.len();
+                    removed += r.removed;
+                    if !r.more {
+                        break;
+                    }
+                }
+                assert_eq!(removed, expected, "{ctx}: retention {policy:?} {max_age}");
+                if policy == RefPolicy::Acked {
+                    for id in &needed {
+                        assert!(
+                            s.contains(*id).unwrap(),
+                            "{ctx}: ACKED retention removed {id}, still needed"
+                        );
+                    }
+                }
+                if max_age > 0 && policy != RefPolicy::Acked {
+                    assert!(
+                        m.live().iter().all(|e| e.id >= cutoff),
+                        "{ctx}: retention left an expired entry"
+                    );
+                }
+                if rng.chance(50) {
+                    s.set_retention(Retention::default(), &mut journal);
                 }
             }
             6 => {
