@@ -448,15 +448,17 @@ fn xinfo_stream_groups_and_consumers() {
         assert_eq!(alice[2].0, "idle");
         assert_eq!(alice[3].0, "inactive");
         let full = as_map(run(&mut c, &["XINFO", "STREAM", "s", "FULL", "COUNT", "1"]));
-        // After the six IDMP fields (Redis 8.6).
+        // After the six IDMP fields (Redis 8.6) and Brooklet's two retention fields.
+        assert_eq!(full[13].0, "max-age");
+        assert_eq!(full[14].0, "max-age-policy");
         assert_eq!(
-            full[13],
+            full[15],
             (
                 "entries".into(),
                 Value::Array(vec![entry("1-0", &["a", "1"])])
             )
         );
-        assert_eq!(full[14].0, "groups");
+        assert_eq!(full[16].0, "groups");
         assert_eq!(
             err(&mut c, &["XINFO", "STREAM", "nokey"]),
             "ERR no such key"

@@ -466,7 +466,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 35);
+    assert_eq!(get(&["*"]).len(), 36);
 }
 
 #[test]
