@@ -7,6 +7,7 @@
 //! next starts almost at once while expired entries are left, so millions go in seconds.
 //! Each slice publishes `xtrim`, as a trim does, and dirties the key's WATCHers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,11 +27,19 @@ const BUSY_POLL: Duration = Duration::from_millis(2);
 /// Longest sweep.
 const BUDGET: Duration = Duration::from_millis(25);
 
+/// How long a stream whose expired entries were all kept (ACKED: a group still needs
+/// them) is left alone: each look walks them again, as an XTRIM ACKED would.
+const KEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Streams left alone until the given time (see [`KEPT_BACKOFF`]).
+type Backoff = HashMap<(usize, Bytes), Instant>;
+
 /// Runs sweeps until shutdown begins.
 pub async fn run(shared: Arc<Shared>) {
     let stopping = shared.stopping();
     tokio::pin!(stopping);
     let mut wait = POLL;
+    let mut backoff = Backoff::new();
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
@@ -41,9 +50,13 @@ pub async fn run(shared: Arc<Shared>) {
             continue;
         }
         let s = shared.clone();
-        let more = tokio::task::spawn_blocking(move || sweep(&s))
-            .await
-            .unwrap_or(false);
+        let (more, left) = tokio::task::spawn_blocking(move || {
+            let more = sweep(&s, &mut backoff);
+            (more, backoff)
+        })
+        .await
+        .unwrap_or_default();
+        backoff = left;
         wait = if more { BUSY_POLL } else { POLL };
     }
 }
@@ -52,14 +65,23 @@ pub async fn run(shared: Arc<Shared>) {
 enum Slice {
     /// The key is gone, holds no stream, or its retention is off: it left the set.
     Forgotten,
-    /// Removed this many entries; `more` when another slice may remove more now.
-    Done { removed: u64, more: bool },
+    /// Removed this many entries; `more` when another slice may remove more now; `kept`
+    /// when expired entries are left that the policy keeps.
+    Done {
+        removed: u64,
+        more: bool,
+        kept: bool,
+    },
 }
 
 /// One sweep over the set; true when it stopped with expired entries left.
-fn sweep(shared: &Arc<Shared>) -> bool {
+fn sweep(shared: &Arc<Shared>, backoff: &mut Backoff) -> bool {
     let started = Instant::now();
+    backoff.retain(|_, until| *until > started);
     for (db, key) in shared.retention.snapshot() {
+        if backoff.contains_key(&(db, key.clone())) {
+            continue;
+        }
         loop {
             if shared.store.admit().is_err() {
                 return false;
@@ -71,10 +93,17 @@ fn sweep(shared: &Arc<Shared>) -> bool {
             };
             let more = match slice {
                 Slice::Forgotten => false,
-                Slice::Done { removed, more } => {
+                Slice::Done {
+                    removed,
+                    more,
+                    kept,
+                } => {
                     if removed > 0 {
                         keyspace_event(shared, EventClass::Stream, "xtrim", db, &key);
                         shared.watches.touch(db, &key);
+                    }
+                    if kept {
+                        backoff.insert((db, key.clone()), Instant::now() + KEPT_BACKOFF);
                     }
                     more
                 }
@@ -117,15 +146,18 @@ fn slice(shared: &Arc<Shared>, db: usize, key: &Bytes) -> Slice {
         return Slice::Done {
             removed: 0,
             more: false,
+            kept: false,
         };
     }
     if !out.is_empty() && !stream.has_source() {
         stream.attach_source(shared.store.source(db as u32, key));
     }
+    let now = now_ms();
     match result {
         Ok(r) => Slice::Done {
             removed: r.removed,
             more: r.more,
+            kept: !r.more && stream.retention_due(now),
         },
         Err(e) => {
             tracing::warn!(
@@ -135,6 +167,7 @@ fn slice(shared: &Arc<Shared>, db: usize, key: &Bytes) -> Slice {
             Slice::Done {
                 removed: 0,
                 more: false,
+                kept: false,
             }
         }
     }
