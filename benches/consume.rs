@@ -431,13 +431,13 @@ fn consume_loop(
         }
         let mut args: Vec<&[u8]> = vec![b"XACK", STREAM, GROUP];
         args.extend(acks.iter().map(|i| i.as_slice()));
-        match conn.call(&args).map_err(|e| e.to_string())? {
-            Value::Int(n) if n as usize == acks.len() => {}
+        // Fewer than sent when another consumer claimed an entry again (its idle time passed
+        // min-idle before this consumer acknowledged it) and acknowledged it first.
+        let acked = match conn.call(&args).map_err(|e| e.to_string())? {
+            Value::Int(n) if n >= 0 && n as usize <= acks.len() => n as u64,
             other => return Err(format!("unexpected XACK reply: {other:?}")),
-        }
-        shared
-            .consumed
-            .fetch_add(acks.len() as u64, Ordering::AcqRel);
+        };
+        shared.consumed.fetch_add(acked, Ordering::AcqRel);
     }
 }
 

@@ -105,7 +105,7 @@ fn hello_switches_protocol_and_reports_the_version() {
             .unwrap()
     };
     assert_eq!(get("server").as_str(), Some("redis"));
-    assert_eq!(get("version").as_str(), Some("7.4.0"));
+    assert_eq!(get("version").as_str(), Some("8.10.0"));
     assert!(matches!(get("proto"), F3::Number { data: 3, .. }));
     assert_eq!(get("mode").as_str(), Some("standalone"));
     assert_eq!(get("role").as_str(), Some("master"));
@@ -540,7 +540,7 @@ fn info_and_config_answer_what_clients_and_benchmarks_ask() {
     let mut c = server.client(false);
     let info: String = cmd("INFO").query(&mut c).unwrap();
     for field in [
-        "redis_version:7.4.0",
+        "redis_version:8.10.0",
         "arch_bits:",
         "cluster_enabled:0",
         "role:master",
@@ -684,8 +684,8 @@ fn redis_cli_talks_to_the_server() {
     };
     assert_eq!(run(&["PING"]).trim(), "PONG");
     assert_eq!(run(&["ECHO", "hello world"]).trim(), "hello world");
-    assert!(run(&["-3", "HELLO", "3"]).contains("7.4.0"));
-    assert!(run(&["INFO", "server"]).contains("redis_version:7.4.0"));
+    assert!(run(&["-3", "HELLO", "3"]).contains("8.10.0"));
+    assert!(run(&["INFO", "server"]).contains("redis_version:8.10.0"));
     assert!(run(&["NOSUCH"]).contains("unknown command"));
 }
 

@@ -71,7 +71,7 @@ use crate::cmd::Ctx;
 
 /// The Redis version Brooklet reports (INFO `redis_version`, HELLO `version`), so clients
 /// enable the features they gate on it.
-pub const REDIS_VERSION: &str = "7.4.0";
+pub const REDIS_VERSION: &str = "8.10.0";
 
 /// Appends one INFO section (header included).
 pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {

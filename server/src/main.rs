@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     }
     if args.iter().any(|a| a == "--version" || a == "-v") {
         println!(
-            "Brooklet server v={} (Redis protocol 7.4.0 compatible)",
+            "Brooklet server v={} (Redis protocol 8.10.0 compatible)",
             env!("CARGO_PKG_VERSION")
         );
         return ExitCode::SUCCESS;

@@ -302,6 +302,12 @@ impl Store {
         self.durability.set_on_durable(f);
     }
 
+    /// The sequence of the last write committed, safe or not (what a reply that shows the
+    /// whole key space waits for).
+    pub fn committed_seq(&self) -> u64 {
+        self.durability.committed.load(Ordering::Acquire)
+    }
+
     /// The highest sequence known to be on disk.
     pub fn durable_seq(&self) -> u64 {
         self.durability.durable.load(Ordering::Acquire)

@@ -188,6 +188,37 @@ impl Ctx<'_> {
         )
     }
 
+    /// Notes that the reply shows that `key`, holding `value`, exists (EXISTS, TYPE): it
+    /// waits for the write that made it what it is, as [`Ctx::show`] and
+    /// [`Ctx::show_key`] do.
+    pub(crate) fn show_value(
+        &mut self,
+        key: &[u8],
+        value: &crate::keyspace::Value,
+    ) -> Result<(), CommandError> {
+        match value {
+            crate::keyspace::Value::Stream(s) => self.show(s),
+            crate::keyspace::Value::String(_) => self.show_key(key),
+        }
+    }
+
+    /// Notes that the reply shows the key space as a whole (KEYS, SCAN, DBSIZE): it waits
+    /// for every write committed so far, since any of them may have added or removed a key.
+    pub(crate) fn show_all(&mut self) -> Result<(), CommandError> {
+        let store = &self.shared.store;
+        let seq = store.committed_seq();
+        if seq > self.write_seq {
+            if store.failed() && seq > store.safe_seq() {
+                return Err(super::in_doubt_error(
+                    store,
+                    "A recent change may not be on disk, so the key space",
+                ));
+            }
+            self.write_seq = seq;
+        }
+        Ok(())
+    }
+
     /// [`Ctx::show_key`], with `what` the subject of the refusal's "is not shown".
     fn wait_for_key(&mut self, key: &[u8], what: &str) -> Result<(), CommandError> {
         let seq = self.db().key_seq(key);
