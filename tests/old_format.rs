@@ -220,15 +220,18 @@ fn mask_integer(line: &str) -> String {
 }
 
 /// XINFO STREAM's fields added since the fixture was written (Redis 8.6's IDMP fields;
-/// Brooklet's group counters and dead-letter settings, in XINFO GROUPS too), taken out of a reply so the rest compares with the old server's answers.
+/// Brooklet's retention fields, group counters and dead-letter settings, in XINFO GROUPS
+/// too), taken out of a reply so the rest compares with the old server's answers.
 fn without_idmp_fields(command: &str, frame: F2) -> F2 {
-    const IDMP: [&[u8]; 6] = [
+    const IDMP: [&[u8]; 8] = [
         b"idmp-duration",
         b"idmp-maxsize",
         b"pids-tracked",
         b"iids-tracked",
         b"iids-added",
         b"iids-duplicates",
+        b"max-age",
+        b"max-age-policy",
     ];
     let upper = command.to_ascii_uppercase();
     match frame {

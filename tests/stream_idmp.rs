@@ -353,7 +353,7 @@ fn xcfgset_clears_on_change_only_and_new_streams_take_the_defaults() {
         .position(|n| n == "recorded-first-entry-id")
         .unwrap();
     assert_eq!(
-        names[at + 1..at + 8],
+        names[at + 1..at + 10],
         [
             "idmp-duration",
             "idmp-maxsize",
@@ -361,6 +361,8 @@ fn xcfgset_clears_on_change_only_and_new_streams_take_the_defaults() {
             "iids-tracked",
             "iids-added",
             "iids-duplicates",
+            "max-age",
+            "max-age-policy",
             "groups"
         ]
     );
@@ -370,7 +372,8 @@ fn xcfgset_clears_on_change_only_and_new_streams_take_the_defaults() {
         .position(|n| n == "recorded-first-entry-id")
         .unwrap();
     assert_eq!(names[at + 1], "idmp-duration");
-    assert_eq!(names[at + 7], "entries");
+    assert_eq!(names[at + 7], "max-age");
+    assert_eq!(names[at + 9], "entries");
 }
 
 #[test]

@@ -412,6 +412,8 @@ fn xinfo_stream_groups_and_consumers() {
                 "iids-tracked",
                 "iids-added",
                 "iids-duplicates",
+                "max-age",
+                "max-age-policy",
                 "groups",
                 "first-entry",
                 "last-entry"
@@ -420,7 +422,7 @@ fn xinfo_stream_groups_and_consumers() {
         assert_eq!(info[0].1, Value::Int(2));
         assert_eq!(info[2].1, Value::Int(2));
         assert_eq!(info[3].1, bulk("2-0"));
-        assert_eq!(info[14].1, entry("1-0", &["a", "1"]));
+        assert_eq!(info[16].1, entry("1-0", &["a", "1"]));
         let groups = run(&mut c, &["XINFO", "GROUPS", "s"]);
         let Value::Array(groups) = groups else {
             panic!()
@@ -447,15 +449,17 @@ fn xinfo_stream_groups_and_consumers() {
         assert_eq!(alice[2].0, "idle");
         assert_eq!(alice[3].0, "inactive");
         let full = as_map(run(&mut c, &["XINFO", "STREAM", "s", "FULL", "COUNT", "1"]));
-        // After the six IDMP fields (Redis 8.6).
+        // After the six IDMP fields (Redis 8.6) and Brooklet's two retention fields.
+        assert_eq!(full[13].0, "max-age");
+        assert_eq!(full[14].0, "max-age-policy");
         assert_eq!(
-            full[13],
+            full[15],
             (
                 "entries".into(),
                 Value::Array(vec![entry("1-0", &["a", "1"])])
             )
         );
-        assert_eq!(full[14].0, "groups");
+        assert_eq!(full[16].0, "groups");
         assert_eq!(
             err(&mut c, &["XINFO", "STREAM", "nokey"]),
             "ERR no such key"

@@ -5,7 +5,8 @@
 //! byte and the number.
 
 use brooklet_streams::{
-    DeadLetterConfig, GroupCounters, Idmp, IdmpConfig, Mutation, NodeMeta, StreamId, StreamMeta,
+    DeadLetterConfig, GroupCounters, Idmp, IdmpConfig, Mutation, NodeMeta, RefPolicy, Retention,
+    Stream, StreamId, StreamMeta,
 };
 use bytes::Bytes;
 
@@ -212,9 +213,12 @@ pub fn encode_stream(meta: &StreamMeta, incarnation: u64, idmp: &[u8]) -> Vec<u8
     out
 }
 
-/// Reads a stream record written by [`encode_stream`]: its metadata, incarnation and IDMP
-/// state (None in a record from before format 9).
-pub fn decode_stream(value: &[u8]) -> Result<(StreamMeta, u64, Option<Idmp>), StoreError> {
+/// What a stream record holds past its metadata and incarnation.
+pub type StreamSections = (Option<Idmp>, Retention);
+
+/// Reads a stream record written by [`encode_stream`]: its metadata, incarnation, IDMP
+/// state (None in a record from before format 9) and retention (off when absent).
+pub fn decode_stream(value: &[u8]) -> Result<(StreamMeta, u64, StreamSections), StoreError> {
     let mut r = Reader::new(value, "stream");
     let meta = StreamMeta {
         last_id: r.id()?,
@@ -227,7 +231,51 @@ pub fn decode_stream(value: &[u8]) -> Result<(StreamMeta, u64, Option<Idmp>), St
     } else {
         Some(read_idmp(&mut r)?)
     };
-    Ok((meta, incarnation, idmp))
+    let mut retention = Retention::default();
+    if !r.buf.is_empty() {
+        if r.u8()? != RETENTION_SECTION {
+            return Err(StoreError::Corrupt(
+                "stream record's retention section".into(),
+            ));
+        }
+        retention.max_age = r.u64()?;
+        retention.policy = policy_of(r.u8()?)?;
+    }
+    Ok((meta, incarnation, (idmp, retention)))
+}
+
+/// Tag of a stream record's retention section (format 9, after the IDMP section; only
+/// when retention is on).
+const RETENTION_SECTION: u8 = 0x70;
+
+/// The sections a stream record ends with, as `stream` has them now: the IDMP section
+/// ([`encode_idmp`]), then, when retention is on, tag 0x70, MAXAGE (u64) and its policy
+/// (u8: 0 KEEPREF, 1 DELREF, 2 ACKED).
+pub fn encode_stream_sections(stream: &Stream) -> Vec<u8> {
+    let mut out = encode_idmp(stream.idmp());
+    let retention = stream.retention();
+    if retention.is_on() {
+        out.push(RETENTION_SECTION);
+        put_u64(&mut out, retention.max_age);
+        out.push(match retention.policy {
+            RefPolicy::KeepRef => 0,
+            RefPolicy::DelRef => 1,
+            RefPolicy::Acked => 2,
+        });
+    }
+    out
+}
+
+/// The policy a retention section's byte names.
+fn policy_of(b: u8) -> Result<RefPolicy, StoreError> {
+    match b {
+        0 => Ok(RefPolicy::KeepRef),
+        1 => Ok(RefPolicy::DelRef),
+        2 => Ok(RefPolicy::Acked),
+        _ => Err(StoreError::Corrupt(
+            "stream record's retention policy".into(),
+        )),
+    }
 }
 
 /// Tag of a stream record's IDMP section.

@@ -125,7 +125,7 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("stream"));
         }
-        let (meta, incarnation, idmp) = decode_stream(&v)?;
+        let (meta, incarnation, (idmp, retention)) = decode_stream(&v)?;
         report.max_incarnation = report.max_incarnation.max(incarnation);
         let key = Bytes::copy_from_slice(key);
         let mut its_nodes = nodes.remove(&(db, key.clone())).unwrap_or_default();
@@ -164,6 +164,7 @@ pub(crate) fn load(
         if let Some(idmp) = idmp {
             stream.restore_idmp(idmp);
         }
+        stream.init_retention(retention);
         report.entries += stream.len();
         streams.insert((db, key), stream);
     }

@@ -31,6 +31,8 @@ mod memory;
 mod memory_guard;
 pub(crate) mod notify;
 mod publish;
+mod retention_set;
+mod retention_task;
 mod state;
 mod stats;
 mod subscriber;
@@ -221,6 +223,7 @@ async fn launch(
     tokio::spawn(checkpoint::run(shared.clone()));
     tokio::spawn(memory::run(shared.clone()));
     tokio::spawn(expire_task::run(shared.clone()));
+    tokio::spawn(retention_task::run(shared.clone()));
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }

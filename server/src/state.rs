@@ -56,6 +56,8 @@ pub struct Shared {
     pub recovery: brooklet_persistence::RecoveryReport,
     /// `maxmemory`: the limit and whether commands that add data are refused.
     pub memory: crate::memory_guard::MemoryGuard,
+    /// The streams with a MAXAGE, which the retention task visits.
+    pub retention: crate::retention_set::RetentionSet,
 }
 
 impl Shared {
@@ -101,6 +103,7 @@ impl Shared {
             last_save: std::sync::atomic::AtomicU64::new(crate::client::now_ms() / 1000),
             recovery,
             memory,
+            retention: Default::default(),
         })
     }
 

@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::id::StreamId;
+
 /// A stream command's error; its `Display` is the exact text Redis replies with,
 /// error code prefix included (`ERR `, `BUSYGROUP `, `NOGROUP `).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,9 @@ pub enum StreamError {
     IdmpNoSuchEntry,
     /// XIDMPRECORD of a pair that already maps to another entry.
     IdmpConflict,
+    /// XADD EXPECTLAST (a Brooklet extension) whose ID is not the stream's last
+    /// generated ID, which it carries.
+    LastIdConflict(StreamId),
 }
 
 impl fmt::Display for StreamError {
@@ -161,6 +166,7 @@ impl fmt::Display for StreamError {
             IdmpNoSuchEntry => {
                 f.write_str("ERR The specified stream ID was deleted or doesn't exist")
             }
+            LastIdConflict(id) => write!(f, "CONFLICT last ID is {id}"),
             IdmpConflict => f.write_str(
                 "ERR The specified IDMP producer-id/idempotent-id pair maps to a different \
                  stream ID",

@@ -399,11 +399,11 @@ impl Stream {
     }
 
     /// XADD with IDMP pid iid or IDMPAUTO pid: a duplicate within the window appends
-    /// nothing, trims nothing and only counts itself; otherwise [`Stream::add`], and the
-    /// ID is remembered.
+    /// nothing, trims nothing and only counts itself; otherwise, once `expect_last` (XADD
+    /// EXPECTLAST) holds, [`Stream::add`], and the ID is remembered.
     ///
     /// # Errors
-    /// [`Stream::add`]'s.
+    /// [`Stream::add`]'s, or [`StreamError::LastIdConflict`].
     #[allow(clippy::too_many_arguments)]
     pub fn add_idempotent(
         &mut self,
@@ -411,6 +411,7 @@ impl Stream {
         spec: IdSpec,
         fields: &[Bytes],
         trim: Option<&TrimArgs>,
+        expect_last: Option<StreamId>,
         now_ms: u64,
         limits: &NodeLimits,
         out: &mut Vec<Mutation>,
@@ -429,6 +430,11 @@ impl Stream {
                 count: self.idmp.duplicates,
             });
             return Ok(IdmpAdd::Duplicate(id));
+        }
+        // A retried append whose first attempt went in is answered above with its entry,
+        // not refused because that attempt moved the last ID.
+        if let Some(expected) = expect_last {
+            self.expect_last(expected)?;
         }
         let added = self.add(spec, fields, trim, now_ms, limits, out)?;
         let iid = Bytes::copy_from_slice(iid);

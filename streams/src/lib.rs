@@ -57,6 +57,7 @@ mod listpack;
 mod mutation;
 mod node;
 mod refs;
+mod retention;
 mod source;
 mod stream;
 mod trim;
@@ -86,6 +87,7 @@ pub use info::{
 pub use mutation::Mutation;
 pub use node::NodeLimits;
 pub use refs::{REF_DELETED, REF_KEPT, REF_NOT_FOUND, RefPolicy};
+pub use retention::{Retention, RetentionSlice, SLICE_ENTRIES};
 pub use source::{EntrySource, NodeMeta, StoredEntry};
 pub use stream::{AddOutcome, Stream, StreamMeta};
 pub use trim::{TrimArgs, TrimStrategy};

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use crate::group::{Consumer, DeadLetter, DeadLetterConfig, GroupCounters, PendingEntry};
 use crate::id::StreamId;
 use crate::node::NodeLimits;
+use crate::refs::RefPolicy;
 use crate::stream::Stream;
 
 /// One change of a stream's state.
@@ -185,6 +186,13 @@ pub enum Mutation {
         duration: u32,
         /// IDMP-MAXSIZE.
         maxsize: u32,
+    },
+    /// XCFGSET MAXAGE changed the stream's retention (`max_age` 0: off).
+    RetentionSet {
+        /// MAXAGE, milliseconds.
+        max_age: u64,
+        /// The reference policy retention removes under.
+        policy: RefPolicy,
     },
 }
 
@@ -369,6 +377,12 @@ impl Stream {
                     duration: *duration,
                     maxsize: *maxsize,
                 });
+            }
+            Mutation::RetentionSet { max_age, policy } => {
+                self.retention = crate::retention::Retention {
+                    max_age: *max_age,
+                    policy: *policy,
+                };
             }
         }
     }

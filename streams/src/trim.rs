@@ -89,7 +89,17 @@ impl Stream {
         out: &mut Vec<Mutation>,
     ) -> Result<u64, StreamError> {
         args.validate()?;
-        let limit = args.effective_limit(limits);
+        self.trim_unchecked(args, args.effective_limit(limits), out)
+    }
+
+    /// [`Stream::trim`] without LIMIT's check, with `limit` the work limit (retention
+    /// limits an exact trim, which XTRIM cannot).
+    pub(crate) fn trim_unchecked(
+        &mut self,
+        args: &TrimArgs,
+        limit: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<u64, StreamError> {
         if args.policy != RefPolicy::KeepRef {
             return self.trim_with_policy(args, limit, out);
         }

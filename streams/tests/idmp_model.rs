@@ -105,7 +105,16 @@ fn run(seed: u64) {
                     iid: iid.as_bytes(),
                 };
                 let got = s
-                    .add_idempotent(key, IdSpec::Auto, &fields, None, now, &limits, &mut out)
+                    .add_idempotent(
+                        key,
+                        IdSpec::Auto,
+                        &fields,
+                        None,
+                        None,
+                        now,
+                        &limits,
+                        &mut out,
+                    )
                     .unwrap();
                 match (got, model.lookup(pid, iid.as_bytes(), now)) {
                     (IdmpAdd::Duplicate(id), Some(want)) => {
@@ -148,6 +157,7 @@ fn run(seed: u64) {
                         IdmpKey::Auto { pid },
                         IdSpec::Auto,
                         &fields,
+                        None,
                         None,
                         now,
                         &limits,

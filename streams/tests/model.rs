@@ -401,7 +401,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
         // XCLAIM FORCE may make an entry it dead-lettered (a repeated ID) pending again,
         // as it makes any entry pending.
         let mut force_claim = false;
-        match rng.below(20) {
+        match rng.below(21) {
             0..=3 => {
                 let nfields = 1 + rng.below(2);
                 let mut fields = Vec::new();
@@ -496,6 +496,61 @@ fn run(seed: u64, steps: usize, cold: bool) {
                             );
                         }
                     }
+                }
+            }
+            19 => {
+                // Retention (XCFGSET MAXAGE): slices until none is left, each an exact
+                // MINID trim under the policy; ACKED never removes what a group needs.
+                let policy = [RefPolicy::KeepRef, RefPolicy::DelRef, RefPolicy::Acked]
+                    [rng.below(3) as usize];
+                // Mostly long enough to leave the stream a past (the evicted runs need nodes).
+                let max_age = match rng.below(10) {
+                    0 => 0,
+                    1 => 1 + rng.below(12),
+                    _ => 200 + rng.below(1500),
+                };
+                s.set_retention(Retention { max_age, policy }, &mut journal);
+                let cutoff = StreamId::new(now.saturating_sub(max_age), 0);
+                let due = max_age > 0 && m.live().iter().any(|e| e.id < cutoff);
+                let needed: Vec<StreamId> = m
+                    .live()
+                    .iter()
+                    .map(|e| e.id)
+                    .filter(|id| m.referenced(*id))
+                    .collect();
+                let expected = if due {
+                    m.trim(TrimStrategy::MinId(cutoff), false, 0, policy)
+                } else {
+                    0
+                };
+                let mut removed = 0;
+                for _ in 0..100 {
+                    let r = s.retention_slice(now, &mut journal).unwrap();
+                    // Each slice is persisted before the next, as the server's task does.
+                    source.record(&journal[recorded..], &s);
+                    recorded = journal.len();
+                    removed += r.removed;
+                    if !r.more {
+                        break;
+                    }
+                }
+                assert_eq!(removed, expected, "{ctx}: retention {policy:?} {max_age}");
+                if policy == RefPolicy::Acked {
+                    for id in &needed {
+                        assert!(
+                            s.contains(*id).unwrap(),
+                            "{ctx}: ACKED retention removed {id}, still needed"
+                        );
+                    }
+                }
+                if max_age > 0 && policy != RefPolicy::Acked {
+                    assert!(
+                        m.live().iter().all(|e| e.id >= cutoff),
+                        "{ctx}: retention left an expired entry"
+                    );
+                }
+                if rng.chance(50) {
+                    s.set_retention(Retention::default(), &mut journal);
                 }
             }
             6 => {
@@ -1062,7 +1117,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 }
                 assert_eq!(got, Ok(released), "{ctx}");
             }
-            19 => {
+            20 => {
                 // XGROUP SETDLQ: a small limit, so entries reach it.
                 let g = name("g", rng.below(2));
                 let max = (!rng.chance(25)).then(|| 1 + rng.below(3));

@@ -40,7 +40,7 @@ fn stream_records_round_trip() {
     // A record from before format 9 has no IDMP section.
     let enc = encode_stream(&meta, 77, &[]);
     assert_eq!(enc.len(), 48);
-    assert!(matches!(decode_stream(&enc), Ok((m, 77, None)) if m == meta));
+    assert!(matches!(decode_stream(&enc), Ok((m, 77, (None, r))) if m == meta && !r.is_on()));
     assert!(decode_stream(&enc[..47]).is_err());
 }
 
@@ -77,7 +77,7 @@ fn idmp_round_trips() {
         ],
     );
     let enc = encode_stream(&meta, 4, &encode_idmp(&idmp));
-    let Ok((m, 4, Some(back))) = decode_stream(&enc) else {
+    let Ok((m, 4, (Some(back), _))) = decode_stream(&enc) else {
         panic!("stream record with IDMP did not decode");
     };
     assert_eq!(m, meta);
@@ -287,4 +287,33 @@ fn group_record_sections_round_trip() {
     let mut r = Reader::new(&bad, "group");
     read_group(&mut r).unwrap();
     assert!(read_group_sections(&mut r, &g).is_err());
+}
+
+#[test]
+fn stream_record_retention_section_round_trips() {
+    let meta = StreamMeta {
+        last_id: StreamId::new(9, 1),
+        entries_added: 3,
+        max_deleted_id: StreamId::new(0, 0),
+    };
+    let mut s = Stream::new();
+    // Off: the record ends with the IDMP section, as before.
+    let off = encode_stream(&meta, 2, &encode_stream_sections(&s));
+    assert_eq!(off, encode_stream(&meta, 2, &encode_idmp(s.idmp())));
+    for policy in [RefPolicy::KeepRef, RefPolicy::DelRef, RefPolicy::Acked] {
+        let want = Retention {
+            max_age: 86_400_000,
+            policy,
+        };
+        s.init_retention(want);
+        let enc = encode_stream(&meta, 2, &encode_stream_sections(&s));
+        let Ok((m, 2, (Some(_), got))) = decode_stream(&enc) else {
+            panic!("stream record with retention did not decode");
+        };
+        assert_eq!((m, got), (meta, want));
+        assert!(decode_stream(&enc[..enc.len() - 1]).is_err());
+        let mut bad = enc.clone();
+        *bad.last_mut().unwrap() = 9;
+        assert!(decode_stream(&bad).is_err());
+    }
 }

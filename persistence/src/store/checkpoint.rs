@@ -14,7 +14,9 @@ use crate::stored::StoredStream;
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
-use crate::codec::{encode_entry_slices, encode_idmp, encode_node, encode_stream, mark_deleted};
+use crate::codec::{
+    encode_entry_slices, encode_node, encode_stream, encode_stream_sections, mark_deleted,
+};
 use crate::error::StoreError;
 use crate::keys::{FLOOR_PREFIX, entry_key, node_key, stream_prefix};
 use crate::tail_log::StreamName;
@@ -219,7 +221,8 @@ struct Piece {
     incarnation: u64,
     /// Group records changed since fjall last had them, as they were when copied.
     groups: Vec<Mutation>,
-    /// The stream's IDMP state, encoded when copied ([`encode_idmp`]).
+    /// The stream's IDMP state and retention, encoded when copied
+    /// ([`encode_stream_sections`]).
     idmp: Vec<u8>,
     /// With no appends, the stream's metadata when its IDMP state alone changed (its record
     /// is then written as it is).
@@ -301,7 +304,7 @@ impl PendingFlush<'_> {
             appends,
             incarnation: stream.incarnation(),
             groups,
-            idmp: encode_idmp(stream.idmp()),
+            idmp: encode_stream_sections(stream),
             idmp_only,
         });
         self.keys.push(Bytes::copy_from_slice(key));

@@ -47,7 +47,7 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// stream record's IDMP section with its tail-log records, and trims' purge markers of a
 /// range of nodes, with its lowest ID after the life; strings and key deadlines, in keyspaces
 /// of their own; the group record's sections (counters, dead-letter settings) with their
-/// tail-log changes). A
+/// tail-log changes; the stream record's retention section, after the IDMP section). A
 /// format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from

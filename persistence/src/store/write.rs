@@ -8,7 +8,9 @@ use brooklet_streams::{IdmpConfig, Mutation, StreamId};
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
 
-use crate::codec::{encode_entry, encode_idmp, encode_node, encode_stream, mark_deleted};
+use crate::codec::{
+    encode_entry, encode_node, encode_stream, encode_stream_sections, mark_deleted,
+};
 use crate::error::StoreError;
 use crate::keys::{consumer_key, entry_key, group_key, node_key, pending_key, stream_prefix};
 use crate::stored::{DirtyGroups, Route, StoredStream};
@@ -450,7 +452,7 @@ impl Store {
         let record = encode_stream(
             &stream.meta(),
             stream.incarnation(),
-            &encode_idmp(stream.idmp()),
+            &encode_stream_sections(stream),
         );
         batch.insert(&self.ks.streams, prefix, record);
         Ok(removal)

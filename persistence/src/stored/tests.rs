@@ -209,7 +209,16 @@ fn idmp_changes_take_the_tail_log_where_plain_ones_do() {
     let mut muts = Vec::new();
     let added = s
         .stream_mut()
-        .add_idempotent(key, IdSpec::Auto, &fields, None, 10, &limits, &mut muts)
+        .add_idempotent(
+            key,
+            IdSpec::Auto,
+            &fields,
+            None,
+            None,
+            10,
+            &limits,
+            &mut muts,
+        )
         .unwrap();
     assert!(matches!(added, IdmpAdd::Added(_)));
     assert!(matches!(
@@ -228,6 +237,7 @@ fn idmp_changes_take_the_tail_log_where_plain_ones_do() {
             IdSpec::Auto,
             &fields,
             None,
+            None,
             11,
             &limits,
             &mut muts,
@@ -244,7 +254,16 @@ fn idmp_changes_take_the_tail_log_where_plain_ones_do() {
     let mut muts = Vec::new();
     let dup = s
         .stream_mut()
-        .add_idempotent(key, IdSpec::Auto, &fields, None, 12, &limits, &mut muts)
+        .add_idempotent(
+            key,
+            IdSpec::Auto,
+            &fields,
+            None,
+            None,
+            12,
+            &limits,
+            &mut muts,
+        )
         .unwrap();
     assert!(matches!(dup, IdmpAdd::Duplicate(_)));
     // Only the tail log has the stream: its first such change is a batch.

@@ -676,7 +676,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Appends a new message to a stream. Creates the key if it doesn't exist.",
         since: "5.0.0",
         complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
-        syntax: "key [NOMKSTREAM] [KEEPREF|DELREF|ACKED] [<IDMPAUTO pid | IDMP pid iid>] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
+        syntax: "key [NOMKSTREAM] [KEEPREF|DELREF|ACKED] [<IDMPAUTO pid | IDMP pid iid>] [EXPECTLAST last-id] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]",
     },
     Doc {
         name: "xlen",
@@ -740,7 +740,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Sets the IDMP configuration parameters for a stream.",
         since: "8.6.0",
         complexity: "O(1)",
-        syntax: "key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize]",
+        syntax: "key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize] [MAXAGE ms [KEEPREF|DELREF|ACKED]]",
     },
     Doc {
         name: "xidmprecord",

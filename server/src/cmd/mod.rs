@@ -253,11 +253,11 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
         if !fits(db, &l.key, "stream") {
             continue;
         }
-        shared
-            .keyspace
-            .db(db)
-            .lock(&l.key)
-            .insert(l.key, crate::keyspace::Value::Stream(Box::new(l.stream)));
+        let mut shard = shared.keyspace.db(db).lock(&l.key);
+        if l.stream.retention().is_on() {
+            shared.retention.add(db, &l.key);
+        }
+        shard.insert(l.key, crate::keyspace::Value::Stream(Box::new(l.stream)));
     }
     let keys = match shared.store.load_keys() {
         Ok(keys) => keys,

@@ -38,6 +38,9 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// `-ERR no such key`.
 pub(crate) const NO_SUCH_KEY: CommandError = CommandError::msg("ERR no such key");
 
+/// A second EXPECTLAST in one XADD (worded as Redis words a repeated IDMP).
+const EXPECTLAST_TWICE: CommandError = CommandError::msg("ERR EXPECTLAST specified multiple times");
+
 /// XTRIM's error without MAXLEN or MINID.
 const NO_TRIM_STRATEGY: CommandError =
     CommandError::msg("ERR syntax error, XTRIM must be called with a trimming strategy");
@@ -87,13 +90,16 @@ pub(crate) struct XAddArgs<'a> {
     pub fields: &'a [Bytes],
     /// IDMP pid iid / IDMPAUTO pid (the ID is then `*`).
     pub idmp: Option<IdmpKey<'a>>,
+    /// EXPECTLAST id (a Brooklet extension): append only if the stream's last generated
+    /// ID is this one.
+    pub expect_last: Option<StreamId>,
 }
 
 impl<'a> XAddArgs<'a> {
     /// # Format
-    /// `key [NOMKSTREAM] [KEEPREF|DELREF|ACKED] [IDMPAUTO pid|IDMP pid iid] [MAXLEN|MINID
-    /// [=|~] threshold [LIMIT count]] *|id field value [field value ...]`, after the command
-    /// name (the policy, kept in `trim`, matters only with a trim).
+    /// `key [NOMKSTREAM] [KEEPREF|DELREF|ACKED] [IDMPAUTO pid|IDMP pid iid] [EXPECTLAST id]
+    /// [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]`,
+    /// after the command name (the policy, kept in `trim`, matters only with a trim).
     pub fn parse(args: &mut Args<'a>) -> Result<Self, CommandError> {
         let key = args.next_bytes()?;
         let opts = parse_add_trim(args, true)?;
@@ -112,6 +118,7 @@ impl<'a> XAddArgs<'a> {
             id: id?,
             fields,
             idmp: opts.idmp,
+            expect_last: opts.expect_last,
         })
     }
 }
@@ -336,6 +343,8 @@ struct AddTrimOptions<'a> {
     /// XADD's IDMP / IDMPAUTO.
     idmp: Option<IdmpKey<'a>>,
     nomkstream: bool,
+    /// XADD's EXPECTLAST.
+    expect_last: Option<StreamId>,
     /// XADD's ID, when arguments were left for one (`Err` only for `0-0`, which Redis
     /// refuses after checking the field count).
     id: Option<Result<IdSpec, StreamError>>,
@@ -356,6 +365,7 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
     let mut policy: Option<RefPolicy> = None;
     let mut id = None;
     let mut idmp = None;
+    let mut expect_last = None;
     const BOTH: CommandError = CommandError::msg(
         "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
     );
@@ -365,6 +375,11 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
             id = Some(xadd_id(args)?);
             break;
         } else if xadd && eat_idmp(args, &mut idmp)? {
+        } else if xadd && more && args.eat_keyword("EXPECTLAST") {
+            if expect_last.is_some() {
+                return Err(EXPECTLAST_TWICE);
+            }
+            expect_last = Some(strict_id(args.next_bytes()?)?);
         } else if more && args.eat_keyword("MAXLEN") {
             if strategy.is_some() {
                 return Err(BOTH);
@@ -431,6 +446,7 @@ fn parse_add_trim<'a>(args: &mut Args<'a>, xadd: bool) -> Result<AddTrimOptions<
         trim,
         idmp,
         nomkstream,
+        expect_last,
         id,
     })
 }
@@ -486,9 +502,16 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     };
     let id = ctx.write_stream(a.key, missing, |s, out, fx| {
         let added = match a.idmp {
-            None => s.add(a.id, a.fields, a.trim.as_ref(), now, &limits, out),
+            None => {
+                // Checked before the ID: a conflict is what the caller needs to know.
+                if let Some(expected) = a.expect_last {
+                    s.expect_last(expected)?;
+                }
+                s.add(a.id, a.fields, a.trim.as_ref(), now, &limits, out)
+            }
             Some(k) => {
-                match s.add_idempotent(k, a.id, a.fields, a.trim.as_ref(), now, &limits, out) {
+                let trim = a.trim.as_ref();
+                match s.add_idempotent(k, a.id, a.fields, trim, a.expect_last, now, &limits, out) {
                     // A duplicate changes only a counter: no event, nothing woken (as Redis).
                     Ok(IdmpAdd::Duplicate(id)) => return Ok(Some(id)),
                     Ok(IdmpAdd::Added(added)) => Ok(added),
@@ -718,6 +741,56 @@ mod tests {
         }
         // The ID is parsed where the options stop, before LIMIT's checks.
         assert_eq!(xadd_error("k MAXLEN = 1 LIMIT 0 bad f v"), BAD_ID);
+    }
+
+    #[test]
+    fn xadd_expectlast_parses_anywhere_among_the_options() {
+        let expect = |line: &str| {
+            let v = argv(line);
+            let a = XAddArgs::parse(&mut Args::new(&v)).unwrap_or_else(|e| panic!("{line}: {e}"));
+            (
+                a.expect_last,
+                a.nomkstream,
+                a.trim.is_some(),
+                a.idmp.is_some(),
+            )
+        };
+        let five = Some(StreamId::new(5, 0));
+        assert_eq!(
+            expect("k EXPECTLAST 5-0 * f v"),
+            (five, false, false, false)
+        );
+        assert_eq!(expect("k expectlast 5 * f v"), (five, false, false, false));
+        assert_eq!(
+            expect("k NOMKSTREAM MAXLEN 3 EXPECTLAST 5-0 ACKED IDMP p i * f v"),
+            (five, true, true, true)
+        );
+        assert_eq!(
+            expect("k EXPECTLAST 0-0 1-1 f v"),
+            (Some(StreamId::new(0, 0)), false, false, false)
+        );
+        assert_eq!(expect("k * EXPECTLAST 5-0").0, None);
+    }
+
+    #[test]
+    fn xadd_expectlast_errors_are_redis_texts() {
+        for bad in [
+            "k EXPECTLAST x * f v",
+            "k EXPECTLAST * * f v",
+            "k EXPECTLAST $ * f v",
+            "k EXPECTLAST 1-x * f v",
+            "k EXPECTLAST - * f v",
+        ] {
+            assert_eq!(xadd_error(bad), BAD_ID, "{bad}");
+        }
+        assert_eq!(
+            xadd_error("k EXPECTLAST 1-0 EXPECTLAST 2-0 * f v"),
+            "ERR EXPECTLAST specified multiple times"
+        );
+        assert_eq!(xadd_error("k EXPECTLAST 1-0"), ARITY);
+        assert_eq!(xadd_error("k EXPECTLAST 1-0 * f"), ARITY);
+        // Without an ID after it, the word is taken for the ID, as Redis would.
+        assert_eq!(xadd_error("k EXPECTLAST"), BAD_ID);
     }
 
     #[test]

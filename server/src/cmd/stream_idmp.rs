@@ -6,7 +6,9 @@
 use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
-use brooklet_streams::{IDMP_DURATION_MAX, IDMP_MAXSIZE_MAX, IdmpKey, StreamId};
+use brooklet_streams::{
+    IDMP_DURATION_MAX, IDMP_MAXSIZE_MAX, IdmpKey, RefPolicy, Retention, StreamId,
+};
 
 use super::table::command;
 use super::table::flags::*;
@@ -47,6 +49,9 @@ const CFG_NOTHING: CommandError = CommandError::msg("ERR At least one parameter 
 /// IDMP-DURATION out of range.
 const CFG_DURATION_RANGE: CommandError =
     CommandError::msg("ERR IDMP-DURATION must be between 1 and 86400 seconds");
+/// MAXAGE below zero (worded as XADD's MAXLEN below zero).
+const CFG_MAXAGE_NEGATIVE: CommandError =
+    CommandError::msg("ERR The MAXAGE argument must be >= 0.");
 /// IDMP-MAXSIZE out of range.
 const CFG_MAXSIZE_RANGE: CommandError =
     CommandError::msg("ERR IDMP-MAXSIZE must be between 1 and 10000 entries");
@@ -97,12 +102,15 @@ pub(crate) struct XCfgSetArgs<'a> {
     pub duration: Option<u32>,
     /// IDMP-MAXSIZE.
     pub maxsize: Option<u32>,
+    /// MAXAGE ms [KEEPREF|DELREF|ACKED] (a Brooklet extension; 0 turns retention off).
+    pub retention: Option<Retention>,
 }
 
 impl<'a> XCfgSetArgs<'a> {
     /// # Format
-    /// `key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize]`, after the command name; each
-    /// value is checked as it is read.
+    /// `key [IDMP-DURATION duration] [IDMP-MAXSIZE maxsize] [MAXAGE ms
+    /// [KEEPREF|DELREF|ACKED]]`, after the command name; each value is checked as it is
+    /// read.
     pub fn parse(args: &mut Args<'a>) -> Result<Self, CommandError> {
         let key = args.next_bytes()?;
         if args.is_empty() {
@@ -110,6 +118,7 @@ impl<'a> XCfgSetArgs<'a> {
         }
         let mut duration = None;
         let mut maxsize = None;
+        let mut retention = None;
         while !args.is_empty() {
             let more = args.remaining() > 1;
             if more && args.eat_keyword("IDMP-DURATION") {
@@ -124,6 +133,23 @@ impl<'a> XCfgSetArgs<'a> {
                     return Err(CFG_MAXSIZE_RANGE);
                 }
                 maxsize = Some(n as u32);
+            } else if more && args.eat_keyword("MAXAGE") {
+                let n = args.next_i64()?;
+                if n < 0 {
+                    return Err(CFG_MAXAGE_NEGATIVE);
+                }
+                let policy = [
+                    ("KEEPREF", RefPolicy::KeepRef),
+                    ("DELREF", RefPolicy::DelRef),
+                    ("ACKED", RefPolicy::Acked),
+                ]
+                .into_iter()
+                .find(|(w, _)| args.eat_keyword(w))
+                .map_or(RefPolicy::KeepRef, |(_, p)| p);
+                retention = Some(Retention {
+                    max_age: n as u64,
+                    policy,
+                });
             } else {
                 return Err(CommandError::syntax());
             }
@@ -132,15 +158,27 @@ impl<'a> XCfgSetArgs<'a> {
             key,
             duration,
             maxsize,
+            retention,
         })
     }
 }
 
-/// XCFGSET: sets a stream's IDMP settings; a change forgets every remembered ID.
+/// XCFGSET: sets a stream's IDMP settings (a change forgets every remembered ID) and its
+/// retention (MAXAGE, which the retention task then applies).
 fn xcfgset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XCfgSetArgs::parse(&mut Args::new(&argv[1..]))?;
+    let shared = ctx.shared;
+    let db = ctx.client.db;
     ctx.write_stream(a.key, Missing::Fail(&|| NO_SUCH_KEY), |s, out, fx| {
-        if s.set_idmp_config(a.duration, a.maxsize, out) {
+        let mut changed = s.set_idmp_config(a.duration, a.maxsize, out);
+        if let Some(r) = a.retention {
+            changed |= s.set_retention(r, out);
+            if s.retention().is_on() {
+                // Under the shard lock, so the task cannot drop it from the set meanwhile.
+                shared.retention.add(db, a.key);
+            }
+        }
+        if changed {
             fx.changed("xcfgset");
         }
         Ok(())
@@ -205,6 +243,41 @@ mod tests {
         line.split(' ')
             .map(|w| Bytes::from(w.replace("''", "")))
             .collect()
+    }
+
+    fn retention(line: &str) -> Result<Option<Retention>, String> {
+        let v = argv(line);
+        XCfgSetArgs::parse(&mut Args::new(&v))
+            .map(|a| a.retention)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn xcfgset_maxage_parses_and_reports_texts() {
+        let r = |max_age, policy| Ok(Some(Retention { max_age, policy }));
+        assert_eq!(retention("k MAXAGE 1000"), r(1000, RefPolicy::KeepRef));
+        assert_eq!(retention("k maxage 0"), r(0, RefPolicy::KeepRef));
+        assert_eq!(retention("k MAXAGE 5 acked"), r(5, RefPolicy::Acked));
+        assert_eq!(retention("k MAXAGE 5 DELREF"), r(5, RefPolicy::DelRef));
+        assert_eq!(
+            retention("k MAXAGE 5 KEEPREF IDMP-MAXSIZE 3"),
+            r(5, RefPolicy::KeepRef)
+        );
+        assert_eq!(
+            retention("k IDMP-DURATION 5 MAXAGE 7 ACKED IDMP-MAXSIZE 3"),
+            r(7, RefPolicy::Acked)
+        );
+        assert_eq!(retention("k IDMP-DURATION 5"), Ok(None));
+        for bad in ["k MAXAGE", "k MAXAGE 5 ACKED DELREF", "k MAXAGE 5 NONE"] {
+            assert_eq!(retention(bad).unwrap_err(), "ERR syntax error", "{bad}");
+        }
+        for bad in ["k MAXAGE x", "k MAXAGE 1.5", "k MAXAGE ACKED"] {
+            assert_eq!(retention(bad).unwrap_err(), NOT_INT, "{bad}");
+        }
+        assert_eq!(
+            retention("k MAXAGE -1").unwrap_err(),
+            "ERR The MAXAGE argument must be >= 0."
+        );
     }
 
     fn cfg(line: &str) -> Result<(Option<u32>, Option<u32>), String> {

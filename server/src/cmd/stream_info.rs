@@ -3,7 +3,9 @@
 use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
-use brooklet_streams::{DeadLetterConfig, GroupCounters, INFO_FULL_DEFAULT_COUNT, IdmpInfo};
+use brooklet_streams::{
+    DeadLetterConfig, GroupCounters, INFO_FULL_DEFAULT_COUNT, IdmpInfo, RefPolicy, Retention,
+};
 
 use super::reply::{entries_reply, entry_reply, help_reply, id_reply, subcommand_syntax};
 use super::stream::NO_SUCH_KEY;
@@ -132,6 +134,22 @@ fn idmp_fields(i: &IdmpInfo) -> [(Reply, Reply); 6] {
     ]
 }
 
+/// XINFO STREAM's retention fields (a Brooklet extension), which follow the IDMP fields.
+fn retention_fields(r: Retention) -> [(Reply, Reply); 2] {
+    let policy = match r.policy {
+        RefPolicy::KeepRef => "keepref",
+        RefPolicy::DelRef => "delref",
+        RefPolicy::Acked => "acked",
+    };
+    [
+        field("max-age", int(r.max_age)),
+        field(
+            "max-age-policy",
+            Reply::Bulk(Bytes::from_static(policy.as_bytes())),
+        ),
+    ]
+}
+
 /// XINFO STREAM: the stream's summary, or with FULL its entries, groups and consumers.
 fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let a = XInfoStreamArgs::parse(&mut Args::new(&argv[1..]))?;
@@ -149,6 +167,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let Some(count) = full else {
         let i = s.info()?;
         let [d, m, p, t, a, u] = idmp_fields(&i.idmp);
+        let [ma, mp] = retention_fields(s.retention());
         return Ok(Reply::Map(vec![
             field("length", int(i.length)),
             field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -166,6 +185,8 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             t,
             a,
             u,
+            ma,
+            mp,
             field("groups", int(i.groups)),
             field(
                 "first-entry",
@@ -229,6 +250,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         })
         .collect();
     let [d, m, p, t, a, u] = idmp_fields(&i.idmp);
+    let [ma, mp] = retention_fields(s.retention());
     Ok(Reply::Map(vec![
         field("length", int(i.length)),
         field("radix-tree-keys", int(i.radix_tree_keys)),
@@ -246,6 +268,8 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         t,
         a,
         u,
+        ma,
+        mp,
         field("entries", entries_reply(i.entries)),
         field("groups", Reply::Array(groups)),
     ]))

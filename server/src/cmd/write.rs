@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use brooklet_persistence::{StoredStream, StreamChange};
-use brooklet_streams::{IdmpConfig, Mutation, Stream};
+use brooklet_streams::{IdmpConfig, Mutation, RefPolicy, Retention, Stream};
 
 use super::Ctx;
 use super::dead_letter::{
@@ -143,9 +143,24 @@ impl Ctx<'_> {
                         duration: config.stream_idmp_duration,
                         maxsize: config.stream_idmp_maxsize,
                     });
+                    let max_age = config.stream_max_age;
                     drop(config);
+                    if max_age > 0 {
+                        // Recorded, so the creation is a batch that writes the setting with
+                        // the stream's record.
+                        stream.set_retention(
+                            Retention {
+                                max_age,
+                                policy: RefPolicy::KeepRef,
+                            },
+                            &mut out,
+                        );
+                    }
                     let value = apply(&mut stream, &mut out, &mut effects)?;
                     self.persist(key, &mut stream, &out)?;
+                    if max_age > 0 {
+                        self.shared.retention.add(self.client.db, key);
+                    }
                     shard.insert(crate::keyspace::keep(key), Value::Stream(stream));
                     created = true;
                     break Ok(value);

@@ -131,6 +131,9 @@ pub struct Config {
     pub stream_idmp_duration: u32,
     /// `stream-idmp-maxsize`: a new stream's IDMP-MAXSIZE.
     pub stream_idmp_maxsize: u32,
+    /// `stream-max-age` (a Brooklet extension): a new stream's MAXAGE, milliseconds (0:
+    /// none), removed under KEEPREF.
+    pub stream_max_age: u64,
     /// `stream-cache-bytes`: node data each stream keeps in memory besides its newest node;
     /// older nodes are read back from disk when a command needs them.
     pub stream_cache_bytes: u64,
@@ -197,6 +200,7 @@ impl Default for Config {
             stream_node_max_bytes: 0,
             stream_idmp_duration: 0,
             stream_idmp_maxsize: 0,
+            stream_max_age: 0,
             stream_cache_bytes: 0,
             tail_log_segment_bytes: 0,
             maxmemory: 0,

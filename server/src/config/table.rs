@@ -392,6 +392,18 @@ pub static DIRECTIVES: &[Directive] = &[
             set: |c, v| c.stream_idmp_maxsize = v as u32,
         },
     },
+    // A Brooklet extension: a new stream's MAXAGE (XCFGSET), milliseconds; 0 is none.
+    Directive {
+        name: "stream-max-age",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 0,
+            get: |c| c.stream_max_age as i64,
+            set: |c, v| c.stream_max_age = v as u64,
+        },
+    },
     // Brooklet never forks into the background; accepted so redis.conf files load.
     Directive {
         name: "daemonize",

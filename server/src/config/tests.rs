@@ -126,6 +126,7 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "io-threads",
             "stream-idmp-duration",
             "stream-idmp-maxsize",
+            "stream-max-age",
         ]
     );
     for d in DIRECTIVES {
@@ -465,7 +466,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 35);
+    assert_eq!(get(&["*"]).len(), 36);
 }
 
 #[test]

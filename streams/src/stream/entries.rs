@@ -13,6 +13,19 @@ use crate::trim::TrimArgs;
 use super::{AddOutcome, Stream};
 
 impl Stream {
+    /// XADD EXPECTLAST (a Brooklet extension): succeeds only if `expected` is the stream's
+    /// last generated ID (`0-0` for a stream that never had an entry).
+    ///
+    /// # Errors
+    /// [`StreamError::LastIdConflict`] with the actual last ID.
+    pub fn expect_last(&self, expected: StreamId) -> Result<(), StreamError> {
+        if self.last_id == expected {
+            Ok(())
+        } else {
+            Err(StreamError::LastIdConflict(self.last_id))
+        }
+    }
+
     /// XADD: appends one entry (`fields` flattened field, value, ...), then trims if
     /// `trim` is given. `now_ms` is the caller's clock; auto IDs never go backwards.
     ///

@@ -20,6 +20,7 @@ use crate::group::ConsumerGroup;
 use crate::id::StreamId;
 use crate::idmp::Idmp;
 use crate::node::Node;
+use crate::retention::Retention;
 use crate::source::{EntrySource, NodeMeta};
 
 /// One Redis stream: its entries, metadata and consumer groups.
@@ -46,6 +47,8 @@ pub struct Stream {
     pub(crate) groups: BTreeMap<Bytes, ConsumerGroup>,
     /// Idempotent producers' remembered IDs and settings.
     pub(crate) idmp: Idmp,
+    /// Time-based retention (XCFGSET MAXAGE).
+    pub(crate) retention: Retention,
     /// Where cold nodes are read back from; `None` keeps every node in memory.
     source: Option<Arc<dyn EntrySource>>,
     /// Nodes in the order their entries came into memory, oldest first: eviction order.
@@ -81,6 +84,7 @@ impl PartialEq for Stream {
             && self.entries_added == other.entries_added
             && self.groups == other.groups
             && self.idmp == other.idmp
+            && self.retention == other.retention
     }
 }
 
@@ -232,6 +236,23 @@ mod tests {
 
     fn id(ms: u64, seq: u64) -> StreamId {
         StreamId::new(ms, seq)
+    }
+
+    #[test]
+    fn expect_last_compares_with_the_last_generated_id() {
+        let mut s = Stream::new();
+        assert_eq!(s.expect_last(id(0, 0)), Ok(()));
+        assert_eq!(
+            s.expect_last(id(1, 0)).unwrap_err().to_string(),
+            "CONFLICT last ID is 0-0"
+        );
+        add(&mut s, IdSpec::Explicit(id(3, 1)), 0).unwrap();
+        s.delete(&[id(3, 1)], &mut Vec::new()).unwrap();
+        assert_eq!(s.expect_last(id(3, 1)), Ok(()));
+        assert_eq!(
+            s.expect_last(id(0, 0)),
+            Err(StreamError::LastIdConflict(id(3, 1)))
+        );
     }
 
     /// A store that holds nothing: evicted nodes are never read back in these tests.
