@@ -417,3 +417,21 @@ fn keyspace_events_xcfgset_on_change_then_xtrim() {
         );
     }
 }
+
+/// Retention follows a stream that RENAME, MOVE or SWAPDB gives another name or database:
+/// its entries still go once they are older than MAXAGE.
+#[test]
+fn retention_follows_a_renamed_or_moved_stream() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    // Entries of now, under a MAXAGE of 3 s: they expire after the rename.
+    fill(&mut c, "r", now_ms(), 3);
+    run(&mut c, &["XCFGSET", "r", "MAXAGE", "3000"]);
+    run(&mut c, &["RENAME", "r", "r2"]);
+    wait_len(&mut c, "r2", 0);
+    fill(&mut c, "r2", now_ms() + 10, 3);
+    run(&mut c, &["MOVE", "r2", "1"]);
+    run(&mut c, &["SWAPDB", "0", "1"]);
+    assert_eq!(max_age(&mut c, "r2"), (3000, "keepref".into()));
+    wait_len(&mut c, "r2", 0);
+}

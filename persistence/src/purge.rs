@@ -200,6 +200,22 @@ impl Purges {
                 .any(|p| p.blocks(prefix, incarnation))
     }
 
+    /// Waits until no pending purge covers records under `prefix` nor `prefix` covers one's
+    /// (before records under it are rewritten whole, as SWAPDB does).
+    pub fn wait_overlaps(&self, prefix: &[u8]) {
+        if self.pending() == 0 {
+            return;
+        }
+        let mut g = self.lock();
+        while !g.stop
+            && g.prefixes
+                .iter()
+                .any(|p| prefix.starts_with(&p.prefix) || p.prefix.starts_with(prefix))
+        {
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
     /// Waits until no pending purge could remove records that stream `prefix` writes as
     /// the life `incarnation` (see [`Purge::blocks`]).
     pub fn wait_clear(&self, prefix: &[u8], incarnation: Option<u64>) {

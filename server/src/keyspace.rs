@@ -170,10 +170,17 @@ pub struct Db {
 }
 
 impl Db {
+    #[cfg(test)]
     fn new() -> Self {
+        Db::with_hasher(hashbrown::DefaultHashBuilder::default())
+    }
+
+    /// An empty database whose keys go to shards by `hasher`: every database of a keyspace
+    /// shares one, so a key has the same shard in each and SWAPDB swaps shard for shard.
+    fn with_hasher(hasher: hashbrown::DefaultHashBuilder) -> Self {
         Db {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher,
             written: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             expiring: AtomicUsize::new(0),
         }
@@ -273,6 +280,26 @@ impl Db {
         removed
     }
 
+    /// Locks every shard, in order (SWAPDB: call with the other database's shards locked
+    /// after these, always the lower-numbered database first).
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        self.shards.iter().map(lock).collect()
+    }
+
+    /// Swaps what counts keys with a deadline and the last writes with `other`'s (SWAPDB,
+    /// with both databases' shards locked).
+    pub fn swap_counts(&self, other: &Db) {
+        let n = self
+            .expiring
+            .swap(other.expiring.load(Ordering::Relaxed), Ordering::Relaxed);
+        other.expiring.store(n, Ordering::Relaxed);
+        for (a, b) in self.written.iter().zip(other.written.iter()) {
+            let top = a.load(Ordering::Relaxed).max(b.load(Ordering::Relaxed));
+            a.store(top, Ordering::Relaxed);
+            b.store(top, Ordering::Relaxed);
+        }
+    }
+
     /// Visits every key with its value, shard by shard (each shard locked while visited).
     pub fn for_each(&self, mut f: impl FnMut(&Bytes, &Value)) {
         for shard in self.shards.iter() {
@@ -356,8 +383,11 @@ pub struct Keyspace {
 impl Keyspace {
     /// A keyspace of `databases` empty databases.
     pub fn new(databases: usize) -> Self {
+        let hasher = hashbrown::DefaultHashBuilder::default();
         Keyspace {
-            dbs: (0..databases).map(|_| Db::new()).collect(),
+            dbs: (0..databases)
+                .map(|_| Db::with_hasher(hasher.clone()))
+                .collect(),
         }
     }
 

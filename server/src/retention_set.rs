@@ -31,6 +31,19 @@ impl RetentionSet {
         keys.remove(&(db, key.clone()));
     }
 
+    /// SWAPDB: the streams of database `a` are now `b`'s and the other way round.
+    pub fn swap_dbs(&self, a: usize, b: usize) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        *keys = keys
+            .drain()
+            .map(|(db, k)| match db {
+                d if d == a => (b, k),
+                d if d == b => (a, k),
+                _ => (db, k),
+            })
+            .collect();
+    }
+
     /// The keys now in the set.
     pub fn snapshot(&self) -> Vec<(usize, Bytes)> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,6 +7,7 @@ mod checkpoint;
 mod delete;
 mod open;
 mod pair;
+mod relocate;
 mod replay;
 mod stats;
 mod strings;

@@ -10,9 +10,9 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, persist,
-    pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack, stream_read,
-    strings, tx,
+    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, keys_move,
+    object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
+    stream_read, strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -39,6 +39,8 @@ pub fn table() -> &'static Commands {
                 pubsub::COMMANDS,
                 // Last, so the fuzz seeds' command numbers stay as they were encoded.
                 stream_nack::COMMANDS,
+                keys_move::COMMANDS,
+                object::COMMANDS,
             ],
             command_docs::DOCS,
         )

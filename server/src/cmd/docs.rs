@@ -37,7 +37,9 @@ fn acl_categories(entry: &Entry) -> Vec<Reply> {
     let mut cats = Vec::new();
     let mut add = |c: &'static str| cats.push(Reply::simple(c));
     // Redis lists @keyspace before @write / @read.
-    if entry.doc.group == "generic" {
+    // A container has only its speed; SWAPDB, of the server group, changes keys.
+    let swapdb = spec.name == "swapdb";
+    if (entry.doc.group == "generic" && spec.subcommands.is_empty()) || swapdb {
         add("@keyspace");
     }
     match spec.flags & (WRITE | READONLY) {
@@ -62,6 +64,9 @@ fn acl_categories(entry: &Entry) -> Vec<Reply> {
     } else {
         "@slow"
     });
+    if swapdb {
+        add("@dangerous");
+    }
     if spec.flags & BLOCKING != 0 {
         add("@blocking");
     }
@@ -313,9 +318,9 @@ fn describe(item: &str) -> Vec<(Reply, Reply)> {
         ];
     }
     let kind = match item {
-        "key" => "key",
+        "key" | "newkey" | "source" | "destination" => "key",
         "count" | "timeout" | "milliseconds" | "index" | "numkeys" | "min-idle-time"
-        | "duration" | "maxsize" => "integer",
+        | "duration" | "maxsize" | "db" | "destination-db" | "index1" | "index2" => "integer",
         _ => "string",
     };
     vec![kv("name", bulk(item)), kv("type", bulk(kind))]
