@@ -60,7 +60,7 @@ pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, LoadedDeadline, LoadedKeys, LoadedString, PendingFlush,
-    Store, StoreStats, StreamHost,
+    KeyState, Store, StoreStats, StreamHost,
 };
 pub use stored::StoredStream;
 pub use tail_log::{

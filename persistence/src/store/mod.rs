@@ -13,7 +13,7 @@ mod trim;
 mod untracked;
 mod write;
 
-pub use checkpoint::{PendingFlush, StreamHost};
+pub use checkpoint::{KeyState, PendingFlush, StreamHost};
 pub use stats::StoreStats;
 pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString};
 

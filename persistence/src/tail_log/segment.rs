@@ -15,6 +15,8 @@ pub(super) struct Segment {
     pub(super) n: u64,
     /// The streams with appends in it.
     pub(super) streams: HashSet<StreamName>,
+    /// The keys whose string or deadline it sets.
+    pub(super) strings: HashSet<StreamName>,
     /// Bytes of its records (0 for the open segment until it closes).
     pub(super) bytes: u64,
     /// The lowest incarnation of a stream it created (`u64::MAX`: none).
@@ -26,6 +28,7 @@ impl Segment {
         Segment {
             n,
             streams: HashSet::new(),
+            strings: HashSet::new(),
             bytes: 0,
             min_created: u64::MAX,
         }
