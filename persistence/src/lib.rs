@@ -59,8 +59,8 @@ pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{
-    DEFAULT_STREAM_CACHE_BYTES, Deadline, LoadedDeadline, LoadedKeys, LoadedString, PendingFlush,
-    KeyState, Store, StoreStats, StreamHost,
+    DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
+    PendingFlush, Store, StoreStats, StreamHost,
 };
 pub use stored::StoredStream;
 pub use tail_log::{

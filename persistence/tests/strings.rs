@@ -247,11 +247,18 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
         crashes: std::cell::RefCell::new(Vec::new()),
     };
     store.checkpoint(&host, true).unwrap();
-    assert!(!host.crashes.borrow().is_empty(), "the checkpoint wrote strings");
+    assert!(
+        !host.crashes.borrow().is_empty(),
+        "the checkpoint wrote strings"
+    );
     crashes.append(&mut host.crashes.borrow_mut());
     crashes.push(copy_of(dir.path()));
     assert_eq!(store.stats().tail_segments, 1, "retired");
-    assert_eq!(flat(store.load_keys().unwrap()), expected(&model), "reload after");
+    assert_eq!(
+        flat(store.load_keys().unwrap()),
+        expected(&model),
+        "reload after"
+    );
     for (i, crash) in crashes.iter().enumerate() {
         let reopened = open(crash.path());
         assert_eq!(
@@ -271,5 +278,8 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     assert_eq!(flat(reopened.load_keys().unwrap()), expected(&model));
     drop(reopened);
     drop(store);
-    assert_eq!(flat(open(dir.path()).load_keys().unwrap()), expected(&model));
+    assert_eq!(
+        flat(open(dir.path()).load_keys().unwrap()),
+        expected(&model)
+    );
 }

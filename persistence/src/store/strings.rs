@@ -155,7 +155,11 @@ impl Store {
         let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         for key in keys {
             let prefix = stream_prefix(db, key);
-            self.leave_floor(&mut batch, &prefix);
+            // Only over records of its own: an expiry sweep would otherwise leave a floor
+            // for every key it removes.
+            if self.tail.has_strings(db, key) {
+                self.leave_floor(&mut batch, &prefix);
+            }
             batch.remove(&self.ks.strings, prefix.clone());
             batch.remove(&self.ks.expires, prefix);
         }
@@ -198,7 +202,10 @@ impl Store {
             let (db, key, _) = split_prefix(&k)
                 .filter(|(_, _, rest)| rest.is_empty())
                 .ok_or_else(|| StoreError::Corrupt("string record key".into()))?;
-            strings.insert((db, Bytes::copy_from_slice(key)), Bytes::copy_from_slice(&v));
+            strings.insert(
+                (db, Bytes::copy_from_slice(key)),
+                Bytes::copy_from_slice(&v),
+            );
         }
         for kv in self.ks.expires.iter() {
             let (k, v) = kv.into_inner()?;
@@ -253,8 +260,8 @@ pub(super) fn read_floors(meta: &fjall::Keyspace) -> Result<HashMap<Vec<u8>, u64
     let mut floors = HashMap::new();
     for kv in meta.prefix(FLOOR_PREFIX) {
         let (k, v) = kv.into_inner()?;
-        let floor = read_u64(&v, 0)
-            .ok_or_else(|| StoreError::Corrupt("malformed floor record".into()))?;
+        let floor =
+            read_u64(&v, 0).ok_or_else(|| StoreError::Corrupt("malformed floor record".into()))?;
         floors.insert(k[FLOOR_PREFIX.len()..].to_vec(), floor);
     }
     Ok(floors)

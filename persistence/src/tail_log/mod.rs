@@ -440,6 +440,13 @@ impl TailLog {
         names.into_iter().collect()
     }
 
+    /// Whether a segment not yet retired holds a string record of key `key` of `db` (a
+    /// deletion of the string must then leave a floor over it).
+    pub fn has_strings(&self, db: u32, key: &[u8]) -> bool {
+        let g = lock(&self.inner);
+        g.dirty.iter().any(|s| s.strings.contains(&Probe(db, key)))
+    }
+
     /// Whether the closed segments hold the bytes the background checkpoint waits for
     /// (what [`TailLog::stale`] checks unless `all`).
     pub fn checkpoint_due(&self) -> bool {

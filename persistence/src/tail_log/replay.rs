@@ -7,8 +7,8 @@ use std::path::Path;
 use super::record::{
     Append, CREATED, GROUP_CHANGES, GroupChanges, OPENED_NODE, Parser, Record, STRINGS,
 };
-use super::strings::Strings;
 use super::segment::{Segment, segment_path, segments};
+use super::strings::Strings;
 
 /// What replay found in the segments.
 #[derive(Debug, Default, Clone, Copy)]

@@ -92,7 +92,9 @@ fn read_deadline(r: &mut Reader<'_>) -> Result<Deadline, StoreError> {
         KEEP => Ok(Deadline::Keep),
         CLEAR => Ok(Deadline::Clear),
         AT => Ok(Deadline::At(r.u64()?)),
-        t => Err(StoreError::Corrupt(format!("string record deadline tag {t}"))),
+        t => Err(StoreError::Corrupt(format!(
+            "string record deadline tag {t}"
+        ))),
     }
 }
 
@@ -141,7 +143,9 @@ pub(super) fn read_strings(body: &Bytes) -> Result<Vec<StringChange>, StoreError
         });
     }
     if !r.is_empty() {
-        return Err(StoreError::Corrupt("trailing bytes in a string record".into()));
+        return Err(StoreError::Corrupt(
+            "trailing bytes in a string record".into(),
+        ));
     }
     Ok(out)
 }
@@ -171,7 +175,13 @@ mod tests {
             .collect();
         let got: Vec<_> = read
             .iter()
-            .map(|c| (c.key.to_vec(), c.value.as_ref().map(|v| v.to_vec()), c.deadline))
+            .map(|c| {
+                (
+                    c.key.to_vec(),
+                    c.value.as_ref().map(|v| v.to_vec()),
+                    c.deadline,
+                )
+            })
             .collect();
         assert_eq!(got, want);
         for cut in 0..out.len() {
