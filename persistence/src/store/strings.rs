@@ -242,15 +242,16 @@ impl Store {
             }
             true
         })?;
-        let mut out = LoadedKeys::default();
-        out.strings = strings
-            .into_iter()
-            .map(|((db, key), value)| LoadedString { db, key, value })
-            .collect();
-        out.deadlines = deadlines
-            .into_iter()
-            .map(|((db, key), at_ms)| LoadedDeadline { db, key, at_ms })
-            .collect();
+        let out = LoadedKeys {
+            strings: strings
+                .into_iter()
+                .map(|((db, key), value)| LoadedString { db, key, value })
+                .collect(),
+            deadlines: deadlines
+                .into_iter()
+                .map(|((db, key), at_ms)| LoadedDeadline { db, key, at_ms })
+                .collect(),
+        };
         Ok(out)
     }
 }

@@ -31,6 +31,11 @@
 //! removes all of its own), so applying them over records that already hold some of them
 //! ends in the same state.
 //!
+//! A command that sets strings or key deadlines (SET, MSET, INCR, APPEND, EXPIRE,
+//! PERSIST...) is one record too (flag 0x80, format 9; see [`strings`]): each change a whole
+//! value, so the last record for a key wins at replay. The segment lists the keys; the
+//! checkpoint writes them into fjall as memory has them then.
+//!
 //! Record: payload length (u32), checksum of the payload (u64), payload: db (u32), key
 //! (u32 length + bytes), incarnation (u64), flags (u8: 1 = the entry opened a node, 2 = it
 //! created the stream, 4 = group changes), then for an append its ID ms and seq (u64 each),

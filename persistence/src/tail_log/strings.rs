@@ -165,7 +165,7 @@ mod tests {
         ];
         let mut out = Vec::new();
         put_strings(&mut out, ops.len(), ops.iter().copied());
-        let read = read_strings(&Bytes::from(out.clone())).unwrap();
+        let read = read_strings(&Bytes::from(out.clone())).expect("a whole body reads");
         let want: Vec<_> = ops
             .iter()
             .map(|op| match *op {
