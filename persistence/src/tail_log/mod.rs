@@ -461,8 +461,9 @@ impl TailLog {
         closed > 0 && bytes >= self.checkpoint_bytes.load(Ordering::Relaxed)
     }
 
-    /// The lowest incarnation of a stream created in a segment not yet retired
-    /// (`u64::MAX`: none), so a deletion knows whether it must leave a floor.
+    /// The lowest incarnation of a stream created, or number of a string record, in a
+    /// segment not yet retired (`u64::MAX`: none), so a deletion knows whether it must
+    /// leave a floor.
     pub fn oldest_creation(&self) -> u64 {
         let g = lock(&self.inner);
         g.dirty

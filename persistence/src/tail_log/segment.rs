@@ -19,7 +19,8 @@ pub(super) struct Segment {
     pub(super) strings: HashSet<StreamName>,
     /// Bytes of its records (0 for the open segment until it closes).
     pub(super) bytes: u64,
-    /// The lowest incarnation of a stream it created (`u64::MAX`: none).
+    /// The lowest incarnation of a stream it created or number of a string record it holds
+    /// (`u64::MAX`: none): a floor above it must stay while the segment does.
     pub(super) min_created: u64,
 }
 
