@@ -219,8 +219,8 @@ fn mask_integer(line: &str) -> String {
     }
 }
 
-/// XINFO STREAM's fields added since the fixture was written (Redis 8.6's IDMP fields),
-/// taken out of a reply so the rest compares with the old server's answers.
+/// XINFO STREAM's fields added since the fixture was written (Redis 8.6's IDMP fields;
+/// Brooklet's group counters and dead-letter settings, in XINFO GROUPS too), taken out of a reply so the rest compares with the old server's answers.
 fn without_idmp_fields(command: &str, frame: F2) -> F2 {
     const IDMP: [&[u8]; 6] = [
         b"idmp-duration",
@@ -236,11 +236,43 @@ fn without_idmp_fields(command: &str, frame: F2) -> F2 {
             items
                 .chunks(2)
                 .filter(|pair| !matches!(&pair[0], F2::BulkString(k) if IDMP.contains(&&k[..])))
+                .flat_map(|pair| match (&pair[0], &pair[1]) {
+                    (F2::BulkString(k), F2::Array(groups)) if &k[..] == b"groups" => vec![
+                        pair[0].clone(),
+                        F2::Array(groups.iter().cloned().map(without_group_fields).collect()),
+                    ],
+                    _ => pair.to_vec(),
+                })
+                .collect(),
+        ),
+        F2::Array(groups) if upper.starts_with("XINFO GROUPS") => {
+            F2::Array(groups.into_iter().map(without_group_fields).collect())
+        }
+        frame => frame,
+    }
+}
+
+/// A group's fields Brooklet adds after Redis's (counters, dead-letter settings), taken
+/// out of one group of XINFO GROUPS or XINFO STREAM FULL.
+fn without_group_fields(group: F2) -> F2 {
+    const ADDED: [&[u8]; 6] = [
+        b"entries-delivered",
+        b"entries-acked",
+        b"entries-nacked",
+        b"entries-dead-lettered",
+        b"dlq-key",
+        b"dlq-max-deliveries",
+    ];
+    match group {
+        F2::Array(items) => F2::Array(
+            items
+                .chunks(2)
+                .filter(|pair| !matches!(&pair[0], F2::BulkString(k) if ADDED.contains(&&k[..])))
                 .flatten()
                 .cloned()
                 .collect(),
         ),
-        frame => frame,
+        other => other,
     }
 }
 

@@ -4,7 +4,9 @@
 //! numeric order), byte strings a u32 length and the bytes, optional numbers a presence
 //! byte and the number.
 
-use brooklet_streams::{Idmp, IdmpConfig, Mutation, NodeMeta, StreamId, StreamMeta};
+use brooklet_streams::{
+    DeadLetterConfig, GroupCounters, Idmp, IdmpConfig, Mutation, NodeMeta, StreamId, StreamMeta,
+};
 use bytes::Bytes;
 
 use crate::error::StoreError;
@@ -355,6 +357,97 @@ pub fn read_group(r: &mut Reader<'_>) -> Result<(StreamId, Option<u64>), StoreEr
     Ok((r.id()?, r.opt_u64()?))
 }
 
+/// Tag of a group record's counters section (format 9), after its entries-read.
+const GROUP_COUNTERS: u8 = 0x60;
+/// Group-change tag of a group's counters.
+const COUNTERS_CHANGE: u8 = 16;
+/// Tag of a group record's dead-letter section (format 9).
+const GROUP_DLQ: u8 = 0x61;
+/// Group-change tag of a group's dead-letter settings.
+const DLQ_CHANGE: u8 = 17;
+
+/// Appends dead-letter settings: a presence byte, then the key and MAXDELIVERIES.
+fn put_dlq(out: &mut Vec<u8>, dlq: Option<&DeadLetterConfig>) {
+    match dlq {
+        Some(d) => {
+            out.push(1);
+            put_bytes(out, &d.key);
+            put_u64(out, d.max_deliveries);
+        }
+        None => out.push(0),
+    }
+}
+
+fn read_dlq(
+    r: &mut Reader<'_>,
+    keep: impl Fn(&[u8]) -> Bytes,
+) -> Result<Option<DeadLetterConfig>, StoreError> {
+    Ok(if r.u8()? == 1 {
+        Some(DeadLetterConfig {
+            key: keep(r.slice()?),
+            max_deliveries: r.u64()?,
+        })
+    } else {
+        None
+    })
+}
+
+/// Appends a group's counters: delivered, acked, nacked, dead-lettered (u64 each).
+fn put_counters(out: &mut Vec<u8>, c: &GroupCounters) {
+    put_u64(out, c.delivered);
+    put_u64(out, c.acked);
+    put_u64(out, c.nacked);
+    put_u64(out, c.dead_lettered);
+}
+
+fn read_counters(r: &mut Reader<'_>) -> Result<GroupCounters, StoreError> {
+    Ok(GroupCounters {
+        delivered: r.u64()?,
+        acked: r.u64()?,
+        nacked: r.u64()?,
+        dead_lettered: r.u64()?,
+    })
+}
+
+/// Appends the sections a fjall group record carries after [`put_group`]'s fields (format
+/// 9): the counters, tagged [`GROUP_COUNTERS`], when any is above 0, and the dead-letter
+/// settings, tagged [`GROUP_DLQ`], when the group has them. Records without them read as
+/// zeros and no dead-letter stream.
+pub fn put_group_sections(
+    out: &mut Vec<u8>,
+    counters: &GroupCounters,
+    dlq: Option<&DeadLetterConfig>,
+) {
+    if *counters != GroupCounters::default() {
+        out.push(GROUP_COUNTERS);
+        put_counters(out, counters);
+    }
+    if dlq.is_some() {
+        out.push(GROUP_DLQ);
+        put_dlq(out, dlq);
+    }
+}
+
+/// Reads what [`put_group_sections`] wrote, up to the end of the record, as the changes
+/// that set it for `group`.
+pub fn read_group_sections(r: &mut Reader<'_>, group: &Bytes) -> Result<Vec<Mutation>, StoreError> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        match r.u8()? {
+            GROUP_COUNTERS => out.push(Mutation::GroupCounters {
+                group: group.clone(),
+                counters: read_counters(r)?,
+            }),
+            GROUP_DLQ => out.push(Mutation::GroupDlqSet {
+                group: group.clone(),
+                dlq: read_dlq(r, Bytes::copy_from_slice)?,
+            }),
+            _ => return Err(StoreError::Corrupt("group record's section".into())),
+        }
+    }
+    Ok(out)
+}
+
 /// Appends a consumer record: seen-time, active-time.
 pub fn put_consumer(out: &mut Vec<u8>, seen_time: u64, active_time: Option<u64>) {
     put_u64(out, seen_time);
@@ -458,7 +551,8 @@ pub fn group_record_value(m: &Mutation) -> Option<Vec<u8>> {
 /// Appends one group change as the tail log holds it: a tag (1 group created, 2 updated,
 /// 3 destroyed, 4 consumer upserted, 5 deleted, 6 pending entry upserted, 7 removed,
 /// 8 pending entry released by XNACK; 10, the IDMP duplicates counter, is followed by the
-/// count alone), the names and ID its fjall key holds (group, then consumer or pending ID),
+/// count alone; 16, a group's counters, by the group and the four counters; 17, a group's
+/// dead-letter settings, by the group, a presence byte, the key and MAXDELIVERIES), the names and ID its fjall key holds (group, then consumer or pending ID),
 /// then the record it sets, as fjall holds it. Other kinds of change write nothing.
 pub fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
     match m {
@@ -487,6 +581,16 @@ pub fn put_group_change(out: &mut Vec<u8>, m: &Mutation) {
         Mutation::GroupDestroyed { group } => {
             out.push(3);
             put_bytes(out, group);
+        }
+        Mutation::GroupCounters { group, counters } => {
+            out.push(COUNTERS_CHANGE);
+            put_bytes(out, group);
+            put_counters(out, counters);
+        }
+        Mutation::GroupDlqSet { group, dlq } => {
+            out.push(DLQ_CHANGE);
+            put_bytes(out, group);
+            put_dlq(out, dlq.as_ref());
         }
         Mutation::ConsumerUpserted {
             group,
@@ -564,6 +668,14 @@ pub fn read_group_change(
             }
         }
         3 => Mutation::GroupDestroyed { group },
+        COUNTERS_CHANGE => Mutation::GroupCounters {
+            group,
+            counters: read_counters(r)?,
+        },
+        DLQ_CHANGE => Mutation::GroupDlqSet {
+            group,
+            dlq: read_dlq(r, keep)?,
+        },
         4 => {
             let consumer = keep(r.slice()?);
             let (seen_time, active_time) = read_consumer(r)?;

@@ -63,7 +63,7 @@ pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
-    PendingFlush, Store, StoreStats, StreamHost,
+    PendingFlush, Store, StoreStats, StreamChange, StreamHost,
 };
 pub use stored::StoredStream;
 pub use tail_log::{

@@ -16,7 +16,8 @@ use brooklet_streams::{Mutation, NodeMeta, Stream, StreamId};
 use crate::stored::StoredStream;
 
 use crate::codec::{
-    Reader, decode_node, decode_stream, read_consumer, read_group, read_pending_change,
+    Reader, decode_node, decode_stream, read_consumer, read_group, read_group_sections,
+    read_pending_change,
 };
 use crate::error::StoreError;
 use crate::keys::{read_id, split_name, split_prefix, stream_prefix};
@@ -179,13 +180,19 @@ pub(crate) fn load(
         if !rest.is_empty() {
             return Err(corrupt("group"));
         }
-        let (last_id, entries_read) = read_group(&mut Reader::new(&v, "group"))?;
+        let mut r = Reader::new(&v, "group");
+        let (last_id, entries_read) = read_group(&mut r)?;
         let group = Bytes::copy_from_slice(group);
-        find(&mut streams, db, key)?.apply(&Mutation::GroupCreated {
+        let sections = read_group_sections(&mut r, &group)?;
+        let stream = find(&mut streams, db, key)?;
+        stream.apply(&Mutation::GroupCreated {
             group,
             last_id,
             entries_read,
         });
+        for m in &sections {
+            stream.apply(m);
+        }
         report.groups += 1;
     }
     for kv in ks.consumers.iter() {

@@ -119,15 +119,17 @@ fn remove_taken(shared: &Shared, db: usize, shard: &mut Shard, keys: &[Bytes]) -
             Err(e) => tracing::error!("removing expired strings from the store: {e}"),
         }
     }
-    out
-}
-
-/// Counts removed keys and publishes their `expired` events (no lock held).
-fn announce(shared: &Arc<Shared>, db: usize, out: &Expired) {
+    // Counted under the shard lock, so INFO never shows fewer expired keys than DBSIZE and
+    // KEYS show to be gone.
     shared
         .stats
         .expired_keys
         .fetch_add(out.keys.len() as u64, Ordering::Relaxed);
+    out
+}
+
+/// Publishes the `expired` events of removed keys (no lock held).
+fn announce(shared: &Arc<Shared>, db: usize, out: &Expired) {
     for k in &out.keys {
         keyspace_event(shared, EventClass::Expired, "expired", db, k);
     }

@@ -1452,6 +1452,8 @@ fn a_removal_whose_fsync_fails_is_not_shown() {
     for read in [
         &[&b"XRANGE"[..], b"d", b"-", b"+"],
         &[b"XLEN", b"d", b"", b""],
+        &[b"EXISTS", b"d", b"", b""],
+        &[b"TYPE", b"d", b"", b""],
     ] {
         let read: Vec<&[u8]> = read.iter().copied().filter(|a| !a.is_empty()).collect();
         let mut r = server.connect();
@@ -1462,8 +1464,19 @@ fn a_removal_whose_fsync_fails_is_not_shown() {
             other => panic!("a reader was told of a removal not on disk: {other:?}"),
         }
     }
+    // The key space as a whole may hold the removal: KEYS, SCAN and DBSIZE are refused.
+    for read in [&[&b"KEYS"[..], b"*"], &[b"SCAN", b"0"], &[b"DBSIZE", b""]] {
+        let read: Vec<&[u8]> = read.iter().copied().filter(|a| !a.is_empty()).collect();
+        let mut r = server.connect();
+        match r.try_cmd(&read) {
+            Some(R::Err(e))
+                if e.starts_with("MISCONF") && e.contains("the key space is not shown") => {}
+            other => panic!("a reader was shown a key space that may not be on disk: {other:?}"),
+        }
+    }
     let mut r = server.connect();
     assert!(r.has("cold", "1-1"));
+    assert_eq!(r.cmd(&["EXISTS", "cold"]), R::Int(1));
     server.kill();
 }
 

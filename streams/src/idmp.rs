@@ -95,12 +95,23 @@ pub struct IdmpInfo {
 /// IDMPAUTO's idempotent ID: the XOR of each pair's 128-bit XXH3 of field then value, as
 /// Redis derives it, so the order of the pairs does not matter.
 pub fn auto_iid(fields: &[Bytes]) -> [u8; 16] {
+    // field || value hashed in one call where the pair fits a stack buffer: the streaming
+    // hasher's set-up costs more than hashing a short pair.
+    let mut buf = [0u8; 256];
     let mut acc: u128 = 0;
     for pair in fields.chunks_exact(2) {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(&pair[0]);
-        h.update(&pair[1]);
-        acc ^= h.digest128();
+        let (f, v) = (&pair[0][..], &pair[1][..]);
+        let n = f.len() + v.len();
+        acc ^= if n <= buf.len() {
+            buf[..f.len()].copy_from_slice(f);
+            buf[f.len()..n].copy_from_slice(v);
+            xxhash_rust::xxh3::xxh3_128(&buf[..n])
+        } else {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(f);
+            h.update(v);
+            h.digest128()
+        };
     }
     acc.to_le_bytes()
 }
@@ -122,6 +133,22 @@ impl Producer {
             .iter()
             .filter(|(id, iid)| self.map.get(iid) == Some(id))
             .map(|(id, iid)| (iid, *id))
+    }
+
+    /// Drops the expired elements at the head of the order; returns how many of them were
+    /// live. A stale element that has not expired stays: eviction skips it when it comes
+    /// to it, and looking each head up here would cost every add a hash lookup.
+    fn expire_head(&mut self, duration: u32, now_ms: u64) -> u64 {
+        let mut gone = 0;
+        while let Some(&(id, _)) = self.order.front() {
+            if !expired(id, duration, now_ms) {
+                break;
+            }
+            if self.pop_front() {
+                gone += 1;
+            }
+        }
+        gone
     }
 
     /// Drops the oldest element; returns whether it was live.
@@ -232,13 +259,19 @@ impl Idmp {
     }
 
     /// The ID `iid` of `pid` added, if remembered at `now_ms` (expired IDs of the producer
-    /// are forgotten on the way).
+    /// are forgotten on the way). One lookup of the producer: this runs on every XADD IDMP.
     fn lookup(&mut self, pid: &[u8], iid: &[u8], now_ms: u64) -> Option<StreamId> {
-        self.expire_producer(pid, now_ms);
-        let p = self.producers.as_mut()?.get_mut(pid)?;
+        let duration = self.config.duration;
+        let producers = self.producers.as_mut()?;
+        let p = producers.get_mut(pid)?;
+        self.tracked -= p.expire_head(duration, now_ms);
+        if p.map.is_empty() {
+            producers.remove(pid);
+            return None;
+        }
         let id = *p.map.get(iid)?;
         // Only an ID recorded out of order (XIDMPRECORD) can be expired behind a live head.
-        if expired(id, self.config.duration, now_ms) {
+        if expired(id, duration, now_ms) {
             p.map.remove(iid);
             self.tracked -= 1;
             return None;
@@ -263,35 +296,18 @@ impl Idmp {
             self.tracked += 1;
         }
         p.order.push_back((id, iid));
+        // Stale elements (an ID recorded again) are otherwise dropped only when they reach
+        // the head: compacting once they are half the order keeps it bounded, amortized O(1).
+        if p.order.len() > 2 * p.map.len() + 16 {
+            let map = &p.map;
+            p.order.retain(|(id, iid)| map.get(iid) == Some(id));
+        }
         while p.map.len() > maxsize {
             if p.pop_front() {
                 self.tracked -= 1;
             }
         }
         key
-    }
-
-    /// Forgets the expired IDs at the head of `pid`'s order, and the producer once it
-    /// remembers none.
-    fn expire_producer(&mut self, pid: &[u8], now_ms: u64) {
-        let duration = self.config.duration;
-        let Some(producers) = self.producers.as_mut() else {
-            return;
-        };
-        let Some(p) = producers.get_mut(pid) else {
-            return;
-        };
-        while let Some(&(id, _)) = p.order.front() {
-            if !expired(id, duration, now_ms) && p.map.get(&p.order[0].1) == Some(&id) {
-                break;
-            }
-            if p.pop_front() {
-                self.tracked -= 1;
-            }
-        }
-        if p.map.is_empty() {
-            producers.remove(pid);
-        }
     }
 
     /// Forgets every expired ID at `now_ms` (what Redis's cron does every second).
@@ -482,5 +498,23 @@ impl Stream {
             added: self.idmp.added,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pair's hash is XXH3-128 of field || value whether it fits the stack buffer or not.
+    #[test]
+    fn auto_iid_hashes_short_and_long_pairs_alike() {
+        for (f, v) in [(1usize, 1usize), (100, 156), (100, 157), (300, 5), (0, 0)] {
+            let field = Bytes::from(vec![b'f'; f]);
+            let value = Bytes::from(vec![b'v'; v]);
+            let mut whole = field.to_vec();
+            whole.extend_from_slice(&value);
+            let want = xxhash_rust::xxh3::xxh3_128(&whole).to_le_bytes();
+            assert_eq!(auto_iid(&[field, value]), want, "{f} + {v} bytes");
+        }
     }
 }

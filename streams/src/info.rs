@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::entry::Entry;
 use crate::error::StreamError;
-use crate::group::idle_ms;
+use crate::group::{DeadLetterConfig, GroupCounters, idle_ms};
 use crate::id::StreamId;
 use crate::idmp::IdmpInfo;
 use crate::stream::Stream;
@@ -81,6 +81,10 @@ pub struct GroupInfoFull {
     pub pel_count: u64,
     /// `nacked-count` (Redis 8.8): entries XNACK released and nobody claimed since.
     pub nacked_count: u64,
+    /// `entries-delivered` ... `entries-dead-lettered` (Brooklet).
+    pub counters: GroupCounters,
+    /// `dlq-key` and `dlq-max-deliveries` (Brooklet; nil when the group has none).
+    pub dead_letter: Option<DeadLetterConfig>,
     /// `pending`: the first COUNT pending entries.
     pub pending: Vec<FullPending>,
     /// `consumers`.
@@ -130,6 +134,10 @@ pub struct GroupInfo {
     pub entries_read: Option<u64>,
     /// `lag` (nil when unknown).
     pub lag: Option<i64>,
+    /// `entries-delivered` ... `entries-dead-lettered` (Brooklet).
+    pub counters: GroupCounters,
+    /// `dlq-key` and `dlq-max-deliveries` (Brooklet; nil when the group has none).
+    pub dead_letter: Option<DeadLetterConfig>,
 }
 
 /// One row of XINFO CONSUMERS.
@@ -232,6 +240,8 @@ impl Stream {
                 lag: self.group_lag(g),
                 pel_count: g.pel.len() as u64,
                 nacked_count: g.nacked_count(),
+                counters: g.counters,
+                dead_letter: g.dlq.clone(),
                 pending: g
                     .pel
                     .iter()
@@ -290,6 +300,8 @@ impl Stream {
                 last_delivered_id: g.last_id,
                 entries_read: g.entries_read,
                 lag: self.group_lag(g),
+                counters: g.counters,
+                dead_letter: g.dlq.clone(),
             })
             .collect()
     }

@@ -68,8 +68,9 @@ pub use entry::{Entry, MaybeEntry};
 pub use error::StreamError;
 pub use group::{
     AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, ClaimRead, Claimed,
-    Consumer, ConsumerGroup, DeliveryTime, MAX_DELIVERIES, NackArgs, NackMode, PendingEntry,
-    PendingInfo, PendingRangeArgs, PendingSummary,
+    Consumer, ConsumerGroup, DeadLetter, DeadLetterConfig, DeadLetterReason, DeliveryTime,
+    GroupCounters, MAX_DELIVERIES, NackArgs, NackMode, PendingEntry, PendingInfo, PendingRangeArgs,
+    PendingSummary,
 };
 pub use id::{
     GroupStartId, ID_TEXT_MAX, IdSpec, ReadId, StreamId, parse_range_end, parse_range_start,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::group::{Consumer, PendingEntry};
+use crate::group::{Consumer, DeadLetter, DeadLetterConfig, GroupCounters, PendingEntry};
 use crate::id::StreamId;
 use crate::node::NodeLimits;
 use crate::stream::Stream;
@@ -142,6 +142,25 @@ pub enum Mutation {
         /// Entry ID.
         id: StreamId,
     },
+    /// A group's lifetime totals changed (set to these values, so replaying it again
+    /// changes nothing).
+    GroupCounters {
+        /// Group name.
+        group: Bytes,
+        /// The totals after the change.
+        counters: GroupCounters,
+    },
+    /// XGROUP SETDLQ set (or, `None`, removed) the group's dead-letter stream.
+    GroupDlqSet {
+        /// Group name.
+        group: Bytes,
+        /// The settings after the change.
+        dlq: Option<DeadLetterConfig>,
+    },
+    /// A pending entry was dead-lettered (the `PendingRemoved` before it took it out of the
+    /// PEL). Replay changes nothing for it; it tells the server what to append to the
+    /// dead-letter stream, and storage that this change and that append are one step.
+    DeadLettered(Box<DeadLetter>),
     /// XADD IDMP / IDMPAUTO added an entry (the `EntryAdded` before it), or XIDMPRECORD
     /// mapped a pair to an entry: producer `pid`'s idempotent ID `iid` names entry `id`.
     IdmpAdded {
@@ -185,6 +204,8 @@ impl Mutation {
                 | Mutation::PendingUpserted { .. }
                 | Mutation::PendingNacked { .. }
                 | Mutation::PendingRemoved { .. }
+                | Mutation::GroupCounters { .. }
+                | Mutation::GroupDlqSet { .. }
         )
     }
 }
@@ -323,6 +344,17 @@ impl Stream {
                     && let Some(c) = g.consumers.get_mut(&nack.consumer)
                 {
                     c.pending.remove(id);
+                }
+            }
+            Mutation::GroupDlqSet { group, dlq } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.dlq = dlq.clone();
+                }
+            }
+            Mutation::DeadLettered(_) => {}
+            Mutation::GroupCounters { group, counters } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.counters = *counters;
                 }
             }
             Mutation::IdmpAdded {

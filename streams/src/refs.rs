@@ -98,12 +98,16 @@ impl Stream {
             return Ok(vec![REF_NOT_FOUND; ids.len()]);
         };
         self.hydrate_all(ids)?;
+        let before = self.groups.get(&gname).map(|g| g.counters);
         let mut d = Deletion::default();
         let mut codes = Vec::with_capacity(ids.len());
         for &id in ids {
-            if self.ack(&gname, &[id], out) == 0 {
+            if self.unpend(&gname, &[id], out) == 0 {
                 codes.push(REF_NOT_FOUND);
                 continue;
+            }
+            if let Some(g) = self.groups.get_mut(&gname) {
+                g.counters.acked += 1;
             }
             if policy == RefPolicy::Acked && self.is_live(id) && self.is_referenced(id) {
                 codes.push(REF_KEPT);
@@ -115,6 +119,14 @@ impl Stream {
                 d.unref.push(id);
             }
             codes.push(REF_DELETED);
+        }
+        if let Some(g) = self.groups.get(&gname)
+            && before != Some(g.counters)
+        {
+            out.push(Mutation::GroupCounters {
+                group: gname.clone(),
+                counters: g.counters,
+            });
         }
         self.finish_deletion(d, out);
         Ok(codes)
@@ -162,7 +174,8 @@ impl Stream {
         if !d.unref.is_empty() {
             let names: Vec<Bytes> = self.groups.keys().cloned().collect();
             for name in names {
-                self.ack(&name, &d.unref, out);
+                // Dropping a deleted entry's references is no acknowledgement: not counted.
+                self.unpend(&name, &d.unref, out);
             }
         }
         self.shed(None);

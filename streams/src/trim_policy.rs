@@ -61,7 +61,8 @@ impl Stream {
         if !unref.is_empty() {
             let names: Vec<Bytes> = self.groups.keys().cloned().collect();
             for name in names {
-                self.ack(&name, &unref, out);
+                // Dropping a trimmed entry's references is no acknowledgement: not counted.
+                self.unpend(&name, &unref, out);
             }
         }
         self.refresh_first_id();

@@ -118,6 +118,10 @@ struct MGroup {
     consumers: BTreeMap<Bytes, ()>,
     /// XNACK's released entries, first released first.
     nacked: Vec<StreamId>,
+    /// The lifetime totals XINFO GROUPS shows.
+    counters: GroupCounters,
+    /// XGROUP SETDLQ's MAXDELIVERIES, when the group has a dead-letter stream.
+    dlq: Option<u64>,
 }
 
 impl MGroup {
@@ -128,6 +132,17 @@ impl MGroup {
     fn remove(&mut self, id: StreamId) -> bool {
         self.unnack(id);
         self.pel.remove(&id).is_some()
+    }
+    /// Whether pending entry `id` is dead-lettered instead of delivered again.
+    fn due(&self, id: StreamId) -> bool {
+        self.dlq
+            .is_some_and(|max| self.pel.get(&id).is_some_and(|p| p.2 >= max))
+    }
+    /// Dead-letters `id` (pending) and notes it in `dead`.
+    fn dead_letter(&mut self, g: &Bytes, id: StreamId, dead: &mut Vec<(Bytes, StreamId)>) {
+        self.remove(id);
+        self.counters.dead_lettered += 1;
+        dead.push((g.clone(), id));
     }
 }
 
@@ -370,10 +385,23 @@ fn run(seed: u64, steps: usize, cold: bool) {
     let pick_id =
         |rng: &mut Rng, last: StreamId| StreamId::new(rng.below(last.ms + 3), rng.below(4));
 
+    let mut steps_with_dead = 0;
+    // Dead-lettered so far, as the model expects them: (group, ID), in order; and as the
+    // journal has them, read up to `dead_scanned` (some steps skip the checks below).
+    let mut dead: Vec<(Bytes, StreamId)> = Vec::new();
+    let mut got_dead: Vec<DeadLetter> = Vec::new();
+    let mut dead_scanned = 0;
+    // The step whose checks ran last: records read after it are this step's alone only
+    // if it was the step before.
+    let mut checked_step = None;
     for step in 0..steps {
         let ctx = format!("seed {seed} step {step}");
         now += rng.below(4);
-        match rng.below(19) {
+        let dead_before = got_dead.len();
+        // XCLAIM FORCE may make an entry it dead-lettered (a repeated ID) pending again,
+        // as it makes any entry pending.
+        let mut force_claim = false;
+        match rng.below(20) {
             0..=3 => {
                 let nfields = 1 + rng.below(2);
                 let mut fields = Vec::new();
@@ -620,10 +648,15 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         let Some(e) = live.iter().find(|e| e.id == id) else {
                             continue;
                         };
+                        if mg.due(id) {
+                            mg.dead_letter(&g, id, &mut dead);
+                            continue;
+                        }
                         if !mb.admit(entry_cost(id, Some(&e.fields))) {
                             break;
                         }
                         let p = mg.pel.get_mut(&id).unwrap();
+                        mg.counters.delivered += 1;
                         want.push(ClaimRead {
                             entry: Entry {
                                 id,
@@ -649,6 +682,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         .collect();
                     for e in new {
                         mg.last_id = e.id;
+                        mg.counters.delivered += 1;
                         if !noack {
                             mg.pel.insert(e.id, (c.clone(), now, 1));
                             mg.unnack(e.id);
@@ -701,10 +735,15 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     let mut out = Vec::new();
                     for id in mine {
                         let fields = live.iter().find(|e| e.id == id).map(|e| e.fields.clone());
+                        if fields.is_some() && mg.due(id) {
+                            mg.dead_letter(&g, id, &mut dead);
+                            continue;
+                        }
                         if !mb.admit(entry_cost(id, fields.as_deref())) {
                             break;
                         }
                         if fields.is_some() {
+                            mg.counters.delivered += 1;
                             let p = mg.pel.get_mut(&id).unwrap();
                             p.1 = now;
                             p.2 = bump(p.2);
@@ -725,6 +764,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     } else {
                         for e in &new {
                             mg.last_id = e.id;
+                            mg.counters.delivered += 1;
                             if !noack {
                                 mg.pel.insert(e.id, (c.clone(), now, 1));
                                 mg.unnack(e.id);
@@ -748,7 +788,11 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     .map(|_| pick_id(&mut rng, m.last_id))
                     .collect();
                 let expected = match m.groups.get_mut(&g) {
-                    Some(mg) => ids.iter().filter(|id| mg.remove(**id)).count() as u64,
+                    Some(mg) => {
+                        let n = ids.iter().filter(|id| mg.remove(**id)).count() as u64;
+                        mg.counters.acked += n;
+                        n
+                    }
                     None => 0,
                 };
                 assert_eq!(s.ack(&g, &ids, &mut journal), expected, "{ctx}");
@@ -772,6 +816,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     just_id: rng.chance(30),
                     last_id: None,
                 };
+                force_claim = args.force;
                 let got = s.claim(b"k", &g, &c, &args, now, &mut journal);
                 let Some(mg) = m.groups.get_mut(&g) else {
                     assert!(got.is_err(), "{ctx}");
@@ -791,6 +836,13 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         continue;
                     };
                     let nacked = mg.nacked.contains(&id);
+                    if mg.pel.get(&id).is_some_and(|p| {
+                        nacked || args.min_idle_ms == 0 || (now - p.1) >= args.min_idle_ms as u64
+                    }) && mg.due(id)
+                    {
+                        mg.dead_letter(&g, id, &mut dead);
+                        continue;
+                    }
                     let p = match mg.pel.get_mut(&id) {
                         Some(p)
                             if !nacked
@@ -807,6 +859,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     p.1 = now;
                     if !args.just_id {
                         p.2 = bump(p.2);
+                        mg.counters.delivered += 1;
                     }
                     nacked_claimed += usize::from(nacked);
                     mg.unnack(id);
@@ -863,11 +916,20 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         continue;
                     };
                     let nacked = mg.nacked.contains(&id);
-                    let p = mg.pel.get_mut(&id).unwrap();
-                    if !nacked && args.min_idle_ms > 0 && (now - p.1) < args.min_idle_ms as u64 {
+                    let since = mg.pel[&id].1;
+                    if !nacked && args.min_idle_ms > 0 && (now - since) < args.min_idle_ms as u64 {
                         continue;
                     }
+                    if mg.due(id) {
+                        mg.dead_letter(&g, id, &mut dead);
+                        count -= 1;
+                        continue;
+                    }
+                    let p = mg.pel.get_mut(&id).unwrap();
                     *p = (c.clone(), now, if args.just_id { p.2 } else { bump(p.2) });
+                    if !args.just_id {
+                        mg.counters.delivered += 1;
+                    }
                     nacked_claimed += usize::from(nacked);
                     mg.unnack(id);
                     claimed.push(Entry { id, fields });
@@ -903,7 +965,11 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     let mut want = Vec::new();
                     let mut still_needed = Vec::new();
                     for id in &ids {
-                        let acked = m.groups.get_mut(&g).is_some_and(|mg| mg.remove(*id));
+                        let acked = m.groups.get_mut(&g).is_some_and(|mg| {
+                            let hit = mg.remove(*id);
+                            mg.counters.acked += u64::from(hit);
+                            hit
+                        });
                         still_needed.push(m.referenced(*id));
                         want.push(if acked {
                             match m.del_ref(*id, policy) {
@@ -976,6 +1042,12 @@ fn run(seed: u64, steps: usize, cold: bool) {
                         None if args.force && live[i] => 0,
                         None => continue,
                     };
+                    if mode == NackMode::Fatal && mg.dlq.is_some() {
+                        mg.pel.insert(*id, (Bytes::new(), 0, before));
+                        mg.dead_letter(&g, *id, &mut dead);
+                        released += 1;
+                        continue;
+                    }
                     let after = match (args.retry_count, mode) {
                         (Some(n), _) => n,
                         (None, NackMode::Silent) => before.saturating_sub(1),
@@ -985,9 +1057,27 @@ fn run(seed: u64, steps: usize, cold: bool) {
                     mg.pel.insert(*id, (Bytes::new(), 0, after));
                     mg.unnack(*id);
                     mg.nacked.push(*id);
+                    mg.counters.nacked += 1;
                     released += 1;
                 }
                 assert_eq!(got, Ok(released), "{ctx}");
+            }
+            19 => {
+                // XGROUP SETDLQ: a small limit, so entries reach it.
+                let g = name("g", rng.below(2));
+                let max = (!rng.chance(25)).then(|| 1 + rng.below(3));
+                let dlq = max.map(|max_deliveries| DeadLetterConfig {
+                    key: Bytes::from_static(b"dead"),
+                    max_deliveries,
+                });
+                let got = s.set_group_dlq(b"k", &g, dlq, &mut journal);
+                match m.groups.get_mut(&g) {
+                    Some(mg) => {
+                        got.unwrap();
+                        mg.dlq = max;
+                    }
+                    None => assert!(got.is_err(), "{ctx}"),
+                }
             }
             _ => {
                 let g = name("g", rng.below(2));
@@ -1054,7 +1144,39 @@ fn run(seed: u64, steps: usize, cold: bool) {
                 );
             }
         }
-        // Invariants after every step.
+        // Invariants after every step. What was dead-lettered is what the model expects,
+        // carries its fields unless deleted, and is pending no more.
+        got_dead.extend(journal[dead_scanned..].iter().filter_map(|r| match r {
+            Mutation::DeadLettered(d) => Some((**d).clone()),
+            _ => None,
+        }));
+        dead_scanned = journal.len();
+        assert_eq!(
+            got_dead
+                .iter()
+                .map(|d| (d.group.clone(), d.id))
+                .collect::<Vec<_>>(),
+            dead,
+            "{ctx}: dead-lettered"
+        );
+        let this_step_only = step == 0 || checked_step == Some(step - 1);
+        checked_step = Some(step);
+        for d in &got_dead[dead_before..] {
+            if !this_step_only {
+                continue;
+            }
+            assert_eq!(d.fields.is_some(), m.is_live(d.id), "{ctx}: {d:?}");
+            assert!(
+                force_claim
+                    || s.group(&d.group)
+                        .is_none_or(|g| !g.pending().contains_key(&d.id)),
+                "{ctx}: {:?} both pending and dead-lettered",
+                d.id
+            );
+        }
+        if got_dead.len() > dead_before {
+            steps_with_dead += 1;
+        }
         assert_eq!(s.len(), m.len(), "{ctx}");
         assert_eq!(s.last_id(), m.last_id, "{ctx}");
         assert_eq!(s.node_count(), m.nodes.len(), "{ctx}");
@@ -1074,6 +1196,7 @@ fn run(seed: u64, steps: usize, cold: bool) {
             assert_eq!(pel, mg.pel, "{ctx}");
             assert_eq!(g.nacked().collect::<Vec<_>>(), mg.nacked, "{ctx}");
             assert_eq!(g.nacked_count(), mg.nacked.len() as u64, "{ctx}");
+            assert_eq!(g.counters(), mg.counters, "{ctx}: counters");
             if !mg.nacked.is_empty() {
                 steps_with_nacked += 1;
             }
@@ -1116,6 +1239,10 @@ fn run(seed: u64, steps: usize, cold: bool) {
     let mut replica = Stream::new();
     journal.iter().for_each(|r| replica.apply(r));
     assert!(replica == s, "seed {seed}: replayed journal differs");
+    assert!(
+        steps_with_dead > 0,
+        "seed {seed}: nothing was dead-lettered"
+    );
     assert!(
         steps_with_nacked > steps / 10 && nacked_claimed > 0,
         "seed {seed}: NACKed entries in {steps_with_nacked} steps, {nacked_claimed} claimed"

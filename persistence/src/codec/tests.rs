@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use brooklet_streams::{Mutation, NodeMeta, StreamId, StreamMeta};
+use brooklet_streams::{DeadLetterConfig, GroupCounters, Mutation, NodeMeta, StreamId, StreamMeta};
 use bytes::Bytes;
 
 use super::*;
@@ -152,6 +152,26 @@ fn group_changes_round_trip_and_carry_fjall_records() {
             delivery_count: i64::MAX as u64,
             seq: 41,
         },
+        Mutation::GroupCounters {
+            group: g.clone(),
+            counters: GroupCounters {
+                delivered: 9,
+                acked: 4,
+                nacked: 2,
+                dead_lettered: 1,
+            },
+        },
+        Mutation::GroupDlqSet {
+            group: g.clone(),
+            dlq: Some(DeadLetterConfig {
+                key: Bytes::from("dlq"),
+                max_deliveries: 5,
+            }),
+        },
+        Mutation::GroupDlqSet {
+            group: g.clone(),
+            dlq: None,
+        },
     ];
     for m in &changes {
         let mut out = Vec::new();
@@ -220,4 +240,51 @@ fn pending_records_read_back_owned_or_released() {
             );
         }
     }
+}
+
+/// A group record's sections: none when the counters are all 0 (the record reads as one
+/// written before them), otherwise tagged, and read back as the change that sets them.
+#[test]
+fn group_record_sections_round_trip() {
+    let g = Bytes::from("g");
+    let mut plain = Vec::new();
+    put_group(&mut plain, StreamId::new(3, 0), Some(3));
+    let mut zero = plain.clone();
+    put_group_sections(&mut zero, &GroupCounters::default(), None);
+    assert_eq!(zero, plain);
+    let counters = GroupCounters {
+        delivered: 7,
+        acked: 3,
+        nacked: 1,
+        dead_lettered: 2,
+    };
+    let dlq = DeadLetterConfig {
+        key: Bytes::from("dead"),
+        max_deliveries: 3,
+    };
+    let mut full = plain.clone();
+    put_group_sections(&mut full, &counters, Some(&dlq));
+    let mut r = Reader::new(&full, "group");
+    assert_eq!(read_group(&mut r).unwrap(), (StreamId::new(3, 0), Some(3)));
+    assert_eq!(
+        read_group_sections(&mut r, &g).unwrap(),
+        [
+            Mutation::GroupCounters {
+                group: g.clone(),
+                counters
+            },
+            Mutation::GroupDlqSet {
+                group: g.clone(),
+                dlq: Some(dlq)
+            }
+        ]
+    );
+    let mut r = Reader::new(&full[..full.len() - 1], "group");
+    read_group(&mut r).unwrap();
+    assert!(read_group_sections(&mut r, &g).is_err());
+    let mut bad = plain.clone();
+    bad.push(0x6f);
+    let mut r = Reader::new(&bad, "group");
+    read_group(&mut r).unwrap();
+    assert!(read_group_sections(&mut r, &g).is_err());
 }

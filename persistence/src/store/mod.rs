@@ -6,6 +6,7 @@
 mod checkpoint;
 mod delete;
 mod open;
+mod pair;
 mod replay;
 mod stats;
 mod strings;
@@ -14,6 +15,7 @@ mod untracked;
 mod write;
 
 pub use checkpoint::{KeyState, PendingFlush, StreamHost};
+pub use pair::StreamChange;
 pub use stats::StoreStats;
 pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString};
 
@@ -45,7 +47,8 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// stream record's IDMP section with its tail-log records, and trims' purge markers of a
 /// range of nodes, with its lowest ID after the life; strings and key deadlines, in keyspaces
 /// of their own and as tail-log records of their own, flag 0x80, numbered as stream lives
-/// are so deletion floors cover them). A
+/// are so deletion floors cover them; the group record's sections (counters, dead-letter
+/// settings) with their tail-log changes). A
 /// format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from
@@ -301,6 +304,12 @@ impl Store {
     /// Registers the callback told of each new durable sequence (group-commit waiters).
     pub fn on_durable(&self, f: OnDurable) {
         self.durability.set_on_durable(f);
+    }
+
+    /// The sequence of the last write committed, safe or not (what a reply that shows the
+    /// whole key space waits for).
+    pub fn committed_seq(&self) -> u64 {
+        self.durability.committed.load(Ordering::Acquire)
     }
 
     /// The highest sequence known to be on disk.

@@ -16,6 +16,18 @@ use crate::stored::{DirtyGroups, Route, StoredStream};
 use super::Store;
 use super::trim::Removal;
 
+/// What a stream's own batch took from it ([`Store::take_for_batch`]).
+pub(super) struct Taken {
+    /// Its incarnation before the batch.
+    incarnation: u64,
+    /// The first append the batch took out of the tail log.
+    first_flushed: Option<StreamId>,
+    /// The group records the batch writes.
+    pub(super) groups: DirtyGroups,
+    /// Pending trims' markers carried over to the new life.
+    pub(super) floors: Vec<crate::purge::Purge>,
+}
+
 impl Store {
     /// Writes one command's changes to stream `key`; returns its sequence.
     ///
@@ -171,6 +183,25 @@ impl Store {
         muts: &[Mutation],
         renumber: bool,
     ) -> Result<u64, StoreError> {
+        let (taken, flushed) = self.take_for_batch(db, key, stream, muts, renumber);
+        let written =
+            self.write_batch(db, key, stream, muts, flushed, &taken.groups, &taken.floors);
+        self.after_batch(db, key, stream, taken, written.is_ok());
+        written
+    }
+
+    /// Readies `stream` for a batch of its own carrying `muts`: waits for what the batch
+    /// must not overtake, takes its logged appends and dirty group records, and gives it a
+    /// new life where replay must skip what was logged before (`renumber`, or as `muts`
+    /// ask). What it took goes back through [`Store::after_batch`] if the batch fails.
+    pub(super) fn take_for_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        muts: &[Mutation],
+        renumber: bool,
+    ) -> (Taken, Vec<brooklet_streams::StoredEntry>) {
         self.wait_for_purges(db, key, stream, muts);
         if stream.is_flushing() {
             self.wait_for_checkpoint();
@@ -212,24 +243,45 @@ impl Store {
         for m in muts {
             groups.note(m);
         }
-        let written = self.write_batch(db, key, stream, muts, flushed, &groups, &floors);
-        if written.is_ok() {
+        (
+            Taken {
+                incarnation,
+                first_flushed,
+                groups,
+                floors,
+            },
+            flushed,
+        )
+    }
+
+    /// Ends what [`Store::take_for_batch`] began, once the batch was committed or failed.
+    pub(super) fn after_batch(
+        &self,
+        db: u32,
+        key: &[u8],
+        stream: &mut StoredStream,
+        taken: Taken,
+        committed: bool,
+    ) {
+        if committed {
             stream.set_stored();
             // The batch wrote the stream record, IDMP state included.
             stream.take_dirty_idmp();
         } else {
-            stream.restore_dirty_groups(groups);
-            if !floors.is_empty() {
-                self.purges
-                    .relabel(&stream_prefix(db, key), stream.incarnation(), incarnation);
+            stream.restore_dirty_groups(taken.groups);
+            if !taken.floors.is_empty() {
+                self.purges.relabel(
+                    &stream_prefix(db, key),
+                    stream.incarnation(),
+                    taken.incarnation,
+                );
             }
             // Nothing reached fjall: the stream's record keeps its old incarnation (or none).
-            stream.set_incarnation(incarnation);
-            if let Some(id) = first_flushed {
+            stream.set_incarnation(taken.incarnation);
+            if let Some(id) = taken.first_flushed {
                 stream.mark_unflushed(id);
             }
         }
-        written
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -244,6 +296,18 @@ impl Store {
         floors: &[crate::purge::Purge],
     ) -> Result<u64, StoreError> {
         let mut batch = self.batch();
+        self.add_floors(&mut batch, floors);
+        let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
+        if !groups.is_empty() {
+            self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
+        }
+        let seq = self.commit(batch)?;
+        self.removed(removed);
+        Ok(seq)
+    }
+
+    /// Adds to `batch` the trim markers a new life of a stream carries over (`floors`).
+    pub(super) fn add_floors(&self, batch: &mut OwnedWriteBatch, floors: &[crate::purge::Purge]) {
         for purge in floors {
             if let Some((upto, _)) = purge.trim {
                 batch.insert(
@@ -253,13 +317,6 @@ impl Store {
                 );
             }
         }
-        let removed = self.fill_batch(&mut batch, db, key, stream, muts, flushed)?;
-        if !groups.is_empty() {
-            self.add_group_records(&mut batch, &stream_prefix(db, key), &groups.current(stream))?;
-        }
-        let seq = self.commit(batch)?;
-        self.removed(removed);
-        Ok(seq)
     }
 
     /// Adds one command's changes to stream `key` (after the appends `flushed` takes out of
@@ -419,6 +476,17 @@ impl Store {
             match m {
                 Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
                     records.insert((GROUPS, group_key(prefix, group)), value);
+                }
+                Mutation::GroupCounters { group, counters } => {
+                    if let Some(Some(v)) = records.get_mut(&(GROUPS, group_key(prefix, group))) {
+                        crate::codec::put_group_sections(v, counters, None);
+                    }
+                }
+                Mutation::GroupDlqSet { group, dlq } => {
+                    if let Some(Some(v)) = records.get_mut(&(GROUPS, group_key(prefix, group))) {
+                        let none = brooklet_streams::GroupCounters::default();
+                        crate::codec::put_group_sections(v, &none, dlq.as_ref());
+                    }
                 }
                 Mutation::GroupDestroyed { group } => {
                     let gk = group_key(prefix, group);

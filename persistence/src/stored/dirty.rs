@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use hashbrown::HashSet;
 
-use brooklet_streams::{Mutation, Stream, StreamId};
+use brooklet_streams::{GroupCounters, Mutation, Stream, StreamId};
 
 /// The group records changed since storage last wrote them.
 #[derive(Clone, Debug, Default)]
@@ -58,7 +58,10 @@ impl DirtyGroups {
         }
         let s = self.sets_mut();
         match m {
-            Mutation::GroupCreated { group, .. } | Mutation::GroupUpdated { group, .. } => {
+            Mutation::GroupCreated { group, .. }
+            | Mutation::GroupUpdated { group, .. }
+            | Mutation::GroupCounters { group, .. }
+            | Mutation::GroupDlqSet { group, .. } => {
                 s.groups.insert(group.clone());
             }
             Mutation::GroupDestroyed { group } => {
@@ -107,7 +110,8 @@ impl DirtyGroups {
 
     /// The named records as `stream` holds them now, as the changes that would write each
     /// one: destroyed groups first (`GroupDestroyed`: storage drops everything of theirs),
-    /// then each record as an upsert where it exists and a removal where it does not.
+    /// then each record as an upsert where it exists and a removal where it does not (a
+    /// group's `GroupUpdated` followed by what the rest of its record holds).
     pub fn current(&self, stream: &Stream) -> Vec<Mutation> {
         let mut out = Vec::with_capacity(self.len());
         let s = self.sets();
@@ -118,11 +122,26 @@ impl DirtyGroups {
         }
         for group in &s.groups {
             match stream.group(group) {
-                Some(g) => out.push(Mutation::GroupUpdated {
-                    group: group.clone(),
-                    last_id: g.last_id(),
-                    entries_read: g.entries_read(),
-                }),
+                Some(g) => {
+                    out.push(Mutation::GroupUpdated {
+                        group: group.clone(),
+                        last_id: g.last_id(),
+                        entries_read: g.entries_read(),
+                    });
+                    // The record's later sections: storage appends them to the one above.
+                    if g.counters() != GroupCounters::default() {
+                        out.push(Mutation::GroupCounters {
+                            group: group.clone(),
+                            counters: g.counters(),
+                        });
+                    }
+                    if let Some(d) = g.dead_letter() {
+                        out.push(Mutation::GroupDlqSet {
+                            group: group.clone(),
+                            dlq: Some(d.clone()),
+                        });
+                    }
+                }
                 None if !s.destroyed.contains(group) => out.push(Mutation::GroupDestroyed {
                     group: group.clone(),
                 }),

@@ -791,6 +791,14 @@ pub const DOCS: &[Doc] = &[
         syntax: "key group id|$ [ENTRIESREAD entries-read]",
     },
     Doc {
+        name: "xgroup|setdlq",
+        group: "stream",
+        summary: "Sets or removes the dead-letter stream of a consumer group (Brooklet).",
+        since: "8.10.0",
+        complexity: "O(1)",
+        syntax: "key group <dlq-key MAXDELIVERIES maxdeliveries | NONE>",
+    },
+    Doc {
         name: "xgroup|destroy",
         group: "stream",
         summary: "Destroys a consumer group.",

@@ -24,7 +24,16 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let name = ctx.db().lock(&argv[1]).get(&argv[1]).map(|v| v.type_name());
+    let name = {
+        let shard = ctx.db().lock(&argv[1]);
+        match shard.get(&argv[1]) {
+            Some(v) => {
+                ctx.show_value(&argv[1], v)?;
+                Some(v.type_name())
+            }
+            None => None,
+        }
+    };
     if name.is_none() {
         ctx.key_miss(&argv[1])?;
     }
@@ -60,7 +69,14 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut found = 0;
     for key in &argv[1..] {
-        if ctx.db().lock(key).contains_key(key) {
+        let exists = {
+            let shard = ctx.db().lock(key);
+            match shard.get(key) {
+                Some(v) => ctx.show_value(key, v).map(|()| true)?,
+                None => false,
+            }
+        };
+        if exists {
             found += 1;
         } else {
             ctx.key_miss(key)?;
@@ -72,6 +88,7 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let pattern = &argv[1];
     let all = &pattern[..] == b"*";
+    ctx.show_all()?;
     let mut out = Vec::new();
     ctx.db().for_each_live(crate::client::now_ms(), |k, _| {
         if all || glob_match(pattern, k) {
@@ -136,6 +153,7 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         count,
         kind,
     } = ScanArgs::parse(&mut Args::new(&argv[1..]))?;
+    ctx.show_all()?;
     let mut out = Vec::new();
     let now = crate::client::now_ms();
     let next = ctx.db().scan(cursor, count, |k, v, deadline| {

@@ -46,6 +46,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    ctx.show_all()?;
     Ok(Reply::Int(ctx.db().len() as i64))
 }
 

@@ -1,4 +1,5 @@
-//! Consumer groups: XGROUP (CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP),
+//! Consumer groups: XGROUP (CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP;
+//! SETDLQ is in `stream_dlq.rs`),
 //! XACK, XACKDEL, XPENDING, XCLAIM, XAUTOCLAIM.
 //!
 //! As in `stream.rs`: a typed struct per command, parsed before the keyspace is touched,
@@ -38,6 +39,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 createconsumer,
             ),
             command("delconsumer", 5, WRITE, (2, 2, 1), delconsumer),
+            command("setdlq", -5, WRITE, (2, 2, 1), super::stream_dlq::setdlq),
             simple("help", 2, LOADING, help),
         ],
     ),
@@ -63,6 +65,8 @@ const HELP: &[&str] = &[
     "    Remove the specified group.",
     "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
     "    Set the current group ID and entries_read counter.",
+    "SETDLQ <key> <groupname> <dlq-key MAXDELIVERIES n|NONE>",
+    "    Dead-letter pending entries delivered n times into the stream dlq-key (Brooklet).",
 ];
 
 fn help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {

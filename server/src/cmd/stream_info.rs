@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use brooklet_resp::{Args, Reply};
-use brooklet_streams::{INFO_FULL_DEFAULT_COUNT, IdmpInfo};
+use brooklet_streams::{DeadLetterConfig, GroupCounters, INFO_FULL_DEFAULT_COUNT, IdmpInfo};
 
 use super::reply::{entries_reply, entry_reply, help_reply, id_reply, subcommand_syntax};
 use super::stream::NO_SUCH_KEY;
@@ -90,6 +90,22 @@ fn parse_full(args: &mut Args<'_>, sub: &[u8]) -> Result<Option<usize>, CommandE
 
 fn field(name: &'static str, value: Reply) -> (Reply, Reply) {
     (Reply::bulk(name), value)
+}
+
+/// A group's Brooklet fields, after Redis's own: its counters and dead-letter settings.
+fn counter_fields(c: GroupCounters, dlq: Option<DeadLetterConfig>) -> [(Reply, Reply); 6] {
+    let (key, max) = match dlq {
+        Some(d) => (Reply::Bulk(d.key), int(d.max_deliveries)),
+        None => (Reply::Null, Reply::Null),
+    };
+    [
+        field("entries-delivered", int(c.delivered)),
+        field("entries-acked", int(c.acked)),
+        field("entries-nacked", int(c.nacked)),
+        field("entries-dead-lettered", int(c.dead_lettered)),
+        field("dlq-key", key),
+        field("dlq-max-deliveries", max),
+    ]
 }
 
 fn int(n: u64) -> Reply {
@@ -193,6 +209,7 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                     ])
                 })
                 .collect();
+            let [cd, ca, cn, cx, dk, dm] = counter_fields(g.counters, g.dead_letter);
             Reply::Map(vec![
                 field("name", Reply::Bulk(g.name)),
                 field("last-delivered-id", id_reply(g.last_delivered_id)),
@@ -202,6 +219,12 @@ fn stream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 field("nacked-count", int(g.nacked_count)),
                 field("pending", Reply::Array(pending)),
                 field("consumers", Reply::Array(consumers)),
+                cd,
+                ca,
+                cn,
+                cx,
+                dk,
+                dm,
             ])
         })
         .collect();
@@ -242,6 +265,7 @@ fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         s.groups_info()
             .into_iter()
             .map(|g| {
+                let [cd, ca, cn, cx, dk, dm] = counter_fields(g.counters, g.dead_letter);
                 Reply::Map(vec![
                     field("name", Reply::Bulk(g.name)),
                     field("consumers", int(g.consumers)),
@@ -249,6 +273,12 @@ fn groups(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                     field("last-delivered-id", id_reply(g.last_delivered_id)),
                     field("entries-read", opt_int(g.entries_read)),
                     field("lag", opt_signed(g.lag)),
+                    cd,
+                    ca,
+                    cn,
+                    cx,
+                    dk,
+                    dm,
                 ])
             })
             .collect(),

@@ -478,7 +478,9 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
             if existed
                 && out.iter().all(|m| match m {
                     Mutation::ConsumerUpserted { .. } => true,
-                    Mutation::PendingUpserted { .. } => history,
+                    // The group's counters move with the re-read deliveries (Brooklet's
+                    // entries-delivered): part of the same change that is none.
+                    Mutation::PendingUpserted { .. } | Mutation::GroupCounters { .. } => history,
                     _ => false,
                 })
             {

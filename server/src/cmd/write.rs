@@ -9,14 +9,21 @@
 
 use bytes::Bytes;
 
-use brooklet_persistence::StoredStream;
+use brooklet_persistence::{StoredStream, StreamChange};
 use brooklet_streams::{IdmpConfig, Mutation, Stream};
 
 use super::Ctx;
+use super::dead_letter::{
+    DeadLetterLocks, append_dead_letters, dead_letters, has_dead_letters, lock_with_dead_letters,
+};
 use crate::error::CommandError;
 use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
+
+/// A write under dead-letter locks: the command's result, and the dead-letter key it
+/// appended to (with whether that created it), if any.
+type DeadLetterOutcome<T> = (Result<T, CommandError>, Option<(Bytes, bool)>);
 
 /// What a write does when its key does not exist. An error is built only when it is needed.
 pub(crate) enum Missing<'e, T> {
@@ -91,28 +98,31 @@ impl Ctx<'_> {
         let mut effects = Effects::default();
         let mut out = Vec::new();
         let mut created = false;
-        let result = {
+        let mut dead_lettered = None;
+        let result = loop {
             let mut shard = self.db().lock(key);
             // One lookup of the key on the hot path (an existing stream): with 10,000
             // streams each lookup is a cache miss or two.
             match shard.get_mut(key) {
                 Some(v) => {
                     let stream = v.stream_mut()?;
-                    let result = apply(stream, &mut out, &mut effects);
-                    let untracked = effects.untracked
-                        && self.shared.store.note_untracked(
-                            self.client.db as u32,
-                            key,
-                            stream,
-                            &out,
-                        );
-                    if !untracked {
-                        self.persist(key, stream, &out)?;
+                    if !has_dead_letters(stream) {
+                        let result = apply(stream, &mut out, &mut effects);
+                        let untracked = effects.untracked
+                            && self.shared.store.note_untracked(
+                                self.client.db as u32,
+                                key,
+                                stream,
+                                &out,
+                            );
+                        if !untracked {
+                            self.persist(key, stream, &out)?;
+                        }
+                        // The reply may show the stream as earlier commands left it (a read of
+                        // history changes nothing): it waits for their changes too.
+                        self.write_seq = self.write_seq.max(stream.seq());
+                        break result;
                     }
-                    // The reply may show the stream as earlier commands left it (a read of
-                    // history changes nothing): it waits for their changes too.
-                    self.write_seq = self.write_seq.max(stream.seq());
-                    result
                 }
                 None => {
                     let missed = match missing {
@@ -138,8 +148,17 @@ impl Ctx<'_> {
                     self.persist(key, &mut stream, &out)?;
                     shard.insert(crate::keyspace::keep(key), Value::Stream(stream));
                     created = true;
-                    Ok(value)
+                    break Ok(value);
                 }
+            }
+            // A group of this stream has a dead-letter stream: the command may move entries
+            // into it, so it runs holding that stream's shard lock too.
+            drop(shard);
+            if let Some(locks) = lock_with_dead_letters(self.db(), key) {
+                let (result, dlq) =
+                    self.write_with_dead_letters(key, locks, apply, &mut out, &mut effects)?;
+                dead_lettered = dlq;
+                break result;
             }
         };
         if created {
@@ -153,7 +172,175 @@ impl Ctx<'_> {
         } else if effects.ready {
             self.ready.push((self.client.db, key.clone()));
         }
+        if let Some((dlq_key, created)) = dead_lettered {
+            self.stream_event("xdeadletter", key);
+            if created {
+                keyspace_event(
+                    self.shared,
+                    EventClass::New,
+                    "new",
+                    self.client.db,
+                    &dlq_key,
+                );
+            }
+            self.stream_event("xadd", &dlq_key);
+            self.key_changed(&dlq_key);
+        }
         result
+    }
+
+    /// [`Ctx::write_stream`] for a stream whose groups have dead-letter streams, under
+    /// `locks`: runs `apply`, then appends what it dead-lettered to the dead-letter stream
+    /// and stores both streams' changes as one batch. Returns the command's result and, if
+    /// it dead-lettered anything, the dead-letter key and whether it was created.
+    fn write_with_dead_letters<T>(
+        &mut self,
+        key: &Bytes,
+        mut locks: DeadLetterLocks<'_>,
+        apply: impl FnOnce(&mut Stream, &mut Vec<Mutation>, &mut Effects) -> Result<T, CommandError>,
+        out: &mut Vec<Mutation>,
+        effects: &mut Effects,
+    ) -> Result<DeadLetterOutcome<T>, CommandError> {
+        let db = self.db();
+        // Out of the map while both are changed (the two may share a shard); no one else
+        // sees the map meanwhile.
+        let Some((src_key, mut src)) = locks.shard(db, key).and_then(|s| s.remove_entry(key))
+        else {
+            return Err(CommandError::msg(
+                "ERR the dead-letter stream's shard is not locked",
+            ));
+        };
+        let outcome = self.dead_letter_step(key, &mut locks, &mut src, apply, out, effects);
+        if let Some(shard) = locks.shard(db, key) {
+            shard.insert(src_key, src);
+        }
+        outcome
+    }
+
+    fn dead_letter_step<T>(
+        &mut self,
+        key: &Bytes,
+        locks: &mut DeadLetterLocks<'_>,
+        src: &mut Value,
+        apply: impl FnOnce(&mut Stream, &mut Vec<Mutation>, &mut Effects) -> Result<T, CommandError>,
+        out: &mut Vec<Mutation>,
+        effects: &mut Effects,
+    ) -> Result<DeadLetterOutcome<T>, CommandError> {
+        let db = self.db();
+        let stream = src.stream_mut()?;
+        // A dead-letter key holding another type refuses the command before it changes
+        // anything; a dead-letter stream that cannot take another auto ID suspends
+        // dead-lettering into it for this command (its groups deliver as without one), so
+        // the source never loses an entry the dead-letter stream cannot take.
+        let mut full = Vec::new();
+        for dlq_key in stream.dead_letter_keys() {
+            if let Some(v) = locks.shard(db, dlq_key).and_then(|s| s.get(dlq_key))
+                && v.stream()?.last_id() == brooklet_streams::StreamId::MAX
+            {
+                full.push(dlq_key.clone());
+            }
+        }
+        if !full.is_empty() {
+            stream.suspend_dead_letters(&full, true);
+        }
+        let result = apply(stream, out, effects);
+        if !full.is_empty() {
+            stream.suspend_dead_letters(&full, false);
+        }
+        let dead = dead_letters(out);
+        let Some(dlq_key) = dead.first().map(|d| d.key.clone()) else {
+            let untracked = effects.untracked
+                && self
+                    .shared
+                    .store
+                    .note_untracked(self.client.db as u32, key, stream, out);
+            if !untracked {
+                self.persist(key, stream, out)?;
+            }
+            self.write_seq = self.write_seq.max(stream.seq());
+            return Ok((result, None));
+        };
+        let Some(shard) = locks.shard(db, &dlq_key) else {
+            return Err(CommandError::msg(
+                "ERR the dead-letter stream's shard is not locked",
+            ));
+        };
+        let (dkey, mut dval, created) = match shard.remove_entry(&dlq_key) {
+            Some((k, v)) => (k, v, false),
+            None => {
+                let mut fresh = Box::new(StoredStream::new());
+                let config = self.shared.config();
+                fresh.init_idmp_config(IdmpConfig {
+                    duration: config.stream_idmp_duration,
+                    maxsize: config.stream_idmp_maxsize,
+                });
+                drop(config);
+                (crate::keyspace::keep(&dlq_key), Value::Stream(fresh), true)
+            }
+        };
+        let stored = self.store_dead_letters(key, stream, out, &dlq_key, &mut dval, &dead);
+        if let Some(shard) = locks.shard(db, &dlq_key)
+            && (!created || stored.is_ok())
+        {
+            shard.insert(dkey, dval);
+        }
+        stored?;
+        Ok((result, Some((dlq_key, created))))
+    }
+
+    /// Appends `dead` to the dead-letter stream `dval` and stores it with the source's
+    /// changes, as one batch.
+    fn store_dead_letters(
+        &mut self,
+        key: &Bytes,
+        stream: &mut StoredStream,
+        out: &[Mutation],
+        dlq_key: &Bytes,
+        dval: &mut Value,
+        dead: &[brooklet_streams::DeadLetter],
+    ) -> Result<(), CommandError> {
+        let dlq = dval.stream_mut()?;
+        let mut dlq_out = Vec::with_capacity(dead.len());
+        let limits = {
+            let config = self.shared.config();
+            brooklet_streams::NodeLimits {
+                max_bytes: config.stream_node_max_bytes,
+                max_entries: config.stream_node_max_entries,
+            }
+        };
+        append_dead_letters(
+            dlq,
+            key,
+            dead,
+            crate::client::now_ms(),
+            &limits,
+            &mut dlq_out,
+        )?;
+        let db = self.client.db as u32;
+        let seq = self
+            .shared
+            .store
+            .write_streams(
+                db,
+                StreamChange {
+                    key,
+                    stream,
+                    muts: out,
+                },
+                StreamChange {
+                    key: dlq_key,
+                    stream: dlq,
+                    muts: &dlq_out,
+                },
+            )
+            .map_err(super::store_error)?;
+        self.write_seq = self.write_seq.max(seq);
+        for (k, s) in [(&key[..], &mut *stream), (&dlq_key[..], dlq)] {
+            if !s.has_source() {
+                s.attach_source(self.shared.store.source(db, k));
+            }
+        }
+        Ok(())
     }
 
     /// Publishes a stream keyspace event for `key` (call after the shard lock is released).
@@ -171,6 +358,37 @@ impl Ctx<'_> {
             key,
             "A recent change of a key may not be on disk, so this key",
         )
+    }
+
+    /// Notes that the reply shows that `key`, holding `value`, exists (EXISTS, TYPE): it
+    /// waits for the write that made it what it is, as [`Ctx::show`] and
+    /// [`Ctx::show_key`] do.
+    pub(crate) fn show_value(
+        &mut self,
+        key: &[u8],
+        value: &crate::keyspace::Value,
+    ) -> Result<(), CommandError> {
+        match value {
+            crate::keyspace::Value::Stream(s) => self.show(s),
+            crate::keyspace::Value::String(_) => self.show_key(key),
+        }
+    }
+
+    /// Notes that the reply shows the key space as a whole (KEYS, SCAN, DBSIZE): it waits
+    /// for every write committed so far, since any of them may have added or removed a key.
+    pub(crate) fn show_all(&mut self) -> Result<(), CommandError> {
+        let store = &self.shared.store;
+        let seq = store.committed_seq();
+        if seq > self.write_seq {
+            if store.failed() && seq > store.safe_seq() {
+                return Err(super::in_doubt_error(
+                    store,
+                    "A recent change may not be on disk, so the key space",
+                ));
+            }
+            self.write_seq = seq;
+        }
+        Ok(())
     }
 
     /// [`Ctx::show_key`], with `what` the subject of the refusal's "is not shown".

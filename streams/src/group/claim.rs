@@ -10,7 +10,7 @@ use crate::mutation::Mutation;
 use crate::stream::Stream;
 
 use super::nack::bump;
-use super::{ConsumerGroup, PendingEntry, idle_ms, no_key_or_group};
+use super::{ConsumerGroup, DeadLetterReason, PendingEntry, idle_ms, no_key_or_group};
 
 /// How XCLAIM sets the new delivery time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +123,20 @@ impl Stream {
         now_ms: u64,
         out: &mut Vec<Mutation>,
     ) -> Result<Claimed, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.claim_counted(key, group, consumer, args, now_ms, out)
+        })
+    }
+
+    fn claim_counted(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        args: &ClaimArgs,
+        now_ms: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Claimed, StreamError> {
         if !self.groups.contains_key(group) {
             return Err(no_key_or_group(key, group));
         }
@@ -203,10 +217,16 @@ impl Stream {
             {
                 continue;
             }
+            let before = nack.delivery_count;
+            if !forced && g.dead_letter_due(before) {
+                let fields = Some(entry.fields);
+                g.dead_letter_entry(&gname, id, fields, DeadLetterReason::MaxDeliveries, out);
+                continue;
+            }
             let deliveries = match args.retry_count {
                 Some(n) if n >= 0 => n as u64,
-                _ if !args.just_id => bump(nack.delivery_count),
-                _ => nack.delivery_count,
+                _ if !args.just_id => bump(before),
+                _ => before,
             };
             // A forced entry has no owner yet: taking it from its previous owner is a no-op.
             hand_over(
@@ -221,7 +241,10 @@ impl Stream {
             );
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
-                Claimed::Entries(v) => v.push(entry),
+                Claimed::Entries(v) => {
+                    g.counters.delivered += 1;
+                    v.push(entry)
+                }
             }
         }
         self.push_consumer_state(&gname, &cname, &claimed, out);
@@ -254,6 +277,20 @@ impl Stream {
     /// # Errors
     /// COUNT out of range (checked first, as Redis parses it first), NOGROUP.
     pub fn auto_claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        args: &AutoClaimArgs,
+        now_ms: u64,
+        out: &mut Vec<Mutation>,
+    ) -> Result<AutoClaimOutcome, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.auto_claim_counted(key, group, consumer, args, now_ms, out)
+        })
+    }
+
+    fn auto_claim_counted(
         &mut self,
         key: &[u8],
         group: &[u8],
@@ -329,15 +366,25 @@ impl Stream {
                 }
                 continue;
             }
-            let deliveries = if args.just_id {
-                nack.delivery_count
-            } else {
-                bump(nack.delivery_count)
-            };
+            let before = nack.delivery_count;
+            if g.dead_letter_due(before) {
+                let fields = Some(entry.fields);
+                g.dead_letter_entry(&gname, id, fields, DeadLetterReason::MaxDeliveries, out);
+                // Counted as the deleted entries are, so one call's work stays bounded.
+                count -= 1;
+                if id == StreamId::MAX {
+                    break;
+                }
+                continue;
+            }
+            let deliveries = if args.just_id { before } else { bump(before) };
             hand_over(g, &gname, &cname, id, now_ms, deliveries, now_ms, out);
             match &mut claimed {
                 Claimed::Ids(v) => v.push(id),
-                Claimed::Entries(v) => v.push(entry),
+                Claimed::Entries(v) => {
+                    g.counters.delivered += 1;
+                    v.push(entry)
+                }
             }
             count -= 1;
             if id == StreamId::MAX {
@@ -420,6 +467,14 @@ impl Stream {
             let Some(entry) = entry else {
                 continue;
             };
+            if g.pel
+                .get(&id)
+                .is_some_and(|p| g.dead_letter_due(p.delivery_count))
+            {
+                let fields = Some(entry.fields);
+                g.dead_letter_entry(gname, id, fields, DeadLetterReason::MaxDeliveries, out);
+                continue;
+            }
             if let Some(b) = budget.as_deref_mut()
                 && !b.admit(id, Some(&entry.fields))
             {
@@ -440,6 +495,7 @@ impl Stream {
                 now_ms,
                 out,
             );
+            g.counters.delivered += 1;
             claimed.push(ClaimRead {
                 entry,
                 idle_ms: idle,

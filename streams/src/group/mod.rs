@@ -1,9 +1,11 @@
 //! Consumer groups: the group, its consumers and pending-entry list (PEL), and the
 //! group commands, one file per family: XGROUP's (`admin`), XREADGROUP (`read`), XACK and
-//! XPENDING (`pending`), XCLAIM and XAUTOCLAIM (`claim`), XNACK and the NACK zone (`nack`).
+//! XPENDING (`pending`), XCLAIM and XAUTOCLAIM (`claim`), XNACK and the NACK zone (`nack`),
+//! dead-letter streams (`dlq`, a Brooklet extension).
 
 mod admin;
 mod claim;
+mod dlq;
 mod nack;
 mod pending;
 mod read;
@@ -12,6 +14,7 @@ pub use claim::{
     AUTOCLAIM_DEFAULT_COUNT, AutoClaimArgs, AutoClaimOutcome, ClaimArgs, ClaimRead, Claimed,
     DeliveryTime,
 };
+pub use dlq::{DeadLetter, DeadLetterConfig, DeadLetterReason};
 pub use nack::{MAX_DELIVERIES, NackArgs, NackMode};
 pub use pending::{PendingInfo, PendingRangeArgs, PendingSummary};
 
@@ -21,6 +24,7 @@ use bytes::Bytes;
 
 use crate::error::StreamError;
 use crate::id::StreamId;
+use crate::mutation::Mutation;
 use crate::stream::Stream;
 
 /// A consumer group (Redis's streamCG).
@@ -36,6 +40,29 @@ pub struct ConsumerGroup {
     pub(crate) consumers: BTreeMap<Bytes, Consumer>,
     /// Pending entries XNACK released, in release order: exactly those without an owner.
     pub(crate) nacked: nack::NackZone,
+    /// Lifetime totals (Brooklet's `entries-delivered` ... in XINFO GROUPS).
+    pub(crate) counters: GroupCounters,
+    /// XGROUP SETDLQ's dead-letter stream and delivery limit.
+    pub(crate) dlq: Option<DeadLetterConfig>,
+    /// Set only while a command runs whose dead-letter stream cannot take an entry: the
+    /// group then delivers as if it had none.
+    pub(crate) dlq_suspended: bool,
+}
+
+/// A group's lifetime totals, shown by XINFO GROUPS and XINFO STREAM FULL (a Brooklet
+/// extension, named like Redis's `entries-added`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCounters {
+    /// `entries-delivered`: every entry handed to a consumer with its fields, first
+    /// delivery or repeated (XREADGROUP, history re-reads, XCLAIM, XAUTOCLAIM and
+    /// XREADGROUP CLAIM without JUSTID); NOACK reads included.
+    pub delivered: u64,
+    /// `entries-acked`: pending entries XACK or XACKDEL acknowledged.
+    pub acked: u64,
+    /// `entries-nacked`: releases by XNACK.
+    pub nacked: u64,
+    /// `entries-dead-lettered`: pending entries moved to the group's dead-letter stream.
+    pub dead_lettered: u64,
 }
 
 /// One pending entry (Redis's streamNACK).
@@ -81,6 +108,11 @@ impl ConsumerGroup {
     /// The group's consumers, by name.
     pub fn consumers(&self) -> &BTreeMap<Bytes, Consumer> {
         &self.consumers
+    }
+
+    /// The group's lifetime totals.
+    pub fn counters(&self) -> GroupCounters {
+        self.counters
     }
 }
 
@@ -135,6 +167,27 @@ fn entries_read_arg(v: Option<i64>) -> Result<Option<u64>, StreamError> {
 }
 
 impl Stream {
+    /// Runs `f` and then, if it changed the counters of `group`, records them once: a
+    /// command's deliveries, acknowledgements and releases cost one record, not one each.
+    pub(crate) fn counting<R>(
+        &mut self,
+        group: &[u8],
+        out: &mut Vec<Mutation>,
+        f: impl FnOnce(&mut Self, &mut Vec<Mutation>) -> R,
+    ) -> R {
+        let before = self.groups.get(group).map(|g| g.counters);
+        let r = f(self, out);
+        if let Some((name, g)) = self.groups.get_key_value(group)
+            && before.is_some_and(|b| b != g.counters)
+        {
+            out.push(Mutation::GroupCounters {
+                group: name.clone(),
+                counters: g.counters,
+            });
+        }
+        r
+    }
+
     /// True if a tombstone may lie in `start..=end` (Redis's streamRangeHasTombstones,
     /// which only knows the largest deleted ID).
     pub(crate) fn range_has_tombstones(&self, start: StreamId, end: Option<StreamId>) -> bool {

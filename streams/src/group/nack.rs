@@ -19,7 +19,7 @@ use crate::id::StreamId;
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
-use super::{ConsumerGroup, PendingEntry, key_value_mut, no_key_or_group};
+use super::{ConsumerGroup, DeadLetterReason, PendingEntry, key_value_mut, no_key_or_group};
 
 /// The largest delivery count Redis keeps (LLONG_MAX): FATAL sets it, and a delivery of
 /// an entry already there leaves it there.
@@ -217,6 +217,16 @@ impl Stream {
         args: &NackArgs,
         out: &mut Vec<Mutation>,
     ) -> Result<u64, StreamError> {
+        self.counting(group, out, |s, out| s.nack_counted(key, group, args, out))
+    }
+
+    fn nack_counted(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        args: &NackArgs,
+        out: &mut Vec<Mutation>,
+    ) -> Result<u64, StreamError> {
         if !self.groups.contains_key(group) {
             return Err(no_key_or_group(key, group));
         }
@@ -231,6 +241,17 @@ impl Stream {
             if !pending && !forced {
                 continue;
             }
+            // FATAL sends the entry to the group's dead-letter stream at once, if it has one.
+            let fatal_dlq = args.mode == NackMode::Fatal
+                && self
+                    .groups
+                    .get(group)
+                    .is_some_and(|g| g.dlq.is_some() && !g.dlq_suspended);
+            let fields = if fatal_dlq {
+                self.get(id)?.map(|e| e.fields)
+            } else {
+                None
+            };
             let Some((gname, g)) = key_value_mut(&mut self.groups, group) else {
                 break;
             };
@@ -241,7 +262,13 @@ impl Stream {
                     0
                 }
             };
+            if fatal_dlq {
+                g.dead_letter_entry(gname, id, fields, DeadLetterReason::Fatal, out);
+                released += 1;
+                continue;
+            }
             let record = g.release(gname, id, args.deliveries(before));
+            g.counters.nacked += 1;
             out.push(record);
             released += 1;
         }

@@ -52,6 +52,23 @@ impl Stream {
     /// XACK: removes the IDs from the group's PEL; returns how many were pending
     /// (a repeated ID counts once). 0 if the group does not exist.
     pub fn ack(&mut self, group: &[u8], ids: &[StreamId], out: &mut Vec<Mutation>) -> u64 {
+        self.counting(group, out, |s, out| {
+            let n = s.unpend(group, ids, out);
+            if let Some(g) = s.groups.get_mut(group) {
+                g.counters.acked += n;
+            }
+            n
+        })
+    }
+
+    /// Removes the IDs from the group's PEL; how many were pending. Counts nothing: an
+    /// acknowledgement counts them, a deletion's dropped references do not.
+    pub(crate) fn unpend(
+        &mut self,
+        group: &[u8],
+        ids: &[StreamId],
+        out: &mut Vec<Mutation>,
+    ) -> u64 {
         let Some((gname, g)) = key_value_mut(&mut self.groups, group) else {
             return 0;
         };

@@ -9,7 +9,7 @@ use crate::id::{ReadId, StreamId};
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
-use super::{ClaimRead, PendingEntry, key_value_mut};
+use super::{ClaimRead, DeadLetterReason, PendingEntry, key_value_mut};
 
 impl Stream {
     /// XREADGROUP for one stream. `>` delivers entries after the group's last
@@ -47,6 +47,24 @@ impl Stream {
     /// As [`Stream::read_group`].
     #[allow(clippy::too_many_arguments)]
     pub fn read_group_within(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        id: ReadId,
+        count: Option<u64>,
+        noack: bool,
+        now_ms: u64,
+        budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Option<Vec<MaybeEntry>>, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.read_group_counted(key, group, consumer, id, count, noack, now_ms, budget, out)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_group_counted(
         &mut self,
         key: &[u8],
         group: &[u8],
@@ -96,6 +114,34 @@ impl Stream {
     /// NOGROUP (with XREADGROUP's text).
     #[allow(clippy::too_many_arguments)]
     pub fn read_group_claim(
+        &mut self,
+        key: &[u8],
+        group: &[u8],
+        consumer: &[u8],
+        min_idle_ms: u64,
+        count: Option<u64>,
+        noack: bool,
+        now_ms: u64,
+        budget: Option<&mut ReadBudget>,
+        out: &mut Vec<Mutation>,
+    ) -> Result<Option<Vec<ClaimRead>>, StreamError> {
+        self.counting(group, out, |s, out| {
+            s.read_group_claim_counted(
+                key,
+                group,
+                consumer,
+                min_idle_ms,
+                count,
+                noack,
+                now_ms,
+                budget,
+                out,
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_group_claim_counted(
         &mut self,
         key: &[u8],
         group: &[u8],
@@ -202,6 +248,16 @@ impl Stream {
         let mut result = Vec::with_capacity(ids.len());
         for id in ids {
             let fields = self.get(id)?.map(|e| e.fields);
+            // Re-reading one's history is a redelivery: past the limit, it is dead-lettered.
+            if fields.is_some()
+                && let Some(g) = self.groups.get_mut(gname)
+                && g.pel
+                    .get(&id)
+                    .is_some_and(|p| g.dead_letter_due(p.delivery_count))
+            {
+                g.dead_letter_entry(gname, id, fields, DeadLetterReason::MaxDeliveries, out);
+                continue;
+            }
             if let Some(b) = budget.as_deref_mut()
                 && !b.admit(id, fields.as_deref())
             {
@@ -209,7 +265,10 @@ impl Stream {
             }
             if fields.is_some() {
                 // Redis counts a history re-read as a delivery.
-                if let Some(nack) = self.groups.get_mut(gname).and_then(|g| g.pel.get_mut(&id)) {
+                if let Some(g) = self.groups.get_mut(gname)
+                    && let Some(nack) = g.pel.get_mut(&id)
+                {
+                    g.counters.delivered += 1;
                     nack.delivery_time = now_ms;
                     nack.delivery_count = super::nack::bump(nack.delivery_count);
                     out.push(Mutation::PendingUpserted {
@@ -315,6 +374,7 @@ impl Stream {
             }
             g.last_id = id;
         }
+        g.counters.delivered += 1;
         if noack {
             return;
         }
