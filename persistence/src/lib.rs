@@ -17,8 +17,10 @@
 //!   batches, then the log's segments retired. The streams stay in the caller's keyspace,
 //!   which it lends through [`StreamHost`].
 //! - Strings and key deadlines ([`Store::write_string`], [`Store::set_deadline`]): one
-//!   record each in keyspaces of their own, one fjall batch per command, all loaded at start
-//!   ([`Store::load_keys`]).
+//!   record each in keyspaces of their own; a command that sets them is one tail-log record
+//!   (the checkpoint writes the keys it names as the keyspace holds them, through
+//!   [`StreamHost::visit_key`]), a deletion one fjall batch; all loaded at start, with the
+//!   log's records over fjall's ([`Store::load_keys`]).
 //! - Deletion (floors that keep a deleted stream's logged creation dead, purges of large
 //!   streams in the background), compaction, the durability policy with group commit
 //!   ([`FsyncPolicy`]), recovery at start ([`Store::open`]) and the numbers INFO shows.
@@ -26,7 +28,8 @@
 //! # Where the code is
 //! `store/` holds the [`Store`] by concern: `open` (opening and recovery), `replay` (the tail
 //! log applied to the loaded streams), `write`, `checkpoint`, `delete`, `stats`; `tail_log/`
-//! the log by segment, record, replay and the format-6 record bodies (`legacy`); `stored/`
+//! the log by segment, record, replay, string records (`strings`) and the format-6 record
+//! bodies (`legacy`); `stored/`
 //! the per-stream state; `load` reads fjall's records at start-up, `purge` and `compaction`
 //! run on threads of their own, `durability` and `journal_sync` fsync.
 //!
@@ -59,8 +62,8 @@ pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{
-    DEFAULT_STREAM_CACHE_BYTES, Deadline, LoadedDeadline, LoadedKeys, LoadedString, PendingFlush,
-    Store, StoreStats, StreamChange, StreamHost,
+    DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
+    PendingFlush, Store, StoreStats, StreamChange, StreamHost,
 };
 pub use stored::StoredStream;
 pub use tail_log::{

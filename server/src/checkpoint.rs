@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brooklet_persistence::{StoreError, StoredStream, StreamHost};
+use brooklet_persistence::{KeyState, StoreError, StoredStream, StreamHost};
 
 use crate::keyspace::Value;
 use crate::state::Shared;
@@ -105,6 +105,33 @@ impl StreamHost for KeyspaceHost<'_> {
         if let Some(Value::Stream(s)) = shard.get_mut(key) {
             f(s);
         }
+        true
+    }
+
+    fn visit_key(&self, db: u32, key: &[u8], wait: bool, f: &mut dyn FnMut(KeyState)) -> bool {
+        let Some(db) = usize::try_from(db)
+            .ok()
+            .filter(|&d| d < self.0.keyspace.count())
+        else {
+            return true;
+        };
+        let db = self.0.keyspace.db(db);
+        let shard = if wait {
+            Some(db.lock(key))
+        } else {
+            db.lock_briefly(key)
+        };
+        let Some(shard) = shard else {
+            return false;
+        };
+        let string = match shard.get(key) {
+            Some(Value::String(v)) => Some(v.clone()),
+            _ => None,
+        };
+        f(KeyState {
+            string,
+            deadline: shard.deadline(key),
+        });
         true
     }
 }

@@ -2,8 +2,9 @@
 //! the tail-log segments that held them retired.
 
 mod run;
+mod strings;
 
-pub use run::StreamHost;
+pub use run::{KeyState, StreamHost};
 
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
@@ -95,6 +96,7 @@ impl Store {
             committing: None,
             more: false,
             keys: Vec::new(),
+            strings: Vec::new(),
         }
     }
 
@@ -210,6 +212,9 @@ pub struct PendingFlush<'s> {
     pub more: bool,
     /// The streams in the batch, each to be ended with [`StoredStream::end_flush`].
     pub(crate) keys: Vec<Bytes>,
+    /// Keys whose logged strings or deadlines the batch writes: each one's prefix and what
+    /// it held when copied.
+    strings: Vec<(Vec<u8>, run::KeyState)>,
 }
 
 /// One stream's part of a checkpoint batch.
@@ -320,7 +325,7 @@ impl PendingFlush<'_> {
     /// lock; after, a change waiting for this batch may hold the lock it waits for, so the
     /// caller must only try for it, and commit the batch when it cannot have it.
     pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
+        self.pieces.is_empty() && self.strings.is_empty()
     }
 
     /// Encodes the pieces, ingests their entries when they span few streams
@@ -345,6 +350,16 @@ impl PendingFlush<'_> {
             self.pieces.len() <= INGEST_MAX_STREAMS || self.entries >= JOURNALED_MAX_ENTRIES;
         let mut batch = self.store.batch();
         let mut entries = Vec::new();
+        for (prefix, state) in &self.strings {
+            match &state.string {
+                Some(v) => batch.insert(&ks.strings, prefix.as_slice(), v.as_ref()),
+                None => batch.remove(&ks.strings, prefix.as_slice()),
+            }
+            match state.deadline {
+                Some(ms) => batch.insert(&ks.expires, prefix.as_slice(), ms.to_be_bytes()),
+                None => batch.remove(&ks.expires, prefix.as_slice()),
+            }
+        }
         for p in &self.pieces {
             // Read outside the shard's lock: the group records in fjall change only with a
             // checkpoint batch or a stream's own batch, which waits for this one.

@@ -94,10 +94,15 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let src = stream_prefix(from.0, from.1);
         let dst = stream_prefix(to.0, to.1);
+        // A checkpoint batch holding either key's value, committed after this one, would
+        // bring it back.
+        self.wait_for_checkpoint();
         let fill = |batch: &mut fjall::OwnedWriteBatch, ks: &super::Keyspaces| {
             if remove_from {
                 batch.remove(&ks.strings, src.clone());
                 batch.remove(&ks.expires, src.clone());
+                // Logged strings and deadlines of the old name must not bring it back.
+                self.leave_floor(batch, &src);
             }
             batch.insert(&ks.strings, dst.as_slice(), value);
             match deadline {
@@ -111,6 +116,9 @@ impl Store {
             None => {
                 let mut batch = self.batch();
                 fill(&mut batch, &self.ks);
+                // Nor may those logged before under the new name replay over this value.
+                let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
+                self.leave_floor(&mut batch, &dst);
                 self.commit(batch)
             }
         }
@@ -243,6 +251,11 @@ impl Store {
                 batch.remove(ks, k);
             }
         }
+        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
+        // Strings and deadlines logged under the new name before the move must not replay
+        // over the stream: a floor below the stream's new life, which its own later records
+        // carry, so they still replay.
+        self.leave_floor(&mut batch, dst);
         let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
         let record = encode_stream(&stream.meta(), incarnation, &encode_idmp(stream.idmp()));
         batch.insert(&self.ks.streams, dst, record);
@@ -254,7 +267,6 @@ impl Store {
         if chunked {
             batch.remove(&self.ks.meta, purge_key(dst));
         }
-        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         if remove_from {
             batch.remove(&self.ks.streams, src.to_vec());
             batch.remove(&self.ks.expires, src.to_vec());

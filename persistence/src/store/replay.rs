@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use bytes::Bytes;
 
 use crate::error::StoreError;
-use crate::keys::{FLOOR_PREFIX, stream_prefix};
+use crate::keys::stream_prefix;
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::source::CacheMisses;
 use crate::stored::StoredStream;
@@ -34,13 +34,7 @@ impl<'a> Replayer<'a> {
         misses: &'a Arc<CacheMisses>,
         mut streams: Vec<LoadedStream>,
     ) -> Result<Self, StoreError> {
-        let mut floors = hashbrown::HashMap::new();
-        for kv in ks.meta.prefix(FLOOR_PREFIX) {
-            let (k, v) = kv.into_inner()?;
-            let floor = crate::keys::read_u64(&v, 0)
-                .ok_or_else(|| StoreError::Corrupt("malformed floor record".into()))?;
-            floors.insert(k[FLOOR_PREFIX.len()..].to_vec(), floor);
-        }
+        let floors = super::strings::read_floors(&ks.meta)?;
         for s in &mut streams {
             s.stream.set_stored();
             s.stream.mark_groups_stored();
@@ -67,10 +61,7 @@ impl<'a> Replayer<'a> {
 
     /// Whether a deletion ended the life `incarnation` of stream `key`.
     pub(super) fn dead(&self, db: u32, key: &[u8], incarnation: u64) -> bool {
-        let prefix = stream_prefix(db, key);
-        [&prefix[..], &prefix[..4], &[]]
-            .iter()
-            .any(|p| self.floors.get(*p).is_some_and(|&f| incarnation < f))
+        super::strings::covered(&self.floors, db, key, incarnation)
     }
 
     /// Applies one logged append if it belongs to the stream's life and is past what fjall
@@ -79,6 +70,8 @@ impl<'a> Replayer<'a> {
     pub(super) fn apply(&mut self, record: Record<'_>) -> bool {
         let a = match record {
             Record::Append(a) => a,
+            // Strings are read over fjall's by `Store::load_keys`.
+            Record::Strings(_) => return false,
             Record::Groups(g) => {
                 return self
                     .index

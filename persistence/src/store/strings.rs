@@ -1,26 +1,30 @@
 //! Strings and key deadlines: each a record of its own keyspace (`strings`, `expires`),
-//! keyed by the same prefix as a stream's records, written one fjall batch per command.
-//! Neither goes through the tail log: a string write replaces a whole value, and the
-//! checkpoint, which exists to fold appends into fjall, would have nothing to fold.
+//! keyed by the same prefix as a stream's records.
+//!
+//! A command that sets strings or deadlines (SET, MSET, INCR, APPEND, EXPIRE, PERSIST...)
+//! is one tail-log record, as a plain XADD is: one buffered append, handed to the
+//! operating system with every other connection's in one write. A fjall batch each (a
+//! journal write and memtable inserts per command) held SET to a third of Redis's rate.
+//! The checkpoint writes the keys the retired segments name into fjall as memory has them
+//! then. Each logged change is a whole value, so replaying the log over fjall ends where
+//! the log ends. What removes a string or a deadline from fjall in a batch of its own (DEL,
+//! GETDEL, expiry, a stream's deletion, a SET replacing a stream) leaves a deletion floor
+//! while the log holds string records, as a stream's deletion does for logged creations:
+//! every string record logged before it is numbered below it, and replay skips them.
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use hashbrown::HashMap;
 
 use crate::error::StoreError;
-use crate::keys::{read_u64, split_prefix, stream_prefix};
+use crate::keys::{FLOOR_PREFIX, read_u64, split_prefix, stream_prefix};
 use crate::stored::StoredStream;
+use crate::tail_log::{Record, StringOp};
 
 use super::Store;
 
-/// What a string write does to its key's deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deadline {
-    /// Leave it as it is (SET KEEPTTL, APPEND, INCR, SETRANGE...).
-    Keep,
-    /// Remove it (a plain SET).
-    Clear,
-    /// Set it to this unix time in milliseconds.
-    At(u64),
-}
+pub use crate::tail_log::Deadline;
 
 /// A string as loaded from the store.
 #[derive(Debug)]
@@ -54,11 +58,11 @@ pub struct LoadedKeys {
 }
 
 impl Store {
-    /// Writes string `key` with `value` and applies `deadline` to it, as one batch; returns
-    /// its sequence.
+    /// Writes string `key` with `value` and applies `deadline` to it, as one tail-log
+    /// record; returns its sequence.
     ///
     /// # Errors
-    /// When the engine refuses the batch.
+    /// When the record cannot be logged (a segment could not be opened).
     pub fn write_string(
         &self,
         db: u32,
@@ -66,15 +70,24 @@ impl Store {
         value: &[u8],
         deadline: Deadline,
     ) -> Result<u64, StoreError> {
-        let prefix = stream_prefix(db, key);
-        let mut batch = self.batch();
-        batch.insert(&self.ks.strings, prefix.as_slice(), value);
-        match deadline {
-            Deadline::Keep => {}
-            Deadline::Clear => batch.remove(&self.ks.expires, prefix.clone()),
-            Deadline::At(ms) => batch.insert(&self.ks.expires, prefix.clone(), ms.to_be_bytes()),
+        self.log_strings(db, 1, std::iter::once(StringOp::Set(key, value, deadline)))
+    }
+
+    /// Logs one command's string and deadline changes as one record, numbered from the
+    /// counter streams' lives take theirs from, so a deletion's floor covers it.
+    fn log_strings<'a, I>(&self, db: u32, count: usize, ops: I) -> Result<u64, StoreError>
+    where
+        I: Iterator<Item = StringOp<'a>> + Clone,
+    {
+        // Not refused here, even after a fault: see `Store::commit`.
+        let number = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.tail.log_strings(db, number, count, ops) {
+            self.durability
+                .health
+                .fail_io(&e, false, "logging a string");
+            return Err(self.durability.health.refusal());
         }
-        self.commit(batch)
+        Ok(self.durability.publish(true))
     }
 
     /// Replaces stream `key`, which `stream` held, with string `value` (SET over a stream):
@@ -100,29 +113,33 @@ impl Store {
         })
     }
 
-    /// Writes several strings of database `db` as one batch (MSET, MSETNX): (key, value,
-    /// whether the key has a deadline to remove); returns its sequence.
+    /// Writes several strings of database `db` as one tail-log record (MSET, MSETNX): (key,
+    /// value, whether the key has a deadline to remove); returns its sequence.
     ///
     /// # Errors
-    /// When the engine refuses the batch.
+    /// When the record cannot be logged.
     pub fn write_strings<'a>(
         &self,
         db: u32,
         pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8], bool)>,
     ) -> Result<u64, StoreError> {
-        let mut batch = self.batch();
-        for (key, value, had_deadline) in pairs {
-            let prefix = stream_prefix(db, key);
-            batch.insert(&self.ks.strings, prefix.as_slice(), value);
-            if had_deadline {
-                batch.remove(&self.ks.expires, prefix);
-            }
-        }
-        self.commit(batch)
+        let ops: Vec<StringOp<'a>> = pairs
+            .into_iter()
+            .map(|(key, value, had_deadline)| {
+                let deadline = if had_deadline {
+                    Deadline::Clear
+                } else {
+                    Deadline::Keep
+                };
+                StringOp::Set(key, value, deadline)
+            })
+            .collect();
+        self.log_strings(db, ops.len(), ops.iter().copied())
     }
 
-    /// Removes strings `keys` of database `db` with their deadlines, as one batch (DEL,
-    /// GETDEL, expiry); returns its sequence.
+    /// Removes strings `keys` of database `db` with their deadlines, as one fjall batch
+    /// (DEL, GETDEL, expiry); returns its sequence. While the tail log holds string records
+    /// the batch leaves a floor under each key, so replay skips those logged before it.
     ///
     /// # Errors
     /// When the engine refuses the batch.
@@ -131,9 +148,18 @@ impl Store {
         db: u32,
         keys: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<u64, StoreError> {
+        // A checkpoint batch holding these keys' values, committed after this one, would
+        // bring them back once it retired the records that set them.
+        self.wait_for_checkpoint();
         let mut batch = self.batch();
+        let _floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
         for key in keys {
             let prefix = stream_prefix(db, key);
+            // Only over records of its own: an expiry sweep would otherwise leave a floor
+            // for every key it removes.
+            if self.tail.has_strings(db, key) {
+                self.leave_floor(&mut batch, &prefix);
+            }
             batch.remove(&self.ks.strings, prefix.clone());
             batch.remove(&self.ks.expires, prefix);
         }
@@ -141,18 +167,13 @@ impl Store {
     }
 
     /// Sets (Some) or removes (None) the deadline of `key`, a string or a stream (EXPIRE,
-    /// PERSIST), as one batch; returns its sequence.
+    /// PERSIST), as one tail-log record; returns its sequence.
     ///
     /// # Errors
-    /// When the engine refuses the batch.
+    /// When the record cannot be logged.
     pub fn set_deadline(&self, db: u32, key: &[u8], at_ms: Option<u64>) -> Result<u64, StoreError> {
-        let prefix = stream_prefix(db, key);
-        let mut batch = self.batch();
-        match at_ms {
-            Some(ms) => batch.insert(&self.ks.expires, prefix, ms.to_be_bytes()),
-            None => batch.remove(&self.ks.expires, prefix),
-        }
-        self.commit(batch)
+        let deadline = at_ms.map_or(Deadline::Clear, Deadline::At);
+        self.log_strings(db, 1, std::iter::once(StringOp::Deadline(key, deadline)))
     }
 
     /// Seals the memtable of the strings' keyspace, so fjall writes it out as a table and
@@ -166,24 +187,25 @@ impl Store {
         Ok(())
     }
 
-    /// Reads every string and every deadline (start-up, DEBUG RELOAD). A deadline whose key
-    /// is gone (a stream whose logged creation a crash lost) is returned too: the caller
-    /// drops it with [`Store::set_deadline`].
+    /// Reads every string and every deadline (start-up, DEBUG RELOAD): fjall's records,
+    /// then the tail log's string records over them, oldest first, but those a deletion's
+    /// floor covers. A deadline whose key is gone (a stream whose logged creation a crash
+    /// lost) is returned too: the caller drops it with [`Store::set_deadline`].
     ///
     /// # Errors
-    /// When a record cannot be read or its key is malformed.
+    /// When a record cannot be read or its key is malformed, or the log cannot be read.
     pub fn load_keys(&self) -> Result<LoadedKeys, StoreError> {
-        let mut out = LoadedKeys::default();
+        let mut strings: HashMap<(u32, Bytes), Bytes> = HashMap::new();
+        let mut deadlines: HashMap<(u32, Bytes), u64> = HashMap::new();
         for kv in self.ks.strings.iter() {
             let (k, v) = kv.into_inner()?;
             let (db, key, _) = split_prefix(&k)
                 .filter(|(_, _, rest)| rest.is_empty())
                 .ok_or_else(|| StoreError::Corrupt("string record key".into()))?;
-            out.strings.push(LoadedString {
-                db,
-                key: Bytes::copy_from_slice(key),
-                value: Bytes::copy_from_slice(&v),
-            });
+            strings.insert(
+                (db, Bytes::copy_from_slice(key)),
+                Bytes::copy_from_slice(&v),
+            );
         }
         for kv in self.ks.expires.iter() {
             let (k, v) = kv.into_inner()?;
@@ -193,12 +215,66 @@ impl Store {
             let at_ms = read_u64(&v, 0)
                 .filter(|_| v.len() == 8)
                 .ok_or_else(|| StoreError::Corrupt("deadline record".into()))?;
-            out.deadlines.push(LoadedDeadline {
-                db,
-                key: Bytes::copy_from_slice(key),
-                at_ms,
-            });
+            deadlines.insert((db, Bytes::copy_from_slice(key)), at_ms);
         }
+        let floors = read_floors(&self.ks.meta)?;
+        self.tail.replay_again(&mut |record| {
+            let Record::Strings(r) = record else {
+                return false;
+            };
+            for c in r.changes {
+                if covered(&floors, r.db, &c.key, r.number) {
+                    continue;
+                }
+                let name = (r.db, c.key);
+                match c.deadline {
+                    Deadline::Keep => {}
+                    Deadline::Clear => {
+                        deadlines.remove(&name);
+                    }
+                    Deadline::At(ms) => {
+                        deadlines.insert(name.clone(), ms);
+                    }
+                }
+                if let Some(v) = c.value {
+                    strings.insert(name, v);
+                }
+            }
+            true
+        })?;
+        let out = LoadedKeys {
+            strings: strings
+                .into_iter()
+                .map(|((db, key), value)| LoadedString { db, key, value })
+                .collect(),
+            deadlines: deadlines
+                .into_iter()
+                .map(|((db, key), at_ms)| LoadedDeadline { db, key, at_ms })
+                .collect(),
+        };
         Ok(out)
     }
+}
+
+/// Deletion floors by the prefix they cover (a stream's, a database's, or empty).
+pub(super) fn read_floors(meta: &fjall::Keyspace) -> Result<HashMap<Vec<u8>, u64>, StoreError> {
+    let mut floors = HashMap::new();
+    for kv in meta.prefix(FLOOR_PREFIX) {
+        let (k, v) = kv.into_inner()?;
+        let floor =
+            read_u64(&v, 0).ok_or_else(|| StoreError::Corrupt("malformed floor record".into()))?;
+        floors.insert(k[FLOOR_PREFIX.len()..].to_vec(), floor);
+    }
+    Ok(floors)
+}
+
+/// Whether a deletion's floor covers what was numbered `n` under key `key` of `db`.
+pub(super) fn covered(floors: &HashMap<Vec<u8>, u64>, db: u32, key: &[u8], n: u64) -> bool {
+    if floors.is_empty() {
+        return false;
+    }
+    let prefix = stream_prefix(db, key);
+    [&prefix[..], &prefix[..4], &[]]
+        .iter()
+        .any(|p| floors.get(*p).is_some_and(|&f| n < f))
 }

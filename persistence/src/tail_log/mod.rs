@@ -31,6 +31,11 @@
 //! removes all of its own), so applying them over records that already hold some of them
 //! ends in the same state.
 //!
+//! A command that sets strings or key deadlines (SET, MSET, INCR, APPEND, EXPIRE,
+//! PERSIST...) is one record too (flag 0x80, format 9; see [`strings`]): each change a whole
+//! value, so the last record for a key wins at replay. The segment lists the keys; the
+//! checkpoint writes them into fjall as memory has them then.
+//!
 //! Record: payload length (u32), checksum of the payload (u64), payload: db (u32), key
 //! (u32 length + bytes), incarnation (u64), flags (u8: 1 = the entry opened a node, 2 = it
 //! created the stream, 4 = group changes), then for an append its ID ms and seq (u64 each),
@@ -43,11 +48,13 @@ mod legacy;
 mod record;
 mod replay;
 mod segment;
+mod strings;
 #[cfg(test)]
 mod tests;
 
 pub use record::Record;
 pub use replay::ReplayReport;
+pub use strings::{Deadline, StringOp};
 
 use bytes::Bytes;
 use hashbrown::HashSet;
@@ -60,7 +67,7 @@ use std::sync::{Arc, Mutex};
 use brooklet_streams::{IdmpConfig, Mutation, StreamId};
 
 use record::{
-    CREATED, GROUP_CHANGES, HEADER, OPENED_NODE, SHARED_ENCODING, checksum, put_append,
+    CREATED, GROUP_CHANGES, HEADER, OPENED_NODE, SHARED_ENCODING, STRINGS, checksum, put_append,
     put_group_changes, put_head,
 };
 use replay::replay;
@@ -245,6 +252,42 @@ impl TailLog {
         })
     }
 
+    /// Logs one command's changes to strings and key deadlines of database `db` (`ops`,
+    /// `count` of them) as one record numbered `number` (see [`strings`]). The keys are
+    /// listed among the open segment's strings, for the checkpoint.
+    ///
+    /// # Errors
+    /// As for [`TailLog::append`].
+    pub fn log_strings<'a, I>(
+        &self,
+        db: u32,
+        number: u64,
+        count: usize,
+        ops: I,
+    ) -> std::io::Result<u64>
+    where
+        I: Iterator<Item = StringOp<'a>> + Clone,
+    {
+        let flags = STRINGS | SHARED_ENCODING;
+        let listed = ops.clone();
+        self.log_then(
+            db,
+            &[],
+            number,
+            flags,
+            number,
+            |buf| strings::put_strings(buf, count, ops),
+            |open| {
+                for op in listed {
+                    let key = op.key();
+                    if !open.strings.contains(&Probe(db, key)) {
+                        open.strings.insert((db, Bytes::copy_from_slice(key)));
+                    }
+                }
+            },
+        )
+    }
+
     /// Frames one record, whose body `body` writes, and lists its stream among the open
     /// segment's; `min_created` is the incarnation it created (`u64::MAX`: none).
     #[allow(clippy::too_many_arguments)]
@@ -257,6 +300,27 @@ impl TailLog {
         seen: u64,
         min_created: u64,
         body: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<u64> {
+        self.log_then(db, key, incarnation, flags, min_created, body, |open| {
+            if seen != open.n && !open.streams.contains(&Probe(db, key)) {
+                open.streams.insert((db, Bytes::copy_from_slice(key)));
+            }
+        })
+    }
+
+    /// Frames one record, whose body `body` writes; `list` then names what it changed in
+    /// the open segment. `min_created` is the lowest number a floor must cover while the
+    /// segment is there (`u64::MAX`: none).
+    #[allow(clippy::too_many_arguments)]
+    fn log_then(
+        &self,
+        db: u32,
+        key: &[u8],
+        incarnation: u64,
+        flags: u8,
+        min_created: u64,
+        body: impl FnOnce(&mut Vec<u8>),
+        list: impl FnOnce(&mut Segment),
     ) -> std::io::Result<u64> {
         let mut g = lock(&self.inner);
         let inner = &mut *g;
@@ -272,9 +336,7 @@ impl TailLog {
         let segment = inner.segment;
         if let Some(open) = inner.dirty.back_mut() {
             open.min_created = open.min_created.min(min_created);
-            if seen != segment && !open.streams.contains(&Probe(db, key)) {
-                open.streams.insert((db, Bytes::copy_from_slice(key)));
-            }
+            list(open);
         }
         let limit = self.segment_limit.load(Ordering::Relaxed);
         if inner.segment_bytes >= limit
@@ -372,6 +434,24 @@ impl TailLog {
         Some((upto, names.into_iter().collect()))
     }
 
+    /// The keys whose strings or deadlines the segments up to `upto` set (the checkpoint
+    /// writes them as memory has them before it retires those segments).
+    pub fn stale_strings(&self, upto: u64) -> Vec<StreamName> {
+        let g = lock(&self.inner);
+        let mut names: HashSet<StreamName> = HashSet::new();
+        for s in g.dirty.iter().filter(|s| s.n <= upto && s.n != g.segment) {
+            names.extend(s.strings.iter().cloned());
+        }
+        names.into_iter().collect()
+    }
+
+    /// Whether a segment not yet retired holds a string record of key `key` of `db` (a
+    /// deletion of the string must then leave a floor over it).
+    pub fn has_strings(&self, db: u32, key: &[u8]) -> bool {
+        let g = lock(&self.inner);
+        g.dirty.iter().any(|s| s.strings.contains(&Probe(db, key)))
+    }
+
     /// Whether the closed segments hold the bytes the background checkpoint waits for
     /// (what [`TailLog::stale`] checks unless `all`).
     pub fn checkpoint_due(&self) -> bool {
@@ -381,8 +461,9 @@ impl TailLog {
         closed > 0 && bytes >= self.checkpoint_bytes.load(Ordering::Relaxed)
     }
 
-    /// The lowest incarnation of a stream created in a segment not yet retired
-    /// (`u64::MAX`: none), so a deletion knows whether it must leave a floor.
+    /// The lowest incarnation of a stream created, or number of a string record, in a
+    /// segment not yet retired (`u64::MAX`: none), so a deletion knows whether it must
+    /// leave a floor.
     pub fn oldest_creation(&self) -> u64 {
         let g = lock(&self.inner);
         g.dirty

@@ -50,6 +50,8 @@ pub enum Record<'a> {
     Append(Append<'a>),
     /// Changes to consumer groups.
     Groups(GroupChanges<'a>),
+    /// Strings and key deadlines set (format 9).
+    Strings(super::strings::Strings),
 }
 
 /// A checksum for torn-write detection (not against tampering): eight bytes at a time.
@@ -78,6 +80,8 @@ pub(super) const GROUP_CHANGES: u8 = 4;
 /// Flag: the body is in the shared record encodings ([`crate::codec`], format 7 on);
 /// without it, format 6's little-endian layout (see [`super::legacy`]).
 pub(super) const SHARED_ENCODING: u8 = 8;
+/// Flag: the record sets strings or key deadlines (format 9, see [`super::strings`]).
+pub(super) const STRINGS: u8 = 0x80;
 
 /// Appends a record's head: db, key, incarnation and flags, little-endian as the frame is.
 pub(super) fn put_head(out: &mut Vec<u8>, db: u32, key: &[u8], incarnation: u64, flags: u8) {
@@ -202,6 +206,11 @@ impl Parser {
             out.push(codec::read_group_change(&mut r, |s| body.slice_ref(s)).ok()?);
         }
         Some(out)
+    }
+
+    /// A string record's changes, from the rest of the record.
+    pub(super) fn strings(&mut self) -> Option<Vec<super::strings::StringChange>> {
+        super::strings::read_strings(&self.rest()).ok()
     }
 
     /// What is left of the record.

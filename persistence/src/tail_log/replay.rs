@@ -4,8 +4,11 @@
 use bytes::Bytes;
 use std::path::Path;
 
-use super::record::{Append, CREATED, GROUP_CHANGES, GroupChanges, OPENED_NODE, Parser, Record};
+use super::record::{
+    Append, CREATED, GROUP_CHANGES, GroupChanges, OPENED_NODE, Parser, Record, STRINGS,
+};
 use super::segment::{Segment, segment_path, segments};
+use super::strings::Strings;
 
 /// What replay found in the segments.
 #[derive(Debug, Default, Clone, Copy)]
@@ -41,7 +44,25 @@ pub(super) fn replay(
             let Some((db, key, incarnation, flags)) = rec.head() else {
                 break;
             };
-            let record = if flags & GROUP_CHANGES != 0 {
+            let record = if flags & STRINGS != 0 {
+                let Some(changes) = rec.strings() else {
+                    break;
+                };
+                // Listed and counted whether applied or not: the checkpoint writes these
+                // keys as memory has them before it retires the segment, and a deletion
+                // leaves a floor over the record while the segment is there.
+                seg.min_created = seg.min_created.min(incarnation);
+                for c in &changes {
+                    if !seg.strings.contains(&super::Probe(db, &c.key)) {
+                        seg.strings.insert((db, c.key.clone()));
+                    }
+                }
+                Record::Strings(Strings {
+                    db,
+                    number: incarnation,
+                    changes,
+                })
+            } else if flags & GROUP_CHANGES != 0 {
                 let Some(changes) = rec.group_changes(flags) else {
                     break;
                 };
@@ -79,7 +100,9 @@ pub(super) fn replay(
             let applied = apply(record);
             if applied {
                 report.applied += 1;
-                seg.streams.insert((db, key));
+                if flags & STRINGS == 0 {
+                    seg.streams.insert((db, key));
+                }
             }
         }
         // Segments are created at their full size (see `create_segment`): the zeros past the

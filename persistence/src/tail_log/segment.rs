@@ -15,9 +15,12 @@ pub(super) struct Segment {
     pub(super) n: u64,
     /// The streams with appends in it.
     pub(super) streams: HashSet<StreamName>,
+    /// The keys whose string or deadline it sets.
+    pub(super) strings: HashSet<StreamName>,
     /// Bytes of its records (0 for the open segment until it closes).
     pub(super) bytes: u64,
-    /// The lowest incarnation of a stream it created (`u64::MAX`: none).
+    /// The lowest incarnation of a stream it created or number of a string record it holds
+    /// (`u64::MAX`: none): a floor above it must stay while the segment does.
     pub(super) min_created: u64,
 }
 
@@ -26,6 +29,7 @@ impl Segment {
         Segment {
             n,
             streams: HashSet::new(),
+            strings: HashSet::new(),
             bytes: 0,
             min_created: u64::MAX,
         }

@@ -1,9 +1,10 @@
 //! The string commands: GET, SET and its variants, MGET / MSET, APPEND, STRLEN, GETRANGE /
 //! SETRANGE, INCR and its variants.
 //!
-//! A write locks the key's shard, computes the new value, persists it (one fjall batch,
-//! `Store::write_string`) with the lock still held, updates memory, and once the lock is let
-//! go publishes its events and marks the key changed. Values stay in memory.
+//! A write locks the key's shard, computes the new value, persists it (one tail-log record,
+//! `Store::write_string`; a SET over a stream one fjall batch) with the lock still held,
+//! updates memory, and once the lock is let go publishes its events and marks the key
+//! changed. Values stay in memory.
 
 use bytes::{Bytes, BytesMut};
 

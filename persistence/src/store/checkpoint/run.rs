@@ -35,6 +35,20 @@ pub trait StreamHost {
     /// try, returns false without calling `f` (the lock's holder may be waiting for the
     /// batch being built); true otherwise.
     fn visit(&self, db: u32, key: &[u8], wait: bool, f: &mut dyn FnMut(&mut StoredStream)) -> bool;
+
+    /// Calls `f` with what key `key` of database `db` holds now (its value if it is a
+    /// string, its deadline whatever its type; a missing key holds neither), under the lock
+    /// its commands take; `wait` and the result as for [`StreamHost::visit`].
+    fn visit_key(&self, db: u32, key: &[u8], wait: bool, f: &mut dyn FnMut(KeyState)) -> bool;
+}
+
+/// What a key holds, as the checkpoint writes it into the `strings` and `expires` keyspaces.
+#[derive(Debug, Clone, Default)]
+pub struct KeyState {
+    /// Its value, if it is a string.
+    pub string: Option<Bytes>,
+    /// Its deadline (unix ms), if it has one.
+    pub deadline: Option<u64>,
 }
 
 impl Store {
@@ -68,6 +82,10 @@ impl Store {
             return Ok(());
         }
         let untracked = self.take_untracked();
+        let strings = stale
+            .as_ref()
+            .map(|(upto, _)| self.tail.stale_strings(*upto))
+            .unwrap_or_default();
         let (upto, mut names) = match stale {
             Some((upto, names)) => (Some(upto), names),
             None if untracked.is_empty() => return Ok(()),
@@ -76,7 +94,7 @@ impl Store {
         names.extend(untracked.iter().cloned());
         names.sort_unstable();
         names.dedup();
-        let done = self.checkpoint_names(streams, upto, names);
+        let done = self.checkpoint_names(streams, upto, names, strings);
         if done.is_err() {
             self.restore_untracked(untracked);
             return done;
@@ -112,6 +130,7 @@ impl Store {
         streams: &dyn StreamHost,
         upto: Option<u64>,
         names: Vec<crate::tail_log::StreamName>,
+        strings: Vec<crate::tail_log::StreamName>,
     ) -> Result<(), StoreError> {
         let _one_at_a_time = self.checkpoint_guard();
         self.wait_for_deletions(&names);
@@ -140,6 +159,7 @@ impl Store {
                 done?;
             }
         }
+        self.checkpoint_strings(streams, &strings)?;
         match upto {
             Some(upto) => self.retire_tail(upto),
             None => self.durability.sync_now(&self.db),

@@ -1,0 +1,191 @@
+//! The tail log's string records (format 9): one record per command that sets strings or
+//! key deadlines (SET and its variants, MSET, INCR, APPEND, SETRANGE, EXPIRE, PERSIST...),
+//! each change a whole value, so replaying a record again over a state that already holds
+//! it, or a later one, ends where the log ends: the last record for a key wins.
+//!
+//! Body, after the record's head (whose key is empty and whose incarnation is the record's
+//! number, taken from the counter stream creations number from, so a deletion's floor
+//! covers every string record logged before it): the change count (u32), then each change
+//! as a tag ([`SET`] or [`DEADLINE`]), the key (u32 length + bytes), for [`SET`] the value
+//! (u32 length + bytes), then what happens to the key's deadline ([`KEEP`], [`CLEAR`], or
+//! [`AT`] and the unix time in ms, u64). Integers big-endian, as in [`crate::codec`].
+
+use bytes::Bytes;
+
+use crate::codec::{self, Reader};
+use crate::error::StoreError;
+
+/// Tag: a string's new value, and what happens to its deadline.
+pub(super) const SET: u8 = 0x80;
+/// Tag: a key's deadline alone (string or stream).
+pub(super) const DEADLINE: u8 = 0x81;
+/// Deadline: left as it is.
+const KEEP: u8 = 0x82;
+/// Deadline: removed.
+const CLEAR: u8 = 0x83;
+/// Deadline: set, to the u64 that follows.
+const AT: u8 = 0x84;
+
+/// What a string write does to its key's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Leave it as it is (SET KEEPTTL, APPEND, INCR, SETRANGE...).
+    Keep,
+    /// Remove it (a plain SET).
+    Clear,
+    /// Set it to this unix time in milliseconds.
+    At(u64),
+}
+
+/// One change a string record makes, as written.
+#[derive(Debug, Clone, Copy)]
+pub enum StringOp<'a> {
+    /// String `key` takes `value`; its deadline changes as said.
+    Set(&'a [u8], &'a [u8], Deadline),
+    /// The deadline of `key` (a string or a stream) changes as said.
+    Deadline(&'a [u8], Deadline),
+}
+
+impl<'a> StringOp<'a> {
+    /// The key it changes.
+    pub fn key(&self) -> &'a [u8] {
+        match self {
+            StringOp::Set(k, ..) | StringOp::Deadline(k, _) => k,
+        }
+    }
+}
+
+/// One change of a string record, as replay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringChange {
+    /// The key.
+    pub key: Bytes,
+    /// The string's new value (None: the deadline alone changes).
+    pub value: Option<Bytes>,
+    /// What happens to the key's deadline.
+    pub deadline: Deadline,
+}
+
+/// A string record, as replay sees it.
+pub struct Strings {
+    /// The keys' database.
+    pub db: u32,
+    /// The record's number: a deletion's floor above it covers it.
+    pub number: u64,
+    /// The changes, in order.
+    pub changes: Vec<StringChange>,
+}
+
+fn put_deadline(out: &mut Vec<u8>, d: Deadline) {
+    match d {
+        Deadline::Keep => out.push(KEEP),
+        Deadline::Clear => out.push(CLEAR),
+        Deadline::At(ms) => {
+            out.push(AT);
+            codec::put_u64(out, ms);
+        }
+    }
+}
+
+fn read_deadline(r: &mut Reader<'_>) -> Result<Deadline, StoreError> {
+    match r.u8()? {
+        KEEP => Ok(Deadline::Keep),
+        CLEAR => Ok(Deadline::Clear),
+        AT => Ok(Deadline::At(r.u64()?)),
+        t => Err(StoreError::Corrupt(format!(
+            "string record deadline tag {t}"
+        ))),
+    }
+}
+
+/// Appends a string record's body: `count` changes, `ops`.
+pub(super) fn put_strings<'a>(
+    out: &mut Vec<u8>,
+    count: usize,
+    ops: impl Iterator<Item = StringOp<'a>>,
+) {
+    codec::put_u32(out, count as u32);
+    for op in ops {
+        match op {
+            StringOp::Set(key, value, d) => {
+                out.push(SET);
+                codec::put_bytes(out, key);
+                codec::put_bytes(out, value);
+                put_deadline(out, d);
+            }
+            StringOp::Deadline(key, d) => {
+                out.push(DEADLINE);
+                codec::put_bytes(out, key);
+                put_deadline(out, d);
+            }
+        }
+    }
+}
+
+/// Reads a string record's body (`body`, shared: values are slices of it).
+pub(super) fn read_strings(body: &Bytes) -> Result<Vec<StringChange>, StoreError> {
+    let mut r = Reader::new(body, "tail-log strings");
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let tag = r.u8()?;
+        let key = body.slice_ref(r.slice()?);
+        let value = match tag {
+            SET => Some(body.slice_ref(r.slice()?)),
+            DEADLINE => None,
+            t => return Err(StoreError::Corrupt(format!("string record tag {t}"))),
+        };
+        let deadline = read_deadline(&mut r)?;
+        out.push(StringChange {
+            key,
+            value,
+            deadline,
+        });
+    }
+    if !r.is_empty() {
+        return Err(StoreError::Corrupt(
+            "trailing bytes in a string record".into(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_reads_back_as_written() {
+        let ops = [
+            StringOp::Set(b"a", b"1", Deadline::Keep),
+            StringOp::Set(b"b", b"", Deadline::Clear),
+            StringOp::Set(b"c", b"xyz", Deadline::At(42)),
+            StringOp::Deadline(b"d", Deadline::At(7)),
+            StringOp::Deadline(b"e", Deadline::Clear),
+        ];
+        let mut out = Vec::new();
+        put_strings(&mut out, ops.len(), ops.iter().copied());
+        let read = read_strings(&Bytes::from(out.clone())).expect("a whole body reads");
+        let want: Vec<_> = ops
+            .iter()
+            .map(|op| match *op {
+                StringOp::Set(k, v, d) => (k.to_vec(), Some(v.to_vec()), d),
+                StringOp::Deadline(k, d) => (k.to_vec(), None, d),
+            })
+            .collect();
+        let got: Vec<_> = read
+            .iter()
+            .map(|c| {
+                (
+                    c.key.to_vec(),
+                    c.value.as_ref().map(|v| v.to_vec()),
+                    c.deadline,
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+        for cut in 0..out.len() {
+            assert!(read_strings(&Bytes::copy_from_slice(&out[..cut])).is_err());
+        }
+    }
+}
