@@ -250,9 +250,12 @@ fn deadlines_survive_reload_and_restart_and_pass_while_down() {
     run(&mut c, &["SET", "long", "v", "EX", "1000"]);
     run(&mut c, &["XADD", "slong", "1-0", "f", "v"]);
     run(&mut c, &["EXPIRE", "slong", "1000"]);
-    run(&mut c, &["SET", "short", "v", "PX", "400"]);
+    // Long enough that a loaded machine still reloads before it passes.
+    let short_at = now_ms() + 3000;
+    let at = short_at.to_string();
+    run(&mut c, &["SET", "short", "v", "PXAT", &at]);
     run(&mut c, &["XADD", "sshort", "1-0", "f", "v"]);
-    run(&mut c, &["PEXPIRE", "sshort", "400"]);
+    run(&mut c, &["PEXPIREAT", "sshort", &at]);
     run(&mut c, &["SET", "none", "v"]);
     let long = int(&mut c, &["PEXPIRETIME", "long"]);
     let slong = int(&mut c, &["PEXPIRETIME", "slong"]);
@@ -262,7 +265,10 @@ fn deadlines_survive_reload_and_restart_and_pass_while_down() {
     assert_eq!(int(&mut c, &["DBSIZE"]), 5);
     drop(c);
     server.stop();
-    std::thread::sleep(Duration::from_millis(500));
+    // The short deadlines pass while the server is down.
+    while now_ms() <= short_at + 50 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let server = TestServer::start_with(|c| c.dir = path.clone());
     let mut c = server.client(true);
     assert_eq!(int(&mut c, &["EXISTS", "short", "sshort"]), 0);
