@@ -5,7 +5,8 @@
 //! ```text
 //! cargo bench --bench consume -- 127.0.0.1:6379 [--seconds 5] [--producers 2] [--window 16]
 //!                                [--consumers 4] [--max-entries 5000000]
-//!                                [--mode ack|claim|autoclaim] [--fail-percent 10] [--min-idle 100]
+//!                                [--mode ack|claim|autoclaim|dlq] [--fail-percent 10] [--min-idle 100]
+//!                                [--max-deliveries 3]
 //! ```
 //!
 //! `--mode` chooses how failed deliveries come back. `ack` (the default) fails none. With the
@@ -14,7 +15,11 @@
 //! acknowledges it: `claim` hands a failure back with `XNACK key group FAIL` and reads with
 //! `XREADGROUP ... CLAIM min-idle`, which takes NACKed and idle entries before new ones (Redis
 //! 8.4 / 8.8); `autoclaim` leaves a failure pending and runs `XAUTOCLAIM key group c min-idle
-//! 0-0 COUNT 100` before each `XREADGROUP ... >`, the pair that CLAIM replaces.
+//! 0-0 COUNT 100` before each `XREADGROUP ... >`, the pair that CLAIM replaces. `dlq` reads
+//! as `claim` does, but an entry that fails fails on every delivery: the group has a
+//! dead-letter stream (`XGROUP SETDLQ ... MAXDELIVERIES --max-deliveries`, a Brooklet
+//! extension), and a thread reading it reports how long an entry took from its last failure
+//! (its last XNACK) to its arrival there.
 //!
 //! Reports entries per second end to end (entries consumed and acknowledged, divided by the time
 //! from the first XADD to the last delivery) and the p50/p99 latency from the moment a producer
@@ -34,6 +39,8 @@ use std::time::{Duration, Instant};
 
 const STREAM: &[u8] = b"consume-bench";
 const GROUP: &[u8] = b"g";
+/// `dlq`: the group's dead-letter stream.
+const DLQ: &[u8] = b"consume-bench-dlq";
 const DRAIN: Duration = Duration::from_secs(10);
 
 fn base() -> Instant {
@@ -51,6 +58,7 @@ enum Mode {
     Ack,
     Claim,
     AutoClaim,
+    Dlq,
 }
 
 #[derive(Clone, Copy)]
@@ -58,6 +66,7 @@ struct Options {
     mode: Mode,
     fail_percent: u64,
     min_idle_ms: u64,
+    max_deliveries: u64,
     addr: SocketAddr,
     seconds: u64,
     producers: usize,
@@ -77,6 +86,7 @@ fn parse_options() -> Result<Options, String> {
         mode: Mode::Ack,
         fail_percent: 10,
         min_idle_ms: 100,
+        max_deliveries: 3,
         addr: SocketAddr::from(([127, 0, 0, 1], 6379)),
         seconds: 5,
         producers: 2,
@@ -94,12 +104,14 @@ fn parse_options() -> Result<Options, String> {
             "--max-entries" => o.max_entries = number(args.next(), "--max-entries")?,
             "--fail-percent" => o.fail_percent = number(args.next(), "--fail-percent")?,
             "--min-idle" => o.min_idle_ms = number(args.next(), "--min-idle")?,
+            "--max-deliveries" => o.max_deliveries = number(args.next(), "--max-deliveries")?,
             "--mode" => {
                 o.mode = match args.next().as_deref() {
                     Some("ack") => Mode::Ack,
                     Some("claim") => Mode::Claim,
                     Some("autoclaim") => Mode::AutoClaim,
-                    _ => return Err("--mode takes ack, claim or autoclaim".into()),
+                    Some("dlq") => Mode::Dlq,
+                    _ => return Err("--mode takes ack, claim, autoclaim or dlq".into()),
                 }
             }
             // cargo bench passes --bench to every bench binary.
@@ -121,7 +133,8 @@ fn parse_options() -> Result<Options, String> {
     }
     o.addr = addr.ok_or(
         "usage: consume HOST:PORT [--seconds N] [--producers N] [--window N] [--consumers N] \
-         [--max-entries N] [--mode ack|claim|autoclaim] [--fail-percent N] [--min-idle MS]",
+         [--max-entries N] [--mode ack|claim|autoclaim|dlq] [--fail-percent N] [--min-idle MS] \
+         [--max-deliveries N]",
     )?;
     Ok(o)
 }
@@ -229,6 +242,10 @@ struct Shared {
     producing_done: AtomicBool,
     /// now_ns() of the last delivery seen by any consumer.
     last_delivery_ns: AtomicU64,
+    /// `dlq`: now_ns() of each entry's last failure (its last XNACK), by ID.
+    last_failure: std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>,
+    /// `dlq`: entries that reached the dead-letter stream.
+    dead: AtomicU64,
 }
 
 fn producer(opts: &Options, shared: &Shared, quota: u64, deadline: Instant) -> Result<(), String> {
@@ -348,7 +365,7 @@ fn consume_loop(
     let min_idle = opts.min_idle_ms.to_string();
     let mut read_args: Vec<&[u8]> = vec![b"XREADGROUP", b"GROUP", GROUP, name.as_bytes()];
     read_args.extend_from_slice(&[b"COUNT", b"100"]);
-    if opts.mode == Mode::Claim {
+    if matches!(opts.mode, Mode::Claim | Mode::Dlq) {
         read_args.extend_from_slice(&[b"CLAIM", min_idle.as_bytes()]);
     }
     read_args.extend_from_slice(&[b"BLOCK", b"100", b"STREAMS", STREAM, b">"]);
@@ -409,7 +426,7 @@ fn consume_loop(
         acks.clear();
         nacks.clear();
         for d in got.drain(..) {
-            if d.first && fails(&d.id, opts.fail_percent) {
+            if (d.first || opts.mode == Mode::Dlq) && fails(&d.id, opts.fail_percent) {
                 nacks.push(d.id);
                 continue;
             }
@@ -418,7 +435,17 @@ fn consume_loop(
             }
             acks.push(d.id);
         }
-        if opts.mode == Mode::Claim && !nacks.is_empty() {
+        if opts.mode == Mode::Dlq && !nacks.is_empty() {
+            let now = now_ns();
+            let mut last = shared
+                .last_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for id in &nacks {
+                last.insert(id.clone(), now);
+            }
+        }
+        if matches!(opts.mode, Mode::Claim | Mode::Dlq) && !nacks.is_empty() {
             let n = nacks.len().to_string();
             let mut args: Vec<&[u8]> = vec![b"XNACK", STREAM, GROUP, b"FAIL", b"IDS", n.as_bytes()];
             args.extend(nacks.iter().map(|i| i.as_slice()));
@@ -441,6 +468,71 @@ fn consume_loop(
     }
 }
 
+/// `dlq`: reads the dead-letter stream as entries arrive, counting each as done, and
+/// returns how long each took from its last failure to its arrival (nanoseconds).
+fn dead_letters(opts: &Options, shared: &Shared) -> Result<Vec<u64>, String> {
+    let mut conn = Conn::open(opts.addr).map_err(|e| e.to_string())?;
+    let mut last = b"0-0".to_vec();
+    let mut out = Vec::new();
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        if shared.producing_done.load(Ordering::Acquire) {
+            if shared.consumed.load(Ordering::Acquire) >= shared.produced.load(Ordering::Acquire) {
+                return Ok(out);
+            }
+            let d = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() > d {
+                return Err("gave up draining after 10 s".into());
+            }
+        }
+        let args: [&[u8]; 8] = [
+            b"XREAD", b"COUNT", b"100", b"BLOCK", b"100", b"STREAMS", DLQ, &last,
+        ];
+        let streams = match conn.call(&args).map_err(|e| e.to_string())? {
+            Value::Nil => continue,
+            Value::Array(streams) => streams,
+            other => return Err(format!("unexpected XREAD reply: {other:?}")),
+        };
+        let arrived = now_ns();
+        for stream in streams {
+            let Value::Array(mut pair) = stream else {
+                return Err("unexpected stream element".into());
+            };
+            let Some(Value::Array(entries)) = pair.pop() else {
+                return Err("unexpected entry list".into());
+            };
+            for entry in entries {
+                let Value::Array(mut e) = entry else {
+                    return Err("unexpected entry".into());
+                };
+                let Some(Value::Array(fields)) = e.pop() else {
+                    return Err("entry without fields".into());
+                };
+                let Some(Value::Bulk(id)) = e.pop() else {
+                    return Err("entry without an id".into());
+                };
+                last = id;
+                let source = fields.chunks(2).find_map(|kv| match kv {
+                    [Value::Bulk(k), Value::Bulk(v)] if k.as_slice() == b"dlq-id" => Some(v),
+                    _ => None,
+                });
+                if let Some(source) = source {
+                    let failed = shared
+                        .last_failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(source);
+                    if let Some(at) = failed {
+                        out.push(arrived.saturating_sub(at));
+                    }
+                }
+                shared.dead.fetch_add(1, Ordering::AcqRel);
+                shared.consumed.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
 fn percentile_us(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -451,13 +543,31 @@ fn percentile_us(sorted: &[u64], p: f64) -> f64 {
 
 fn run(opts: &Options) -> Result<(), String> {
     let mut admin = Conn::open(opts.addr).map_err(|e| format!("connect: {e}"))?;
-    admin.call(&[b"DEL", STREAM]).map_err(|e| e.to_string())?;
+    admin
+        .call(&[b"DEL", STREAM, DLQ])
+        .map_err(|e| e.to_string())?;
     match admin
         .call(&[b"XGROUP", b"CREATE", STREAM, GROUP, b"$", b"MKSTREAM"])
         .map_err(|e| e.to_string())?
     {
         Value::Simple(_) => {}
         other => return Err(format!("XGROUP CREATE failed: {other:?}")),
+    }
+    if opts.mode == Mode::Dlq {
+        let max = opts.max_deliveries.to_string();
+        let args: [&[u8]; 7] = [
+            b"XGROUP",
+            b"SETDLQ",
+            STREAM,
+            GROUP,
+            DLQ,
+            b"MAXDELIVERIES",
+            max.as_bytes(),
+        ];
+        match admin.call(&args).map_err(|e| e.to_string())? {
+            Value::Simple(_) => {}
+            other => return Err(format!("XGROUP SETDLQ failed: {other:?}")),
+        }
     }
 
     let opts = Arc::new(*opts);
@@ -466,6 +576,12 @@ fn run(opts: &Options) -> Result<(), String> {
         consumed: AtomicU64::new(0),
         producing_done: AtomicBool::new(false),
         last_delivery_ns: AtomicU64::new(0),
+        last_failure: std::sync::Mutex::new(std::collections::HashMap::new()),
+        dead: AtomicU64::new(0),
+    });
+    let dlq_reader = (opts.mode == Mode::Dlq).then(|| {
+        let (opts, shared) = (opts.clone(), shared.clone());
+        thread::spawn(move || dead_letters(&opts, &shared))
     });
     let consumers: Vec<_> = (0..opts.consumers)
         .map(|i| {
@@ -507,7 +623,20 @@ fn run(opts: &Options) -> Result<(), String> {
         }
     }
     latencies.sort_unstable();
-    let _ = admin.call(&[b"DEL", STREAM]);
+    let mut dlq_latencies = match dlq_reader.map(|t| t.join()) {
+        None => Vec::new(),
+        Some(Ok(Ok(l))) => l,
+        Some(Ok(Err(e))) => {
+            errors.push(format!("dead-letter reader: {e}"));
+            Vec::new()
+        }
+        Some(Err(_)) => {
+            errors.push("dead-letter reader panicked".into());
+            Vec::new()
+        }
+    };
+    dlq_latencies.sort_unstable();
+    let _ = admin.call(&[b"DEL", STREAM, DLQ]);
 
     let produced = shared.produced.load(Ordering::Acquire);
     let consumed = shared.consumed.load(Ordering::Acquire);
@@ -538,13 +667,26 @@ fn run(opts: &Options) -> Result<(), String> {
          ({eps:.0}/s end to end), XADD-to-delivery p50 {p50:.1} us, p99 {p99:.1} us",
         produced as f64 / produce_secs
     );
+    let dead = shared.dead.load(Ordering::Acquire);
+    if opts.mode == Mode::Dlq {
+        println!(
+            "dead-lettered {dead} (max deliveries {}); last failure to dead-letter stream p50 \
+             {:.1} us, p99 {:.1} us",
+            opts.max_deliveries,
+            percentile_us(&dlq_latencies, 0.50),
+            percentile_us(&dlq_latencies, 0.99)
+        );
+    }
     for e in &errors {
         println!("error: {e}");
     }
     println!(
         "result entries_per_s={eps:.0} p50_us={p50:.1} p99_us={p99:.1} produced_per_s={:.0} \
-         produced={produced} consumed={consumed} errors={}",
+         produced={produced} consumed={consumed} dead={dead} dlq_p50_us={:.1} \
+         dlq_p99_us={:.1} errors={}",
         produced as f64 / produce_secs,
+        percentile_us(&dlq_latencies, 0.50),
+        percentile_us(&dlq_latencies, 0.99),
         errors.len()
     );
     Ok(())
