@@ -418,6 +418,33 @@ pub fn run(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
     query(c, args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
+/// Runs a command that must answer an integer, and returns it.
+pub fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
+    match run(c, args) {
+        redis::Value::Int(n) => n,
+        v => panic!("{args:?}: not an integer: {v:?}"),
+    }
+}
+
+/// The value of field `field` in INFO `section`, if the reply has that field.
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info = match run(c, &["INFO", section]) {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        redis::Value::VerbatimString { text, .. } => text,
+        other => panic!("INFO {section}: {other:?}"),
+    };
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+}
+
+/// INFO clients' `blocked_clients`.
+pub fn blocked_clients(c: &mut redis::Connection) -> i64 {
+    info_field(c, "clients", "blocked_clients")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO clients has no blocked_clients number"))
+}
+
 /// Runs a command that must fail and returns its error line (code and text).
 pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
     match query(c, args) {

@@ -7,33 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, run};
+use brooklet::{TestServer, err, info_field, int, run};
 use redis::Value;
 use redis_protocol::resp2::types::OwnedFrame as F2;
-
-fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
-    match run(c, args) {
-        Value::Int(n) => n,
-        v => panic!("{args:?}: {v:?}"),
-    }
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// A field of INFO.
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
-    let Value::BulkString(info) = run(c, &["INFO", section]) else {
-        panic!()
-    };
-    String::from_utf8(info).unwrap().lines().find_map(|l| {
-        l.strip_prefix(&format!("{field}:"))
-            .map(|v| v.trim().to_string())
-    })
 }
 
 /// Polls `f` until it holds, for at most `limit`.

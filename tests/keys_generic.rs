@@ -10,17 +10,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, run};
+use brooklet::{TestServer, err, int, run};
 use redis::{Value, cmd};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
-    match run(c, args) {
-        Value::Int(n) => n,
-        v => panic!("{args:?}: {v:?}"),
-    }
-}
 
 fn text(c: &mut redis::Connection, args: &[&str]) -> String {
     match run(c, args) {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, run};
+use brooklet::{TestServer, blocked_clients, err, run};
 use redis::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -103,20 +103,6 @@ fn deliveries(c: &mut redis::Connection, key: &str, group: &str) -> Vec<(String,
             other => panic!("{other:?}"),
         })
         .collect()
-}
-
-fn blocked_clients(c: &mut redis::Connection) -> i64 {
-    let Value::BulkString(info) = run(c, &["INFO", "clients"]) else {
-        panic!()
-    };
-    String::from_utf8(info)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn wait_blocked(c: &mut redis::Connection, n: i64) {

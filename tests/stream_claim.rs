@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, run};
+use brooklet::{TestServer, blocked_clients, err, run};
 use redis::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -341,20 +341,6 @@ fn maxcount_covers_claimed_entries() {
         // 4 was left out: not pending.
         assert_eq!(pending(&mut c, "s").len(), 3, "resp3={resp3}");
     }
-}
-
-fn blocked_clients(c: &mut redis::Connection) -> i64 {
-    let Value::BulkString(info) = run(c, &["INFO", "clients"]) else {
-        panic!()
-    };
-    String::from_utf8(info)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, run};
+use brooklet::{TestServer, blocked_clients, err, run};
 use brooklet_server::Config;
 use redis::Value;
 use redis_protocol::resp2::types::OwnedFrame as F2;
@@ -532,20 +532,6 @@ fn command_info_and_docs_describe_xnack() {
     ] {
         assert!(docs.contains(word), "{word} missing from {docs}");
     }
-}
-
-fn blocked_clients(c: &mut redis::Connection) -> i64 {
-    let Value::BulkString(info) = run(c, &["INFO", "clients"]) else {
-        panic!()
-    };
-    String::from_utf8(info)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[test]

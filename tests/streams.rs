@@ -7,20 +7,13 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, error_text, run};
+use brooklet::{TestServer, err, error_text, int, run};
 use redis::{Value, cmd};
 use redis_protocol::resp2::types::OwnedFrame as F2;
 use redis_protocol::resp3::types::OwnedFrame as F3;
 
 fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
-}
-
-fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
-    match run(c, args) {
-        Value::Int(n) => n,
-        v => panic!("{args:?}: not an integer: {v:?}"),
-    }
 }
 
 fn text(c: &mut redis::Connection, args: &[&str]) -> String {
