@@ -79,6 +79,31 @@ pub fn write_untracked(shared: &Shared) -> Result<(), StoreError> {
 /// The keyspace, as the checkpoint visits it.
 struct KeyspaceHost<'a>(&'a Shared);
 
+impl KeyspaceHost<'_> {
+    /// The shard of `key` in database `db`, locked (waiting for it when `wait`, else only
+    /// briefly). `Err` carries what a visit returns without one: true when there is no such
+    /// database (nothing to visit), false when the lock stayed taken.
+    fn lock_for_visit(
+        &self,
+        db: u32,
+        key: &[u8],
+        wait: bool,
+    ) -> Result<std::sync::MutexGuard<'_, crate::keyspace::Shard>, bool> {
+        let Some(db) = usize::try_from(db)
+            .ok()
+            .filter(|&d| d < self.0.keyspace.count())
+        else {
+            return Err(true);
+        };
+        let db = self.0.keyspace.db(db);
+        if wait {
+            Ok(db.lock(key))
+        } else {
+            db.lock_briefly(key).ok_or(false)
+        }
+    }
+}
+
 impl StreamHost for KeyspaceHost<'_> {
     fn batch(&self, f: &mut dyn FnMut()) {
         // DEBUG RELOAD waits until the batch is done.
@@ -87,20 +112,9 @@ impl StreamHost for KeyspaceHost<'_> {
     }
 
     fn visit(&self, db: u32, key: &[u8], wait: bool, f: &mut dyn FnMut(&mut StoredStream)) -> bool {
-        let Some(db) = usize::try_from(db)
-            .ok()
-            .filter(|&d| d < self.0.keyspace.count())
-        else {
-            return true;
-        };
-        let db = self.0.keyspace.db(db);
-        let shard = if wait {
-            Some(db.lock(key))
-        } else {
-            db.lock_briefly(key)
-        };
-        let Some(mut shard) = shard else {
-            return false;
+        let mut shard = match self.lock_for_visit(db, key, wait) {
+            Ok(shard) => shard,
+            Err(done) => return done,
         };
         if let Some(Value::Stream(s)) = shard.get_mut(key) {
             f(s);
@@ -109,20 +123,9 @@ impl StreamHost for KeyspaceHost<'_> {
     }
 
     fn visit_key(&self, db: u32, key: &[u8], wait: bool, f: &mut dyn FnMut(KeyState)) -> bool {
-        let Some(db) = usize::try_from(db)
-            .ok()
-            .filter(|&d| d < self.0.keyspace.count())
-        else {
-            return true;
-        };
-        let db = self.0.keyspace.db(db);
-        let shard = if wait {
-            Some(db.lock(key))
-        } else {
-            db.lock_briefly(key)
-        };
-        let Some(shard) = shard else {
-            return false;
+        let shard = match self.lock_for_visit(db, key, wait) {
+            Ok(shard) => shard,
+            Err(done) => return done,
         };
         let string = match shard.get(key) {
             Some(Value::String(v)) => Some(v.clone()),

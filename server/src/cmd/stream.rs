@@ -235,6 +235,13 @@ impl RefDeleteArgs {
     }
 }
 
+/// Whether a reference-policy deletion (XDELEX, XACKDEL) removed any entry: only then does
+/// it publish `xdel`.
+pub(super) fn deletes_entries(out: &[brooklet_streams::Mutation]) -> bool {
+    out.iter()
+        .any(|m| matches!(m, brooklet_streams::Mutation::EntriesDeleted { .. }))
+}
+
 /// One integer per ID, as XDELEX and XACKDEL reply.
 pub(crate) fn codes_reply(codes: Vec<i64>) -> Reply {
     Reply::Array(codes.into_iter().map(Reply::Int).collect())
@@ -621,10 +628,7 @@ fn xdelex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let missing = vec![brooklet_streams::REF_NOT_FOUND; a.ids.len()];
     let codes = ctx.write_stream(key, Missing::Reply(missing), |s, out, fx| {
         let codes = s.delete_ex(&a.ids, a.policy, out)?;
-        if out
-            .iter()
-            .any(|m| matches!(m, brooklet_streams::Mutation::EntriesDeleted { .. }))
-        {
+        if deletes_entries(out) {
             fx.changed("xdel");
         }
         Ok(codes)

@@ -15,7 +15,9 @@ use brooklet_streams::{
 };
 
 use super::reply::{entry_reply, help_reply, id_reply, subcommand_syntax};
-use super::stream::{RefDeleteArgs, codes_reply, has_consumer, strict_id, strict_ids};
+use super::stream::{
+    RefDeleteArgs, codes_reply, deletes_entries, has_consumer, strict_id, strict_ids,
+};
 use super::table::flags::*;
 use super::table::{command, container, simple};
 use super::write::Missing;
@@ -487,10 +489,7 @@ fn xackdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let missing = vec![brooklet_streams::REF_NOT_FOUND; a.ids.len()];
     let codes = ctx.write_stream(key, Missing::MissReply(missing), |s, out, fx| {
         let codes = s.ack_delete(group, &a.ids, a.policy, out)?;
-        if out
-            .iter()
-            .any(|m| matches!(m, brooklet_streams::Mutation::EntriesDeleted { .. }))
-        {
+        if deletes_entries(out) {
             fx.changed("xdel");
         }
         Ok(codes)
