@@ -220,22 +220,21 @@ impl Stream {
         end: StreamId,
         mut f: impl FnMut(&Node, &RawEntry) -> bool,
     ) -> Result<(), StreamError> {
-        let mut next = self
-            .nodes
-            .range(..=start)
-            .next_back()
-            .map_or(StreamId::MIN, |(k, _)| *k);
-        loop {
-            let Some((&master, node)) = self.nodes.range(next..).next() else {
+        let mut next = Some(
+            self.nodes
+                .range(..=start)
+                .next_back()
+                .map_or(StreamId::MIN, |(k, _)| *k),
+        );
+        // `None` once the node mastered by the highest possible ID has been visited.
+        while let Some(from) = next {
+            let Some((&master, node)) = self.nodes.range(from..).next() else {
                 return Ok(());
             };
             if master > end {
                 return Ok(());
             }
-            let Some(after) = master.next() else {
-                return Ok(());
-            };
-            next = after;
+            next = master.next();
             if node.live == 0 || node.last < start {
                 continue;
             }
@@ -256,6 +255,7 @@ impl Stream {
                 }
             }
         }
+        Ok(())
     }
 
     /// Visits live entries in `start..=end` from the highest down until `f` returns false.
@@ -509,5 +509,38 @@ impl Stream {
         };
         let count = count.filter(|&c| c > 0);
         self.range(start, StreamId::MAX, count, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::id::IdSpec;
+    use crate::node::NodeLimits;
+
+    #[test]
+    fn a_node_mastered_by_the_highest_id_is_visited() {
+        let mut s = Stream::new();
+        let fields = vec![Bytes::from_static(b"f"), Bytes::from_static(b"v")];
+        let limits = NodeLimits::default();
+        s.add(
+            IdSpec::Explicit(StreamId::MAX),
+            &fields,
+            None,
+            0,
+            &limits,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let ids = |r: Vec<Entry>| r.iter().map(|e| e.id).collect::<Vec<_>>();
+        let all = s.range(StreamId::MIN, StreamId::MAX, None, false).unwrap();
+        assert_eq!(ids(all), vec![StreamId::MAX]);
+        let rev = s.range(StreamId::MIN, StreamId::MAX, None, true).unwrap();
+        assert_eq!(ids(rev), vec![StreamId::MAX]);
+        assert!(s.contains(StreamId::MAX).unwrap());
     }
 }
