@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use brooklet_persistence::{Deadline, FsyncPolicy, LoadedKeys, Store, StoredStream};
+use brooklet_persistence::{Deadline, FsyncPolicy, Store, StoredStream};
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(dir, FsyncPolicy::Everysec).unwrap().0
@@ -13,11 +13,19 @@ fn open(dir: &std::path::Path) -> Store {
 /// (db, key, value) and (db, key, deadline), sorted.
 type Flat = (Vec<(u32, Vec<u8>, Vec<u8>)>, Vec<(u32, Vec<u8>, u64)>);
 
-fn flat(k: LoadedKeys) -> Flat {
+/// What `store` loads at start-up, with the values it left on disk read back.
+fn loaded(store: &Store) -> Flat {
+    let k = store.load_keys().unwrap();
     let mut s: Vec<_> = k
         .strings
         .into_iter()
-        .map(|s| (s.db, s.key.to_vec(), s.value.to_vec()))
+        .map(|s| {
+            let value = s
+                .value
+                .or_else(|| store.read_string(s.db, &s.key).unwrap())
+                .expect("a string loaded without its value has a record");
+            (s.db, s.key.to_vec(), value.to_vec())
+        })
         .collect();
     let mut d: Vec<_> = k
         .deadlines
@@ -57,7 +65,7 @@ fn strings_and_deadlines_come_back_after_a_reopen() {
         store.set_deadline(0, b"m", None).unwrap();
     }
     let store = open(dir.path());
-    let (strings, deadlines) = flat(store.load_keys().unwrap());
+    let (strings, deadlines) = loaded(&store);
     assert_eq!(
         strings,
         vec![
@@ -73,7 +81,7 @@ fn strings_and_deadlines_come_back_after_a_reopen() {
         vec![(0, b"a".to_vec(), 42), (0, b"b".to_vec(), 5_000)]
     );
     store.flush(Some(0), std::iter::empty()).unwrap();
-    let (strings, deadlines) = flat(store.load_keys().unwrap());
+    let (strings, deadlines) = loaded(&store);
     assert_eq!(strings, vec![(1, b"a".to_vec(), b"db1".to_vec())]);
     assert!(deadlines.is_empty());
 }
@@ -85,7 +93,7 @@ fn a_streams_deletion_takes_its_deadline_and_a_replacing_string_stays() {
     let stream = StoredStream::new();
     store.set_deadline(0, b"s", Some(100)).unwrap();
     store.delete_stream(0, b"s", &stream).unwrap();
-    assert!(flat(store.load_keys().unwrap()).1.is_empty());
+    assert!(loaded(&store).1.is_empty());
     store.set_deadline(0, b"t", Some(100)).unwrap();
     store
         .replace_stream_with_string(0, b"t", &stream, b"v", Some(200))
@@ -93,7 +101,7 @@ fn a_streams_deletion_takes_its_deadline_and_a_replacing_string_stays() {
     drop(store);
     let store = open(dir.path());
     assert_eq!(
-        flat(store.load_keys().unwrap()),
+        loaded(&store),
         (
             vec![(0, b"t".to_vec(), b"v".to_vec())],
             vec![(0, b"t".to_vec(), 200)]
@@ -136,6 +144,7 @@ impl brooklet_persistence::StreamHost for Host<'_> {
             .unwrap_or_default();
         f(brooklet_persistence::KeyState {
             string: string.map(bytes::Bytes::from),
+            string_on_disk: false,
             deadline,
         });
         true
@@ -239,7 +248,7 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     // Every string record is acknowledged once in the OS's hands.
     store.flush_to_os(u64::MAX).unwrap();
     let mut crashes = vec![copy_of(dir.path())];
-    assert_eq!(flat(store.load_keys().unwrap()), expected(&model), "reload");
+    assert_eq!(loaded(&store), expected(&model), "reload");
     store.close_tail_segment().unwrap();
     let host = Host {
         model: &model,
@@ -254,15 +263,11 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     crashes.append(&mut host.crashes.borrow_mut());
     crashes.push(copy_of(dir.path()));
     assert_eq!(store.stats().tail_segments, 1, "retired");
-    assert_eq!(
-        flat(store.load_keys().unwrap()),
-        expected(&model),
-        "reload after"
-    );
+    assert_eq!(loaded(&store), expected(&model), "reload after");
     for (i, crash) in crashes.iter().enumerate() {
         let reopened = open(crash.path());
         assert_eq!(
-            flat(reopened.load_keys().unwrap()),
+            loaded(&reopened),
             expected(&model),
             "crash {i} of {}",
             crashes.len()
@@ -275,13 +280,10 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     store.flush_to_os(u64::MAX).unwrap();
     let crash = copy_of(dir.path());
     let reopened = open(crash.path());
-    assert_eq!(flat(reopened.load_keys().unwrap()), expected(&model));
+    assert_eq!(loaded(&reopened), expected(&model));
     drop(reopened);
     drop(store);
-    assert_eq!(
-        flat(open(dir.path()).load_keys().unwrap()),
-        expected(&model)
-    );
+    assert_eq!(loaded(&open(dir.path())), expected(&model));
 }
 
 /// A small deterministic generator, so a failing seed can be replayed.
@@ -395,7 +397,7 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                     for (i, crash) in host.crashes.borrow().iter().enumerate() {
                         let reopened = open(crash.path());
                         assert_eq!(
-                            flat(reopened.load_keys().unwrap()),
+                            loaded(&reopened),
                             expected(&model),
                             "seed {seed} step {step}: crash after checkpoint batch {i}"
                         );
@@ -408,13 +410,13 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                 let crash = copy_of(dir.path());
                 let reopened = open(crash.path());
                 assert_eq!(
-                    flat(reopened.load_keys().unwrap()),
+                    loaded(&reopened),
                     expected(&model),
                     "seed {seed} step {step}: crash"
                 );
                 drop(reopened);
                 assert_eq!(
-                    flat(store.load_keys().unwrap()),
+                    loaded(&store),
                     expected(&model),
                     "seed {seed} step {step}: reload"
                 );
@@ -422,7 +424,7 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
         }
         drop(store);
         assert_eq!(
-            flat(open(dir.path()).load_keys().unwrap()),
+            loaded(&open(dir.path())),
             expected(&model),
             "seed {seed}: reopen"
         );

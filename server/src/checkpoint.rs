@@ -127,12 +127,14 @@ impl StreamHost for KeyspaceHost<'_> {
             Ok(shard) => shard,
             Err(done) => return done,
         };
-        let string = match shard.get(key) {
-            Some(Value::String(v)) => Some(v.clone()),
-            _ => None,
+        let (string, string_on_disk) = match shard.get(key) {
+            Some(Value::String(v)) => (Some(v.clone()), false),
+            Some(Value::StoredString) => (None, true),
+            _ => (None, false),
         };
         f(KeyState {
             string,
+            string_on_disk,
             deadline: shard.deadline(key),
         });
         true

@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use brooklet_persistence::StoredStream;
+use brooklet_persistence::{Store, StoredStream};
 
 use crate::error::CommandError;
 
@@ -25,6 +25,9 @@ pub enum Value {
     Stream(Box<StoredStream>),
     /// A Redis string (SET, INCR, APPEND...).
     String(Bytes),
+    /// A string whose value only the store holds: start-up loads keys, not values, and the
+    /// first command that needs the value reads it back ([`Shard::load_string`]).
+    StoredString,
 }
 
 impl Value {
@@ -32,7 +35,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Stream(_) => "stream",
-            Value::String(_) => "string",
+            Value::String(_) | Value::StoredString => "string",
         }
     }
 
@@ -40,7 +43,7 @@ impl Value {
     pub fn stream(&self) -> Result<&StoredStream, CommandError> {
         match self {
             Value::Stream(s) => Ok(s),
-            Value::String(_) => Err(CommandError::WrongType),
+            Value::String(_) | Value::StoredString => Err(CommandError::WrongType),
         }
     }
 
@@ -48,14 +51,16 @@ impl Value {
     pub fn stream_mut(&mut self) -> Result<&mut StoredStream, CommandError> {
         match self {
             Value::Stream(s) => Ok(s),
-            Value::String(_) => Err(CommandError::WrongType),
+            Value::String(_) | Value::StoredString => Err(CommandError::WrongType),
         }
     }
 
-    /// The string stored here, or `-WRONGTYPE` for a value of another type.
+    /// The string stored here, or `-WRONGTYPE` for a value of another type. A string still
+    /// on disk is an error: the caller reads it first with [`Shard::load_string`].
     pub fn string(&self) -> Result<&Bytes, CommandError> {
         match self {
             Value::String(s) => Ok(s),
+            Value::StoredString => Err(CommandError::msg("ERR string value not loaded")),
             Value::Stream(_) => Err(CommandError::WrongType),
         }
     }
@@ -145,6 +150,34 @@ impl Shard {
     /// How many keys have a deadline.
     pub fn with_deadline(&self) -> usize {
         self.expires.by_key.len()
+    }
+
+    /// Reads back from the store the value of `key` (of database `db`) if it is a string
+    /// that start-up left there, so the key holds it in memory from now on; any other key
+    /// is left as it is.
+    ///
+    /// # Errors
+    /// When the store cannot read the record, or has none (the key then stays as it was).
+    pub fn load_string(
+        &mut self,
+        store: &Store,
+        db: usize,
+        key: &[u8],
+    ) -> Result<(), CommandError> {
+        let Some(slot @ Value::StoredString) = self.map.get_mut(key) else {
+            return Ok(());
+        };
+        let read = u32::try_from(db)
+            .map_err(|_| CommandError::msg("ERR DB index is out of range"))
+            .and_then(|db| {
+                store.read_string(db, key).map_err(|e| {
+                    CommandError::text(format!("ERR failed to read a string from disk: {e}"))
+                })
+            })?;
+        let value = read
+            .ok_or_else(|| CommandError::msg("ERR failed to read a string from disk: no record"))?;
+        *slot = Value::String(value);
+        Ok(())
     }
 }
 

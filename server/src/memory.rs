@@ -133,7 +133,7 @@ fn free_cache(shared: &Shared) {
     for db in 0..ks.count() {
         ks.db(db).for_each_value_mut(|value| match value {
             Value::Stream(s) => s.shed_cache(),
-            Value::String(_) => {}
+            Value::String(_) | Value::StoredString => {}
         });
     }
 }

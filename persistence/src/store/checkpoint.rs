@@ -353,6 +353,7 @@ impl PendingFlush<'_> {
         for (prefix, state) in &self.strings {
             match &state.string {
                 Some(v) => batch.insert(&ks.strings, prefix.as_slice(), v.as_ref()),
+                None if state.string_on_disk => {}
                 None => batch.remove(&ks.strings, prefix.as_slice()),
             }
             match state.deadline {

@@ -33,8 +33,9 @@ pub struct LoadedString {
     pub db: u32,
     /// Its key.
     pub key: Bytes,
-    /// Its value.
-    pub value: Bytes,
+    /// Its value when the tail log holds it; None when only fjall does: start-up leaves
+    /// those values on disk, and [`Store::read_string`] reads one when a command needs it.
+    pub value: Option<Bytes>,
 }
 
 /// A key's deadline as loaded from the store (a string's or a stream's).
@@ -187,6 +188,17 @@ impl Store {
         Ok(())
     }
 
+    /// The value fjall holds for string `key` of database `db`: what a string loaded
+    /// without its value (see [`LoadedString::value`]) holds, as long as no command has
+    /// written it since (every write after start-up is in memory).
+    ///
+    /// # Errors
+    /// When the record cannot be read.
+    pub fn read_string(&self, db: u32, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        let v = self.ks.strings.get(stream_prefix(db, key))?;
+        Ok(v.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
     /// Reads every string and every deadline (start-up, DEBUG RELOAD): fjall's records,
     /// then the tail log's string records over them, oldest first, but those a deletion's
     /// floor covers. A deadline whose key is gone (a stream whose logged creation a crash
@@ -195,17 +207,14 @@ impl Store {
     /// # Errors
     /// When a record cannot be read or its key is malformed, or the log cannot be read.
     pub fn load_keys(&self) -> Result<LoadedKeys, StoreError> {
-        let mut strings: HashMap<(u32, Bytes), Bytes> = HashMap::new();
+        let mut strings: HashMap<(u32, Bytes), Option<Bytes>> = HashMap::new();
         let mut deadlines: HashMap<(u32, Bytes), u64> = HashMap::new();
         for kv in self.ks.strings.iter() {
-            let (k, v) = kv.into_inner()?;
+            let k = kv.key()?;
             let (db, key, _) = split_prefix(&k)
                 .filter(|(_, _, rest)| rest.is_empty())
                 .ok_or_else(|| StoreError::Corrupt("string record key".into()))?;
-            strings.insert(
-                (db, Bytes::copy_from_slice(key)),
-                Bytes::copy_from_slice(&v),
-            );
+            strings.insert((db, Bytes::copy_from_slice(key)), None);
         }
         for kv in self.ks.expires.iter() {
             let (k, v) = kv.into_inner()?;
@@ -237,7 +246,7 @@ impl Store {
                     }
                 }
                 if let Some(v) = c.value {
-                    strings.insert(name, v);
+                    strings.insert(name, Some(v));
                 }
             }
             true

@@ -152,6 +152,12 @@ fn put_back(
     }
 }
 
+/// A string the move meets still on disk: [`Shard::load_string`] reads it first, so this
+/// is never expected.
+fn not_loaded() -> brooklet_persistence::StoreError {
+    brooklet_persistence::StoreError::Corrupt("string value not loaded".into())
+}
+
 /// What [`relocate`] found.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -182,6 +188,8 @@ fn relocate(
             ctx.key_miss(from.1)?;
             return Ok(Outcome::NoSource);
         }
+        // The new name's records are written with the value.
+        pair.src().load_string(store, from.0, from.1)?;
         if pair.dst().contains_key(to.1) {
             if !replace {
                 // The reply says the key is there: it waits for the key as a read would.
@@ -245,6 +253,7 @@ fn relocate(
                         .move_string(fk, tk, &v, deadline, false, gone)
                         .map(|n| (n, Value::String(v)))
                 }
+                Some(Value::StoredString) => Err(not_loaded()),
                 Some(Value::Stream(s)) => {
                     store
                         .copy_stream(fk, tk, s, deadline, gone)
@@ -269,6 +278,7 @@ fn relocate(
             sdb.note_deadlines(delta);
             let written = match &mut value {
                 Value::String(v) => store.move_string(fk, tk, v, deadline, true, gone),
+                Value::StoredString => Err(not_loaded()),
                 Value::Stream(s) => store.move_stream(fk, tk, s, deadline, gone).inspect(|_| {
                     s.attach_source(store.source(tk.0, tk.1));
                 }),
@@ -411,7 +421,7 @@ fn streams_of<'g>(
         .flat_map(|g| g.iter_mut())
         .filter_map(|(k, v)| match v {
             Value::Stream(s) => Some((db as u32, &k[..], &mut **s)),
-            Value::String(_) => None,
+            Value::String(_) | Value::StoredString => None,
         })
         .collect()
 }

@@ -134,6 +134,16 @@ impl<'a> Ctx<'a> {
         self.shared.keyspace.db(self.client.db)
     }
 
+    /// Reads back `key`'s value in the locked `shard` of the selected database if it is a
+    /// string start-up left on disk ([`crate::keyspace::Shard::load_string`]).
+    pub fn load_string(
+        &self,
+        shard: &mut crate::keyspace::Shard,
+        key: &[u8],
+    ) -> Result<(), CommandError> {
+        shard.load_string(&self.shared.store, self.client.db, key)
+    }
+
     /// Writes a command's changes to the stream at `key` as one batch. Call it with the shard
     /// lock still held, so batches reach the store in the order the changes were made.
     ///
@@ -195,7 +205,9 @@ impl<'a> Ctx<'a> {
             crate::keyspace::Value::Stream(stream) => {
                 self.shared.store.delete_stream(db, key, stream)
             }
-            crate::keyspace::Value::String(_) => self.shared.store.delete_strings(db, [key]),
+            crate::keyspace::Value::String(_) | crate::keyspace::Value::StoredString => {
+                self.shared.store.delete_strings(db, [key])
+            }
         }
         .map_err(store_error)?;
         self.db().note_write(key, seq);
@@ -271,11 +283,12 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
     for s in keys.strings {
         let db = s.db as usize;
         if fits(db, &s.key, "string") {
-            shared
-                .keyspace
-                .db(db)
-                .lock(&s.key)
-                .insert(s.key, crate::keyspace::Value::String(s.value));
+            shared.keyspace.db(db).lock(&s.key).insert(
+                s.key,
+                s.value.map_or(crate::keyspace::Value::StoredString, |v| {
+                    crate::keyspace::Value::String(v)
+                }),
+            );
         }
     }
     let now = crate::client::now_ms();

@@ -58,9 +58,11 @@ fn as_int(v: &[u8]) -> Option<i64> {
 
 fn encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     with_value(ctx, &argv[2], |v| {
-        Reply::simple(match v {
+        // A bulk string, as Redis replies (not a status).
+        Reply::bulk(match v {
             Value::Stream(_) => "stream",
             Value::String(s) => string_encoding(s),
+            Value::StoredString => "raw",
         })
     })
 }
@@ -72,7 +74,9 @@ fn with_value(
     f: impl FnOnce(&Value) -> Reply,
 ) -> Result<Reply, CommandError> {
     let db = ctx.db();
-    let shard = db.lock(key);
+    let mut shard = db.lock(key);
+    // What it reports (encoding, size) depends on the value.
+    ctx.load_string(&mut shard, key)?;
     let Some(v) = shard.get(key) else {
         drop(shard);
         ctx.key_miss(key)?;
@@ -80,7 +84,7 @@ fn with_value(
     };
     match v {
         Value::Stream(s) => ctx.show(s)?,
-        Value::String(_) => ctx.show_key(key)?,
+        Value::String(_) | Value::StoredString => ctx.show_key(key)?,
     }
     Ok(f(v))
 }
@@ -225,6 +229,8 @@ pub(crate) fn usage(key: &[u8], v: &Value) -> usize {
                 OBJECT + sds_size(s.len())
             }
         }
+        // Its value is on disk only.
+        Value::StoredString => OBJECT,
         Value::Stream(s) => {
             const STREAM: usize = 96;
             const GROUP: usize = 80;

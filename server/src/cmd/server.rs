@@ -72,7 +72,7 @@ fn flush_dbs(
     // Strings need no list: the store removes every string under the flushed prefix.
     let streams = removed.iter().flatten().filter_map(|(_, v)| match v {
         crate::keyspace::Value::Stream(s) => Some(&**s),
-        crate::keyspace::Value::String(_) => None,
+        crate::keyspace::Value::String(_) | crate::keyspace::Value::StoredString => None,
     });
     let scope = (!all).then_some(dbs.start as u32);
     let seq = match ctx.shared.store.flush(scope, streams) {

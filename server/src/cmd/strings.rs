@@ -139,7 +139,8 @@ fn put(
 }
 
 /// The string at `key` in a locked shard: None when missing, `-WRONGTYPE` for a stream.
-fn string_in(shard: &Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
+fn string_in(ctx: &Ctx<'_>, shard: &mut Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
+    ctx.load_string(shard, key)?;
     shard.get(key).map(|v| v.string().map(share)).transpose()
 }
 
@@ -179,7 +180,7 @@ fn bulk_or_null(v: Option<Bytes>) -> Reply {
 }
 
 fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let v = string_in(&ctx.db().lock(&argv[1]), &argv[1])?;
+    let v = string_in(ctx, &mut ctx.db().lock(&argv[1]), &argv[1])?;
     if v.is_none() {
         ctx.key_miss(&argv[1])?;
     } else {
@@ -202,7 +203,11 @@ fn set_with(
     let (written, old) = {
         let mut shard = db.lock(key);
         let exists = shard.contains_key(key);
-        let old = if a.get { string_in(&shard, key)? } else { None };
+        let old = if a.get {
+            string_in(ctx, &mut shard, key)?
+        } else {
+            None
+        };
         let refused = match a.cond {
             Cond::Always => false,
             Cond::Nx => exists,
@@ -286,7 +291,7 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let db = ctx.db();
     let old = {
         let mut shard = db.lock(key);
-        let old = string_in(&shard, key)?;
+        let old = string_in(ctx, &mut shard, key)?;
         if old.is_some()
             && let Some((gone, delta)) = shard.remove_key(key)
         {
@@ -313,7 +318,7 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut event = None;
     let value = {
         let mut shard = db.lock(key);
-        let Some(value) = string_in(&shard, key)? else {
+        let Some(value) = string_in(ctx, &mut shard, key)? else {
             drop(shard);
             ctx.key_miss(key)?;
             return Ok(Reply::Null);
@@ -373,9 +378,13 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let db = ctx.db();
     let mut out = Vec::with_capacity(argv.len() - 1);
     for key in &argv[1..] {
-        let v = match db.lock(key).get(key) {
-            Some(Value::String(s)) => Some(share(s)),
-            _ => None,
+        let v = {
+            let mut shard = db.lock(key);
+            ctx.load_string(&mut shard, key)?;
+            match shard.get(key) {
+                Some(Value::String(s)) => Some(share(s)),
+                _ => None,
+            }
         };
         if v.is_none() {
             ctx.key_miss(key)?;
@@ -478,7 +487,7 @@ fn modify(
     let db = ctx.db();
     let (written, reply) = {
         let mut shard = db.lock(key);
-        let current = string_in(&shard, key)?;
+        let current = string_in(ctx, &mut shard, key)?;
         let (new, reply) = f(current.as_ref())?;
         let Some(new) = new else {
             return Ok(reply);
@@ -506,7 +515,7 @@ fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn strlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let v = string_in(&ctx.db().lock(&argv[1]), &argv[1])?;
+    let v = string_in(ctx, &mut ctx.db().lock(&argv[1]), &argv[1])?;
     if v.is_none() {
         ctx.key_miss(&argv[1])?;
     } else {
@@ -518,7 +527,7 @@ fn strlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn getrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let start = int_of(&argv[2])?;
     let end = int_of(&argv[3])?;
-    let v = string_in(&ctx.db().lock(&argv[1]), &argv[1])?;
+    let v = string_in(ctx, &mut ctx.db().lock(&argv[1]), &argv[1])?;
     let Some(v) = v else {
         ctx.key_miss(&argv[1])?;
         return Ok(Reply::Bulk(Bytes::new()));

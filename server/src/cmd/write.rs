@@ -385,7 +385,9 @@ impl Ctx<'_> {
     ) -> Result<(), CommandError> {
         match value {
             crate::keyspace::Value::Stream(s) => self.show(s),
-            crate::keyspace::Value::String(_) => self.show_key(key),
+            crate::keyspace::Value::String(_) | crate::keyspace::Value::StoredString => {
+                self.show_key(key)
+            }
         }
     }
 

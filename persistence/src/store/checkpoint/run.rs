@@ -45,8 +45,11 @@ pub trait StreamHost {
 /// What a key holds, as the checkpoint writes it into the `strings` and `expires` keyspaces.
 #[derive(Debug, Clone, Default)]
 pub struct KeyState {
-    /// Its value, if it is a string.
+    /// Its value, if it is a string held in memory.
     pub string: Option<Bytes>,
+    /// Whether it is a string whose value is fjall's record already (loaded at start-up
+    /// without its value and not written since): the checkpoint leaves that record be.
+    pub string_on_disk: bool,
     /// Its deadline (unix ms), if it has one.
     pub deadline: Option<u64>,
 }
