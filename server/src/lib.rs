@@ -31,6 +31,7 @@ mod memory;
 mod memory_guard;
 pub(crate) mod notify;
 mod publish;
+mod rdb;
 mod retention_set;
 mod retention_task;
 mod state;

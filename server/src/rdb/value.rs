@@ -1,0 +1,329 @@
+//! One value in RDB form: the DUMP payload (type byte, value, RDB version, CRC-64) written
+//! and checked, values read by type, and the types Brooklet does not hold skipped.
+
+use bytes::Bytes;
+
+use brooklet_streams::{Stream, StreamError};
+
+use super::reader::Reader;
+use super::stream_decode::{self, DecodedStream, StreamKind};
+use super::{RdbError, crc64, stream_encode, writer};
+
+/// The RDB version DUMP writes: the newest Redis 7.0 reads.
+pub(crate) const DUMP_VERSION: u16 = 10;
+/// The newest RDB version RESTORE and `--import-rdb` read (Redis 7.4's); what a later one
+/// adds is types Brooklet would refuse anyway.
+pub(crate) const MAX_VERSION: u16 = 12;
+
+pub(crate) const TYPE_STRING: u8 = 0;
+const TYPE_MODULE: u8 = 6;
+const TYPE_MODULE_2: u8 = 7;
+const TYPE_STREAM_LISTPACKS: u8 = 15;
+const TYPE_STREAM_LISTPACKS_2: u8 = 19;
+const TYPE_STREAM_LISTPACKS_3: u8 = 21;
+
+/// The type a value of RDB type `t` has in Redis (TYPE's answer), or "unknown".
+pub(crate) fn type_name(t: u8) -> &'static str {
+    match t {
+        0 => "string",
+        1 | 10 | 14 | 18 => "list",
+        2 | 11 | 20 => "set",
+        3 | 5 | 12 | 17 => "zset",
+        4 | 9 | 13 | 16 | 22..=25 => "hash",
+        6 | 7 => "module",
+        15 | 19 | 21 => "stream",
+        _ => "unknown",
+    }
+}
+
+/// A value Brooklet holds, read from RDB.
+#[derive(Debug)]
+pub(crate) enum Value {
+    /// A string.
+    String(Bytes),
+    /// A stream, as the records that build it.
+    Stream(DecodedStream),
+}
+
+/// Why RESTORE refuses a payload (Redis's two errors).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PayloadError {
+    /// Too short, a newer RDB version, or a checksum that does not match.
+    VersionOrChecksum,
+    /// The value inside cannot be read.
+    BadFormat(RdbError),
+}
+
+/// Checks a DUMP payload's footer and reads the value inside.
+pub(crate) fn decode_payload(p: &[u8]) -> Result<Value, PayloadError> {
+    let body = verify_payload(p)?;
+    let mut r = Reader::new(body);
+    let t = r.u8().map_err(PayloadError::BadFormat)?;
+    read_value(t, &mut r).map_err(PayloadError::BadFormat)
+}
+
+/// The payload without its footer, once the version and checksum are right.
+fn verify_payload(p: &[u8]) -> Result<&[u8], PayloadError> {
+    let Some(split) = p.len().checked_sub(10) else {
+        return Err(PayloadError::VersionOrChecksum);
+    };
+    let (body, footer) = p.split_at(split);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let mut crc = [0u8; 8];
+    crc.copy_from_slice(&footer[2..]);
+    if version > MAX_VERSION || crc64::crc64(&p[..p.len() - 8]) != u64::from_le_bytes(crc) {
+        return Err(PayloadError::VersionOrChecksum);
+    }
+    Ok(body)
+}
+
+/// Reads a value of RDB type `t`.
+pub(crate) fn read_value(t: u8, r: &mut Reader<'_>) -> Result<Value, RdbError> {
+    let kind = match t {
+        TYPE_STRING => return Ok(Value::String(r.string()?)),
+        TYPE_STREAM_LISTPACKS => StreamKind::V1,
+        TYPE_STREAM_LISTPACKS_2 => StreamKind::V2,
+        TYPE_STREAM_LISTPACKS_3 => StreamKind::V3,
+        _ if type_name(t) == "unknown" => return Err(RdbError::corrupt("unknown RDB type")),
+        _ => return Err(RdbError::Unsupported(t)),
+    };
+    stream_decode::decode(r, kind).map(Value::Stream)
+}
+
+/// Skips a value of a type Brooklet does not hold (`t`, not a string or stream).
+pub(crate) fn skip_value(t: u8, r: &mut Reader<'_>) -> Result<(), RdbError> {
+    let strings = |r: &mut Reader<'_>, per: usize| -> Result<(), RdbError> {
+        let n = r.count()?;
+        for _ in 0..n * per {
+            r.skip_string()?;
+        }
+        Ok(())
+    };
+    match t {
+        1 | 2 | 14 => strings(r, 1),
+        4 => strings(r, 2),
+        3 => {
+            let n = r.count()?;
+            for _ in 0..n {
+                r.skip_string()?;
+                // A score as text: one length byte, or 253 to 255 for NaN and infinities.
+                let len = r.u8()?;
+                if len < 253 {
+                    r.take(usize::from(len))?;
+                }
+            }
+            Ok(())
+        }
+        5 => {
+            let n = r.count()?;
+            for _ in 0..n {
+                r.skip_string()?;
+                r.take(8)?;
+            }
+            Ok(())
+        }
+        9..=13 | 16 | 17 | 20 | 23 => r.skip_string(),
+        18 => {
+            let n = r.count()?;
+            for _ in 0..n {
+                r.len()?;
+                r.skip_string()?;
+            }
+            Ok(())
+        }
+        22 | 24 => {
+            if t == 24 {
+                r.take(8)?;
+            }
+            let n = r.count()?;
+            for _ in 0..n {
+                r.len()?;
+                r.skip_string()?;
+                r.skip_string()?;
+            }
+            Ok(())
+        }
+        25 => {
+            r.take(8)?;
+            r.skip_string()
+        }
+        TYPE_MODULE_2 => {
+            r.len()?;
+            skip_module_opcodes(r)
+        }
+        TYPE_MODULE => Err(RdbError::corrupt(
+            "module value in the pre-4.0 format, which cannot be skipped",
+        )),
+        _ => Err(RdbError::corrupt("unknown RDB type")),
+    }
+}
+
+/// Skips a module's self-described values up to their end marker.
+pub(crate) fn skip_module_opcodes(r: &mut Reader<'_>) -> Result<(), RdbError> {
+    loop {
+        match r.len()? {
+            0 => return Ok(()),
+            1 | 2 => {
+                r.len()?;
+            }
+            3 => {
+                r.take(4)?;
+            }
+            4 => {
+                r.take(8)?;
+            }
+            5 => r.skip_string()?,
+            _ => return Err(RdbError::corrupt("unknown module opcode")),
+        }
+    }
+}
+
+/// Appends the footer (version and checksum) that makes `body` a DUMP payload.
+fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    body.extend_from_slice(&DUMP_VERSION.to_le_bytes());
+    let crc = crc64::crc64(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+/// DUMP of a string.
+pub(crate) fn dump_string(v: &[u8]) -> Vec<u8> {
+    let mut out = vec![TYPE_STRING];
+    writer::put_string(&mut out, v);
+    seal(out)
+}
+
+/// DUMP of a stream.
+///
+/// # Errors
+/// When a node held only in storage cannot be read back.
+pub(crate) fn dump_stream(s: &mut Stream) -> Result<Vec<u8>, StreamError> {
+    let mut out = vec![TYPE_STREAM_LISTPACKS_2];
+    stream_encode::encode(s, &mut out)?;
+    Ok(seal(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brooklet_streams::{Mutation, StreamId};
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A payload Redis 7.0.15 wrote for `SET k hello` (DUMP k).
+    const REDIS_STRING: &[u8] = b"\x00\x05hello\x0a\x00\x63\x72\xdf\x76\x65\x34\x20\x0a";
+
+    #[test]
+    fn reads_a_redis_string_payload() {
+        match decode_payload(REDIS_STRING) {
+            Ok(Value::String(v)) => assert_eq!(&v[..], b"hello"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(dump_string(b"hello"), REDIS_STRING);
+    }
+
+    #[test]
+    fn damaged_or_short_payloads_are_refused() {
+        let mut bad = REDIS_STRING.to_vec();
+        bad[2] ^= 1;
+        assert_eq!(
+            decode_payload(&bad).err(),
+            Some(PayloadError::VersionOrChecksum)
+        );
+        assert_eq!(
+            decode_payload(&REDIS_STRING[..9]).err(),
+            Some(PayloadError::VersionOrChecksum)
+        );
+        // A newer version than Brooklet reads.
+        let mut newer = vec![0u8, 1, b'x'];
+        newer.extend_from_slice(&13u16.to_le_bytes());
+        let crc = crc64::crc64(&newer);
+        newer.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_payload(&newer).err(),
+            Some(PayloadError::VersionOrChecksum)
+        );
+        // A right checksum over a value that ends early.
+        let short = seal(vec![0u8, 5, b'h']);
+        assert_eq!(
+            decode_payload(&short).err(),
+            Some(PayloadError::BadFormat(RdbError::Truncated))
+        );
+        // A hash.
+        let hash = seal(vec![4u8, 0]);
+        assert_eq!(
+            decode_payload(&hash).err(),
+            Some(PayloadError::BadFormat(RdbError::Unsupported(4)))
+        );
+    }
+
+    fn sample_stream() -> Stream {
+        let mut muts = Vec::new();
+        for (i, new_node) in [(1, true), (2, false), (3, false), (4, true), (5, false)] {
+            let fields = if i == 3 {
+                vec![b("other"), b("x"), b("n"), b("-12")]
+            } else {
+                vec![b("f"), b(&i.to_string()), b("g"), b("value")]
+            };
+            muts.push(Mutation::EntryAdded {
+                id: StreamId::new(100, i),
+                fields,
+                new_node,
+            });
+        }
+        muts.push(Mutation::EntriesDeleted {
+            ids: vec![StreamId::new(100, 2)],
+        });
+        muts.push(Mutation::GroupCreated {
+            group: b("g1"),
+            last_id: StreamId::new(100, 4),
+            entries_read: Some(4),
+        });
+        muts.push(Mutation::ConsumerUpserted {
+            group: b("g1"),
+            consumer: b("alice"),
+            seen_time: 1_700_000_000_000,
+            active_time: Some(1_700_000_000_000),
+        });
+        muts.push(Mutation::PendingUpserted {
+            group: b("g1"),
+            id: StreamId::new(100, 3),
+            consumer: b("alice"),
+            delivery_time: 1_700_000_000_123,
+            delivery_count: 3,
+        });
+        let mut s = Stream::new();
+        for m in &muts {
+            s.apply(m);
+        }
+        s
+    }
+
+    #[test]
+    fn a_stream_round_trips_through_its_payload() {
+        let mut s = sample_stream();
+        let payload = dump_stream(&mut s).unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Value::Stream(d)) = decode_payload(&payload) else {
+            panic!("not a stream");
+        };
+        let (back, _) = d.build();
+        assert_eq!(back, s);
+        assert_eq!(back.node_count(), 2);
+    }
+
+    #[test]
+    fn every_truncation_of_a_stream_payload_is_refused() {
+        let mut s = sample_stream();
+        let payload = dump_stream(&mut s).unwrap_or_else(|e| panic!("{e}"));
+        let body = &payload[..payload.len() - 10];
+        for cut in 1..body.len() {
+            let short = seal(body[..cut].to_vec());
+            assert!(
+                matches!(decode_payload(&short), Err(PayloadError::BadFormat(_))),
+                "cut at {cut} was read"
+            );
+        }
+    }
+}
