@@ -12,7 +12,7 @@ use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, keys_move,
     object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
-    stream_read, strings, tx,
+    stream_read, strings, tx, dump,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -41,6 +41,7 @@ pub fn table() -> &'static Commands {
                 stream_nack::COMMANDS,
                 keys_move::COMMANDS,
                 object::COMMANDS,
+                dump::COMMANDS,
             ],
             command_docs::DOCS,
         )

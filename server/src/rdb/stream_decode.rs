@@ -181,7 +181,8 @@ impl Nodes {
             first = false;
         }
         e.finish()?;
-        if live != count || dead != deleted {
+        // Redis drops a node with its last live entry: one without any is damage.
+        if live != count || dead != deleted || live == 0 {
             return Err(corrupt("stream listpack integrity check failed"));
         }
         self.live += live as u64;
