@@ -25,6 +25,7 @@ pub mod embedded;
 mod error;
 mod expire_task;
 mod expiry;
+pub mod import;
 pub mod info;
 mod keyspace;
 mod memory;

@@ -40,7 +40,7 @@ fn payload_error(e: PayloadError) -> CommandError {
         PayloadError::BadFormat(crate::rdb::RdbError::Unsupported(t)) => {
             CommandError::text(format!(
                 "ERR Bad data format: a {} value, which Brooklet does not hold (it holds streams and strings)",
-                value::type_name(t)
+                crate::rdb::type_name(t)
             ))
         }
         PayloadError::BadFormat(_) => CommandError::msg("ERR Bad data format"),
@@ -76,7 +76,9 @@ impl RestoreArgs {
             } else if more && out.freq.is_none() && args.eat_keyword("IDLETIME") {
                 let v = int_of(args.next_bytes()?)?;
                 if v < 0 {
-                    return Err(CommandError::msg("ERR Invalid IDLETIME value, must be >= 0"));
+                    return Err(CommandError::msg(
+                        "ERR Invalid IDLETIME value, must be >= 0",
+                    ));
                 }
                 out.idletime = Some(v);
             } else if more && out.idletime.is_none() && args.eat_keyword("FREQ") {
@@ -172,7 +174,13 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
     }
     ctx.key_changed(key);
-    keyspace_event(ctx.shared, EventClass::Generic, "restore", ctx.client.db, key);
+    keyspace_event(
+        ctx.shared,
+        EventClass::Generic,
+        "restore",
+        ctx.client.db,
+        key,
+    );
     Ok(Reply::Ok)
 }
 
@@ -279,12 +287,27 @@ mod tests {
         assert_eq!(e("IDLETIME"), "ERR syntax error");
         assert_eq!(e("FREQ 1 IDLETIME 1"), "ERR syntax error");
         assert_eq!(e("IDLETIME 1 FREQ 1"), "ERR syntax error");
-        assert_eq!(e("IDLETIME x"), "ERR value is not an integer or out of range");
+        assert_eq!(
+            e("IDLETIME x"),
+            "ERR value is not an integer or out of range"
+        );
         assert_eq!(e("IDLETIME -1"), "ERR Invalid IDLETIME value, must be >= 0");
-        assert_eq!(e("FREQ 256"), "ERR Invalid FREQ value, must be >= 0 and <= 255");
-        assert_eq!(e("FREQ -1"), "ERR Invalid FREQ value, must be >= 0 and <= 255");
-        assert_eq!(error_of(parse_ttl(b"-1")), "ERR Invalid TTL value, must be >= 0");
-        assert_eq!(error_of(parse_ttl(b"x")), "ERR value is not an integer or out of range");
+        assert_eq!(
+            e("FREQ 256"),
+            "ERR Invalid FREQ value, must be >= 0 and <= 255"
+        );
+        assert_eq!(
+            e("FREQ -1"),
+            "ERR Invalid FREQ value, must be >= 0 and <= 255"
+        );
+        assert_eq!(
+            error_of(parse_ttl(b"-1")),
+            "ERR Invalid TTL value, must be >= 0"
+        );
+        assert_eq!(
+            error_of(parse_ttl(b"x")),
+            "ERR value is not an integer or out of range"
+        );
         assert_eq!(
             payload_error(PayloadError::VersionOrChecksum).to_string(),
             "ERR DUMP payload version or checksum are wrong"

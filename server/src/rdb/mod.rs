@@ -13,6 +13,7 @@
 //! `stream_encode` a stream's value; `value` a DUMP payload; `file` a whole RDB file.
 
 mod crc64;
+pub(crate) use crc64::crc64;
 pub(crate) mod file;
 mod listpack;
 mod lzf;
@@ -50,9 +51,23 @@ impl fmt::Display for RdbError {
                 write!(
                     f,
                     "a value of type {} ({t}), which Brooklet does not hold",
-                    value::type_name(*t)
+                    type_name(*t)
                 )
             }
         }
+    }
+}
+
+/// The type a value of RDB type `t` has in Redis (TYPE's answer), or "unknown".
+pub(crate) fn type_name(t: u8) -> &'static str {
+    match t {
+        0 => "string",
+        1 | 10 | 14 | 18 => "list",
+        2 | 11 | 20 => "set",
+        3 | 5 | 12 | 17 => "zset",
+        4 | 9 | 13 | 16 | 22..=25 => "hash",
+        6 | 7 => "module",
+        15 | 19 | 21 => "stream",
+        _ => "unknown",
     }
 }

@@ -35,10 +35,6 @@ pub(crate) enum StreamKind {
 pub(crate) struct DecodedStream {
     /// Entries, deletions, metadata, groups, consumers, pending entries.
     pub(crate) muts: Vec<Mutation>,
-    /// Live entries.
-    pub(crate) length: u64,
-    /// Groups, for a summary.
-    pub(crate) groups: usize,
     /// Groups whose entries-read Redis estimates when it loads them (type 15 stores none).
     estimate_entries_read: bool,
 }
@@ -96,8 +92,6 @@ pub(crate) fn decode(r: &mut Reader<'_>, kind: StreamKind) -> Result<DecodedStre
     }
     Ok(DecodedStream {
         muts,
-        length,
-        groups,
         estimate_entries_read: kind == StreamKind::V1,
     })
 }

@@ -7,7 +7,7 @@ use brooklet_streams::{Stream, StreamError};
 
 use super::reader::Reader;
 use super::stream_decode::{self, DecodedStream, StreamKind};
-use super::{RdbError, crc64, stream_encode, writer};
+use super::{RdbError, crc64, stream_encode, type_name, writer};
 
 /// The RDB version DUMP writes: the newest Redis 7.0 reads.
 pub(crate) const DUMP_VERSION: u16 = 10;
@@ -21,20 +21,6 @@ const TYPE_MODULE_2: u8 = 7;
 const TYPE_STREAM_LISTPACKS: u8 = 15;
 const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 const TYPE_STREAM_LISTPACKS_3: u8 = 21;
-
-/// The type a value of RDB type `t` has in Redis (TYPE's answer), or "unknown".
-pub(crate) fn type_name(t: u8) -> &'static str {
-    match t {
-        0 => "string",
-        1 | 10 | 14 | 18 => "list",
-        2 | 11 | 20 => "set",
-        3 | 5 | 12 | 17 => "zset",
-        4 | 9 | 13 | 16 | 22..=25 => "hash",
-        6 | 7 => "module",
-        15 | 19 | 21 => "stream",
-        _ => "unknown",
-    }
-}
 
 /// A value Brooklet holds, read from RDB.
 #[derive(Debug)]
