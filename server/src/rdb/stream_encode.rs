@@ -9,16 +9,22 @@
 use brooklet_streams::{StoredEntry, Stream, StreamError, StreamId};
 
 use super::listpack::Builder;
+use super::stream_decode::StreamKind;
 use super::writer::{put_len, put_millis, put_raw_id, put_raw_string, put_string};
 
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;
 
-/// Appends stream `s` in type 19's layout (the type byte is the caller's).
+/// Appends stream `s` in the layout of `kind` (the type byte is the caller's): DUMP writes
+/// type 19; the others are written for tests of what Redis 6 and 7.2 write.
 ///
 /// # Errors
 /// When a node held only in storage cannot be read back.
-pub(crate) fn encode(s: &mut Stream, out: &mut Vec<u8>) -> Result<(), StreamError> {
+pub(crate) fn encode(
+    s: &mut Stream,
+    out: &mut Vec<u8>,
+    kind: StreamKind,
+) -> Result<(), StreamError> {
     let nodes: Vec<_> = s.nodes().collect();
     put_len(out, nodes.len() as u64);
     for meta in nodes {
@@ -37,25 +43,29 @@ pub(crate) fn encode(s: &mut Stream, out: &mut Vec<u8>) -> Result<(), StreamErro
     let last = s.last_id();
     let first = s.first_id();
     let max_deleted = s.max_deleted_id();
-    for n in [
-        s.len(),
-        last.ms,
-        last.seq,
-        first.ms,
-        first.seq,
-        max_deleted.ms,
-        max_deleted.seq,
-        s.entries_added(),
-    ] {
+    for n in [s.len(), last.ms, last.seq] {
         put_len(out, n);
+    }
+    if kind != StreamKind::V1 {
+        for n in [
+            first.ms,
+            first.seq,
+            max_deleted.ms,
+            max_deleted.seq,
+            s.entries_added(),
+        ] {
+            put_len(out, n);
+        }
     }
     put_len(out, s.groups().len() as u64);
     for (name, g) in s.groups() {
         put_string(out, name);
         put_len(out, g.last_id().ms);
         put_len(out, g.last_id().seq);
-        // Redis writes "unknown" as -1.
-        put_len(out, g.entries_read().unwrap_or(u64::MAX));
+        if kind != StreamKind::V1 {
+            // Redis writes "unknown" as -1.
+            put_len(out, g.entries_read().unwrap_or(u64::MAX));
+        }
         let owned: Vec<_> = g
             .pending()
             .iter()
@@ -71,6 +81,9 @@ pub(crate) fn encode(s: &mut Stream, out: &mut Vec<u8>) -> Result<(), StreamErro
         for (cname, c) in g.consumers() {
             put_string(out, cname);
             put_millis(out, c.seen_time() as i64);
+            if kind == StreamKind::V3 {
+                put_millis(out, c.active_time().map_or(-1, |t| t as i64));
+            }
             put_len(out, c.pending().len() as u64);
             for id in c.pending() {
                 put_raw_id(out, *id);

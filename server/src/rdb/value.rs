@@ -184,8 +184,18 @@ pub(crate) fn dump_string(v: &[u8]) -> Vec<u8> {
 /// # Errors
 /// When a node held only in storage cannot be read back.
 pub(crate) fn dump_stream(s: &mut Stream) -> Result<Vec<u8>, StreamError> {
-    let mut out = vec![TYPE_STREAM_LISTPACKS_2];
-    stream_encode::encode(s, &mut out)?;
+    dump_stream_as(s, StreamKind::V2)
+}
+
+/// A stream's payload in the layout of `kind` (DUMP writes type 19; tests the others).
+fn dump_stream_as(s: &mut Stream, kind: StreamKind) -> Result<Vec<u8>, StreamError> {
+    let t = match kind {
+        StreamKind::V1 => TYPE_STREAM_LISTPACKS,
+        StreamKind::V2 => TYPE_STREAM_LISTPACKS_2,
+        StreamKind::V3 => TYPE_STREAM_LISTPACKS_3,
+    };
+    let mut out = vec![t];
+    stream_encode::encode(s, &mut out, kind)?;
     Ok(seal(out))
 }
 
@@ -297,6 +307,29 @@ mod tests {
         let (back, _) = d.build();
         assert_eq!(back, s);
         assert_eq!(back.node_count(), 2);
+    }
+
+    #[test]
+    fn redis_6_and_7_2_layouts_are_read_as_redis_loads_them() {
+        let mut s = sample_stream();
+        // Type 21 keeps the active time.
+        let p = dump_stream_as(&mut s, StreamKind::V3).unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Value::Stream(d)) = decode_payload(&p) else {
+            panic!("not a stream");
+        };
+        assert_eq!(d.build().0, s);
+        // Type 15 has no entries-added, max-deleted ID nor entries-read: Redis takes the
+        // length, 0-0 and an estimate.
+        let p = dump_stream_as(&mut s, StreamKind::V1).unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Value::Stream(d)) = decode_payload(&p) else {
+            panic!("not a stream");
+        };
+        let (back, _) = d.build();
+        assert_eq!(back.entries_added(), back.len());
+        assert_eq!(back.max_deleted_id(), StreamId::MIN);
+        let g = &back.groups()[&b("g1")];
+        assert_eq!(g.entries_read(), back.estimate_entries_read(g.last_id()));
+        assert_eq!(g.pending(), s.groups()[&b("g1")].pending());
     }
 
     #[test]
