@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, int, query, run};
+use brooklet::{TestServer, int, query, run};
 use redis::Value;
 
 const WAIT: Duration = Duration::from_secs(10);

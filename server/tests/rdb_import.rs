@@ -176,7 +176,7 @@ fn import_rdb_loads_what_redis_saved_and_refuses_damage() {
         &[
             "SET",
             "raw",
-            &"raw text that is longer than forty-four bytes, so raw".to_string(),
+            "raw text that is longer than forty-four bytes, so raw",
         ],
     );
     q(
