@@ -112,10 +112,13 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut shard = ctx.db().lock(key);
         match shard.get_mut(key) {
             None => None,
-            Some(Value::String(v)) => Some(value::dump_string(v)),
-            Some(Value::Stream(s)) => {
-                ctx.show(s)?;
-                Some(value::dump_stream(s).map_err(CommandError::from)?)
+            Some(v) => {
+                // The reply shows the value: it waits for the write that made it.
+                ctx.show_value(key, v)?;
+                Some(match v {
+                    Value::String(s) => value::dump_string(s),
+                    Value::Stream(s) => value::dump_stream(s).map_err(CommandError::from)?,
+                })
             }
         }
     };
