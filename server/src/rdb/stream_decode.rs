@@ -68,6 +68,11 @@ pub(crate) fn decode(r: &mut Reader<'_>, kind: StreamKind) -> Result<DecodedStre
     if length != nodes_out.live {
         return Err(corrupt("stream length does not match its entries"));
     }
+    // Fewer entries ever added than are there: lag and entries-read arithmetic would go
+    // below zero.
+    if entries_added < length {
+        return Err(corrupt("stream entries-added is smaller than its length"));
+    }
     if nodes_out.last.is_some_and(|l| l > last_id) {
         return Err(corrupt("stream last ID is smaller than an entry's"));
     }
