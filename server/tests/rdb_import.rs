@@ -154,6 +154,8 @@ fn redis_server(dir: &std::path::Path) -> Option<(common::Running, u16)> {
             "--appendonly",
             "no",
         ])
+        // Every key then carries its idle time in the file (the IDLE opcode).
+        .args(["--maxmemory-policy", "allkeys-lru"])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -213,6 +215,14 @@ fn import_rdb_loads_what_redis_saved_and_refuses_damage() {
     q(&mut r, &["SELECT", "5"]);
     fill(&mut r, "s5");
     q(&mut r, &["SET", "k5", "v5"]);
+    q(
+        &mut r,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('one', function() return 1 end)",
+        ],
+    );
     q(&mut r, &["SAVE"]);
     let rdb = rdir.path().join("dump.rdb");
 
@@ -249,6 +259,7 @@ fn import_rdb_loads_what_redis_saved_and_refuses_damage() {
         "db5: 1 string",
         "skipped 1 list",
         "skipped 1 hash",
+        "skipped 1 functions",
     ] {
         assert!(summary.contains(line), "{line} missing from:\n{summary}");
     }
