@@ -521,3 +521,41 @@ fn payloads_cross_between_redis_and_brooklet_both_ways() {
         Some("DUMP payload version or checksum are wrong")
     );
 }
+
+#[test]
+fn entries_xnack_released_stay_behind_and_the_rest_crosses() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    for i in 1..=5 {
+        run(&mut c, &["XADD", "s", &format!("{i}-0"), "f", "v"]);
+    }
+    run(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
+    run(
+        &mut c,
+        &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">"],
+    );
+    run(
+        &mut c,
+        &["XNACK", "s", "g", "FAIL", "IDS", "2", "2-0", "4-0"],
+    );
+    let p = dump(&mut c, "s").unwrap();
+    restore(&mut c, "copy", 0, &p, &[]).unwrap();
+    // Redis requires an owner for every pending entry: the released ones are not written.
+    let pending = run(&mut c, &["XPENDING", "copy", "g", "-", "+", "10"]);
+    let Value::Array(rows) = pending else {
+        panic!("{pending:?}")
+    };
+    let ids: Vec<Value> = rows
+        .into_iter()
+        .map(|r| match r {
+            Value::Array(mut f) => f.remove(0),
+            v => v,
+        })
+        .collect();
+    let want: Vec<Value> = ["1-0", "3-0", "5-0"]
+        .iter()
+        .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(ids, want);
+    assert_eq!(int(&mut c, &["XLEN", "copy"]), 5);
+}
