@@ -20,10 +20,20 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let (args, import) = match take_import_flag(args) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = brooklet_server::Config::default();
     if let Err(e) = config.apply_args(&args) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
+    }
+    if let Some(path) = import {
+        return import_rdb(config, &path);
     }
     init_logging(&config.loglevel);
     brooklet_server::info::allocator_is_jemalloc();
@@ -58,6 +68,33 @@ fn main() -> ExitCode {
         server.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Splits `--import-rdb FILE` off the other arguments.
+fn take_import_flag(args: Vec<String>) -> Result<(Vec<String>, Option<String>), String> {
+    let Some(at) = args.iter().position(|a| a == "--import-rdb") else {
+        return Ok((args, None));
+    };
+    let Some(path) = args.get(at + 1).cloned() else {
+        return Err("--import-rdb needs the path of an RDB file".into());
+    };
+    let mut rest = args;
+    rest.drain(at..=at + 1);
+    Ok((rest, Some(path)))
+}
+
+/// `--import-rdb FILE`: loads the file into the data directory, prints what it did, exits.
+fn import_rdb(config: brooklet_server::Config, path: &str) -> ExitCode {
+    match brooklet_server::import::import_rdb(config, std::path::Path::new(path)) {
+        Ok(summary) => {
+            print!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// SIGINT and SIGTERM, listened for from start-up on.

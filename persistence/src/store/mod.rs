@@ -9,6 +9,7 @@ mod open;
 mod pair;
 mod relocate;
 mod replay;
+mod restore;
 mod stats;
 mod strings;
 mod trim;

@@ -423,6 +423,22 @@ pub const DOCS: &[Doc] = &[
         syntax: "key db",
     },
     Doc {
+        name: "dump",
+        group: "generic",
+        summary: "Returns a serialized representation of the value stored at a key.",
+        since: "2.6.0",
+        complexity: "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).",
+        syntax: "key",
+    },
+    Doc {
+        name: "restore",
+        group: "generic",
+        summary: "Creates a key from the serialized representation of a value.",
+        since: "2.6.0",
+        complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+        syntax: "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]",
+    },
+    Doc {
         name: "object",
         group: "generic",
         summary: "A container for object introspection commands.",

@@ -10,9 +10,9 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, keys_move,
-    object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
-    stream_read, strings, tx,
+    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, dump, expire, keys,
+    keys_move, object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info,
+    stream_nack, stream_read, strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -41,6 +41,7 @@ pub fn table() -> &'static Commands {
                 stream_nack::COMMANDS,
                 keys_move::COMMANDS,
                 object::COMMANDS,
+                dump::COMMANDS,
             ],
             command_docs::DOCS,
         )

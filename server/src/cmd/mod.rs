@@ -19,6 +19,7 @@ mod connection;
 mod dead_letter;
 pub(crate) mod dispatch;
 mod docs;
+mod dump;
 mod expire;
 mod keys;
 mod keys_move;

@@ -75,14 +75,14 @@ fn max_len(ctx: &Ctx<'_>) -> u64 {
 }
 
 /// What a write did, for the events published once the shard lock is let go.
-struct Written {
+pub(crate) struct Written {
     /// The key did not exist before.
-    created: bool,
+    pub(crate) created: bool,
 }
 
 /// Stores string `value` at `key` in its locked shard, replacing whatever was there (a
 /// stream is removed from the store first), and applies `ttl` to the key's deadline.
-fn put(
+pub(crate) fn put(
     ctx: &mut Ctx<'_>,
     shard: &mut Shard,
     key: &Bytes,

@@ -13,7 +13,9 @@ pub fn usage() -> String {
         "Usage: brooklet-server [/path/to/brooklet.conf] [--config FILE] [--directive value ...]\n\
          Directives use redis.conf names; each is a --flag, a config-file line and a CONFIG \
          GET / SET name.\n\
-         Defaults shown; * marks those CONFIG SET can change while the server runs.\n",
+         Defaults shown; * marks those CONFIG SET can change while the server runs.\n\
+         --import-rdb FILE: load a Redis RDB file (versions 1 to 12: streams, strings, \
+         deadlines; other types skipped) into --dir, print a summary and exit.\n",
     );
     for d in DIRECTIVES {
         let Some(default) = d.get(&defaults) else {

@@ -200,7 +200,7 @@ impl Stream {
 
     /// The logical read counter of `id`, when it can be known (Redis's
     /// streamEstimateDistanceFromFirstEverEntry); `None` when it cannot.
-    pub(crate) fn estimate_entries_read(&self, id: StreamId) -> Option<u64> {
+    pub fn estimate_entries_read(&self, id: StreamId) -> Option<u64> {
         if self.entries_added == 0 {
             return Some(0);
         }

@@ -120,6 +120,28 @@ impl Stream {
         Some((entries, left))
     }
 
+    /// Every entry of the node whose first entry is `master`, tombstones included (a cold
+    /// node is read back first); empty if there is no such node.
+    ///
+    /// # Errors
+    /// When a cold node cannot be read back from storage.
+    pub fn node_entries(&mut self, master: StreamId) -> Result<Vec<StoredEntry>, StreamError> {
+        self.hydrate(master)?;
+        let entries = match self.nodes.get(&master) {
+            Some(node) => node
+                .iter(master)
+                .map(|e| StoredEntry {
+                    id: e.id,
+                    deleted: e.is_deleted(),
+                    fields: node.fields(&e),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        self.shed(Some(master));
+        Ok(entries)
+    }
+
     /// What [`Stream::entries_from`] takes, as copies of the nodes holding it: copying
     /// nodes is cheap enough to do while the stream is held, and their entries can be
     /// encoded after it is let go.
