@@ -110,6 +110,7 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[1];
     let payload = {
         let mut shard = ctx.db().lock(key);
+        ctx.load_string(&mut shard, key)?;
         match shard.get_mut(key) {
             None => None,
             Some(v) => {
@@ -117,6 +118,9 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 ctx.show_value(key, v)?;
                 Some(match v {
                     Value::String(s) => value::dump_string(s),
+                    Value::StoredString => {
+                        return Err(CommandError::msg("ERR string value not loaded"));
+                    }
                     Value::Stream(s) => value::dump_stream(s).map_err(CommandError::from)?,
                 })
             }
