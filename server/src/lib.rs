@@ -27,6 +27,7 @@ mod expire_task;
 mod expiry;
 pub mod info;
 mod keyspace;
+mod mem_report;
 mod memory;
 mod memory_guard;
 pub(crate) mod notify;
@@ -194,6 +195,7 @@ async fn launch(
     std::fs::create_dir_all(&config.dir)?;
     let dir = config.dir.clone();
     let policy = state::fsync_policy(config.appendfsync);
+    mem_report::note_startup();
     let opened =
         tokio::task::spawn_blocking(move || brooklet_persistence::Store::open(&dir, policy))
             .await

@@ -23,6 +23,7 @@ mod expire;
 mod keys;
 mod keys_move;
 mod long_double;
+mod memory;
 mod object;
 mod persist;
 mod pubsub;
