@@ -9,10 +9,7 @@ use redis::Value;
 fn map_of(v: Value) -> Vec<(String, Value)> {
     let pairs: Vec<(Value, Value)> = match v {
         Value::Map(m) => m,
-        Value::Array(a) => a
-            .chunks(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
-            .collect(),
+        Value::Array(a) => a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect(),
         other => panic!("not a map: {other:?}"),
     };
     pairs
@@ -118,5 +115,187 @@ fn memory_doctor_purge_malloc_stats_and_help() {
             "ERR unknown subcommand 'NOPE'. Try MEMORY HELP."
         );
         assert!(int(&mut c, &["DBSIZE"]) >= 0);
+    }
+}
+
+/// Waits (bounded) until INFO's `blocked_clients` reads `n`.
+fn wait_blocked(c: &mut redis::Connection, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while brooklet::blocked_clients(c) != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "blocked_clients never reached {n}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn simple(frame: redis_protocol::resp2::types::OwnedFrame) -> String {
+    match frame {
+        redis_protocol::resp2::types::OwnedFrame::SimpleString(s) => {
+            String::from_utf8_lossy(&s).into_owned()
+        }
+        redis_protocol::resp2::types::OwnedFrame::BulkString(s) => {
+            String::from_utf8_lossy(&s).into_owned()
+        }
+        redis_protocol::resp2::types::OwnedFrame::Integer(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn client_pause_write_postpones_writes_and_publish_not_reads() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    let mut reader = server.client(true);
+    run(&mut admin, &["XADD", "s", "1-1", "f", "v"]);
+    assert_eq!(
+        run(&mut admin, &["CLIENT", "PAUSE", "100000", "WRITE"]),
+        Value::Okay
+    );
+    let mut writer = server.raw();
+    writer.send_cmd(&[b"XADD", b"s", b"2-1", b"f", b"v"]);
+    wait_blocked(&mut reader, 1);
+    let mut publisher = server.raw();
+    publisher.send_cmd(&[b"PUBLISH", b"ch", b"m"]);
+    wait_blocked(&mut reader, 2);
+    // Reads go on, and see nothing of the postponed write.
+    assert_eq!(int(&mut reader, &["XLEN", "s"]), 1);
+    let list = text_of(run(&mut reader, &["CLIENT", "LIST"]));
+    assert_eq!(list.lines().filter(|l| l.contains("flags=b")).count(), 2);
+    // A write queued in MULTI is held back too, as Redis checks before queueing.
+    let mut tx = server.raw();
+    tx.send_cmd(&[b"MULTI"]);
+    assert_eq!(simple(tx.read2()), "OK");
+    tx.send_cmd(&[b"SET", b"k", b"v"]);
+    wait_blocked(&mut reader, 3);
+    assert_eq!(run(&mut admin, &["CLIENT", "UNPAUSE"]), Value::Okay);
+    assert_eq!(simple(writer.read2()), "2-1");
+    assert_eq!(simple(publisher.read2()), "0");
+    assert_eq!(simple(tx.read2()), "QUEUED");
+    wait_blocked(&mut reader, 0);
+    assert_eq!(int(&mut reader, &["XLEN", "s"]), 2);
+}
+
+#[test]
+fn client_pause_all_holds_every_command_until_its_end() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        run(&mut admin, &["CLIENT", "PAUSE", "300", "ALL"]),
+        Value::Okay
+    );
+    let mut other = server.raw();
+    other.send_cmd(&[b"PING"]);
+    assert_eq!(simple(other.read2()), "PONG");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    // A later WRITE pause does not narrow an ALL one in force, and the end only grows.
+    run(&mut admin, &["CLIENT", "PAUSE", "0", "WRITE"]);
+    assert_eq!(
+        run(&mut admin, &["PING"]),
+        Value::SimpleString("PONG".into())
+    );
+}
+
+#[test]
+fn client_pause_errors_and_no_evict_flags() {
+    let server = TestServer::start();
+    for resp3 in [false, true] {
+        let mut c = server.client(resp3);
+        assert_eq!(
+            err(&mut c, &["CLIENT", "PAUSE", "10", "READ"]),
+            "ERR CLIENT PAUSE mode must be WRITE or ALL"
+        );
+        assert_eq!(
+            err(&mut c, &["CLIENT", "PAUSE", "x"]),
+            "ERR timeout is not an integer or out of range"
+        );
+        assert_eq!(
+            err(&mut c, &["CLIENT", "PAUSE", "-5"]),
+            "ERR timeout is negative"
+        );
+        assert_eq!(
+            err(&mut c, &["CLIENT", "PAUSE", "1", "ALL", "x"]),
+            "ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            err(&mut c, &["CLIENT", "UNPAUSE", "x"]),
+            "ERR wrong number of arguments for 'client|unpause' command"
+        );
+        assert_eq!(run(&mut c, &["CLIENT", "NO-EVICT", "on"]), Value::Okay);
+        assert!(text_of(run(&mut c, &["CLIENT", "INFO"])).contains(" flags=e "));
+        assert_eq!(run(&mut c, &["CLIENT", "NO-TOUCH", "ON"]), Value::Okay);
+        assert!(text_of(run(&mut c, &["CLIENT", "INFO"])).contains(" flags=eT "));
+        run(&mut c, &["CLIENT", "NO-EVICT", "off"]);
+        run(&mut c, &["CLIENT", "NO-TOUCH", "off"]);
+        assert!(text_of(run(&mut c, &["CLIENT", "INFO"])).contains(" flags=N "));
+        assert_eq!(
+            err(&mut c, &["CLIENT", "NO-EVICT", "maybe"]),
+            "ERR syntax error"
+        );
+    }
+}
+
+#[test]
+fn command_getkeys_and_flags() {
+    let server = TestServer::start();
+    for resp3 in [false, true] {
+        let mut c = server.client(resp3);
+        let keys = |c: &mut redis::Connection, args: &[&str]| match run(c, args) {
+            Value::Array(a) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            keys(
+                &mut c,
+                &[
+                    "COMMAND",
+                    "GETKEYS",
+                    "XREADGROUP",
+                    "GROUP",
+                    "g",
+                    "c",
+                    "STREAMS",
+                    "a",
+                    "b",
+                    ">",
+                    ">"
+                ]
+            ),
+            vec![
+                Value::BulkString(b"a".to_vec()),
+                Value::BulkString(b"b".to_vec())
+            ]
+        );
+        assert_eq!(
+            keys(&mut c, &["COMMAND", "GETKEYSANDFLAGS", "SET", "k", "v"]),
+            vec![Value::Array(vec![
+                Value::BulkString(b"k".to_vec()),
+                Value::Array(vec![Value::SimpleString("RW".into())])
+            ])]
+        );
+        assert_eq!(
+            err(&mut c, &["COMMAND", "GETKEYS", "NOPE", "k"]),
+            "ERR Invalid command specified"
+        );
+        assert_eq!(
+            err(&mut c, &["COMMAND", "GETKEYS", "PING"]),
+            "ERR The command has no key arguments"
+        );
+        assert_eq!(
+            err(&mut c, &["COMMAND", "GETKEYS", "GET"]),
+            "ERR Invalid number of arguments specified for command"
+        );
+        assert_eq!(
+            err(&mut c, &["COMMAND", "GETKEYS"]),
+            "ERR wrong number of arguments for 'command|getkeys' command"
+        );
+        let listed = keys(
+            &mut c,
+            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "command|getkeys*"],
+        );
+        assert_eq!(listed.len(), 2);
+        assert!(keys(&mut c, &["COMMAND", "LIST", "FILTERBY", "MODULE", "m"]).is_empty());
     }
 }

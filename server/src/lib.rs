@@ -31,6 +31,7 @@ mod mem_report;
 mod memory;
 mod memory_guard;
 pub(crate) mod notify;
+mod pause;
 mod publish;
 mod retention_set;
 mod retention_task;

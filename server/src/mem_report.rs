@@ -147,7 +147,8 @@ impl MemoryReport {
             memtable_bytes: st.memtable_bytes,
             stream_cache_budget: shared
                 .memory
-                .cache_budget(shared.config().stream_cache_bytes) as u64,
+                .cache_budget(shared.config().stream_cache_bytes)
+                as u64,
             cache_hits: st.cache_hits,
             cache_misses: st.nodes_read,
         }
@@ -158,11 +159,7 @@ impl MemoryReport {
     pub fn overhead(&self) -> u64 {
         self.startup
             + self.clients_normal
-            + self
-                .dbs
-                .iter()
-                .map(|d| d.main + d.expires)
-                .sum::<u64>()
+            + self.dbs.iter().map(|d| d.main + d.expires).sum::<u64>()
     }
 
     /// Bytes of keys and values (Redis's `dataset.bytes`: allocated minus overhead).
@@ -284,7 +281,8 @@ fn ratio(a: u64, b: u64) -> (f64, i64) {
 
 const DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n";
 const DOCTOR_EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n";
-const DOCTOR_FOUND: &str = "Sam, I detected a few issues in this Redis instance memory implants:\n\n";
+const DOCTOR_FOUND: &str =
+    "Sam, I detected a few issues in this Redis instance memory implants:\n\n";
 const DOCTOR_END: &str = "I'm here to keep you safe, Sam. I want to help you.\n";
 const DOCTOR_PEAK: &str = " * Peak memory: In the past this instance used more than 150% the memory that is currently using. The allocator is normally not able to release memory after a peak, so you can expect to see a big fragmentation ratio, however this is actually harmless and is only due to the memory peak, and if the Redis instance Resident Set Size (RSS) is currently bigger than expected, the memory will be used as soon as you fill the Redis instance with more data. If the memory peak was only occasional and you want to try to reclaim memory, please try the MEMORY PURGE command, otherwise the only other option is to shutdown and restart the instance.\n\n";
 const DOCTOR_HIGH_FRAG: &str = " * High total RSS: This instance has a memory fragmentation and RSS overhead greater than 1.4 (this means that the Resident Set Size of the Redis process is much larger than the sum of the logical allocations Redis performed). This problem is usually due either to a large peak memory (check if there is a peak memory entry above in the report) or may result from a workload that causes the allocator to fragment memory a lot. If the problem is a large peak memory, then there is no issue. Otherwise, make sure you are using the Jemalloc allocator and not the default libc malloc. Note: The currently used allocator is \"%s\".\n\n";

@@ -17,11 +17,17 @@ fn int(name: &'static str, v: u64) -> (Reply, Reply) {
 }
 
 fn signed(name: &'static str, v: i64) -> (Reply, Reply) {
-    (Reply::Bulk(Bytes::from_static(name.as_bytes())), Reply::Int(v))
+    (
+        Reply::Bulk(Bytes::from_static(name.as_bytes())),
+        Reply::Int(v),
+    )
 }
 
 fn double(name: &'static str, v: f64) -> (Reply, Reply) {
-    (Reply::Bulk(Bytes::from_static(name.as_bytes())), Reply::Double(v))
+    (
+        Reply::Bulk(Bytes::from_static(name.as_bytes())),
+        Reply::Double(v),
+    )
 }
 
 /// MEMORY STATS: Redis's fields in Redis's order (those of features Brooklet lacks, such
