@@ -18,6 +18,7 @@ mod command;
 mod directive;
 mod file;
 mod help;
+mod rewrite;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -174,6 +175,9 @@ pub struct Config {
     pub jemalloc_bg_thread: bool,
     /// `io-threads`: threads that serve clients (the runtime's workers); start-up only.
     pub io_threads: usize,
+    /// The config file the server was started with (absolute), which CONFIG REWRITE
+    /// rewrites; None when started without one.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -218,6 +222,7 @@ impl Default for Config {
             hz: 0,
             jemalloc_bg_thread: false,
             io_threads: 0,
+            config_file: None,
         };
         for directive in DIRECTIVES {
             directive.reset(&mut config);
