@@ -338,3 +338,124 @@ fn config_rewrite_keeps_the_file_and_changes_what_changed() {
         "ERR The server is running without a config file"
     );
 }
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// GET `path` over plain HTTP/1.1; the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the response");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
+    (status, body.to_string())
+}
+
+/// The value of the sample `name{labels}` (labels as the text format writes them).
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in\n{body}"))
+}
+
+#[test]
+fn prometheus_endpoint_reports_server_stream_and_group_figures() {
+    let port = free_port();
+    let server = TestServer::start_with(|c| c.metrics_port = port);
+    let mut c2 = server.client(false);
+    let mut c3 = server.client(true);
+    for i in 0..5 {
+        run(
+            &mut c2,
+            &["XADD", "orders", &format!("{}-1", i + 1), "n", "1"],
+        );
+    }
+    run(&mut c3, &["XGROUP", "CREATE", "orders", "billing", "0"]);
+    run(
+        &mut c3,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "billing",
+            "alice",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "orders",
+            ">",
+        ],
+    );
+    assert_eq!(int(&mut c2, &["XACK", "orders", "billing", "1-1"]), 1);
+    run(&mut c2, &["SET", "plain", "string"]);
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let g = r#"{db="0",stream="orders",group="billing"}"#;
+    assert_eq!(
+        sample(&body, r#"brooklet_stream_length{db="0",stream="orders"}"#),
+        5.0
+    );
+    assert_eq!(
+        sample(&body, r#"brooklet_stream_groups{db="0",stream="orders"}"#),
+        1.0
+    );
+    assert_eq!(sample(&body, &format!("brooklet_group_lag{g}")), 2.0);
+    assert_eq!(sample(&body, &format!("brooklet_group_pending{g}")), 2.0);
+    assert_eq!(sample(&body, &format!("brooklet_group_consumers{g}")), 1.0);
+    assert_eq!(
+        sample(&body, &format!("brooklet_group_entries_delivered_total{g}")),
+        3.0
+    );
+    assert_eq!(
+        sample(&body, &format!("brooklet_group_entries_acked_total{g}")),
+        1.0
+    );
+    assert_eq!(
+        sample(&body, &format!("brooklet_group_entries_nacked_total{g}")),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!("brooklet_group_entries_dead_lettered_total{g}")
+        ),
+        0.0
+    );
+    assert!(
+        sample(
+            &body,
+            &format!("brooklet_group_oldest_pending_idle_seconds{g}")
+        ) >= 0.0
+    );
+    assert_eq!(sample(&body, r#"brooklet_db_keys{db="0"}"#), 2.0);
+    assert!(sample(&body, "brooklet_connected_clients") >= 2.0);
+    assert!(sample(&body, "brooklet_commands_processed_total") >= 8.0);
+    assert!(sample(&body, "brooklet_memory_used_bytes") > 0.0);
+    assert!(sample(&body, "brooklet_tail_log_bytes") >= 0.0);
+    assert!(body.contains("# TYPE brooklet_group_lag gauge"));
+    assert!(body.contains("# TYPE brooklet_commands_processed_total counter"));
+    assert!(!body.contains("stream=\"plain\""));
+    let (status, _) = http_get(port, "/nope");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let shown = map_of(run(&mut c2, &["CONFIG", "GET", "metrics-port"]));
+    assert_eq!(shown[0].0, "metrics-port");
+    assert_eq!(text_of(shown[0].1.clone()), port.to_string());
+}

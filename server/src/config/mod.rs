@@ -100,6 +100,9 @@ pub struct Config {
     pub port: u16,
     /// `tls-port`: TLS port; 0 (the default) means no TLS listener.
     pub tls_port: u16,
+    /// `metrics-port` (a Brooklet extension): the Prometheus endpoint's port, on the RESP
+    /// listener's address; 0 (the default) means none.
+    pub metrics_port: u16,
     /// `tls-cert-file`: the server's certificate chain, PEM.
     pub tls_cert_file: Option<PathBuf>,
     /// `tls-key-file`: the private key of `tls-cert-file`, PEM.
@@ -188,6 +191,7 @@ impl Default for Config {
             bind: Vec::new(),
             port: 0,
             tls_port: 0,
+            metrics_port: 0,
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_cert_file: None,
