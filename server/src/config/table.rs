@@ -51,15 +51,6 @@ pub static DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
-        name: "metrics-port",
-        mutable: false,
-        kind: Kind::Port {
-            default: 0,
-            get: |c| c.metrics_port,
-            set: |c, v| c.metrics_port = v,
-        },
-    },
-    Directive {
         name: "tls-cert-file",
         mutable: false,
         kind: Kind::Text {
@@ -420,6 +411,15 @@ pub static DIRECTIVES: &[Directive] = &[
         kind: Kind::Ignored {
             accepts: Accepts::YesNo,
             shown: None,
+        },
+    },
+    Directive {
+        name: "metrics-port",
+        mutable: false,
+        kind: Kind::Port {
+            default: 0,
+            get: |c| c.metrics_port,
+            set: |c, v| c.metrics_port = v,
         },
     },
 ];
