@@ -91,9 +91,11 @@ impl Embedded {
     }
 
     /// Puts the configuration back to what the state was opened with (CONFIG SET may have
-    /// changed it), applied as CONFIG SET applies one.
+    /// changed it), applied as CONFIG SET applies one, and lifts a CLIENT PAUSE (under ALL
+    /// no client could).
     pub fn restore_config(&self) {
         let shared = &self.shared;
+        shared.pause.unpause();
         // The live copies CONFIG SET updates besides the configuration itself.
         shared.pubsub_limits.set(&self.initial.output_limit_pubsub);
         shared
