@@ -453,6 +453,22 @@ fn prometheus_endpoint_reports_server_stream_and_group_figures() {
     assert!(body.contains("# TYPE brooklet_group_lag gauge"));
     assert!(body.contains("# TYPE brooklet_commands_processed_total counter"));
     assert!(!body.contains("stream=\"plain\""));
+    assert_eq!(
+        sample(
+            &body,
+            r#"brooklet_client_pause_remaining_milliseconds{actions="none"}"#
+        ),
+        0.0
+    );
+    run(&mut c3, &["CLIENT", "PAUSE", "60000", "WRITE"]);
+    let (_, paused) = http_get(port, "/metrics");
+    assert!(
+        sample(
+            &paused,
+            r#"brooklet_client_pause_remaining_milliseconds{actions="write"}"#
+        ) > 0.0
+    );
+    run(&mut c3, &["CLIENT", "UNPAUSE"]);
     let (status, _) = http_get(port, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     let shown = map_of(run(&mut c2, &["CONFIG", "GET", "metrics-port"]));

@@ -72,6 +72,24 @@ impl Pause {
         }
     }
 
+    /// The pause as Redis 8's INFO clients describes it: `paused_reason` (`none` or
+    /// `client_pause`), `paused_actions` (`none`, `write` or `all`) and the milliseconds
+    /// left (`paused_timeout_milliseconds`).
+    pub fn describe(&self, now_ms: u64) -> (&'static str, &'static str, u64) {
+        match self.current(now_ms) {
+            PauseMode::None => ("none", "none", 0),
+            mode => (
+                "client_pause",
+                if mode == PauseMode::All {
+                    "all"
+                } else {
+                    "write"
+                },
+                self.end_ms.load(Ordering::Relaxed).saturating_sub(now_ms),
+            ),
+        }
+    }
+
     /// Whether a command is postponed now (`write_like`: it writes or may propagate), and
     /// if so the unix ms at which the pause ends by itself.
     pub fn postpones(&self, write_like: impl FnOnce() -> bool) -> Option<u64> {
@@ -105,5 +123,8 @@ mod tests {
         assert_eq!(p.postpones(|| false), None);
         assert_eq!(p.postpones(|| true), Some(now + 10_000));
         assert_eq!(p.current(now + 10_000), PauseMode::None);
+        assert_eq!(p.describe(now + 4_000), ("client_pause", "write", 6_000));
+        p.unpause();
+        assert_eq!(p.describe(now), ("none", "none", 0));
     }
 }

@@ -93,6 +93,8 @@ pub struct Figures {
     pub checkpoint_failed: bool,
     /// Whether the store refuses writes.
     pub store_failed: bool,
+    /// CLIENT PAUSE: what it holds back (`none`, `write`, `all`) and the milliseconds left.
+    pub pause: (&'static str, u64),
     /// Streams reported, and how many more there were.
     pub streams: Vec<StreamFigures>,
     /// Streams past [`MAX_STREAMS`], not reported.
@@ -133,6 +135,10 @@ impl Figures {
             tail_log_segments: st.tail_segments,
             checkpoint_failed: shared.store.checkpoint_failed(),
             store_failed: st.failed,
+            pause: {
+                let (_, actions, left) = shared.pause.describe(crate::client::now_ms());
+                (actions, left)
+            },
             streams,
             streams_left_out,
         }

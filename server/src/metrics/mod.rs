@@ -292,6 +292,12 @@ impl Collector for ServerCollector {
             "1 while the store refuses writes.",
             i64::from(f.store_failed),
         )?;
+        gauges(
+            e,
+            "client_pause_remaining_milliseconds",
+            "Milliseconds left of a CLIENT PAUSE, labelled with what it holds back.",
+            [([("actions", f.pause.0)], f.pause.1 as i64)],
+        )?;
         gauge(
             e,
             "streams_not_reported",
