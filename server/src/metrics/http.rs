@@ -17,7 +17,7 @@ use crate::state::Shared;
 
 /// Accepts scrapers on `listener` until shutdown begins.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    let registry = Arc::new(super::registry(shared.clone()));
+    let registry = Arc::new(super::collector::registry(shared.clone()));
     let stopping = shared.stopping();
     tokio::pin!(stopping);
     loop {
@@ -75,7 +75,7 @@ async fn answer(
             "Metrics are at GET /metrics\n".into(),
         ));
     }
-    let text = tokio::task::spawn_blocking(move || super::scrape(&registry))
+    let text = tokio::task::spawn_blocking(move || super::collector::scrape(&registry))
         .await
         .unwrap_or_default();
     let ctype = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
