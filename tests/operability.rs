@@ -293,7 +293,7 @@ fn command_getkeys_and_flags() {
         );
         let listed = keys(
             &mut c,
-            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "command|getkeys*"],
+            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "COMMAND|GetKeys*"],
         );
         assert_eq!(listed.len(), 2);
         assert!(keys(&mut c, &["COMMAND", "LIST", "FILTERBY", "MODULE", "m"]).is_empty());

@@ -406,7 +406,8 @@ pub(super) fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandEr
     let mut module = false;
     if args.eat_keyword("FILTERBY") {
         if args.eat_keyword("PATTERN") {
-            pattern = Some(args.next_bytes()?.clone());
+            // Redis matches without case; the names are lower case.
+            pattern = Some(args.next_bytes()?.to_ascii_lowercase().into());
         } else if args.eat_keyword("ACLCAT") {
             category = Some(args.next_bytes()?.to_ascii_lowercase().into());
         } else if args.eat_keyword("MODULE") {
