@@ -280,15 +280,23 @@ fn command_getkeys_and_flags() {
             "ERR Invalid command specified"
         );
         assert_eq!(
-            err(&mut c, &["COMMAND", "GETKEYS", "PING"]),
+            err(&mut c, &["COMMAND", "GETKEYS", "PING", "x"]),
             "ERR The command has no key arguments"
         );
         assert_eq!(
-            err(&mut c, &["COMMAND", "GETKEYS", "GET"]),
+            err(&mut c, &["COMMAND", "GETKEYS", "XREAD", "STREAMS", "s"]),
             "ERR Invalid number of arguments specified for command"
         );
         assert_eq!(
-            err(&mut c, &["COMMAND", "GETKEYS"]),
+            err(
+                &mut c,
+                &["COMMAND", "GETKEYS", "XREAD", "COUNT", "1", "s", "0"]
+            ),
+            "ERR Invalid arguments specified for command"
+        );
+        // Redis 7's arity: the command and at least one argument.
+        assert_eq!(
+            err(&mut c, &["COMMAND", "GETKEYS", "GET"]),
             "ERR wrong number of arguments for 'command|getkeys' command"
         );
         let listed = keys(

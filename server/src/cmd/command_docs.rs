@@ -356,7 +356,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Extracts the key names from an arbitrary command.",
         since: "2.8.13",
         complexity: "O(N) where N is the number of arguments to the command",
-        syntax: "command [arg [arg ...]]",
+        syntax: "command arg [arg ...]",
     },
     Doc {
         name: "command|getkeysandflags",
@@ -364,7 +364,7 @@ pub const DOCS: &[Doc] = &[
         summary: "Extracts the key names and access flags for an arbitrary command.",
         since: "7.0.0",
         complexity: "O(N) where N is the number of arguments to the command",
-        syntax: "command [arg [arg ...]]",
+        syntax: "command arg [arg ...]",
     },
     Doc {
         name: "command|list",

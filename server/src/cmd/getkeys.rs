@@ -20,7 +20,7 @@ pub(crate) enum GetKeysError {
     NoKeys,
     /// The arguments do not satisfy the command's arity.
     Arity,
-    /// The keys could not be found in the arguments (XREAD without a balanced STREAMS).
+    /// The keys could not be found in the arguments (XREAD without STREAMS and keys).
     BadArguments,
 }
 
@@ -57,13 +57,8 @@ pub(crate) fn keys_of<'a>(
     if !spec.arity_ok(argv.len()) {
         return Err(GetKeysError::Arity);
     }
-    if movable {
-        let at = argv.iter().position(|a| a.eq_ignore_ascii_case(b"streams"));
-        let after = at.map_or(0, |at| argv.len() - at - 1);
-        if after == 0 || after % 2 != 0 {
-            return Err(GetKeysError::BadArguments);
-        }
-    }
+    // After STREAMS, the first half of the arguments (rounded down) are keys; none found
+    // (no STREAMS, or one argument after it) is an error, as in Redis.
     let (keys, step) = command_keys(spec, argv);
     let keys: Vec<&Bytes> = keys.iter().step_by(step).collect();
     if keys.is_empty() {
@@ -137,8 +132,12 @@ mod tests {
             keys("XGROUP NOSUCH k"),
             Err("ERR Invalid command specified")
         );
-        assert_eq!(keys("PING"), Err("ERR The command has no key arguments"));
+        assert_eq!(keys("PING x"), Err("ERR The command has no key arguments"));
         assert_eq!(keys("XGROUP"), Err("ERR The command has no key arguments"));
+        assert_eq!(
+            keys("XGROUP HELP"),
+            Err("ERR The command has no key arguments")
+        );
         assert_eq!(
             keys("GET"),
             Err("ERR Invalid number of arguments specified for command")
@@ -147,8 +146,9 @@ mod tests {
             keys("GET a b"),
             Err("ERR Invalid number of arguments specified for command")
         );
+        assert_eq!(keys("XREAD STREAMS s 0 1"), Ok(vec!["s".into()]));
         assert_eq!(
-            keys("XREAD STREAMS s 0 1"),
+            keys("XREAD COUNT 1 STREAMS s"),
             Err("ERR Invalid arguments specified for command")
         );
         assert_eq!(

@@ -41,10 +41,10 @@ pub const COMMANDS: &[CommandSpec] = &[
             simple("docs", -2, LOADING, super::docs::docs),
             simple("info", -2, LOADING, super::docs::info),
             simple("list", -2, LOADING, super::docs::list),
-            simple("getkeys", -3, LOADING, super::getkeys::getkeys),
+            simple("getkeys", -4, LOADING, super::getkeys::getkeys),
             simple(
                 "getkeysandflags",
-                -3,
+                -4,
                 LOADING,
                 super::getkeys::getkeys_and_flags,
             ),
