@@ -339,6 +339,12 @@ fn config_rewrite_keeps_the_file_and_changes_what_changed() {
             )
         );
     }
+    // The rewritten file starts a server with the configuration in force.
+    let mut reread = brooklet_server::Config::default();
+    reread
+        .apply_args(&[path.display().to_string()])
+        .expect("the rewritten file loads");
+    assert_eq!((reread.timeout, reread.maxmemory), (30, 2 << 20));
     let plain = TestServer::start();
     let mut c = plain.client(false);
     assert_eq!(
