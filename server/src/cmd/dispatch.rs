@@ -142,6 +142,8 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         .is_some()
     {
         let write_like = write_like(client, spec, name);
+        // CLIENT LIST shows the held command, as Redis does.
+        client.handle.last_cmd.store(idx, Ordering::Relaxed);
         return (None, Outcome::Paused { argv, write_like });
     }
     if client.multi.is_some() && spec.flags & flags::NOT_QUEUED == 0 {
