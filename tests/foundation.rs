@@ -382,7 +382,8 @@ fn client_subcommands() {
         "lib-name=mylib",
         "db=0",
         "resp=2",
-        "flags=N",
+        // NO-EVICT on, NO-TOUCH off, as Redis shows them.
+        "flags=e ",
         "user=default",
     ] {
         assert!(mine.contains(field), "{field} missing from {mine}");

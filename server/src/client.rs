@@ -59,6 +59,10 @@ pub struct ClientHandle {
     pub watching: AtomicUsize,
     /// Whether the client is blocked on keys.
     pub blocked: AtomicBool,
+    /// CLIENT NO-EVICT (flag `e`): shown only, Brooklet evicts no clients.
+    pub no_evict: AtomicBool,
+    /// CLIENT NO-TOUCH (flag `T`): shown only, Brooklet keeps no access times.
+    pub no_touch: AtomicBool,
     /// Name, library name and version (CLIENT SETNAME / SETINFO).
     pub names: Mutex<ClientNames>,
     /// Channel into the connection's task.
@@ -108,6 +112,8 @@ impl ClientHandle {
             multi_len: AtomicUsize::new(0),
             watching: AtomicUsize::new(0),
             blocked: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
             names: Default::default(),
             tx,
             killed: AtomicBool::new(false),

@@ -85,14 +85,17 @@ impl Embedded {
             rx,
             io: Buffers::new(),
             blocked: None,
+            paused: None,
             closed: false,
         }
     }
 
     /// Puts the configuration back to what the state was opened with (CONFIG SET may have
-    /// changed it), applied as CONFIG SET applies one.
+    /// changed it), applied as CONFIG SET applies one, and lifts a CLIENT PAUSE (under ALL
+    /// no client could).
     pub fn restore_config(&self) {
         let shared = &self.shared;
+        shared.pause.unpause();
         // The live copies CONFIG SET updates besides the configuration itself.
         shared.pubsub_limits.set(&self.initial.output_limit_pubsub);
         shared
@@ -122,6 +125,8 @@ pub struct Session {
     rx: mpsc::UnboundedReceiver<Outbound>,
     io: Buffers,
     blocked: Option<Blocked>,
+    /// A command CLIENT PAUSE holds back, run again on the next pump once the pause is over.
+    paused: Option<(Vec<bytes::Bytes>, bool)>,
     closed: bool,
 }
 
@@ -140,7 +145,7 @@ impl Session {
     /// Whether a blocking command is waiting for data; later requests wait behind it, as on a
     /// connection.
     pub fn is_blocked(&self) -> bool {
-        self.blocked.is_some()
+        self.blocked.is_some() || self.paused.is_some()
     }
 
     /// Whether the client speaks RESP3 (after HELLO 3), which is how its replies are encoded.
@@ -222,11 +227,25 @@ impl Session {
                 }
             }
         }
+        let mut held = self.paused.take();
         loop {
-            match self
-                .io
-                .run_next(&self.shared, &mut self.client, &mut self.rx)
-            {
+            let step = match held.take() {
+                Some((argv, write_like)) => {
+                    if self.shared.pause.postpones(|| write_like).is_some() {
+                        self.paused = Some((argv, write_like));
+                        return;
+                    }
+                    self.io
+                        .run_request(&self.shared, &mut self.client, &mut self.rx, argv)
+                }
+                None => self
+                    .io
+                    .run_next(&self.shared, &mut self.client, &mut self.rx),
+            };
+            match step {
+                Ok(Step::Ran(Outcome::Paused { argv, write_like })) => {
+                    held = Some((argv, write_like));
+                }
                 Ok(Step::NeedMore) => {
                     self.io.release_burst_capacity();
                     return;

@@ -28,9 +28,12 @@ mod expiry;
 pub mod import;
 pub mod info;
 mod keyspace;
+mod mem_report;
 mod memory;
 mod memory_guard;
+mod metrics;
 pub(crate) mod notify;
+mod pause;
 mod publish;
 mod rdb;
 mod retention_set;
@@ -196,6 +199,7 @@ async fn launch(
     std::fs::create_dir_all(&config.dir)?;
     let dir = config.dir.clone();
     let policy = state::fsync_policy(config.appendfsync);
+    mem_report::note_startup();
     let opened =
         tokio::task::spawn_blocking(move || brooklet_persistence::Store::open(&dir, policy))
             .await
@@ -221,6 +225,19 @@ async fn launch(
     }
     if let Some(addr) = tls_addr {
         tracing::info!("Brooklet {version} listening for TLS on {addr}");
+    }
+    let metrics_port = shared.config().metrics_port;
+    if metrics_port != 0 {
+        // Beside the RESP listener, on its address.
+        let ip = plain_addr
+            .or(tls_addr)
+            .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |a| a.ip());
+        let listener = TcpListener::bind((ip, metrics_port)).await?;
+        tracing::info!(
+            "Prometheus metrics at http://{}/metrics",
+            listener.local_addr()?
+        );
+        tokio::spawn(metrics::serve(shared.clone(), listener));
     }
     tokio::spawn(checkpoint::run(shared.clone()));
     tokio::spawn(memory::run(shared.clone()));

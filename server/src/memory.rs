@@ -69,13 +69,15 @@ fn check(shared: &Shared, since_free: u32) -> bool {
     let guard = &shared.memory;
     let limit = guard.limit.load(Ordering::Relaxed);
     if limit == 0 {
+        // Read anyway: the peak (MEMORY STATS, INFO) is kept from these readings.
+        crate::mem_report::reading();
         guard.over.store(false, Ordering::Relaxed);
         if guard.squeezed.swap(false, Ordering::Relaxed) {
             restore_cache(shared);
         }
         return false;
     }
-    let (used, _) = crate::info::used_memory();
+    let used = crate::mem_report::reading();
     let over = used > limit;
     if over != guard.over.swap(over, Ordering::Relaxed) {
         if over {

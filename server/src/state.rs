@@ -58,6 +58,8 @@ pub struct Shared {
     pub memory: crate::memory_guard::MemoryGuard,
     /// The streams with a MAXAGE, which the retention task visits.
     pub retention: crate::retention_set::RetentionSet,
+    /// CLIENT PAUSE.
+    pub pause: crate::pause::Pause,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Shared {
             recovery,
             memory,
             retention: Default::default(),
+            pause: Default::default(),
         })
     }
 

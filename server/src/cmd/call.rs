@@ -97,7 +97,10 @@ fn expire_keys(ctx: &mut Ctx<'_>, spec: &super::CommandSpec, argv: &[Bytes]) {
 
 /// The arguments that hold a command's keys, and the step between keys: by its key
 /// positions, or after STREAMS (XREAD, XREADGROUP).
-fn command_keys<'a>(spec: &super::CommandSpec, argv: &'a [Bytes]) -> (&'a [Bytes], usize) {
+pub(super) fn command_keys<'a>(
+    spec: &super::CommandSpec,
+    argv: &'a [Bytes],
+) -> (&'a [Bytes], usize) {
     if spec.flags & flags::MOVABLE_KEYS != 0 {
         let Some(at) = argv.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
             return (&[], 1);

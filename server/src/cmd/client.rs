@@ -12,6 +12,7 @@ use super::{CommandSpec, Commands, Ctx};
 use crate::client::{ClientHandle, ClientNames, ReplyMode, now_ms};
 use crate::error::CommandError;
 use crate::keyspace::lock;
+use crate::pause::PauseMode;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[container(
@@ -26,8 +27,10 @@ pub const COMMANDS: &[CommandSpec] = &[container(
         simple("unblock", -3, ADMIN, unblock),
         simple("setinfo", 4, FAST, setinfo),
         simple("reply", 3, FAST, reply),
-        simple("no-evict", 3, FAST, on_off),
-        simple("no-touch", 3, FAST, on_off),
+        simple("no-evict", 3, FAST, no_evict),
+        simple("no-touch", 3, FAST, no_touch),
+        simple("pause", -3, ADMIN, pause),
+        simple("unpause", 2, ADMIN, unpause),
         simple("help", 2, FAST, help),
     ],
 )];
@@ -102,13 +105,88 @@ fn reply(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Ok)
 }
 
-/// CLIENT NO-EVICT / NO-TOUCH: accepted; Brooklet neither evicts nor tracks LRU.
-fn on_off(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    if argv[2].eq_ignore_ascii_case(b"on") || argv[2].eq_ignore_ascii_case(b"off") {
-        Ok(Reply::Ok)
+/// `ON` or `OFF`, in any case.
+fn on_off(arg: &[u8]) -> Result<bool, CommandError> {
+    if arg.eq_ignore_ascii_case(b"on") {
+        Ok(true)
+    } else if arg.eq_ignore_ascii_case(b"off") {
+        Ok(false)
     } else {
         Err(CommandError::syntax())
     }
+}
+
+/// CLIENT NO-EVICT: kept and shown (flag `e`); Brooklet never evicts clients.
+fn no_evict(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let on = on_off(&argv[2])?;
+    ctx.client.handle.no_evict.store(on, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+/// CLIENT NO-TOUCH: kept and shown (flag `T`); Brooklet keeps no access times to spare.
+fn no_touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let on = on_off(&argv[2])?;
+    ctx.client.handle.no_touch.store(on, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+/// CLIENT PAUSE's arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PauseArgs {
+    /// How long, in milliseconds.
+    pub timeout_ms: u64,
+    /// What it holds back (ALL unless WRITE is given).
+    pub mode: PauseMode,
+}
+
+impl PauseArgs {
+    /// # Format
+    /// `timeout [WRITE|ALL]`, after CLIENT PAUSE. The mode is checked before the timeout,
+    /// as Redis does.
+    pub fn parse(args: &[Bytes]) -> Result<Self, CommandError> {
+        let mode = match args.get(1) {
+            None => PauseMode::All,
+            Some(m) if m.eq_ignore_ascii_case(b"write") => PauseMode::Write,
+            Some(m) if m.eq_ignore_ascii_case(b"all") => PauseMode::All,
+            Some(_) => {
+                return Err(CommandError::msg(
+                    "ERR CLIENT PAUSE mode must be WRITE or ALL",
+                ));
+            }
+        };
+        let timeout = brooklet_resp::parse_int(&args[0]).ok_or(CommandError::msg(
+            "ERR timeout is not an integer or out of range",
+        ))?;
+        if timeout < 0 {
+            return Err(CommandError::msg("ERR timeout is negative"));
+        }
+        Ok(PauseArgs {
+            timeout_ms: timeout as u64,
+            mode,
+        })
+    }
+}
+
+fn pause(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 4 {
+        return Err(super::reply::subcommand_syntax("CLIENT", &argv[1]));
+    }
+    let args = PauseArgs::parse(&argv[2..])?;
+    let now = now_ms();
+    let end = if args.timeout_ms == 0 {
+        0
+    } else {
+        now.checked_add(args.timeout_ms)
+            .filter(|end| *end <= i64::MAX as u64)
+            .ok_or(CommandError::msg("ERR timeout is out of range"))?
+    };
+    ctx.shared.pause.pause(end, args.mode);
+    Ok(Reply::Ok)
+}
+
+fn unpause(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    ctx.shared.pause.unpause();
+    Ok(Reply::Ok)
 }
 
 fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
@@ -187,6 +265,12 @@ fn describe(commands: &Commands, c: &ClientHandle) -> String {
     }
     if c.blocked.load(Ordering::Relaxed) {
         flags.push('b');
+    }
+    if c.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
+    }
+    if c.no_touch.load(Ordering::Relaxed) {
+        flags.push('T');
     }
     if flags.is_empty() {
         flags.push('N');
@@ -417,10 +501,14 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
             "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             "    Unblock the specified blocked client.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
             "NO-EVICT (ON|OFF)",
-            "    Accepted for compatibility; Brooklet does not evict clients.",
+            "    Protect current client connection from eviction (Brooklet evicts no clients).",
             "NO-TOUCH (ON|OFF)",
-            "    Accepted for compatibility; Brooklet keeps no LRU/LFU.",
+            "    Will not touch LRU/LFU stats when this mode is on (Brooklet keeps none).",
         ],
     ))
 }
@@ -464,6 +552,29 @@ mod tests {
                 skipme: true,
             })
         );
+    }
+
+    #[test]
+    fn client_pause_arguments() {
+        let p = |line: &str| PauseArgs::parse(&argv(line));
+        assert_eq!(
+            p("100"),
+            Ok(PauseArgs {
+                timeout_ms: 100,
+                mode: PauseMode::All
+            })
+        );
+        assert_eq!(p("0 write").map(|a| a.mode), Ok(PauseMode::Write));
+        assert_eq!(p("5 ALL").map(|a| a.mode), Ok(PauseMode::All));
+        let e = |line: &str| error_of(p(line));
+        assert_eq!(e("100 read"), "ERR CLIENT PAUSE mode must be WRITE or ALL");
+        assert_eq!(e("x read"), "ERR CLIENT PAUSE mode must be WRITE or ALL");
+        assert_eq!(e("x"), "ERR timeout is not an integer or out of range");
+        assert_eq!(
+            e("1.5 write"),
+            "ERR timeout is not an integer or out of range"
+        );
+        assert_eq!(e("-1"), "ERR timeout is negative");
     }
 
     #[test]

@@ -136,6 +136,17 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         }
         return (Some(Reply::error(err)), Outcome::Continue);
     }
+    let name = &table.entries[idx].full_name;
+    if shared
+        .pause
+        .postpones(|| write_like(client, spec, name))
+        .is_some()
+    {
+        let write_like = write_like(client, spec, name);
+        // CLIENT LIST shows the held command, as Redis does.
+        client.handle.last_cmd.store(idx, Ordering::Relaxed);
+        return (None, Outcome::Paused { argv, write_like });
+    }
     if client.multi.is_some() && spec.flags & flags::NOT_QUEUED == 0 {
         if let Some(m) = client.multi.as_mut() {
             m.queue.push((idx, argv));
@@ -246,6 +257,22 @@ fn adds_data(client: &Client, spec: &CommandSpec, name: &str) -> bool {
                 .iter()
                 .any(|(idx, _)| table().entries[*idx].spec.flags & flags::DENYOOM != 0)
         })
+}
+
+/// What a WRITE pause holds back (Redis's write and may-replicate commands): writes,
+/// PUBLISH and SPUBLISH, and EXEC of a transaction holding one of them.
+fn write_like(client: &Client, spec: &CommandSpec, name: &str) -> bool {
+    let covered = |spec: &CommandSpec, name: &str| {
+        spec.flags & flags::WRITE != 0 || matches!(name, "publish" | "spublish")
+    };
+    covered(spec, name)
+        || (name == "exec"
+            && client.multi.as_ref().is_some_and(|m| {
+                m.queue.iter().any(|(idx, _)| {
+                    let e = &table().entries[*idx];
+                    covered(e.spec, &e.full_name)
+                })
+            }))
 }
 
 /// After a command changed keys: dirty their watchers and serve clients blocked on them.

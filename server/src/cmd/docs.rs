@@ -406,7 +406,8 @@ pub(super) fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandEr
     let mut module = false;
     if args.eat_keyword("FILTERBY") {
         if args.eat_keyword("PATTERN") {
-            pattern = Some(args.next_bytes()?.clone());
+            // Redis matches without case; the names are lower case.
+            pattern = Some(args.next_bytes()?.to_ascii_lowercase().into());
         } else if args.eat_keyword("ACLCAT") {
             category = Some(args.next_bytes()?.to_ascii_lowercase().into());
         } else if args.eat_keyword("MODULE") {
@@ -446,6 +447,10 @@ pub(super) fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> 
             "    Return details about all commands.",
             "COUNT",
             "    Return the total number of commands in this server.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full command.",
             "LIST",
             "    Return a list of all commands in this server.",
             "INFO [<command-name> ...]",

@@ -21,9 +21,11 @@ pub(crate) mod dispatch;
 mod docs;
 mod dump;
 mod expire;
+mod getkeys;
 mod keys;
 mod keys_move;
 mod long_double;
+mod memory;
 mod object;
 mod persist;
 mod pubsub;
@@ -69,6 +71,13 @@ pub enum Outcome {
     Block(BlockSpec),
     /// Close the connection once the replies written so far are sent.
     Close,
+    /// CLIENT PAUSE holds the command back: run it again once the pause is lifted or ends.
+    Paused {
+        /// The command, to run again.
+        argv: Vec<Bytes>,
+        /// Whether it writes or may propagate (what a WRITE pause holds back).
+        write_like: bool,
+    },
 }
 
 /// A blocking command that found nothing to return yet.

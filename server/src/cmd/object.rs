@@ -27,6 +27,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         "memory",
         &[
             command("usage", -3, READONLY, (2, 2, 1), memory_usage),
+            simple("stats", 2, 0, super::memory::stats),
+            simple("doctor", 2, 0, super::memory::doctor),
+            simple("malloc-stats", 2, 0, super::memory::malloc_stats),
+            simple("purge", 2, 0, super::memory::purge),
             simple("help", 2, LOADING, memory_help),
         ],
     ),
@@ -154,6 +158,14 @@ fn object_help(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandErro
 }
 
 const MEMORY_HELP: &[&str] = &[
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
     "USAGE <key> [SAMPLES <count>]",
     "    Return memory in bytes used by <key> and its value. Nested values are",
     "    sampled up to <count> times (default: 5, 0 means sample all).",

@@ -19,6 +19,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             simple("get", -3, ADMIN | LOADING, config_get),
             simple("set", -4, ADMIN | LOADING, config_set),
             simple("resetstat", 2, ADMIN | LOADING, config_resetstat),
+            simple("rewrite", 2, ADMIN | LOADING, config_rewrite),
             simple("help", 2, LOADING, config_help),
         ],
     ),
@@ -40,6 +41,13 @@ pub const COMMANDS: &[CommandSpec] = &[
             simple("docs", -2, LOADING, super::docs::docs),
             simple("info", -2, LOADING, super::docs::info),
             simple("list", -2, LOADING, super::docs::list),
+            simple("getkeys", -4, LOADING, super::getkeys::getkeys),
+            simple(
+                "getkeysandflags",
+                -4,
+                LOADING,
+                super::getkeys::getkeys_and_flags,
+            ),
             simple("help", 2, LOADING, super::docs::help),
         ],
     },
@@ -193,6 +201,20 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandErro
     Ok(Reply::Ok)
 }
 
+fn config_rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    let config = ctx.shared.config().clone();
+    match config.rewrite_file() {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            Ok(Reply::Ok)
+        }
+        Err(e) => {
+            tracing::warn!("CONFIG REWRITE failed: {e}");
+            Err(CommandError::text(e))
+        }
+    }
+}
+
 fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(super::reply::help_reply(
         "CONFIG",
@@ -203,6 +225,8 @@ fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     ))
 }

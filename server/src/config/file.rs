@@ -40,6 +40,7 @@ impl Config {
                 if i == 0 {
                     // A bare first argument is a config file, as with redis-server.
                     self.load_file(Path::new(&args[0]))?;
+                    self.config_file = Some(absolute(Path::new(&args[0])));
                     i += 1;
                     continue;
                 }
@@ -58,6 +59,7 @@ impl Config {
                     return Err("--config takes one file name".into());
                 };
                 self.load_file(Path::new(file))?;
+                self.config_file = Some(absolute(Path::new(file)));
             } else {
                 self.set(name, &values)
                     .map_err(|e| format!("Invalid argument --{name}: {e}"))?;
@@ -68,6 +70,12 @@ impl Config {
     }
 }
 
+/// `path` made absolute, as Redis keeps its config file's path: CONFIG REWRITE finds it
+/// whatever the working directory later is.
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn config_file_error(line_no: usize, line: &str, reason: &str) -> String {
     format!(
         "\n*** FATAL CONFIG FILE ERROR (Brooklet {}) ***\nReading the configuration file, at line {line_no}\n>>> '{line}'\n{reason}",
@@ -75,8 +83,9 @@ fn config_file_error(line_no: usize, line: &str, reason: &str) -> String {
     )
 }
 
-/// Splits a config line on whitespace, honouring double and single quotes.
-fn split_config_line(line: &str) -> Option<Vec<String>> {
+/// Splits a config line on whitespace, honouring double and single quotes; inside double
+/// quotes `\n`, `\r`, `\t`, `\b`, `\a` and `\xHH` are read as Redis reads them.
+pub(super) fn split_config_line(line: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -92,7 +101,18 @@ fn split_config_line(line: &str) -> Option<Vec<String>> {
             loop {
                 match chars.next()? {
                     c if c == first => break,
-                    '\\' if first == '"' => word.push(chars.next()?),
+                    '\\' if first == '"' => word.push(match chars.next()? {
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        'b' => '\u{8}',
+                        'a' => '\u{7}',
+                        'x' => {
+                            let hex: String = [chars.next()?, chars.next()?].iter().collect();
+                            char::from(u8::from_str_radix(&hex, 16).ok()?)
+                        }
+                        c => c,
+                    }),
                     c => word.push(c),
                 }
             }

@@ -18,6 +18,7 @@ mod command;
 mod directive;
 mod file;
 mod help;
+mod rewrite;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -99,6 +100,9 @@ pub struct Config {
     pub port: u16,
     /// `tls-port`: TLS port; 0 (the default) means no TLS listener.
     pub tls_port: u16,
+    /// `metrics-port` (a Brooklet extension): the Prometheus endpoint's port, on the RESP
+    /// listener's address; 0 (the default) means none.
+    pub metrics_port: u16,
     /// `tls-cert-file`: the server's certificate chain, PEM.
     pub tls_cert_file: Option<PathBuf>,
     /// `tls-key-file`: the private key of `tls-cert-file`, PEM.
@@ -174,6 +178,9 @@ pub struct Config {
     pub jemalloc_bg_thread: bool,
     /// `io-threads`: threads that serve clients (the runtime's workers); start-up only.
     pub io_threads: usize,
+    /// The config file the server was started with (absolute), which CONFIG REWRITE
+    /// rewrites; None when started without one.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -184,6 +191,7 @@ impl Default for Config {
             bind: Vec::new(),
             port: 0,
             tls_port: 0,
+            metrics_port: 0,
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_cert_file: None,
@@ -218,6 +226,7 @@ impl Default for Config {
             hz: 0,
             jemalloc_bg_thread: false,
             io_threads: 0,
+            config_file: None,
         };
         for directive in DIRECTIVES {
             directive.reset(&mut config);

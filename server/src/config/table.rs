@@ -413,4 +413,13 @@ pub static DIRECTIVES: &[Directive] = &[
             shown: None,
         },
     },
+    Directive {
+        name: "metrics-port",
+        mutable: false,
+        kind: Kind::Port {
+            default: 0,
+            get: |c| c.metrics_port,
+            set: |c, v| c.metrics_port = v,
+        },
+    },
 ];

@@ -127,6 +127,7 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "stream-idmp-duration",
             "stream-idmp-maxsize",
             "stream-max-age",
+            "metrics-port",
         ]
     );
     for d in DIRECTIVES {
@@ -361,6 +362,7 @@ fn immutable_directives_are_refused_at_run_time() {
             "enable-debug-command",
             "io-threads",
             "daemonize",
+            "metrics-port",
         ]
     );
     let c = Config::default();
@@ -459,6 +461,7 @@ fn config_get_matches_patterns_once_each() {
         [
             pair("port", "6379"),
             pair("tls-port", "0"),
+            pair("metrics-port", "0"),
             pair("tls-cert-file", ""),
             pair("tls-key-file", ""),
             pair("tls-ca-cert-file", ""),
@@ -466,7 +469,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 36);
+    assert_eq!(get(&["*"]).len(), 37);
 }
 
 #[test]

@@ -133,6 +133,18 @@ impl Buffers {
         if client.handle.is_killed() {
             return Err(End::Closed);
         }
+        self.run_request(shared, client, rx, argv)
+    }
+
+    /// Runs one request already cut from the read buffer (or one CLIENT PAUSE held back),
+    /// appending its reply to `out`.
+    pub fn run_request(
+        &mut self,
+        shared: &Arc<Shared>,
+        client: &mut Client,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+        argv: Vec<bytes::Bytes>,
+    ) -> Result<Step, End> {
         // Only a subscriber is sent messages. Those queued before the command go before its
         // reply; those it caused (a PUBLISH to its own channel, a keyspace event it watches)
         // after the reply, or after the whole EXEC array, as Redis 7.2+ defers them. Not

@@ -176,9 +176,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         rx: &mut mpsc::UnboundedReceiver<Outbound>,
     ) -> Result<(), End> {
         loop {
-            match self.io.run_next(self.shared, client, rx)? {
+            let mut step = self.io.run_next(self.shared, client, rx)?;
+            while let Step::Ran(Outcome::Paused { argv, write_like }) = step {
+                self.flush(client).await?;
+                self.wait_unpaused(client, write_like).await?;
+                step = self.io.run_request(self.shared, client, rx, argv)?;
+            }
+            match step {
                 Step::NeedMore => return Ok(()),
-                Step::Ran(Outcome::Continue) => {}
+                Step::Ran(Outcome::Continue | Outcome::Paused { .. }) => {}
                 Step::Ran(Outcome::Block(spec)) => self.block(client, rx, spec).await?,
                 Step::Ran(Outcome::Close) | Step::ProtocolError => {
                     self.flush(client).await?;
@@ -192,6 +198,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 self.flush(client).await?;
             }
         }
+    }
+
+    /// Waits while CLIENT PAUSE holds back a command (`write_like`: one a WRITE pause
+    /// covers), counted as a blocked client as Redis counts a postponed one. Input that
+    /// arrives meanwhile is buffered, under the query buffer limit.
+    async fn wait_unpaused(&mut self, client: &Client, write_like: bool) -> Result<(), End> {
+        let shared = self.shared;
+        let handle = &client.handle;
+        shared
+            .blocking
+            .blocked_clients
+            .fetch_add(1, Ordering::Relaxed);
+        handle.blocked.store(true, Ordering::Relaxed);
+        let result = loop {
+            let changed = shared.pause.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Some(end) = shared.pause.postpones(|| write_like) else {
+                break Ok(());
+            };
+            let left = end.saturating_sub(now_ms());
+            let until = tokio::time::Instant::now() + std::time::Duration::from_millis(left);
+            tokio::select! {
+                () = &mut changed => {}
+                () = tokio::time::sleep_until(until) => {}
+                () = handle.kill_signal.notified() => break Err(End::Closed),
+                read = self.read_more() => {
+                    if let Err(e) = read.and_then(|()| self.io.check_query_limit(shared)) {
+                        break Err(e);
+                    }
+                }
+            }
+            if handle.is_killed() {
+                break Err(End::Closed);
+            }
+        };
+        handle.blocked.store(false, Ordering::Relaxed);
+        shared
+            .blocking
+            .blocked_clients
+            .fetch_sub(1, Ordering::Relaxed);
+        result
     }
 
     /// Waits for a blocked command to be served, to time out, or for the client to go away.
