@@ -98,25 +98,34 @@ pub struct IdmpInfo {
 /// IDMPAUTO's idempotent ID: the XOR of each pair's 128-bit XXH3 of field then value, as
 /// Redis derives it, so the order of the pairs does not matter.
 pub fn auto_iid(fields: &[Bytes]) -> [u8; 16] {
-    // field || value hashed in one call where the pair fits a stack buffer: the streaming
-    // hasher's set-up costs more than hashing a short pair.
-    let mut buf = [0u8; 256];
     let mut acc: u128 = 0;
     for pair in fields.chunks_exact(2) {
-        let (f, v) = (&pair[0][..], &pair[1][..]);
+        acc ^= pair_hash(&pair[0], &pair[1]);
+    }
+    acc.to_le_bytes()
+}
+
+/// XXH3-128 of `f || v`: hashed in one call from a stack buffer where the pair fits one,
+/// since the streaming hasher's set-up costs more than hashing a short pair. The buffer is
+/// the smallest of a few sizes that fits (zeroing a large one costs as much as the hash).
+fn pair_hash(f: &[u8], v: &[u8]) -> u128 {
+    fn joined<const N: usize>(f: &[u8], v: &[u8]) -> u128 {
+        let mut buf = [0u8; N];
         let n = f.len() + v.len();
-        acc ^= if n <= buf.len() {
-            buf[..f.len()].copy_from_slice(f);
-            buf[f.len()..n].copy_from_slice(v);
-            xxhash_rust::xxh3::xxh3_128(&buf[..n])
-        } else {
+        buf[..f.len()].copy_from_slice(f);
+        buf[f.len()..n].copy_from_slice(v);
+        xxhash_rust::xxh3::xxh3_128(&buf[..n])
+    }
+    match f.len() + v.len() {
+        0..=32 => joined::<32>(f, v),
+        33..=256 => joined::<256>(f, v),
+        _ => {
             let mut h = xxhash_rust::xxh3::Xxh3::new();
             h.update(f);
             h.update(v);
             h.digest128()
-        };
+        }
     }
-    acc.to_le_bytes()
 }
 
 /// One remembered idempotent ID: the entry it added, and its hash (eviction and growth of
@@ -742,8 +751,8 @@ mod tests {
                 now += rnd(40);
                 let pid = format!("p{}", rnd(3)).into_bytes();
                 // Long IDs too, held on the heap.
-                let iid = format!("{:0w$}", rnd(60), w = if rnd(4) == 0 { 50 } else { 1 })
-                    .into_bytes();
+                let iid =
+                    format!("{:0w$}", rnd(60), w = if rnd(4) == 0 { 50 } else { 1 }).into_bytes();
                 let cut = now.saturating_sub(5_000);
                 let list = match model.iter().position(|(p, _)| *p == pid) {
                     Some(i) => i,
@@ -818,7 +827,16 @@ mod tests {
     /// A pair's hash is XXH3-128 of field || value whether it fits the stack buffer or not.
     #[test]
     fn auto_iid_hashes_short_and_long_pairs_alike() {
-        for (f, v) in [(1usize, 1usize), (100, 156), (100, 157), (300, 5), (0, 0)] {
+        for (f, v) in [
+            (1usize, 1usize),
+            (1, 12),
+            (16, 16),
+            (16, 17),
+            (100, 156),
+            (100, 157),
+            (300, 5),
+            (0, 0),
+        ] {
             let field = Bytes::from(vec![b'f'; f]);
             let value = Bytes::from(vec![b'v'; v]);
             let mut whole = field.to_vec();
