@@ -103,9 +103,15 @@ fn idmp_state_survives_sigkill() {
         let t_len: i64 = q(&mut c, &["XLEN", "t"]);
         let other = format!("r{round}");
         let again: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "w", &other]);
-        assert_ne!(again, auto, "round {round}: another pair is another message");
+        assert_ne!(
+            again, auto,
+            "round {round}: another pair is another message"
+        );
         let again: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "g", "w"]);
-        assert_eq!(again, auto, "round {round}: IDMPAUTO's duplicate after replay");
+        assert_eq!(
+            again, auto,
+            "round {round}: IDMPAUTO's duplicate after replay"
+        );
         let t_after: i64 = q(&mut c, &["XLEN", "t"]);
         assert_eq!(t_after, t_len + 1, "round {round}");
     }

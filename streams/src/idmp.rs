@@ -745,7 +745,9 @@ mod tests {
                 config,
                 ..Idmp::default()
             };
-            let mut model: Vec<(Vec<u8>, Vec<(Vec<u8>, StreamId)>)> = Vec::new();
+            // Per producer, its (iid, entry) oldest first.
+            type Ids = Vec<(Vec<u8>, StreamId)>;
+            let mut model: Vec<(Vec<u8>, Ids)> = Vec::new();
             let mut now = 10_000u64;
             for step in 0..20_000 {
                 now += rnd(40);
