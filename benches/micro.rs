@@ -9,6 +9,8 @@
 //!   `XADD s * f v` array of 5 bulks, or the same as an inline line) out of one buffer;
 //! - `encode/xrange10_resp2`, `encode/xrange10_resp3`: encoding an XRANGE reply of 10 entries;
 //! - `stream/xadd`: one auto-ID XADD of one field into a growing stream;
+//! - `stream/xadd_idmp`, `stream/xadd_idmpauto`: the same with `IDMP p <new iid>` or
+//!   `IDMPAUTO p` (a new value each time), so never a duplicate;
 //! - `stream/xrange100`: XRANGE of 100 entries from the middle of a 10,000-entry stream;
 //! - `stream/xreadgroup100`: XREADGROUP `>` COUNT 100 of a group with 100 new entries;
 //! - `glob/*`: pub/sub pattern matching.
@@ -17,7 +19,7 @@ use std::hint::black_box;
 
 use brooklet_pubsub::glob_match;
 use brooklet_resp::{Limits, Reply, RequestReader};
-use brooklet_streams::{GroupStartId, IdSpec, NodeLimits, ReadId, Stream, StreamId};
+use brooklet_streams::{GroupStartId, IdSpec, IdmpKey, NodeLimits, ReadId, Stream, StreamId};
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -130,6 +132,50 @@ fn stream(c: &mut Criterion) {
             black_box(added.id)
         });
     });
+    // XADD IDMP with a new iid each time (never a duplicate: the producer's oldest of 100
+    // is evicted per add), and IDMPAUTO with a new value each time: what IDMP adds to
+    // `xadd` is the difference.
+    let iids: Vec<Vec<u8>> = (0..4096u64)
+        .map(|i| format!("{:012}", i.wrapping_mul(2_654_435_761) % 1_000_000_000).into_bytes())
+        .collect();
+    let values: Vec<Bytes> = iids.iter().map(|v| Bytes::from(v.clone())).collect();
+    for auto in [false, true] {
+        let name = if auto { "xadd_idmpauto" } else { "xadd_idmp" };
+        g.bench_function(name, |b| {
+            let mut s = Stream::new();
+            let mut journal = Vec::new();
+            let mut n = 0usize;
+            b.iter(|| {
+                if s.len() >= 1_000_000 {
+                    s = Stream::new();
+                }
+                n += 1;
+                let fields = [Bytes::from_static(b"f"), values[n % values.len()].clone()];
+                let key = if auto {
+                    IdmpKey::Auto { pid: b"p" }
+                } else {
+                    IdmpKey::Explicit {
+                        pid: b"p",
+                        iid: &iids[n % iids.len()],
+                    }
+                };
+                let added = s
+                    .add_idempotent(
+                        key,
+                        IdSpec::Auto,
+                        &fields,
+                        None,
+                        None,
+                        NOW_MS,
+                        &limits,
+                        &mut journal,
+                    )
+                    .expect("xadd idmp");
+                journal.clear();
+                black_box(added)
+            });
+        });
+    }
 
     let mut big = filled(10_000);
     let middle = StreamId::new(NOW_MS + 500, 0);

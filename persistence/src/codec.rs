@@ -5,8 +5,8 @@
 //! byte and the number.
 
 use brooklet_streams::{
-    DeadLetterConfig, GroupCounters, Idmp, IdmpConfig, Mutation, NodeMeta, RefPolicy, Retention,
-    Stream, StreamId, StreamMeta,
+    DeadLetterConfig, GroupCounters, Idmp, IdmpConfig, Iid, Mutation, NodeMeta, RefPolicy,
+    Retention, Stream, StreamId, StreamMeta, auto_iid,
 };
 use bytes::Bytes;
 
@@ -36,6 +36,21 @@ pub fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
 /// Appends a length-prefixed byte string.
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_u32(out, b.len() as u32);
+    out.extend_from_slice(b);
+}
+
+/// Appends an unsigned LEB128 varint (seven bits a byte, low first).
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a byte string prefixed by its length as a varint.
+pub fn put_short_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
@@ -104,6 +119,29 @@ impl<'a> Reader<'a> {
     /// Reads a length-prefixed byte string, in place.
     pub fn slice(&mut self) -> Result<&'a [u8], StoreError> {
         let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    /// Reads a varint written by [`put_varint`].
+    pub fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "{} record's varint",
+            self.what
+        )))
+    }
+
+    /// Reads a byte string written by [`put_short_bytes`], in place.
+    pub fn short_slice(&mut self) -> Result<&'a [u8], StoreError> {
+        let len =
+            usize::try_from(self.varint()?).map_err(|_| StoreError::Corrupt(self.what.into()))?;
         self.take(len)
     }
 
@@ -280,8 +318,16 @@ fn policy_of(b: u8) -> Result<RefPolicy, StoreError> {
 
 /// Tag of a stream record's IDMP section.
 const IDMP_SECTION: u8 = 0x30;
-/// Tag of a logged append's IDMP addition (XADD IDMP / IDMPAUTO).
+/// Tag of a logged append's IDMP addition (XADD IDMP / IDMPAUTO) as first written: the
+/// producer and idempotent IDs (u32 length each) and iids-added (u64). Still read.
 pub const IDMP_ADDED: u8 = 0x31;
+/// Tag of a logged append's XADD IDMP addition: the producer and idempotent IDs and
+/// iids-added, lengths and count as varints.
+pub const IDMP_ADDED_SHORT: u8 = 0x33;
+/// Tag of a logged append's XADD IDMPAUTO addition: the producer ID and iids-added as
+/// [`IDMP_ADDED_SHORT`] has them; the idempotent ID is derived again from the entry's
+/// fields ([`brooklet_streams::auto_iid`]).
+pub const IDMP_ADDED_AUTO: u8 = 0x34;
 /// Tag of a logged append's IDMP settings, on the append that created its stream.
 pub const IDMP_CONFIG: u8 = 0x32;
 /// Group-change tag of the IDMP duplicates counter (set to a value, logged like a group
@@ -353,21 +399,35 @@ pub fn put_append_idmp(out: &mut Vec<u8>, added: Option<&Mutation>, config: Opti
         put_u32(out, c.duration);
         put_u32(out, c.maxsize);
     }
+    // A logged addition is 0x31's size less the u32 lengths and most of the count: the
+    // tail log fills, and checkpoints, no sooner than it must for IDMP's sake.
     if let Some(Mutation::IdmpAdded {
-        pid, iid, added, ..
+        pid,
+        iid,
+        added,
+        auto,
+        ..
     }) = added
     {
-        out.push(IDMP_ADDED);
-        put_bytes(out, pid);
-        put_bytes(out, iid);
-        put_u64(out, *added);
+        out.push(if *auto {
+            IDMP_ADDED_AUTO
+        } else {
+            IDMP_ADDED_SHORT
+        });
+        put_short_bytes(out, pid);
+        if !*auto {
+            put_short_bytes(out, iid);
+        }
+        put_varint(out, *added);
     }
 }
 
-/// Reads what [`put_append_idmp`] wrote after the append of entry `id`, up to the end.
+/// Reads what [`put_append_idmp`] wrote after the append of entry `id` with `fields`, up
+/// to the end.
 pub fn read_append_idmp(
     r: &mut Reader<'_>,
     id: StreamId,
+    fields: &[Bytes],
     keep: impl Fn(&[u8]) -> Bytes,
 ) -> Result<(Option<Mutation>, Option<IdmpConfig>), StoreError> {
     let mut added = None;
@@ -383,9 +443,28 @@ pub fn read_append_idmp(
             IDMP_ADDED => {
                 added = Some(Mutation::IdmpAdded {
                     pid: keep(r.slice()?),
-                    iid: keep(r.slice()?),
+                    iid: Iid::new(r.slice()?),
                     id,
                     added: r.u64()?,
+                    auto: false,
+                })
+            }
+            IDMP_ADDED_SHORT => {
+                added = Some(Mutation::IdmpAdded {
+                    pid: keep(r.short_slice()?),
+                    iid: Iid::new(r.short_slice()?),
+                    id,
+                    added: r.varint()?,
+                    auto: false,
+                })
+            }
+            IDMP_ADDED_AUTO => {
+                added = Some(Mutation::IdmpAdded {
+                    pid: keep(r.short_slice()?),
+                    iid: Iid::new(&auto_iid(fields)),
+                    id,
+                    added: r.varint()?,
+                    auto: true,
                 })
             }
             _ => return Err(StoreError::Corrupt("logged append's IDMP".into())),

@@ -78,7 +78,7 @@ fn idmp_state_survives_sigkill() {
         if round == 0 {
             let _: () = q(&mut c, &["XCFGSET", "t", "IDMP-DURATION", "500"]);
         }
-        let _: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "g", "w"]);
+        let auto: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "g", "w"]);
         let _: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "g", "w"]);
         let before = snapshot(&mut c);
         child.kill().unwrap();
@@ -99,5 +99,20 @@ fn idmp_state_survives_sigkill() {
         }
         let after: i64 = q(&mut c, &["XLEN", "s"]);
         assert_eq!(after, len, "round {round}: a duplicate was appended");
+        // IDMPAUTO's ID, left out of its log record, is derived again at replay.
+        let t_len: i64 = q(&mut c, &["XLEN", "t"]);
+        let other = format!("r{round}");
+        let again: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "w", &other]);
+        assert_ne!(
+            again, auto,
+            "round {round}: another pair is another message"
+        );
+        let again: String = q(&mut c, &["XADD", "t", "IDMPAUTO", "a", "*", "g", "w"]);
+        assert_eq!(
+            again, auto,
+            "round {round}: IDMPAUTO's duplicate after replay"
+        );
+        let t_after: i64 = q(&mut c, &["XLEN", "t"]);
+        assert_eq!(t_after, t_len + 1, "round {round}");
     }
 }

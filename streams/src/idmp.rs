@@ -10,11 +10,14 @@
 
 use std::collections::VecDeque;
 
+use std::hash::BuildHasher;
+
 use bytes::Bytes;
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::error::StreamError;
 use crate::id::{IdSpec, StreamId};
+use crate::iid::Iid;
 use crate::mutation::Mutation;
 use crate::node::NodeLimits;
 use crate::stream::{AddOutcome, Stream};
@@ -95,53 +98,101 @@ pub struct IdmpInfo {
 /// IDMPAUTO's idempotent ID: the XOR of each pair's 128-bit XXH3 of field then value, as
 /// Redis derives it, so the order of the pairs does not matter.
 pub fn auto_iid(fields: &[Bytes]) -> [u8; 16] {
-    // field || value hashed in one call where the pair fits a stack buffer: the streaming
-    // hasher's set-up costs more than hashing a short pair.
-    let mut buf = [0u8; 256];
     let mut acc: u128 = 0;
     for pair in fields.chunks_exact(2) {
-        let (f, v) = (&pair[0][..], &pair[1][..]);
+        acc ^= pair_hash(&pair[0], &pair[1]);
+    }
+    acc.to_le_bytes()
+}
+
+/// XXH3-128 of `f || v`: hashed in one call from a stack buffer where the pair fits one,
+/// since the streaming hasher's set-up costs more than hashing a short pair. The buffer is
+/// the smallest of a few sizes that fits (zeroing a large one costs as much as the hash).
+fn pair_hash(f: &[u8], v: &[u8]) -> u128 {
+    fn joined<const N: usize>(f: &[u8], v: &[u8]) -> u128 {
+        let mut buf = [0u8; N];
         let n = f.len() + v.len();
-        acc ^= if n <= buf.len() {
-            buf[..f.len()].copy_from_slice(f);
-            buf[f.len()..n].copy_from_slice(v);
-            xxhash_rust::xxh3::xxh3_128(&buf[..n])
-        } else {
+        buf[..f.len()].copy_from_slice(f);
+        buf[f.len()..n].copy_from_slice(v);
+        xxhash_rust::xxh3::xxh3_128(&buf[..n])
+    }
+    match f.len() + v.len() {
+        0..=32 => joined::<32>(f, v),
+        33..=256 => joined::<256>(f, v),
+        _ => {
             let mut h = xxhash_rust::xxh3::Xxh3::new();
             h.update(f);
             h.update(v);
             h.digest128()
-        };
+        }
     }
-    acc.to_le_bytes()
+}
+
+/// One remembered idempotent ID: the entry it added, and its hash (eviction and growth of
+/// the table find it without hashing its bytes again).
+#[derive(Clone, Debug)]
+struct Slot {
+    id: StreamId,
+    hash: u64,
+    iid: Iid,
 }
 
 /// One producer's remembered IDs.
 #[derive(Clone, Debug, Default)]
 struct Producer {
-    /// Idempotent ID to the entry it added.
-    map: HashMap<Bytes, StreamId>,
-    /// Insertion order, oldest first. An element whose ID the map no longer maps to its
-    /// entry (replaced or removed) is stale and skipped.
-    order: VecDeque<(StreamId, Bytes)>,
+    /// Insertion order, oldest first. Slot `n` (counting from the producer's first) is at
+    /// `n - base`; a slot the table does not name (its ID recorded again, or removed) is
+    /// stale and skipped.
+    ring: VecDeque<Slot>,
+    /// The number of `ring[0]`.
+    base: u64,
+    /// For each remembered ID, the number of its slot, hashed by the ID's bytes.
+    table: HashTable<u64>,
 }
 
 impl Producer {
-    /// The remembered IDs in insertion order, stale elements left out.
-    fn live(&self) -> impl Iterator<Item = (&Bytes, StreamId)> {
-        self.order
-            .iter()
-            .filter(|(id, iid)| self.map.get(iid) == Some(id))
-            .map(|(id, iid)| (iid, *id))
+    fn slot(&self, n: u64) -> &Slot {
+        &self.ring[(n - self.base) as usize]
     }
 
-    /// Drops the expired elements at the head of the order; returns how many of them were
-    /// live. A stale element that has not expired stays: eviction skips it when it comes
-    /// to it, and looking each head up here would cost every add a hash lookup.
+    /// The number of the slot remembering `iid` (hashed to `hash`).
+    fn find(&self, hash: u64, iid: &[u8]) -> Option<u64> {
+        self.table
+            .find(hash, |&n| self.slot(n).iid.as_bytes() == iid)
+            .copied()
+    }
+
+    /// Whether slot `n`, hashed to `hash`, is the one its ID maps to.
+    fn is_live(&self, hash: u64, n: u64) -> bool {
+        self.table.find(hash, |&m| m == n).is_some()
+    }
+
+    /// The remembered IDs in insertion order, stale slots left out.
+    fn live(&self) -> impl Iterator<Item = (&[u8], StreamId)> {
+        (self.base..)
+            .zip(&self.ring)
+            .filter(|(n, s)| self.is_live(s.hash, *n))
+            .map(|(_, s)| (s.iid.as_bytes(), s.id))
+    }
+
+    /// Forgets slot `n`'s ID if the table maps it there; returns whether it did.
+    fn forget(&mut self, hash: u64, n: u64) -> bool {
+        match self.table.find_entry(hash, |&m| m == n) {
+            Ok(e) => {
+                e.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Drops the expired slots at the head of the order; returns how many of them were
+    /// live. A stale slot that has not expired stays: eviction skips it when it comes to
+    /// it, and checking each head here would cost every add a lookup.
     fn expire_head(&mut self, duration: u32, now_ms: u64) -> u64 {
         let mut gone = 0;
-        while let Some(&(id, _)) = self.order.front() {
-            if !expired(id, duration, now_ms) {
+        while let Some(s) = self.ring.front() {
+            if !expired(s.id, duration, now_ms) {
                 break;
             }
             if self.pop_front() {
@@ -151,25 +202,101 @@ impl Producer {
         gone
     }
 
-    /// Drops the oldest element; returns whether it was live.
+    /// Drops the oldest slot; returns whether it was live.
     fn pop_front(&mut self) -> bool {
-        let Some((id, iid)) = self.order.pop_front() else {
+        let Some(s) = self.ring.pop_front() else {
             return false;
         };
-        if self.map.get(&iid) == Some(&id) {
-            self.map.remove(&iid);
+        let n = self.base;
+        self.base += 1;
+        self.forget(s.hash, n)
+    }
+
+    /// Remembers `iid` (hashed to `hash`) as naming entry `id`, newest; returns whether the
+    /// ID was new to the producer (rather than mapped again). `absent` says a lookup just
+    /// found the ID missing, so it is inserted without being searched for again.
+    fn push(&mut self, hash: u64, iid: &[u8], id: StreamId, absent: bool) -> bool {
+        // Kept at most half full: XADD IDMP removes an ID for each it adds, and a fuller
+        // table fills with tombstones it must then rehash away. Rebuilt here (rather than
+        // grown) whenever tombstones or growth leave it less room, so it never outgrows that.
+        if self.table.len() * 2 >= self.table.capacity() {
+            self.compact();
+        }
+        let n = self.base + self.ring.len() as u64;
+        let (ring, base) = (&self.ring, self.base);
+        let rehash = |&m: &u64| ring[(m - base) as usize].hash;
+        let new = if absent {
+            self.table.insert_unique(hash, n, rehash);
             true
         } else {
-            false
+            match self.table.entry(
+                hash,
+                |&m| ring[(m - base) as usize].iid.as_bytes() == iid,
+                rehash,
+            ) {
+                hashbrown::hash_table::Entry::Occupied(mut o) => {
+                    *o.get_mut() = n;
+                    false
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(n);
+                    true
+                }
+            }
+        };
+        self.ring.push_back(Slot {
+            id,
+            hash,
+            iid: Iid::new(iid),
+        });
+        new
+    }
+
+    /// Drops the stale slots, numbering the rest again from `base`, and rebuilds the
+    /// table at most half full.
+    fn compact(&mut self) {
+        let mut n = self.base;
+        let table = &self.table;
+        self.ring.retain(|s| {
+            let live = table.find(s.hash, |&m| m == n).is_some();
+            n += 1;
+            live
+        });
+        let (ring, base) = (&self.ring, self.base);
+        let mut table = HashTable::with_capacity(2 * ring.len() + 8);
+        for (n, s) in (base..).zip(ring) {
+            table.insert_unique(s.hash, n, |&m| ring[(m - base) as usize].hash);
         }
+        self.table = table;
     }
 }
 
-/// Producers by ID.
-type Producers = HashMap<Bytes, Producer>;
+/// Producers by ID, and the hasher of producer and idempotent IDs.
+#[derive(Clone, Debug, Default)]
+struct Producers {
+    hasher: DefaultHashBuilder,
+    table: HashTable<(Bytes, Producer)>,
+}
 
-/// No producers (what a stream without IDMP reads).
-static NO_PRODUCERS: std::sync::LazyLock<Producers> = std::sync::LazyLock::new(Producers::default);
+impl Producers {
+    fn hash(&self, b: &[u8]) -> u64 {
+        self.hasher.hash_one(b)
+    }
+
+    fn get(&self, pid: &[u8]) -> Option<&Producer> {
+        self.table
+            .find(self.hash(pid), |(k, _)| &k[..] == pid)
+            .map(|(_, p)| p)
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Bytes, &Producer)> {
+        self.table.iter().map(|(k, p)| (k, p))
+    }
+}
 
 /// A stream's IDMP state.
 #[derive(Clone, Debug, Default)]
@@ -186,15 +313,23 @@ pub struct Idmp {
 /// Compared by what they remember, in order (stale bookkeeping left out).
 impl PartialEq for Idmp {
     fn eq(&self, other: &Idmp) -> bool {
+        let (mine, theirs) = (self.pids(), other.pids());
         self.config == other.config
             && self.added == other.added
             && self.duplicates == other.duplicates
             && self.tracked == other.tracked
-            && self.map().len() == other.map().len()
+            && mine == theirs
             && self
-                .map()
+                .producers
                 .iter()
-                .all(|(pid, p)| other.map().get(pid).is_some_and(|q| p.live().eq(q.live())))
+                .flat_map(|p| p.iter())
+                .all(|(pid, p)| {
+                    other
+                        .producers
+                        .as_ref()
+                        .and_then(|o| o.get(pid))
+                        .is_some_and(|q| p.live().eq(q.live()))
+                })
     }
 }
 
@@ -206,9 +341,24 @@ fn expired(id: StreamId, duration: u32, now_ms: u64) -> bool {
     id.ms <= now_ms.saturating_sub(u64::from(duration) * 1000)
 }
 
+/// A pair [`Idmp::lookup`] did not find: the bucket of its producer, if tracked.
+#[derive(Clone, Copy)]
+struct Absent(Option<usize>);
+
+/// Where XADD IDMP's pair hashes: a lookup and the recording after the append hash the
+/// IDs once.
+#[derive(Clone, Copy)]
+struct Hashed<'a> {
+    pid: &'a [u8],
+    pid_hash: u64,
+    iid: &'a [u8],
+    iid_hash: u64,
+}
+
 impl Idmp {
-    fn map(&self) -> &Producers {
-        self.producers.as_deref().unwrap_or(&NO_PRODUCERS)
+    /// Producers tracked.
+    fn pids(&self) -> usize {
+        self.producers.as_ref().map_or(0, |p| p.len())
     }
 
     /// The settings.
@@ -229,10 +379,11 @@ impl Idmp {
     /// Every producer with its remembered IDs, oldest first (for storage).
     pub fn producers(
         &self,
-    ) -> impl Iterator<Item = (&Bytes, impl Iterator<Item = (&Bytes, StreamId)>)> {
-        self.map()
+    ) -> impl Iterator<Item = (&Bytes, impl Iterator<Item = (&[u8], StreamId)>)> {
+        self.producers
             .iter()
-            .filter(|(_, p)| !p.map.is_empty())
+            .flat_map(|p| p.iter())
+            .filter(|(_, p)| !p.table.is_empty())
             .map(|(pid, p)| (pid, p.live()))
     }
 
@@ -252,57 +403,111 @@ impl Idmp {
         };
         for (pid, ids) in producers {
             for (iid, id) in ids {
-                idmp.record(&pid, iid, id);
+                let h = idmp.hashed(&pid, &iid);
+                idmp.record(h, id);
             }
         }
         idmp
     }
 
-    /// The ID `iid` of `pid` added, if remembered at `now_ms` (expired IDs of the producer
-    /// are forgotten on the way). One lookup of the producer: this runs on every XADD IDMP.
-    fn lookup(&mut self, pid: &[u8], iid: &[u8], now_ms: u64) -> Option<StreamId> {
-        let duration = self.config.duration;
-        let producers = self.producers.as_mut()?;
-        let p = producers.get_mut(pid)?;
-        self.tracked -= p.expire_head(duration, now_ms);
-        if p.map.is_empty() {
-            producers.remove(pid);
-            return None;
+    /// The pair with its hashes (the producers' table allocated first).
+    fn hashed<'a>(&mut self, pid: &'a [u8], iid: &'a [u8]) -> Hashed<'a> {
+        let producers = self.producers.get_or_insert_with(Box::default);
+        Hashed {
+            pid,
+            pid_hash: producers.hash(pid),
+            iid,
+            iid_hash: producers.hash(iid),
         }
-        let id = *p.map.get(iid)?;
-        // Only an ID recorded out of order (XIDMPRECORD) can be expired behind a live head.
-        if expired(id, duration, now_ms) {
-            p.map.remove(iid);
-            self.tracked -= 1;
-            return None;
-        }
-        Some(id)
     }
 
-    /// Remembers that `iid` of `pid` added entry `id` (replacing an older mapping of it),
-    /// then evicts the producer's oldest IDs beyond `maxsize`. Returns the producer ID as
-    /// the state holds it (a record can share it rather than copy it again).
-    fn record(&mut self, pid: &[u8], iid: Bytes, id: StreamId) -> Bytes {
+    /// The ID the pair's producer added with its idempotent ID, if remembered at `now_ms`
+    /// (expired IDs of the producer are forgotten on the way); otherwise where the producer
+    /// is, for [`Idmp::record_absent`]. One lookup of the producer: this runs on every
+    /// XADD IDMP.
+    fn lookup(&mut self, h: Hashed<'_>, now_ms: u64) -> Result<StreamId, Absent> {
+        let duration = self.config.duration;
+        let Some(producers) = self.producers.as_mut() else {
+            return Err(Absent(None));
+        };
+        let Ok(mut entry) = producers
+            .table
+            .find_entry(h.pid_hash, |(k, _)| &k[..] == h.pid)
+        else {
+            return Err(Absent(None));
+        };
+        let p = &mut entry.get_mut().1;
+        self.tracked -= p.expire_head(duration, now_ms);
+        if p.table.is_empty() {
+            entry.remove();
+            return Err(Absent(None));
+        }
+        let bucket = Absent(Some(entry.bucket_index()));
+        let p = &mut entry.get_mut().1;
+        let Some(n) = p.find(h.iid_hash, h.iid) else {
+            return Err(bucket);
+        };
+        let id = p.slot(n).id;
+        // Only an ID recorded out of order (XIDMPRECORD) can be expired behind a live head.
+        if expired(id, duration, now_ms) {
+            p.forget(h.iid_hash, n);
+            self.tracked -= 1;
+            return Err(bucket);
+        }
+        Ok(id)
+    }
+
+    /// Remembers that the pair's idempotent ID added entry `id` (replacing an older mapping
+    /// of it), then evicts the producer's oldest IDs beyond `maxsize`. Returns the producer
+    /// ID as the state holds it (a record can share it rather than copy it again).
+    fn record(&mut self, h: Hashed<'_>, id: StreamId) -> Bytes {
+        self.record_in(h, None, id)
+    }
+
+    /// [`Idmp::record`] of a pair [`Idmp::lookup`] found absent, with nothing changed
+    /// since: neither the producer nor the ID is searched for again.
+    fn record_absent(&mut self, h: Hashed<'_>, absent: Absent, id: StreamId) -> Bytes {
+        self.record_in(h, Some(absent), id)
+    }
+
+    fn record_in(&mut self, h: Hashed<'_>, absent: Option<Absent>, id: StreamId) -> Bytes {
         let maxsize = self.config.maxsize.max(1) as usize;
         let producers = self.producers.get_or_insert_with(Box::default);
-        let (key, p) = match producers.get_key_value_mut(pid) {
-            Some((k, p)) => (k.clone(), p),
+        let hasher = &producers.hasher;
+        let found = match absent {
+            Some(Absent(Some(bucket))) => producers.table.get_bucket_entry(bucket).ok(),
+            Some(Absent(None)) => None,
+            None => producers
+                .table
+                .find_entry(h.pid_hash, |(k, _)| &k[..] == h.pid)
+                .ok(),
+        };
+        let (key, p) = match found {
+            Some(o) => {
+                let (k, p) = o.into_mut();
+                debug_assert_eq!(&k[..], h.pid);
+                (k.clone(), p)
+            }
             None => {
-                let key = Bytes::copy_from_slice(pid);
-                (key.clone(), producers.entry(key).or_default())
+                let key = Bytes::copy_from_slice(h.pid);
+                let (k, p) = producers
+                    .table
+                    .insert_unique(h.pid_hash, (key, Producer::default()), |(k, _)| {
+                        hasher.hash_one(&k[..])
+                    })
+                    .into_mut();
+                (k.clone(), p)
             }
         };
-        if p.map.insert(iid.clone(), id).is_none() {
+        if p.push(h.iid_hash, h.iid, id, absent.is_some()) {
             self.tracked += 1;
         }
-        p.order.push_back((id, iid));
-        // Stale elements (an ID recorded again) are otherwise dropped only when they reach
+        // Stale slots (an ID recorded again) are otherwise dropped only when they reach
         // the head: compacting once they are half the order keeps it bounded, amortized O(1).
-        if p.order.len() > 2 * p.map.len() + 16 {
-            let map = &p.map;
-            p.order.retain(|(id, iid)| map.get(iid) == Some(id));
+        if p.ring.len() > 2 * p.table.len() + 16 {
+            p.compact();
         }
-        while p.map.len() > maxsize {
+        while p.table.len() > maxsize {
             if p.pop_front() {
                 self.tracked -= 1;
             }
@@ -317,16 +522,16 @@ impl Idmp {
         let Some(producers) = self.producers.as_mut() else {
             return;
         };
-        producers.retain(|_, p| {
-            while let Some(&(id, _)) = p.order.front() {
-                if !expired(id, duration, now_ms) && p.map.get(&p.order[0].1) == Some(&id) {
+        producers.table.retain(|(_, p)| {
+            while let Some(s) = p.ring.front() {
+                if !expired(s.id, duration, now_ms) && p.is_live(s.hash, p.base) {
                     break;
                 }
                 if p.pop_front() {
                     gone += 1;
                 }
             }
-            !p.map.is_empty()
+            !p.table.is_empty()
         });
         self.tracked -= gone;
     }
@@ -348,7 +553,7 @@ impl Idmp {
         IdmpInfo {
             duration: self.config.duration,
             maxsize: self.config.maxsize,
-            pids_tracked: self.map().len() as u64,
+            pids_tracked: self.pids() as u64,
             iids_tracked: self.tracked,
             iids_added: self.added,
             iids_duplicates: self.duplicates,
@@ -357,15 +562,17 @@ impl Idmp {
 
     /// Replays a logged addition: applied again over state that already holds it (storage
     /// may replay what a checkpoint wrote) it changes nothing.
-    pub(crate) fn apply_added(&mut self, pid: &[u8], iid: &Bytes, id: StreamId, added: u64) {
+    pub(crate) fn apply_added(&mut self, pid: &[u8], iid: &[u8], id: StreamId, added: u64) {
         self.added = self.added.max(added);
-        let known = self
-            .map()
-            .get(pid)
-            .and_then(|p| p.map.get(iid))
-            .is_some_and(|&have| have >= id);
+        let h = self.hashed(pid, iid);
+        let known = self.producers.as_ref().is_some_and(|ps| {
+            ps.table
+                .find(h.pid_hash, |(k, _)| &k[..] == pid)
+                .and_then(|(_, p)| p.find(h.iid_hash, iid).map(|n| p.slot(n).id))
+                .is_some_and(|have| have >= id)
+        });
         if !known {
-            self.record(pid, iid.clone(), id);
+            self.record(h, id);
         }
     }
 
@@ -424,27 +631,32 @@ impl Stream {
                 (pid, &auto[..])
             }
         };
-        if let Some(id) = self.idmp.lookup(pid, iid, now_ms) {
-            self.idmp.duplicates += 1;
-            out.push(Mutation::IdmpDuplicates {
-                count: self.idmp.duplicates,
-            });
-            return Ok(IdmpAdd::Duplicate(id));
-        }
+        let h = self.idmp.hashed(pid, iid);
+        let absent = match self.idmp.lookup(h, now_ms) {
+            Ok(id) => {
+                self.idmp.duplicates += 1;
+                out.push(Mutation::IdmpDuplicates {
+                    count: self.idmp.duplicates,
+                });
+                return Ok(IdmpAdd::Duplicate(id));
+            }
+            Err(absent) => absent,
+        };
         // A retried append whose first attempt went in is answered above with its entry,
         // not refused because that attempt moved the last ID.
         if let Some(expected) = expect_last {
             self.expect_last(expected)?;
         }
         let added = self.add(spec, fields, trim, now_ms, limits, out)?;
-        let iid = Bytes::copy_from_slice(iid);
-        let pid = self.idmp.record(pid, iid.clone(), added.id);
+        // Nothing touched the IDMP state since the lookup.
+        let pid = self.idmp.record_absent(h, absent, added.id);
         self.idmp.added += 1;
         out.push(Mutation::IdmpAdded {
             pid,
-            iid,
+            iid: Iid::new(iid),
             id: added.id,
             added: self.idmp.added,
+            auto: matches!(key, IdmpKey::Auto { .. }),
         });
         Ok(IdmpAdd::Added(added))
     }
@@ -489,19 +701,20 @@ impl Stream {
         if self.range(id, id, Some(1), false)?.is_empty() {
             return Err(StreamError::IdmpNoSuchEntry);
         }
-        match self.idmp.lookup(pid, iid, now_ms) {
-            Some(have) if have == id => return Ok(()),
-            Some(_) => return Err(StreamError::IdmpConflict),
-            None => {}
+        let h = self.idmp.hashed(pid, iid);
+        match self.idmp.lookup(h, now_ms) {
+            Ok(have) if have == id => return Ok(()),
+            Ok(_) => return Err(StreamError::IdmpConflict),
+            Err(_) => {}
         }
         // A restored mapping, not a new message: `iids-added` stays as it is.
-        let iid = Bytes::copy_from_slice(iid);
-        let pid = self.idmp.record(pid, iid.clone(), id);
+        let pid = self.idmp.record(h, id);
         out.push(Mutation::IdmpAdded {
             pid,
-            iid,
+            iid: Iid::new(iid),
             id,
             added: self.idmp.added,
+            auto: false,
         });
         Ok(())
     }
@@ -511,10 +724,121 @@ impl Stream {
 mod tests {
     use super::*;
 
+    /// Recording, looking up, evicting and expiring, with IDs recorded again and out of
+    /// order (as XIDMPRECORD and replay do, leaving stale slots and compacting them), agree
+    /// with a list per producer in insertion order.
+    #[test]
+    fn state_matches_a_list_per_producer() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for maxsize in [1u32, 3, 40] {
+            let config = IdmpConfig {
+                duration: 5,
+                maxsize,
+            };
+            let mut idmp = Idmp {
+                config,
+                ..Idmp::default()
+            };
+            // Per producer, its (iid, entry) oldest first.
+            type Ids = Vec<(Vec<u8>, StreamId)>;
+            let mut model: Vec<(Vec<u8>, Ids)> = Vec::new();
+            let mut now = 10_000u64;
+            for step in 0..20_000 {
+                now += rnd(40);
+                let pid = format!("p{}", rnd(3)).into_bytes();
+                // Long IDs too, held on the heap.
+                let iid =
+                    format!("{:0w$}", rnd(60), w = if rnd(4) == 0 { 50 } else { 1 }).into_bytes();
+                let cut = now.saturating_sub(5_000);
+                let list = match model.iter().position(|(p, _)| *p == pid) {
+                    Some(i) => i,
+                    None => {
+                        model.push((pid.clone(), Vec::new()));
+                        model.len() - 1
+                    }
+                };
+                let h = idmp.hashed(&pid, &iid);
+                if rnd(3) == 0 {
+                    // Out of order: an entry up to 6 s old.
+                    let id = StreamId::new(now - rnd(6_000), step);
+                    let l = &mut model[list].1;
+                    l.retain(|(i, _)| *i != iid);
+                    l.push((iid.clone(), id));
+                    while l.len() > maxsize as usize {
+                        l.remove(0);
+                    }
+                    idmp.record(h, id);
+                } else {
+                    let l = &mut model[list].1;
+                    while l.first().is_some_and(|(_, id)| id.ms <= cut) {
+                        l.remove(0);
+                    }
+                    let want = l
+                        .iter()
+                        .find(|(i, _)| *i == iid)
+                        .map(|(_, id)| *id)
+                        .filter(|id| id.ms > cut);
+                    let found = idmp.lookup(h, now);
+                    assert_eq!(found.ok(), want, "step {step}");
+                    if want.is_none() {
+                        l.retain(|(i, _)| *i != iid);
+                    }
+                    // XADD IDMP's append and recording after a miss.
+                    if let (Err(absent), 0) = (found, rnd(2)) {
+                        let id = StreamId::new(now, step);
+                        l.push((iid.clone(), id));
+                        while l.len() > maxsize as usize {
+                            l.remove(0);
+                        }
+                        idmp.record_absent(h, absent, id);
+                    }
+                }
+                if rnd(50) == 0 {
+                    idmp.expire(now);
+                    for (_, l) in &mut model {
+                        while l.first().is_some_and(|(_, id)| id.ms <= cut) {
+                            l.remove(0);
+                        }
+                    }
+                    model.retain(|(_, l)| !l.is_empty());
+                    assert_eq!(idmp.pids(), model.len(), "step {step}");
+                    let tracked: usize = model.iter().map(|(_, l)| l.len()).sum();
+                    assert_eq!(idmp.tracked, tracked as u64, "step {step}");
+                    for (pid, l) in &model {
+                        let p = idmp.producers.as_ref().and_then(|ps| ps.get(pid));
+                        let live: Vec<(Vec<u8>, StreamId)> = p
+                            .into_iter()
+                            .flat_map(|p| p.live())
+                            .map(|(i, id)| (i.to_vec(), id))
+                            .collect();
+                        assert_eq!(&live, l, "step {step}");
+                        let p = p.map(|p| (p.ring.len(), p.table.len()));
+                        assert!(p.is_some_and(|(r, t)| r <= 2 * t + 16), "step {step}");
+                    }
+                }
+            }
+        }
+    }
+
     /// A pair's hash is XXH3-128 of field || value whether it fits the stack buffer or not.
     #[test]
     fn auto_iid_hashes_short_and_long_pairs_alike() {
-        for (f, v) in [(1usize, 1usize), (100, 156), (100, 157), (300, 5), (0, 0)] {
+        for (f, v) in [
+            (1usize, 1usize),
+            (1, 12),
+            (16, 16),
+            (16, 17),
+            (100, 156),
+            (100, 157),
+            (300, 5),
+            (0, 0),
+        ] {
             let field = Bytes::from(vec![b'f'; f]);
             let value = Bytes::from(vec![b'v'; v]);
             let mut whole = field.to_vec();

@@ -52,6 +52,7 @@ mod error;
 mod group;
 mod id;
 mod idmp;
+mod iid;
 mod info;
 mod listpack;
 mod mutation;
@@ -80,6 +81,7 @@ pub use idmp::{
     IDMP_DURATION_DEFAULT, IDMP_DURATION_MAX, IDMP_MAXSIZE_DEFAULT, IDMP_MAXSIZE_MAX, Idmp,
     IdmpAdd, IdmpConfig, IdmpInfo, IdmpKey, auto_iid,
 };
+pub use iid::Iid;
 pub use info::{
     ConsumerInfo, ConsumerInfoFull, FullPending, GroupInfo, GroupInfoFull, INFO_FULL_DEFAULT_COUNT,
     StreamInfo, StreamInfoFull,

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::group::{Consumer, DeadLetter, DeadLetterConfig, GroupCounters, PendingEntry};
 use crate::id::StreamId;
+use crate::iid::Iid;
 use crate::node::NodeLimits;
 use crate::refs::RefPolicy;
 use crate::stream::Stream;
@@ -168,11 +169,14 @@ pub enum Mutation {
         /// Producer ID.
         pid: Bytes,
         /// Idempotent ID.
-        iid: Bytes,
+        iid: Iid,
         /// The entry.
         id: StreamId,
         /// `iids-added` after the change.
         added: u64,
+        /// Whether `iid` is IDMPAUTO's, derived from the entry's fields (a record may
+        /// then leave it out).
+        auto: bool,
     },
     /// XADD IDMP found a duplicate: `iids-duplicates` is now `count`. Set to a value, so
     /// it is logged like a group change and replaying it again changes nothing.
@@ -370,6 +374,7 @@ impl Stream {
                 iid,
                 id,
                 added,
+                ..
             } => self.idmp.apply_added(pid, iid, *id, *added),
             Mutation::IdmpDuplicates { count } => self.idmp.apply_duplicates(*count),
             Mutation::IdmpConfigSet { duration, maxsize } => {

@@ -48,7 +48,7 @@ fn stream_records_round_trip() {
 /// in; a torn section is refused.
 #[test]
 fn idmp_round_trips() {
-    use brooklet_streams::{Idmp, IdmpConfig, Mutation};
+    use brooklet_streams::{Idmp, IdmpConfig, Iid, Mutation, auto_iid};
     let meta = StreamMeta {
         last_id: StreamId::new(9, 1),
         entries_added: 12,
@@ -84,19 +84,50 @@ fn idmp_round_trips() {
     assert_eq!(back, idmp);
     assert!(decode_stream(&enc[..enc.len() - 1]).is_err());
 
-    let added = Mutation::IdmpAdded {
+    let fields = [Bytes::from("f"), Bytes::from("v")];
+    let explicit = Mutation::IdmpAdded {
         pid: Bytes::from("p"),
-        iid: Bytes::from("i"),
+        iid: Iid::new(b"i"),
         id: StreamId::new(5, 5),
-        added: 9,
+        added: 300,
+        auto: false,
     };
-    let mut out = Vec::new();
-    put_append_idmp(&mut out, Some(&added), Some(config));
-    let mut r = Reader::new(&out, "test");
-    let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), Bytes::copy_from_slice)
+    let auto = Mutation::IdmpAdded {
+        pid: Bytes::from("producer"),
+        iid: Iid::new(&auto_iid(&fields)),
+        id: StreamId::new(5, 5),
+        added: u64::MAX,
+        auto: true,
+    };
+    for (added, len) in [(&explicit, 1 + 2 + 2 + 2), (&auto, 1 + 9 + 10)] {
+        let mut out = Vec::new();
+        put_append_idmp(&mut out, Some(added), Some(config));
+        assert_eq!(out.len(), 9 + len, "{added:?}");
+        let mut r = Reader::new(&out, "test");
+        let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), &fields, Bytes::copy_from_slice)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.as_ref(), Some(added));
+        assert_eq!(c, Some(config));
+        for cut in 1..out.len() - 9 {
+            let mut r = Reader::new(&out[..out.len() - cut], "test");
+            assert!(
+                read_append_idmp(&mut r, StreamId::new(5, 5), &fields, Bytes::copy_from_slice)
+                    .is_err()
+            );
+        }
+    }
+    // The first encoding (tag 0x31: u32 lengths, u64 count), as format 9 logs hold it.
+    let mut old = vec![0x31];
+    for b in [&b"p"[..], b"i"] {
+        old.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        old.extend_from_slice(b);
+    }
+    old.extend_from_slice(&300u64.to_be_bytes());
+    let mut r = Reader::new(&old, "test");
+    let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), &fields, Bytes::copy_from_slice)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(m, Some(added));
-    assert_eq!(c, Some(config));
+    assert_eq!(m, Some(explicit));
+    assert_eq!(c, None);
 
     let dup = Mutation::IdmpDuplicates { count: 41 };
     let mut out = Vec::new();
