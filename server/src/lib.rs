@@ -16,6 +16,7 @@
 
 pub mod config;
 
+mod acl;
 mod blocking;
 mod checkpoint;
 mod client;
@@ -200,6 +201,8 @@ async fn launch(
             .map_err(std::io::Error::other)?;
     let opened = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = install_store(config, plain_addr, tls_addr, opened);
+    cmd::load_acl_file(&shared)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     info::set_background_threads(shared.config().jemalloc_bg_thread);
     {
         let config = shared.config();
@@ -277,7 +280,8 @@ fn install_store(
         );
     }
     let commands = cmd::dispatch::table().entries.len();
-    let shared = Shared::new(config, commands, plain_addr, tls_addr, store, report);
+    let acl = cmd::new_acl(&config);
+    let shared = Shared::new(config, commands, plain_addr, tls_addr, store, report, acl);
     cmd::install_loaded(&shared, loaded);
     shared
 }

@@ -58,6 +58,8 @@ pub struct Shared {
     pub memory: crate::memory_guard::MemoryGuard,
     /// The streams with a MAXAGE, which the retention task visits.
     pub retention: crate::retention_set::RetentionSet,
+    /// Users, their permissions and the denial log.
+    pub acl: crate::acl::Acl,
 }
 
 impl Shared {
@@ -70,6 +72,7 @@ impl Shared {
         tls_addr: Option<std::net::SocketAddr>,
         store: brooklet_persistence::Store,
         recovery: brooklet_persistence::RecoveryReport,
+        acl: crate::acl::Acl,
     ) -> Arc<Self> {
         let (durable, _) = tokio::sync::watch::channel(store.durable_seq());
         let notify = durable.clone();
@@ -104,6 +107,7 @@ impl Shared {
             recovery,
             memory,
             retention: Default::default(),
+            acl,
         })
     }
 

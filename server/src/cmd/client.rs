@@ -37,6 +37,11 @@ pub(crate) fn lock_names<'a>(ctx: &'a Ctx<'_>) -> MutexGuard<'a, ClientNames> {
     lock(&ctx.client.handle.names)
 }
 
+/// Locks a client's names.
+pub(crate) fn lock_names_of(handle: &ClientHandle) -> MutexGuard<'_, ClientNames> {
+    lock(&handle.names)
+}
+
 /// Refuses names with spaces, newlines or other special characters, as Redis does.
 pub(crate) fn validate_name(name: &[u8]) -> Result<(), CommandError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
@@ -173,7 +178,7 @@ fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// One CLIENT LIST line, with Redis 7.4's fields in Redis's order.
-fn describe(commands: &Commands, c: &ClientHandle) -> String {
+pub(crate) fn describe(commands: &Commands, c: &ClientHandle) -> String {
     let names = lock(&c.names).clone();
     let now = now_ms();
     let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
@@ -199,7 +204,7 @@ fn describe(commands: &Commands, c: &ClientHandle) -> String {
         .unwrap_or("NULL");
     let omem = c.queued_bytes.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -216,6 +221,11 @@ fn describe(commands: &Commands, c: &ClientHandle) -> String {
         c.watching.load(Ordering::Relaxed),
         omem,
         cmd,
+        if names.user.is_empty() {
+            "default".into()
+        } else {
+            String::from_utf8_lossy(&names.user)
+        },
         if c.resp3.load(Ordering::Relaxed) {
             3
         } else {

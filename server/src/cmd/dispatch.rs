@@ -10,9 +10,9 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, keys_move,
-    object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
-    stream_read, strings, tx,
+    CommandSpec, Commands, Ctx, Outcome, acl, client, command_docs, connection, expire, keys,
+    keys_move, object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info,
+    stream_nack, stream_read, strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -41,6 +41,7 @@ pub fn table() -> &'static Commands {
                 stream_nack::COMMANDS,
                 keys_move::COMMANDS,
                 object::COMMANDS,
+                acl::COMMANDS,
             ],
             command_docs::DOCS,
         )
@@ -116,7 +117,8 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
     }
     let stat = &shared.command_stats[idx];
     let refusal = precheck(shared, client, idx, spec, argv.len())
-        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
+        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv))
+        .or_else(|| acl::refusal(shared, client, idx, &argv));
     if let Some(err) = refusal {
         stat.rejected.fetch_add(1, Ordering::Relaxed);
         if table.entries[idx].full_name == "exec" {
@@ -208,7 +210,7 @@ fn precheck(
             "ERR wrong number of arguments for '{name}' command"
         ));
     }
-    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 && !shared.acl.default_open() {
         return Some("NOAUTH Authentication required.".into());
     }
     if !client.resp3 && client.handle.is_pubsub() && spec.flags & flags::SUBSCRIBED == 0 {
