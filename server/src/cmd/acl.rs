@@ -158,6 +158,11 @@ pub(super) fn deny(
     at_exec: bool,
 ) -> String {
     let name = &shared.acl.index.commands[idx].name;
+    // Redis has made the refused command the client's last one by now (CLIENT LIST's `cmd=`).
+    client
+        .handle
+        .last_cmd
+        .store(idx, std::sync::atomic::Ordering::Relaxed);
     let object: &[u8] = match denial.reason {
         Reason::Command | Reason::Auth => name.as_bytes(),
         Reason::Key | Reason::Channel => argv.get(denial.pos).map_or(&[], |a| &a[..]),
