@@ -1391,7 +1391,7 @@ pub const COMMANDS: &[CommandAcl] = &[
         name: "xidmprecord",
         categories: WRITE | STREAM | FAST,
         key_specs: &[KeySpec {
-            flags: RW | INSERT,
+            flags: RW | UPDATE,
             begin: Begin::Index(1),
             find: Find::Range(0, 1, 0),
             notes: "",

@@ -74,10 +74,10 @@ pub fn merge_selector_args(args: &[Bytes]) -> Result<Vec<Bytes>, usize> {
         if let Some((_, buf)) = open.as_mut() {
             buf.push(b' ');
             buf.extend_from_slice(a);
-            if a.last() == Some(&b')') {
-                if let Some((_, buf)) = open.take() {
-                    out.push(Bytes::from(buf));
-                }
+            if a.last() == Some(&b')')
+                && let Some((_, buf)) = open.take()
+            {
+                out.push(Bytes::from(buf));
             }
             continue;
         }
