@@ -338,6 +338,15 @@ fn acl_log_records_denials_and_failed_auth() {
         };
         assert_eq!(text(&field(&entries[0], "object")), "HELLO");
         assert_eq!(text(&field(&entries[0], "reason")), "auth");
+        let round = if resp3 { 2 } else { 1 };
+        for (name, per_round) in [("auth", 2), ("cmd", 1), ("key", 2), ("channel", 1)] {
+            let n: i64 =
+                brooklet::info_field(&mut admin, "stats", &format!("acl_access_denied_{name}"))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            assert_eq!(n, per_round * round, "{name}");
+        }
     }
 }
 
