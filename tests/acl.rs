@@ -540,6 +540,20 @@ fn deleting_a_user_closes_its_connections() {
     assert_eq!(raw.read2(), F2::SimpleString(b"OK".to_vec()));
     assert_eq!(int(&mut admin, &["ACL", "DELUSER", "gone", "never"]), 1);
     assert!(raw.is_closed());
+    // CLIENT KILL USER closes a user's connections.
+    run(
+        &mut admin,
+        &["ACL", "SETUSER", "kill", "on", "nopass", "+@all", "~*"],
+    );
+    let mut victim = server.raw();
+    victim.send_cmd(&[b"AUTH", b"kill", b"x"]);
+    victim.read2();
+    assert_eq!(int(&mut admin, &["CLIENT", "KILL", "USER", "kill"]), 1);
+    assert!(victim.is_closed());
+    assert_eq!(
+        err(&mut admin, &["CLIENT", "KILL", "USER", "bob"]),
+        "ERR No such user 'bob'"
+    );
     // Deleting oneself: the reply comes, then the connection closes.
     run(
         &mut admin,

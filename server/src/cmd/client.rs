@@ -251,6 +251,8 @@ pub(crate) enum KillFilter {
     Nobody,
     /// MAXAGE seconds: connected at least this long.
     MaxAge(i64),
+    /// USER username: authenticated as this ACL user.
+    User(Bytes),
 }
 
 impl KillFilter {
@@ -262,6 +264,15 @@ impl KillFilter {
             KillFilter::PubSub(want) => c.is_pubsub() == *want,
             KillFilter::Nobody => false,
             KillFilter::MaxAge(secs) => c.created.elapsed().as_secs() as i64 >= *secs,
+            KillFilter::User(name) => {
+                let names = lock(&c.names);
+                let user: &[u8] = if names.user.is_empty() {
+                    b"default"
+                } else {
+                    &names.user
+                };
+                user == &name[..]
+            }
         }
     }
 }
@@ -301,14 +312,7 @@ impl ClientKillArgs {
                 }
                 b"addr" => filters.push(KillFilter::Addr(value)),
                 b"laddr" => filters.push(KillFilter::LAddr(value)),
-                b"user" => {
-                    if &value[..] != b"default" {
-                        return Err(CommandError::text(format!(
-                            "ERR No such user '{}'",
-                            String::from_utf8_lossy(&value)
-                        )));
-                    }
-                }
+                b"user" => filters.push(KillFilter::User(value)),
                 b"type" => filters.push(match &value.to_ascii_lowercase()[..] {
                     b"pubsub" => KillFilter::PubSub(true),
                     b"normal" => KillFilter::PubSub(false),
@@ -357,6 +361,16 @@ fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
         ClientKillArgs::Filters { filters, skipme } => (filters, skipme),
     };
+    for f in &filters {
+        if let KillFilter::User(name) = f
+            && ctx.shared.acl.user(name).is_none()
+        {
+            return Err(CommandError::text(format!(
+                "ERR No such user '{}'",
+                String::from_utf8_lossy(name)
+            )));
+        }
+    }
     let me = ctx.client.id();
     let mut killed = 0;
     for c in ctx.shared.clients.all() {
@@ -459,6 +473,7 @@ mod tests {
                 filters: vec![
                     KillFilter::Id(7),
                     KillFilter::PubSub(true),
+                    KillFilter::User(Bytes::from("default")),
                     KillFilter::Addr(Bytes::from("a:1")),
                     KillFilter::LAddr(Bytes::from("b:2")),
                     KillFilter::MaxAge(5),
@@ -480,7 +495,6 @@ mod tests {
     fn client_kill_errors_are_redis_texts() {
         assert_eq!(e("ID 0"), "ERR client-id should be greater than 0");
         assert_eq!(e("ID x"), "ERR client-id should be greater than 0");
-        assert_eq!(e("USER bob"), "ERR No such user 'bob'");
         assert_eq!(e("TYPE foo"), "ERR Unknown client type 'foo'");
         assert_eq!(e("SKIPME maybe"), "ERR syntax error");
         assert_eq!(e("MAXAGE x"), "ERR syntax error");
