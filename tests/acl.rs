@@ -528,6 +528,29 @@ fn getuser_users_cat_genpass_and_dryrun() {
 }
 
 #[test]
+fn a_blocked_read_is_checked_again_when_served() {
+    let server = TestServer::start();
+    let mut admin = server.client(false);
+    run(
+        &mut admin,
+        &["ACL", "SETUSER", "rd", "on", "nopass", "+@all", "~*"],
+    );
+    let mut raw = server.raw();
+    raw.send_cmd(&[b"AUTH", b"rd", b"x"]);
+    raw.read2();
+    raw.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]);
+    while brooklet::blocked_clients(&mut admin) == 0 {
+        std::thread::yield_now();
+    }
+    run(&mut admin, &["ACL", "SETUSER", "rd", "resetkeys", "~other"]);
+    run(&mut admin, &["XADD", "s", "*", "f", "v"]);
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "NOPERM No permissions to access a key"
+    );
+}
+
+#[test]
 fn deleting_a_user_closes_its_connections() {
     let server = TestServer::start();
     let mut admin = server.client(false);

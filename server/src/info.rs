@@ -436,6 +436,15 @@ pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
     }
 }
 
+/// INFO stats' ACL denial counters, as Redis names them.
+fn acl_stats(shared: &crate::state::Shared, out: &mut String) {
+    let log = crate::keyspace::lock(&shared.acl.log);
+    field(out, "acl_access_denied_auth", log.denied_auth);
+    field(out, "acl_access_denied_cmd", log.denied_cmd);
+    field(out, "acl_access_denied_key", log.denied_key);
+    field(out, "acl_access_denied_channel", log.denied_channel);
+}
+
 #[cfg(test)]
 mod tests {
     /// The decay time set in `.cargo/config.toml` reaches the jemalloc this crate links.
@@ -447,13 +456,4 @@ mod tests {
             "malloc_conf is {conf:?}"
         );
     }
-}
-
-/// INFO stats' ACL denial counters, as Redis names them.
-fn acl_stats(shared: &crate::state::Shared, out: &mut String) {
-    let log = crate::keyspace::lock(&shared.acl.log);
-    field(out, "acl_access_denied_auth", log.denied_auth);
-    field(out, "acl_access_denied_cmd", log.denied_cmd);
-    field(out, "acl_access_denied_key", log.denied_key);
-    field(out, "acl_access_denied_channel", log.denied_channel);
 }

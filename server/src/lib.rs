@@ -201,7 +201,7 @@ async fn launch(
             .map_err(std::io::Error::other)?;
     let opened = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = install_store(config, plain_addr, tls_addr, opened);
-    cmd::load_acl_file(&shared)
+    cmd::acl::load_file_at_start(&shared)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     info::set_background_threads(shared.config().jemalloc_bg_thread);
     {
@@ -280,7 +280,7 @@ fn install_store(
         );
     }
     let commands = cmd::dispatch::table().entries.len();
-    let acl = cmd::new_acl(&config);
+    let acl = cmd::dispatch::new_acl(&config);
     let shared = Shared::new(config, commands, plain_addr, tls_addr, store, report, acl);
     cmd::install_loaded(&shared, loaded);
     shared

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::CommandIndex;
+use super::index::CommandIndex;
 use super::rules::merge_selector_args;
 use super::user::User;
 

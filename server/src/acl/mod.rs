@@ -10,114 +10,20 @@
 pub mod categories;
 pub mod commands;
 pub mod file;
+pub mod index;
 pub mod key_specs;
 pub mod log;
 pub mod rules;
 pub mod user;
 
 use bytes::Bytes;
-use hashbrown::HashMap;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+pub use index::CommandIndex;
 pub use key_specs::KeySpec;
 pub use user::{Denial, Reason, User};
-
-/// Which pub/sub channels a command names, for channel permissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channels {
-    /// None checked (UNSUBSCRIBE and the rest).
-    None,
-    /// The first argument, matched against the user's patterns (PUBLISH, SPUBLISH).
-    Publish,
-    /// Every argument, matched against the user's patterns (SUBSCRIBE, SSUBSCRIBE).
-    Subscribe,
-    /// Every argument, a pattern that must equal one of the user's (PSUBSCRIBE).
-    Pattern,
-}
-
-/// What ACL needs to know of one command of the table.
-#[derive(Debug)]
-pub struct CommandInfo {
-    /// Full name: `xadd`, `config|set`.
-    pub name: String,
-    /// Position of the container of a subcommand.
-    pub parent: Option<usize>,
-    /// Positions of a container's subcommands.
-    pub children: Vec<usize>,
-    /// Category bits.
-    pub categories: u32,
-    /// Key specs.
-    pub key_specs: &'static [KeySpec],
-    /// Runs before authentication (AUTH, HELLO...): no user's rules refuse it.
-    pub no_auth: bool,
-    /// The channels it names.
-    pub channels: Channels,
-}
-
-/// The command table as ACL sees it, indexed like the table.
-#[derive(Debug)]
-pub struct CommandIndex {
-    /// One per table entry.
-    pub commands: Vec<CommandInfo>,
-    by_name: HashMap<String, usize>,
-}
-
-impl CommandIndex {
-    /// Describes a table: for each entry, its full name, its container's position, whether it
-    /// runs before authentication, and the categories to give it when `commands.rs` has no
-    /// row for it.
-    pub fn new(entries: impl IntoIterator<Item = (String, Option<usize>, bool, u32)>) -> Self {
-        let mut commands: Vec<CommandInfo> = Vec::new();
-        for (name, parent, no_auth, derived) in entries {
-            let row = commands::COMMANDS.iter().find(|r| r.name == name);
-            let channels = match name.as_str() {
-                "publish" | "spublish" => Channels::Publish,
-                "subscribe" | "ssubscribe" => Channels::Subscribe,
-                "psubscribe" => Channels::Pattern,
-                _ => Channels::None,
-            };
-            if let Some(p) = parent {
-                let at = commands.len();
-                if let Some(c) = commands.get_mut(p) {
-                    c.children.push(at);
-                }
-            }
-            commands.push(CommandInfo {
-                categories: row.map_or(derived, |r| r.categories),
-                key_specs: row.map_or(&[], |r| r.key_specs),
-                name,
-                parent,
-                children: Vec::new(),
-                no_auth,
-                channels,
-            });
-        }
-        let by_name = commands
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect();
-        CommandIndex { commands, by_name }
-    }
-
-    /// A command by full name, any case.
-    pub fn find(&self, name: &[u8]) -> Option<usize> {
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        self.by_name.get(&lower).copied()
-    }
-
-    /// Number of commands.
-    pub fn len(&self) -> usize {
-        self.commands.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
-    }
-}
 
 /// Every user, the denial log, and what connections check against.
 pub struct Acl {

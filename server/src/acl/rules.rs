@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 
-use super::CommandIndex;
 use super::categories;
+use super::index::CommandIndex;
 use super::user::{KeyPattern, READ, READ_WRITE, Selector, User, WRITE, hash_password};
 
 /// Why a rule was refused; [`RuleError::text`] is Redis's wording.

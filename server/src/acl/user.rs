@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 
+use super::index::{Channels, CommandIndex};
 use super::key_specs::{flags as key, for_each_key};
-use super::{Channels, CommandIndex};
 use brooklet_pubsub::glob_match;
 
 /// A key pattern may be read.

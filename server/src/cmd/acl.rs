@@ -12,7 +12,7 @@ use super::table::flags::*;
 use super::table::{container, simple};
 use super::{CommandSpec, Ctx};
 use crate::acl::log::Denied;
-use crate::acl::{Acl, CommandIndex, Denial, Reason, User, categories};
+use crate::acl::{Denial, Reason, User, categories};
 use crate::client::Client;
 use crate::error::CommandError;
 use crate::state::Shared;
@@ -43,21 +43,6 @@ const NO_ACL_FILE: &str = "ERR This Redis instance is not configured to use an A
 pub(super) const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// The largest ACL GENPASS.
 const GENPASS_MAX_BITS: i64 = 4096;
-
-/// The ACL state of a server starting with `config` (without its ACL file, which
-/// [`load_file_at_start`] reads once the state is shared).
-pub(crate) fn new_acl(config: &crate::config::Config) -> Acl {
-    let table = super::dispatch::table();
-    let index = CommandIndex::new(table.entries.iter().map(|e| {
-        (
-            e.full_name.clone(),
-            e.parent,
-            e.spec.flags & NO_AUTH != 0,
-            super::docs::derived_categories(e),
-        )
-    }));
-    Acl::new(Arc::new(index), config.requirepass.as_deref())
-}
 
 /// Reads `aclfile` at start-up; Err(Redis's text) aborts the start, as in Redis.
 pub(crate) fn load_file_at_start(shared: &Shared) -> Result<(), String> {
@@ -116,6 +101,21 @@ pub(super) fn refusal(
     Some(deny(
         shared, client, &user, idx, argv, denial, context, false,
     ))
+}
+
+/// The check a blocked command passes again each time a write may serve it: as Redis re-runs
+/// it through its checks, rules changed while it waited apply.
+pub(super) fn blocked_refusal(
+    shared: &Shared,
+    client: &mut Client,
+    idx: usize,
+    argv: &[Bytes],
+) -> Option<String> {
+    let user = super::client::lock_names_of(&client.handle).user.clone();
+    if !user.is_empty() {
+        client.user_name = user;
+    }
+    refusal(shared, client, idx, argv)
 }
 
 /// The check EXEC makes of each queued command as it reaches it: the rules may have changed
@@ -187,7 +187,9 @@ pub(super) fn log_denial(
     username: &[u8],
 ) {
     let max_len = shared.config().acllog_max_len;
-    let client_info = super::client::describe(super::dispatch::table(), &client.handle);
+    let names = &shared.acl.index.commands;
+    let client_info =
+        super::client::describe_with(|i| names.get(i).map(|c| c.name.as_str()), &client.handle);
     crate::keyspace::lock(&shared.acl.log).add(
         Denied {
             reason,

@@ -179,6 +179,14 @@ fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 /// One CLIENT LIST line, with Redis 7.4's fields in Redis's order.
 pub(crate) fn describe(commands: &Commands, c: &ClientHandle) -> String {
+    describe_with(|i| commands.entries.get(i).map(|e| e.full_name.as_str()), c)
+}
+
+/// One CLIENT LIST line, naming the last command by `name_of(table position)`.
+pub(crate) fn describe_with<'n>(
+    name_of: impl Fn(usize) -> Option<&'n str>,
+    c: &ClientHandle,
+) -> String {
     let names = lock(&c.names).clone();
     let now = now_ms();
     let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
@@ -197,11 +205,7 @@ pub(crate) fn describe(commands: &Commands, c: &ClientHandle) -> String {
         flags.push('N');
     }
     let last = c.last_cmd.load(Ordering::Relaxed);
-    let cmd = commands
-        .entries
-        .get(last)
-        .map(|e| e.full_name.as_str())
-        .unwrap_or("NULL");
+    let cmd = name_of(last).unwrap_or("NULL");
     let omem = c.queued_bytes.load(Ordering::Relaxed);
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",

@@ -48,6 +48,21 @@ pub fn table() -> &'static Commands {
     })
 }
 
+/// The ACL state of a server starting with `config` (without its ACL file, which
+/// `acl::load_file_at_start` reads once the state is shared).
+pub(crate) fn new_acl(config: &crate::config::Config) -> crate::acl::Acl {
+    let table = table();
+    let index = crate::acl::CommandIndex::new(table.entries.iter().map(|e| {
+        (
+            e.full_name.clone(),
+            e.parent,
+            e.spec.flags & flags::NO_AUTH != 0,
+            super::docs::derived_categories(e),
+        )
+    }));
+    crate::acl::Acl::new(Arc::new(index), config.requirepass.as_deref())
+}
+
 /// Runs one request and appends its reply (if any) to `out`.
 pub fn execute(
     shared: &Arc<Shared>,
@@ -295,6 +310,21 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     let mut client = Client::new(handle, true);
     client.db = waiter.db;
     client.resp3 = waiter.resp3;
+    if let Some(e) = acl::blocked_refusal(shared, &mut client, idx, &waiter.argv) {
+        shared.command_stats[idx]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(tx) = slot.take() {
+            let _ = tx.send(crate::blocking::Served {
+                reply: Reply::error(e),
+                write_seq: 0,
+                counted: true,
+            });
+        }
+        drop(slot);
+        shared.blocking.unregister(waiter);
+        return;
+    }
     let mut ctx = Ctx::new(shared, table(), &mut client);
     ctx.rerun = true;
     let reply = call(&mut ctx, idx, &waiter.argv);

@@ -12,7 +12,7 @@
 //! requests: it checks arity, authentication, subscribed mode and MULTI queuing from the
 //! table, for every command alike, before it calls the handler.
 
-mod acl;
+pub(crate) mod acl;
 mod call;
 mod client;
 mod command_docs;
@@ -41,8 +41,6 @@ mod strings;
 pub(crate) mod table;
 mod tx;
 mod write;
-
-pub(crate) use acl::{load_file_at_start as load_acl_file, new_acl};
 
 use bytes::Bytes;
 use std::sync::Arc;
