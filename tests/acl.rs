@@ -426,6 +426,16 @@ fn selectors_and_channels() {
         &["ACL", "SETUSER", "sel", "resetchannels", "&ch1"],
     );
     assert!(raw.is_closed());
+    // The default user's subscribers too, though they never authenticated.
+    let mut open = server.raw();
+    open.send_cmd(&[b"SUBSCRIBE", b"news"]);
+    open.read2();
+    run(
+        &mut admin,
+        &["ACL", "SETUSER", "default", "resetchannels", "&other"],
+    );
+    assert!(open.is_closed());
+    run(&mut admin, &["ACL", "SETUSER", "default", "allchannels"]);
     // New users have no channels (acl-pubsub-default resetchannels) unless configured.
     run(
         &mut admin,

@@ -304,7 +304,7 @@ fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, old: &User, new: &User) {
         return;
     }
     for handle in ctx.shared.clients.all() {
-        if !handle.is_pubsub() || super::client::lock_names_of(&handle).user != new.name {
+        if !handle.is_pubsub() || user_name_of(&handle) != new.name {
             continue;
         }
         let allowed = super::pubsub::subscriptions_of(ctx.shared, handle.id)
@@ -334,10 +334,20 @@ fn deluser(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Int(gone.len() as i64))
 }
 
+/// The user a connection runs as (`default` until it authenticates as another).
+fn user_name_of(handle: &crate::client::ClientHandle) -> Bytes {
+    let user = super::client::lock_names_of(handle).user.clone();
+    if user.is_empty() {
+        Bytes::from_static(b"default")
+    } else {
+        user
+    }
+}
+
 /// Closes every connection authenticated as `name` (the caller's after its reply).
 fn kill_clients_of(ctx: &mut Ctx<'_>, name: &[u8]) {
     for handle in ctx.shared.clients.all() {
-        if super::client::lock_names_of(&handle).user[..] != name[..] {
+        if user_name_of(&handle)[..] != name[..] {
             continue;
         }
         if handle.id == ctx.client.id() {
