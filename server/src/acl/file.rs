@@ -133,10 +133,8 @@ mod tests {
 
     #[test]
     fn save_then_load_round_trips() {
-        let index = CommandIndex::new([
-            ("get".to_string(), None, false, 0),
-            ("set".to_string(), None, false, 0),
-        ]);
+        use super::super::index::TableEntry;
+        let index = CommandIndex::new([TableEntry::named("get"), TableEntry::named("set")]);
         let dir = std::env::temp_dir().join(format!("brooklet-aclfile-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("users.acl");

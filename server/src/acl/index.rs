@@ -31,11 +31,39 @@ pub struct CommandInfo {
     /// Category bits.
     pub categories: u32,
     /// Key specs.
-    pub key_specs: &'static [KeySpec],
+    pub key_specs: Vec<KeySpec>,
     /// Runs before authentication (AUTH, HELLO...): no user's rules refuse it.
     pub no_auth: bool,
     /// The channels it names.
     pub channels: Channels,
+}
+
+/// One entry of the command table, as the table knows it.
+#[derive(Debug, Clone)]
+pub struct TableEntry {
+    /// Full name: `xadd`, `config|set`.
+    pub name: String,
+    /// Position of the container of a subcommand.
+    pub parent: Option<usize>,
+    /// Runs before authentication.
+    pub no_auth: bool,
+    /// Categories, used when `commands.rs` has no row for the command.
+    pub categories: u32,
+    /// Key specs, used when `commands.rs` has no row for the command.
+    pub key_specs: Vec<KeySpec>,
+}
+
+impl TableEntry {
+    /// An entry with no container, no keys and no categories (tests).
+    pub fn named(name: &str) -> Self {
+        TableEntry {
+            name: name.to_string(),
+            parent: None,
+            no_auth: false,
+            categories: 0,
+            key_specs: Vec::new(),
+        }
+    }
 }
 
 /// The command table as ACL sees it, indexed like the table.
@@ -47,12 +75,17 @@ pub struct CommandIndex {
 }
 
 impl CommandIndex {
-    /// Describes a table: for each entry, its full name, its container's position, whether it
-    /// runs before authentication, and the categories to give it when `commands.rs` has no
-    /// row for it.
-    pub fn new(entries: impl IntoIterator<Item = (String, Option<usize>, bool, u32)>) -> Self {
+    /// Describes a table, entry by entry in table order.
+    pub fn new(entries: impl IntoIterator<Item = TableEntry>) -> Self {
         let mut commands: Vec<CommandInfo> = Vec::new();
-        for (name, parent, no_auth, derived) in entries {
+        for TableEntry {
+            name,
+            parent,
+            no_auth,
+            categories,
+            key_specs,
+        } in entries
+        {
             let row = commands::COMMANDS.iter().find(|r| r.name == name);
             let channels = match name.as_str() {
                 "publish" | "spublish" => Channels::Publish,
@@ -67,8 +100,8 @@ impl CommandIndex {
                 }
             }
             commands.push(CommandInfo {
-                categories: row.map_or(derived, |r| r.categories),
-                key_specs: row.map_or(&[], |r| r.key_specs),
+                categories: row.map_or(categories, |r| r.categories),
+                key_specs: row.map_or(key_specs, |r| r.key_specs.to_vec()),
                 name,
                 parent,
                 children: Vec::new(),

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use index::CommandIndex;
+pub use index::{CommandIndex, TableEntry};
 pub use key_specs::KeySpec;
 pub use user::{Denial, Reason, User};
 

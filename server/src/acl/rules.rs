@@ -347,14 +347,35 @@ mod tests {
 
     fn index() -> CommandIndex {
         use super::super::categories::*;
+        use super::super::index::TableEntry;
+        let sub = |name: &str, parent: usize| TableEntry {
+            parent: Some(parent),
+            ..TableEntry::named(name)
+        };
         CommandIndex::new([
-            ("get".to_string(), None, false, 0),
-            ("set".to_string(), None, false, 0),
-            ("config".to_string(), None, false, 0),
-            ("config|get".to_string(), Some(2), false, 0),
-            ("config|set".to_string(), Some(2), false, 0),
-            ("select".to_string(), None, false, FAST),
-            ("auth".to_string(), None, true, 0),
+            TableEntry::named("get"),
+            TableEntry::named("set"),
+            TableEntry::named("config"),
+            sub("config|get", 2),
+            sub("config|set", 2),
+            TableEntry {
+                categories: FAST,
+                ..TableEntry::named("select")
+            },
+            TableEntry {
+                no_auth: true,
+                ..TableEntry::named("auth")
+            },
+            TableEntry {
+                key_specs: vec![super::super::KeySpec {
+                    flags: super::super::key_specs::flags::RW
+                        | super::super::key_specs::flags::UPDATE,
+                    begin: super::super::key_specs::Begin::Index(1),
+                    find: super::super::key_specs::Find::Range(0, 1, 0),
+                    notes: "",
+                }],
+                ..TableEntry::named("xnew")
+            },
         ])
     }
 
@@ -445,6 +466,16 @@ mod tests {
         assert!(u.check(&idx, 5, &argv("select 0")).is_ok());
         assert!(u.check(&idx, 5, &argv("select 1")).is_err());
         assert!(u.check(&idx, 6, &argv("auth x")).is_ok());
+        // A command without a row in `commands.rs` is checked by the specs it was given.
+        assert_eq!(
+            u.check(&idx, 7, &argv("xnew r1")),
+            Err(super::super::Denial {
+                reason: super::super::Reason::Key,
+                pos: 1
+            })
+        );
+        let w = user(&["+@all", "%W~w*"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(w.check(&idx, 7, &argv("xnew w1")).is_ok());
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Selector {
         }
         if !self.all_keys && !cmd.key_specs.is_empty() {
             let mut denied = None;
-            for_each_key(cmd.key_specs, argv, |pos, flags| {
+            for_each_key(&cmd.key_specs, argv, |pos, flags| {
                 if denied.is_none()
                     && flags & key::NOT_KEY == 0
                     && !self.key_allowed(&argv[pos], flags)

@@ -52,14 +52,14 @@ pub fn table() -> &'static Commands {
 /// `acl::load_file_at_start` reads once the state is shared).
 pub(crate) fn new_acl(config: &crate::config::Config) -> crate::acl::Acl {
     let table = table();
-    let index = crate::acl::CommandIndex::new(table.entries.iter().map(|e| {
-        (
-            e.full_name.clone(),
-            e.parent,
-            e.spec.flags & flags::NO_AUTH != 0,
-            super::docs::derived_categories(e),
-        )
-    }));
+    let index =
+        crate::acl::CommandIndex::new(table.entries.iter().map(|e| crate::acl::TableEntry {
+            name: e.full_name.clone(),
+            parent: e.parent,
+            no_auth: e.spec.flags & flags::NO_AUTH != 0,
+            categories: super::docs::derived_categories(e),
+            key_specs: super::docs::derived_key_specs(e.spec),
+        }));
     crate::acl::Acl::new(Arc::new(index), config.requirepass.as_deref())
 }
 

@@ -7,7 +7,7 @@ use brooklet_pubsub::glob_match;
 use brooklet_resp::{Args, Reply};
 
 use super::table::flags::*;
-use super::{Commands, Ctx};
+use super::{CommandSpec, Commands, Ctx};
 use crate::error::CommandError;
 
 type Entry = super::table::Entry<super::Handler>;
@@ -140,53 +140,41 @@ fn key_spec_reply(k: &crate::acl::KeySpec) -> Reply {
     Reply::Map(fields)
 }
 
-fn key_specs(entry: &Entry) -> Reply {
-    if let Some(row) = acl_row(entry) {
-        return Reply::Array(row.key_specs.iter().map(key_spec_reply).collect());
-    }
-    let spec = entry.spec;
+/// A key spec from a command's key positions, for a command `crate::acl::commands` has no
+/// row for: read and written when it writes, read otherwise, so ACL checks every key it names.
+pub(super) fn derived_key_specs(spec: &CommandSpec) -> Vec<crate::acl::KeySpec> {
+    use crate::acl::key_specs::{Begin, Find, flags};
     if spec.first_key <= 0 {
-        return Reply::Array(Vec::new());
+        return Vec::new();
     }
-    let flag = if spec.flags & WRITE != 0 { "RW" } else { "RO" };
-    let kv = |k: &str, v: Reply| (bulk(k), v);
-    Reply::Array(vec![Reply::Map(vec![
-        kv("flags", Reply::Set(vec![Reply::simple(flag)])),
-        kv(
-            "begin_search",
-            Reply::Map(vec![
-                kv("type", bulk("index")),
-                kv(
-                    "spec",
-                    Reply::Map(vec![kv("index", Reply::Int(spec.first_key.into()))]),
-                ),
-            ]),
-        ),
-        kv(
-            "find_keys",
-            Reply::Map(vec![
-                kv("type", bulk("range")),
-                kv(
-                    "spec",
-                    Reply::Map(vec![
-                        kv(
-                            "lastkey",
-                            Reply::Int(
-                                (if spec.last_key < 0 {
-                                    spec.last_key
-                                } else {
-                                    spec.last_key - spec.first_key
-                                })
-                                .into(),
-                            ),
-                        ),
-                        kv("keystep", Reply::Int(spec.key_step.into())),
-                        kv("limit", Reply::Int(0)),
-                    ]),
-                ),
-            ]),
-        ),
-    ])])
+    let access = if spec.flags & WRITE != 0 {
+        flags::RW | flags::ACCESS | flags::UPDATE
+    } else {
+        flags::RO | flags::ACCESS
+    };
+    let last = if spec.last_key < 0 {
+        spec.last_key
+    } else {
+        spec.last_key - spec.first_key
+    };
+    vec![crate::acl::KeySpec {
+        flags: access,
+        begin: Begin::Index(spec.first_key),
+        find: Find::Range(last, spec.key_step, 0),
+        notes: "",
+    }]
+}
+
+fn key_specs(entry: &Entry) -> Reply {
+    let derived;
+    let specs = match acl_row(entry) {
+        Some(row) => row.key_specs,
+        None => {
+            derived = derived_key_specs(entry.spec);
+            &derived[..]
+        }
+    };
+    Reply::Array(specs.iter().map(key_spec_reply).collect())
 }
 
 fn info_of(t: &Commands, entry: &Entry) -> Reply {
@@ -637,5 +625,29 @@ mod tests {
             );
         }
         assert_eq!(DOCS.len(), t.entries.len());
+    }
+
+    #[test]
+    fn every_command_has_redis_categories_and_key_specs() {
+        let missing: Vec<&str> = table()
+            .entries
+            .iter()
+            .filter(|e| acl_row(e).is_none())
+            .map(|e| e.full_name.as_str())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add rows to server/src/acl/commands.rs for {missing:?}"
+        );
+        for e in &table().entries {
+            let keyed = e.spec.first_key > 0 || e.spec.flags & MOVABLE_KEYS != 0;
+            let specs = acl_row(e).map_or(0, |r| r.key_specs.len());
+            assert_eq!(
+                keyed,
+                specs > 0,
+                "{}: key positions and key specs",
+                e.full_name
+            );
+        }
     }
 }
