@@ -415,6 +415,12 @@ fn selectors_and_channels() {
     // A pattern is allowed only when it is one of the user's patterns, literally.
     raw.send_cmd(&[b"PSUBSCRIBE", b"ch*"]);
     raw.read2();
+    // As in Redis, permissions are checked before the subscribed-mode restriction.
+    raw.send_cmd(&[b"DEL", b"s1"]);
+    assert_eq!(
+        error_text(&raw.read2()).unwrap(),
+        "NOPERM User sel has no permissions to run the 'del' command"
+    );
     raw.send_cmd(&[b"SUBSCRIBE", b"ch1", b"zz"]);
     assert_eq!(
         error_text(&raw.read2()).unwrap(),

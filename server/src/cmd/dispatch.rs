@@ -131,9 +131,8 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         }
     }
     let stat = &shared.command_stats[idx];
-    let refusal = precheck(shared, client, idx, spec, argv.len())
-        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv))
-        .or_else(|| acl::refusal(shared, client, idx, &argv));
+    let refusal = precheck(shared, client, idx, spec, &argv)
+        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
     if let Some(err) = refusal {
         stat.rejected.fetch_add(1, Ordering::Relaxed);
         if table.entries[idx].full_name == "exec" {
@@ -211,14 +210,16 @@ fn name_too_long(full_name: &str, argv: &[Bytes]) -> Option<String> {
     })
 }
 
-/// Checks arity, authentication and subscribed mode; Some(error text) refuses the command.
+/// Checks arity, authentication, ACL permissions and subscribed mode, in Redis's order;
+/// Some(error text) refuses the command.
 fn precheck(
     shared: &Shared,
-    client: &Client,
+    client: &mut Client,
     idx: usize,
     spec: &CommandSpec,
-    argc: usize,
+    argv: &[Bytes],
 ) -> Option<String> {
+    let argc = argv.len();
     let name = &table().entries[idx].full_name;
     if !spec.arity_ok(argc) {
         return Some(format!(
@@ -227,6 +228,9 @@ fn precheck(
     }
     if !client.authenticated && spec.flags & flags::NO_AUTH == 0 && !shared.acl.default_open() {
         return Some("NOAUTH Authentication required.".into());
+    }
+    if let Some(denied) = acl::refusal(shared, client, idx, argv) {
+        return Some(denied);
     }
     if !client.resp3 && client.handle.is_pubsub() && spec.flags & flags::SUBSCRIBED == 0 {
         return Some(format!(
