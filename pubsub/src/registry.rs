@@ -165,6 +165,19 @@ impl<S: Subscriber> Registry<S> {
         self.remove_all(Kind::Shard, client)
     }
 
+    /// A client's channels, shard channels and patterns, each with whether it is a pattern
+    /// (ACL SETUSER checks them against a user's new channel rules).
+    pub fn subscriptions_of(&self, client: u64) -> Vec<(Bytes, bool)> {
+        let Some(own) = self.clients.get(&client) else {
+            return Vec::new();
+        };
+        let plain = own.channels.keys().chain(own.shard_channels.keys());
+        plain
+            .map(|c| (c.clone(), false))
+            .chain(own.patterns.keys().map(|p| (p.clone(), true)))
+            .collect()
+    }
+
     /// Removes every subscription of a disconnecting client, in time proportional to its own
     /// subscriptions; returns how many there were.
     pub fn remove_client(&mut self, client: u64) -> usize {

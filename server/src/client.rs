@@ -85,6 +85,8 @@ pub struct ClientNames {
     pub lib_name: Bytes,
     /// CLIENT SETINFO LIB-VER.
     pub lib_ver: Bytes,
+    /// The ACL user it is authenticated as; empty for `default`.
+    pub user: Bytes,
 }
 
 impl ClientHandle {
@@ -225,6 +227,12 @@ pub struct Client {
     pub resp3: bool,
     /// Whether the client has authenticated (or no password is required).
     pub authenticated: bool,
+    /// The ACL user it runs as.
+    pub user_name: Bytes,
+    /// That user's rules, as of `acl_epoch`; None until the first command looks them up.
+    pub user: Option<Arc<crate::acl::User>>,
+    /// The ACL epoch `user` was read at; a newer epoch means it must be read again.
+    pub acl_epoch: u64,
     /// Inside MULTI when Some.
     pub multi: Option<MultiState>,
     /// Set while EXEC runs its queue.
@@ -256,6 +264,9 @@ impl Client {
             db: 0,
             resp3: false,
             authenticated,
+            user_name: Bytes::from_static(b"default"),
+            user: None,
+            acl_epoch: 0,
             multi: None,
             in_exec: false,
             watched: Vec::new(),

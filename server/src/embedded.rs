@@ -77,7 +77,7 @@ impl Embedded {
             .stats
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
-        let authenticated = shared.config().requirepass.is_none();
+        let authenticated = shared.acl.default_open();
         shared.clients.insert(handle.clone());
         Session {
             shared: shared.clone(),

@@ -316,6 +316,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
             field(out, "total_error_replies", load(&stats.total_error_replies));
             pubsub_stats(ctx, out);
+            acl_stats(shared, out);
         }
         "replication" => {
             out.push_str("# Replication\r\n");
@@ -433,6 +434,15 @@ pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
             e.full_name
         );
     }
+}
+
+/// INFO stats' ACL denial counters, as Redis names them.
+fn acl_stats(shared: &crate::state::Shared, out: &mut String) {
+    let log = crate::keyspace::lock(&shared.acl.log);
+    field(out, "acl_access_denied_auth", log.denied_auth);
+    field(out, "acl_access_denied_cmd", log.denied_cmd);
+    field(out, "acl_access_denied_key", log.denied_key);
+    field(out, "acl_access_denied_channel", log.denied_channel);
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 pub mod config;
 
+mod acl;
 mod blocking;
 mod checkpoint;
 mod client;
@@ -206,6 +207,8 @@ async fn launch(
             .map_err(std::io::Error::other)?;
     let opened = opened.map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = install_store(config, plain_addr, tls_addr, opened);
+    cmd::acl::load_file_at_start(&shared)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     info::set_background_threads(shared.config().jemalloc_bg_thread);
     {
         let config = shared.config();
@@ -296,7 +299,8 @@ fn install_store(
         );
     }
     let commands = cmd::dispatch::table().entries.len();
-    let shared = Shared::new(config, commands, plain_addr, tls_addr, store, report);
+    let acl = cmd::dispatch::new_acl(&config);
+    let shared = Shared::new(config, commands, plain_addr, tls_addr, store, report, acl);
     cmd::install_loaded(&shared, loaded);
     shared
 }
@@ -419,7 +423,7 @@ async fn accept_on(
 /// The error a new connection is refused with (protected mode, maxclients), or None.
 fn admission(shared: &Shared, peer: SocketAddr) -> Option<&'static [u8]> {
     let config = shared.config();
-    if protected_mode_refuses(&config, peer.ip()) {
+    if protected_mode_refuses(&config, shared.acl.default_user().nopass, peer.ip()) {
         tracing::warn!(%peer, "refused a client from outside the loopback interface: protected mode is on and no password is set");
         return Some(PROTECTED_MODE_DENIED);
     }
@@ -477,9 +481,10 @@ async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut socket: S, error: &'static
 /// Redis's reply to a client refused by protected mode.
 const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
-/// Protected mode, as Redis has it: with no password set, only loopback clients are served.
-fn protected_mode_refuses(config: &Config, peer: std::net::IpAddr) -> bool {
-    config.protected_mode && config.requirepass.is_none() && !peer.to_canonical().is_loopback()
+/// Protected mode, as Redis has it: while the `default` user needs no password (`nopass`),
+/// only loopback clients are served.
+fn protected_mode_refuses(config: &Config, nopass: bool, peer: std::net::IpAddr) -> bool {
+    config.protected_mode && nopass && !peer.to_canonical().is_loopback()
 }
 
 #[cfg(test)]
@@ -495,20 +500,20 @@ mod tests {
             .parse()
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
         let mut c = Config::default();
-        assert!(protected_mode_refuses(&c, outside));
+        assert!(protected_mode_refuses(&c, true, outside));
         assert!(!protected_mode_refuses(
             &c,
+            true,
             std::net::Ipv4Addr::LOCALHOST.into()
         ));
         assert!(!protected_mode_refuses(
             &c,
+            true,
             std::net::Ipv6Addr::LOCALHOST.into()
         ));
-        assert!(!protected_mode_refuses(&c, mapped));
-        c.requirepass = Some(b"pw".to_vec());
-        assert!(!protected_mode_refuses(&c, outside));
-        c.requirepass = None;
+        assert!(!protected_mode_refuses(&c, true, mapped));
+        assert!(!protected_mode_refuses(&c, false, outside));
         c.protected_mode = false;
-        assert!(!protected_mode_refuses(&c, outside));
+        assert!(!protected_mode_refuses(&c, true, outside));
     }
 }

@@ -60,6 +60,8 @@ pub struct Shared {
     pub retention: crate::retention_set::RetentionSet,
     /// CLIENT PAUSE.
     pub pause: crate::pause::Pause,
+    /// Users, their permissions and the denial log.
+    pub acl: crate::acl::Acl,
 }
 
 impl Shared {
@@ -72,6 +74,7 @@ impl Shared {
         tls_addr: Option<std::net::SocketAddr>,
         store: brooklet_persistence::Store,
         recovery: brooklet_persistence::RecoveryReport,
+        acl: crate::acl::Acl,
     ) -> Arc<Self> {
         let (durable, _) = tokio::sync::watch::channel(store.durable_seq());
         let notify = durable.clone();
@@ -107,6 +110,7 @@ impl Shared {
             memory,
             retention: Default::default(),
             pause: Default::default(),
+            acl,
         })
     }
 

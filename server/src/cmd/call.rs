@@ -137,9 +137,18 @@ fn touch_watchers(ctx: &Ctx<'_>) {
     }
 }
 
+/// A check each queued command passes again as EXEC reaches it (ACL rules may have changed
+/// since it was queued): Some(error) answers it instead of running it.
+pub(crate) type ExecCheck =
+    fn(&crate::state::Shared, &mut crate::client::Client, usize, &[Bytes]) -> Option<String>;
+
 /// Runs a transaction's queued commands under the exclusive gate.
 /// None when a watched key changed (checked under the gate, so no write can slip in after).
-pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> Option<Vec<Reply>> {
+pub(crate) fn exec_queue(
+    ctx: &mut Ctx<'_>,
+    queue: Vec<(usize, Vec<Bytes>)>,
+    check: ExecCheck,
+) -> Option<Vec<Reply>> {
     let shared = ctx.shared;
     let mut replies = Vec::with_capacity(queue.len());
     let mut touched = Vec::new();
@@ -151,8 +160,12 @@ pub(crate) fn exec_queue(ctx: &mut Ctx<'_>, queue: Vec<(usize, Vec<Bytes>)>) -> 
         }
         ctx.client.in_exec = true;
         for (idx, argv) in queue {
+            let refused = check(shared, ctx.client, idx, &argv);
             let mut inner = Ctx::new(shared, ctx.commands, ctx.client);
-            let reply = call(&mut inner, idx, &argv);
+            let reply = match refused {
+                Some(e) => Reply::error(e),
+                None => call(&mut inner, idx, &argv),
+            };
             if let Reply::Error(text) = &reply {
                 shared.stats.count_error(text);
             }

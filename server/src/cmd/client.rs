@@ -40,6 +40,11 @@ pub(crate) fn lock_names<'a>(ctx: &'a Ctx<'_>) -> MutexGuard<'a, ClientNames> {
     lock(&ctx.client.handle.names)
 }
 
+/// Locks a client's names.
+pub(crate) fn lock_names_of(handle: &ClientHandle) -> MutexGuard<'_, ClientNames> {
+    lock(&handle.names)
+}
+
 /// Refuses names with spaces, newlines or other special characters, as Redis does.
 pub(crate) fn validate_name(name: &[u8]) -> Result<(), CommandError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
@@ -251,7 +256,15 @@ fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// One CLIENT LIST line, with Redis 7.4's fields in Redis's order.
-fn describe(commands: &Commands, c: &ClientHandle) -> String {
+pub(crate) fn describe(commands: &Commands, c: &ClientHandle) -> String {
+    describe_with(|i| commands.entries.get(i).map(|e| e.full_name.as_str()), c)
+}
+
+/// One CLIENT LIST line, naming the last command by `name_of(table position)`.
+pub(crate) fn describe_with<'n>(
+    name_of: impl Fn(usize) -> Option<&'n str>,
+    c: &ClientHandle,
+) -> String {
     let names = lock(&c.names).clone();
     let now = now_ms();
     let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
@@ -276,14 +289,10 @@ fn describe(commands: &Commands, c: &ClientHandle) -> String {
         flags.push('N');
     }
     let last = c.last_cmd.load(Ordering::Relaxed);
-    let cmd = commands
-        .entries
-        .get(last)
-        .map(|e| e.full_name.as_str())
-        .unwrap_or("NULL");
+    let cmd = name_of(last).unwrap_or("NULL");
     let omem = c.queued_bytes.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -300,6 +309,11 @@ fn describe(commands: &Commands, c: &ClientHandle) -> String {
         c.watching.load(Ordering::Relaxed),
         omem,
         cmd,
+        if names.user.is_empty() {
+            "default".into()
+        } else {
+            String::from_utf8_lossy(&names.user)
+        },
         if c.resp3.load(Ordering::Relaxed) {
             3
         } else {
@@ -325,6 +339,8 @@ pub(crate) enum KillFilter {
     Nobody,
     /// MAXAGE seconds: connected at least this long.
     MaxAge(i64),
+    /// USER username: authenticated as this ACL user.
+    User(Bytes),
 }
 
 impl KillFilter {
@@ -336,6 +352,15 @@ impl KillFilter {
             KillFilter::PubSub(want) => c.is_pubsub() == *want,
             KillFilter::Nobody => false,
             KillFilter::MaxAge(secs) => c.created.elapsed().as_secs() as i64 >= *secs,
+            KillFilter::User(name) => {
+                let names = lock(&c.names);
+                let user: &[u8] = if names.user.is_empty() {
+                    b"default"
+                } else {
+                    &names.user
+                };
+                user == &name[..]
+            }
         }
     }
 }
@@ -375,14 +400,7 @@ impl ClientKillArgs {
                 }
                 b"addr" => filters.push(KillFilter::Addr(value)),
                 b"laddr" => filters.push(KillFilter::LAddr(value)),
-                b"user" => {
-                    if &value[..] != b"default" {
-                        return Err(CommandError::text(format!(
-                            "ERR No such user '{}'",
-                            String::from_utf8_lossy(&value)
-                        )));
-                    }
-                }
+                b"user" => filters.push(KillFilter::User(value)),
                 b"type" => filters.push(match &value.to_ascii_lowercase()[..] {
                     b"pubsub" => KillFilter::PubSub(true),
                     b"normal" => KillFilter::PubSub(false),
@@ -431,6 +449,16 @@ fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         }
         ClientKillArgs::Filters { filters, skipme } => (filters, skipme),
     };
+    for f in &filters {
+        if let KillFilter::User(name) = f
+            && ctx.shared.acl.user(name).is_none()
+        {
+            return Err(CommandError::text(format!(
+                "ERR No such user '{}'",
+                String::from_utf8_lossy(name)
+            )));
+        }
+    }
     let me = ctx.client.id();
     let mut killed = 0;
     for c in ctx.shared.clients.all() {
@@ -537,6 +565,7 @@ mod tests {
                 filters: vec![
                     KillFilter::Id(7),
                     KillFilter::PubSub(true),
+                    KillFilter::User(Bytes::from("default")),
                     KillFilter::Addr(Bytes::from("a:1")),
                     KillFilter::LAddr(Bytes::from("b:2")),
                     KillFilter::MaxAge(5),
@@ -581,7 +610,6 @@ mod tests {
     fn client_kill_errors_are_redis_texts() {
         assert_eq!(e("ID 0"), "ERR client-id should be greater than 0");
         assert_eq!(e("ID x"), "ERR client-id should be greater than 0");
-        assert_eq!(e("USER bob"), "ERR No such user 'bob'");
         assert_eq!(e("TYPE foo"), "ERR Unknown client type 'foo'");
         assert_eq!(e("SKIPME maybe"), "ERR syntax error");
         assert_eq!(e("MAXAGE x"), "ERR syntax error");

@@ -42,32 +42,18 @@ fn echo(_: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Bulk(argv[1].clone()))
 }
 
-/// Checks a password for a user; only the `default` user exists.
-fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CommandError> {
-    let config = ctx.shared.config();
-    let ok = user == b"default" && config.requirepass.as_deref().is_none_or(|p| p == pass);
-    if ok {
-        Ok(())
-    } else {
-        Err(CommandError::msg(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
 fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let (user, pass) = match argv {
         [_, pass] => (&b"default"[..], pass),
         [_, user, pass] => (&user[..], pass),
         _ => return Err(CommandError::syntax()),
     };
-    if argv.len() == 2 && ctx.shared.config().requirepass.is_none() {
+    if argv.len() == 2 && ctx.shared.acl.default_user().nopass {
         return Err(CommandError::msg(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
-    check_password(ctx, user, pass)?;
-    ctx.client.authenticated = true;
+    super::acl::authenticate(ctx, &argv[0], user, pass)?;
     Ok(Reply::Ok)
 }
 
@@ -132,10 +118,9 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     } = HelloArgs::parse(&mut Args::new(&argv[1..]))?;
     let resp3 = resp3.unwrap_or(ctx.client.resp3);
     if let Some((user, pass)) = &credentials {
-        check_password(ctx, user, pass)?;
-        ctx.client.authenticated = true;
+        super::acl::authenticate(ctx, &argv[0], user, pass)?;
     }
-    if !ctx.client.authenticated {
+    if !ctx.client.authenticated && !ctx.shared.acl.default_open() {
         return Err(CommandError::msg(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
@@ -183,7 +168,9 @@ fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.reply_mode = crate::client::ReplyMode::On;
-    ctx.client.authenticated = ctx.shared.config().requirepass.is_none();
+    let epoch = ctx.shared.acl.epoch();
+    super::acl::become_user(ctx.client, ctx.shared.acl.default_user(), epoch);
+    ctx.client.authenticated = ctx.shared.acl.default_open();
     super::client::lock_names(ctx).name = Bytes::new();
     Ok(Reply::simple("RESET"))
 }

@@ -10,7 +10,7 @@ use brooklet_resp::Reply;
 use super::call::call;
 use super::table::flags;
 use super::{
-    CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, dump, expire, keys,
+    CommandSpec, Commands, Ctx, Outcome, acl, client, command_docs, connection, dump, expire, keys,
     keys_move, object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info,
     stream_nack, stream_read, strings, tx,
 };
@@ -42,10 +42,26 @@ pub fn table() -> &'static Commands {
                 keys_move::COMMANDS,
                 object::COMMANDS,
                 dump::COMMANDS,
+                acl::COMMANDS,
             ],
             command_docs::DOCS,
         )
     })
+}
+
+/// The ACL state of a server starting with `config` (without its ACL file, which
+/// `acl::load_file_at_start` reads once the state is shared).
+pub(crate) fn new_acl(config: &crate::config::Config) -> crate::acl::Acl {
+    let table = table();
+    let index =
+        crate::acl::CommandIndex::new(table.entries.iter().map(|e| crate::acl::TableEntry {
+            name: e.full_name.clone(),
+            parent: e.parent,
+            no_auth: e.spec.flags & flags::NO_AUTH != 0,
+            categories: super::docs::derived_categories(e),
+            key_specs: super::docs::derived_key_specs(e.spec),
+        }));
+    crate::acl::Acl::new(Arc::new(index), config.requirepass.as_deref())
 }
 
 /// Runs one request and appends its reply (if any) to `out`.
@@ -116,7 +132,7 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         }
     }
     let stat = &shared.command_stats[idx];
-    let refusal = precheck(shared, client, idx, spec, argv.len())
+    let refusal = precheck(shared, client, idx, spec, &argv)
         .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
     if let Some(err) = refusal {
         stat.rejected.fetch_add(1, Ordering::Relaxed);
@@ -206,22 +222,27 @@ fn name_too_long(full_name: &str, argv: &[Bytes]) -> Option<String> {
     })
 }
 
-/// Checks arity, authentication and subscribed mode; Some(error text) refuses the command.
+/// Checks arity, authentication, ACL permissions and subscribed mode, in Redis's order;
+/// Some(error text) refuses the command.
 fn precheck(
     shared: &Shared,
-    client: &Client,
+    client: &mut Client,
     idx: usize,
     spec: &CommandSpec,
-    argc: usize,
+    argv: &[Bytes],
 ) -> Option<String> {
+    let argc = argv.len();
     let name = &table().entries[idx].full_name;
     if !spec.arity_ok(argc) {
         return Some(format!(
             "ERR wrong number of arguments for '{name}' command"
         ));
     }
-    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 && !shared.acl.default_open() {
         return Some("NOAUTH Authentication required.".into());
+    }
+    if let Some(denied) = acl::refusal(shared, client, idx, argv) {
+        return Some(denied);
     }
     if !client.resp3 && client.handle.is_pubsub() && spec.flags & flags::SUBSCRIBED == 0 {
         return Some(format!(
@@ -321,6 +342,21 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     let mut client = Client::new(handle, true);
     client.db = waiter.db;
     client.resp3 = waiter.resp3;
+    if let Some(e) = acl::blocked_refusal(shared, &mut client, idx, &waiter.argv) {
+        shared.command_stats[idx]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(tx) = slot.take() {
+            let _ = tx.send(crate::blocking::Served {
+                reply: Reply::error(e),
+                write_seq: 0,
+                counted: true,
+            });
+        }
+        drop(slot);
+        shared.blocking.unregister(waiter);
+        return;
+    }
     let mut ctx = Ctx::new(shared, table(), &mut client);
     ctx.rerun = true;
     let reply = call(&mut ctx, idx, &waiter.argv);

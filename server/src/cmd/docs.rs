@@ -31,91 +31,150 @@ fn bulk(s: &str) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
 }
 
-/// ACL categories derived from the group and flags, as Redis assigns them.
-fn acl_categories(entry: &Entry) -> Vec<Reply> {
+/// Categories derived from the group and flags, for a command `crate::acl::commands` has no
+/// row for.
+pub(super) fn derived_categories(entry: &Entry) -> u32 {
+    use crate::acl::categories as c;
     let spec = entry.spec;
-    let mut cats = Vec::new();
-    let mut add = |c: &'static str| cats.push(Reply::simple(c));
-    // Redis lists @keyspace before @write / @read.
+    let mut cats = 0;
     // A container has only its speed; SWAPDB, of the server group, changes keys.
     let swapdb = spec.name == "swapdb";
     if (entry.doc.group == "generic" && spec.subcommands.is_empty()) || swapdb {
-        add("@keyspace");
+        cats |= c::KEYSPACE;
     }
     match spec.flags & (WRITE | READONLY) {
-        f if f & WRITE != 0 => add("@write"),
-        f if f & READONLY != 0 => add("@read"),
+        f if f & WRITE != 0 => cats |= c::WRITE,
+        f if f & READONLY != 0 => cats |= c::READ,
         _ => {}
     }
-    match entry.doc.group {
-        "stream" => add("@stream"),
-        "string" => add("@string"),
-        "pubsub" => add("@pubsub"),
-        "connection" => add("@connection"),
-        "transactions" => add("@transaction"),
-        _ => {}
-    }
+    cats |= match entry.doc.group {
+        "stream" => c::STREAM,
+        "string" => c::STRING,
+        "pubsub" => c::PUBSUB,
+        "connection" => c::CONNECTION,
+        "transactions" => c::TRANSACTION,
+        _ => 0,
+    };
     if spec.flags & ADMIN != 0 {
-        add("@admin");
-        add("@dangerous");
+        cats |= c::ADMIN | c::DANGEROUS;
     }
-    add(if spec.flags & FAST != 0 {
-        "@fast"
+    cats |= if spec.flags & FAST != 0 {
+        c::FAST
     } else {
-        "@slow"
-    });
+        c::SLOW
+    };
     if swapdb {
-        add("@dangerous");
+        cats |= c::DANGEROUS;
     }
     if spec.flags & BLOCKING != 0 {
-        add("@blocking");
+        cats |= c::BLOCKING;
     }
     cats
 }
 
-fn key_specs(spec: &CommandSpec) -> Reply {
-    if spec.first_key <= 0 {
-        return Reply::Array(Vec::new());
-    }
-    let flag = if spec.flags & WRITE != 0 { "RW" } else { "RO" };
+/// Redis's row for a command, if `crate::acl::commands` has one.
+fn acl_row(entry: &Entry) -> Option<&'static crate::acl::commands::CommandAcl> {
+    crate::acl::commands::COMMANDS
+        .iter()
+        .find(|r| r.name == entry.full_name)
+}
+
+/// A command's ACL categories, as COMMAND INFO lists them.
+fn acl_categories(entry: &Entry) -> Vec<Reply> {
+    let bits = acl_row(entry).map_or_else(|| derived_categories(entry), |r| r.categories);
+    crate::acl::categories::names_of(bits)
+        .map(|n| Reply::Simple(Bytes::from(format!("@{n}"))))
+        .collect()
+}
+
+/// One key spec as COMMAND INFO shows it.
+fn key_spec_reply(k: &crate::acl::KeySpec) -> Reply {
+    use crate::acl::key_specs::{Begin, Find, flags};
     let kv = |k: &str, v: Reply| (bulk(k), v);
-    Reply::Array(vec![Reply::Map(vec![
-        kv("flags", Reply::Set(vec![Reply::simple(flag)])),
-        kv(
-            "begin_search",
-            Reply::Map(vec![
-                kv("type", bulk("index")),
-                kv(
-                    "spec",
-                    Reply::Map(vec![kv("index", Reply::Int(spec.first_key.into()))]),
-                ),
-            ]),
+    let int = |n: i32| Reply::Int(n.into());
+    let mut fields = Vec::new();
+    if !k.notes.is_empty() {
+        fields.push(kv("notes", bulk(k.notes)));
+    }
+    let names = flags::NAMES
+        .iter()
+        .filter(|(bit, _)| k.flags & bit != 0)
+        .map(|(_, n)| Reply::simple(n))
+        .collect();
+    fields.push(kv("flags", Reply::Set(names)));
+    let (kind, spec) = match k.begin {
+        Begin::Index(i) => ("index", vec![kv("index", int(i))]),
+        Begin::Keyword(word, from) => (
+            "keyword",
+            vec![kv("keyword", bulk(word)), kv("startfrom", int(from))],
         ),
-        kv(
-            "find_keys",
-            Reply::Map(vec![
-                kv("type", bulk("range")),
-                kv(
-                    "spec",
-                    Reply::Map(vec![
-                        kv(
-                            "lastkey",
-                            Reply::Int(
-                                (if spec.last_key < 0 {
-                                    spec.last_key
-                                } else {
-                                    spec.last_key - spec.first_key
-                                })
-                                .into(),
-                            ),
-                        ),
-                        kv("keystep", Reply::Int(spec.key_step.into())),
-                        kv("limit", Reply::Int(0)),
-                    ]),
-                ),
-            ]),
+        Begin::Unknown => ("unknown", Vec::new()),
+    };
+    fields.push(kv(
+        "begin_search",
+        Reply::Map(vec![kv("type", bulk(kind)), kv("spec", Reply::Map(spec))]),
+    ));
+    let (kind, spec) = match k.find {
+        Find::Range(last, step, limit) => (
+            "range",
+            vec![
+                kv("lastkey", int(last)),
+                kv("keystep", int(step)),
+                kv("limit", int(limit)),
+            ],
         ),
-    ])])
+        Find::Keynum(idx, first, step) => (
+            "keynum",
+            vec![
+                kv("keynumidx", int(idx)),
+                kv("firstkey", int(first)),
+                kv("keystep", int(step)),
+            ],
+        ),
+        Find::Unknown => ("unknown", Vec::new()),
+    };
+    fields.push(kv(
+        "find_keys",
+        Reply::Map(vec![kv("type", bulk(kind)), kv("spec", Reply::Map(spec))]),
+    ));
+    Reply::Map(fields)
+}
+
+/// A key spec from a command's key positions, for a command `crate::acl::commands` has no
+/// row for: read and written when it writes, read otherwise, so ACL checks every key it names.
+pub(super) fn derived_key_specs(spec: &CommandSpec) -> Vec<crate::acl::KeySpec> {
+    use crate::acl::key_specs::{Begin, Find, flags};
+    if spec.first_key <= 0 {
+        return Vec::new();
+    }
+    let access = if spec.flags & WRITE != 0 {
+        flags::RW | flags::ACCESS | flags::UPDATE
+    } else {
+        flags::RO | flags::ACCESS
+    };
+    let last = if spec.last_key < 0 {
+        spec.last_key
+    } else {
+        spec.last_key - spec.first_key
+    };
+    vec![crate::acl::KeySpec {
+        flags: access,
+        begin: Begin::Index(spec.first_key),
+        find: Find::Range(last, spec.key_step, 0),
+        notes: "",
+    }]
+}
+
+fn key_specs(entry: &Entry) -> Reply {
+    let derived;
+    let specs = match acl_row(entry) {
+        Some(row) => row.key_specs,
+        None => {
+            derived = derived_key_specs(entry.spec);
+            &derived[..]
+        }
+    };
+    Reply::Array(specs.iter().map(key_spec_reply).collect())
 }
 
 fn info_of(t: &Commands, entry: &Entry) -> Reply {
@@ -135,7 +194,7 @@ fn info_of(t: &Commands, entry: &Entry) -> Reply {
         Reply::Int(spec.key_step.into()),
         Reply::Set(acl_categories(entry)),
         Reply::Array(Vec::new()),
-        key_specs(spec),
+        key_specs(entry),
         Reply::Array(subs),
     ])
 }
@@ -571,5 +630,29 @@ mod tests {
             );
         }
         assert_eq!(DOCS.len(), t.entries.len());
+    }
+
+    #[test]
+    fn every_command_has_redis_categories_and_key_specs() {
+        let missing: Vec<&str> = table()
+            .entries
+            .iter()
+            .filter(|e| acl_row(e).is_none())
+            .map(|e| e.full_name.as_str())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add rows to server/src/acl/commands.rs for {missing:?}"
+        );
+        for e in &table().entries {
+            let keyed = e.spec.first_key > 0 || e.spec.flags & MOVABLE_KEYS != 0;
+            let specs = acl_row(e).map_or(0, |r| r.key_specs.len());
+            assert_eq!(
+                keyed,
+                specs > 0,
+                "{}: key positions and key specs",
+                e.full_name
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! requests: it checks arity, authentication, subscribed mode and MULTI queuing from the
 //! table, for every command alike, before it calls the handler.
 
+pub(crate) mod acl;
 mod call;
 mod client;
 mod command_docs;

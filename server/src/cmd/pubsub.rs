@@ -315,6 +315,11 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 /// Leaves every channel, pattern and shard channel of the calling client (RESET).
+/// A client's channels and patterns, each with whether it is a pattern.
+pub(crate) fn subscriptions_of(shared: &crate::state::Shared, client: u64) -> Vec<(Bytes, bool)> {
+    crate::keyspace::lock(&shared.pubsub).subscriptions_of(client)
+}
+
 pub(crate) fn unsubscribe_all(ctx: &mut Ctx<'_>) {
     let id = ctx.client.id();
     crate::keyspace::lock(&ctx.shared.pubsub).remove_client(id);

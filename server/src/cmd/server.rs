@@ -181,6 +181,12 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         .store
         .set_stream_cache_bytes(ctx.shared.memory.cache_budget(next.stream_cache_bytes));
     ctx.shared.memory.set_limit(next.maxmemory);
+    if next.requirepass != ctx.shared.config().requirepass {
+        // As in Redis, the `default` user's passwords become this one (none: `nopass`).
+        ctx.shared
+            .acl
+            .set_default_password(next.requirepass.as_deref());
+    }
     ctx.shared
         .store
         .set_tail_segment_bytes(next.tail_log_segment_bytes);

@@ -40,7 +40,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
             "EXECABORT Transaction discarded because of previous errors.",
         ));
     }
-    let replies = super::call::exec_queue(ctx, state.queue);
+    let replies = super::call::exec_queue(ctx, state.queue, super::acl::refusal_at_exec);
     unwatch_all(ctx);
     Ok(replies.map(Reply::Array).unwrap_or(Reply::NullArray))
 }

@@ -115,6 +115,13 @@ pub struct Config {
     pub dir: PathBuf,
     /// `requirepass`: password of the `default` user; None = no authentication.
     pub requirepass: Option<Vec<u8>>,
+    /// `aclfile`: the ACL file ACL LOAD and SAVE use, read at start-up; None = none.
+    pub aclfile: Option<PathBuf>,
+    /// `acllog-max-len`: entries ACL LOG keeps.
+    pub acllog_max_len: usize,
+    /// `acl-pubsub-default allchannels`: new users may use every channel (Redis 7's default
+    /// is `resetchannels`).
+    pub acl_pubsub_allchannels: bool,
     /// `appendfsync`: durability policy.
     pub appendfsync: Fsync,
     /// `maxclients`: connected clients allowed at once.
@@ -198,6 +205,9 @@ impl Default for Config {
             tls_auth_clients: TlsAuthClients::Yes,
             dir: PathBuf::new(),
             requirepass: None,
+            aclfile: None,
+            acllog_max_len: 128,
+            acl_pubsub_allchannels: false,
             appendfsync: Fsync::Everysec,
             maxclients: 0,
             loglevel: String::new(),

@@ -404,6 +404,42 @@ pub static DIRECTIVES: &[Directive] = &[
             set: |c, v| c.stream_max_age = v as u64,
         },
     },
+    Directive {
+        name: "aclfile",
+        mutable: false,
+        kind: Kind::Text {
+            default: "",
+            get: |c| path_or_empty(&c.aclfile),
+            set: |c, v| c.aclfile = non_empty_path(v),
+        },
+    },
+    Directive {
+        name: "acllog-max-len",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 128,
+            get: |c| c.acllog_max_len as i64,
+            set: |c, v| c.acllog_max_len = usize::try_from(v).unwrap_or(usize::MAX),
+        },
+    },
+    Directive {
+        name: "acl-pubsub-default",
+        mutable: true,
+        kind: Kind::Enum {
+            choices: &["resetchannels", "allchannels"],
+            default: "resetchannels",
+            get: |c| {
+                if c.acl_pubsub_allchannels {
+                    "allchannels"
+                } else {
+                    "resetchannels"
+                }
+            },
+            set: |c, v| c.acl_pubsub_allchannels = v == "allchannels",
+        },
+    },
     // Brooklet never forks into the background; accepted so redis.conf files load.
     Directive {
         name: "daemonize",

@@ -127,6 +127,9 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "stream-idmp-duration",
             "stream-idmp-maxsize",
             "stream-max-age",
+            "aclfile",
+            "acllog-max-len",
+            "acl-pubsub-default",
             "metrics-port",
         ]
     );
@@ -361,6 +364,7 @@ fn immutable_directives_are_refused_at_run_time() {
             "databases",
             "enable-debug-command",
             "io-threads",
+            "aclfile",
             "daemonize",
             "metrics-port",
         ]
@@ -469,7 +473,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 37);
+    assert_eq!(get(&["*"]).len(), 40);
 }
 
 #[test]

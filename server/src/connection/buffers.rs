@@ -107,7 +107,7 @@ impl Buffers {
     ) -> Result<Step, End> {
         let limits = Limits {
             max_bulk_len: shared.config().proto_max_bulk_len,
-            unauthenticated: !client.authenticated,
+            unauthenticated: !client.authenticated && !shared.acl.default_open(),
         };
         let argv = match self.reader.next_request(&mut self.inbuf, limits) {
             Ok(Some(argv)) => argv,

@@ -61,7 +61,7 @@ where
         .stats
         .connections_received
         .fetch_add(1, Ordering::Relaxed);
-    let authenticated = shared.config().requirepass.is_none();
+    let authenticated = shared.acl.default_open();
     let mut client = Client::new(handle.clone(), authenticated);
     shared.clients.insert(handle.clone());
     let mut conn = Conn {
