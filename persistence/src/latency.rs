@@ -1,0 +1,56 @@
+//! How long the store's own work took, told to whoever watches for stalls (the server's
+//! LATENCY monitor): fsyncs, hand-overs of the tail log to the OS, checkpoints, purges,
+//! compactions and reads of evicted nodes. The store only measures; what counts as slow is
+//! the watcher's business.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Called with an event's name and how long it took.
+pub type OnLatency = Box<dyn Fn(&'static str, Duration) + Send + Sync>;
+
+/// Event names, Redis's where Redis measures the same thing.
+pub mod events {
+    /// An fsync a reply waited for (`appendfsync always`).
+    pub const FSYNC_ALWAYS: &str = "aof-fsync-always";
+    /// A background fsync (`everysec`, `no` on SAVE), which Redis does not time.
+    pub const FSYNC: &str = "brooklet-fsync";
+    /// The tail log's buffer written to the OS.
+    pub const WRITE: &str = "aof-write";
+    /// A checkpoint of the tail log into fjall.
+    pub const CHECKPOINT: &str = "brooklet-checkpoint";
+    /// A major compaction of the stream keyspaces.
+    pub const COMPACTION: &str = "brooklet-compaction";
+    /// The removal of a deleted or trimmed stream's records.
+    pub const PURGE: &str = "brooklet-purge";
+    /// A node of entries evicted from memory, read back from disk.
+    pub const DISK_READ: &str = "brooklet-disk-read";
+}
+
+/// Where the store reports durations; a no-op until the server registers its callback.
+#[derive(Default)]
+pub(crate) struct LatencyHook {
+    hook: OnceLock<OnLatency>,
+}
+
+impl std::fmt::Debug for LatencyHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyHook")
+            .field("set", &self.hook.get().is_some())
+            .finish()
+    }
+}
+
+impl LatencyHook {
+    /// Registers the callback; a second registration is ignored.
+    pub(crate) fn set(&self, f: OnLatency) {
+        let _ = self.hook.set(f);
+    }
+
+    /// Reports that `event` ran from `started` until now.
+    pub(crate) fn since(&self, event: &'static str, started: Instant) {
+        if let Some(f) = self.hook.get() {
+            f(event, started.elapsed());
+        }
+    }
+}
