@@ -26,15 +26,21 @@ mod error;
 mod expire_task;
 mod expiry;
 pub mod info;
+mod info_ops;
+mod instant_metrics;
 mod keyspace;
+mod latency_monitor;
 mod memory;
 mod memory_guard;
+mod monitor;
 pub(crate) mod notify;
 mod publish;
 mod retention_set;
 mod retention_task;
+mod slowlog;
 mod state;
 mod stats;
+mod stats_task;
 mod subscriber;
 mod tls;
 mod watch;
@@ -224,6 +230,7 @@ async fn launch(
     tokio::spawn(memory::run(shared.clone()));
     tokio::spawn(expire_task::run(shared.clone()));
     tokio::spawn(retention_task::run(shared.clone()));
+    tokio::spawn(stats_task::run(shared.clone()));
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }

@@ -11,8 +11,8 @@ use super::call::call;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, keys_move,
-    object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
-    stream_read, strings, tx,
+    latency, monitor, object, persist, pubsub, server, slowlog, stream, stream_group, stream_idmp,
+    stream_info, stream_nack, stream_read, strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -41,6 +41,9 @@ pub fn table() -> &'static Commands {
                 stream_nack::COMMANDS,
                 keys_move::COMMANDS,
                 object::COMMANDS,
+                monitor::COMMANDS,
+                slowlog::COMMANDS,
+                latency::COMMANDS,
             ],
             command_docs::DOCS,
         )
@@ -351,4 +354,5 @@ pub(crate) fn disconnect_cleanup(shared: &Arc<Shared>, client: &mut Client) {
     let mut ctx = Ctx::new(shared, table(), client);
     tx::discard_state(&mut ctx);
     pubsub::unsubscribe_all(&mut ctx);
+    monitor::stop(&ctx);
 }

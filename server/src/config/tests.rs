@@ -127,6 +127,11 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "stream-idmp-duration",
             "stream-idmp-maxsize",
             "stream-max-age",
+            "slowlog-log-slower-than",
+            "slowlog-max-len",
+            "latency-monitor-threshold",
+            "latency-tracking",
+            "latency-tracking-info-percentiles",
         ]
     );
     for d in DIRECTIVES {
