@@ -273,7 +273,10 @@ pub fn cumulative_buckets(hist: &Histogram<u64>) -> Vec<(u64, u64)> {
     for v in hist.iter_log(1024, 2.0) {
         cumulative += v.count_since_last_iteration();
         if cumulative > previous {
-            out.push((hist.highest_equivalent(v.value_iterated_to() + 1) / 1000, cumulative));
+            out.push((
+                hist.highest_equivalent(v.value_iterated_to() + 1) / 1000,
+                cumulative,
+            ));
         }
         previous = cumulative;
     }
