@@ -168,7 +168,7 @@ fn redis_cli_monitor() {
     }
     let server = TestServer::start();
     let port = server.addr().port().to_string();
-    let mut child = std::process::Command::new("redis-cli")
+    let child = std::process::Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port, "monitor"])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -103,6 +103,9 @@ fn my_shard() -> usize {
     })
 }
 
+/// One shard's histograms, by command index; None until the command is first recorded.
+type CommandHistograms = Vec<Option<Box<Histogram<u64>>>>;
+
 /// The latency monitor and the command histograms of one server.
 pub struct LatencyMonitor {
     /// `latency-monitor-threshold`, milliseconds; 0 is off.
@@ -111,7 +114,7 @@ pub struct LatencyMonitor {
     tracking: AtomicBool,
     events: Mutex<BTreeMap<&'static str, EventHistory>>,
     /// Per shard, per command index, the histogram (allocated on a command's first call).
-    shards: Vec<Mutex<Vec<Option<Box<Histogram<u64>>>>>>,
+    shards: Vec<Mutex<CommandHistograms>>,
 }
 
 impl std::fmt::Debug for LatencyMonitor {
@@ -285,6 +288,7 @@ pub fn cumulative_buckets(hist: &Histogram<u64>) -> Vec<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
