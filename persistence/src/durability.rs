@@ -155,7 +155,7 @@ impl Durability {
             return Err(self.health.refusal());
         }
         let target = self.committed.load(Ordering::SeqCst);
-        let started = Instant::now();
+        let started = self.latency.start();
         // A flag seen clear here was cleared by an earlier sync that began after that write
         // went in, so the write is on disk, and its sequence (<= target) may be published.
         let fjall = self.fjall_dirty.swap(false, Ordering::SeqCst);
@@ -228,7 +228,7 @@ impl Durability {
             return Err(self.health.refusal());
         }
         let target = self.committed.load(Ordering::SeqCst);
-        let started = Instant::now();
+        let started = self.latency.start();
         if let Err(e) = self.tail.write_out() {
             self.health.fail_io(&e, false, "writing the tail log");
             return Err(self.health.refusal());

@@ -4,6 +4,7 @@
 //! the watcher's business.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Called with an event's name and how long it took.
@@ -31,6 +32,9 @@ pub mod events {
 #[derive(Default)]
 pub(crate) struct LatencyHook {
     hook: OnceLock<OnLatency>,
+    /// Whether anyone is watching (the server's `latency-monitor-threshold` is set): while
+    /// not, nothing is timed, so the store's hot paths read no clock for it.
+    watching: AtomicBool,
 }
 
 impl std::fmt::Debug for LatencyHook {
@@ -47,9 +51,20 @@ impl LatencyHook {
         let _ = self.hook.set(f);
     }
 
-    /// Reports that `event` ran from `started` until now.
-    pub(crate) fn since(&self, event: &'static str, started: Instant) {
-        if let Some(f) = self.hook.get() {
+    /// Turns the timing on or off.
+    pub(crate) fn watch(&self, on: bool) {
+        self.watching.store(on, Ordering::Relaxed);
+    }
+
+    /// The start of something to time: the current instant while someone watches.
+    #[inline]
+    pub(crate) fn start(&self) -> Option<Instant> {
+        self.watching.load(Ordering::Relaxed).then(Instant::now)
+    }
+
+    /// Reports that `event` ran from `started` (from [`start`](Self::start)) until now.
+    pub(crate) fn since(&self, event: &'static str, started: Option<Instant>) {
+        if let (Some(started), Some(f)) = (started, self.hook.get()) {
             f(event, started.elapsed());
         }
     }

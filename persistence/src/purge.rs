@@ -372,7 +372,7 @@ fn run(
         let published = || {
             durability.publish(false);
         };
-        let started = std::time::Instant::now();
+        let started = durability.latency.start();
         let purged = purge(ks, db, &next, &stop, &published)?;
         durability
             .latency
@@ -504,7 +504,7 @@ pub(crate) fn spawn(
                         continue;
                     }
                     // Stopped for want of room: asked again, to run once there is room.
-                    let started = std::time::Instant::now();
+                    let started = durability.latency.start();
                     let done = crate::compaction::compact(&ks, &db, &stop);
                     durability
                         .latency

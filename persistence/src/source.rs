@@ -48,7 +48,7 @@ impl EntrySource for FjallSource {
     fn load(&self, first: StreamId, last: StreamId) -> Result<Vec<StoredEntry>, String> {
         let from = entry_key(&self.prefix, first);
         let to = entry_key(&self.prefix, last);
-        let started = std::time::Instant::now();
+        let started = self.reads.latency.start();
         let mut out = Vec::new();
         for kv in self.entries.range(from.as_slice()..=to.as_slice()) {
             let (k, v) = kv.into_inner().map_err(|e| e.to_string())?;

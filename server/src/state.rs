@@ -108,6 +108,7 @@ impl Shared {
         ));
         let watcher = latency.clone();
         store.on_latency(Box::new(move |event, took| watcher.event(event, took)));
+        store.watch_latency(config.latency_monitor_threshold > 0);
         Arc::new(Shared {
             config: RwLock::new(config),
             keyspace,

@@ -315,6 +315,12 @@ impl Store {
         self.durability.latency.set(f);
     }
 
+    /// Turns the timing reported to [`on_latency`](Self::on_latency)'s callback on or off
+    /// (off by default: nothing is timed).
+    pub fn watch_latency(&self, on: bool) {
+        self.durability.latency.watch(on);
+    }
+
     /// The sequence of the last write committed, safe or not (what a reply that shows the
     /// whole key space waits for).
     pub fn committed_seq(&self) -> u64 {

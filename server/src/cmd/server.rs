@@ -173,6 +173,9 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
     ctx.shared
         .latency
         .configure(next.latency_monitor_threshold, next.latency_tracking);
+    ctx.shared
+        .store
+        .watch_latency(next.latency_monitor_threshold > 0);
     crate::info::set_background_threads(next.jemalloc_bg_thread);
     ctx.shared
         .store

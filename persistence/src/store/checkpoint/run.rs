@@ -94,7 +94,7 @@ impl Store {
         names.extend(untracked.iter().cloned());
         names.sort_unstable();
         names.dedup();
-        let started = std::time::Instant::now();
+        let started = self.durability.latency.start();
         let done = self.checkpoint_names(streams, upto, names, strings);
         self.durability
             .latency
