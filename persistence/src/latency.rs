@@ -69,3 +69,29 @@ impl LatencyHook {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+
+    #[test]
+    fn nothing_is_timed_or_reported_unless_watched() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let hook = LatencyHook::default();
+        let sink = seen.clone();
+        hook.set(Box::new(move |e, _| {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e)
+        }));
+        let started = hook.start();
+        assert!(started.is_none());
+        hook.since(events::CHECKPOINT, started);
+        hook.watch(true);
+        hook.since(events::PURGE, hook.start());
+        assert_eq!(
+            *seen.lock().unwrap_or_else(|p| p.into_inner()),
+            [events::PURGE]
+        );
+    }
+}
