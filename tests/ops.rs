@@ -360,6 +360,12 @@ fn latency_monitor_records_slow_commands() {
         run(&mut c, &["LATENCY", "HISTORY", "nosuch"]),
         Value::Array(vec![])
     );
+    let graph = format!("{:?}", run(&mut c, &["LATENCY", "GRAPH", "command"]));
+    assert!(graph.contains("command - high "), "{graph}");
+    assert_eq!(
+        err(&mut c, &["LATENCY", "GRAPH", "nosuch"]),
+        "ERR No samples available for event 'nosuch'"
+    );
     let doctor = format!("{:?}", run(&mut c, &["LATENCY", "DOCTOR"]));
     assert!(doctor.contains("command"), "{doctor}");
     assert_eq!(int(&mut c, &["LATENCY", "RESET", "nosuch"]), 0);

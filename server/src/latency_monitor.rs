@@ -162,6 +162,12 @@ impl LatencyMonitor {
         }
     }
 
+    /// Records a sample of `ms` at unix second `now` whatever the threshold (tests).
+    #[cfg(test)]
+    pub fn record_sample_at(&self, name: &'static str, now: u64, ms: u64) {
+        self.add_sample(name, now, ms);
+    }
+
     fn add_sample(&self, name: &'static str, now: u64, ms: u64) {
         lock(&self.events).entry(name).or_default().add(now, ms);
     }

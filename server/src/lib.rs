@@ -29,6 +29,7 @@ pub mod info;
 mod info_ops;
 mod instant_metrics;
 mod keyspace;
+mod latency_graph;
 mod latency_monitor;
 mod memory;
 mod memory_guard;

@@ -1255,6 +1255,14 @@ pub const DOCS: &[Doc] = &[
         syntax: "",
     },
     Doc {
+        name: "latency|graph",
+        group: "server",
+        summary: "Returns a latency graph for an event.",
+        since: "2.8.13",
+        complexity: "O(1)",
+        syntax: "event",
+    },
+    Doc {
         name: "latency|histogram",
         group: "server",
         summary: "Returns the cumulative distribution of latencies of a subset or all commands.",

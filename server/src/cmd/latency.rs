@@ -21,6 +21,7 @@ pub const COMMANDS: &[CommandSpec] = &[container(
         simple("history", 3, ADMIN | LOADING, history),
         simple("reset", -2, ADMIN | LOADING, reset),
         simple("doctor", 2, ADMIN | LOADING, doctor),
+        simple("graph", 3, ADMIN | LOADING, graph),
         simple("histogram", -2, ADMIN | LOADING, histogram),
         simple("help", 2, LOADING, help),
     ],
@@ -61,6 +62,21 @@ fn history(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 ])
             })
             .collect(),
+    ))
+}
+
+fn graph(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let Some(e) = ctx.shared.latency.event_history(&argv[2]) else {
+        return Err(CommandError::text(format!(
+            "ERR No samples available for event '{}'",
+            String::from_utf8_lossy(&argv[2])
+        )));
+    };
+    let name = String::from_utf8_lossy(&argv[2]);
+    let now = crate::client::now_ms() / 1000;
+    Ok(Reply::Verbatim(
+        "txt",
+        Bytes::from(crate::latency_graph::render(&name, &e, now)),
     ))
 }
 
@@ -222,6 +238,8 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
         &[
             "DOCTOR",
             "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
             "HISTORY <event>",
             "    Return time-latency samples for the <event> class.",
             "LATEST",
