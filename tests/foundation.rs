@@ -576,6 +576,7 @@ fn info_and_config_answer_what_clients_and_benchmarks_ask() {
     assert!(all.contains("cmdstat_info:calls="), "{all}");
     let mut everything = default.to_vec();
     everything.insert(8, "Commandstats");
+    everything.insert(10, "Latencystats");
     assert_eq!(headers(&all), everything);
     let _ = cmd("NOPE").query::<()>(&mut c);
     let errors: String = cmd("INFO").arg("errorstats").query(&mut c).unwrap();

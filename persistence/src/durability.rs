@@ -16,6 +16,7 @@ use fjall::Database;
 use crate::error::StoreError;
 use crate::health::Health;
 use crate::journal_sync::JournalSync;
+use crate::latency::{LatencyHook, events};
 use crate::tail_log::{SyncFailure, TailLog};
 
 /// The durability policy (`appendfsync`).
@@ -84,12 +85,19 @@ pub struct Durability {
     syncing: Mutex<()>,
     /// Held through a hand-over of the tail log's buffer to the OS.
     handing_over: Mutex<()>,
+    /// Where fsyncs, hand-overs and the background work's durations are reported.
+    pub(crate) latency: Arc<LatencyHook>,
 }
 
 impl Durability {
     /// Fresh state under `policy`, covering the journal of the fjall database in
     /// `engine_dir` and `tail`.
-    pub fn new(policy: FsyncPolicy, tail: Arc<TailLog>, engine_dir: &Path) -> Arc<Self> {
+    pub fn new(
+        policy: FsyncPolicy,
+        tail: Arc<TailLog>,
+        engine_dir: &Path,
+        latency: Arc<LatencyHook>,
+    ) -> Arc<Self> {
         let data_dir = engine_dir.parent().unwrap_or(engine_dir);
         let health = Health::new(data_dir, tail.segment_limit());
         Arc::new(Durability {
@@ -110,6 +118,7 @@ impl Durability {
             tail_dirty: AtomicBool::new(true),
             syncing: Mutex::new(()),
             handing_over: Mutex::new(()),
+            latency,
         })
     }
 
@@ -146,6 +155,7 @@ impl Durability {
             return Err(self.health.refusal());
         }
         let target = self.committed.load(Ordering::SeqCst);
+        let started = self.latency.start();
         // A flag seen clear here was cleared by an earlier sync that began after that write
         // went in, so the write is on disk, and its sequence (<= target) may be published.
         let fjall = self.fjall_dirty.swap(false, Ordering::SeqCst);
@@ -172,6 +182,14 @@ impl Durability {
             self.fjall_dirty.fetch_or(fjall, Ordering::SeqCst);
             self.tail_dirty.fetch_or(tail, Ordering::SeqCst);
             return Err(e);
+        }
+        if fjall || tail {
+            let event = if self.policy() == FsyncPolicy::Always {
+                events::FSYNC_ALWAYS
+            } else {
+                events::FSYNC
+            };
+            self.latency.since(event, started);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now()
@@ -210,10 +228,12 @@ impl Durability {
             return Err(self.health.refusal());
         }
         let target = self.committed.load(Ordering::SeqCst);
+        let started = self.latency.start();
         if let Err(e) = self.tail.write_out() {
             self.health.fail_io(&e, false, "writing the tail log");
             return Err(self.health.refusal());
         }
+        self.latency.since(events::WRITE, started);
         self.health.written();
         self.in_os.fetch_max(target, Ordering::AcqRel);
         Ok(())

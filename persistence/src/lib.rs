@@ -50,6 +50,7 @@ mod error;
 mod health;
 mod journal_sync;
 mod keys;
+mod latency;
 mod load;
 mod purge;
 mod source;
@@ -60,6 +61,7 @@ mod tail_log;
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
+pub use latency::{OnLatency, events as latency_events};
 pub use load::{LoadedStream, RecoveryReport};
 pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,

@@ -372,7 +372,12 @@ fn run(
         let published = || {
             durability.publish(false);
         };
-        let Some(removed) = purge(ks, db, &next, &stop, &published)? else {
+        let started = durability.latency.start();
+        let purged = purge(ks, db, &next, &stop, &published)?;
+        durability
+            .latency
+            .since(crate::latency::events::PURGE, started);
+        let Some(removed) = purged else {
             // After a failed write or fsync nothing more is written; whoever waits for a
             // purge is let go, to meet that refusal.
             if health.broken() {
@@ -499,11 +504,12 @@ pub(crate) fn spawn(
                         continue;
                     }
                     // Stopped for want of room: asked again, to run once there is room.
-                    if !crate::compaction::compact(&ks, &db, &stop)
-                        && !purges.stopped()
-                        && !health.ok()
-                        && !health.broken()
-                    {
+                    let started = durability.latency.start();
+                    let done = crate::compaction::compact(&ks, &db, &stop);
+                    durability
+                        .latency
+                        .since(crate::latency::events::COMPACTION, started);
+                    if !done && !purges.stopped() && !health.ok() && !health.broken() {
                         purges.request_compaction();
                     }
                 }

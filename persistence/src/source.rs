@@ -8,6 +8,7 @@ use fjall::Keyspace;
 
 use crate::codec::{DELETED, decode_entry};
 use crate::keys::{entry_key, read_id, split_prefix};
+use crate::latency::{LatencyHook, events};
 
 /// One stream's entries in the store, as its [`EntrySource`].
 pub(crate) struct FjallSource {
@@ -31,6 +32,8 @@ pub(crate) struct CacheMisses {
     pub(crate) nodes: AtomicU64,
     /// Entries in them.
     pub(crate) entries: AtomicU64,
+    /// Where the time of each read from disk is reported.
+    pub(crate) latency: Arc<LatencyHook>,
 }
 
 impl std::fmt::Debug for FjallSource {
@@ -45,6 +48,7 @@ impl EntrySource for FjallSource {
     fn load(&self, first: StreamId, last: StreamId) -> Result<Vec<StoredEntry>, String> {
         let from = entry_key(&self.prefix, first);
         let to = entry_key(&self.prefix, last);
+        let started = self.reads.latency.start();
         let mut out = Vec::new();
         for kv in self.entries.range(from.as_slice()..=to.as_slice()) {
             let (k, v) = kv.into_inner().map_err(|e| e.to_string())?;
@@ -58,6 +62,7 @@ impl EntrySource for FjallSource {
                 fields,
             });
         }
+        self.reads.latency.since(events::DISK_READ, started);
         self.reads.nodes.fetch_add(1, Ordering::Relaxed);
         self.reads
             .entries

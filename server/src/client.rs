@@ -74,6 +74,8 @@ pub struct ClientHandle {
     /// Milliseconds since the epoch when the queued output first went over the pub/sub soft
     /// limit, 0 while under it (Redis's `obuf_soft_limit_reached_time`).
     pub soft_limit_since_ms: AtomicU64,
+    /// Whether the client is in MONITOR mode (CLIENT LIST's `O`; never closed for idleness).
+    pub monitoring: AtomicBool,
 }
 
 /// The client's self-reported names.
@@ -121,6 +123,7 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             soft_limit_since_ms: AtomicU64::new(0),
+            monitoring: AtomicBool::new(false),
         }
     }
 

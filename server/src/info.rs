@@ -49,6 +49,11 @@ struct AllocatorStats {
     retained: usize,
 }
 
+/// jemalloc's allocated, active and resident bytes, when it is the allocator.
+pub(crate) fn allocator_figures() -> Option<(u64, u64, u64)> {
+    allocator_stats().map(|a| (a.allocated as u64, a.active as u64, a.resident as u64))
+}
+
 /// jemalloc's statistics, when it is the allocator.
 fn allocator_stats() -> Option<AllocatorStats> {
     use tikv_jemalloc_ctl::{epoch, stats};
@@ -363,7 +368,8 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
     }
 }
 
-fn human(bytes: u64) -> String {
+/// A byte count as Redis's `bytesToHuman` writes it.
+pub(crate) fn human(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.2}G", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{:.2}M", b as f64 / (1u64 << 20) as f64),

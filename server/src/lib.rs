@@ -28,19 +28,26 @@ mod expire_task;
 mod expiry;
 pub mod import;
 pub mod info;
+mod info_ops;
+mod instant_metrics;
 mod keyspace;
+mod latency_graph;
+mod latency_monitor;
 mod mem_report;
 mod memory;
 mod memory_guard;
 mod metrics;
+mod monitor;
 pub(crate) mod notify;
 mod pause;
 mod publish;
 mod rdb;
 mod retention_set;
 mod retention_task;
+mod slowlog;
 mod state;
 mod stats;
+mod stats_task;
 mod subscriber;
 mod tls;
 mod watch;
@@ -246,6 +253,7 @@ async fn launch(
     tokio::spawn(memory::run(shared.clone()));
     tokio::spawn(expire_task::run(shared.clone()));
     tokio::spawn(retention_task::run(shared.clone()));
+    tokio::spawn(stats_task::run(shared.clone()));
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }

@@ -62,6 +62,19 @@ pub struct Shared {
     pub pause: crate::pause::Pause,
     /// Users, their permissions and the denial log.
     pub acl: crate::acl::Acl,
+    /// Clients in MONITOR mode.
+    pub monitors: crate::monitor::Monitors,
+    /// The live `client-output-buffer-limit normal`, which monitors are held to as their
+    /// lines are queued.
+    pub normal_limits: Arc<crate::subscriber::OutputLimits>,
+    /// SLOWLOG.
+    pub slowlog: crate::slowlog::SlowLog,
+    /// LATENCY's events and the per-command histograms of INFO latencystats.
+    pub latency: Arc<crate::latency_monitor::LatencyMonitor>,
+    /// INFO's instantaneous rates and the memory peak.
+    pub instant: crate::instant_metrics::InstantMetrics,
+    /// Memory in use once the store was open and loaded (INFO `used_memory_startup`).
+    pub used_memory_startup: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -86,6 +99,21 @@ impl Shared {
         let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
             &config.output_limit_pubsub,
         ));
+        let normal_limits = Arc::new(crate::subscriber::OutputLimits::new(
+            &config.output_limit_normal,
+        ));
+        let slowlog = crate::slowlog::SlowLog::new(
+            config.slowlog_log_slower_than,
+            config.slowlog_max_len as usize,
+        );
+        let latency = Arc::new(crate::latency_monitor::LatencyMonitor::new(
+            commands,
+            config.latency_monitor_threshold,
+            config.latency_tracking,
+        ));
+        let watcher = latency.clone();
+        store.on_latency(Box::new(move |event, took| watcher.event(event, took)));
+        store.watch_latency(config.latency_monitor_threshold > 0);
         Arc::new(Shared {
             config: RwLock::new(config),
             keyspace,
@@ -111,6 +139,12 @@ impl Shared {
             retention: Default::default(),
             pause: Default::default(),
             acl,
+            monitors: Default::default(),
+            normal_limits,
+            slowlog,
+            latency,
+            instant: Default::default(),
+            used_memory_startup: Default::default(),
         })
     }
 

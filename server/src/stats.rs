@@ -40,6 +40,16 @@ pub struct Stats {
     pub expired_keys: AtomicU64,
     /// Error replies, counted as Redis counts `total_error_replies`.
     pub total_error_replies: AtomicU64,
+    /// Lookups by read commands that found their key (INFO `keyspace_hits`).
+    pub keyspace_hits: AtomicU64,
+    /// Lookups by read commands that found no key (INFO `keyspace_misses`).
+    pub keyspace_misses: AtomicU64,
+    /// Reads from client sockets (INFO `total_reads_processed`).
+    pub reads_processed: AtomicU64,
+    /// Writes to client sockets (INFO `total_writes_processed`).
+    pub writes_processed: AtomicU64,
+    /// SAVE and BGSAVE runs (INFO `rdb_saves`).
+    pub saves: AtomicU64,
     /// Error replies by their code (the first word), for INFO errorstats.
     errors: Mutex<HashMap<String, u64>>,
 }
@@ -75,6 +85,11 @@ impl Stats {
             &self.client_query_buffer_limit_disconnections,
             &self.total_error_replies,
             &self.expired_keys,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.reads_processed,
+            &self.writes_processed,
+            &self.saves,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -309,6 +309,19 @@ impl Store {
         self.durability.set_on_durable(f);
     }
 
+    /// Registers the callback told how long each fsync, tail-log write, checkpoint, purge,
+    /// compaction and read of evicted entries took (names in
+    /// [`latency_events`](crate::latency_events)); only the first registration counts.
+    pub fn on_latency(&self, f: crate::OnLatency) {
+        self.durability.latency.set(f);
+    }
+
+    /// Turns the timing reported to [`on_latency`](Self::on_latency)'s callback on or off
+    /// (off by default: nothing is timed).
+    pub fn watch_latency(&self, on: bool) {
+        self.durability.latency.watch(on);
+    }
+
     /// The sequence of the last write committed, safe or not (what a reply that shows the
     /// whole key space waits for).
     pub fn committed_seq(&self) -> u64 {

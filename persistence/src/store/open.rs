@@ -11,6 +11,7 @@ use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 
 use crate::durability::{Durability, FsyncPolicy};
 use crate::error::StoreError;
+use crate::latency::LatencyHook;
 use crate::load::{LoadedStream, RecoveryReport};
 use crate::purge::Purges;
 use crate::source::CacheMisses;
@@ -127,7 +128,11 @@ impl Store {
             );
         }
         let cache_budget = Arc::new(AtomicUsize::new(DEFAULT_STREAM_CACHE_BYTES));
-        let misses = Arc::new(CacheMisses::default());
+        let latency = Arc::new(LatencyHook::default());
+        let misses = Arc::new(CacheMisses {
+            latency: latency.clone(),
+            ..CacheMisses::default()
+        });
         let (streams, mut report) = crate::load::load(&ks, &cache_budget, &misses)?;
         let mut replayer = Replayer::new(&ks, &cache_budget, &misses, streams)?;
         let (tail, replayed) = TailLog::open(&dir.join("tail"), &mut |a| replayer.apply(a))?;
@@ -149,7 +154,7 @@ impl Store {
         report.journal_replayed_bytes = journals_before.iter().map(|(_, n)| n).sum();
         report.engine_open = engine_open;
         let tail = Arc::new(tail);
-        let durability = Durability::new(policy, tail.clone(), &engine_dir);
+        let durability = Durability::new(policy, tail.clone(), &engine_dir, latency);
         let syncer = {
             let d = durability.clone();
             let db = db.clone();

@@ -55,14 +55,15 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     let stat = &ctx.shared.command_stats[idx];
     let ended = Instant::now();
     ctx.client.clock = Some(ended);
-    stat.usec.fetch_add(
-        ended.duration_since(started).as_micros() as u64,
-        Ordering::Relaxed,
-    );
+    let took = ended.duration_since(started);
+    stat.usec
+        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    super::observe::show_to_monitors(ctx, entry.spec, argv);
     // A command that blocks is one call however often it is re-run, counted when it
     // answers (Redis's updateStatsOnUnblock): here by the run that answers, or by
     // `dispatch::count_unblocked` for a timeout or CLIENT UNBLOCK.
     if ctx.block.is_none() {
+        super::observe::answered(ctx, idx, entry.spec, argv, took);
         stat.calls.fetch_add(1, Ordering::Relaxed);
         ctx.shared
             .stats

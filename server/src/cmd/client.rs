@@ -269,6 +269,9 @@ pub(crate) fn describe_with<'n>(
     let now = now_ms();
     let idle = now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
     let mut flags = String::new();
+    if c.monitoring.load(Ordering::Relaxed) {
+        flags.push('O');
+    }
     if c.is_pubsub() {
         flags.push('P');
     }

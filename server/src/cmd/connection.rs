@@ -165,6 +165,7 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     super::tx::discard_state(ctx);
     super::pubsub::unsubscribe_all(ctx);
+    super::monitor::stop(ctx);
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.reply_mode = crate::client::ReplyMode::On;

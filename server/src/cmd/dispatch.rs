@@ -11,8 +11,8 @@ use super::call::call;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, acl, client, command_docs, connection, dump, expire, keys,
-    keys_move, object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info,
-    stream_nack, stream_read, strings, tx,
+    keys_move, latency, monitor, object, persist, pubsub, server, slowlog, stream, stream_group,
+    stream_idmp, stream_info, stream_nack, stream_read, strings, tx,
 };
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
@@ -43,6 +43,9 @@ pub fn table() -> &'static Commands {
                 object::COMMANDS,
                 dump::COMMANDS,
                 acl::COMMANDS,
+                monitor::COMMANDS,
+                slowlog::COMMANDS,
+                latency::COMMANDS,
             ],
             command_docs::DOCS,
         )
@@ -415,4 +418,5 @@ pub(crate) fn disconnect_cleanup(shared: &Arc<Shared>, client: &mut Client) {
     let mut ctx = Ctx::new(shared, table(), client);
     tx::discard_state(&mut ctx);
     pubsub::unsubscribe_all(&mut ctx);
+    monitor::stop(&ctx);
 }

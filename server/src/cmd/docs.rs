@@ -25,6 +25,7 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
     (LOADING, "loading"),
     (MOVABLE_KEYS, "movablekeys"),
+    (SKIP_SLOWLOG, "skip_slowlog"),
 ];
 
 fn bulk(s: &str) -> Reply {

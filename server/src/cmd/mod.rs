@@ -25,13 +25,17 @@ mod expire;
 mod getkeys;
 mod keys;
 mod keys_move;
+mod latency;
 mod long_double;
 mod memory;
+mod monitor;
 mod object;
+mod observe;
 mod persist;
 mod pubsub;
 mod reply;
 mod server;
+mod slowlog;
 mod stream;
 mod stream_dlq;
 mod stream_group;
@@ -190,6 +194,10 @@ impl<'a> Ctx<'a> {
         &mut self,
         stream: &brooklet_persistence::StoredStream,
     ) -> Result<(), CommandError> {
+        self.shared
+            .stats
+            .keyspace_hits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let seq = stream.seq();
         if seq > self.write_seq {
             let store = &self.shared.store;

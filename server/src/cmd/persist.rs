@@ -26,7 +26,9 @@ pub const COMMANDS: &[CommandSpec] = &[
 fn save_all(ctx: &Ctx<'_>) -> Result<(), CommandError> {
     ctx.shared.store.close_tail_segment().map_err(store_error)?;
     crate::checkpoint::checkpoint(ctx.shared).map_err(store_error)?;
-    sync(ctx)
+    sync(ctx)?;
+    ctx.shared.stats.saves.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// fsyncs everything committed.

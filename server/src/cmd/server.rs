@@ -173,6 +173,17 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         .changed(&argv[2..])
         .map_err(|e| CommandError::text(e.to_string()))?;
     ctx.shared.pubsub_limits.set(&next.output_limit_pubsub);
+    ctx.shared.normal_limits.set(&next.output_limit_normal);
+    ctx.shared.slowlog.configure(
+        next.slowlog_log_slower_than,
+        usize::try_from(next.slowlog_max_len).unwrap_or(usize::MAX),
+    );
+    ctx.shared
+        .latency
+        .configure(next.latency_monitor_threshold, next.latency_tracking);
+    ctx.shared
+        .store
+        .watch_latency(next.latency_monitor_threshold > 0);
     crate::info::set_background_threads(next.jemalloc_bg_thread);
     ctx.shared
         .store
@@ -199,6 +210,8 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     ctx.shared.stats.reset();
+    ctx.shared.latency.reset_commands();
+    ctx.shared.instant.reset();
     for s in &ctx.shared.command_stats {
         for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
             c.store(0, Ordering::Relaxed);
@@ -237,8 +250,7 @@ fn config_help(_: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
     ))
 }
 
-/// INFO's sections in Redis's order (Brooklet keeps no per-command latency histograms, so
-/// there is no `latencystats`).
+/// INFO's sections in Redis's order.
 const SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -250,13 +262,14 @@ const SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
 ];
 
 /// What a bare INFO (or INFO default) leaves out.
 fn not_default(section: &str) -> bool {
-    section == "commandstats"
+    section == "commandstats" || section == "latencystats"
 }
 
 fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
@@ -281,6 +294,7 @@ fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             out.push_str("\r\n");
         }
         crate::info::write_section(ctx, section, &mut out);
+        crate::info_ops::extra(ctx, section, &mut out);
     }
     Ok(Reply::Verbatim("txt", Bytes::from(out)))
 }

@@ -38,6 +38,9 @@ pub mod flags {
     pub const EXCLUSIVE: u32 = 1 << 12;
     /// May add data: refused while memory is over `maxmemory` (Redis's `denyoom`).
     pub const DENYOOM: u32 = 1 << 13;
+    /// Not logged in the slow log (EXEC, whose commands are logged one by one). A high bit,
+    /// so flags added elsewhere in the meantime do not collide with it.
+    pub const SKIP_SLOWLOG: u32 = 1 << 30;
 }
 
 /// Documentation of a command (COMMAND DOCS and redis-cli hints).

@@ -14,7 +14,7 @@ use crate::error::CommandError;
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
     command("multi", 1, FAST | NOT_QUEUED, (0, 0, 0), multi),
-    command("exec", 1, NOT_QUEUED, (0, 0, 0), exec),
+    command("exec", 1, NOT_QUEUED | SKIP_SLOWLOG, (0, 0, 0), exec),
     command("discard", 1, FAST | NOT_QUEUED, (0, 0, 0), discard),
     command("watch", -2, FAST | NOT_QUEUED, (1, -1, 1), watch),
     command("unwatch", 1, FAST, (0, 0, 0), unwatch),

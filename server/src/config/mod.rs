@@ -188,6 +188,17 @@ pub struct Config {
     /// The config file the server was started with (absolute), which CONFIG REWRITE
     /// rewrites; None when started without one.
     pub config_file: Option<PathBuf>,
+    /// `slowlog-log-slower-than`: microseconds from which a command is logged; negative
+    /// disables the slow log, 0 logs every command.
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`: entries the slow log keeps.
+    pub slowlog_max_len: u64,
+    /// `latency-monitor-threshold`: milliseconds from which LATENCY records an event; 0 is off.
+    pub latency_monitor_threshold: u64,
+    /// `latency-tracking`: per-command latency histograms (INFO latencystats).
+    pub latency_tracking: bool,
+    /// `latency-tracking-info-percentiles`: the percentiles INFO latencystats shows.
+    pub latency_tracking_info_percentiles: Vec<f64>,
 }
 
 impl Default for Config {
@@ -237,6 +248,11 @@ impl Default for Config {
             jemalloc_bg_thread: false,
             io_threads: 0,
             config_file: None,
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
+            latency_monitor_threshold: 0,
+            latency_tracking: false,
+            latency_tracking_info_percentiles: Vec::new(),
         };
         for directive in DIRECTIVES {
             directive.reset(&mut config);

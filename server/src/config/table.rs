@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::directive::{Accepts, Directive, Kind};
 use super::value::{
-    non_empty_path, output_limits, path_or_empty, set_bind, set_maxmemory_policy,
-    set_notify_keyspace_events, set_output_limits,
+    non_empty_path, output_limits, path_or_empty, percentiles_text, set_bind, set_maxmemory_policy,
+    set_notify_keyspace_events, set_output_limits, set_percentiles,
 };
 use super::{Fsync, TlsAuthClients};
 
@@ -456,6 +456,57 @@ pub static DIRECTIVES: &[Directive] = &[
             default: 0,
             get: |c| c.metrics_port,
             set: |c, v| c.metrics_port = v,
+        },
+    },
+    Directive {
+        name: "slowlog-log-slower-than",
+        mutable: true,
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+            default: 10_000,
+            get: |c| c.slowlog_log_slower_than,
+            set: |c, v| c.slowlog_log_slower_than = v,
+        },
+    },
+    Directive {
+        name: "slowlog-max-len",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 128,
+            get: |c| c.slowlog_max_len as i64,
+            set: |c, v| c.slowlog_max_len = v as u64,
+        },
+    },
+    Directive {
+        name: "latency-monitor-threshold",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            default: 0,
+            get: |c| c.latency_monitor_threshold as i64,
+            set: |c, v| c.latency_monitor_threshold = v as u64,
+        },
+    },
+    Directive {
+        name: "latency-tracking",
+        mutable: true,
+        kind: Kind::Bool {
+            default: true,
+            get: |c| c.latency_tracking,
+            set: |c, v| c.latency_tracking = v,
+        },
+    },
+    Directive {
+        name: "latency-tracking-info-percentiles",
+        mutable: true,
+        kind: Kind::Custom {
+            default: "50 99 99.9",
+            get: |c| percentiles_text(&c.latency_tracking_info_percentiles),
+            set: set_percentiles,
         },
     },
 ];

@@ -131,6 +131,11 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "acllog-max-len",
             "acl-pubsub-default",
             "metrics-port",
+            "slowlog-log-slower-than",
+            "slowlog-max-len",
+            "latency-monitor-threshold",
+            "latency-tracking",
+            "latency-tracking-info-percentiles",
         ]
     );
     for d in DIRECTIVES {
@@ -160,6 +165,7 @@ fn other_value(d: &Directive) -> Option<String> {
             "notify-keyspace-events" => "gKE".into(),
             "client-output-buffer-limit" => "normal 1 2 3 slave 4 5 6 pubsub 7 8 9".into(),
             "maxmemory-policy" => "volatile-lru".into(),
+            "latency-tracking-info-percentiles" => "50 99.99".into(),
             other => panic!("no test value for {other}"),
         },
         Kind::Ignored { .. } => return None,
@@ -473,7 +479,36 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 40);
+    assert_eq!(get(&["*"]).len(), 45);
+}
+
+#[test]
+fn latency_percentiles_are_checked_as_redis_checks_them() {
+    let c = Config::default();
+    assert_eq!(c.latency_tracking_info_percentiles, [50.0, 99.0, 99.9]);
+    let refused = |v: &str| {
+        let c = Config::default();
+        match c.changed(&args(&["latency-tracking-info-percentiles", v])) {
+            Ok(_) => panic!("{v} accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(
+        refused("50 101"),
+        "ERR CONFIG SET failed (possibly related to argument 'latency-tracking-info-percentiles') - latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+    );
+    assert_eq!(
+        refused("abc"),
+        "ERR CONFIG SET failed (possibly related to argument 'latency-tracking-info-percentiles') - Invalid latency-tracking-info-percentiles parameters"
+    );
+    let c = c
+        .changed(&args(&["latency-tracking-info-percentiles", ""]))
+        .unwrap();
+    assert!(c.latency_tracking_info_percentiles.is_empty());
+    assert_eq!(
+        c.get("latency-tracking-info-percentiles").as_deref(),
+        Some("")
+    );
 }
 
 #[test]

@@ -81,6 +81,36 @@ const NON_EVICTING_POLICIES: &[&str] = &[
 const EVICTING_POLICIES: &[&str] = &["allkeys-lru", "allkeys-lfu", "allkeys-random"];
 
 /// `maxmemory-policy`: one of Redis's policy names, in any case.
+/// `latency-tracking-info-percentiles`: numbers from 0 to 100, as Redis's `%f` trimmed.
+pub(super) fn percentiles_text(ps: &[f64]) -> String {
+    ps.iter()
+        .map(|p| {
+            let s = format!("{p:.6}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads `latency-tracking-info-percentiles`: any number of percentiles, none included.
+pub(super) fn set_percentiles(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
+    let mut ps = Vec::with_capacity(values.len());
+    for v in values.iter().flat_map(|v| v.split_whitespace()) {
+        let p: f64 = v.parse().map_err(|_| {
+            Refused::Bad("Invalid latency-tracking-info-percentiles parameters".into())
+        })?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(Refused::Bad(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .into(),
+            ));
+        }
+        ps.push(p);
+    }
+    c.latency_tracking_info_percentiles = ps;
+    Ok(())
+}
+
 pub(super) fn set_maxmemory_policy(c: &mut Config, values: &[&str]) -> Result<(), Refused> {
     let v = one(values)?;
     if let Some(p) = NON_EVICTING_POLICIES

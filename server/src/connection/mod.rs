@@ -89,6 +89,9 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         crate::keyspace::lock(&self.shared.pubsub).remove_client(self.id);
+        if self.shared.monitors.any() {
+            self.shared.monitors.remove(self.id);
+        }
         self.shared.clients.remove(self.id);
     }
 }
@@ -160,7 +163,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     /// and subscribed clients are never closed for idleness); None without a timeout.
     fn idle_limit(&self, client: &Client) -> Option<tokio::time::Instant> {
         let timeout = self.shared.config().timeout;
-        if timeout == 0 || client.handle.is_pubsub() {
+        if timeout == 0
+            || client.handle.is_pubsub()
+            || client.handle.monitoring.load(Ordering::Relaxed)
+        {
             return None;
         }
         let idle_ms =
@@ -314,6 +320,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 self.io.inbuf_used += n;
                 self.shared
                     .stats
+                    .reads_processed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .stats
                     .net_input_bytes
                     .fetch_add(n as u64, Ordering::Relaxed);
                 Ok(())
@@ -403,6 +413,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             };
             written += sent;
             self.io.sent(handle, sent);
+            self.shared
+                .stats
+                .writes_processed
+                .fetch_add(1, Ordering::Relaxed);
             // Counted as the socket takes them, so INFO shows a stalled client's progress too.
             self.shared
                 .stats

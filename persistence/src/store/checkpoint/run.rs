@@ -97,7 +97,11 @@ impl Store {
         names.extend(untracked.iter().cloned());
         names.sort_unstable();
         names.dedup();
+        let started = self.durability.latency.start();
         let done = self.checkpoint_names(streams, upto, names, strings);
+        self.durability
+            .latency
+            .since(crate::latency::events::CHECKPOINT, started);
         if done.is_err() {
             self.restore_untracked(untracked);
             return done;

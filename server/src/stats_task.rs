@@ -1,0 +1,38 @@
+//! The 100 ms tick of INFO's sampled figures: the instantaneous rates and the memory peak
+//! (Redis samples them in its server cron at the same period).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::state::Shared;
+
+/// Time between samples.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Samples every [`TICK`] until shutdown begins.
+pub async fn run(shared: Arc<Shared>) {
+    let stopping = shared.stopping();
+    tokio::pin!(stopping);
+    shared
+        .used_memory_startup
+        .store(crate::info::used_memory().0, Ordering::Relaxed);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stopping => return,
+            _ = tick.tick() => {}
+        }
+        let s = &shared.stats;
+        shared.instant.sample(
+            Instant::now(),
+            [
+                s.commands_processed.load(Ordering::Relaxed),
+                s.net_input_bytes.load(Ordering::Relaxed),
+                s.net_output_bytes.load(Ordering::Relaxed),
+            ],
+        );
+        shared.instant.note_memory(crate::info::used_memory().0);
+    }
+}
