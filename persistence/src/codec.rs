@@ -769,3 +769,5 @@ pub fn read_group_change(
 
 #[cfg(test)]
 mod tests;
+
+pub mod repl;

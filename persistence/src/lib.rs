@@ -52,6 +52,7 @@ mod journal_sync;
 mod keys;
 mod load;
 mod purge;
+mod repl_state;
 mod source;
 mod store;
 mod stored;
@@ -65,6 +66,8 @@ pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
     PendingFlush, Store, StoreStats, StreamChange, StreamHost,
 };
+pub use codec::repl::{decode_mutations as decode_repl_changes, encode_mutations as encode_repl_changes};
+pub use repl_state::ReplState;
 pub use stored::StoredStream;
 pub use tail_log::{
     CHECKPOINT_BYTES as DEFAULT_CHECKPOINT_BYTES, SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES,
