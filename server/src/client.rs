@@ -70,7 +70,17 @@ pub struct ClientHandle {
     /// Milliseconds since the epoch when the queued output first went over the pub/sub soft
     /// limit, 0 while under it (Redis's `obuf_soft_limit_reached_time`).
     pub soft_limit_since_ms: AtomicU64,
+    /// What the connection is to replication: [`KIND_NORMAL`], [`KIND_MASTER`] (this
+    /// replica's link to its primary) or [`KIND_REPLICA`] (a replica fed by this server).
+    pub kind: std::sync::atomic::AtomicU8,
 }
+
+/// [`ClientHandle::kind`] of an ordinary client.
+pub const KIND_NORMAL: u8 = 0;
+/// [`ClientHandle::kind`] of a replica's link to its primary.
+pub const KIND_MASTER: u8 = 1;
+/// [`ClientHandle::kind`] of a replica this server feeds.
+pub const KIND_REPLICA: u8 = 2;
 
 /// The client's self-reported names.
 #[derive(Debug, Default, Clone)]
@@ -113,7 +123,13 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             soft_limit_since_ms: AtomicU64::new(0),
+            kind: std::sync::atomic::AtomicU8::new(KIND_NORMAL),
         }
+    }
+
+    /// Whether this is a replica's link to its primary (its writes are the primary's).
+    pub fn is_master_link(&self) -> bool {
+        self.kind.load(Ordering::Relaxed) == KIND_MASTER
     }
 
     /// Queues pre-encoded bytes for this client; false when the connection is gone.

@@ -18,6 +18,7 @@ mod command;
 mod directive;
 mod file;
 mod help;
+mod repl;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use command::SetError;
+pub use repl::ReplConfig;
 pub use directive::{Accepts, Directive, Kind};
 pub use help::usage;
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
@@ -174,6 +176,8 @@ pub struct Config {
     pub jemalloc_bg_thread: bool,
     /// `io-threads`: threads that serve clients (the runtime's workers); start-up only.
     pub io_threads: usize,
+    /// Replication settings (`replicaof`, `masterauth`, `repl-backlog-size`, ...).
+    pub repl: ReplConfig,
 }
 
 impl Default for Config {
@@ -218,6 +222,7 @@ impl Default for Config {
             hz: 0,
             jemalloc_bg_thread: false,
             io_threads: 0,
+            repl: ReplConfig::default(),
         };
         for directive in DIRECTIVES {
             directive.reset(&mut config);
