@@ -31,6 +31,7 @@ mod memory;
 mod memory_guard;
 pub(crate) mod notify;
 mod publish;
+mod replication;
 mod retention_set;
 mod retention_task;
 mod state;
@@ -224,6 +225,9 @@ async fn launch(
     tokio::spawn(memory::run(shared.clone()));
     tokio::spawn(expire_task::run(shared.clone()));
     tokio::spawn(retention_task::run(shared.clone()));
+    tokio::spawn(replication::cron::run(shared.clone()));
+    replication::replica::set_executor(cmd::dispatch::execute_replicated);
+    replication::replica::start_configured(&shared);
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }
@@ -383,6 +387,8 @@ async fn accept_loop(
     }
     if let Err(e) = shared.store.sync() {
         tracing::error!("final fsync failed: {e}");
+    } else {
+        replication::replica::save_state(&shared);
     }
     tracing::info!("Brooklet is now ready to exit, bye bye...");
 }

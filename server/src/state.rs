@@ -58,6 +58,8 @@ pub struct Shared {
     pub memory: crate::memory_guard::MemoryGuard,
     /// The streams with a MAXAGE, which the retention task visits.
     pub retention: crate::retention_set::RetentionSet,
+    /// Replication: role, IDs, backlog, the replicas fed or the link to the primary.
+    pub repl: crate::replication::Replication,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
             notify.send_replace(seq);
         }));
         let keyspace = Keyspace::new(config.databases);
+        let repl = crate::replication::Replication::new(config.repl.backlog_size);
         let memory = crate::memory_guard::MemoryGuard::new(config.maxmemory);
         let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
             &config.output_limit_pubsub,
@@ -104,6 +107,7 @@ impl Shared {
             recovery,
             memory,
             retention: Default::default(),
+            repl,
         })
     }
 

@@ -14,6 +14,8 @@ use super::{
     object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
     stream_read, strings, tx,
 };
+use super::replication;
+
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
 
@@ -41,6 +43,7 @@ pub fn table() -> &'static Commands {
                 stream_nack::COMMANDS,
                 keys_move::COMMANDS,
                 object::COMMANDS,
+                replication::COMMANDS,
             ],
             command_docs::DOCS,
         )
@@ -59,6 +62,17 @@ pub fn execute(
         write_reply(shared, client, &reply, out);
     }
     outcome
+}
+
+/// Runs one command a replica's link received from its primary (see
+/// `replication::replica`); its reply is left in `out` for the link to inspect.
+pub fn execute_replicated(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    argv: Vec<Bytes>,
+    out: &mut bytes::BytesMut,
+) {
+    let _ = execute(shared, client, argv, out);
 }
 
 /// Encodes a reply honouring CLIENT REPLY and counts errors.
@@ -153,12 +167,18 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         block,
         close,
         write_seq,
+        takeover,
         ..
     } = ctx;
     client.write_seq = client.write_seq.max(write_seq);
     after_write(shared, &touched);
     for (db, key) in &ready {
         serve_blocked(shared, *db, key);
+    }
+    match takeover {
+        Some(super::Takeover::Replica(start)) => return (None, Outcome::Replica(start)),
+        Some(super::Takeover::Wait(spec)) => return (None, Outcome::Wait(spec)),
+        None => {}
     }
     if let Some(block) = block {
         return (None, Outcome::Block(block));
@@ -218,6 +238,13 @@ fn precheck(
     }
     if client.multi.is_some() && spec.flags & flags::NO_MULTI != 0 {
         return Some("ERR Command not allowed inside a transaction".into());
+    }
+    if spec.flags & flags::WRITE != 0
+        && !client.handle.is_master_link()
+        && shared.repl.is_replica()
+        && shared.config().repl.read_only
+    {
+        return Some("READONLY You can't write against a read only replica.".into());
     }
     if shared.memory.is_over() && adds_data(client, spec, name) {
         return Some(crate::memory_guard::OOM_ERROR.into());

@@ -26,6 +26,7 @@ mod long_double;
 mod object;
 mod persist;
 mod pubsub;
+mod replication;
 mod reply;
 mod server;
 mod stream;
@@ -68,7 +69,22 @@ pub enum Outcome {
     Block(BlockSpec),
     /// Close the connection once the replies written so far are sent.
     Close,
+    /// The connection becomes a replica's feed (PSYNC, SYNC).
+    Replica(crate::replication::primary::Start),
+    /// Answer once replicas (and the local disk) acknowledged (WAIT, WAITAOF).
+    Wait(WaitSpec),
 }
+
+/// What a command hands its connection instead of a reply.
+#[derive(Debug)]
+pub enum Takeover {
+    /// Feed a replica on this connection.
+    Replica(crate::replication::primary::Start),
+    /// Wait for acknowledgements.
+    Wait(WaitSpec),
+}
+
+pub use crate::replication::WaitSpec;
 
 /// A blocking command that found nothing to return yet.
 #[derive(Debug)]
@@ -107,6 +123,8 @@ pub struct Ctx<'a> {
     /// the store says the sequence is safe: on disk under `appendfsync always`, in the OS's
     /// hands otherwise.
     pub write_seq: u64,
+    /// Set by PSYNC, SYNC, WAIT and WAITAOF: the connection acts on it instead of replying.
+    pub takeover: Option<Takeover>,
 }
 
 impl<'a> Ctx<'a> {
@@ -126,6 +144,7 @@ impl<'a> Ctx<'a> {
             block: None,
             close: false,
             rerun: false,
+            takeover: None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::error::CommandError;
 use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
+use crate::replication::propagate;
 
 /// A write under dead-letter locks: the command's result, and the dead-letter key it
 /// appended to (with whether that created it), if any.
@@ -118,6 +119,14 @@ impl Ctx<'_> {
                         if !untracked {
                             self.persist(key, stream, &out)?;
                         }
+                        propagate::stream_change(
+                            self.shared,
+                            self.client.db,
+                            key,
+                            &out,
+                            false,
+                            &effects.events,
+                        );
                         // The reply may show the stream as earlier commands left it (a read of
                         // history changes nothing): it waits for their changes too.
                         self.write_seq = self.write_seq.max(stream.seq());
@@ -158,6 +167,14 @@ impl Ctx<'_> {
                     }
                     let value = apply(&mut stream, &mut out, &mut effects)?;
                     self.persist(key, &mut stream, &out)?;
+                    propagate::stream_change(
+                        self.shared,
+                        self.client.db,
+                        key,
+                        &out,
+                        true,
+                        &effects.events,
+                    );
                     if max_age > 0 {
                         self.shared.retention.add(self.client.db, key);
                     }
@@ -272,6 +289,7 @@ impl Ctx<'_> {
             if !untracked {
                 self.persist(key, stream, out)?;
             }
+            propagate::stream_change(self.shared, self.client.db, key, out, false, &effects.events);
             self.write_seq = self.write_seq.max(stream.seq());
             return Ok((result, None));
         };
@@ -294,6 +312,11 @@ impl Ctx<'_> {
             }
         };
         let stored = self.store_dead_letters(key, stream, out, &dlq_key, &mut dval, &dead);
+        if stored.is_ok() {
+            let mut events = effects.events.to_vec();
+            events.push(Some("xdeadletter"));
+            propagate::stream_change(self.shared, self.client.db, key, out, false, &events);
+        }
         if let Some(shard) = locks.shard(db, &dlq_key)
             && (!created || stored.is_ok())
         {
@@ -350,6 +373,14 @@ impl Ctx<'_> {
             )
             .map_err(super::store_error)?;
         self.write_seq = self.write_seq.max(seq);
+        propagate::stream_change(
+            self.shared,
+            self.client.db,
+            dlq_key,
+            &dlq_out,
+            false,
+            &[Some("xadd")],
+        );
         for (k, s) in [(&key[..], &mut *stream), (&dlq_key[..], dlq)] {
             if !s.has_source() {
                 s.attach_source(self.shared.store.source(db, k));
