@@ -141,3 +141,136 @@ fn a_replica_follows_its_primary_and_refuses_writes() {
     let role = run(&mut p, &["ROLE"]);
     assert!(format!("{role:?}").contains("master"));
 }
+
+fn stat(c: &mut redis::Connection, name: &str) -> u64 {
+    info_field(c, "stats", name).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
+    let primary = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let replica = TestServer::start_with(|c| c.dir = path.clone());
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, &primary);
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+
+    // The link is cut (from the replica's side): it reconnects and continues.
+    run(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    writes(&mut p, 1);
+    until("a partial resync", || stat(&mut p, "sync_partial_ok") == 1);
+    caught_up(&mut p, &mut r);
+    let streams = ["s", "s2"];
+    let keys = ["s", "s2", "str0", "str1", "f"];
+    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+
+    // Cut from the primary's side.
+    run(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    writes(&mut p, 2);
+    until("a second partial resync", || stat(&mut p, "sync_partial_ok") == 2);
+    caught_up(&mut p, &mut r);
+    let keys = ["s", "s2", "str0", "str1", "str2", "f"];
+    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+
+    // The replica stops cleanly, misses writes, and comes back with its ID and offset.
+    drop(r);
+    replica.stop();
+    writes(&mut p, 3);
+    let port = primary.addr().port();
+    let replica = TestServer::start_with(|c| {
+        c.dir = path.clone();
+        c.repl.replicaof = Some(("127.0.0.1".into(), port));
+    });
+    let mut r = replica.client(false);
+    until("a partial resync after the restart", || {
+        stat(&mut p, "sync_partial_ok") == 3
+    });
+    caught_up(&mut p, &mut r);
+    let keys = ["s", "s2", "str0", "str1", "str2", "str3", "f"];
+    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+}
+
+#[test]
+fn a_replica_pointed_at_itself_or_at_another_server_keeps_its_data() {
+    let replica = TestServer::start();
+    let mut r = replica.client(false);
+    run(&mut r, &["XADD", "mine", "1-0", "f", "v"]);
+    let own = replica.addr().port().to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &own]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(int(&mut r, &["XLEN", "mine"]), 1);
+
+    // A server that is not Brooklet (it refuses Brooklet's REPLCONF, as Redis does).
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_port = fake.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        for conn in fake.incoming().take(2) {
+            let Ok(conn) = conn else { continue };
+            let mut w = conn.try_clone().unwrap();
+            let mut lines = BufReader::new(conn).lines();
+            while let Some(Ok(line)) = lines.next() {
+                let answer: &[u8] = if line.eq_ignore_ascii_case("brooklet-runid") {
+                    b"-ERR Unrecognized REPLCONF option: brooklet-runid\r\n"
+                } else if line.eq_ignore_ascii_case("ping") {
+                    b"+PONG\r\n"
+                } else if line.eq_ignore_ascii_case("listening-port") || line.eq_ignore_ascii_case("capa") {
+                    b"+OK\r\n"
+                } else {
+                    continue;
+                };
+                if w.write_all(answer).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &fake_port]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(int(&mut r, &["XLEN", "mine"]), 1);
+    run(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    run(&mut r, &["XADD", "mine", "2-0", "f", "v"]);
+    assert_eq!(int(&mut r, &["XLEN", "mine"]), 2);
+}
+
+#[test]
+fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, &primary);
+    writes(&mut p, 1);
+    caught_up(&mut p, &mut r);
+    let old_id = info_field(&mut r, "replication", "master_replid").unwrap();
+    run(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(info_field(&mut r, "replication", "role").as_deref(), Some("master"));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid2").as_deref(),
+        Some(old_id.as_str())
+    );
+    assert_ne!(info_field(&mut r, "replication", "master_replid").unwrap(), old_id);
+    writes(&mut r, 2);
+    // The old primary follows the new one: its own history is replaced by the new one's.
+    run(&mut p, &["XADD", "lost", "*", "f", "v"]);
+    replicate(&mut p, &replica);
+    caught_up(&mut r, &mut p);
+    let streams = ["s", "s2"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "f", "lost"];
+    assert_eq!(state(&mut r, &streams, &keys), state(&mut p, &streams, &keys));
+    assert_eq!(int(&mut p, &["EXISTS", "lost"]), 0);
+}

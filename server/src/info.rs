@@ -316,6 +316,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
             field(out, "total_error_replies", load(&stats.total_error_replies));
             pubsub_stats(ctx, out);
+            crate::replication::info::stats(shared, out);
         }
         "replication" => crate::replication::info::section(shared, out),
         "cpu" => {

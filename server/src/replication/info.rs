@@ -11,6 +11,15 @@ fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
     let _ = write!(out, "{name}:{value}\r\n");
 }
 
+/// Appends the `# Stats` fields replication owns: full syncs, and partial resyncs accepted
+/// and refused.
+pub fn stats(shared: &Shared, out: &mut String) {
+    let r = &shared.repl;
+    field(out, "sync_full", r.sync_full.load(Ordering::Relaxed));
+    field(out, "sync_partial_ok", r.sync_partial_ok.load(Ordering::Relaxed));
+    field(out, "sync_partial_err", r.sync_partial_err.load(Ordering::Relaxed));
+}
+
 /// Appends the section.
 pub fn section(shared: &Shared, out: &mut String) {
     let repl = &shared.repl;

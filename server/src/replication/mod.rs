@@ -134,6 +134,12 @@ pub struct Replication {
     pub down_since_ms: AtomicU64,
     /// On a replica: set while the link applies a command (a clean stop waits for it).
     pub link_busy: AtomicBool,
+    /// Full syncs served (INFO `sync_full`).
+    pub sync_full: AtomicU64,
+    /// Partial resyncs accepted (`sync_partial_ok`).
+    pub sync_partial_ok: AtomicU64,
+    /// Partial resyncs refused (`sync_partial_err`).
+    pub sync_partial_err: AtomicU64,
 }
 
 impl Replication {
@@ -160,6 +166,9 @@ impl Replication {
             last_io_ms: AtomicU64::new(0),
             down_since_ms: AtomicU64::new(crate::client::now_ms()),
             link_busy: AtomicBool::new(false),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
         }
     }
 

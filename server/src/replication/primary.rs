@@ -39,8 +39,12 @@ pub fn decide(shared: &Shared, replid: &[u8], offset: i64) -> Start {
     let previous = replid == ids.replid2.as_bytes() && offset <= ids.second_offset;
     drop(ids);
     if (ours || previous) && shared.repl.is_active() && shared.repl.backlog().can_serve(from) {
+        shared.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
         Start::Continue(from)
     } else {
+        if replid != b"?" {
+            shared.repl.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+        }
         Start::Full { old_sync: false }
     }
 }
@@ -102,6 +106,7 @@ where
             from
         }
         Start::Full { old_sync } => {
+            shared.repl.sync_full.fetch_add(1, Ordering::Relaxed);
             let shared2 = shared.clone();
             let (payload, offset) = tokio::task::spawn_blocking(move || super::snapshot::build(&shared2))
                 .await
