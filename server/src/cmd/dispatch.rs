@@ -246,6 +246,14 @@ fn precheck(
     {
         return Some("READONLY You can't write against a read only replica.".into());
     }
+    if spec.flags & flags::WRITE != 0
+        && shared
+            .repl
+            .too_few_replicas
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Some("NOREPLICAS Not enough good replicas to write.".into());
+    }
     if shared.memory.is_over() && adds_data(client, spec, name) {
         return Some(crate::memory_guard::OOM_ERROR.into());
     }

@@ -15,6 +15,7 @@
 mod call;
 mod client;
 mod command_docs;
+mod config_rewrite;
 mod connection;
 mod dead_letter;
 pub(crate) mod dispatch;

@@ -22,8 +22,9 @@ use crate::replication::{Role, replica};
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
-    simple("replicaof", 3, ADMIN | NO_MULTI, replicaof),
-    simple("slaveof", 3, ADMIN | NO_MULTI, replicaof),
+    // Sentinel sends SLAVEOF inside MULTI / EXEC with CONFIG REWRITE and CLIENT KILL.
+    simple("replicaof", 3, ADMIN, replicaof),
+    simple("slaveof", 3, ADMIN, replicaof),
     simple("replconf", -1, ADMIN | LOADING, replconf),
     simple("psync", -3, ADMIN | NO_MULTI, psync),
     simple("sync", 1, ADMIN | NO_MULTI, sync),

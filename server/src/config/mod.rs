@@ -19,6 +19,7 @@ mod directive;
 mod file;
 mod help;
 mod repl;
+mod rewrite;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 
 pub use command::SetError;
 pub use repl::ReplConfig;
+pub use rewrite::rewrite;
 pub use directive::{Accepts, Directive, Kind};
 pub use help::usage;
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};

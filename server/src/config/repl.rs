@@ -32,6 +32,9 @@ pub struct ReplConfig {
     pub ping_period: i64,
     /// `repl-timeout`, seconds.
     pub timeout: i64,
+    /// The config file the server started from, which CONFIG REWRITE writes (Sentinel
+    /// calls it after a failover); None without one.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// `replicaof`'s value as CONFIG GET shows it.

@@ -134,6 +134,8 @@ pub struct Replication {
     pub down_since_ms: AtomicU64,
     /// On a replica: set while the link applies a command (a clean stop waits for it).
     pub link_busy: AtomicBool,
+    /// Set by the cron while `min-replicas-to-write` is not met: writes are refused.
+    pub too_few_replicas: AtomicBool,
     /// Full syncs served (INFO `sync_full`).
     pub sync_full: AtomicU64,
     /// Partial resyncs accepted (`sync_partial_ok`).
@@ -166,6 +168,7 @@ impl Replication {
             last_io_ms: AtomicU64::new(0),
             down_since_ms: AtomicU64::new(crate::client::now_ms()),
             link_busy: AtomicBool::new(false),
+            too_few_replicas: AtomicBool::new(false),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -270,6 +273,19 @@ impl Replication {
         } else if self.down_since_ms.load(Ordering::Relaxed) == 0 {
             self.down_since_ms.store(now, Ordering::Relaxed);
         }
+    }
+
+    /// Replicas that acknowledged within the last `max_lag` seconds.
+    pub fn good_replicas(&self, max_lag: i64) -> usize {
+        let now = crate::client::now_ms();
+        self.followers()
+            .iter()
+            .filter(|f| {
+                f.online.load(Ordering::Relaxed)
+                    && now.saturating_sub(f.ack_ms.load(Ordering::Relaxed)) / 1000
+                        <= max_lag.max(0) as u64
+            })
+            .count()
     }
 
     /// Replicas whose last acknowledgement covers `offset`.
