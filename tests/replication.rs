@@ -69,8 +69,34 @@ fn writes(c: &mut redis::Connection, round: usize) {
     run(c, &["XADD", "s2", "MAXLEN", "5", "*", "f", "v"]);
     query(c, &["XGROUP", "CREATE", "s", "g", "0"]).ok();
     query(c, &["XGROUP", "CREATE", "s", "g2", "$"]).ok();
-    run(c, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "5", "STREAMS", "s", ">"]);
-    run(c, &["XREADGROUP", "GROUP", "g", "bob", "COUNT", "3", "STREAMS", "s", ">"]);
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "bob",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
     let pending = run(c, &["XPENDING", "s", "g", "-", "+", "1", "alice"]);
     if let redis::Value::Array(items) = pending
         && let Some(redis::Value::Array(first)) = items.first()
@@ -101,14 +127,20 @@ fn a_replica_follows_its_primary_and_refuses_writes() {
     caught_up(&mut p, &mut r);
     let streams = ["s", "s2"];
     let keys = ["s", "s2", "str0", "str1", "f", "gone"];
-    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
 
     assert_eq!(
         err(&mut r, &["XADD", "s", "*", "f", "v"]),
         "READONLY You can't write against a read only replica."
     );
     assert_eq!(
-        err(&mut r, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]),
+        err(
+            &mut r,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]
+        ),
         "READONLY You can't write against a read only replica."
     );
     assert_eq!(
@@ -116,24 +148,37 @@ fn a_replica_follows_its_primary_and_refuses_writes() {
         "READONLY You can't write against a read only replica."
     );
     run(&mut r, &["XRANGE", "s", "-", "+", "COUNT", "2"]);
-    assert_eq!(info_field(&mut r, "replication", "role").as_deref(), Some("slave"));
-    assert_eq!(info_field(&mut p, "replication", "connected_slaves").as_deref(), Some("1"));
+    assert_eq!(
+        info_field(&mut r, "replication", "role").as_deref(),
+        Some("slave")
+    );
+    assert_eq!(
+        info_field(&mut p, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
     let run_id = info_field(&mut p, "server", "run_id").unwrap();
     assert_eq!(run_id.len(), 40);
 
     // A blocked XREAD on the replica is woken by a write on the primary.
     let raddr = replica.url(false);
     let reader = std::thread::spawn(move || {
-        let mut c = redis::Client::open(raddr).unwrap().get_connection().unwrap();
+        let mut c = redis::Client::open(raddr)
+            .unwrap()
+            .get_connection()
+            .unwrap();
         run(&mut c, &["XREAD", "BLOCK", "10000", "STREAMS", "s", "$"])
     });
-    until("the reader to block", || brooklet::blocked_clients(&mut r) == 1);
+    until("the reader to block", || {
+        brooklet::blocked_clients(&mut r) == 1
+    });
     let id = run(&mut p, &["XADD", "s", "*", "woken", "yes"]);
     let got = reader.join().unwrap();
     let redis::Value::BulkString(id) = id else {
         panic!("XADD: {id:?}")
     };
-    assert!(format!("{got:?}").contains(&format!("{:?}", id)) || format!("{got:?}").contains("woken"));
+    assert!(
+        format!("{got:?}").contains(&format!("{:?}", id)) || format!("{got:?}").contains("woken")
+    );
 
     // ROLE on both sides.
     let role = run(&mut r, &["ROLE"]);
@@ -165,16 +210,24 @@ fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
     caught_up(&mut p, &mut r);
     let streams = ["s", "s2"];
     let keys = ["s", "s2", "str0", "str1", "f"];
-    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
     assert_eq!(stat(&mut p, "sync_full"), 1);
 
     // Cut from the primary's side.
     run(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
     writes(&mut p, 2);
-    until("a second partial resync", || stat(&mut p, "sync_partial_ok") == 2);
+    until("a second partial resync", || {
+        stat(&mut p, "sync_partial_ok") == 2
+    });
     caught_up(&mut p, &mut r);
     let keys = ["s", "s2", "str0", "str1", "str2", "f"];
-    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
 
     // The replica stops cleanly, misses writes, and comes back with its ID and offset.
     drop(r);
@@ -191,7 +244,10 @@ fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
     });
     caught_up(&mut p, &mut r);
     let keys = ["s", "s2", "str0", "str1", "str2", "str3", "f"];
-    assert_eq!(state(&mut p, &streams, &keys), state(&mut r, &streams, &keys));
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
     assert_eq!(stat(&mut p, "sync_full"), 1);
 }
 
@@ -223,7 +279,9 @@ fn a_replica_pointed_at_itself_or_at_another_server_keeps_its_data() {
                     b"-ERR Unrecognized REPLCONF option: brooklet-runid\r\n"
                 } else if line.eq_ignore_ascii_case("ping") {
                     b"+PONG\r\n"
-                } else if line.eq_ignore_ascii_case("listening-port") || line.eq_ignore_ascii_case("capa") {
+                } else if line.eq_ignore_ascii_case("listening-port")
+                    || line.eq_ignore_ascii_case("capa")
+                {
                     b"+OK\r\n"
                 } else {
                     continue;
@@ -258,12 +316,18 @@ fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
     caught_up(&mut p, &mut r);
     let old_id = info_field(&mut r, "replication", "master_replid").unwrap();
     run(&mut r, &["REPLICAOF", "NO", "ONE"]);
-    assert_eq!(info_field(&mut r, "replication", "role").as_deref(), Some("master"));
+    assert_eq!(
+        info_field(&mut r, "replication", "role").as_deref(),
+        Some("master")
+    );
     assert_eq!(
         info_field(&mut r, "replication", "master_replid2").as_deref(),
         Some(old_id.as_str())
     );
-    assert_ne!(info_field(&mut r, "replication", "master_replid").unwrap(), old_id);
+    assert_ne!(
+        info_field(&mut r, "replication", "master_replid").unwrap(),
+        old_id
+    );
     writes(&mut r, 2);
     // The old primary follows the new one: its own history is replaced by the new one's.
     run(&mut p, &["XADD", "lost", "*", "f", "v"]);
@@ -271,6 +335,9 @@ fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
     caught_up(&mut r, &mut p);
     let streams = ["s", "s2"];
     let keys = ["s", "s2", "str0", "str1", "str2", "f", "lost"];
-    assert_eq!(state(&mut r, &streams, &keys), state(&mut p, &streams, &keys));
+    assert_eq!(
+        state(&mut r, &streams, &keys),
+        state(&mut p, &streams, &keys)
+    );
     assert_eq!(int(&mut p, &["EXISTS", "lost"]), 0);
 }

@@ -58,16 +58,18 @@ mod store;
 mod stored;
 mod tail_log;
 
+pub use codec::repl::{
+    decode_mutations as decode_repl_changes, encode_mutations as encode_repl_changes,
+};
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
 pub use load::{LoadedStream, RecoveryReport};
+pub use repl_state::ReplState;
 pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
     PendingFlush, Store, StoreStats, StreamChange, StreamHost,
 };
-pub use codec::repl::{decode_mutations as decode_repl_changes, encode_mutations as encode_repl_changes};
-pub use repl_state::ReplState;
 pub use stored::StoredStream;
 pub use tail_log::{
     CHECKPOINT_BYTES as DEFAULT_CHECKPOINT_BYTES, SEGMENT_BYTES as DEFAULT_TAIL_SEGMENT_BYTES,

@@ -113,7 +113,11 @@ fn array_len(v: redis::RedisResult<redis::Value>) -> usize {
 
 #[test]
 fn sentinel_fails_over_to_a_replica_and_nothing_confirmed_is_lost() {
-    if Command::new("redis-sentinel").arg("--version").output().is_err() {
+    if Command::new("redis-sentinel")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("redis-sentinel is not installed: the failover test is skipped");
         return;
     }
@@ -132,12 +136,16 @@ fn sentinel_fails_over_to_a_replica_and_nothing_confirmed_is_lost() {
         .iter()
         .map(|s| sentinel(*s, dirs[3].path(), p0))
         .collect();
-    until("the sentinels to find the replicas and each other", LIMIT, || {
-        sports.iter().all(|s| {
-            array_len(q(*s, &["SENTINEL", "replicas", "mymaster"])) == 2
-                && array_len(q(*s, &["SENTINEL", "sentinels", "mymaster"])) == 2
-        })
-    });
+    until(
+        "the sentinels to find the replicas and each other",
+        LIMIT,
+        || {
+            sports.iter().all(|s| {
+                array_len(q(*s, &["SENTINEL", "replicas", "mymaster"])) == 2
+                    && array_len(q(*s, &["SENTINEL", "sentinels", "mymaster"])) == 2
+            })
+        },
+    );
 
     // Producers: every XADD is confirmed by WAIT 1 before it counts.
     q(p0, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]).unwrap();
@@ -152,18 +160,38 @@ fn sentinel_fails_over_to_a_replica_and_nothing_confirmed_is_lost() {
             confirmed.push(id);
         }
     }
-    q(p0, &["XREADGROUP", "GROUP", "g", "c1", "COUNT", "50", "STREAMS", "s", ">"]).unwrap();
-    assert!(matches!(q(p0, &["WAIT", "2", "5000"]).unwrap(), redis::Value::Int(2)));
+    q(
+        p0,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "50",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .unwrap();
+    assert!(matches!(
+        q(p0, &["WAIT", "2", "5000"]).unwrap(),
+        redis::Value::Int(2)
+    ));
     let pending_before = text(&q(p0, &["XPENDING", "s", "g"]).unwrap());
-    assert_eq!(confirmed.len(), 200, "every write was confirmed by a replica");
+    assert_eq!(
+        confirmed.len(),
+        200,
+        "every write was confirmed by a replica"
+    );
 
     // SIGKILL the primary; Sentinel promotes a replica.
     primary.kill().unwrap();
     let _ = primary.wait();
     until("Sentinel to promote a replica", LIMIT, || {
         primary_port(&sports).is_some_and(|p| p != p0)
-            && primary_port(&sports)
-                .is_some_and(|p| info(p, "role").as_deref() == Some("master"))
+            && primary_port(&sports).is_some_and(|p| info(p, "role").as_deref() == Some("master"))
     });
     let new = primary_port(&sports).unwrap();
     assert!(new == p1 || new == p2);
@@ -181,18 +209,26 @@ fn sentinel_fails_over_to_a_replica_and_nothing_confirmed_is_lost() {
         v => panic!("XRANGE: {v:?}"),
     };
     for id in &confirmed {
-        assert!(ids.contains(id), "confirmed entry {id} is missing after the failover");
+        assert!(
+            ids.contains(id),
+            "confirmed entry {id} is missing after the failover"
+        );
     }
-    assert_eq!(text(&q(new, &["XPENDING", "s", "g"]).unwrap()), pending_before);
+    assert_eq!(
+        text(&q(new, &["XPENDING", "s", "g"]).unwrap()),
+        pending_before
+    );
     // It carries on, and the other replica follows the new primary.
     q(new, &["XADD", "s", "*", "after", "failover"]).unwrap();
     until("the other replica to follow the new primary", LIMIT, || {
         info(other, "master_port").is_some_and(|p| p == new.to_string())
             && info(other, "master_link_status").as_deref() == Some("up")
     });
-    until("WAIT 1 on the new primary", LIMIT, || {
-        matches!(q(new, &["WAIT", "1", "1000"]), Ok(redis::Value::Int(n)) if n >= 1)
-    });
+    until(
+        "WAIT 1 on the new primary",
+        LIMIT,
+        || matches!(q(new, &["WAIT", "1", "1000"]), Ok(redis::Value::Int(n)) if n >= 1),
+    );
 
     // The old primary comes back and is turned into a replica of the new one.
     let _old = brooklet(p0, dirs[0].path(), &[]);

@@ -299,7 +299,10 @@ mod tests {
                 max_age: 1000,
                 policy: RefPolicy::Acked,
             },
-            Mutation::PendingRemoved { group: g.clone(), id },
+            Mutation::PendingRemoved {
+                group: g.clone(),
+                id,
+            },
             Mutation::ConsumerDeleted {
                 group: g.clone(),
                 consumer: Bytes::from("c"),

@@ -52,20 +52,13 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         let gated = !ctx.client.in_exec;
         let exclusive = entry.spec.flags & flags::EXCLUSIVE != 0;
         let _exclusive = (gated && (exclusive || repl_plain)).then(|| shared.gate_exclusive());
-        let _shared =
-            (gated && !exclusive && !repl_plain && keyed).then(|| shared.gate_shared());
+        let _shared = (gated && !exclusive && !repl_plain && keyed).then(|| shared.gate_shared());
         if keyed {
             expire_keys(ctx, entry.spec, argv);
         }
         let r = handler(ctx, argv);
         if (repl_plain || publishes) && r.is_ok() {
-            propagate::command(
-                shared,
-                ctx.client.db,
-                &entry.full_name,
-                argv,
-                &ctx.touched,
-            );
+            propagate::command(shared, ctx.client.db, &entry.full_name, argv, &ctx.touched);
         }
         touch_watchers(ctx);
         r

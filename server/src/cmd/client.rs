@@ -302,19 +302,19 @@ impl ClientKillArgs {
                 }
                 b"type" => {
                     let filter = match &value.to_ascii_lowercase()[..] {
-                    b"pubsub" => KillFilter::PubSub(true),
-                    b"normal" => {
-                        filters.push(KillFilter::Kind(crate::client::KIND_NORMAL));
-                        KillFilter::PubSub(false)
-                    }
-                    b"master" => KillFilter::Kind(crate::client::KIND_MASTER),
-                    b"replica" | b"slave" => KillFilter::Kind(crate::client::KIND_REPLICA),
-                    _ => {
-                        return Err(CommandError::text(format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(&value)
-                        )));
-                    }
+                        b"pubsub" => KillFilter::PubSub(true),
+                        b"normal" => {
+                            filters.push(KillFilter::Kind(crate::client::KIND_NORMAL));
+                            KillFilter::PubSub(false)
+                        }
+                        b"master" => KillFilter::Kind(crate::client::KIND_MASTER),
+                        b"replica" | b"slave" => KillFilter::Kind(crate::client::KIND_REPLICA),
+                        _ => {
+                            return Err(CommandError::text(format!(
+                                "ERR Unknown client type '{}'",
+                                String::from_utf8_lossy(&value)
+                            )));
+                        }
                     };
                     filters.push(filter);
                 }

@@ -30,7 +30,9 @@ pub(super) fn config_rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, Co
         }
         Err(e) => {
             tracing::warn!("CONFIG REWRITE failed: {e}");
-            Err(CommandError::text(format!("ERR Rewriting config file: {e}")))
+            Err(CommandError::text(format!(
+                "ERR Rewriting config file: {e}"
+            )))
         }
     }
 }

@@ -8,13 +8,13 @@ use std::sync::{Arc, OnceLock};
 use brooklet_resp::Reply;
 
 use super::call::call;
+use super::replication;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, client, command_docs, connection, expire, keys, keys_move,
     object, persist, pubsub, server, stream, stream_group, stream_idmp, stream_info, stream_nack,
     stream_read, strings, tx,
 };
-use super::replication;
 
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;

@@ -75,7 +75,10 @@ fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 let size = shared.config().repl.backlog_size;
                 shared.repl.promote(size);
                 shared.config_mut().repl.replicaof = None;
-                tracing::info!("MASTER MODE enabled (user request from id={})", ctx.client.handle.id);
+                tracing::info!(
+                    "MASTER MODE enabled (user request from id={})",
+                    ctx.client.handle.id
+                );
             }
             Ok(Reply::Ok)
         }
@@ -87,7 +90,10 @@ fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 return Ok(Reply::simple("OK Already connected to specified master"));
             }
             shared.config_mut().repl.replicaof = Some((host.clone(), port));
-            tracing::info!("REPLICAOF {host}:{port} enabled (user request from id={})", ctx.client.handle.id);
+            tracing::info!(
+                "REPLICAOF {host}:{port} enabled (user request from id={})",
+                ctx.client.handle.id
+            );
             replica::start(shared, host, port);
             Ok(Reply::Ok)
         }
@@ -95,7 +101,7 @@ fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(CommandError::syntax());
     }
     let id = ctx.client.handle.id;
@@ -329,7 +335,9 @@ mod tests {
     use super::*;
 
     fn args(a: &[&str]) -> Vec<Bytes> {
-        a.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -359,10 +367,7 @@ mod tests {
     #[test]
     fn wait_timeouts() {
         assert_eq!(parse_timeout(b"0").unwrap(), None);
-        assert_eq!(
-            parse_timeout(b"5").unwrap(),
-            Some(Duration::from_millis(5))
-        );
+        assert_eq!(parse_timeout(b"5").unwrap(), Some(Duration::from_millis(5)));
         assert_eq!(
             parse_timeout(b"-1").unwrap_err().to_string(),
             "ERR timeout is negative"

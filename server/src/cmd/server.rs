@@ -19,7 +19,12 @@ pub const COMMANDS: &[CommandSpec] = &[
             simple("get", -3, ADMIN | LOADING, config_get),
             simple("set", -4, ADMIN | LOADING, config_set),
             simple("resetstat", 2, ADMIN | LOADING, config_resetstat),
-            simple("rewrite", 2, ADMIN | LOADING, super::config_rewrite::config_rewrite),
+            simple(
+                "rewrite",
+                2,
+                ADMIN | LOADING,
+                super::config_rewrite::config_rewrite,
+            ),
             simple("help", 2, LOADING, config_help),
         ],
     ),

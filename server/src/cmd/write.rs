@@ -289,7 +289,14 @@ impl Ctx<'_> {
             if !untracked {
                 self.persist(key, stream, out)?;
             }
-            propagate::stream_change(self.shared, self.client.db, key, out, false, &effects.events);
+            propagate::stream_change(
+                self.shared,
+                self.client.db,
+                key,
+                out,
+                false,
+                &effects.events,
+            );
             self.write_seq = self.write_seq.max(stream.seq());
             return Ok((result, None));
         };

@@ -8,7 +8,8 @@ use super::Config;
 impl Config {
     /// Reads a redis.conf-style file: one `directive value...` per line, `#` comments.
     pub fn load_file(&mut self, path: &Path) -> Result<(), String> {
-        self.repl.config_file = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        self.repl.config_file =
+            Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
         let text = std::fs::read_to_string(path).map_err(|e| {
             format!(
                 "Fatal error, can't open config file '{}': {e}",

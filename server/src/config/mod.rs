@@ -29,10 +29,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use command::SetError;
-pub use repl::ReplConfig;
-pub use rewrite::rewrite;
 pub use directive::{Accepts, Directive, Kind};
 pub use help::usage;
+pub use repl::ReplConfig;
+pub use rewrite::rewrite;
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
 pub use value::Refused;
 pub use value::{ALL_EVENT_CLASSES, canonical_keyspace_events, parse_memory};

@@ -47,8 +47,9 @@ pub(super) fn replicaof_text(c: &super::Config) -> String {
 
 /// Sets `replicaof` from `host port`, `no one` or nothing.
 pub(super) fn set_replicaof(c: &mut super::Config, v: &[&str]) -> Result<(), Refused> {
-    c.repl.replicaof = match v {
-        [] | [""] => None,
+    let words: Vec<&str> = v.iter().flat_map(|w| w.split_whitespace()).collect();
+    c.repl.replicaof = match words.as_slice() {
+        [] => None,
         [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => None,
         [host, port] => {
             let port = port

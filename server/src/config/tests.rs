@@ -127,6 +127,22 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "stream-idmp-duration",
             "stream-idmp-maxsize",
             "stream-max-age",
+            "replicaof",
+            "slaveof",
+            "masterauth",
+            "masteruser",
+            "repl-backlog-size",
+            "replica-read-only",
+            "slave-read-only",
+            "replica-priority",
+            "slave-priority",
+            "replica-announce-ip",
+            "replica-announce-port",
+            "replica-announced",
+            "min-replicas-to-write",
+            "min-replicas-max-lag",
+            "repl-ping-replica-period",
+            "repl-timeout",
         ]
     );
     for d in DIRECTIVES {
@@ -156,6 +172,7 @@ fn other_value(d: &Directive) -> Option<String> {
             "notify-keyspace-events" => "gKE".into(),
             "client-output-buffer-limit" => "normal 1 2 3 slave 4 5 6 pubsub 7 8 9".into(),
             "maxmemory-policy" => "volatile-lru".into(),
+            "replicaof" | "slaveof" => "127.0.0.1 6380".into(),
             other => panic!("no test value for {other}"),
         },
         Kind::Ignored { .. } => return None,
@@ -361,6 +378,8 @@ fn immutable_directives_are_refused_at_run_time() {
             "enable-debug-command",
             "io-threads",
             "daemonize",
+            "replicaof",
+            "slaveof",
         ]
     );
     let c = Config::default();
@@ -459,6 +478,7 @@ fn config_get_matches_patterns_once_each() {
         [
             pair("port", "6379"),
             pair("tls-port", "0"),
+            pair("replica-announce-port", "0"),
             pair("tls-cert-file", ""),
             pair("tls-key-file", ""),
             pair("tls-ca-cert-file", ""),
@@ -466,7 +486,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 36);
+    assert_eq!(get(&["*"]).len(), 36 + 16);
 }
 
 #[test]

@@ -29,10 +29,10 @@ pub async fn run(shared: Arc<Shared>) {
             )
         };
         let repl = &shared.repl;
-        let too_few = min_write > 0
-            && !repl.is_replica()
-            && repl.good_replicas(max_lag) < min_write as usize;
-        repl.too_few_replicas.store(too_few, std::sync::atomic::Ordering::Relaxed);
+        let too_few =
+            min_write > 0 && !repl.is_replica() && repl.good_replicas(max_lag) < min_write as usize;
+        repl.too_few_replicas
+            .store(too_few, std::sync::atomic::Ordering::Relaxed);
         if repl.backlog().cap() != size as usize {
             repl.backlog().resize(size as usize);
         }

@@ -16,8 +16,16 @@ fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
 pub fn stats(shared: &Shared, out: &mut String) {
     let r = &shared.repl;
     field(out, "sync_full", r.sync_full.load(Ordering::Relaxed));
-    field(out, "sync_partial_ok", r.sync_partial_ok.load(Ordering::Relaxed));
-    field(out, "sync_partial_err", r.sync_partial_err.load(Ordering::Relaxed));
+    field(
+        out,
+        "sync_partial_ok",
+        r.sync_partial_ok.load(Ordering::Relaxed),
+    );
+    field(
+        out,
+        "sync_partial_err",
+        r.sync_partial_err.load(Ordering::Relaxed),
+    );
 }
 
 /// Appends the section.
@@ -56,7 +64,11 @@ pub fn section(shared: &Shared, out: &mut String) {
                 "slave_read_repl_offset",
                 repl.read.load(Ordering::Relaxed),
             );
-            field(out, "slave_repl_offset", repl.applied.load(Ordering::Relaxed));
+            field(
+                out,
+                "slave_repl_offset",
+                repl.applied.load(Ordering::Relaxed),
+            );
             if !up {
                 let since = repl.down_since_ms.load(Ordering::Relaxed);
                 let secs = if since == 0 {
@@ -114,6 +126,14 @@ pub fn section(shared: &Shared, out: &mut String) {
     let b = repl.backlog();
     field(out, "repl_backlog_active", u8::from(active));
     field(out, "repl_backlog_size", b.cap());
-    field(out, "repl_backlog_first_byte_offset", if active { b.first() } else { 0 });
-    field(out, "repl_backlog_histlen", if active { b.len() } else { 0 });
+    field(
+        out,
+        "repl_backlog_first_byte_offset",
+        if active { b.first() } else { 0 },
+    );
+    field(
+        out,
+        "repl_backlog_histlen",
+        if active { b.len() } else { 0 },
+    );
 }

@@ -305,8 +305,7 @@ impl Replication {
             let mut ids = self.ids();
             if !matches!(ids.role, Role::Replica { .. }) {
                 // The primary's own history is where a partial resync would continue.
-                self.applied
-                    .store(self.backlog().end(), Ordering::Relaxed);
+                self.applied.store(self.backlog().end(), Ordering::Relaxed);
             }
             ids.role = Role::Replica { host, port };
             self.replica.store(true, Ordering::Relaxed);
@@ -359,7 +358,6 @@ pub fn new_replid() -> String {
     out.truncate(40);
     out
 }
-
 
 /// WAIT / WAITAOF waiting for acknowledgements.
 #[derive(Debug, Clone)]

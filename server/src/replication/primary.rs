@@ -61,7 +61,11 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     handle.kind.store(KIND_REPLICA, Ordering::Relaxed);
-    let announced = shared.repl.announced(handle.id).remove(&handle.id).unwrap_or_default();
+    let announced = shared
+        .repl
+        .announced(handle.id)
+        .remove(&handle.id)
+        .unwrap_or_default();
     let follower = Arc::new(Follower {
         handle: handle.clone(),
         ip: announced.ip.unwrap_or_else(|| handle.addr.ip().to_string()),
@@ -97,7 +101,12 @@ where
     let mut next = match start {
         Start::Continue(from) => {
             let replid = shared.repl.ids().replid.clone();
-            write(socket, format!("+CONTINUE {replid}\r\n").as_bytes(), timeout).await?;
+            write(
+                socket,
+                format!("+CONTINUE {replid}\r\n").as_bytes(),
+                timeout,
+            )
+            .await?;
             tracing::info!(
                 "Partial resynchronization request from {}:{} accepted, from offset {from}",
                 follower.ip,
@@ -108,9 +117,10 @@ where
         Start::Full { old_sync } => {
             shared.repl.sync_full.fetch_add(1, Ordering::Relaxed);
             let shared2 = shared.clone();
-            let (payload, offset) = tokio::task::spawn_blocking(move || super::snapshot::build(&shared2))
-                .await
-                .map_err(|e| format!("snapshot failed: {e}"))?;
+            let (payload, offset) =
+                tokio::task::spawn_blocking(move || super::snapshot::build(&shared2))
+                    .await
+                    .map_err(|e| format!("snapshot failed: {e}"))?;
             let replid = shared.repl.ids().replid.clone();
             if !old_sync {
                 write(
@@ -126,7 +136,12 @@ where
                 follower.port,
                 payload.len()
             );
-            write(socket, format!("${}\r\n", payload.len()).as_bytes(), timeout).await?;
+            write(
+                socket,
+                format!("${}\r\n", payload.len()).as_bytes(),
+                timeout,
+            )
+            .await?;
             write(socket, &payload, timeout).await?;
             offset + 1
         }
@@ -185,7 +200,9 @@ fn read_acks(
         if argv.len() >= 3
             && argv[0].eq_ignore_ascii_case(b"replconf")
             && argv[1].eq_ignore_ascii_case(b"ack")
-            && let Some(off) = std::str::from_utf8(&argv[2]).ok().and_then(|s| s.parse().ok())
+            && let Some(off) = std::str::from_utf8(&argv[2])
+                .ok()
+                .and_then(|s| s.parse().ok())
         {
             follower.ack.store(off, Ordering::Relaxed);
             follower.ack_ms.store(now_ms(), Ordering::Relaxed);
@@ -195,7 +212,11 @@ fn read_acks(
     Ok(())
 }
 
-async fn write<S: AsyncWrite + Unpin>(socket: &mut S, bytes: &[u8], timeout: Duration) -> Result<(), String> {
+async fn write<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), String> {
     match tokio::time::timeout(timeout, socket.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),

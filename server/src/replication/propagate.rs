@@ -92,7 +92,10 @@ pub fn command(shared: &Shared, db: usize, name: &str, argv: &[Bytes], touched: 
         return;
     }
     if verbatim(name) {
-        if name != "publish" && name != "spublish" && touched.is_empty() && !name.starts_with("flush")
+        if name != "publish"
+            && name != "spublish"
+            && touched.is_empty()
+            && !name.starts_with("flush")
             && name != "swapdb"
         {
             return;

@@ -166,7 +166,11 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
         shared.plain_addr.map_or(0, |a| a.port())
     };
     let r = wire
-        .command(&[b"REPLCONF", b"listening-port", listening.to_string().as_bytes()])
+        .command(&[
+            b"REPLCONF",
+            b"listening-port",
+            listening.to_string().as_bytes(),
+        ])
         .await?;
     if r.starts_with('-') {
         tracing::warn!("the primary refused REPLCONF listening-port: {r}");
@@ -192,7 +196,10 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
     }
     let (replid, applied) = {
         let ids = shared.repl.ids();
-        (ids.replid.clone(), shared.repl.applied.load(Ordering::Relaxed))
+        (
+            ids.replid.clone(),
+            shared.repl.applied.load(Ordering::Relaxed),
+        )
     };
     let answer = wire
         .command(&[
@@ -224,7 +231,11 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
                 return Ok(());
             }
             shared.repl.link_busy.store(true, Ordering::Relaxed);
-            load_snapshot(shared, &mut client, &payload[super::snapshot::MAGIC.len()..])?;
+            load_snapshot(
+                shared,
+                &mut client,
+                &payload[super::snapshot::MAGIC.len()..],
+            )?;
             {
                 let mut ids = shared.repl.ids();
                 ids.replid = (*id).to_string();
@@ -234,7 +245,9 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
             shared.repl.applied.store(offset, Ordering::Relaxed);
             shared.repl.read.store(offset, Ordering::Relaxed);
             shared.repl.link_busy.store(false, Ordering::Relaxed);
-            tracing::info!("MASTER <-> REPLICA sync: finished with success ({host}:{port}, offset {offset})");
+            tracing::info!(
+                "MASTER <-> REPLICA sync: finished with success ({host}:{port}, offset {offset})"
+            );
         }
         ["+CONTINUE", rest @ ..] => {
             if let Some(id) = rest.first()
@@ -245,7 +258,10 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
                 ids.second_offset = applied as i64 + 1;
             }
             shared.repl.read.store(applied, Ordering::Relaxed);
-            tracing::info!("Successful partial resynchronization with primary {host}:{port} from offset {}", applied + 1);
+            tracing::info!(
+                "Successful partial resynchronization with primary {host}:{port} from offset {}",
+                applied + 1
+            );
         }
         _ => return Err(format!("unexpected answer to PSYNC: {answer}")),
     }
@@ -269,7 +285,12 @@ async fn read_snapshot(wire: &mut Wire, timeout: Duration) -> Result<Vec<u8>, St
 /// Replaces this server's data with the snapshot's.
 fn load_snapshot(shared: &Arc<Shared>, client: &mut Client, payload: &[u8]) -> Result<(), String> {
     let mut out = BytesMut::new();
-    execute(shared, client, vec![Bytes::from_static(b"FLUSHALL")], &mut out);
+    execute(
+        shared,
+        client,
+        vec![Bytes::from_static(b"FLUSHALL")],
+        &mut out,
+    );
     let mut buf = BytesMut::from(payload);
     let mut reader = brooklet_resp::RequestReader::new();
     let limits = brooklet_resp::Limits {

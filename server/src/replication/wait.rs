@@ -17,7 +17,10 @@ use crate::state::Shared;
 pub async fn wait(shared: &Arc<Shared>, spec: WaitSpec) -> Reply {
     let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
     let repl = &shared.repl;
-    if repl.is_active() && !repl.followers().is_empty() && repl.acked(spec.offset) < spec.numreplicas {
+    if repl.is_active()
+        && !repl.followers().is_empty()
+        && repl.acked(spec.offset) < spec.numreplicas
+    {
         let mut frame = Vec::new();
         encode_command(&mut frame, &[b"REPLCONF", b"GETACK", b"*"]);
         repl.feed(None, &frame);
