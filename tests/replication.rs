@@ -341,3 +341,110 @@ fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
     );
     assert_eq!(int(&mut p, &["EXISTS", "lost"]), 0);
 }
+
+/// A TCP proxy to `target` whose connections can be cut at any moment.
+struct Proxy {
+    port: u16,
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conns = live.clone();
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                let Ok(outbound) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                {
+                    let mut l = conns.lock().unwrap();
+                    l.push(inbound.try_clone().unwrap());
+                    l.push(outbound.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, live }
+    }
+
+    /// Cuts every connection through the proxy.
+    fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn writes_during_a_full_sync_and_links_cut_at_random_points_lose_and_duplicate_nothing() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    for k in 0..50 {
+        run(&mut p, &["XADD", &format!("k{k}"), "*", "f", "v"]);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let url = primary.url(false);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                run(
+                    &mut c,
+                    &["XADD", &format!("k{}", n % 50), "*", "n", &n.to_string()],
+                );
+                if n % 7 == 0 {
+                    run(&mut c, &["SET", &format!("s{}", n % 13), &n.to_string()]);
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let proxy = Proxy::start(primary.addr());
+    let port = proxy.port.to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    until("the link to come up", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..6 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(50 + seed % 250));
+        proxy.cut();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let produced = producer.join().unwrap();
+    assert!(produced > 0);
+    until("the link to come back", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    caught_up(&mut p, &mut r);
+    let streams: Vec<String> = (0..50).map(|k| format!("k{k}")).collect();
+    let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let strings: Vec<String> = (0..13).map(|k| format!("s{k}")).collect();
+    let strings: Vec<&str> = strings.iter().map(String::as_str).collect();
+    assert_eq!(
+        state(&mut p, &streams, &strings),
+        state(&mut r, &streams, &strings)
+    );
+    assert!(stat(&mut p, "sync_partial_ok") >= 1);
+}
