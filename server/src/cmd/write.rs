@@ -167,12 +167,12 @@ impl Ctx<'_> {
                     }
                     let value = apply(&mut stream, &mut out, &mut effects)?;
                     self.persist(key, &mut stream, &out)?;
-                    propagate::stream_change(
+                    propagate::stream_created(
                         self.shared,
                         self.client.db,
                         key,
+                        stream.idmp().config(),
                         &out,
-                        true,
                         &effects.events,
                     );
                     if max_age > 0 {

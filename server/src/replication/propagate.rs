@@ -48,6 +48,28 @@ pub fn stream_change(
     repl.feed(Some(db), &frame);
 }
 
+/// [`stream_change`] for a stream the command created: its IDMP settings (taken from the
+/// primary's configuration, which a replica's may not share) go first.
+pub fn stream_created(
+    shared: &Shared,
+    db: usize,
+    key: &[u8],
+    idmp: brooklet_streams::IdmpConfig,
+    muts: &[brooklet_streams::Mutation],
+    events: &[Option<&'static str>],
+) {
+    if !shared.repl.is_active() {
+        return;
+    }
+    let mut all = Vec::with_capacity(muts.len() + 1);
+    all.push(brooklet_streams::Mutation::IdmpConfigSet {
+        duration: idmp.duration,
+        maxsize: idmp.maxsize,
+    });
+    all.extend_from_slice(muts);
+    stream_change(shared, db, key, &all, true, events);
+}
+
 /// Propagates the removal of `keys` of database `db` (expiry): `DEL` for each, as Redis
 /// sends its replicas. Call under the keys' shard lock.
 pub fn deleted(shared: &Shared, db: usize, keys: &[Bytes]) {
