@@ -97,7 +97,14 @@ async fn feed<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let timeout = Duration::from_secs(shared.config().repl.timeout.max(1) as u64);
+    let (timeout, limit) = {
+        let c = shared.config();
+        (
+            Duration::from_secs(c.repl.timeout.max(1) as u64),
+            c.output_limit_replica,
+        )
+    };
+    let mut soft_since: Option<std::time::Instant> = None;
     let mut next = match start {
         Start::Continue(from) => {
             let replid = shared.repl.ids().replid.clone();
@@ -156,6 +163,25 @@ where
             return Err("killed".into());
         }
         let end = *offsets.borrow_and_update();
+        // What the replica has yet to take is its output buffer: held to
+        // `client-output-buffer-limit replica` as Redis holds a replica's.
+        let behind = (end + 1).saturating_sub(next);
+        if limit.hard > 0 && behind > limit.hard {
+            return Err(format!(
+                "it is {behind} bytes behind, over the replica output buffer hard limit"
+            ));
+        }
+        if limit.soft > 0 && behind > limit.soft {
+            let since = *soft_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed().as_secs() >= limit.soft_seconds {
+                return Err(format!(
+                    "it stayed over the replica output buffer soft limit for {}s",
+                    limit.soft_seconds
+                ));
+            }
+        } else {
+            soft_since = None;
+        }
         if next <= end {
             let chunk = shared
                 .repl
