@@ -409,7 +409,7 @@ fn writes_during_a_full_sync_and_links_cut_at_random_points_lose_and_duplicate_n
                     &mut c,
                     &["XADD", &format!("k{}", n % 50), "*", "n", &n.to_string()],
                 );
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     run(&mut c, &["SET", &format!("s{}", n % 13), &n.to_string()]);
                 }
                 n += 1;
