@@ -14,8 +14,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::LinkState;
 use super::backlog::encode_command;
-use super::{LinkState, Role};
 use crate::client::{Client, ClientHandle, KIND_MASTER, now_ms};
 use crate::state::Shared;
 
@@ -42,7 +42,13 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Makes this server a replica of `host:port` and starts its link task.
 pub fn start(shared: &Arc<Shared>, host: String, port: u16) {
     let generation = shared.repl.become_replica(host.clone(), port);
-    tokio::spawn(run(shared.clone(), generation, host, port));
+    // An in-process session without a runtime (the fuzzer's) has no task to run a link in.
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(run(shared.clone(), generation, host, port));
+        }
+        Err(_) => tracing::warn!("no runtime to run the link to {host}:{port} in"),
+    }
 }
 
 /// Whether the link task of `generation` is still wanted.
@@ -231,6 +237,10 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
                 return Ok(());
             }
             shared.repl.link_busy.store(true, Ordering::Relaxed);
+            // The data stops matching the old ID and offset as soon as the load begins: a
+            // link lost (or a stop) in the middle must resync in full.
+            shared.repl.ids().replid = super::new_replid();
+            shared.repl.applied.store(0, Ordering::Relaxed);
             load_snapshot(
                 shared,
                 &mut client,
@@ -453,8 +463,7 @@ impl Drop for Registered {
 
 /// On a clean stop of a replica: leaves its replication ID and offset beside its data.
 pub fn save_state(shared: &Shared) {
-    let ids = shared.repl.ids();
-    if !matches!(ids.role, Role::Replica { .. }) {
+    if !shared.repl.is_replica() {
         return;
     }
     // The link applies one command at a time; wait briefly for one in progress.
@@ -464,6 +473,10 @@ pub fn save_state(shared: &Shared) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    if shared.repl.link_busy.load(Ordering::Relaxed) || shared.repl.link() == LinkState::Sync {
+        return;
+    }
+    let ids = shared.repl.ids();
     let state = brooklet_persistence::ReplState {
         replid: ids.replid.clone(),
         offset: shared.repl.applied.load(Ordering::Relaxed),
