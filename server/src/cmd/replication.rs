@@ -255,7 +255,7 @@ fn waitaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let numlocal = parse_count(&argv[1])?;
     let numreplicas = parse_count(&argv[2])?;
     let timeout = parse_timeout(&argv[3])?;
-    if ctx.shared.repl.is_replica() && numreplicas > 0 {
+    if ctx.shared.repl.is_replica() {
         return Err(CommandError::msg(
             "ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.",
         ));
