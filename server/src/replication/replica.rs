@@ -227,7 +227,7 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
                 .parse()
                 .map_err(|_| format!("bad +FULLRESYNC offset in {answer}"))?;
             shared.repl.set_link(LinkState::Sync);
-            let payload = read_snapshot(&mut wire, timeout).await?;
+            let mut payload = read_snapshot(&mut wire, timeout).await?;
             if !payload.starts_with(super::snapshot::MAGIC) {
                 return Err(format!(
                     "{host}:{port} sent a snapshot that is not in Brooklet's format (not a Brooklet primary?); the data here is left as it was"
@@ -244,7 +244,7 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
             load_snapshot(
                 shared,
                 &mut client,
-                &payload[super::snapshot::MAGIC.len()..],
+                payload.split_off(super::snapshot::MAGIC.len()),
             )?;
             {
                 let mut ids = shared.repl.ids();
@@ -280,20 +280,25 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
 }
 
 /// The snapshot after `+FULLRESYNC`: `$<len>\r\n` and that many bytes.
-async fn read_snapshot(wire: &mut Wire, timeout: Duration) -> Result<Vec<u8>, String> {
+async fn read_snapshot(wire: &mut Wire, timeout: Duration) -> Result<BytesMut, String> {
     let header = wire.line(timeout).await?;
     let len: usize = header
         .strip_prefix('$')
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("bad snapshot header from the primary: {header}"))?;
+    wire.buf.reserve(len.saturating_sub(wire.buf.len()));
     while wire.buf.len() < len {
         wire.fill(timeout).await?;
     }
-    Ok(wire.buf.split_to(len).to_vec())
+    Ok(wire.buf.split_to(len))
 }
 
 /// Replaces this server's data with the snapshot's.
-fn load_snapshot(shared: &Arc<Shared>, client: &mut Client, payload: &[u8]) -> Result<(), String> {
+fn load_snapshot(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    payload: BytesMut,
+) -> Result<(), String> {
     let mut out = BytesMut::new();
     execute(
         shared,
@@ -301,7 +306,7 @@ fn load_snapshot(shared: &Arc<Shared>, client: &mut Client, payload: &[u8]) -> R
         vec![Bytes::from_static(b"FLUSHALL")],
         &mut out,
     );
-    let mut buf = BytesMut::from(payload);
+    let mut buf = payload;
     let mut reader = brooklet_resp::RequestReader::new();
     let limits = brooklet_resp::Limits {
         max_bulk_len: u64::MAX,
