@@ -532,3 +532,140 @@ fn config_rewrite_keeps_the_file_and_records_the_replication_settings() {
         "ERR The server is running without a config file"
     );
 }
+
+#[test]
+fn nacks_dead_letters_idempotent_ids_retention_and_key_moves_replicate_exactly() {
+    let primary = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let replica = TestServer::start_with(|c| c.dir = path.clone());
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    replicate(&mut r, &primary);
+    for i in 1..=30 {
+        run(
+            &mut p,
+            &["XADD", "q", &format!("{i}-0"), "n", &i.to_string()],
+        );
+    }
+    run(&mut p, &["XGROUP", "CREATE", "q", "g", "0"]);
+    run(
+        &mut p,
+        &["XGROUP", "SETDLQ", "q", "g", "dead", "MAXDELIVERIES", "2"],
+    );
+    run(
+        &mut p,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "a",
+            "COUNT",
+            "10",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    run(
+        &mut p,
+        &["XNACK", "q", "g", "FAIL", "IDS", "3", "1-0", "2-0", "3-0"],
+    );
+    run(&mut p, &["XNACK", "q", "g", "SILENT", "IDS", "1", "4-0"]);
+    run(&mut p, &["XCLAIM", "q", "g", "b", "0", "5-0", "6-0"]);
+    run(
+        &mut p,
+        &["XAUTOCLAIM", "q", "g", "b", "0", "0", "COUNT", "3"],
+    );
+    // Delivered again past MAXDELIVERIES: dead-lettered into `dead`.
+    run(&mut p, &["XCLAIM", "q", "g", "c", "0", "7-0"]);
+    run(&mut p, &["XCLAIM", "q", "g", "c", "0", "7-0"]);
+    run(
+        &mut p,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "5",
+            "CLAIM",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    run(&mut p, &["XACK", "q", "g", "8-0"]);
+    run(&mut p, &["XGROUP", "CREATECONSUMER", "q", "g", "idle"]);
+    run(&mut p, &["XGROUP", "DELCONSUMER", "q", "g", "b"]);
+    run(&mut p, &["XADD", "ip", "IDMP", "p1", "i1", "*", "f", "v"]);
+    run(&mut p, &["XADD", "ip", "IDMP", "p1", "i1", "*", "f", "v"]);
+    run(&mut p, &["XADD", "ip", "IDMPAUTO", "p2", "*", "f", "w"]);
+    run(
+        &mut p,
+        &["XCFGSET", "ip", "IDMP-DURATION", "50", "IDMP-MAXSIZE", "7"],
+    );
+    run(&mut p, &["XADD", "ip", "IDMP", "p1", "i2", "*", "f", "v"]);
+    run(&mut p, &["XADD", "old", "1-0", "f", "v"]);
+    run(&mut p, &["XADD", "old", "2-0", "f", "v"]);
+    run(&mut p, &["XCFGSET", "old", "MAXAGE", "1"]);
+    run(&mut p, &["XTRIM", "q", "MINID", "3-0"]);
+    run(&mut p, &["XDEL", "q", "12-0", "13-0"]);
+    run(
+        &mut p,
+        &[
+            "XSETID",
+            "q",
+            "99-0",
+            "ENTRIESADDED",
+            "500",
+            "MAXDELETEDID",
+            "50-0",
+        ],
+    );
+    run(&mut p, &["XGROUP", "CREATE", "q", "gone", "$"]);
+    run(&mut p, &["XGROUP", "DESTROY", "q", "gone"]);
+    run(&mut p, &["XADD", "m", "1-0", "f", "v"]);
+    run(&mut p, &["COPY", "m", "m2"]);
+    run(&mut p, &["RENAME", "m", "m3"]);
+    run(&mut p, &["MULTI"]);
+    run(&mut p, &["XADD", "m3", "2-0", "f", "v"]);
+    run(&mut p, &["SET", "str", "v", "PX", "100000"]);
+    run(&mut p, &["EXEC"]);
+    run(&mut p, &["SELECT", "1"]);
+    run(&mut p, &["XADD", "other", "1-0", "f", "v"]);
+    run(&mut p, &["SWAPDB", "0", "1"]);
+    run(&mut p, &["SWAPDB", "0", "1"]);
+    run(&mut p, &["FLUSHDB"]);
+    run(&mut p, &["SELECT", "0"]);
+    // Retention removes `old`'s entries on the primary; the replica gets the trim.
+    until("retention to trim", || int(&mut p, &["XLEN", "old"]) == 0);
+    assert_eq!(int(&mut p, &["WAIT", "1", "10000"]), 1);
+    caught_up(&mut p, &mut r);
+    let streams = ["q", "dead", "ip", "old", "m2", "m3"];
+    let keys = ["q", "dead", "ip", "old", "m", "m2", "m3", "str"];
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
+    let mut r1 = replica.client(false);
+    run(&mut r1, &["SELECT", "1"]);
+    assert_eq!(int(&mut r1, &["DBSIZE"]), 0);
+    assert!(int(&mut r, &["XLEN", "dead"]) >= 1);
+    // What the replica stored survives its restart identically (its own durable copy).
+    let before = state(&mut r, &streams, &keys);
+    drop((r, r1));
+    replica.stop();
+    let port = primary.addr().port();
+    let replica = TestServer::start_with(|c| {
+        c.dir = path.clone();
+        c.repl.replicaof = Some(("127.0.0.1".into(), port));
+    });
+    let mut r = replica.client(false);
+    assert_eq!(state(&mut r, &streams, &keys), before);
+    until("the restarted replica to continue", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+}
