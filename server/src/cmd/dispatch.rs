@@ -254,7 +254,8 @@ fn precheck(
     {
         return Some("NOREPLICAS Not enough good replicas to write.".into());
     }
-    if shared.memory.is_over() && adds_data(client, spec, name) {
+    // A replica applies what its primary sends whatever its own memory, as Redis does.
+    if shared.memory.is_over() && adds_data(client, spec, name) && !client.handle.is_master_link() {
         return Some(crate::memory_guard::OOM_ERROR.into());
     }
     // A write queued while writes are refused aborts the transaction, as in Redis (`call`

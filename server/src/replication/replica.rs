@@ -377,6 +377,15 @@ async fn follow(
                 shared.repl.link_busy.store(true, Ordering::Relaxed);
                 out.clear();
                 execute(shared, client, argv, &mut out);
+                if out.starts_with(b"-MISCONF") || out.starts_with(b"-OOM") {
+                    // Refused before it changed anything (a full disk, a failed fsync):
+                    // the link ends here and continues from this command once it can.
+                    shared.repl.link_busy.store(false, Ordering::Relaxed);
+                    return Err(format!(
+                        "this replica refused a change: {}",
+                        String::from_utf8_lossy(&out).trim_end()
+                    ));
+                }
                 shared
                     .repl
                     .applied
