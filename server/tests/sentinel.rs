@@ -248,3 +248,48 @@ fn sentinel_fails_over_to_a_replica_and_nothing_confirmed_is_lost() {
         text(&q(new, &["XPENDING", "s", "g"]).unwrap())
     );
 }
+
+fn full(port: u16, key: &str) -> String {
+    format!("{:?}", q(port, &["XINFO", "STREAM", key, "FULL"]).unwrap())
+}
+
+#[test]
+fn a_replica_killed_with_sigkill_resyncs_and_converges() {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (p0, p1) = (free_port(), free_port());
+    let _primary = brooklet(p0, dirs[0].path(), &[]);
+    let of = p0.to_string();
+    let mut replica = brooklet(p1, dirs[1].path(), &["--replicaof", "127.0.0.1", &of]);
+    q(p0, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]).unwrap();
+    for i in 0..100 {
+        q(p0, &["XADD", "s", "*", "n", &i.to_string()]).unwrap();
+    }
+    q(
+        p0,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "30",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    )
+    .unwrap();
+    until("the replica to acknowledge", LIMIT, || {
+        matches!(q(p0, &["WAIT", "1", "1000"]), Ok(redis::Value::Int(1)))
+    });
+    replica.kill().unwrap();
+    let _ = replica.wait();
+    for i in 100..150 {
+        q(p0, &["XADD", "s", "*", "n", &i.to_string()]).unwrap();
+    }
+    q(p0, &["XACK", "s", "g", "0-1"]).unwrap();
+    let _replica = brooklet(p1, dirs[1].path(), &["--replicaof", "127.0.0.1", &of]);
+    until("the restarted replica to converge", LIMIT, || {
+        info(p1, "master_link_status").as_deref() == Some("up") && full(p0, "s") == full(p1, "s")
+    });
+}
