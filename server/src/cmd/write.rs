@@ -318,7 +318,8 @@ impl Ctx<'_> {
                 (crate::keyspace::keep(&dlq_key), Value::Stream(fresh), true)
             }
         };
-        let stored = self.store_dead_letters(key, stream, out, &dlq_key, &mut dval, &dead);
+        let stored =
+            self.store_dead_letters(key, stream, out, (&dlq_key, created), &mut dval, &dead);
         if stored.is_ok() {
             let mut events = effects.events.to_vec();
             events.push(Some("xdeadletter"));
@@ -334,13 +335,14 @@ impl Ctx<'_> {
     }
 
     /// Appends `dead` to the dead-letter stream `dval` and stores it with the source's
-    /// changes, as one batch.
+    /// changes, as one batch; `created` says whether the dead-letter stream is new (its
+    /// replicas publish `new` for it).
     fn store_dead_letters(
         &mut self,
         key: &Bytes,
         stream: &mut StoredStream,
         out: &[Mutation],
-        dlq_key: &Bytes,
+        (dlq_key, created): (&Bytes, bool),
         dval: &mut Value,
         dead: &[brooklet_streams::DeadLetter],
     ) -> Result<(), CommandError> {
@@ -385,7 +387,7 @@ impl Ctx<'_> {
             self.client.db,
             dlq_key,
             &dlq_out,
-            false,
+            created,
             &[Some("xadd")],
         );
         for (k, s) in [(&key[..], &mut *stream), (&dlq_key[..], dlq)] {

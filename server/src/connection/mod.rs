@@ -182,7 +182,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 Step::Ran(Outcome::Block(spec)) => self.block(client, rx, spec).await?,
                 Step::Ran(Outcome::Wait(spec)) => {
                     self.flush(client).await?;
-                    let reply = crate::replication::wait::wait(self.shared, spec).await;
+                    let reply =
+                        crate::replication::wait::wait(self.shared, &client.handle, spec).await;
                     client.clock = None;
                     cmd::write_reply(self.shared, client, &reply, &mut self.io.out);
                 }

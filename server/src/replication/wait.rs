@@ -14,7 +14,11 @@ use crate::state::Shared;
 /// WAIT / WAITAOF: waits until `spec.numreplicas` replicas acknowledged `spec.offset` (and,
 /// for WAITAOF, the local disk holds `spec.seq`) or the timeout passes, asking the replicas
 /// for an acknowledgement first; answers with the counts reached.
-pub async fn wait(shared: &Arc<Shared>, spec: WaitSpec) -> Reply {
+pub async fn wait(
+    shared: &Arc<Shared>,
+    client: &crate::client::ClientHandle,
+    spec: WaitSpec,
+) -> Reply {
     let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
     let repl = &shared.repl;
     if repl.is_active()
@@ -48,7 +52,7 @@ pub async fn wait(shared: &Arc<Shared>, spec: WaitSpec) -> Reply {
                 () = pause => {}
             },
         }
-        if shared.shutting_down.load(Ordering::Relaxed) {
+        if shared.shutting_down.load(Ordering::Relaxed) || client.is_killed() {
             break;
         }
     }
