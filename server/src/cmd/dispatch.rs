@@ -387,4 +387,5 @@ pub(crate) fn disconnect_cleanup(shared: &Arc<Shared>, client: &mut Client) {
     let mut ctx = Ctx::new(shared, table(), client);
     tx::discard_state(&mut ctx);
     pubsub::unsubscribe_all(&mut ctx);
+    shared.repl.announced().remove(&client.handle.id);
 }

@@ -116,10 +116,10 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                     .ok_or(CommandError::msg(
                         "ERR value is not an integer or out of range",
                     ))?;
-                ctx.shared.repl.announced(id).entry(id).or_default().port = port;
+                ctx.shared.repl.announced().entry(id).or_default().port = port;
             }
             b"ip-address" => {
-                ctx.shared.repl.announced(id).entry(id).or_default().ip =
+                ctx.shared.repl.announced().entry(id).or_default().ip =
                     Some(String::from_utf8_lossy(value).into_owned());
             }
             b"capa" | b"ack" | b"fack" | b"getack" | b"rdb-only" | b"rdb-filter-only"

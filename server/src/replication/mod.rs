@@ -253,9 +253,8 @@ impl Replication {
         self.acks.notify_waiters();
     }
 
-    /// What connection `id` announced with REPLCONF (kept until it sends PSYNC).
-    pub fn announced(&self, id: u64) -> MutexGuard<'_, hashbrown::HashMap<u64, Announced>> {
-        let _ = id;
+    /// What connections announced with REPLCONF, by client id (kept until PSYNC).
+    pub fn announced(&self) -> MutexGuard<'_, hashbrown::HashMap<u64, Announced>> {
         crate::keyspace::lock(&self.announced)
     }
 

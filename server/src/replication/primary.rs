@@ -63,7 +63,7 @@ pub async fn serve<S>(
     handle.kind.store(KIND_REPLICA, Ordering::Relaxed);
     let announced = shared
         .repl
-        .announced(handle.id)
+        .announced()
         .remove(&handle.id)
         .unwrap_or_default();
     let follower = Arc::new(Follower {
