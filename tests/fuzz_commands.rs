@@ -105,6 +105,14 @@ const SKIP: &[&str] = &[
     "hello",
     "auth",
     "select",
+    // Replication: PSYNC / SYNC hand the connection over to a replica's feed, REPLICAOF
+    // makes the server a replica, WAIT / WAITAOF block until replicas answer.
+    "sync",
+    "psync",
+    "replicaof",
+    "slaveof",
+    "wait",
+    "waitaof",
 ];
 
 struct Lcg(u64);

@@ -848,3 +848,5 @@ pub fn read_group_change(
 
 #[cfg(test)]
 mod tests;
+
+pub mod repl;

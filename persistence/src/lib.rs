@@ -53,16 +53,21 @@ mod keys;
 mod latency;
 mod load;
 mod purge;
+mod repl_state;
 mod source;
 mod store;
 mod stored;
 mod tail_log;
 
+pub use codec::repl::{
+    decode_mutations as decode_repl_changes, encode_mutations as encode_repl_changes,
+};
 pub use durability::FsyncPolicy;
 pub use error::StoreError;
 pub use health::{FaultKind, StoreFault};
 pub use latency::{OnLatency, events as latency_events};
 pub use load::{LoadedStream, RecoveryReport};
+pub use repl_state::ReplState;
 pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
     PendingFlush, Store, StoreStats, StreamChange, StreamHost,

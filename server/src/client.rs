@@ -76,7 +76,17 @@ pub struct ClientHandle {
     pub soft_limit_since_ms: AtomicU64,
     /// Whether the client is in MONITOR mode (CLIENT LIST's `O`; never closed for idleness).
     pub monitoring: AtomicBool,
+    /// What the connection is to replication: [`KIND_NORMAL`], [`KIND_MASTER`] (this
+    /// replica's link to its primary) or [`KIND_REPLICA`] (a replica fed by this server).
+    pub kind: std::sync::atomic::AtomicU8,
 }
+
+/// [`ClientHandle::kind`] of an ordinary client.
+pub const KIND_NORMAL: u8 = 0;
+/// [`ClientHandle::kind`] of a replica's link to its primary.
+pub const KIND_MASTER: u8 = 1;
+/// [`ClientHandle::kind`] of a replica this server feeds.
+pub const KIND_REPLICA: u8 = 2;
 
 /// The client's self-reported names.
 #[derive(Debug, Default, Clone)]
@@ -124,7 +134,13 @@ impl ClientHandle {
             kill_signal: Notify::new(),
             soft_limit_since_ms: AtomicU64::new(0),
             monitoring: AtomicBool::new(false),
+            kind: std::sync::atomic::AtomicU8::new(KIND_NORMAL),
         }
+    }
+
+    /// Whether this is a replica's link to its primary (its writes are the primary's).
+    pub fn is_master_link(&self) -> bool {
+        self.kind.load(Ordering::Relaxed) == KIND_MASTER
     }
 
     /// Queues pre-encoded bytes for this client; false when the connection is gone.

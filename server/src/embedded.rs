@@ -267,7 +267,19 @@ impl Session {
                         }
                     }
                 }
-                Ok(Step::Ran(Outcome::Close) | Step::ProtocolError) | Err(_) => {
+                // An in-process session has no socket to feed a replica on, and answers
+                // WAIT at once with the replicas that already acknowledged.
+                Ok(Step::Ran(Outcome::Wait(spec))) => {
+                    let reply = crate::replication::wait::wait_now(&self.shared, &spec);
+                    crate::cmd::dispatch::write_reply(
+                        &self.shared,
+                        &mut self.client,
+                        &reply,
+                        &mut self.io.out,
+                    );
+                }
+                Ok(Step::Ran(Outcome::Close | Outcome::Replica(_)) | Step::ProtocolError)
+                | Err(_) => {
                     self.close();
                     return;
                 }

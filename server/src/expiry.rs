@@ -28,6 +28,10 @@ pub struct Expired {
 /// Removes `key` of database `db` if its deadline passed at `now`; then publishes `expired`
 /// and counts it. Returns the removal when there was one.
 pub fn expire_if_due(shared: &Arc<Shared>, db: usize, key: &Bytes, now: u64) -> Option<Expired> {
+    // A replica's keys expire when its primary says so (a DEL in the change stream).
+    if shared.repl.is_replica() {
+        return None;
+    }
     let database = shared.keyspace.db(db);
     let out = {
         let mut shard = database.lock(key);
@@ -49,6 +53,9 @@ pub fn expire_due_in_shard(
     now: u64,
     max: usize,
 ) -> (Expired, bool) {
+    if shared.repl.is_replica() {
+        return (Expired::default(), false);
+    }
     let database = shared.keyspace.db(db);
     let (out, more) = {
         let mut shard = database.lock_shard(idx);
@@ -119,6 +126,7 @@ fn remove_taken(shared: &Shared, db: usize, shard: &mut Shard, keys: &[Bytes]) -
             Err(e) => tracing::error!("removing expired strings from the store: {e}"),
         }
     }
+    crate::replication::propagate::deleted(shared, db, &out.keys);
     // Counted under the shard lock, so INFO never shows fewer expired keys than DBSIZE and
     // KEYS show to be gone.
     shared

@@ -322,16 +322,9 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(out, "total_error_replies", load(&stats.total_error_replies));
             pubsub_stats(ctx, out);
             acl_stats(shared, out);
+            crate::replication::info::stats(shared, out);
         }
-        "replication" => {
-            out.push_str("# Replication\r\n");
-            field(out, "role", "master");
-            field(out, "connected_slaves", 0);
-            field(out, "master_failover_state", "no-failover");
-            field(out, "master_replid", &shared.run_id);
-            field(out, "master_repl_offset", 0);
-            field(out, "repl_backlog_active", 0);
-        }
+        "replication" => crate::replication::info::section(shared, out),
         "cpu" => {
             out.push_str("# CPU\r\n");
             let (user, sys) = cpu_seconds();

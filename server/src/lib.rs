@@ -42,6 +42,7 @@ pub(crate) mod notify;
 mod pause;
 mod publish;
 mod rdb;
+mod replication;
 mod retention_set;
 mod retention_task;
 mod slowlog;
@@ -254,6 +255,9 @@ async fn launch(
     tokio::spawn(expire_task::run(shared.clone()));
     tokio::spawn(retention_task::run(shared.clone()));
     tokio::spawn(stats_task::run(shared.clone()));
+    tokio::spawn(replication::cron::run(shared.clone()));
+    replication::replica::set_executor(cmd::dispatch::execute_replicated);
+    replication::replica::start_configured(&shared);
     let task = tokio::spawn(accept_loop(shared.clone(), plain, tls));
     Ok(ServerHandle { shared, task })
 }
@@ -414,6 +418,8 @@ async fn accept_loop(
     }
     if let Err(e) = shared.store.sync() {
         tracing::error!("final fsync failed: {e}");
+    } else {
+        replication::replica::save_state(&shared);
     }
     tracing::info!("Brooklet is now ready to exit, bye bye...");
 }

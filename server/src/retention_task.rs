@@ -133,6 +133,14 @@ fn slice(shared: &Arc<Shared>, db: usize, key: &Bytes) -> Slice {
             return Slice::Forgotten;
         }
     };
+    // A replica's streams are trimmed by its primary's records.
+    if shared.repl.is_replica() {
+        return Slice::Done {
+            removed: 0,
+            more: false,
+            kept: false,
+        };
+    }
     let mut out = Vec::new();
     let result = stream.retention_slice(now_ms(), &mut out);
     // A slice that failed after changing memory is written all the same, as a command's.
@@ -149,6 +157,7 @@ fn slice(shared: &Arc<Shared>, db: usize, key: &Bytes) -> Slice {
             kept: false,
         };
     }
+    crate::replication::propagate::stream_change(shared, db, key, &out, false, &[Some("xtrim")]);
     if !out.is_empty() && !stream.has_source() {
         stream.attach_source(shared.store.source(db as u32, key));
     }

@@ -75,6 +75,8 @@ pub struct Shared {
     pub instant: crate::instant_metrics::InstantMetrics,
     /// Memory in use once the store was open and loaded (INFO `used_memory_startup`).
     pub used_memory_startup: std::sync::atomic::AtomicU64,
+    /// Replication: role, IDs, backlog, the replicas fed or the link to the primary.
+    pub repl: crate::replication::Replication,
 }
 
 impl Shared {
@@ -95,6 +97,7 @@ impl Shared {
             notify.send_replace(seq);
         }));
         let keyspace = Keyspace::new(config.databases);
+        let repl = crate::replication::Replication::new(config.repl.backlog_size);
         let memory = crate::memory_guard::MemoryGuard::new(config.maxmemory);
         let pubsub_limits = Arc::new(crate::subscriber::OutputLimits::new(
             &config.output_limit_pubsub,
@@ -145,6 +148,7 @@ impl Shared {
             latency,
             instant: Default::default(),
             used_memory_startup: Default::default(),
+            repl,
         })
     }
 

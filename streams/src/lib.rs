@@ -59,6 +59,7 @@ mod mutation;
 mod node;
 mod refs;
 mod retention;
+mod snapshot;
 mod source;
 mod stream;
 mod trim;

@@ -9,6 +9,7 @@ use brooklet_resp::Reply;
 
 use super::Ctx;
 use super::table::flags;
+use crate::replication::propagate;
 
 /// Calls a handler with the gate, the timing and the counters around it.
 pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
@@ -37,18 +38,28 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);
     let started = ctx.client.clock.take().unwrap_or_else(Instant::now);
     let keyed = entry.spec.flags & (flags::WRITE | flags::READONLY) != 0;
+    // While replicas are fed, a write that is not a stream command (whose records are
+    // propagated under its shard lock) runs alone and is propagated before the gate opens,
+    // so the change stream holds every key's changes in the order they were made.
+    let repl_plain = ctx.shared.repl.is_active()
+        && entry.spec.flags & flags::WRITE != 0
+        && !propagate::by_records(&entry.full_name);
+    let publishes = matches!(entry.full_name.as_str(), "publish" | "spublish");
     // Watchers are dirtied before the gate is released, so an EXEC (which checks its flag
     // under the exclusive gate) can never run between this write and the dirtying.
     let result = {
         let shared = ctx.shared;
         let gated = !ctx.client.in_exec;
         let exclusive = entry.spec.flags & flags::EXCLUSIVE != 0;
-        let _exclusive = (gated && exclusive).then(|| shared.gate_exclusive());
-        let _shared = (gated && !exclusive && keyed).then(|| shared.gate_shared());
+        let _exclusive = (gated && (exclusive || repl_plain)).then(|| shared.gate_exclusive());
+        let _shared = (gated && !exclusive && !repl_plain && keyed).then(|| shared.gate_shared());
         if keyed {
             expire_keys(ctx, entry.spec, argv);
         }
         let r = handler(ctx, argv);
+        if (repl_plain || publishes) && r.is_ok() {
+            propagate::command(shared, ctx.client.db, &entry.full_name, argv, &ctx.touched);
+        }
         touch_watchers(ctx);
         r
     };

@@ -338,8 +338,9 @@ pub(crate) enum KillFilter {
     LAddr(Bytes),
     /// TYPE normal (false) or pubsub (true).
     PubSub(bool),
-    /// TYPE master, replica or slave: no client here is one.
-    Nobody,
+    /// TYPE normal, master, replica or slave: the connection's replication kind
+    /// (`crate::client::KIND_*`).
+    Kind(u8),
     /// MAXAGE seconds: connected at least this long.
     MaxAge(i64),
     /// USER username: authenticated as this ACL user.
@@ -353,7 +354,7 @@ impl KillFilter {
             KillFilter::Addr(a) => c.addr.to_string().as_bytes() == &a[..],
             KillFilter::LAddr(a) => c.laddr.to_string().as_bytes() == &a[..],
             KillFilter::PubSub(want) => c.is_pubsub() == *want,
-            KillFilter::Nobody => false,
+            KillFilter::Kind(k) => c.kind.load(std::sync::atomic::Ordering::Relaxed) == *k,
             KillFilter::MaxAge(secs) => c.created.elapsed().as_secs() as i64 >= *secs,
             KillFilter::User(name) => {
                 let names = lock(&c.names);
@@ -404,17 +405,24 @@ impl ClientKillArgs {
                 b"addr" => filters.push(KillFilter::Addr(value)),
                 b"laddr" => filters.push(KillFilter::LAddr(value)),
                 b"user" => filters.push(KillFilter::User(value)),
-                b"type" => filters.push(match &value.to_ascii_lowercase()[..] {
-                    b"pubsub" => KillFilter::PubSub(true),
-                    b"normal" => KillFilter::PubSub(false),
-                    b"master" | b"replica" | b"slave" => KillFilter::Nobody,
-                    _ => {
-                        return Err(CommandError::text(format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(&value)
-                        )));
-                    }
-                }),
+                b"type" => {
+                    let filter = match &value.to_ascii_lowercase()[..] {
+                        b"pubsub" => KillFilter::PubSub(true),
+                        b"normal" => {
+                            filters.push(KillFilter::Kind(crate::client::KIND_NORMAL));
+                            KillFilter::PubSub(false)
+                        }
+                        b"master" => KillFilter::Kind(crate::client::KIND_MASTER),
+                        b"replica" | b"slave" => KillFilter::Kind(crate::client::KIND_REPLICA),
+                        _ => {
+                            return Err(CommandError::text(format!(
+                                "ERR Unknown client type '{}'",
+                                String::from_utf8_lossy(&value)
+                            )));
+                        }
+                    };
+                    filters.push(filter);
+                }
                 b"skipme" => {
                     skipme = match &value.to_ascii_lowercase()[..] {
                         b"yes" => true,
@@ -580,7 +588,7 @@ mod tests {
         assert_eq!(
             ClientKillArgs::parse(&mut Args::new(&v)),
             Ok(ClientKillArgs::Filters {
-                filters: vec![KillFilter::Nobody],
+                filters: vec![KillFilter::Kind(crate::client::KIND_REPLICA)],
                 skipme: true,
             })
         );

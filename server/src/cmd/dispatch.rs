@@ -8,12 +8,14 @@ use std::sync::{Arc, OnceLock};
 use brooklet_resp::Reply;
 
 use super::call::call;
+use super::replication;
 use super::table::flags;
 use super::{
     CommandSpec, Commands, Ctx, Outcome, acl, client, command_docs, connection, dump, expire, keys,
     keys_move, latency, monitor, object, persist, pubsub, server, slowlog, stream, stream_group,
     stream_idmp, stream_info, stream_nack, stream_read, strings, tx,
 };
+
 use crate::client::{Client, ReplyMode};
 use crate::state::Shared;
 
@@ -46,6 +48,7 @@ pub fn table() -> &'static Commands {
                 monitor::COMMANDS,
                 slowlog::COMMANDS,
                 latency::COMMANDS,
+                replication::COMMANDS,
             ],
             command_docs::DOCS,
         )
@@ -79,6 +82,17 @@ pub fn execute(
         write_reply(shared, client, &reply, out);
     }
     outcome
+}
+
+/// Runs one command a replica's link received from its primary (see
+/// `replication::replica`); its reply is left in `out` for the link to inspect.
+pub fn execute_replicated(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    argv: Vec<Bytes>,
+    out: &mut bytes::BytesMut,
+) {
+    let _ = execute(shared, client, argv, out);
 }
 
 /// Encodes a reply honouring CLIENT REPLY and counts errors.
@@ -184,12 +198,18 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         block,
         close,
         write_seq,
+        takeover,
         ..
     } = ctx;
     client.write_seq = client.write_seq.max(write_seq);
     after_write(shared, &touched);
     for (db, key) in &ready {
         serve_blocked(shared, *db, key);
+    }
+    match takeover {
+        Some(super::Takeover::Replica(start)) => return (None, Outcome::Replica(start)),
+        Some(super::Takeover::Wait(spec)) => return (None, Outcome::Wait(spec)),
+        None => {}
     }
     if let Some(block) = block {
         return (None, Outcome::Block(block));
@@ -255,7 +275,23 @@ fn precheck(
     if client.multi.is_some() && spec.flags & flags::NO_MULTI != 0 {
         return Some("ERR Command not allowed inside a transaction".into());
     }
-    if shared.memory.is_over() && adds_data(client, spec, name) {
+    if spec.flags & flags::WRITE != 0
+        && !client.handle.is_master_link()
+        && shared.repl.is_replica()
+        && shared.config().repl.read_only
+    {
+        return Some("READONLY You can't write against a read only replica.".into());
+    }
+    if spec.flags & flags::WRITE != 0
+        && shared
+            .repl
+            .too_few_replicas
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Some("NOREPLICAS Not enough good replicas to write.".into());
+    }
+    // A replica applies what its primary sends whatever its own memory, as Redis does.
+    if shared.memory.is_over() && adds_data(client, spec, name) && !client.handle.is_master_link() {
         return Some(crate::memory_guard::OOM_ERROR.into());
     }
     // A write queued while writes are refused aborts the transaction, as in Redis (`call`
@@ -419,4 +455,5 @@ pub(crate) fn disconnect_cleanup(shared: &Arc<Shared>, client: &mut Client) {
     tx::discard_state(&mut ctx);
     pubsub::unsubscribe_all(&mut ctx);
     monitor::stop(&ctx);
+    shared.repl.announced().remove(&client.handle.id);
 }

@@ -33,6 +33,7 @@ mod object;
 mod observe;
 mod persist;
 mod pubsub;
+mod replication;
 mod reply;
 mod server;
 mod slowlog;
@@ -83,7 +84,22 @@ pub enum Outcome {
         /// Whether it writes or may propagate (what a WRITE pause holds back).
         write_like: bool,
     },
+    /// The connection becomes a replica's feed (PSYNC, SYNC).
+    Replica(crate::replication::primary::Start),
+    /// Answer once replicas (and the local disk) acknowledged (WAIT, WAITAOF).
+    Wait(WaitSpec),
 }
+
+/// What a command hands its connection instead of a reply.
+#[derive(Debug)]
+pub enum Takeover {
+    /// Feed a replica on this connection.
+    Replica(crate::replication::primary::Start),
+    /// Wait for acknowledgements.
+    Wait(WaitSpec),
+}
+
+pub use crate::replication::WaitSpec;
 
 /// A blocking command that found nothing to return yet.
 #[derive(Debug)]
@@ -122,6 +138,8 @@ pub struct Ctx<'a> {
     /// the store says the sequence is safe: on disk under `appendfsync always`, in the OS's
     /// hands otherwise.
     pub write_seq: u64,
+    /// Set by PSYNC, SYNC, WAIT and WAITAOF: the connection acts on it instead of replying.
+    pub takeover: Option<Takeover>,
 }
 
 impl<'a> Ctx<'a> {
@@ -141,6 +159,7 @@ impl<'a> Ctx<'a> {
             block: None,
             close: false,
             rerun: false,
+            takeover: None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::error::CommandError;
 use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
+use crate::replication::propagate;
 
 /// A write under dead-letter locks: the command's result, and the dead-letter key it
 /// appended to (with whether that created it), if any.
@@ -118,6 +119,14 @@ impl Ctx<'_> {
                         if !untracked {
                             self.persist(key, stream, &out)?;
                         }
+                        propagate::stream_change(
+                            self.shared,
+                            self.client.db,
+                            key,
+                            &out,
+                            false,
+                            &effects.events,
+                        );
                         // The reply may show the stream as earlier commands left it (a read of
                         // history changes nothing): it waits for their changes too.
                         self.write_seq = self.write_seq.max(stream.seq());
@@ -158,6 +167,14 @@ impl Ctx<'_> {
                     }
                     let value = apply(&mut stream, &mut out, &mut effects)?;
                     self.persist(key, &mut stream, &out)?;
+                    propagate::stream_created(
+                        self.shared,
+                        self.client.db,
+                        key,
+                        stream.idmp().config(),
+                        &out,
+                        &effects.events,
+                    );
                     if max_age > 0 {
                         self.shared.retention.add(self.client.db, key);
                     }
@@ -272,6 +289,14 @@ impl Ctx<'_> {
             if !untracked {
                 self.persist(key, stream, out)?;
             }
+            propagate::stream_change(
+                self.shared,
+                self.client.db,
+                key,
+                out,
+                false,
+                &effects.events,
+            );
             self.write_seq = self.write_seq.max(stream.seq());
             return Ok((result, None));
         };
@@ -293,7 +318,13 @@ impl Ctx<'_> {
                 (crate::keyspace::keep(&dlq_key), Value::Stream(fresh), true)
             }
         };
-        let stored = self.store_dead_letters(key, stream, out, &dlq_key, &mut dval, &dead);
+        let stored =
+            self.store_dead_letters(key, stream, out, (&dlq_key, created), &mut dval, &dead);
+        if stored.is_ok() {
+            let mut events = effects.events.to_vec();
+            events.push(Some("xdeadletter"));
+            propagate::stream_change(self.shared, self.client.db, key, out, false, &events);
+        }
         if let Some(shard) = locks.shard(db, &dlq_key)
             && (!created || stored.is_ok())
         {
@@ -304,13 +335,14 @@ impl Ctx<'_> {
     }
 
     /// Appends `dead` to the dead-letter stream `dval` and stores it with the source's
-    /// changes, as one batch.
+    /// changes, as one batch; `created` says whether the dead-letter stream is new (its
+    /// replicas publish `new` for it).
     fn store_dead_letters(
         &mut self,
         key: &Bytes,
         stream: &mut StoredStream,
         out: &[Mutation],
-        dlq_key: &Bytes,
+        (dlq_key, created): (&Bytes, bool),
         dval: &mut Value,
         dead: &[brooklet_streams::DeadLetter],
     ) -> Result<(), CommandError> {
@@ -350,6 +382,14 @@ impl Ctx<'_> {
             )
             .map_err(super::store_error)?;
         self.write_seq = self.write_seq.max(seq);
+        propagate::stream_change(
+            self.shared,
+            self.client.db,
+            dlq_key,
+            &dlq_out,
+            created,
+            &[Some("xadd")],
+        );
         for (k, s) in [(&key[..], &mut *stream), (&dlq_key[..], dlq)] {
             if !s.has_source() {
                 s.attach_source(self.shared.store.source(db, k));

@@ -18,6 +18,7 @@ mod command;
 mod directive;
 mod file;
 mod help;
+mod repl;
 mod rewrite;
 mod table;
 #[cfg(test)]
@@ -30,6 +31,8 @@ use std::path::PathBuf;
 pub use command::SetError;
 pub use directive::{Accepts, Directive, Kind};
 pub use help::usage;
+pub use repl::ReplConfig;
+pub use rewrite::rewrite;
 pub use table::{DEFAULT_IO_THREADS, DIRECTIVES};
 pub use value::Refused;
 pub use value::{ALL_EVENT_CLASSES, canonical_keyspace_events, parse_memory};
@@ -199,6 +202,8 @@ pub struct Config {
     pub latency_tracking: bool,
     /// `latency-tracking-info-percentiles`: the percentiles INFO latencystats shows.
     pub latency_tracking_info_percentiles: Vec<f64>,
+    /// Replication settings (`replicaof`, `masterauth`, `repl-backlog-size`, ...).
+    pub repl: ReplConfig,
 }
 
 impl Default for Config {
@@ -253,6 +258,7 @@ impl Default for Config {
             latency_monitor_threshold: 0,
             latency_tracking: false,
             latency_tracking_info_percentiles: Vec::new(),
+            repl: ReplConfig::default(),
         };
         for directive in DIRECTIVES {
             directive.reset(&mut config);

@@ -509,4 +509,164 @@ pub static DIRECTIVES: &[Directive] = &[
             set: set_percentiles,
         },
     },
+    // Replication (server/src/replication): Redis's names; `slaveof` and the `slave-`
+    // spellings are Redis's aliases.
+    Directive {
+        name: "replicaof",
+        mutable: false,
+        kind: Kind::Custom {
+            default: "",
+            get: super::repl::replicaof_text,
+            set: super::repl::set_replicaof,
+        },
+    },
+    Directive {
+        name: "slaveof",
+        mutable: false,
+        kind: Kind::Custom {
+            default: "",
+            get: super::repl::replicaof_text,
+            set: super::repl::set_replicaof,
+        },
+    },
+    Directive {
+        name: "masterauth",
+        mutable: true,
+        kind: Kind::Text {
+            default: "",
+            get: |c| c.repl.masterauth.clone().unwrap_or_default(),
+            set: |c, v| c.repl.masterauth = super::repl::opt_text(v),
+        },
+    },
+    Directive {
+        name: "masteruser",
+        mutable: true,
+        kind: Kind::Text {
+            default: "",
+            get: |c| c.repl.masteruser.clone().unwrap_or_default(),
+            set: |c, v| c.repl.masteruser = super::repl::opt_text(v),
+        },
+    },
+    Directive {
+        name: "repl-backlog-size",
+        mutable: true,
+        kind: Kind::Memory {
+            min: 1,
+            default: MB,
+            unparsable: NOT_MEMORY,
+            get: |c| c.repl.backlog_size,
+            set: |c, v| c.repl.backlog_size = v,
+        },
+    },
+    Directive {
+        name: "replica-read-only",
+        mutable: true,
+        kind: Kind::Bool {
+            default: true,
+            get: |c| c.repl.read_only,
+            set: |c, v| c.repl.read_only = v,
+        },
+    },
+    Directive {
+        name: "slave-read-only",
+        mutable: true,
+        kind: Kind::Bool {
+            default: true,
+            get: |c| c.repl.read_only,
+            set: |c, v| c.repl.read_only = v,
+        },
+    },
+    Directive {
+        name: "replica-priority",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 100,
+            get: |c| c.repl.priority,
+            set: |c, v| c.repl.priority = v,
+        },
+    },
+    Directive {
+        name: "slave-priority",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 100,
+            get: |c| c.repl.priority,
+            set: |c, v| c.repl.priority = v,
+        },
+    },
+    Directive {
+        name: "replica-announce-ip",
+        mutable: true,
+        kind: Kind::Text {
+            default: "",
+            get: |c| c.repl.announce_ip.clone(),
+            set: |c, v| c.repl.announce_ip = v.to_string(),
+        },
+    },
+    Directive {
+        name: "replica-announce-port",
+        mutable: true,
+        kind: Kind::Port {
+            default: 0,
+            get: |c| c.repl.announce_port,
+            set: |c, v| c.repl.announce_port = v,
+        },
+    },
+    Directive {
+        name: "replica-announced",
+        mutable: true,
+        kind: Kind::Bool {
+            default: true,
+            get: |c| c.repl.announced,
+            set: |c, v| c.repl.announced = v,
+        },
+    },
+    Directive {
+        name: "min-replicas-to-write",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 0,
+            get: |c| c.repl.min_replicas_to_write,
+            set: |c, v| c.repl.min_replicas_to_write = v,
+        },
+    },
+    Directive {
+        name: "min-replicas-max-lag",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 10,
+            get: |c| c.repl.min_replicas_max_lag,
+            set: |c, v| c.repl.min_replicas_max_lag = v,
+        },
+    },
+    Directive {
+        name: "repl-ping-replica-period",
+        mutable: true,
+        kind: Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+            default: 10,
+            get: |c| c.repl.ping_period,
+            set: |c, v| c.repl.ping_period = v,
+        },
+    },
+    Directive {
+        name: "repl-timeout",
+        mutable: true,
+        kind: Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+            default: 60,
+            get: |c| c.repl.timeout,
+            set: |c, v| c.repl.timeout = v,
+        },
+    },
 ];

@@ -136,6 +136,22 @@ fn config_get_lists_the_directives_in_their_former_order() {
             "latency-monitor-threshold",
             "latency-tracking",
             "latency-tracking-info-percentiles",
+            "replicaof",
+            "slaveof",
+            "masterauth",
+            "masteruser",
+            "repl-backlog-size",
+            "replica-read-only",
+            "slave-read-only",
+            "replica-priority",
+            "slave-priority",
+            "replica-announce-ip",
+            "replica-announce-port",
+            "replica-announced",
+            "min-replicas-to-write",
+            "min-replicas-max-lag",
+            "repl-ping-replica-period",
+            "repl-timeout",
         ]
     );
     for d in DIRECTIVES {
@@ -166,6 +182,7 @@ fn other_value(d: &Directive) -> Option<String> {
             "client-output-buffer-limit" => "normal 1 2 3 slave 4 5 6 pubsub 7 8 9".into(),
             "maxmemory-policy" => "volatile-lru".into(),
             "latency-tracking-info-percentiles" => "50 99.99".into(),
+            "replicaof" | "slaveof" => "127.0.0.1 6380".into(),
             other => panic!("no test value for {other}"),
         },
         Kind::Ignored { .. } => return None,
@@ -373,6 +390,8 @@ fn immutable_directives_are_refused_at_run_time() {
             "aclfile",
             "daemonize",
             "metrics-port",
+            "replicaof",
+            "slaveof",
         ]
     );
     let c = Config::default();
@@ -472,6 +491,7 @@ fn config_get_matches_patterns_once_each() {
             pair("port", "6379"),
             pair("tls-port", "0"),
             pair("metrics-port", "0"),
+            pair("replica-announce-port", "0"),
             pair("tls-cert-file", ""),
             pair("tls-key-file", ""),
             pair("tls-ca-cert-file", ""),
@@ -479,7 +499,7 @@ fn config_get_matches_patterns_once_each() {
         ]
     );
     assert_eq!(get(&["daemonize", "nosuch", "x*"]), []);
-    assert_eq!(get(&["*"]).len(), 45);
+    assert_eq!(get(&["*"]).len(), 61);
 }
 
 #[test]

@@ -192,6 +192,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 Step::NeedMore => return Ok(()),
                 Step::Ran(Outcome::Continue | Outcome::Paused { .. }) => {}
                 Step::Ran(Outcome::Block(spec)) => self.block(client, rx, spec).await?,
+                Step::Ran(Outcome::Wait(spec)) => {
+                    self.flush(client).await?;
+                    let reply =
+                        crate::replication::wait::wait(self.shared, &client.handle, spec).await;
+                    client.clock = None;
+                    cmd::write_reply(self.shared, client, &reply, &mut self.io.out);
+                }
+                Step::Ran(Outcome::Replica(start)) => {
+                    self.flush(client).await?;
+                    let pending = std::mem::take(&mut self.io.inbuf);
+                    let handle = client.handle.clone();
+                    crate::replication::primary::serve(
+                        self.shared,
+                        &mut self.socket,
+                        &handle,
+                        start,
+                        pending,
+                    )
+                    .await;
+                    return Err(End::Closed);
+                }
                 Step::Ran(Outcome::Close) | Step::ProtocolError => {
                     self.flush(client).await?;
                     return Err(End::Closed);

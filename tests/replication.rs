@@ -1,0 +1,671 @@
+//! Replication end to end: a replica follows a primary (full sync, then the change stream),
+//! ends up with identical streams, groups, pending lists and deadlines, refuses writes,
+//! wakes blocked readers, and continues after a dropped link or a restart.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use brooklet::{TestServer, err, info_field, int, query, run};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Polls `cond` until it holds, failing the test after [`WAIT`].
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn replicate(replica: &mut redis::Connection, primary: &TestServer) {
+    let port = primary.addr().port().to_string();
+    run(replica, &["REPLICAOF", "127.0.0.1", &port]);
+    until("the link to come up", || {
+        info_field(replica, "replication", "master_link_status").as_deref() == Some("up")
+    });
+}
+
+/// Waits until the replica applied everything the primary wrote so far.
+fn caught_up(primary: &mut redis::Connection, replica: &mut redis::Connection) {
+    let target: u64 = info_field(primary, "replication", "master_repl_offset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    until("the replica to catch up", || {
+        info_field(replica, "replication", "slave_repl_offset")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|o| o >= target)
+    });
+}
+
+/// Everything a test compares of a key on both servers.
+fn state(c: &mut redis::Connection, stream_keys: &[&str], keys: &[&str]) -> Vec<redis::Value> {
+    let mut out = Vec::new();
+    for k in stream_keys {
+        out.push(run(c, &["XINFO", "STREAM", k, "FULL"]));
+        for g in ["g", "g2"] {
+            // The extended form's idle times move with the clock; XINFO STREAM FULL above
+            // holds every pending entry's delivery time.
+            out.push(query(c, &["XPENDING", k, g]).unwrap_or(redis::Value::Nil));
+        }
+    }
+    for k in keys {
+        out.push(run(c, &["TYPE", k]));
+        out.push(run(c, &["PEXPIRETIME", k]));
+        if matches!(run(c, &["TYPE", k]), redis::Value::SimpleString(ref t) if t == "string") {
+            out.push(run(c, &["GET", k]));
+        }
+    }
+    out.push(run(c, &["DBSIZE"]));
+    out
+}
+
+fn writes(c: &mut redis::Connection, round: usize) {
+    for i in 0..20 {
+        run(c, &["XADD", "s", "*", "n", &format!("{round}-{i}")]);
+    }
+    run(c, &["XADD", "s2", "MAXLEN", "5", "*", "f", "v"]);
+    query(c, &["XGROUP", "CREATE", "s", "g", "0"]).ok();
+    query(c, &["XGROUP", "CREATE", "s", "g2", "$"]).ok();
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    run(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "bob",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    let pending = run(c, &["XPENDING", "s", "g", "-", "+", "1", "alice"]);
+    if let redis::Value::Array(items) = pending
+        && let Some(redis::Value::Array(first)) = items.first()
+        && let Some(redis::Value::BulkString(id)) = first.first()
+    {
+        let id = String::from_utf8_lossy(id).into_owned();
+        run(c, &["XCLAIM", "s", "g", "bob", "0", &id]);
+        run(c, &["XACK", "s", "g", &id]);
+    }
+    run(c, &["SET", &format!("str{round}"), "v", "EX", "1000"]);
+    run(c, &["INCRBYFLOAT", "f", "1.5"]);
+    run(c, &["EXPIRE", "s2", "5000"]);
+    run(c, &["SET", "gone", "x"]);
+    run(c, &["DEL", "gone"]);
+    run(c, &["XDEL", "s", "0-1"]);
+}
+
+#[test]
+fn a_replica_follows_its_primary_and_refuses_writes() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, &primary);
+    writes(&mut p, 1);
+    assert_eq!(int(&mut p, &["WAIT", "1", "10000"]), 1);
+    caught_up(&mut p, &mut r);
+    let streams = ["s", "s2"];
+    let keys = ["s", "s2", "str0", "str1", "f", "gone"];
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
+
+    assert_eq!(
+        err(&mut r, &["XADD", "s", "*", "f", "v"]),
+        "READONLY You can't write against a read only replica."
+    );
+    assert_eq!(
+        err(
+            &mut r,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]
+        ),
+        "READONLY You can't write against a read only replica."
+    );
+    assert_eq!(
+        err(&mut r, &["SET", "k", "v"]),
+        "READONLY You can't write against a read only replica."
+    );
+    run(&mut r, &["XRANGE", "s", "-", "+", "COUNT", "2"]);
+    assert_eq!(
+        info_field(&mut r, "replication", "role").as_deref(),
+        Some("slave")
+    );
+    assert_eq!(
+        info_field(&mut p, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
+    let run_id = info_field(&mut p, "server", "run_id").unwrap();
+    assert_eq!(run_id.len(), 40);
+
+    // A blocked XREAD on the replica is woken by a write on the primary.
+    let raddr = replica.url(false);
+    let reader = std::thread::spawn(move || {
+        let mut c = redis::Client::open(raddr)
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        run(&mut c, &["XREAD", "BLOCK", "10000", "STREAMS", "s", "$"])
+    });
+    until("the reader to block", || {
+        brooklet::blocked_clients(&mut r) == 1
+    });
+    let id = run(&mut p, &["XADD", "s", "*", "woken", "yes"]);
+    let got = reader.join().unwrap();
+    let redis::Value::BulkString(id) = id else {
+        panic!("XADD: {id:?}")
+    };
+    assert!(
+        format!("{got:?}").contains(&format!("{:?}", id)) || format!("{got:?}").contains("woken")
+    );
+
+    // ROLE on both sides.
+    let role = run(&mut r, &["ROLE"]);
+    assert!(format!("{role:?}").contains("slave"));
+    let role = run(&mut p, &["ROLE"]);
+    assert!(format!("{role:?}").contains("master"));
+}
+
+fn stat(c: &mut redis::Connection, name: &str) -> u64 {
+    info_field(c, "stats", name).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
+    let primary = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let replica = TestServer::start_with(|c| c.dir = path.clone());
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, &primary);
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+
+    // The link is cut (from the replica's side): it reconnects and continues.
+    run(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    writes(&mut p, 1);
+    until("a partial resync", || stat(&mut p, "sync_partial_ok") == 1);
+    caught_up(&mut p, &mut r);
+    let streams = ["s", "s2"];
+    let keys = ["s", "s2", "str0", "str1", "f"];
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+
+    // Cut from the primary's side.
+    run(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    writes(&mut p, 2);
+    until("a second partial resync", || {
+        stat(&mut p, "sync_partial_ok") == 2
+    });
+    caught_up(&mut p, &mut r);
+    let keys = ["s", "s2", "str0", "str1", "str2", "f"];
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
+
+    // The replica stops cleanly, misses writes, and comes back with its ID and offset.
+    drop(r);
+    replica.stop();
+    writes(&mut p, 3);
+    let port = primary.addr().port();
+    let replica = TestServer::start_with(|c| {
+        c.dir = path.clone();
+        c.repl.replicaof = Some(("127.0.0.1".into(), port));
+    });
+    let mut r = replica.client(false);
+    until("a partial resync after the restart", || {
+        stat(&mut p, "sync_partial_ok") == 3
+    });
+    caught_up(&mut p, &mut r);
+    let keys = ["s", "s2", "str0", "str1", "str2", "str3", "f"];
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+}
+
+#[test]
+fn a_replica_pointed_at_itself_or_at_another_server_keeps_its_data() {
+    let replica = TestServer::start();
+    let mut r = replica.client(false);
+    run(&mut r, &["XADD", "mine", "1-0", "f", "v"]);
+    let own = replica.addr().port().to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &own]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(int(&mut r, &["XLEN", "mine"]), 1);
+
+    // A server that is not Brooklet (it refuses Brooklet's REPLCONF, as Redis does).
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_port = fake.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        for conn in fake.incoming().take(2) {
+            let Ok(conn) = conn else { continue };
+            let mut w = conn.try_clone().unwrap();
+            let mut lines = BufReader::new(conn).lines();
+            while let Some(Ok(line)) = lines.next() {
+                let answer: &[u8] = if line.eq_ignore_ascii_case("brooklet-runid") {
+                    b"-ERR Unrecognized REPLCONF option: brooklet-runid\r\n"
+                } else if line.eq_ignore_ascii_case("ping") {
+                    b"+PONG\r\n"
+                } else if line.eq_ignore_ascii_case("listening-port")
+                    || line.eq_ignore_ascii_case("capa")
+                {
+                    b"+OK\r\n"
+                } else {
+                    continue;
+                };
+                if w.write_all(answer).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &fake_port]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(int(&mut r, &["XLEN", "mine"]), 1);
+    run(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    run(&mut r, &["XADD", "mine", "2-0", "f", "v"]);
+    assert_eq!(int(&mut r, &["XLEN", "mine"]), 2);
+}
+
+#[test]
+fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, &primary);
+    writes(&mut p, 1);
+    caught_up(&mut p, &mut r);
+    let old_id = info_field(&mut r, "replication", "master_replid").unwrap();
+    run(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(
+        info_field(&mut r, "replication", "role").as_deref(),
+        Some("master")
+    );
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid2").as_deref(),
+        Some(old_id.as_str())
+    );
+    assert_ne!(
+        info_field(&mut r, "replication", "master_replid").unwrap(),
+        old_id
+    );
+    writes(&mut r, 2);
+    // The old primary follows the new one: its own history is replaced by the new one's.
+    run(&mut p, &["XADD", "lost", "*", "f", "v"]);
+    replicate(&mut p, &replica);
+    caught_up(&mut r, &mut p);
+    let streams = ["s", "s2"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "f", "lost"];
+    assert_eq!(
+        state(&mut r, &streams, &keys),
+        state(&mut p, &streams, &keys)
+    );
+    assert_eq!(int(&mut p, &["EXISTS", "lost"]), 0);
+}
+
+/// A TCP proxy to `target` whose connections can be cut at any moment.
+struct Proxy {
+    port: u16,
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conns = live.clone();
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                let Ok(outbound) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                {
+                    let mut l = conns.lock().unwrap();
+                    l.push(inbound.try_clone().unwrap());
+                    l.push(outbound.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, live }
+    }
+
+    /// Cuts every connection through the proxy.
+    fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn writes_during_a_full_sync_and_links_cut_at_random_points_lose_and_duplicate_nothing() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    for k in 0..50 {
+        run(&mut p, &["XADD", &format!("k{k}"), "*", "f", "v"]);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let url = primary.url(false);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                run(
+                    &mut c,
+                    &["XADD", &format!("k{}", n % 50), "*", "n", &n.to_string()],
+                );
+                if n.is_multiple_of(7) {
+                    run(&mut c, &["SET", &format!("s{}", n % 13), &n.to_string()]);
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let proxy = Proxy::start(primary.addr());
+    let port = proxy.port.to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    until("the link to come up", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..6 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(50 + seed % 250));
+        proxy.cut();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let produced = producer.join().unwrap();
+    assert!(produced > 0);
+    until("the link to come back", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    caught_up(&mut p, &mut r);
+    let streams: Vec<String> = (0..50).map(|k| format!("k{k}")).collect();
+    let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let strings: Vec<String> = (0..13).map(|k| format!("s{k}")).collect();
+    let strings: Vec<&str> = strings.iter().map(String::as_str).collect();
+    assert_eq!(
+        state(&mut p, &streams, &strings),
+        state(&mut r, &streams, &strings)
+    );
+    assert!(stat(&mut p, "sync_partial_ok") >= 1);
+}
+
+#[test]
+fn wait_waitaof_publish_and_min_replicas_to_write() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    // No replica yet: WAIT times out with 0.
+    run(&mut p, &["XADD", "s", "*", "f", "v"]);
+    assert_eq!(int(&mut p, &["WAIT", "1", "50"]), 0);
+    assert_eq!(int(&mut p, &["WAIT", "0", "0"]), 0);
+    assert_eq!(err(&mut p, &["WAIT", "1", "-1"]), "ERR timeout is negative");
+    replicate(&mut r, &primary);
+    run(&mut p, &["XADD", "s", "*", "f", "v"]);
+    assert_eq!(
+        run(&mut p, &["WAITAOF", "1", "1", "5000"]),
+        redis::Value::Array(vec![redis::Value::Int(1), redis::Value::Int(1)])
+    );
+    assert!(
+        err(&mut r, &["WAIT", "1", "10"])
+            .starts_with("ERR WAIT cannot be used with replica instances")
+    );
+
+    // PUBLISH on the primary reaches a subscriber on the replica.
+    let mut sub = redis::Client::open(replica.url(false))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    sub.set_read_timeout(Some(WAIT)).unwrap();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("news").unwrap();
+    until("the publish to reach the replica's subscriber", || {
+        run(&mut p, &["PUBLISH", "news", "hello"]);
+        pubsub
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        pubsub
+            .get_message()
+            .is_ok_and(|m| m.get_payload::<String>().unwrap() == "hello")
+    });
+
+    // min-replicas-to-write: one replica is enough, two are not.
+    run(&mut p, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    until("writes to be refused", || {
+        query(&mut p, &["XADD", "s", "*", "f", "v"]).is_err()
+    });
+    assert_eq!(
+        err(&mut p, &["XADD", "s", "*", "f", "v"]),
+        "NOREPLICAS Not enough good replicas to write."
+    );
+    run(&mut p, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    until("writes to be accepted again", || {
+        query(&mut p, &["XADD", "s", "*", "f", "v"]).is_ok()
+    });
+}
+
+#[test]
+fn config_rewrite_keeps_the_file_and_records_the_replication_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("brooklet.conf");
+    std::fs::write(
+        &file,
+        "# my settings\nport 0\n\n# keep this comment\nhz 10\n",
+    )
+    .unwrap();
+    let server = TestServer::start_with(|c| c.load_file(&file).unwrap());
+    let mut c = server.client(false);
+    run(&mut c, &["CONFIG", "SET", "replica-priority", "7"]);
+    run(&mut c, &["CONFIG", "SET", "hz", "20"]);
+    run(&mut c, &["CONFIG", "REWRITE"]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("# my settings\nport 0\n\n# keep this comment\nhz 20\n"),
+        "{text}"
+    );
+    assert!(text.contains("# Generated by CONFIG REWRITE\n"), "{text}");
+    assert!(text.contains("\nreplica-priority 7\n"), "{text}");
+    let plain = TestServer::start();
+    let mut c = plain.client(false);
+    assert_eq!(
+        err(&mut c, &["CONFIG", "REWRITE"]),
+        "ERR The server is running without a config file"
+    );
+}
+
+#[test]
+fn nacks_dead_letters_idempotent_ids_retention_and_key_moves_replicate_exactly() {
+    let primary = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let replica = TestServer::start_with(|c| c.dir = path.clone());
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    replicate(&mut r, &primary);
+    for i in 1..=30 {
+        run(
+            &mut p,
+            &["XADD", "q", &format!("{i}-0"), "n", &i.to_string()],
+        );
+    }
+    run(&mut p, &["XGROUP", "CREATE", "q", "g", "0"]);
+    run(
+        &mut p,
+        &["XGROUP", "SETDLQ", "q", "g", "dead", "MAXDELIVERIES", "2"],
+    );
+    run(
+        &mut p,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "a",
+            "COUNT",
+            "10",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    run(
+        &mut p,
+        &["XNACK", "q", "g", "FAIL", "IDS", "3", "1-0", "2-0", "3-0"],
+    );
+    run(&mut p, &["XNACK", "q", "g", "SILENT", "IDS", "1", "4-0"]);
+    run(&mut p, &["XCLAIM", "q", "g", "b", "0", "5-0", "6-0"]);
+    run(
+        &mut p,
+        &["XAUTOCLAIM", "q", "g", "b", "0", "0", "COUNT", "3"],
+    );
+    // Delivered again past MAXDELIVERIES: dead-lettered into `dead`.
+    run(&mut p, &["XCLAIM", "q", "g", "c", "0", "7-0"]);
+    run(&mut p, &["XCLAIM", "q", "g", "c", "0", "7-0"]);
+    run(
+        &mut p,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "5",
+            "CLAIM",
+            "0",
+            "STREAMS",
+            "q",
+            ">",
+        ],
+    );
+    run(&mut p, &["XACK", "q", "g", "8-0"]);
+    run(&mut p, &["XGROUP", "CREATECONSUMER", "q", "g", "idle"]);
+    run(&mut p, &["XGROUP", "DELCONSUMER", "q", "g", "b"]);
+    run(&mut p, &["XADD", "ip", "IDMP", "p1", "i1", "*", "f", "v"]);
+    run(&mut p, &["XADD", "ip", "IDMP", "p1", "i1", "*", "f", "v"]);
+    run(&mut p, &["XADD", "ip", "IDMPAUTO", "p2", "*", "f", "w"]);
+    run(
+        &mut p,
+        &["XCFGSET", "ip", "IDMP-DURATION", "50", "IDMP-MAXSIZE", "7"],
+    );
+    run(&mut p, &["XADD", "ip", "IDMP", "p1", "i2", "*", "f", "v"]);
+    run(&mut p, &["XADD", "old", "1-0", "f", "v"]);
+    run(&mut p, &["XADD", "old", "2-0", "f", "v"]);
+    run(&mut p, &["XCFGSET", "old", "MAXAGE", "1"]);
+    run(&mut p, &["XTRIM", "q", "MINID", "3-0"]);
+    run(&mut p, &["XDEL", "q", "12-0", "13-0"]);
+    run(
+        &mut p,
+        &[
+            "XSETID",
+            "q",
+            "99-0",
+            "ENTRIESADDED",
+            "500",
+            "MAXDELETEDID",
+            "50-0",
+        ],
+    );
+    run(&mut p, &["XGROUP", "CREATE", "q", "gone", "$"]);
+    run(&mut p, &["XGROUP", "DESTROY", "q", "gone"]);
+    run(&mut p, &["XADD", "m", "1-0", "f", "v"]);
+    run(&mut p, &["COPY", "m", "m2"]);
+    run(&mut p, &["RENAME", "m", "m3"]);
+    run(&mut p, &["MULTI"]);
+    run(&mut p, &["XADD", "m3", "2-0", "f", "v"]);
+    run(&mut p, &["SET", "str", "v", "PX", "100000"]);
+    run(&mut p, &["EXEC"]);
+    run(&mut p, &["SELECT", "1"]);
+    run(&mut p, &["XADD", "other", "1-0", "f", "v"]);
+    run(&mut p, &["SWAPDB", "0", "1"]);
+    run(&mut p, &["SWAPDB", "0", "1"]);
+    run(&mut p, &["FLUSHDB"]);
+    run(&mut p, &["SELECT", "0"]);
+    // Retention removes `old`'s entries on the primary; the replica gets the trim.
+    until("retention to trim", || int(&mut p, &["XLEN", "old"]) == 0);
+    assert_eq!(int(&mut p, &["WAIT", "1", "10000"]), 1);
+    caught_up(&mut p, &mut r);
+    let streams = ["q", "dead", "ip", "old", "m2", "m3"];
+    let keys = ["q", "dead", "ip", "old", "m", "m2", "m3", "str"];
+    assert_eq!(
+        state(&mut p, &streams, &keys),
+        state(&mut r, &streams, &keys)
+    );
+    let mut r1 = replica.client(false);
+    run(&mut r1, &["SELECT", "1"]);
+    assert_eq!(int(&mut r1, &["DBSIZE"]), 0);
+    assert!(int(&mut r, &["XLEN", "dead"]) >= 1);
+    // What the replica stored survives its restart identically (its own durable copy).
+    let before = state(&mut r, &streams, &keys);
+    drop((r, r1));
+    replica.stop();
+    let port = primary.addr().port();
+    let replica = TestServer::start_with(|c| {
+        c.dir = path.clone();
+        c.repl.replicaof = Some(("127.0.0.1".into(), port));
+    });
+    let mut r = replica.client(false);
+    assert_eq!(state(&mut r, &streams, &keys), before);
+    until("the restarted replica to continue", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+}
