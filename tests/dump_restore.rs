@@ -227,6 +227,8 @@ fn string_payloads_round_trip_with_their_encodings_and_ttl() {
     restore(&mut c, "abs", at, &p, &["ABSTTL"]).unwrap();
     assert_eq!(int(&mut c, &["PEXPIRETIME", "abs"]), at);
     restore(&mut c, "idle", 0, &p, &["IDLETIME", "10"]).unwrap();
+    let idle = int(&mut c, &["OBJECT", "IDLETIME", "idle"]);
+    assert!((10..=11).contains(&idle), "{idle}");
     restore(&mut c, "freq", 0, &p, &["FREQ", "5"]).unwrap();
 }
 

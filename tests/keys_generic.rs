@@ -209,6 +209,83 @@ fn rename_and_friends_reply_as_redis() {
     }
 }
 
+/// RESTOREs a copy of `from` at `to` with RESTORE's extra arguments `extra`.
+fn restore_copy(c: &mut redis::Connection, from: &str, to: &str, extra: &[&str]) {
+    let payload: Vec<u8> = cmd("DUMP").arg(from).query(c).unwrap();
+    let reply: Value = cmd("RESTORE")
+        .arg(to)
+        .arg(0)
+        .arg(payload)
+        .arg(extra)
+        .query(c)
+        .unwrap();
+    assert_eq!(reply, Value::Okay);
+}
+
+/// OBJECT IDLETIME counts from the last access: reads and writes are accesses, TYPE, EXISTS
+/// and OBJECT are not (Redis looks those keys up without touching them).
+fn check_idle_time(c: &mut redis::Connection) {
+    let idle = |c: &mut redis::Connection, k: &str| int(c, &["OBJECT", "IDLETIME", k]);
+    restore_copy(c, "e", "old-string", &["IDLETIME", "1000"]);
+    restore_copy(c, "s", "old-stream", &["IDLETIME", "500"]);
+    assert!((1000..=1001).contains(&idle(c, "old-string")));
+    assert!((500..=501).contains(&idle(c, "old-stream")));
+    run(c, &["TYPE", "old-string"]);
+    run(c, &["EXISTS", "old-string", "old-stream"]);
+    run(c, &["OBJECT", "ENCODING", "old-stream"]);
+    assert!(idle(c, "old-string") >= 1000);
+    assert!(idle(c, "old-stream") >= 500);
+    text(c, &["GET", "old-string"]);
+    run(c, &["XLEN", "old-stream"]);
+    assert!(idle(c, "old-string") <= 1);
+    assert!(idle(c, "old-stream") <= 1);
+    restore_copy(c, "e", "touched", &["REPLACE", "IDLETIME", "1000"]);
+    assert_eq!(int(c, &["TOUCH", "touched"]), 1);
+    assert!(idle(c, "touched") <= 1);
+    restore_copy(c, "s", "appended", &["IDLETIME", "1000"]);
+    run(c, &["XADD", "appended", "*", "f", "v"]);
+    assert!(idle(c, "appended") <= 1);
+    assert!(idle(c, "i") <= 60, "a key written by this test");
+    let names = ["old-string", "old-stream", "touched", "appended"];
+    assert_eq!(int(c, &[&["DEL"][..], &names].concat()), 4);
+}
+
+/// Under an LFU policy OBJECT FREQ is Redis's logarithmic counter: 5 for a new key, one more
+/// per access while `lfu-log-factor` is 0, what RESTORE FREQ gives.
+fn check_access_counter(c: &mut redis::Connection) {
+    ok(
+        c,
+        &[
+            "CONFIG",
+            "SET",
+            "lfu-log-factor",
+            "0",
+            "lfu-decay-time",
+            "0",
+        ],
+    );
+    ok(c, &["SET", "lfu", "v"]);
+    assert_eq!(int(c, &["OBJECT", "FREQ", "lfu"]), 5);
+    for _ in 0..10 {
+        text(c, &["GET", "lfu"]);
+    }
+    assert_eq!(int(c, &["OBJECT", "FREQ", "lfu"]), 15);
+    restore_copy(c, "lfu", "hot", &["FREQ", "200"]);
+    assert_eq!(int(c, &["OBJECT", "FREQ", "hot"]), 200);
+    ok(
+        c,
+        &[
+            "CONFIG",
+            "SET",
+            "lfu-log-factor",
+            "10",
+            "lfu-decay-time",
+            "1",
+        ],
+    );
+    assert_eq!(int(c, &["DEL", "lfu", "hot"]), 2);
+}
+
 #[test]
 fn object_and_memory_usage() {
     for resp3 in [false, true] {
@@ -233,7 +310,7 @@ fn object_and_memory_usage() {
         assert_eq!(int(&mut c, &["OBJECT", "REFCOUNT", "small"]), 2147483647);
         assert_eq!(int(&mut c, &["OBJECT", "REFCOUNT", "i"]), 1);
         assert_eq!(int(&mut c, &["OBJECT", "REFCOUNT", "s"]), 1);
-        assert_eq!(int(&mut c, &["OBJECT", "IDLETIME", "s"]), 0);
+        check_idle_time(&mut c);
         assert!(
             err(&mut c, &["OBJECT", "FREQ", "s"])
                 .starts_with("ERR An LFU maxmemory policy is not selected")
@@ -253,7 +330,7 @@ fn object_and_memory_usage() {
              when switching between policies at runtime LRU and LFU data will take some time to \
              adjust."
         );
-        assert_eq!(int(&mut c, &["OBJECT", "FREQ", "s"]), 5);
+        check_access_counter(&mut c);
         assert_eq!(run(&mut c, &["OBJECT", "FREQ", "nope"]), Value::Nil);
         ok(&mut c, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
         // Redis 7 gives these sizes for these strings.

@@ -116,7 +116,7 @@ impl StreamHost for KeyspaceHost<'_> {
             Ok(shard) => shard,
             Err(done) => return done,
         };
-        if let Some(Value::Stream(s)) = shard.get_mut(key) {
+        if let Some(Value::Stream(s, _)) = shard.get_mut(key) {
             f(s);
         }
         true
@@ -128,8 +128,8 @@ impl StreamHost for KeyspaceHost<'_> {
             Err(done) => return done,
         };
         let (string, string_on_disk) = match shard.get(key) {
-            Some(Value::String(v)) => (Some(v.clone()), false),
-            Some(Value::StoredString) => (None, true),
+            Some(Value::String(v, _)) => (Some(v.clone()), false),
+            Some(Value::StoredString(_)) => (None, true),
             _ => (None, false),
         };
         f(KeyState {

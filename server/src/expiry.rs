@@ -98,7 +98,7 @@ fn remove_taken(shared: &Shared, db: usize, shard: &mut Shard, keys: &[Bytes]) -
         let Some(v) = shard.remove(k) else {
             continue;
         };
-        if let Value::Stream(s) = &v {
+        if let Value::Stream(s, _) = &v {
             match shared.store.delete_stream(db as u32, k, s) {
                 Ok(seq) => {
                     out.seq = out.seq.max(seq);

@@ -13,45 +13,70 @@ use std::sync::{Mutex, MutexGuard};
 
 use brooklet_persistence::{Store, StoredStream};
 
+use crate::access::Access;
 use crate::error::CommandError;
 
 /// Shards per database: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;
 
-/// A value stored under a key; the accessors are where `-WRONGTYPE` comes from.
+/// A value stored under a key, with its access history (OBJECT IDLETIME / FREQ); the accessors
+/// are where `-WRONGTYPE` comes from, and they count as an access.
 #[derive(Debug)]
 pub enum Value {
     /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one), with its storage state.
-    Stream(Box<StoredStream>),
+    Stream(Box<StoredStream>, Access),
     /// A Redis string (SET, INCR, APPEND...).
-    String(Bytes),
+    String(Bytes, Access),
     /// A string whose value only the store holds: start-up loads keys, not values, and the
     /// first command that needs the value reads it back ([`Shard::load_string`]).
-    StoredString,
+    StoredString(Access),
 }
 
 impl Value {
+    /// A new stream value, accessed now.
+    pub fn stream_value(stream: Box<StoredStream>) -> Self {
+        Value::Stream(stream, Access::new())
+    }
+
+    /// A new string value, accessed now.
+    pub fn string_value(bytes: Bytes) -> Self {
+        Value::String(bytes, Access::new())
+    }
+
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Stream(_) => "stream",
-            Value::String(_) | Value::StoredString => "string",
+            Value::Stream(..) => "stream",
+            Value::String(..) | Value::StoredString(_) => "string",
+        }
+    }
+
+    /// The value's access history (read without counting as an access).
+    pub fn access(&self) -> &Access {
+        match self {
+            Value::Stream(_, a) | Value::String(_, a) | Value::StoredString(a) => a,
         }
     }
 
     /// The stream stored here, or `-WRONGTYPE` for a value of another type.
     pub fn stream(&self) -> Result<&StoredStream, CommandError> {
         match self {
-            Value::Stream(s) => Ok(s),
-            Value::String(_) | Value::StoredString => Err(CommandError::WrongType),
+            Value::Stream(s, a) => {
+                a.touch();
+                Ok(s)
+            }
+            Value::String(..) | Value::StoredString(_) => Err(CommandError::WrongType),
         }
     }
 
     /// The stream stored here, mutably, or `-WRONGTYPE` for a value of another type.
     pub fn stream_mut(&mut self) -> Result<&mut StoredStream, CommandError> {
         match self {
-            Value::Stream(s) => Ok(s),
-            Value::String(_) | Value::StoredString => Err(CommandError::WrongType),
+            Value::Stream(s, a) => {
+                a.touch();
+                Ok(s)
+            }
+            Value::String(..) | Value::StoredString(_) => Err(CommandError::WrongType),
         }
     }
 
@@ -59,9 +84,12 @@ impl Value {
     /// on disk is an error: the caller reads it first with [`Shard::load_string`].
     pub fn string(&self) -> Result<&Bytes, CommandError> {
         match self {
-            Value::String(s) => Ok(s),
-            Value::StoredString => Err(CommandError::msg("ERR string value not loaded")),
-            Value::Stream(_) => Err(CommandError::WrongType),
+            Value::String(s, a) => {
+                a.touch();
+                Ok(s)
+            }
+            Value::StoredString(_) => Err(CommandError::msg("ERR string value not loaded")),
+            Value::Stream(..) => Err(CommandError::WrongType),
         }
     }
 }
@@ -164,7 +192,7 @@ impl Shard {
         db: usize,
         key: &[u8],
     ) -> Result<(), CommandError> {
-        let Some(slot @ Value::StoredString) = self.map.get_mut(key) else {
+        let Some(slot @ Value::StoredString(_)) = self.map.get_mut(key) else {
             return Ok(());
         };
         let read = u32::try_from(db)
@@ -176,7 +204,8 @@ impl Shard {
             })?;
         let value = read
             .ok_or_else(|| CommandError::msg("ERR failed to read a string from disk: no record"))?;
-        *slot = Value::String(value);
+        let access = slot.access().clone();
+        *slot = Value::String(value, access);
         Ok(())
     }
 }
@@ -441,12 +470,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_access_history_fits_beside_the_type_tag() {
+        // Every key's map slot holds a Value: the 4-byte history must not widen it.
+        assert_eq!(std::mem::size_of::<Value>(), 40);
+    }
+
+    #[test]
     fn scan_with_count_7_visits_each_of_500_keys_exactly_once() {
         let db = Db::new();
         for i in 0..500 {
             let key = Bytes::from(format!("key:{i}"));
-            db.lock(&key)
-                .insert(key.clone(), Value::Stream(Box::new(StoredStream::new())));
+            db.lock(&key).insert(
+                key.clone(),
+                Value::stream_value(Box::new(StoredStream::new())),
+            );
         }
         let mut seen: HashMap<Bytes, usize> = HashMap::new();
         let mut cursor = 0;

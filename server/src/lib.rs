@@ -16,6 +16,7 @@
 
 pub mod config;
 
+mod access;
 mod acl;
 mod blocking;
 mod checkpoint;
@@ -254,6 +255,7 @@ async fn launch(
     tokio::spawn(memory::run(shared.clone()));
     tokio::spawn(expire_task::run(shared.clone()));
     tokio::spawn(retention_task::run(shared.clone()));
+    access::configure(&shared.config());
     tokio::spawn(stats_task::run(shared.clone()));
     tokio::spawn(replication::cron::run(shared.clone()));
     replication::replica::set_executor(cmd::dispatch::execute_replicated);

@@ -134,8 +134,8 @@ fn free_cache(shared: &Shared) {
     let ks = &shared.keyspace;
     for db in 0..ks.count() {
         ks.db(db).for_each_value_mut(|value| match value {
-            Value::Stream(s) => s.shed_cache(),
-            Value::String(_) | Value::StoredString => {}
+            Value::Stream(s, _) => s.shed_cache(),
+            Value::String(..) | Value::StoredString(_) => {}
         });
     }
 }

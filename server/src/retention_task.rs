@@ -126,8 +126,9 @@ fn slice(shared: &Arc<Shared>, db: usize, key: &Bytes) -> Slice {
         return Slice::Forgotten;
     }
     let mut shard = shared.keyspace.db(db).lock(key);
-    let stream = match shard.get_mut(key).map(|v| v.stream_mut()) {
-        Some(Ok(s)) if s.retention().is_on() => s,
+    // Matched, not read through `stream_mut`: the sweep is no access (OBJECT IDLETIME).
+    let stream = match shard.get_mut(key) {
+        Some(crate::keyspace::Value::Stream(s, _)) if s.retention().is_on() => s,
         _ => {
             shared.retention.remove(db, key);
             return Slice::Forgotten;

@@ -34,5 +34,6 @@ pub async fn run(shared: Arc<Shared>) {
             ],
         );
         shared.instant.note_memory(crate::info::used_memory().0);
+        crate::access::tick();
     }
 }

@@ -117,11 +117,11 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 // The reply shows the value: it waits for the write that made it.
                 ctx.show_value(key, v)?;
                 Some(match v {
-                    Value::String(s) => value::dump_string(s),
-                    Value::StoredString => {
+                    Value::String(s, _) => value::dump_string(s),
+                    Value::StoredString(_) => {
                         return Err(CommandError::msg("ERR string value not loaded"));
                     }
-                    Value::Stream(s) => value::dump_stream(s).map_err(CommandError::from)?,
+                    Value::Stream(s, _) => value::dump_stream(s).map_err(CommandError::from)?,
                 })
             }
         }
@@ -180,6 +180,13 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             restore_stream(ctx, key, stored, &muts, deadline, a.replace)?;
         }
     }
+    if a.idletime.is_some() || a.freq.is_some() {
+        let idle = a.idletime.and_then(|s| u64::try_from(s).ok());
+        let freq = a.freq.and_then(|f| u8::try_from(f).ok());
+        if let Some(v) = ctx.db().lock(key).get(key) {
+            v.access().restore(idle, freq);
+        }
+    }
     ctx.key_changed(key);
     keyspace_event(
         ctx.shared,
@@ -227,7 +234,7 @@ fn restore_stream(
         return Err(busy_key());
     }
     // A stream too large to be replaced in the same batch is deleted first, in its own.
-    if let Some(Value::Stream(old)) = shard.get(key)
+    if let Some(Value::Stream(old, _)) = shard.get(key)
         && !store.replaces_in_one_batch((dbn as u32, key), old, Some(&stream))
     {
         let deadline_before = shard.deadline(key);
@@ -242,7 +249,7 @@ fn restore_stream(
         }
     }
     let replaced = match shard.get(key) {
-        Some(Value::Stream(old)) => Some(&**old),
+        Some(Value::Stream(old, _)) => Some(&**old),
         _ => None,
     };
     let seq = store
@@ -255,7 +262,7 @@ fn restore_stream(
         db.note_deadlines(delta);
     }
     let k = keep(key);
-    shard.insert(k.clone(), Value::Stream(Box::new(stream)));
+    shard.insert(k.clone(), Value::stream_value(Box::new(stream)));
     db.note_deadlines(shard.set_deadline(&k, deadline));
     Ok(())
 }

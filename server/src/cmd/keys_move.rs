@@ -194,7 +194,7 @@ fn relocate(
             if !replace {
                 // The reply says the key is there: it waits for the key as a read would.
                 match pair.dst().get(to.1) {
-                    Some(Value::Stream(s)) => ctx.show(s)?,
+                    Some(Value::Stream(s, _)) => ctx.show(s)?,
                     _ => {
                         drop(pair);
                         let seq = ddb.key_seq(to.1);
@@ -206,9 +206,9 @@ fn relocate(
             // A stream there goes in the move's own batch when the store can do that;
             // otherwise it is deleted first, in a batch of its own.
             let (src_shard, dst_shard) = pair.both();
-            if let Some(Value::Stream(d)) = dst_shard.get(to.1) {
+            if let Some(Value::Stream(d, _)) = dst_shard.get(to.1) {
                 let src_stream = match src_shard.get(from.1) {
-                    Some(Value::Stream(s)) => Some(&**s),
+                    Some(Value::Stream(s, _)) => Some(&**s),
                     _ => None,
                 };
                 let one_batch = store.replaces_in_one_batch((to.0 as u32, to.1), d, src_stream);
@@ -220,7 +220,7 @@ fn relocate(
                 if one_batch {
                     replaced = Some((gone, deadline));
                 } else {
-                    let Value::Stream(s) = &gone else {
+                    let Value::Stream(s, _) = &gone else {
                         return Ok(Outcome::NoSource);
                     };
                     match store.delete_stream(to.0 as u32, to.1, s) {
@@ -242,24 +242,24 @@ fn relocate(
         let fk = (from.0 as u32, &from.1[..]);
         let tk = (to.0 as u32, &to.1[..]);
         let gone = match &replaced {
-            Some((Value::Stream(s), _)) => Some(&**s),
+            Some((Value::Stream(s, _), _)) => Some(&**s),
             _ => None,
         };
         let moved = if copy {
             let made = match pair.src().get_mut(from.1) {
-                Some(Value::String(v)) => {
+                Some(Value::String(v, _)) => {
                     let v = v.clone();
                     store
                         .move_string(fk, tk, &v, deadline, false, gone)
-                        .map(|n| (n, Value::String(v)))
+                        .map(|n| (n, Value::string_value(v)))
                 }
-                Some(Value::StoredString) => Err(not_loaded()),
-                Some(Value::Stream(s)) => {
+                Some(Value::StoredString(_)) => Err(not_loaded()),
+                Some(Value::Stream(s, _)) => {
                     store
                         .copy_stream(fk, tk, s, deadline, gone)
                         .map(|(n, mut c)| {
                             c.attach_source(store.source(tk.0, tk.1));
-                            (n, Value::Stream(Box::new(c)))
+                            (n, Value::stream_value(Box::new(c)))
                         })
                 }
                 None => return Ok(Outcome::NoSource),
@@ -277,9 +277,9 @@ fn relocate(
             };
             sdb.note_deadlines(delta);
             let written = match &mut value {
-                Value::String(v) => store.move_string(fk, tk, v, deadline, true, gone),
-                Value::StoredString => Err(not_loaded()),
-                Value::Stream(s) => store.move_stream(fk, tk, s, deadline, gone).inspect(|_| {
+                Value::String(v, _) => store.move_string(fk, tk, v, deadline, true, gone),
+                Value::StoredString(_) => Err(not_loaded()),
+                Value::Stream(s, _) => store.move_stream(fk, tk, s, deadline, gone).inspect(|_| {
                     s.attach_source(store.source(tk.0, tk.1));
                 }),
             };
@@ -302,7 +302,7 @@ fn relocate(
             ddb.note_deadlines(delta);
         }
         // Retention follows the stream to its new name (the task drops the old one lazily).
-        if let Value::Stream(st) = &value
+        if let Value::Stream(st, _) = &value
             && st.retention().max_age > 0
         {
             shared.retention.add(to.0, &k);
@@ -420,8 +420,8 @@ fn streams_of<'g>(
         .iter_mut()
         .flat_map(|g| g.iter_mut())
         .filter_map(|(k, v)| match v {
-            Value::Stream(s) => Some((db as u32, &k[..], &mut **s)),
-            Value::String(_) | Value::StoredString => None,
+            Value::Stream(s, _) => Some((db as u32, &k[..], &mut **s)),
+            Value::String(..) | Value::StoredString(_) => None,
         })
         .collect()
 }
@@ -459,7 +459,7 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         for (db, guards) in [(lo, &mut glo), (hi, &mut ghi)] {
             for g in guards.iter_mut() {
                 for (k, v) in g.iter_mut() {
-                    if let Value::Stream(s) = v {
+                    if let Value::Stream(s, _) = v {
                         s.attach_source(store.source(db as u32, k));
                     }
                 }

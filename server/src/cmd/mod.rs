@@ -240,10 +240,10 @@ impl<'a> Ctx<'a> {
     ) -> Result<(), CommandError> {
         let db = self.client.db as u32;
         let seq = match gone {
-            crate::keyspace::Value::Stream(stream) => {
+            crate::keyspace::Value::Stream(stream, _) => {
                 self.shared.store.delete_stream(db, key, stream)
             }
-            crate::keyspace::Value::String(_) | crate::keyspace::Value::StoredString => {
+            crate::keyspace::Value::String(..) | crate::keyspace::Value::StoredString(_) => {
                 self.shared.store.delete_strings(db, [key])
             }
         }
@@ -309,7 +309,10 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
         if l.stream.retention().is_on() {
             shared.retention.add(db, &l.key);
         }
-        shard.insert(l.key, crate::keyspace::Value::Stream(Box::new(l.stream)));
+        shard.insert(
+            l.key,
+            crate::keyspace::Value::stream_value(Box::new(l.stream)),
+        );
     }
     let keys = match shared.store.load_keys() {
         Ok(keys) => keys,
@@ -323,9 +326,10 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
         if fits(db, &s.key, "string") {
             shared.keyspace.db(db).lock(&s.key).insert(
                 s.key,
-                s.value.map_or(crate::keyspace::Value::StoredString, |v| {
-                    crate::keyspace::Value::String(v)
-                }),
+                s.value.map_or(
+                    crate::keyspace::Value::StoredString(crate::access::Access::new()),
+                    crate::keyspace::Value::string_value,
+                ),
             );
         }
     }
@@ -341,7 +345,7 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
             shared.store.set_deadline(d.db, &d.key, None)
         } else if d.at_ms <= now {
             match shard.remove(&d.key) {
-                Some(crate::keyspace::Value::Stream(s)) => {
+                Some(crate::keyspace::Value::Stream(s, _)) => {
                     shared.store.delete_stream(d.db, &d.key, &s)
                 }
                 _ => shared.store.delete_strings(d.db, [&d.key[..]]),

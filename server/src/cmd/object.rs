@@ -64,9 +64,9 @@ fn encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     with_value(ctx, &argv[2], |v| {
         // A bulk string, as Redis replies (not a status).
         Reply::bulk(match v {
-            Value::Stream(_) => "stream",
-            Value::String(s) => string_encoding(s),
-            Value::StoredString => "raw",
+            Value::Stream(..) => "stream",
+            Value::String(s, _) => string_encoding(s),
+            Value::StoredString(_) => "raw",
         })
     })
 }
@@ -87,8 +87,8 @@ fn with_value(
         return Ok(Reply::Null);
     };
     match v {
-        Value::Stream(s) => ctx.show(s)?,
-        Value::String(_) | Value::StoredString => ctx.show_key(key)?,
+        Value::Stream(s, _) => ctx.show(s)?,
+        Value::String(..) | Value::StoredString(_) => ctx.show_key(key)?,
     }
     Ok(f(v))
 }
@@ -105,12 +105,10 @@ fn freq(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
              will take some time to adjust.",
         ));
     }
-    // No access counts are kept: every key reads as one Redis has just created.
-    with_value(ctx, &argv[2], |_| Reply::Int(LFU_INIT_VAL))
+    with_value(ctx, &argv[2], |v| {
+        Reply::Int(i64::from(v.access().decayed()))
+    })
 }
-
-/// The logarithmic access counter Redis gives a new key.
-const LFU_INIT_VAL: i64 = 5;
 
 fn idletime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     if lfu_policy(ctx) {
@@ -120,8 +118,9 @@ fn idletime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
              some time to adjust.",
         ));
     }
-    // No access times are kept: every key reads as used just now.
-    with_value(ctx, &argv[2], |_| Reply::Int(0))
+    with_value(ctx, &argv[2], |v| {
+        Reply::Int(i64::try_from(v.access().idle_secs()).unwrap_or(i64::MAX))
+    })
 }
 
 /// The reference count Redis reports for its shared integers (0 to 9999).
@@ -130,7 +129,7 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 fn refcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     with_value(ctx, &argv[2], |v| {
         Reply::Int(match v {
-            Value::String(s) if as_int(s).is_some_and(|n| (0..10_000).contains(&n)) => {
+            Value::String(s, _) if as_int(s).is_some_and(|n| (0..10_000).contains(&n)) => {
                 SHARED_REFCOUNT
             }
             _ => 1,
@@ -232,7 +231,7 @@ pub(crate) fn usage(key: &[u8], v: &Value) -> usize {
     const DICT_ENTRY: usize = 24;
     const OBJECT: usize = 16;
     let value = match v {
-        Value::String(s) => {
+        Value::String(s, _) => {
             if as_int(s).is_some() {
                 OBJECT
             } else if s.len() <= 44 {
@@ -242,8 +241,8 @@ pub(crate) fn usage(key: &[u8], v: &Value) -> usize {
             }
         }
         // Its value is on disk only.
-        Value::StoredString => OBJECT,
-        Value::Stream(s) => {
+        Value::StoredString(_) => OBJECT,
+        Value::Stream(s, _) => {
             const STREAM: usize = 96;
             const GROUP: usize = 80;
             const CONSUMER: usize = 64;
@@ -270,7 +269,8 @@ pub(crate) fn usage(key: &[u8], v: &Value) -> usize {
 fn touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut found = 0;
     for key in &argv[1..] {
-        if ctx.db().lock(key).contains_key(key) {
+        if let Some(v) = ctx.db().lock(key).get(key) {
+            v.access().touch();
             found += 1;
         } else {
             ctx.key_miss(key)?;

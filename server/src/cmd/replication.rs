@@ -311,7 +311,7 @@ fn replstream(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
                 if stream.retention().is_on() {
                     ctx.shared.retention.add(db, key);
                 }
-                shard.insert(crate::keyspace::keep(key), Value::Stream(stream));
+                shard.insert(crate::keyspace::keep(key), Value::stream_value(stream));
                 true
             }
         }

@@ -79,8 +79,8 @@ fn flush_dbs(
     }
     // Strings need no list: the store removes every string under the flushed prefix.
     let streams = removed.iter().flatten().filter_map(|(_, v)| match v {
-        crate::keyspace::Value::Stream(s) => Some(&**s),
-        crate::keyspace::Value::String(_) | crate::keyspace::Value::StoredString => None,
+        crate::keyspace::Value::Stream(s, _) => Some(&**s),
+        crate::keyspace::Value::String(..) | crate::keyspace::Value::StoredString(_) => None,
     });
     let scope = (!all).then_some(dbs.start as u32);
     let seq = match ctx.shared.store.flush(scope, streams) {
@@ -185,6 +185,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
         .store
         .watch_latency(next.latency_monitor_threshold > 0);
     crate::info::set_background_threads(next.jemalloc_bg_thread);
+    crate::access::configure(&next);
     ctx.shared
         .store
         .set_policy(crate::state::fsync_policy(next.appendfsync));

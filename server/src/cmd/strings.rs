@@ -95,7 +95,7 @@ pub(crate) fn put(
     let store = &ctx.shared.store;
     let seq = match shard.get(key) {
         // A stream replaced by a string: its removal and the string are one batch.
-        Some(Value::Stream(stream)) => {
+        Some(Value::Stream(stream, _)) => {
             let deadline = match ttl {
                 Ttl::Clear => None,
                 Ttl::Keep => shard.deadline(key),
@@ -120,9 +120,9 @@ pub(crate) fn put(
     db.note_write(key, seq);
     let created = !shard.contains_key(key);
     match shard.get_mut(key) {
-        Some(slot) => *slot = Value::String(value),
+        Some(slot) => *slot = Value::string_value(value),
         None => {
-            shard.insert(keep(key), Value::String(value));
+            shard.insert(keep(key), Value::string_value(value));
         }
     }
     let delta = match ttl {
@@ -382,8 +382,8 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             let mut shard = db.lock(key);
             ctx.load_string(&mut shard, key)?;
             match shard.get(key) {
-                Some(Value::String(s)) => Some(share(s)),
-                _ => None,
+                Some(v) => v.string().ok().map(share),
+                None => None,
             }
         };
         if v.is_none() {
@@ -426,7 +426,7 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
         }
         for (k, _) in &pairs {
             let shard = &mut guards[shard_of(k)].1;
-            if let Some(old @ Value::Stream(_)) = shard.get(*k) {
+            if let Some(old @ Value::Stream(..)) = shard.get(*k) {
                 ctx.persist_delete(k, old)?;
             }
         }
@@ -445,7 +445,7 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
         for (k, v) in &pairs {
             ctx.db().note_write(k, seq);
             let shard = &mut guards[shard_of(k)].1;
-            let value = Value::String(Bytes::copy_from_slice(v));
+            let value = Value::string_value(Bytes::copy_from_slice(v));
             match shard.get_mut(*k) {
                 Some(slot) => *slot = value,
                 None => {

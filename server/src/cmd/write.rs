@@ -178,7 +178,7 @@ impl Ctx<'_> {
                     if max_age > 0 {
                         self.shared.retention.add(self.client.db, key);
                     }
-                    shard.insert(crate::keyspace::keep(key), Value::Stream(stream));
+                    shard.insert(crate::keyspace::keep(key), Value::stream_value(stream));
                     created = true;
                     break Ok(value);
                 }
@@ -315,7 +315,11 @@ impl Ctx<'_> {
                     maxsize: config.stream_idmp_maxsize,
                 });
                 drop(config);
-                (crate::keyspace::keep(&dlq_key), Value::Stream(fresh), true)
+                (
+                    crate::keyspace::keep(&dlq_key),
+                    Value::stream_value(fresh),
+                    true,
+                )
             }
         };
         let stored =
@@ -428,8 +432,8 @@ impl Ctx<'_> {
         value: &crate::keyspace::Value,
     ) -> Result<(), CommandError> {
         match value {
-            crate::keyspace::Value::Stream(s) => self.show(s),
-            crate::keyspace::Value::String(_) | crate::keyspace::Value::StoredString => {
+            crate::keyspace::Value::Stream(s, _) => self.show(s),
+            crate::keyspace::Value::String(..) | crate::keyspace::Value::StoredString(_) => {
                 self.show_key(key)
             }
         }

@@ -6,7 +6,8 @@ use std::path::Path;
 use super::Config;
 
 impl Config {
-    /// Reads a redis.conf-style file: one `directive value...` per line, `#` comments.
+    /// Reads a redis.conf-style file: one `directive value...` per line, `#` comments. The
+    /// file becomes the one CONFIG REWRITE writes back.
     pub fn load_file(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             format!(
@@ -29,6 +30,7 @@ impl Config {
             self.set(name, &values)
                 .map_err(|e| config_file_error(n + 1, raw, &e.to_string()))?;
         }
+        self.config_file = Some(absolute(path));
         Ok(())
     }
 
@@ -40,7 +42,6 @@ impl Config {
                 if i == 0 {
                     // A bare first argument is a config file, as with redis-server.
                     self.load_file(Path::new(&args[0]))?;
-                    self.config_file = Some(absolute(Path::new(&args[0])));
                     i += 1;
                     continue;
                 }
@@ -59,7 +60,6 @@ impl Config {
                     return Err("--config takes one file name".into());
                 };
                 self.load_file(Path::new(file))?;
-                self.config_file = Some(absolute(Path::new(file)));
             } else {
                 self.set(name, &values)
                     .map_err(|e| format!("Invalid argument --{name}: {e}"))?;

@@ -158,6 +158,10 @@ pub struct Config {
     /// `maxmemory-policy`: `noeviction` or one of the `volatile-*` policies, which evict
     /// nothing here (no key has a TTL) and so behave as `noeviction`, as in Redis.
     pub maxmemory_policy: &'static str,
+    /// `lfu-log-factor`: how slowly the access counter OBJECT FREQ reports grows.
+    pub lfu_log_factor: i64,
+    /// `lfu-decay-time`: minutes for the access counter to lose one.
+    pub lfu_decay_time: i64,
     /// `tail-log-checkpoint-bytes`: bytes of closed segments the background checkpoint waits
     /// for before it writes their appends into fjall (start-up after a crash replays up to
     /// about this plus a segment).
@@ -239,6 +243,8 @@ impl Default for Config {
             tail_log_segment_bytes: 0,
             maxmemory: 0,
             maxmemory_policy: "noeviction",
+            lfu_log_factor: 0,
+            lfu_decay_time: 0,
             tail_log_checkpoint_bytes: 0,
             notify_keyspace_events: String::new(),
             notify_new_keys: false,

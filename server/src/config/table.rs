@@ -351,6 +351,28 @@ pub static DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "lfu-log-factor",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 10,
+            get: |c| c.lfu_log_factor,
+            set: |c, v| c.lfu_log_factor = v,
+        },
+    },
+    Directive {
+        name: "lfu-decay-time",
+        mutable: true,
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+            default: 1,
+            get: |c| c.lfu_decay_time,
+            set: |c, v| c.lfu_decay_time = v,
+        },
+    },
+    Directive {
         name: "jemalloc-bg-thread",
         mutable: true,
         kind: Kind::Bool {

@@ -161,7 +161,7 @@ fn streams(shared: &Shared, now_ms: u64) -> (Vec<StreamFigures>, u64) {
         for s in 0..db.shard_count() {
             let shard = db.lock_shard(s);
             for (key, value) in shard.iter() {
-                let Value::Stream(stream) = value else {
+                let Value::Stream(stream, _) = value else {
                     continue;
                 };
                 if out.len() >= MAX_STREAMS {

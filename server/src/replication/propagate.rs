@@ -141,14 +141,14 @@ pub fn command(shared: &Shared, db: usize, name: &str, argv: &[Bytes], touched: 
             let deadline = shard.deadline(key).map(|d| d.to_string());
             match shard.get(key) {
                 None => encode_command(&mut frame, &[b"DEL", key]),
-                Some(Value::String(v)) => {
+                Some(Value::String(v, _)) => {
                     encode_command(&mut frame, &[b"SET", key, v]);
                     if let Some(d) = &deadline {
                         encode_command(&mut frame, &[b"PEXPIREAT", key, d.as_bytes()]);
                     }
                 }
                 // The value did not change (a write would have loaded it): the deadline did.
-                Some(Value::Stream(_) | Value::StoredString) => match &deadline {
+                Some(Value::Stream(..) | Value::StoredString(_)) => match &deadline {
                     Some(d) => encode_command(&mut frame, &[b"PEXPIREAT", key, d.as_bytes()]),
                     None => encode_command(&mut frame, &[b"PERSIST", key]),
                 },

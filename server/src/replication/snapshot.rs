@@ -60,9 +60,9 @@ pub fn build(shared: &Shared) -> (Vec<u8>, u64) {
                 );
             }
             match shard.get_mut(&key) {
-                Some(Value::String(v)) => encode_command(&mut out, &[b"SET", &key, v]),
-                Some(Value::StoredString) => continue,
-                Some(Value::Stream(s)) => {
+                Some(Value::String(v, _)) => encode_command(&mut out, &[b"SET", &key, v]),
+                Some(Value::StoredString(_)) => continue,
+                Some(Value::Stream(s, _)) => {
                     let rebuilt = s.rebuild_records(|muts| {
                         let mut blob = Vec::new();
                         brooklet_persistence::encode_repl_changes(&mut blob, muts);
