@@ -246,8 +246,16 @@ fn check_idle_time(c: &mut redis::Connection) {
     run(c, &["XADD", "appended", "*", "f", "v"]);
     assert!(idle(c, "appended") <= 1);
     assert!(idle(c, "i") <= 60, "a key written by this test");
-    let names = ["old-string", "old-stream", "touched", "appended"];
-    assert_eq!(int(c, &[&["DEL"][..], &names].concat()), 4);
+    // A NO-TOUCH client reads without changing it; its TOUCH still counts.
+    restore_copy(c, "e", "quiet", &["IDLETIME", "1000"]);
+    ok(c, &["CLIENT", "NO-TOUCH", "ON"]);
+    text(c, &["GET", "quiet"]);
+    assert!(idle(c, "quiet") >= 1000);
+    assert_eq!(int(c, &["TOUCH", "quiet"]), 1);
+    assert!(idle(c, "quiet") <= 1);
+    ok(c, &["CLIENT", "NO-TOUCH", "OFF"]);
+    let names = ["old-string", "old-stream", "touched", "appended", "quiet"];
+    assert_eq!(int(c, &[&["DEL"][..], &names].concat()), 5);
 }
 
 /// Under an LFU policy OBJECT FREQ is Redis's logarithmic counter: 5 for a new key, one more

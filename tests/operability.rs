@@ -273,12 +273,54 @@ fn command_getkeys_and_flags() {
                 Value::BulkString(b"b".to_vec())
             ]
         );
+        // What redis-server 7.0 answers: the flags of the key spec that found each key.
+        let flagged = |k: &str, flags: &[&str]| {
+            Value::Array(vec![
+                Value::BulkString(k.as_bytes().to_vec()),
+                Value::Array(
+                    flags
+                        .iter()
+                        .map(|f| Value::SimpleString(f.to_string()))
+                        .collect(),
+                ),
+            ])
+        };
         assert_eq!(
             keys(&mut c, &["COMMAND", "GETKEYSANDFLAGS", "SET", "k", "v"]),
-            vec![Value::Array(vec![
-                Value::BulkString(b"k".to_vec()),
-                Value::Array(vec![Value::SimpleString("RW".into())])
-            ])]
+            vec![flagged("k", &["OW", "update"])]
+        );
+        assert_eq!(
+            keys(
+                &mut c,
+                &["COMMAND", "GETKEYSANDFLAGS", "SET", "k", "v", "GET"]
+            ),
+            vec![flagged("k", &["RW", "access", "update"])]
+        );
+        assert_eq!(
+            keys(&mut c, &["COMMAND", "GETKEYSANDFLAGS", "RENAME", "a", "b"]),
+            vec![
+                flagged("a", &["RW", "access", "delete"]),
+                flagged("b", &["OW", "update"])
+            ]
+        );
+        assert_eq!(
+            keys(
+                &mut c,
+                &[
+                    "COMMAND",
+                    "GETKEYSANDFLAGS",
+                    "XREAD",
+                    "STREAMS",
+                    "a",
+                    "b",
+                    "0",
+                    "0"
+                ]
+            ),
+            vec![
+                flagged("a", &["RO", "access"]),
+                flagged("b", &["RO", "access"])
+            ]
         );
         assert_eq!(
             err(&mut c, &["COMMAND", "GETKEYS", "NOPE", "k"]),

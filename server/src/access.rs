@@ -83,8 +83,12 @@ impl Access {
         }))
     }
 
-    /// Records an access (Redis's lookups without `LOOKUP_NOTOUCH`).
+    /// Records an access (Redis's lookups without `LOOKUP_NOTOUCH`), unless it happens
+    /// inside [`untouched`].
     pub fn touch(&self) {
+        if UNTOUCHED.get() {
+            return;
+        }
         let v = if LFU.load(Ordering::Relaxed) {
             let counter = log_incr(self.decayed());
             (minutes() << 8) | u32::from(counter)
@@ -141,6 +145,21 @@ impl Access {
     }
 }
 
+std::thread_local!(static UNTOUCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// Runs `f` with accesses not recorded: a command of a CLIENT NO-TOUCH client (commands run
+/// synchronously on one thread, so the flag covers exactly that command).
+pub fn untouched<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            UNTOUCHED.set(self.0);
+        }
+    }
+    let _reset = Reset(UNTOUCHED.replace(true));
+    f()
+}
+
 /// Redis's `LFULogIncr`: the counter grows with probability 1 / ((counter - 5) * factor + 1).
 fn log_incr(counter: u8) -> u8 {
     if counter == u8::MAX {
@@ -190,6 +209,9 @@ mod tests {
         assert_eq!(a.idle_secs(), 0);
         a.restore(Some(1000), None);
         assert_eq!(a.idle_secs(), 1000);
+        a.restore(Some(100), None);
+        untouched(|| a.touch());
+        assert_eq!(a.idle_secs(), 100);
         let b = Access(AtomicU32::new(CLOCK_MAX));
         assert!(b.idle_secs() <= u64::from(clock()));
     }

@@ -61,7 +61,7 @@ pub struct ClientHandle {
     pub blocked: AtomicBool,
     /// CLIENT NO-EVICT (flag `e`): shown only, Brooklet evicts no clients.
     pub no_evict: AtomicBool,
-    /// CLIENT NO-TOUCH (flag `T`): shown only, Brooklet keeps no access times.
+    /// CLIENT NO-TOUCH (flag `T`): its commands, TOUCH aside, leave keys' access history.
     pub no_touch: AtomicBool,
     /// Name, library name and version (CLIENT SETNAME / SETINFO).
     pub names: Mutex<ClientNames>,

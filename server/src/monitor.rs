@@ -91,14 +91,40 @@ pub fn line(micros: u128, db: usize, addr: &str, argv: &[Bytes]) -> Bytes {
     out.freeze()
 }
 
-/// Positions of the arguments Redis hides: AUTH's password (and user name), HELLO's AUTH
-/// user name and password.
-fn redacted_args(argv: &[Bytes]) -> Vec<usize> {
+/// The settings whose values CONFIG SET hides (Redis's sensitive configs).
+const SENSITIVE_SETTINGS: [&[u8]; 5] = [
+    b"requirepass",
+    b"masterauth",
+    b"masteruser",
+    b"tls-key-file-pass",
+    b"tls-client-key-file-pass",
+];
+
+/// Positions of the arguments Redis hides in MONITOR and SLOWLOG: AUTH's password (and user
+/// name), HELLO's AUTH user name and password, every argument of ACL SETUSER after the
+/// subcommand, the value of a sensitive setting in CONFIG SET.
+pub(crate) fn redacted_args(argv: &[Bytes]) -> Vec<usize> {
     let Some(name) = argv.first() else {
         return Vec::new();
     };
     if name.eq_ignore_ascii_case(b"auth") {
         return (1..argv.len()).collect();
+    }
+    let sub = |s: &[u8]| argv.get(1).is_some_and(|a| a.eq_ignore_ascii_case(s));
+    if name.eq_ignore_ascii_case(b"acl") && sub(b"setuser") {
+        return (2..argv.len()).collect();
+    }
+    if name.eq_ignore_ascii_case(b"config") && sub(b"set") {
+        return (2..argv.len())
+            .step_by(2)
+            .filter(|&i| {
+                i + 1 < argv.len()
+                    && SENSITIVE_SETTINGS
+                        .iter()
+                        .any(|s| argv[i].eq_ignore_ascii_case(s))
+            })
+            .map(|i| i + 1)
+            .collect();
     }
     if name.eq_ignore_ascii_case(b"hello") {
         let mut hidden = Vec::new();

@@ -70,11 +70,24 @@ impl SlowLog {
 
     /// Logs a command (the caller checked [`wants`](Self::wants)).
     pub fn push(&self, argv: &[Bytes], duration_us: u64, addr: String, name: Bytes) {
+        let mut args = shorten(argv);
+        // Passwords are hidden here as in MONITOR (Redis redacts them for both).
+        // A shortened command's last kept slot counts the arguments left out.
+        let kept = if args.len() == argv.len() {
+            args.len()
+        } else {
+            args.len() - 1
+        };
+        for i in crate::monitor::redacted_args(argv) {
+            if i < kept {
+                args[i] = Bytes::from_static(b"(redacted)");
+            }
+        }
         let entry = SlowEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             time: crate::client::now_ms() / 1000,
             duration_us,
-            args: shorten(argv),
+            args,
             addr,
             name,
         };
@@ -145,6 +158,50 @@ mod tests {
         assert_eq!(
             shorten(&args(33))[31],
             Bytes::from("... (2 more arguments)")
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_as_redis_redacts_them() {
+        let log = SlowLog::new(0, 10);
+        for line in [
+            "AUTH default secret",
+            "HELLO 3 AUTH default secret",
+            "CONFIG SET masterauth secret hz 10 requirepass secret",
+            "ACL SETUSER bob on >secret",
+            "config set MASTERUSER bob",
+            "XADD secret * f v",
+        ] {
+            let argv: Vec<Bytes> = line
+                .split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            log.push(&argv, 1, String::new(), Bytes::new());
+        }
+        let shown: Vec<String> = log
+            .newest(10)
+            .iter()
+            .rev()
+            .map(|e| {
+                let words: Vec<&str> = e
+                    .args
+                    .iter()
+                    .map(|a| std::str::from_utf8(a).unwrap_or("?"))
+                    .collect();
+                words.join(" ")
+            })
+            .collect();
+        let r = "(redacted)";
+        assert_eq!(
+            shown,
+            [
+                format!("AUTH {r} {r}"),
+                format!("HELLO 3 AUTH {r} {r}"),
+                format!("CONFIG SET masterauth {r} hz 10 requirepass {r}"),
+                format!("ACL SETUSER {r} {r} {r}"),
+                format!("config set MASTERUSER {r}"),
+                "XADD secret * f v".to_string(),
+            ]
         );
     }
 

@@ -941,6 +941,17 @@ pub const COMMANDS: &[CommandAcl] = &[
         key_specs: &[],
     },
     CommandAcl {
+        // Brooklet's own: a primary's stream records for one key, sent to its replicas.
+        name: "replstream",
+        categories: WRITE | ADMIN | SLOW | DANGEROUS | STREAM,
+        key_specs: &[KeySpec {
+            flags: RW | UPDATE,
+            begin: Begin::Index(1),
+            find: Find::Range(0, 1, 0),
+            notes: "",
+        }],
+    },
+    CommandAcl {
         name: "reset",
         categories: FAST | CONNECTION,
         key_specs: &[],
@@ -1224,6 +1235,11 @@ pub const COMMANDS: &[CommandAcl] = &[
     },
     CommandAcl {
         name: "wait",
+        categories: SLOW | CONNECTION,
+        key_specs: &[],
+    },
+    CommandAcl {
+        name: "waitaof",
         categories: SLOW | CONNECTION,
         key_specs: &[],
     },

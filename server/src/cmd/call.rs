@@ -56,7 +56,13 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         if keyed {
             expire_keys(ctx, entry.spec, argv);
         }
-        let r = handler(ctx, argv);
+        // A CLIENT NO-TOUCH client leaves keys' access history alone, except by TOUCH.
+        let r = if ctx.client.handle.no_touch.load(Ordering::Relaxed) && entry.full_name != "touch"
+        {
+            crate::access::untouched(|| handler(ctx, argv))
+        } else {
+            handler(ctx, argv)
+        };
         if (repl_plain || publishes) && r.is_ok() {
             propagate::command(shared, ctx.client.db, &entry.full_name, argv, &ctx.touched);
         }

@@ -128,7 +128,7 @@ fn no_evict(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Ok)
 }
 
-/// CLIENT NO-TOUCH: kept and shown (flag `T`); Brooklet keeps no access times to spare.
+/// CLIENT NO-TOUCH: the client's commands, TOUCH aside, do not count as key accesses.
 fn no_touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let on = on_off(&argv[2])?;
     ctx.client.handle.no_touch.store(on, Ordering::Relaxed);

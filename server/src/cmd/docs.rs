@@ -166,25 +166,36 @@ pub(super) fn derived_key_specs(spec: &CommandSpec) -> Vec<crate::acl::KeySpec> 
     }]
 }
 
+/// A command's key specs: Redis's where the ACL table has the command, else derived from
+/// its key positions.
+pub(super) fn key_specs_of(entry: &Entry) -> std::borrow::Cow<'static, [crate::acl::KeySpec]> {
+    match acl_row(entry) {
+        Some(row) => std::borrow::Cow::Borrowed(row.key_specs),
+        None => std::borrow::Cow::Owned(derived_key_specs(entry.spec)),
+    }
+}
+
 fn key_specs(entry: &Entry) -> Reply {
-    let derived;
-    let specs = match acl_row(entry) {
-        Some(row) => row.key_specs,
-        None => {
-            derived = derived_key_specs(entry.spec);
-            &derived[..]
-        }
-    };
-    Reply::Array(specs.iter().map(key_spec_reply).collect())
+    Reply::Array(key_specs_of(entry).iter().map(key_spec_reply).collect())
 }
 
 fn info_of(t: &Commands, entry: &Entry) -> Reply {
     let spec = entry.spec;
-    let flags = FLAG_NAMES
-        .iter()
-        .filter(|(bit, _)| spec.flags & bit != 0)
-        .map(|(_, n)| Reply::simple(n))
-        .collect();
+    // Redis's own flags and tips where Redis 7.0 has the command; else the table's flags.
+    let (flags, tips) = match super::redis_info::redis_info(&entry.full_name) {
+        Some((flags, tips)) => (
+            flags.iter().map(|n| Reply::simple(n)).collect(),
+            tips.iter().map(|t| bulk(t)).collect(),
+        ),
+        None => (
+            FLAG_NAMES
+                .iter()
+                .filter(|(bit, _)| spec.flags & bit != 0)
+                .map(|(_, n)| Reply::simple(n))
+                .collect(),
+            Vec::new(),
+        ),
+    };
     let subs = t.subcommands_of(spec).map(|e| info_of(t, e)).collect();
     Reply::Array(vec![
         bulk(&entry.full_name),
@@ -194,7 +205,7 @@ fn info_of(t: &Commands, entry: &Entry) -> Reply {
         Reply::Int(spec.last_key.into()),
         Reply::Int(spec.key_step.into()),
         Reply::Set(acl_categories(entry)),
-        Reply::Array(Vec::new()),
+        Reply::Set(tips),
         key_specs(entry),
         Reply::Array(subs),
     ])

@@ -9,6 +9,7 @@ use brooklet_resp::Reply;
 use super::call::command_keys;
 use super::table::flags::{MOVABLE_KEYS, WRITE};
 use super::{Commands, Ctx};
+use crate::acl::key_specs::flags as key_flags;
 use crate::error::CommandError;
 
 /// Why a command's keys could not be listed; `Display` is Redis's text.
@@ -35,11 +36,11 @@ impl GetKeysError {
     }
 }
 
-/// The keys of the command `argv` (its name first) and whether it writes them.
+/// The keys of the command `argv` (its name first) and the command's index in `table`.
 pub(crate) fn keys_of<'a>(
     table: &Commands,
     argv: &'a [Bytes],
-) -> Result<(Vec<&'a Bytes>, bool), GetKeysError> {
+) -> Result<(Vec<&'a Bytes>, usize), GetKeysError> {
     let mut idx = table.find(&argv[0]).ok_or(GetKeysError::Unknown)?;
     let mut spec = table.entries[idx].spec;
     // As Redis looks a command up: a container with a further argument means a subcommand.
@@ -64,7 +65,7 @@ pub(crate) fn keys_of<'a>(
     if keys.is_empty() {
         return Err(GetKeysError::BadArguments);
     }
-    Ok((keys, spec.flags & WRITE != 0))
+    Ok((keys, idx))
 }
 
 /// COMMAND GETKEYS command [arg ...].
@@ -75,19 +76,45 @@ pub(crate) fn getkeys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Comman
     ))
 }
 
-/// COMMAND GETKEYSANDFLAGS command [arg ...]: each key with its key spec's flags (those
-/// COMMAND INFO shows: RW for a write, RO for a read).
+/// COMMAND GETKEYSANDFLAGS command [arg ...]: each key with the flags of the key spec that
+/// found it (those COMMAND INFO shows), as Redis finds them from the key specs.
 pub(crate) fn getkeys_and_flags(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let (keys, write) =
-        keys_of(ctx.commands, &argv[2..]).map_err(|e| CommandError::msg(e.text()))?;
-    let flag = if write { "RW" } else { "RO" };
+    let argv = &argv[2..];
+    let (keys, idx) = keys_of(ctx.commands, argv).map_err(|e| CommandError::msg(e.text()))?;
+    let entry = &ctx.commands.entries[idx];
+    let mut found = Vec::new();
+    crate::acl::key_specs::for_each_key(&super::docs::key_specs_of(entry), argv, |pos, f| {
+        found.push((&argv[pos], f));
+    });
+    // SET's spec has variable flags; Redis's setGetKeys settles them by the GET option.
+    if entry.full_name == "set"
+        && let Some((_, f)) = found.first_mut()
+    {
+        *f = if argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET")) {
+            key_flags::RW | key_flags::ACCESS | key_flags::UPDATE
+        } else {
+            key_flags::OW | key_flags::UPDATE
+        };
+    }
+    if found.is_empty() {
+        // Specs that find nothing here (Redis's own logic finds these keys): read or write.
+        let f = if entry.spec.flags & WRITE != 0 {
+            key_flags::RW
+        } else {
+            key_flags::RO
+        };
+        found = keys.into_iter().map(|k| (k, f)).collect();
+    }
     Ok(Reply::Array(
-        keys.into_iter()
-            .map(|k| {
-                Reply::Array(vec![
-                    Reply::Bulk(k.clone()),
-                    Reply::Array(vec![Reply::simple(flag)]),
-                ])
+        found
+            .into_iter()
+            .map(|(k, f)| {
+                let names = key_flags::NAMES
+                    .iter()
+                    .filter(|(bit, _)| f & bit != 0)
+                    .map(|(_, n)| Reply::simple(n))
+                    .collect();
+                Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Array(names)])
             })
             .collect(),
     ))

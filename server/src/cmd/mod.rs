@@ -33,6 +33,7 @@ mod object;
 mod observe;
 mod persist;
 mod pubsub;
+mod redis_info;
 mod replication;
 mod reply;
 mod server;
