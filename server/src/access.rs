@@ -5,6 +5,9 @@
 //!
 //! Nothing evicts by these figures: Brooklet answers a full memory with OOM errors, never by
 //! dropping keys. They are kept so operators and tools read what Redis would show them.
+//!
+//! The clock and the LFU settings are process-wide, as one server runs per process (servers
+//! started in-process by tests share them).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
