@@ -180,9 +180,9 @@ impl Shard {
         self.expires.by_key.len()
     }
 
-    /// Reads back from the store the value of `key` (of database `db`) if it is a string
-    /// that start-up left there, so the key holds it in memory from now on; any other key
-    /// is left as it is.
+    /// The value of `key` (of database `db`), with a string that start-up left in the store
+    /// read back first, so the key holds it in memory from now on. One lookup: commands
+    /// that read a value call this instead of looking the key up themselves.
     ///
     /// # Errors
     /// When the store cannot read the record, or has none (the key then stays as it was).
@@ -191,22 +191,25 @@ impl Shard {
         store: &Store,
         db: usize,
         key: &[u8],
-    ) -> Result<(), CommandError> {
-        let Some(slot @ Value::StoredString(_)) = self.map.get_mut(key) else {
-            return Ok(());
+    ) -> Result<Option<&mut Value>, CommandError> {
+        let Some(slot) = self.map.get_mut(key) else {
+            return Ok(None);
         };
-        let read = u32::try_from(db)
-            .map_err(|_| CommandError::msg("ERR DB index is out of range"))
-            .and_then(|db| {
-                store.read_string(db, key).map_err(|e| {
-                    CommandError::text(format!("ERR failed to read a string from disk: {e}"))
-                })
+        if let Value::StoredString(access) = slot {
+            let read = u32::try_from(db)
+                .map_err(|_| CommandError::msg("ERR DB index is out of range"))
+                .and_then(|db| {
+                    store.read_string(db, key).map_err(|e| {
+                        CommandError::text(format!("ERR failed to read a string from disk: {e}"))
+                    })
+                })?;
+            let value = read.ok_or_else(|| {
+                CommandError::msg("ERR failed to read a string from disk: no record")
             })?;
-        let value = read
-            .ok_or_else(|| CommandError::msg("ERR failed to read a string from disk: no record"))?;
-        let access = slot.access().clone();
-        *slot = Value::String(value, access);
-        Ok(())
+            let access = access.clone();
+            *slot = Value::String(value, access);
+        }
+        Ok(Some(slot))
     }
 }
 

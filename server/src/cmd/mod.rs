@@ -169,13 +169,13 @@ impl<'a> Ctx<'a> {
         self.shared.keyspace.db(self.client.db)
     }
 
-    /// Reads back `key`'s value in the locked `shard` of the selected database if it is a
-    /// string start-up left on disk ([`crate::keyspace::Shard::load_string`]).
-    pub fn load_string(
+    /// `key`'s value in the locked `shard` of the selected database, read back first if it is
+    /// a string start-up left on disk ([`crate::keyspace::Shard::load_string`]).
+    pub fn load_string<'s>(
         &self,
-        shard: &mut crate::keyspace::Shard,
+        shard: &'s mut crate::keyspace::Shard,
         key: &[u8],
-    ) -> Result<(), CommandError> {
+    ) -> Result<Option<&'s mut crate::keyspace::Value>, CommandError> {
         shard.load_string(&self.shared.store, self.client.db, key)
     }
 

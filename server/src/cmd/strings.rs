@@ -140,8 +140,9 @@ pub(crate) fn put(
 
 /// The string at `key` in a locked shard: None when missing, `-WRONGTYPE` for a stream.
 fn string_in(ctx: &Ctx<'_>, shard: &mut Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
-    ctx.load_string(shard, key)?;
-    shard.get(key).map(|v| v.string().map(share)).transpose()
+    ctx.load_string(shard, key)?
+        .map(|v| v.string().map(share))
+        .transpose()
 }
 
 /// Values up to this size are copied into a reply rather than shared.
@@ -380,11 +381,8 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     for key in &argv[1..] {
         let v = {
             let mut shard = db.lock(key);
-            ctx.load_string(&mut shard, key)?;
-            match shard.get(key) {
-                Some(v) => v.string().ok().map(share),
-                None => None,
-            }
+            ctx.load_string(&mut shard, key)?
+                .and_then(|v| v.string().ok().map(share))
         };
         if v.is_none() {
             ctx.key_miss(key)?;
