@@ -669,3 +669,62 @@ fn nacks_dead_letters_idempotent_ids_retention_and_key_moves_replicate_exactly()
     });
     assert_eq!(stat(&mut p, "sync_full"), 1);
 }
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_at_its_output_buffer_limit() {
+    use std::io::{Read, Write};
+    let primary = TestServer::start();
+    let mut p = primary.client(false);
+    // A backlog large enough that only the output buffer limit can end the link.
+    run(&mut p, &["CONFIG", "SET", "repl-backlog-size", "256mb"]);
+    run(
+        &mut p,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 1mb 0 0",
+        ],
+    );
+    run(&mut p, &["XADD", "s", "*", "f", "v"]);
+    // A replica that asks for a full sync, reads the first line of the answer, then stops.
+    let mut stalled = std::net::TcpStream::connect(primary.addr()).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stalled
+        .write_all(b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+        .unwrap();
+    let mut first = [0u8; 11];
+    stalled.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"+FULLRESYNC");
+    until("the replica to be listed", || {
+        info_field(&mut p, "replication", "connected_slaves").as_deref() == Some("1")
+    });
+    // Far more than the socket buffers and the 1 MB limit hold: 40 MB of entries.
+    let value = "x".repeat(10_000);
+    let deadline = Instant::now() + WAIT;
+    let mut written = 0;
+    while info_field(&mut p, "replication", "connected_slaves").as_deref() != Some("0") {
+        assert!(
+            Instant::now() < deadline && written < 4_000,
+            "the stalled replica was never dropped"
+        );
+        for _ in 0..100 {
+            run(&mut p, &["XADD", "s", "*", "f", &value]);
+        }
+        written += 100;
+    }
+    // The primary goes on serving, with every entry it acknowledged.
+    assert_eq!(int(&mut p, &["XLEN", "s"]), written + 1);
+    // The dropped replica's socket ends once what was sent before is drained.
+    let mut sink = vec![0u8; 1 << 16];
+    let drained_by = Instant::now() + WAIT;
+    loop {
+        match stalled.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => assert!(Instant::now() < drained_by, "the link was not closed"),
+            Err(e) => panic!("reading the dropped link: {e}"),
+        }
+    }
+}

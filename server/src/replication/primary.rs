@@ -163,32 +163,32 @@ where
             return Err("killed".into());
         }
         let end = *offsets.borrow_and_update();
-        // What the replica has yet to take is its output buffer: held to
-        // `client-output-buffer-limit replica` as Redis holds a replica's.
-        let behind = (end + 1).saturating_sub(next);
-        if limit.hard > 0 && behind > limit.hard {
-            return Err(format!(
-                "it is {behind} bytes behind, over the replica output buffer hard limit"
-            ));
-        }
-        if limit.soft > 0 && behind > limit.soft {
-            let since = *soft_since.get_or_insert_with(std::time::Instant::now);
-            if since.elapsed().as_secs() >= limit.soft_seconds {
-                return Err(format!(
-                    "it stayed over the replica output buffer soft limit for {}s",
-                    limit.soft_seconds
-                ));
-            }
-        } else {
-            soft_since = None;
-        }
+        check_limits(end, next, &limit, &mut soft_since)?;
         if next <= end {
             let chunk = shared
                 .repl
                 .backlog()
                 .read_from(next, CHUNK)
                 .ok_or("it fell behind the replication backlog")?;
-            write(socket, &chunk, timeout).await?;
+            // A replica that stops reading blocks this write: the limits are checked again
+            // as the primary writes on, so they end the link, not only repl-timeout.
+            let sent = write(socket, &chunk, timeout);
+            tokio::pin!(sent);
+            loop {
+                tokio::select! {
+                    r = &mut sent => {
+                        r?;
+                        break;
+                    }
+                    changed = offsets.changed() => {
+                        if changed.is_err() {
+                            return Err("server stopping".into());
+                        }
+                        let end = *offsets.borrow_and_update();
+                        check_limits(end, next, &limit, &mut soft_since)?;
+                    }
+                }
+            }
             next += chunk.len() as u64;
             continue;
         }
@@ -248,4 +248,32 @@ async fn write<S: AsyncWrite + Unpin>(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("writing to the replica timed out".into()),
     }
+}
+
+/// What the replica has yet to take (from `next` to the change stream's `end`) is its output
+/// buffer: held to `client-output-buffer-limit replica` as Redis holds a replica's.
+fn check_limits(
+    end: u64,
+    next: u64,
+    limit: &crate::config::OutputLimit,
+    soft_since: &mut Option<std::time::Instant>,
+) -> Result<(), String> {
+    let behind = (end + 1).saturating_sub(next);
+    if limit.hard > 0 && behind > limit.hard {
+        return Err(format!(
+            "it is {behind} bytes behind, over the replica output buffer hard limit"
+        ));
+    }
+    if limit.soft > 0 && behind > limit.soft {
+        let since = *soft_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed().as_secs() >= limit.soft_seconds {
+            return Err(format!(
+                "it stayed over the replica output buffer soft limit for {}s",
+                limit.soft_seconds
+            ));
+        }
+    } else {
+        *soft_since = None;
+    }
+    Ok(())
 }
