@@ -198,6 +198,10 @@ where
                 if changed.is_err() {
                     return Err("server stopping".into());
                 }
+                // Connections with requests ready run first, so one write carries what
+                // they all add (as Redis writes to replicas once per event-loop turn),
+                // not one write per command.
+                tokio::task::yield_now().await;
             }
             n = socket.read_buf(pending) => {
                 let n = n.map_err(|e| e.to_string())?;
