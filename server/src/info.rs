@@ -327,7 +327,7 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         "replication" => crate::replication::info::section(shared, out),
         "cpu" => {
             out.push_str("# CPU\r\n");
-            let (user, sys) = cpu_seconds();
+            let (user, sys) = cpu_of("/proc/self/stat");
             field(out, "used_cpu_sys", format!("{sys:.6}"));
             field(out, "used_cpu_user", format!("{user:.6}"));
         }
@@ -382,9 +382,9 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-/// User and system CPU seconds from /proc (clock ticks of 1/100 s on Linux).
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User and system CPU seconds from a `/proc/.../stat` file (clock ticks of 1/100 s on Linux).
+pub(crate) fn cpu_of(path: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::cmd::Ctx;
-use crate::info::{field, human};
+use crate::info::{cpu_of, field, human};
 use crate::instant_metrics::Metric;
 
 /// Appends the extra fields of `section` (after the fields `info.rs` wrote), and the whole
@@ -237,21 +237,6 @@ fn cpu(out: &mut String) {
     let (user, sys) = cpu_of("/proc/thread-self/stat");
     field(out, "used_cpu_sys_main_thread", format!("{sys:.6}"));
     field(out, "used_cpu_user_main_thread", format!("{user:.6}"));
-}
-
-/// User and system CPU seconds from a `/proc/.../stat` file (ticks of 1/100 s).
-pub(crate) fn cpu_of(path: &str) -> (f64, f64) {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 100.0
-    };
-    (tick(11), tick(12))
 }
 
 /// Physical memory of the machine, bytes (`/proc/meminfo`'s MemTotal).

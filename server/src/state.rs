@@ -131,7 +131,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
             started: Instant::now(),
-            run_id: random_hex_id(),
+            run_id: crate::replication::new_replid(),
             plain_addr,
             tls_addr,
             store,
@@ -190,24 +190,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// A run id from the process's randomness (hash seeds are random per process).
-fn random_hex_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::with_capacity(40);
-    while out.len() < 40 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out.truncate(40);
-    out
 }
 
 /// The store's fsync policy for a configured `appendfsync`.

@@ -340,7 +340,8 @@ impl Replication {
     }
 }
 
-/// A fresh 40-hex-digit replication ID, from the process's randomness.
+/// A fresh 40-hex-digit ID (a replication ID, the run ID), from the process's randomness
+/// (hash seeds are random per process).
 pub fn new_replid() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::with_capacity(48);
