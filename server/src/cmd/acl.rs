@@ -84,6 +84,25 @@ pub(super) fn refusal(
     idx: usize,
     argv: &[Bytes],
 ) -> Option<String> {
+    let context = if client.multi.is_some() {
+        "multi"
+    } else {
+        "toplevel"
+    };
+    check(shared, client, idx, argv, context, false)
+}
+
+/// Checks the command against the client's user (its rules picked up again if they
+/// changed); the denial logged and worded for `context`.
+#[inline]
+fn check(
+    shared: &Shared,
+    client: &mut Client,
+    idx: usize,
+    argv: &[Bytes],
+    context: &'static str,
+    at_exec: bool,
+) -> Option<String> {
     if client.acl_epoch != shared.acl.epoch() || client.user.is_none() {
         refresh(shared, client);
     }
@@ -91,15 +110,10 @@ pub(super) fn refusal(
     if user.unrestricted {
         return None;
     }
-    let context = if client.multi.is_some() {
-        "multi"
-    } else {
-        "toplevel"
-    };
     let denial = user.check(&shared.acl.index, idx, argv).err()?;
     let user = user.clone();
     Some(deny(
-        shared, client, &user, idx, argv, denial, context, false,
+        shared, client, &user, idx, argv, denial, context, at_exec,
     ))
 }
 
@@ -126,18 +140,7 @@ pub(super) fn refusal_at_exec(
     idx: usize,
     argv: &[Bytes],
 ) -> Option<String> {
-    if client.acl_epoch != shared.acl.epoch() || client.user.is_none() {
-        refresh(shared, client);
-    }
-    let user = client.user.as_ref()?;
-    if user.unrestricted {
-        return None;
-    }
-    let denial = user.check(&shared.acl.index, idx, argv).err()?;
-    let user = user.clone();
-    Some(deny(
-        shared, client, &user, idx, argv, denial, "multi", true,
-    ))
+    check(shared, client, idx, argv, "multi", true)
 }
 
 /// Logs a denial and words its error: NOPERM and Redis's text, or for a command queued in
