@@ -112,6 +112,19 @@ fn flush_dbs(
 fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     flush_mode(argv)?;
     flush_dbs(ctx, 0..ctx.shared.keyspace.count(), true)?;
+    // fjall keeps memory for what was written until its tables are compacted with the
+    // removal, and with nothing left that costs little: without it, a server that FLUSHALL
+    // emptied could stay over `maxmemory` (a debug build held ~28 MB of 24 MB of deleted
+    // strings for minutes). The removal is written out of the memtables first, so the
+    // compaction sees it; FLUSHALL already holds every other command back meanwhile.
+    if let Err(e) = ctx
+        .shared
+        .store
+        .flush_memtables(std::time::Duration::from_secs(2))
+    {
+        tracing::warn!("FLUSHALL could not write the memtables out: {e}");
+    }
+    ctx.shared.store.request_compaction();
     Ok(Reply::Ok)
 }
 
