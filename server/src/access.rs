@@ -170,34 +170,11 @@ fn log_incr(counter: u8) -> u8 {
     }
     let base = f64::from(counter.saturating_sub(LFU_INIT_VAL));
     let p = 1.0 / (base * f64::from(LOG_FACTOR.load(Ordering::Relaxed)) + 1.0);
-    if random_unit() < p {
+    if crate::random::unit() < p {
         counter + 1
     } else {
         counter
     }
-}
-
-/// A uniform draw in [0, 1) from a per-thread xorshift generator; LFU's coin needs no more.
-fn random_unit() -> f64 {
-    use std::cell::Cell;
-    thread_local!(static STATE: Cell<u64> = Cell::new(seed()));
-    let x = STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        x
-    });
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let local = 0u8;
-    ((u64::from(nanos) << 20) ^ (&local as *const u8 as u64)) | 1
 }
 
 #[cfg(test)]

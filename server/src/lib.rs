@@ -42,6 +42,7 @@ mod monitor;
 pub(crate) mod notify;
 mod pause;
 mod publish;
+mod random;
 mod rdb;
 mod replication;
 mod retention_set;

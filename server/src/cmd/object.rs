@@ -283,7 +283,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> 
     let db = ctx.db();
     let now = crate::client::now_ms();
     let shards = db.shard_count();
-    let start = fastrand_index(shards);
+    let start = crate::random::below(shards);
     for i in 0..shards {
         let shard = db.lock_shard((start + i) % shards);
         let live = shard
@@ -293,7 +293,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> 
         if live == 0 {
             continue;
         }
-        let pick = fastrand_index(live);
+        let pick = crate::random::below(live);
         let key = shard
             .keys()
             .filter(|k| shard.deadline(k).is_none_or(|at| at > now))
@@ -306,22 +306,6 @@ fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> 
         }
     }
     Ok(Reply::Null)
-}
-
-/// A number below `n` (n > 0), from the clock and a per-thread counter: RANDOMKEY needs
-/// spread, not secrecy.
-fn fastrand_index(n: usize) -> usize {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
-    thread_local!(static STATE: Cell<u64> = const { Cell::new(0) });
-    let next = STATE.with(|s| {
-        let v = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        s.set(v);
-        v
-    });
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(next);
-    (h.finish() % n.max(1) as u64) as usize
 }
 
 #[cfg(test)]
