@@ -110,8 +110,7 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let key = &argv[1];
     let payload = {
         let mut shard = ctx.db().lock(key);
-        ctx.load_string(&mut shard, key)?;
-        match shard.get_mut(key) {
+        match ctx.load_string(&mut shard, key)? {
             None => None,
             Some(v) => {
                 // The reply shows the value: it waits for the write that made it.

@@ -80,8 +80,7 @@ fn with_value(
     let db = ctx.db();
     let mut shard = db.lock(key);
     // What it reports (encoding, size) depends on the value.
-    ctx.load_string(&mut shard, key)?;
-    let Some(v) = shard.get(key) else {
+    let Some(v) = ctx.load_string(&mut shard, key)? else {
         drop(shard);
         ctx.key_miss(key)?;
         return Ok(Reply::Null);
@@ -90,7 +89,7 @@ fn with_value(
         Value::Stream(s, _) => ctx.show(s)?,
         Value::String(..) | Value::StoredString(_) => ctx.show_key(key)?,
     }
-    Ok(f(v))
+    Ok(f(&*v))
 }
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
