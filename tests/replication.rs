@@ -728,3 +728,65 @@ fn a_replica_that_stops_reading_is_dropped_at_its_output_buffer_limit() {
         }
     }
 }
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn keys_past_their_deadline_read_as_gone_on_a_replica_and_during_a_pause() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(true);
+    replicate(&mut r, &primary);
+    let at = (now_ms() + 500).to_string();
+    run(&mut p, &["SET", "k", "v", "PXAT", &at]);
+    run(&mut p, &["XADD", "s", "*", "f", "v"]);
+    run(&mut p, &["PEXPIREAT", "s", &at]);
+    run(&mut p, &["SET", "keep", "v"]);
+    caught_up(&mut p, &mut r);
+    assert_eq!(
+        run(&mut r, &["GET", "k"]),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+    // The primary holds its removals while paused, so the replica gets no DEL meanwhile.
+    run(&mut p, &["CLIENT", "PAUSE", "30000", "WRITE"]);
+    let due = at.parse::<i64>().unwrap();
+    until("the deadline to pass", || now_ms() > due);
+    for c in [&mut p, &mut r] {
+        assert_eq!(run(c, &["GET", "k"]), redis::Value::Nil);
+        assert_eq!(int(c, &["EXISTS", "k", "s", "keep"]), 1);
+        assert_eq!(int(c, &["TTL", "k"]), -2);
+        assert_eq!(int(c, &["XLEN", "s"]), 0);
+        assert_eq!(
+            run(c, &["TYPE", "s"]),
+            redis::Value::SimpleString("none".into())
+        );
+        assert_eq!(
+            run(c, &["KEYS", "*"]),
+            redis::Value::Array(vec![redis::Value::BulkString(b"keep".to_vec())])
+        );
+        // Still there, as Redis counts them until they are removed.
+        assert_eq!(int(c, &["DBSIZE"]), 3);
+    }
+    assert_eq!(
+        info_field(&mut p, "stats", "expired_keys").as_deref(),
+        Some("0")
+    );
+    // Unpaused, the primary removes them and its DELs reach the replica.
+    run(&mut p, &["CLIENT", "UNPAUSE"]);
+    until("the primary to remove the keys", || {
+        int(&mut p, &["DBSIZE"]) == 1
+    });
+    caught_up(&mut p, &mut r);
+    assert_eq!(int(&mut r, &["DBSIZE"]), 1);
+    assert_eq!(
+        info_field(&mut p, "stats", "expired_keys").as_deref(),
+        Some("2")
+    );
+}

@@ -28,8 +28,7 @@ pub struct Expired {
 /// Removes `key` of database `db` if its deadline passed at `now`; then publishes `expired`
 /// and counts it. Returns the removal when there was one.
 pub fn expire_if_due(shared: &Arc<Shared>, db: usize, key: &Bytes, now: u64) -> Option<Expired> {
-    // A replica's keys expire when its primary says so (a DEL in the change stream).
-    if shared.repl.is_replica() {
+    if shared.removals_held() {
         return None;
     }
     let database = shared.keyspace.db(db);
@@ -53,7 +52,7 @@ pub fn expire_due_in_shard(
     now: u64,
     max: usize,
 ) -> (Expired, bool) {
-    if shared.repl.is_replica() {
+    if shared.removals_held() {
         return (Expired::default(), false);
     }
     let database = shared.keyspace.db(db);

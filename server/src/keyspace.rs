@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 use hashbrown::HashMap;
+use std::borrow::Borrow;
+use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -125,10 +127,89 @@ impl DerefMut for Shard {
     }
 }
 
+std::thread_local!(static HIDE_DUE_AT: Cell<u64> = const { Cell::new(0) });
+
+/// Runs `f` with the keys whose deadline passed at `now` (when given) missing to lookups:
+/// a replica's clients read such keys as gone while they wait for their primary's DEL, as
+/// Redis 3.2+ replicas do. Commands run synchronously on one thread, so the setting covers
+/// exactly the command that `f` runs.
+pub fn hiding_expired<R>(now: Option<u64>, f: impl FnOnce() -> R) -> R {
+    let Some(now) = now else {
+        return f();
+    };
+    struct Reset(u64);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            HIDE_DUE_AT.set(self.0);
+        }
+    }
+    let _reset = Reset(HIDE_DUE_AT.replace(now.max(1)));
+    f()
+}
+
 impl Shard {
     /// An empty shard.
     pub fn new() -> Self {
         Shard::default()
+    }
+
+    /// Whether `key` reads as missing to the running command (see [`hiding_expired`]).
+    fn hidden<Q>(&self, key: &Q) -> bool
+    where
+        Bytes: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.expires.by_key.is_empty() {
+            return false;
+        }
+        let at = HIDE_DUE_AT.get();
+        at != 0 && self.expires.by_key.get(key).is_some_and(|d| *d <= at)
+    }
+
+    /// The value of `key`. Shadows the map's own lookups so that no command sees a key
+    /// [`hiding_expired`] hides; the same goes for the three lookups below.
+    pub fn get<Q>(&self, key: &Q) -> Option<&Value>
+    where
+        Bytes: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.hidden(key) {
+            return None;
+        }
+        self.map.get(key)
+    }
+
+    /// The value of `key`, to change.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut Value>
+    where
+        Bytes: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.hidden(key) {
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    /// Whether `key` exists.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        Bytes: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        !self.hidden(key) && self.map.contains_key(key)
+    }
+
+    /// The stored key and value of `key`.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&Bytes, &Value)>
+    where
+        Bytes: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.hidden(key) {
+            return None;
+        }
+        self.map.get_key_value(key)
     }
 
     /// The deadline of `key` (unix ms), if it has one.
@@ -192,6 +273,9 @@ impl Shard {
         db: usize,
         key: &[u8],
     ) -> Result<Option<&mut Value>, CommandError> {
+        if self.hidden(key) {
+            return Ok(None);
+        }
         let Some(slot) = self.map.get_mut(key) else {
             return Ok(None);
         };

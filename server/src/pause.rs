@@ -62,6 +62,11 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
+    /// Whether a pause was set and not lifted (it may have ended by its time).
+    pub fn is_set(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) != PauseMode::None as u8
+    }
+
     /// The pause in force at `now_ms` (a pause whose end passed is none).
     pub fn current(&self, now_ms: u64) -> PauseMode {
         match self.mode.load(Ordering::Acquire) {

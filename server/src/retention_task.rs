@@ -135,7 +135,7 @@ fn slice(shared: &Arc<Shared>, db: usize, key: &Bytes) -> Slice {
         }
     };
     // A replica's streams are trimmed by its primary's records.
-    if shared.repl.is_replica() {
+    if shared.removals_held() {
         return Slice::Done {
             removed: 0,
             more: false,

@@ -80,6 +80,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Whether keys and entries past their deadline stay where they are for now: a replica's
+    /// go when its primary says so, and during CLIENT PAUSE (or a FAILOVER's pause) nothing
+    /// expires, as in Redis 7, so the data and the replication offset stand still. Commands
+    /// read such keys as gone meanwhile ([`crate::keyspace::hiding_expired`]).
+    pub fn removals_held(&self) -> bool {
+        self.repl.is_replica()
+            || (self.pause.is_set()
+                && self.pause.current(crate::client::now_ms()) != crate::pause::PauseMode::None)
+    }
+
     /// Shared state for a server listening on `plain_addr` and `tls_addr`, counting calls of
     /// `commands` commands (the size of the command table).
     pub fn new(

@@ -57,12 +57,23 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
             expire_keys(ctx, entry.spec, argv);
         }
         // A CLIENT NO-TOUCH client leaves keys' access history alone, except by TOUCH.
-        let r = if ctx.client.handle.no_touch.load(Ordering::Relaxed) && entry.full_name != "touch"
-        {
-            crate::access::untouched(|| handler(ctx, argv))
-        } else {
-            handler(ctx, argv)
-        };
+        // While removals are held, a client reads keys whose deadline passed as gone; a
+        // replica's primary link and writes on a writable replica see them until the
+        // primary's DEL arrives.
+        let hide = (keyed
+            && shared.removals_held()
+            && !(shared.repl.is_replica()
+                && (entry.spec.flags & flags::WRITE != 0 || ctx.client.handle.is_master_link())))
+        .then(crate::expiry::now_ms);
+        let untouched =
+            ctx.client.handle.no_touch.load(Ordering::Relaxed) && entry.full_name != "touch";
+        let r = crate::keyspace::hiding_expired(hide, || {
+            if untouched {
+                crate::access::untouched(|| handler(ctx, argv))
+            } else {
+                handler(ctx, argv)
+            }
+        });
         if (repl_plain || publishes) && r.is_ok() {
             propagate::command(shared, ctx.client.db, &entry.full_name, argv, &ctx.touched);
         }
