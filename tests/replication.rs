@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, info_field, int, query, run};
+use brooklet::{TestServer, blocked_clients, err, error_text, info_field, int, query, run};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -112,6 +112,21 @@ fn writes(c: &mut redis::Connection, round: usize) {
     run(c, &["SET", "gone", "x"]);
     run(c, &["DEL", "gone"]);
     run(c, &["XDEL", "s", "0-1"]);
+    // A transaction reaches replicas as one.
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg("s")
+        .arg("*")
+        .arg("tx")
+        .arg(round)
+        .cmd("INCR")
+        .arg("n")
+        .cmd("EXPIRE")
+        .arg("s2")
+        .arg(4000 + round)
+        .query(c)
+        .unwrap();
 }
 
 #[test]
@@ -789,4 +804,219 @@ fn keys_past_their_deadline_read_as_gone_on_a_replica_and_during_a_pause() {
         info_field(&mut p, "stats", "expired_keys").as_deref(),
         Some("2")
     );
+}
+
+#[test]
+fn failover_refuses_bad_requests_holds_writes_and_gives_up_on_abort_or_timeout() {
+    let primary = TestServer::start();
+    let mut p = primary.client(false);
+    assert_eq!(
+        err(&mut p, &["FAILOVER"]),
+        "ERR FAILOVER requires connected replicas."
+    );
+    assert_eq!(
+        err(&mut p, &["FAILOVER", "ABORT"]),
+        "ERR No failover in progress."
+    );
+    assert_eq!(
+        err(&mut p, &["FAILOVER", "TIMEOUT", "0"]),
+        "ERR FAILOVER timeout must be greater than 0"
+    );
+    assert_eq!(
+        err(&mut p, &["FAILOVER", "TIMEOUT", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    for bad in [
+        &["FAILOVER", "TO", "127.0.0.1"][..],
+        &["FAILOVER", "FORCE", "FORCE"],
+        &["FAILOVER", "ABORT", "TIMEOUT", "5"],
+        &["FAILOVER", "TIMEOUT", "5", "TIMEOUT", "6"],
+    ] {
+        assert_eq!(err(&mut p, bad), "ERR syntax error", "{bad:?}");
+    }
+    // A replica that never acknowledges anything: no failover can find it caught up.
+    let mut silent = primary.raw();
+    silent.send_cmd(&[b"REPLCONF", b"listening-port", b"7777"]);
+    assert_eq!(silent.read_line2(), b"+OK\r\n");
+    silent.send_cmd(&[b"PSYNC", b"?", b"-1"]);
+    assert!(silent.read_line2().starts_with(b"+FULLRESYNC"));
+    until("the silent replica to be online", || {
+        info_field(&mut p, "replication", "slave0").is_some_and(|l| l.contains("state=online"))
+    });
+    run(&mut p, &["XADD", "s", "*", "f", "v"]);
+    assert_eq!(
+        err(&mut p, &["FAILOVER", "TO", "127.0.0.1", "7777", "FORCE"]),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(
+        err(&mut p, &["FAILOVER", "TO", "127.0.0.1", "9"]),
+        "ERR FAILOVER target HOST and PORT is not a replica."
+    );
+    assert_eq!(run(&mut p, &["FAILOVER"]), redis::Value::Okay);
+    assert_eq!(
+        info_field(&mut p, "replication", "master_failover_state").as_deref(),
+        Some("waiting-for-sync")
+    );
+    assert_eq!(
+        err(&mut p, &["FAILOVER"]),
+        "ERR FAILOVER already in progress."
+    );
+    assert_eq!(
+        err(&mut p, &["REPLICAOF", "127.0.0.1", "1"]),
+        "ERR REPLICAOF not allowed while failing over."
+    );
+    // Writes wait, reads do not, and CLIENT UNPAUSE does not lift a failover's hold.
+    let mut writer = primary.raw();
+    writer.send_cmd(&[b"XADD", b"s", b"*", b"f", b"held"]);
+    until("the write to be held", || blocked_clients(&mut p) == 1);
+    assert_eq!(int(&mut p, &["XLEN", "s"]), 1);
+    run(&mut p, &["CLIENT", "UNPAUSE"]);
+    assert_eq!(blocked_clients(&mut p), 1);
+    assert_eq!(run(&mut p, &["FAILOVER", "ABORT"]), redis::Value::Okay);
+    assert!(matches!(
+        writer.read2(),
+        redis_protocol::resp2::types::OwnedFrame::BulkString(_)
+    ));
+    assert_eq!(int(&mut p, &["XLEN", "s"]), 2);
+    assert_eq!(
+        info_field(&mut p, "replication", "role").as_deref(),
+        Some("master")
+    );
+    // A timeout without FORCE gives up by itself.
+    assert_eq!(
+        run(&mut p, &["FAILOVER", "TIMEOUT", "100"]),
+        redis::Value::Okay
+    );
+    until("the failover to time out", || {
+        info_field(&mut p, "replication", "master_failover_state").as_deref() == Some("no-failover")
+    });
+    run(&mut p, &["XADD", "s", "*", "f", "after"]);
+    assert_eq!(int(&mut p, &["XLEN", "s"]), 3);
+}
+
+#[test]
+fn failover_switches_primary_and_replica_without_a_full_resync() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, &primary);
+    writes(&mut p, 1);
+    caught_up(&mut p, &mut r);
+    assert_eq!(
+        err(&mut r, &["FAILOVER"]),
+        "ERR FAILOVER is not valid when server is a replica."
+    );
+    // A reader blocked on the primary is told the server changed role, then disconnected.
+    let mut reader = primary.raw();
+    reader.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]);
+    until("the reader to block", || blocked_clients(&mut p) == 1);
+    let port = replica.addr().port().to_string();
+    assert_eq!(
+        run(
+            &mut p,
+            &["FAILOVER", "TO", "127.0.0.1", &port, "TIMEOUT", "20000"]
+        ),
+        redis::Value::Okay
+    );
+    // Held until the switch, then refused: the old primary is a replica by then.
+    assert_eq!(
+        err(&mut p, &["XADD", "s", "*", "f", "late"]),
+        "READONLY You can't write against a read only replica."
+    );
+    assert_eq!(
+        error_text(&reader.read2()).as_deref(),
+        Some(
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+        )
+    );
+    assert!(reader.is_closed());
+    until("the switch", || {
+        info_field(&mut p, "replication", "master_link_status").as_deref() == Some("up")
+            && info_field(&mut p, "replication", "master_failover_state").as_deref()
+                == Some("no-failover")
+    });
+    assert_eq!(
+        info_field(&mut r, "replication", "role").as_deref(),
+        Some("master")
+    );
+    assert_eq!(
+        info_field(&mut p, "replication", "master_port").as_deref(),
+        Some(port.as_str())
+    );
+    // The old primary continued from its own history: nobody sent a snapshot.
+    assert_eq!(stat(&mut r, "sync_full"), 0);
+    assert_eq!(stat(&mut r, "sync_partial_ok"), 1);
+    writes(&mut r, 2);
+    caught_up(&mut r, &mut p);
+    let streams = ["s", "s2"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "f"];
+    assert_eq!(
+        state(&mut r, &streams, &keys),
+        state(&mut p, &streams, &keys)
+    );
+}
+
+#[test]
+fn a_transaction_reaches_replicas_inside_multi_and_exec() {
+    use std::io::Read;
+    let primary = TestServer::start();
+    let mut p = primary.client(false);
+    let mut feed = primary.raw();
+    feed.send_cmd(&[b"PSYNC", b"?", b"-1"]);
+    assert!(feed.read_line2().starts_with(b"+FULLRESYNC"));
+    // The snapshot of an empty server, which holds no command this test looks for.
+    assert!(feed.read_line2().starts_with(b"$"));
+    // Reads only: nothing goes into the stream for it.
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("GET")
+        .arg("k")
+        .query(&mut p)
+        .unwrap();
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("k")
+        .arg("v")
+        .cmd("XADD")
+        .arg("s")
+        .arg("1-1")
+        .arg("f")
+        .arg("v")
+        .query(&mut p)
+        .unwrap();
+    run(&mut p, &["SET", "after", "x"]);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while !got.windows(5).any(|w| w == b"after") {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never carried the writes"
+        );
+        let mut chunk = [0u8; 4096];
+        let n = feed.stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the primary closed the feed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let multi = text
+        .find("*1\r\n$5\r\nMULTI\r\n")
+        .expect("no MULTI in the stream");
+    let set = text
+        .find("$1\r\nk\r\n$1\r\nv")
+        .expect("no SET in the stream");
+    let xadd = text
+        .find("REPLSTREAM")
+        .expect("no stream records in the stream");
+    let exec = text
+        .find("*1\r\n$4\r\nEXEC\r\n")
+        .expect("no EXEC in the stream");
+    let after = text.find("after").unwrap();
+    assert!(
+        multi < set && set < xadd && xadd < exec && exec < after,
+        "{text:?}"
+    );
+    assert_eq!(text.matches("MULTI").count(), 1, "{text:?}");
 }

@@ -29,6 +29,8 @@ pub struct Served {
     /// Whether the run that produced the reply counted the call already (a timeout or
     /// CLIENT UNBLOCK answers without a run: the call is counted when the reply is written).
     pub counted: bool,
+    /// Whether the connection closes after this reply.
+    pub close: bool,
 }
 
 /// One blocked command.
@@ -155,8 +157,28 @@ impl Blocking {
             reply,
             write_seq: 0,
             counted: false,
+            close: false,
         });
         true
+    }
+
+    /// Answers every blocked command with `error` and closes its connection after the reply
+    /// (Redis's `disconnectAllBlockedClients`, when a primary becomes a replica).
+    pub fn unblock_all(&self, error: &str) {
+        let waiters: Vec<Arc<Waiter>> = lock(&self.queues)
+            .values()
+            .flat_map(|q| q.iter().cloned())
+            .collect();
+        for w in waiters {
+            if let Some(tx) = w.slot().take() {
+                let _ = tx.send(Served {
+                    reply: Reply::error(error.to_string()),
+                    write_seq: 0,
+                    counted: false,
+                    close: true,
+                });
+            }
+        }
     }
 
     /// Keys with at least one waiter (INFO `total_blocking_keys`).

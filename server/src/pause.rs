@@ -7,7 +7,7 @@
 //! pause is set. A postponed connection waits on [`Pause::changed`] and the pause's end.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -34,6 +34,9 @@ pub struct Pause {
     end_ms: AtomicU64,
     /// Serializes CLIENT PAUSE / UNPAUSE so mode and end change together.
     update: Mutex<()>,
+    /// Set while a FAILOVER holds writes back (Redis's pause during failover): a pause of
+    /// its own, which CLIENT UNPAUSE does not lift and which has no end time.
+    failover: AtomicBool,
     /// Woken when the pause is lifted or changed.
     pub changed: Notify,
 }
@@ -62,27 +65,60 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
+    /// FAILOVER's pause of writes: held from the command until the switch is done or
+    /// aborted, apart from any CLIENT PAUSE.
+    pub fn hold_for_failover(&self, on: bool) {
+        let _guard = lock(&self.update);
+        self.failover.store(on, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
     /// Whether a pause was set and not lifted (it may have ended by its time).
     pub fn is_set(&self) -> bool {
         self.mode.load(Ordering::Relaxed) != PauseMode::None as u8
+            || self.failover.load(Ordering::Relaxed)
+    }
+
+    /// Whether a pause holds now.
+    pub fn in_force(&self) -> bool {
+        self.is_set() && self.current(crate::client::now_ms()) != PauseMode::None
     }
 
     /// The pause in force at `now_ms` (a pause whose end passed is none).
     pub fn current(&self, now_ms: u64) -> PauseMode {
-        match self.mode.load(Ordering::Acquire) {
+        let client = match self.mode.load(Ordering::Acquire) {
             0 => PauseMode::None,
             _ if now_ms >= self.end_ms.load(Ordering::Relaxed) => PauseMode::None,
             1 => PauseMode::Write,
             _ => PauseMode::All,
+        };
+        if self.failover.load(Ordering::Acquire) {
+            client.max(PauseMode::Write)
+        } else {
+            client
         }
     }
 
-    /// The pause as Redis 8's INFO clients describes it: `paused_reason` (`none` or
-    /// `client_pause`), `paused_actions` (`none`, `write` or `all`) and the milliseconds
-    /// left (`paused_timeout_milliseconds`).
+    /// When the pause in force ends by itself (unix ms): a failover's has no end, so its
+    /// waiters look again every minute (and whenever it changes).
+    fn end(&self, now_ms: u64) -> u64 {
+        let client = self.end_ms.load(Ordering::Relaxed);
+        if self.failover.load(Ordering::Relaxed) {
+            client.max(now_ms + 60_000)
+        } else {
+            client
+        }
+    }
+
+    /// The pause as Redis 8's INFO clients describes it: `paused_reason` (`none`,
+    /// `client_pause` or `failover_in_progress`), `paused_actions` (`none`, `write` or
+    /// `all`) and the milliseconds left (`paused_timeout_milliseconds`).
     pub fn describe(&self, now_ms: u64) -> (&'static str, &'static str, u64) {
         match self.current(now_ms) {
             PauseMode::None => ("none", "none", 0),
+            PauseMode::Write if self.failover.load(Ordering::Relaxed) => {
+                ("failover_in_progress", "write", 0)
+            }
             mode => (
                 "client_pause",
                 if mode == PauseMode::All {
@@ -98,13 +134,14 @@ impl Pause {
     /// Whether a command is postponed now (`write_like`: it writes or may propagate), and
     /// if so the unix ms at which the pause ends by itself.
     pub fn postpones(&self, write_like: impl FnOnce() -> bool) -> Option<u64> {
-        if self.mode.load(Ordering::Relaxed) == 0 {
+        if !self.is_set() {
             return None;
         }
-        match self.current(crate::client::now_ms()) {
+        let now = crate::client::now_ms();
+        match self.current(now) {
             PauseMode::None => None,
             PauseMode::Write if !write_like() => None,
-            _ => Some(self.end_ms.load(Ordering::Relaxed)),
+            _ => Some(self.end(now)),
         }
     }
 }

@@ -85,9 +85,7 @@ impl Shared {
     /// expires, as in Redis 7, so the data and the replication offset stand still. Commands
     /// read such keys as gone meanwhile ([`crate::keyspace::hiding_expired`]).
     pub fn removals_held(&self) -> bool {
-        self.repl.is_replica()
-            || (self.pause.is_set()
-                && self.pause.current(crate::client::now_ms()) != crate::pause::PauseMode::None)
+        self.repl.is_replica() || self.pause.in_force()
     }
 
     /// Shared state for a server listening on `plain_addr` and `tls_addr`, counting calls of

@@ -188,6 +188,7 @@ pub(crate) fn exec_queue(
             return None;
         }
         ctx.client.in_exec = true;
+        shared.repl.begin_transaction();
         for (idx, argv) in queue {
             let refused = check(shared, ctx.client, idx, &argv);
             let mut inner = Ctx::new(shared, ctx.commands, ctx.client);
@@ -204,6 +205,7 @@ pub(crate) fn exec_queue(
             ctx.write_seq = ctx.write_seq.max(inner.write_seq);
             replies.push(reply);
         }
+        shared.repl.end_transaction();
         ctx.client.in_exec = false;
     }
     ctx.touched.extend(touched);

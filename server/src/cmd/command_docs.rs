@@ -1543,6 +1543,14 @@ pub const DOCS: &[Doc] = &[
         syntax: "numlocal numreplicas timeout",
     },
     Doc {
+        name: "failover",
+        group: "server",
+        summary: "Hands the primary role to a replica once it has caught up, holding writes meanwhile.",
+        since: "6.2.0",
+        complexity: "O(1)",
+        syntax: "[TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]",
+    },
+    Doc {
         name: "replstream",
         group: "stream",
         summary: "Internal (Brooklet): a stream's change records, sent by a primary to its replicas.",

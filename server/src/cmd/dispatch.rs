@@ -390,6 +390,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
                 reply: Reply::error(e),
                 write_seq: 0,
                 counted: true,
+                close: false,
             });
         }
         drop(slot);
@@ -416,6 +417,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
             reply,
             write_seq,
             counted: true,
+            close: false,
         });
     }
     drop(slot);

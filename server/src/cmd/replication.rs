@@ -17,6 +17,7 @@ use crate::error::CommandError;
 use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
+use crate::replication::failover::{self, Phase, Request};
 use crate::replication::primary::{Start, decide};
 use crate::replication::{Role, replica};
 
@@ -31,6 +32,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     simple("role", 1, FAST | LOADING, role),
     simple("wait", 3, 0, wait),
     simple("waitaof", 4, 0, waitaof),
+    simple("failover", -1, ADMIN, failover),
     CommandSpec {
         name: "replstream",
         arity: -3,
@@ -69,12 +71,15 @@ fn parse_target(argv: &[Bytes]) -> Result<Target, CommandError> {
 
 fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let shared = ctx.shared;
+    if shared.repl.failover().phase != Phase::Idle {
+        return Err(CommandError::msg(
+            "ERR REPLICAOF not allowed while failing over.",
+        ));
+    }
     match parse_target(argv)? {
         Target::NoOne => {
             if shared.repl.is_replica() {
-                let size = shared.config().repl.backlog_size;
-                shared.repl.promote(size);
-                shared.config_mut().repl.replicaof = None;
+                replica::stop(shared);
                 tracing::info!(
                     "MASTER MODE enabled (user request from id={})",
                     ctx.client.handle.id
@@ -142,7 +147,110 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Ok)
 }
 
+/// FAILOVER's arguments: ABORT, or a request.
+#[derive(Debug, PartialEq, Eq)]
+enum FailoverArgs {
+    Abort,
+    /// TO's port is kept as given: one no replica listens on is refused after the checks
+    /// before it, as Redis orders them.
+    Start(Request, Option<(String, i64)>),
+}
+
+fn parse_failover(argv: &[Bytes]) -> Result<FailoverArgs, CommandError> {
+    if argv.len() == 2 && argv[1].eq_ignore_ascii_case(b"abort") {
+        return Ok(FailoverArgs::Abort);
+    }
+    let integer = |a: &[u8]| {
+        std::str::from_utf8(a)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or(CommandError::msg(
+                "ERR value is not an integer or out of range",
+            ))
+    };
+    let mut req = Request::default();
+    let mut to: Option<(String, i64)> = None;
+    let mut j = 1;
+    while j < argv.len() {
+        let left = argv.len() - j - 1;
+        let arg = &argv[j];
+        if arg.eq_ignore_ascii_case(b"timeout") && left >= 1 && req.timeout_ms.is_none() {
+            let ms = integer(&argv[j + 1])?;
+            if ms <= 0 {
+                return Err(CommandError::msg(
+                    "ERR FAILOVER timeout must be greater than 0",
+                ));
+            }
+            req.timeout_ms = Some(ms as u64);
+            j += 2;
+        } else if arg.eq_ignore_ascii_case(b"to") && left >= 2 && to.is_none() {
+            let port = integer(&argv[j + 2])?;
+            to = Some((String::from_utf8_lossy(&argv[j + 1]).into_owned(), port));
+            j += 3;
+        } else if arg.eq_ignore_ascii_case(b"force") && !req.force {
+            req.force = true;
+            j += 1;
+        } else {
+            return Err(CommandError::syntax());
+        }
+    }
+    Ok(FailoverArgs::Start(req, to))
+}
+
+fn failover(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    let shared = ctx.shared;
+    let (mut req, to) = match parse_failover(argv)? {
+        FailoverArgs::Abort => {
+            if shared.repl.failover().phase == Phase::Idle {
+                return Err(CommandError::msg("ERR No failover in progress."));
+            }
+            failover::abort(shared, "Failover manually aborted");
+            return Ok(Reply::Ok);
+        }
+        FailoverArgs::Start(req, to) => (req, to),
+    };
+    if shared.repl.failover().phase != Phase::Idle {
+        return Err(CommandError::msg("ERR FAILOVER already in progress."));
+    }
+    if shared.repl.is_replica() {
+        return Err(CommandError::msg(
+            "ERR FAILOVER is not valid when server is a replica.",
+        ));
+    }
+    let followers = shared.repl.followers();
+    if followers.is_empty() {
+        return Err(CommandError::msg(
+            "ERR FAILOVER requires connected replicas.",
+        ));
+    }
+    if req.force && (req.timeout_ms.is_none() || to.is_none()) {
+        return Err(CommandError::msg(
+            "ERR FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    if let Some((host, port)) = to {
+        let found = followers
+            .iter()
+            .find(|f| f.ip.eq_ignore_ascii_case(&host) && i64::from(f.port) == port)
+            .ok_or(CommandError::msg(
+                "ERR FAILOVER target HOST and PORT is not a replica.",
+            ))?;
+        if !found.online.load(Ordering::Relaxed) {
+            return Err(CommandError::msg(
+                "ERR FAILOVER target replica is not online.",
+            ));
+        }
+        req.target = Some((host, found.port));
+    }
+    failover::begin(shared, req);
+    Ok(Reply::Ok)
+}
+
 fn psync(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    if argv.len() > 3 && argv[3].eq_ignore_ascii_case(b"failover") {
+        take_over_from_primary(ctx, &argv[1])?;
+    }
+    refuse_while_failing_over(ctx)?;
     refuse_on_replica(ctx)?;
     let offset = std::str::from_utf8(&argv[2])
         .ok()
@@ -155,7 +263,46 @@ fn psync(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Ok)
 }
 
+/// `PSYNC replid offset FAILOVER` from this replica's primary, in a FAILOVER's last step:
+/// this replica becomes a primary if it follows that history, and then answers the PSYNC
+/// as any primary would (from `replid2`, so the old primary continues).
+fn take_over_from_primary(ctx: &Ctx<'_>, replid: &[u8]) -> Result<(), CommandError> {
+    let shared = ctx.shared;
+    tracing::warn!(
+        "Failover request received for replid {}.",
+        String::from_utf8_lossy(replid)
+    );
+    if !shared.repl.is_replica() {
+        return Err(CommandError::msg(
+            "ERR PSYNC FAILOVER can't be sent to a master.",
+        ));
+    }
+    if shared.repl.ids().replid.as_bytes() != replid {
+        return Err(CommandError::msg(
+            "ERR PSYNC FAILOVER replid must match my replid.",
+        ));
+    }
+    replica::stop(shared);
+    tracing::info!(
+        "MASTER MODE enabled (failover request from id={} addr={})",
+        ctx.client.handle.id,
+        ctx.client.handle.addr
+    );
+    Ok(())
+}
+
+/// A primary in the middle of a FAILOVER feeds no new replica.
+fn refuse_while_failing_over(ctx: &Ctx<'_>) -> Result<(), CommandError> {
+    if ctx.shared.repl.failover().phase != Phase::Idle {
+        return Err(CommandError::msg(
+            "NOMASTERLINK Can't SYNC while failing over",
+        ));
+    }
+    Ok(())
+}
+
 fn sync(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    refuse_while_failing_over(ctx)?;
     refuse_on_replica(ctx)?;
     ctx.takeover = Some(Takeover::Replica(Start::Full { old_sync: true }));
     Ok(Reply::Ok)

@@ -46,6 +46,7 @@ impl Blocked {
             reply: self.waiter.timeout_reply.clone(),
             write_seq: 0,
             counted: false,
+            close: false,
         })
     }
 

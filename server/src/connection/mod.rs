@@ -311,7 +311,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             Ok(answer) => (answer, Ok(())),
             Err(e) => (None, Err(e)),
         };
+        let close = answer.as_ref().is_some_and(|a| a.close);
         blocked.finish(self.shared, client, answer, &mut self.io.out);
+        if close {
+            self.flush(client).await?;
+            return Err(End::Closed);
+        }
         end
     }
 

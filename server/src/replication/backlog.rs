@@ -13,6 +13,20 @@ pub struct Backlog {
     end: u64,
     /// The database the stream last selected (a SELECT precedes a change to another).
     pub last_db: Option<usize>,
+    /// Where a transaction's wrapping stands (see `Replication::begin_transaction`).
+    pub tx: TxWrap,
+}
+
+/// A transaction's MULTI / EXEC around its changes in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxWrap {
+    /// No transaction is running.
+    #[default]
+    None,
+    /// One runs and has propagated nothing yet: MULTI goes before its first change.
+    Pending,
+    /// MULTI was sent: EXEC goes after its last change.
+    Open,
 }
 
 impl Backlog {
@@ -23,6 +37,7 @@ impl Backlog {
             cap: cap.max(1),
             end,
             last_db: None,
+            tx: TxWrap::None,
         }
     }
 

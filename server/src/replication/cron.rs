@@ -1,6 +1,6 @@
 //! The primary's heartbeat: a PING into the change stream every
 //! `repl-ping-replica-period` seconds while replicas are fed, so a replica can tell a
-//! quiet primary from a dead link.
+//! quiet primary from a dead link; and a FAILOVER's next step, every 100 ms.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,14 @@ pub async fn run(shared: Arc<Shared>) {
         if repl.backlog().cap() != size as usize {
             repl.backlog().resize(size as usize);
         }
-        if since_ping >= period * tick_period && repl.is_active() && !repl.followers().is_empty() {
+        super::failover::update(&shared);
+        // A failover waits for a replica to reach the primary's offset: no PING moves it.
+        let holding = repl.failover().phase == super::failover::Phase::WaitingForSync;
+        if since_ping >= period * tick_period
+            && repl.is_active()
+            && !repl.followers().is_empty()
+            && !holding
+        {
             since_ping = 0;
             let mut frame = Vec::new();
             encode_command(&mut frame, &[b"PING"]);

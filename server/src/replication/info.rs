@@ -117,7 +117,7 @@ pub fn section(shared: &Shared, out: &mut String) {
             ),
         );
     }
-    field(out, "master_failover_state", "no-failover");
+    field(out, "master_failover_state", repl.failover().phase.word());
     field(out, "master_replid", &ids.replid);
     field(out, "master_replid2", &ids.replid2);
     field(out, "master_repl_offset", repl.offset());

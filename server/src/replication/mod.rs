@@ -7,10 +7,12 @@
 //! - `snapshot.rs`: a full sync's snapshot, built from the keyspace.
 //! - `primary.rs`: feeding one replica on the connection that asked for PSYNC.
 //! - `replica.rs`: the replica's link to its primary (handshake, load, apply, ACK).
-//! - `cron.rs`: the primary's PING every `repl-ping-replica-period`.
+//! - `cron.rs`: the primary's PING every `repl-ping-replica-period`, and FAILOVER's steps.
+//! - `failover.rs`: FAILOVER, the coordinated switch of primary and replica.
 
 pub mod backlog;
 pub mod cron;
+pub mod failover;
 pub mod info;
 pub mod primary;
 pub mod propagate;
@@ -23,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::client::ClientHandle;
-use backlog::Backlog;
+use backlog::{Backlog, TxWrap};
 
 /// Which side of replication this server is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +144,8 @@ pub struct Replication {
     pub sync_partial_ok: AtomicU64,
     /// Partial resyncs refused (`sync_partial_err`).
     pub sync_partial_err: AtomicU64,
+    /// The FAILOVER under way, if any.
+    failover: Mutex<failover::Failover>,
 }
 
 impl Replication {
@@ -172,12 +176,18 @@ impl Replication {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            failover: Mutex::new(failover::Failover::default()),
         }
     }
 
     /// The IDs and role.
     pub fn ids(&self) -> MutexGuard<'_, Ids> {
         crate::keyspace::lock(&self.ids)
+    }
+
+    /// The FAILOVER under way.
+    pub fn failover(&self) -> MutexGuard<'_, failover::Failover> {
+        crate::keyspace::lock(&self.failover)
     }
 
     /// The backlog.
@@ -218,6 +228,12 @@ impl Replication {
     pub fn feed(&self, db: Option<usize>, frame: &[u8]) {
         let end = {
             let mut b = self.backlog();
+            if b.tx == TxWrap::Pending {
+                let mut multi = Vec::new();
+                backlog::encode_command(&mut multi, &[b"MULTI"]);
+                b.append(&multi);
+                b.tx = TxWrap::Open;
+            }
             if let Some(db) = db
                 && b.last_db != Some(db)
             {
@@ -227,6 +243,32 @@ impl Replication {
                 b.last_db = Some(db);
             }
             b.append(frame);
+            b.end()
+        };
+        self.offset_tx.send_replace(end);
+    }
+
+    /// A transaction (EXEC, under the exclusive gate) begins: its changes reach replicas
+    /// inside MULTI / EXEC, as Redis wraps them, so a replica applies them at once. Nothing
+    /// is sent for a transaction that changes nothing.
+    pub fn begin_transaction(&self) {
+        if self.is_active() {
+            self.backlog().tx = TxWrap::Pending;
+        }
+    }
+
+    /// The transaction ended: EXEC follows its changes, if it had any.
+    pub fn end_transaction(&self) {
+        let end = {
+            let mut b = self.backlog();
+            let open = b.tx == TxWrap::Open;
+            b.tx = TxWrap::None;
+            if !open {
+                return;
+            }
+            let mut exec = Vec::new();
+            backlog::encode_command(&mut exec, &[b"EXEC"]);
+            b.append(&exec);
             b.end()
         };
         self.offset_tx.send_replace(end);

@@ -39,9 +39,14 @@ fn execute(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>, out: &mu
 /// How long connecting and each handshake step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Makes this server a replica of `host:port` and starts its link task.
+/// Makes this server a replica of `host:port` and starts its link task. Clients blocked on
+/// keys are answered with an error and disconnected, as Redis does: a replica's data moves
+/// under them, and their XREADGROUP is refused here from now on.
 pub fn start(shared: &Arc<Shared>, host: String, port: u16) {
     let generation = shared.repl.become_replica(host.clone(), port);
+    shared.blocking.unblock_all(
+        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+    );
     // An in-process session without a runtime (the fuzzer's) has no task to run a link in.
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
@@ -49,6 +54,14 @@ pub fn start(shared: &Arc<Shared>, host: String, port: u16) {
         }
         Err(_) => tracing::warn!("no runtime to run the link to {host}:{port} in"),
     }
+}
+
+/// Makes this replica a primary (REPLICAOF NO ONE, PSYNC FAILOVER, an aborted FAILOVER):
+/// its link task ends, and its data goes on under a new replication ID.
+pub fn stop(shared: &Shared) {
+    let size = shared.config().repl.backlog_size;
+    shared.repl.promote(size);
+    shared.config_mut().repl.replicaof = None;
 }
 
 /// Whether the link task of `generation` is still wanted.
@@ -207,13 +220,28 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
             shared.repl.applied.load(Ordering::Relaxed),
         )
     };
-    let answer = wire
-        .command(&[
-            b"PSYNC",
-            replid.as_bytes(),
-            (applied + 1).to_string().as_bytes(),
-        ])
-        .await?;
+    let next = (applied + 1).to_string();
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), next.as_bytes()];
+    let failover = super::failover::in_progress(shared);
+    if failover {
+        psync.push(b"FAILOVER");
+    }
+    if let Err(e) = wire.send(&psync).await {
+        if failover {
+            super::failover::abort(shared, "Write error to failover target");
+        }
+        return Err(e);
+    }
+    let answer = wire.line(STEP_TIMEOUT).await?;
+    if failover {
+        let accepted = answer.starts_with("+FULLRESYNC") || answer.starts_with("+CONTINUE");
+        super::failover::answered(shared, accepted);
+        if !accepted {
+            return Err(format!(
+                "the failover target refused PSYNC FAILOVER: {answer}"
+            ));
+        }
+    }
     let words: Vec<&str> = answer.split_whitespace().collect();
     let handle = master_handle(shared, peer, local);
     let mut client = Client::new(handle.clone(), true);
@@ -386,10 +414,6 @@ async fn follow(
                         String::from_utf8_lossy(&out).trim_end()
                     ));
                 }
-                shared
-                    .repl
-                    .applied
-                    .store(base + consumed, Ordering::Relaxed);
                 shared.repl.link_busy.store(false, Ordering::Relaxed);
                 if out.first() == Some(&b'-') {
                     tracing::warn!(
@@ -398,10 +422,14 @@ async fn follow(
                     );
                 }
             }
-            shared
-                .repl
-                .applied
-                .store(base + consumed, Ordering::Relaxed);
+            // Inside a transaction nothing is applied until its EXEC: a link lost before
+            // that continues from its MULTI, as Redis keeps the offset of the master client.
+            if client.multi.is_none() {
+                shared
+                    .repl
+                    .applied
+                    .store(base + consumed, Ordering::Relaxed);
+            }
         }
         if ack {
             send_ack(wire, shared.repl.applied.load(Ordering::Relaxed)).await?;

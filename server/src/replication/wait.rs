@@ -21,9 +21,12 @@ pub async fn wait(
 ) -> Reply {
     let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
     let repl = &shared.repl;
+    // While writes are paused nothing may move the offset (a FAILOVER waits for a replica
+    // to reach it): the replicas' own ACK every second answers, as in Redis.
     if repl.is_active()
         && !repl.followers().is_empty()
         && repl.acked(spec.offset) < spec.numreplicas
+        && !shared.pause.in_force()
     {
         let mut frame = Vec::new();
         encode_command(&mut frame, &[b"REPLCONF", b"GETACK", b"*"]);
