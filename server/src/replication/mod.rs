@@ -17,6 +17,7 @@ pub mod info;
 pub mod primary;
 pub mod propagate;
 pub mod replica;
+pub mod signal;
 pub mod snapshot;
 pub mod wait;
 
@@ -117,7 +118,7 @@ pub struct Replication {
     /// Whether the role is a replica (read on hot paths without the IDs' lock).
     replica: AtomicBool,
     /// `master_repl_offset` as of the last append; feeders wait on its changes.
-    offset_tx: tokio::sync::watch::Sender<u64>,
+    pub offset_signal: signal::OffsetSignal,
     /// Woken when a replica acknowledges (WAIT waits on it).
     pub acks: tokio::sync::Notify,
     /// The replicas being fed.
@@ -162,7 +163,7 @@ impl Replication {
             backlog: Mutex::new(Backlog::new(backlog_size as usize, 0)),
             active: AtomicBool::new(false),
             replica: AtomicBool::new(false),
-            offset_tx: tokio::sync::watch::channel(0).0,
+            offset_signal: signal::OffsetSignal::default(),
             acks: tokio::sync::Notify::new(),
             followers: Mutex::new(Vec::new()),
             announced: Mutex::new(hashbrown::HashMap::new()),
@@ -218,7 +219,7 @@ impl Replication {
     pub fn activate(&self) {
         if !self.active.load(Ordering::Relaxed) {
             let b = self.backlog();
-            self.offset_tx.send_replace(b.end());
+            self.offset_signal.set(b.end());
             self.active.store(true, Ordering::Relaxed);
         }
     }
@@ -228,24 +229,36 @@ impl Replication {
     pub fn feed(&self, db: Option<usize>, frame: &[u8]) {
         let end = {
             let mut b = self.backlog();
-            if b.tx == TxWrap::Pending {
-                let mut multi = Vec::new();
-                backlog::encode_command(&mut multi, &[b"MULTI"]);
-                b.append(&multi);
-                b.tx = TxWrap::Open;
-            }
-            if let Some(db) = db
-                && b.last_db != Some(db)
-            {
-                let mut select = Vec::new();
-                backlog::encode_command(&mut select, &[b"SELECT", db.to_string().as_bytes()]);
-                b.append(&select);
-                b.last_db = Some(db);
-            }
+            Self::before_change(&mut b, db);
             b.append(frame);
             b.end()
         };
-        self.offset_tx.send_replace(end);
+        self.offset_signal.set(end);
+    }
+
+    /// [`Replication::feed`] for one command, encoded straight into the backlog.
+    pub fn feed_command(&self, db: Option<usize>, args: &[&[u8]]) {
+        let end = {
+            let mut b = self.backlog();
+            Self::before_change(&mut b, db);
+            b.append_command(args);
+            b.end()
+        };
+        self.offset_signal.set(end);
+    }
+
+    /// What goes before a change: a transaction's MULTI, a SELECT of its database.
+    fn before_change(b: &mut Backlog, db: Option<usize>) {
+        if b.tx == TxWrap::Pending {
+            b.append_command(&[b"MULTI"]);
+            b.tx = TxWrap::Open;
+        }
+        if let Some(db) = db
+            && b.last_db != Some(db)
+        {
+            b.append_command(&[b"SELECT", db.to_string().as_bytes()]);
+            b.last_db = Some(db);
+        }
     }
 
     /// A transaction (EXEC, under the exclusive gate) begins: its changes reach replicas
@@ -266,17 +279,10 @@ impl Replication {
             if !open {
                 return;
             }
-            let mut exec = Vec::new();
-            backlog::encode_command(&mut exec, &[b"EXEC"]);
-            b.append(&exec);
+            b.append_command(&[b"EXEC"]);
             b.end()
         };
-        self.offset_tx.send_replace(end);
-    }
-
-    /// A receiver of `master_repl_offset` changes.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.offset_tx.subscribe()
+        self.offset_signal.set(end);
     }
 
     /// The replicas being fed.
@@ -377,7 +383,7 @@ impl Replication {
         ids.generation += 1;
         *self.backlog() = Backlog::new(backlog_size as usize, offset);
         drop(ids);
-        self.offset_tx.send_replace(offset);
+        self.offset_signal.set(offset);
         self.active.store(true, Ordering::Relaxed);
     }
 }

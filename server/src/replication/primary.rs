@@ -155,21 +155,20 @@ where
     };
     follower.online.store(true, Ordering::Relaxed);
     follower.ack.store(next - 1, Ordering::Relaxed);
-    let mut offsets = shared.repl.subscribe();
+    let signal = &shared.repl.offset_signal;
     let mut reader = brooklet_resp::RequestReader::new();
     let handle = &follower.handle;
+    let mut chunk = Vec::with_capacity(CHUNK);
     loop {
         if handle.is_killed() {
             return Err("killed".into());
         }
-        let end = *offsets.borrow_and_update();
+        let mut end = signal.get();
         check_limits(end, next, &limit, &mut soft_since)?;
         if next <= end {
-            let chunk = shared
-                .repl
-                .backlog()
-                .read_from(next, CHUNK)
-                .ok_or("it fell behind the replication backlog")?;
+            if !shared.repl.backlog().read_from(next, CHUNK, &mut chunk) {
+                return Err("it fell behind the replication backlog".into());
+            }
             // A replica that stops reading blocks this write: the limits are checked again
             // as the primary writes on, so they end the link, not only repl-timeout.
             let sent = write(socket, &chunk, timeout);
@@ -180,13 +179,11 @@ where
                         r?;
                         break;
                     }
-                    changed = offsets.changed() => {
-                        if changed.is_err() {
-                            return Err("server stopping".into());
-                        }
-                        let end = *offsets.borrow_and_update();
+                    moved = signal.moved_from(end) => {
+                        end = moved;
                         check_limits(end, next, &limit, &mut soft_since)?;
                     }
+                    () = shared.stopping() => return Err("server stopping".into()),
                 }
             }
             next += chunk.len() as u64;
@@ -194,15 +191,13 @@ where
         }
         pending.reserve(4096);
         tokio::select! {
-            changed = offsets.changed() => {
-                if changed.is_err() {
-                    return Err("server stopping".into());
-                }
+            _ = signal.moved_from(end) => {
                 // Connections with requests ready run first, so one write carries what
                 // they all add (as Redis writes to replicas once per event-loop turn),
                 // not one write per command.
                 tokio::task::yield_now().await;
             }
+            () = shared.stopping() => return Err("server stopping".into()),
             n = socket.read_buf(pending) => {
                 let n = n.map_err(|e| e.to_string())?;
                 if n == 0 {

@@ -36,17 +36,41 @@ pub fn stream_change(
     if !repl.is_active() || muts.is_empty() {
         return;
     }
-    let mut blob = Vec::new();
-    brooklet_persistence::encode_repl_changes(&mut blob, muts);
-    let mut args: Vec<&[u8]> = vec![REPLSTREAM, key, &blob];
-    if created {
-        args.push(b"new");
-    }
-    args.extend(events.iter().flatten().map(|e| e.as_bytes()));
-    let mut frame = Vec::with_capacity(blob.len() + key.len() + 64);
-    encode_command(&mut frame, &args);
-    repl.feed(Some(db), &frame);
+    // The records are encoded into a buffer each thread keeps, and the command straight
+    // into the backlog: nothing is allocated per change once the buffer has grown.
+    BLOB.with_borrow_mut(|blob| {
+        blob.clear();
+        brooklet_persistence::encode_repl_changes(blob, muts);
+        let mut args: [&[u8]; 8] = [b""; 8];
+        args[..3].copy_from_slice(&[REPLSTREAM, key, &blob[..]]);
+        let mut n = 3;
+        if created {
+            args[n] = b"new";
+            n += 1;
+        }
+        let mut rest: Vec<&[u8]> = Vec::new();
+        for e in events.iter().flatten() {
+            if n < args.len() {
+                args[n] = e.as_bytes();
+                n += 1;
+            } else {
+                rest.push(e.as_bytes());
+            }
+        }
+        if rest.is_empty() {
+            repl.feed_command(Some(db), &args[..n]);
+        } else {
+            let all: Vec<&[u8]> = args[..n].iter().copied().chain(rest).collect();
+            repl.feed_command(Some(db), &all);
+        }
+        // A buffer grown by one huge change is not kept.
+        if blob.capacity() > 1 << 20 {
+            *blob = Vec::new();
+        }
+    });
 }
+
+std::thread_local!(static BLOB: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
 
 /// [`stream_change`] for a stream the command created: its IDMP settings (taken from the
 /// primary's configuration, which a replica's may not share) go first.
