@@ -56,13 +56,12 @@ fn parse_target(argv: &[Bytes]) -> Result<Target, CommandError> {
     if argv[1].eq_ignore_ascii_case(b"no") && argv[2].eq_ignore_ascii_case(b"one") {
         return Ok(Target::NoOne);
     }
+    // Redis answers a port that is no number and one out of range alike.
     let port = std::str::from_utf8(&argv[2])
         .ok()
         .and_then(|p| p.parse::<i64>().ok())
-        .ok_or(CommandError::msg(
-            "ERR value is not an integer or out of range",
-        ))?;
-    let port = u16::try_from(port).map_err(|_| CommandError::msg("ERR Invalid master port"))?;
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(CommandError::msg("ERR Invalid master port"))?;
     Ok(Target::Primary(
         String::from_utf8_lossy(&argv[1]).into_owned(),
         port,
@@ -501,7 +500,7 @@ mod tests {
             parse_target(&args(&["replicaof", "h", "x"]))
                 .unwrap_err()
                 .to_string(),
-            "ERR value is not an integer or out of range"
+            "ERR Invalid master port"
         );
         assert_eq!(
             parse_target(&args(&["replicaof", "h", "70000"]))
