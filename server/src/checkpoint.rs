@@ -128,7 +128,9 @@ impl StreamHost for KeyspaceHost<'_> {
             Err(done) => return done,
         };
         let (string, string_on_disk) = match shard.get(key) {
-            Some(Value::String(v, _)) => (Some(v.clone()), false),
+            // Copied when small, as a reply's value is: a clone would give the stored value
+            // a shared reference count for the rest of its life (memory per key).
+            Some(Value::String(v, _)) => (Some(crate::cmd::strings::share(v)), false),
             Some(Value::StoredString(_)) => (None, true),
             _ => (None, false),
         };

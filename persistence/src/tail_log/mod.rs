@@ -44,6 +44,7 @@
 //! Integers are little-endian. A record whose length or checksum does not hold ends its
 //! segment (a write torn by a crash).
 
+mod key_set;
 mod legacy;
 mod record;
 mod replay;
@@ -99,6 +100,25 @@ pub enum SyncFailure {
 
 /// A stream named by database and key.
 pub type StreamName = (u32, Bytes);
+
+/// The key sets of the segments a checkpoint retires ([`TailLog::stale_strings`]).
+#[derive(Default)]
+pub struct StaleStrings(Vec<Arc<key_set::KeySet>>);
+
+impl StaleStrings {
+    /// Every key once, borrowed (a clone of each would give it a shared reference count).
+    pub fn names(&self) -> Vec<&StreamName> {
+        let mut out = Vec::new();
+        for (i, set) in self.0.iter().enumerate() {
+            let earlier = &self.0[..i];
+            out.extend(
+                set.iter()
+                    .filter(|(db, key)| !earlier.iter().any(|e| e.contains(*db, key))),
+            );
+        }
+        out
+    }
+}
 
 /// The log: a buffer of records not yet handed to the OS, and the open segment.
 pub struct TailLog {
@@ -278,11 +298,9 @@ impl TailLog {
             number,
             |buf| strings::put_strings(buf, count, ops),
             |open| {
+                let keys = Arc::make_mut(&mut open.strings);
                 for op in listed {
-                    let key = op.key();
-                    if !open.strings.contains(&Probe(db, key)) {
-                        open.strings.insert((db, Bytes::copy_from_slice(key)));
-                    }
+                    keys.insert(db, op.key());
                 }
             },
         )
@@ -435,21 +453,24 @@ impl TailLog {
     }
 
     /// The keys whose strings or deadlines the segments up to `upto` set (the checkpoint
-    /// writes them as memory has them before it retires those segments).
-    pub fn stale_strings(&self, upto: u64) -> Vec<StreamName> {
+    /// writes them as memory has them before it retires those segments). The closed
+    /// segments' sets are shared, not copied, under the lock every write takes.
+    pub fn stale_strings(&self, upto: u64) -> StaleStrings {
         let g = lock(&self.inner);
-        let mut names: HashSet<StreamName> = HashSet::new();
-        for s in g.dirty.iter().filter(|s| s.n <= upto && s.n != g.segment) {
-            names.extend(s.strings.iter().cloned());
-        }
-        names.into_iter().collect()
+        StaleStrings(
+            g.dirty
+                .iter()
+                .filter(|s| s.n <= upto && s.n != g.segment)
+                .map(|s| s.strings.clone())
+                .collect(),
+        )
     }
 
     /// Whether a segment not yet retired holds a string record of key `key` of `db` (a
     /// deletion of the string must then leave a floor over it).
     pub fn has_strings(&self, db: u32, key: &[u8]) -> bool {
         let g = lock(&self.inner);
-        g.dirty.iter().any(|s| s.strings.contains(&Probe(db, key)))
+        g.dirty.iter().any(|s| s.strings.contains(db, key))
     }
 
     /// Whether the closed segments hold the bytes the background checkpoint waits for

@@ -52,10 +52,9 @@ pub(super) fn replay(
                 // keys as memory has them before it retires the segment, and a deletion
                 // leaves a floor over the record while the segment is there.
                 seg.min_created = seg.min_created.min(incarnation);
+                let listed = std::sync::Arc::make_mut(&mut seg.strings);
                 for c in &changes {
-                    if !seg.strings.contains(&super::Probe(db, &c.key)) {
-                        seg.strings.insert((db, c.key.clone()));
-                    }
+                    listed.insert(db, &c.key);
                 }
                 Record::Strings(Strings {
                     db,

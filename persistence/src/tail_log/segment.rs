@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::key_set::KeySet;
 use super::{Inner, SEGMENT_BYTES, StreamName};
 
 /// A segment not yet retired.
@@ -15,8 +16,9 @@ pub(super) struct Segment {
     pub(super) n: u64,
     /// The streams with appends in it.
     pub(super) streams: HashSet<StreamName>,
-    /// The keys whose string or deadline it sets.
-    pub(super) strings: HashSet<StreamName>,
+    /// The keys whose string or deadline it sets (shared with the checkpoint once closed;
+    /// the open segment's is never shared, so it changes in place).
+    pub(super) strings: Arc<KeySet>,
     /// Bytes of its records (0 for the open segment until it closes).
     pub(super) bytes: u64,
     /// The lowest incarnation of a stream it created or number of a string record it holds
@@ -29,7 +31,7 @@ impl Segment {
         Segment {
             n,
             streams: HashSet::new(),
-            strings: HashSet::new(),
+            strings: Arc::default(),
             bytes: 0,
             min_created: u64::MAX,
         }

@@ -151,7 +151,7 @@ const COPY_BELOW: usize = 128;
 /// A stored value to hand to a reply. A small one is copied: sharing a value built from a
 /// `Vec` allocates a reference count for it on its first share, which would then stay with
 /// the key for its life (32 bytes more per key that was ever read).
-fn share(v: &Bytes) -> Bytes {
+pub(crate) fn share(v: &Bytes) -> Bytes {
     if v.len() < COPY_BELOW {
         Bytes::copy_from_slice(v)
     } else {

@@ -98,7 +98,7 @@ impl Store {
         names.sort_unstable();
         names.dedup();
         let started = self.durability.latency.start();
-        let done = self.checkpoint_names(streams, upto, names, strings);
+        let done = self.checkpoint_names(streams, upto, names, &strings.names());
         self.durability
             .latency
             .since(crate::latency::events::CHECKPOINT, started);
@@ -137,7 +137,7 @@ impl Store {
         streams: &dyn StreamHost,
         upto: Option<u64>,
         names: Vec<crate::tail_log::StreamName>,
-        strings: Vec<crate::tail_log::StreamName>,
+        strings: &[&crate::tail_log::StreamName],
     ) -> Result<(), StoreError> {
         let _one_at_a_time = self.checkpoint_guard();
         self.wait_for_deletions(&names);
@@ -166,7 +166,7 @@ impl Store {
                 done?;
             }
         }
-        self.checkpoint_strings(streams, &strings)?;
+        self.checkpoint_strings(streams, strings)?;
         match upto {
             Some(upto) => self.retire_tail(upto),
             None => self.durability.sync_now(&self.db),

@@ -18,7 +18,7 @@ impl Store {
     pub(super) fn checkpoint_strings(
         &self,
         streams: &dyn StreamHost,
-        names: &[StreamName],
+        names: &[&StreamName],
     ) -> Result<(), StoreError> {
         let mut next = 0;
         while next < names.len() {
@@ -34,7 +34,7 @@ impl Store {
     fn strings_batch(
         &self,
         streams: &dyn StreamHost,
-        names: &[StreamName],
+        names: &[&StreamName],
         next: &mut usize,
     ) -> Result<(), StoreError> {
         let mut pending = self.begin_flush();
