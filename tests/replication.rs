@@ -129,6 +129,18 @@ fn writes(c: &mut redis::Connection, round: usize) {
         .unwrap();
 }
 
+/// Two rounds of writes on `primary`, one before `replica` follows it and one after, until
+/// the replica caught up; the clients of both.
+fn following(primary: &TestServer, replica: &TestServer) -> (redis::Connection, redis::Connection) {
+    let mut p = primary.client(false);
+    let mut r = replica.client(false);
+    writes(&mut p, 0);
+    replicate(&mut r, primary);
+    writes(&mut p, 1);
+    caught_up(&mut p, &mut r);
+    (p, r)
+}
+
 #[test]
 fn a_replica_follows_its_primary_and_refuses_writes() {
     let primary = TestServer::start();
@@ -321,14 +333,8 @@ fn a_replica_pointed_at_itself_or_at_another_server_keeps_its_data() {
 
 #[test]
 fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
-    let primary = TestServer::start();
-    let replica = TestServer::start();
-    let mut p = primary.client(false);
-    let mut r = replica.client(false);
-    writes(&mut p, 0);
-    replicate(&mut r, &primary);
-    writes(&mut p, 1);
-    caught_up(&mut p, &mut r);
+    let (primary, replica) = (TestServer::start(), TestServer::start());
+    let (mut p, mut r) = following(&primary, &replica);
     let old_id = info_field(&mut r, "replication", "master_replid").unwrap();
     run(&mut r, &["REPLICAOF", "NO", "ONE"]);
     assert_eq!(
@@ -896,14 +902,8 @@ fn failover_refuses_bad_requests_holds_writes_and_gives_up_on_abort_or_timeout()
 
 #[test]
 fn failover_switches_primary_and_replica_without_a_full_resync() {
-    let primary = TestServer::start();
-    let replica = TestServer::start();
-    let mut p = primary.client(false);
-    let mut r = replica.client(false);
-    writes(&mut p, 0);
-    replicate(&mut r, &primary);
-    writes(&mut p, 1);
-    caught_up(&mut p, &mut r);
+    let (primary, replica) = (TestServer::start(), TestServer::start());
+    let (mut p, mut r) = following(&primary, &replica);
     assert_eq!(
         err(&mut r, &["FAILOVER"]),
         "ERR FAILOVER is not valid when server is a replica."

@@ -1,6 +1,8 @@
 //! The replication backlog: the last `repl-backlog-size` bytes of the change stream, by
 //! offset, from which every replica is fed and a reconnecting replica continues.
 
+use bytes::BytesMut;
+
 /// A ring of the stream's latest bytes. Offsets count bytes since the replication ID
 /// began, as Redis's do: `end` is `master_repl_offset`, and the byte at offset `o`
 /// (1-based) is held while `o >= first()`.
@@ -20,7 +22,7 @@ pub struct Backlog {
     /// Where a transaction's wrapping stands (see `Replication::begin_transaction`).
     pub tx: TxWrap,
     /// Where [`Backlog::append_command`] encodes.
-    scratch: Vec<u8>,
+    scratch: BytesMut,
 }
 
 /// A transaction's MULTI / EXEC around its changes in the stream.
@@ -45,7 +47,7 @@ impl Backlog {
             end,
             last_db: None,
             tx: TxWrap::None,
-            scratch: Vec::new(),
+            scratch: BytesMut::new(),
         }
     }
 
@@ -115,7 +117,7 @@ impl Backlog {
     pub fn append_command(&mut self, args: &[&[u8]]) {
         let mut frame = std::mem::take(&mut self.scratch);
         frame.clear();
-        encode_command(&mut frame, args);
+        encode_into(&mut frame, args);
         self.append(&frame);
         // A buffer grown by one huge command is not kept.
         if frame.capacity() <= 1 << 20 {
@@ -150,32 +152,18 @@ impl Backlog {
     }
 }
 
-/// `n` in decimal, written into `buf`, without allocating.
-fn decimal(buf: &mut [u8; 20], mut n: usize) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[at..]
+/// Appends a command in RESP's multibulk form (for the cold paths; the hot one encodes into
+/// the backlog's own buffer, [`Backlog::append_command`]).
+pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut frame = BytesMut::new();
+    encode_into(&mut frame, args);
+    out.extend_from_slice(&frame);
 }
 
-/// Appends a command in RESP's multibulk form.
-pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut num = [0u8; 20];
-    out.push(b'*');
-    out.extend_from_slice(decimal(&mut num, args.len()));
-    out.extend_from_slice(b"\r\n");
+fn encode_into(frame: &mut BytesMut, args: &[&[u8]]) {
+    brooklet_resp::write_array_header(frame, args.len());
     for a in args {
-        out.push(b'$');
-        out.extend_from_slice(decimal(&mut num, a.len()));
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        brooklet_resp::write_bulk(frame, a);
     }
 }
 

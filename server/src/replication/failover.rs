@@ -14,52 +14,7 @@ use std::sync::atomic::Ordering;
 use crate::client::now_ms;
 use crate::state::Shared;
 
-/// Where a failover stands (INFO `master_failover_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Phase {
-    /// None running.
-    #[default]
-    Idle,
-    /// Writes held; waiting for a replica to acknowledge the whole stream.
-    WaitingForSync,
-    /// This server follows the target and waits for its answer to `PSYNC ... FAILOVER`.
-    InProgress,
-}
-
-impl Phase {
-    /// INFO's word for it.
-    pub fn word(self) -> &'static str {
-        match self {
-            Phase::Idle => "no-failover",
-            Phase::WaitingForSync => "waiting-for-sync",
-            Phase::InProgress => "failover-in-progress",
-        }
-    }
-}
-
-/// A failover under way.
-#[derive(Debug, Clone, Default)]
-pub struct Failover {
-    /// Its phase.
-    pub phase: Phase,
-    /// The replica to switch to (TO host port), or the one found caught up.
-    pub target: Option<(String, u16)>,
-    /// Unix ms after which waiting gives up (TIMEOUT), if given.
-    pub end_ms: Option<u64>,
-    /// FORCE: switch at the timeout even if the target has not caught up.
-    pub force: bool,
-}
-
-/// What FAILOVER asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
-    /// TO host port.
-    pub target: Option<(String, u16)>,
-    /// TIMEOUT, milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// FORCE.
-    pub force: bool,
-}
+pub use super::failover_state::{Answer, Failover, Phase, Request};
 
 /// Starts a failover: writes are held back from now on. The command checked the request.
 pub fn begin(shared: &Shared, req: Request) {
@@ -72,16 +27,29 @@ pub fn begin(shared: &Shared, req: Request) {
         target: req.target,
         end_ms: req.timeout_ms.map(|t| now_ms().saturating_add(t)),
         force: req.force,
+        answer: None,
     };
     shared.pause.hold_for_failover(true);
 }
 
-/// The cron's step: switches once a replica caught up, or gives up at the timeout.
+/// The cron's step: switches once a replica caught up, or gives up at the timeout; once
+/// switched, ends the failover as the target answered (the link reports it).
 pub fn update(shared: &Arc<Shared>) {
     let (target, end_ms, force) = {
-        let f = shared.repl.failover();
-        if f.phase != Phase::WaitingForSync {
-            return;
+        let mut f = shared.repl.failover();
+        match (f.phase, f.answer.take()) {
+            (Phase::WaitingForSync, _) => {}
+            (Phase::InProgress, Some(Answer::Accepted)) => {
+                drop(f);
+                clear(shared);
+                return;
+            }
+            (Phase::InProgress, Some(Answer::Refused(why))) => {
+                drop(f);
+                abort(shared, why);
+                return;
+            }
+            _ => return,
         }
         (f.target.clone(), f.end_ms, f.force)
     };
@@ -123,24 +91,6 @@ pub fn update(shared: &Arc<Shared>) {
     super::replica::start(shared, host, port);
 }
 
-/// Whether the link's PSYNC is a failover's (`PSYNC replid offset FAILOVER`).
-pub fn in_progress(shared: &Shared) -> bool {
-    shared.repl.failover().phase == Phase::InProgress
-}
-
-/// The target answered the failover's PSYNC: with `+CONTINUE` or `+FULLRESYNC` (`ok`) the
-/// switch is done and writes are released (they now get `-READONLY`); anything else aborts.
-pub fn answered(shared: &Shared, ok: bool) {
-    if !in_progress(shared) {
-        return;
-    }
-    if ok {
-        clear(shared);
-    } else {
-        abort(shared, "Failover target rejected psync request");
-    }
-}
-
 /// Gives the failover up (FAILOVER ABORT, a timeout, a refusal): a server that already
 /// follows the target becomes a primary again, and writes are released.
 pub fn abort(shared: &Shared, why: &str) {
@@ -162,16 +112,4 @@ pub fn abort(shared: &Shared, why: &str) {
 fn clear(shared: &Shared) {
     *shared.repl.failover() = Failover::default();
     shared.pause.hold_for_failover(false);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phases_read_as_redis_words_them() {
-        assert_eq!(Phase::Idle.word(), "no-failover");
-        assert_eq!(Phase::WaitingForSync.word(), "waiting-for-sync");
-        assert_eq!(Phase::InProgress.word(), "failover-in-progress");
-    }
 }

@@ -8,11 +8,13 @@
 //! - `primary.rs`: feeding one replica on the connection that asked for PSYNC.
 //! - `replica.rs`: the replica's link to its primary (handshake, load, apply, ACK).
 //! - `cron.rs`: the primary's PING every `repl-ping-replica-period`, and FAILOVER's steps.
-//! - `failover.rs`: FAILOVER, the coordinated switch of primary and replica.
+//! - `failover.rs`: FAILOVER, the coordinated switch of primary and replica
+//!   (`failover_state.rs`: its state).
 
 pub mod backlog;
 pub mod cron;
 pub mod failover;
+pub mod failover_state;
 pub mod info;
 pub mod primary;
 pub mod propagate;
@@ -146,7 +148,7 @@ pub struct Replication {
     /// Partial resyncs refused (`sync_partial_err`).
     pub sync_partial_err: AtomicU64,
     /// The FAILOVER under way, if any.
-    failover: Mutex<failover::Failover>,
+    failover: Mutex<failover_state::Failover>,
 }
 
 impl Replication {
@@ -177,7 +179,7 @@ impl Replication {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
-            failover: Mutex::new(failover::Failover::default()),
+            failover: Mutex::new(failover_state::Failover::default()),
         }
     }
 
@@ -187,7 +189,7 @@ impl Replication {
     }
 
     /// The FAILOVER under way.
-    pub fn failover(&self) -> MutexGuard<'_, failover::Failover> {
+    pub fn failover(&self) -> MutexGuard<'_, failover_state::Failover> {
         crate::keyspace::lock(&self.failover)
     }
 

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use super::LinkState;
 use super::backlog::encode_command;
+use super::failover_state::{Answer, Phase};
 use crate::client::{Client, ClientHandle, KIND_MASTER, now_ms};
 use crate::state::Shared;
 
@@ -222,25 +223,29 @@ async fn link(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -> R
     };
     let next = (applied + 1).to_string();
     let mut psync: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), next.as_bytes()];
-    let failover = super::failover::in_progress(shared);
+    // In a FAILOVER's last step the PSYNC says so; its outcome is left for the cron, which
+    // ends the failover (`failover.rs`).
+    let failover = shared.repl.failover().phase == Phase::InProgress;
+    let report = |answer: Answer| {
+        if failover {
+            shared.repl.failover().answer = Some(answer);
+        }
+    };
     if failover {
         psync.push(b"FAILOVER");
     }
     if let Err(e) = wire.send(&psync).await {
-        if failover {
-            super::failover::abort(shared, "Write error to failover target");
-        }
+        report(Answer::Refused("Write error to failover target"));
         return Err(e);
     }
     let answer = wire.line(STEP_TIMEOUT).await?;
-    if failover {
-        let accepted = answer.starts_with("+FULLRESYNC") || answer.starts_with("+CONTINUE");
-        super::failover::answered(shared, accepted);
-        if !accepted {
-            return Err(format!(
-                "the failover target refused PSYNC FAILOVER: {answer}"
-            ));
-        }
+    if answer.starts_with("+FULLRESYNC") || answer.starts_with("+CONTINUE") {
+        report(Answer::Accepted);
+    } else if failover {
+        report(Answer::Refused("Failover target rejected psync request"));
+        return Err(format!(
+            "the failover target refused PSYNC FAILOVER: {answer}"
+        ));
     }
     let words: Vec<&str> = answer.split_whitespace().collect();
     let handle = master_handle(shared, peer, local);
