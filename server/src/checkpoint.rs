@@ -128,9 +128,8 @@ impl StreamHost for KeyspaceHost<'_> {
             Err(done) => return done,
         };
         let (string, string_on_disk) = match shard.get(key) {
-            // Copied when small, as a reply's value is: a clone would give the stored value
-            // a shared reference count for the rest of its life (memory per key).
-            Some(Value::String(v, _)) => (Some(crate::cmd::strings::share(v)), false),
+            // Copied when small, as a reply's value is (`StrValue::to_bytes`).
+            Some(Value::String(v, _)) => (Some(v.to_bytes()), false),
             Some(Value::StoredString(_)) => (None, true),
             _ => (None, false),
         };

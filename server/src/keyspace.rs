@@ -17,6 +17,7 @@ use brooklet_persistence::{Store, StoredStream};
 
 use crate::access::Access;
 use crate::error::CommandError;
+use crate::string_value::StrValue;
 
 /// Shards per database: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;
@@ -28,7 +29,7 @@ pub enum Value {
     /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one), with its storage state.
     Stream(Box<StoredStream>, Access),
     /// A Redis string (SET, INCR, APPEND...).
-    String(Bytes, Access),
+    String(StrValue, Access),
     /// A string whose value only the store holds: start-up loads keys, not values, and the
     /// first command that needs the value reads it back ([`Shard::load_string`]).
     StoredString(Access),
@@ -41,8 +42,13 @@ impl Value {
     }
 
     /// A new string value, accessed now.
-    pub fn string_value(bytes: Bytes) -> Self {
-        Value::String(bytes, Access::new())
+    pub fn string_value(value: impl Into<StrValue>) -> Self {
+        Value::String(value.into(), Access::new())
+    }
+
+    /// A new string value copied from `bytes`, accessed now.
+    pub fn string_copy(bytes: &[u8]) -> Self {
+        Value::String(StrValue::copy_of(bytes), Access::new())
     }
 
     /// The name TYPE reports.
@@ -84,7 +90,7 @@ impl Value {
 
     /// The string stored here, or `-WRONGTYPE` for a value of another type. A string still
     /// on disk is an error: the caller reads it first with [`Shard::load_string`].
-    pub fn string(&self) -> Result<&Bytes, CommandError> {
+    pub fn string(&self) -> Result<&StrValue, CommandError> {
         match self {
             Value::String(s, a) => {
                 a.touch();
@@ -291,7 +297,7 @@ impl Shard {
                 CommandError::msg("ERR failed to read a string from disk: no record")
             })?;
             let access = access.clone();
-            *slot = Value::String(value, access);
+            *slot = Value::String(StrValue::from_bytes(value), access);
         }
         Ok(Some(slot))
     }

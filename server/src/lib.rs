@@ -51,6 +51,7 @@ mod slowlog;
 mod state;
 mod stats;
 mod stats_task;
+mod string_value;
 mod subscriber;
 mod tls;
 mod watch;

@@ -46,7 +46,7 @@ mod stream_info;
 mod stream_nack;
 mod stream_read;
 mod string_args;
-pub(crate) mod strings;
+mod strings;
 pub(crate) mod table;
 mod tx;
 mod write;

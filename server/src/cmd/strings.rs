@@ -18,11 +18,13 @@ use super::string_args::{
 use super::table::command;
 use super::table::flags::*;
 use super::{CommandSpec, Ctx, store_error};
+use crate::access::Access;
 use crate::client::now_ms;
 use crate::error::CommandError;
 use crate::keyspace::{Shard, Value, keep};
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
+use crate::string_value::StrValue;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -86,9 +88,10 @@ pub(crate) fn put(
     ctx: &mut Ctx<'_>,
     shard: &mut Shard,
     key: &Bytes,
-    value: Bytes,
+    value: impl Into<StrValue>,
     ttl: Ttl,
 ) -> Result<Written, CommandError> {
+    let value = value.into();
     check_key(key)?;
     let db = ctx.db();
     let dbn = ctx.client.db as u32;
@@ -118,19 +121,29 @@ pub(crate) fn put(
     .map_err(store_error)?;
     ctx.write_seq = ctx.write_seq.max(seq);
     db.note_write(key, seq);
-    let created = !shard.contains_key(key);
-    match shard.get_mut(key) {
-        Some(slot) => *slot = Value::string_value(value),
-        None => {
-            shard.insert(keep(key), Value::string_value(value));
+    // The key as the map holds it, when this created it (one lookup for a new key).
+    let inserted = match shard.get_mut(key) {
+        Some(slot) => {
+            *slot = Value::String(value, Access::new());
+            None
         }
-    }
+        None => {
+            let stored = keep(key);
+            // Shared with the deadline list only when it needs it: a clone gives the key a
+            // reference count to keep.
+            let handle = matches!(ttl, Ttl::At(_)).then(|| stored.clone());
+            shard.insert(stored, Value::String(value, Access::new()));
+            Some(handle)
+        }
+    };
+    let created = inserted.is_some();
+    let inserted = inserted.flatten();
     let delta = match ttl {
         Ttl::Keep => 0,
         Ttl::Clear => shard.set_deadline(key, None),
         Ttl::At(ms) => {
             // The deadline list keeps the map's copy of the key, not the request's slice.
-            let stored = shard.get_key_value(key).map(|(k, _)| k.clone());
+            let stored = inserted.or_else(|| shard.get_key_value(key).map(|(k, _)| k.clone()));
             stored.map_or(0, |k| shard.set_deadline(&k, Some(ms)))
         }
     };
@@ -141,22 +154,8 @@ pub(crate) fn put(
 /// The string at `key` in a locked shard: None when missing, `-WRONGTYPE` for a stream.
 fn string_in(ctx: &Ctx<'_>, shard: &mut Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
     ctx.load_string(shard, key)?
-        .map(|v| v.string().map(share))
+        .map(|v| v.string().map(StrValue::to_bytes))
         .transpose()
-}
-
-/// Values up to this size are copied into a reply rather than shared.
-const COPY_BELOW: usize = 128;
-
-/// A stored value to hand to a reply. A small one is copied: sharing a value built from a
-/// `Vec` allocates a reference count for it on its first share, which would then stay with
-/// the key for its life (32 bytes more per key that was ever read).
-pub(crate) fn share(v: &Bytes) -> Bytes {
-    if v.len() < COPY_BELOW {
-        Bytes::copy_from_slice(v)
-    } else {
-        v.clone()
-    }
 }
 
 /// Publishes a generic event (`expire`, `persist`, `del`).
@@ -200,7 +199,7 @@ fn set_with(
     let db = ctx.db();
     // Copied before the lock (a large value would hold the shard's other clients), and
     // copied at all so the key does not keep the whole request buffer it arrived in.
-    let value = Bytes::copy_from_slice(value);
+    let value = StrValue::copy_of(value);
     let (written, old) = {
         let mut shard = db.lock(key);
         let exists = shard.contains_key(key);
@@ -382,7 +381,7 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let v = {
             let mut shard = db.lock(key);
             ctx.load_string(&mut shard, key)?
-                .and_then(|v| v.string().ok().map(share))
+                .and_then(|v| v.string().ok().map(StrValue::to_bytes))
         };
         if v.is_none() {
             ctx.key_miss(key)?;
