@@ -128,7 +128,7 @@ impl StreamHost for KeyspaceHost<'_> {
             Err(done) => return done,
         };
         let (string, string_on_disk) = match shard.get(key) {
-            // Copied when small, as a reply's value is (`StrValue::to_bytes`).
+            // Copied when small, as a reply's value is (`SmallBytes::to_bytes`).
             Some(Value::String(v, _)) => (Some(v.to_bytes()), false),
             Some(Value::StoredString(_)) => (None, true),
             _ => (None, false),

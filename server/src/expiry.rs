@@ -63,7 +63,7 @@ pub fn expire_due_in_shard(
             match shard.first_due(now) {
                 Some(k) => {
                     // Off the deadline list now, so the loop moves on; removed below.
-                    let k = k.clone();
+                    let k = k.to_bytes();
                     let delta = shard.set_deadline(&k, None);
                     database.note_deadlines(delta);
                     due.push(k);

@@ -5,10 +5,9 @@
 
 use bytes::Bytes;
 use hashbrown::HashMap;
-use std::borrow::Borrow;
 use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -17,7 +16,7 @@ use brooklet_persistence::{Store, StoredStream};
 
 use crate::access::Access;
 use crate::error::CommandError;
-use crate::string_value::StrValue;
+use crate::small_bytes::SmallBytes;
 
 /// Shards per database: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;
@@ -29,7 +28,7 @@ pub enum Value {
     /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one), with its storage state.
     Stream(Box<StoredStream>, Access),
     /// A Redis string (SET, INCR, APPEND...).
-    String(StrValue, Access),
+    String(SmallBytes, Access),
     /// A string whose value only the store holds: start-up loads keys, not values, and the
     /// first command that needs the value reads it back ([`Shard::load_string`]).
     StoredString(Access),
@@ -42,13 +41,13 @@ impl Value {
     }
 
     /// A new string value, accessed now.
-    pub fn string_value(value: impl Into<StrValue>) -> Self {
+    pub fn string_value(value: impl Into<SmallBytes>) -> Self {
         Value::String(value.into(), Access::new())
     }
 
     /// A new string value copied from `bytes`, accessed now.
     pub fn string_copy(bytes: &[u8]) -> Self {
-        Value::String(StrValue::copy_of(bytes), Access::new())
+        Value::String(SmallBytes::copy_of(bytes), Access::new())
     }
 
     /// The name TYPE reports.
@@ -90,7 +89,7 @@ impl Value {
 
     /// The string stored here, or `-WRONGTYPE` for a value of another type. A string still
     /// on disk is an error: the caller reads it first with [`Shard::load_string`].
-    pub fn string(&self) -> Result<&StrValue, CommandError> {
+    pub fn string(&self) -> Result<&SmallBytes, CommandError> {
         match self {
             Value::String(s, a) => {
                 a.touch();
@@ -106,8 +105,8 @@ impl Value {
 /// ones without looking at the others.
 #[derive(Debug, Default)]
 pub struct Expires {
-    by_key: HashMap<Bytes, u64>,
-    by_time: BTreeSet<(u64, Bytes)>,
+    by_key: HashMap<SmallBytes, u64>,
+    by_time: BTreeSet<(u64, SmallBytes)>,
 }
 
 /// One shard: its keys and their deadlines. It reads as its map; a key's deadline changes
@@ -116,12 +115,12 @@ pub struct Expires {
 /// the next key of that name.
 #[derive(Debug, Default)]
 pub struct Shard {
-    map: HashMap<Bytes, Value>,
+    map: HashMap<SmallBytes, Value>,
     expires: Expires,
 }
 
 impl Deref for Shard {
-    type Target = HashMap<Bytes, Value>;
+    type Target = HashMap<SmallBytes, Value>;
     fn deref(&self) -> &Self::Target {
         &self.map
     }
@@ -160,11 +159,7 @@ impl Shard {
     }
 
     /// Whether `key` reads as missing to the running command (see [`hiding_expired`]).
-    fn hidden<Q>(&self, key: &Q) -> bool
-    where
-        Bytes: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    fn hidden(&self, key: &[u8]) -> bool {
         if self.expires.by_key.is_empty() {
             return false;
         }
@@ -174,11 +169,7 @@ impl Shard {
 
     /// The value of `key`. Shadows the map's own lookups so that no command sees a key
     /// [`hiding_expired`] hides; the same goes for the three lookups below.
-    pub fn get<Q>(&self, key: &Q) -> Option<&Value>
-    where
-        Bytes: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub fn get(&self, key: &[u8]) -> Option<&Value> {
         if self.hidden(key) {
             return None;
         }
@@ -186,11 +177,7 @@ impl Shard {
     }
 
     /// The value of `key`, to change.
-    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut Value>
-    where
-        Bytes: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         if self.hidden(key) {
             return None;
         }
@@ -198,20 +185,12 @@ impl Shard {
     }
 
     /// Whether `key` exists.
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        Bytes: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub fn contains_key(&self, key: &[u8]) -> bool {
         !self.hidden(key) && self.map.contains_key(key)
     }
 
     /// The stored key and value of `key`.
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&Bytes, &Value)>
-    where
-        Bytes: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&SmallBytes, &Value)> {
         if self.hidden(key) {
             return None;
         }
@@ -228,16 +207,18 @@ impl Shard {
 
     /// Sets (Some) or removes (None) the deadline of `key`; returns how the number of keys
     /// with a deadline changed (+1, 0, -1).
-    pub fn set_deadline(&mut self, key: &Bytes, at: Option<u64>) -> isize {
+    pub fn set_deadline(&mut self, key: &[u8], at: Option<u64>) -> isize {
         let old = match at {
-            Some(ms) => self.expires.by_key.insert(key.clone(), ms),
+            Some(ms) => self.expires.by_key.insert(SmallBytes::copy_of(key), ms),
             None => self.expires.by_key.remove(key),
         };
         if let Some(old) = old {
-            self.expires.by_time.remove(&(old, key.clone()));
+            self.expires
+                .by_time
+                .remove(&(old, SmallBytes::copy_of(key)));
         }
         if let Some(ms) = at {
-            self.expires.by_time.insert((ms, key.clone()));
+            self.expires.by_time.insert((ms, SmallBytes::copy_of(key)));
         }
         match (old.is_some(), at.is_some()) {
             (false, true) => 1,
@@ -248,18 +229,29 @@ impl Shard {
 
     /// Removes `key` with its deadline; returns its value and how the number of keys with a
     /// deadline changed (0 or -1).
-    pub fn remove_key(&mut self, key: &Bytes) -> Option<(Value, isize)> {
+    pub fn remove_key(&mut self, key: &[u8]) -> Option<(Value, isize)> {
         let v = self.map.remove(key)?;
         Some((v, self.set_deadline(key, None)))
     }
 
     /// The key with the earliest deadline at or before `now`, if any.
-    pub fn first_due(&self, now: u64) -> Option<&Bytes> {
+    pub fn first_due(&self, now: u64) -> Option<&SmallBytes> {
         self.expires
             .by_time
             .first()
             .filter(|(at, _)| *at <= now)
             .map(|(_, k)| k)
+    }
+
+    /// Adds or replaces `key` (its deadline, if it had one, stays: see
+    /// [`Shard::remove_key`]); returns the value it had.
+    pub fn insert(&mut self, key: impl Into<SmallBytes>, value: Value) -> Option<Value> {
+        self.map.insert(key.into(), value)
+    }
+
+    /// Takes `key`'s value out, leaving its deadline (the caller sees to it).
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        self.map.remove(key)
     }
 
     /// How many keys have a deadline.
@@ -297,7 +289,7 @@ impl Shard {
                 CommandError::msg("ERR failed to read a string from disk: no record")
             })?;
             let access = access.clone();
-            *slot = Value::String(StrValue::from_bytes(value), access);
+            *slot = Value::String(SmallBytes::from_bytes(value), access);
         }
         Ok(Some(slot))
     }
@@ -429,7 +421,7 @@ impl Db {
         let mut removed = Vec::new();
         for shard in self.shards.iter() {
             let taken = std::mem::take(&mut *lock(shard));
-            removed.extend(taken.map);
+            removed.extend(taken.map.into_iter().map(|(k, v)| (k.to_bytes(), v)));
         }
         self.expiring.store(0, Ordering::Relaxed);
         removed
@@ -456,7 +448,7 @@ impl Db {
     }
 
     /// Visits every key with its value, shard by shard (each shard locked while visited).
-    pub fn for_each(&self, mut f: impl FnMut(&Bytes, &Value)) {
+    pub fn for_each(&self, mut f: impl FnMut(&SmallBytes, &Value)) {
         for shard in self.shards.iter() {
             for (k, v) in lock(shard).iter() {
                 f(k, v);
@@ -466,7 +458,7 @@ impl Db {
 
     /// Visits every key whose deadline has not passed at `now` (unix ms), with its value,
     /// shard by shard (each shard locked while visited).
-    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&Bytes, &Value)) {
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&SmallBytes, &Value)) {
         for shard in self.shards.iter() {
             let shard = lock(shard);
             for (k, v) in shard.iter() {
@@ -495,7 +487,7 @@ impl Db {
         &self,
         cursor: u64,
         count: usize,
-        mut f: impl FnMut(&Bytes, &Value, Option<u64>),
+        mut f: impl FnMut(&SmallBytes, &Value, Option<u64>),
     ) -> u64 {
         const HASH_BITS: u32 = 60;
         const HASH_MASK: u64 = (1 << HASH_BITS) - 1;
@@ -504,7 +496,7 @@ impl Db {
         let mut visited = 0;
         while shard_idx < SHARDS {
             let shard = lock(&self.shards[shard_idx]);
-            let mut keys: Vec<(u64, &Bytes, &Value)> = shard
+            let mut keys: Vec<(u64, &SmallBytes, &Value)> = shard
                 .iter()
                 .map(|(k, v)| ((self.hash(k) & HASH_MASK).max(1), k, v))
                 .filter(|(h, _, _)| *h > after)
@@ -585,7 +577,7 @@ mod tests {
             let mut batch = 0;
             cursor = db.scan(cursor, 7, |k, v, _| {
                 assert_eq!(v.type_name(), "stream");
-                *seen.entry(k.clone()).or_default() += 1;
+                *seen.entry(k.to_bytes()).or_default() += 1;
                 batch += 1;
             });
             assert!(batch <= 7, "a step returned {batch} keys");

@@ -92,7 +92,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let mut out = Vec::new();
     ctx.db().for_each_live(crate::client::now_ms(), |k, _| {
         if all || glob_match(pattern, k) {
-            out.push(Reply::Bulk(k.clone()));
+            out.push(Reply::Bulk(k.to_bytes()));
         }
     });
     Ok(Reply::Array(out))
@@ -165,7 +165,7 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
             .is_none_or(|t| t[..] == *v.type_name().as_bytes());
         let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k));
         if type_ok && match_ok {
-            out.push(Reply::Bulk(k.clone()));
+            out.push(Reply::Bulk(k.to_bytes()));
         }
     });
     Ok(Reply::Array(vec![

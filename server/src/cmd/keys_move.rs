@@ -17,6 +17,7 @@ use crate::error::CommandError;
 use crate::keyspace::{Shard, Value, keep};
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
+use crate::small_bytes::SmallBytes;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -444,7 +445,7 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let mut glo = dlo.lock_all();
         let mut ghi = dhi.lock_all();
         for g in glo.iter().chain(ghi.iter()) {
-            keys.extend(g.keys().cloned());
+            keys.extend(g.keys().map(SmallBytes::to_bytes));
         }
         let mut all = streams_of(lo, &mut glo);
         all.extend(streams_of(hi, &mut ghi));

@@ -301,7 +301,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> 
         drop(shard);
         if let Some(k) = key {
             ctx.show_key(&k)?;
-            return Ok(Reply::Bulk(k));
+            return Ok(Reply::Bulk(k.to_bytes()));
         }
     }
     Ok(Reply::Null)

@@ -91,7 +91,7 @@ fn flush_dbs(
             for (db, keys) in dbs.zip(removed) {
                 let db = ctx.shared.keyspace.db(db);
                 for (key, value) in keys {
-                    db.lock(&key).entry(key).or_insert(value);
+                    db.lock(&key).entry(key.into()).or_insert(value);
                 }
             }
             return Err(super::store_error(e));

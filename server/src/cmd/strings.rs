@@ -24,7 +24,7 @@ use crate::error::CommandError;
 use crate::keyspace::{Shard, Value, keep};
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
-use crate::string_value::StrValue;
+use crate::small_bytes::SmallBytes;
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -88,7 +88,7 @@ pub(crate) fn put(
     ctx: &mut Ctx<'_>,
     shard: &mut Shard,
     key: &Bytes,
-    value: impl Into<StrValue>,
+    value: impl Into<SmallBytes>,
     ttl: Ttl,
 ) -> Result<Written, CommandError> {
     let value = value.into();
@@ -121,31 +121,21 @@ pub(crate) fn put(
     .map_err(store_error)?;
     ctx.write_seq = ctx.write_seq.max(seq);
     db.note_write(key, seq);
-    // The key as the map holds it, when this created it (one lookup for a new key).
-    let inserted = match shard.get_mut(key) {
+    // One lookup for a key that exists, two for a new one.
+    let created = match shard.get_mut(key) {
         Some(slot) => {
             *slot = Value::String(value, Access::new());
-            None
+            false
         }
         None => {
-            let stored = keep(key);
-            // Shared with the deadline list only when it needs it: a clone gives the key a
-            // reference count to keep.
-            let handle = matches!(ttl, Ttl::At(_)).then(|| stored.clone());
-            shard.insert(stored, Value::String(value, Access::new()));
-            Some(handle)
+            shard.insert(&key[..], Value::String(value, Access::new()));
+            true
         }
     };
-    let created = inserted.is_some();
-    let inserted = inserted.flatten();
     let delta = match ttl {
         Ttl::Keep => 0,
         Ttl::Clear => shard.set_deadline(key, None),
-        Ttl::At(ms) => {
-            // The deadline list keeps the map's copy of the key, not the request's slice.
-            let stored = inserted.or_else(|| shard.get_key_value(key).map(|(k, _)| k.clone()));
-            stored.map_or(0, |k| shard.set_deadline(&k, Some(ms)))
-        }
+        Ttl::At(ms) => shard.set_deadline(key, Some(ms)),
     };
     db.note_deadlines(delta);
     Ok(Written { created })
@@ -154,7 +144,7 @@ pub(crate) fn put(
 /// The string at `key` in a locked shard: None when missing, `-WRONGTYPE` for a stream.
 fn string_in(ctx: &Ctx<'_>, shard: &mut Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
     ctx.load_string(shard, key)?
-        .map(|v| v.string().map(StrValue::to_bytes))
+        .map(|v| v.string().map(SmallBytes::to_bytes))
         .transpose()
 }
 
@@ -199,7 +189,7 @@ fn set_with(
     let db = ctx.db();
     // Copied before the lock (a large value would hold the shard's other clients), and
     // copied at all so the key does not keep the whole request buffer it arrived in.
-    let value = StrValue::copy_of(value);
+    let value = SmallBytes::copy_of(value);
     let (written, old) = {
         let mut shard = db.lock(key);
         let exists = shard.contains_key(key);
@@ -381,7 +371,7 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let v = {
             let mut shard = db.lock(key);
             ctx.load_string(&mut shard, key)?
-                .and_then(|v| v.string().ok().map(StrValue::to_bytes))
+                .and_then(|v| v.string().ok().map(SmallBytes::to_bytes))
         };
         if v.is_none() {
             ctx.key_miss(key)?;
@@ -417,13 +407,13 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
         if nx
             && pairs
                 .iter()
-                .any(|(k, _)| guards[shard_of(k)].1.contains_key(*k))
+                .any(|(k, _)| guards[shard_of(k)].1.contains_key(k))
         {
             return Ok(false);
         }
         for (k, _) in &pairs {
             let shard = &mut guards[shard_of(k)].1;
-            if let Some(old @ Value::Stream(..)) = shard.get(*k) {
+            if let Some(old @ Value::Stream(..)) = shard.get(k) {
                 ctx.persist_delete(k, old)?;
             }
         }
@@ -443,7 +433,7 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
             ctx.db().note_write(k, seq);
             let shard = &mut guards[shard_of(k)].1;
             let value = Value::string_value(Bytes::copy_from_slice(v));
-            match shard.get_mut(*k) {
+            match shard.get_mut(k) {
                 Some(slot) => *slot = value,
                 None => {
                     shard.insert(keep(k), value);

@@ -21,6 +21,7 @@ use crate::keyspace::Value;
 use crate::notify::EventClass;
 use crate::publish::keyspace_event;
 use crate::replication::propagate;
+use crate::small_bytes::SmallBytes;
 
 /// A write under dead-letter locks: the command's result, and the dead-letter key it
 /// appended to (with whether that created it), if any.
@@ -236,7 +237,7 @@ impl Ctx<'_> {
         let db = self.db();
         // Out of the map while both are changed (the two may share a shard); no one else
         // sees the map meanwhile.
-        let Some((src_key, mut src)) = locks.shard(db, key).and_then(|s| s.remove_entry(key))
+        let Some((src_key, mut src)) = locks.shard(db, key).and_then(|s| s.remove_entry(&key[..]))
         else {
             return Err(CommandError::msg(
                 "ERR the dead-letter stream's shard is not locked",
@@ -305,7 +306,7 @@ impl Ctx<'_> {
                 "ERR the dead-letter stream's shard is not locked",
             ));
         };
-        let (dkey, mut dval, created) = match shard.remove_entry(&dlq_key) {
+        let (dkey, mut dval, created) = match shard.remove_entry(&dlq_key[..]) {
             Some((k, v)) => (k, v, false),
             None => {
                 let mut fresh = Box::new(StoredStream::new());
@@ -316,7 +317,7 @@ impl Ctx<'_> {
                 });
                 drop(config);
                 (
-                    crate::keyspace::keep(&dlq_key),
+                    SmallBytes::copy_of(&dlq_key),
                     Value::stream_value(fresh),
                     true,
                 )

@@ -13,8 +13,6 @@
 //! held while the shards are being locked, so no write that propagates after it changed
 //! memory (one that is not a stream command) is caught between the two.
 
-use bytes::Bytes;
-
 use super::backlog::encode_command;
 use super::propagate::REPLSTREAM;
 use crate::keyspace::Value;
@@ -46,7 +44,7 @@ pub fn build(shared: &Shared) -> (Vec<u8>, u64) {
     let mut out = MAGIC.to_vec();
     let mut selected = None;
     for (db, mut shard) in shards {
-        let keys: Vec<Bytes> = shard.keys().cloned().collect();
+        let keys: Vec<crate::small_bytes::SmallBytes> = shard.keys().cloned().collect();
         for key in keys {
             if selected != Some(db) {
                 encode_command(&mut out, &[b"SELECT", db.to_string().as_bytes()]);
