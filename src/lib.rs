@@ -438,6 +438,15 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Opti
         .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
 }
 
+/// Milliseconds since the epoch, as the server's clock reads them.
+#[allow(clippy::unwrap_used)]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// INFO clients' `blocked_clients`.
 pub fn blocked_clients(c: &mut redis::Connection) -> i64 {
     info_field(c, "clients", "blocked_clients")

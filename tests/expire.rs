@@ -7,16 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, info_field, int, run};
+use brooklet::{TestServer, err, info_field, int, now_ms, run};
 use redis::Value;
 use redis_protocol::resp2::types::OwnedFrame as F2;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Polls `f` until it holds, for at most `limit`.
 fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {

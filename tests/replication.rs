@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, blocked_clients, err, error_text, info_field, int, query, run};
+use brooklet::{TestServer, blocked_clients, err, error_text, info_field, int, now_ms, query, run};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -748,14 +748,6 @@ fn a_replica_that_stops_reading_is_dropped_at_its_output_buffer_limit() {
             Err(e) => panic!("reading the dropped link: {e}"),
         }
     }
-}
-
-/// Milliseconds since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]

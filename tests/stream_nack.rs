@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, blocked_clients, err, run};
+use brooklet::{TestServer, blocked_clients, err, now_ms, run};
 use brooklet_server::Config;
 use redis::Value;
 use redis_protocol::resp2::types::OwnedFrame as F2;
@@ -128,13 +128,6 @@ fn claim_one(c: &mut redis::Connection, key: &str, consumer: &str) -> Vec<(Strin
             ">",
         ],
     ))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]
