@@ -229,21 +229,19 @@ impl Replication {
     /// Appends `frame` (one or more RESP commands for database `db`, or for none) to the
     /// stream: a SELECT goes first when the database changes.
     pub fn feed(&self, db: Option<usize>, frame: &[u8]) {
-        let end = {
-            let mut b = self.backlog();
-            Self::before_change(&mut b, db);
-            b.append(frame);
-            b.end()
-        };
-        self.offset_signal.set(end);
+        self.feed_with(db, |b| b.append(frame));
     }
 
     /// [`Replication::feed`] for one command, encoded straight into the backlog.
     pub fn feed_command(&self, db: Option<usize>, args: &[&[u8]]) {
+        self.feed_with(db, |b| b.append_command(args));
+    }
+
+    fn feed_with(&self, db: Option<usize>, write: impl FnOnce(&mut Backlog)) {
         let end = {
             let mut b = self.backlog();
             Self::before_change(&mut b, db);
-            b.append_command(args);
+            write(&mut b);
             b.end()
         };
         self.offset_signal.set(end);
