@@ -68,14 +68,6 @@ impl SmallBytes {
             _ => Bytes::copy_from_slice(self),
         }
     }
-
-    /// Bytes allocated beyond the slot.
-    pub fn heap_len(&self) -> usize {
-        match self {
-            SmallBytes::Inline { .. } => 0,
-            SmallBytes::Shared(b) => b.len(),
-        }
-    }
 }
 
 impl From<&[u8]> for SmallBytes {
