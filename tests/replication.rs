@@ -1012,3 +1012,117 @@ fn a_transaction_reaches_replicas_inside_multi_and_exec() {
     );
     assert_eq!(text.matches("MULTI").count(), 1, "{text:?}");
 }
+
+/// Reads one line (CRLF included) from a raw socket.
+fn read_line(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "the connection closed");
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Reads one RESP command a peer sent (a multibulk of bulk strings).
+fn read_command(s: &mut std::net::TcpStream) -> Vec<String> {
+    use std::io::Read;
+    let head = read_line(s);
+    let n: usize = head.trim_end()[1..].parse().unwrap();
+    (0..n)
+        .map(|_| {
+            let len: usize = read_line(s).trim_end()[1..].parse().unwrap();
+            let mut arg = vec![0u8; len + 2];
+            s.read_exact(&mut arg).unwrap();
+            String::from_utf8_lossy(&arg[..len]).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_failover_whose_target_refuses_the_psync_is_aborted_and_writes_go_on() {
+    use std::io::{Read, Write};
+    let primary = TestServer::start();
+    let mut p = primary.client(false);
+    run(&mut p, &["XADD", "s", "*", "f", "v"]);
+    // A "replica" that follows the primary and acknowledges all it got, and that will
+    // refuse the failover's PSYNC when the primary connects to it.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port().to_string();
+    let mut link = std::net::TcpStream::connect(primary.addr()).unwrap();
+    link.set_read_timeout(Some(WAIT)).unwrap();
+    let send = |s: &mut std::net::TcpStream, args: &[&str]| {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(out.as_bytes()).unwrap();
+    };
+    send(&mut link, &["REPLCONF", "listening-port", &target_port]);
+    assert_eq!(read_line(&mut link), "+OK\r\n");
+    send(&mut link, &["PSYNC", "?", "-1"]);
+    let fullresync = read_line(&mut link);
+    let offset: u64 = fullresync
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let len: usize = read_line(&mut link).trim_end()[1..].parse().unwrap();
+    let mut snapshot = vec![0u8; len];
+    link.read_exact(&mut snapshot).unwrap();
+    until("the replica to be online", || {
+        info_field(&mut p, "replication", "slave0").is_some_and(|l| l.contains("state=online"))
+    });
+    let old_id = info_field(&mut p, "replication", "master_replid").unwrap();
+    assert_eq!(
+        info_field(&mut p, "replication", "master_repl_offset")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+        offset
+    );
+    send(&mut link, &["REPLCONF", "ACK", &offset.to_string()]);
+    assert_eq!(
+        run(&mut p, &["FAILOVER", "TO", "127.0.0.1", &target_port]),
+        redis::Value::Okay
+    );
+    // The primary, now following the target, goes through the handshake and asks with
+    // PSYNC ... FAILOVER, which the target refuses.
+    let (mut back, _) = target.accept().unwrap();
+    back.set_read_timeout(Some(WAIT)).unwrap();
+    let psync = loop {
+        let cmd = read_command(&mut back);
+        if cmd[0].eq_ignore_ascii_case("psync") {
+            break cmd;
+        }
+        let answer = if cmd[0].eq_ignore_ascii_case("ping") {
+            "+PONG\r\n"
+        } else {
+            "+OK\r\n"
+        };
+        back.write_all(answer.as_bytes()).unwrap();
+    };
+    assert_eq!(psync[1], old_id);
+    assert_eq!(psync[2], (offset + 1).to_string());
+    assert_eq!(psync[3], "FAILOVER");
+    back.write_all(b"-ERR PSYNC FAILOVER replid must match my replid.\r\n")
+        .unwrap();
+    until("the failover to be aborted", || {
+        info_field(&mut p, "replication", "role").as_deref() == Some("master")
+            && info_field(&mut p, "replication", "master_failover_state").as_deref()
+                == Some("no-failover")
+    });
+    // A primary again, under a new history, and writes go on.
+    assert_ne!(
+        info_field(&mut p, "replication", "master_replid").unwrap(),
+        old_id
+    );
+    assert_eq!(
+        info_field(&mut p, "replication", "master_replid2").as_deref(),
+        Some(old_id.as_str())
+    );
+    run(&mut p, &["XADD", "s", "*", "f", "after"]);
+    assert_eq!(int(&mut p, &["XLEN", "s"]), 2);
+}
