@@ -45,11 +45,6 @@ impl Value {
         Value::String(value.into(), Access::new())
     }
 
-    /// A new string value copied from `bytes`, accessed now.
-    pub fn string_copy(bytes: &[u8]) -> Self {
-        Value::String(SmallBytes::copy_of(bytes), Access::new())
-    }
-
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -168,7 +163,7 @@ impl Shard {
     }
 
     /// The value of `key`. Shadows the map's own lookups so that no command sees a key
-    /// [`hiding_expired`] hides; the same goes for the three lookups below.
+    /// [`hiding_expired`] hides; the same goes for the two lookups below.
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
         if self.hidden(key) {
             return None;
@@ -187,14 +182,6 @@ impl Shard {
     /// Whether `key` exists.
     pub fn contains_key(&self, key: &[u8]) -> bool {
         !self.hidden(key) && self.map.contains_key(key)
-    }
-
-    /// The stored key and value of `key`.
-    pub fn get_key_value(&self, key: &[u8]) -> Option<(&SmallBytes, &Value)> {
-        if self.hidden(key) {
-            return None;
-        }
-        self.map.get_key_value(key)
     }
 
     /// The deadline of `key` (unix ms), if it has one.

@@ -30,9 +30,8 @@ impl KeySet {
     pub fn insert(&mut self, db: u32, key: &[u8]) {
         let hash = self.hash(db, key);
         let eq = |e: &(u64, StreamName)| e.0 == hash && e.1.0 == db && e.1.1[..] == *key;
-        if self.table.find(hash, eq).is_none() {
-            self.table
-                .insert_unique(hash, (hash, (db, Bytes::copy_from_slice(key))), |e| e.0);
+        if let hashbrown::hash_table::Entry::Vacant(slot) = self.table.entry(hash, eq, |e| e.0) {
+            slot.insert((hash, (db, Bytes::copy_from_slice(key))));
         }
     }
 

@@ -356,9 +356,8 @@ pub(crate) fn set_deadline_locked(
         .map_err(store_error)?;
     ctx.write_seq = ctx.write_seq.max(seq);
     ctx.db().note_write(key, seq);
-    let stored = shard.get_key_value(key).map(|(k, _)| k.clone());
-    if let Some(k) = stored {
-        let delta = shard.set_deadline(&k, at);
+    if shard.contains_key(key) {
+        let delta = shard.set_deadline(key, at);
         ctx.db().note_deadlines(delta);
     }
     Ok(())

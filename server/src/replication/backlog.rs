@@ -115,6 +115,11 @@ impl Backlog {
     /// Appends a command in RESP's multibulk form, encoded in a buffer the backlog keeps
     /// (one copy into the ring, no allocation once it has grown).
     pub fn append_command(&mut self, args: &[&[u8]]) {
+        self.append_args(args.iter().copied());
+    }
+
+    /// [`Backlog::append_command`] for arguments an iterator yields (counted first).
+    pub fn append_args<'a>(&mut self, args: impl Iterator<Item = &'a [u8]> + Clone) {
         let mut frame = std::mem::take(&mut self.scratch);
         frame.clear();
         encode_into(&mut frame, args);
@@ -156,12 +161,12 @@ impl Backlog {
 /// the backlog's own buffer, [`Backlog::append_command`]).
 pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     let mut frame = BytesMut::new();
-    encode_into(&mut frame, args);
+    encode_into(&mut frame, args.iter().copied());
     out.extend_from_slice(&frame);
 }
 
-fn encode_into(frame: &mut BytesMut, args: &[&[u8]]) {
-    brooklet_resp::write_array_header(frame, args.len());
+fn encode_into<'a>(frame: &mut BytesMut, args: impl Iterator<Item = &'a [u8]> + Clone) {
+    brooklet_resp::write_array_header(frame, args.clone().count());
     for a in args {
         brooklet_resp::write_bulk(frame, a);
     }

@@ -233,8 +233,12 @@ impl Replication {
     }
 
     /// [`Replication::feed`] for one command, encoded straight into the backlog.
-    pub fn feed_command(&self, db: Option<usize>, args: &[&[u8]]) {
-        self.feed_with(db, |b| b.append_command(args));
+    pub fn feed_command<'a>(
+        &self,
+        db: Option<usize>,
+        args: impl Iterator<Item = &'a [u8]> + Clone,
+    ) {
+        self.feed_with(db, |b| b.append_args(args));
     }
 
     fn feed_with(&self, db: Option<usize>, write: impl FnOnce(&mut Backlog)) {

@@ -41,28 +41,12 @@ pub fn stream_change(
     BLOB.with_borrow_mut(|blob| {
         blob.clear();
         brooklet_persistence::encode_repl_changes(blob, muts);
-        let mut args: [&[u8]; 8] = [b""; 8];
-        args[..3].copy_from_slice(&[REPLSTREAM, key, &blob[..]]);
-        let mut n = 3;
-        if created {
-            args[n] = b"new";
-            n += 1;
-        }
-        let mut rest: Vec<&[u8]> = Vec::new();
-        for e in events.iter().flatten() {
-            if n < args.len() {
-                args[n] = e.as_bytes();
-                n += 1;
-            } else {
-                rest.push(e.as_bytes());
-            }
-        }
-        if rest.is_empty() {
-            repl.feed_command(Some(db), &args[..n]);
-        } else {
-            let all: Vec<&[u8]> = args[..n].iter().copied().chain(rest).collect();
-            repl.feed_command(Some(db), &all);
-        }
+        let head: [&[u8]; 3] = [REPLSTREAM, key, blob];
+        let args = head
+            .into_iter()
+            .chain(created.then_some(&b"new"[..]))
+            .chain(events.iter().flatten().map(|e| e.as_bytes()));
+        repl.feed_command(Some(db), args);
         // A buffer grown by one huge change is not kept.
         if blob.capacity() > 1 << 20 {
             *blob = Vec::new();
