@@ -428,7 +428,6 @@ pub fn read_append_idmp(
     r: &mut Reader<'_>,
     id: StreamId,
     fields: &[Bytes],
-    keep: impl Fn(&[u8]) -> Bytes,
 ) -> Result<(Option<Mutation>, Option<IdmpConfig>), StoreError> {
     let mut added = None;
     let mut config = None;
@@ -442,7 +441,7 @@ pub fn read_append_idmp(
             }
             IDMP_ADDED => {
                 added = Some(Mutation::IdmpAdded {
-                    pid: keep(r.slice()?),
+                    pid: Iid::new(r.slice()?),
                     iid: Iid::new(r.slice()?),
                     id,
                     added: r.u64()?,
@@ -451,7 +450,7 @@ pub fn read_append_idmp(
             }
             IDMP_ADDED_SHORT => {
                 added = Some(Mutation::IdmpAdded {
-                    pid: keep(r.short_slice()?),
+                    pid: Iid::new(r.short_slice()?),
                     iid: Iid::new(r.short_slice()?),
                     id,
                     added: r.varint()?,
@@ -460,7 +459,7 @@ pub fn read_append_idmp(
             }
             IDMP_ADDED_AUTO => {
                 added = Some(Mutation::IdmpAdded {
-                    pid: keep(r.short_slice()?),
+                    pid: Iid::new(r.short_slice()?),
                     iid: Iid::new(&auto_iid(fields)),
                     id,
                     added: r.varint()?,

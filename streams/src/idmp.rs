@@ -460,17 +460,17 @@ impl Idmp {
     /// Remembers that the pair's idempotent ID added entry `id` (replacing an older mapping
     /// of it), then evicts the producer's oldest IDs beyond `maxsize`. Returns the producer
     /// ID as the state holds it (a record can share it rather than copy it again).
-    fn record(&mut self, h: Hashed<'_>, id: StreamId) -> Bytes {
-        self.record_in(h, None, id)
+    fn record(&mut self, h: Hashed<'_>, id: StreamId) {
+        self.record_in(h, None, id);
     }
 
     /// [`Idmp::record`] of a pair [`Idmp::lookup`] found absent, with nothing changed
     /// since: neither the producer nor the ID is searched for again.
-    fn record_absent(&mut self, h: Hashed<'_>, absent: Absent, id: StreamId) -> Bytes {
-        self.record_in(h, Some(absent), id)
+    fn record_absent(&mut self, h: Hashed<'_>, absent: Absent, id: StreamId) {
+        self.record_in(h, Some(absent), id);
     }
 
-    fn record_in(&mut self, h: Hashed<'_>, absent: Option<Absent>, id: StreamId) -> Bytes {
+    fn record_in(&mut self, h: Hashed<'_>, absent: Option<Absent>, id: StreamId) {
         let maxsize = self.config.maxsize.max(1) as usize;
         let producers = self.producers.get_or_insert_with(Box::default);
         let hasher = &producers.hasher;
@@ -482,21 +482,21 @@ impl Idmp {
                 .find_entry(h.pid_hash, |(k, _)| &k[..] == h.pid)
                 .ok(),
         };
-        let (key, p) = match found {
+        let p = match found {
             Some(o) => {
                 let (k, p) = o.into_mut();
                 debug_assert_eq!(&k[..], h.pid);
-                (k.clone(), p)
+                p
             }
             None => {
                 let key = Bytes::copy_from_slice(h.pid);
-                let (k, p) = producers
+                let (_, p) = producers
                     .table
                     .insert_unique(h.pid_hash, (key, Producer::default()), |(k, _)| {
                         hasher.hash_one(&k[..])
                     })
                     .into_mut();
-                (k.clone(), p)
+                p
             }
         };
         if p.push(h.iid_hash, h.iid, id, absent.is_some()) {
@@ -512,7 +512,6 @@ impl Idmp {
                 self.tracked -= 1;
             }
         }
-        key
     }
 
     /// Forgets every expired ID at `now_ms` (what Redis's cron does every second).
@@ -649,10 +648,12 @@ impl Stream {
         }
         let added = self.add(spec, fields, trim, now_ms, limits, out)?;
         // Nothing touched the IDMP state since the lookup.
-        let pid = self.idmp.record_absent(h, absent, added.id);
+        self.idmp.record_absent(h, absent, added.id);
         self.idmp.added += 1;
         out.push(Mutation::IdmpAdded {
-            pid,
+            // A copy, not the state's shared key: a short one costs no count to raise and
+            // drop again.
+            pid: Iid::new(pid),
             iid: Iid::new(iid),
             id: added.id,
             added: self.idmp.added,
@@ -708,9 +709,9 @@ impl Stream {
             Err(_) => {}
         }
         // A restored mapping, not a new message: `iids-added` stays as it is.
-        let pid = self.idmp.record(h, id);
+        self.idmp.record(h, id);
         out.push(Mutation::IdmpAdded {
-            pid,
+            pid: Iid::new(pid),
             iid: Iid::new(iid),
             id,
             added: self.idmp.added,

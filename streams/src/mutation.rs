@@ -167,7 +167,7 @@ pub enum Mutation {
     /// mapped a pair to an entry: producer `pid`'s idempotent ID `iid` names entry `id`.
     IdmpAdded {
         /// Producer ID.
-        pid: Bytes,
+        pid: Iid,
         /// Idempotent ID.
         iid: Iid,
         /// The entry.

@@ -3,6 +3,7 @@
 
 use crate::error::StreamError;
 use crate::id::StreamId;
+use crate::iid::Iid;
 use crate::mutation::Mutation;
 use crate::stream::Stream;
 
@@ -104,7 +105,7 @@ impl Stream {
         for (pid, ids) in self.idmp.producers() {
             for (iid, id) in ids {
                 out.push(Mutation::IdmpAdded {
-                    pid: pid.clone(),
+                    pid: Iid::new(pid),
                     iid: iid.into(),
                     id,
                     added,

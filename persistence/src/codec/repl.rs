@@ -187,7 +187,7 @@ pub fn decode_mutations(buf: &[u8]) -> Result<Vec<Mutation>, StoreError> {
                 max_deleted_id: r.id()?,
             },
             IDMP_ADDED => Mutation::IdmpAdded {
-                pid: keep(r.slice()?),
+                pid: Iid::new(r.slice()?),
                 iid: Iid::new(r.slice()?),
                 id: r.id()?,
                 added: r.u64()?,
@@ -288,7 +288,7 @@ mod tests {
                 }),
             },
             Mutation::IdmpAdded {
-                pid: Bytes::from("p"),
+                pid: Iid::new(b"p"),
                 iid: Iid::new(b"i"),
                 id,
                 added: 1,

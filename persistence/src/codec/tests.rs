@@ -86,14 +86,14 @@ fn idmp_round_trips() {
 
     let fields = [Bytes::from("f"), Bytes::from("v")];
     let explicit = Mutation::IdmpAdded {
-        pid: Bytes::from("p"),
+        pid: Iid::new(b"p"),
         iid: Iid::new(b"i"),
         id: StreamId::new(5, 5),
         added: 300,
         auto: false,
     };
     let auto = Mutation::IdmpAdded {
-        pid: Bytes::from("producer"),
+        pid: Iid::new(b"producer"),
         iid: Iid::new(&auto_iid(&fields)),
         id: StreamId::new(5, 5),
         added: u64::MAX,
@@ -104,16 +104,13 @@ fn idmp_round_trips() {
         put_append_idmp(&mut out, Some(added), Some(config));
         assert_eq!(out.len(), 9 + len, "{added:?}");
         let mut r = Reader::new(&out, "test");
-        let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), &fields, Bytes::copy_from_slice)
+        let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), &fields)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.as_ref(), Some(added));
         assert_eq!(c, Some(config));
         for cut in 1..out.len() - 9 {
             let mut r = Reader::new(&out[..out.len() - cut], "test");
-            assert!(
-                read_append_idmp(&mut r, StreamId::new(5, 5), &fields, Bytes::copy_from_slice)
-                    .is_err()
-            );
+            assert!(read_append_idmp(&mut r, StreamId::new(5, 5), &fields).is_err());
         }
     }
     // The first encoding (tag 0x31: u32 lengths, u64 count), as format 9 logs hold it.
@@ -124,8 +121,8 @@ fn idmp_round_trips() {
     }
     old.extend_from_slice(&300u64.to_be_bytes());
     let mut r = Reader::new(&old, "test");
-    let (m, c) = read_append_idmp(&mut r, StreamId::new(5, 5), &fields, Bytes::copy_from_slice)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (m, c) =
+        read_append_idmp(&mut r, StreamId::new(5, 5), &fields).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m, Some(explicit));
     assert_eq!(c, None);
 

@@ -189,8 +189,7 @@ impl Parser {
         let mut r = Reader::new(&body, "tail-log append");
         let id = r.id().ok()?;
         let (fields, _) = codec::read_entry(&mut r, |s| body.slice_ref(s)).ok()?;
-        let (idmp, config) =
-            codec::read_append_idmp(&mut r, id, &fields, |s| body.slice_ref(s)).ok()?;
+        let (idmp, config) = codec::read_append_idmp(&mut r, id, &fields).ok()?;
         Some((id, fields, idmp, config))
     }
 
