@@ -6,7 +6,6 @@
 use bytes::Bytes;
 use hashbrown::HashMap;
 use std::cell::Cell;
-use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use brooklet_persistence::{Store, StoredStream};
 
 use crate::access::Access;
+use crate::deadlines::Deadlines;
 use crate::error::CommandError;
 use crate::small_bytes::SmallBytes;
 
@@ -96,14 +96,6 @@ impl Value {
     }
 }
 
-/// One shard's deadlines: by key, and ordered by time so that active expiry finds the due
-/// ones without looking at the others.
-#[derive(Debug, Default)]
-pub struct Expires {
-    by_key: HashMap<SmallBytes, u64>,
-    by_time: BTreeSet<(u64, SmallBytes)>,
-}
-
 /// One shard: its keys and their deadlines. It reads as its map; a key's deadline changes
 /// only through the methods below, which keep both in step. A key leaves with
 /// [`Shard::remove_key`], which takes its deadline too: a deadline left behind would expire
@@ -111,7 +103,7 @@ pub struct Expires {
 #[derive(Debug, Default)]
 pub struct Shard {
     map: HashMap<SmallBytes, Value>,
-    expires: Expires,
+    expires: Deadlines,
 }
 
 impl Deref for Shard {
@@ -155,11 +147,11 @@ impl Shard {
 
     /// Whether `key` reads as missing to the running command (see [`hiding_expired`]).
     fn hidden(&self, key: &[u8]) -> bool {
-        if self.expires.by_key.is_empty() {
+        if self.expires.is_empty() {
             return false;
         }
         let at = HIDE_DUE_AT.get();
-        at != 0 && self.expires.by_key.get(key).is_some_and(|d| *d <= at)
+        at != 0 && self.expires.get(key).is_some_and(|d| d <= at)
     }
 
     /// The value of `key`. Shadows the map's own lookups so that no command sees a key
@@ -186,27 +178,13 @@ impl Shard {
 
     /// The deadline of `key` (unix ms), if it has one.
     pub fn deadline(&self, key: &[u8]) -> Option<u64> {
-        if self.expires.by_key.is_empty() {
-            return None;
-        }
-        self.expires.by_key.get(key).copied()
+        self.expires.get(key)
     }
 
     /// Sets (Some) or removes (None) the deadline of `key`; returns how the number of keys
     /// with a deadline changed (+1, 0, -1).
     pub fn set_deadline(&mut self, key: &[u8], at: Option<u64>) -> isize {
-        let old = match at {
-            Some(ms) => self.expires.by_key.insert(SmallBytes::copy_of(key), ms),
-            None => self.expires.by_key.remove(key),
-        };
-        if let Some(old) = old {
-            self.expires
-                .by_time
-                .remove(&(old, SmallBytes::copy_of(key)));
-        }
-        if let Some(ms) = at {
-            self.expires.by_time.insert((ms, SmallBytes::copy_of(key)));
-        }
+        let old = self.expires.set(key, at);
         match (old.is_some(), at.is_some()) {
             (false, true) => 1,
             (true, false) => -1,
@@ -223,11 +201,7 @@ impl Shard {
 
     /// The key with the earliest deadline at or before `now`, if any.
     pub fn first_due(&self, now: u64) -> Option<&SmallBytes> {
-        self.expires
-            .by_time
-            .first()
-            .filter(|(at, _)| *at <= now)
-            .map(|(_, k)| k)
+        self.expires.first_due(now)
     }
 
     /// Adds or replaces `key` (its deadline, if it had one, stays: see
@@ -243,7 +217,7 @@ impl Shard {
 
     /// How many keys have a deadline.
     pub fn with_deadline(&self) -> usize {
-        self.expires.by_key.len()
+        self.expires.len()
     }
 
     /// The value of `key` (of database `db`), with a string that start-up left in the store

@@ -23,6 +23,7 @@ mod checkpoint;
 mod client;
 mod cmd;
 mod connection;
+mod deadlines;
 pub mod embedded;
 mod error;
 mod expire_task;
