@@ -458,8 +458,7 @@ impl Idmp {
     }
 
     /// Remembers that the pair's idempotent ID added entry `id` (replacing an older mapping
-    /// of it), then evicts the producer's oldest IDs beyond `maxsize`. Returns the producer
-    /// ID as the state holds it (a record can share it rather than copy it again).
+    /// of it), then evicts the producer's oldest IDs beyond `maxsize`.
     fn record(&mut self, h: Hashed<'_>, id: StreamId) {
         self.record_in(h, None, id);
     }

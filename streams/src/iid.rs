@@ -1,5 +1,6 @@
-//! An idempotent ID as IDMP state and its records hold it: inline when it is short (every
-//! IDMPAUTO ID, a UUID), so remembering one costs XADD IDMP no allocation.
+//! An idempotent ID as IDMP state and its records hold it, and a producer ID as a record
+//! holds it: inline when it is short (every IDMPAUTO ID, a UUID), so remembering or
+//! recording one costs XADD IDMP no allocation.
 
 use std::fmt;
 use std::ops::Deref;
