@@ -160,7 +160,7 @@ mod tests {
             if step % 7 == 0 {
                 let now = step / 50;
                 while let Some(k) = d.first_due(now).map(|k| k.to_vec()) {
-                    let t = d.set(&k, None).unwrap();
+                    let t = d.set(&k, None).expect("a due key has a deadline");
                     assert!(t <= now);
                     assert!(model.remove(&(t, k)));
                 }
