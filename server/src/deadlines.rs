@@ -20,6 +20,11 @@ struct Place {
     index: usize,
 }
 
+/// Bytes a deadline costs, for MEMORY STATS: its slot by key (with hashbrown's control
+/// byte) and its place in its bucket; a bucket's own cost is shared by its keys.
+pub const DEADLINE_BYTES: usize =
+    std::mem::size_of::<(SmallBytes, Place)>() + 1 + std::mem::size_of::<SmallBytes>();
+
 /// The deadlines of one shard's keys.
 #[derive(Debug, Default)]
 pub struct Deadlines {

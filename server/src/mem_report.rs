@@ -36,9 +36,6 @@ pub fn note_startup() {
 /// (key handle and value enum) and hashbrown's control byte.
 const SLOT_BYTES: usize = std::mem::size_of::<(bytes::Bytes, Value)>() + 1;
 
-/// Bytes a deadline costs: its slot by key and its node in the by-time order.
-const DEADLINE_BYTES: usize = 2 * (std::mem::size_of::<(bytes::Bytes, u64)>() + 8);
-
 /// One database's table overhead (MEMORY STATS `db.N`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DbOverhead {
@@ -118,7 +115,7 @@ impl MemoryReport {
             dbs.push(DbOverhead {
                 db: n,
                 main: (capacity * SLOT_BYTES) as u64,
-                expires: (db.expiring() * DEADLINE_BYTES) as u64,
+                expires: (db.expiring() * crate::deadlines::DEADLINE_BYTES) as u64,
                 keys,
             });
         }
