@@ -159,10 +159,7 @@ impl Session {
             return;
         }
         self.io.received(bytes);
-        self.shared
-            .stats
-            .net_input_bytes
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.shared.stats.net_input_bytes.add(bytes.len() as u64);
         if self.io.check_query_limit(&self.shared).is_err() {
             self.close();
             return;
@@ -194,10 +191,7 @@ impl Session {
         }
         let n = self.io.out.len();
         self.io.sent(&self.client.handle, n);
-        self.shared
-            .stats
-            .net_output_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.stats.net_output_bytes.add(n as u64);
         self.io.out.split().freeze()
     }
 

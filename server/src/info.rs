@@ -298,10 +298,14 @@ pub fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field(
                 out,
                 "total_commands_processed",
-                load(&stats.commands_processed),
+                ctx.shared.command_stats.processed(),
             );
-            field(out, "total_net_input_bytes", load(&stats.net_input_bytes));
-            field(out, "total_net_output_bytes", load(&stats.net_output_bytes));
+            field(out, "total_net_input_bytes", stats.net_input_bytes.total());
+            field(
+                out,
+                "total_net_output_bytes",
+                stats.net_output_bytes.total(),
+            );
             field(
                 out,
                 "rejected_connections",
@@ -414,14 +418,15 @@ pub(crate) fn field(out: &mut String, name: &str, value: impl std::fmt::Display)
 /// Command names in table order with their counters, for INFO commandstats.
 pub(crate) fn command_stats(ctx: &Ctx<'_>, out: &mut String) {
     for (i, e) in ctx.commands.entries.iter().enumerate() {
-        let s = &ctx.shared.command_stats[i];
-        let calls = s.calls.load(Ordering::Relaxed);
-        let rejected = s.rejected.load(Ordering::Relaxed);
-        let failed = s.failed.load(Ordering::Relaxed);
+        let crate::stats::CommandTotals {
+            calls,
+            usec,
+            rejected,
+            failed,
+        } = ctx.shared.command_stats.totals(i);
         if calls + rejected + failed == 0 {
             continue;
         }
-        let usec = s.usec.load(Ordering::Relaxed);
         let per = if calls > 0 {
             usec as f64 / calls as f64
         } else {

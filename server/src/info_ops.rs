@@ -184,7 +184,6 @@ fn persistence(ctx: &Ctx<'_>, out: &mut String) {
 fn stats(ctx: &Ctx<'_>, out: &mut String) {
     let shared = ctx.shared;
     let s = &shared.stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let inst = &shared.instant;
     field(
         out,
@@ -214,8 +213,8 @@ fn stats(ctx: &Ctx<'_>, out: &mut String) {
     field(out, "evicted_clients", 0);
     field(out, "total_eviction_exceeded_time", 0);
     field(out, "current_eviction_exceeded_time", 0);
-    field(out, "keyspace_hits", load(&s.keyspace_hits));
-    field(out, "keyspace_misses", load(&s.keyspace_misses));
+    field(out, "keyspace_hits", s.keyspace_hits.total());
+    field(out, "keyspace_misses", s.keyspace_misses.total());
     field(out, "migrate_cached_sockets", 0);
     field(out, "slave_expires_tracked_keys", 0);
     field(out, "tracking_total_keys", 0);
@@ -223,8 +222,8 @@ fn stats(ctx: &Ctx<'_>, out: &mut String) {
     field(out, "tracking_total_prefixes", 0);
     field(out, "unexpected_error_replies", 0);
     field(out, "dump_payload_sanitizations", 0);
-    field(out, "total_reads_processed", load(&s.reads_processed));
-    field(out, "total_writes_processed", load(&s.writes_processed));
+    field(out, "total_reads_processed", s.reads_processed.total());
+    field(out, "total_writes_processed", s.writes_processed.total());
     field(out, "io_threaded_reads_processed", 0);
     field(out, "io_threaded_writes_processed", 0);
 }

@@ -42,6 +42,7 @@ mod metrics;
 mod monitor;
 pub(crate) mod notify;
 mod pause;
+mod per_thread;
 mod publish;
 mod random;
 mod rdb;

@@ -8,13 +8,14 @@ use crate::blocking::Blocking;
 use crate::client::ClientRegistry;
 use crate::config::Config;
 use crate::keyspace::Keyspace;
+use crate::per_thread::{ReadMostly, WriteAll};
 use crate::stats::Stats;
 use crate::watch::Watches;
 
 /// Everything the server's tasks share.
 pub struct Shared {
-    /// Live configuration (CONFIG SET changes it).
-    config: RwLock<Config>,
+    /// Live configuration (CONFIG SET changes it), read by most commands.
+    config: ReadMostly<Config>,
     /// All databases.
     pub keyspace: Keyspace,
     /// Connected clients.
@@ -22,7 +23,7 @@ pub struct Shared {
     /// Counters.
     pub stats: Stats,
     /// Per-command counters, indexed like the command table.
-    pub command_stats: Vec<crate::stats::CommandStats>,
+    pub command_stats: crate::stats::CommandCounters,
     /// WATCHed keys.
     pub watches: Watches,
     /// Clients blocked on keys.
@@ -126,11 +127,11 @@ impl Shared {
         store.on_latency(Box::new(move |event, took| watcher.event(event, took)));
         store.watch_latency(config.latency_monitor_threshold > 0);
         Arc::new(Shared {
-            config: RwLock::new(config),
+            config: ReadMostly::new(config),
             keyspace,
             clients: ClientRegistry::default(),
             stats: Stats::default(),
-            command_stats: (0..commands).map(|_| Default::default()).collect(),
+            command_stats: crate::stats::CommandCounters::new(commands),
             watches: Watches::default(),
             blocking: Blocking::default(),
             pubsub: Default::default(),
@@ -162,7 +163,7 @@ impl Shared {
 
     /// Reads the live configuration.
     pub fn config(&self) -> RwLockReadGuard<'_, Config> {
-        self.config.read().unwrap_or_else(|p| p.into_inner())
+        self.config.read()
     }
 
     /// Resolves once shutdown has begun (at once if it already has).
@@ -175,8 +176,8 @@ impl Shared {
     }
 
     /// Changes the live configuration.
-    pub fn config_mut(&self) -> RwLockWriteGuard<'_, Config> {
-        self.config.write().unwrap_or_else(|p| p.into_inner())
+    pub fn config_mut(&self) -> WriteAll<'_, Config> {
+        self.config.write()
     }
 
     /// Held by every keyed command outside EXEC.

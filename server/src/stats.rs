@@ -5,8 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::keyspace::lock;
+use crate::per_thread::{Counter, PerThread};
 
-/// Per-command counters (INFO commandstats).
+/// One command's counters in one thread slot (INFO commandstats).
 #[derive(Debug, Default)]
 pub struct CommandStats {
     /// Successful or failed executions.
@@ -19,19 +20,87 @@ pub struct CommandStats {
     pub failed: AtomicU64,
 }
 
+/// One command's counters summed over the thread slots.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommandTotals {
+    /// Successful or failed executions.
+    pub calls: u64,
+    /// Microseconds spent executing.
+    pub usec: u64,
+    /// Refused before execution.
+    pub rejected: u64,
+    /// Executed and answered with an error.
+    pub failed: u64,
+}
+
+/// Every command's counters, indexed like the command table, per thread slot: commands
+/// count on their thread's table, and INFO sums them.
+#[derive(Debug)]
+pub struct CommandCounters(PerThread<Box<[CommandStats]>>);
+
+impl CommandCounters {
+    /// Zeroed counters for `commands` table entries.
+    pub fn new(commands: usize) -> Self {
+        CommandCounters(PerThread::new(|| {
+            (0..commands).map(|_| CommandStats::default()).collect()
+        }))
+    }
+
+    /// This thread's counters of command `idx`, if the table has it.
+    pub fn get(&self, idx: usize) -> Option<&CommandStats> {
+        self.0.mine().get(idx)
+    }
+
+    /// Command `idx`'s counters over every thread.
+    pub fn totals(&self, idx: usize) -> CommandTotals {
+        let mut t = CommandTotals::default();
+        for s in self.0.all().filter_map(|table| table.get(idx)) {
+            t.calls += s.calls.load(Ordering::Relaxed);
+            t.usec += s.usec.load(Ordering::Relaxed);
+            t.rejected += s.rejected.load(Ordering::Relaxed);
+            t.failed += s.failed.load(Ordering::Relaxed);
+        }
+        t
+    }
+
+    /// Commands executed, all together (INFO `total_commands_processed`).
+    pub fn processed(&self) -> u64 {
+        self.0
+            .all()
+            .flat_map(|table| table.iter())
+            .map(|s| s.calls.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for s in self.0.all().flat_map(|table| table.iter()) {
+            for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl std::ops::Index<usize> for CommandCounters {
+    type Output = CommandStats;
+
+    fn index(&self, idx: usize) -> &CommandStats {
+        &self.0.mine()[idx]
+    }
+}
+
 /// Server-wide counters.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Connections accepted.
     pub connections_received: AtomicU64,
-    /// Commands executed.
-    pub commands_processed: AtomicU64,
     /// Connections refused at `maxclients`.
     pub rejected_connections: AtomicU64,
     /// Bytes read from clients.
-    pub net_input_bytes: AtomicU64,
+    pub net_input_bytes: Counter,
     /// Bytes written to clients.
-    pub net_output_bytes: AtomicU64,
+    pub net_output_bytes: Counter,
     /// Clients closed for exceeding an output buffer limit.
     pub client_output_limit_disconnections: AtomicU64,
     /// Clients closed for exceeding the query buffer limit.
@@ -41,13 +110,13 @@ pub struct Stats {
     /// Error replies, counted as Redis counts `total_error_replies`.
     pub total_error_replies: AtomicU64,
     /// Lookups by read commands that found their key (INFO `keyspace_hits`).
-    pub keyspace_hits: AtomicU64,
+    pub keyspace_hits: Counter,
     /// Lookups by read commands that found no key (INFO `keyspace_misses`).
-    pub keyspace_misses: AtomicU64,
+    pub keyspace_misses: Counter,
     /// Reads from client sockets (INFO `total_reads_processed`).
-    pub reads_processed: AtomicU64,
+    pub reads_processed: Counter,
     /// Writes to client sockets (INFO `total_writes_processed`).
-    pub writes_processed: AtomicU64,
+    pub writes_processed: Counter,
     /// SAVE and BGSAVE runs (INFO `rdb_saves`).
     pub saves: AtomicU64,
     /// Error replies by their code (the first word), for INFO errorstats.
@@ -77,21 +146,24 @@ impl Stats {
     pub fn reset(&self) {
         for c in [
             &self.connections_received,
-            &self.commands_processed,
             &self.rejected_connections,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
             &self.client_output_limit_disconnections,
             &self.client_query_buffer_limit_disconnections,
             &self.total_error_replies,
             &self.expired_keys,
+            &self.saves,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        for c in [
+            &self.net_input_bytes,
+            &self.net_output_bytes,
             &self.keyspace_hits,
             &self.keyspace_misses,
             &self.reads_processed,
             &self.writes_processed,
-            &self.saves,
         ] {
-            c.store(0, Ordering::Relaxed);
+            c.reset();
         }
         lock(&self.errors).clear();
     }

@@ -28,9 +28,9 @@ pub async fn run(shared: Arc<Shared>) {
         shared.instant.sample(
             Instant::now(),
             [
-                s.commands_processed.load(Ordering::Relaxed),
-                s.net_input_bytes.load(Ordering::Relaxed),
-                s.net_output_bytes.load(Ordering::Relaxed),
+                shared.command_stats.processed(),
+                s.net_input_bytes.total(),
+                s.net_output_bytes.total(),
             ],
         );
         shared.instant.note_memory(crate::info::used_memory().0);

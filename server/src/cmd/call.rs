@@ -93,10 +93,6 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     if ctx.block.is_none() {
         super::observe::answered(ctx, idx, entry.spec, argv, took);
         stat.calls.fetch_add(1, Ordering::Relaxed);
-        ctx.shared
-            .stats
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
     }
     match result {
         Ok(reply) => reply,

@@ -360,10 +360,6 @@ pub fn count_unblocked(shared: &Shared, idx: usize, failed: bool) {
     if failed {
         stat.failed.fetch_add(1, Ordering::Relaxed);
     }
-    shared
-        .stats
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// Re-runs one blocked command; answers and unblocks it when it found something.

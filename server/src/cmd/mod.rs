@@ -214,10 +214,7 @@ impl<'a> Ctx<'a> {
         &mut self,
         stream: &brooklet_persistence::StoredStream,
     ) -> Result<(), CommandError> {
-        self.shared
-            .stats
-            .keyspace_hits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.keyspace_hits.add(1);
         let seq = stream.seq();
         if seq > self.write_seq {
             let store = &self.shared.store;

@@ -1,7 +1,6 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHALL, FLUSHDB, TIME, SHUTDOWN.
 
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
 
 use brooklet_resp::Reply;
 
@@ -226,11 +225,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandErro
     ctx.shared.stats.reset();
     ctx.shared.latency.reset_commands();
     ctx.shared.instant.reset();
-    for s in &ctx.shared.command_stats {
-        for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
+    ctx.shared.command_stats.reset();
     Ok(Reply::Ok)
 }
 

@@ -414,10 +414,7 @@ impl Ctx<'_> {
     /// a fault that needs a restart, a key whose shard's last such write never became safe
     /// is refused instead.
     pub(crate) fn show_key(&mut self, key: &[u8]) -> Result<(), CommandError> {
-        self.shared
-            .stats
-            .keyspace_hits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.keyspace_hits.add(1);
         self.wait_for_key(
             key,
             "A recent change of a key may not be on disk, so this key",
@@ -473,10 +470,7 @@ impl Ctx<'_> {
     /// Publishes the `keymiss` event of a command that found no key, whose reply waits as
     /// [`Ctx::show_key`] says.
     pub(crate) fn key_miss(&mut self, key: &Bytes) -> Result<(), CommandError> {
-        self.shared
-            .stats
-            .keyspace_misses
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.keyspace_misses.add(1);
         self.wait_for_key(
             key,
             "A recent change of a key may not be on disk, so whether this key exists",

@@ -344,14 +344,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             Ok(0) | Err(_) => Err(End::Gone),
             Ok(n) => {
                 self.io.inbuf_used += n;
-                self.shared
-                    .stats
-                    .reads_processed
-                    .fetch_add(1, Ordering::Relaxed);
-                self.shared
-                    .stats
-                    .net_input_bytes
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                self.shared.stats.reads_processed.add(1);
+                self.shared.stats.net_input_bytes.add(n as u64);
                 Ok(())
             }
         }
@@ -439,15 +433,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             };
             written += sent;
             self.io.sent(handle, sent);
-            self.shared
-                .stats
-                .writes_processed
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.stats.writes_processed.add(1);
             // Counted as the socket takes them, so INFO shows a stalled client's progress too.
-            self.shared
-                .stats
-                .net_output_bytes
-                .fetch_add(sent as u64, Ordering::Relaxed);
+            self.shared.stats.net_output_bytes.add(sent as u64);
         }
         // A TLS stream may keep the tail of the encrypted records when the socket was full;
         // only a flush sends it (a no-op on plain TCP).
