@@ -32,7 +32,7 @@ pub fn slot() -> usize {
 
 /// One slot's value, alone on its cache lines (128 bytes: adjacent-line prefetch pairs them).
 #[repr(align(128))]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Padded<T>(T);
 
 /// A value per slot.
