@@ -61,15 +61,13 @@ pub fn keyspace_event(
     db: usize,
     key: &Bytes,
 ) {
-    let flags = {
-        let config = shared.config();
-        if config.notify_keyspace_events.is_empty()
-            || (class == EventClass::New && !config.notify_new_keys)
-        {
-            return;
-        }
-        config.notify_keyspace_events.clone()
-    };
+    let config = shared.config();
+    if config.notify_keyspace_events.is_empty()
+        || (class == EventClass::New && !config.notify_new_keys)
+    {
+        return;
+    }
+    let flags = &config.notify_keyspace_events;
     let letter = class.letter();
     let class_on = class == EventClass::New
         || flags.contains(letter)

@@ -1,5 +1,6 @@
 //! The state every connection shares.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
@@ -162,7 +163,7 @@ impl Shared {
     }
 
     /// Reads the live configuration.
-    pub fn config(&self) -> RwLockReadGuard<'_, Config> {
+    pub fn config(&self) -> Rc<Config> {
         self.config.read()
     }
 

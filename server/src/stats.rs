@@ -34,27 +34,46 @@ pub struct CommandTotals {
 }
 
 /// Every command's counters, indexed like the command table, per thread slot: commands
-/// count on their thread's table, and INFO sums them.
+/// count on their thread's table, and INFO sums them less what they were at the last reset.
 #[derive(Debug)]
-pub struct CommandCounters(PerThread<Box<[CommandStats]>>);
+pub struct CommandCounters {
+    slots: PerThread<Box<[CommandStats]>>,
+    base: Box<[CommandStats]>,
+}
 
 impl CommandCounters {
     /// Zeroed counters for `commands` table entries.
     pub fn new(commands: usize) -> Self {
-        CommandCounters(PerThread::new(|| {
-            (0..commands).map(|_| CommandStats::default()).collect()
-        }))
+        let table = || (0..commands).map(|_| CommandStats::default()).collect();
+        CommandCounters {
+            slots: PerThread::new(table),
+            base: table(),
+        }
     }
 
     /// This thread's counters of command `idx`, if the table has it.
     pub fn get(&self, idx: usize) -> Option<&CommandStats> {
-        self.0.mine().get(idx)
+        self.slots.mine().get(idx)
     }
 
-    /// Command `idx`'s counters over every thread.
+    /// Command `idx`'s counters over every thread, since the last reset.
     pub fn totals(&self, idx: usize) -> CommandTotals {
+        let Some(base) = self.base.get(idx) else {
+            return CommandTotals::default();
+        };
+        let sum = self.sum(idx);
+        let since = |now: u64, at: &AtomicU64| now.saturating_sub(at.load(Ordering::Acquire));
+        CommandTotals {
+            calls: since(sum.calls, &base.calls),
+            usec: since(sum.usec, &base.usec),
+            rejected: since(sum.rejected, &base.rejected),
+            failed: since(sum.failed, &base.failed),
+        }
+    }
+
+    fn sum(&self, idx: usize) -> CommandTotals {
         let mut t = CommandTotals::default();
-        for s in self.0.all().filter_map(|table| table.get(idx)) {
+        for s in self.slots.all().filter_map(|table| table.get(idx)) {
             t.calls += s.calls.load(Ordering::Relaxed);
             t.usec += s.usec.load(Ordering::Relaxed);
             t.rejected += s.rejected.load(Ordering::Relaxed);
@@ -65,19 +84,18 @@ impl CommandCounters {
 
     /// Commands executed, all together (INFO `total_commands_processed`).
     pub fn processed(&self) -> u64 {
-        self.0
-            .all()
-            .flat_map(|table| table.iter())
-            .map(|s| s.calls.load(Ordering::Relaxed))
-            .sum()
+        (0..self.base.len()).map(|i| self.totals(i).calls).sum()
     }
 
-    /// CONFIG RESETSTAT.
+    /// CONFIG RESETSTAT: counters are kept by their threads without locked instructions
+    /// (`per_thread::add`), so the reset records where they stand rather than zeroing them.
     pub fn reset(&self) {
-        for s in self.0.all().flat_map(|table| table.iter()) {
-            for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
-                c.store(0, Ordering::Relaxed);
-            }
+        for (idx, base) in self.base.iter().enumerate() {
+            let sum = self.sum(idx);
+            base.calls.store(sum.calls, Ordering::Release);
+            base.usec.store(sum.usec, Ordering::Release);
+            base.rejected.store(sum.rejected, Ordering::Release);
+            base.failed.store(sum.failed, Ordering::Release);
         }
     }
 }
@@ -86,7 +104,7 @@ impl std::ops::Index<usize> for CommandCounters {
     type Output = CommandStats;
 
     fn index(&self, idx: usize) -> &CommandStats {
-        &self.0.mine()[idx]
+        &self.slots.mine()[idx]
     }
 }
 

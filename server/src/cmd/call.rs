@@ -9,6 +9,7 @@ use brooklet_resp::Reply;
 
 use super::Ctx;
 use super::table::flags;
+use crate::per_thread;
 use crate::replication::propagate;
 
 /// Calls a handler with the gate, the timing and the counters around it.
@@ -84,20 +85,19 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
     let ended = Instant::now();
     ctx.client.clock = Some(ended);
     let took = ended.duration_since(started);
-    stat.usec
-        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    per_thread::add(&stat.usec, took.as_micros() as u64);
     super::observe::show_to_monitors(ctx, entry.spec, argv);
     // A command that blocks is one call however often it is re-run, counted when it
     // answers (Redis's updateStatsOnUnblock): here by the run that answers, or by
     // `dispatch::count_unblocked` for a timeout or CLIENT UNBLOCK.
     if ctx.block.is_none() {
         super::observe::answered(ctx, idx, entry.spec, argv, took);
-        stat.calls.fetch_add(1, Ordering::Relaxed);
+        per_thread::add(&stat.calls, 1);
     }
     match result {
         Ok(reply) => reply,
         Err(e) => {
-            stat.failed.fetch_add(1, Ordering::Relaxed);
+            per_thread::add(&stat.failed, 1);
             e.into()
         }
     }

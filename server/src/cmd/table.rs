@@ -167,7 +167,8 @@ pub struct Entry<H: 'static> {
 pub struct Table<H: 'static> {
     /// Entries; indexes are stable for the life of the process.
     pub entries: Vec<Entry<H>>,
-    index: HashMap<String, usize>,
+    /// Lower-case full names as bytes, so a lookup needs no UTF-8 check.
+    index: HashMap<Box<[u8]>, usize>,
 }
 
 impl<H> Table<H> {
@@ -202,7 +203,7 @@ impl<H> Table<H> {
         let index = entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.full_name.clone(), i))
+            .map(|(i, e)| (e.full_name.as_bytes().into(), i))
             .collect();
         Table { entries, index }
     }
@@ -216,8 +217,7 @@ impl<H> Table<H> {
         for (d, s) in buf.iter_mut().zip(name) {
             *d = s.to_ascii_lowercase();
         }
-        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-        self.index.get(lower).copied()
+        self.index.get(&buf[..name.len()]).copied()
     }
 
     /// Top-level commands, in table order.
