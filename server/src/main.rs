@@ -37,11 +37,7 @@ fn main() -> ExitCode {
     }
     init_logging(&config.loglevel);
     brooklet_server::info::allocator_is_jemalloc();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.io_threads)
-        .enable_all()
-        .build()
-    {
+    let runtime = match brooklet_server::runtime(config.io_threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
