@@ -3,12 +3,12 @@
 //! summed when read; a value read by every command (the configuration) is copied into each
 //! thread and copied again only after the rare writer (CONFIG SET) changed it.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard};
+use std::thread::LocalKey;
 
 /// Slots: more than the worker threads of most machines, few enough that locking them all
 /// stays cheap.
@@ -177,19 +177,43 @@ pub struct ReadMostly<T> {
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A thread's copy of one [`ReadMostly`] value.
-struct Cached {
+#[derive(Debug)]
+pub struct Cached<T> {
     id: u64,
     version: u64,
-    value: Rc<dyn Any>,
+    value: Rc<T>,
 }
 
-thread_local! {
-    /// One copy per thread: a thread that reads several values in turn (several servers in
-    /// one test process) copies again on each switch, which is only slower.
-    static CACHED: RefCell<Option<Cached>> = const { RefCell::new(None) };
+/// A type a [`ReadMostly`] can hold: it names the thread-local where each thread keeps its
+/// copy (one per type, so a read finds it without a type check). Implemented with
+/// `thread_cached!`.
+pub trait ThreadCached: Clone + 'static {
+    /// This thread's copy of the value it last read.
+    fn cache() -> &'static LocalKey<RefCell<Option<Cached<Self>>>>;
 }
 
-impl<T: Clone + 'static> ReadMostly<T> {
+/// Implements [`ThreadCached`] for a type. A thread that reads several values of the type in
+/// turn (several servers in one test process) copies again on each switch, which is only
+/// slower.
+macro_rules! thread_cached {
+    ($t:ty) => {
+        impl $crate::per_thread::ThreadCached for $t {
+            fn cache() -> &'static ::std::thread::LocalKey<
+                ::std::cell::RefCell<Option<$crate::per_thread::Cached<$t>>>,
+            > {
+                ::std::thread_local! {
+                    static CACHED: ::std::cell::RefCell<Option<$crate::per_thread::Cached<$t>>> =
+                        const { ::std::cell::RefCell::new(None) };
+                }
+                &CACHED
+            }
+        }
+    };
+}
+
+thread_cached!(crate::config::Config);
+
+impl<T: ThreadCached> ReadMostly<T> {
     /// A value at its first version.
     pub fn new(value: T) -> Self {
         ReadMostly {
@@ -202,14 +226,12 @@ impl<T: Clone + 'static> ReadMostly<T> {
     /// The value as the last write left it.
     pub fn read(&self) -> Rc<T> {
         let version = self.version.load(Ordering::Acquire);
-        CACHED.with(|cell| {
-            let mut cached = cell.borrow_mut();
-            if let Some(c) = cached.as_ref()
+        T::cache().with(|cell| {
+            if let Some(c) = cell.borrow().as_ref()
                 && c.id == self.id
                 && c.version == version
-                && let Ok(value) = c.value.clone().downcast::<T>()
             {
-                return value;
+                return c.value.clone();
             }
             let (version, value) = {
                 let guard = self.value.read().unwrap_or_else(|p| p.into_inner());
@@ -217,7 +239,7 @@ impl<T: Clone + 'static> ReadMostly<T> {
                 // version of what is copied.
                 (self.version.load(Ordering::Acquire), Rc::new(guard.clone()))
             };
-            *cached = Some(Cached {
+            *cell.borrow_mut() = Some(Cached {
                 id: self.id,
                 version,
                 value: value.clone(),
@@ -266,6 +288,8 @@ impl<T> Drop for WriteAll<'_, T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    thread_cached!(u32);
 
     /// Counts made on many threads add up, and a write is seen by every thread's next read.
     #[test]
