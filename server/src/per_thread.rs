@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard};
 use std::thread::LocalKey;
 
-/// Slots: more than the worker threads of most machines, few enough that locking them all
-/// stays cheap.
+/// Slots: more than the worker threads of most machines; a total reads them all.
 pub const SLOTS: usize = 8;
 
 /// The last slot is shared by the threads beyond the others, which count in it with
@@ -249,8 +248,8 @@ impl<T: ThreadCached> ReadMostly<T> {
     }
 
     /// The value write-locked; the new version is published as the guard drops.
-    pub fn write(&self) -> WriteAll<'_, T> {
-        WriteAll {
+    pub fn write(&self) -> WriteGuard<'_, T> {
+        WriteGuard {
             version: &self.version,
             guard: self.value.write().unwrap_or_else(|p| p.into_inner()),
         }
@@ -258,12 +257,12 @@ impl<T: ThreadCached> ReadMostly<T> {
 }
 
 /// A [`ReadMostly`] value locked for writing; dropping it publishes the change.
-pub struct WriteAll<'a, T> {
+pub struct WriteGuard<'a, T> {
     version: &'a AtomicU64,
     guard: RwLockWriteGuard<'a, T>,
 }
 
-impl<T> Deref for WriteAll<'_, T> {
+impl<T> Deref for WriteGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -271,13 +270,13 @@ impl<T> Deref for WriteAll<'_, T> {
     }
 }
 
-impl<T> DerefMut for WriteAll<'_, T> {
+impl<T> DerefMut for WriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.guard
     }
 }
 
-impl<T> Drop for WriteAll<'_, T> {
+impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
         // Runs before the guard field is dropped: the lock is still held.
         self.version.fetch_add(1, Ordering::Release);

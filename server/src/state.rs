@@ -9,7 +9,7 @@ use crate::blocking::Blocking;
 use crate::client::ClientRegistry;
 use crate::config::Config;
 use crate::keyspace::Keyspace;
-use crate::per_thread::{ReadMostly, WriteAll};
+use crate::per_thread::{ReadMostly, WriteGuard};
 use crate::stats::Stats;
 use crate::watch::Watches;
 
@@ -177,7 +177,7 @@ impl Shared {
     }
 
     /// Changes the live configuration.
-    pub fn config_mut(&self) -> WriteAll<'_, Config> {
+    pub fn config_mut(&self) -> WriteGuard<'_, Config> {
         self.config.write()
     }
 
