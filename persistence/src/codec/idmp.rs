@@ -123,6 +123,13 @@ pub fn read_append_idmp(
 ) -> Result<(Option<Mutation>, Option<IdmpConfig>), StoreError> {
     let mut added = None;
     let mut config = None;
+    let logged = |pid: &[u8], iid: &[u8], count: u64, auto: bool| Mutation::IdmpAdded {
+        pid: Iid::new(pid),
+        iid: Iid::new(iid),
+        id,
+        added: count,
+        auto,
+    };
     while !r.buf.is_empty() {
         match r.u8()? {
             IDMP_CONFIG => {
@@ -131,32 +138,23 @@ pub fn read_append_idmp(
                     maxsize: r.u32()?,
                 })
             }
-            IDMP_ADDED => {
-                added = Some(Mutation::IdmpAdded {
-                    pid: Iid::new(r.slice()?),
-                    iid: Iid::new(r.slice()?),
-                    id,
-                    added: r.u64()?,
-                    auto: false,
-                })
-            }
+            // The arguments are read in order: pid, iid (but for IDMPAUTO), count.
+            IDMP_ADDED => added = Some(logged(r.slice()?, r.slice()?, r.u64()?, false)),
             IDMP_ADDED_SHORT => {
-                added = Some(Mutation::IdmpAdded {
-                    pid: Iid::new(r.short_slice()?),
-                    iid: Iid::new(r.short_slice()?),
-                    id,
-                    added: r.varint()?,
-                    auto: false,
-                })
+                added = Some(logged(
+                    r.short_slice()?,
+                    r.short_slice()?,
+                    r.varint()?,
+                    false,
+                ))
             }
             IDMP_ADDED_AUTO => {
-                added = Some(Mutation::IdmpAdded {
-                    pid: Iid::new(r.short_slice()?),
-                    iid: Iid::new(&auto_iid(fields)),
-                    id,
-                    added: r.varint()?,
-                    auto: true,
-                })
+                added = Some(logged(
+                    r.short_slice()?,
+                    &auto_iid(fields),
+                    r.varint()?,
+                    true,
+                ))
             }
             _ => return Err(StoreError::Corrupt("logged append's IDMP".into())),
         }

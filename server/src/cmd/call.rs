@@ -31,9 +31,7 @@ pub fn call(ctx: &mut Ctx<'_>, idx: usize, argv: &[Bytes]) -> Reply {
         && let Err(e) = ctx.shared.store.admit()
         && !(is_group_read(&entry.full_name) && ctx.shared.store.admit_group_change().is_ok())
     {
-        ctx.shared.command_stats[idx]
-            .rejected
-            .fetch_add(1, Ordering::Relaxed);
+        per_thread::add(&ctx.shared.command_stats[idx].rejected, 1);
         return super::store_error(e).into();
     }
     ctx.client.handle.last_cmd.store(idx, Ordering::Relaxed);

@@ -17,6 +17,7 @@ use super::{
 };
 
 use crate::client::{Client, ReplyMode};
+use crate::per_thread;
 use crate::state::Shared;
 
 /// The process-wide command table.
@@ -152,7 +153,7 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
     let refusal = precheck(shared, client, idx, spec, &argv)
         .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
     if let Some(err) = refusal {
-        stat.rejected.fetch_add(1, Ordering::Relaxed);
+        per_thread::add(&stat.rejected, 1);
         if table.entries[idx].full_name == "exec" {
             // Redis aborts the transaction (in MULTI or not) when it refuses EXEC itself.
             tx::discard_state(&mut Ctx::new(shared, table, client));
@@ -356,9 +357,9 @@ pub fn count_unblocked(shared: &Shared, idx: usize, failed: bool) {
     let Some(stat) = shared.command_stats.get(idx) else {
         return;
     };
-    stat.calls.fetch_add(1, Ordering::Relaxed);
+    per_thread::add(&stat.calls, 1);
     if failed {
-        stat.failed.fetch_add(1, Ordering::Relaxed);
+        per_thread::add(&stat.failed, 1);
     }
 }
 
@@ -378,9 +379,7 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     client.db = waiter.db;
     client.resp3 = waiter.resp3;
     if let Some(e) = acl::blocked_refusal(shared, &mut client, idx, &waiter.argv) {
-        shared.command_stats[idx]
-            .rejected
-            .fetch_add(1, Ordering::Relaxed);
+        per_thread::add(&shared.command_stats[idx].rejected, 1);
         if let Some(tx) = slot.take() {
             let _ = tx.send(crate::blocking::Served {
                 reply: Reply::error(e),
