@@ -84,7 +84,11 @@ impl CommandCounters {
 
     /// Commands executed, all together (INFO `total_commands_processed`).
     pub fn processed(&self) -> u64 {
-        (0..self.base.len()).map(|i| self.totals(i).calls).sum()
+        let calls =
+            |table: &[CommandStats], order| table.iter().map(|s| s.calls.load(order)).sum::<u64>();
+        let base = calls(&self.base, Ordering::Acquire);
+        let now: u64 = self.slots.all().map(|t| calls(t, Ordering::Relaxed)).sum();
+        now.saturating_sub(base)
     }
 
     /// CONFIG RESETSTAT: counters are kept by their threads without locked instructions
