@@ -423,6 +423,22 @@ pub fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
     }
 }
 
+/// Runs a command that must answer a string (bulk, simple or verbatim), and returns it.
+#[allow(clippy::unwrap_used)]
+pub fn text(c: &mut redis::Connection, args: &[&str]) -> String {
+    match run(c, args) {
+        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        redis::Value::SimpleString(s) => s,
+        redis::Value::VerbatimString { text, .. } => text,
+        v => panic!("{args:?}: {v:?}"),
+    }
+}
+
+/// Runs a command that must answer OK.
+pub fn ok(c: &mut redis::Connection, args: &[&str]) {
+    assert_eq!(run(c, args), redis::Value::Okay, "{args:?}");
+}
+
 /// The value of field `field` in INFO `section`, if the reply has that field.
 pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let info = match run(c, &["INFO", section]) {
