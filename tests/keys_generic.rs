@@ -11,24 +11,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, err, int, ok, run, text};
+use brooklet::{TestServer, blocked_clients, err, int, ok, run, text};
 use redis::{Value, cmd};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn blocked(c: &mut redis::Connection) -> i64 {
-    let info = text(c, &["INFO", "clients"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn wait_blocked(c: &mut redis::Connection, n: i64) {
     let deadline = Instant::now() + WAIT;
-    while blocked(c) != n {
+    while blocked_clients(c) != n {
         assert!(
             Instant::now() < deadline,
             "never reached {n} blocked clients"
