@@ -117,8 +117,11 @@ impl TestServer {
     ) -> Result<Self, String> {
         let (tx, rx) = std::sync::mpsc::channel::<Started>();
         let thread = std::thread::spawn(move || {
-            // The runtime the binary builds for the configured io-threads.
-            let rt = brooklet_server::runtime(config.io_threads).unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let started = match listeners {
                     Some(l) => brooklet_server::start_on(config, l).await,

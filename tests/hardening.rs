@@ -224,18 +224,7 @@ fn overlong_stream_names_are_refused_and_the_connection_lives() {
 
 #[test]
 fn watch_multi_exec_never_loses_a_concurrent_update() {
-    concurrent_watched_updates(1);
-}
-
-/// With several worker threads (`io-threads 2`), clients really run at the same time: the
-/// EXEC gate, not the single thread, is what keeps each transaction whole.
-#[test]
-fn watch_multi_exec_never_loses_a_concurrent_update_on_two_threads() {
-    concurrent_watched_updates(2);
-}
-
-fn concurrent_watched_updates(io_threads: usize) {
-    let server = TestServer::start_with(|c| c.io_threads = io_threads);
+    let server = TestServer::start();
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let url = server.url(false);

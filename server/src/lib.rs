@@ -134,24 +134,6 @@ pub struct Listeners {
     pub tls: Option<std::net::TcpListener>,
 }
 
-/// The runtime the server runs on: with `io-threads` 1 (the default) one thread runs every
-/// client on tokio's single-threaded scheduler, as Redis's one event loop does, which spares
-/// each wake-up the work-stealing scheduler's cross-thread bookkeeping; with more, that many
-/// workers.
-///
-/// # Errors
-/// When the runtime's threads or its I/O driver cannot be created.
-pub fn runtime(io_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = if io_threads > 1 {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(io_threads);
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build()
-}
-
 /// Binds the listeners the configuration asks for and starts serving in the background.
 ///
 /// `port` and `tls-port` are served side by side. As in Redis, `port 0` beside a `tls-port`

@@ -37,7 +37,11 @@ fn main() -> ExitCode {
     }
     init_logging(&config.loglevel);
     brooklet_server::info::allocator_is_jemalloc();
-    let runtime = match brooklet_server::runtime(config.io_threads) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
