@@ -71,12 +71,20 @@ fn brooklet(port: u16, dir: &std::path::Path, extra: &[&str]) -> Running {
     s.child
 }
 
+/// Sentinel opens a new link at most once per ping period (1 s), and after a switch it counts
+/// the new primary's silence from the switch: with `down-after-milliseconds` at 1000 a
+/// sentinel whose reconnect waits out that period finds the primary it just chose "down" and
+/// starts a second failover (seen here about one run in ten: the test then waits for a
+/// primary that is a replica again). 3000 leaves that reconnect, on a loaded machine, two
+/// seconds.
+const DOWN_AFTER_MS: u32 = 3000;
+
 fn sentinel(port: u16, dir: &std::path::Path, primary: u16) -> Running {
     let conf = dir.join(format!("sentinel-{port}.conf"));
     std::fs::write(
         &conf,
         format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {primary} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\nsentinel parallel-syncs mymaster 1\n",
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {primary} 2\nsentinel down-after-milliseconds mymaster {DOWN_AFTER_MS}\nsentinel failover-timeout mymaster 10000\nsentinel parallel-syncs mymaster 1\n",
             dir.display()
         ),
     )
