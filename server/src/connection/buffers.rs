@@ -46,6 +46,8 @@ pub(crate) struct Buffers {
     pub(super) inbuf_used: usize,
     /// Whether this batch's commands left a subscriber with a backlog (see `serve`).
     pub(super) delivered: bool,
+    /// Requests run since the connection last took this count.
+    pub(super) ran: u32,
 }
 
 /// What one turn of the request loop did.
@@ -69,6 +71,7 @@ impl Buffers {
             out_frames: 0,
             inbuf_used: 0,
             delivered: false,
+            ran: 0,
         }
     }
 
@@ -163,6 +166,7 @@ impl Buffers {
             }
         }
         let outcome = cmd::execute(shared, client, argv, &mut self.out);
+        self.ran = self.ran.saturating_add(1);
         if !matches!(outcome, Outcome::Continue) {
             client.clock = None;
         }

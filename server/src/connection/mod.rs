@@ -68,6 +68,7 @@ where
         shared: &shared,
         socket,
         io: Buffers::new(),
+        yielded: false,
     };
     // Even if a command panics and ends this task, the client must not stay registered
     // (a ghost in CLIENT LIST, subscriptions receiving messages nobody reads).
@@ -111,6 +112,9 @@ struct Conn<'a, S> {
     shared: &'a Arc<Shared>,
     socket: S,
     io: Buffers,
+    /// Whether the connection let the others run since its requests ran (the group commit
+    /// in `wait_durable` then has what a second yield would gather).
+    yielded: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
@@ -131,6 +135,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             while self.io.partial_request() && self.read_if_ready().await {
                 self.io.check_query_limit(self.shared)?;
                 self.process(client, rx).await?;
+            }
+            // Replies to a pipelined batch go out after the other connections' ready requests
+            // have run, as Redis writes every client's replies at the end of its event-loop
+            // turn: a client with many connections then wakes once for many replies, where
+            // each wakeup costs the writer more than the rest of the write. A lone request is
+            // answered at once: with nothing else ready the yield costs a poll of the I/O
+            // driver, more than the wakeup it could save.
+            if std::mem::take(&mut self.io.ran) > 1 {
+                tokio::task::yield_now().await;
+                self.yielded = true;
             }
             self.flush(client).await?;
             // A publisher whose next requests are already waiting would otherwise run on
@@ -373,10 +387,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     /// only stalls itself, since its requests are no longer read either. Subscribers are held
     /// to the pubsub class as messages are queued for them instead.
     async fn flush(&mut self, client: &Client) -> Result<(), End> {
+        let yielded = std::mem::take(&mut self.yielded);
         if self.io.out.is_empty() {
             return Ok(());
         }
-        self.wait_durable(client.write_seq).await?;
+        self.wait_durable(client.write_seq, yielded).await?;
         let n = self.io.out.len();
         let handle = &client.handle;
         let limit = self.shared.config().output_limit_normal;
@@ -469,15 +484,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     /// stream they show, is safe enough to acknowledge or show: in
     /// the operating system's buffers (survives a crash of the process), and under
     /// `appendfsync always` on disk. One write and one fsync cover every client waiting
-    /// meanwhile (group commit).
-    async fn wait_durable(&self, seq: u64) -> Result<(), End> {
+    /// meanwhile (group commit); `yielded` says the others had their turn since this
+    /// connection's requests ran.
+    async fn wait_durable(&self, seq: u64, yielded: bool) -> Result<(), End> {
         let store = &self.shared.store;
         // Two atomic loads for the usual reader, whose streams' last changes are safe.
         if seq == 0 || seq <= store.safe_seq() {
             return Ok(());
         }
         if store.policy() != brooklet_persistence::FsyncPolicy::Always {
-            if store.in_os_seq() < seq {
+            if !yielded && store.in_os_seq() < seq {
                 // Let the other connections with requests waiting run them first: one write
                 // then hands all their appends to the OS, instead of one write per reply
                 // (Redis writes its AOF once per event-loop turn for the same reason).
@@ -507,7 +523,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             // As above: the other connections with requests waiting run them first, so the
             // fsync asked for next covers their writes too, as Redis fsyncs its AOF once per
             // event-loop turn.
-            tokio::task::yield_now().await;
+            if !yielded {
+                tokio::task::yield_now().await;
+            }
             store.request_sync(seq);
         }
         loop {
