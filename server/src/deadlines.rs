@@ -41,6 +41,18 @@ impl Deadlines {
         self.by_key.get(key).map(|p| p.at)
     }
 
+    /// The deadline of `key` if it is at or before `now`. While no key of the shard is due,
+    /// the earliest deadline answers for every key, without a lookup by key: lazy expiry
+    /// checks each key a command names, and a key without a deadline, or with a future one,
+    /// is the usual case.
+    pub fn due(&self, key: &[u8], now: u64) -> Option<u64> {
+        let (&earliest, _) = self.by_time.first_key_value()?;
+        if earliest > now {
+            return None;
+        }
+        self.get(key).filter(|&at| at <= now)
+    }
+
     /// How many keys have a deadline.
     pub fn len(&self) -> usize {
         self.by_key.len()
@@ -162,6 +174,17 @@ mod tests {
                 model.insert((t, key.clone()));
             }
             assert_eq!(d.get(&key), at);
+            // `due` agrees with the model for a key of each kind: the one just set, and
+            // one that may be missing.
+            let now = step / 50 + next() % 4;
+            for k in [key.clone(), format!("k{}", next() % 300).into_bytes()] {
+                let want = model
+                    .iter()
+                    .find(|(_, m)| *m == k)
+                    .map(|(t, _)| *t)
+                    .filter(|t| *t <= now);
+                assert_eq!(d.due(&k, now), want);
+            }
             if step % 7 == 0 {
                 let now = step / 50;
                 while let Some(k) = d.first_due(now).map(|k| k.to_vec()) {

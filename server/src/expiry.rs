@@ -34,9 +34,7 @@ pub fn expire_if_due(shared: &Arc<Shared>, db: usize, key: &Bytes, now: u64) -> 
     let database = shared.keyspace.db(db);
     let out = {
         let mut shard = database.lock(key);
-        if shard.deadline(key).is_none_or(|at| at > now) {
-            return None;
-        }
+        shard.due(key, now)?;
         remove_locked(shared, db, &mut shard, std::slice::from_ref(key))
     };
     announce(shared, db, &out);

@@ -181,6 +181,11 @@ impl Shard {
         self.expires.get(key)
     }
 
+    /// The deadline of `key` if it passed at `now` (see [`Deadlines::due`]).
+    pub fn due(&self, key: &[u8], now: u64) -> Option<u64> {
+        self.expires.due(key, now)
+    }
+
     /// Sets (Some) or removes (None) the deadline of `key`; returns how the number of keys
     /// with a deadline changed (+1, 0, -1).
     pub fn set_deadline(&mut self, key: &[u8], at: Option<u64>) -> isize {

@@ -96,12 +96,20 @@ pub(crate) fn put(
     let db = ctx.db();
     let dbn = ctx.client.db as u32;
     let store = &ctx.shared.store;
-    let seq = match shard.get(key) {
+    // The deadline the key has now matters only when the write keeps or clears it (and a
+    // shard without deadlines answers without a lookup).
+    let had_deadline = match ttl {
+        Ttl::At(_) => None,
+        Ttl::Clear | Ttl::Keep => shard.deadline(key),
+    };
+    // One lookup for a key that exists, two for a new one.
+    let slot = shard.get_mut(key);
+    let seq = match slot.as_deref() {
         // A stream replaced by a string: its removal and the string are one batch.
         Some(Value::Stream(stream, _)) => {
             let deadline = match ttl {
                 Ttl::Clear => None,
-                Ttl::Keep => shard.deadline(key),
+                Ttl::Keep => had_deadline,
                 Ttl::At(ms) => Some(ms),
             };
             store.replace_stream_with_string(dbn, key, stream, &value, deadline)
@@ -110,7 +118,7 @@ pub(crate) fn put(
             let deadline = match ttl {
                 // Memory knows every deadline: a key without one needs no removal (a
                 // tombstone in `expires` for every plain SET).
-                Ttl::Clear if shard.deadline(key).is_none() => Deadline::Keep,
+                Ttl::Clear if had_deadline.is_none() => Deadline::Keep,
                 Ttl::Clear => Deadline::Clear,
                 Ttl::Keep => Deadline::Keep,
                 Ttl::At(ms) => Deadline::At(ms),
@@ -121,8 +129,7 @@ pub(crate) fn put(
     .map_err(store_error)?;
     ctx.write_seq = ctx.write_seq.max(seq);
     db.note_write(key, seq);
-    // One lookup for a key that exists, two for a new one.
-    let created = match shard.get_mut(key) {
+    let created = match slot {
         Some(slot) => {
             *slot = Value::String(value, Access::new());
             false
@@ -134,6 +141,7 @@ pub(crate) fn put(
     };
     let delta = match ttl {
         Ttl::Keep => 0,
+        Ttl::Clear if had_deadline.is_none() => 0,
         Ttl::Clear => shard.set_deadline(key, None),
         Ttl::At(ms) => shard.set_deadline(key, Some(ms)),
     };
@@ -155,11 +163,15 @@ fn generic_event(ctx: &Ctx<'_>, event: &str, key: &Bytes) {
 
 /// After a write: `new` for a created key, the command's events, then the key is changed.
 fn announce(ctx: &mut Ctx<'_>, key: &Bytes, w: &Written, events: &[(EventClass, &str)]) {
-    if w.created {
-        keyspace_event(ctx.shared, EventClass::New, "new", ctx.client.db, key);
-    }
-    for (class, event) in events {
-        keyspace_event(ctx.shared, *class, event, ctx.client.db, key);
+    // One look at the setting for the usual case, notifications off, rather than one per
+    // event (a SET NX EX of a new key has three).
+    if !ctx.shared.config().notify_keyspace_events.is_empty() {
+        if w.created {
+            keyspace_event(ctx.shared, EventClass::New, "new", ctx.client.db, key);
+        }
+        for (class, event) in events {
+            keyspace_event(ctx.shared, *class, event, ctx.client.db, key);
+        }
     }
     ctx.key_changed(key);
 }
@@ -192,7 +204,8 @@ fn set_with(
     let value = SmallBytes::copy_of(value);
     let (written, old) = {
         let mut shard = db.lock(key);
-        let exists = shard.contains_key(key);
+        // Only NX and XX ask; `put` finds the key again either way.
+        let exists = a.cond != Cond::Always && shard.contains_key(key);
         let old = if a.get {
             string_in(ctx, &mut shard, key)?
         } else {
