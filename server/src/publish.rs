@@ -61,10 +61,37 @@ pub fn keyspace_event(
     db: usize,
     key: &Bytes,
 ) {
+    keyspace_events(shared, db, key, [(class, event)]);
+}
+
+/// [`keyspace_event`] for several events on one key, in order, with one read of the
+/// setting; with notifications off (the usual case) that read is all it does.
+#[inline]
+pub fn keyspace_events<'a>(
+    shared: &Arc<Shared>,
+    db: usize,
+    key: &Bytes,
+    events: impl IntoIterator<Item = (EventClass, &'a str)>,
+) {
     let config = shared.config();
-    if config.notify_keyspace_events.is_empty()
-        || (class == EventClass::New && !config.notify_new_keys)
-    {
+    if config.notify_keyspace_events.is_empty() {
+        return;
+    }
+    for (class, event) in events {
+        notify(shared, &config, class, event, db, key);
+    }
+}
+
+/// One event, published as `config` says.
+fn notify(
+    shared: &Arc<Shared>,
+    config: &crate::config::Config,
+    class: EventClass,
+    event: &str,
+    db: usize,
+    key: &Bytes,
+) {
+    if class == EventClass::New && !config.notify_new_keys {
         return;
     }
     let flags = &config.notify_keyspace_events;

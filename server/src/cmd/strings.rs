@@ -23,7 +23,7 @@ use crate::client::now_ms;
 use crate::error::CommandError;
 use crate::keyspace::{Shard, Value, keep};
 use crate::notify::EventClass;
-use crate::publish::keyspace_event;
+use crate::publish::{keyspace_event, keyspace_events};
 use crate::small_bytes::SmallBytes;
 
 /// This family's commands.
@@ -163,16 +163,14 @@ fn generic_event(ctx: &Ctx<'_>, event: &str, key: &Bytes) {
 
 /// After a write: `new` for a created key, the command's events, then the key is changed.
 fn announce(ctx: &mut Ctx<'_>, key: &Bytes, w: &Written, events: &[(EventClass, &str)]) {
-    // One look at the setting for the usual case, notifications off, rather than one per
-    // event (a SET NX EX of a new key has three).
-    if !ctx.shared.config().notify_keyspace_events.is_empty() {
-        if w.created {
-            keyspace_event(ctx.shared, EventClass::New, "new", ctx.client.db, key);
-        }
-        for (class, event) in events {
-            keyspace_event(ctx.shared, *class, event, ctx.client.db, key);
-        }
-    }
+    // One read of the setting for all of them (a SET NX EX of a new key has three).
+    let new = w.created.then_some((EventClass::New, "new"));
+    keyspace_events(
+        ctx.shared,
+        ctx.client.db,
+        key,
+        new.into_iter().chain(events.iter().copied()),
+    );
     ctx.key_changed(key);
 }
 

@@ -19,7 +19,7 @@ use super::dead_letter::{
 use crate::error::CommandError;
 use crate::keyspace::Value;
 use crate::notify::EventClass;
-use crate::publish::keyspace_event;
+use crate::publish::{keyspace_event, keyspace_events};
 use crate::replication::propagate;
 use crate::small_bytes::SmallBytes;
 
@@ -194,12 +194,15 @@ impl Ctx<'_> {
                 break result;
             }
         };
-        if created {
-            keyspace_event(self.shared, EventClass::New, "new", self.client.db, key);
-        }
-        for event in effects.events.into_iter().flatten() {
-            self.stream_event(event, key);
-        }
+        let new = created.then_some((EventClass::New, "new"));
+        let events = effects.events.into_iter().flatten();
+        keyspace_events(
+            self.shared,
+            self.client.db,
+            key,
+            new.into_iter()
+                .chain(events.map(|event| (EventClass::Stream, event))),
+        );
         if effects.touched {
             self.key_changed(key);
         } else if effects.ready {
