@@ -68,7 +68,6 @@ where
         shared: &shared,
         socket,
         io: Buffers::new(),
-        yielded: false,
     };
     // Even if a command panics and ends this task, the client must not stay registered
     // (a ghost in CLIENT LIST, subscriptions receiving messages nobody reads).
@@ -112,9 +111,6 @@ struct Conn<'a, S> {
     shared: &'a Arc<Shared>,
     socket: S,
     io: Buffers,
-    /// Whether the connection let the others run since its requests ran (the group commit
-    /// in `wait_durable` then has what a second yield would gather).
-    yielded: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
@@ -142,11 +138,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             // each wakeup costs the writer more than the rest of the write. A lone request is
             // answered at once: with nothing else ready the yield costs a poll of the I/O
             // driver, more than the wakeup it could save.
-            if std::mem::take(&mut self.io.ran) > 1 {
+            let batch = std::mem::take(&mut self.io.ran) > 1;
+            if batch {
                 tokio::task::yield_now().await;
-                self.yielded = true;
             }
-            self.flush(client).await?;
+            self.write_out(client, batch).await?;
             // A publisher whose next requests are already waiting would otherwise run on
             // before the subscribers it woke write a byte, and its messages would pile up
             // against their output limits. Redis writes to every client between two reads;
@@ -387,7 +383,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     /// only stalls itself, since its requests are no longer read either. Subscribers are held
     /// to the pubsub class as messages are queued for them instead.
     async fn flush(&mut self, client: &Client) -> Result<(), End> {
-        let yielded = std::mem::take(&mut self.yielded);
+        self.write_out(client, false).await
+    }
+
+    /// [`Conn::flush`], told whether the other connections had their turn since this one's
+    /// requests ran (the group commit in `wait_durable` then has what its own yield would
+    /// gather).
+    async fn write_out(&mut self, client: &Client, yielded: bool) -> Result<(), End> {
         if self.io.out.is_empty() {
             return Ok(());
         }
