@@ -140,6 +140,9 @@ impl RequestReader {
                         Step::Done(argv) => return Ok(Some(argv)),
                     }
                 }
+                if let Some(argv) = whole_request(buf, limits) {
+                    return Ok(Some(argv));
+                }
                 match self.read_multibulk_header(buf, limits)? {
                     Step::NeedMore => return Ok(None),
                     Step::Skipped => continue,
@@ -241,6 +244,69 @@ impl RequestReader {
     }
 }
 
+/// Most arguments a request may have to be cut by [`whole_request`].
+const WHOLE_MAX_ARGS: usize = 16;
+
+/// Cuts a multibulk request that is already whole in `buf` in one piece, its arguments
+/// slices of that piece: one cut of the read buffer per request rather than one per
+/// argument. `None` (with `buf` untouched) for anything else: a request still arriving, one
+/// with many arguments, or one breaking a limit, which the argument-by-argument path then
+/// reads or refuses with its error.
+fn whole_request(buf: &mut BytesMut, limits: Limits) -> Option<Vec<Bytes>> {
+    let (count, mut at) = header_value(buf, 0, b'*')?;
+    if count <= 0 || count as usize > WHOLE_MAX_ARGS {
+        return None;
+    }
+    if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
+        return None;
+    }
+    let count = count as usize;
+    let mut spans = [(0usize, 0usize); WHOLE_MAX_ARGS];
+    for span in &mut spans[..count] {
+        let (len, start) = header_value(buf, at, b'$')?;
+        if len < 0 || len as u64 > limits.max_bulk_len {
+            return None;
+        }
+        if limits.unauthenticated && len > UNAUTH_MAX_BULK {
+            return None;
+        }
+        let end = start.checked_add(len as usize)?;
+        // The payload and the two bytes after it, which Redis skips unchecked.
+        if buf.len() < end.checked_add(2)? {
+            return None;
+        }
+        *span = (start, end);
+        at = end + 2;
+    }
+    let frame = buf.split_to(at).freeze();
+    Some(
+        spans[..count]
+            .iter()
+            .map(|&(s, e)| frame.slice(s..e))
+            .collect(),
+    )
+}
+
+/// The number on the header line starting at `at` with `kind` (`*` or `$`), and where the
+/// line after it starts; `None` unless the line is whole and holds a plain non-negative
+/// number (a sign, a leading zero or a long line is the slow path's to judge).
+fn header_value(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
+    let rest = buf.get(at..)?;
+    if rest.first() != Some(&kind) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    // At most 18 digits, so `n` cannot overflow.
+    for (i, &b) in rest.iter().enumerate().skip(1).take(19) {
+        match b {
+            b'0'..=b'9' if !(i == 2 && rest[1] == b'0') => n = n * 10 + i64::from(b - b'0'),
+            b'\r' if i > 1 && i + 1 < rest.len() => return Some((n, at + i + 2)),
+            _ => return None,
+        }
+    }
+    None
+}
+
 enum Step {
     NeedMore,
     Skipped,
@@ -337,6 +403,82 @@ mod tests {
             }
         }
         assert!(buf.is_empty());
+    }
+
+    /// Everything `next_request` returns for `input`, fed `chunk` bytes at a time, and the
+    /// error it stopped at.
+    fn read_in_chunks(
+        input: &[u8],
+        chunk: usize,
+        limits: Limits,
+    ) -> (Vec<Vec<Bytes>>, Option<ProtocolError>) {
+        let mut reader = RequestReader::new();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            loop {
+                match reader.next_request(&mut buf, limits) {
+                    Ok(Some(req)) => out.push(req),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    /// Requests cut whole from a full buffer (the one-piece path) are those read from the
+    /// same bytes arriving one at a time (the argument-by-argument path), errors included:
+    /// random pipelines of up to 20 arguments, with a malformed or over-limit request now
+    /// and then.
+    #[test]
+    fn whole_and_trickled_requests_read_alike() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..300 {
+            let limits = Limits {
+                max_bulk_len: 40,
+                unauthenticated: round % 5 == 0,
+            };
+            let mut input = Vec::new();
+            let mut sent = Vec::new();
+            for _ in 0..rnd(12) {
+                let argc = 1 + rnd(20) as usize;
+                let argv: Vec<Bytes> = (0..argc)
+                    .map(|_| {
+                        (0..rnd(45))
+                            .map(|_| b"ab\r\n*$1"[rnd(7) as usize])
+                            .collect()
+                    })
+                    .collect();
+                input.extend_from_slice(format!("*{argc}\r\n").as_bytes());
+                for a in &argv {
+                    input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                    input.extend_from_slice(a);
+                    input.extend_from_slice(b"\r\n");
+                }
+                sent.push(argv);
+            }
+            match rnd(7) {
+                0 => input.extend_from_slice(b"*2\r\n$1\r\na\r\n:1\r\n"),
+                1 => input.extend_from_slice(b"*1\r\n$-3\r\n"),
+                2 => input.extend_from_slice(b"*x\r\n"),
+                3 => input.extend_from_slice(b"*1\r\n$01\r\na\r\n"),
+                4 => input.extend_from_slice(b"*01\r\n$1\r\na\r\n"),
+                _ => {}
+            }
+            let whole = read_in_chunks(&input, input.len().max(1), limits);
+            let trickled = read_in_chunks(&input, 1, limits);
+            assert_eq!(whole, trickled, "round {round}");
+            let complete = whole.1.is_none();
+            assert!(!complete || whole.0 == sent, "round {round}");
+        }
     }
 
     #[test]
