@@ -96,6 +96,9 @@ pub struct RequestReader {
     bulk_len: Option<usize>,
     /// Bytes held in `argv` (counted against the query buffer limit).
     argv_bytes: usize,
+    /// An emptied argument vector handed back by [`RequestReader::recycle`], filled by the
+    /// next request instead of allocating one.
+    spare: Vec<Bytes>,
 }
 
 impl RequestReader {
@@ -107,6 +110,15 @@ impl RequestReader {
     /// Whether a request has been started but not completed.
     pub fn in_request(&self) -> bool {
         self.remaining > 0
+    }
+
+    /// Takes back a request's argument vector once its command ran, so the next request
+    /// reuses its allocation (a small one only: a huge request's is let go).
+    pub fn recycle(&mut self, mut argv: Vec<Bytes>) {
+        if argv.capacity() <= WHOLE_MAX_ARGS && argv.capacity() > self.spare.capacity() {
+            argv.clear();
+            self.spare = argv;
+        }
     }
 
     /// Bytes of a request in progress already moved out of the read buffer.
@@ -140,8 +152,8 @@ impl RequestReader {
                         Step::Done(argv) => return Ok(Some(argv)),
                     }
                 }
-                if let Some(argv) = whole_request(buf, limits) {
-                    return Ok(Some(argv));
+                if whole_request(buf, limits, &mut self.spare) {
+                    return Ok(Some(std::mem::take(&mut self.spare)));
                 }
                 match self.read_multibulk_header(buf, limits)? {
                     Step::NeedMore => return Ok(None),
@@ -247,44 +259,44 @@ impl RequestReader {
 /// Most arguments a request may have to be cut by [`whole_request`].
 const WHOLE_MAX_ARGS: usize = 16;
 
-/// Cuts a multibulk request that is already whole in `buf` in one piece, its arguments
-/// slices of that piece: one cut of the read buffer per request rather than one per
-/// argument. `None` (with `buf` untouched) for anything else: a request still arriving, one
-/// with many arguments, or one breaking a limit, which the argument-by-argument path then
-/// reads or refuses with its error.
-fn whole_request(buf: &mut BytesMut, limits: Limits) -> Option<Vec<Bytes>> {
-    let (count, mut at) = header_value(buf, 0, b'*')?;
+/// Cuts a multibulk request that is already whole in `buf` in one piece and puts its
+/// arguments, slices of that piece, in the empty `argv`: one cut of the read buffer per
+/// request rather than one per argument. False (with `buf` and `argv` untouched) for
+/// anything else: a request still arriving, one with many arguments, or one breaking a
+/// limit, which the argument-by-argument path then reads or refuses with its error.
+fn whole_request(buf: &mut BytesMut, limits: Limits, argv: &mut Vec<Bytes>) -> bool {
+    let Some((count, mut at)) = header_value(buf, 0, b'*') else {
+        return false;
+    };
     if count <= 0 || count as usize > WHOLE_MAX_ARGS {
-        return None;
+        return false;
     }
     if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
-        return None;
+        return false;
     }
-    let count = count as usize;
     let mut spans = [(0usize, 0usize); WHOLE_MAX_ARGS];
-    for span in &mut spans[..count] {
-        let (len, start) = header_value(buf, at, b'$')?;
-        if len < 0 || len as u64 > limits.max_bulk_len {
-            return None;
-        }
-        if limits.unauthenticated && len > UNAUTH_MAX_BULK {
-            return None;
-        }
-        let end = start.checked_add(len as usize)?;
-        // The payload and the two bytes after it, which Redis skips unchecked.
-        if buf.len() < end.checked_add(2)? {
-            return None;
-        }
+    let spans = &mut spans[..count as usize];
+    for span in spans.iter_mut() {
+        let Some((start, end)) = bulk_span(buf, at, limits) else {
+            return false;
+        };
         *span = (start, end);
         at = end + 2;
     }
     let frame = buf.split_to(at).freeze();
-    Some(
-        spans[..count]
-            .iter()
-            .map(|&(s, e)| frame.slice(s..e))
-            .collect(),
-    )
+    argv.extend(spans.iter().map(|&(s, e)| frame.slice(s..e)));
+    true
+}
+
+/// Where the payload of the bulk string whose header starts at `at` lies, if it is whole
+/// (with the two bytes after it, which Redis skips unchecked) and within `limits`.
+fn bulk_span(buf: &[u8], at: usize, limits: Limits) -> Option<(usize, usize)> {
+    let (len, start) = header_value(buf, at, b'$')?;
+    if len as u64 > limits.max_bulk_len || (limits.unauthenticated && len > UNAUTH_MAX_BULK) {
+        return None;
+    }
+    let end = start.checked_add(len as usize)?;
+    (buf.len() >= end.checked_add(2)?).then_some((start, end))
 }
 
 /// The number on the header line starting at `at` with `kind` (`*` or `$`), and where the

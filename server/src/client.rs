@@ -273,6 +273,8 @@ pub struct Client {
     /// visible share of a cheap command's CPU: docs/performance.md, Server); None once the
     /// connection has waited for anything since.
     pub clock: Option<Instant>,
+    /// Latencies of the commands answered in this batch, for INFO latencystats.
+    pub latency: crate::latency_monitor::LatencyBatch,
 }
 
 impl Client {
@@ -294,7 +296,16 @@ impl Client {
             silenced_pushes: BytesMut::new(),
             write_seq: 0,
             clock: None,
+            latency: Default::default(),
         }
+    }
+
+    /// Ends a batch of requests (the connection is about to wait for something): the next
+    /// command's time starts from a fresh clock read, and this batch's latencies are put in
+    /// the histograms.
+    pub fn end_batch(&mut self) {
+        self.clock = None;
+        self.latency.flush();
     }
 
     /// The client id.

@@ -15,8 +15,8 @@
 use hdrhistogram::Histogram;
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::keyspace::lock;
@@ -158,7 +158,7 @@ impl LatencyMonitor {
         }
         let ms = took.as_millis() as u64;
         if ms >= threshold {
-            self.add_sample(name, crate::client::now_ms() / 1000, ms);
+            self.add_sample(name, unix_secs(), ms);
         }
     }
 
@@ -202,20 +202,17 @@ impl LatencyMonitor {
         }
     }
 
-    /// Records one call of command `idx` (when `latency-tracking` is on). Allocates only on
-    /// the command's first call on this thread's shard.
-    #[inline]
-    pub fn record_command(&self, idx: usize, took: Duration) {
-        if !self.tracking.load(Ordering::Relaxed) {
-            return;
-        }
-        let ns = (took.as_nanos() as u64).clamp(HIST_MIN_NS, HIST_MAX_NS);
+    /// Records calls as (command index, nanoseconds), under one lock of this thread's shard.
+    /// Allocates only on a command's first call on that shard.
+    fn record_commands(&self, samples: &[(u32, u32)]) {
         let mut shard = lock(&self.shards[my_shard()]);
-        let Some(slot) = shard.get_mut(idx) else {
-            return;
-        };
-        let hist = slot.get_or_insert_with(|| Box::new(new_histogram()));
-        hist.saturating_record(ns);
+        for &(idx, ns) in samples {
+            let Some(slot) = shard.get_mut(idx as usize) else {
+                continue;
+            };
+            let hist = slot.get_or_insert_with(|| Box::new(new_histogram()));
+            hist.saturating_record(u64::from(ns));
+        }
     }
 
     /// Command `idx`'s histogram, the shards merged; None if it was never recorded.
@@ -242,6 +239,80 @@ impl LatencyMonitor {
                 *slot = None;
             }
         }
+    }
+}
+
+/// Seconds since the Unix epoch, a sample's time.
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A latency in nanoseconds within the histograms' bounds.
+fn clamp_ns(took: Duration) -> u32 {
+    (took.as_nanos() as u64).clamp(HIST_MIN_NS, HIST_MAX_NS) as u32
+}
+
+/// Calls a connection has answered but not yet put in the histograms.
+const BATCH: usize = 32;
+
+/// One connection's command latencies on their way to the histograms: put there a batch at
+/// a time (when the connection's batch of requests ends, when full, or when dropped), so a
+/// pipelined command takes no lock of its own.
+#[derive(Default)]
+pub struct LatencyBatch {
+    /// The monitor the samples belong to, once one was taken.
+    monitor: Option<Arc<LatencyMonitor>>,
+    len: usize,
+    samples: [(u32, u32); BATCH],
+}
+
+impl std::fmt::Debug for LatencyBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyBatch")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl LatencyBatch {
+    /// Takes one call of command `idx` (when `latency-tracking` is on).
+    #[inline]
+    pub fn record(&mut self, monitor: &Arc<LatencyMonitor>, idx: usize, took: Duration) {
+        if !monitor.tracking.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self
+            .monitor
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, monitor))
+        {
+            self.flush();
+            self.monitor = Some(monitor.clone());
+        }
+        self.samples[self.len] = (idx as u32, clamp_ns(took));
+        self.len += 1;
+        if self.len == BATCH {
+            self.flush();
+        }
+    }
+
+    /// Puts the samples taken in the histograms.
+    pub fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        if let Some(m) = &self.monitor {
+            m.record_commands(&self.samples[..self.len]);
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for LatencyBatch {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -351,11 +422,13 @@ mod tests {
 
     #[test]
     fn command_histograms_and_percentiles() {
-        let m = LatencyMonitor::new(3, 0, true);
+        let m = Arc::new(LatencyMonitor::new(3, 0, true));
         assert!(m.command_histogram(1).is_none());
+        let mut batch = LatencyBatch::default();
         for us in 1..=100 {
-            m.record_command(1, Duration::from_micros(us));
+            batch.record(&m, 1, Duration::from_micros(us));
         }
+        batch.flush();
         let h = m.command_histogram(1).unwrap();
         assert_eq!(h.len(), 100);
         let line = percentiles_line(&h, &[50.0, 99.0, 99.9]);
@@ -365,10 +438,35 @@ mod tests {
         let buckets = cumulative_buckets(&h);
         assert_eq!(buckets.last().unwrap().1, 100);
         m.configure(0, false);
-        m.record_command(2, Duration::from_micros(1));
+        batch.record(&m, 2, Duration::from_micros(1));
+        batch.flush();
         assert!(m.command_histogram(2).is_none());
         m.reset_commands();
         assert!(m.command_histogram(1).is_none());
+    }
+
+    /// A connection's samples reach the histograms when its batch is flushed, when 32 are
+    /// waiting, when it is dropped, and (to the monitor they belong to) when it moves to
+    /// another server's monitor.
+    #[test]
+    fn batched_samples_reach_the_histograms() {
+        let count = |m: &LatencyMonitor, idx| m.command_histogram(idx).map_or(0, |h| h.len());
+        let m = Arc::new(LatencyMonitor::new(3, 0, true));
+        let mut batch = LatencyBatch::default();
+        batch.record(&m, 0, Duration::from_micros(5));
+        assert_eq!(count(&m, 0), 0);
+        batch.flush();
+        assert_eq!(count(&m, 0), 1);
+        for _ in 0..BATCH {
+            batch.record(&m, 1, Duration::from_micros(5));
+        }
+        assert_eq!(count(&m, 1), BATCH as u64);
+        let other = Arc::new(LatencyMonitor::new(3, 0, true));
+        batch.record(&m, 2, Duration::from_micros(5));
+        batch.record(&other, 2, Duration::from_micros(5));
+        assert_eq!((count(&m, 2), count(&other, 2)), (1, 0));
+        drop(batch);
+        assert_eq!((count(&m, 2), count(&other, 2)), (1, 1));
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub(crate) fn new_acl(config: &crate::config::Config) -> crate::acl::Acl {
 pub fn execute(
     shared: &Arc<Shared>,
     client: &mut Client,
-    argv: Vec<Bytes>,
+    argv: &mut Vec<Bytes>,
     out: &mut bytes::BytesMut,
 ) -> Outcome {
     let (reply, outcome) = run(shared, client, argv);
@@ -90,10 +90,10 @@ pub fn execute(
 pub fn execute_replicated(
     shared: &Arc<Shared>,
     client: &mut Client,
-    argv: Vec<Bytes>,
+    mut argv: Vec<Bytes>,
     out: &mut bytes::BytesMut,
 ) {
-    let _ = execute(shared, client, argv, out);
+    let _ = execute(shared, client, &mut argv, out);
 }
 
 /// Encodes a reply honouring CLIENT REPLY and counts errors.
@@ -115,16 +115,19 @@ pub fn write_reply(shared: &Shared, client: &mut Client, reply: &Reply, out: &mu
     }
 }
 
-fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<Reply>, Outcome) {
+/// `argv` is taken (left empty) when the command is held or queued; otherwise it is
+/// left as it was, for its caller to reuse.
+fn run(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    argv: &mut Vec<Bytes>,
+) -> (Option<Reply>, Outcome) {
     let table = table();
     let Some(mut idx) = table.find(&argv[0]) else {
         if let Some(m) = client.multi.as_mut() {
             m.aborted = true;
         }
-        return (
-            Some(Reply::Error(unknown_command(&argv))),
-            Outcome::Continue,
-        );
+        return (Some(Reply::Error(unknown_command(argv))), Outcome::Continue);
     };
     let mut spec = table.entries[idx].spec;
     if !spec.subcommands.is_empty() && argv.len() >= 2 {
@@ -150,8 +153,8 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         }
     }
     let stat = &shared.command_stats[idx];
-    let refusal = precheck(shared, client, idx, spec, &argv)
-        .or_else(|| name_too_long(&table.entries[idx].full_name, &argv));
+    let refusal = precheck(shared, client, idx, spec, argv)
+        .or_else(|| name_too_long(&table.entries[idx].full_name, argv));
     if let Some(err) = refusal {
         per_thread::add(&stat.rejected, 1);
         if table.entries[idx].full_name == "exec" {
@@ -179,11 +182,12 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         let write_like = write_like(client, spec, name);
         // CLIENT LIST shows the held command, as Redis does.
         client.handle.last_cmd.store(idx, Ordering::Relaxed);
+        let argv = std::mem::take(argv);
         return (None, Outcome::Paused { argv, write_like });
     }
     if client.multi.is_some() && spec.flags & flags::NOT_QUEUED == 0 {
         if let Some(m) = client.multi.as_mut() {
-            m.queue.push((idx, argv));
+            m.queue.push((idx, std::mem::take(argv)));
             client
                 .handle
                 .multi_len
@@ -192,7 +196,7 @@ fn run(shared: &Arc<Shared>, client: &mut Client, argv: Vec<Bytes>) -> (Option<R
         return (Some(Reply::simple("QUEUED")), Outcome::Continue);
     }
     let mut ctx = Ctx::new(shared, table, client);
-    let reply = call(&mut ctx, idx, &argv);
+    let reply = call(&mut ctx, idx, argv);
     let Ctx {
         touched,
         ready,
@@ -407,6 +411,8 @@ pub fn rerun_waiter(shared: &Arc<Shared>, waiter: &Arc<crate::blocking::Waiter>)
     if block.is_some() {
         return;
     }
+    // In the histograms before the blocked client reads its reply.
+    client.latency.flush();
     if let Some(tx) = slot.take() {
         let _ = tx.send(crate::blocking::Served {
             reply,

@@ -86,6 +86,8 @@ fn reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 }
 
 fn histogram(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    // Shows this connection's earlier commands of the batch, as Redis would.
+    ctx.client.latency.flush();
     let table = ctx.commands;
     let mut wanted: Vec<usize> = Vec::new();
     if argv.len() == 2 {

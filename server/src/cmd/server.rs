@@ -222,6 +222,8 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
 }
 
 fn config_resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Reply, CommandError> {
+    // This connection's earlier commands of the batch are reset too, as in Redis.
+    ctx.client.latency.flush();
     ctx.shared.stats.reset();
     ctx.shared.latency.reset_commands();
     ctx.shared.instant.reset();
@@ -282,6 +284,8 @@ fn not_default(section: &str) -> bool {
 }
 
 fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
+    // latencystats shows this connection's earlier commands of the batch, as Redis would.
+    ctx.client.latency.flush();
     let mut wanted: Vec<&str> = Vec::new();
     let asked: Vec<String> = argv[1..]
         .iter()

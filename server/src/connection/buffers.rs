@@ -115,7 +115,7 @@ impl Buffers {
         let argv = match self.reader.next_request(&mut self.inbuf, limits) {
             Ok(Some(argv)) => argv,
             Ok(None) => {
-                client.clock = None;
+                client.end_batch();
                 return Ok(Step::NeedMore);
             }
             Err(e) => {
@@ -146,7 +146,7 @@ impl Buffers {
         shared: &Arc<Shared>,
         client: &mut Client,
         rx: &mut mpsc::UnboundedReceiver<Outbound>,
-        argv: Vec<bytes::Bytes>,
+        mut argv: Vec<bytes::Bytes>,
     ) -> Result<Step, End> {
         // Only a subscriber is sent messages. Those queued before the command go before its
         // reply; those it caused (a PUBLISH to its own channel, a keyspace event it watches)
@@ -165,10 +165,11 @@ impl Buffers {
                 reply_at = Some(self.out.len());
             }
         }
-        let outcome = cmd::execute(shared, client, argv, &mut self.out);
+        let outcome = cmd::execute(shared, client, &mut argv, &mut self.out);
+        self.reader.recycle(argv);
         self.ran = self.ran.saturating_add(1);
         if !matches!(outcome, Outcome::Continue) {
-            client.clock = None;
+            client.end_batch();
         }
         if subscribed || client.handle.is_pubsub() {
             self.queued_messages(rx, reply_at)?;

@@ -206,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     self.flush(client).await?;
                     let reply =
                         crate::replication::wait::wait(self.shared, &client.handle, spec).await;
-                    client.clock = None;
+                    client.end_batch();
                     cmd::write_reply(self.shared, client, &reply, &mut self.io.out);
                 }
                 Step::Ran(Outcome::Replica(start)) => {
@@ -231,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             // A long pipeline of large replies is written as it grows: a client that does not
             // read then stalls its own connection (TCP backpressure) instead of growing memory.
             if self.io.out.len() >= OUT_FLUSH_AT {
-                client.clock = None;
+                client.end_batch();
                 self.flush(client).await?;
             }
         }
