@@ -71,7 +71,8 @@ pub(crate) fn new_acl(config: &crate::config::Config) -> crate::acl::Acl {
     crate::acl::Acl::new(Arc::new(index), config.requirepass.as_deref())
 }
 
-/// Runs one request and appends its reply (if any) to `out`.
+/// Runs one request and appends its reply (if any) to `out`. `argv` is left for the caller
+/// to reuse, or taken (left empty) when CLIENT PAUSE holds the command or MULTI queues it.
 pub fn execute(
     shared: &Arc<Shared>,
     client: &mut Client,
@@ -115,8 +116,7 @@ pub fn write_reply(shared: &Shared, client: &mut Client, reply: &Reply, out: &mu
     }
 }
 
-/// `argv` is taken (left empty) when the command is held or queued; otherwise it is
-/// left as it was, for its caller to reuse.
+/// [`execute`] without the reply's encoding.
 fn run(
     shared: &Arc<Shared>,
     client: &mut Client,
