@@ -33,7 +33,11 @@ pub async fn run(shared: Arc<Shared>) {
                 s.net_output_bytes.total(),
             ],
         );
-        shared.instant.note_memory(crate::info::used_memory().0);
+        // The memory task's reading of this tick or the last: a second epoch advance
+        // would cost as much again.
+        shared
+            .instant
+            .note_memory(crate::mem_report::latest_reading());
         crate::access::tick();
     }
 }
