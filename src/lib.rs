@@ -426,15 +426,56 @@ pub fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
     }
 }
 
-/// Runs a command that must answer a string (bulk, simple or verbatim), and returns it.
-#[allow(clippy::unwrap_used)]
+/// Runs a command that must answer a string (bulk, simple, verbatim or OK), and returns it.
 pub fn text(c: &mut redis::Connection, args: &[&str]) -> String {
-    match run(c, args) {
-        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        redis::Value::SimpleString(s) => s,
-        redis::Value::VerbatimString { text, .. } => text,
-        v => panic!("{args:?}: {v:?}"),
+    let v = run(c, args);
+    string_of(&v).unwrap_or_else(|| panic!("{args:?}: not a string: {v:?}"))
+}
+
+/// A reply that must be a string (bulk, simple, verbatim or OK) as text.
+pub fn value_text(v: &redis::Value) -> String {
+    string_of(v).unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+#[allow(clippy::unwrap_used)]
+fn string_of(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8(b.clone()).unwrap()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::VerbatimString { text, .. } => Some(text.clone()),
+        redis::Value::Okay => Some("OK".into()),
+        _ => None,
     }
+}
+
+/// A reply that must be an integer.
+pub fn value_int(v: &redis::Value) -> i64 {
+    match v {
+        redis::Value::Int(n) => *n,
+        v => panic!("not an integer: {v:?}"),
+    }
+}
+
+/// A map reply's fields in order, whichever protocol it came in (a RESP3 map, or a RESP2
+/// array of names and values).
+pub fn map_pairs(v: &redis::Value) -> Vec<(String, redis::Value)> {
+    match v {
+        redis::Value::Map(m) => m.iter().map(|(k, v)| (value_text(k), v.clone())).collect(),
+        redis::Value::Array(a) => a
+            .chunks(2)
+            .map(|p| (value_text(&p[0]), p[1].clone()))
+            .collect(),
+        v => panic!("not a map: {v:?}"),
+    }
+}
+
+/// A map reply's field `name`, whichever protocol it came in.
+pub fn map_field(v: &redis::Value, name: &str) -> redis::Value {
+    map_pairs(v)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no field {name} in {v:?}"))
+        .1
 }
 
 /// Runs a command that must answer OK.

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use brooklet::{TestServer, err, error_text, int, query, run};
+use brooklet::{
+    TestServer, err, error_text, int, map_field as field, map_pairs as fields, query, run,
+};
 use redis::Value;
 use redis_protocol::resp2::types::OwnedFrame as F2;
 
@@ -38,26 +40,6 @@ fn texts(v: &Value) -> Vec<String> {
         Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
         other => panic!("not a list: {other:?}"),
     }
-}
-
-/// A map reply as pairs, from a RESP3 map or a RESP2 flat array.
-fn fields(v: &Value) -> Vec<(String, Value)> {
-    match v {
-        Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), v.clone())).collect(),
-        Value::Array(flat) => flat
-            .chunks(2)
-            .map(|p| (text(&p[0]), p[1].clone()))
-            .collect(),
-        other => panic!("not a map: {other:?}"),
-    }
-}
-
-fn field(v: &Value, name: &str) -> Value {
-    fields(v)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("no {name} in {v:?}"))
 }
 
 fn acl_list(c: &mut redis::Connection) -> Vec<String> {

@@ -8,17 +8,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, blocked_clients, err, run};
+use brooklet::{TestServer, blocked_clients, err, run, value_text as text};
 use redis::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
-        other => panic!("not a bulk string: {other:?}"),
-    }
-}
 
 /// One served entry of a CLAIM read: `(id, idle ms, prior deliveries)`.
 type Served = (String, i64, i64);

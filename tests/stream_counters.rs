@@ -7,41 +7,12 @@
 
 use std::path::Path;
 
-use brooklet::{TestServer, err, run};
+use brooklet::{
+    TestServer, err, map_field as field, map_pairs as pairs, run, value_int as int,
+    value_text as text,
+};
 use brooklet_server::Config;
 use redis::Value;
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
-        Value::SimpleString(s) => s.clone(),
-        other => panic!("not a string: {other:?}"),
-    }
-}
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(n) => *n,
-        other => panic!("not an integer: {other:?}"),
-    }
-}
-
-/// A map reply's fields, whichever protocol it came in.
-fn pairs(v: &Value) -> Vec<(String, Value)> {
-    match v {
-        Value::Map(m) => m.iter().map(|(k, v)| (text(k), v.clone())).collect(),
-        Value::Array(a) => a.chunks(2).map(|p| (text(&p[0]), p[1].clone())).collect(),
-        other => panic!("not a map: {other:?}"),
-    }
-}
-
-fn field(v: &Value, name: &str) -> Value {
-    pairs(v)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("no field {name} in {v:?}"))
-        .1
-}
 
 const NAMES: [&str; 4] = [
     "entries-delivered",

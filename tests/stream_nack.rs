@@ -10,28 +10,16 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brooklet::{TestServer, blocked_clients, err, now_ms, run};
+use brooklet::{
+    TestServer, blocked_clients, err, map_field as field, now_ms, run, value_int as int,
+    value_text as text,
+};
 use brooklet_server::Config;
 use redis::Value;
 use redis_protocol::resp2::types::OwnedFrame as F2;
 
 const WAIT: Duration = Duration::from_secs(5);
 const MAX: i64 = i64::MAX;
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
-        Value::SimpleString(s) => s.clone(),
-        other => panic!("not a string: {other:?}"),
-    }
-}
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(n) => *n,
-        other => panic!("not an integer: {other:?}"),
-    }
-}
 
 /// XPENDING's extended rows as `(id, consumer, idle, deliveries)`, idle kept only when it
 /// is -1 (a NACKed entry) and otherwise reported as 0.
@@ -67,20 +55,6 @@ fn setup(c: &mut redis::Connection, key: &str, n: u64) {
     }
     run(c, &["XGROUP", "CREATE", key, "g", "0"]);
     run(c, &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", key, ">"]);
-}
-
-/// A map reply's field, whichever protocol it came in.
-fn field(v: &Value, name: &str) -> Value {
-    let pairs: Vec<(Value, Value)> = match v {
-        Value::Map(m) => m.clone(),
-        Value::Array(a) => a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect(),
-        other => panic!("not a map: {other:?}"),
-    };
-    pairs
-        .into_iter()
-        .find(|(k, _)| text(k) == name)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("no {name} in {v:?}"))
 }
 
 fn full_group(c: &mut redis::Connection, key: &str, i: usize) -> Value {
