@@ -130,3 +130,49 @@ fn corrupted_and_random_bytes_never_panic_and_chunking_does_not_change_the_outco
         );
     }
 }
+
+/// Pipelines of requests of up to 20 arguments (a request of up to 16 that is already whole
+/// in the buffer is cut in one piece, a longer or unfinished one argument by argument), with
+/// bulks over `proto-max-bulk-len`, counts over the unauthenticated limit, and a malformed
+/// request now and then: read whole and in random chunks, the outcome is the same, and a
+/// pipeline read to its end gives exactly the requests sent.
+#[test]
+fn long_requests_and_limits_read_the_same_whole_and_chunked() {
+    let mut rng = Lcg(99);
+    for round in 0..300 {
+        let limits = Limits {
+            max_bulk_len: 40,
+            unauthenticated: round % 5 == 0,
+        };
+        let mut input = Vec::new();
+        let mut sent = Vec::new();
+        for _ in 0..rng.next(12) {
+            let argc = 1 + rng.next(20);
+            let argv: Vec<Bytes> = (0..argc)
+                .map(|_| {
+                    let len = rng.next(45);
+                    (0..len).map(|_| b"ab\r\n*$1"[rng.next(7)]).collect()
+                })
+                .collect();
+            input.extend_from_slice(format!("*{argc}\r\n").as_bytes());
+            for a in &argv {
+                input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                input.extend_from_slice(a);
+                input.extend_from_slice(b"\r\n");
+            }
+            sent.push(argv);
+        }
+        match rng.next(7) {
+            0 => input.extend_from_slice(b"*2\r\n$1\r\na\r\n:1\r\n"),
+            1 => input.extend_from_slice(b"*1\r\n$-3\r\n"),
+            2 => input.extend_from_slice(b"*x\r\n"),
+            3 => input.extend_from_slice(b"*1\r\n$01\r\na\r\n"),
+            4 => input.extend_from_slice(b"*01\r\n$1\r\na\r\n"),
+            _ => {}
+        }
+        let whole = run(&input, &mut rng, true, limits);
+        let chunked = run(&input, &mut rng, false, limits);
+        assert_eq!(whole, chunked, "round {round}");
+        assert!(whole.1.is_some() || whole.0 == sent, "round {round}");
+    }
+}
