@@ -125,6 +125,8 @@ fn object_and_memory_usage() {
             err(&mut c, &["OBJECT", "FREQ", "s"])
                 .starts_with("ERR An LFU maxmemory policy is not selected")
         );
+        // The key is looked up before the policy: a missing one is Null under any policy.
+        assert_eq!(run(&mut c, &["OBJECT", "FREQ", "nope"]), Value::Nil);
         assert_eq!(
             err(&mut c, &["OBJECT", "ENCODING"]),
             "ERR wrong number of arguments for 'object|encoding' command"
@@ -142,6 +144,7 @@ fn object_and_memory_usage() {
         );
         check_access_counter(&mut c);
         assert_eq!(run(&mut c, &["OBJECT", "FREQ", "nope"]), Value::Nil);
+        assert_eq!(run(&mut c, &["OBJECT", "IDLETIME", "nope"]), Value::Nil);
         ok(&mut c, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
         // Redis 7 gives these sizes for these strings.
         assert_eq!(int(&mut c, &["MEMORY", "USAGE", "small"]), 48);
@@ -175,4 +178,48 @@ fn object_and_memory_usage() {
         };
         assert_eq!(keys.len(), 5);
     }
+}
+
+/// A string's encoding follows how it was last written, as in Redis: APPEND to a key that
+/// exists and SETRANGE leave it `raw` whatever it holds, INCRBYFLOAT's text is never `int`,
+/// COPY keeps the encoding, and a write of the whole value or a reload judges it by its
+/// content again.
+#[test]
+fn string_encodings_follow_the_last_write() {
+    let server = TestServer::start_with(|c| c.enable_debug_command = "yes".into());
+    let mut c = server.client(false);
+    let enc = |c: &mut redis::Connection, k: &str| text(c, &["OBJECT", "ENCODING", k]);
+    ok(&mut c, &["SET", "n", "1"]);
+    assert_eq!(enc(&mut c, "n"), "int");
+    assert_eq!(int(&mut c, &["APPEND", "n", "2"]), 2);
+    assert_eq!(enc(&mut c, "n"), "raw");
+    // Raw, not one of the shared integers.
+    assert_eq!(int(&mut c, &["OBJECT", "REFCOUNT", "n"]), 1);
+    assert_eq!(int(&mut c, &["MEMORY", "USAGE", "n"]), 56);
+    assert_eq!(int(&mut c, &["INCR", "n"]), 13);
+    assert_eq!(enc(&mut c, "n"), "int");
+    // An empty patch changes nothing, so nothing is edited.
+    assert_eq!(int(&mut c, &["SETRANGE", "n", "0", ""]), 2);
+    assert_eq!(enc(&mut c, "n"), "int");
+    assert_eq!(int(&mut c, &["SETRANGE", "n", "0", "5"]), 2);
+    assert_eq!(enc(&mut c, "n"), "raw");
+    assert_eq!(int(&mut c, &["SETRANGE", "fresh", "0", "5"]), 1);
+    assert_eq!(enc(&mut c, "fresh"), "raw");
+    // APPEND to a missing key writes it whole.
+    assert_eq!(int(&mut c, &["APPEND", "new", "12"]), 2);
+    assert_eq!(enc(&mut c, "new"), "int");
+    assert_eq!(int(&mut c, &["APPEND", "new", "3"]), 3);
+    assert_eq!(int(&mut c, &["COPY", "new", "copied"]), 1);
+    assert_eq!(enc(&mut c, "copied"), "raw");
+    ok(&mut c, &["RENAME", "copied", "renamed"]);
+    assert_eq!(enc(&mut c, "renamed"), "raw");
+    assert_eq!(text(&mut c, &["INCRBYFLOAT", "f", "2"]), "2");
+    assert_eq!(enc(&mut c, "f"), "embstr");
+    assert_eq!(int(&mut c, &["OBJECT", "REFCOUNT", "f"]), 1);
+    ok(&mut c, &["SET", "new", "7"]);
+    assert_eq!(enc(&mut c, "new"), "int");
+    ok(&mut c, &["DEBUG", "RELOAD"]);
+    assert_eq!(enc(&mut c, "n"), "int");
+    assert_eq!(enc(&mut c, "f"), "int");
+    assert_eq!(enc(&mut c, "renamed"), "int");
 }

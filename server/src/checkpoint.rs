@@ -129,7 +129,7 @@ impl StreamHost for KeyspaceHost<'_> {
         };
         let (string, string_on_disk) = match shard.get(key) {
             // Copied when small, as a reply's value is (`SmallBytes::to_bytes`).
-            Some(Value::String(v, _)) => (Some(v.to_bytes()), false),
+            Some(Value::String(v, _, _)) => (Some(v.to_bytes()), false),
             Some(Value::StoredString(_)) => (None, true),
             _ => (None, false),
         };

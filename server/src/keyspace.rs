@@ -28,10 +28,25 @@ pub enum Value {
     /// A Redis stream (XADD, XGROUP CREATE MKSTREAM create one), with its storage state.
     Stream(Box<StoredStream>, Access),
     /// A Redis string (SET, INCR, APPEND...).
-    String(SmallBytes, Access),
+    String(SmallBytes, Access, StringForm),
     /// A string whose value only the store holds: start-up loads keys, not values, and the
     /// first command that needs the value reads it back ([`Shard::load_string`]).
     StoredString(Access),
+}
+
+/// How a string came to hold its bytes, which decides the encoding Redis reports for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StringForm {
+    /// Written whole from a client's argument (SET, INCR, RESTORE...): `int`, `embstr` or
+    /// `raw` by its content.
+    #[default]
+    Whole,
+    /// Written whole as text Redis formats (INCRBYFLOAT): `embstr` or `raw` by its length,
+    /// never `int`.
+    Text,
+    /// Edited in place (APPEND to a key that exists, SETRANGE): Redis holds such a string
+    /// `raw` whatever its content, until it is written whole again.
+    Edited,
 }
 
 impl Value {
@@ -41,8 +56,8 @@ impl Value {
     }
 
     /// A new string value, accessed now.
-    pub fn string_value(value: impl Into<SmallBytes>) -> Self {
-        Value::String(value.into(), Access::new())
+    pub fn string_value(value: impl Into<SmallBytes>, form: StringForm) -> Self {
+        Value::String(value.into(), Access::new(), form)
     }
 
     /// The name TYPE reports.
@@ -56,7 +71,7 @@ impl Value {
     /// The value's access history (read without counting as an access).
     pub fn access(&self) -> &Access {
         match self {
-            Value::Stream(_, a) | Value::String(_, a) | Value::StoredString(a) => a,
+            Value::Stream(_, a) | Value::String(_, a, _) | Value::StoredString(a) => a,
         }
     }
 
@@ -86,7 +101,7 @@ impl Value {
     /// on disk is an error: the caller reads it first with [`Shard::load_string`].
     pub fn string(&self) -> Result<&SmallBytes, CommandError> {
         match self {
-            Value::String(s, a) => {
+            Value::String(s, a, _) => {
                 a.touch();
                 Ok(s)
             }
@@ -255,7 +270,7 @@ impl Shard {
                 CommandError::msg("ERR failed to read a string from disk: no record")
             })?;
             let access = access.clone();
-            *slot = Value::String(SmallBytes::from_bytes(value), access);
+            *slot = Value::String(SmallBytes::from_bytes(value), access, StringForm::Whole);
         }
         Ok(Some(slot))
     }

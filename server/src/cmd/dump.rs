@@ -116,7 +116,7 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 // The reply shows the value: it waits for the write that made it.
                 ctx.show_value(key, v)?;
                 Some(match v {
-                    Value::String(s, _) => value::dump_string(s),
+                    Value::String(s, _, _) => value::dump_string(s),
                     Value::StoredString(_) => {
                         return Err(CommandError::msg("ERR string value not loaded"));
                     }

@@ -248,11 +248,12 @@ fn relocate(
         };
         let moved = if copy {
             let made = match pair.src().get_mut(from.1) {
-                Some(Value::String(v, _)) => {
-                    let v = v.clone();
+                Some(Value::String(v, _, form)) => {
+                    // Redis's copy keeps the encoding.
+                    let (v, form) = (v.clone(), *form);
                     store
                         .move_string(fk, tk, &v, deadline, false, gone)
-                        .map(|n| (n, Value::string_value(v)))
+                        .map(|n| (n, Value::string_value(v, form)))
                 }
                 Some(Value::StoredString(_)) => Err(not_loaded()),
                 Some(Value::Stream(s, _)) => {
@@ -278,7 +279,7 @@ fn relocate(
             };
             sdb.note_deadlines(delta);
             let written = match &mut value {
-                Value::String(v, _) => store.move_string(fk, tk, v, deadline, true, gone),
+                Value::String(v, _, _) => store.move_string(fk, tk, v, deadline, true, gone),
                 Value::StoredString(_) => Err(not_loaded()),
                 Value::Stream(s, _) => store.move_stream(fk, tk, s, deadline, gone).inspect(|_| {
                     s.attach_source(store.source(tk.0, tk.1));

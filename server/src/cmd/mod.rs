@@ -326,7 +326,7 @@ pub(crate) fn install_loaded(shared: &Shared, loaded: Vec<brooklet_persistence::
                 s.key,
                 s.value.map_or(
                     crate::keyspace::Value::StoredString(crate::access::Access::new()),
-                    crate::keyspace::Value::string_value,
+                    |v| crate::keyspace::Value::string_value(v, crate::keyspace::StringForm::Whole),
                 ),
             );
         }

@@ -9,7 +9,7 @@ use super::table::flags::*;
 use super::table::{command, container, simple};
 use super::{CommandSpec, Ctx};
 use crate::error::CommandError;
-use crate::keyspace::Value;
+use crate::keyspace::{StringForm, Value};
 
 /// This family's commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -38,15 +38,15 @@ pub const COMMANDS: &[CommandSpec] = &[
     simple("randomkey", 1, READONLY, randomkey),
 ];
 
-/// Redis's encoding of a string value, as `SET` would leave it: `int` for a canonical
-/// 64-bit integer, `embstr` up to 44 bytes, `raw` beyond.
-pub(crate) fn string_encoding(v: &[u8]) -> &'static str {
-    if as_int(v).is_some() {
-        "int"
-    } else if v.len() <= 44 {
-        "embstr"
-    } else {
-        "raw"
+/// Redis's encoding of a string value in `form`: written whole, `int` for a canonical
+/// 64-bit integer, `embstr` up to 44 bytes, `raw` beyond; INCRBYFLOAT's text never `int`;
+/// an edited string `raw`.
+pub(crate) fn string_encoding(v: &[u8], form: StringForm) -> &'static str {
+    match form {
+        StringForm::Edited => "raw",
+        StringForm::Whole if as_int(v).is_some() => "int",
+        _ if v.len() <= 44 => "embstr",
+        _ => "raw",
     }
 }
 
@@ -63,11 +63,11 @@ fn as_int(v: &[u8]) -> Option<i64> {
 fn encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     with_value(ctx, &argv[2], |v| {
         // A bulk string, as Redis replies (not a status).
-        Reply::bulk(match v {
+        Ok(Reply::bulk(match v {
             Value::Stream(..) => "stream",
-            Value::String(s, _) => string_encoding(s),
+            Value::String(s, _, form) => string_encoding(s, *form),
             Value::StoredString(_) => "raw",
-        })
+        }))
     })
 }
 
@@ -75,7 +75,7 @@ fn encoding(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn with_value(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
-    f: impl FnOnce(&Value) -> Reply,
+    f: impl FnOnce(&Value) -> Result<Reply, CommandError>,
 ) -> Result<Reply, CommandError> {
     let db = ctx.db();
     let mut shard = db.lock(key);
@@ -89,36 +89,42 @@ fn with_value(
         Value::Stream(s, _) => ctx.show(s)?,
         Value::String(..) | Value::StoredString(_) => ctx.show_key(key)?,
     }
-    Ok(f(&*v))
+    f(&*v)
 }
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
     ctx.shared.config().maxmemory_policy.contains("lfu")
 }
 
+// FREQ and IDLETIME look the key up before the policy, as Redis does: a missing key is
+// Null under any policy.
 fn freq(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    if !lfu_policy(ctx) {
-        return Err(CommandError::msg(
-            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
-             Please note that when switching between policies at runtime LRU and LFU data \
-             will take some time to adjust.",
-        ));
-    }
+    let lfu = lfu_policy(ctx);
     with_value(ctx, &argv[2], |v| {
-        Reply::Int(i64::from(v.access().decayed()))
+        if !lfu {
+            return Err(CommandError::msg(
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
+                 Please note that when switching between policies at runtime LRU and LFU \
+                 data will take some time to adjust.",
+            ));
+        }
+        Ok(Reply::Int(i64::from(v.access().decayed())))
     })
 }
 
 fn idletime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    if lfu_policy(ctx) {
-        return Err(CommandError::msg(
-            "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note \
-             that when switching between policies at runtime LRU and LFU data will take \
-             some time to adjust.",
-        ));
-    }
+    let lfu = lfu_policy(ctx);
     with_value(ctx, &argv[2], |v| {
-        Reply::Int(i64::try_from(v.access().idle_secs()).unwrap_or(i64::MAX))
+        if lfu {
+            return Err(CommandError::msg(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note \
+                 that when switching between policies at runtime LRU and LFU data will take \
+                 some time to adjust.",
+            ));
+        }
+        Ok(Reply::Int(
+            i64::try_from(v.access().idle_secs()).unwrap_or(i64::MAX),
+        ))
     })
 }
 
@@ -127,12 +133,14 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
 fn refcount(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     with_value(ctx, &argv[2], |v| {
-        Reply::Int(match v {
-            Value::String(s, _) if as_int(s).is_some_and(|n| (0..10_000).contains(&n)) => {
+        Ok(Reply::Int(match v {
+            Value::String(s, _, StringForm::Whole)
+                if as_int(s).is_some_and(|n| (0..10_000).contains(&n)) =>
+            {
                 SHARED_REFCOUNT
             }
             _ => 1,
-        })
+        }))
     })
 }
 
@@ -191,7 +199,7 @@ pub(crate) fn parse_usage(args: &mut Args<'_>) -> Result<(), CommandError> {
 fn memory_usage(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     parse_usage(&mut Args::new(&argv[3..]))?;
     let key = &argv[2];
-    with_value(ctx, key, |v| Reply::Int(usage(key, v) as i64))
+    with_value(ctx, key, |v| Ok(Reply::Int(usage(key, v) as i64)))
 }
 
 /// The size jemalloc gives an allocation of `n` bytes (its small size classes, then pages).
@@ -230,15 +238,13 @@ pub(crate) fn usage(key: &[u8], v: &Value) -> usize {
     const DICT_ENTRY: usize = 24;
     const OBJECT: usize = 16;
     let value = match v {
-        Value::String(s, _) => {
-            if as_int(s).is_some() {
-                OBJECT
-            } else if s.len() <= 44 {
-                alloc_size(OBJECT + 3 + s.len() + 1)
-            } else {
-                OBJECT + sds_size(s.len())
-            }
-        }
+        // A raw string's sds is apart from its object (an appended one's without the room
+        // Redis leaves after an append, which this does not track).
+        Value::String(s, _, form) => match string_encoding(s, *form) {
+            "int" => OBJECT,
+            "embstr" => alloc_size(OBJECT + 3 + s.len() + 1),
+            _ => OBJECT + sds_size(s.len()),
+        },
         // Its value is on disk only.
         Value::StoredString(_) => OBJECT,
         Value::Stream(s, _) => {
@@ -314,14 +320,20 @@ mod tests {
 
     #[test]
     fn encodings_as_redis_decides() {
-        assert_eq!(string_encoding(b"12345"), "int");
-        assert_eq!(string_encoding(b"-7"), "int");
-        assert_eq!(string_encoding(b"007"), "embstr");
-        assert_eq!(string_encoding(b"+7"), "embstr");
-        assert_eq!(string_encoding(b"9223372036854775808"), "embstr");
-        assert_eq!(string_encoding(&[b'a'; 44]), "embstr");
-        assert_eq!(string_encoding(&[b'a'; 45]), "raw");
-        assert_eq!(string_encoding(b""), "embstr");
+        assert_eq!(string_encoding(b"12345", StringForm::Whole), "int");
+        assert_eq!(string_encoding(b"-7", StringForm::Whole), "int");
+        assert_eq!(string_encoding(b"007", StringForm::Whole), "embstr");
+        assert_eq!(string_encoding(b"+7", StringForm::Whole), "embstr");
+        assert_eq!(
+            string_encoding(b"9223372036854775808", StringForm::Whole),
+            "embstr"
+        );
+        assert_eq!(string_encoding(&[b'a'; 44], StringForm::Whole), "embstr");
+        assert_eq!(string_encoding(&[b'a'; 45], StringForm::Whole), "raw");
+        assert_eq!(string_encoding(b"", StringForm::Whole), "embstr");
+        assert_eq!(string_encoding(b"12", StringForm::Text), "embstr");
+        assert_eq!(string_encoding(&[b'a'; 45], StringForm::Text), "raw");
+        assert_eq!(string_encoding(b"12", StringForm::Edited), "raw");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{CommandSpec, Ctx, store_error};
 use crate::access::Access;
 use crate::client::now_ms;
 use crate::error::CommandError;
-use crate::keyspace::{Shard, Value, keep};
+use crate::keyspace::{Shard, StringForm, Value, keep};
 use crate::notify::EventClass;
 use crate::publish::{keyspace_event, keyspace_events};
 use crate::small_bytes::SmallBytes;
@@ -82,8 +82,9 @@ pub(crate) struct Written {
     pub(crate) created: bool,
 }
 
-/// Stores string `value` at `key` in its locked shard, replacing whatever was there (a
-/// stream is removed from the store first), and applies `ttl` to the key's deadline.
+/// Stores string `value`, written whole, at `key` in its locked shard, replacing whatever
+/// was there (a stream is removed from the store first), and applies `ttl` to the key's
+/// deadline.
 pub(crate) fn put(
     ctx: &mut Ctx<'_>,
     shard: &mut Shard,
@@ -91,7 +92,18 @@ pub(crate) fn put(
     value: impl Into<SmallBytes>,
     ttl: Ttl,
 ) -> Result<Written, CommandError> {
-    let value = value.into();
+    put_as(ctx, shard, key, value.into(), ttl, StringForm::Whole)
+}
+
+/// [`put`] of a value in the given form.
+fn put_as(
+    ctx: &mut Ctx<'_>,
+    shard: &mut Shard,
+    key: &Bytes,
+    value: SmallBytes,
+    ttl: Ttl,
+    form: StringForm,
+) -> Result<Written, CommandError> {
     check_key(key)?;
     let db = ctx.db();
     let dbn = ctx.client.db as u32;
@@ -131,11 +143,11 @@ pub(crate) fn put(
     db.note_write(key, seq);
     let created = match slot {
         Some(slot) => {
-            *slot = Value::String(value, Access::new());
+            *slot = Value::String(value, Access::new(), form);
             false
         }
         None => {
-            shard.insert(&key[..], Value::String(value, Access::new()));
+            shard.insert(&key[..], Value::String(value, Access::new(), form));
             true
         }
     };
@@ -442,7 +454,7 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
         for (k, v) in &pairs {
             ctx.db().note_write(k, seq);
             let shard = &mut guards[shard_of(k)].1;
-            let value = Value::string_value(Bytes::copy_from_slice(v));
+            let value = Value::string_value(Bytes::copy_from_slice(v), StringForm::Whole);
             match shard.get_mut(k) {
                 Some(slot) => *slot = value,
                 None => {
@@ -474,22 +486,29 @@ fn msetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 
 /// A read-modify-write of the string at `key`: `f` gets the current value (None when
 /// missing) and returns the new one with the reply, or None to change nothing. The
-/// deadline is kept; `event` is published when the value changed.
+/// deadline is kept; `event` is published when the value changed. `form` gives the new
+/// value's form from whether the key existed.
 fn modify(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
     event: &'static str,
+    form: fn(bool) -> StringForm,
     f: impl FnOnce(Option<&Bytes>) -> Result<(Option<Bytes>, Reply), CommandError>,
 ) -> Result<Reply, CommandError> {
     let db = ctx.db();
     let (written, reply) = {
         let mut shard = db.lock(key);
         let current = string_in(ctx, &mut shard, key)?;
+        let existed = current.is_some();
         let (new, reply) = f(current.as_ref())?;
         let Some(new) = new else {
             return Ok(reply);
         };
-        (put(ctx, &mut shard, key, new, Ttl::Keep)?, reply)
+        let form = form(existed);
+        (
+            put_as(ctx, &mut shard, key, new.into(), Ttl::Keep, form)?,
+            reply,
+        )
     };
     announce(ctx, key, &written, &[(EventClass::String, event)]);
     Ok(reply)
@@ -498,7 +517,12 @@ fn modify(
 fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let max = max_len(ctx);
     let add = &argv[2];
-    modify(ctx, &argv[1], "append", |cur| {
+    // Redis appends in place to a string that exists; a new one is written whole.
+    let form = |existed| match existed {
+        true => StringForm::Edited,
+        false => StringForm::Whole,
+    };
+    modify(ctx, &argv[1], "append", form, |cur| {
         let old = cur.map_or(&[][..], |b| &b[..]);
         if (old.len() + add.len()) as u64 > max {
             return Err(TOO_LONG);
@@ -544,40 +568,53 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let offset = offset as u64;
     let max = max_len(ctx);
     let patch = &argv[3];
-    modify(ctx, &argv[1], "setrange", |cur| {
-        let old = cur.map_or(&[][..], |b| &b[..]);
-        if patch.is_empty() {
-            return Ok((None, Reply::Int(old.len() as i64)));
-        }
-        let end = offset.saturating_add(patch.len() as u64);
-        if end > max {
-            return Err(TOO_LONG);
-        }
-        let (offset, end) = (offset as usize, end as usize);
-        let mut v = BytesMut::with_capacity(end.max(old.len()));
-        v.extend_from_slice(old);
-        if v.len() < end {
-            v.resize(end, 0);
-        }
-        v[offset..end].copy_from_slice(patch);
-        let len = v.len() as i64;
-        Ok((Some(v.freeze()), Reply::Int(len)))
-    })
+    // Redis edits the string in place, or makes a new one raw.
+    modify(
+        ctx,
+        &argv[1],
+        "setrange",
+        |_| StringForm::Edited,
+        |cur| {
+            let old = cur.map_or(&[][..], |b| &b[..]);
+            if patch.is_empty() {
+                return Ok((None, Reply::Int(old.len() as i64)));
+            }
+            let end = offset.saturating_add(patch.len() as u64);
+            if end > max {
+                return Err(TOO_LONG);
+            }
+            let (offset, end) = (offset as usize, end as usize);
+            let mut v = BytesMut::with_capacity(end.max(old.len()));
+            v.extend_from_slice(old);
+            if v.len() < end {
+                v.resize(end, 0);
+            }
+            v[offset..end].copy_from_slice(patch);
+            let len = v.len() as i64;
+            Ok((Some(v.freeze()), Reply::Int(len)))
+        },
+    )
 }
 
 /// INCR, DECR, INCRBY, DECRBY: adds `by` to the integer at `key`.
 fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Result<Reply, CommandError> {
-    modify(ctx, key, "incrby", |cur| {
-        let old = match cur {
-            Some(v) => int_of(v)?,
-            None => 0,
-        };
-        let new = old.checked_add(by).ok_or(CommandError::msg(
-            "ERR increment or decrement would overflow",
-        ))?;
-        let mut buf = itoa_bytes(new);
-        Ok((Some(buf.split().freeze()), Reply::Int(new)))
-    })
+    modify(
+        ctx,
+        key,
+        "incrby",
+        |_| StringForm::Whole,
+        |cur| {
+            let old = match cur {
+                Some(v) => int_of(v)?,
+                None => 0,
+            };
+            let new = old.checked_add(by).ok_or(CommandError::msg(
+                "ERR increment or decrement would overflow",
+            ))?;
+            let mut buf = itoa_bytes(new);
+            Ok((Some(buf.split().freeze()), Reply::Int(new)))
+        },
+    )
 }
 
 /// An integer's decimal text.
@@ -613,18 +650,24 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError>
     const NAN_OR_INF: CommandError =
         CommandError::msg("ERR increment would produce NaN or Infinity");
     let by = &argv[2];
-    modify(ctx, &argv[1], "incrbyfloat", |cur| {
-        // The stored value first, then the increment, as Redis reads them.
-        let old = cur.map_or(Ok(LongDouble::zero(false)), |v| LongDouble::parse(v));
-        let incr = LongDouble::parse(by);
-        let (old, incr) = match (old, incr) {
-            (Err(false), _) | (_, Err(false)) => return Err(NOT_FLOAT),
-            (Ok(old), Ok(incr)) => (old, incr),
-            _ => return Err(NAN_OR_INF),
-        };
-        let text = Bytes::from(old.add(incr).ok_or(NAN_OR_INF)?.text());
-        Ok((Some(text.clone()), Reply::Bulk(text)))
-    })
+    modify(
+        ctx,
+        &argv[1],
+        "incrbyfloat",
+        |_| StringForm::Text,
+        |cur| {
+            // The stored value first, then the increment, as Redis reads them.
+            let old = cur.map_or(Ok(LongDouble::zero(false)), |v| LongDouble::parse(v));
+            let incr = LongDouble::parse(by);
+            let (old, incr) = match (old, incr) {
+                (Err(false), _) | (_, Err(false)) => return Err(NOT_FLOAT),
+                (Ok(old), Ok(incr)) => (old, incr),
+                _ => return Err(NAN_OR_INF),
+            };
+            let text = Bytes::from(old.add(incr).ok_or(NAN_OR_INF)?.text());
+            Ok((Some(text.clone()), Reply::Bulk(text)))
+        },
+    )
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub fn command(shared: &Shared, db: usize, name: &str, argv: &[Bytes], touched: 
             let deadline = shard.deadline(key).map(|d| d.to_string());
             match shard.get(key) {
                 None => encode_command(&mut frame, &[b"DEL", key]),
-                Some(Value::String(v, _)) => {
+                Some(Value::String(v, _, _)) => {
                     encode_command(&mut frame, &[b"SET", key, v]);
                     if let Some(d) = &deadline {
                         encode_command(&mut frame, &[b"PEXPIREAT", key, d.as_bytes()]);

@@ -58,7 +58,7 @@ pub fn build(shared: &Shared) -> (Vec<u8>, u64) {
                 );
             }
             match shard.get_mut(&key) {
-                Some(Value::String(v, _)) => encode_command(&mut out, &[b"SET", &key, v]),
+                Some(Value::String(v, _, _)) => encode_command(&mut out, &[b"SET", &key, v]),
                 Some(Value::StoredString(_)) => continue,
                 Some(Value::Stream(s, _)) => {
                     let rebuilt = s.rebuild_records(|muts| {
