@@ -94,6 +94,8 @@ fn string_commands_reply_as_redis_does() {
             (&["INCRBYFLOAT", "f", "10.5"], bulk("10.5")),
             (&["INCRBYFLOAT", "f", "0.1"], bulk("10.6")),
             (&["INCRBYFLOAT", "i", "5.0e3"], bulk("5050")),
+            // strtold's hexadecimal floats, as Redis reads them.
+            (&["INCRBYFLOAT", "i", "0x1.8p1"], bulk("5053")),
             (&["SET", "e", "v", "EX", "100"], ok()),
             (&["GETEX", "e", "PERSIST"], bulk("v")),
             (&["TTL", "e"], Value::Int(-1)),

@@ -181,6 +181,94 @@ impl Big {
     }
 }
 
+/// A parsed value as `strtold` leaves it (`log2`: the binary logarithm of the exact value,
+/// rounded down). Overflow is ERANGE, which Redis refuses. A value below the normal range
+/// (a subnormal long double, which `strtold` returns without complaint) is kept as the
+/// smallest normal one: no sum with a normal value and no 17-decimal text can tell them
+/// apart. Below half the smallest subnormal it is zero with ERANGE, refused too.
+fn in_range(neg: bool, v: Option<LongDouble>, log2: i64) -> Result<LongDouble, bool> {
+    match v {
+        Some(v) if v.mant != 0 => Ok(v),
+        Some(_) if log2 >= -16446 => Ok(LongDouble {
+            neg,
+            mant: 1 << 63,
+            exp: MIN_EXP,
+        }),
+        _ => Err(false),
+    }
+}
+
+/// The digits of an exponent (an optional sign, then at least one decimal digit), capped
+/// far beyond any exponent in range.
+fn exponent(e: &[u8]) -> Option<i64> {
+    let (neg, digits) = match e.first() {
+        Some(b'-') => (true, &e[1..]),
+        Some(b'+') => (false, &e[1..]),
+        _ => (false, e),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0i64, |v, d| (v * 10 + i64::from(d - b'0')).min(1 << 40));
+    Some(if neg { -v } else { v })
+}
+
+/// `strtold`'s hexadecimal form after its `0x` (lowercased): hex digits with an optional
+/// point, at least one digit, then an optional `p` and a decimal power of two. The value
+/// is exact in binary, so it is only rounded to the mantissa.
+fn parse_hex(neg: bool, s: &[u8]) -> Result<LongDouble, bool> {
+    let mut digits = Big::default();
+    let mut any = false;
+    let mut point = false;
+    // Hex digits after the point: each divides by 16.
+    let mut frac = 0i64;
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'.' if !point => {
+                point = true;
+                i += 1;
+                continue;
+            }
+            _ => break,
+        };
+        any = true;
+        if d != 0 || !digits.is_zero() {
+            digits.mul_small_add(16, u32::from(d));
+        }
+        if point {
+            frac += 1;
+        }
+        i += 1;
+    }
+    if !any {
+        return Err(false);
+    }
+    let mut exp2 = 0;
+    if s.get(i) == Some(&b'p') {
+        exp2 = exponent(&s[i + 1..]).ok_or(false)?;
+        i = s.len();
+    }
+    if i != s.len() {
+        return Err(false);
+    }
+    if digits.is_zero() {
+        return Ok(LongDouble::zero(neg));
+    }
+    let exp = exp2.saturating_sub(4 * frac);
+    let log2 = i64::from(digits.bits()) - 1 + exp;
+    // Exactly half the smallest subnormal rounds to even, zero: ERANGE.
+    let half_smallest = log2 == -16446 && !digits.any_below(digits.bits() - 1);
+    if !(-20_000..=20_000).contains(&log2) || half_smallest {
+        return Err(false);
+    }
+    in_range(neg, round(neg, &digits, exp, false), log2)
+}
+
 /// Rounds `n * 2^exp` (with `sticky`: something nonzero below `n`) to a 64-bit mantissa,
 /// ties to even. None when it overflows.
 fn round(neg: bool, n: &Big, exp: i64, sticky: bool) -> Option<LongDouble> {
@@ -234,11 +322,11 @@ impl LongDouble {
         }
     }
 
-    /// Parses `s` as Redis accepts a long double: `strtold`'s decimal syntax (sign, digits
-    /// with an optional point, optional exponent) over the whole text, no leading space.
-    /// `Err(true)` for infinity (a valid float that no sum can use), `Err(false)` for text
-    /// that is not a float (or NaN, out of range, or hexadecimal, which this does not
-    /// read).
+    /// Parses `s` as Redis accepts a long double: `strtold`'s syntax over the whole text,
+    /// no leading space. That is a sign, then decimal digits with an optional point and
+    /// an optional `e` exponent, or `0x` and hexadecimal digits with an optional point and
+    /// an optional `p` (binary) exponent. `Err(true)` for infinity (a valid float that no
+    /// sum can use), `Err(false)` for text that is not a float (or NaN, or out of range).
     pub(crate) fn parse(s: &[u8]) -> Result<Self, bool> {
         let (neg, rest) = match s.first() {
             Some(b'-') => (true, &s[1..]),
@@ -248,6 +336,9 @@ impl LongDouble {
         let lower = rest.to_ascii_lowercase();
         if lower == b"inf" || lower == b"infinity" {
             return Err(true);
+        }
+        if let Some(hex) = lower.strip_prefix(b"0x") {
+            return parse_hex(neg, hex);
         }
         let mut digits = Big::default();
         let mut any = false;
@@ -277,19 +368,7 @@ impl LongDouble {
         }
         let mut exp10 = 0i64;
         if i < rest.len() && (rest[i] == b'e' || rest[i] == b'E') {
-            let e = &rest[i + 1..];
-            let (eneg, ed) = match e.first() {
-                Some(b'-') => (true, &e[1..]),
-                Some(b'+') => (false, &e[1..]),
-                _ => (false, e),
-            };
-            if ed.is_empty() || !ed.iter().all(u8::is_ascii_digit) {
-                return Err(false);
-            }
-            let v = ed
-                .iter()
-                .fold(0i64, |v, d| (v * 10 + i64::from(d - b'0')).min(1 << 40));
-            exp10 = if eneg { -v } else { v };
+            exp10 = exponent(&rest[i + 1..]).ok_or(false)?;
             i = rest.len();
         }
         if i != rest.len() {
@@ -303,19 +382,7 @@ impl LongDouble {
         if e > 5000 || e < -5000 - digits.bits() as i64 {
             return Err(false);
         }
-        // A value below the normal range (a subnormal long double, which `strtold` returns
-        // without complaint) is kept as the smallest normal one: no sum with a normal value
-        // and no 17-decimal text can tell them apart. Below half the smallest subnormal it
-        // is zero with ERANGE, which Redis refuses.
-        let in_range = |v: Option<LongDouble>, log2: i64| match v {
-            Some(v) if v.mant != 0 => Ok(v),
-            Some(_) if log2 >= -16446 => Ok(LongDouble {
-                neg,
-                mant: 1 << 63,
-                exp: MIN_EXP,
-            }),
-            _ => Err(false),
-        };
+        let in_range = |v, log2| in_range(neg, v, log2);
         if e >= 0 {
             let n = digits.mul(&Big::pow10(e as u32));
             return in_range(round(neg, &n, 0, false), 0);
@@ -464,7 +531,26 @@ mod tests {
     #[test]
     fn text_that_is_not_a_float_is_refused() {
         for bad in [
-            "", "abc", "1.2.3", "1e", "1e+", "--1", "1 ", "nan", "0x10", ".",
+            "",
+            "abc",
+            "1.2.3",
+            "1e",
+            "1e+",
+            "--1",
+            "1 ",
+            "nan",
+            ".",
+            "0x",
+            "0x.",
+            "0xg",
+            "0x1p",
+            "0x1p+",
+            "0x1.2.3",
+            "0x-1",
+            "0x1q",
+            "0x1p1.5",
+            "0x1p99999",
+            "0x1p-99999",
         ] {
             assert_eq!(LongDouble::parse(bad.as_bytes()), Err(false), "{bad:?}");
         }
@@ -475,5 +561,39 @@ mod tests {
         assert_eq!(LongDouble::parse(b"1e-5000"), Err(false));
         assert!(LongDouble::parse(b"3.4e-4950").is_ok(), "a subnormal");
         assert_eq!(LongDouble::parse(b"0e99999"), Ok(LongDouble::zero(false)));
+        assert_eq!(LongDouble::parse(b"0x0p99999"), Ok(LongDouble::zero(false)));
+    }
+
+    /// `strtold` reads hexadecimal floats, and so Redis's INCRBYFLOAT does.
+    #[test]
+    fn hexadecimal_floats_read_as_strtold_reads_them() {
+        // Each checked against redis-server 7.0's INCRBYFLOAT.
+        assert_eq!(sum("0x10", "1"), "17");
+        assert_eq!(sum("0X1P3", "1"), "9");
+        assert_eq!(sum("0x1.8p1", "1"), "4");
+        assert_eq!(sum("0x.8", "1"), "1.5");
+        assert_eq!(sum("-0x1", "1"), "0");
+        assert_eq!(sum("0x1p-2", "0"), "0.25");
+        assert_eq!(sum("0xA.8p-1", "0"), "5.25");
+        assert_eq!(
+            LongDouble::parse(b"0x1p16383"),
+            Ok(LongDouble {
+                neg: false,
+                mant: 1 << 63,
+                exp: 16383 - 63
+            })
+        );
+        assert_eq!(LongDouble::parse(b"0x1p16384"), Err(false));
+        assert!(
+            LongDouble::parse(b"0x1p-16445").is_ok(),
+            "the smallest subnormal"
+        );
+        assert_eq!(
+            LongDouble::parse(b"0x1p-16446"),
+            Err(false),
+            "a tie, to zero"
+        );
+        assert!(LongDouble::parse(b"0x1.8p-16446").is_ok(), "rounds up");
+        assert_eq!(LongDouble::parse(b"0x1p-16447"), Err(false));
     }
 }
