@@ -58,6 +58,7 @@ fn expected(r: &Reply, resp3: bool) -> Shape {
         ),
         Reply::Int(n) => Shape::Int(*n),
         Reply::Bulk(b) => Shape::Bulk(b.to_vec()),
+        Reply::ShortBulk(b) => Shape::Bulk(b.as_bytes().to_vec()),
         Reply::Null | Reply::NullArray => Shape::Null,
         Reply::Array(items) => Shape::Array(all(items)),
         Reply::Map(pairs) if resp3 => Shape::Map(sorted(
@@ -191,7 +192,8 @@ fn reply(input: &mut Input<'_>, depth: usize) -> Reply {
             1 => i64::MAX,
             _ => i64::from(input.byte() as i8) * 7919,
         }),
-        4 | 5 => Reply::Bulk(Bytes::from(text(input, false))),
+        4 => Reply::Bulk(Bytes::from(text(input, false))),
+        5 => Reply::short_bulk(&text(input, false)),
         6 => Reply::Null,
         7 => Reply::NullArray,
         8 => Reply::Double(DOUBLES[input.below(DOUBLES.len())]),

@@ -14,5 +14,5 @@ mod reply;
 mod request;
 
 pub use args::{ArgError, Args, parse_int};
-pub use reply::{Reply, write_array_header, write_bulk};
+pub use reply::{Reply, SHORT_BULK_MAX, ShortBytes, write_array_header, write_bulk};
 pub use request::{Limits, ProtocolError, RequestReader};

@@ -15,6 +15,9 @@ pub enum Reply {
     Int(i64),
     /// A bulk string.
     Bulk(Bytes),
+    /// A short bulk string held in the reply itself (a stream ID's text): built and
+    /// written without an allocation. Made by [`Reply::short_bulk`].
+    ShortBulk(ShortBytes),
     /// A missing value: `$-1` in RESP2, `_` in RESP3.
     Null,
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
@@ -37,7 +40,38 @@ pub enum Reply {
     Raw(Bytes),
 }
 
+/// The most bytes a [`Reply::ShortBulk`] holds: what fits beside the tag in the room the
+/// largest other variant takes, and more than the longest stream ID's 41.
+pub const SHORT_BULK_MAX: usize = 46;
+
+/// A short bulk string's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortBytes {
+    len: u8,
+    buf: [u8; SHORT_BULK_MAX],
+}
+
+impl ShortBytes {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
 impl Reply {
+    /// A bulk string of `b`, held in the reply when it is short.
+    pub fn short_bulk(b: &[u8]) -> Reply {
+        if b.len() > SHORT_BULK_MAX {
+            return Reply::Bulk(Bytes::copy_from_slice(b));
+        }
+        let mut buf = [0u8; SHORT_BULK_MAX];
+        buf[..b.len()].copy_from_slice(b);
+        Reply::ShortBulk(ShortBytes {
+            len: b.len() as u8,
+            buf,
+        })
+    }
+
     /// A bulk string from anything byte-like.
     pub fn bulk(b: impl Into<Bytes>) -> Reply {
         Reply::Bulk(b.into())
@@ -75,6 +109,7 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Bulk(b) => bulk(out, b),
+            Reply::ShortBulk(b) => bulk(out, b.as_bytes()),
             Reply::Null if resp3 => out.put_slice(b"_\r\n"),
             Reply::Null => out.put_slice(b"$-1\r\n"),
             Reply::NullArray if resp3 => out.put_slice(b"_\r\n"),
@@ -230,6 +265,21 @@ mod tests {
 
     fn enc(r: &Reply, resp3: bool) -> String {
         String::from_utf8(r.to_bytes(resp3).to_vec()).unwrap()
+    }
+
+    /// A short bulk string is written as any bulk string, in both protocols; a longer text
+    /// falls back to a shared one; holding it in place costs the reply no room.
+    #[test]
+    fn short_bulk_strings() {
+        for resp3 in [false, true] {
+            assert_eq!(enc(&Reply::short_bulk(b"1-1"), resp3), "$3\r\n1-1\r\n");
+            assert_eq!(enc(&Reply::short_bulk(b""), resp3), "$0\r\n\r\n");
+        }
+        let long = [b'x'; SHORT_BULK_MAX + 1];
+        assert!(matches!(Reply::short_bulk(&long), Reply::Bulk(b) if b[..] == long[..]));
+        let most = [b'y'; SHORT_BULK_MAX];
+        assert!(matches!(Reply::short_bulk(&most), Reply::ShortBulk(b) if b.as_bytes() == most));
+        assert_eq!(std::mem::size_of::<Reply>(), 56);
     }
 
     #[test]

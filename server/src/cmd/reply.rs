@@ -26,7 +26,7 @@ pub(crate) fn help_reply(command: &str, lines: &[&str]) -> Reply {
 pub(crate) fn id_reply(id: StreamId) -> Reply {
     let mut buf = [0u8; brooklet_streams::ID_TEXT_MAX];
     let n = id.write_text(&mut buf);
-    Reply::Bulk(Bytes::copy_from_slice(&buf[..n]))
+    Reply::short_bulk(&buf[..n])
 }
 
 /// Field-value pairs as a flat array.
