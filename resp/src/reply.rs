@@ -103,11 +103,7 @@ impl Reply {
             Reply::Ok => out.put_slice(b"+OK\r\n"),
             Reply::Simple(s) => line(out, b'+', s),
             Reply::Error(e) => line(out, b'-', &sanitize(e)),
-            Reply::Int(n) => {
-                out.put_u8(b':');
-                put_int(out, *n);
-                out.put_slice(b"\r\n");
-            }
+            Reply::Int(n) => number_line(out, b':', *n),
             Reply::Bulk(b) => bulk(out, b),
             Reply::ShortBulk(b) => bulk(out, b.as_bytes()),
             Reply::Null if resp3 => out.put_slice(b"_\r\n"),
@@ -211,9 +207,31 @@ fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
 }
 
 fn header(out: &mut BytesMut, prefix: u8, len: usize) {
-    out.put_u8(prefix);
-    put_int(out, len as i64);
-    out.put_slice(b"\r\n");
+    // Most lengths are one or two digits: a fixed-size line is stored without a copy loop.
+    match len {
+        0..10 => out.put_slice(&[prefix, b'0' + len as u8, b'\r', b'\n']),
+        10..100 => out.put_slice(&[
+            prefix,
+            b'0' + (len / 10) as u8,
+            b'0' + (len % 10) as u8,
+            b'\r',
+            b'\n',
+        ]),
+        _ => number_line(out, prefix, len),
+    }
+}
+
+/// `prefix`, `n` in decimal and CRLF, in one `put`: replies are mostly such lines (seven
+/// headers for each stream entry).
+fn number_line(out: &mut BytesMut, prefix: u8, n: impl itoa::Integer) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    // A sign and 20 digits at most.
+    let mut line = [0u8; 24];
+    line[0] = prefix;
+    line[1..=digits.len()].copy_from_slice(digits);
+    line[digits.len() + 1..digits.len() + 3].copy_from_slice(b"\r\n");
+    out.put_slice(&line[..digits.len() + 3]);
 }
 
 fn bulk(out: &mut BytesMut, body: &[u8]) {
@@ -221,25 +239,6 @@ fn bulk(out: &mut BytesMut, body: &[u8]) {
     header(out, b'$', body.len());
     out.put_slice(body);
     out.put_slice(b"\r\n");
-}
-
-fn put_int(out: &mut BytesMut, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let neg = n < 0;
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if neg {
-        out.put_u8(b'-');
-    }
-    out.put_slice(&digits[i..]);
 }
 
 /// Formats a double as Redis does (`%.17g`-like, `inf`, `-inf`, `nan`).
@@ -280,6 +279,22 @@ mod tests {
         let most = [b'y'; SHORT_BULK_MAX];
         assert!(matches!(Reply::short_bulk(&most), Reply::ShortBulk(b) if b.as_bytes() == most));
         assert_eq!(std::mem::size_of::<Reply>(), 56);
+    }
+
+    /// Header lines at the edges of the one- and two-digit forms, and integers of every sign.
+    #[test]
+    fn length_and_integer_lines() {
+        for len in [0usize, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 123_456] {
+            let body = vec![b'x'; len];
+            let want = format!("${len}\r\n{}\r\n", "x".repeat(len));
+            assert_eq!(enc(&Reply::Bulk(Bytes::from(body)), false), want);
+            let items = vec![Reply::Null; len.min(1000)];
+            let head = format!("*{}\r\n", len.min(1000));
+            assert!(enc(&Reply::Array(items), false).starts_with(&head));
+        }
+        for n in [0i64, 7, -7, 10, -10, 99, 100, i64::MAX, i64::MIN] {
+            assert_eq!(enc(&Reply::Int(n), false), format!(":{n}\r\n"));
+        }
     }
 
     #[test]

@@ -91,43 +91,15 @@ impl StreamId {
     /// Writes `ms-seq` into `buf` and returns its length: the text of every reply that carries
     /// an ID, without the formatting machinery's cost.
     pub fn write_text(&self, buf: &mut [u8; ID_TEXT_MAX]) -> usize {
-        let dash = put_decimal(self.ms, buf);
-        buf[dash] = b'-';
-        let (_, rest) = buf.split_at_mut(dash + 1);
-        dash + 1 + put_decimal(self.seq, rest)
+        let mut digits = itoa::Buffer::new();
+        let ms = digits.format(self.ms).as_bytes();
+        buf[..ms.len()].copy_from_slice(ms);
+        buf[ms.len()] = b'-';
+        let at = ms.len() + 1;
+        let seq = digits.format(self.seq).as_bytes();
+        buf[at..at + seq.len()].copy_from_slice(seq);
+        at + seq.len()
     }
-}
-
-/// Two decimal digits for each value below 100.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// Writes `v` in decimal at the start of `out` (at least 20 bytes) and returns its length:
-/// two digits per division, from the end of a scratch buffer.
-fn put_decimal(mut v: u64, out: &mut [u8]) -> usize {
-    let mut tmp = [0u8; 20];
-    let mut at = tmp.len();
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        at -= 2;
-        tmp[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if v >= 10 {
-        let pair = v as usize * 2;
-        at -= 2;
-        tmp[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        tmp[at] = b'0' + v as u8;
-    }
-    let len = tmp.len() - at;
-    out[..len].copy_from_slice(&tmp[at..]);
-    len
 }
 
 /// Redis refuses IDs longer than its 128-byte parse buffer.
