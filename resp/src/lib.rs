@@ -14,5 +14,8 @@ mod reply;
 mod request;
 
 pub use args::{ArgError, Args, parse_int};
-pub use reply::{Reply, SHORT_BULK_MAX, ShortBytes, write_array_header, write_bulk};
+pub use reply::{
+    ARRAY_HEADER_ROOM, Reply, SHORT_BULK_MAX, ShortBytes, write_array_header,
+    write_array_header_before, write_bulk,
+};
 pub use request::{Limits, ProtocolError, RequestReader};

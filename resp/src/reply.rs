@@ -194,6 +194,24 @@ pub fn write_array_header(out: &mut BytesMut, len: usize) {
     header(out, b'*', len);
 }
 
+/// Room enough for any array header: `*`, 20 digits and CRLF.
+pub const ARRAY_HEADER_ROOM: usize = 24;
+
+/// Writes an array header (`*len`) at the end of `room`, which holds at least
+/// [`ARRAY_HEADER_ROOM`] bytes, and returns where it starts: the header of an array whose
+/// length is known only once its elements follow the room, so the reply needs no second
+/// buffer and copy.
+pub fn write_array_header_before(room: &mut [u8], len: usize) -> usize {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(len).as_bytes();
+    let end = room.len();
+    let start = end - digits.len() - 3;
+    room[start] = b'*';
+    room[start + 1..end - 2].copy_from_slice(digits);
+    room[end - 2..].copy_from_slice(b"\r\n");
+    start
+}
+
 /// Writes a bulk string, the same in RESP2 and RESP3, for a reply built as [`Reply::Raw`].
 pub fn write_bulk(out: &mut BytesMut, body: &[u8]) {
     bulk(out, body);
@@ -279,6 +297,18 @@ mod tests {
         let most = [b'y'; SHORT_BULK_MAX];
         assert!(matches!(Reply::short_bulk(&most), Reply::ShortBulk(b) if b.as_bytes() == most));
         assert_eq!(std::mem::size_of::<Reply>(), 56);
+    }
+
+    /// A header written before its elements reads as one written in front of them.
+    #[test]
+    fn array_header_written_before() {
+        for len in [0usize, 9, 10, 12_345, usize::MAX] {
+            let mut room = [b'?'; ARRAY_HEADER_ROOM];
+            let start = write_array_header_before(&mut room, len);
+            let mut want = BytesMut::new();
+            write_array_header(&mut want, len);
+            assert_eq!(&room[start..], &want[..], "{len}");
+        }
     }
 
     /// Header lines at the edges of the one- and two-digit forms, and integers of every sign.

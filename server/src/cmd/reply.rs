@@ -1,9 +1,9 @@
 //! Reply shapes and errors more than one family uses.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use brooklet_resp::Reply;
-use brooklet_streams::{Entry, StreamId};
+use brooklet_resp::{ARRAY_HEADER_ROOM, Reply, write_array_header, write_bulk};
+use brooklet_streams::{Entry, ID_TEXT_MAX, StreamId};
 
 use crate::error::CommandError;
 
@@ -24,24 +24,70 @@ pub(crate) fn help_reply(command: &str, lines: &[&str]) -> Reply {
 
 /// A stream ID as a bulk string.
 pub(crate) fn id_reply(id: StreamId) -> Reply {
-    let mut buf = [0u8; brooklet_streams::ID_TEXT_MAX];
+    let mut buf = [0u8; ID_TEXT_MAX];
     let n = id.write_text(&mut buf);
     Reply::short_bulk(&buf[..n])
 }
 
-/// Field-value pairs as a flat array.
-pub(crate) fn fields_reply(fields: Vec<Bytes>) -> Reply {
-    Reply::Array(fields.into_iter().map(Reply::Bulk).collect())
+// Stream entries are encoded as they are put in a reply, not built as a reply tree (two
+// vectors and a reply per field for each entry) to be walked and freed: an entry reads the
+// same in RESP2 and RESP3 but for the nil body of a deleted one, so the caller says which.
+
+/// Writes one stream entry, `[id, [field, value, ...], n...]` (the body nil when `fields`
+/// is None: a deleted entry read from a group's history).
+pub(crate) fn put_entry(
+    out: &mut BytesMut,
+    id: StreamId,
+    fields: Option<&[Bytes]>,
+    extra: &[i64],
+    resp3: bool,
+) {
+    write_array_header(out, 2 + extra.len());
+    let mut text = [0u8; ID_TEXT_MAX];
+    let n = id.write_text(&mut text);
+    write_bulk(out, &text[..n]);
+    match fields {
+        Some(fields) => {
+            write_array_header(out, fields.len());
+            fields.iter().for_each(|f| write_bulk(out, f));
+        }
+        None => Reply::NullArray.encode(out, resp3),
+    }
+    extra.iter().for_each(|&n| Reply::Int(n).encode(out, resp3));
+}
+
+/// About the bytes an entry takes encoded, to size its reply's buffer in one allocation.
+pub(crate) fn entry_size(fields: Option<&[Bytes]>) -> usize {
+    80 + fields.map_or(0, |f| f.iter().map(|v| v.len() + 16).sum())
+}
+
+/// An array of `items`, each written by `put`, as one encoded reply sized by `size`.
+pub(crate) fn encoded_array<T>(
+    items: Vec<T>,
+    size: impl Fn(&T) -> usize,
+    mut put: impl FnMut(&mut BytesMut, T),
+) -> Reply {
+    let cap = ARRAY_HEADER_ROOM + items.iter().map(size).sum::<usize>();
+    let mut out = BytesMut::with_capacity(cap);
+    write_array_header(&mut out, items.len());
+    items.into_iter().for_each(|i| put(&mut out, i));
+    Reply::Raw(out.freeze())
 }
 
 /// One entry as `[id, [field, value, ...]]`.
 pub(crate) fn entry_reply(e: Entry) -> Reply {
-    Reply::Array(vec![id_reply(e.id), fields_reply(e.fields)])
+    let mut out = BytesMut::with_capacity(entry_size(Some(&e.fields)));
+    put_entry(&mut out, e.id, Some(&e.fields), &[], false);
+    Reply::Raw(out.freeze())
 }
 
 /// Entries as an array of `[id, fields]`.
 pub(crate) fn entries_reply(entries: Vec<Entry>) -> Reply {
-    Reply::Array(entries.into_iter().map(entry_reply).collect())
+    encoded_array(
+        entries,
+        |e| entry_size(Some(&e.fields)),
+        |out, e| put_entry(out, e.id, Some(&e.fields), &[], false),
+    )
 }
 
 /// Redis's reply to a container's subcommand with the wrong arguments (`sub` as typed).

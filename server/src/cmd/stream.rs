@@ -6,9 +6,12 @@
 //! surface in the same order. The handler then makes one [`Ctx::write_stream`] call (or,
 //! for a read, takes the shard lock itself); the semantics live in `brooklet-streams`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use brooklet_resp::{Args, Reply, parse_int, write_array_header, write_bulk};
+use brooklet_resp::{
+    ARRAY_HEADER_ROOM, Args, Reply, parse_int, write_array_header, write_array_header_before,
+    write_bulk,
+};
 use brooklet_streams::{
     IdSpec, IdmpAdd, IdmpKey, NodeLimits, RefPolicy, Stream, StreamError, StreamId, TrimArgs,
     TrimStrategy, parse_range_end, parse_range_start,
@@ -583,9 +586,12 @@ fn range(ctx: &mut Ctx<'_>, a: RangeArgs<'_>) -> Result<Reply, CommandError> {
     }
     let count = a.count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
     // Encoded here from the nodes' bytes (arrays and bulk strings read the same in RESP2
-    // and RESP3), without copying each field into a reply tree first.
-    let mut body = BytesMut::new();
-    let mut fields = BytesMut::new();
+    // and RESP3), without copying each field into a reply tree first. The count of entries
+    // goes in the room left in front once they are written. Sized so that a short range
+    // does not grow the buffers step by step.
+    let mut body = BytesMut::with_capacity(2048);
+    body.put_bytes(0, ARRAY_HEADER_ROOM);
+    let mut fields = BytesMut::with_capacity(512);
     let mut id_text = [0u8; brooklet_streams::ID_TEXT_MAX];
     let visited = s.range_with(a.start, a.end, count, a.rev, |id, values| {
         fields.clear();
@@ -600,10 +606,9 @@ fn range(ctx: &mut Ctx<'_>, a: RangeArgs<'_>) -> Result<Reply, CommandError> {
         write_array_header(&mut body, n);
         body.extend_from_slice(&fields);
     })?;
-    let mut out = BytesMut::with_capacity(body.len() + 16);
-    write_array_header(&mut out, visited);
-    out.extend_from_slice(&body);
-    Ok(Reply::Raw(out.freeze()))
+    let start = write_array_header_before(&mut body[..ARRAY_HEADER_ROOM], visited);
+    body.advance(start);
+    Ok(Reply::Raw(body.freeze()))
 }
 
 /// XDEL: how many of the IDs were deleted (0 without the key).

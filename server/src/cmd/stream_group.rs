@@ -14,7 +14,7 @@ use brooklet_streams::{
     PendingRangeArgs, StreamError, StreamId, parse_range_end, parse_range_start,
 };
 
-use super::reply::{entry_reply, help_reply, id_reply, subcommand_syntax};
+use super::reply::{entries_reply, help_reply, id_reply, subcommand_syntax};
 use super::stream::{
     RefDeleteArgs, codes_reply, deletes_entries, has_consumer, strict_id, strict_ids,
 };
@@ -555,7 +555,7 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
 fn claimed_reply(claimed: Claimed) -> Reply {
     match claimed {
         Claimed::Ids(ids) => Reply::Array(ids.into_iter().map(id_reply).collect()),
-        Claimed::Entries(entries) => Reply::Array(entries.into_iter().map(entry_reply).collect()),
+        Claimed::Entries(entries) => entries_reply(entries),
     }
 }
 

@@ -14,7 +14,7 @@ use brooklet_streams::{
     ClaimRead, EntryCost, MaybeEntry, Mutation, ReadBudget, ReadId, StreamError, StreamId,
 };
 
-use super::reply::{entries_reply, fields_reply, id_reply};
+use super::reply::{encoded_array, entries_reply, entry_size, put_entry};
 use super::stream::has_consumer;
 use super::table::command;
 use super::table::flags::*;
@@ -369,24 +369,29 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     nothing(ctx, &a, rerun)
 }
 
-/// One entry of a group read: a deleted entry has a nil body.
-fn maybe_entry_reply(e: MaybeEntry) -> Reply {
-    let body = match e.fields {
-        Some(fields) => fields_reply(fields),
-        None => Reply::NullArray,
-    };
-    Reply::Array(vec![id_reply(e.id), body])
+/// The entries of a group read: a deleted entry has a nil body.
+fn group_entries_reply(entries: Vec<MaybeEntry>, resp3: bool) -> Reply {
+    encoded_array(
+        entries,
+        |e| entry_size(e.fields.as_deref()),
+        |out, e| put_entry(out, e.id, e.fields.as_deref(), &[], resp3),
+    )
 }
 
-/// One entry of a CLAIM read (Redis 8.4): `[id, fields, idle ms, prior deliveries]`, the
-/// two integers 0 for a new entry; the same array in RESP2 and RESP3.
-fn claim_read_reply(e: ClaimRead) -> Reply {
-    Reply::Array(vec![
-        id_reply(e.entry.id),
-        fields_reply(e.entry.fields),
-        Reply::Int(i64::try_from(e.idle_ms).unwrap_or(i64::MAX)),
-        Reply::Int(i64::try_from(e.prior_deliveries).unwrap_or(i64::MAX)),
-    ])
+/// The entries of a CLAIM read (Redis 8.4): `[id, fields, idle ms, prior deliveries]`,
+/// the two integers 0 for a new entry; the same array in RESP2 and RESP3.
+fn claim_reads_reply(entries: Vec<ClaimRead>) -> Reply {
+    encoded_array(
+        entries,
+        |e| entry_size(Some(&e.entry.fields)),
+        |out, e| {
+            let extra = [
+                i64::try_from(e.idle_ms).unwrap_or(i64::MAX),
+                i64::try_from(e.prior_deliveries).unwrap_or(i64::MAX),
+            ];
+            put_entry(out, e.entry.id, Some(&e.entry.fields), &extra, false);
+        },
+    )
 }
 
 /// XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [CLAIM min-idle-time] [NOACK] STREAMS key ... id ...
@@ -449,9 +454,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
                         budget.as_mut(),
                         out,
                     )?
-                    .map(|entries| {
-                        Reply::Array(entries.into_iter().map(maybe_entry_reply).collect())
-                    }),
+                    .map(|entries| group_entries_reply(entries, resp3)),
                 Some(min_idle) => s
                     .read_group_claim(
                         key,
@@ -464,9 +467,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> 
                         budget.as_mut(),
                         out,
                     )?
-                    .map(|entries| {
-                        Reply::Array(entries.into_iter().map(claim_read_reply).collect())
-                    }),
+                    .map(claim_reads_reply),
             };
             // A consumer created on first use is announced as XGROUP CREATECONSUMER would.
             if !existed && has_consumer(s, group, consumer) {
@@ -648,25 +649,32 @@ mod tests {
         );
     }
 
+    /// The bytes of the one entry in a reply of one entry (less the `*1` in front).
+    fn one_entry_len(r: &Reply, resp3: bool) -> u64 {
+        let b = r.to_bytes(resp3);
+        assert!(b.starts_with(b"*1\r\n"));
+        b.len() as u64 - 4
+    }
+
     #[test]
     fn claim_reply_sizes_match_the_encoding_of_new_entries() {
         let fields = vec![Bytes::from_static(b"field"), Bytes::from_static(b"v")];
         let id = StreamId::new(1_700_000_000_000, 12);
         for resp3 in [false, true] {
-            let r = claim_read_reply(ClaimRead {
+            let r = claim_reads_reply(vec![ClaimRead {
                 entry: brooklet_streams::Entry {
                     id,
                     fields: fields.clone(),
                 },
                 idle_ms: 0,
                 prior_deliveries: 0,
-            });
+            }]);
             let cost = if resp3 {
                 reply_size::claim_entry_resp3
             } else {
                 reply_size::claim_entry_resp2
             };
-            assert_eq!(cost(id, Some(&fields)), r.to_bytes(resp3).len() as u64);
+            assert_eq!(cost(id, Some(&fields)), one_entry_len(&r, resp3));
         }
     }
 
@@ -676,18 +684,21 @@ mod tests {
         let fields = vec![Bytes::from_static(b"field"), Bytes::from_static(b"v")];
         let id = StreamId::new(1_700_000_000_000, 12);
         for resp3 in [false, true] {
-            let full = maybe_entry_reply(MaybeEntry {
-                id,
-                fields: Some(fields.clone()),
-            });
+            let full = group_entries_reply(
+                vec![MaybeEntry {
+                    id,
+                    fields: Some(fields.clone()),
+                }],
+                resp3,
+            );
             let cost = if resp3 {
                 reply_size::entry_resp3
             } else {
                 reply_size::entry_resp2
             };
-            assert_eq!(cost(id, Some(&fields)), full.to_bytes(resp3).len() as u64);
-            let nil = maybe_entry_reply(MaybeEntry { id, fields: None });
-            assert_eq!(cost(id, None), nil.to_bytes(resp3).len() as u64);
+            assert_eq!(cost(id, Some(&fields)), one_entry_len(&full, resp3));
+            let nil = group_entries_reply(vec![MaybeEntry { id, fields: None }], resp3);
+            assert_eq!(cost(id, None), one_entry_len(&nil, resp3));
             // A stream's framing: the reply of one stream with no entries, less the
             // deferred lengths (the outer one and its entry list's `*0`).
             let key = Bytes::from_static(b"mystream");
