@@ -8,6 +8,8 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
+use brooklet_resp::{Reply, SHORT_BULK_MAX};
+
 /// Up to this many bytes are held inline: what fits beside the tag in the room a `Bytes`
 /// takes, so either form costs the same slot space.
 pub const INLINE: usize = 22;
@@ -66,6 +68,15 @@ impl SmallBytes {
         match self {
             SmallBytes::Shared(b) if b.len() >= COPY_BELOW => b.clone(),
             _ => Bytes::copy_from_slice(self),
+        }
+    }
+
+    /// A bulk reply of the bytes: a short one held in the reply, without an allocation.
+    pub fn to_reply(&self) -> Reply {
+        if self.len() <= SHORT_BULK_MAX {
+            Reply::short_bulk(self)
+        } else {
+            Reply::Bulk(self.to_bytes())
         }
     }
 }

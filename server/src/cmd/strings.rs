@@ -192,13 +192,17 @@ fn bulk_or_null(v: Option<Bytes>) -> Reply {
 }
 
 fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let v = string_in(ctx, &mut ctx.db().lock(&argv[1]), &argv[1])?;
+    let key = &argv[1];
+    let v = ctx
+        .load_string(&mut ctx.db().lock(key), key)?
+        .map(|v| v.string().map(SmallBytes::to_reply))
+        .transpose()?;
     if v.is_none() {
-        ctx.key_miss(&argv[1])?;
+        ctx.key_miss(key)?;
     } else {
-        ctx.show_key(&argv[1])?;
+        ctx.show_key(key)?;
     }
-    Ok(bulk_or_null(v))
+    Ok(v.unwrap_or(Reply::Null))
 }
 
 /// SET and the commands that are SET with fixed options.
@@ -393,14 +397,14 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         let v = {
             let mut shard = db.lock(key);
             ctx.load_string(&mut shard, key)?
-                .and_then(|v| v.string().ok().map(SmallBytes::to_bytes))
+                .and_then(|v| v.string().ok().map(SmallBytes::to_reply))
         };
         if v.is_none() {
             ctx.key_miss(key)?;
         } else {
             ctx.show_key(key)?;
         }
-        out.push(bulk_or_null(v));
+        out.push(v.unwrap_or(Reply::Null));
     }
     Ok(Reply::Array(out))
 }
