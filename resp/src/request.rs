@@ -316,6 +316,14 @@ fn header_value(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
     if rest.first() != Some(&kind) {
         return None;
     }
+    // Nearly every header holds one or two digits: read those without the loop.
+    match *rest {
+        [_, d @ b'1'..=b'9', b'\r', _, ..] => return Some((i64::from(d - b'0'), at + 4)),
+        [_, d @ b'1'..=b'9', e @ b'0'..=b'9', b'\r', _, ..] => {
+            return Some((i64::from(d - b'0') * 10 + i64::from(e - b'0'), at + 5));
+        }
+        _ => {}
+    }
     let mut n: i64 = 0;
     // At most 18 digits, so `n` cannot overflow.
     for (i, &b) in rest.iter().enumerate().skip(1).take(19) {
