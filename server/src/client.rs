@@ -258,6 +258,9 @@ pub struct Client {
     pub in_exec: bool,
     /// Keys watched, with the flag that a write to one of them raises.
     pub watched: Vec<(usize, Bytes)>,
+    /// The list a command's changed keys are gathered in ([`crate::cmd::Ctx::touched`]),
+    /// empty, kept between commands so that a write does not allocate one.
+    pub spare_touched: Vec<(usize, Bytes)>,
     /// Raised when a watched key changes.
     pub watch_dirty: Arc<AtomicBool>,
     /// CLIENT REPLY mode.
@@ -291,6 +294,7 @@ impl Client {
             multi: None,
             in_exec: false,
             watched: Vec::new(),
+            spare_touched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             reply_mode: ReplyMode::On,
             silenced_pushes: BytesMut::new(),

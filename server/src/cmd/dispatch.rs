@@ -208,6 +208,7 @@ fn run(
     } = ctx;
     client.write_seq = client.write_seq.max(write_seq);
     after_write(shared, &touched);
+    keep_spare(client, touched);
     for (db, key) in &ready {
         serve_blocked(shared, *db, key);
     }
@@ -227,6 +228,15 @@ fn run(
             Outcome::Continue
         },
     )
+}
+
+/// Gives the changed-keys list back to the client, emptied, for its next command; not one
+/// a command over many keys grew (an idle client keeps no large buffer).
+fn keep_spare(client: &mut Client, mut touched: Vec<(usize, Bytes)>) {
+    if touched.capacity() <= 16 {
+        touched.clear();
+        client.spare_touched = touched;
+    }
 }
 
 /// Longest stream key, group or consumer name Brooklet accepts: the store's keys are built

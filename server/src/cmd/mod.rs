@@ -153,8 +153,8 @@ impl<'a> Ctx<'a> {
         Ctx {
             shared,
             commands,
+            touched: std::mem::take(&mut client.spare_touched),
             client,
-            touched: Vec::new(),
             ready: Vec::new(),
             write_seq: 0,
             block: None,
