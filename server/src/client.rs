@@ -258,6 +258,9 @@ pub struct Client {
     pub in_exec: bool,
     /// Keys watched, with the flag that a write to one of them raises.
     pub watched: Vec<(usize, Bytes)>,
+    /// The last command name this client sent, as sent, with its index in the (static)
+    /// command table: a pipeline of one command looks its name up once.
+    pub last_command: LastCommand,
     /// The list a command's changed keys are gathered in ([`crate::cmd::Ctx::touched`]),
     /// empty, kept between commands so that a write does not allocate one.
     pub spare_touched: Vec<(usize, Bytes)>,
@@ -295,6 +298,7 @@ impl Client {
             in_exec: false,
             watched: Vec::new(),
             spare_touched: Vec::new(),
+            last_command: LastCommand::default(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             reply_mode: ReplyMode::On,
             silenced_pushes: BytesMut::new(),
@@ -327,5 +331,66 @@ impl Client {
     pub fn set_resp3(&mut self, on: bool) {
         self.resp3 = on;
         self.handle.resp3.store(on, Ordering::Relaxed);
+    }
+}
+
+/// A command name as a client sent it (up to 16 bytes) and where the command table has it.
+#[derive(Debug, Clone, Copy)]
+pub struct LastCommand {
+    name: [u8; 16],
+    /// Length of `name`; beyond its room, none is held.
+    len: u8,
+    idx: usize,
+}
+
+impl Default for LastCommand {
+    fn default() -> Self {
+        LastCommand {
+            name: [0; 16],
+            len: u8::MAX,
+            idx: 0,
+        }
+    }
+}
+
+impl LastCommand {
+    /// The index held for `name`, if it is the name last sent (byte for byte).
+    pub fn get(&self, name: &[u8]) -> Option<usize> {
+        (usize::from(self.len) == name.len() && self.name[..name.len()] == *name)
+            .then_some(self.idx)
+    }
+
+    /// Holds `idx` for `name`, when it fits.
+    pub fn set(&mut self, name: &[u8], idx: usize) {
+        if let Some(room) = self.name.get_mut(..name.len()) {
+            room.copy_from_slice(name);
+            self.len = name.len() as u8;
+            self.idx = idx;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LastCommand;
+
+    /// Only the exact name last held answers; a longer name than the room is never held.
+    #[test]
+    fn last_command_answers_only_its_own_name() {
+        let mut last = LastCommand::default();
+        assert_eq!(last.get(b""), None);
+        last.set(b"GET", 7);
+        assert_eq!(last.get(b"GET"), Some(7));
+        assert_eq!(last.get(b"get"), None);
+        assert_eq!(last.get(b"GETEX"), None);
+        assert_eq!(last.get(b"GE"), None);
+        last.set(b"xreadgroup", 9);
+        assert_eq!(last.get(b"xreadgroup"), Some(9));
+        assert_eq!(last.get(b"GET"), None);
+        last.set(&[b'a'; 17], 3);
+        assert_eq!(last.get(&[b'a'; 17]), None);
+        assert_eq!(last.get(b"xreadgroup"), Some(9));
+        last.set(&[b'b'; 16], 4);
+        assert_eq!(last.get(&[b'b'; 16]), Some(4));
     }
 }

@@ -123,7 +123,12 @@ fn run(
     argv: &mut Vec<Bytes>,
 ) -> (Option<Reply>, Outcome) {
     let table = table();
-    let Some(mut idx) = table.find(&argv[0]) else {
+    let found = client.last_command.get(&argv[0]).or_else(|| {
+        let idx = table.find(&argv[0])?;
+        client.last_command.set(&argv[0], idx);
+        Some(idx)
+    });
+    let Some(mut idx) = found else {
         if let Some(m) = client.multi.as_mut() {
             m.aborted = true;
         }
