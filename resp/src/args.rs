@@ -106,6 +106,18 @@ impl<'a> Args<'a> {
     }
 }
 
+/// `word` upper-cased into `buf`, for matching against keywords without an allocation;
+/// empty when it is longer than `buf` (no keyword is).
+pub fn upper_keyword<'b, const N: usize>(word: &[u8], buf: &'b mut [u8; N]) -> &'b [u8] {
+    let Some(room) = buf.get_mut(..word.len()) else {
+        return &[];
+    };
+    for (d, s) in room.iter_mut().zip(word) {
+        *d = s.to_ascii_uppercase();
+    }
+    room
+}
+
 /// Parses a whole argument as a signed integer (Redis's `string2ll` rules).
 pub fn parse_int(arg: &[u8]) -> Option<i64> {
     parse_i64(arg)
@@ -115,6 +127,16 @@ pub fn parse_int(arg: &[u8]) -> Option<i64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_upper_cased_in_place() {
+        let mut buf = [0u8; 8];
+        assert_eq!(upper_keyword(b"ex", &mut buf), b"EX");
+        assert_eq!(upper_keyword(b"KeepTtl", &mut buf), b"KEEPTTL");
+        assert_eq!(upper_keyword(b"12345678", &mut buf), b"12345678");
+        assert_eq!(upper_keyword(b"123456789", &mut buf), b"");
+        assert_eq!(upper_keyword(b"", &mut buf), b"");
+    }
 
     #[test]
     fn cursor_reads_keywords_and_numbers() {

@@ -13,7 +13,7 @@ mod inline;
 mod reply;
 mod request;
 
-pub use args::{ArgError, Args, parse_int};
+pub use args::{ArgError, Args, parse_int, upper_keyword};
 pub use reply::{
     ARRAY_HEADER_ROOM, Reply, SHORT_BULK_MAX, ShortBytes, write_array_header,
     write_array_header_before, write_bulk,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use brooklet_resp::{Args, parse_int};
+use brooklet_resp::{Args, parse_int, upper_keyword};
 
 use crate::error::CommandError;
 
@@ -106,14 +106,19 @@ pub(crate) struct SetArgs {
 impl SetArgs {
     /// # Format
     /// `[NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`, in any order.
-    pub(crate) fn parse(args: &mut Args<'_>, now: u64) -> Result<Self, CommandError> {
+    /// `now` is read only for a relative expiry.
+    pub(crate) fn parse(
+        args: &mut Args<'_>,
+        now: impl FnOnce() -> u64,
+    ) -> Result<Self, CommandError> {
         let mut a = SetArgs::default();
         let mut expiry_given = false;
         let mut expire: Option<(Unit, &Bytes)> = None;
+        let mut buf = [0u8; 8];
         while let Some(word) = args.peek() {
-            let word = word.to_ascii_uppercase();
+            let word = upper_keyword(word, &mut buf);
             args.next_bytes()?;
-            match &word[..] {
+            match word {
                 b"NX" if a.cond != Cond::Xx => a.cond = Cond::Nx,
                 b"XX" if a.cond != Cond::Nx => a.cond = Cond::Xx,
                 b"GET" => a.get = true,
@@ -122,7 +127,7 @@ impl SetArgs {
                     expiry_given = true;
                 }
                 b"EX" | b"PX" | b"EXAT" | b"PXAT" if !expiry_given && !args.is_empty() => {
-                    let unit = match &word[..] {
+                    let unit = match word {
                         b"EX" => Unit::Seconds,
                         b"PX" => Unit::Millis,
                         b"EXAT" => Unit::UnixSeconds,
@@ -136,7 +141,7 @@ impl SetArgs {
         }
         // The time is read once every option was, as Redis does.
         if let Some((unit, n)) = expire {
-            a.ttl = Ttl::At(positive_expire(n, unit, now, "set")?);
+            a.ttl = Ttl::At(positive_expire(n, unit, now(), "set")?);
         }
         Ok(a)
     }
@@ -159,10 +164,11 @@ impl GetExArgs {
     pub(crate) fn parse(args: &mut Args<'_>, now: u64) -> Result<Self, CommandError> {
         let mut persist = false;
         let mut expire: Option<(Unit, &Bytes)> = None;
+        let mut buf = [0u8; 8];
         while let Some(word) = args.peek() {
-            let word = word.to_ascii_uppercase();
+            let word = upper_keyword(word, &mut buf);
             args.next_bytes()?;
-            let unit = match &word[..] {
+            let unit = match word {
                 b"PERSIST" if !persist && expire.is_none() => {
                     persist = true;
                     continue;
@@ -219,7 +225,7 @@ mod tests {
 
     fn set(line: &str) -> Result<SetArgs, CommandError> {
         let v = argv(line);
-        SetArgs::parse(&mut Args::new(&v), NOW)
+        SetArgs::parse(&mut Args::new(&v), || NOW)
     }
 
     fn getex(line: &str) -> Result<GetExArgs, CommandError> {

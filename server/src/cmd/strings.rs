@@ -250,7 +250,7 @@ fn set_with(
 }
 
 fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let a = SetArgs::parse(&mut Args::new(&argv[3..]), now_ms())?;
+    let a = SetArgs::parse(&mut Args::new(&argv[3..]), now_ms)?;
     let (done, old) = set_with(ctx, &argv[1], &argv[2], a)?;
     Ok(if a.get {
         bulk_or_null(old)
