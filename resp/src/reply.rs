@@ -202,13 +202,9 @@ pub const ARRAY_HEADER_ROOM: usize = 24;
 /// length is known only once its elements follow the room, so the reply needs no second
 /// buffer and copy.
 pub fn write_array_header_before(room: &mut [u8], len: usize) -> usize {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(len).as_bytes();
-    let end = room.len();
-    let start = end - digits.len() - 3;
-    room[start] = b'*';
-    room[start + 1..end - 2].copy_from_slice(digits);
-    room[end - 2..].copy_from_slice(b"\r\n");
+    let (line, n) = number_text(b'*', len);
+    let start = room.len() - n;
+    room[start..].copy_from_slice(&line[..n]);
     start
 }
 
@@ -242,14 +238,19 @@ fn header(out: &mut BytesMut, prefix: u8, len: usize) {
 /// `prefix`, `n` in decimal and CRLF, in one `put`: replies are mostly such lines (seven
 /// headers for each stream entry).
 fn number_line(out: &mut BytesMut, prefix: u8, n: impl itoa::Integer) {
+    let (line, len) = number_text(prefix, n);
+    out.put_slice(&line[..len]);
+}
+
+/// The line `prefix`, `n` in decimal, CRLF (a sign and 20 digits at most), and its length.
+fn number_text(prefix: u8, n: impl itoa::Integer) -> ([u8; ARRAY_HEADER_ROOM], usize) {
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(n).as_bytes();
-    // A sign and 20 digits at most.
-    let mut line = [0u8; 24];
+    let mut line = [0u8; ARRAY_HEADER_ROOM];
     line[0] = prefix;
     line[1..=digits.len()].copy_from_slice(digits);
     line[digits.len() + 1..digits.len() + 3].copy_from_slice(b"\r\n");
-    out.put_slice(&line[..digits.len() + 3]);
+    (line, digits.len() + 3)
 }
 
 fn bulk(out: &mut BytesMut, body: &[u8]) {

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use brooklet_resp::{Args, Reply};
+use brooklet_resp::{Args, Reply, upper_keyword};
 
 use super::string_args::{NOT_INTEGER, Unit, invalid_expire};
 use super::strings::set_deadline_locked;
@@ -80,8 +80,9 @@ impl ExpireArgs {
     ) -> Result<Self, CommandError> {
         let time = args.next_bytes()?;
         let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        let mut buf = [0u8; 2];
         for opt in args.rest() {
-            match &opt.to_ascii_uppercase()[..] {
+            match upper_keyword(opt, &mut buf) {
                 b"NX" => nx = true,
                 b"XX" => xx = true,
                 b"GT" => gt = true,

@@ -215,47 +215,49 @@ fn exponent(e: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-/// `strtold`'s hexadecimal form after its `0x` (lowercased): hex digits with an optional
-/// point, at least one digit, then an optional `p` and a decimal power of two. The value
-/// is exact in binary, so it is only rounded to the mantissa.
-fn parse_hex(neg: bool, s: &[u8]) -> Result<LongDouble, bool> {
+/// A float's text after its sign (and its `0x`, for `radix` 16), lowercased: digits in
+/// `radix` with an optional point, at least one digit, then an optional `marker` (`e`, or
+/// `p` for a power of two) and a decimal exponent, over the whole text. Returns the digits
+/// as one integer, how many of them followed the point, and the exponent.
+fn mantissa(s: &[u8], radix: u32, marker: u8) -> Option<(Big, i64, i64)> {
     let mut digits = Big::default();
     let mut any = false;
     let mut point = false;
-    // Hex digits after the point: each divides by 16.
     let mut frac = 0i64;
     let mut i = 0;
     while let Some(&c) = s.get(i) {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'.' if !point => {
-                point = true;
-                i += 1;
-                continue;
+        if c == b'.' && !point {
+            point = true;
+        } else if let Some(d) = char::from(c).to_digit(radix) {
+            any = true;
+            // Leading zeros add nothing, and keep the integer empty for a zero.
+            if d != 0 || !digits.is_zero() {
+                digits.mul_small_add(radix, d);
             }
-            _ => break,
-        };
-        any = true;
-        if d != 0 || !digits.is_zero() {
-            digits.mul_small_add(16, u32::from(d));
-        }
-        if point {
-            frac += 1;
+            if point {
+                frac += 1;
+            }
+        } else {
+            break;
         }
         i += 1;
     }
     if !any {
-        return Err(false);
+        return None;
     }
-    let mut exp2 = 0;
-    if s.get(i) == Some(&b'p') {
-        exp2 = exponent(&s[i + 1..]).ok_or(false)?;
-        i = s.len();
-    }
-    if i != s.len() {
-        return Err(false);
-    }
+    let exp = match s.get(i) {
+        None => 0,
+        Some(&c) if c == marker => exponent(&s[i + 1..])?,
+        Some(_) => return None,
+    };
+    Some((digits, frac, exp))
+}
+
+/// `strtold`'s hexadecimal form after its `0x` (lowercased): hex digits with an optional
+/// point, then an optional `p` and a decimal power of two. The value is exact in binary,
+/// so it is only rounded to the mantissa.
+fn parse_hex(neg: bool, s: &[u8]) -> Result<LongDouble, bool> {
+    let (digits, frac, exp2) = mantissa(s, 16, b'p').ok_or(false)?;
     if digits.is_zero() {
         return Ok(LongDouble::zero(neg));
     }
@@ -340,40 +342,7 @@ impl LongDouble {
         if let Some(hex) = lower.strip_prefix(b"0x") {
             return parse_hex(neg, hex);
         }
-        let mut digits = Big::default();
-        let mut any = false;
-        let mut frac = 0i64;
-        let mut point = false;
-        let mut i = 0;
-        let mut significant = false;
-        while i < rest.len() {
-            match rest[i] {
-                c @ b'0'..=b'9' => {
-                    any = true;
-                    if c != b'0' || significant {
-                        significant = true;
-                        digits.mul_small_add(10, u32::from(c - b'0'));
-                    }
-                    if point {
-                        frac += 1;
-                    }
-                }
-                b'.' if !point => point = true,
-                _ => break,
-            }
-            i += 1;
-        }
-        if !any {
-            return Err(false);
-        }
-        let mut exp10 = 0i64;
-        if i < rest.len() && (rest[i] == b'e' || rest[i] == b'E') {
-            exp10 = exponent(&rest[i + 1..]).ok_or(false)?;
-            i = rest.len();
-        }
-        if i != rest.len() {
-            return Err(false);
-        }
+        let (digits, frac, exp10) = mantissa(&lower, 10, b'e').ok_or(false)?;
         if digits.is_zero() {
             return Ok(LongDouble::zero(neg));
         }
