@@ -40,6 +40,9 @@ pub fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
 
 /// Appends a length-prefixed byte string.
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // Room for the few bytes a record writes after a value: without it a value that grows
+    // the buffer to its exact size has the buffer doubled by the next byte.
+    out.reserve(4 + b.len() + 32);
     put_u32(out, b.len() as u32);
     out.extend_from_slice(b);
 }

@@ -186,7 +186,7 @@ impl TailLog {
         let log = TailLog {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
-                buf: Vec::with_capacity(64 * 1024),
+                buf: Vec::with_capacity(segment::BUF_START),
                 file: Arc::new(file),
                 written: 0,
                 unsynced: Vec::new(),

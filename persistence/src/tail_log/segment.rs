@@ -66,9 +66,20 @@ pub(super) fn write_buffer(inner: &mut Inner) -> std::io::Result<()> {
         inner.file.write_all_at(&inner.buf, inner.written)?;
         inner.written += inner.buf.len() as u64;
         inner.buf.clear();
+        // One large value (a 512 MB SETRANGE) would otherwise leave its record's room held
+        // for the life of the process.
+        if inner.buf.capacity() > BUF_KEEP {
+            inner.buf = Vec::with_capacity(BUF_START);
+        }
     }
     Ok(())
 }
+
+/// The record buffer's capacity at start and after a write that found it oversized.
+pub(super) const BUF_START: usize = 64 * 1024;
+
+/// The most record buffer kept between writes: a pipelined batch of ordinary records fits.
+const BUF_KEEP: usize = 4 << 20;
 
 /// Closes the full segment (written out; the next sync fsyncs it, and a retire always syncs
 /// first) and opens the next, of `size` bytes.

@@ -114,6 +114,26 @@ fn segments_are_sized_up_to_the_cap_and_records_go_past_it() {
     assert_eq!((seen, report.torn_bytes), (2, 0));
 }
 
+/// A record with a large value grows the buffer to about its size, not twice it, and the
+/// buffer gives that room back once the record is written out.
+#[test]
+fn a_large_record_leaves_no_large_buffer_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = TailLog::open(dir.path(), &mut no_replay).unwrap();
+    // A full segment writes its buffer at once: this one stays open.
+    log.set_segment_limit(1 << 40);
+    let value = vec![1u8; 32 << 20];
+    let op = StringOp::Set(b"k", &value, Deadline::Keep);
+    log.log_strings(0, 1, 1, std::iter::once(op)).unwrap();
+    let capacity = lock(&log.inner).buf.capacity();
+    assert!(
+        capacity >= value.len() && capacity < value.len() + (1 << 20),
+        "{capacity}"
+    );
+    log.write_out().unwrap();
+    assert_eq!(lock(&log.inner).buf.capacity(), segment::BUF_START);
+}
+
 /// What a replayed record held, owned.
 #[derive(Debug, PartialEq)]
 enum Seen {
