@@ -108,6 +108,11 @@ fn writes(c: &mut redis::Connection, round: usize) {
     }
     run(c, &["SET", &format!("str{round}"), "v", "EX", "1000"]);
     run(c, &["INCRBYFLOAT", "f", "1.5"]);
+    // Sent as the bytes it adds: the replica appends them to the same string.
+    for i in 0..3 {
+        run(c, &["APPEND", "log", &format!("round {round} line {i}; ")]);
+    }
+    run(c, &["APPEND", "short", "x"]);
     run(c, &["EXPIRE", "s2", "5000"]);
     run(c, &["SET", "gone", "x"]);
     run(c, &["DEL", "gone"]);
@@ -153,11 +158,16 @@ fn a_replica_follows_its_primary_and_refuses_writes() {
     assert_eq!(int(&mut p, &["WAIT", "1", "10000"]), 1);
     caught_up(&mut p, &mut r);
     let streams = ["s", "s2"];
-    let keys = ["s", "s2", "str0", "str1", "f", "gone"];
+    let keys = ["s", "s2", "str0", "str1", "f", "log", "short", "gone"];
     assert_eq!(
         state(&mut p, &streams, &keys),
         state(&mut r, &streams, &keys)
     );
+    // The replica ran the second append, so a string short enough for embstr is raw
+    // there, as on the primary and on Redis's replica.
+    let raw = redis::Value::BulkString(b"raw".to_vec());
+    assert_eq!(run(&mut p, &["OBJECT", "ENCODING", "short"]), raw);
+    assert_eq!(run(&mut r, &["OBJECT", "ENCODING", "short"]), raw);
 
     assert_eq!(
         err(&mut r, &["XADD", "s", "*", "f", "v"]),
@@ -236,7 +246,7 @@ fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
     until("a partial resync", || stat(&mut p, "sync_partial_ok") == 1);
     caught_up(&mut p, &mut r);
     let streams = ["s", "s2"];
-    let keys = ["s", "s2", "str0", "str1", "f"];
+    let keys = ["s", "s2", "str0", "str1", "f", "log"];
     assert_eq!(
         state(&mut p, &streams, &keys),
         state(&mut r, &streams, &keys)
@@ -250,7 +260,7 @@ fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
         stat(&mut p, "sync_partial_ok") == 2
     });
     caught_up(&mut p, &mut r);
-    let keys = ["s", "s2", "str0", "str1", "str2", "f"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "f", "log"];
     assert_eq!(
         state(&mut p, &streams, &keys),
         state(&mut r, &streams, &keys)
@@ -270,7 +280,7 @@ fn a_dropped_link_and_a_restarted_replica_continue_from_the_backlog() {
         stat(&mut p, "sync_partial_ok") == 3
     });
     caught_up(&mut p, &mut r);
-    let keys = ["s", "s2", "str0", "str1", "str2", "str3", "f"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "str3", "f", "log"];
     assert_eq!(
         state(&mut p, &streams, &keys),
         state(&mut r, &streams, &keys)
@@ -355,7 +365,7 @@ fn a_promoted_replica_keeps_its_data_and_its_old_primary_follows_it() {
     replicate(&mut p, &replica);
     caught_up(&mut r, &mut p);
     let streams = ["s", "s2"];
-    let keys = ["s", "s2", "str0", "str1", "str2", "f", "lost"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "f", "log", "lost"];
     assert_eq!(
         state(&mut r, &streams, &keys),
         state(&mut p, &streams, &keys)
@@ -943,7 +953,7 @@ fn failover_switches_primary_and_replica_without_a_full_resync() {
     writes(&mut r, 2);
     caught_up(&mut r, &mut p);
     let streams = ["s", "s2"];
-    let keys = ["s", "s2", "str0", "str1", "str2", "f"];
+    let keys = ["s", "s2", "str0", "str1", "str2", "f", "log"];
     assert_eq!(
         state(&mut r, &streams, &keys),
         state(&mut p, &streams, &keys)

@@ -427,6 +427,15 @@ fn strings_survive_debug_reload_and_a_restart() {
     run(&mut c, &["MSET", "m1", "a", "m2", "b"]);
     run(&mut c, &["INCRBY", "n", "7"]);
     run(&mut c, &["APPEND", "plain", "+"]);
+    // A string built by appends (each logged as the bytes it adds), in a pipeline.
+    let mut pipe = redis::pipe();
+    for i in 0..3_000 {
+        pipe.cmd("APPEND")
+            .arg("log")
+            .arg(format!("line {i}\n"))
+            .ignore();
+    }
+    let () = pipe.query(&mut c).unwrap();
     run(&mut c, &["SETRANGE", "r", "3", "x"]);
     run(&mut c, &["SET", "gone", "v"]);
     run(&mut c, &["GETDEL", "gone"]);

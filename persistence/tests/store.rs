@@ -223,7 +223,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::NewerFormat {
                 found: 99,
-                supported: 9
+                supported: 10
             }
         ),
         "{err}"
@@ -232,9 +232,9 @@ fn a_newer_or_older_format_is_refused_not_misread() {
     // log, deletion floors, group changes in the tail log, purge markers), and format 6's
     // tail-log bodies are still read; format 7 differs only in trims' purge markers, which
     // it never wrote, format 8 only in released pending entries, stream records' IDMP
-    // section, trims' ranges, strings and deadlines, which it never wrote: they open, and
-    // are stamped 9.
-    for old in [3, 4, 5, 6, 7, 8] {
+    // section, trims' ranges, strings and deadlines, which it never wrote, format 9 only in
+    // APPEND's string change, which it never wrote: they open, and are stamped 10.
+    for old in [3, 4, 5, 6, 7, 8, 9] {
         stamp(old);
         drop(Store::open(dir.path(), FsyncPolicy::Everysec).unwrap());
         let db = fjall::Database::builder(dir.path().join("fjall"))
@@ -245,11 +245,11 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             .unwrap();
         assert_eq!(
             &meta.get("format").unwrap().unwrap()[..],
-            9u32.to_be_bytes()
+            10u32.to_be_bytes()
         );
     }
     // Format 2 logged no appends outside fjall and numbered no stream lives: reading it
-    // as 9 would misread every stream record.
+    // as 10 would misread every stream record.
     stamp(2);
     let err = Store::open(dir.path(), FsyncPolicy::Everysec)
         .err()
@@ -259,7 +259,7 @@ fn a_newer_or_older_format_is_refused_not_misread() {
             err,
             StoreError::OlderFormat {
                 found: 2,
-                supported: 9
+                supported: 10
             }
         ),
         "{err}"

@@ -151,6 +151,23 @@ impl brooklet_persistence::StreamHost for Host<'_> {
     }
 }
 
+/// Runs a checkpoint (`all`: of every closed segment) with `model` as memory; returns a
+/// copy of the directory after each of its batches, as a crash then would leave it.
+fn checkpoint_with_crashes(
+    store: &Store,
+    model: &Model,
+    dir: &std::path::Path,
+    all: bool,
+) -> Vec<tempfile::TempDir> {
+    let host = Host {
+        model,
+        dir,
+        crashes: std::cell::RefCell::new(Vec::new()),
+    };
+    store.checkpoint(&host, all).unwrap();
+    host.crashes.into_inner()
+}
+
 /// A copy of data directory `dir` as it is now (what a SIGKILL would leave: every file as
 /// the operating system holds it).
 fn copy_of(dir: &std::path::Path) -> tempfile::TempDir {
@@ -188,9 +205,9 @@ fn expected(model: &Model) -> Flat {
 
 /// Strings and deadlines logged in the tail log, some of them deleted or replaced by fjall
 /// batches (DEL, a stream's deletion, a string replacing a stream, FLUSHDB) between their
-/// records, read back exactly after a crash at every point: before the checkpoint, after
-/// each of its batches (segments not yet retired), after the retirement, and with more
-/// records logged after it.
+/// records, or appended to, read back exactly after a crash at every point: before the
+/// checkpoint, after each of its batches (segments not yet retired), after the retirement,
+/// and with more records logged after it.
 #[test]
 fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,22 +262,31 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     store.flush(Some(1), std::iter::empty()).unwrap();
     model.remove(&(1, b"a".to_vec()));
     set(&mut model, 1, b"z", b"kept", Deadline::Keep);
+    // APPENDs: to a string only the log holds, and many to one string, which replay
+    // grows in place.
+    let append = |model: &mut Model, db: u32, key: &[u8], tail: &[u8]| {
+        let v = model
+            .get_mut(&(db, key.to_vec()))
+            .unwrap()
+            .0
+            .as_mut()
+            .unwrap();
+        store.append_string(db, key, v.len() as u64, tail).unwrap();
+        v.extend_from_slice(tail);
+    };
+    append(&mut model, 0, b"c", b"+1");
+    set(&mut model, 0, b"log", b"", Deadline::Keep);
+    for i in 0..2_000 {
+        append(&mut model, 0, b"log", format!("line {i}\n").as_bytes());
+    }
     // Every string record is acknowledged once in the OS's hands.
     store.flush_to_os(u64::MAX).unwrap();
     let mut crashes = vec![copy_of(dir.path())];
     assert_eq!(loaded(&store), expected(&model), "reload");
     store.close_tail_segment().unwrap();
-    let host = Host {
-        model: &model,
-        dir: dir.path(),
-        crashes: std::cell::RefCell::new(Vec::new()),
-    };
-    store.checkpoint(&host, true).unwrap();
-    assert!(
-        !host.crashes.borrow().is_empty(),
-        "the checkpoint wrote strings"
-    );
-    crashes.append(&mut host.crashes.borrow_mut());
+    let mut batches = checkpoint_with_crashes(&store, &model, dir.path(), true);
+    assert!(!batches.is_empty(), "the checkpoint wrote strings");
+    crashes.append(&mut batches);
     crashes.push(copy_of(dir.path()));
     assert_eq!(store.stats().tail_segments, 1, "retired");
     assert_eq!(loaded(&store), expected(&model), "reload after");
@@ -275,6 +301,7 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     }
     // Records after the checkpoint, over what it wrote.
     set(&mut model, 0, b"a", b"4", Deadline::At(123));
+    append(&mut model, 0, b"log", b"after the checkpoint");
     store.delete_strings(0, [&b"b"[..]]).unwrap();
     model.remove(&(0, b"b".to_vec()));
     store.flush_to_os(u64::MAX).unwrap();
@@ -282,6 +309,20 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     let reopened = open(crash.path());
     assert_eq!(loaded(&reopened), expected(&model));
     drop(reopened);
+    // A checkpoint writes the string with those appends into fjall; a crash before it
+    // retires their records replays them over that later value.
+    append(&mut model, 0, b"log", b", and more");
+    store.flush_to_os(u64::MAX).unwrap();
+    store.close_tail_segment().unwrap();
+    let batches = checkpoint_with_crashes(&store, &model, dir.path(), true);
+    for (i, crash) in batches.iter().enumerate() {
+        let reopened = open(crash.path());
+        assert_eq!(
+            loaded(&reopened),
+            expected(&model),
+            "second checkpoint, crash {i}"
+        );
+    }
     drop(store);
     assert_eq!(loaded(&open(dir.path())), expected(&model));
 }
@@ -299,8 +340,8 @@ impl Lcg {
     }
 }
 
-/// Random string writes, deadline changes, deletions, stream deletions over the same keys,
-/// database flushes and checkpoints (with small segments, so they retire some records and
+/// Random string writes, appends, deadline changes, deletions, stream deletions over the
+/// same keys, database flushes and checkpoints (with small segments, so they retire some records and
 /// not others), against a model: after every few steps a copy of the directory (a crash
 /// then) and the store itself (DEBUG RELOAD) read back exactly what the model holds.
 #[test]
@@ -322,7 +363,16 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                 1 => Deadline::Clear,
                 _ => Deadline::At(1_000 + step),
             };
-            match rng.next(12) {
+            match rng.next(14) {
+                12 | 13 if model.get(&name).is_some_and(|(v, _)| v.is_some()) => {
+                    // APPEND: logged as the bytes added after the length the string had.
+                    let slot = model.get_mut(&name).unwrap();
+                    let v = slot.0.as_mut().unwrap();
+                    store
+                        .append_string(db, &key, v.len() as u64, &value)
+                        .unwrap();
+                    v.extend_from_slice(&value);
+                }
                 0..=4 => {
                     store.write_string(db, &key, &value, deadline).unwrap();
                     let slot = model.entry(name).or_default();
@@ -388,13 +438,9 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                 11 => {
                     // Every write so far acknowledged: in the OS's hands.
                     store.flush_to_os(u64::MAX).unwrap();
-                    let host = Host {
-                        model: &model,
-                        dir: dir.path(),
-                        crashes: std::cell::RefCell::new(Vec::new()),
-                    };
-                    store.checkpoint(&host, rng.next(2) == 0).unwrap();
-                    for (i, crash) in host.crashes.borrow().iter().enumerate() {
+                    let all = rng.next(2) == 0;
+                    let batches = checkpoint_with_crashes(&store, &model, dir.path(), all);
+                    for (i, crash) in batches.iter().enumerate() {
                         let reopened = open(crash.path());
                         assert_eq!(
                             loaded(&reopened),

@@ -51,14 +51,14 @@ pub const DEFAULT_STREAM_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// of their own and as tail-log records of their own, flag 0x80, numbered as stream lives
 /// are so deletion floors cover them; the group record's sections (counters, dead-letter
 /// settings) with their tail-log changes; the stream record's retention section, after the
-/// IDMP section). A
-/// format-3 to 8 directory is read as it is and stamped 9: its tail-log records say by a
+/// IDMP section; 10 APPEND's string change, the bytes added rather than the whole value). A
+/// format-3 to 9 directory is read as it is and stamped 10: its tail-log records say by a
 /// flag that their bodies are in the older layout, which replay still reads; the stamp
 /// keeps an older build, which could not, from opening it (nor a format-7 build from
 /// loading records a trim's purge had yet to remove, nor a format-8 build from reading a
 /// released entry's record as an owned one, or from loading or purging as a floor what a
-/// range's purge removes).
-pub const FORMAT_VERSION: u32 = 9;
+/// range's purge removes, nor a format-9 build from refusing a log with APPEND's changes).
+pub const FORMAT_VERSION: u32 = 10;
 
 /// An entry record's key and value in the `entries` keyspace.
 type EntryRecord = (Vec<u8>, Vec<u8>);

@@ -6,21 +6,21 @@
 //! operating system with every other connection's in one write. A fjall batch each (a
 //! journal write and memtable inserts per command) held SET to a third of Redis's rate.
 //! The checkpoint writes the keys the retired segments name into fjall as memory has them
-//! then. Each logged change is a whole value, so replaying the log over fjall ends where
-//! the log ends. What removes a string or a deadline from fjall in a batch of its own (DEL,
+//! then. Each logged change is a whole value, or the bytes APPEND added at a known length,
+//! so replaying the log over fjall ends where the log ends. What removes a string or a deadline from fjall in a batch of its own (DEL,
 //! GETDEL, expiry, a stream's deletion, a SET replacing a stream) leaves a deletion floor
 //! while the log holds string records, as a stream's deletion does for logged creations:
 //! every string record logged before it is numbered below it, and replay skips them.
 
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 
 use crate::error::StoreError;
 use crate::keys::{FLOOR_PREFIX, read_u64, split_prefix, stream_prefix};
 use crate::stored::StoredStream;
-use crate::tail_log::{Record, StringOp};
+use crate::tail_log::{Record, StringOp, ValueChange};
 
 use super::Store;
 
@@ -72,6 +72,21 @@ impl Store {
         deadline: Deadline,
     ) -> Result<u64, StoreError> {
         self.log_strings(db, 1, std::iter::once(StringOp::Set(key, value, deadline)))
+    }
+
+    /// Logs that string `key`, `at` bytes long, got `tail` appended (APPEND), as one
+    /// tail-log record of the bytes added; returns its sequence.
+    ///
+    /// # Errors
+    /// When the record cannot be logged (a segment could not be opened).
+    pub fn append_string(
+        &self,
+        db: u32,
+        key: &[u8],
+        at: u64,
+        tail: &[u8],
+    ) -> Result<u64, StoreError> {
+        self.log_strings(db, 1, std::iter::once(StringOp::Append(key, at, tail)))
     }
 
     /// Logs one command's string and deadline changes as one record, numbered from the
@@ -207,14 +222,14 @@ impl Store {
     /// # Errors
     /// When a record cannot be read or its key is malformed, or the log cannot be read.
     pub fn load_keys(&self) -> Result<LoadedKeys, StoreError> {
-        let mut strings: HashMap<(u32, Bytes), Option<Bytes>> = HashMap::new();
+        let mut strings: HashMap<(u32, Bytes), Loading> = HashMap::new();
         let mut deadlines: HashMap<(u32, Bytes), u64> = HashMap::new();
         for kv in self.ks.strings.iter() {
             let k = kv.key()?;
             let (db, key, _) = split_prefix(&k)
                 .filter(|(_, _, rest)| rest.is_empty())
                 .ok_or_else(|| StoreError::Corrupt("string record key".into()))?;
-            strings.insert((db, Bytes::copy_from_slice(key)), None);
+            strings.insert((db, Bytes::copy_from_slice(key)), Loading::OnDisk);
         }
         for kv in self.ks.expires.iter() {
             let (k, v) = kv.into_inner()?;
@@ -227,6 +242,7 @@ impl Store {
             deadlines.insert((db, Bytes::copy_from_slice(key)), at_ms);
         }
         let floors = read_floors(&self.ks.meta)?;
+        let mut failed = None;
         self.tail.replay_again(&mut |record| {
             let Record::Strings(r) = record else {
                 return false;
@@ -245,16 +261,39 @@ impl Store {
                         deadlines.insert(name.clone(), ms);
                     }
                 }
-                if let Some(v) = c.value {
-                    strings.insert(name, Some(v));
+                match c.value {
+                    ValueChange::Unchanged => {}
+                    ValueChange::Set(v) => {
+                        strings.insert(name, Loading::Whole(v));
+                    }
+                    ValueChange::Append { at, tail } => {
+                        let base = strings.remove(&name);
+                        match self.appended(r.db, &name.1, base, at, &tail) {
+                            Ok(Some(state)) => {
+                                strings.insert(name, state);
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                failed = Some(e);
+                                return false;
+                            }
+                        }
+                    }
                 }
             }
             true
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let out = LoadedKeys {
             strings: strings
                 .into_iter()
-                .map(|((db, key), value)| LoadedString { db, key, value })
+                .map(|((db, key), value)| LoadedString {
+                    db,
+                    key,
+                    value: value.into_value(),
+                })
                 .collect(),
             deadlines: deadlines
                 .into_iter()
@@ -262,6 +301,57 @@ impl Store {
                 .collect(),
         };
         Ok(out)
+    }
+}
+
+impl Store {
+    /// A logged append replayed over `base`, the key's state so far (None: missing): the
+    /// string cut to `at` bytes with `tail` added, grown in place when replay already
+    /// appended to it. A string shorter than `at` (or a missing one, with `at` above zero)
+    /// stays as it is: a later record sets or removes the key, so the append is skipped.
+    fn appended(
+        &self,
+        db: u32,
+        key: &[u8],
+        base: Option<Loading>,
+        at: u64,
+        tail: &[u8],
+    ) -> Result<Option<Loading>, StoreError> {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        let mut grown = match base {
+            Some(Loading::Growing(v)) if v.len() >= at => v,
+            Some(Loading::Whole(v)) if v.len() >= at => BytesMut::from(&v[..at]),
+            Some(Loading::OnDisk) => match self.read_string(db, key)? {
+                Some(v) if v.len() >= at => BytesMut::from(&v[..at]),
+                _ => return Ok(Some(Loading::OnDisk)),
+            },
+            None if at == 0 => BytesMut::new(),
+            kept => return Ok(kept),
+        };
+        grown.truncate(at);
+        grown.extend_from_slice(tail);
+        Ok(Some(Loading::Growing(grown)))
+    }
+}
+
+/// A string's value while start-up reads the log over fjall's records.
+enum Loading {
+    /// fjall's record holds it: left on disk.
+    OnDisk,
+    /// A logged whole value.
+    Whole(Bytes),
+    /// Built by logged appends (grown in place, so a string of many appends replays in
+    /// time linear in its length).
+    Growing(BytesMut),
+}
+
+impl Loading {
+    fn into_value(self) -> Option<Bytes> {
+        match self {
+            Loading::OnDisk => None,
+            Loading::Whole(v) => Some(v),
+            Loading::Growing(v) => Some(v.freeze()),
+        }
     }
 }
 

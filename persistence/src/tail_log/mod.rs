@@ -33,8 +33,9 @@
 //!
 //! A command that sets strings or key deadlines (SET, MSET, INCR, APPEND, EXPIRE,
 //! PERSIST...) is one record too (flag 0x80, format 9; see [`strings`]): each change a whole
-//! value, so the last record for a key wins at replay. The segment lists the keys; the
-//! checkpoint writes them into fjall as memory has them then.
+//! value or, for APPEND, the bytes added at a known length, so the last record for a key
+//! wins at replay. The segment lists the keys; the checkpoint writes them into fjall as
+//! memory has them then.
 //!
 //! Record: payload length (u32), checksum of the payload (u64), payload: db (u32), key
 //! (u32 length + bytes), incarnation (u64), flags (u8: 1 = the entry opened a node, 2 = it
@@ -55,7 +56,7 @@ mod tests;
 
 pub use record::Record;
 pub use replay::ReplayReport;
-pub use strings::{Deadline, StringOp};
+pub use strings::{Deadline, StringOp, ValueChange};
 
 use bytes::Bytes;
 use hashbrown::HashSet;

@@ -1,14 +1,22 @@
-//! The tail log's string records (format 9): one record per command that sets strings or
-//! key deadlines (SET and its variants, MSET, INCR, APPEND, SETRANGE, EXPIRE, PERSIST...),
-//! each change a whole value, so replaying a record again over a state that already holds
-//! it, or a later one, ends where the log ends: the last record for a key wins.
+//! The tail log's string records (format 9, APPEND's change format 10): one record per
+//! command that sets strings or key deadlines (SET and its variants, MSET, INCR, APPEND,
+//! SETRANGE, EXPIRE, PERSIST...), so replaying a record again over a state that already
+//! holds it, or a later one, ends where the log ends: the last record for a key wins.
+//!
+//! Most changes are a whole value. APPEND's is the bytes it added and the length the string
+//! had before them (a whole value per APPEND made building a string by appends cost its
+//! square in log bytes): replayed, it cuts the string to that length and adds the bytes, so
+//! over a state that already holds it, or later appends, it ends where they end. A state
+//! shorter than that length can only come from a later whole value or deletion of the key,
+//! which the rest of the log holds; replay skips the append there.
 //!
 //! Body, after the record's head (whose key is empty and whose incarnation is the record's
 //! number, taken from the counter stream creations number from, so a deletion's floor
 //! covers every string record logged before it): the change count (u32), then each change
-//! as a tag ([`SET`] or [`DEADLINE`]), the key (u32 length + bytes), for [`SET`] the value
-//! (u32 length + bytes), then what happens to the key's deadline ([`KEEP`], [`CLEAR`], or
-//! [`AT`] and the unix time in ms, u64). Integers big-endian, as in [`crate::codec`].
+//! as a tag ([`SET`], [`DEADLINE`] or [`APPEND`]), the key (u32 length + bytes), for [`SET`]
+//! the value (u32 length + bytes), for [`APPEND`] the length before (u64) and the bytes
+//! added (u32 length + bytes), then what happens to the key's deadline ([`KEEP`], [`CLEAR`],
+//! or [`AT`] and the unix time in ms, u64). Integers big-endian, as in [`crate::codec`].
 
 use bytes::Bytes;
 
@@ -25,6 +33,8 @@ const KEEP: u8 = 0x82;
 const CLEAR: u8 = 0x83;
 /// Deadline: set, to the u64 that follows.
 const AT: u8 = 0x84;
+/// Tag: bytes appended to a string of the length that follows the key.
+pub(super) const APPEND: u8 = 0x85;
 
 /// What a string write does to its key's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +54,15 @@ pub enum StringOp<'a> {
     Set(&'a [u8], &'a [u8], Deadline),
     /// The deadline of `key` (a string or a stream) changes as said.
     Deadline(&'a [u8], Deadline),
+    /// String `key`, `at` bytes long, gets `tail` appended; its deadline stays.
+    Append(&'a [u8], u64, &'a [u8]),
 }
 
 impl<'a> StringOp<'a> {
     /// The key it changes.
     pub fn key(&self) -> &'a [u8] {
         match self {
-            StringOp::Set(k, ..) | StringOp::Deadline(k, _) => k,
+            StringOp::Set(k, ..) | StringOp::Deadline(k, _) | StringOp::Append(k, ..) => k,
         }
     }
 }
@@ -60,10 +72,26 @@ impl<'a> StringOp<'a> {
 pub struct StringChange {
     /// The key.
     pub key: Bytes,
-    /// The string's new value (None: the deadline alone changes).
-    pub value: Option<Bytes>,
+    /// What happens to the string's value.
+    pub value: ValueChange,
     /// What happens to the key's deadline.
     pub deadline: Deadline,
+}
+
+/// What a logged change does to a string's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueChange {
+    /// Nothing: the deadline alone changes.
+    Unchanged,
+    /// The value becomes these bytes.
+    Set(Bytes),
+    /// The value, cut to `at` bytes, gets `tail` added (see the module's note).
+    Append {
+        /// The string's length before the append.
+        at: u64,
+        /// The bytes appended.
+        tail: Bytes,
+    },
 }
 
 /// A string record, as replay sees it.
@@ -118,6 +146,13 @@ pub(super) fn put_strings<'a>(
                 codec::put_bytes(out, key);
                 put_deadline(out, d);
             }
+            StringOp::Append(key, at, tail) => {
+                out.push(APPEND);
+                codec::put_bytes(out, key);
+                codec::put_u64(out, at);
+                codec::put_bytes(out, tail);
+                put_deadline(out, Deadline::Keep);
+            }
         }
     }
 }
@@ -131,8 +166,12 @@ pub(super) fn read_strings(body: &Bytes) -> Result<Vec<StringChange>, StoreError
         let tag = r.u8()?;
         let key = body.slice_ref(r.slice()?);
         let value = match tag {
-            SET => Some(body.slice_ref(r.slice()?)),
-            DEADLINE => None,
+            SET => ValueChange::Set(body.slice_ref(r.slice()?)),
+            DEADLINE => ValueChange::Unchanged,
+            APPEND => ValueChange::Append {
+                at: r.u64()?,
+                tail: body.slice_ref(r.slice()?),
+            },
             t => return Err(StoreError::Corrupt(format!("string record tag {t}"))),
         };
         let deadline = read_deadline(&mut r)?;
@@ -162,6 +201,7 @@ mod tests {
             StringOp::Set(b"c", b"xyz", Deadline::At(42)),
             StringOp::Deadline(b"d", Deadline::At(7)),
             StringOp::Deadline(b"e", Deadline::Clear),
+            StringOp::Append(b"f", 3, b"tail"),
         ];
         let mut out = Vec::new();
         put_strings(&mut out, ops.len(), ops.iter().copied());
@@ -169,19 +209,21 @@ mod tests {
         let want: Vec<_> = ops
             .iter()
             .map(|op| match *op {
-                StringOp::Set(k, v, d) => (k.to_vec(), Some(v.to_vec()), d),
-                StringOp::Deadline(k, d) => (k.to_vec(), None, d),
+                StringOp::Set(k, v, d) => (k.to_vec(), ValueChange::Set(Bytes::from(v)), d),
+                StringOp::Deadline(k, d) => (k.to_vec(), ValueChange::Unchanged, d),
+                StringOp::Append(k, at, tail) => (
+                    k.to_vec(),
+                    ValueChange::Append {
+                        at,
+                        tail: Bytes::from(tail),
+                    },
+                    Deadline::Keep,
+                ),
             })
             .collect();
         let got: Vec<_> = read
             .iter()
-            .map(|c| {
-                (
-                    c.key.to_vec(),
-                    c.value.as_ref().map(|v| v.to_vec()),
-                    c.deadline,
-                )
-            })
+            .map(|c| (c.key.to_vec(), c.value.clone(), c.deadline))
             .collect();
         assert_eq!(got, want);
         for cut in 0..out.len() {

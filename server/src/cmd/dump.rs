@@ -170,7 +170,7 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
                 return Err(busy_key());
             }
             let ttl = deadline.map_or(Ttl::Clear, Ttl::At);
-            super::strings::put(ctx, &mut shard, key, v, ttl)?;
+            super::string_write::put(ctx, &mut shard, key, v, ttl)?;
         }
         value::Value::Stream(d) => {
             let (stream, muts) = d.build();

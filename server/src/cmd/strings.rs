@@ -1,29 +1,25 @@
-//! The string commands: GET, SET and its variants, MGET / MSET, APPEND, STRLEN, GETRANGE /
-//! SETRANGE, INCR and its variants.
-//!
-//! A write locks the key's shard, computes the new value, persists it (one tail-log record,
-//! `Store::write_string`; a SET over a stream one fjall batch) with the lock still held,
-//! updates memory, and once the lock is let go publishes its events and marks the key
-//! changed. Values stay in memory.
+//! The string commands: GET, SET and its variants, MGET / MSET, STRLEN, GETRANGE /
+//! SETRANGE, INCR and its variants; APPEND is in `string_append.rs`. They write as
+//! `string_write.rs` says. Values stay in memory.
 
 use bytes::{Bytes, BytesMut};
 
-use brooklet_persistence::Deadline;
 use brooklet_resp::{Args, Reply};
 
 use super::long_double::LongDouble;
+use super::string_append::append;
 use super::string_args::{
     Cond, GetExArgs, NOT_FLOAT, SetArgs, TOO_LONG, Ttl, Unit, int_of, positive_expire, range_of,
 };
+use super::string_write::{Written, announce, check_key, max_len, put, put_as, string_in};
 use super::table::command;
 use super::table::flags::*;
 use super::{CommandSpec, Ctx, store_error};
-use crate::access::Access;
 use crate::client::now_ms;
 use crate::error::CommandError;
 use crate::keyspace::{Shard, StringForm, Value, keep};
 use crate::notify::EventClass;
-use crate::publish::{keyspace_event, keyspace_events};
+use crate::publish::keyspace_event;
 use crate::small_bytes::SmallBytes;
 
 /// This family's commands.
@@ -57,133 +53,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Longest key a string may have: the store's keys are the key plus 8 bytes, and fjall
-/// refuses keys over 64 KiB.
-const MAX_KEY_LEN: usize = 65_000;
-
-/// Refuses a key the store could not hold.
-fn check_key(key: &[u8]) -> Result<(), CommandError> {
-    if key.len() > MAX_KEY_LEN {
-        return Err(CommandError::text(format!(
-            "ERR key longer than {MAX_KEY_LEN} bytes (a Brooklet storage limit)"
-        )));
-    }
-    Ok(())
-}
-
-/// `proto-max-bulk-len`: the longest string a command may build.
-fn max_len(ctx: &Ctx<'_>) -> u64 {
-    ctx.shared.config().proto_max_bulk_len
-}
-
-/// What a write did, for the events published once the shard lock is let go.
-pub(crate) struct Written {
-    /// The key did not exist before.
-    pub(crate) created: bool,
-}
-
-/// Stores string `value`, written whole, at `key` in its locked shard, replacing whatever
-/// was there (a stream is removed from the store first), and applies `ttl` to the key's
-/// deadline.
-pub(crate) fn put(
-    ctx: &mut Ctx<'_>,
-    shard: &mut Shard,
-    key: &Bytes,
-    value: impl Into<SmallBytes>,
-    ttl: Ttl,
-) -> Result<Written, CommandError> {
-    put_as(ctx, shard, key, value.into(), ttl, StringForm::Whole)
-}
-
-/// [`put`] of a value in the given form.
-fn put_as(
-    ctx: &mut Ctx<'_>,
-    shard: &mut Shard,
-    key: &Bytes,
-    value: SmallBytes,
-    ttl: Ttl,
-    form: StringForm,
-) -> Result<Written, CommandError> {
-    check_key(key)?;
-    let db = ctx.db();
-    let dbn = ctx.client.db as u32;
-    let store = &ctx.shared.store;
-    // The deadline the key has now matters only when the write keeps or clears it (and a
-    // shard without deadlines answers without a lookup).
-    let had_deadline = match ttl {
-        Ttl::At(_) => None,
-        Ttl::Clear | Ttl::Keep => shard.deadline(key),
-    };
-    // One lookup for a key that exists, two for a new one.
-    let slot = shard.get_mut(key);
-    let seq = match slot.as_deref() {
-        // A stream replaced by a string: its removal and the string are one batch.
-        Some(Value::Stream(stream, _)) => {
-            let deadline = match ttl {
-                Ttl::Clear => None,
-                Ttl::Keep => had_deadline,
-                Ttl::At(ms) => Some(ms),
-            };
-            store.replace_stream_with_string(dbn, key, stream, &value, deadline)
-        }
-        _ => {
-            let deadline = match ttl {
-                // Memory knows every deadline: a key without one needs no removal (a
-                // tombstone in `expires` for every plain SET).
-                Ttl::Clear if had_deadline.is_none() => Deadline::Keep,
-                Ttl::Clear => Deadline::Clear,
-                Ttl::Keep => Deadline::Keep,
-                Ttl::At(ms) => Deadline::At(ms),
-            };
-            store.write_string(dbn, key, &value, deadline)
-        }
-    }
-    .map_err(store_error)?;
-    ctx.write_seq = ctx.write_seq.max(seq);
-    db.note_write(key, seq);
-    let created = match slot {
-        Some(slot) => {
-            *slot = Value::String(value, Access::new(), form);
-            false
-        }
-        None => {
-            shard.insert(&key[..], Value::String(value, Access::new(), form));
-            true
-        }
-    };
-    let delta = match ttl {
-        Ttl::Keep => 0,
-        Ttl::Clear if had_deadline.is_none() => 0,
-        Ttl::Clear => shard.set_deadline(key, None),
-        Ttl::At(ms) => shard.set_deadline(key, Some(ms)),
-    };
-    db.note_deadlines(delta);
-    Ok(Written { created })
-}
-
-/// The string at `key` in a locked shard: None when missing, `-WRONGTYPE` for a stream.
-fn string_in(ctx: &Ctx<'_>, shard: &mut Shard, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
-    ctx.load_string(shard, key)?
-        .map(|v| v.string().map(SmallBytes::to_bytes))
-        .transpose()
-}
-
 /// Publishes a generic event (`expire`, `persist`, `del`).
 fn generic_event(ctx: &Ctx<'_>, event: &str, key: &Bytes) {
     keyspace_event(ctx.shared, EventClass::Generic, event, ctx.client.db, key);
-}
-
-/// After a write: `new` for a created key, the command's events, then the key is changed.
-fn announce(ctx: &mut Ctx<'_>, key: &Bytes, w: &Written, events: &[(EventClass, &str)]) {
-    // One read of the setting for all of them (a SET NX EX of a new key has three).
-    let new = w.created.then_some((EventClass::New, "new"));
-    keyspace_events(
-        ctx.shared,
-        ctx.client.db,
-        key,
-        new.into_iter().chain(events.iter().copied()),
-    );
-    ctx.key_changed(key);
 }
 
 /// The value as a bulk reply, or null.
@@ -518,27 +390,6 @@ fn modify(
     Ok(reply)
 }
 
-fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let max = max_len(ctx);
-    let add = &argv[2];
-    // Redis appends in place to a string that exists; a new one is written whole.
-    let form = |existed| match existed {
-        true => StringForm::Edited,
-        false => StringForm::Whole,
-    };
-    modify(ctx, &argv[1], "append", form, |cur| {
-        let old = cur.map_or(&[][..], |b| &b[..]);
-        if (old.len() + add.len()) as u64 > max {
-            return Err(TOO_LONG);
-        }
-        let mut v = BytesMut::with_capacity(old.len() + add.len());
-        v.extend_from_slice(old);
-        v.extend_from_slice(add);
-        let len = v.len() as i64;
-        Ok((Some(v.freeze()), Reply::Int(len)))
-    })
-}
-
 fn strlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     let v = string_in(ctx, &mut ctx.db().lock(&argv[1]), &argv[1])?;
     if v.is_none() {
@@ -682,14 +533,5 @@ mod tests {
     fn integers_print_in_decimal() {
         assert_eq!(&itoa_bytes(-42)[..], b"-42");
         assert_eq!(&itoa_bytes(i64::MIN)[..], b"-9223372036854775808");
-    }
-
-    #[test]
-    fn keys_past_the_store_limit_are_refused() {
-        assert!(check_key(&vec![b'k'; MAX_KEY_LEN]).is_ok());
-        assert_eq!(
-            check_key(&vec![b'k'; MAX_KEY_LEN + 1]).map_err(|e| e.to_string()),
-            Err("ERR key longer than 65000 bytes (a Brooklet storage limit)".into())
-        );
     }
 }

@@ -9,7 +9,8 @@
 //! commands are sent as the state they left (`SET key value`, `PEXPIREAT key ms`, `PERSIST
 //! key`, `DEL key`), which makes relative times and computed values (EXPIRE, SETEX,
 //! INCRBYFLOAT, GETEX) exact; the rest (DEL, RENAME, COPY, MOVE, SWAPDB, FLUSHDB,
-//! FLUSHALL, PUBLISH) as they were sent. Those run under the exclusive gate while
+//! FLUSHALL, PUBLISH) as they were sent, and APPEND too: the bytes it adds, not the string
+//! it leaves, which a replica's primary link finds as the primary left it. Those run under the exclusive gate while
 //! replication is active, so nothing is propagated between their change and their record.
 
 use bytes::Bytes;
@@ -101,7 +102,8 @@ pub fn by_records(name: &str) -> bool {
 fn verbatim(name: &str) -> bool {
     matches!(
         name,
-        "del"
+        "append"
+            | "del"
             | "unlink"
             | "rename"
             | "renamenx"
