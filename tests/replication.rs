@@ -108,11 +108,12 @@ fn writes(c: &mut redis::Connection, round: usize) {
     }
     run(c, &["SET", &format!("str{round}"), "v", "EX", "1000"]);
     run(c, &["INCRBYFLOAT", "f", "1.5"]);
-    // Sent as the bytes it adds: the replica appends them to the same string.
+    // Sent as the bytes they write: the replica edits the same string.
     for i in 0..3 {
         run(c, &["APPEND", "log", &format!("round {round} line {i}; ")]);
     }
     run(c, &["APPEND", "short", "x"]);
+    run(c, &["SETRANGE", "log", "2", &format!("R{round}")]);
     run(c, &["EXPIRE", "s2", "5000"]);
     run(c, &["SET", "gone", "x"]);
     run(c, &["DEL", "gone"]);

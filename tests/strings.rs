@@ -436,6 +436,9 @@ fn strings_survive_debug_reload_and_a_restart() {
             .ignore();
     }
     let () = pipe.query(&mut c).unwrap();
+    // Patched where it is (each logged as the bytes it writes), and past its end.
+    run(&mut c, &["SETRANGE", "log", "5", "LINE"]);
+    run(&mut c, &["SETRANGE", "log", "30000", "end"]);
     run(&mut c, &["SETRANGE", "r", "3", "x"]);
     run(&mut c, &["SET", "gone", "v"]);
     run(&mut c, &["GETDEL", "gone"]);

@@ -151,6 +151,14 @@ impl brooklet_persistence::StreamHost for Host<'_> {
     }
 }
 
+/// SETRANGE's edit of `v`: zero-filled up to `at` if shorter, then `patch` written there.
+fn write_range(v: &mut Vec<u8>, at: usize, patch: &[u8]) {
+    if v.len() < at + patch.len() {
+        v.resize(at + patch.len(), 0);
+    }
+    v[at..at + patch.len()].copy_from_slice(patch);
+}
+
 /// Runs a checkpoint (`all`: of every closed segment) with `model` as memory; returns a
 /// copy of the directory after each of its batches, as a crash then would leave it.
 fn checkpoint_with_crashes(
@@ -279,6 +287,19 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     for i in 0..2_000 {
         append(&mut model, 0, b"log", format!("line {i}\n").as_bytes());
     }
+    // SETRANGEs: inside it, and past its end.
+    let range = |model: &mut Model, db: u32, key: &[u8], at: usize, patch: &[u8]| {
+        let v = model
+            .get_mut(&(db, key.to_vec()))
+            .unwrap()
+            .0
+            .as_mut()
+            .unwrap();
+        store.write_string_range(db, key, at as u64, patch).unwrap();
+        write_range(v, at, patch);
+    };
+    range(&mut model, 0, b"log", 5, b"LINE");
+    range(&mut model, 0, b"c", 10, b"far");
     // Every string record is acknowledged once in the OS's hands.
     store.flush_to_os(u64::MAX).unwrap();
     let mut crashes = vec![copy_of(dir.path())];
@@ -312,6 +333,7 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
     // A checkpoint writes the string with those appends into fjall; a crash before it
     // retires their records replays them over that later value.
     append(&mut model, 0, b"log", b", and more");
+    range(&mut model, 0, b"log", 0, b"FIRST");
     store.flush_to_os(u64::MAX).unwrap();
     store.close_tail_segment().unwrap();
     let batches = checkpoint_with_crashes(&store, &model, dir.path(), true);
@@ -363,7 +385,7 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                 1 => Deadline::Clear,
                 _ => Deadline::At(1_000 + step),
             };
-            match rng.next(14) {
+            match rng.next(16) {
                 12 | 13 if model.get(&name).is_some_and(|(v, _)| v.is_some()) => {
                     // APPEND: logged as the bytes added after the length the string had.
                     let slot = model.get_mut(&name).unwrap();
@@ -372,6 +394,16 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                         .append_string(db, &key, v.len() as u64, &value)
                         .unwrap();
                     v.extend_from_slice(&value);
+                }
+                14 | 15 if model.get(&name).is_some_and(|(v, _)| v.is_some()) => {
+                    // SETRANGE: inside the string, over its end, or past it (zero-filled).
+                    let slot = model.get_mut(&name).unwrap();
+                    let v = slot.0.as_mut().unwrap();
+                    let at = rng.next(v.len() as u64 + 8) as usize;
+                    store
+                        .write_string_range(db, &key, at as u64, &value)
+                        .unwrap();
+                    write_range(v, at, &value);
                 }
                 0..=4 => {
                     store.write_string(db, &key, &value, deadline).unwrap();

@@ -1,5 +1,6 @@
 //! Strings and key deadlines across a SIGKILL of the server process: every acknowledged
-//! string write and deadline is there after the restart, under `everysec` and `always`.
+//! string write (APPEND's and SETRANGE's edits included) and deadline is there after the
+//! restart, under `everysec` and `always`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -46,6 +47,7 @@ fn state(c: &mut redis::Connection) -> Vec<redis::Value> {
     out.push(q(c, &["PEXPIRETIME", "k7"]));
     out.push(q(c, &["PEXPIRETIME", "stream"]));
     out.push(q(c, &["XLEN", "stream"]));
+    out.push(q(c, &["GET", "edited"]));
     out.push(q(c, &["EXISTS", "short"]));
     out
 }
@@ -61,6 +63,12 @@ fn string_writes_and_deadlines_survive_sigkill() {
         }
         q(&mut c, &["SET", "k7", "v", "EX", "1000"]);
         q(&mut c, &["APPEND", "k8", "+more"]);
+        // Edited in place, each APPEND and SETRANGE logged as the bytes it writes.
+        for i in 0..500 {
+            q(&mut c, &["APPEND", "edited", &format!("{i};")]);
+        }
+        q(&mut c, &["SETRANGE", "edited", "3", "SET"]);
+        q(&mut c, &["SETRANGE", "edited", "5000", "past the end"]);
         q(&mut c, &["MSET", "m1", "a", "m2", "b"]);
         q(&mut c, &["INCRBY", "n", "5"]);
         q(&mut c, &["SET", "gone", "x"]);

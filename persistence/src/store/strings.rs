@@ -6,8 +6,8 @@
 //! operating system with every other connection's in one write. A fjall batch each (a
 //! journal write and memtable inserts per command) held SET to a third of Redis's rate.
 //! The checkpoint writes the keys the retired segments name into fjall as memory has them
-//! then. Each logged change is a whole value, or the bytes APPEND added at a known length,
-//! so replaying the log over fjall ends where the log ends. What removes a string or a deadline from fjall in a batch of its own (DEL,
+//! then. Each logged change is a whole value, or the bytes APPEND or SETRANGE wrote at a
+//! known place, so replaying the log over fjall ends where the log ends. What removes a string or a deadline from fjall in a batch of its own (DEL,
 //! GETDEL, expiry, a stream's deletion, a SET replacing a stream) leaves a deletion floor
 //! while the log holds string records, as a stream's deletion does for logged creations:
 //! every string record logged before it is numbered below it, and replay skips them.
@@ -87,6 +87,21 @@ impl Store {
         tail: &[u8],
     ) -> Result<u64, StoreError> {
         self.log_strings(db, 1, std::iter::once(StringOp::Append(key, at, tail)))
+    }
+
+    /// Logs that string `key` got `patch` written at offset `at` (SETRANGE on a string that
+    /// exists), as one tail-log record of the bytes written; returns its sequence.
+    ///
+    /// # Errors
+    /// When the record cannot be logged (a segment could not be opened).
+    pub fn write_string_range(
+        &self,
+        db: u32,
+        key: &[u8],
+        at: u64,
+        patch: &[u8],
+    ) -> Result<u64, StoreError> {
+        self.log_strings(db, 1, std::iter::once(StringOp::Range(key, at, patch)))
     }
 
     /// Logs one command's string and deadline changes as one record, numbered from the
@@ -266,9 +281,9 @@ impl Store {
                     ValueChange::Set(v) => {
                         strings.insert(name, Loading::Whole(v));
                     }
-                    ValueChange::Append { at, tail } => {
+                    edit => {
                         let base = strings.remove(&name);
-                        match self.appended(r.db, &name.1, base, at, &tail) {
+                        match self.edited(r.db, &name.1, base, &edit) {
                             Ok(Some(state)) => {
                                 strings.insert(name, state);
                             }
@@ -305,32 +320,48 @@ impl Store {
 }
 
 impl Store {
-    /// A logged append replayed over `base`, the key's state so far (None: missing): the
-    /// string cut to `at` bytes with `tail` added, grown in place when replay already
-    /// appended to it. A string shorter than `at` (or a missing one, with `at` above zero)
-    /// stays as it is: a later record sets or removes the key, so the append is skipped.
-    fn appended(
+    /// A logged APPEND or SETRANGE replayed over `base`, the key's state so far (None:
+    /// missing), in place when replay already edited the string. An append cuts the string
+    /// to its length before and adds its bytes; a range write zero-fills the string to its
+    /// offset if shorter and writes its bytes there. An append over a shorter string, or
+    /// either over a missing key, is skipped: only a state a later record of the key sets
+    /// right meets it (see the tail log's string records).
+    fn edited(
         &self,
         db: u32,
         key: &[u8],
         base: Option<Loading>,
-        at: u64,
-        tail: &[u8],
+        edit: &ValueChange,
     ) -> Result<Option<Loading>, StoreError> {
-        let at = usize::try_from(at).unwrap_or(usize::MAX);
-        let mut grown = match base {
-            Some(Loading::Growing(v)) if v.len() >= at => v,
-            Some(Loading::Whole(v)) if v.len() >= at => BytesMut::from(&v[..at]),
-            Some(Loading::OnDisk) => match self.read_string(db, key)? {
-                Some(v) if v.len() >= at => BytesMut::from(&v[..at]),
-                _ => return Ok(Some(Loading::OnDisk)),
-            },
-            None if at == 0 => BytesMut::new(),
-            kept => return Ok(kept),
+        let current = match base {
+            Some(Loading::Growing(v)) => Some(v),
+            Some(Loading::Whole(v)) => Some(BytesMut::from(&v[..])),
+            Some(Loading::OnDisk) => self.read_string(db, key)?.map(|v| BytesMut::from(&v[..])),
+            None => None,
         };
-        grown.truncate(at);
-        grown.extend_from_slice(tail);
-        Ok(Some(Loading::Growing(grown)))
+        let Some(mut v) = current else {
+            return Ok(None);
+        };
+        match edit {
+            ValueChange::Append { at, tail } => {
+                let at = usize::try_from(*at).unwrap_or(usize::MAX);
+                if v.len() >= at {
+                    v.truncate(at);
+                    v.extend_from_slice(tail);
+                }
+            }
+            ValueChange::Range { at, patch } => {
+                let at = usize::try_from(*at)
+                    .map_err(|_| StoreError::Corrupt("string range offset".into()))?;
+                let end = at + patch.len();
+                if v.len() < end {
+                    v.resize(end, 0);
+                }
+                v[at..end].copy_from_slice(patch);
+            }
+            ValueChange::Unchanged | ValueChange::Set(_) => {}
+        }
+        Ok(Some(Loading::Growing(v)))
     }
 }
 
@@ -340,8 +371,8 @@ enum Loading {
     OnDisk,
     /// A logged whole value.
     Whole(Bytes),
-    /// Built by logged appends (grown in place, so a string of many appends replays in
-    /// time linear in its length).
+    /// Edited by logged appends and range writes (in place, so a string of many edits
+    /// replays in time linear in what they wrote).
     Growing(BytesMut),
 }
 

@@ -1,22 +1,27 @@
-//! The tail log's string records (format 9, APPEND's change format 10): one record per
-//! command that sets strings or key deadlines (SET and its variants, MSET, INCR, APPEND,
-//! SETRANGE, EXPIRE, PERSIST...), so replaying a record again over a state that already
-//! holds it, or a later one, ends where the log ends: the last record for a key wins.
+//! The tail log's string records (format 9; APPEND's and SETRANGE's changes format 10): one
+//! record per command that sets strings or key deadlines (SET and its variants, MSET, INCR,
+//! APPEND, SETRANGE, EXPIRE, PERSIST...), so replaying a record again over a state that
+//! already holds it, or a later one, ends where the log ends.
 //!
-//! Most changes are a whole value. APPEND's is the bytes it added and the length the string
-//! had before them (a whole value per APPEND made building a string by appends cost its
-//! square in log bytes): replayed, it cuts the string to that length and adds the bytes, so
-//! over a state that already holds it, or later appends, it ends where they end. A state
-//! shorter than that length can only come from a later whole value or deletion of the key,
-//! which the rest of the log holds; replay skips the append there.
+//! Most changes are a whole value: the last record for a key wins. APPEND's and SETRANGE's
+//! are the bytes they wrote into a string that exists (a whole value each made building or
+//! patching a large string cost its length per command in log bytes): APPEND's with the
+//! length the string had before, SETRANGE's with the offset it wrote at. Replayed, an append
+//! cuts the string to that length and adds its bytes; a range write zero-fills the string up
+//! to its offset if shorter and writes its bytes there. Over a state that already holds
+//! them, or later edits, the records that follow write the same bytes again and the string
+//! ends where the log ends; a state that a later whole value or deletion of the key left
+//! (which the rest of the log holds) is set right by that record. An append over a string
+//! shorter than its length can only meet such a state, and is skipped.
 //!
 //! Body, after the record's head (whose key is empty and whose incarnation is the record's
 //! number, taken from the counter stream creations number from, so a deletion's floor
 //! covers every string record logged before it): the change count (u32), then each change
-//! as a tag ([`SET`], [`DEADLINE`] or [`APPEND`]), the key (u32 length + bytes), for [`SET`]
-//! the value (u32 length + bytes), for [`APPEND`] the length before (u64) and the bytes
-//! added (u32 length + bytes), then what happens to the key's deadline ([`KEEP`], [`CLEAR`],
-//! or [`AT`] and the unix time in ms, u64). Integers big-endian, as in [`crate::codec`].
+//! as a tag ([`SET`], [`DEADLINE`], [`APPEND`] or [`RANGE`]), the key (u32 length + bytes),
+//! for [`SET`] the value (u32 length + bytes), for [`APPEND`] the length before and for
+//! [`RANGE`] the offset (u64) then the bytes written (u32 length + bytes), then what happens
+//! to the key's deadline ([`KEEP`], [`CLEAR`], or [`AT`] and the unix time in ms, u64).
+//! Integers big-endian, as in [`crate::codec`].
 
 use bytes::Bytes;
 
@@ -35,6 +40,8 @@ const CLEAR: u8 = 0x83;
 const AT: u8 = 0x84;
 /// Tag: bytes appended to a string of the length that follows the key.
 pub(super) const APPEND: u8 = 0x85;
+/// Tag: bytes written into a string at the offset that follows the key.
+pub(super) const RANGE: u8 = 0x86;
 
 /// What a string write does to its key's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +63,18 @@ pub enum StringOp<'a> {
     Deadline(&'a [u8], Deadline),
     /// String `key`, `at` bytes long, gets `tail` appended; its deadline stays.
     Append(&'a [u8], u64, &'a [u8]),
+    /// String `key` gets `patch` written at offset `at`; its deadline stays.
+    Range(&'a [u8], u64, &'a [u8]),
 }
 
 impl<'a> StringOp<'a> {
     /// The key it changes.
     pub fn key(&self) -> &'a [u8] {
         match self {
-            StringOp::Set(k, ..) | StringOp::Deadline(k, _) | StringOp::Append(k, ..) => k,
+            StringOp::Set(k, ..)
+            | StringOp::Deadline(k, _)
+            | StringOp::Append(k, ..)
+            | StringOp::Range(k, ..) => k,
         }
     }
 }
@@ -91,6 +103,13 @@ pub enum ValueChange {
         at: u64,
         /// The bytes appended.
         tail: Bytes,
+    },
+    /// The value, zero-filled to `at` bytes if shorter, gets `patch` written at `at`.
+    Range {
+        /// The offset written at.
+        at: u64,
+        /// The bytes written.
+        patch: Bytes,
     },
 }
 
@@ -146,11 +165,14 @@ pub(super) fn put_strings<'a>(
                 codec::put_bytes(out, key);
                 put_deadline(out, d);
             }
-            StringOp::Append(key, at, tail) => {
-                out.push(APPEND);
+            StringOp::Append(key, at, bytes) | StringOp::Range(key, at, bytes) => {
+                out.push(match op {
+                    StringOp::Append(..) => APPEND,
+                    _ => RANGE,
+                });
                 codec::put_bytes(out, key);
                 codec::put_u64(out, at);
-                codec::put_bytes(out, tail);
+                codec::put_bytes(out, bytes);
                 put_deadline(out, Deadline::Keep);
             }
         }
@@ -171,6 +193,10 @@ pub(super) fn read_strings(body: &Bytes) -> Result<Vec<StringChange>, StoreError
             APPEND => ValueChange::Append {
                 at: r.u64()?,
                 tail: body.slice_ref(r.slice()?),
+            },
+            RANGE => ValueChange::Range {
+                at: r.u64()?,
+                patch: body.slice_ref(r.slice()?),
             },
             t => return Err(StoreError::Corrupt(format!("string record tag {t}"))),
         };
@@ -202,6 +228,7 @@ mod tests {
             StringOp::Deadline(b"d", Deadline::At(7)),
             StringOp::Deadline(b"e", Deadline::Clear),
             StringOp::Append(b"f", 3, b"tail"),
+            StringOp::Range(b"g", 9, b"patch"),
         ];
         let mut out = Vec::new();
         put_strings(&mut out, ops.len(), ops.iter().copied());
@@ -216,6 +243,14 @@ mod tests {
                     ValueChange::Append {
                         at,
                         tail: Bytes::from(tail),
+                    },
+                    Deadline::Keep,
+                ),
+                StringOp::Range(k, at, patch) => (
+                    k.to_vec(),
+                    ValueChange::Range {
+                        at,
+                        patch: Bytes::from(patch),
                     },
                     Deadline::Keep,
                 ),

@@ -2,7 +2,7 @@
 //! persists it (one tail-log record, `Store::write_string`; a SET over a stream one fjall
 //! batch) with the lock still held, updates memory, and once the lock is let go publishes
 //! its events and marks the key changed. Shared by the string commands (`strings.rs`,
-//! `string_append.rs`) and RESTORE.
+//! `string_edit.rs`) and RESTORE.
 
 use bytes::Bytes;
 

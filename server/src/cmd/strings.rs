@@ -1,5 +1,5 @@
 //! The string commands: GET, SET and its variants, MGET / MSET, STRLEN, GETRANGE /
-//! SETRANGE, INCR and its variants; APPEND is in `string_append.rs`. They write as
+//! SETRANGE, INCR and its variants; APPEND and SETRANGE are in `string_edit.rs`. They write as
 //! `string_write.rs` says. Values stay in memory.
 
 use bytes::{Bytes, BytesMut};
@@ -7,11 +7,11 @@ use bytes::{Bytes, BytesMut};
 use brooklet_resp::{Args, Reply};
 
 use super::long_double::LongDouble;
-use super::string_append::append;
 use super::string_args::{
-    Cond, GetExArgs, NOT_FLOAT, SetArgs, TOO_LONG, Ttl, Unit, int_of, positive_expire, range_of,
+    Cond, GetExArgs, NOT_FLOAT, SetArgs, Ttl, Unit, int_of, positive_expire, range_of,
 };
-use super::string_write::{Written, announce, check_key, max_len, put, put_as, string_in};
+use super::string_edit::{append, setrange};
+use super::string_write::{Written, announce, check_key, put, put_as, string_in};
 use super::table::command;
 use super::table::flags::*;
 use super::{CommandSpec, Ctx, store_error};
@@ -413,42 +413,6 @@ fn getrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
         Some((s, e)) => v.slice(s..=e),
         None => Bytes::new(),
     }))
-}
-
-fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
-    let offset = int_of(&argv[2])?;
-    if offset < 0 {
-        return Err(CommandError::msg("ERR offset is out of range"));
-    }
-    let offset = offset as u64;
-    let max = max_len(ctx);
-    let patch = &argv[3];
-    // Redis edits the string in place, or makes a new one raw.
-    modify(
-        ctx,
-        &argv[1],
-        "setrange",
-        |_| StringForm::Edited,
-        |cur| {
-            let old = cur.map_or(&[][..], |b| &b[..]);
-            if patch.is_empty() {
-                return Ok((None, Reply::Int(old.len() as i64)));
-            }
-            let end = offset.saturating_add(patch.len() as u64);
-            if end > max {
-                return Err(TOO_LONG);
-            }
-            let (offset, end) = (offset as usize, end as usize);
-            let mut v = BytesMut::with_capacity(end.max(old.len()));
-            v.extend_from_slice(old);
-            if v.len() < end {
-                v.resize(end, 0);
-            }
-            v[offset..end].copy_from_slice(patch);
-            let len = v.len() as i64;
-            Ok((Some(v.freeze()), Reply::Int(len)))
-        },
-    )
 }
 
 /// INCR, DECR, INCRBY, DECRBY: adds `by` to the integer at `key`.

@@ -9,8 +9,8 @@
 //! commands are sent as the state they left (`SET key value`, `PEXPIREAT key ms`, `PERSIST
 //! key`, `DEL key`), which makes relative times and computed values (EXPIRE, SETEX,
 //! INCRBYFLOAT, GETEX) exact; the rest (DEL, RENAME, COPY, MOVE, SWAPDB, FLUSHDB,
-//! FLUSHALL, PUBLISH) as they were sent, and APPEND too: the bytes it adds, not the string
-//! it leaves, which a replica's primary link finds as the primary left it. Those run under the exclusive gate while
+//! FLUSHALL, PUBLISH) as they were sent, and APPEND and SETRANGE too: the bytes they write,
+//! not the string they leave, which a replica's primary link finds as the primary left it. Those run under the exclusive gate while
 //! replication is active, so nothing is propagated between their change and their record.
 
 use bytes::Bytes;
@@ -107,6 +107,7 @@ fn verbatim(name: &str) -> bool {
             | "unlink"
             | "rename"
             | "renamenx"
+            | "setrange"
             | "copy"
             | "move"
             | "swapdb"
