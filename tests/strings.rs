@@ -353,6 +353,21 @@ fn keyspace_events_as_redis_publishes_them() {
         ]
     );
     assert_eq!(messages(&mut sub, 1), vec![e("set", "last")]);
+    // A key given twice to MSET is new once, set twice (as Redis's setKey per pair).
+    run(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "E$n"]);
+    run(&mut c, &["MSET", "twice", "1", "twice", "2", "once", "3"]);
+    run(&mut c, &["SET", "last", "v"]);
+    assert_eq!(
+        messages(&mut sub, 6),
+        vec![
+            e("new", "twice"),
+            e("set", "twice"),
+            e("set", "twice"),
+            e("new", "once"),
+            e("set", "once"),
+            e("set", "last"),
+        ]
+    );
 }
 
 #[test]

@@ -298,7 +298,8 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
     let mut idxs: Vec<usize> = pairs.iter().map(|(k, _)| db.shard_of(k)).collect();
     idxs.sort_unstable();
     idxs.dedup();
-    let mut created = Vec::new();
+    // Per pair, whether it created its key (a key given twice is created by its first).
+    let mut created = vec![false; pairs.len()];
     {
         let mut guards: Vec<_> = idxs.iter().map(|&i| (i, db.lock_shard(i))).collect();
         let shard_of = |k: &[u8]| idxs.binary_search(&db.shard_of(k)).unwrap_or(0);
@@ -327,7 +328,7 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
             )
             .map_err(store_error)?;
         ctx.write_seq = ctx.write_seq.max(seq);
-        for (k, v) in &pairs {
+        for ((k, v), created) in pairs.iter().zip(created.iter_mut()) {
             ctx.db().note_write(k, seq);
             let shard = &mut guards[shard_of(k)].1;
             let value = Value::string_value(Bytes::copy_from_slice(v), StringForm::Whole);
@@ -335,18 +336,15 @@ fn mset_with(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> Result<bool, Comman
                 Some(slot) => *slot = value,
                 None => {
                     shard.insert(keep(k), value);
-                    created.push((*k).clone());
+                    *created = true;
                 }
             }
             let delta = shard.set_deadline(k, None);
             db.note_deadlines(delta);
         }
     }
-    for (k, _) in &pairs {
-        let w = Written {
-            created: created.contains(k),
-        };
-        announce(ctx, k, &w, &[(EventClass::String, "set")]);
+    for ((k, _), created) in pairs.iter().zip(created) {
+        announce(ctx, k, &Written { created }, &[(EventClass::String, "set")]);
     }
     Ok(true)
 }

@@ -14,6 +14,7 @@
 //! replication is active, so nothing is propagated between their change and their record.
 
 use bytes::Bytes;
+use hashbrown::HashSet;
 
 use super::backlog::encode_command;
 use crate::keyspace::Value;
@@ -139,12 +140,12 @@ pub fn command(shared: &Shared, db: usize, name: &str, argv: &[Bytes], touched: 
         shared.repl.feed(Some(db), &frame);
         return;
     }
-    let mut seen: Vec<&(usize, Bytes)> = Vec::with_capacity(touched.len());
+    // A key touched twice (MSET k a k b) is sent once, as it was left.
+    let mut seen: HashSet<&(usize, Bytes)> = HashSet::with_capacity(touched.len());
     for t in touched {
-        if seen.contains(&t) {
+        if !seen.insert(t) {
             continue;
         }
-        seen.push(t);
         let (kdb, key) = (t.0, &t.1);
         let mut frame = Vec::new();
         {
