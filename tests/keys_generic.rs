@@ -394,3 +394,28 @@ fn watch_sees_rename_and_swapdb_and_multi_runs_them() {
     ok(&mut c, &["SELECT", "1"]);
     assert_eq!(text(&mut c, &["GET", "a"]), "1");
 }
+
+/// RANDOMKEY never answers a key whose deadline passed, even when nearly every key in the
+/// shards it draws from has one (expiry's removals held by a pause, so they are all there).
+#[test]
+fn randomkey_skips_keys_past_their_deadline() {
+    let server = TestServer::start();
+    let mut c = server.client(false);
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        pipe.cmd("SET")
+            .arg(format!("gone{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(30)
+            .ignore();
+    }
+    pipe.cmd("SET").arg("live").arg("v").ignore();
+    let () = pipe.query(&mut c).unwrap();
+    ok(&mut c, &["CLIENT", "PAUSE", "10000", "WRITE"]);
+    thread::sleep(Duration::from_millis(60));
+    for _ in 0..30 {
+        assert_eq!(text(&mut c, &["RANDOMKEY"]), "live");
+    }
+    ok(&mut c, &["CLIENT", "UNPAUSE"]);
+}

@@ -284,6 +284,9 @@ fn touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     Ok(Reply::Int(found))
 }
 
+/// Keys RANDOMKEY draws from a shard before it counts the shard's live keys.
+const RANDOM_DRAWS: usize = 3;
+
 fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> {
     let db = ctx.db();
     let now = crate::client::now_ms();
@@ -291,19 +294,24 @@ fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Reply, CommandError> 
     let start = crate::random::below(shards);
     for i in 0..shards {
         let shard = db.lock_shard((start + i) % shards);
-        let live = shard
-            .keys()
-            .filter(|k| shard.deadline(k).is_none_or(|at| at > now))
-            .count();
-        if live == 0 {
-            continue;
-        }
-        let pick = crate::random::below(live);
-        let key = shard
-            .keys()
-            .filter(|k| shard.deadline(k).is_none_or(|at| at > now))
-            .nth(pick)
-            .cloned();
+        // A key drawn at random is looked up for its deadline alone (one walk of the shard,
+        // no lookup per key); only when a few draws all meet expired keys is every key's
+        // deadline read, to pick among the live ones or to find there are none.
+        let drawn = (0..RANDOM_DRAWS).find_map(|_| {
+            let k = shard.keys().nth(crate::random::below(shard.len().max(1)))?;
+            shard.deadline(k).is_none_or(|at| at > now).then_some(k)
+        });
+        let key = drawn.cloned().or_else(|| {
+            let live = || {
+                shard
+                    .keys()
+                    .filter(|k| shard.deadline(k).is_none_or(|at| at > now))
+            };
+            match live().count() {
+                0 => None,
+                n => live().nth(crate::random::below(n)).cloned(),
+            }
+        });
         drop(shard);
         if let Some(k) = key {
             ctx.show_key(&k)?;
