@@ -91,7 +91,7 @@ fn edit(
 ) -> Result<Reply, CommandError> {
     let max = max_len(ctx);
     let db = ctx.db();
-    let written = {
+    let (written, after) = {
         let mut shard = db.lock(key);
         let len = match ctx.load_string(&mut shard, key)? {
             Some(v) => Some(v.string()?.len()),
@@ -101,37 +101,41 @@ fn edit(
         if let Edit::Write { patch: &[], .. } = edit {
             return Ok(Reply::Int(len.unwrap_or(0) as i64));
         }
-        let after = edit.len_after(len.unwrap_or(0));
         if edit_end(edit, len.unwrap_or(0)) as u64 > max {
             return Err(TOO_LONG);
         }
-        let Some(len) = len else {
-            let mut value = vec![0u8; after];
-            edit.apply(&mut value, 0);
-            let value = SmallBytes::from_bytes(Bytes::from(value));
-            let written = put_as(ctx, &mut shard, key, value, Ttl::Keep, created_form)?;
-            drop(shard);
-            announce(ctx, key, &written, &[(EventClass::String, event)]);
-            return Ok(Reply::Int(after as i64));
-        };
-        let store = &ctx.shared.store;
-        let dbn = ctx.client.db as u32;
-        let seq = match edit {
-            Edit::Append(add) => store.append_string(dbn, key, len as u64, add),
-            Edit::Write { at, patch } => store.write_string_range(dbn, key, at as u64, patch),
+        let after = edit.len_after(len.unwrap_or(0));
+        match len {
+            None => {
+                let mut value = vec![0u8; after];
+                edit.apply(&mut value, 0);
+                let value = SmallBytes::from_bytes(Bytes::from(value));
+                let written = put_as(ctx, &mut shard, key, value, Ttl::Keep, created_form)?;
+                (written, after)
+            }
+            Some(len) => {
+                let store = &ctx.shared.store;
+                let dbn = ctx.client.db as u32;
+                let seq = match edit {
+                    Edit::Append(add) => store.append_string(dbn, key, len as u64, add),
+                    Edit::Write { at, patch } => {
+                        store.write_string_range(dbn, key, at as u64, patch)
+                    }
+                }
+                .map_err(store_error)?;
+                ctx.write_seq = ctx.write_seq.max(seq);
+                db.note_write(key, seq);
+                if let Some(Value::String(v, _, form)) = shard.get_mut(key) {
+                    *v = edited(std::mem::replace(v, SmallBytes::copy_of(b"")), edit);
+                    // Redis edits a string that exists in place, which leaves it raw.
+                    *form = StringForm::Edited;
+                }
+                (Written { created: false }, after)
+            }
         }
-        .map_err(store_error)?;
-        ctx.write_seq = ctx.write_seq.max(seq);
-        db.note_write(key, seq);
-        if let Some(Value::String(v, _, form)) = shard.get_mut(key) {
-            *v = edited(std::mem::replace(v, SmallBytes::copy_of(b"")), edit);
-            // Redis edits a string that exists in place, which leaves it raw.
-            *form = StringForm::Edited;
-        }
-        (Written { created: false }, after)
     };
-    announce(ctx, key, &written.0, &[(EventClass::String, event)]);
-    Ok(Reply::Int(written.1 as i64))
+    announce(ctx, key, &written, &[(EventClass::String, event)]);
+    Ok(Reply::Int(after as i64))
 }
 
 /// Where the edit's bytes end (what `proto-max-bulk-len` bounds, as Redis checks offset
