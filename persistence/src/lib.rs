@@ -70,7 +70,7 @@ pub use load::{LoadedStream, RecoveryReport};
 pub use repl_state::ReplState;
 pub use store::{
     DEFAULT_STREAM_CACHE_BYTES, Deadline, KeyState, LoadedDeadline, LoadedKeys, LoadedString,
-    PendingFlush, Store, StoreStats, StreamChange, StreamHost,
+    PendingFlush, Store, StoreStats, StreamChange, StreamHost, StringEdit,
 };
 pub use stored::StoredStream;
 pub use tail_log::{

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use brooklet_persistence::{Deadline, FsyncPolicy, Store, StoredStream};
+use brooklet_persistence::{Deadline, FsyncPolicy, Store, StoredStream, StringEdit};
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(dir, FsyncPolicy::Everysec).unwrap().0
@@ -279,7 +279,9 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
             .0
             .as_mut()
             .unwrap();
-        store.append_string(db, key, v.len() as u64, tail).unwrap();
+        store
+            .edit_string(db, key, v.len() as u64, StringEdit::Append(tail))
+            .unwrap();
         v.extend_from_slice(tail);
     };
     append(&mut model, 0, b"c", b"+1");
@@ -295,7 +297,8 @@ fn logged_strings_replay_exactly_after_a_crash_at_every_checkpoint_step() {
             .0
             .as_mut()
             .unwrap();
-        store.write_string_range(db, key, at as u64, patch).unwrap();
+        let edit = StringEdit::Write { at, patch };
+        store.edit_string(db, key, v.len() as u64, edit).unwrap();
         write_range(v, at, patch);
     };
     range(&mut model, 0, b"log", 5, b"LINE");
@@ -391,7 +394,7 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                     let slot = model.get_mut(&name).unwrap();
                     let v = slot.0.as_mut().unwrap();
                     store
-                        .append_string(db, &key, v.len() as u64, &value)
+                        .edit_string(db, &key, v.len() as u64, StringEdit::Append(&value))
                         .unwrap();
                     v.extend_from_slice(&value);
                 }
@@ -400,9 +403,8 @@ fn random_string_writes_replay_exactly_after_crashes_and_checkpoints() {
                     let slot = model.get_mut(&name).unwrap();
                     let v = slot.0.as_mut().unwrap();
                     let at = rng.next(v.len() as u64 + 8) as usize;
-                    store
-                        .write_string_range(db, &key, at as u64, &value)
-                        .unwrap();
+                    let edit = StringEdit::Write { at, patch: &value };
+                    store.edit_string(db, &key, v.len() as u64, edit).unwrap();
                     write_range(v, at, &value);
                 }
                 0..=4 => {

@@ -19,7 +19,7 @@ mod write;
 pub use checkpoint::{KeyState, PendingFlush, StreamHost};
 pub use pair::StreamChange;
 pub use stats::StoreStats;
-pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString};
+pub use strings::{Deadline, LoadedDeadline, LoadedKeys, LoadedString, StringEdit};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -7,10 +7,11 @@
 //! journal write and memtable inserts per command) held SET to a third of Redis's rate.
 //! The checkpoint writes the keys the retired segments name into fjall as memory has them
 //! then. Each logged change is a whole value, or the bytes APPEND or SETRANGE wrote at a
-//! known place, so replaying the log over fjall ends where the log ends. What removes a string or a deadline from fjall in a batch of its own (DEL,
-//! GETDEL, expiry, a stream's deletion, a SET replacing a stream) leaves a deletion floor
-//! while the log holds string records, as a stream's deletion does for logged creations:
-//! every string record logged before it is numbered below it, and replay skips them.
+//! known place, so replaying the log over fjall ends where the log ends. What removes a
+//! string or a deadline from fjall in a batch of its own (DEL, GETDEL, expiry, a stream's
+//! deletion, a SET replacing a stream) leaves a deletion floor while the log holds string
+//! records, as a stream's deletion does for logged creations: every string record logged
+//! before it is numbered below it, and replay skips them.
 
 use std::sync::atomic::Ordering;
 
@@ -21,6 +22,8 @@ use crate::error::StoreError;
 use crate::keys::{FLOOR_PREFIX, read_u64, split_prefix, stream_prefix};
 use crate::stored::StoredStream;
 use crate::tail_log::{Record, StringOp, ValueChange};
+
+pub use crate::tail_log::StringEdit;
 
 use super::Store;
 
@@ -74,34 +77,19 @@ impl Store {
         self.log_strings(db, 1, std::iter::once(StringOp::Set(key, value, deadline)))
     }
 
-    /// Logs that string `key`, `at` bytes long, got `tail` appended (APPEND), as one
-    /// tail-log record of the bytes added; returns its sequence.
+    /// Logs APPEND's or SETRANGE's `edit` of string `key`, `len` bytes long, as one tail-log
+    /// record of the bytes it writes; returns its sequence.
     ///
     /// # Errors
     /// When the record cannot be logged (a segment could not be opened).
-    pub fn append_string(
+    pub fn edit_string(
         &self,
         db: u32,
         key: &[u8],
-        at: u64,
-        tail: &[u8],
+        len: u64,
+        edit: StringEdit<'_>,
     ) -> Result<u64, StoreError> {
-        self.log_strings(db, 1, std::iter::once(StringOp::Append(key, at, tail)))
-    }
-
-    /// Logs that string `key` got `patch` written at offset `at` (SETRANGE on a string that
-    /// exists), as one tail-log record of the bytes written; returns its sequence.
-    ///
-    /// # Errors
-    /// When the record cannot be logged (a segment could not be opened).
-    pub fn write_string_range(
-        &self,
-        db: u32,
-        key: &[u8],
-        at: u64,
-        patch: &[u8],
-    ) -> Result<u64, StoreError> {
-        self.log_strings(db, 1, std::iter::once(StringOp::Range(key, at, patch)))
+        self.log_strings(db, 1, std::iter::once(StringOp::Edit(key, len, edit)))
     }
 
     /// Logs one command's string and deadline changes as one record, numbered from the
@@ -317,9 +305,7 @@ impl Store {
         };
         Ok(out)
     }
-}
 
-impl Store {
     /// A logged APPEND or SETRANGE replayed over `base`, the key's state so far (None:
     /// missing), in place when replay already edited the string. An append cuts the string
     /// to its length before and adds its bytes; a range write zero-fills the string to its
@@ -347,17 +333,13 @@ impl Store {
                 let at = usize::try_from(*at).unwrap_or(usize::MAX);
                 if v.len() >= at {
                     v.truncate(at);
-                    v.extend_from_slice(tail);
+                    StringEdit::Append(tail).apply_to(&mut v);
                 }
             }
             ValueChange::Range { at, patch } => {
                 let at = usize::try_from(*at)
                     .map_err(|_| StoreError::Corrupt("string range offset".into()))?;
-                let end = at + patch.len();
-                if v.len() < end {
-                    v.resize(end, 0);
-                }
-                v[at..end].copy_from_slice(patch);
+                StringEdit::Write { at, patch }.apply_to(&mut v);
             }
             ValueChange::Unchanged | ValueChange::Set(_) => {}
         }

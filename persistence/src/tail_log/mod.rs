@@ -56,7 +56,7 @@ mod tests;
 
 pub use record::Record;
 pub use replay::ReplayReport;
-pub use strings::{Deadline, StringOp, ValueChange};
+pub use strings::{Deadline, StringEdit, StringOp, ValueChange};
 
 use bytes::Bytes;
 use hashbrown::HashSet;

@@ -23,7 +23,7 @@
 //! to the key's deadline ([`KEEP`], [`CLEAR`], or [`AT`] and the unix time in ms, u64).
 //! Integers big-endian, as in [`crate::codec`].
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::codec::{self, Reader};
 use crate::error::StoreError;
@@ -61,20 +61,66 @@ pub enum StringOp<'a> {
     Set(&'a [u8], &'a [u8], Deadline),
     /// The deadline of `key` (a string or a stream) changes as said.
     Deadline(&'a [u8], Deadline),
-    /// String `key`, `at` bytes long, gets `tail` appended; its deadline stays.
-    Append(&'a [u8], u64, &'a [u8]),
-    /// String `key` gets `patch` written at offset `at`; its deadline stays.
-    Range(&'a [u8], u64, &'a [u8]),
+    /// String `key`, as long as the u64 says, gets the edit; its deadline stays.
+    Edit(&'a [u8], u64, StringEdit<'a>),
+}
+
+/// What APPEND or SETRANGE writes into a string that exists: the one definition both the
+/// command and replay apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringEdit<'a> {
+    /// APPEND: the bytes go after the string.
+    Append(&'a [u8]),
+    /// SETRANGE: the bytes go at `at`, the string zero-filled up to it if shorter.
+    Write {
+        /// The offset.
+        at: usize,
+        /// The bytes.
+        patch: &'a [u8],
+    },
+}
+
+impl StringEdit<'_> {
+    /// Where the edit's bytes end in a string `len` bytes long (saturating: what a length
+    /// limit checks, Redis's offset plus length).
+    pub fn end(self, len: usize) -> usize {
+        match self {
+            StringEdit::Append(add) => len.saturating_add(add.len()),
+            StringEdit::Write { at, patch } => at.saturating_add(patch.len()),
+        }
+    }
+
+    /// The string's length after the edit, from its length before.
+    pub fn len_after(self, len: usize) -> usize {
+        len.max(self.end(len))
+    }
+
+    /// Applies the edit to `buf`, which holds the `len`-byte string and has room for
+    /// [`StringEdit::len_after`].
+    pub fn apply(self, buf: &mut [u8], len: usize) {
+        let (at, bytes) = match self {
+            StringEdit::Append(add) => (len, add),
+            StringEdit::Write { at, patch } => (at, patch),
+        };
+        if at > len {
+            buf[len..at].fill(0);
+        }
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Applies the edit to `v`, grown to the length it leaves.
+    pub fn apply_to(self, v: &mut BytesMut) {
+        let len = v.len();
+        v.resize(self.len_after(len), 0);
+        self.apply(v, len);
+    }
 }
 
 impl<'a> StringOp<'a> {
     /// The key it changes.
     pub fn key(&self) -> &'a [u8] {
         match self {
-            StringOp::Set(k, ..)
-            | StringOp::Deadline(k, _)
-            | StringOp::Append(k, ..)
-            | StringOp::Range(k, ..) => k,
+            StringOp::Set(k, ..) | StringOp::Deadline(k, _) | StringOp::Edit(k, ..) => k,
         }
     }
 }
@@ -165,11 +211,12 @@ pub(super) fn put_strings<'a>(
                 codec::put_bytes(out, key);
                 put_deadline(out, d);
             }
-            StringOp::Append(key, at, bytes) | StringOp::Range(key, at, bytes) => {
-                out.push(match op {
-                    StringOp::Append(..) => APPEND,
-                    _ => RANGE,
-                });
+            StringOp::Edit(key, len, edit) => {
+                let (tag, at, bytes) = match edit {
+                    StringEdit::Append(tail) => (APPEND, len, tail),
+                    StringEdit::Write { at, patch } => (RANGE, at as u64, patch),
+                };
+                out.push(tag);
                 codec::put_bytes(out, key);
                 codec::put_u64(out, at);
                 codec::put_bytes(out, bytes);
@@ -227,8 +274,15 @@ mod tests {
             StringOp::Set(b"c", b"xyz", Deadline::At(42)),
             StringOp::Deadline(b"d", Deadline::At(7)),
             StringOp::Deadline(b"e", Deadline::Clear),
-            StringOp::Append(b"f", 3, b"tail"),
-            StringOp::Range(b"g", 9, b"patch"),
+            StringOp::Edit(b"f", 3, StringEdit::Append(b"tail")),
+            StringOp::Edit(
+                b"g",
+                2,
+                StringEdit::Write {
+                    at: 9,
+                    patch: b"patch",
+                },
+            ),
         ];
         let mut out = Vec::new();
         put_strings(&mut out, ops.len(), ops.iter().copied());
@@ -238,7 +292,7 @@ mod tests {
             .map(|op| match *op {
                 StringOp::Set(k, v, d) => (k.to_vec(), ValueChange::Set(Bytes::from(v)), d),
                 StringOp::Deadline(k, d) => (k.to_vec(), ValueChange::Unchanged, d),
-                StringOp::Append(k, at, tail) => (
+                StringOp::Edit(k, at, StringEdit::Append(tail)) => (
                     k.to_vec(),
                     ValueChange::Append {
                         at,
@@ -246,10 +300,10 @@ mod tests {
                     },
                     Deadline::Keep,
                 ),
-                StringOp::Range(k, at, patch) => (
+                StringOp::Edit(k, _, StringEdit::Write { at, patch }) => (
                     k.to_vec(),
                     ValueChange::Range {
-                        at,
+                        at: at as u64,
                         patch: Bytes::from(patch),
                     },
                     Deadline::Keep,

@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use brooklet_persistence::StringEdit;
 use brooklet_resp::Reply;
 
 use super::string_args::{TOO_LONG, Ttl, int_of};
@@ -18,44 +19,13 @@ use crate::small_bytes::{INLINE, SmallBytes};
 /// (Redis's rule for a string it grows).
 const ROOM_STEP: usize = 1 << 20;
 
-/// What a command writes into a string.
-#[derive(Clone, Copy)]
-enum Edit<'a> {
-    /// APPEND: the bytes go after the string.
-    Append(&'a [u8]),
-    /// SETRANGE: the bytes go at `at`, the string zero-filled up to it if shorter.
-    Write { at: usize, patch: &'a [u8] },
-}
-
-impl Edit<'_> {
-    /// The string's length after the edit, from its length before.
-    fn len_after(self, len: usize) -> usize {
-        match self {
-            Edit::Append(add) => len + add.len(),
-            Edit::Write { at, patch } => len.max(at + patch.len()),
-        }
-    }
-
-    /// Applies the edit to `buf`, which holds the string and has room for `len_after`.
-    fn apply(self, buf: &mut [u8], len: usize) {
-        let (at, bytes) = match self {
-            Edit::Append(add) => (len, add),
-            Edit::Write { at, patch } => (at, patch),
-        };
-        if at > len {
-            buf[len..at].fill(0);
-        }
-        buf[at..at + bytes.len()].copy_from_slice(bytes);
-    }
-}
-
 /// APPEND key value.
 pub(super) fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, CommandError> {
     // Redis appends in place to a string that exists; a new one is written whole.
     edit(
         ctx,
         &argv[1],
-        Edit::Append(&argv[2]),
+        StringEdit::Append(&argv[2]),
         "append",
         StringForm::Whole,
     )
@@ -71,7 +41,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Comma
     edit(
         ctx,
         &argv[1],
-        Edit::Write {
+        StringEdit::Write {
             at,
             patch: &argv[3],
         },
@@ -85,7 +55,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Comma
 fn edit(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
-    edit: Edit<'_>,
+    edit: StringEdit<'_>,
     event: &'static str,
     created_form: StringForm,
 ) -> Result<Reply, CommandError> {
@@ -98,10 +68,10 @@ fn edit(
             None => None,
         };
         // An empty SETRANGE changes nothing, not even a missing key (Redis replies first).
-        if let Edit::Write { patch: &[], .. } = edit {
+        if let StringEdit::Write { patch: &[], .. } = edit {
             return Ok(Reply::Int(len.unwrap_or(0) as i64));
         }
-        if edit_end(edit, len.unwrap_or(0)) as u64 > max {
+        if edit.end(len.unwrap_or(0)) as u64 > max {
             return Err(TOO_LONG);
         }
         let after = edit.len_after(len.unwrap_or(0));
@@ -114,15 +84,11 @@ fn edit(
                 (written, after)
             }
             Some(len) => {
-                let store = &ctx.shared.store;
-                let dbn = ctx.client.db as u32;
-                let seq = match edit {
-                    Edit::Append(add) => store.append_string(dbn, key, len as u64, add),
-                    Edit::Write { at, patch } => {
-                        store.write_string_range(dbn, key, at as u64, patch)
-                    }
-                }
-                .map_err(store_error)?;
+                let seq = ctx
+                    .shared
+                    .store
+                    .edit_string(ctx.client.db as u32, key, len as u64, edit)
+                    .map_err(store_error)?;
                 ctx.write_seq = ctx.write_seq.max(seq);
                 db.note_write(key, seq);
                 if let Some(Value::String(v, _, form)) = shard.get_mut(key) {
@@ -138,18 +104,9 @@ fn edit(
     Ok(Reply::Int(after as i64))
 }
 
-/// Where the edit's bytes end (what `proto-max-bulk-len` bounds, as Redis checks offset
-/// plus length whatever the string's length).
-fn edit_end(edit: Edit<'_>, len: usize) -> usize {
-    match edit {
-        Edit::Append(add) => len + add.len(),
-        Edit::Write { at, patch } => at.saturating_add(patch.len()),
-    }
-}
-
 /// `value` with `edit` applied: in the same buffer when nothing else holds the value and it
 /// has room (or can grow), else in a new one with room to spare for the next edits.
-fn edited(value: SmallBytes, edit: Edit<'_>) -> SmallBytes {
+fn edited(value: SmallBytes, edit: StringEdit<'_>) -> SmallBytes {
     let len = value.len();
     let after = edit.len_after(len);
     if after <= INLINE {
@@ -170,10 +127,7 @@ fn edited(value: SmallBytes, edit: Edit<'_>) -> SmallBytes {
             buf
         }
     };
-    if buf.len() < after {
-        buf.resize(after, 0);
-    }
-    edit.apply(&mut buf, len);
+    edit.apply_to(&mut buf);
     SmallBytes::Shared(buf.freeze())
 }
 
@@ -184,15 +138,15 @@ mod tests {
     #[test]
     fn edits_reuse_one_buffer_when_nothing_else_holds_it() {
         let mut v = SmallBytes::copy_of(b"0123456789");
-        v = edited(v, Edit::Append(b"abcdefghijklmnop"));
+        v = edited(v, StringEdit::Append(b"abcdefghijklmnop"));
         assert_eq!(&v[..], b"0123456789abcdefghijklmnop");
         let first = v.as_ptr();
         for _ in 0..10 {
-            v = edited(v, Edit::Append(b"x"));
+            v = edited(v, StringEdit::Append(b"x"));
         }
         v = edited(
             v,
-            Edit::Write {
+            StringEdit::Write {
                 at: 1,
                 patch: b"AB",
             },
@@ -205,7 +159,7 @@ mod tests {
         };
         v = edited(
             v,
-            Edit::Write {
+            StringEdit::Write {
                 at: 40,
                 patch: b"y",
             },
@@ -218,12 +172,12 @@ mod tests {
 
     #[test]
     fn short_results_stay_inline() {
-        let v = edited(SmallBytes::copy_of(b"ab"), Edit::Append(b"cd"));
+        let v = edited(SmallBytes::copy_of(b"ab"), StringEdit::Append(b"cd"));
         assert!(matches!(v, SmallBytes::Inline { .. }));
         assert_eq!(&v[..], b"abcd");
-        let v = edited(v, Edit::Write { at: 6, patch: b"z" });
+        let v = edited(v, StringEdit::Write { at: 6, patch: b"z" });
         assert_eq!(&v[..], b"abcd\0\0z");
-        let v = edited(v, Edit::Write { at: 1, patch: b"B" });
+        let v = edited(v, StringEdit::Write { at: 1, patch: b"B" });
         assert_eq!(&v[..], b"aBcd\0\0z");
     }
 }
