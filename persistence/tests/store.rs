@@ -774,6 +774,60 @@ fn trimmed_appends_stay_gone_after_xsetid_moves_the_last_id_back() {
     assert_eq!(loaded[0].2, s);
 }
 
+/// A trim reads only the records it newly drops; after XSETID moves an emptied stream's
+/// last ID back below what earlier trims reached, entries added there and trimmed again
+/// must still leave the disk.
+#[test]
+fn trims_after_xsetid_moves_below_an_earlier_trim_still_remove_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = StoredStream::new();
+    let max_len = |n| TrimArgs::exact(TrimStrategy::MaxLen(n));
+    {
+        let (store, _, _) = Store::open(dir.path(), FsyncPolicy::No).unwrap();
+        add_all(&store, b"k", &mut s, 1..=300);
+        // Exact trims one entry at a time, through node boundaries.
+        for i in 301..=450 {
+            step(&store, 0, b"k", &mut s, |s, out| {
+                let id = IdSpec::Explicit(StreamId::new(i, 0));
+                let limits = NodeLimits::default();
+                s.add(id, &fields(i), Some(&max_len(100)), 0, &limits, out)
+                    .unwrap();
+            });
+        }
+        assert_eq!(ids_of(&mut s), (351..=450).collect::<Vec<_>>());
+        assert_eq!(on_disk(&store).iter().filter(|e| !e.deleted).count(), 100);
+        step(&store, 0, b"k", &mut s, |s, out| {
+            assert_eq!(
+                s.trim(&max_len(0), &NodeLimits::default(), out).unwrap(),
+                100
+            );
+        });
+        step(&store, 0, b"k", &mut s, |s, out| {
+            s.set_id(StreamId::new(10, 0), None, None, out).unwrap();
+        });
+        // Below every earlier trim: written to fjall by a batch, then trimmed away.
+        add_all(&store, b"k", &mut s, 20..=40);
+        store.flush_stream(0, b"k", &mut s).unwrap();
+        assert_eq!(on_disk(&store).len(), 21);
+        step(&store, 0, b"k", &mut s, |s, out| {
+            assert_eq!(
+                s.trim(&max_len(5), &NodeLimits::default(), out).unwrap(),
+                16
+            );
+        });
+        assert_eq!(ids_of(&mut s), (36..=40).collect::<Vec<_>>());
+        let live: Vec<u64> = on_disk(&store)
+            .iter()
+            .filter(|e| !e.deleted)
+            .map(|e| e.id.ms)
+            .collect();
+        assert_eq!(live, (36..=40).collect::<Vec<_>>());
+    }
+    let mut loaded = reopen(dir.path());
+    assert_eq!(ids_of(&mut loaded[0].2), (36..=40).collect::<Vec<_>>());
+    assert_eq!(loaded[0].2, s);
+}
+
 /// The checkpoint retires segments outside the gate that holds off DEBUG RELOAD, so a
 /// reload may list a segment that is deleted before it reads it: its appends are in fjall
 /// by then, and the reload must load everything rather than fail.

@@ -126,16 +126,25 @@ impl Stream {
         if let Some(master) = plan.cut_into
             && let Some(node) = self.nodes.get_mut(&master)
         {
-            // Flag entries inside the head node one by one.
-            let raws: Vec<_> = node.iter(master).collect();
-            for e in raws {
-                let stop = match args.strategy {
-                    TrimStrategy::MaxLen(max) => self.length <= max,
+            // Flag entries inside the head node one by one. Only those the trim reaches are
+            // read: XADD MAXLEN at a steady length flags one entry of a full node per call.
+            let mut left = match args.strategy {
+                TrimStrategy::MaxLen(max) => self.length.saturating_sub(max),
+                TrimStrategy::MinId(_) => u64::MAX,
+            };
+            let mut raws = Vec::new();
+            for e in node.iter(master) {
+                let reached = match args.strategy {
+                    TrimStrategy::MaxLen(_) => left == 0,
                     TrimStrategy::MinId(min) => e.id >= min,
                 };
-                if stop {
+                if reached {
                     break;
                 }
+                left -= u64::from(!e.is_deleted());
+                raws.push(e);
+            }
+            for e in raws {
                 if !e.is_deleted() {
                     node.mark_deleted(master, &e);
                     self.length -= 1;

@@ -11,11 +11,12 @@
 //! anything, so no reload does either.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use brooklet_streams::StreamId;
 use fjall::OwnedWriteBatch;
 
-use crate::codec::mark_deleted;
+use crate::codec::{encode_entry, mark_deleted};
 use crate::error::StoreError;
 use crate::keys::{entry_key, node_key, read_id, split_prefix};
 use crate::purge::{Purge, trim_key};
@@ -43,7 +44,7 @@ impl Store {
         &self,
         batch: &mut OwnedWriteBatch,
         prefix: &[u8],
-        stream: &StoredStream,
+        stream: &mut StoredStream,
         through: StreamId,
         dropped: u64,
         added: &mut BTreeMap<StreamId, Vec<u8>>,
@@ -60,20 +61,28 @@ impl Store {
                 mark_deleted(v);
             }
         }
-        if kept_from <= through {
-            // The node cut into: at most one node's entries.
-            let from = entry_key(prefix, kept_from);
-            let end = entry_key(prefix, through);
-            for kv in self.ks.entries.range(from.as_slice()..=end.as_slice()) {
-                let (k, v) = kv.into_inner()?;
-                let Some(id) = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest)) else {
-                    continue;
-                };
-                if let std::collections::btree_map::Entry::Vacant(slot) = added.entry(id) {
-                    let mut v = v.to_vec();
-                    mark_deleted(&mut v);
-                    slot.insert(v);
+        let floor = stream.trim_floor();
+        // Entries at or below the floor were marked by an earlier trim.
+        let mark_from = match floor.marked {
+            None => Some(kept_from),
+            Some(marked) => marked.next().map(|m| m.max(kept_from)),
+        };
+        if let Some(mark_from) = mark_from
+            && mark_from <= through
+        {
+            // The node cut into: at most one node's entries, taken from memory when the
+            // node is there (a read of fjall opens every table it has).
+            match stream.resident_entries(kept_from, mark_from, through) {
+                Some(entries) => {
+                    for e in entries {
+                        if let Entry::Vacant(slot) = added.entry(e.id) {
+                            let mut v = encode_entry(&e.fields, e.id == kept_from);
+                            mark_deleted(&mut v);
+                            slot.insert(v);
+                        }
+                    }
                 }
+                None => self.mark_stored_entries(prefix, mark_from, through, added)?,
             }
         }
         // Every entry and node record below the first node kept goes.
@@ -84,9 +93,13 @@ impl Store {
             }
             None => Some(through),
         };
+        stream.propose_trim_floor(through, upto);
         let Some(upto) = upto else {
             return Ok(());
         };
+        if floor.gone >= Some(upto) {
+            return Ok(());
+        }
         let incarnation = stream.incarnation();
         // Under a pending purge of the stream, fjall may hold far more below the floor than
         // this trim dropped: a scan of it here would meet them all.
@@ -97,14 +110,42 @@ impl Store {
             removal.purges.push(purge);
             return Ok(());
         }
-        let end = entry_key(prefix, upto);
-        for kv in self.ks.entries.range(prefix..=end.as_slice()) {
+        // Records at or below the floor are gone: only tombstones are left there.
+        let from = floor.gone.and_then(StreamId::next);
+        let (start, end) = (from.map(|f| entry_key(prefix, f)), entry_key(prefix, upto));
+        let start = start.as_deref().unwrap_or(prefix);
+        for kv in self.ks.entries.range(start..=end.as_slice()) {
             batch.remove(&self.ks.entries, kv.key()?);
             removal.records += 1;
         }
-        let end = node_key(prefix, upto);
-        for kv in self.ks.nodes.range(prefix..=end.as_slice()) {
+        let (start, end) = (from.map(|f| node_key(prefix, f)), node_key(prefix, upto));
+        let start = start.as_deref().unwrap_or(prefix);
+        for kv in self.ks.nodes.range(start..=end.as_slice()) {
             batch.remove(&self.ks.nodes, kv.key()?);
+        }
+        Ok(())
+    }
+
+    /// Adds to `added` the records fjall holds from `from` through `through`, marked deleted
+    /// (those already in `added` stay as they are).
+    fn mark_stored_entries(
+        &self,
+        prefix: &[u8],
+        from: StreamId,
+        through: StreamId,
+        added: &mut BTreeMap<StreamId, Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let (from, end) = (entry_key(prefix, from), entry_key(prefix, through));
+        for kv in self.ks.entries.range(from.as_slice()..=end.as_slice()) {
+            let (k, v) = kv.into_inner()?;
+            let Some(id) = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest)) else {
+                continue;
+            };
+            if let Entry::Vacant(slot) = added.entry(id) {
+                let mut v = v.to_vec();
+                mark_deleted(&mut v);
+                slot.insert(v);
+            }
         }
         Ok(())
     }

@@ -265,6 +265,7 @@ impl Store {
         taken: Taken,
         committed: bool,
     ) {
+        stream.end_batch_trim(committed);
         if committed {
             stream.set_stored();
             // The batch wrote the stream record, IDMP state included.

@@ -60,6 +60,32 @@ pub struct StoredStream {
     /// reached memory but not the store): a reply that shows the stream waits until the store
     /// says that sequence is safe, so no reader is shown what the store could still lose.
     seq: u64,
+    /// How far committed trims already took the stream's records in fjall, so a trim reads
+    /// only what it newly drops: a scan from the stream's start would walk the tombstones of
+    /// every trim before it (XADD MAXLEN at a steady length slowed to milliseconds per call).
+    trim_floor: TrimFloor,
+    /// What the batch being built raises `trim_floor` to once committed.
+    trim_floor_next: Option<TrimFloor>,
+}
+
+/// The IDs below which a stream's entry records in fjall are already dealt with by trims.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TrimFloor {
+    /// Every entry record at or below it is removed or marked deleted.
+    pub marked: Option<StreamId>,
+    /// No entry or node record at or below it is left (or a purge is removing them).
+    pub gone: Option<StreamId>,
+}
+
+impl TrimFloor {
+    /// The floor after a trim that marked entries through `marked` and removed (or left to
+    /// the purge thread) every record through `gone`.
+    fn raised(self, marked: StreamId, gone: Option<StreamId>) -> TrimFloor {
+        TrimFloor {
+            marked: self.marked.max(Some(marked)),
+            gone: self.gone.max(gone),
+        }
+    }
 }
 
 /// The sequence of a stream whose memory holds a change the store refused: never safe.
@@ -429,9 +455,34 @@ impl StoredStream {
         self.incarnation
     }
 
-    /// Sets the number the store gave this stream's creation.
+    /// Sets the number the store gave this stream's creation. A new life may reuse IDs a
+    /// trim of the old one passed (XSETID moves the last ID back), so what trims reached is
+    /// forgotten: the next trim scans from the start once.
     pub(crate) fn set_incarnation(&mut self, n: u64) {
         self.incarnation = n;
+        self.trim_floor = TrimFloor::default();
+        self.trim_floor_next = None;
+    }
+
+    /// How far committed trims took the stream's records in fjall.
+    pub(crate) fn trim_floor(&self) -> TrimFloor {
+        self.trim_floor
+    }
+
+    /// Notes how far the trim the batch being built takes the records, for
+    /// [`StoredStream::end_batch_trim`].
+    pub(crate) fn propose_trim_floor(&mut self, marked: StreamId, gone: Option<StreamId>) {
+        let base = self.trim_floor_next.unwrap_or(self.trim_floor);
+        self.trim_floor_next = Some(base.raised(marked, gone));
+    }
+
+    /// Ends the batch's trim: its floor holds once the batch is committed.
+    pub(crate) fn end_batch_trim(&mut self, committed: bool) {
+        if let Some(next) = self.trim_floor_next.take()
+            && committed
+        {
+            self.trim_floor = next;
+        }
     }
 
     /// Whether fjall holds the stream's own record: written by a batch of its own, read back

@@ -142,6 +142,29 @@ impl Stream {
         Ok(entries)
     }
 
+    /// The entries from `from` through `through` of the node whose first entry is `master`
+    /// (tombstones included, flagged) when that node is in memory; None when it is cold or
+    /// gone.
+    pub fn resident_entries(
+        &self,
+        master: StreamId,
+        from: StreamId,
+        through: StreamId,
+    ) -> Option<Vec<StoredEntry>> {
+        let node = self.nodes.get(&master).filter(|n| !n.is_cold())?;
+        let entries = node
+            .iter(master)
+            .skip_while(|e| e.id < from)
+            .take_while(|e| e.id <= through)
+            .map(|e| StoredEntry {
+                id: e.id,
+                deleted: e.is_deleted(),
+                fields: node.fields(&e),
+            })
+            .collect();
+        Some(entries)
+    }
+
     /// What [`Stream::entries_from`] takes, as copies of the nodes holding it: copying
     /// nodes is cheap enough to do while the stream is held, and their entries can be
     /// encoded after it is let go.
