@@ -1,7 +1,7 @@
 //! Each command's changes: a plain append or a change to consumer groups alone goes to
 //! the tail log; anything else is one fjall batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::atomic::Ordering;
 
 use brooklet_streams::{IdmpConfig, Mutation, StreamId};
@@ -385,13 +385,26 @@ impl Store {
                         let Some(node) = stream.node_holding(*id) else {
                             continue;
                         };
-                        let k = entry_key(&prefix, *id);
-                        let value = match added.get_mut(id) {
-                            Some(v) => v,
-                            None => match self.ks.entries.get(&k)? {
-                                Some(v) => added.entry(*id).or_insert_with(|| v.to_vec()),
-                                None => continue,
-                            },
+                        let value = match added.entry(*id) {
+                            btree_map::Entry::Occupied(v) => v.into_mut(),
+                            btree_map::Entry::Vacant(slot) => {
+                                // From memory when the node is there: a read of fjall
+                                // searches every table it has.
+                                let stored = match stream.resident_entries(node.master, *id, *id) {
+                                    Some(mut e) => e
+                                        .pop()
+                                        .map(|e| encode_entry(&e.fields, e.id == node.master)),
+                                    None => self
+                                        .ks
+                                        .entries
+                                        .get(entry_key(&prefix, *id))?
+                                        .map(|v| v.to_vec()),
+                                };
+                                match stored {
+                                    Some(v) => slot.insert(v),
+                                    None => continue,
+                                }
+                            }
                         };
                         mark_deleted(value);
                         touched.push(node.master);
