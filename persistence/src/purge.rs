@@ -569,3 +569,54 @@ pub(crate) fn spawn(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Runs `next_compaction` on another thread; its answer, if it came within `wait`.
+    fn next_within(purges: &Arc<Purges>, wait: Duration) -> Option<bool> {
+        let (tx, rx) = mpsc::channel();
+        let p = purges.clone();
+        std::thread::spawn(move || tx.send(p.next_compaction()));
+        let got = rx.recv_timeout(wait).ok();
+        if got.is_none() {
+            purges.stop();
+            assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(false));
+        }
+        got
+    }
+
+    #[test]
+    fn removals_compact_at_most_once_a_second_explicit_requests_at_once() {
+        let purges = Arc::new(Purges::default());
+        // A compaction that started "now" as far as the next hour is concerned.
+        let recent = || Some(Instant::now() + Duration::from_secs(3600));
+        {
+            let mut g = purges.lock();
+            g.last_compaction = recent();
+            g.compact_auto = true;
+        }
+        // Held back (the stop ends the wait).
+        assert_eq!(next_within(&purges, Duration::from_millis(1500)), None);
+
+        let purges = Arc::new(Purges::default());
+        purges.lock().last_compaction = recent();
+        purges.request_compaction();
+        assert_eq!(next_within(&purges, Duration::from_secs(10)), Some(true));
+
+        // Once the second is up, a held request runs with nothing more removed.
+        let purges = Arc::new(Purges::default());
+        let before = Instant::now();
+        {
+            let mut g = purges.lock();
+            g.last_compaction = Some(before);
+            g.compact_auto = true;
+        }
+        assert_eq!(next_within(&purges, Duration::from_secs(10)), Some(true));
+        assert!(before.elapsed() >= AUTO_COMPACT_INTERVAL);
+        assert!(!purges.lock().compact_auto);
+    }
+}
