@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use brooklet_streams::StreamId;
+use brooklet_streams::{Stream, StreamId};
 use fjall::OwnedWriteBatch;
 
 use crate::codec::{encode_entry, mark_deleted};
@@ -70,20 +70,8 @@ impl Store {
         if let Some(mark_from) = mark_from
             && mark_from <= through
         {
-            // The node cut into: at most one node's entries, taken from memory when the
-            // node is there (a read of fjall opens every table it has).
-            match stream.resident_entries(kept_from, mark_from, through) {
-                Some(entries) => {
-                    for e in entries {
-                        if let Entry::Vacant(slot) = added.entry(e.id) {
-                            let mut v = encode_entry(&e.fields, e.id == kept_from);
-                            mark_deleted(&mut v);
-                            slot.insert(v);
-                        }
-                    }
-                }
-                None => self.mark_stored_entries(prefix, mark_from, through, added)?,
-            }
+            // The node cut into: at most one node's entries.
+            self.add_deleted_entries(prefix, stream, kept_from, mark_from, through, added)?;
         }
         // Every entry and node record below the first node kept goes.
         let upto = match first_kept {
@@ -126,25 +114,34 @@ impl Store {
         Ok(())
     }
 
-    /// Adds to `added` the records fjall holds from `from` through `through`, marked deleted
-    /// (those already in `added` stay as they are).
-    fn mark_stored_entries(
+    /// Adds to `added` the entries from `from` through `through` of the node whose first
+    /// entry is `master`, marked deleted (those already in `added` stay as they are). They
+    /// are encoded from the node when it is in memory, and read from fjall only when it is
+    /// cold: a read of fjall searches every table it has.
+    pub(super) fn add_deleted_entries(
         &self,
         prefix: &[u8],
+        stream: &Stream,
+        master: StreamId,
         from: StreamId,
         through: StreamId,
         added: &mut BTreeMap<StreamId, Vec<u8>>,
     ) -> Result<(), StoreError> {
+        if let Some(entries) = stream.resident_entries(master, from, through) {
+            for e in entries {
+                if let Entry::Vacant(slot) = added.entry(e.id) {
+                    slot.insert(deleted(encode_entry(&e.fields, e.id == master)));
+                }
+            }
+            return Ok(());
+        }
         let (from, end) = (entry_key(prefix, from), entry_key(prefix, through));
         for kv in self.ks.entries.range(from.as_slice()..=end.as_slice()) {
             let (k, v) = kv.into_inner()?;
-            let Some(id) = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest)) else {
-                continue;
-            };
-            if let Entry::Vacant(slot) = added.entry(id) {
-                let mut v = v.to_vec();
-                mark_deleted(&mut v);
-                slot.insert(v);
+            if let Some(id) = split_prefix(&k).and_then(|(_, _, rest)| read_id(rest))
+                && let Entry::Vacant(slot) = added.entry(id)
+            {
+                slot.insert(deleted(v.to_vec()));
             }
         }
         Ok(())
@@ -213,4 +210,10 @@ impl Store {
             self.purges.add(purge);
         }
     }
+}
+
+/// An entry record, marked deleted.
+fn deleted(mut value: Vec<u8>) -> Vec<u8> {
+    mark_deleted(&mut value);
+    value
 }

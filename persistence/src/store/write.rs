@@ -1,7 +1,7 @@
 //! Each command's changes: a plain append or a change to consumer groups alone goes to
 //! the tail log; anything else is one fjall batch.
 
-use std::collections::{BTreeMap, btree_map};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use brooklet_streams::{IdmpConfig, Mutation, StreamId};
@@ -385,29 +385,14 @@ impl Store {
                         let Some(node) = stream.node_holding(*id) else {
                             continue;
                         };
-                        let value = match added.entry(*id) {
-                            btree_map::Entry::Occupied(v) => v.into_mut(),
-                            btree_map::Entry::Vacant(slot) => {
-                                // From memory when the node is there: a read of fjall
-                                // searches every table it has.
-                                let stored = match stream.resident_entries(node.master, *id, *id) {
-                                    Some(mut e) => e
-                                        .pop()
-                                        .map(|e| encode_entry(&e.fields, e.id == node.master)),
-                                    None => self
-                                        .ks
-                                        .entries
-                                        .get(entry_key(&prefix, *id))?
-                                        .map(|v| v.to_vec()),
-                                };
-                                match stored {
-                                    Some(v) => slot.insert(v),
-                                    None => continue,
-                                }
-                            }
+                        let master = node.master;
+                        self.add_deleted_entries(&prefix, stream, master, *id, *id, &mut added)?;
+                        // Already in the batch (a logged append), or found: marked either way.
+                        let Some(value) = added.get_mut(id) else {
+                            continue;
                         };
                         mark_deleted(value);
-                        touched.push(node.master);
+                        touched.push(master);
                     }
                 }
                 Mutation::NodeDropped { master, last } => {
